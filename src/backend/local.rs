@@ -1,0 +1,378 @@
+//! The embedded default backend: a private cluster made with `initdb` and
+//! `pg_ctl` from locally installed PostgreSQL binaries.
+//!
+//! The cluster lives in a private temp dir (0700) holding the data dir, the
+//! unix socket and the server log. It listens on that socket and on
+//! 127.0.0.1 only, with a random scram-sha-256 password. `initdb` refuses to
+//! run as root, so when we are root the server runs as the unprivileged
+//! `postgres` user Debian creates. A server started by `pg_ctl` puts itself
+//! in its own session (pg_ctl calls setsid), so neither a terminal's Ctrl-C
+//! nor killing our children reaches it: cleanup is an explicit `pg_ctl stop`
+//! plus removing the dir, with `Drop` as a backstop.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{self, ConnInfo, Secret};
+use crate::error::{Error, Result};
+use crate::process::{ChildCommand, ChildError, RunAs};
+
+/// The superuser initdb creates; also the role the rehearsal connects as.
+const SUPERUSER: &str = "rehearse";
+/// The database the dump is restored into.
+const DATABASE: &str = "rehearse";
+/// A file in every cluster dir, so `rehearse cleanup` can tell ours apart.
+pub const MARKER_FILE: &str = "rehearse.marker";
+
+/// A directory of PostgreSQL server binaries and the version they are.
+#[derive(Debug, Clone)]
+pub struct PgBin {
+    pub dir: PathBuf,
+    /// Full version, e.g. "15.18".
+    pub version: String,
+    pub major: u32,
+}
+
+impl PgBin {
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Finds server binaries: `explicit` (`--pg-bin` / `postgres.pg_bin`), then
+/// `pg_config --bindir`, then PATH, then the newest `/usr/lib/postgresql/*/bin`.
+pub async fn find_binaries(explicit: Option<&Path>, cancel: &CancellationToken) -> Result<PgBin> {
+    if let Some(dir) = explicit {
+        if !dir.join("initdb").is_file() {
+            return Err(Error::bad_input(format!(
+                "--pg-bin {} holds no initdb: point it at a PostgreSQL bin directory such as /usr/lib/postgresql/15/bin",
+                dir.display()
+            )));
+        }
+        return describe_binaries(dir, cancel).await;
+    }
+    for dir in candidate_dirs(cancel).await {
+        if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+            return describe_binaries(&dir, cancel).await;
+        }
+    }
+    Err(Error::environment(
+        "no PostgreSQL server binaries found (looked for initdb via pg_config --bindir, PATH and /usr/lib/postgresql/*/bin): \
+         install them with `sudo apt-get install postgresql-15` (or `make deps`), or pass --pg-bin DIR",
+    ))
+}
+
+async fn candidate_dirs(cancel: &CancellationToken) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(out) = ChildCommand::new("pg_config").arg("--bindir").deadline(Duration::from_secs(10)).run(cancel).await {
+        dirs.push(PathBuf::from(out.stdout.trim()));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .collect();
+    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.extend(versioned.into_iter().map(|(_, d)| d));
+    dirs
+}
+
+async fn describe_binaries(dir: &Path, cancel: &CancellationToken) -> Result<PgBin> {
+    let out = ChildCommand::new(dir.join("initdb"))
+        .arg("--version")
+        .deadline(Duration::from_secs(10))
+        .run(cancel)
+        .await
+        .map_err(|e| Error::environment_because(format!("cannot run {}/initdb --version", dir.display()), e))?;
+    // "initdb (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    let version = out
+        .stdout
+        .split(") ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("")
+        .to_string();
+    let major = version.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| {
+        Error::environment(format!("cannot tell the version of {}/initdb from {:?}", dir.display(), out.stdout.trim()))
+    })?;
+    Ok(PgBin { dir: dir.to_path_buf(), version, major })
+}
+
+/// A running private cluster. Call `stop` (or `keep`); `Drop` is only a backstop.
+#[derive(Debug)]
+pub struct LocalCluster {
+    bin: PgBin,
+    root: PathBuf,
+    run_as: Option<RunAs>,
+    conn: ConnInfo,
+    stopped: bool,
+}
+
+impl LocalCluster {
+    pub async fn start(bin: PgBin, cancel: &CancellationToken) -> Result<LocalCluster> {
+        let run_as = server_user()?;
+        let root = tempfile::Builder::new()
+            .prefix("rehearse-")
+            .tempdir()
+            .map_err(|e| Error::environment_because("cannot create a private temp dir for the throwaway cluster (check TMPDIR)", e))?
+            .keep();
+        let password = Secret::generate();
+        let mut cluster = LocalCluster {
+            conn: ConnInfo {
+                host: root.display().to_string(),
+                port: 0,
+                user: SUPERUSER.into(),
+                password,
+                dbname: DATABASE.into(),
+                admin_dbname: "postgres".into(),
+            },
+            bin,
+            root,
+            run_as,
+            stopped: false,
+        };
+        // From here on, an error drops `cluster`, whose Drop removes the dir.
+        cluster.init(cancel).await?;
+        cluster.boot(cancel).await?;
+        Ok(cluster)
+    }
+
+    pub fn conn(&self) -> &ConnInfo {
+        &self.conn
+    }
+
+    pub fn bin(&self) -> &PgBin {
+        &self.bin
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+
+    async fn init(&mut self, cancel: &CancellationToken) -> Result<()> {
+        std::fs::write(self.root.join(MARKER_FILE), format!("pid={}\n", std::process::id()))
+            .map_err(|e| Error::environment_because(format!("cannot write to {}", self.root.display()), e))?;
+        let pwfile = self.root.join("pwfile");
+        write_private(&pwfile, self.conn.password.expose())?;
+        // A pgpass file for `--keep`: connect without ever seeing the password.
+        write_private(
+            &self.root.join("pgpass"),
+            &format!("*:*:*:{}:{}\n", SUPERUSER, self.conn.password.expose()),
+        )?;
+        if let Some(who) = &self.run_as {
+            for path in [self.root.clone(), pwfile.clone(), self.root.join(MARKER_FILE)] {
+                std::os::unix::fs::chown(&path, Some(who.uid), Some(who.gid)).map_err(|e| {
+                    Error::environment_because(format!("cannot hand {} to the {} user", path.display(), who.name), e)
+                })?;
+            }
+        }
+        let result = ChildCommand::new(self.bin.tool("initdb"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-U", SUPERUSER, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C"])
+            // A throwaway cluster needs no fsync at creation; durability is set later.
+            .arg("--no-sync")
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .cwd(&self.root)
+            .run_as(self.run_as.as_ref())
+            .deadline(Duration::from_secs(120))
+            .run(cancel)
+            .await;
+        let _ = std::fs::remove_file(&pwfile);
+        result.map_err(|e| self.child_error("initdb could not create the throwaway cluster", e))?;
+        let conf = self.data_dir().join("postgresql.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(|e| Error::environment_because(format!("cannot edit {}", conf.display()), e))?;
+        writeln!(f, "\n# rehearse: connection and observation settings\ninclude 'rehearse.conf'")
+            .map_err(|e| Error::environment_because(format!("cannot edit {}", conf.display()), e))?;
+        Ok(())
+    }
+
+    /// Starts the server on a free loopback port, retrying when another
+    /// process grabs the port between our probe and the server's bind.
+    async fn boot(&mut self, cancel: &CancellationToken) -> Result<()> {
+        let mut last_error = None;
+        for _ in 0..3 {
+            self.conn.port = free_port()?;
+            self.write_server_conf()?;
+            match self.pg_ctl(&["-w", "-t", "60", "start"], cancel).await {
+                Ok(()) => {
+                    let client =
+                        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await?;
+                    client
+                        .batch_execute(&format!("CREATE DATABASE {}", db::quote_ident(DATABASE)))
+                        .await
+                        .map_err(|e| Error::environment_because("cannot create the rehearsal database", e))?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+                    if !log.contains("could not bind") && !log.contains("already in use") {
+                        return Err(e);
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.expect("three attempts were made"))
+    }
+
+    fn write_server_conf(&self) -> Result<()> {
+        // Each line's why: loopback and a private socket only (prod data);
+        // pg_stat_statements must be preloaded for statement observation;
+        // logging to server.log (pg_ctl -l) so errors can be quoted.
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\n\
+             port = {port}\n\
+             unix_socket_directories = '{socket}'\n\
+             unix_socket_permissions = 0700\n\
+             shared_preload_libraries = 'pg_stat_statements'\n\
+             pg_stat_statements.track = all\n\
+             track_io_timing = on\n\
+             logging_collector = off\n",
+            port = self.conn.port,
+            socket = self.root.display().to_string().replace('\'', "''"),
+        );
+        let path = self.data_dir().join("rehearse.conf");
+        std::fs::write(&path, conf).map_err(|e| Error::environment_because(format!("cannot write {}", path.display()), e))
+    }
+
+    async fn pg_ctl(&self, args: &[&str], cancel: &CancellationToken) -> Result<()> {
+        ChildCommand::new(self.bin.tool("pg_ctl"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.log_file())
+            .args(args)
+            .cwd(&self.root)
+            .run_as(self.run_as.as_ref())
+            .deadline(Duration::from_secs(90))
+            .run(cancel)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.child_error(&format!("pg_ctl {} failed", args.last().unwrap_or(&"")), e))
+    }
+
+    fn child_error(&self, what: &str, e: ChildError) -> Error {
+        if matches!(e, ChildError::Cancelled { .. }) {
+            return Error::Interrupted;
+        }
+        let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+        let mut message = what.to_string();
+        if !tail.is_empty() {
+            message.push_str(&format!("; server log:\n{}", tail.join("\n")));
+        }
+        Error::environment_because(message, e)
+    }
+
+    /// Restarts the server (for settings that only take effect at start).
+    pub async fn restart(&mut self, cancel: &CancellationToken) -> Result<()> {
+        self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "restart"], cancel).await?;
+        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await.map(|_| ())
+    }
+
+    /// Stops the server and deletes every file of the cluster.
+    pub async fn stop(mut self) -> Result<()> {
+        self.stopped = true;
+        // Cleanup must not be cancelled by a second Ctrl-C: use a token nobody cancels.
+        let never = CancellationToken::new();
+        let fast = self.pg_ctl(&["-m", "fast", "-w", "-t", "30", "stop"], &never).await;
+        if fast.is_err() {
+            let _ = self.pg_ctl(&["-m", "immediate", "-w", "-t", "30", "stop"], &never).await;
+        }
+        std::fs::remove_dir_all(&self.root).map_err(|e| {
+            Error::environment_because(format!("could not remove the throwaway cluster dir {}", self.root.display()), e)
+        })
+    }
+
+    /// Leaves the server running and returns how to reach and stop it.
+    pub fn keep(mut self) -> String {
+        self.stopped = true;
+        let as_user = self.run_as.as_ref().map(|w| format!("runuser -u {} -- ", w.name)).unwrap_or_default();
+        format!(
+            "The throwaway server is still running (--keep). Connect with:\n  \
+             PGPASSFILE={root}/pgpass psql \"{conn}\"\n\
+             (the password is in {root}/pgpass). Stop and delete it with:\n  \
+             {as_user}{pg_ctl} -D {root}/data stop && rm -rf {root}",
+            root = self.root.display(),
+            conn = self.conn.masked(DATABASE),
+            pg_ctl = self.bin.tool("pg_ctl").display(),
+        )
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        // Backstop for a panic or an early return: synchronous, immediate stop.
+        let mut cmd = std::process::Command::new(self.bin.tool("pg_ctl"));
+        cmd.arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w", "-t", "20", "stop"]);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .current_dir(&self.root);
+        if let Some(who) = &self.run_as {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(who.uid).gid(who.gid);
+        }
+        if self.data_dir().join("postmaster.pid").exists() {
+            let _ = cmd.status();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// When we are root, the server must run as an unprivileged user.
+fn server_user() -> Result<Option<RunAs>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    match nix::unistd::User::from_name("postgres") {
+        Ok(Some(user)) => Ok(Some(RunAs { name: user.name, uid: user.uid.as_raw(), gid: user.gid.as_raw() })),
+        _ => Err(Error::environment(
+            "running as root, and PostgreSQL refuses to run as root, but there is no `postgres` user to run it as: \
+             install Debian's postgresql package (it creates the user), `useradd --system postgres`, or run rehearse as a normal user",
+        )),
+    }
+}
+
+fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::environment_because("cannot find a free port on 127.0.0.1", e))
+}
+
+fn write_private(path: &Path, content: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::environment_because(format!("cannot write {}", path.display()), e))?;
+    f.write_all(content.as_bytes())
+        .map_err(|e| Error::environment_because(format!("cannot write {}", path.display()), e))?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    Ok(())
+}

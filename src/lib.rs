@@ -1,0 +1,23 @@
+//! rehearse: rehearse PostgreSQL schema migrations on a throwaway copy of
+//! production. The binary is a thin shell around `cli::main`; everything
+//! else is this library, one module per pipeline stage.
+
+pub mod backend;
+pub mod budget;
+pub mod catalog;
+pub mod cli;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod migrations;
+pub mod plan;
+pub mod prepare;
+pub mod process;
+pub mod progress;
+pub mod report;
+pub mod restore;
+pub mod run;
+pub mod scenario;
+pub mod signals;
+
+pub use error::{Error, Result};

@@ -1,0 +1,127 @@
+//! Server settings around the restore: fast and unsafe while restoring, then
+//! `VACUUM ANALYZE`, `CHECKPOINT`, and durable, prod-like settings for the
+//! rehearsal so timings and WAL are those production would see.
+//!
+//! Every fast setting is reloadable (context `sighup` or `user` in
+//! pg_settings, PostgreSQL 9.5+), so no restart is needed to switch back.
+//! `wal_level = minimal` would make restores faster still, but it needs a
+//! restart and `max_wal_senders = 0`, and changes what WAL the rehearsal
+//! writes, so it is not used.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Throwaway;
+use crate::catalog;
+use crate::db::{self, describe_pg_error, quote_ident, quote_literal};
+use crate::error::{Error, Result};
+
+/// Settings for the restore only: no durability, no autovacuum, big memory for index builds.
+pub const FAST_RESTORE: &[(&str, &str)] = &[
+    ("fsync", "off"),
+    ("full_page_writes", "off"),
+    ("synchronous_commit", "off"),
+    ("autovacuum", "off"),
+    ("maintenance_work_mem", "1GB"),
+    ("max_wal_size", "16GB"),
+    ("checkpoint_timeout", "1h"),
+];
+
+/// Settings shown in the report's environment section.
+pub const REPORTED: &[&str] = &[
+    "server_version",
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "fsync",
+    "full_page_writes",
+    "synchronous_commit",
+    "wal_level",
+    "autovacuum",
+];
+
+async fn alter_system(client: &Client, name: &str, value: Option<&str>) -> Result<(), tokio_postgres::Error> {
+    let sql = match value {
+        Some(v) => format!("ALTER SYSTEM SET {} = {}", quote_ident(name), quote_literal(v)),
+        None => format!("ALTER SYSTEM RESET {}", quote_ident(name)),
+    };
+    client.batch_execute(&sql).await
+}
+
+/// Switches the server to the fast restore settings.
+pub async fn fast_restore_settings(admin: &Client) -> Result<()> {
+    for (name, value) in FAST_RESTORE {
+        alter_system(admin, name, Some(value))
+            .await
+            .map_err(|e| Error::environment_because(format!("cannot set {name} for the restore"), e))?;
+    }
+    reload(admin, "fsync", "off").await
+}
+
+/// VACUUM ANALYZE, CHECKPOINT, then durable settings plus the scenario's,
+/// checked to have taken effect (restarting the server when one needs it).
+pub async fn prepare(
+    server: &mut Throwaway,
+    db: &Client,
+    settings: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let env = |e| Error::environment_because("preparing the restored database failed", e);
+    db.batch_execute("VACUUM ANALYZE").await.map_err(env)?;
+    db.batch_execute("CHECKPOINT").await.map_err(env)?;
+    for (name, _) in FAST_RESTORE {
+        alter_system(db, name, None).await.map_err(env)?;
+    }
+    for (name, value) in settings {
+        alter_system(db, name, Some(value)).await.map_err(|e| {
+            Error::bad_input(format!(
+                "postgres.settings.{name} = {value:?} was refused by the server: {}",
+                describe_pg_error(&e)
+            ))
+        })?;
+    }
+    reload(db, "fsync", "on").await?;
+    let unapplied = catalog::unapplied_file_settings(db).await.map_err(env)?;
+    let needs_restart = catalog::pending_restart(db).await.map_err(env)?;
+    if !needs_restart.is_empty() {
+        server.restart(cancel).await?;
+    } else if let Some((name, why)) = unapplied.first() {
+        return Err(Error::bad_input(format!("postgres.settings.{name} could not be applied: {why}")));
+    }
+    Ok(started.elapsed())
+}
+
+/// Reloads the configuration and waits until `probe` reads `expected`, since
+/// pg_reload_conf only signals the postmaster and returns at once.
+async fn reload(client: &Client, probe: &str, expected: &str) -> Result<()> {
+    client
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .map_err(|e| Error::environment_because("cannot reload the server configuration", e))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = catalog::settings(client, &[probe])
+            .await
+            .map_err(|e| Error::environment_because("cannot read server settings", e))?;
+        if now.first().map(|(_, v)| v.as_str()) == Some(expected) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::environment(format!(
+                "the server did not pick up {probe} = {expected} within 10s of a configuration reload"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reconnects after a restart: the old connections are gone.
+pub async fn reconnect(server: &Throwaway, app: &str) -> Result<Client> {
+    let conn = server.conn();
+    db::connect_when_ready(conn, &conn.dbname, app, Duration::from_secs(30)).await
+}

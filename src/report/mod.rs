@@ -1,0 +1,93 @@
+//! Reports: one model (`model.rs`), one writer per format, written atomically.
+
+mod markdown;
+mod model;
+mod table;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use markdown::render as render_markdown;
+pub use model::*;
+pub use table::render as render_table;
+
+use crate::error::{Error, Result};
+use crate::scenario::ReportFormat;
+
+/// Writes the file formats among `formats` into `dir`; returns the paths.
+/// Each file is written to a temp file in `dir` and renamed, so a reader
+/// never sees half a report. Files are private to the user (0600).
+pub fn write_files(report: &Report, dir: &Path, formats: &[ReportFormat]) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for format in formats {
+        let (name, body) = match format {
+            ReportFormat::Markdown => ("report.md", render_markdown(report)),
+            ReportFormat::Json => ("report.json", render_json(report)),
+            ReportFormat::Table => continue,
+        };
+        let path = dir.join(name);
+        write_atomically(&path, body.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+pub fn render_json(report: &Report) -> String {
+    let mut text = serde_json::to_string_pretty(report).expect("the report model always serializes");
+    text.push('\n');
+    text
+}
+
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| {
+        Error::environment_because(format!("cannot write report {} (check report.dir or --out)", path.display()), e)
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+/// `850ms`, `12.3s`, `4m 05s`, `1h 02m`.
+pub fn format_ms(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m {:02}s", ms / 60_000, (ms / 1000) % 60),
+        _ => format!("{}h {:02}m", ms / 3_600_000, (ms / 60_000) % 60),
+    }
+}
+
+/// Sizes in Postgres's units (1 kB = 1024 bytes): `512 B`, `8.0 kB`, `1.2 GB`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(format_ms(850), "850ms");
+        assert_eq!(format_ms(12_340), "12.3s");
+        assert_eq!(format_ms(245_000), "4m 05s");
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(8192), "8.0 kB");
+        assert_eq!(format_bytes(3 << 30), "3.0 GB");
+    }
+}

@@ -1,0 +1,65 @@
+//! The terminal table: one row per migration, then the run's verdict.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
+
+use super::{format_bytes, format_ms, MigrationStatus, Report};
+
+pub fn render(report: &Report) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec!["#", "Migration", "Status", "Time", "WAL"]);
+    for (i, m) in report.migrations.iter().enumerate() {
+        let ran = m.status != MigrationStatus::Skipped;
+        let status = if m.budget_breaches.is_empty() {
+            m.status.as_str().to_string()
+        } else {
+            format!("{} (over budget)", m.status.as_str())
+        };
+        table.add_row(vec![
+            Cell::new(i + 1).set_alignment(CellAlignment::Right),
+            Cell::new(&m.id),
+            Cell::new(status),
+            Cell::new(if ran { format_ms(m.duration_ms) } else { "-".into() }).set_alignment(CellAlignment::Right),
+            Cell::new(if ran { format_bytes(m.wal.bytes) } else { "-".into() }).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    if let Some(c) = table.column_mut(1) {
+        c.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(comfy_table::Width::Fixed(60)));
+    }
+    let mut out = table.to_string();
+    out.push('\n');
+    out.push_str(&verdict(report));
+    out.push('\n');
+    out
+}
+
+/// One line saying how the run ended, for the terminal and the Markdown.
+pub fn verdict(report: &Report) -> String {
+    let t = &report.totals;
+    let summary = format!(
+        "{} applied, {} failed, {} skipped; migrations took {}, wrote {} of WAL",
+        t.applied,
+        t.failed,
+        t.skipped,
+        format_ms(t.duration_ms),
+        format_bytes(t.wal_bytes)
+    );
+    match report.status {
+        super::RunStatus::Passed => format!("PASSED: {summary}."),
+        super::RunStatus::BudgetExceeded => format!("BUDGET EXCEEDED: {summary}."),
+        super::RunStatus::Failed => match &report.error {
+            Some(e) => format!(
+                "FAILED during {}: {}",
+                report.stopped_at_stage.as_deref().unwrap_or("the run"),
+                e.lines().next().unwrap_or("")
+            ),
+            None => format!("FAILED: {summary}."),
+        },
+        super::RunStatus::Interrupted => format!(
+            "INTERRUPTED during {}: {summary}.",
+            report.stopped_at_stage.as_deref().unwrap_or("the run")
+        ),
+    }
+}

@@ -1,0 +1,308 @@
+//! The pipeline: provision → restore → prepare → discover → rehearse each →
+//! report. Whatever happens after provisioning, the throwaway server is
+//! cleaned up (or kept, with `--keep`) and a report is written.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Throwaway;
+use crate::catalog;
+use crate::db;
+use crate::error::{exit, Error, Result};
+use crate::events::{Event, EventSink, Stage};
+use crate::migrations::MigrationSource;
+use crate::plan::Plan;
+use crate::prepare;
+use crate::report::{self, MigrationReport, MigrationStatus, Report, RunStatus, Setting, StageTime, Wal};
+use crate::restore;
+use crate::signals::Supervisor;
+
+/// What a run produced: the report, the files written, and the exit code.
+pub struct Outcome {
+    pub report: Report,
+    pub exit_code: i32,
+    /// The terminal table, when the `table` format was asked for.
+    pub table: Option<String>,
+    pub files: Vec<PathBuf>,
+    /// How to reach the server left running by `--keep`.
+    pub kept: Option<String>,
+    /// Why the run stopped early, if it did.
+    pub error: Option<Error>,
+}
+
+/// Runs a resolved plan. Never returns early without cleaning up.
+pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outcome {
+    let started = Instant::now();
+    let cancel = sup.token();
+    let mut report = new_report(plan);
+    let dump = plan.dump.clone();
+    let fingerprint = tokio::task::spawn_blocking(move || restore::fingerprint(&dump));
+
+    let mut stopped: Option<(Stage, Error)> = None;
+    let mut kept = None;
+    match MigrationSource::from_plan(&plan.migrations) {
+        Err(e) => stopped = Some((Stage::Discover, e)),
+        Ok(source) => {
+            let t = Instant::now();
+            events.emit(Event::StageStarted { stage: Stage::Provision, detail: report.postgres.backend.clone() });
+            match interruptible(cancel, Throwaway::provision(&plan.backend, cancel)).await {
+                Err(e) => stopped = Some((Stage::Provision, e)),
+                Ok(mut server) => {
+                    finish_stage(events, &mut report, Stage::Provision, t, String::new());
+                    if let Err(failure) = rehearse(&mut server, &source, plan, events, cancel, &mut report).await {
+                        stopped = Some(failure);
+                    }
+                    if plan.keep {
+                        kept = Some(server.keep());
+                    } else {
+                        let t = Instant::now();
+                        events.emit(Event::StageStarted { stage: Stage::Cleanup, detail: "stopping the throwaway server".into() });
+                        match server.cleanup().await {
+                            Ok(()) => finish_stage(events, &mut report, Stage::Cleanup, t, String::new()),
+                            Err(e) => events.emit(Event::Note(e.render())),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    if let Ok(Ok((bytes, sha))) = fingerprint.await {
+        report.dump.bytes = bytes;
+        report.dump.sha256 = Some(sha);
+    }
+    finish_report(plan, &mut report, stopped.as_ref(), started.elapsed());
+    let exit_code = match &stopped {
+        Some((_, e)) => e.exit_code(),
+        None => match report.status {
+            RunStatus::Passed => exit::OK,
+            RunStatus::BudgetExceeded => exit::BUDGET_BREACHED,
+            RunStatus::Failed => exit::MIGRATION_FAILED,
+            RunStatus::Interrupted => exit::INTERRUPTED,
+        },
+    };
+
+    let mut error = stopped.map(|(_, e)| e);
+    let files = match report::write_files(&report, &plan.report.dir, &plan.report.formats) {
+        Ok(files) => files,
+        Err(e) => {
+            error.get_or_insert(e);
+            Vec::new()
+        }
+    };
+    let table = plan.report.formats.contains(&crate::scenario::ReportFormat::Table).then(|| report::render_table(&report));
+    Outcome { exit_code: error.as_ref().map(Error::exit_code).unwrap_or(exit_code), report, table, files, kept, error }
+}
+
+/// Restore, prepare, discover and rehearse on a provisioned server.
+async fn rehearse(
+    server: &mut Throwaway,
+    source: &MigrationSource,
+    plan: &Plan,
+    events: &dyn EventSink,
+    cancel: &CancellationToken,
+    report: &mut Report,
+) -> Result<(), (Stage, Error)> {
+    let conn = server.conn().clone();
+    let ready = Duration::from_secs(30);
+
+    let t = Instant::now();
+    let stage = Stage::Restore;
+    events.emit(Event::StageStarted {
+        stage,
+        detail: format!("{} ({:?}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs),
+    });
+    let admin = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
+    prepare::fast_restore_settings(&admin).await.map_err(|e| (stage, e))?;
+    let restored = interruptible(
+        cancel,
+        restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
+    )
+    .await
+    .map_err(|e| (stage, e))?;
+    report.restore.duration_ms = millis(restored.duration);
+    report.restore.jobs = restored.jobs;
+    report.restore.roles_created = restored.roles_created;
+    finish_stage(events, report, stage, t, String::new());
+
+    let t = Instant::now();
+    let stage = Stage::Prepare;
+    events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT, prod-like settings".into() });
+    interruptible(cancel, prepare::prepare(server, &admin, &plan.settings, cancel)).await.map_err(|e| (stage, e))?;
+    drop(admin);
+    let observer = prepare::reconnect(server, "rehearse-observer").await.map_err(|e| (stage, e))?;
+    let env = |e| (stage, Error::environment_because("cannot read the restored database's catalog", e));
+    report.postgres.version = Some(catalog::server_version(&observer).await.map_err(env)?);
+    report.postgres.settings = catalog::settings(&observer, &prepare::REPORTED[1..])
+        .await
+        .map_err(env)?
+        .into_iter()
+        .map(|(name, value)| Setting { name, value })
+        .collect();
+    report.dump.tables = catalog::table_sizes(&observer)
+        .await
+        .map_err(env)?
+        .into_iter()
+        .map(|t| report::TableInfo { name: t.name, rows: t.rows, bytes: t.bytes })
+        .collect();
+    report.dump.database_bytes = Some(catalog::database_size(&observer).await.map_err(env)?);
+    finish_stage(events, report, stage, t, String::new());
+
+    let t = Instant::now();
+    let stage = Stage::Discover;
+    events.emit(Event::StageStarted { stage, detail: format!("pending {} migrations", source.tool()) });
+    let pending = source.pending(&observer).await.map_err(|e| (stage, e))?;
+    report.migrations = pending
+        .iter()
+        .map(|m| MigrationReport {
+            id: m.id.clone(),
+            description: m.description.clone(),
+            version: m.version.clone(),
+            file: Some(m.file.display().to_string()),
+            status: MigrationStatus::Skipped,
+            duration_ms: 0,
+            wal: Wal::default(),
+            statements: Vec::new(),
+            budget_breaches: Vec::new(),
+            error: None,
+        })
+        .collect();
+    finish_stage(events, report, stage, t, format!("{} pending", pending.len()));
+    if pending.is_empty() {
+        events.emit(Event::Note("no pending migrations: the dump already has every migration in the folder".into()));
+    }
+
+    let t = Instant::now();
+    let stage = Stage::Rehearse;
+    let runner = db::connect_when_ready(&conn, &conn.dbname, "rehearse-migration", ready).await.map_err(|e| (stage, e))?;
+    let total = pending.len();
+    let wal_err = |e| (stage, Error::environment_because("cannot read the WAL position", e));
+    for (i, migration) in pending.iter().enumerate() {
+        events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
+        let before = catalog::wal_position(&observer).await.map_err(wal_err)?;
+        let applied = source.apply(migration, &runner, cancel).await;
+        let after = catalog::wal_position(&observer).await.map_err(wal_err)?;
+        let m = &mut report.migrations[i];
+        m.duration_ms = millis(applied.duration);
+        m.wal.bytes = after.saturating_sub(before);
+        m.statements = applied.statements;
+        m.status = match (&applied.error, applied.interrupted) {
+            (_, true) => MigrationStatus::Interrupted,
+            (Some(_), false) => MigrationStatus::Failed,
+            (None, false) => MigrationStatus::Applied,
+        };
+        m.error = applied.error;
+        m.budget_breaches = plan.budgets.check_migration(m);
+        events.emit(Event::MigrationFinished {
+            index: i + 1,
+            total,
+            id: migration.id.clone(),
+            status: m.status,
+            elapsed: applied.duration,
+        });
+        if applied.interrupted {
+            return Err((stage, Error::Interrupted));
+        }
+        if m.status == MigrationStatus::Failed {
+            break;
+        }
+    }
+    finish_stage(events, report, stage, t, String::new());
+    Ok(())
+}
+
+/// Runs `work` unless the run is cancelled first; dropping `work` then
+/// drops its children (kill_on_drop) and any half-made server (Drop backstop).
+async fn interruptible<T>(cancel: &CancellationToken, work: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = cancel.cancelled() => Err(Error::Interrupted),
+    }
+}
+
+fn finish_stage(events: &dyn EventSink, report: &mut Report, stage: Stage, started: Instant, detail: String) {
+    let elapsed = started.elapsed();
+    report.stages.push(StageTime { stage: stage.as_str().into(), duration_ms: millis(elapsed) });
+    events.emit(Event::StageFinished { stage, elapsed, detail });
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn new_report(plan: &Plan) -> Report {
+    Report {
+        schema: report::SCHEMA.into(),
+        rehearse_version: env!("CARGO_PKG_VERSION").into(),
+        scenario: plan.name.clone(),
+        status: RunStatus::Passed,
+        started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        finished_at: None,
+        stopped_at_stage: None,
+        error: None,
+        postgres: report::PostgresInfo {
+            version: None,
+            backend: match &plan.backend {
+                crate::plan::BackendPlan::Local { .. } => "local".into(),
+            },
+            settings: Vec::new(),
+            scenario_settings: plan.settings.iter().map(|(n, v)| Setting { name: n.clone(), value: v.clone() }).collect(),
+        },
+        machine: report::MachineInfo {
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            memory_bytes: memory_bytes(),
+        },
+        dump: report::DumpInfo {
+            path: plan.dump.display().to_string(),
+            format: Some(plan.dump_format),
+            ..Default::default()
+        },
+        restore: Default::default(),
+        stages: Vec::new(),
+        migrations: Vec::new(),
+        totals: Default::default(),
+        budget_breaches: Vec::new(),
+    }
+}
+
+fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&(Stage, Error)>, elapsed: Duration) {
+    report.finished_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
+    let ms = &report.migrations;
+    report.totals = report::Totals {
+        duration_ms: ms.iter().map(|m| m.duration_ms).sum(),
+        wal_bytes: ms.iter().map(|m| m.wal.bytes).sum(),
+        applied: ms.iter().filter(|m| m.status == MigrationStatus::Applied).count(),
+        failed: ms.iter().filter(|m| m.status == MigrationStatus::Failed).count(),
+        skipped: ms.iter().filter(|m| m.status == MigrationStatus::Skipped).count(),
+        run_duration_ms: millis(elapsed),
+    };
+    report.budget_breaches = plan.budgets.check_total(report);
+    let migration_failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);
+    let breached = !report.budget_breaches.is_empty() || report.migrations.iter().any(|m| !m.budget_breaches.is_empty());
+    report.status = match stopped {
+        Some((stage, e)) => {
+            report.stopped_at_stage = Some(stage.as_str().into());
+            if matches!(e, Error::Interrupted) {
+                RunStatus::Interrupted
+            } else {
+                report.error = Some(e.to_string());
+                RunStatus::Failed
+            }
+        }
+        None if migration_failed => {
+            report.stopped_at_stage = Some(Stage::Rehearse.as_str().into());
+            RunStatus::Failed
+        }
+        None if breached => RunStatus::BudgetExceeded,
+        None => RunStatus::Passed,
+    };
+}
+
+fn memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
