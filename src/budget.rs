@@ -53,7 +53,11 @@ impl Budgets {
         }
         if let Some(limit) = self.migration_wal {
             if m.wal.bytes > limit {
-                breaches.push(format!("max_wal: wrote {} of WAL, budget {}", format_bytes(m.wal.bytes), format_bytes(limit)));
+                breaches.push(format!(
+                    "max_wal: wrote {} of WAL, budget {}",
+                    format_bytes(m.wal.bytes),
+                    format_bytes(limit)
+                ));
             }
         }
         breaches
@@ -75,7 +79,11 @@ impl Budgets {
         }
         if let Some(limit) = self.total_wal {
             if wal > limit {
-                breaches.push(format!("total max_wal: wrote {} of WAL, budget {}", format_bytes(wal), format_bytes(limit)));
+                breaches.push(format!(
+                    "total max_wal: wrote {} of WAL, budget {}",
+                    format_bytes(wal),
+                    format_bytes(limit)
+                ));
             }
         }
         breaches

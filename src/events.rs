@@ -32,10 +32,27 @@ impl Stage {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    StageStarted { stage: Stage, detail: String },
-    StageFinished { stage: Stage, elapsed: Duration, detail: String },
-    MigrationStarted { index: usize, total: usize, id: String },
-    MigrationFinished { index: usize, total: usize, id: String, status: MigrationStatus, elapsed: Duration },
+    StageStarted {
+        stage: Stage,
+        detail: String,
+    },
+    StageFinished {
+        stage: Stage,
+        elapsed: Duration,
+        detail: String,
+    },
+    MigrationStarted {
+        index: usize,
+        total: usize,
+        id: String,
+    },
+    MigrationFinished {
+        index: usize,
+        total: usize,
+        id: String,
+        status: MigrationStatus,
+        elapsed: Duration,
+    },
     /// Something the user should know that is not an error.
     Note(String),
 }

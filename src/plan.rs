@@ -60,7 +60,11 @@ pub struct Overrides {
 pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
 
 impl Plan {
-    pub async fn resolve(scenario_path: &Path, overrides: &Overrides, cancel: &CancellationToken) -> Result<Plan> {
+    pub async fn resolve(
+        scenario_path: &Path,
+        overrides: &Overrides,
+        cancel: &CancellationToken,
+    ) -> Result<Plan> {
         let scenario = scenario::load(scenario_path)?;
         Plan::from_scenario(scenario, scenario_path, overrides, cancel).await
     }
@@ -72,10 +76,16 @@ impl Plan {
         cancel: &CancellationToken,
     ) -> Result<Plan> {
         let scenario_path = absolute(scenario_path, &std::env::current_dir().unwrap_or_default());
-        let base = scenario_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = scenario_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let shown = scenario_path.display().to_string();
         let name = s.name.clone().unwrap_or_else(|| {
-            scenario_path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "rehearsal".into())
+            scenario_path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "rehearsal".into())
         });
 
         // Bad input first, so it is reported before any environment check.
@@ -113,18 +123,32 @@ impl Plan {
         };
 
         let budgets = crate::budget::Budgets::from_scenario(&s.budgets, &shown)?;
-        let settings = s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let settings = s
+            .postgres
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
         let report = ReportPlan {
             dir: match (&overrides.out, &s.report.dir) {
                 (Some(d), _) => absolute(d, &std::env::current_dir().unwrap_or_default()),
                 (None, Some(d)) => absolute(Path::new(d.as_str()), &base),
-                (None, None) => std::env::current_dir().unwrap_or_default().join("reports").join(&name),
+                (None, None) => std::env::current_dir()
+                    .unwrap_or_default()
+                    .join("reports")
+                    .join(&name),
             },
             formats: overrides
                 .formats
                 .clone()
                 .or_else(|| s.report.formats.clone())
-                .unwrap_or_else(|| vec![ReportFormat::Table, ReportFormat::Markdown, ReportFormat::Json]),
+                .unwrap_or_else(|| {
+                    vec![
+                        ReportFormat::Table,
+                        ReportFormat::Markdown,
+                        ReportFormat::Json,
+                    ]
+                }),
         };
         if s.report.baseline.is_some() {
             return Err(Error::bad_input(format!(
@@ -133,10 +157,12 @@ impl Plan {
         }
 
         // Then the environment.
-        let pg_bin = overrides
-            .pg_bin
-            .clone()
-            .or_else(|| s.postgres.pg_bin.as_ref().map(|p| absolute(Path::new(p.as_str()), &base)));
+        let pg_bin = overrides.pg_bin.clone().or_else(|| {
+            s.postgres
+                .pg_bin
+                .as_ref()
+                .map(|p| absolute(Path::new(p.as_str()), &base))
+        });
         let backend = match s.postgres.backend {
             BackendKind::Auto | BackendKind::Local => {
                 let bin = local::find_binaries(pg_bin.as_deref(), cancel).await?;
@@ -163,7 +189,9 @@ impl Plan {
             }
         };
 
-        let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
         Ok(Plan {
             name,
             scenario_path,
@@ -185,7 +213,11 @@ impl Plan {
 /// so messages and reports show `/repo/reports/demo`, not `/repo/scenarios/../reports/demo`.
 fn absolute(path: &Path, base: &Path) -> PathBuf {
     use std::path::Component;
-    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
     let mut out = PathBuf::new();
     for part in joined.components() {
         match part {

@@ -41,13 +41,23 @@ impl SqlFile {
     }
 
     fn id(&self) -> String {
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        name.trim_end_matches(".sql").trim_end_matches(".up").to_string()
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        name.trim_end_matches(".sql")
+            .trim_end_matches(".up")
+            .to_string()
     }
 }
 
 fn normalize(version: &[u128]) -> String {
-    version.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(".")
+    version
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Reads a version prefix from a file name: `V2__x.sql` (Flyway: `__`
@@ -56,19 +66,29 @@ fn normalize(version: &[u128]) -> String {
 /// Flyway's repeatable `R__` and undo `U1__`) and Err for a file with no version.
 pub fn parse_file_name(name: &str) -> Option<Result<(Vec<u128>, String), String>> {
     let stem = name.strip_suffix(".sql")?;
-    if stem.ends_with(".down") || stem.starts_with("R__") || (stem.starts_with('U') && stem.contains("__")) {
+    if stem.ends_with(".down")
+        || stem.starts_with("R__")
+        || (stem.starts_with('U') && stem.contains("__"))
+    {
         return None;
     }
     let stem = stem.strip_suffix(".up").unwrap_or(stem);
     let (version_text, description) = match stem.split_once("__") {
         Some((v, d)) => (v.strip_prefix(['V', 'v']).unwrap_or(v), d),
         None => {
-            let digits = stem.find(|c: char| !c.is_ascii_digit()).unwrap_or(stem.len());
-            (&stem[..digits], stem[digits..].trim_start_matches(['_', '-', '.']))
+            let digits = stem
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(stem.len());
+            (
+                &stem[..digits],
+                stem[digits..].trim_start_matches(['_', '-', '.']),
+            )
         }
     };
-    let version: Option<Vec<u128>> =
-        version_text.split(['.', '_']).map(|c| if c.is_empty() { None } else { c.parse().ok() }).collect();
+    let version: Option<Vec<u128>> = version_text
+        .split(['.', '_'])
+        .map(|c| if c.is_empty() { None } else { c.parse().ok() })
+        .collect();
     Some(match version {
         Some(v) if !v.is_empty() => Ok((v, description.replace(['_', '-'], " ").trim().to_string())),
         _ => Err(format!(
@@ -87,14 +107,25 @@ impl SqlDir {
     /// Lists and orders the folder's migration files; a bad name or a
     /// duplicate version is bad input.
     pub fn scan(dir: &Path, table: Option<String>) -> Result<SqlDir> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::bad_input_because(format!("cannot list migrations folder {}", dir.display()), e))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            Error::bad_input_because(
+                format!("cannot list migrations folder {}", dir.display()),
+                e,
+            )
+        })?;
         let mut by_version: BTreeMap<Vec<u128>, SqlFile> = BTreeMap::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(parsed) = parse_file_name(&name) else { continue };
-            let (version, description) = parsed.map_err(|m| Error::bad_input(format!("{}: {m}", dir.display())))?;
-            let file = SqlFile { path: entry.path(), version: version.clone(), description };
+            let Some(parsed) = parse_file_name(&name) else {
+                continue;
+            };
+            let (version, description) =
+                parsed.map_err(|m| Error::bad_input(format!("{}: {m}", dir.display())))?;
+            let file = SqlFile {
+                path: entry.path(),
+                version: version.clone(),
+                description,
+            };
             if let Some(other) = by_version.insert(version, file) {
                 return Err(Error::bad_input(format!(
                     "{}: {} and {} have the same version {}: give one of them a new number",
@@ -111,7 +142,10 @@ impl SqlDir {
                 dir.display()
             )));
         }
-        Ok(SqlDir { table, files: by_version.into_values().collect() })
+        Ok(SqlDir {
+            table,
+            files: by_version.into_values().collect(),
+        })
     }
 
     pub fn files(&self) -> &[SqlFile] {
@@ -123,10 +157,17 @@ impl SqlDir {
     pub async fn pending(&self, db: &Client) -> Result<Vec<Migration>> {
         let env = |e| Error::environment_because("cannot read the migration tracking table", e);
         db.batch_execute(CREATE_DEFAULT_TABLE).await.map_err(env)?;
-        let rows = db.query("SELECT version FROM public.rehearse_schema_migrations", &[]).await.map_err(env)?;
+        let rows = db
+            .query("SELECT version FROM public.rehearse_schema_migrations", &[])
+            .await
+            .map_err(env)?;
         let mut applied: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
         let mut applied_up_to: Option<Vec<u128>> = None;
-        if let Some(table) = self.table.as_deref().filter(|t| *t != DEFAULT_TABLE && *t != "rehearse_schema_migrations") {
+        if let Some(table) = self
+            .table
+            .as_deref()
+            .filter(|t| *t != DEFAULT_TABLE && *t != "rehearse_schema_migrations")
+        {
             if catalog::table_exists(db, table).await.map_err(env)? {
                 let columns = catalog::table_columns(db, table).await.map_err(env)?;
                 let has = |c: &str| columns.iter().any(|x| x == c);
@@ -140,8 +181,11 @@ impl SqlDir {
                 let dirty = if has("dirty") { "dirty" } else { "false" };
                 let sql = format!("SELECT version::text, {dirty} FROM {table}{filter}");
                 for row in db.query(&sql, &[]).await.map_err(env)? {
-                    let Some(version) = row.get::<_, Option<String>>(0) else { continue };
-                    let parsed: Option<Vec<u128>> = version.split(['.', '_']).map(|c| c.parse().ok()).collect();
+                    let Some(version) = row.get::<_, Option<String>>(0) else {
+                        continue;
+                    };
+                    let parsed: Option<Vec<u128>> =
+                        version.split(['.', '_']).map(|c| c.parse().ok()).collect();
                     let Some(parsed) = parsed else { continue };
                     if has("dirty") {
                         // golang-migrate keeps one row: the current version; all before it are applied.
@@ -172,25 +216,45 @@ impl SqlDir {
             .collect())
     }
 
-    pub async fn apply(&self, migration: &Migration, db: &Client, cancel: &CancellationToken) -> Applied {
+    pub async fn apply(
+        &self,
+        migration: &Migration,
+        db: &Client,
+        cancel: &CancellationToken,
+    ) -> Applied {
         let started = Instant::now();
         let mut applied = Applied::default();
         let text = match std::fs::read_to_string(&migration.file) {
             Ok(t) => t,
             Err(e) => {
-                applied.error = Some(MigrationError::new(format!("cannot read {}: {e}", migration.file.display())));
+                applied.error = Some(MigrationError::new(format!(
+                    "cannot read {}: {e}",
+                    migration.file.display()
+                )));
                 return applied;
             }
         };
         let statements = match split(&text) {
             Ok(s) => s,
             Err(message) => {
-                applied.error = Some(MigrationError::new(format!("the file does not parse as SQL: {message}")));
+                applied.error = Some(MigrationError::new(format!(
+                    "the file does not parse as SQL: {message}"
+                )));
                 return applied;
             }
         };
         let in_transaction = !statements.iter().any(|s| s.needs_own_transaction);
-        let result = self.execute(migration, &statements, in_transaction, started, db, cancel, &mut applied).await;
+        let result = self
+            .execute(
+                migration,
+                &statements,
+                in_transaction,
+                started,
+                db,
+                cancel,
+                &mut applied,
+            )
+            .await;
         if let Err(mut error) = result {
             if in_transaction {
                 let _ = db.batch_execute("ROLLBACK").await;
@@ -220,7 +284,9 @@ impl SqlDir {
         applied: &mut Applied,
     ) -> Result<(), MigrationError> {
         if in_transaction {
-            db.batch_execute("BEGIN").await.map_err(|e| MigrationError::new(describe_pg_error(&e)))?;
+            db.batch_execute("BEGIN")
+                .await
+                .map_err(|e| MigrationError::new(describe_pg_error(&e)))?;
         }
         for stmt in statements {
             let t0 = Instant::now();
@@ -259,14 +325,26 @@ impl SqlDir {
             "INSERT INTO {DEFAULT_TABLE} (version, name, duration_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (version) DO UPDATE SET name = excluded.name, applied_at = now(), duration_ms = excluded.duration_ms"
         );
-        let name = migration.file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = migration
+            .file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let ms = millis(started.elapsed()) as i64;
         db.execute(&record, &[&migration.version, &name, &ms])
             .await
-            .map_err(|e| MigrationError::new(format!("cannot record the migration: {}", describe_pg_error(&e))))?;
+            .map_err(|e| {
+                MigrationError::new(format!(
+                    "cannot record the migration: {}",
+                    describe_pg_error(&e)
+                ))
+            })?;
         if in_transaction {
             // COMMIT can fail too (deferred constraints).
-            db.batch_execute("COMMIT").await.map_err(|e| MigrationError::new(describe_pg_error(&e)))?;
+            db.batch_execute("COMMIT")
+                .await
+                .map_err(|e| MigrationError::new(describe_pg_error(&e)))?;
         }
         Ok(())
     }
@@ -276,11 +354,20 @@ fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-fn statement_error(migration: &Migration, stmt: &Statement<'_>, e: &tokio_postgres::Error) -> MigrationError {
+fn statement_error(
+    migration: &Migration,
+    stmt: &Statement<'_>,
+    e: &tokio_postgres::Error,
+) -> MigrationError {
     let mut line = stmt.line;
     let db = e.as_db_error();
-    if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.and_then(|d| d.position()) {
-        let before: String = stmt.sql.chars().take((*pos as usize).saturating_sub(1)).collect();
+    if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.and_then(|d| d.position())
+    {
+        let before: String = stmt
+            .sql
+            .chars()
+            .take((*pos as usize).saturating_sub(1))
+            .collect();
         line += before.matches('\n').count();
     }
     MigrationError {
@@ -316,7 +403,11 @@ pub fn split(text: &str) -> Result<Vec<Statement<'_>>, String> {
             continue;
         }
         let line = 1 + text[..offset + skip].matches('\n').count();
-        out.push(Statement { sql, line, needs_own_transaction: needs_own_transaction(sql) });
+        out.push(Statement {
+            sql,
+            line,
+            needs_own_transaction: needs_own_transaction(sql),
+        });
     }
     Ok(out)
 }
@@ -338,7 +429,9 @@ fn leading_comments_len(s: &str) -> usize {
 }
 
 fn needs_own_transaction(sql: &str) -> bool {
-    let Ok(parsed) = pg_query::parse(sql, 0) else { return false };
+    let Ok(parsed) = pg_query::parse(sql, 0) else {
+        return false;
+    };
     parsed.protobuf.stmts.iter().filter_map(|raw| raw.stmt.as_ref().and_then(|s| s.node.as_ref())).any(|node| {
         match node {
             NodeEnum::IndexStmt(s) => s.concurrent,

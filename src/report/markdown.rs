@@ -34,8 +34,16 @@ pub fn render(r: &Report) -> String {
             m.id,
             escape(&m.description),
             m.status.as_str(),
-            if ran { format_ms(m.duration_ms) } else { "-".into() },
-            if ran { format_bytes(m.wal.bytes) } else { "-".into() },
+            if ran {
+                format_ms(m.duration_ms)
+            } else {
+                "-".into()
+            },
+            if ran {
+                format_bytes(m.wal.bytes)
+            } else {
+                "-".into()
+            },
         );
     }
     let _ = writeln!(w);
@@ -57,7 +65,12 @@ pub fn render(r: &Report) -> String {
             continue;
         }
         let _ = writeln!(w, "- Time: {}", format_ms(m.duration_ms));
-        let _ = writeln!(w, "- WAL written: {} ({} bytes)", format_bytes(m.wal.bytes), m.wal.bytes);
+        let _ = writeln!(
+            w,
+            "- WAL written: {} ({} bytes)",
+            format_bytes(m.wal.bytes),
+            m.wal.bytes
+        );
         for b in &m.budget_breaches {
             let _ = writeln!(w, "- **Over budget:** {b}");
         }
@@ -92,14 +105,30 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(w, "## Dump\n");
     let _ = writeln!(w, "- Path: `{}`", r.dump.path);
     if let Some(f) = r.dump.format {
-        let _ = writeln!(w, "- Format: {}", serde_json::to_value(f).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
+        let _ = writeln!(
+            w,
+            "- Format: {}",
+            serde_json::to_value(f)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        );
     }
-    let _ = writeln!(w, "- Size: {} ({} bytes)", format_bytes(r.dump.bytes), r.dump.bytes);
+    let _ = writeln!(
+        w,
+        "- Size: {} ({} bytes)",
+        format_bytes(r.dump.bytes),
+        r.dump.bytes
+    );
     if let Some(sha) = &r.dump.sha256 {
         let _ = writeln!(w, "- sha256: `{sha}`");
     }
     if let Some(db) = r.dump.database_bytes {
-        let _ = writeln!(w, "- Restored database size: {}", format_bytes(db.max(0) as u64));
+        let _ = writeln!(
+            w,
+            "- Restored database size: {}",
+            format_bytes(db.max(0) as u64)
+        );
     }
     let _ = writeln!(
         w,
@@ -108,37 +137,79 @@ pub fn render(r: &Report) -> String {
         r.restore.jobs
     );
     if !r.restore.roles_created.is_empty() {
-        let _ = writeln!(w, "- Roles created for owners and grants: {}", r.restore.roles_created.join(", "));
+        let _ = writeln!(
+            w,
+            "- Roles created for owners and grants: {}",
+            r.restore.roles_created.join(", ")
+        );
     }
     if !r.dump.tables.is_empty() {
         let _ = writeln!(w, "\n| Table | Rows | Size |\n|---|--:|--:|");
         for t in r.dump.tables.iter().take(15) {
-            let _ = writeln!(w, "| `{}` | {} | {} |", t.name, t.rows, format_bytes(t.bytes.max(0) as u64));
+            let _ = writeln!(
+                w,
+                "| `{}` | {} | {} |",
+                t.name,
+                t.rows,
+                format_bytes(t.bytes.max(0) as u64)
+            );
         }
-        let _ = writeln!(w, "\nRows are `pg_class.reltuples` right after `VACUUM ANALYZE` of the fresh restore.");
+        let _ = writeln!(
+            w,
+            "\nRows are `pg_class.reltuples` right after `VACUUM ANALYZE` of the fresh restore."
+        );
     }
 
     let _ = writeln!(w, "\n## Environment\n");
-    let _ = writeln!(w, "- PostgreSQL {} ({} backend)", r.postgres.version.as_deref().unwrap_or("?"), r.postgres.backend);
+    let _ = writeln!(
+        w,
+        "- PostgreSQL {} ({} backend)",
+        r.postgres.version.as_deref().unwrap_or("?"),
+        r.postgres.backend
+    );
     let _ = writeln!(
         w,
         "- Machine: {} CPU(s), {} RAM",
         r.machine.cpus,
-        r.machine.memory_bytes.map(format_bytes).unwrap_or_else(|| "?".into())
+        r.machine
+            .memory_bytes
+            .map(format_bytes)
+            .unwrap_or_else(|| "?".into())
     );
     if !r.postgres.settings.is_empty() {
-        let list: Vec<String> = r.postgres.settings.iter().map(|s| format!("`{}={}`", s.name, s.value)).collect();
+        let list: Vec<String> = r
+            .postgres
+            .settings
+            .iter()
+            .map(|s| format!("`{}={}`", s.name, s.value))
+            .collect();
         let _ = writeln!(w, "- Settings during the rehearsal: {}", list.join(", "));
     }
     if !r.postgres.scenario_settings.is_empty() {
-        let list: Vec<String> = r.postgres.scenario_settings.iter().map(|s| format!("`{}={}`", s.name, s.value)).collect();
-        let _ = writeln!(w, "- Prod-like settings from the scenario: {}", list.join(", "));
+        let list: Vec<String> = r
+            .postgres
+            .scenario_settings
+            .iter()
+            .map(|s| format!("`{}={}`", s.name, s.value))
+            .collect();
+        let _ = writeln!(
+            w,
+            "- Prod-like settings from the scenario: {}",
+            list.join(", ")
+        );
     }
     if !r.stages.is_empty() {
-        let list: Vec<String> = r.stages.iter().map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms))).collect();
+        let list: Vec<String> = r
+            .stages
+            .iter()
+            .map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms)))
+            .collect();
         let _ = writeln!(w, "- Stages: {}", list.join(" · "));
     }
-    let _ = writeln!(w, "\nTimings are from this machine; production hardware and load differ.");
+    let _ = writeln!(
+        w,
+        "\nTimings are from this machine; production hardware and load differ."
+    );
     md
 }
 
@@ -147,7 +218,11 @@ fn escape(text: &str) -> String {
 }
 
 fn one_line(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ").replace('`', "'");
+    let flat = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('`', "'");
     if flat.chars().count() > max {
         format!("{}…", flat.chars().take(max).collect::<String>())
     } else {

@@ -174,7 +174,13 @@ pub struct MigrationError {
 
 impl MigrationError {
     pub fn new(message: impl Into<String>) -> Self {
-        MigrationError { message: message.into(), statement: None, file: None, line: None, sqlstate: None }
+        MigrationError {
+            message: message.into(),
+            statement: None,
+            file: None,
+            line: None,
+            sqlstate: None,
+        }
     }
 }
 

@@ -21,12 +21,24 @@ pub fn render(report: &Report) -> String {
             Cell::new(i + 1).set_alignment(CellAlignment::Right),
             Cell::new(&m.id),
             Cell::new(status),
-            Cell::new(if ran { format_ms(m.duration_ms) } else { "-".into() }).set_alignment(CellAlignment::Right),
-            Cell::new(if ran { format_bytes(m.wal.bytes) } else { "-".into() }).set_alignment(CellAlignment::Right),
+            Cell::new(if ran {
+                format_ms(m.duration_ms)
+            } else {
+                "-".into()
+            })
+            .set_alignment(CellAlignment::Right),
+            Cell::new(if ran {
+                format_bytes(m.wal.bytes)
+            } else {
+                "-".into()
+            })
+            .set_alignment(CellAlignment::Right),
         ]);
     }
     if let Some(c) = table.column_mut(1) {
-        c.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(comfy_table::Width::Fixed(60)));
+        c.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(
+            comfy_table::Width::Fixed(60),
+        ));
     }
     let mut out = table.to_string();
     out.push('\n');

@@ -1,0 +1,9 @@
+//! Integration tests: real PostgreSQL servers started by the code under
+//! test, the real `rehearse` binary, no mocks. One binary, one module per
+//! capability; `support` holds the fixtures and assertions.
+
+mod interrupt;
+mod restore_formats;
+mod scenario_errors;
+mod sql_migrations;
+mod support;

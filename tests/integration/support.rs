@@ -1,0 +1,335 @@
+//! Fixtures and assertions shared by the integration tests.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rehearse::backend::local::{find_binaries, LocalCluster};
+use rehearse::process::ChildCommand;
+use rehearse::report::Report;
+use tokio_util::sync::CancellationToken;
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A private directory per test: scenario, migrations, reports, and the
+/// TMPDIR the run makes its cluster in, so leaks are easy to see.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("rht-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        // The server runs as `postgres` when tests run as root: it must be able
+        // to reach the cluster dir inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("tmp"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn reports(&self) -> PathBuf {
+        self.path().join("reports")
+    }
+
+    /// Writes `files` (name, SQL) into `migrations/` and returns the folder.
+    pub fn migrations(&self, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.path().join("migrations");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, sql) in files {
+            std::fs::write(dir.join(name), sql).unwrap();
+        }
+        dir
+    }
+
+    /// Writes a scenario that rehearses `migrations/` on `dump`, plus `extra` YAML.
+    pub fn scenario(&self, dump: &Path, extra: &str) -> PathBuf {
+        let path = self.path().join("scenario.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "name: test\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: sql\n  dir: migrations\n{extra}",
+                dump.display()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs `rehearse ARGS` with this sandbox as TMPDIR and reports in `reports/`.
+    pub fn rehearse(&self, args: &[&str]) -> RunOutput {
+        let out = self.command(args).output().expect("rehearse runs");
+        RunOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            reports: self.reports(),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+        cmd.args(args)
+            .env("TMPDIR", self.path().join("tmp"))
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        if args.first() == Some(&"run") && !args.contains(&"--out") {
+            cmd.arg("--out").arg(self.reports());
+        }
+        cmd
+    }
+
+    /// Nothing of a run is left: no temp dir, no server process.
+    pub fn assert_no_leaks(&self) {
+        let tmp = self.path().join("tmp");
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "the run left files in its TMPDIR: {left:?}"
+        );
+        let procs = processes_mentioning(self.path());
+        assert!(
+            procs.is_empty(),
+            "the run left processes running: {procs:?}"
+        );
+    }
+}
+
+/// Command lines of live processes that mention `path`.
+pub fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmdline.contains(&needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+pub struct RunOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub reports: PathBuf,
+}
+
+impl RunOutput {
+    pub fn report(&self) -> Report {
+        let text = std::fs::read_to_string(self.reports.join("report.json"))
+            .unwrap_or_else(|e| panic!("no report.json ({e}); stderr:\n{}", self.stderr));
+        serde_json::from_str(&text).expect("report.json follows the model")
+    }
+
+    pub fn markdown(&self) -> String {
+        std::fs::read_to_string(self.reports.join("report.md")).expect("report.md was written")
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A source database with owners, grants and awkward data, dumped in every
+/// format once per test binary. Row counts come from the source server.
+pub struct Dumps {
+    pub dir: PathBuf,
+    pub customers: i64,
+    pub orders: i64,
+}
+
+impl Dumps {
+    pub fn path(&self, format: &str) -> PathBuf {
+        self.dir.join(format!("source.{format}"))
+    }
+}
+
+const SOURCE_SQL: &str = r#"
+CREATE ROLE app NOLOGIN;
+CREATE ROLE "Read Only" NOLOGIN;
+CREATE TABLE public.customers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    meta jsonb
+);
+CREATE TABLE public.orders (
+    id bigint PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES public.customers (id),
+    total numeric(10, 2) NOT NULL,
+    note text
+);
+CREATE INDEX orders_customer_id_idx ON public.orders (customer_id);
+SELECT setseed(0.42);
+INSERT INTO public.customers (name, meta)
+SELECT 'customer ' || g, jsonb_build_object('tier', g % 3) FROM generate_series(1, 3000) g;
+INSERT INTO public.orders (id, customer_id, total, note)
+SELECT g, 1 + (random() * 2999)::int, round((random() * 500)::numeric, 2),
+       CASE WHEN g % 1000 = 0 THEN E'tab\there\nALTER TABLE x OWNER TO intruder;\\' END
+  FROM generate_series(1, 12000) g;
+ALTER TABLE public.customers OWNER TO app;
+ALTER TABLE public.orders OWNER TO app;
+GRANT SELECT ON public.customers, public.orders TO "Read Only";
+-- History tables of other tools, as production would have them.
+CREATE TABLE public.schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL);
+INSERT INTO public.schema_migrations VALUES (2, false);
+CREATE TABLE public.flyway_schema_history (
+    installed_rank int PRIMARY KEY, version varchar(50), description varchar(200),
+    script varchar(1000) NOT NULL, success boolean NOT NULL
+);
+INSERT INTO public.flyway_schema_history VALUES
+    (1, '1', 'a', 'V1__a.sql', true),
+    (2, '1.1', 'b', 'V1_1__b.sql', true),
+    (3, '2', 'c', 'V2__c.sql', false),
+    (4, NULL, 'views', 'R__views.sql', true);
+"#;
+
+static DUMPS: OnceLock<Dumps> = OnceLock::new();
+
+pub fn dumps() -> &'static Dumps {
+    DUMPS.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(make_dumps())
+    })
+}
+
+async fn make_dumps() -> Dumps {
+    let cancel = CancellationToken::new();
+    let dir = tempfile::Builder::new()
+        .prefix("rht-dumps-")
+        .tempdir_in("/tmp")
+        .unwrap()
+        .keep();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = find_binaries(None, &cancel)
+        .await
+        .expect("PostgreSQL binaries (run `make deps`)");
+    let cluster = LocalCluster::start(bin.clone(), &cancel)
+        .await
+        .expect("source cluster starts");
+    let conn = cluster.conn().clone();
+    let env = conn.libpq_env(&conn.dbname, "fixture");
+    ChildCommand::new(bin.tool("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", SOURCE_SQL])
+        .envs(env.clone())
+        .run(&cancel)
+        .await
+        .expect("source data loads");
+    let client = rehearse::db::connect(&conn, &conn.dbname, "fixture")
+        .await
+        .unwrap();
+    let count = |t: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let (customers, orders) = (count("customers").await, count("orders").await);
+    for (format, flag) in [
+        ("custom", "-Fc"),
+        ("directory", "-Fd"),
+        ("tar", "-Ft"),
+        ("plain", "-Fp"),
+    ] {
+        ChildCommand::new(bin.tool("pg_dump"))
+            .args([flag, "-f"])
+            .arg(dir.join(format!("source.{format}")))
+            .envs(env.clone())
+            .run(&cancel)
+            .await
+            .expect("pg_dump works");
+    }
+    let plain = std::fs::read(dir.join("source.plain")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    std::fs::write(dir.join("source.plain-gz"), gz.finish().unwrap()).unwrap();
+    cluster.stop().await.expect("source cluster stops");
+    Dumps {
+        dir,
+        customers,
+        orders,
+    }
+}
+
+/// Starts `rehearse ARGS` and sends `signal` once a stderr line contains `when`.
+pub fn run_and_signal(
+    sandbox: &Sandbox,
+    args: &[&str],
+    when: &str,
+    signal: nix::sys::signal::Signal,
+) -> RunOutput {
+    let mut child = sandbox
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut reader = BufReader::new(stderr);
+    let mut line = String::new();
+    let mut sent = false;
+    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+        seen.push_str(&line);
+        if !sent && line.contains(when) {
+            std::thread::sleep(Duration::from_millis(300));
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+            sent = true;
+        }
+        line.clear();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(sent, "never saw {when:?} on stderr:\n{seen}");
+    RunOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: seen,
+        reports: sandbox.reports(),
+    }
+}
