@@ -86,7 +86,7 @@ pub fn render(r: &Report) -> String {
         }
         if !m.statements.is_empty() {
             let mut slowest: Vec<_> = m.statements.iter().collect();
-            slowest.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms));
+            slowest.sort_by_key(|s| std::cmp::Reverse(s.duration_ms));
             let _ = writeln!(w, "\n| Line | Statement | Time | Rows |\n|--:|---|--:|--:|");
             for s in slowest.into_iter().take(TOP_STATEMENTS) {
                 let _ = writeln!(
