@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
 use crate::report::{format_bytes, format_ms, MigrationReport, Report};
 use crate::scenario::BudgetsSection;
 
@@ -12,31 +11,26 @@ use crate::scenario::BudgetsSection;
 pub struct Budgets {
     pub migration_runtime: Option<Duration>,
     pub migration_wal: Option<u64>,
+    /// Longest hold of a lock that blocks reads (`max_exclusive_lock`).
+    pub migration_read_block: Option<Duration>,
+    /// Longest hold of a lock that blocks writes (`max_write_block`).
+    pub migration_write_block: Option<Duration>,
     pub total_runtime: Option<Duration>,
     pub total_wal: Option<u64>,
 }
 
 impl Budgets {
-    pub fn from_scenario(section: &BudgetsSection, scenario: &str) -> Result<Budgets> {
+    pub fn from_scenario(section: &BudgetsSection) -> Budgets {
         let migration = section.migration.clone().unwrap_or_default();
-        for (key, set) in [
-            ("max_exclusive_lock", migration.max_exclusive_lock.is_some()),
-            ("max_write_block", migration.max_write_block.is_some()),
-        ] {
-            if set {
-                return Err(Error::bad_input(format!(
-                    "{scenario}: budgets.migration.{key} needs lock observation, which this version of rehearse \
-                     does not measure yet; remove it (max_runtime and max_wal are enforced)"
-                )));
-            }
-        }
         let total = section.total.clone().unwrap_or_default();
-        Ok(Budgets {
+        Budgets {
             migration_runtime: migration.max_runtime,
             migration_wal: migration.max_wal.map(|b| b.0),
+            migration_read_block: migration.max_exclusive_lock,
+            migration_write_block: migration.max_write_block,
             total_runtime: total.max_runtime,
             total_wal: total.max_wal.map(|b| b.0),
-        })
+        }
     }
 
     /// The breaches of one migration, each naming the figure and the budget.
@@ -49,6 +43,22 @@ impl Budgets {
                     format_ms(m.duration_ms),
                     format_ms(limit.as_millis() as u64)
                 ));
+            }
+        }
+        for (key, limit, block, what) in [
+            ("max_exclusive_lock", self.migration_read_block, &m.longest_read_block, "reads"),
+            ("max_write_block", self.migration_write_block, &m.longest_write_block, "writes"),
+        ] {
+            if let (Some(limit), Some(b)) = (limit, block) {
+                if b.held_ms > limit.as_millis() as u64 {
+                    breaches.push(format!(
+                        "{key}: {} on {} blocked {what} for {}, budget {}",
+                        b.mode,
+                        b.relation,
+                        format_ms(b.held_ms),
+                        format_ms(limit.as_millis() as u64)
+                    ));
+                }
             }
         }
         if let Some(limit) = self.migration_wal {

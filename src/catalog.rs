@@ -5,26 +5,20 @@ use tokio_postgres::{Client, Error};
 
 /// Names of all roles (`pg_roles`).
 pub async fn role_names(client: &Client) -> Result<Vec<String>, Error> {
-    let rows = client
-        .query("SELECT rolname::text FROM pg_roles", &[])
-        .await?;
+    let rows = client.query("SELECT rolname::text FROM pg_roles", &[]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The server's version string (`server_version`, e.g. "15.18 (Debian ...)").
 pub async fn server_version(client: &Client) -> Result<String, Error> {
-    let row = client
-        .query_one("SELECT current_setting('server_version')", &[])
-        .await?;
+    let row = client.query_one("SELECT current_setting('server_version')", &[]).await?;
     Ok(row.get(0))
 }
 
 /// The current WAL insert position as a byte offset (`pg_current_wal_lsn()`,
 /// PostgreSQL 10+). The difference of two readings is the WAL written between them.
 pub async fn wal_position(client: &Client) -> Result<u64, Error> {
-    let row = client
-        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
-        .await?;
+    let row = client.query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[]).await?;
     Ok(row.get::<_, i64>(0) as u64)
 }
 
@@ -52,34 +46,24 @@ pub async fn table_sizes(client: &Client) -> Result<Vec<TableSize>, Error> {
             &[],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| TableSize {
-            name: r.get(0),
-            rows: r.get(1),
-            bytes: r.get(2),
-        })
-        .collect())
+    Ok(rows.iter().map(|r| TableSize { name: r.get(0), rows: r.get(1), bytes: r.get(2) }).collect())
 }
 
 /// Size of the current database (`pg_database_size`).
 pub async fn database_size(client: &Client) -> Result<i64, Error> {
-    Ok(client
-        .query_one("SELECT pg_database_size(current_database())", &[])
-        .await?
-        .get(0))
+    Ok(client.query_one("SELECT pg_database_size(current_database())", &[]).await?.get(0))
 }
 
 /// The current value of each named setting (`current_setting`), in order.
 pub async fn settings(client: &Client, names: &[&str]) -> Result<Vec<(String, String)>, Error> {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let rows = client
-        .query("SELECT n, current_setting(n, true) FROM unnest($1::text[]) WITH ORDINALITY AS t(n, i) ORDER BY i", &[&names])
+        .query(
+            "SELECT n, current_setting(n, true) FROM unnest($1::text[]) WITH ORDINALITY AS t(n, i) ORDER BY i",
+            &[&names],
+        )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
-        .collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default())).collect())
 }
 
 /// Settings in postgresql.auto.conf (what ALTER SYSTEM wrote) that the
@@ -98,17 +82,13 @@ pub async fn unapplied_file_settings(client: &Client) -> Result<Vec<(String, Str
 
 /// Settings changed in the files that wait for a restart (`pg_settings.pending_restart`, 9.5+).
 pub async fn pending_restart(client: &Client) -> Result<Vec<String>, Error> {
-    let rows = client
-        .query("SELECT name FROM pg_settings WHERE pending_restart", &[])
-        .await?;
+    let rows = client.query("SELECT name FROM pg_settings WHERE pending_restart", &[]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Whether a table exists (`to_regclass`, 9.4+); `name` may be schema-qualified.
 pub async fn table_exists(client: &Client, name: &str) -> Result<bool, Error> {
-    let row = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-        .await?;
+    let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name]).await?;
     Ok(row.get(0))
 }
 

@@ -79,17 +79,10 @@ pub fn main() -> i32 {
         Err(e) => {
             let _ = e.print();
             // clap exits 2 on usage errors; 2 means "a migration failed" here.
-            return if e.use_stderr() {
-                exit::BAD_INPUT
-            } else {
-                exit::OK
-            };
+            return if e.use_stderr() { exit::BAD_INPUT } else { exit::OK };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -111,13 +104,8 @@ async fn run_command(args: RunArgs) -> i32 {
             return e.exit_code();
         }
     };
-    let overrides = Overrides {
-        dump: args.dump,
-        out: args.out,
-        formats: args.format,
-        pg_bin: args.pg_bin,
-        keep: args.keep,
-    };
+    let overrides =
+        Overrides { dump: args.dump, out: args.out, formats: args.format, pg_bin: args.pg_bin, keep: args.keep };
     let plan = match Plan::resolve(&args.scenario, &overrides, sup.token()).await {
         Ok(plan) => plan,
         Err(e) => {
@@ -125,11 +113,7 @@ async fn run_command(args: RunArgs) -> i32 {
             return e.exit_code();
         }
     };
-    let events: Box<dyn EventSink> = if args.quiet {
-        Box::new(Silent)
-    } else {
-        Box::new(Progress::for_stderr())
-    };
+    let events: Box<dyn EventSink> = if args.quiet { Box::new(Silent) } else { Box::new(Progress::for_stderr()) };
     let outcome = crate::run::run(&plan, events.as_ref(), &sup).await;
     drop(events);
     if let Some(table) = &outcome.table {

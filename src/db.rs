@@ -88,19 +88,12 @@ impl ConnInfo {
 
     /// `host=... port=... user=... dbname=...`, without the password.
     pub fn masked(&self, dbname: &str) -> String {
-        format!(
-            "host={} port={} user={} dbname={}",
-            self.host, self.port, self.user, dbname
-        )
+        format!("host={} port={} user={} dbname={}", self.host, self.port, self.user, dbname)
     }
 }
 
 /// Connects once; the connection's driver runs on its own task.
-pub async fn connect(
-    info: &ConnInfo,
-    dbname: &str,
-    application_name: &str,
-) -> Result<Client, tokio_postgres::Error> {
+pub async fn connect(info: &ConnInfo, dbname: &str, application_name: &str) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = info.config(dbname, application_name).connect(NoTls).await?;
     tokio::spawn(async move {
         // The error surfaces on the client's next call; nothing to add here.
@@ -127,8 +120,7 @@ pub async fn connect_when_ready(
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
             Err(e) => {
-                let waited =
-                    humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
+                let waited = humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
                 return Err(Error::environment_because(
                     format!(
                         "cannot connect to the throwaway server ({}) after {waited} (deadline {}); check the server log named above",

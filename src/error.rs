@@ -49,31 +49,19 @@ pub enum Error {
 
 impl Error {
     pub fn bad_input(message: impl Into<String>) -> Self {
-        Error::BadInput {
-            message: message.into(),
-            source: None,
-        }
+        Error::BadInput { message: message.into(), source: None }
     }
 
     pub fn bad_input_because(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::BadInput {
-            message: message.into(),
-            source: Some(source.into()),
-        }
+        Error::BadInput { message: message.into(), source: Some(source.into()) }
     }
 
     pub fn environment(message: impl Into<String>) -> Self {
-        Error::Environment {
-            message: message.into(),
-            source: None,
-        }
+        Error::Environment { message: message.into(), source: None }
     }
 
     pub fn environment_because(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::Environment {
-            message: message.into(),
-            source: Some(source.into()),
-        }
+        Error::Environment { message: message.into(), source: Some(source.into()) }
     }
 
     pub fn exit_code(&self) -> i32 {

@@ -26,6 +26,8 @@ pub struct Plan {
     pub settings: Vec<(String, String)>,
     pub migrations: MigrationsPlan,
     pub sample_interval: Duration,
+    /// Tables the probes time reads and writes on; empty: the largest five.
+    pub hot_tables: Vec<String>,
     pub budgets: crate::budget::Budgets,
     pub report: ReportPlan,
     pub keep: bool,
@@ -60,11 +62,7 @@ pub struct Overrides {
 pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
 
 impl Plan {
-    pub async fn resolve(
-        scenario_path: &Path,
-        overrides: &Overrides,
-        cancel: &CancellationToken,
-    ) -> Result<Plan> {
+    pub async fn resolve(scenario_path: &Path, overrides: &Overrides, cancel: &CancellationToken) -> Result<Plan> {
         let scenario = scenario::load(scenario_path)?;
         Plan::from_scenario(scenario, scenario_path, overrides, cancel).await
     }
@@ -76,16 +74,10 @@ impl Plan {
         cancel: &CancellationToken,
     ) -> Result<Plan> {
         let scenario_path = absolute(scenario_path, &std::env::current_dir().unwrap_or_default());
-        let base = scenario_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let base = scenario_path.parent().map(Path::to_path_buf).unwrap_or_default();
         let shown = scenario_path.display().to_string();
         let name = s.name.clone().unwrap_or_else(|| {
-            scenario_path
-                .file_stem()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "rehearsal".into())
+            scenario_path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "rehearsal".into())
         });
 
         // Bad input first, so it is reported before any environment check.
@@ -122,33 +114,19 @@ impl Plan {
             }
         };
 
-        let budgets = crate::budget::Budgets::from_scenario(&s.budgets, &shown)?;
-        let settings = s
-            .postgres
-            .settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.0.clone()))
-            .collect();
+        let budgets = crate::budget::Budgets::from_scenario(&s.budgets);
+        let settings = s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         let report = ReportPlan {
             dir: match (&overrides.out, &s.report.dir) {
                 (Some(d), _) => absolute(d, &std::env::current_dir().unwrap_or_default()),
                 (None, Some(d)) => absolute(Path::new(d.as_str()), &base),
-                (None, None) => std::env::current_dir()
-                    .unwrap_or_default()
-                    .join("reports")
-                    .join(&name),
+                (None, None) => std::env::current_dir().unwrap_or_default().join("reports").join(&name),
             },
             formats: overrides
                 .formats
                 .clone()
                 .or_else(|| s.report.formats.clone())
-                .unwrap_or_else(|| {
-                    vec![
-                        ReportFormat::Table,
-                        ReportFormat::Markdown,
-                        ReportFormat::Json,
-                    ]
-                }),
+                .unwrap_or_else(|| vec![ReportFormat::Table, ReportFormat::Markdown, ReportFormat::Json]),
         };
         if s.report.baseline.is_some() {
             return Err(Error::bad_input(format!(
@@ -157,12 +135,10 @@ impl Plan {
         }
 
         // Then the environment.
-        let pg_bin = overrides.pg_bin.clone().or_else(|| {
-            s.postgres
-                .pg_bin
-                .as_ref()
-                .map(|p| absolute(Path::new(p.as_str()), &base))
-        });
+        let pg_bin = overrides
+            .pg_bin
+            .clone()
+            .or_else(|| s.postgres.pg_bin.as_ref().map(|p| absolute(Path::new(p.as_str()), &base)));
         let backend = match s.postgres.backend {
             BackendKind::Auto | BackendKind::Local => {
                 let bin = local::find_binaries(pg_bin.as_deref(), cancel).await?;
@@ -189,9 +165,7 @@ impl Plan {
             }
         };
 
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1);
+        let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         Ok(Plan {
             name,
             scenario_path,
@@ -202,6 +176,7 @@ impl Plan {
             settings,
             migrations,
             sample_interval: s.observe.sample_interval.unwrap_or(DEFAULT_SAMPLE_INTERVAL),
+            hot_tables: s.observe.hot_tables.clone(),
             budgets,
             report,
             keep: overrides.keep,
@@ -213,11 +188,7 @@ impl Plan {
 /// so messages and reports show `/repo/reports/demo`, not `/repo/scenarios/../reports/demo`.
 fn absolute(path: &Path, base: &Path) -> PathBuf {
     use std::path::Component;
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    };
+    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
     let mut out = PathBuf::new();
     for part in joined.components() {
         match part {

@@ -44,17 +44,9 @@ pub const REPORTED: &[&str] = &[
     "autovacuum",
 ];
 
-async fn alter_system(
-    client: &Client,
-    name: &str,
-    value: Option<&str>,
-) -> Result<(), tokio_postgres::Error> {
+async fn alter_system(client: &Client, name: &str, value: Option<&str>) -> Result<(), tokio_postgres::Error> {
     let sql = match value {
-        Some(v) => format!(
-            "ALTER SYSTEM SET {} = {}",
-            quote_ident(name),
-            quote_literal(v)
-        ),
+        Some(v) => format!("ALTER SYSTEM SET {} = {}", quote_ident(name), quote_literal(v)),
         None => format!("ALTER SYSTEM RESET {}", quote_ident(name)),
     };
     client.batch_execute(&sql).await
@@ -63,9 +55,9 @@ async fn alter_system(
 /// Switches the server to the fast restore settings.
 pub async fn fast_restore_settings(admin: &Client) -> Result<()> {
     for (name, value) in FAST_RESTORE {
-        alter_system(admin, name, Some(value)).await.map_err(|e| {
-            Error::environment_because(format!("cannot set {name} for the restore"), e)
-        })?;
+        alter_system(admin, name, Some(value))
+            .await
+            .map_err(|e| Error::environment_because(format!("cannot set {name} for the restore"), e))?;
     }
     reload(admin, "fsync", "off").await
 }
@@ -99,9 +91,7 @@ pub async fn prepare(
     if !needs_restart.is_empty() {
         server.restart(cancel).await?;
     } else if let Some((name, why)) = unapplied.first() {
-        return Err(Error::bad_input(format!(
-            "postgres.settings.{name} could not be applied: {why}"
-        )));
+        return Err(Error::bad_input(format!("postgres.settings.{name} could not be applied: {why}")));
     }
     Ok(started.elapsed())
 }

@@ -69,11 +69,7 @@ pub enum ChildError {
         source: std::io::Error,
     },
     #[error("{label} failed ({status}):\n{stderr}")]
-    Failed {
-        label: String,
-        status: ExitStatus,
-        stderr: String,
-    },
+    Failed { label: String, status: ExitStatus, stderr: String },
     #[error("{label} did not finish within {}; it was stopped", humantime::format_duration(*.deadline))]
     Deadline { label: String, deadline: Duration },
     #[error("{label} was stopped because the run was interrupted")]
@@ -99,11 +95,7 @@ impl ChildError {
 impl ChildCommand {
     pub fn new(program: impl AsRef<Path>) -> Self {
         let program = program.as_ref().to_path_buf();
-        let label = program
-            .file_name()
-            .unwrap_or(program.as_os_str())
-            .to_string_lossy()
-            .into_owned();
+        let label = program.file_name().unwrap_or(program.as_os_str()).to_string_lossy().into_owned();
         ChildCommand {
             label,
             program,
@@ -127,20 +119,17 @@ impl ChildCommand {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.env
-            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self.env.push((key.as_ref().to_owned(), value.as_ref().to_owned()));
         self
     }
 
     pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        self.env
-            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self.env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 
@@ -204,10 +193,7 @@ impl ChildCommand {
         let feeder = match self.input {
             ChildInput::Reader(mut reader) => {
                 let stdin = child.stdin.take().expect("stdin was piped");
-                let fd = stdin.into_owned_fd().map_err(|source| ChildError::Io {
-                    label: label.clone(),
-                    source,
-                })?;
+                let fd = stdin.into_owned_fd().map_err(|source| ChildError::Io { label: label.clone(), source })?;
                 Some(tokio::task::spawn_blocking(move || {
                     let mut pipe = std::fs::File::from(fd);
                     match std::io::copy(&mut reader, &mut pipe) {
@@ -219,10 +205,7 @@ impl ChildCommand {
             }
             ChildInput::Null => None,
         };
-        let stdout = tokio::spawn(drain(
-            child.stdout.take().expect("stdout was piped"),
-            self.keep_all_stdout,
-        ));
+        let stdout = tokio::spawn(drain(child.stdout.take().expect("stdout was piped"), self.keep_all_stdout));
         let stderr = tokio::spawn(drain(child.stderr.take().expect("stderr was piped"), false));
 
         let status = tokio::select! {
@@ -240,24 +223,14 @@ impl ChildCommand {
         let stderr = stderr.await.unwrap_or_default();
         if let Some(feeder) = feeder {
             match feeder.await {
-                Ok(Err(source)) if status.success() => {
-                    return Err(ChildError::Io { label, source })
-                }
+                Ok(Err(source)) if status.success() => return Err(ChildError::Io { label, source }),
                 _ => {}
             }
         }
         if !status.success() {
-            return Err(ChildError::Failed {
-                label,
-                status,
-                stderr: stderr.trim_end().to_string(),
-            });
+            return Err(ChildError::Failed { label, status, stderr: stderr.trim_end().to_string() });
         }
-        Ok(ChildOutput {
-            stdout,
-            stderr,
-            elapsed: started.elapsed(),
-        })
+        Ok(ChildOutput { stdout, stderr, elapsed: started.elapsed() })
     }
 }
 
@@ -303,10 +276,7 @@ mod tests {
     #[tokio::test]
     async fn chatty_child_does_not_block_and_stderr_is_kept() {
         let out = ChildCommand::new("/bin/sh")
-            .args([
-                "-c",
-                "head -c 3000000 /dev/zero | tr '\\0' x; echo oops >&2",
-            ])
+            .args(["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo oops >&2"])
             .run(&CancellationToken::new())
             .await
             .unwrap();
@@ -340,9 +310,7 @@ mod tests {
     #[tokio::test]
     async fn reader_input_is_fed_to_stdin() {
         let out = ChildCommand::new("/bin/cat")
-            .input(ChildInput::Reader(Box::new(std::io::Cursor::new(
-                b"hello".to_vec(),
-            ))))
+            .input(ChildInput::Reader(Box::new(std::io::Cursor::new(b"hello".to_vec()))))
             .keep_all_stdout()
             .run(&CancellationToken::new())
             .await

@@ -17,9 +17,7 @@ pub struct Progress {
 impl Progress {
     /// Spinners when stderr is a terminal, plain lines when it is not.
     pub fn for_stderr() -> Progress {
-        Progress {
-            spinner: std::io::stderr().is_terminal().then(|| Mutex::new(None)),
-        }
+        Progress { spinner: std::io::stderr().is_terminal().then(|| Mutex::new(None)) }
     }
 
     fn line(&self, text: &str) {
@@ -31,10 +29,7 @@ impl Progress {
                     None => eprintln!("{text}"),
                 }
             }
-            None => eprintln!(
-                "{} {text}",
-                humantime::format_rfc3339_seconds(SystemTime::now())
-            ),
+            None => eprintln!("{} {text}", humantime::format_rfc3339_seconds(SystemTime::now())),
         }
     }
 
@@ -70,33 +65,15 @@ impl Progress {
 impl EventSink for Progress {
     fn emit(&self, event: Event) {
         match event {
-            Event::StageStarted { stage, detail } => {
-                self.spin(format!("{}: {detail}", stage.as_str()))
-            }
-            Event::StageFinished {
-                stage,
-                elapsed,
-                detail,
-            } => self.done(format!(
+            Event::StageStarted { stage, detail } => self.spin(format!("{}: {detail}", stage.as_str())),
+            Event::StageFinished { stage, elapsed, detail } => self.done(format!(
                 "{} done in {}{}",
                 stage.as_str(),
                 format_ms(elapsed.as_millis() as u64),
-                if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {detail}")
-                }
+                if detail.is_empty() { String::new() } else { format!(": {detail}") }
             )),
-            Event::MigrationStarted { index, total, id } => {
-                self.spin(format!("migration {index}/{total} {id}"))
-            }
-            Event::MigrationFinished {
-                index,
-                total,
-                id,
-                status,
-                elapsed,
-            } => self.done(format!(
+            Event::MigrationStarted { index, total, id } => self.spin(format!("migration {index}/{total} {id}")),
+            Event::MigrationFinished { index, total, id, status, elapsed } => self.done(format!(
                 "migration {index}/{total} {id}: {} in {}",
                 status.as_str(),
                 format_ms(elapsed.as_millis() as u64)

@@ -44,10 +44,7 @@ impl DumpFormat {
     pub fn detect(path: &Path) -> Result<DumpFormat> {
         let shown = path.display();
         let meta = std::fs::metadata(path).map_err(|e| {
-            Error::bad_input_because(
-                format!("dump {shown} cannot be read: check the path (or pass --dump PATH)"),
-                e,
-            )
+            Error::bad_input_because(format!("dump {shown} cannot be read: check the path (or pass --dump PATH)"), e)
         })?;
         if meta.is_dir() {
             return if path.join("toc.dat").is_file() {
@@ -63,9 +60,7 @@ impl DumpFormat {
             .and_then(|f| f.take(SNIFF_BYTES as u64).read_to_end(&mut head))
             .map_err(|e| Error::bad_input_because(format!("dump {shown} cannot be read"), e))?;
         if head.is_empty() {
-            return Err(Error::bad_input(format!(
-                "dump {shown} is empty (0 bytes): make it again with pg_dump"
-            )));
+            return Err(Error::bad_input(format!("dump {shown} is empty (0 bytes): make it again with pg_dump")));
         }
         if head.starts_with(b"PGDMP") {
             return Ok(DumpFormat::Custom);
@@ -76,9 +71,9 @@ impl DumpFormat {
         }
         if head.starts_with(&[0x1f, 0x8b]) {
             let mut text = Vec::with_capacity(SNIFF_BYTES);
-            let _ = flate2::read::GzDecoder::new(File::open(path).map_err(|e| {
-                Error::bad_input_because(format!("dump {shown} cannot be read"), e)
-            })?)
+            let _ = flate2::read::GzDecoder::new(
+                File::open(path).map_err(|e| Error::bad_input_because(format!("dump {shown} cannot be read"), e))?,
+            )
             .take(SNIFF_BYTES as u64)
             .read_to_end(&mut text);
             return if looks_like_sql(&text) {
@@ -103,10 +98,7 @@ impl DumpFormat {
 
     /// Whether `pg_restore` reads it (as opposed to psql).
     fn is_archive(self) -> bool {
-        matches!(
-            self,
-            DumpFormat::Custom | DumpFormat::Directory | DumpFormat::Tar
-        )
+        matches!(self, DumpFormat::Custom | DumpFormat::Directory | DumpFormat::Tar)
     }
 
     /// Opens a plain dump as SQL text, decompressing if needed.
@@ -134,11 +126,7 @@ fn looks_like_sql(head: &[u8]) -> bool {
     };
     valid.lines().any(|l| {
         let l = l.trim_start().to_ascii_uppercase();
-        [
-            "--", "SET ", "CREATE ", "SELECT ", "BEGIN", "COPY ", "INSERT ", "ALTER ",
-        ]
-        .iter()
-        .any(|k| l.starts_with(k))
+        ["--", "SET ", "CREATE ", "SELECT ", "BEGIN", "COPY ", "INSERT ", "ALTER "].iter().any(|k| l.starts_with(k))
     })
 }
 
@@ -175,22 +163,17 @@ pub async fn restore(
                 .run(cancel)
                 .await
                 .map_err(|e| rejected(dump, e))?;
-            roles_in_script(out.stdout.as_bytes()).map_err(|e| {
-                Error::bad_input_because(format!("cannot read the schema of {}", dump.display()), e)
-            })?
+            roles_in_script(out.stdout.as_bytes())
+                .map_err(|e| Error::bad_input_because(format!("cannot read the schema of {}", dump.display()), e))?
         }
         false => {
             let path = dump.to_path_buf();
             tokio::task::spawn_blocking(move || {
-                format
-                    .open_text(&path)
-                    .and_then(|r| roles_in_script(BufReader::new(r)))
+                format.open_text(&path).and_then(|r| roles_in_script(BufReader::new(r)))
             })
             .await
             .map_err(|e| Error::environment_because("the role scan stopped unexpectedly", e))?
-            .map_err(|e| {
-                Error::bad_input_because(format!("cannot read dump {}", dump.display()), e)
-            })?
+            .map_err(|e| Error::bad_input_because(format!("cannot read dump {}", dump.display()), e))?
         }
     };
     let existing: BTreeSet<String> = catalog::role_names(admin)
@@ -203,55 +186,29 @@ pub async fn restore(
         admin
             .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(role)))
             .await
-            .map_err(|e| {
-                Error::environment_because(
-                    format!("cannot create role {role} named by the dump"),
-                    e,
-                )
-            })?;
+            .map_err(|e| Error::environment_because(format!("cannot create role {role} named by the dump"), e))?;
         roles_created.push(role.clone());
     }
 
-    let jobs = if matches!(format, DumpFormat::Custom | DumpFormat::Directory) {
-        jobs.max(1)
-    } else {
-        1
-    };
+    let jobs = if matches!(format, DumpFormat::Custom | DumpFormat::Directory) { jobs.max(1) } else { 1 };
     let cmd = if format.is_archive() {
         ChildCommand::new(bin.join("pg_restore"))
-            .args([
-                "--exit-on-error",
-                "--no-password",
-                "-d",
-                conn.dbname.as_str(),
-            ])
+            .args(["--exit-on-error", "--no-password", "-d", conn.dbname.as_str()])
             .arg(format!("--jobs={jobs}"))
             .arg(dump)
     } else {
-        let psql = ChildCommand::new(bin.join("psql")).args([
-            "-X",
-            "-q",
-            "--no-password",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ]);
+        let psql = ChildCommand::new(bin.join("psql")).args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1"]);
         match format {
             DumpFormat::Plain => psql.arg("-f").arg(dump),
-            _ => psql.input(ChildInput::Reader(format.open_text(dump).map_err(|e| {
-                Error::bad_input_because(format!("cannot read dump {}", dump.display()), e)
-            })?)),
+            _ => psql.input(ChildInput::Reader(
+                format
+                    .open_text(dump)
+                    .map_err(|e| Error::bad_input_because(format!("cannot read dump {}", dump.display()), e))?,
+            )),
         }
     };
-    cmd.envs(env)
-        .deadline(RESTORE_DEADLINE)
-        .run(cancel)
-        .await
-        .map_err(|e| rejected(dump, e))?;
-    Ok(RestoreOutcome {
-        duration: started.elapsed(),
-        roles_created,
-        jobs,
-    })
+    cmd.envs(env).deadline(RESTORE_DEADLINE).run(cancel).await.map_err(|e| rejected(dump, e))?;
+    Ok(RestoreOutcome { duration: started.elapsed(), roles_created, jobs })
 }
 
 fn rejected(dump: &Path, e: ChildError) -> Error {
@@ -325,8 +282,7 @@ fn roles_in_statement(sql: &str) -> Vec<String> {
                 grants.extend(s.action.clone());
                 for opt in nodes(&s.options) {
                     if let NodeEnum::DefElem(d) = opt {
-                        if let Some(NodeEnum::List(l)) = d.arg.as_ref().and_then(|a| a.node.clone())
-                        {
+                        if let Some(NodeEnum::List(l)) = d.arg.as_ref().and_then(|a| a.node.clone()) {
                             for item in nodes(&l.items) {
                                 if let NodeEnum::RoleSpec(r) = item {
                                     specs.push(r);
@@ -358,10 +314,7 @@ fn roles_in_statement(sql: &str) -> Vec<String> {
 pub fn fingerprint(path: &Path) -> std::io::Result<(u64, String)> {
     use sha2::{Digest, Sha256};
     let mut files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect()
+        std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect()
     } else {
         vec![path.to_path_buf()]
     };
@@ -393,10 +346,7 @@ ALTER FUNCTION public.f() OWNER TO fn_owner;
 ";
         let roles = roles_in_script(script.as_bytes()).unwrap();
         let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-        assert_eq!(
-            roles,
-            vec!["Mixed Case", "app", "fn_owner", "readonly", "reporter"]
-        );
+        assert_eq!(roles, vec!["Mixed Case", "app", "fn_owner", "readonly", "reporter"]);
     }
 
     #[test]
@@ -407,25 +357,16 @@ ALTER FUNCTION public.f() OWNER TO fn_owner;
             std::fs::write(&p, bytes).unwrap();
             p
         };
-        assert_eq!(
-            DumpFormat::detect(&write("a.sql.gz", b"PGDMP\x01\x0e")).unwrap(),
-            DumpFormat::Custom
-        );
+        assert_eq!(DumpFormat::detect(&write("a.sql.gz", b"PGDMP\x01\x0e")).unwrap(), DumpFormat::Custom);
         assert_eq!(
             DumpFormat::detect(&write("b.dump", b"--\n-- PostgreSQL database dump\n")).unwrap(),
             DumpFormat::Plain
         );
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, b"SET statement_timeout = 0;\n").unwrap();
-        assert_eq!(
-            DumpFormat::detect(&write("c", &gz.finish().unwrap())).unwrap(),
-            DumpFormat::PlainGzip
-        );
+        assert_eq!(DumpFormat::detect(&write("c", &gz.finish().unwrap())).unwrap(), DumpFormat::PlainGzip);
         let err = DumpFormat::detect(&write("d", &[0x00, 0x9f, 0x12, 0xff])).unwrap_err();
-        assert!(
-            err.to_string().contains("starts with bytes 00 9f 12 ff"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("starts with bytes 00 9f 12 ff"), "{err}");
         let err = DumpFormat::detect(&write("e", b"")).unwrap_err();
         assert!(err.to_string().contains("is empty"), "{err}");
         assert!(DumpFormat::detect(&dir.path().join("missing")).is_err());

@@ -13,12 +13,12 @@ use crate::catalog;
 use crate::db;
 use crate::error::{exit, Error, Result};
 use crate::events::{Event, EventSink, Stage};
+use crate::hazards;
 use crate::migrations::MigrationSource;
+use crate::observe::{self, Observers};
 use crate::plan::Plan;
 use crate::prepare;
-use crate::report::{
-    self, MigrationReport, MigrationStatus, Report, RunStatus, Setting, StageTime, Wal,
-};
+use crate::report::{self, MigrationReport, MigrationStatus, Report, RunStatus, Setting, StageTime, Wal};
 use crate::restore;
 use crate::signals::Supervisor;
 
@@ -49,17 +49,12 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
         Err(e) => stopped = Some((Stage::Discover, e)),
         Ok(source) => {
             let t = Instant::now();
-            events.emit(Event::StageStarted {
-                stage: Stage::Provision,
-                detail: report.postgres.backend.clone(),
-            });
+            events.emit(Event::StageStarted { stage: Stage::Provision, detail: report.postgres.backend.clone() });
             match interruptible(cancel, Throwaway::provision(&plan.backend, cancel)).await {
                 Err(e) => stopped = Some((Stage::Provision, e)),
                 Ok(mut server) => {
                     finish_stage(events, &mut report, Stage::Provision, t, String::new());
-                    if let Err(failure) =
-                        rehearse(&mut server, &source, plan, events, cancel, &mut report).await
-                    {
+                    if let Err(failure) = rehearse(&mut server, &source, plan, events, cancel, &mut report).await {
                         stopped = Some(failure);
                     }
                     if plan.keep {
@@ -71,9 +66,7 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
                             detail: "stopping the throwaway server".into(),
                         });
                         match server.cleanup().await {
-                            Ok(()) => {
-                                finish_stage(events, &mut report, Stage::Cleanup, t, String::new())
-                            }
+                            Ok(()) => finish_stage(events, &mut report, Stage::Cleanup, t, String::new()),
                             Err(e) => events.emit(Event::Note(e.render())),
                         }
                     }
@@ -105,19 +98,9 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
             Vec::new()
         }
     };
-    let table = plan
-        .report
-        .formats
-        .contains(&crate::scenario::ReportFormat::Table)
-        .then(|| report::render_table(&report));
-    Outcome {
-        exit_code: error.as_ref().map(Error::exit_code).unwrap_or(exit_code),
-        report,
-        table,
-        files,
-        kept,
-        error,
-    }
+    let table =
+        plan.report.formats.contains(&crate::scenario::ReportFormat::Table).then(|| report::render_table(&report));
+    Outcome { exit_code: error.as_ref().map(Error::exit_code).unwrap_or(exit_code), report, table, files, kept, error }
 }
 
 /// Restore, prepare, discover and rehearse on a provisioned server.
@@ -136,29 +119,13 @@ async fn rehearse(
     let stage = Stage::Restore;
     events.emit(Event::StageStarted {
         stage,
-        detail: format!(
-            "{} ({:?}, {} job(s))",
-            plan.dump.display(),
-            plan.dump_format,
-            plan.restore_jobs
-        ),
+        detail: format!("{} ({:?}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs),
     });
-    let admin = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready)
-        .await
-        .map_err(|e| (stage, e))?;
-    prepare::fast_restore_settings(&admin)
-        .await
-        .map_err(|e| (stage, e))?;
+    let admin = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
+    prepare::fast_restore_settings(&admin).await.map_err(|e| (stage, e))?;
     let restored = interruptible(
         cancel,
-        restore::restore(
-            server,
-            &admin,
-            &plan.dump,
-            plan.dump_format,
-            plan.restore_jobs,
-            cancel,
-        ),
+        restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
     )
     .await
     .map_err(|e| (stage, e))?;
@@ -169,26 +136,11 @@ async fn rehearse(
 
     let t = Instant::now();
     let stage = Stage::Prepare;
-    events.emit(Event::StageStarted {
-        stage,
-        detail: "VACUUM ANALYZE, CHECKPOINT, prod-like settings".into(),
-    });
-    interruptible(
-        cancel,
-        prepare::prepare(server, &admin, &plan.settings, cancel),
-    )
-    .await
-    .map_err(|e| (stage, e))?;
+    events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT, prod-like settings".into() });
+    interruptible(cancel, prepare::prepare(server, &admin, &plan.settings, cancel)).await.map_err(|e| (stage, e))?;
     drop(admin);
-    let observer = prepare::reconnect(server, "rehearse-observer")
-        .await
-        .map_err(|e| (stage, e))?;
-    let env = |e| {
-        (
-            stage,
-            Error::environment_because("cannot read the restored database's catalog", e),
-        )
-    };
+    let observer = prepare::reconnect(server, "rehearse-observer").await.map_err(|e| (stage, e))?;
+    let env = |e| (stage, Error::environment_because("cannot read the restored database's catalog", e));
     report.postgres.version = Some(catalog::server_version(&observer).await.map_err(env)?);
     report.postgres.settings = catalog::settings(&observer, &prepare::REPORTED[1..])
         .await
@@ -200,21 +152,14 @@ async fn rehearse(
         .await
         .map_err(env)?
         .into_iter()
-        .map(|t| report::TableInfo {
-            name: t.name,
-            rows: t.rows,
-            bytes: t.bytes,
-        })
+        .map(|t| report::TableInfo { name: t.name, rows: t.rows, bytes: t.bytes })
         .collect();
     report.dump.database_bytes = Some(catalog::database_size(&observer).await.map_err(env)?);
     finish_stage(events, report, stage, t, String::new());
 
     let t = Instant::now();
     let stage = Stage::Discover;
-    events.emit(Event::StageStarted {
-        stage,
-        detail: format!("pending {} migrations", source.tool()),
-    });
+    events.emit(Event::StageStarted { stage, detail: format!("pending {} migrations", source.tool()) });
     let pending = source.pending(&observer).await.map_err(|e| (stage, e))?;
     report.migrations = pending
         .iter()
@@ -227,54 +172,52 @@ async fn rehearse(
             duration_ms: 0,
             wal: Wal::default(),
             statements: Vec::new(),
+            locks: Vec::new(),
+            longest_read_block: None,
+            longest_write_block: None,
+            probes: Vec::new(),
+            rewrites: Vec::new(),
+            size_changes: Vec::new(),
+            top_statements: Vec::new(),
+            hazards: Vec::new(),
             budget_breaches: Vec::new(),
             error: None,
         })
         .collect();
-    finish_stage(
-        events,
-        report,
-        stage,
-        t,
-        format!("{} pending", pending.len()),
-    );
+    finish_stage(events, report, stage, t, format!("{} pending", pending.len()));
     if pending.is_empty() {
-        events.emit(Event::Note(
-            "no pending migrations: the dump already has every migration in the folder".into(),
-        ));
+        events.emit(Event::Note("no pending migrations: the dump already has every migration in the folder".into()));
     }
 
     let t = Instant::now();
     let stage = Stage::Rehearse;
-    let runner = db::connect_when_ready(&conn, &conn.dbname, "rehearse-migration", ready)
-        .await
-        .map_err(|e| (stage, e))?;
+    let runner =
+        db::connect_when_ready(&conn, &conn.dbname, "rehearse-migration", ready).await.map_err(|e| (stage, e))?;
+    let largest: Vec<String> = report.dump.tables.iter().map(|t| t.name.clone()).collect();
+    let observers =
+        Observers::connect(&conn, plan.sample_interval, &plan.hot_tables, &largest).await.map_err(|e| (stage, e))?;
+    report.observation.hot_tables = observers.hot_tables.clone();
+    report.observation.limitations = observers.limitations.clone();
     let total = pending.len();
-    let wal_err = |e| {
-        (
-            stage,
-            Error::environment_because("cannot read the WAL position", e),
-        )
-    };
     for (i, migration) in pending.iter().enumerate() {
-        events.emit(Event::MigrationStarted {
-            index: i + 1,
-            total,
-            id: migration.id.clone(),
-        });
-        let before = catalog::wal_position(&observer).await.map_err(wal_err)?;
+        events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
+        let observing = observers.begin().await.map_err(|e| (stage, e))?;
         let applied = source.apply(migration, &runner, cancel).await;
-        let after = catalog::wal_position(&observer).await.map_err(wal_err)?;
+        let observed = observers.finish(observing, Some(&runner), &applied.statements).await.map_err(|e| (stage, e))?;
+        // A migration's session settings (SET lock_timeout, search_path, ...)
+        // must not leak into the next one.
+        let _ = runner.batch_execute("RESET ALL /*rehearse*/").await;
         let m = &mut report.migrations[i];
         m.duration_ms = millis(applied.duration);
-        m.wal.bytes = after.saturating_sub(before);
         m.statements = applied.statements;
+        let before = observe::fill(m, observed);
         m.status = match (&applied.error, applied.interrupted) {
             (_, true) => MigrationStatus::Interrupted,
             (Some(_), false) => MigrationStatus::Failed,
             (None, false) => MigrationStatus::Applied,
         };
         m.error = applied.error;
+        m.hazards = hazards::check(m, &before);
         m.budget_breaches = plan.budgets.check_migration(m);
         events.emit(Event::MigrationFinished {
             index: i + 1,
@@ -296,33 +239,17 @@ async fn rehearse(
 
 /// Runs `work` unless the run is cancelled first; dropping `work` then
 /// drops its children (kill_on_drop) and any half-made server (Drop backstop).
-async fn interruptible<T>(
-    cancel: &CancellationToken,
-    work: impl Future<Output = Result<T>>,
-) -> Result<T> {
+async fn interruptible<T>(cancel: &CancellationToken, work: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::select! {
         r = work => r,
         _ = cancel.cancelled() => Err(Error::Interrupted),
     }
 }
 
-fn finish_stage(
-    events: &dyn EventSink,
-    report: &mut Report,
-    stage: Stage,
-    started: Instant,
-    detail: String,
-) {
+fn finish_stage(events: &dyn EventSink, report: &mut Report, stage: Stage, started: Instant, detail: String) {
     let elapsed = started.elapsed();
-    report.stages.push(StageTime {
-        stage: stage.as_str().into(),
-        duration_ms: millis(elapsed),
-    });
-    events.emit(Event::StageFinished {
-        stage,
-        elapsed,
-        detail,
-    });
+    report.stages.push(StageTime { stage: stage.as_str().into(), duration_ms: millis(elapsed) });
+    events.emit(Event::StageFinished { stage, elapsed, detail });
 }
 
 fn millis(d: Duration) -> u64 {
@@ -348,16 +275,11 @@ fn new_report(plan: &Plan) -> Report {
             scenario_settings: plan
                 .settings
                 .iter()
-                .map(|(n, v)| Setting {
-                    name: n.clone(),
-                    value: v.clone(),
-                })
+                .map(|(n, v)| Setting { name: n.clone(), value: v.clone() })
                 .collect(),
         },
         machine: report::MachineInfo {
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             memory_bytes: memory_bytes(),
         },
         dump: report::DumpInfo {
@@ -370,44 +292,29 @@ fn new_report(plan: &Plan) -> Report {
         migrations: Vec::new(),
         totals: Default::default(),
         budget_breaches: Vec::new(),
+        observation: report::ObservationInfo {
+            sample_interval_ms: millis(plan.sample_interval),
+            hot_tables: Vec::new(),
+            limitations: Vec::new(),
+        },
     }
 }
 
-fn finish_report(
-    plan: &Plan,
-    report: &mut Report,
-    stopped: Option<&(Stage, Error)>,
-    elapsed: Duration,
-) {
+fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&(Stage, Error)>, elapsed: Duration) {
     report.finished_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
     let ms = &report.migrations;
     report.totals = report::Totals {
         duration_ms: ms.iter().map(|m| m.duration_ms).sum(),
         wal_bytes: ms.iter().map(|m| m.wal.bytes).sum(),
-        applied: ms
-            .iter()
-            .filter(|m| m.status == MigrationStatus::Applied)
-            .count(),
-        failed: ms
-            .iter()
-            .filter(|m| m.status == MigrationStatus::Failed)
-            .count(),
-        skipped: ms
-            .iter()
-            .filter(|m| m.status == MigrationStatus::Skipped)
-            .count(),
+        applied: ms.iter().filter(|m| m.status == MigrationStatus::Applied).count(),
+        failed: ms.iter().filter(|m| m.status == MigrationStatus::Failed).count(),
+        skipped: ms.iter().filter(|m| m.status == MigrationStatus::Skipped).count(),
         run_duration_ms: millis(elapsed),
     };
     report.budget_breaches = plan.budgets.check_total(report);
-    let migration_failed = report
-        .migrations
-        .iter()
-        .any(|m| m.status == MigrationStatus::Failed);
-    let breached = !report.budget_breaches.is_empty()
-        || report
-            .migrations
-            .iter()
-            .any(|m| !m.budget_breaches.is_empty());
+    let migration_failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);
+    let breached =
+        !report.budget_breaches.is_empty() || report.migrations.iter().any(|m| !m.budget_breaches.is_empty());
     report.status = match stopped {
         Some((stage, e)) => {
             report.stopped_at_stage = Some(stage.as_str().into());
@@ -429,12 +336,6 @@ fn finish_report(
 
 fn memory_bytes() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = info
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let kb: u64 = info.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

@@ -156,9 +156,7 @@ impl EnvString {
 impl<'de> Deserialize<'de> for EnvString {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        expand_env(&raw, |name| std::env::var(name).ok())
-            .map(EnvString)
-            .map_err(de::Error::custom)
+        expand_env(&raw, |name| std::env::var(name).ok()).map(EnvString).map_err(de::Error::custom)
     }
 }
 
@@ -173,14 +171,12 @@ pub fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
             out.push('$');
             rest = stripped;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| {
-                format!("unclosed `${{` in {raw:?}: write `${{NAME}}`, or `$$` for a literal `$`")
-            })?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in {raw:?}: write `${{NAME}}`, or `$$` for a literal `$`"))?;
             let name = &body[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "`${{{name}}}` is not a valid environment variable reference"
-                ));
+                return Err(format!("`${{{name}}}` is not a valid environment variable reference"));
             }
             let value = lookup(name).ok_or_else(|| {
                 format!("environment variable {name} is not set (referenced as ${{{name}}}); export it before running rehearse")
@@ -209,9 +205,7 @@ impl<'de> Deserialize<'de> for SettingValue {
                 f.write_str("a setting value such as 1GB, 200, on or 'off'")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<SettingValue, E> {
-                expand_env(v, |n| std::env::var(n).ok())
-                    .map(SettingValue)
-                    .map_err(E::custom)
+                expand_env(v, |n| std::env::var(n).ok()).map(SettingValue).map_err(E::custom)
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<SettingValue, E> {
                 Ok(SettingValue(if v { "on" } else { "off" }.into()))
@@ -237,24 +231,18 @@ pub struct ByteSize(pub u64);
 impl ByteSize {
     pub fn parse(text: &str) -> Result<ByteSize, String> {
         let t = text.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = (&t[..split], t[split..].trim());
-        let value: f64 = num.parse().map_err(|_| {
-            format!("invalid size {text:?}: expected a number and a unit, like 512MB or 2GB")
-        })?;
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {text:?}: expected a number and a unit, like 512MB or 2GB"))?;
         let factor: u64 = match unit.to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" | "kib" | "k" => 1 << 10,
             "mb" | "mib" | "m" => 1 << 20,
             "gb" | "gib" | "g" => 1 << 30,
             "tb" | "tib" | "t" => 1 << 40,
-            _ => {
-                return Err(format!(
-                    "invalid size {text:?}: unknown unit {unit:?}; use B, kB, MB, GB or TB"
-                ))
-            }
+            _ => return Err(format!("invalid size {text:?}: unknown unit {unit:?}; use B, kB, MB, GB or TB")),
         };
         Ok(ByteSize((value * factor as f64).round() as u64))
     }
@@ -275,9 +263,7 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
             }
         }
         deserializer.deserialize_any(SizeVisitor)
@@ -300,10 +286,7 @@ pub fn load(path: &Path) -> Result<Scenario> {
 
 pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
     serde_yaml::from_str(text).map_err(|e| {
-        let location = e
-            .location()
-            .map(|l| format!(":{}:{}", l.line(), l.column()))
-            .unwrap_or_default();
+        let location = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
         Error::bad_input(format!(
             "invalid scenario {}{location}: {e}\n  (the scenario reference is in README.md)",
             path.display()
@@ -330,28 +313,21 @@ mod tests {
     #[test]
     fn env_references_expand_and_missing_ones_are_named() {
         let lookup = |n: &str| (n == "HOST").then(|| "db".to_string());
-        assert_eq!(
-            expand_env("postgres://${HOST}/x $$5", lookup).unwrap(),
-            "postgres://db/x $5"
-        );
+        assert_eq!(expand_env("postgres://${HOST}/x $$5", lookup).unwrap(), "postgres://db/x $5");
         let err = expand_env("${NOPE}", lookup).unwrap_err();
         assert!(err.contains("NOPE is not set"), "{err}");
     }
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err = parse_str("dump: a.dump\nmigrations:\n  tool: sql\n  dri: x\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse_str("dump: a.dump\nmigrations:\n  tool: sql\n  dri: x\n").unwrap_err().to_string();
         assert!(err.contains("s.yaml:4:3"), "{err}");
         assert!(err.contains("unknown field `dri`"), "{err}");
     }
 
     #[test]
     fn bad_duration_names_line() {
-        let err = parse_str("migrations: {tool: sql}\nobserve:\n  sample_interval: fast\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse_str("migrations: {tool: sql}\nobserve:\n  sample_interval: fast\n").unwrap_err().to_string();
         assert!(err.contains("s.yaml:3:"), "{err}");
     }
 
@@ -364,9 +340,6 @@ mod tests {
         assert_eq!(s.postgres.settings["jit"].0, "off");
         assert_eq!(s.postgres.settings["work_mem"].0, "64");
         assert_eq!(s.observe.sample_interval, Some(Duration::from_millis(10)));
-        assert_eq!(
-            s.budgets.migration.unwrap().max_wal,
-            Some(ByteSize(2 << 30))
-        );
+        assert_eq!(s.budgets.migration.unwrap().max_wal, Some(ByteSize(2 << 30)));
     }
 }

@@ -22,10 +22,10 @@ impl Supervisor {
     /// Installs the SIGINT and SIGTERM handlers (needs a tokio runtime).
     pub fn install() -> Result<Supervisor> {
         let sup = Supervisor::unhooked();
-        let mut int = signal(SignalKind::interrupt())
-            .map_err(|e| Error::environment_because("cannot handle SIGINT", e))?;
-        let mut term = signal(SignalKind::terminate())
-            .map_err(|e| Error::environment_because("cannot handle SIGTERM", e))?;
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|e| Error::environment_because("cannot handle SIGINT", e))?;
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| Error::environment_because("cannot handle SIGTERM", e))?;
         let s = sup.clone();
         tokio::spawn(async move {
             loop {
@@ -42,10 +42,7 @@ impl Supervisor {
 
     /// A supervisor with no signal handlers (for tests that drive the library).
     pub fn unhooked() -> Supervisor {
-        Supervisor {
-            cancel: CancellationToken::new(),
-            received: Arc::new(AtomicUsize::new(0)),
-        }
+        Supervisor { cancel: CancellationToken::new(), received: Arc::new(AtomicUsize::new(0)) }
     }
 
     pub fn token(&self) -> &CancellationToken {

@@ -68,11 +68,7 @@ pub async fn find_binaries(explicit: Option<&Path>, cancel: &CancellationToken) 
 
 async fn candidate_dirs(cancel: &CancellationToken) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Ok(out) = ChildCommand::new("pg_config")
-        .arg("--bindir")
-        .deadline(Duration::from_secs(10))
-        .run(cancel)
-        .await
+    if let Ok(out) = ChildCommand::new("pg_config").arg("--bindir").deadline(Duration::from_secs(10)).run(cancel).await
     {
         dirs.push(PathBuf::from(out.stdout.trim()));
     }
@@ -96,33 +92,14 @@ async fn describe_binaries(dir: &Path, cancel: &CancellationToken) -> Result<PgB
         .deadline(Duration::from_secs(10))
         .run(cancel)
         .await
-        .map_err(|e| {
-            Error::environment_because(format!("cannot run {}/initdb --version", dir.display()), e)
-        })?;
+        .map_err(|e| Error::environment_because(format!("cannot run {}/initdb --version", dir.display()), e))?;
     // "initdb (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-    let version = out
-        .stdout
-        .split(") ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or("")
-        .to_string();
-    let major = version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| {
-            Error::environment(format!(
-                "cannot tell the version of {}/initdb from {:?}",
-                dir.display(),
-                out.stdout.trim()
-            ))
-        })?;
-    Ok(PgBin {
-        dir: dir.to_path_buf(),
-        version,
-        major,
-    })
+    let version =
+        out.stdout.split(") ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or("").to_string();
+    let major = version.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| {
+        Error::environment(format!("cannot tell the version of {}/initdb from {:?}", dir.display(), out.stdout.trim()))
+    })?;
+    Ok(PgBin { dir: dir.to_path_buf(), version, major })
 }
 
 /// A running private cluster. Call `stop` (or `keep`); `Drop` is only a backstop.
@@ -190,45 +167,23 @@ impl LocalCluster {
     }
 
     async fn init(&mut self, cancel: &CancellationToken) -> Result<()> {
-        std::fs::write(
-            self.root.join(MARKER_FILE),
-            format!("pid={}\n", std::process::id()),
-        )
-        .map_err(|e| {
-            Error::environment_because(format!("cannot write to {}", self.root.display()), e)
-        })?;
+        std::fs::write(self.root.join(MARKER_FILE), format!("pid={}\n", std::process::id()))
+            .map_err(|e| Error::environment_because(format!("cannot write to {}", self.root.display()), e))?;
         let pwfile = self.root.join("pwfile");
         write_private(&pwfile, self.conn.password.expose())?;
         // A pgpass file for `--keep`: connect without ever seeing the password.
-        write_private(
-            &self.root.join("pgpass"),
-            &format!("*:*:*:{}:{}\n", SUPERUSER, self.conn.password.expose()),
-        )?;
+        write_private(&self.root.join("pgpass"), &format!("*:*:*:{}:{}\n", SUPERUSER, self.conn.password.expose()))?;
         if let Some(who) = &self.run_as {
-            for path in [
-                self.root.clone(),
-                pwfile.clone(),
-                self.root.join(MARKER_FILE),
-            ] {
+            for path in [self.root.clone(), pwfile.clone(), self.root.join(MARKER_FILE)] {
                 std::os::unix::fs::chown(&path, Some(who.uid), Some(who.gid)).map_err(|e| {
-                    Error::environment_because(
-                        format!("cannot hand {} to the {} user", path.display(), who.name),
-                        e,
-                    )
+                    Error::environment_because(format!("cannot hand {} to the {} user", path.display(), who.name), e)
                 })?;
             }
         }
         let result = ChildCommand::new(self.bin.tool("initdb"))
             .arg("-D")
             .arg(self.data_dir())
-            .args([
-                "-U",
-                SUPERUSER,
-                "--auth=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ])
+            .args(["-U", SUPERUSER, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C"])
             // A throwaway cluster needs no fsync at creation; durability is set later.
             .arg("--no-sync")
             .arg(format!("--pwfile={}", pwfile.display()))
@@ -243,14 +198,9 @@ impl LocalCluster {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&conf)
-            .map_err(|e| {
-                Error::environment_because(format!("cannot edit {}", conf.display()), e)
-            })?;
-        writeln!(
-            f,
-            "\n# rehearse: connection and observation settings\ninclude 'rehearse.conf'"
-        )
-        .map_err(|e| Error::environment_because(format!("cannot edit {}", conf.display()), e))?;
+            .map_err(|e| Error::environment_because(format!("cannot edit {}", conf.display()), e))?;
+        writeln!(f, "\n# rehearse: connection and observation settings\ninclude 'rehearse.conf'")
+            .map_err(|e| Error::environment_because(format!("cannot edit {}", conf.display()), e))?;
         Ok(())
     }
 
@@ -263,19 +213,12 @@ impl LocalCluster {
             self.write_server_conf()?;
             match self.pg_ctl(&["-w", "-t", "60", "start"], cancel).await {
                 Ok(()) => {
-                    let client = db::connect_when_ready(
-                        &self.conn,
-                        "postgres",
-                        "rehearse",
-                        Duration::from_secs(30),
-                    )
-                    .await?;
+                    let client =
+                        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await?;
                     client
                         .batch_execute(&format!("CREATE DATABASE {}", db::quote_ident(DATABASE)))
                         .await
-                        .map_err(|e| {
-                            Error::environment_because("cannot create the rehearsal database", e)
-                        })?;
+                        .map_err(|e| Error::environment_because("cannot create the rehearsal database", e))?;
                     return Ok(());
                 }
                 Err(e) => {
@@ -324,9 +267,7 @@ impl LocalCluster {
             .run(cancel)
             .await
             .map(|_| ())
-            .map_err(|e| {
-                self.child_error(&format!("pg_ctl {} failed", args.last().unwrap_or(&"")), e)
-            })
+            .map_err(|e| self.child_error(&format!("pg_ctl {} failed", args.last().unwrap_or(&"")), e))
     }
 
     fn child_error(&self, what: &str, e: ChildError) -> Error {
@@ -334,14 +275,7 @@ impl LocalCluster {
             return Error::Interrupted;
         }
         let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
-        let tail: Vec<&str> = log
-            .lines()
-            .rev()
-            .take(10)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let tail: Vec<&str> = log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
         let mut message = what.to_string();
         if !tail.is_empty() {
             message.push_str(&format!("; server log:\n{}", tail.join("\n")));
@@ -351,11 +285,8 @@ impl LocalCluster {
 
     /// Restarts the server (for settings that only take effect at start).
     pub async fn restart(&mut self, cancel: &CancellationToken) -> Result<()> {
-        self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "restart"], cancel)
-            .await?;
-        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30))
-            .await
-            .map(|_| ())
+        self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "restart"], cancel).await?;
+        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await.map(|_| ())
     }
 
     /// Stops the server and deletes every file of the cluster.
@@ -363,33 +294,19 @@ impl LocalCluster {
         self.stopped = true;
         // Cleanup must not be cancelled by a second Ctrl-C: use a token nobody cancels.
         let never = CancellationToken::new();
-        let fast = self
-            .pg_ctl(&["-m", "fast", "-w", "-t", "30", "stop"], &never)
-            .await;
+        let fast = self.pg_ctl(&["-m", "fast", "-w", "-t", "30", "stop"], &never).await;
         if fast.is_err() {
-            let _ = self
-                .pg_ctl(&["-m", "immediate", "-w", "-t", "30", "stop"], &never)
-                .await;
+            let _ = self.pg_ctl(&["-m", "immediate", "-w", "-t", "30", "stop"], &never).await;
         }
         std::fs::remove_dir_all(&self.root).map_err(|e| {
-            Error::environment_because(
-                format!(
-                    "could not remove the throwaway cluster dir {}",
-                    self.root.display()
-                ),
-                e,
-            )
+            Error::environment_because(format!("could not remove the throwaway cluster dir {}", self.root.display()), e)
         })
     }
 
     /// Leaves the server running and returns how to reach and stop it.
     pub fn keep(mut self) -> String {
         self.stopped = true;
-        let as_user = self
-            .run_as
-            .as_ref()
-            .map(|w| format!("runuser -u {} -- ", w.name))
-            .unwrap_or_default();
+        let as_user = self.run_as.as_ref().map(|w| format!("runuser -u {} -- ", w.name)).unwrap_or_default();
         format!(
             "The throwaway server is still running (--keep). Connect with:\n  \
              PGPASSFILE={root}/pgpass psql \"{conn}\"\n\
@@ -409,9 +326,7 @@ impl Drop for LocalCluster {
         }
         // Backstop for a panic or an early return: synchronous, immediate stop.
         let mut cmd = std::process::Command::new(self.bin.tool("pg_ctl"));
-        cmd.arg("-D")
-            .arg(self.data_dir())
-            .args(["-m", "immediate", "-w", "-t", "20", "stop"]);
+        cmd.arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w", "-t", "20", "stop"]);
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -22,9 +22,7 @@ pub enum Throwaway {
 impl Throwaway {
     pub async fn provision(plan: &BackendPlan, cancel: &CancellationToken) -> Result<Throwaway> {
         match plan {
-            BackendPlan::Local { bin } => Ok(Throwaway::Local(
-                LocalCluster::start(bin.clone(), cancel).await?,
-            )),
+            BackendPlan::Local { bin } => Ok(Throwaway::Local(LocalCluster::start(bin.clone(), cancel).await?)),
         }
     }
 

@@ -41,9 +41,7 @@ pub enum MigrationSource {
 impl MigrationSource {
     pub fn from_plan(plan: &MigrationsPlan) -> Result<MigrationSource> {
         match plan {
-            MigrationsPlan::Sql { dir, table } => {
-                Ok(MigrationSource::Sql(sql::SqlDir::scan(dir, table.clone())?))
-            }
+            MigrationsPlan::Sql { dir, table } => Ok(MigrationSource::Sql(sql::SqlDir::scan(dir, table.clone())?)),
         }
     }
 
@@ -62,12 +60,7 @@ impl MigrationSource {
     }
 
     /// Applies one migration on `db`, a connection of its own.
-    pub async fn apply(
-        &self,
-        migration: &Migration,
-        db: &Client,
-        cancel: &CancellationToken,
-    ) -> Applied {
+    pub async fn apply(&self, migration: &Migration, db: &Client, cancel: &CancellationToken) -> Applied {
         match self {
             MigrationSource::Sql(s) => s.apply(migration, db, cancel).await,
         }

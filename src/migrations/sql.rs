@@ -3,7 +3,7 @@
 //! parser (pg_query), each file in one transaction unless it holds a
 //! statement that cannot run in one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,8 @@ use super::{Applied, Migration};
 use crate::catalog;
 use crate::db::describe_pg_error;
 use crate::error::{Error, Result};
-use crate::report::{MigrationError, StatementReport};
+use crate::observe::queries;
+use crate::report::{MigrationError, StatementLock, StatementReport};
 
 /// The tracking table rehearse records applied files in.
 pub const DEFAULT_TABLE: &str = "public.rehearse_schema_migrations";
@@ -41,23 +42,13 @@ impl SqlFile {
     }
 
     fn id(&self) -> String {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        name.trim_end_matches(".sql")
-            .trim_end_matches(".up")
-            .to_string()
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.trim_end_matches(".sql").trim_end_matches(".up").to_string()
     }
 }
 
 fn normalize(version: &[u128]) -> String {
-    version
-        .iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(".")
+    version.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(".")
 }
 
 /// Reads a version prefix from a file name: `V2__x.sql` (Flyway: `__`
@@ -66,29 +57,19 @@ fn normalize(version: &[u128]) -> String {
 /// Flyway's repeatable `R__` and undo `U1__`) and Err for a file with no version.
 pub fn parse_file_name(name: &str) -> Option<Result<(Vec<u128>, String), String>> {
     let stem = name.strip_suffix(".sql")?;
-    if stem.ends_with(".down")
-        || stem.starts_with("R__")
-        || (stem.starts_with('U') && stem.contains("__"))
-    {
+    if stem.ends_with(".down") || stem.starts_with("R__") || (stem.starts_with('U') && stem.contains("__")) {
         return None;
     }
     let stem = stem.strip_suffix(".up").unwrap_or(stem);
     let (version_text, description) = match stem.split_once("__") {
         Some((v, d)) => (v.strip_prefix(['V', 'v']).unwrap_or(v), d),
         None => {
-            let digits = stem
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(stem.len());
-            (
-                &stem[..digits],
-                stem[digits..].trim_start_matches(['_', '-', '.']),
-            )
+            let digits = stem.find(|c: char| !c.is_ascii_digit()).unwrap_or(stem.len());
+            (&stem[..digits], stem[digits..].trim_start_matches(['_', '-', '.']))
         }
     };
-    let version: Option<Vec<u128>> = version_text
-        .split(['.', '_'])
-        .map(|c| if c.is_empty() { None } else { c.parse().ok() })
-        .collect();
+    let version: Option<Vec<u128>> =
+        version_text.split(['.', '_']).map(|c| if c.is_empty() { None } else { c.parse().ok() }).collect();
     Some(match version {
         Some(v) if !v.is_empty() => Ok((v, description.replace(['_', '-'], " ").trim().to_string())),
         _ => Err(format!(
@@ -107,25 +88,16 @@ impl SqlDir {
     /// Lists and orders the folder's migration files; a bad name or a
     /// duplicate version is bad input.
     pub fn scan(dir: &Path, table: Option<String>) -> Result<SqlDir> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            Error::bad_input_because(
-                format!("cannot list migrations folder {}", dir.display()),
-                e,
-            )
-        })?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::bad_input_because(format!("cannot list migrations folder {}", dir.display()), e))?;
         let mut by_version: BTreeMap<Vec<u128>, SqlFile> = BTreeMap::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(parsed) = parse_file_name(&name) else {
                 continue;
             };
-            let (version, description) =
-                parsed.map_err(|m| Error::bad_input(format!("{}: {m}", dir.display())))?;
-            let file = SqlFile {
-                path: entry.path(),
-                version: version.clone(),
-                description,
-            };
+            let (version, description) = parsed.map_err(|m| Error::bad_input(format!("{}: {m}", dir.display())))?;
+            let file = SqlFile { path: entry.path(), version: version.clone(), description };
             if let Some(other) = by_version.insert(version, file) {
                 return Err(Error::bad_input(format!(
                     "{}: {} and {} have the same version {}: give one of them a new number",
@@ -142,10 +114,7 @@ impl SqlDir {
                 dir.display()
             )));
         }
-        Ok(SqlDir {
-            table,
-            files: by_version.into_values().collect(),
-        })
+        Ok(SqlDir { table, files: by_version.into_values().collect() })
     }
 
     pub fn files(&self) -> &[SqlFile] {
@@ -157,16 +126,10 @@ impl SqlDir {
     pub async fn pending(&self, db: &Client) -> Result<Vec<Migration>> {
         let env = |e| Error::environment_because("cannot read the migration tracking table", e);
         db.batch_execute(CREATE_DEFAULT_TABLE).await.map_err(env)?;
-        let rows = db
-            .query("SELECT version FROM public.rehearse_schema_migrations", &[])
-            .await
-            .map_err(env)?;
+        let rows = db.query("SELECT version FROM public.rehearse_schema_migrations", &[]).await.map_err(env)?;
         let mut applied: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
         let mut applied_up_to: Option<Vec<u128>> = None;
-        if let Some(table) = self
-            .table
-            .as_deref()
-            .filter(|t| *t != DEFAULT_TABLE && *t != "rehearse_schema_migrations")
+        if let Some(table) = self.table.as_deref().filter(|t| *t != DEFAULT_TABLE && *t != "rehearse_schema_migrations")
         {
             if catalog::table_exists(db, table).await.map_err(env)? {
                 let columns = catalog::table_columns(db, table).await.map_err(env)?;
@@ -184,8 +147,7 @@ impl SqlDir {
                     let Some(version) = row.get::<_, Option<String>>(0) else {
                         continue;
                     };
-                    let parsed: Option<Vec<u128>> =
-                        version.split(['.', '_']).map(|c| c.parse().ok()).collect();
+                    let parsed: Option<Vec<u128>> = version.split(['.', '_']).map(|c| c.parse().ok()).collect();
                     let Some(parsed) = parsed else { continue };
                     if has("dirty") {
                         // golang-migrate keeps one row: the current version; all before it are applied.
@@ -216,48 +178,28 @@ impl SqlDir {
             .collect())
     }
 
-    pub async fn apply(
-        &self,
-        migration: &Migration,
-        db: &Client,
-        cancel: &CancellationToken,
-    ) -> Applied {
+    pub async fn apply(&self, migration: &Migration, db: &Client, cancel: &CancellationToken) -> Applied {
         let started = Instant::now();
         let mut applied = Applied::default();
         let text = match std::fs::read_to_string(&migration.file) {
             Ok(t) => t,
             Err(e) => {
-                applied.error = Some(MigrationError::new(format!(
-                    "cannot read {}: {e}",
-                    migration.file.display()
-                )));
+                applied.error = Some(MigrationError::new(format!("cannot read {}: {e}", migration.file.display())));
                 return applied;
             }
         };
         let statements = match split(&text) {
             Ok(s) => s,
             Err(message) => {
-                applied.error = Some(MigrationError::new(format!(
-                    "the file does not parse as SQL: {message}"
-                )));
+                applied.error = Some(MigrationError::new(format!("the file does not parse as SQL: {message}")));
                 return applied;
             }
         };
         let in_transaction = !statements.iter().any(|s| s.needs_own_transaction);
-        let result = self
-            .execute(
-                migration,
-                &statements,
-                in_transaction,
-                started,
-                db,
-                cancel,
-                &mut applied,
-            )
-            .await;
+        let result = self.execute(migration, &statements, in_transaction, started, db, cancel, &mut applied).await;
         if let Err(mut error) = result {
             if in_transaction {
-                let _ = db.batch_execute("ROLLBACK").await;
+                let _ = db.batch_execute("ROLLBACK /*rehearse*/").await;
             } else if applied.statements.len() > 1 {
                 let done = applied.statements.len() - 1;
                 error.message = format!(
@@ -269,6 +211,16 @@ impl SqlDir {
             applied.error = Some(error);
         }
         applied.duration = started.elapsed();
+        if in_transaction {
+            // Every lock of a transaction is released at its end, so each was
+            // held from the start of the statement that took it until then.
+            let end = millis(applied.duration);
+            for stmt in &mut applied.statements {
+                for lock in &mut stmt.locks {
+                    lock.held_ms = end.saturating_sub(stmt.started_ms);
+                }
+            }
+        }
         applied
     }
 
@@ -283,12 +235,24 @@ impl SqlDir {
         cancel: &CancellationToken,
         applied: &mut Applied,
     ) -> Result<(), MigrationError> {
+        let failed = |e: tokio_postgres::Error| MigrationError::new(describe_pg_error(&e));
+        let (_, mut wal, mut lock_timeout) = queries::own_locks(db).await.map_err(failed)?;
         if in_transaction {
-            db.batch_execute("BEGIN")
-                .await
-                .map_err(|e| MigrationError::new(describe_pg_error(&e)))?;
+            db.batch_execute("BEGIN /*rehearse*/").await.map_err(failed)?;
         }
+        // Locks the current transaction already holds: a statement is credited
+        // only with the locks it added.
+        let mut held: HashSet<(String, String)> = HashSet::new();
         for stmt in statements {
+            // Statements of a file that runs outside a transaction still get a
+            // transaction each when they can, so their locks can be read
+            // before they are released.
+            let wrap = !in_transaction && !stmt.needs_own_transaction;
+            if wrap {
+                db.batch_execute("BEGIN /*rehearse*/").await.map_err(failed)?;
+                held.clear();
+            }
+            let started_ms = millis(started.elapsed());
             let t0 = Instant::now();
             let outcome = tokio::select! {
                 r = db.simple_query(stmt.sql) => r,
@@ -299,52 +263,65 @@ impl SqlDir {
                 }
             };
             let elapsed = t0.elapsed();
-            let rows = outcome
-                .as_ref()
-                .map(|msgs| {
-                    msgs.iter()
-                        .filter_map(|m| match m {
-                            SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                            _ => None,
-                        })
-                        .sum()
-                })
-                .unwrap_or(0);
-            applied.statements.push(StatementReport {
+            let rows = match &outcome {
+                Ok(msgs) => msgs
+                    .iter()
+                    .filter_map(|m| match m {
+                        SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                        _ => None,
+                    })
+                    .sum(),
+                Err(_) => 0,
+            };
+            let mut report = StatementReport {
                 query: stmt.sql.to_string(),
                 line: Some(stmt.line),
                 duration_ms: millis(elapsed),
                 rows,
                 wal_bytes: None,
-            });
+                locks: Vec::new(),
+                lock_timeout_ms: Some(lock_timeout),
+                started_ms,
+            };
             if let Err(e) = outcome {
+                if wrap {
+                    let _ = db.batch_execute("ROLLBACK /*rehearse*/").await;
+                }
+                applied.statements.push(report);
                 return Err(statement_error(migration, stmt, &e));
             }
+            let (locks, wal_after, timeout_after) = queries::own_locks(db).await.map_err(failed)?;
+            report.wal_bytes = Some(wal_after.saturating_sub(wal));
+            (wal, lock_timeout) = (wal_after, timeout_after);
+            for lock in locks {
+                if held.insert((lock.name.clone(), lock.mode.clone())) {
+                    report.locks.push(StatementLock {
+                        relation: lock.name,
+                        kind: lock.kind,
+                        mode: lock.mode,
+                        held_ms: 0,
+                    });
+                }
+            }
+            if wrap {
+                db.batch_execute("COMMIT /*rehearse*/").await.map_err(failed)?;
+                let held_ms = millis(started.elapsed()).saturating_sub(started_ms);
+                report.locks.iter_mut().for_each(|l| l.held_ms = held_ms);
+            }
+            applied.statements.push(report);
         }
         let record = format!(
-            "INSERT INTO {DEFAULT_TABLE} (version, name, duration_ms) VALUES ($1, $2, $3) \
+            "/*rehearse*/ INSERT INTO {DEFAULT_TABLE} (version, name, duration_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (version) DO UPDATE SET name = excluded.name, applied_at = now(), duration_ms = excluded.duration_ms"
         );
-        let name = migration
-            .file
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = migration.file.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let ms = millis(started.elapsed()) as i64;
         db.execute(&record, &[&migration.version, &name, &ms])
             .await
-            .map_err(|e| {
-                MigrationError::new(format!(
-                    "cannot record the migration: {}",
-                    describe_pg_error(&e)
-                ))
-            })?;
+            .map_err(|e| MigrationError::new(format!("cannot record the migration: {}", describe_pg_error(&e))))?;
         if in_transaction {
             // COMMIT can fail too (deferred constraints).
-            db.batch_execute("COMMIT")
-                .await
-                .map_err(|e| MigrationError::new(describe_pg_error(&e)))?;
+            db.batch_execute("COMMIT /*rehearse*/").await.map_err(failed)?;
         }
         Ok(())
     }
@@ -354,20 +331,11 @@ fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-fn statement_error(
-    migration: &Migration,
-    stmt: &Statement<'_>,
-    e: &tokio_postgres::Error,
-) -> MigrationError {
+fn statement_error(migration: &Migration, stmt: &Statement<'_>, e: &tokio_postgres::Error) -> MigrationError {
     let mut line = stmt.line;
     let db = e.as_db_error();
-    if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.and_then(|d| d.position())
-    {
-        let before: String = stmt
-            .sql
-            .chars()
-            .take((*pos as usize).saturating_sub(1))
-            .collect();
+    if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.and_then(|d| d.position()) {
+        let before: String = stmt.sql.chars().take((*pos as usize).saturating_sub(1)).collect();
         line += before.matches('\n').count();
     }
     MigrationError {
@@ -403,11 +371,7 @@ pub fn split(text: &str) -> Result<Vec<Statement<'_>>, String> {
             continue;
         }
         let line = 1 + text[..offset + skip].matches('\n').count();
-        out.push(Statement {
-            sql,
-            line,
-            needs_own_transaction: needs_own_transaction(sql),
-        });
+        out.push(Statement { sql, line, needs_own_transaction: needs_own_transaction(sql) });
     }
     Ok(out)
 }

@@ -5,9 +5,6 @@ use std::fmt::Write;
 use super::table::verdict;
 use super::{format_bytes, format_ms, MigrationStatus, Report};
 
-/// How many statements each migration's section lists, slowest first.
-const TOP_STATEMENTS: usize = 10;
-
 pub fn render(r: &Report) -> String {
     let mut md = String::new();
     let w = &mut md;
@@ -34,16 +31,8 @@ pub fn render(r: &Report) -> String {
             m.id,
             escape(&m.description),
             m.status.as_str(),
-            if ran {
-                format_ms(m.duration_ms)
-            } else {
-                "-".into()
-            },
-            if ran {
-                format_bytes(m.wal.bytes)
-            } else {
-                "-".into()
-            },
+            if ran { format_ms(m.duration_ms) } else { "-".into() },
+            if ran { format_bytes(m.wal.bytes) } else { "-".into() },
         );
     }
     let _ = writeln!(w);
@@ -56,50 +45,7 @@ pub fn render(r: &Report) -> String {
     }
 
     for m in &r.migrations {
-        let _ = writeln!(w, "### `{}`: {}\n", m.id, m.status.as_str());
-        if let Some(file) = &m.file {
-            let _ = writeln!(w, "- File: `{file}` (version {})", m.version);
-        }
-        if m.status == MigrationStatus::Skipped {
-            let _ = writeln!(w, "- Not run: an earlier migration did not complete.\n");
-            continue;
-        }
-        let _ = writeln!(w, "- Time: {}", format_ms(m.duration_ms));
-        let _ = writeln!(
-            w,
-            "- WAL written: {} ({} bytes)",
-            format_bytes(m.wal.bytes),
-            m.wal.bytes
-        );
-        for b in &m.budget_breaches {
-            let _ = writeln!(w, "- **Over budget:** {b}");
-        }
-        if let Some(e) = &m.error {
-            let _ = writeln!(w, "\n**Error**");
-            if let (Some(file), Some(line)) = (&e.file, e.line) {
-                let _ = writeln!(w, "at `{file}` line {line}:");
-            }
-            let _ = writeln!(w, "\n```\n{}\n```", e.message);
-            if let Some(stmt) = &e.statement {
-                let _ = writeln!(w, "\nStatement:\n\n```sql\n{}\n```", stmt);
-            }
-        }
-        if !m.statements.is_empty() {
-            let mut slowest: Vec<_> = m.statements.iter().collect();
-            slowest.sort_by_key(|s| std::cmp::Reverse(s.duration_ms));
-            let _ = writeln!(w, "\n| Line | Statement | Time | Rows |\n|--:|---|--:|--:|");
-            for s in slowest.into_iter().take(TOP_STATEMENTS) {
-                let _ = writeln!(
-                    w,
-                    "| {} | `{}` | {} | {} |",
-                    s.line.map(|l| l.to_string()).unwrap_or_default(),
-                    escape(&one_line(&s.query, 100)),
-                    format_ms(s.duration_ms),
-                    s.rows
-                );
-            }
-        }
-        let _ = writeln!(w);
+        super::section::render(w, m, r.observation.sample_interval_ms);
     }
 
     let _ = writeln!(w, "## Dump\n");
@@ -108,121 +54,60 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             w,
             "- Format: {}",
-            serde_json::to_value(f)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
+            serde_json::to_value(f).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
         );
     }
-    let _ = writeln!(
-        w,
-        "- Size: {} ({} bytes)",
-        format_bytes(r.dump.bytes),
-        r.dump.bytes
-    );
+    let _ = writeln!(w, "- Size: {} ({} bytes)", format_bytes(r.dump.bytes), r.dump.bytes);
     if let Some(sha) = &r.dump.sha256 {
         let _ = writeln!(w, "- sha256: `{sha}`");
     }
     if let Some(db) = r.dump.database_bytes {
-        let _ = writeln!(
-            w,
-            "- Restored database size: {}",
-            format_bytes(db.max(0) as u64)
-        );
+        let _ = writeln!(w, "- Restored database size: {}", format_bytes(db.max(0) as u64));
     }
-    let _ = writeln!(
-        w,
-        "- Restore: {} with {} job(s)",
-        format_ms(r.restore.duration_ms),
-        r.restore.jobs
-    );
+    let _ = writeln!(w, "- Restore: {} with {} job(s)", format_ms(r.restore.duration_ms), r.restore.jobs);
     if !r.restore.roles_created.is_empty() {
-        let _ = writeln!(
-            w,
-            "- Roles created for owners and grants: {}",
-            r.restore.roles_created.join(", ")
-        );
+        let _ = writeln!(w, "- Roles created for owners and grants: {}", r.restore.roles_created.join(", "));
     }
     if !r.dump.tables.is_empty() {
         let _ = writeln!(w, "\n| Table | Rows | Size |\n|---|--:|--:|");
         for t in r.dump.tables.iter().take(15) {
-            let _ = writeln!(
-                w,
-                "| `{}` | {} | {} |",
-                t.name,
-                t.rows,
-                format_bytes(t.bytes.max(0) as u64)
-            );
+            let _ = writeln!(w, "| `{}` | {} | {} |", t.name, t.rows, format_bytes(t.bytes.max(0) as u64));
         }
-        let _ = writeln!(
-            w,
-            "\nRows are `pg_class.reltuples` right after `VACUUM ANALYZE` of the fresh restore."
-        );
+        let _ = writeln!(w, "\nRows are `pg_class.reltuples` right after `VACUUM ANALYZE` of the fresh restore.");
     }
 
     let _ = writeln!(w, "\n## Environment\n");
-    let _ = writeln!(
-        w,
-        "- PostgreSQL {} ({} backend)",
-        r.postgres.version.as_deref().unwrap_or("?"),
-        r.postgres.backend
-    );
+    let _ =
+        writeln!(w, "- PostgreSQL {} ({} backend)", r.postgres.version.as_deref().unwrap_or("?"), r.postgres.backend);
     let _ = writeln!(
         w,
         "- Machine: {} CPU(s), {} RAM",
         r.machine.cpus,
-        r.machine
-            .memory_bytes
-            .map(format_bytes)
-            .unwrap_or_else(|| "?".into())
+        r.machine.memory_bytes.map(format_bytes).unwrap_or_else(|| "?".into())
     );
     if !r.postgres.settings.is_empty() {
-        let list: Vec<String> = r
-            .postgres
-            .settings
-            .iter()
-            .map(|s| format!("`{}={}`", s.name, s.value))
-            .collect();
+        let list: Vec<String> = r.postgres.settings.iter().map(|s| format!("`{}={}`", s.name, s.value)).collect();
         let _ = writeln!(w, "- Settings during the rehearsal: {}", list.join(", "));
     }
     if !r.postgres.scenario_settings.is_empty() {
-        let list: Vec<String> = r
-            .postgres
-            .scenario_settings
-            .iter()
-            .map(|s| format!("`{}={}`", s.name, s.value))
-            .collect();
-        let _ = writeln!(
-            w,
-            "- Prod-like settings from the scenario: {}",
-            list.join(", ")
-        );
+        let list: Vec<String> =
+            r.postgres.scenario_settings.iter().map(|s| format!("`{}={}`", s.name, s.value)).collect();
+        let _ = writeln!(w, "- Prod-like settings from the scenario: {}", list.join(", "));
     }
     if !r.stages.is_empty() {
-        let list: Vec<String> = r
-            .stages
-            .iter()
-            .map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms)))
-            .collect();
+        let list: Vec<String> = r.stages.iter().map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms))).collect();
         let _ = writeln!(w, "- Stages: {}", list.join(" · "));
     }
-    let _ = writeln!(
-        w,
-        "\nTimings are from this machine; production hardware and load differ."
-    );
+    let _ = writeln!(w, "\nTimings are from this machine; production hardware and load differ.");
     md
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
-fn one_line(text: &str, max: usize) -> String {
-    let flat = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace('`', "'");
+pub(super) fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ").replace('`', "'");
     if flat.chars().count() > max {
         format!("{}…", flat.chars().take(max).collect::<String>())
     } else {

@@ -2,6 +2,7 @@
 
 mod markdown;
 mod model;
+mod section;
 mod table;
 
 use std::io::Write;
@@ -33,8 +34,7 @@ pub fn write_files(report: &Report, dir: &Path, formats: &[ReportFormat]) -> Res
 }
 
 pub fn render_json(report: &Report) -> String {
-    let mut text =
-        serde_json::to_string_pretty(report).expect("the report model always serializes");
+    let mut text = serde_json::to_string_pretty(report).expect("the report model always serializes");
     text.push('\n');
     text
 }
@@ -42,13 +42,7 @@ pub fn render_json(report: &Report) -> String {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| {
-        Error::environment_because(
-            format!(
-                "cannot write report {} (check report.dir or --out)",
-                path.display()
-            ),
-            e,
-        )
+        Error::environment_because(format!("cannot write report {} (check report.dir or --out)", path.display()), e)
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;

@@ -28,6 +28,18 @@ pub struct Report {
     pub totals: Totals,
     /// Breaches of the run-wide budgets (`budgets.total`).
     pub budget_breaches: Vec<String>,
+    pub observation: ObservationInfo,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ObservationInfo {
+    /// How often the lock sampler reads pg_locks; a hold shorter than this can be
+    /// missed by sampling (SQL migrations' locks are also captured exactly per statement).
+    pub sample_interval_ms: u64,
+    /// Tables the probe sessions timed reads and writes on.
+    pub hot_tables: Vec<String>,
+    /// What could not be observed on this server, and why.
+    pub limitations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,9 +127,103 @@ pub struct MigrationReport {
     pub status: MigrationStatus,
     pub duration_ms: u64,
     pub wal: Wal,
+    /// Statements as the migration ran them, in order (SQL migrations).
     pub statements: Vec<StatementReport>,
+    /// Every relation lock the migration's backends held or waited for,
+    /// merged per (relation, mode).
+    pub locks: Vec<LockReport>,
+    /// The longest hold of a lock that blocks reads (conflicts with AccessShareLock).
+    pub longest_read_block: Option<BlockReport>,
+    /// The longest hold of a lock that blocks writes (conflicts with RowExclusiveLock).
+    pub longest_write_block: Option<BlockReport>,
+    /// What probe sessions on hot tables waited while the migration ran.
+    pub probes: Vec<ProbeReport>,
+    /// Tables and indexes whose relfilenode changed: rewritten.
+    pub rewrites: Vec<Rewrite>,
+    /// Tables and indexes that grew or shrank by more than 10% (rewrites aside).
+    pub size_changes: Vec<Rewrite>,
+    /// From pg_stat_statements, reset before the migration; by total time.
+    pub top_statements: Vec<TopStatement>,
+    pub hazards: Vec<Hazard>,
     pub budget_breaches: Vec<String>,
     pub error: Option<MigrationError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockReport {
+    /// Schema-qualified name, or `oid 12345` for a relation dropped before it could be named.
+    pub relation: String,
+    /// `table`, `index`, `sequence`, `view`, `materialized view`, `partitioned table`, ...
+    pub kind: String,
+    /// As `pg_locks.mode` spells it: `AccessExclusiveLock`, ...
+    pub mode: String,
+    /// Longest continuous hold (ms).
+    pub held_ms: u64,
+    /// Longest time the lock was requested and not yet granted (ms).
+    pub waited_ms: u64,
+    /// What this mode blocks, by the conflict matrix: `reads`, `writes`, `ddl`.
+    pub blocks: Vec<String>,
+    /// How it was seen: `statement` (read from pg_locks right after the statement, in its
+    /// transaction), `sampled` (the pg_locks sampler), or both.
+    pub source: Vec<String>,
+    /// The statement that took it, when captured exactly.
+    pub statement: Option<String>,
+    pub line: Option<usize>,
+    /// The relation was created by this migration, so no application was using it.
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockReport {
+    pub relation: String,
+    pub mode: String,
+    pub held_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub relation: String,
+    pub reads: WaitStats,
+    pub writes: WaitStats,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WaitStats {
+    /// How many probes ran during the migration.
+    pub probes: u64,
+    pub max_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rewrite {
+    pub relation: String,
+    pub kind: String,
+    pub bytes_before: i64,
+    pub bytes_after: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopStatement {
+    pub query: String,
+    pub calls: i64,
+    pub duration_ms: f64,
+    pub rows: i64,
+    pub wal_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hazard {
+    /// Stable id, documented in docs/hazards.md (e.g. `create-index-non-concurrent`).
+    pub rule: String,
+    /// The consequence, with the measured figures.
+    pub message: String,
+    /// What was observed: lock, mode, table size, hold time, rewrite.
+    pub evidence: String,
+    /// The safe alternative, as an imperative.
+    pub fix: String,
+    /// `docs/hazards.md#<rule>`.
+    pub docs: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,9 +252,16 @@ impl MigrationStatus {
 pub struct Wal {
     /// `pg_current_wal_lsn()` after minus before.
     pub bytes: u64,
-    /// Not measured yet by this version (null).
+    /// WAL records (`pg_stat_wal`, PostgreSQL 14+; null before).
     pub records: Option<u64>,
+    /// Full-page images (`pg_stat_wal.wal_fpi`, 14+).
     pub fpi: Option<u64>,
+    /// WAL bytes as `pg_stat_wal` counts them (14+).
+    pub stat_bytes: Option<u64>,
+    /// Checkpoints that started during the migration.
+    pub checkpoints: Option<u64>,
+    /// bytes / duration.
+    pub bytes_per_second: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,7 +272,27 @@ pub struct StatementReport {
     pub duration_ms: u64,
     /// Rows the statement reported (CommandComplete), 0 for DDL.
     pub rows: u64,
+    /// `pg_current_wal_lsn()` difference around the statement.
     pub wal_bytes: Option<u64>,
+    /// Relation locks the statement took, read from pg_locks right after it,
+    /// inside its transaction: exact, however short the statement.
+    #[serde(default)]
+    pub locks: Vec<StatementLock>,
+    /// `lock_timeout` in force when the statement ran (ms; 0 = none).
+    pub lock_timeout_ms: Option<u64>,
+    /// When the statement started, ms after the migration started.
+    #[serde(default)]
+    pub started_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementLock {
+    pub relation: String,
+    pub kind: String,
+    pub mode: String,
+    /// From the start of the statement that took it to the end of its
+    /// transaction (locks are released at commit or rollback).
+    pub held_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,13 +307,7 @@ pub struct MigrationError {
 
 impl MigrationError {
     pub fn new(message: impl Into<String>) -> Self {
-        MigrationError {
-            message: message.into(),
-            statement: None,
-            file: None,
-            line: None,
-            sqlstate: None,
-        }
+        MigrationError { message: message.into(), statement: None, file: None, line: None, sqlstate: None }
     }
 }
 

@@ -14,29 +14,14 @@ fn interrupted_during_a_migration(signal: Signal) {
     ]);
     let scenario = sandbox.scenario(&dumps().path("custom"), "");
     let started = std::time::Instant::now();
-    let out = run_and_signal(
-        &sandbox,
-        &["run", scenario.to_str().unwrap()],
-        "migration 2/3",
-        signal,
-    );
-    assert!(
-        started.elapsed().as_secs() < 40,
-        "the 60s statement was cancelled"
-    );
+    let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], "migration 2/3", signal);
+    assert!(started.elapsed().as_secs() < 40, "the 60s statement was cancelled");
     out.assert_code(130);
     let report = out.report();
     assert_eq!(report.status, RunStatus::Interrupted);
     assert_eq!(report.stopped_at_stage.as_deref(), Some("rehearse"));
     let statuses: Vec<_> = report.migrations.iter().map(|m| m.status).collect();
-    assert_eq!(
-        statuses,
-        [
-            MigrationStatus::Applied,
-            MigrationStatus::Interrupted,
-            MigrationStatus::Skipped
-        ]
-    );
+    assert_eq!(statuses, [MigrationStatus::Applied, MigrationStatus::Interrupted, MigrationStatus::Skipped]);
     sandbox.assert_no_leaks();
 }
 
@@ -56,12 +41,7 @@ fn sigint_during_restore_cleans_up() {
     sandbox.migrations(&[("0001_a.sql", "SELECT 1;")]);
     let demo = std::path::Path::new(crate::support::REPO).join("snapshots/demo.dump");
     let scenario = sandbox.scenario(&demo, "");
-    let out = run_and_signal(
-        &sandbox,
-        &["run", scenario.to_str().unwrap()],
-        "restore:",
-        Signal::SIGINT,
-    );
+    let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], "restore:", Signal::SIGINT);
     out.assert_code(130);
     let report = out.report();
     assert_eq!(report.status, RunStatus::Interrupted);

@@ -21,27 +21,14 @@ END $$;
 fn restores(format: &str, detected_as: &str) {
     let d = dumps();
     let sandbox = Sandbox::new();
-    sandbox.migrations(&[(
-        "0001_check_restore.sql",
-        &check_restore_sql(d.customers, d.orders),
-    )]);
+    sandbox.migrations(&[("0001_check_restore.sql", &check_restore_sql(d.customers, d.orders))]);
     let scenario = sandbox.scenario(&d.path(format), "");
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(0);
     let report = out.report();
     assert_eq!(report.migrations.len(), 1);
-    assert_eq!(
-        report.migrations[0].status,
-        rehearse::report::MigrationStatus::Applied
-    );
-    let rows = |t: &str| {
-        report
-            .dump
-            .tables
-            .iter()
-            .find(|x| x.name == t)
-            .map(|x| x.rows)
-    };
+    assert_eq!(report.migrations[0].status, rehearse::report::MigrationStatus::Applied);
+    let rows = |t: &str| report.dump.tables.iter().find(|x| x.name == t).map(|x| x.rows);
     assert_eq!(rows("public.customers"), Some(d.customers));
     assert_eq!(rows("public.orders"), Some(d.orders));
     let mut roles = report.restore.roles_created.clone();
@@ -92,16 +79,8 @@ fn a_dump_pg_restore_rejects_is_bad_input_with_its_message() {
     let scenario = sandbox.scenario(&cut, "");
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(3);
-    assert!(
-        out.stderr.contains("pg_restore could not restore dump"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("pg_restore:"),
-        "pg_restore's own message is shown: {}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("pg_restore could not restore dump"), "{}", out.stderr);
+    assert!(out.stderr.contains("pg_restore:"), "pg_restore's own message is shown: {}", out.stderr);
     assert_eq!(out.report().status, rehearse::report::RunStatus::Failed);
     assert_eq!(out.report().stopped_at_stage.as_deref(), Some("restore"));
     sandbox.assert_no_leaks();

@@ -81,11 +81,7 @@ fn missing_env_var_is_named_with_line() {
 fn random_bytes_are_not_a_dump() {
     let s = Sandbox::new();
     s.migrations(&[("0001_a.sql", "SELECT 1;")]);
-    std::fs::write(
-        s.path().join("noise.dump"),
-        [0x13u8, 0x00, 0xfe, 0x99, 0x42, 0x00, 0x17],
-    )
-    .unwrap();
+    std::fs::write(s.path().join("noise.dump"), [0x13u8, 0x00, 0xfe, 0x99, 0x42, 0x00, 0x17]).unwrap();
     fails_with(
         &s,
         "dump: noise.dump\nmigrations: {tool: sql, dir: migrations}\n",
@@ -101,11 +97,7 @@ fn unversioned_migration_file_is_bad_input() {
     let scenario = s.scenario(&dump, "");
     let out = s.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(3);
-    assert!(
-        out.stderr.contains("add_users.sql has no version prefix"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("add_users.sql has no version prefix"), "{}", out.stderr);
     s.assert_no_leaks();
 }
 

@@ -17,10 +17,7 @@ fn demo_release_applies_in_order_and_is_recorded() {
            THEN RAISE EXCEPTION 'tracking table holds %', (SELECT array_agg(version) FROM public.rehearse_schema_migrations); END IF;
          END $$;",
     )]);
-    for entry in std::fs::read_dir(format!("{REPO}/scenarios/demo/migrations"))
-        .unwrap()
-        .flatten()
-    {
+    for entry in std::fs::read_dir(format!("{REPO}/scenarios/demo/migrations")).unwrap().flatten() {
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
     let scenario = sandbox.scenario(&std::path::Path::new(REPO).join("snapshots/demo.dump"), "");
@@ -44,41 +41,21 @@ fn demo_release_applies_in_order_and_is_recorded() {
     );
     for m in &report.migrations {
         assert_eq!(m.status, MigrationStatus::Applied, "{}", m.id);
-        assert!(
-            m.wal.bytes > 0,
-            "{} wrote WAL (catalog changes at least)",
-            m.id
-        );
+        assert!(m.wal.bytes > 0, "{} wrote WAL (catalog changes at least)", m.id);
         assert!(!m.statements.is_empty(), "{} lists its statements", m.id);
     }
     let by_id = |id: &str| report.migrations.iter().find(|m| m.id == id).unwrap();
     // A table rewrite writes far more WAL than adding a nullable column.
-    assert!(
-        by_id("0006_add_orders_public_id").wal.bytes
-            > 100 * by_id("0005_add_users_last_seen_at").wal.bytes
-    );
+    assert!(by_id("0006_add_orders_public_id").wal.bytes > 100 * by_id("0005_add_users_last_seen_at").wal.bytes);
     assert!(by_id("0006_add_orders_public_id").duration_ms > 0);
-    assert_eq!(
-        by_id("0009_backfill_last_seen_at").statements[0].rows,
-        20_000,
-        "the backfill's row count"
-    );
-    assert!(
-        out.stdout.contains("0004_index_events_user_id"),
-        "terminal table: {}",
-        out.stdout
-    );
+    assert_eq!(by_id("0009_backfill_last_seen_at").statements[0].rows, 20_000, "the backfill's row count");
+    assert!(out.stdout.contains("0004_index_events_user_id"), "terminal table: {}", out.stdout);
     assert!(out.markdown().contains("## Migrations"));
 
     // A second rehearsal of the same dump starts from the same state.
     let again = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     again.assert_code(0);
-    let again_ids: Vec<String> = again
-        .report()
-        .migrations
-        .iter()
-        .map(|m| m.id.clone())
-        .collect();
+    let again_ids: Vec<String> = again.report().migrations.iter().map(|m| m.id.clone()).collect();
     assert_eq!(again_ids, ids);
     sandbox.assert_no_leaks();
 }
@@ -99,11 +76,7 @@ fn a_failing_migration_names_file_line_statement_and_skips_the_rest() {
     out.assert_code(2);
     let report = out.report();
     assert_eq!(report.status, RunStatus::Failed);
-    let statuses: Vec<_> = report
-        .migrations
-        .iter()
-        .map(|m| (m.id.as_str(), m.status))
-        .collect();
+    let statuses: Vec<_> = report.migrations.iter().map(|m| (m.id.as_str(), m.status)).collect();
     assert_eq!(
         statuses,
         [
@@ -114,54 +87,26 @@ fn a_failing_migration_names_file_line_statement_and_skips_the_rest() {
     );
     let error = report.migrations[1].error.as_ref().unwrap();
     assert!(error.file.as_deref().unwrap().ends_with("V2__broken.sql"));
-    assert_eq!(
-        error.line,
-        Some(4),
-        "the line of the statement's error position"
-    );
-    assert!(error
-        .statement
-        .as_deref()
-        .unwrap()
-        .starts_with("ALTER TABLE public.ordrs"));
-    assert!(
-        error
-            .message
-            .contains("relation \"public.ordrs\" does not exist"),
-        "{}",
-        error.message
-    );
+    assert_eq!(error.line, Some(4), "the line of the statement's error position");
+    assert!(error.statement.as_deref().unwrap().starts_with("ALTER TABLE public.ordrs"));
+    assert!(error.message.contains("relation \"public.ordrs\" does not exist"), "{}", error.message);
     assert_eq!(error.sqlstate.as_deref(), Some("42P01"));
     let md = out.markdown();
-    assert!(
-        md.contains("V2__broken.sql` line 4") && md.contains("ALTER TABLE public.ordrs"),
-        "{md}"
-    );
+    assert!(md.contains("V2__broken.sql` line 4") && md.contains("ALTER TABLE public.ordrs"), "{md}");
     sandbox.assert_no_leaks();
 }
 
 #[test]
 fn a_failed_transactional_file_is_rolled_back_whole() {
     let sandbox = Sandbox::new();
-    sandbox.migrations(&[(
-        "0001_half.sql",
-        "CREATE TABLE public.half (id int);\nSELECT 1/0;\n",
-    )]);
+    sandbox.migrations(&[("0001_half.sql", "CREATE TABLE public.half (id int);\nSELECT 1/0;\n")]);
     let scenario = sandbox.scenario(&dumps().path("custom"), "");
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(2);
     let m = &out.report().migrations[0];
     assert_eq!(m.statements.len(), 2);
-    assert!(m
-        .error
-        .as_ref()
-        .unwrap()
-        .message
-        .contains("division by zero"));
-    assert!(
-        !m.error.as_ref().unwrap().message.contains("stay applied"),
-        "a transactional file leaves nothing behind"
-    );
+    assert!(m.error.as_ref().unwrap().message.contains("division by zero"));
+    assert!(!m.error.as_ref().unwrap().message.contains("stay applied"), "a transactional file leaves nothing behind");
 }
 
 #[test]
@@ -181,11 +126,7 @@ fn concurrent_index_builds_run_outside_a_transaction() {
     let scenario = sandbox.scenario(&dumps().path("custom"), "");
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(0);
-    assert!(out
-        .report()
-        .migrations
-        .iter()
-        .all(|m| m.status == MigrationStatus::Applied));
+    assert!(out.report().migrations.iter().all(|m| m.status == MigrationStatus::Applied));
     sandbox.assert_no_leaks();
 }
 
@@ -194,10 +135,9 @@ fn pending_with_history_table(table: &str, files: &[&str]) -> Vec<String> {
     let migrations: Vec<(&str, &str)> = files.iter().map(|f| (*f, "SELECT 1;")).collect();
     sandbox.migrations(&migrations);
     let scenario = sandbox.scenario(&dumps().path("custom"), "");
-    let text = std::fs::read_to_string(&scenario).unwrap().replace(
-        "dir: migrations",
-        &format!("dir: migrations\n  table: {table}"),
-    );
+    let text = std::fs::read_to_string(&scenario)
+        .unwrap()
+        .replace("dir: migrations", &format!("dir: migrations\n  table: {table}"));
     std::fs::write(&scenario, text).unwrap();
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(0);
@@ -207,10 +147,7 @@ fn pending_with_history_table(table: &str, files: &[&str]) -> Vec<String> {
 #[test]
 fn golang_migrate_history_marks_everything_up_to_its_version_applied() {
     assert_eq!(
-        pending_with_history_table(
-            "schema_migrations",
-            &["1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "3_c.up.sql"]
-        ),
+        pending_with_history_table("schema_migrations", &["1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "3_c.up.sql"]),
         ["3_c"]
     );
 }
@@ -229,8 +166,5 @@ fn flyway_history_marks_successful_versions_applied() {
 
 #[test]
 fn an_absent_history_table_marks_nothing_applied() {
-    assert_eq!(
-        pending_with_history_table("public.no_such_history", &["1_a.sql", "2_b.sql"]),
-        ["1_a", "2_b"]
-    );
+    assert_eq!(pending_with_history_table("public.no_such_history", &["1_a.sql", "2_b.sql"]), ["1_a", "2_b"]);
 }

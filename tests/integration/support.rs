@@ -22,19 +22,12 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("rht-")
-            .tempdir_in("/tmp")
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("rht-").tempdir_in("/tmp").unwrap();
         // The server runs as `postgres` when tests run as root: it must be able
         // to reach the cluster dir inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
-        std::fs::set_permissions(
-            dir.path().join("tmp"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(dir.path().join("tmp"), std::fs::Permissions::from_mode(0o755)).unwrap();
         Sandbox { dir }
     }
 
@@ -89,10 +82,7 @@ impl Sandbox {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-        cmd.args(args)
-            .env("TMPDIR", self.path().join("tmp"))
-            .current_dir(self.path())
-            .stdin(Stdio::null());
+        cmd.args(args).env("TMPDIR", self.path().join("tmp")).current_dir(self.path()).stdin(Stdio::null());
         if args.first() == Some(&"run") && !args.contains(&"--out") {
             cmd.arg("--out").arg(self.reports());
         }
@@ -102,20 +92,10 @@ impl Sandbox {
     /// Nothing of a run is left: no temp dir, no server process.
     pub fn assert_no_leaks(&self) {
         let tmp = self.path().join("tmp");
-        let left: Vec<_> = std::fs::read_dir(&tmp)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(
-            left.is_empty(),
-            "the run left files in its TMPDIR: {left:?}"
-        );
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "the run left files in its TMPDIR: {left:?}");
         let procs = processes_mentioning(self.path());
-        assert!(
-            procs.is_empty(),
-            "the run left processes running: {procs:?}"
-        );
+        assert!(procs.is_empty(), "the run left processes running: {procs:?}");
     }
 }
 
@@ -124,12 +104,7 @@ pub fn processes_mentioning(path: &Path) -> Vec<String> {
     let needle = path.to_string_lossy().into_owned();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .chars()
-            .all(|c| c.is_ascii_digit())
-        {
+        if !entry.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
         if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
@@ -161,11 +136,7 @@ impl RunOutput {
     }
 
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "exit code; stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 }
@@ -227,28 +198,17 @@ static DUMPS: OnceLock<Dumps> = OnceLock::new();
 
 pub fn dumps() -> &'static Dumps {
     DUMPS.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(make_dumps())
     })
 }
 
 async fn make_dumps() -> Dumps {
     let cancel = CancellationToken::new();
-    let dir = tempfile::Builder::new()
-        .prefix("rht-dumps-")
-        .tempdir_in("/tmp")
-        .unwrap()
-        .keep();
+    let dir = tempfile::Builder::new().prefix("rht-dumps-").tempdir_in("/tmp").unwrap().keep();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = find_binaries(None, &cancel)
-        .await
-        .expect("PostgreSQL binaries (run `make deps`)");
-    let cluster = LocalCluster::start(bin.clone(), &cancel)
-        .await
-        .expect("source cluster starts");
+    let bin = find_binaries(None, &cancel).await.expect("PostgreSQL binaries (run `make deps`)");
+    let cluster = LocalCluster::start(bin.clone(), &cancel).await.expect("source cluster starts");
     let conn = cluster.conn().clone();
     let env = conn.libpq_env(&conn.dbname, "fixture");
     ChildCommand::new(bin.tool("psql"))
@@ -257,26 +217,13 @@ async fn make_dumps() -> Dumps {
         .run(&cancel)
         .await
         .expect("source data loads");
-    let client = rehearse::db::connect(&conn, &conn.dbname, "fixture")
-        .await
-        .unwrap();
+    let client = rehearse::db::connect(&conn, &conn.dbname, "fixture").await.unwrap();
     let count = |t: &'static str| {
         let client = &client;
-        async move {
-            client
-                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                .await
-                .unwrap()
-                .get::<_, i64>(0)
-        }
+        async move { client.query_one(&format!("SELECT count(*) FROM {t}"), &[]).await.unwrap().get::<_, i64>(0) }
     };
     let (customers, orders) = (count("customers").await, count("orders").await);
-    for (format, flag) in [
-        ("custom", "-Fc"),
-        ("directory", "-Fd"),
-        ("tar", "-Ft"),
-        ("plain", "-Fp"),
-    ] {
+    for (format, flag) in [("custom", "-Fc"), ("directory", "-Fd"), ("tar", "-Ft"), ("plain", "-Fp")] {
         ChildCommand::new(bin.tool("pg_dump"))
             .args([flag, "-f"])
             .arg(dir.join(format!("source.{format}")))
@@ -290,26 +237,12 @@ async fn make_dumps() -> Dumps {
     std::io::Write::write_all(&mut gz, &plain).unwrap();
     std::fs::write(dir.join("source.plain-gz"), gz.finish().unwrap()).unwrap();
     cluster.stop().await.expect("source cluster stops");
-    Dumps {
-        dir,
-        customers,
-        orders,
-    }
+    Dumps { dir, customers, orders }
 }
 
 /// Starts `rehearse ARGS` and sends `signal` once a stderr line contains `when`.
-pub fn run_and_signal(
-    sandbox: &Sandbox,
-    args: &[&str],
-    when: &str,
-    signal: nix::sys::signal::Signal,
-) -> RunOutput {
-    let mut child = sandbox
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+pub fn run_and_signal(sandbox: &Sandbox, args: &[&str], when: &str, signal: nix::sys::signal::Signal) -> RunOutput {
+    let mut child = sandbox.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut seen = String::new();
     let mut reader = BufReader::new(stderr);

@@ -1,0 +1,47 @@
+//! A lock that blocks reads or writes taken with no lock_timeout: had a long
+//! query been running on the table, the statement would have queued behind
+//! it, and every read or write of the table would have queued behind the
+//! statement — an outage with no error.
+
+use super::{blocked_work, short, Context, Finding};
+
+pub const BAD: &str = "ALTER TABLE public.orders ADD COLUMN flagged boolean;";
+pub const GOOD: &str = "SET lock_timeout = '2s';\nALTER TABLE public.orders ADD COLUMN flagged boolean;";
+
+pub fn check(ctx: &Context) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for stmt in &ctx.migration.statements {
+        if stmt.lock_timeout_ms != Some(0) {
+            continue;
+        }
+        let blocking: Vec<_> = stmt
+            .locks
+            .iter()
+            .filter(|l| ctx.existed(&l.relation) && (super::super::observe::conflicts::blocks_writes(&l.mode)))
+            .collect();
+        let Some(worst) = blocking
+            .iter()
+            .max_by_key(|l| (super::super::observe::conflicts::blocks(&l.mode).len(), l.kind == "table"))
+        else {
+            continue;
+        };
+        let report_lock = ctx.lock(&worst.relation, &worst.mode);
+        out.push(Finding {
+            message: format!(
+                "`{}` took {} on {} with no lock_timeout: behind any long-running query on it, this statement would have \
+                 waited, and all {} of the table would have queued behind it",
+                short(&stmt.query),
+                worst.mode,
+                worst.relation,
+                report_lock.map(blocked_work).unwrap_or("writes")
+            ),
+            evidence: format!(
+                "lock_timeout was 0 when the statement (line {}) ran; it took {}",
+                stmt.line.unwrap_or(0),
+                blocking.iter().map(|l| format!("{} on {}", l.mode, l.relation)).collect::<Vec<_>>().join(", ")
+            ),
+            fix: "SET lock_timeout (e.g. '2s') at the top of the migration and retry it when it times out".into(),
+        });
+    }
+    out
+}

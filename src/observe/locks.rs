@@ -1,0 +1,165 @@
+//! The lock sampler: a session of its own that reads pg_locks every
+//! `sample_interval` while a migration runs, and keeps, per (relation, mode),
+//! the longest continuous hold and the longest wait. It covers every backend
+//! of the migration, including those of an external tool; the exact
+//! per-statement capture (migrations/sql.rs) covers what sampling misses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::queries::{self, LockRow};
+
+/// A sighting is continuous with the previous one when they are this many
+/// intervals apart or fewer (a slow sample must not split a hold in two).
+const GAP_INTERVALS: u32 = 3;
+
+/// Longest continuous span between sightings.
+#[derive(Debug, Default, Clone, Copy)]
+struct Spans {
+    current: Option<(Instant, Instant)>,
+    longest: Duration,
+    seen: bool,
+}
+
+impl Spans {
+    fn see(&mut self, now: Instant, gap: Duration) {
+        self.seen = true;
+        self.current = match self.current {
+            Some((start, last)) if now.duration_since(last) <= gap => Some((start, now)),
+            Some(_) => {
+                self.close();
+                Some((now, now))
+            }
+            None => Some((now, now)),
+        };
+        if let Some((start, last)) = self.current {
+            self.longest = self.longest.max(last - start);
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((start, last)) = self.current.take() {
+            self.longest = self.longest.max(last - start);
+        }
+    }
+}
+
+/// What the sampler saw of one (relation, mode).
+#[derive(Debug, Clone)]
+pub struct SampledLock {
+    pub oid: i64,
+    pub name: String,
+    pub kind: String,
+    pub mode: String,
+    /// Longest hold: last sighting − first sighting + one interval (the
+    /// lock may have been taken up to an interval before it was first seen).
+    /// None when only seen waiting.
+    pub held: Option<Duration>,
+    pub waited: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    name: String,
+    kind: String,
+    held: Spans,
+    waited: Spans,
+}
+
+pub struct Sampler {
+    stop: CancellationToken,
+    task: JoinHandle<(HashMap<(i64, String), Track>, u64, Option<String>)>,
+    interval: Duration,
+}
+
+impl Sampler {
+    pub fn start(client: Arc<Client>, db_oid: i64, exclude: Vec<i32>, interval: Duration) -> Sampler {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut tracks: HashMap<(i64, String), Track> = HashMap::new();
+            let mut samples = 0u64;
+            let mut failure = None;
+            let gap = interval * GAP_INTERVALS;
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = token.cancelled() => break,
+                }
+                let rows = match queries::relation_locks(&client, db_oid, &exclude).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        failure.get_or_insert_with(|| crate::db::describe_pg_error(&e));
+                        continue;
+                    }
+                };
+                let now = Instant::now();
+                samples += 1;
+                for LockRow { oid, name, kind, mode, granted } in rows {
+                    let track = tracks.entry((oid, mode)).or_default();
+                    if !name.is_empty() {
+                        track.name = name;
+                        track.kind = kind;
+                    }
+                    if granted {
+                        track.held.see(now, gap);
+                    } else {
+                        track.waited.see(now, gap);
+                    }
+                }
+            }
+            (tracks, samples, failure)
+        });
+        Sampler { stop, task, interval }
+    }
+
+    /// Stops sampling; returns every (relation, mode) seen, the sample
+    /// count, and the first error a sample hit, if any.
+    pub async fn finish(self) -> (Vec<SampledLock>, u64, Option<String>) {
+        self.stop.cancel();
+        let (tracks, samples, failure) = self.task.await.unwrap_or_default();
+        let interval = self.interval;
+        let locks = tracks
+            .into_iter()
+            .map(|((oid, mode), mut t)| {
+                t.held.close();
+                t.waited.close();
+                SampledLock {
+                    oid,
+                    name: t.name,
+                    kind: t.kind,
+                    mode,
+                    held: t.held.seen.then(|| t.held.longest + interval),
+                    waited: t.waited.seen.then(|| t.waited.longest + interval),
+                }
+            })
+            .collect();
+        (locks, samples, failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_merge_close_sightings_and_keep_the_longest() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = Spans::default();
+        for i in 0..10 {
+            s.see(t0 + ms(i * 10), ms(30));
+        }
+        s.see(t0 + ms(500), ms(30));
+        s.see(t0 + ms(510), ms(30));
+        s.close();
+        assert_eq!(s.longest, ms(90));
+    }
+}

@@ -1,0 +1,140 @@
+//! Probe sessions on hot tables: while a migration runs, a reader and a
+//! writer per table repeatedly time `LOCK TABLE ... IN ACCESS SHARE MODE`
+//! (what a SELECT takes) and `IN ROW EXCLUSIVE MODE` (what INSERT, UPDATE and
+//! DELETE take) in a transaction that is rolled back, so they change nothing.
+//! The wait is the blocking the application would feel, including queueing
+//! behind a migration that is itself waiting for a lock.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{self, ConnInfo};
+use crate::report::{ProbeReport, WaitStats};
+
+/// Pause between two probes of one session: often enough to catch a short
+/// block, rare enough to cost the server nothing measurable.
+const PAUSE: Duration = Duration::from_millis(20);
+
+/// One probe session.
+pub struct ProbeSession {
+    client: Arc<Client>,
+    pub pid: i32,
+    table: String,
+    write: bool,
+}
+
+impl ProbeSession {
+    pub async fn connect(conn: &ConnInfo, table: &str, write: bool) -> Result<ProbeSession, tokio_postgres::Error> {
+        let client = db::connect(conn, &conn.dbname, "rehearse-probe").await?;
+        let pid = super::queries::backend_pid(&client).await?;
+        Ok(ProbeSession { client: Arc::new(client), pid, table: table.to_string(), write })
+    }
+
+    /// `table` is a canonical `schema.name` as `format('%I.%I')` writes it, so it is already quoted.
+    fn sql(&self) -> String {
+        let mode = if self.write { "ROW EXCLUSIVE" } else { "ACCESS SHARE" };
+        format!("BEGIN /*rehearse*/; LOCK TABLE {} IN {mode} MODE /*rehearse*/; ROLLBACK /*rehearse*/", self.table)
+    }
+}
+
+/// Probes running during one migration.
+pub struct RunningProbes {
+    stop: CancellationToken,
+    tasks: Vec<(String, bool, JoinHandle<Vec<f64>>, Arc<Client>)>,
+}
+
+pub fn start(sessions: &[ProbeSession]) -> RunningProbes {
+    let stop = CancellationToken::new();
+    let tasks = sessions
+        .iter()
+        .map(|s| {
+            let client = s.client.clone();
+            let sql = s.sql();
+            let token = stop.clone();
+            let task = tokio::spawn(async move {
+                let mut waits = Vec::new();
+                while !token.is_cancelled() {
+                    let t0 = Instant::now();
+                    if client.batch_execute(&sql).await.is_err() {
+                        // The table was dropped or renamed, or the probe was cancelled.
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        if token.is_cancelled() {
+                            break;
+                        }
+                    } else {
+                        waits.push(t0.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(PAUSE) => {}
+                        _ = token.cancelled() => break,
+                    }
+                }
+                waits
+            });
+            (s.table.clone(), s.write, task, s.client.clone())
+        })
+        .collect();
+    RunningProbes { stop, tasks }
+}
+
+impl RunningProbes {
+    /// Stops the probes and summarizes their waits per table.
+    pub async fn finish(self) -> Vec<ProbeReport> {
+        self.stop.cancel();
+        let mut reports: Vec<ProbeReport> = Vec::new();
+        for (table, write, mut task, client) in self.tasks {
+            // A probe still waiting on a lock nobody releases is cancelled.
+            let waits = match tokio::time::timeout(Duration::from_secs(2), &mut task).await {
+                Ok(w) => w.unwrap_or_default(),
+                Err(_) => {
+                    let _ = client.cancel_token().cancel_query(NoTls).await;
+                    task.await.unwrap_or_default()
+                }
+            };
+            let stats = wait_stats(waits);
+            let entry = match reports.iter_mut().position(|r| r.relation == table) {
+                Some(i) => &mut reports[i],
+                None => {
+                    reports.push(ProbeReport {
+                        relation: table.clone(),
+                        reads: WaitStats::default(),
+                        writes: WaitStats::default(),
+                    });
+                    reports.last_mut().expect("just pushed")
+                }
+            };
+            if write {
+                entry.writes = stats;
+            } else {
+                entry.reads = stats;
+            }
+        }
+        reports
+    }
+}
+
+fn wait_stats(mut waits: Vec<f64>) -> WaitStats {
+    if waits.is_empty() {
+        return WaitStats::default();
+    }
+    waits.sort_by(f64::total_cmp);
+    let p99 = waits[((waits.len() as f64 * 0.99).ceil() as usize).saturating_sub(1).min(waits.len() - 1)];
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    WaitStats { probes: waits.len() as u64, max_ms: round(*waits.last().expect("not empty")), p99_ms: round(p99) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p99_and_max() {
+        let s = wait_stats((1..=200).map(f64::from).collect());
+        assert_eq!((s.probes, s.max_ms, s.p99_ms), (200, 200.0, 198.0));
+        assert_eq!(wait_stats(vec![]).probes, 0);
+    }
+}

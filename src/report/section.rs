@@ -1,0 +1,172 @@
+//! One migration's section of `report.md`: what it did, what it locked and
+//! for how long, what the probes felt, WAL, rewrites, statements, hazards.
+
+use std::fmt::Write;
+
+use super::markdown::{escape, one_line};
+use super::{format_bytes, format_ms, MigrationReport, MigrationStatus};
+
+/// How many statements each migration's section lists, slowest first.
+const TOP_STATEMENTS: usize = 10;
+
+pub fn render(w: &mut String, m: &MigrationReport, sample_interval_ms: u64) {
+    let _ = writeln!(w, "### `{}`: {}\n", m.id, m.status.as_str());
+    if let Some(file) = &m.file {
+        let _ = writeln!(w, "- File: `{file}` (version {})", m.version);
+    }
+    if m.status == MigrationStatus::Skipped {
+        let _ = writeln!(w, "- Not run: an earlier migration did not complete.\n");
+        return;
+    }
+    let _ = writeln!(w, "- Time: {}", format_ms(m.duration_ms));
+    for (what, block) in [("reads", &m.longest_read_block), ("writes", &m.longest_write_block)] {
+        match block {
+            Some(b) => {
+                let _ =
+                    writeln!(w, "- Longest block of {what}: {} ({} on `{}`)", format_ms(b.held_ms), b.mode, b.relation);
+            }
+            None => {
+                let _ = writeln!(w, "- Longest block of {what}: none on existing tables");
+            }
+        }
+    }
+    let wal = &m.wal;
+    let mut wal_line = format!("- WAL: {} ({} bytes)", format_bytes(wal.bytes), wal.bytes);
+    if let (Some(records), Some(fpi)) = (wal.records, wal.fpi) {
+        let _ = write!(wal_line, ", {records} records, {fpi} full-page images");
+    }
+    if let Some(rate) = wal.bytes_per_second {
+        let _ = write!(wal_line, ", {}/s", format_bytes(rate as u64));
+    }
+    if let Some(c) = wal.checkpoints.filter(|c| *c > 0) {
+        let _ = write!(wal_line, ", {c} checkpoint(s) during the migration");
+    }
+    let _ = writeln!(w, "{wal_line}");
+    for b in &m.budget_breaches {
+        let _ = writeln!(w, "- **Over budget:** {b}");
+    }
+    if let Some(e) = &m.error {
+        let _ = writeln!(w, "\n**Error**");
+        if let (Some(file), Some(line)) = (&e.file, e.line) {
+            let _ = writeln!(w, "at `{file}` line {line}:");
+        }
+        let _ = writeln!(w, "\n```\n{}\n```", e.message);
+        if let Some(stmt) = &e.statement {
+            let _ = writeln!(w, "\nStatement:\n\n```sql\n{stmt}\n```");
+        }
+    }
+
+    if !m.hazards.is_empty() {
+        let _ = writeln!(w, "\n**Hazards**\n");
+        for h in &m.hazards {
+            let _ = writeln!(
+                w,
+                "- **{}** — {}.  \n  Evidence: {}.  \n  Fix: {}. ([{}]({}))",
+                h.rule, h.message, h.evidence, h.fix, h.rule, h.docs
+            );
+        }
+    }
+
+    let shown: Vec<_> = m.locks.iter().filter(|l| !l.created && (l.blocks.len() > 1 || l.kind == "table")).collect();
+    if !shown.is_empty() {
+        let _ = writeln!(w, "\n**Locks on existing relations**\n");
+        let _ = writeln!(w, "| Relation | Mode | Held | Waited | Blocks | Seen by |\n|---|---|--:|--:|---|---|");
+        for l in &shown {
+            let _ = writeln!(
+                w,
+                "| `{}` ({}) | {} | {} | {} | {} | {} |",
+                l.relation,
+                l.kind,
+                l.mode,
+                format_ms(l.held_ms),
+                format_ms(l.waited_ms),
+                l.blocks.join(", "),
+                l.source.join(" + ")
+            );
+        }
+        let hidden = m.locks.len() - shown.len();
+        if hidden > 0 {
+            let _ =
+                writeln!(w, "\n{hidden} more (on relations this migration created, or index reads) in report.json.");
+        }
+        let _ = writeln!(
+            w,
+            "\nHolds are measured from the statement that took a lock to the end of its transaction, and by sampling \
+             pg_locks every {sample_interval_ms}ms (a hold shorter than that can be missed by sampling)."
+        );
+    }
+
+    let felt: Vec<_> = m.probes.iter().filter(|p| p.reads.probes + p.writes.probes > 0).collect();
+    if !felt.is_empty() {
+        let _ = writeln!(w, "\n**What the app would feel** (probe sessions on hot tables)\n");
+        let _ = writeln!(
+            w,
+            "| Table | Read wait max | Read p99 | Write wait max | Write p99 | Probes |\n|---|--:|--:|--:|--:|--:|"
+        );
+        for p in felt {
+            let _ = writeln!(
+                w,
+                "| `{}` | {:.1}ms | {:.1}ms | {:.1}ms | {:.1}ms | {} |",
+                p.relation,
+                p.reads.max_ms,
+                p.reads.p99_ms,
+                p.writes.max_ms,
+                p.writes.p99_ms,
+                p.reads.probes + p.writes.probes
+            );
+        }
+    }
+
+    if !m.rewrites.is_empty() || !m.size_changes.is_empty() {
+        let _ = writeln!(w, "\n**Rewrites and size changes**\n");
+        let _ = writeln!(w, "| Relation | Change | Before | After |\n|---|---|--:|--:|");
+        for (what, list) in [("rewritten", &m.rewrites), ("size changed", &m.size_changes)] {
+            for r in list.iter() {
+                let _ = writeln!(
+                    w,
+                    "| `{}` ({}) | {what} | {} | {} |",
+                    r.relation,
+                    r.kind,
+                    format_bytes(r.bytes_before.max(0) as u64),
+                    format_bytes(r.bytes_after.max(0) as u64)
+                );
+            }
+        }
+    }
+
+    if !m.statements.is_empty() {
+        let mut slowest: Vec<_> = m.statements.iter().collect();
+        slowest.sort_by_key(|s| std::cmp::Reverse(s.duration_ms));
+        let _ = writeln!(w, "\n**Statements** (slowest first)\n");
+        let _ = writeln!(w, "| Line | Statement | Time | Rows | WAL | Locks taken |\n|--:|---|--:|--:|--:|---|");
+        for s in slowest.into_iter().take(TOP_STATEMENTS) {
+            let locks: Vec<String> =
+                s.locks.iter().filter(|l| l.kind == "table").map(|l| format!("{} {}", l.mode, l.relation)).collect();
+            let _ = writeln!(
+                w,
+                "| {} | `{}` | {} | {} | {} | {} |",
+                s.line.map(|l| l.to_string()).unwrap_or_default(),
+                escape(&one_line(&s.query, 90)),
+                format_ms(s.duration_ms),
+                s.rows,
+                s.wal_bytes.map(format_bytes).unwrap_or_default(),
+                locks.join(", ")
+            );
+        }
+    } else if !m.top_statements.is_empty() {
+        let _ = writeln!(w, "\n**Statements** (pg_stat_statements, by total time)\n");
+        let _ = writeln!(w, "| Statement | Calls | Time | Rows | WAL |\n|---|--:|--:|--:|--:|");
+        for s in m.top_statements.iter().take(TOP_STATEMENTS) {
+            let _ = writeln!(
+                w,
+                "| `{}` | {} | {:.1}ms | {} | {} |",
+                escape(&one_line(&s.query, 90)),
+                s.calls,
+                s.duration_ms,
+                s.rows,
+                s.wal_bytes.map(format_bytes).unwrap_or_default()
+            );
+        }
+    }
+    let _ = writeln!(w);
+}
