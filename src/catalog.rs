@@ -15,10 +15,10 @@ pub async fn server_version(client: &Client) -> Result<String, Error> {
     Ok(row.get(0))
 }
 
-/// The current WAL insert position as a byte offset (`pg_current_wal_lsn()`,
+/// The current WAL insert position as a byte offset (`pg_current_wal_insert_lsn()`,
 /// PostgreSQL 10+). The difference of two readings is the WAL written between them.
 pub async fn wal_position(client: &Client) -> Result<u64, Error> {
-    let row = client.query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[]).await?;
+    let row = client.query_one("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint", &[]).await?;
     Ok(row.get::<_, i64>(0) as u64)
 }
 

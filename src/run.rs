@@ -202,8 +202,9 @@ async fn rehearse(
     for (i, migration) in pending.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
         let observing = observers.begin().await.map_err(|e| (stage, e))?;
-        let applied = source.apply(migration, &runner, cancel).await;
-        let observed = observers.finish(observing, Some(&runner), &applied.statements).await.map_err(|e| (stage, e))?;
+        let mut applied = source.apply(migration, &runner, cancel).await;
+        let observed =
+            observers.finish(observing, Some(&runner), &mut applied.statements).await.map_err(|e| (stage, e))?;
         // A migration's session settings (SET lock_timeout, search_path, ...)
         // must not leak into the next one.
         let _ = runner.batch_execute("RESET ALL /*rehearse*/").await;

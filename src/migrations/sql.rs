@@ -196,7 +196,10 @@ impl SqlDir {
             }
         };
         let in_transaction = !statements.iter().any(|s| s.needs_own_transaction);
-        let result = self.execute(migration, &statements, in_transaction, started, db, cancel, &mut applied).await;
+        let own_transactions = statements.iter().any(|s| s.controls_transaction);
+        let result = self
+            .execute(migration, &statements, in_transaction, own_transactions, started, db, cancel, &mut applied)
+            .await;
         if let Err(mut error) = result {
             if in_transaction {
                 let _ = db.batch_execute("ROLLBACK /*rehearse*/").await;
@@ -230,6 +233,7 @@ impl SqlDir {
         migration: &Migration,
         statements: &[Statement<'_>],
         in_transaction: bool,
+        own_transactions: bool,
         started: Instant,
         db: &Client,
         cancel: &CancellationToken,
@@ -242,12 +246,14 @@ impl SqlDir {
         }
         // Locks the current transaction already holds: a statement is credited
         // only with the locks it added.
-        let mut held: HashSet<(String, String)> = HashSet::new();
+        let mut held: HashSet<(i64, String)> = HashSet::new();
         for stmt in statements {
             // Statements of a file that runs outside a transaction still get a
             // transaction each when they can, so their locks can be read
             // before they are released.
-            let wrap = !in_transaction && !stmt.needs_own_transaction;
+            // A file with its own BEGIN/COMMIT is left to manage them: locks
+            // are still read after each statement, holds come from the sampler.
+            let wrap = !in_transaction && !own_transactions && !stmt.needs_own_transaction;
             if wrap {
                 db.batch_execute("BEGIN /*rehearse*/").await.map_err(failed)?;
                 held.clear();
@@ -293,15 +299,21 @@ impl SqlDir {
             let (locks, wal_after, timeout_after) = queries::own_locks(db).await.map_err(failed)?;
             report.wal_bytes = Some(wal_after.saturating_sub(wal));
             (wal, lock_timeout) = (wal_after, timeout_after);
+            // A nameless lock is on a relation the statement dropped; the
+            // observers name it from their snapshot taken before the migration.
             for lock in locks {
-                if held.insert((lock.name.clone(), lock.mode.clone())) {
+                if held.insert((lock.oid, lock.mode.clone())) {
                     report.locks.push(StatementLock {
                         relation: lock.name,
+                        oid: lock.oid,
                         kind: lock.kind,
                         mode: lock.mode,
                         held_ms: 0,
                     });
                 }
+            }
+            if stmt.controls_transaction {
+                held.clear();
             }
             if wrap {
                 db.batch_execute("COMMIT /*rehearse*/").await.map_err(failed)?;
@@ -356,6 +368,8 @@ pub struct Statement<'a> {
     /// CREATE INDEX CONCURRENTLY and friends cannot run inside a transaction
     /// block; explicit BEGIN/COMMIT means the file manages its own.
     pub needs_own_transaction: bool,
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT...: the file manages its transactions.
+    pub controls_transaction: bool,
 }
 
 /// Splits a file into statements with pg_query (Postgres's own grammar), so
@@ -371,7 +385,8 @@ pub fn split(text: &str) -> Result<Vec<Statement<'_>>, String> {
             continue;
         }
         let line = 1 + text[..offset + skip].matches('\n').count();
-        out.push(Statement { sql, line, needs_own_transaction: needs_own_transaction(sql) });
+        let controls_transaction = matches!(first_node(sql), Some(NodeEnum::TransactionStmt(_)));
+        out.push(Statement { sql, line, needs_own_transaction: needs_own_transaction(sql), controls_transaction });
     }
     Ok(out)
 }
@@ -390,6 +405,10 @@ fn leading_comments_len(s: &str) -> usize {
             return i;
         }
     }
+}
+
+fn first_node(sql: &str) -> Option<NodeEnum> {
+    pg_query::parse(sql, 0).ok()?.protobuf.stmts.into_iter().next()?.stmt?.node
 }
 
 fn needs_own_transaction(sql: &str) -> bool {

@@ -198,7 +198,7 @@ impl Observers {
         &self,
         o: Observing,
         runner: Option<&Client>,
-        statements: &[StatementReport],
+        statements: &mut [StatementReport],
     ) -> Result<Observed> {
         let env = |e| Error::environment_because("cannot read the server's state after a migration", e);
         if let (Some(runner), true) = (runner, self.version_num >= 150000) {
@@ -230,7 +230,8 @@ impl Observers {
                 queries::checkpoints(&self.observer, self.version_num).await.ok().map(|a| a.saturating_sub(before));
         }
 
-        let sampled = self.name_unnamed(sampled).await;
+        let sampled = self.name_unnamed(&o.before, sampled).await;
+        name_dropped(&o.before, statements);
         let locks = merge_locks(&o.before, sampled, statements);
         let longest = |pred: fn(&str) -> bool| {
             locks
@@ -271,25 +272,41 @@ impl Observers {
     }
 
     /// Names relations the sampler saw before they were visible to it.
-    async fn name_unnamed(&self, mut sampled: Vec<SampledLock>) -> Vec<SampledLock> {
+    async fn name_unnamed(&self, before: &RelationSnapshot, mut sampled: Vec<SampledLock>) -> Vec<SampledLock> {
         let oids: Vec<i64> = sampled.iter().filter(|l| l.name.is_empty()).map(|l| l.oid).collect();
         if oids.is_empty() {
             return sampled;
         }
         let names = queries::relation_names(&self.observer, &oids).await.unwrap_or_default();
         for lock in sampled.iter_mut().filter(|l| l.name.is_empty()) {
-            match names.iter().find(|(oid, _, _)| *oid == lock.oid) {
-                Some((_, name, kind)) => {
-                    lock.name = name.clone();
-                    lock.kind = kind.clone();
-                }
-                None => {
-                    lock.name = format!("oid {}", lock.oid);
-                    lock.kind = "relation (dropped)".into();
-                }
+            if let Some((_, name, kind)) = names.iter().find(|(oid, _, _)| *oid == lock.oid) {
+                lock.name = name.clone();
+                lock.kind = kind.clone();
+            } else if let Some(r) = before.by_oid(lock.oid) {
+                lock.name = r.name.clone();
+                lock.kind = r.kind.clone();
             }
         }
+        // Still nameless: dropped before the migration ended, such as the
+        // transient heap of a table rewrite; nothing the app could wait on.
+        sampled.retain(|l| !l.name.is_empty());
         sampled
+    }
+}
+
+/// Names locks on relations a statement dropped (pg_class no longer has
+/// them) from the snapshot before the migration; what is still nameless was
+/// created and dropped within the migration, such as a rewrite's transient
+/// heap, and is left out.
+fn name_dropped(before: &RelationSnapshot, statements: &mut [StatementReport]) {
+    for stmt in statements {
+        for lock in stmt.locks.iter_mut().filter(|l| l.relation.is_empty()) {
+            if let Some(r) = before.by_oid(lock.oid) {
+                lock.relation = r.name.clone();
+                lock.kind = r.kind.clone();
+            }
+        }
+        stmt.locks.retain(|l| !l.relation.is_empty());
     }
 }
 

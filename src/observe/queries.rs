@@ -62,7 +62,7 @@ pub async fn relation_locks(client: &Client, db_oid: i64, exclude: &[i32]) -> Re
 pub async fn own_locks(client: &Client) -> Result<(Vec<LockRow>, u64, u64), Error> {
     let row = client
         .query_one(
-            "/*rehearse*/ SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8,
+            "/*rehearse*/ SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8,
                     (SELECT setting::int8 FROM pg_settings WHERE name = 'lock_timeout'),
                     (SELECT coalesce(json_agg(json_build_array(l.relation::int8,
                                  CASE WHEN c.oid IS NULL THEN '' ELSE format('%I.%I', n.nspname, c.relname) END, coalesce(c.relkind::text, ''), l.mode)), '[]')
@@ -82,9 +82,11 @@ pub async fn own_locks(client: &Client) -> Result<(Vec<LockRow>, u64, u64), Erro
     Ok((locks, row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
 }
 
-/// The WAL insert position as a byte offset (`pg_current_wal_lsn()`, 10+).
+/// The WAL insert position as a byte offset (`pg_current_wal_insert_lsn()`,
+/// 10+). Not `pg_current_wal_lsn()`: that is the write position, which lags
+/// behind inserts still in WAL buffers, so differences of it drift.
 pub async fn wal_position(client: &Client) -> Result<u64, Error> {
-    let row = client.query_one("/*rehearse*/ SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[]).await?;
+    let row = client.query_one("/*rehearse*/ SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8", &[]).await?;
     Ok(row.get::<_, i64>(0) as u64)
 }
 
@@ -175,7 +177,8 @@ pub async fn relation_names(client: &Client, oids: &[i64]) -> Result<Vec<(i64, S
     let rows = client
         .query(
             "/*rehearse*/ SELECT c.oid::int8, format('%I.%I', n.nspname, c.relname), c.relkind::text
-               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid::int8 = ANY($1)",
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid::int8 = ANY($1) AND n.nspname NOT LIKE 'pg_toast%'",
             &[&oids],
         )
         .await?;

@@ -28,6 +28,10 @@ impl RelationSnapshot {
         self.by_oid.values().any(|r| r.name == name)
     }
 
+    pub fn by_oid(&self, oid: i64) -> Option<&RelationRow> {
+        self.by_oid.get(&oid)
+    }
+
     pub fn get(&self, name: &str) -> Option<&RelationRow> {
         self.by_oid.values().find(|r| r.name == name)
     }

@@ -250,7 +250,7 @@ impl MigrationStatus {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Wal {
-    /// `pg_current_wal_lsn()` after minus before.
+    /// `pg_current_wal_insert_lsn()` after minus before.
     pub bytes: u64,
     /// WAL records (`pg_stat_wal`, PostgreSQL 14+; null before).
     pub records: Option<u64>,
@@ -272,7 +272,7 @@ pub struct StatementReport {
     pub duration_ms: u64,
     /// Rows the statement reported (CommandComplete), 0 for DDL.
     pub rows: u64,
-    /// `pg_current_wal_lsn()` difference around the statement.
+    /// `pg_current_wal_insert_lsn()` difference around the statement.
     pub wal_bytes: Option<u64>,
     /// Relation locks the statement took, read from pg_locks right after it,
     /// inside its transaction: exact, however short the statement.
@@ -287,7 +287,11 @@ pub struct StatementReport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementLock {
+    /// Schema-qualified name.
     pub relation: String,
+    /// The relation's oid, to name relations the statement dropped.
+    #[serde(skip)]
+    pub oid: i64,
     pub kind: String,
     pub mode: String,
     /// From the start of the statement that took it to the end of its

@@ -2,7 +2,9 @@
 //! test, the real `rehearse` binary, no mocks. One binary, one module per
 //! capability; `support` holds the fixtures and assertions.
 
+mod hazards;
 mod interrupt;
+mod observe;
 mod restore_formats;
 mod scenario_errors;
 mod sql_migrations;

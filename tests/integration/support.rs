@@ -266,3 +266,108 @@ pub fn run_and_signal(sandbox: &Sandbox, args: &[&str], when: &str, signal: nix:
         reports: sandbox.reports(),
     }
 }
+
+/// The demo schema (scenarios/demo migrations 0001 and 0002) with five rows
+/// per table, dumped once per test binary: every statement on it takes about
+/// a millisecond.
+pub fn tiny_demo_dump() -> &'static PathBuf {
+    static TINY: OnceLock<PathBuf> = OnceLock::new();
+    TINY.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let cancel = CancellationToken::new();
+            let dir = tempfile::Builder::new().prefix("rht-tiny-").tempdir_in("/tmp").unwrap().keep();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let bin = find_binaries(None, &cancel).await.unwrap();
+            let cluster = LocalCluster::start(bin.clone(), &cancel).await.unwrap();
+            let conn = cluster.conn().clone();
+            let psql = |args: Vec<String>| {
+                ChildCommand::new(bin.tool("psql"))
+                    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+                    .args(args)
+                    .envs(conn.libpq_env(&conn.dbname, "fixture"))
+                    .run(&cancel)
+            };
+            psql(vec!["-c".into(), "CREATE ROLE app NOLOGIN; CREATE ROLE readonly NOLOGIN;".into()]).await.unwrap();
+            for file in ["0001_create_schema.sql", "0002_add_events.sql"] {
+                psql(vec!["-f".into(), format!("{REPO}/scenarios/demo/migrations/{file}")]).await.unwrap();
+            }
+            psql(vec!["-c".into(), TINY_ROWS.into()]).await.expect("tiny rows load");
+            let dump = dir.join("tiny.dump");
+            ChildCommand::new(bin.tool("pg_dump"))
+                .args(["-Fc", "-f"])
+                .arg(&dump)
+                .envs(conn.libpq_env(&conn.dbname, "fixture"))
+                .run(&cancel)
+                .await
+                .unwrap();
+            cluster.stop().await.unwrap();
+            dump
+        })
+    })
+}
+
+const TINY_ROWS: &str = "
+INSERT INTO public.users (email, full_name, country) SELECT 'u' || g || '@x.test', 'User ' || g, 'DE' FROM generate_series(1, 5) g;
+INSERT INTO public.coupons (code, percent_off) SELECT 'C' || g, 10 FROM generate_series(1, 5) g;
+INSERT INTO public.orders (user_id, status) SELECT g, 'paid' FROM generate_series(1, 5) g;
+INSERT INTO public.order_items (order_id, sku, quantity, unit_price_cents) SELECT g, 'sku' || g, 1, 100 FROM generate_series(1, 5) g;
+INSERT INTO public.events (user_id, kind) SELECT g, 'login' FROM generate_series(1, 5) g;
+";
+
+/// (relation, mode) pairs, as pg_locks and the report spell them.
+pub type LockSet = std::collections::BTreeSet<(String, String)>;
+
+/// Ground truth from the server: restores `dump` into a cluster of its own
+/// and applies the forms in order, each in a transaction: after the form,
+/// before COMMIT, it reads the relation locks its session holds from
+/// pg_locks, naming dropped relations from pg_class as it was before the form.
+pub fn server_lock_truth(dump: &Path, forms: &[&str]) -> Vec<LockSet> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let bin = find_binaries(None, &cancel).await.unwrap();
+        let cluster = LocalCluster::start(bin.clone(), &cancel).await.unwrap();
+        let conn = cluster.conn().clone();
+        ChildCommand::new(bin.tool("pg_restore"))
+            .args(["--no-owner", "--no-acl", "-j", "2", "-d", "rehearse"])
+            .arg(dump)
+            .envs(conn.libpq_env(&conn.dbname, "truth"))
+            .deadline(Duration::from_secs(300))
+            .run(&cancel)
+            .await
+            .expect("ground-truth restore");
+        let client = rehearse::db::connect(&conn, &conn.dbname, "truth").await.unwrap();
+        let names = "SELECT c.oid::int8, format('%I.%I', n.nspname, c.relname) FROM pg_class c
+                       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT LIKE 'pg_toast%'";
+        let mut out = Vec::new();
+        for form in forms {
+            let before: std::collections::HashMap<i64, String> =
+                client.query(names, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+            client.batch_execute("BEGIN").await.unwrap();
+            client.batch_execute(form).await.unwrap_or_else(|e| panic!("{form}: {e:?}"));
+            let now: std::collections::HashMap<i64, String> =
+                client.query(names, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+            let rows = client
+                .query(
+                    "SELECT l.relation::int8, l.mode FROM pg_locks l
+                      WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+                        AND l.relation::int8 >= 16384",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let mut set = LockSet::new();
+            for r in rows {
+                let oid: i64 = r.get(0);
+                if let Some(name) = now.get(&oid).or_else(|| before.get(&oid)) {
+                    set.insert((name.clone(), r.get(1)));
+                }
+            }
+            out.push(set);
+            client.batch_execute("COMMIT").await.unwrap();
+        }
+        cluster.stop().await.unwrap();
+        out
+    })
+}
