@@ -125,8 +125,13 @@ async fn run_command(args: RunArgs) -> i32 {
     if let Some(kept) = &outcome.kept {
         eprintln!("{kept}");
     }
-    if let Some(e) = &outcome.error {
-        eprintln!("{}", e.render());
+    match &outcome.error {
+        Some(e) => eprintln!("{}", e.render()),
+        None => {
+            if let Some(line) = crate::report::outcome_line(&outcome.report) {
+                eprintln!("{line}");
+            }
+        }
     }
     outcome.exit_code
 }

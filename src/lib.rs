@@ -16,6 +16,7 @@ pub mod plan;
 pub mod prepare;
 pub mod process;
 pub mod progress;
+pub mod recovery;
 pub mod report;
 pub mod restore;
 pub mod run;

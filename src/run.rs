@@ -14,10 +14,11 @@ use crate::db;
 use crate::error::{exit, Error, Result};
 use crate::events::{Event, EventSink, Stage};
 use crate::hazards;
-use crate::migrations::MigrationSource;
+use crate::migrations::{Migration, MigrationSource, OfflineSql, Target};
 use crate::observe::{self, Observers};
 use crate::plan::Plan;
 use crate::prepare;
+use crate::recovery;
 use crate::report::{self, MigrationReport, MigrationStatus, Report, RunStatus, Setting, StageTime, Wal};
 use crate::restore;
 use crate::signals::Supervisor;
@@ -160,58 +161,39 @@ async fn rehearse(
     let t = Instant::now();
     let stage = Stage::Discover;
     events.emit(Event::StageStarted { stage, detail: format!("pending {} migrations", source.tool()) });
-    let pending = source.pending(&observer).await.map_err(|e| (stage, e))?;
-    report.migrations = pending
-        .iter()
-        .map(|m| MigrationReport {
-            id: m.id.clone(),
-            description: m.description.clone(),
-            version: m.version.clone(),
-            file: Some(m.file.display().to_string()),
-            status: MigrationStatus::Skipped,
-            duration_ms: 0,
-            wal: Wal::default(),
-            statements: Vec::new(),
-            locks: Vec::new(),
-            longest_read_block: None,
-            longest_write_block: None,
-            probes: Vec::new(),
-            rewrites: Vec::new(),
-            size_changes: Vec::new(),
-            top_statements: Vec::new(),
-            hazards: Vec::new(),
-            budget_breaches: Vec::new(),
-            error: None,
-        })
-        .collect();
+    let runner =
+        db::connect_when_ready(&conn, &conn.dbname, "rehearse-migration", ready).await.map_err(|e| (stage, e))?;
+    let target = Target { client: &runner, conn: &conn, cancel };
+    let pending = source.pending(&target).await.map_err(|e| (stage, e))?;
+    report.migrations = pending.iter().map(new_migration_report).collect();
     finish_stage(events, report, stage, t, format!("{} pending", pending.len()));
     if pending.is_empty() {
-        events.emit(Event::Note("no pending migrations: the dump already has every migration in the folder".into()));
+        events.emit(Event::Note("no pending migrations: the restored database already has every migration".into()));
     }
 
     let t = Instant::now();
     let stage = Stage::Rehearse;
-    let runner =
-        db::connect_when_ready(&conn, &conn.dbname, "rehearse-migration", ready).await.map_err(|e| (stage, e))?;
     let largest: Vec<String> = report.dump.tables.iter().map(|t| t.name.clone()).collect();
     let observers =
         Observers::connect(&conn, plan.sample_interval, &plan.hot_tables, &largest).await.map_err(|e| (stage, e))?;
     report.observation.hot_tables = observers.hot_tables.clone();
     report.observation.limitations = observers.limitations.clone();
+    let own_session = source.runs_in_own_session().then_some(&runner);
     let total = pending.len();
     for (i, migration) in pending.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
         let observing = observers.begin().await.map_err(|e| (stage, e))?;
-        let mut applied = source.apply(migration, &runner, cancel).await;
+        let mut applied = source.apply(migration, &target).await;
         let observed =
-            observers.finish(observing, Some(&runner), &mut applied.statements).await.map_err(|e| (stage, e))?;
+            observers.finish(observing, own_session, &mut applied.statements).await.map_err(|e| (stage, e))?;
         // A migration's session settings (SET lock_timeout, search_path, ...)
         // must not leak into the next one.
         let _ = runner.batch_execute("RESET ALL /*rehearse*/").await;
         let m = &mut report.migrations[i];
         m.duration_ms = millis(applied.duration);
+        m.startup_ms = applied.startup.map(millis);
         m.statements = applied.statements;
-        let before = observe::fill(m, observed);
+        let (before, after) = observe::fill(m, observed);
         m.status = match (&applied.error, applied.interrupted) {
             (_, true) => MigrationStatus::Interrupted,
             (Some(_), false) => MigrationStatus::Failed,
@@ -220,6 +202,9 @@ async fn rehearse(
         m.error = applied.error;
         m.hazards = hazards::check(m, &before);
         m.budget_breaches = plan.budgets.check_migration(m);
+        if m.status == MigrationStatus::Failed {
+            m.recovery = Some(recovery::assess(observers.observer(), &before, &after, m, source.tool()).await);
+        }
         events.emit(Event::MigrationFinished {
             index: i + 1,
             total,
@@ -236,6 +221,39 @@ async fn rehearse(
     }
     finish_stage(events, report, stage, t, String::new());
     Ok(())
+}
+
+/// A migration's report before it runs: skipped until it is applied.
+fn new_migration_report(m: &Migration) -> MigrationReport {
+    let (offline_sql, offline_sql_unavailable) = match &m.offline_sql {
+        Some(OfflineSql::Sql(sql)) => (Some(sql.clone()), None),
+        Some(OfflineSql::Unavailable(why)) => (None, Some(why.clone())),
+        None => (None, None),
+    };
+    MigrationReport {
+        id: m.id.clone(),
+        description: m.description.clone(),
+        version: m.version.clone(),
+        file: m.file.as_ref().map(|f| f.display().to_string()),
+        status: MigrationStatus::Skipped,
+        duration_ms: 0,
+        wal: Wal::default(),
+        statements: Vec::new(),
+        locks: Vec::new(),
+        longest_read_block: None,
+        longest_write_block: None,
+        probes: Vec::new(),
+        rewrites: Vec::new(),
+        size_changes: Vec::new(),
+        top_statements: Vec::new(),
+        hazards: Vec::new(),
+        budget_breaches: Vec::new(),
+        error: None,
+        startup_ms: None,
+        offline_sql,
+        offline_sql_unavailable,
+        recovery: None,
+    }
 }
 
 /// Runs `work` unless the run is cancelled first; dropping `work` then

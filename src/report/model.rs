@@ -147,6 +147,27 @@ pub struct MigrationReport {
     pub hazards: Vec<Hazard>,
     pub budget_breaches: Vec<String>,
     pub error: Option<MigrationError>,
+    /// The migration tool's own start-up (interpreter and imports), not
+    /// included in `duration_ms`; null when rehearse runs the migration itself.
+    pub startup_ms: Option<u64>,
+    /// Alembic: what `alembic upgrade <parent>:<rev> --sql` prints.
+    pub offline_sql: Option<String>,
+    /// Alembic: why offline SQL is not available for this revision.
+    pub offline_sql_unavailable: Option<String>,
+    /// After a failure: the state it left and how to recover, as a runbook would.
+    pub recovery: Option<Recovery>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Alembic: the database's `alembic_version` rows after the failure.
+    pub alembic_version: Option<Vec<String>>,
+    /// Relations the failed migration created and left behind.
+    pub leftovers: Vec<String>,
+    /// Indexes left invalid (a failed CREATE INDEX CONCURRENTLY).
+    pub invalid_indexes: Vec<String>,
+    /// What to do, in order.
+    pub steps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

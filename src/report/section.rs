@@ -18,7 +18,19 @@ pub fn render(w: &mut String, m: &MigrationReport, sample_interval_ms: u64) {
         let _ = writeln!(w, "- Not run: an earlier migration did not complete.\n");
         return;
     }
-    let _ = writeln!(w, "- Time: {}", format_ms(m.duration_ms));
+    match m.startup_ms {
+        Some(s) => {
+            let _ = writeln!(
+                w,
+                "- Time: {} (plus {} for the tool's start-up and imports)",
+                format_ms(m.duration_ms),
+                format_ms(s)
+            );
+        }
+        None => {
+            let _ = writeln!(w, "- Time: {}", format_ms(m.duration_ms));
+        }
+    }
     for (what, block) in [("reads", &m.longest_read_block), ("writes", &m.longest_write_block)] {
         match block {
             Some(b) => {
@@ -53,6 +65,26 @@ pub fn render(w: &mut String, m: &MigrationReport, sample_interval_ms: u64) {
         let _ = writeln!(w, "\n```\n{}\n```", e.message);
         if let Some(stmt) = &e.statement {
             let _ = writeln!(w, "\nStatement:\n\n```sql\n{stmt}\n```");
+        }
+    }
+
+    if let Some(r) = &m.recovery {
+        let _ = writeln!(w, "\n**Recovery**\n");
+        if let Some(v) = &r.alembic_version {
+            let _ = writeln!(
+                w,
+                "- `alembic_version` after the failure: {}",
+                if v.is_empty() { "empty".into() } else { v.join(", ") }
+            );
+        }
+        if !r.leftovers.is_empty() {
+            let _ = writeln!(w, "- Left behind: {}", r.leftovers.join(", "));
+        }
+        if !r.invalid_indexes.is_empty() {
+            let _ = writeln!(w, "- Invalid indexes: {}", r.invalid_indexes.join(", "));
+        }
+        for (i, step) in r.steps.iter().enumerate() {
+            let _ = writeln!(w, "{}. {step}", i + 1);
         }
     }
 
@@ -167,6 +199,11 @@ pub fn render(w: &mut String, m: &MigrationReport, sample_interval_ms: u64) {
                 s.wal_bytes.map(format_bytes).unwrap_or_default()
             );
         }
+    }
+    if let Some(sql) = &m.offline_sql {
+        let _ = writeln!(w, "\n<details><summary>Offline SQL (<code>alembic upgrade --sql</code>)</summary>\n\n```sql\n{}\n```\n</details>", sql.trim());
+    } else if let Some(why) = &m.offline_sql_unavailable {
+        let _ = writeln!(w, "\nOffline SQL not available: {why}");
     }
     let _ = writeln!(w);
 }

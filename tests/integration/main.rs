@@ -2,6 +2,7 @@
 //! test, the real `rehearse` binary, no mocks. One binary, one module per
 //! capability; `support` holds the fixtures and assertions.
 
+mod alembic;
 mod hazards;
 mod interrupt;
 mod observe;

@@ -180,7 +180,10 @@ SELECT g, 1 + (random() * 2999)::int, round((random() * 500)::numeric, 2),
 ALTER TABLE public.customers OWNER TO app;
 ALTER TABLE public.orders OWNER TO app;
 GRANT SELECT ON public.customers, public.orders TO "Read Only";
--- History tables of other tools, as production would have them.
+-- History tables of other tools, as production would have them: Alembic is
+-- part way through tests/fixtures/alembic_versions.
+CREATE TABLE public.alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY);
+INSERT INTO public.alembic_version VALUES ('r2_orders_note_index');
 CREATE TABLE public.schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL);
 INSERT INTO public.schema_migrations VALUES (2, false);
 CREATE TABLE public.flyway_schema_history (
@@ -370,4 +373,11 @@ pub fn server_lock_truth(dump: &Path, forms: &[&str]) -> Vec<LockSet> {
         cluster.stop().await.unwrap();
         out
     })
+}
+
+/// The interpreter of the venv `make deps` creates, with Alembic from PyPI.
+pub fn venv_python() -> String {
+    let python = format!("{REPO}/.venv/bin/python");
+    assert!(Path::new(&python).exists(), "{python} is missing: run `make deps` (it creates the venv with Alembic)");
+    python
 }
