@@ -5,7 +5,7 @@
 CARGO ?= cargo
 REHEARSE := target/debug/rehearse
 
-.PHONY: deps build demo demo-alembic test clean
+.PHONY: deps build demo demo-alembic test fuzz clean
 
 deps:
 	@scripts/deps.sh
@@ -22,6 +22,10 @@ demo-alembic: build
 
 test: deps
 	$(CARGO) test --locked --no-fail-fast
+
+# A long property-test run of the input parsers (make test runs a short one).
+fuzz: deps
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --locked --test fuzz
 
 clean:
 	$(CARGO) clean

@@ -125,6 +125,9 @@ impl LocalCluster {
                 )
             })?
             .keep();
+        // Private whatever the umask: it will hold a copy of production data.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::environment_because(format!("cannot make {} private", root.display()), e))?;
         let password = Secret::generate();
         let mut cluster = LocalCluster {
             conn: ConnInfo {

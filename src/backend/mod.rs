@@ -46,6 +46,13 @@ impl Throwaway {
         }
     }
 
+    /// Version of the client tools (pg_restore, psql), e.g. "15.18".
+    pub fn client_version(&self) -> String {
+        match self {
+            Throwaway::Local(c) => c.bin().version.clone(),
+        }
+    }
+
     /// Where the server keeps its private files, if it has any here.
     pub fn private_dir(&self) -> Option<&Path> {
         match self {

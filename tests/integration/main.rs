@@ -6,6 +6,7 @@ mod alembic;
 mod hazards;
 mod interrupt;
 mod observe;
+mod reliability;
 mod restore_formats;
 mod scenario_errors;
 mod sql_migrations;
