@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod budget;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod db;

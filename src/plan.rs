@@ -31,6 +31,10 @@ pub struct Plan {
     pub budgets: crate::budget::Budgets,
     pub report: ReportPlan,
     pub keep: bool,
+    /// The snapshot cache, unless `--no-cache` or the backend cannot use one.
+    pub cache: Option<crate::cache::SnapshotCache>,
+    /// The exact server version the rehearsal runs on (part of the cache key).
+    pub server_version: String,
 }
 
 #[derive(Debug)]
@@ -80,6 +84,7 @@ pub struct Overrides {
     pub formats: Option<Vec<ReportFormat>>,
     pub pg_bin: Option<PathBuf>,
     pub keep: bool,
+    pub no_cache: bool,
 }
 
 pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
@@ -214,6 +219,11 @@ impl Plan {
             )));
         }
         let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        let cache = (!overrides.no_cache && crate::backend::Throwaway::caches(&backend))
+            .then(crate::cache::SnapshotCache::locate);
+        let server_version = match &backend {
+            BackendPlan::Local { bin } => bin.version.clone(),
+        };
         Ok(Plan {
             name,
             scenario_path,
@@ -228,6 +238,8 @@ impl Plan {
             budgets,
             report,
             keep: overrides.keep,
+            cache,
+            server_version,
         })
     }
 }

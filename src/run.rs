@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Throwaway;
+use crate::cache::{self, CacheKey, SnapshotCache};
 use crate::catalog;
 use crate::db;
 use crate::error::{exit, Error, Result};
@@ -43,6 +44,11 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
     let mut report = new_report(plan);
     let dump = plan.dump.clone();
     let fingerprint = tokio::task::spawn_blocking(move || restore::fingerprint(&dump));
+    // The snapshot cache is keyed by the dump's checksum, so that comes first.
+    let snapshot = match &plan.cache {
+        Some(cache) => snapshot_plan(plan, cache).await,
+        None => None,
+    };
 
     let mut stopped: Option<(Stage, Error)> = None;
     let mut kept = None;
@@ -51,11 +57,19 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
         Ok(source) => {
             let t = Instant::now();
             events.emit(Event::StageStarted { stage: Stage::Provision, detail: report.postgres.backend.clone() });
-            match interruptible(cancel, Throwaway::provision(&plan.backend, cancel)).await {
+            let provisioned = match snapshot.as_ref().and_then(|s| s.hit.as_ref()) {
+                Some(entry) => {
+                    interruptible(cancel, Throwaway::provision_from_snapshot(&plan.backend, entry, cancel)).await
+                }
+                None => interruptible(cancel, Throwaway::provision(&plan.backend, cancel)).await,
+            };
+            match provisioned {
                 Err(e) => stopped = Some((Stage::Provision, e)),
                 Ok(mut server) => {
                     finish_stage(events, &mut report, Stage::Provision, t, String::new());
-                    if let Err(failure) = rehearse(&mut server, &source, plan, events, cancel, &mut report).await {
+                    let rehearsal =
+                        rehearse(&mut server, &source, plan, snapshot.as_ref(), events, cancel, &mut report);
+                    if let Err(failure) = rehearsal.await {
                         stopped = Some(failure);
                     }
                     if plan.keep {
@@ -104,11 +118,29 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
     Outcome { exit_code: error.as_ref().map(Error::exit_code).unwrap_or(exit_code), report, table, files, kept, error }
 }
 
+/// The snapshot cache for this run: its key, and the entry when there is one.
+struct SnapshotPlan {
+    cache: SnapshotCache,
+    key: CacheKey,
+    dump_sha256: String,
+    server_version: String,
+    hit: Option<cache::Entry>,
+}
+
+async fn snapshot_plan(plan: &Plan, cache: &SnapshotCache) -> Option<SnapshotPlan> {
+    let dump = plan.dump.clone();
+    let (_, sha) = tokio::task::spawn_blocking(move || restore::fingerprint(&dump)).await.ok()?.ok()?;
+    let key = CacheKey::new(&sha, &plan.server_version);
+    let hit = cache.lookup(&key);
+    Some(SnapshotPlan { cache: cache.clone(), key, dump_sha256: sha, server_version: plan.server_version.clone(), hit })
+}
+
 /// Restore, prepare, discover and rehearse on a provisioned server.
 async fn rehearse(
     server: &mut Throwaway,
     source: &MigrationSource,
     plan: &Plan,
+    snapshot: Option<&SnapshotPlan>,
     events: &dyn EventSink,
     cancel: &CancellationToken,
     report: &mut Report,
@@ -118,27 +150,60 @@ async fn rehearse(
 
     let t = Instant::now();
     let stage = Stage::Restore;
-    events.emit(Event::StageStarted {
-        stage,
-        detail: format!("{} ({:?}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs),
-    });
-    let admin = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
-    prepare::fast_restore_settings(&admin).await.map_err(|e| (stage, e))?;
-    let restored = interruptible(
-        cancel,
-        restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
-    )
-    .await
-    .map_err(|e| (stage, e))?;
-    report.restore.duration_ms = millis(restored.duration);
-    report.restore.jobs = restored.jobs;
-    report.restore.roles_created = restored.roles_created;
-    finish_stage(events, report, stage, t, String::new());
+    if let Some(entry) = snapshot.and_then(|s| s.hit.as_ref()) {
+        events
+            .emit(Event::StageStarted { stage, detail: format!("from the snapshot cache ({})", entry.dir.display()) });
+        report.restore.cache = Some("hit".into());
+        report.restore.cache_key = Some(entry.manifest.key.clone());
+        report.restore.jobs = entry.manifest.jobs;
+        report.restore.roles_created = entry.manifest.roles_created.clone();
+        report.restore.cached_restore_ms = Some(entry.manifest.restore_ms);
+        finish_stage(events, report, stage, t, "cache hit".into());
+    } else {
+        events.emit(Event::StageStarted {
+            stage,
+            detail: format!("{} ({:?}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs),
+        });
+        let admin =
+            db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
+        prepare::fast_restore_settings(&admin).await.map_err(|e| (stage, e))?;
+        let restored = interruptible(
+            cancel,
+            restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
+        )
+        .await
+        .map_err(|e| (stage, e))?;
+        report.restore.duration_ms = millis(restored.duration);
+        report.restore.jobs = restored.jobs;
+        report.restore.roles_created = restored.roles_created;
+        finish_stage(events, report, stage, t, String::new());
+
+        let t = Instant::now();
+        let stage = Stage::Prepare;
+        events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT".into() });
+        interruptible(cancel, prepare::settle(&admin)).await.map_err(|e| (stage, e))?;
+        drop(admin);
+        if let Some(s) = snapshot {
+            report.restore.cache_key = Some(s.key.hex.clone());
+            report.restore.cache = Some(match save_snapshot(server, s, report, cancel).await {
+                Ok(()) => "saved".into(),
+                Err(Error::Interrupted) => return Err((stage, Error::Interrupted)),
+                Err(e) => {
+                    events.emit(Event::Note(format!("the snapshot cache was not updated: {}", e.render())));
+                    "not saved".into()
+                }
+            });
+        }
+        finish_stage(events, report, stage, t, String::new());
+    }
 
     let t = Instant::now();
     let stage = Stage::Prepare;
-    events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT, prod-like settings".into() });
-    interruptible(cancel, prepare::prepare(server, &admin, &plan.settings, cancel)).await.map_err(|e| (stage, e))?;
+    events.emit(Event::StageStarted { stage, detail: "prod-like settings".into() });
+    let admin = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
+    interruptible(cancel, prepare::apply_settings(server, &admin, &plan.settings, cancel))
+        .await
+        .map_err(|e| (stage, e))?;
     drop(admin);
     let observer = prepare::reconnect(server, "rehearse-observer").await.map_err(|e| (stage, e))?;
     let env = |e| (stage, Error::environment_because("cannot read the restored database's catalog", e));
@@ -221,6 +286,34 @@ async fn rehearse(
     }
     finish_stage(events, report, stage, t, String::new());
     Ok(())
+}
+
+/// Stops the server, copies its data dir into the cache, starts it again.
+async fn save_snapshot(
+    server: &mut Throwaway,
+    s: &SnapshotPlan,
+    report: &Report,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let staging = s.cache.staging_dir(&s.key)?;
+    if let Err(e) = server.save_snapshot(&staging, cancel).await {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let manifest = cache::Manifest {
+        key: s.key.hex.clone(),
+        dump_path: report.dump.path.clone(),
+        dump_sha256: s.dump_sha256.clone(),
+        server_version: s.server_version.clone(),
+        created: cache::now_secs(),
+        files: 0,
+        bytes: 0,
+        password: server.password().expose().to_string(),
+        roles_created: report.restore.roles_created.clone(),
+        restore_ms: report.restore.duration_ms,
+        jobs: report.restore.jobs,
+    };
+    s.cache.seal(&staging, manifest).map(|_| ())
 }
 
 /// A migration's report before it runs: skipped until it is applied.

@@ -110,6 +110,12 @@ pub struct RestoreInfo {
     pub jobs: u32,
     /// Roles the dump names as owners or grantees, created NOLOGIN before restoring.
     pub roles_created: Vec<String>,
+    /// Snapshot cache: `hit` (started from a cached restore, nothing restored),
+    /// `saved` (restored and saved for the next run), `not saved`; null when off.
+    pub cache: Option<String>,
+    pub cache_key: Option<String>,
+    /// On a hit: how long the cached restore took when it was made.
+    pub cached_restore_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

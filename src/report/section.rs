@@ -123,8 +123,9 @@ pub fn render(w: &mut String, m: &MigrationReport, sample_interval_ms: u64) {
         }
         let _ = writeln!(
             w,
-            "\nHolds are measured from the statement that took a lock to the end of its transaction, and by sampling \
-             pg_locks every {sample_interval_ms}ms (a hold shorter than that can be missed by sampling)."
+            "\nHolds are measured from the statement that took a lock to the end of its transaction when rehearse runs \
+             the statements itself, and by sampling pg_locks every {sample_interval_ms}ms (for migration tools, sampling \
+             alone gives the hold; a hold shorter than the interval can be missed by sampling)."
         );
     }
 

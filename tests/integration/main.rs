@@ -3,6 +3,7 @@
 //! capability; `support` holds the fixtures and assertions.
 
 mod alembic;
+mod cache;
 mod hazards;
 mod interrupt;
 mod observe;

@@ -82,9 +82,20 @@ impl Sandbox {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-        cmd.args(args).env("TMPDIR", self.path().join("tmp")).current_dir(self.path()).stdin(Stdio::null());
-        if args.first() == Some(&"run") && !args.contains(&"--out") {
+        // `--use-cache` is the tests' own flag: without it, each run restores
+        // for itself; with it, the cache lives in the sandbox.
+        let run = args.first() == Some(&"run");
+        let use_cache = args.contains(&"--use-cache");
+        cmd.args(args.iter().filter(|a| **a != "--use-cache"))
+            .env("TMPDIR", self.path().join("tmp"))
+            .env("REHEARSE_CACHE_DIR", self.path().join("cache"))
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        if run && !args.contains(&"--out") {
             cmd.arg("--out").arg(self.reports());
+        }
+        if run && !use_cache {
+            cmd.arg("--no-cache");
         }
         cmd
     }
