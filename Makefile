@@ -5,7 +5,7 @@
 CARGO ?= cargo
 REHEARSE := target/debug/rehearse
 
-.PHONY: deps build demo demo-alembic test fuzz clean
+.PHONY: deps build demo demo-alembic test fuzz bench clean
 
 deps:
 	@scripts/deps.sh
@@ -26,6 +26,10 @@ test: deps
 # A long property-test run of the input parsers (make test runs a short one).
 fuzz: deps
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --locked --test fuzz
+
+# rehearse vs the runbook procedure, side by side; writes bench/RESULTS.md.
+bench: build
+	bench/run.sh
 
 clean:
 	$(CARGO) clean

@@ -97,6 +97,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Time the migrations without watching them (no lock sampling, probes or
+    /// statement statistics): for measuring what observation costs.
+    #[arg(long)]
+    pub no_observe: bool,
+
     /// No progress output on stderr (the report is still printed and written).
     #[arg(long, short)]
     pub quiet: bool,
@@ -142,6 +147,7 @@ async fn run_command(args: RunArgs) -> i32 {
         pg_bin: args.pg_bin,
         keep: args.keep,
         no_cache: args.no_cache,
+        no_observe: args.no_observe,
     };
     let plan = match Plan::resolve(&args.scenario, &overrides, sup.token()).await {
         Ok(plan) => plan,

@@ -31,6 +31,8 @@ pub struct Plan {
     pub budgets: crate::budget::Budgets,
     pub report: ReportPlan,
     pub keep: bool,
+    /// Observers on (locks, probes, statement statistics); off with `--no-observe`.
+    pub observe: bool,
     /// The snapshot cache, unless `--no-cache` or the backend cannot use one.
     pub cache: Option<crate::cache::SnapshotCache>,
     /// The exact server version the rehearsal runs on (part of the cache key).
@@ -85,6 +87,7 @@ pub struct Overrides {
     pub pg_bin: Option<PathBuf>,
     pub keep: bool,
     pub no_cache: bool,
+    pub no_observe: bool,
 }
 
 pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
@@ -238,6 +241,7 @@ impl Plan {
             budgets,
             report,
             keep: overrides.keep,
+            observe: !overrides.no_observe,
             cache,
             server_version,
         })

@@ -52,7 +52,7 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
 
     let mut stopped: Option<(Stage, Error)> = None;
     let mut kept = None;
-    match MigrationSource::from_plan(&plan.migrations) {
+    match MigrationSource::from_plan(&plan.migrations, plan.observe) {
         Err(e) => stopped = Some((Stage::Discover, e)),
         Ok(source) => {
             let t = Instant::now();
@@ -239,8 +239,9 @@ async fn rehearse(
     let t = Instant::now();
     let stage = Stage::Rehearse;
     let largest: Vec<String> = report.dump.tables.iter().map(|t| t.name.clone()).collect();
-    let observers =
-        Observers::connect(&conn, plan.sample_interval, &plan.hot_tables, &largest).await.map_err(|e| (stage, e))?;
+    let observers = Observers::connect(&conn, plan.sample_interval, &plan.hot_tables, &largest, plan.observe)
+        .await
+        .map_err(|e| (stage, e))?;
     report.observation.hot_tables = observers.hot_tables.clone();
     report.observation.limitations = observers.limitations.clone();
     let own_session = source.runs_in_own_session().then_some(&runner);

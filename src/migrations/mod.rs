@@ -110,9 +110,13 @@ pub enum MigrationSource {
 }
 
 impl MigrationSource {
-    pub fn from_plan(plan: &MigrationsPlan) -> Result<MigrationSource> {
+    pub fn from_plan(plan: &MigrationsPlan, observe: bool) -> Result<MigrationSource> {
         match plan {
-            MigrationsPlan::Sql { dir, table } => Ok(MigrationSource::Sql(sql::SqlDir::scan(dir, table.clone())?)),
+            MigrationsPlan::Sql { dir, table } => {
+                let mut dir = sql::SqlDir::scan(dir, table.clone())?;
+                dir.exact_locks = observe;
+                Ok(MigrationSource::Sql(dir))
+            }
             MigrationsPlan::Alembic(p) => Ok(MigrationSource::Alembic(alembic::AlembicProject::new(p.clone()))),
             MigrationsPlan::Command(p) => Ok(MigrationSource::Command(command::CommandTool::new(p.clone()))),
         }

@@ -80,6 +80,8 @@ pub fn parse_file_name(name: &str) -> Option<Result<(Vec<u128>, String), String>
 }
 
 pub struct SqlDir {
+    /// Read pg_locks after each statement (off with `--no-observe`).
+    pub exact_locks: bool,
     table: Option<String>,
     files: Vec<SqlFile>,
 }
@@ -114,7 +116,7 @@ impl SqlDir {
                 dir.display()
             )));
         }
-        Ok(SqlDir { table, files: by_version.into_values().collect() })
+        Ok(SqlDir { exact_locks: true, table, files: by_version.into_values().collect() })
     }
 
     pub fn files(&self) -> &[SqlFile] {
@@ -243,7 +245,10 @@ impl SqlDir {
         applied: &mut Applied,
     ) -> Result<(), MigrationError> {
         let failed = |e: tokio_postgres::Error| MigrationError::new(describe_pg_error(&e));
-        let (_, mut wal, mut lock_timeout) = queries::own_locks(db).await.map_err(failed)?;
+        let (_, mut wal, mut lock_timeout) = match self.exact_locks {
+            true => queries::own_locks(db).await.map_err(failed)?,
+            false => (Vec::new(), 0, 0),
+        };
         if in_transaction {
             db.batch_execute("BEGIN /*rehearse*/").await.map_err(failed)?;
         }
@@ -299,8 +304,11 @@ impl SqlDir {
                 applied.statements.push(report);
                 return Err(statement_error(migration, stmt, &e));
             }
-            let (locks, wal_after, timeout_after) = queries::own_locks(db).await.map_err(failed)?;
-            report.wal_bytes = Some(wal_after.saturating_sub(wal));
+            let (locks, wal_after, timeout_after) = match self.exact_locks {
+                true => queries::own_locks(db).await.map_err(failed)?,
+                false => (Vec::new(), 0, 0),
+            };
+            report.wal_bytes = self.exact_locks.then(|| wal_after.saturating_sub(wal));
             (wal, lock_timeout) = (wal_after, timeout_after);
             // A nameless lock is on a relation the statement dropped; the
             // observers name it from their snapshot taken before the migration.

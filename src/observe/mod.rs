@@ -43,6 +43,9 @@ pub struct Observers {
     probes: Vec<ProbeSession>,
     pub hot_tables: Vec<String>,
     pub limitations: Vec<String>,
+    /// Off (`--no-observe`): only time and WAL position, to measure what
+    /// observation itself costs.
+    enabled: bool,
 }
 
 /// One migration being observed.
@@ -51,8 +54,8 @@ pub struct Observing {
     wal_before: u64,
     counters_before: Option<(u64, u64, u64)>,
     checkpoints_before: Option<u64>,
-    sampler: Sampler,
-    probes: RunningProbes,
+    sampler: Option<Sampler>,
+    probes: Option<RunningProbes>,
     started: Instant,
 }
 
@@ -79,6 +82,7 @@ impl Observers {
         interval: Duration,
         hot_tables: &[String],
         largest_tables: &[String],
+        enabled: bool,
     ) -> Result<Observers> {
         let env = |e| Error::environment_because("cannot start the observer sessions", e);
         let observer = db::connect(conn, &conn.dbname, "rehearse-observer").await.map_err(env)?;
@@ -113,7 +117,10 @@ impl Observers {
             );
         }
 
-        let hot: Vec<String> = if hot_tables.is_empty() {
+        let hot: Vec<String> = if !enabled {
+            limitations.push("observation was off (--no-observe): no locks, probes or statement statistics".into());
+            Vec::new()
+        } else if hot_tables.is_empty() {
             largest_tables.iter().take(DEFAULT_HOT_TABLES).cloned().collect()
         } else {
             let mut resolved = Vec::new();
@@ -156,6 +163,7 @@ impl Observers {
             probes,
             hot_tables: hot,
             limitations,
+            enabled,
         })
     }
 
@@ -176,11 +184,16 @@ impl Observers {
             false => None,
         };
         let checkpoints_before = queries::checkpoints(&self.observer, self.version_num).await.ok();
-        if let Some(s) = &self.statements {
+        if let (Some(s), true) = (&self.statements, self.enabled) {
             let _ = queries::reset_statements(s).await;
         }
-        let sampler = Sampler::start(self.sampler.clone(), self.db_oid, self.own_pids.clone(), self.interval);
-        let probes = probes::start(&self.probes);
+        let (sampler, probes) = match self.enabled {
+            true => (
+                Some(Sampler::start(self.sampler.clone(), self.db_oid, self.own_pids.clone(), self.interval)),
+                Some(probes::start(&self.probes)),
+            ),
+            false => (None, None),
+        };
         let wal_before = queries::wal_position(&self.observer).await.map_err(env)?;
         Ok(Observing {
             before,
@@ -208,11 +221,17 @@ impl Observers {
         }
         let wal_after = queries::wal_position(&self.observer).await.map_err(env)?;
         let elapsed = o.started.elapsed();
-        let (sampled, _samples, failure) = o.sampler.finish().await;
+        let (sampled, _samples, failure) = match o.sampler {
+            Some(s) => s.finish().await,
+            None => (Vec::new(), 0, None),
+        };
         if let Some(e) = failure {
             return Err(Error::environment(format!("the lock sampler's query failed: {e}")));
         }
-        let probes = o.probes.finish().await;
+        let probes = match o.probes {
+            Some(p) => p.finish().await,
+            None => Vec::new(),
+        };
         let after = RelationSnapshot::take(&self.observer).await.map_err(env)?;
 
         let bytes = wal_after.saturating_sub(o.wal_before);
@@ -245,7 +264,7 @@ impl Observers {
         let longest_read_block = longest(conflicts::blocks_reads);
         let longest_write_block = longest(conflicts::blocks_writes);
         let (rewrites, size_changes) = relations::compare(&o.before, &after);
-        let top_statements = match &self.statements {
+        let top_statements = match self.statements.as_ref().filter(|_| self.enabled) {
             Some(s) => queries::top_statements(s, self.db_oid, TOP_STATEMENTS)
                 .await
                 .unwrap_or_default()
