@@ -35,7 +35,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         rehearse run scenarios/demo.yaml\n  \
         rehearse run scenarios/nightly.yaml --dump /backups/prod-2026-11-23.dump --out reports/nightly\n  \
-        rehearse run scenarios/demo.yaml --format json --keep")]
+        rehearse run scenarios/demo.yaml --format json --keep\n  \
+        rehearse run scenarios/nightly.yaml --baseline reports/previous.json --format table,markdown,json,junit")]
     Run(RunArgs),
 }
 
@@ -53,10 +54,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Report formats, comma-separated: table (terminal), markdown (report.md), json (report.json).
-    /// Default: the scenario's `report.formats`, else all three. Example: --format table,json
+    /// Report formats, comma-separated: table (terminal), markdown (report.md), json (report.json),
+    /// junit (junit.xml). Default: the scenario's `report.formats`, else table, markdown and json.
+    /// Example: --format table,json,junit
     #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
     pub format: Option<Vec<ReportFormat>>,
+
+    /// Compare with this earlier report.json (e.g. last night's) and flag regressions; wins over `report.baseline`.
+    #[arg(long, value_name = "FILE.json")]
+    pub baseline: Option<PathBuf>,
 
     /// Leave the throwaway server running at the end and print how to connect (the password stays in a private pgpass file).
     #[arg(long)]
@@ -104,8 +110,14 @@ async fn run_command(args: RunArgs) -> i32 {
             return e.exit_code();
         }
     };
-    let overrides =
-        Overrides { dump: args.dump, out: args.out, formats: args.format, pg_bin: args.pg_bin, keep: args.keep };
+    let overrides = Overrides {
+        dump: args.dump,
+        out: args.out,
+        formats: args.format,
+        pg_bin: args.pg_bin,
+        keep: args.keep,
+        baseline: args.baseline,
+    };
     let plan = match Plan::resolve(&args.scenario, &overrides, sup.token()).await {
         Ok(plan) => plan,
         Err(e) => {

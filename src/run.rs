@@ -9,8 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Throwaway;
+use crate::backup;
 use crate::catalog;
 use crate::db;
+use crate::deadline::Deadline;
+use crate::destructive;
 use crate::error::{exit, Error, Result};
 use crate::events::{Event, EventSink, Stage};
 use crate::hazards;
@@ -56,6 +59,12 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
                     finish_stage(events, &mut report, Stage::Provision, t, String::new());
                     if let Err(failure) = rehearse(&mut server, &source, plan, events, cancel, &mut report).await {
                         stopped = Some(failure);
+                    }
+                    if plan.report.measure_backup && report.dump.database_bytes.is_some() && !cancel.is_cancelled() {
+                        let t = Instant::now();
+                        events.emit(Event::StageStarted { stage: Stage::Backup, detail: "pg_dump -Fc".into() });
+                        report.backup = Some(backup::measure(&server, cancel).await);
+                        finish_stage(events, &mut report, Stage::Backup, t, String::new());
                     }
                     if plan.keep {
                         kept = Some(server.keep());
@@ -132,6 +141,7 @@ async fn rehearse(
     report.restore.duration_ms = millis(restored.duration);
     report.restore.jobs = restored.jobs;
     report.restore.roles_created = restored.roles_created;
+    report.restore.restored_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
     finish_stage(events, report, stage, t, String::new());
 
     let t = Instant::now();
@@ -182,6 +192,8 @@ async fn rehearse(
             hazards: Vec::new(),
             budget_breaches: Vec::new(),
             error: None,
+            breaches: Vec::new(),
+            destructive_changes: Vec::new(),
         })
         .collect();
     finish_stage(events, report, stage, t, format!("{} pending", pending.len()));
@@ -202,7 +214,12 @@ async fn rehearse(
     for (i, migration) in pending.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
         let observing = observers.begin().await.map_err(|e| (stage, e))?;
-        let mut applied = source.apply(migration, &runner, cancel).await;
+        let deadline = Deadline::start(cancel, plan.budgets.deadline(&migration.id));
+        let mut applied = source.apply(migration, &runner, deadline.token()).await;
+        let timed_out = applied.interrupted && deadline.expired() && !cancel.is_cancelled();
+        if timed_out {
+            deadline.explain(&mut applied.error);
+        }
         let observed =
             observers.finish(observing, Some(&runner), &mut applied.statements).await.map_err(|e| (stage, e))?;
         // A migration's session settings (SET lock_timeout, search_path, ...)
@@ -213,13 +230,15 @@ async fn rehearse(
         m.statements = applied.statements;
         let before = observe::fill(m, observed);
         m.status = match (&applied.error, applied.interrupted) {
+            (_, true) if timed_out => MigrationStatus::TimedOut,
             (_, true) => MigrationStatus::Interrupted,
             (Some(_), false) => MigrationStatus::Failed,
             (None, false) => MigrationStatus::Applied,
         };
         m.error = applied.error;
         m.hazards = hazards::check(m, &before);
-        m.budget_breaches = plan.budgets.check_migration(m);
+        m.destructive_changes = destructive::detect(m);
+        plan.budgets.judge_migration(m);
         events.emit(Event::MigrationFinished {
             index: i + 1,
             total,
@@ -227,10 +246,10 @@ async fn rehearse(
             status: m.status,
             elapsed: applied.duration,
         });
-        if applied.interrupted {
+        if applied.interrupted && !timed_out {
             return Err((stage, Error::Interrupted));
         }
-        if m.status == MigrationStatus::Failed {
+        if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             break;
         }
     }
@@ -298,6 +317,11 @@ fn new_report(plan: &Plan) -> Report {
             hot_tables: Vec::new(),
             limitations: Vec::new(),
         },
+        baseline: None,
+        breaches: Vec::new(),
+        budgets: plan.budgets.0.clone(),
+        backup: None,
+        checklist: Default::default(),
     }
 }
 
@@ -311,8 +335,9 @@ fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&(Stage, Erro
         failed: ms.iter().filter(|m| m.status == MigrationStatus::Failed).count(),
         skipped: ms.iter().filter(|m| m.status == MigrationStatus::Skipped).count(),
         run_duration_ms: millis(elapsed),
+        timed_out: ms.iter().filter(|m| m.status == MigrationStatus::TimedOut).count(),
     };
-    report.budget_breaches = plan.budgets.check_total(report);
+    crate::gate::judge(plan, report);
     let migration_failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);
     let breached =
         !report.budget_breaches.is_empty() || report.migrations.iter().any(|m| !m.budget_breaches.is_empty());
@@ -333,6 +358,7 @@ fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&(Stage, Erro
         None if breached => RunStatus::BudgetExceeded,
         None => RunStatus::Passed,
     };
+    report.checklist = report::checklist::fill(report, &plan.report.checklist);
 }
 
 fn memory_bytes() -> Option<u64> {
