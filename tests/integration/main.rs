@@ -2,9 +2,12 @@
 //! test, the real `rehearse` binary, no mocks. One binary, one module per
 //! capability; `support` holds the fixtures and assertions.
 
+mod baseline;
+mod budgets;
 mod hazards;
 mod interrupt;
 mod observe;
+mod report_formats;
 mod restore_formats;
 mod scenario_errors;
 mod sql_migrations;
