@@ -5,7 +5,7 @@
 CARGO ?= cargo
 REHEARSE := target/debug/rehearse
 
-.PHONY: deps build demo test clean
+.PHONY: deps build demo demo-alembic test fuzz clean
 
 deps:
 	@scripts/deps.sh
@@ -16,9 +16,17 @@ build: deps
 demo: build
 	$(REHEARSE) run scenarios/demo.yaml
 
+# The same release as an Alembic project (production is part way through its history).
+demo-alembic: build
+	$(REHEARSE) run scenarios/alembic-demo.yaml
+
 test: deps
 	$(CARGO) test --locked --no-fail-fast
 
+# A long property-test run of the input parsers (make test runs a short one).
+fuzz: deps
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --locked --test fuzz
+
 clean:
 	$(CARGO) clean
-	rm -rf reports
+	rm -rf reports .venv

@@ -12,7 +12,8 @@ temp dir, unix socket only, removed on exit) and dumps it with pg_dump.
 
 The cluster gets the roles `app` (owns the tables) and `readonly` (SELECT grants),
 the "already in production" migrations scenarios/demo/migrations/0001_*.sql and
-0002_*.sql recorded in public.rehearse_schema_migrations, and reproducible data
+0002_*.sql recorded in public.rehearse_schema_migrations (and as Alembic revision
+a2_events of scenarios/alembic-demo in public.alembic_version), and reproducible data
 from snapshots/demo-data.sql. Migrations 0003 and later are NOT applied: they are
 the pending release that `rehearse` rehearses.
 
@@ -232,6 +233,18 @@ ALTER TABLE public.rehearse_schema_migrations OWNER TO app;
 GRANT SELECT ON public.rehearse_schema_migrations TO readonly;
 INSERT INTO public.rehearse_schema_migrations (version, name, duration_ms)
 VALUES $(IFS=,; echo "${applied_rows[*]}");
+SQL
+
+# The same schema, as an Alembic project sees it: production is at revision
+# a2 of scenarios/alembic-demo (whose a1 and a2 describe 0001 and 0002).
+echo "==> Alembic version table public.alembic_version (at a2_events)"
+psql_ -d demo <<SQL
+CREATE TABLE public.alembic_version (
+    version_num varchar(32) NOT NULL,
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+ALTER TABLE public.alembic_version OWNER TO app;
+INSERT INTO public.alembic_version VALUES ('a2_events');
 SQL
 
 # ---------------------------------------------------------------- data

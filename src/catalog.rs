@@ -9,9 +9,10 @@ pub async fn role_names(client: &Client) -> Result<Vec<String>, Error> {
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The server's version string (`server_version`, e.g. "15.18 (Debian ...)").
+/// The server's version number, e.g. "15.18" (`server_version` without a
+/// packager's suffix such as " (Debian 15.18-0+deb12u1)").
 pub async fn server_version(client: &Client) -> Result<String, Error> {
-    let row = client.query_one("SELECT current_setting('server_version')", &[]).await?;
+    let row = client.query_one("SELECT split_part(current_setting('server_version'), ' ', 1)", &[]).await?;
     Ok(row.get(0))
 }
 

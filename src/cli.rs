@@ -38,6 +38,31 @@ pub enum Command {
         rehearse run scenarios/demo.yaml --format json --keep\n  \
         rehearse run scenarios/nightly.yaml --baseline reports/previous.json --format table,markdown,json,junit")]
     Run(RunArgs),
+    /// List or prune the snapshot cache of restored dumps.
+    #[command(after_help = "Examples:\n  rehearse cache list\n  rehearse cache prune --older-than 7d --max-size 50GB")]
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Show each cached restore: key, dump, server version, size, age.
+    List,
+    /// Remove entries older than a duration and/or beyond a total size (oldest first), and half-written ones.
+    Prune {
+        /// Remove entries older than this (humantime: 12h, 7d).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Keep the newest entries up to this total (512MB, 50GB).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+    },
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::scenario::ByteSize::parse(text).map(|b| b.0)
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +98,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub pg_bin: Option<PathBuf>,
 
+    /// Restore the dump even when the snapshot cache holds it (the cache is
+    /// keyed by the dump's sha256 and the server version; see `rehearse cache`).
+    #[arg(long)]
+    pub no_cache: bool,
+
     /// No progress output on stderr (the report is still printed and written).
     #[arg(long, short)]
     pub quiet: bool,
@@ -98,6 +128,7 @@ pub fn main() -> i32 {
     runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run_command(args).await,
+            Command::Cache { action } => cache_command(action),
         }
     })
 }
@@ -116,6 +147,7 @@ async fn run_command(args: RunArgs) -> i32 {
         formats: args.format,
         pg_bin: args.pg_bin,
         keep: args.keep,
+        no_cache: args.no_cache,
         baseline: args.baseline,
     };
     let plan = match Plan::resolve(&args.scenario, &overrides, sup.token()).await {
@@ -137,8 +169,51 @@ async fn run_command(args: RunArgs) -> i32 {
     if let Some(kept) = &outcome.kept {
         eprintln!("{kept}");
     }
-    if let Some(e) = &outcome.error {
-        eprintln!("{}", e.render());
+    match &outcome.error {
+        Some(e) => eprintln!("{}", e.render()),
+        None => {
+            if let Some(line) = crate::report::outcome_line(&outcome.report) {
+                eprintln!("{line}");
+            }
+        }
     }
     outcome.exit_code
+}
+
+fn cache_command(action: CacheAction) -> i32 {
+    use crate::report::format_bytes;
+    let cache = crate::cache::SnapshotCache::locate();
+    let now = crate::cache::now_secs();
+    let describe = |e: &crate::cache::Entry| {
+        let age = std::time::Duration::from_secs(now.saturating_sub(e.manifest.created));
+        format!(
+            "{}  {:>9}  PostgreSQL {}  {} old  {}",
+            e.manifest.key,
+            format_bytes(e.manifest.bytes),
+            e.manifest.server_version,
+            humantime::format_duration(std::time::Duration::from_secs(age.as_secs() / 60 * 60)),
+            e.manifest.dump_path
+        )
+    };
+    match action {
+        CacheAction::List => {
+            let entries = cache.list();
+            println!("snapshot cache: {} ({} entries)", cache.root().display(), entries.len());
+            for e in &entries {
+                println!("{}", describe(e));
+            }
+        }
+        CacheAction::Prune { older_than, max_size } => {
+            if older_than.is_none() && max_size.is_none() {
+                eprintln!("error: say what to prune: --older-than DURATION and/or --max-size SIZE");
+                return exit::BAD_INPUT;
+            }
+            let removed = cache.prune(older_than, max_size);
+            for e in &removed {
+                println!("removed {}", describe(e));
+            }
+            println!("{} entries removed from {}", removed.len(), cache.root().display());
+        }
+    }
+    exit::OK
 }

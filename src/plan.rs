@@ -31,6 +31,10 @@ pub struct Plan {
     pub budgets: crate::budget::Budgets,
     pub report: ReportPlan,
     pub keep: bool,
+    /// The snapshot cache, unless `--no-cache` or the backend cannot use one.
+    pub cache: Option<crate::cache::SnapshotCache>,
+    /// The exact server version the rehearsal runs on (part of the cache key).
+    pub server_version: String,
 }
 
 #[derive(Debug)]
@@ -41,6 +45,29 @@ pub enum BackendPlan {
 #[derive(Debug)]
 pub enum MigrationsPlan {
     Sql { dir: PathBuf, table: Option<String> },
+    Alembic(AlembicPlan),
+    Command(CommandPlan),
+}
+
+#[derive(Debug, Clone)]
+pub struct AlembicPlan {
+    /// The folder holding alembic.ini; Alembic runs with it as working directory.
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub target: String,
+    /// The interpreter of the user's environment, with Alembic importable.
+    pub python: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandPlan {
+    /// Working directory for `list` and `apply`: the scenario's folder, or `dir`.
+    pub dir: PathBuf,
+    pub list: Option<String>,
+    pub revisions: Option<Vec<String>>,
+    pub apply: String,
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -63,6 +90,7 @@ pub struct Overrides {
     pub formats: Option<Vec<ReportFormat>>,
     pub pg_bin: Option<PathBuf>,
     pub keep: bool,
+    pub no_cache: bool,
     /// `--baseline FILE.json`: wins over `report.baseline`.
     pub baseline: Option<PathBuf>,
 }
@@ -114,11 +142,30 @@ impl Plan {
                 }
                 MigrationsPlan::Sql { dir, table: s.migrations.table.clone() }
             }
-            other => {
-                return Err(Error::bad_input(format!(
-                    "{shown}: migrations.tool {} is not supported by this version of rehearse yet; use `tool: sql`",
-                    format!("{other:?}").to_lowercase()
-                )))
+            MigrationTool::Alembic => {
+                MigrationsPlan::Alembic(alembic_plan(&s.migrations, &base, &shown, cancel).await?)
+            }
+            MigrationTool::Command => {
+                let m = &s.migrations;
+                let apply = m.apply.as_ref().ok_or_else(|| {
+                    Error::bad_input(format!(
+                        "{shown}: migrations.apply is required when migrations.tool is command, e.g. \
+                         `apply: ./migrate.sh up {{rev}} --url {{url}}`"
+                    ))
+                })?;
+                if m.list.is_none() && m.revisions.is_none() {
+                    return Err(Error::bad_input(format!(
+                        "{shown}: migrations.tool command needs `list:` (a command printing pending ids, one per line) \
+                         or `revisions: [...]`"
+                    )));
+                }
+                MigrationsPlan::Command(CommandPlan {
+                    dir: m.dir.as_ref().map(|d| absolute(Path::new(d.as_str()), &base)).unwrap_or_else(|| base.clone()),
+                    list: m.list.as_ref().map(|l| l.0.clone()),
+                    revisions: m.revisions.clone(),
+                    apply: apply.0.clone(),
+                    env: m.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+                })
             }
         };
 
@@ -177,7 +224,18 @@ impl Plan {
             }
         };
 
+        let sample_interval = s.observe.sample_interval.unwrap_or(DEFAULT_SAMPLE_INTERVAL);
+        if sample_interval < Duration::from_millis(1) {
+            return Err(Error::bad_input(format!(
+                "{shown}: observe.sample_interval must be at least 1ms (10ms is the default)"
+            )));
+        }
         let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        let cache = (!overrides.no_cache && crate::backend::Throwaway::caches(&backend))
+            .then(crate::cache::SnapshotCache::locate);
+        let server_version = match &backend {
+            BackendPlan::Local { bin } => bin.version.clone(),
+        };
         Ok(Plan {
             name,
             scenario_path,
@@ -187,11 +245,13 @@ impl Plan {
             restore_jobs: s.postgres.restore_jobs.unwrap_or(cores).max(1),
             settings,
             migrations,
-            sample_interval: s.observe.sample_interval.unwrap_or(DEFAULT_SAMPLE_INTERVAL),
+            sample_interval,
             hot_tables: s.observe.hot_tables.clone(),
             budgets,
             report,
             keep: overrides.keep,
+            cache,
+            server_version,
         })
     }
 }
@@ -212,4 +272,40 @@ fn absolute(path: &Path, base: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Resolves an Alembic project: its alembic.ini, the target, and a Python
+/// that can import Alembic (asked once here, so a missing one fails fast).
+async fn alembic_plan(
+    m: &crate::scenario::MigrationsSection,
+    base: &Path,
+    shown: &str,
+    cancel: &CancellationToken,
+) -> Result<AlembicPlan> {
+    let dir = m.dir.as_ref().ok_or_else(|| {
+        Error::bad_input(format!(
+            "{shown}: migrations.dir (the folder holding alembic.ini) is required when migrations.tool is alembic"
+        ))
+    })?;
+    let dir = absolute(Path::new(dir.as_str()), base);
+    let config = dir.join("alembic.ini");
+    if !config.is_file() {
+        return Err(Error::bad_input(format!(
+            "{shown}: migrations.dir {} holds no alembic.ini: point it at the folder you run `alembic upgrade` in",
+            dir.display()
+        )));
+    }
+    let python = match &m.python {
+        Some(p) if p.as_str().contains('/') => absolute(Path::new(p.as_str()), base),
+        Some(p) => PathBuf::from(p.as_str()),
+        None => crate::migrations::alembic::default_python(),
+    };
+    crate::migrations::alembic::check_python(&python, cancel).await?;
+    Ok(AlembicPlan {
+        dir,
+        config,
+        target: m.target.clone().unwrap_or_else(|| "head".into()),
+        python,
+        env: m.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+    })
 }

@@ -62,21 +62,27 @@ pub async fn fast_restore_settings(admin: &Client) -> Result<()> {
     reload(admin, "fsync", "off").await
 }
 
-/// VACUUM ANALYZE, CHECKPOINT, then durable settings plus the scenario's,
-/// checked to have taken effect (restarting the server when one needs it).
-pub async fn prepare(
-    server: &mut Throwaway,
-    db: &Client,
-    settings: &[(String, String)],
-    cancel: &CancellationToken,
-) -> Result<Duration> {
-    let started = Instant::now();
+/// VACUUM ANALYZE and CHECKPOINT the fresh restore, then back to durable
+/// settings: the state a snapshot cache entry saves.
+pub async fn settle(db: &Client) -> Result<()> {
     let env = |e| Error::environment_because("preparing the restored database failed", e);
     db.batch_execute("VACUUM ANALYZE").await.map_err(env)?;
     db.batch_execute("CHECKPOINT").await.map_err(env)?;
     for (name, _) in FAST_RESTORE {
         alter_system(db, name, None).await.map_err(env)?;
     }
+    reload(db, "fsync", "on").await
+}
+
+/// The scenario's prod-like settings, checked to have taken effect
+/// (restarting the server when one needs it).
+pub async fn apply_settings(
+    server: &mut Throwaway,
+    db: &Client,
+    settings: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let env = |e| Error::environment_because("applying the scenario's settings failed", e);
     for (name, value) in settings {
         alter_system(db, name, Some(value)).await.map_err(|e| {
             Error::bad_input(format!(
@@ -85,7 +91,7 @@ pub async fn prepare(
             ))
         })?;
     }
-    reload(db, "fsync", "on").await?;
+    client_reload(db).await?;
     let unapplied = catalog::unapplied_file_settings(db).await.map_err(env)?;
     let needs_restart = catalog::pending_restart(db).await.map_err(env)?;
     if !needs_restart.is_empty() {
@@ -93,16 +99,20 @@ pub async fn prepare(
     } else if let Some((name, why)) = unapplied.first() {
         return Err(Error::bad_input(format!("postgres.settings.{name} could not be applied: {why}")));
     }
-    Ok(started.elapsed())
+    Ok(())
+}
+
+async fn client_reload(client: &Client) -> Result<()> {
+    client
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .map_err(|e| Error::environment_because("cannot reload the server configuration", e))
 }
 
 /// Reloads the configuration and waits until `probe` reads `expected`, since
 /// pg_reload_conf only signals the postmaster and returns at once.
 async fn reload(client: &Client, probe: &str, expected: &str) -> Result<()> {
-    client
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .map_err(|e| Error::environment_because("cannot reload the server configuration", e))?;
+    client_reload(client).await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = catalog::settings(client, &[probe])

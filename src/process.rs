@@ -69,7 +69,7 @@ pub enum ChildError {
         source: std::io::Error,
     },
     #[error("{label} failed ({status}):\n{stderr}")]
-    Failed { label: String, status: ExitStatus, stderr: String },
+    Failed { label: String, status: ExitStatus, stderr: String, stdout: String },
     #[error("{label} did not finish within {}; it was stopped", humantime::format_duration(*.deadline))]
     Deadline { label: String, deadline: Duration },
     #[error("{label} was stopped because the run was interrupted")]
@@ -228,7 +228,7 @@ impl ChildCommand {
             }
         }
         if !status.success() {
-            return Err(ChildError::Failed { label, status, stderr: stderr.trim_end().to_string() });
+            return Err(ChildError::Failed { label, status, stderr: stderr.trim_end().to_string(), stdout });
         }
         Ok(ChildOutput { stdout, stderr, elapsed: started.elapsed() })
     }

@@ -162,7 +162,7 @@ pub async fn restore(
                 .deadline(Duration::from_secs(600))
                 .run(cancel)
                 .await
-                .map_err(|e| rejected(dump, e))?;
+                .map_err(|e| rejected(dump, &server.client_version(), e))?;
             roles_in_script(out.stdout.as_bytes())
                 .map_err(|e| Error::bad_input_because(format!("cannot read the schema of {}", dump.display()), e))?
         }
@@ -207,18 +207,32 @@ pub async fn restore(
             )),
         }
     };
-    cmd.envs(env).deadline(RESTORE_DEADLINE).run(cancel).await.map_err(|e| rejected(dump, e))?;
+    cmd.envs(env)
+        .deadline(RESTORE_DEADLINE)
+        .run(cancel)
+        .await
+        .map_err(|e| rejected(dump, &server.client_version(), e))?;
     Ok(RestoreOutcome { duration: started.elapsed(), roles_created, jobs })
 }
 
-fn rejected(dump: &Path, e: ChildError) -> Error {
+fn rejected(dump: &Path, client_version: &str, e: ChildError) -> Error {
     match e {
         ChildError::Cancelled { .. } => Error::Interrupted,
-        ChildError::Failed { label, stderr, .. } => Error::bad_input(format!(
-            "{label} could not restore dump {}:\n{}\n  (fix or re-make the dump; rehearse restores it exactly, owners and grants included)",
-            dump.display(),
-            stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-        )),
+        ChildError::Failed { label, stderr, .. } => {
+            let advice = if stderr.contains("unsupported version") {
+                format!(
+                    "the dump was made by a newer pg_dump than this pg_restore {client_version}: rehearse it with the \
+                     PostgreSQL version production runs (--pg-bin DIR, or the docker backend with its image)"
+                )
+            } else {
+                "fix or re-make the dump; rehearse restores it exactly, owners and grants included".to_string()
+            };
+            Error::bad_input(format!(
+                "{label} could not restore dump {}:\n{}\n  ({advice})",
+                dump.display(),
+                stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            ))
+        }
         other => Error::environment_because(format!("restoring dump {} failed", dump.display()), other),
     }
 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Throwaway;
 use crate::backup;
+use crate::cache::{self, CacheKey, SnapshotCache};
 use crate::catalog;
 use crate::db;
 use crate::deadline::Deadline;
@@ -17,10 +18,11 @@ use crate::destructive;
 use crate::error::{exit, Error, Result};
 use crate::events::{Event, EventSink, Stage};
 use crate::hazards;
-use crate::migrations::MigrationSource;
+use crate::migrations::{Migration, MigrationSource, OfflineSql, Target};
 use crate::observe::{self, Observers};
 use crate::plan::Plan;
 use crate::prepare;
+use crate::recovery;
 use crate::report::{self, MigrationReport, MigrationStatus, Report, RunStatus, Setting, StageTime, Wal};
 use crate::restore;
 use crate::signals::Supervisor;
@@ -45,6 +47,11 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
     let mut report = new_report(plan);
     let dump = plan.dump.clone();
     let fingerprint = tokio::task::spawn_blocking(move || restore::fingerprint(&dump));
+    // The snapshot cache is keyed by the dump's checksum, so that comes first.
+    let snapshot = match &plan.cache {
+        Some(cache) => snapshot_plan(plan, cache).await,
+        None => None,
+    };
 
     let mut stopped: Option<(Stage, Error)> = None;
     let mut kept = None;
@@ -53,11 +60,19 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
         Ok(source) => {
             let t = Instant::now();
             events.emit(Event::StageStarted { stage: Stage::Provision, detail: report.postgres.backend.clone() });
-            match interruptible(cancel, Throwaway::provision(&plan.backend, cancel)).await {
+            let provisioned = match snapshot.as_ref().and_then(|s| s.hit.as_ref()) {
+                Some(entry) => {
+                    interruptible(cancel, Throwaway::provision_from_snapshot(&plan.backend, entry, cancel)).await
+                }
+                None => interruptible(cancel, Throwaway::provision(&plan.backend, cancel)).await,
+            };
+            match provisioned {
                 Err(e) => stopped = Some((Stage::Provision, e)),
                 Ok(mut server) => {
                     finish_stage(events, &mut report, Stage::Provision, t, String::new());
-                    if let Err(failure) = rehearse(&mut server, &source, plan, events, cancel, &mut report).await {
+                    let rehearsal =
+                        rehearse(&mut server, &source, plan, snapshot.as_ref(), events, cancel, &mut report);
+                    if let Err(failure) = rehearsal.await {
                         stopped = Some(failure);
                     }
                     if plan.report.measure_backup && report.dump.database_bytes.is_some() && !cancel.is_cancelled() {
@@ -112,11 +127,29 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
     Outcome { exit_code: error.as_ref().map(Error::exit_code).unwrap_or(exit_code), report, table, files, kept, error }
 }
 
+/// The snapshot cache for this run: its key, and the entry when there is one.
+struct SnapshotPlan {
+    cache: SnapshotCache,
+    key: CacheKey,
+    dump_sha256: String,
+    server_version: String,
+    hit: Option<cache::Entry>,
+}
+
+async fn snapshot_plan(plan: &Plan, cache: &SnapshotCache) -> Option<SnapshotPlan> {
+    let dump = plan.dump.clone();
+    let (_, sha) = tokio::task::spawn_blocking(move || restore::fingerprint(&dump)).await.ok()?.ok()?;
+    let key = CacheKey::new(&sha, &plan.server_version);
+    let hit = cache.lookup(&key);
+    Some(SnapshotPlan { cache: cache.clone(), key, dump_sha256: sha, server_version: plan.server_version.clone(), hit })
+}
+
 /// Restore, prepare, discover and rehearse on a provisioned server.
 async fn rehearse(
     server: &mut Throwaway,
     source: &MigrationSource,
     plan: &Plan,
+    snapshot: Option<&SnapshotPlan>,
     events: &dyn EventSink,
     cancel: &CancellationToken,
     report: &mut Report,
@@ -126,28 +159,63 @@ async fn rehearse(
 
     let t = Instant::now();
     let stage = Stage::Restore;
-    events.emit(Event::StageStarted {
-        stage,
-        detail: format!("{} ({:?}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs),
-    });
-    let admin = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
-    prepare::fast_restore_settings(&admin).await.map_err(|e| (stage, e))?;
-    let restored = interruptible(
-        cancel,
-        restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
-    )
-    .await
-    .map_err(|e| (stage, e))?;
-    report.restore.duration_ms = millis(restored.duration);
-    report.restore.jobs = restored.jobs;
-    report.restore.roles_created = restored.roles_created;
-    report.restore.restored_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
-    finish_stage(events, report, stage, t, String::new());
+    if let Some(entry) = snapshot.and_then(|s| s.hit.as_ref()) {
+        events
+            .emit(Event::StageStarted { stage, detail: format!("from the snapshot cache ({})", entry.dir.display()) });
+        report.restore.cache = Some("hit".into());
+        report.restore.cache_key = Some(entry.manifest.key.clone());
+        report.restore.jobs = entry.manifest.jobs;
+        report.restore.roles_created = entry.manifest.roles_created.clone();
+        report.restore.cached_restore_ms = Some(entry.manifest.restore_ms);
+        let made = std::time::UNIX_EPOCH + Duration::from_secs(entry.manifest.created);
+        report.restore.restored_at = Some(humantime::format_rfc3339_seconds(made).to_string());
+        finish_stage(events, report, stage, t, "cache hit".into());
+    } else {
+        events.emit(Event::StageStarted {
+            stage,
+            detail: format!("{} ({:?}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs),
+        });
+        let admin =
+            db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
+        prepare::fast_restore_settings(&admin).await.map_err(|e| (stage, e))?;
+        let restored = interruptible(
+            cancel,
+            restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
+        )
+        .await
+        .map_err(|e| (stage, e))?;
+        report.restore.duration_ms = millis(restored.duration);
+        report.restore.jobs = restored.jobs;
+        report.restore.roles_created = restored.roles_created;
+        report.restore.restored_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
+        finish_stage(events, report, stage, t, String::new());
+
+        let t = Instant::now();
+        let stage = Stage::Prepare;
+        events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT".into() });
+        interruptible(cancel, prepare::settle(&admin)).await.map_err(|e| (stage, e))?;
+        drop(admin);
+        if let Some(s) = snapshot {
+            report.restore.cache_key = Some(s.key.hex.clone());
+            report.restore.cache = Some(match save_snapshot(server, s, report, cancel).await {
+                Ok(()) => "saved".into(),
+                Err(Error::Interrupted) => return Err((stage, Error::Interrupted)),
+                Err(e) => {
+                    events.emit(Event::Note(format!("the snapshot cache was not updated: {}", e.render())));
+                    "not saved".into()
+                }
+            });
+        }
+        finish_stage(events, report, stage, t, String::new());
+    }
 
     let t = Instant::now();
     let stage = Stage::Prepare;
-    events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT, prod-like settings".into() });
-    interruptible(cancel, prepare::prepare(server, &admin, &plan.settings, cancel)).await.map_err(|e| (stage, e))?;
+    events.emit(Event::StageStarted { stage, detail: "prod-like settings".into() });
+    let admin = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
+    interruptible(cancel, prepare::apply_settings(server, &admin, &plan.settings, cancel))
+        .await
+        .map_err(|e| (stage, e))?;
     drop(admin);
     let observer = prepare::reconnect(server, "rehearse-observer").await.map_err(|e| (stage, e))?;
     let env = |e| (stage, Error::environment_because("cannot read the restored database's catalog", e));
@@ -170,65 +238,44 @@ async fn rehearse(
     let t = Instant::now();
     let stage = Stage::Discover;
     events.emit(Event::StageStarted { stage, detail: format!("pending {} migrations", source.tool()) });
-    let pending = source.pending(&observer).await.map_err(|e| (stage, e))?;
-    report.migrations = pending
-        .iter()
-        .map(|m| MigrationReport {
-            id: m.id.clone(),
-            description: m.description.clone(),
-            version: m.version.clone(),
-            file: Some(m.file.display().to_string()),
-            status: MigrationStatus::Skipped,
-            duration_ms: 0,
-            wal: Wal::default(),
-            statements: Vec::new(),
-            locks: Vec::new(),
-            longest_read_block: None,
-            longest_write_block: None,
-            probes: Vec::new(),
-            rewrites: Vec::new(),
-            size_changes: Vec::new(),
-            top_statements: Vec::new(),
-            hazards: Vec::new(),
-            budget_breaches: Vec::new(),
-            error: None,
-            breaches: Vec::new(),
-            destructive_changes: Vec::new(),
-        })
-        .collect();
+    let runner =
+        db::connect_when_ready(&conn, &conn.dbname, "rehearse-migration", ready).await.map_err(|e| (stage, e))?;
+    let target = Target { client: &runner, conn: &conn, cancel };
+    let pending = source.pending(&target).await.map_err(|e| (stage, e))?;
+    report.migrations = pending.iter().map(new_migration_report).collect();
     finish_stage(events, report, stage, t, format!("{} pending", pending.len()));
     if pending.is_empty() {
-        events.emit(Event::Note("no pending migrations: the dump already has every migration in the folder".into()));
+        events.emit(Event::Note("no pending migrations: the restored database already has every migration".into()));
     }
 
     let t = Instant::now();
     let stage = Stage::Rehearse;
-    let runner =
-        db::connect_when_ready(&conn, &conn.dbname, "rehearse-migration", ready).await.map_err(|e| (stage, e))?;
     let largest: Vec<String> = report.dump.tables.iter().map(|t| t.name.clone()).collect();
     let observers =
         Observers::connect(&conn, plan.sample_interval, &plan.hot_tables, &largest).await.map_err(|e| (stage, e))?;
     report.observation.hot_tables = observers.hot_tables.clone();
     report.observation.limitations = observers.limitations.clone();
+    let own_session = source.runs_in_own_session().then_some(&runner);
     let total = pending.len();
     for (i, migration) in pending.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
         let observing = observers.begin().await.map_err(|e| (stage, e))?;
         let deadline = Deadline::start(cancel, plan.budgets.deadline(&migration.id));
-        let mut applied = source.apply(migration, &runner, deadline.token()).await;
+        let mut applied = source.apply(migration, &Target { cancel: deadline.token(), ..target }).await;
         let timed_out = applied.interrupted && deadline.expired() && !cancel.is_cancelled();
         if timed_out {
             deadline.explain(&mut applied.error);
         }
         let observed =
-            observers.finish(observing, Some(&runner), &mut applied.statements).await.map_err(|e| (stage, e))?;
+            observers.finish(observing, own_session, &mut applied.statements).await.map_err(|e| (stage, e))?;
         // A migration's session settings (SET lock_timeout, search_path, ...)
         // must not leak into the next one.
         let _ = runner.batch_execute("RESET ALL /*rehearse*/").await;
         let m = &mut report.migrations[i];
         m.duration_ms = millis(applied.duration);
+        m.startup_ms = applied.startup.map(millis);
         m.statements = applied.statements;
-        let before = observe::fill(m, observed);
+        let (before, after) = observe::fill(m, observed);
         m.status = match (&applied.error, applied.interrupted) {
             (_, true) if timed_out => MigrationStatus::TimedOut,
             (_, true) => MigrationStatus::Interrupted,
@@ -239,6 +286,9 @@ async fn rehearse(
         m.hazards = hazards::check(m, &before);
         m.destructive_changes = destructive::detect(m);
         plan.budgets.judge_migration(m);
+        if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
+            m.recovery = Some(recovery::assess(observers.observer(), &before, &after, m, source.tool()).await);
+        }
         events.emit(Event::MigrationFinished {
             index: i + 1,
             total,
@@ -255,6 +305,69 @@ async fn rehearse(
     }
     finish_stage(events, report, stage, t, String::new());
     Ok(())
+}
+
+/// Stops the server, copies its data dir into the cache, starts it again.
+async fn save_snapshot(
+    server: &mut Throwaway,
+    s: &SnapshotPlan,
+    report: &Report,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let staging = s.cache.staging_dir(&s.key)?;
+    if let Err(e) = server.save_snapshot(&staging, cancel).await {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let manifest = cache::Manifest {
+        key: s.key.hex.clone(),
+        dump_path: report.dump.path.clone(),
+        dump_sha256: s.dump_sha256.clone(),
+        server_version: s.server_version.clone(),
+        created: cache::now_secs(),
+        files: 0,
+        bytes: 0,
+        password: server.password().expose().to_string(),
+        roles_created: report.restore.roles_created.clone(),
+        restore_ms: report.restore.duration_ms,
+        jobs: report.restore.jobs,
+    };
+    s.cache.seal(&staging, manifest).map(|_| ())
+}
+
+/// A migration's report before it runs: skipped until it is applied.
+fn new_migration_report(m: &Migration) -> MigrationReport {
+    let (offline_sql, offline_sql_unavailable) = match &m.offline_sql {
+        Some(OfflineSql::Sql(sql)) => (Some(sql.clone()), None),
+        Some(OfflineSql::Unavailable(why)) => (None, Some(why.clone())),
+        None => (None, None),
+    };
+    MigrationReport {
+        id: m.id.clone(),
+        description: m.description.clone(),
+        version: m.version.clone(),
+        file: m.file.as_ref().map(|f| f.display().to_string()),
+        status: MigrationStatus::Skipped,
+        duration_ms: 0,
+        wal: Wal::default(),
+        statements: Vec::new(),
+        locks: Vec::new(),
+        longest_read_block: None,
+        longest_write_block: None,
+        probes: Vec::new(),
+        rewrites: Vec::new(),
+        size_changes: Vec::new(),
+        top_statements: Vec::new(),
+        hazards: Vec::new(),
+        budget_breaches: Vec::new(),
+        error: None,
+        startup_ms: None,
+        offline_sql,
+        offline_sql_unavailable,
+        recovery: None,
+        breaches: Vec::new(),
+        destructive_changes: Vec::new(),
+    }
 }
 
 /// Runs `work` unless the run is cancelled first; dropping `work` then

@@ -125,6 +125,9 @@ impl LocalCluster {
                 )
             })?
             .keep();
+        // Private whatever the umask: it will hold a copy of production data.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::environment_because(format!("cannot make {} private", root.display()), e))?;
         let password = Secret::generate();
         let mut cluster = LocalCluster {
             conn: ConnInfo {
@@ -142,8 +145,80 @@ impl LocalCluster {
         };
         // From here on, an error drops `cluster`, whose Drop removes the dir.
         cluster.init(cancel).await?;
-        cluster.boot(cancel).await?;
+        cluster.boot(true, cancel).await?;
         Ok(cluster)
+    }
+
+    /// Starts a copy of a cached cluster: the restored database is already
+    /// there. The cached password is replaced by a new random one at once.
+    pub async fn start_from_snapshot(
+        bin: PgBin,
+        data: &Path,
+        password: Secret,
+        cancel: &CancellationToken,
+    ) -> Result<LocalCluster> {
+        let run_as = server_user()?;
+        let root = tempfile::Builder::new()
+            .prefix("rehearse-")
+            .tempdir()
+            .map_err(|e| {
+                Error::environment_because(
+                    "cannot create a private temp dir for the throwaway cluster (check TMPDIR)",
+                    e,
+                )
+            })?
+            .keep();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::environment_because(format!("cannot make {} private", root.display()), e))?;
+        let mut cluster = LocalCluster {
+            conn: ConnInfo {
+                host: root.display().to_string(),
+                port: 0,
+                user: SUPERUSER.into(),
+                password,
+                dbname: DATABASE.into(),
+                admin_dbname: "postgres".into(),
+            },
+            bin,
+            root,
+            run_as,
+            stopped: false,
+        };
+        std::fs::write(cluster.root.join(MARKER_FILE), format!("pid={}\n", std::process::id()))
+            .map_err(|e| Error::environment_because(format!("cannot write to {}", cluster.root.display()), e))?;
+        if let Some(who) = &cluster.run_as {
+            std::os::unix::fs::chown(&cluster.root, Some(who.uid), Some(who.gid)).map_err(|e| {
+                Error::environment_because(format!("cannot hand {} to {}", cluster.root.display(), who.name), e)
+            })?;
+        }
+        copy_tree(data, &cluster.data_dir(), cancel).await?;
+        cluster.boot(false, cancel).await?;
+        let fresh = Secret::generate();
+        let client = db::connect_when_ready(&cluster.conn, "postgres", "rehearse", Duration::from_secs(30)).await?;
+        client
+            .batch_execute(&format!(
+                "ALTER ROLE {} PASSWORD {}",
+                db::quote_ident(SUPERUSER),
+                db::quote_literal(fresh.expose())
+            ))
+            .await
+            .map_err(|e| Error::environment_because("cannot set a new password on the cached cluster", e))?;
+        cluster.conn.password = fresh;
+        write_private(
+            &cluster.root.join("pgpass"),
+            &format!("*:*:*:{}:{}\n", SUPERUSER, cluster.conn.password.expose()),
+        )?;
+        Ok(cluster)
+    }
+
+    /// Copies the stopped data directory to `dest` (a snapshot cache entry),
+    /// then starts the server again. Connections made before are gone.
+    pub async fn save_snapshot(&mut self, dest: &Path, cancel: &CancellationToken) -> Result<()> {
+        self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"], cancel).await?;
+        let copied = copy_tree(&self.data_dir(), dest, cancel).await;
+        self.pg_ctl(&["-w", "-t", "60", "start"], cancel).await?;
+        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await?;
+        copied
     }
 
     pub fn conn(&self) -> &ConnInfo {
@@ -206,7 +281,7 @@ impl LocalCluster {
 
     /// Starts the server on a free loopback port, retrying when another
     /// process grabs the port between our probe and the server's bind.
-    async fn boot(&mut self, cancel: &CancellationToken) -> Result<()> {
+    async fn boot(&mut self, create_database: bool, cancel: &CancellationToken) -> Result<()> {
         let mut last_error = None;
         for _ in 0..3 {
             self.conn.port = free_port()?;
@@ -215,6 +290,9 @@ impl LocalCluster {
                 Ok(()) => {
                     let client =
                         db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await?;
+                    if !create_database {
+                        return Ok(());
+                    }
                     client
                         .batch_execute(&format!("CREATE DATABASE {}", db::quote_ident(DATABASE)))
                         .await
@@ -374,4 +452,22 @@ fn write_private(path: &Path, content: &str) -> Result<()> {
         .map_err(|e| Error::environment_because(format!("cannot write {}", path.display()), e))?;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     Ok(())
+}
+
+/// `cp -a --reflink=auto`: a copy-on-write clone where the filesystem can
+/// (btrfs, XFS), a plain copy elsewhere; ownership and modes are kept, so a
+/// data dir owned by `postgres` stays usable by the server.
+async fn copy_tree(from: &Path, to: &Path, cancel: &CancellationToken) -> Result<()> {
+    ChildCommand::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(from)
+        .arg(to)
+        .deadline(Duration::from_secs(6 * 3600))
+        .run(cancel)
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            ChildError::Cancelled { .. } => Error::Interrupted,
+            other => Error::environment_because(format!("cannot copy {} to {}", from.display(), to.display()), other),
+        })
 }

@@ -26,6 +26,39 @@ impl Throwaway {
         }
     }
 
+    /// Starts a copy of a snapshot cache entry (local backend only).
+    pub async fn provision_from_snapshot(
+        plan: &BackendPlan,
+        entry: &crate::cache::Entry,
+        cancel: &CancellationToken,
+    ) -> Result<Throwaway> {
+        match plan {
+            BackendPlan::Local { bin } => {
+                let password = crate::db::Secret::from(entry.manifest.password.clone());
+                Ok(Throwaway::Local(
+                    LocalCluster::start_from_snapshot(bin.clone(), &entry.data_dir(), password, cancel).await?,
+                ))
+            }
+        }
+    }
+
+    /// Whether this backend can save and reuse snapshots.
+    pub fn caches(plan: &BackendPlan) -> bool {
+        matches!(plan, BackendPlan::Local { .. })
+    }
+
+    /// Copies the server's stopped data dir into `dest/data`, then restarts it.
+    pub async fn save_snapshot(&mut self, dest: &Path, cancel: &CancellationToken) -> Result<()> {
+        match self {
+            Throwaway::Local(c) => c.save_snapshot(&dest.join("data"), cancel).await,
+        }
+    }
+
+    /// The password of the throwaway server (for a cache manifest only).
+    pub fn password(&self) -> &crate::db::Secret {
+        &self.conn().password
+    }
+
     /// The backend's name as the report spells it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -43,6 +76,13 @@ impl Throwaway {
     pub fn client_bin(&self) -> PathBuf {
         match self {
             Throwaway::Local(c) => c.bin().dir.clone(),
+        }
+    }
+
+    /// Version of the client tools (pg_restore, psql), e.g. "15.18".
+    pub fn client_version(&self) -> String {
+        match self {
+            Throwaway::Local(c) => c.bin().version.clone(),
         }
     }
 

@@ -41,9 +41,9 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
                     report_lock.map(blocked_work).unwrap_or("writes")
                 ),
                 evidence: format!(
-                    "`{}` (line {}) took {}; the lock was released {} later, at commit",
+                    "`{}`{} took {}; the lock was released {} later, at commit",
                     short(&stmt.query),
-                    stmt.line.unwrap_or(0),
+                    super::at_line(stmt),
                     format_ms(stmt.duration_ms),
                     format_ms(extra)
                 ),

@@ -248,3 +248,8 @@ pub fn short(sql: &str) -> String {
         flat
     }
 }
+
+/// " (line 12)" when the statement's line in its file is known.
+pub fn at_line(stmt: &StatementReport) -> String {
+    stmt.line.map(|l| format!(" (line {l})")).unwrap_or_default()
+}

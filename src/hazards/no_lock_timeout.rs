@@ -36,8 +36,8 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
                 report_lock.map(blocked_work).unwrap_or("writes")
             ),
             evidence: format!(
-                "lock_timeout was 0 when the statement (line {}) ran; it took {}",
-                stmt.line.unwrap_or(0),
+                "lock_timeout was 0 when the statement{} ran; it took {}",
+                super::at_line(stmt),
                 blocking.iter().map(|l| format!("{} on {}", l.mode, l.relation)).collect::<Vec<_>>().join(", ")
             ),
             fix: "SET lock_timeout (e.g. '2s') at the top of the migration and retry it when it times out".into(),

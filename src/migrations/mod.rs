@@ -1,6 +1,8 @@
 //! Migration sources: where pending migrations come from and how one is
 //! applied. One file per tool; this enum lists them.
 
+pub mod alembic;
+pub mod command;
 pub mod sql;
 
 use std::path::PathBuf;
@@ -9,39 +11,110 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::db::{ConnInfo, Secret};
 use crate::error::Result;
 use crate::plan::MigrationsPlan;
 use crate::report::{MigrationError, StatementReport};
 
 /// One pending migration, in apply order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Migration {
-    /// Stable id shown in reports (for SQL files, the file name without `.sql`).
+    /// Stable id shown in reports (SQL: the file name without `.sql`;
+    /// Alembic: the revision id; command: the id the list printed).
     pub id: String,
-    /// Normalized version as recorded in the tracking table ("3", "1.2").
+    /// Version as recorded by the tool ("3", "1.2", an Alembic revision).
     pub version: String,
     pub description: String,
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
+    /// Alembic: the revisions this one follows (two or more for a merge).
+    pub parents: Vec<String>,
+    /// Alembic: what `alembic upgrade <parent>:<rev> --sql` prints.
+    pub offline_sql: Option<OfflineSql>,
+}
+
+#[derive(Debug, Clone)]
+pub enum OfflineSql {
+    Sql(String),
+    /// Why offline mode could not render this revision.
+    Unavailable(String),
 }
 
 /// What applying one migration did.
 #[derive(Debug, Default)]
 pub struct Applied {
+    /// The migration's own time, without the tool's start-up.
     pub duration: Duration,
+    /// Interpreter start and imports of the tool, when it is a separate process.
+    pub startup: Option<Duration>,
     pub statements: Vec<StatementReport>,
     /// Set when the migration failed.
     pub error: Option<MigrationError>,
     pub interrupted: bool,
 }
 
+/// The throwaway database, as a migration source reaches it.
+pub struct Target<'a> {
+    /// rehearse's session for migrations it runs itself (SQL files).
+    pub client: &'a Client,
+    /// For tools that connect on their own (Alembic, commands).
+    pub conn: &'a ConnInfo,
+    pub cancel: &'a CancellationToken,
+}
+
+impl Target<'_> {
+    /// Environment for a migration tool: libpq's PG* variables and
+    /// DATABASE_URL (with the password: the environment of a process is
+    /// readable only by its owner, unlike its command line).
+    pub fn tool_env(&self, application_name: &str) -> Vec<(String, String)> {
+        let mut env = self.conn.libpq_env(&self.conn.dbname, application_name);
+        env.push(("DATABASE_URL".into(), self.url(Some(&self.conn.password), application_name)));
+        env
+    }
+
+    /// `postgresql://user[:password]@/db?host=...&port=...`: libpq, psycopg,
+    /// SQLAlchemy and most drivers read the socket directory from `host`.
+    pub fn url(&self, password: Option<&Secret>, application_name: &str) -> String {
+        let c = self.conn;
+        let auth = match password {
+            Some(p) => format!("{}:{}", c.user, p.expose()),
+            None => c.user.clone(),
+        };
+        format!(
+            "postgresql://{auth}@/{}?host={}&port={}&application_name={application_name}",
+            c.dbname,
+            percent_encode(&c.host),
+            c.port
+        )
+    }
+
+    /// Removes the password from a tool's output before it is shown or stored.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(self.conn.password.expose(), "********")
+    }
+}
+
+/// Percent-encodes what a URL query value cannot hold as is.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub enum MigrationSource {
     Sql(sql::SqlDir),
+    Alembic(alembic::AlembicProject),
+    Command(command::CommandTool),
 }
 
 impl MigrationSource {
     pub fn from_plan(plan: &MigrationsPlan) -> Result<MigrationSource> {
         match plan {
             MigrationsPlan::Sql { dir, table } => Ok(MigrationSource::Sql(sql::SqlDir::scan(dir, table.clone())?)),
+            MigrationsPlan::Alembic(p) => Ok(MigrationSource::Alembic(alembic::AlembicProject::new(p.clone()))),
+            MigrationsPlan::Command(p) => Ok(MigrationSource::Command(command::CommandTool::new(p.clone()))),
         }
     }
 
@@ -49,20 +122,32 @@ impl MigrationSource {
     pub fn tool(&self) -> &'static str {
         match self {
             MigrationSource::Sql(_) => "sql",
+            MigrationSource::Alembic(_) => "alembic",
+            MigrationSource::Command(_) => "command",
         }
+    }
+
+    /// Whether migrations run in rehearse's own session (`Target::client`),
+    /// so its statistics can be flushed and its locks read exactly.
+    pub fn runs_in_own_session(&self) -> bool {
+        matches!(self, MigrationSource::Sql(_))
     }
 
     /// Migrations the restored database has not applied yet, in order.
-    pub async fn pending(&self, db: &Client) -> Result<Vec<Migration>> {
+    pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
         match self {
-            MigrationSource::Sql(s) => s.pending(db).await,
+            MigrationSource::Sql(s) => s.pending(target.client).await,
+            MigrationSource::Alembic(a) => a.pending(target).await,
+            MigrationSource::Command(c) => c.pending(target).await,
         }
     }
 
-    /// Applies one migration on `db`, a connection of its own.
-    pub async fn apply(&self, migration: &Migration, db: &Client, cancel: &CancellationToken) -> Applied {
+    /// Applies one migration.
+    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Applied {
         match self {
-            MigrationSource::Sql(s) => s.apply(migration, db, cancel).await,
+            MigrationSource::Sql(s) => s.apply(migration, target.client, target.cancel).await,
+            MigrationSource::Alembic(a) => a.apply(migration, target).await,
+            MigrationSource::Command(c) => c.apply(migration, target).await,
         }
     }
 }

@@ -173,7 +173,9 @@ impl SqlDir {
                 id: f.id(),
                 version: f.normalized_version(),
                 description: f.description.clone(),
-                file: f.path.clone(),
+                file: Some(f.path.clone()),
+                parents: Vec::new(),
+                offline_sql: None,
             })
             .collect())
     }
@@ -181,10 +183,11 @@ impl SqlDir {
     pub async fn apply(&self, migration: &Migration, db: &Client, cancel: &CancellationToken) -> Applied {
         let started = Instant::now();
         let mut applied = Applied::default();
-        let text = match std::fs::read_to_string(&migration.file) {
+        let path = migration.file.clone().unwrap_or_default();
+        let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                applied.error = Some(MigrationError::new(format!("cannot read {}: {e}", migration.file.display())));
+                applied.error = Some(MigrationError::new(format!("cannot read {}: {e}", path.display())));
                 return applied;
             }
         };
@@ -279,7 +282,7 @@ impl SqlDir {
                     });
                     return Err(MigrationError {
                         statement: Some(stmt.sql.to_string()),
-                        file: Some(migration.file.display().to_string()),
+                        file: migration.file.as_ref().map(|f| f.display().to_string()),
                         line: Some(stmt.line),
                         ..MigrationError::new("interrupted by a signal while this statement ran")
                     });
@@ -343,7 +346,8 @@ impl SqlDir {
             "/*rehearse*/ INSERT INTO {DEFAULT_TABLE} (version, name, duration_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (version) DO UPDATE SET name = excluded.name, applied_at = now(), duration_ms = excluded.duration_ms"
         );
-        let name = migration.file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name =
+            migration.file.as_ref().and_then(|f| f.file_name()).unwrap_or_default().to_string_lossy().into_owned();
         let ms = millis(started.elapsed()) as i64;
         db.execute(&record, &[&migration.version, &name, &ms])
             .await
@@ -370,7 +374,7 @@ fn statement_error(migration: &Migration, stmt: &Statement<'_>, e: &tokio_postgr
     MigrationError {
         message: describe_pg_error(e),
         statement: Some(stmt.sql.to_string()),
-        file: Some(migration.file.display().to_string()),
+        file: migration.file.as_ref().map(|f| f.display().to_string()),
         line: Some(line),
         sqlstate: db.map(|d| d.code().code().to_string()),
     }

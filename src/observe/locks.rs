@@ -71,9 +71,12 @@ struct Track {
     waited: Spans,
 }
 
+/// Per (relation oid, mode): what was seen; the sample count; the first error.
+type SamplerResult = (HashMap<(i64, String), Track>, u64, Option<String>);
+
 pub struct Sampler {
     stop: CancellationToken,
-    task: JoinHandle<(HashMap<(i64, String), Track>, u64, Option<String>)>,
+    task: JoinHandle<SamplerResult>,
     interval: Duration,
 }
 

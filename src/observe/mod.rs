@@ -21,8 +21,9 @@ use locks::{SampledLock, Sampler};
 use probes::{ProbeSession, RunningProbes};
 use relations::RelationSnapshot;
 
-/// The tracking table (and its index) rehearse writes after each SQL migration.
-const OWN_TABLE: &str = "public.rehearse_schema_migrations";
+/// Tracking tables (and their indexes) the migration tools write after each
+/// migration: bookkeeping, not the migration's doing.
+const TRACKING_TABLES: [&str; 2] = ["public.rehearse_schema_migrations", "public.alembic_version"];
 /// How many pg_stat_statements rows each migration lists.
 const TOP_STATEMENTS: i64 = 10;
 /// How many of the largest tables get probes when the scenario names none.
@@ -67,6 +68,7 @@ pub struct Observed {
     pub top_statements: Vec<TopStatement>,
     /// The relations as they were before the migration (sizes, rows).
     pub before: RelationSnapshot,
+    pub after: RelationSnapshot,
 }
 
 impl Observers {
@@ -268,6 +270,7 @@ impl Observers {
             size_changes,
             top_statements,
             before: o.before,
+            after,
         })
     }
 
@@ -317,10 +320,10 @@ fn merge_locks(
     statements: &[StatementReport],
 ) -> Vec<LockReport> {
     // rehearse's own bookkeeping is not the migration's doing.
-    sampled.retain(|l| !l.name.starts_with(OWN_TABLE));
+    sampled.retain(|l| !TRACKING_TABLES.iter().any(|t| l.name.starts_with(t)));
     let mut out: Vec<LockReport> = Vec::new();
     for stmt in statements {
-        for lock in &stmt.locks {
+        for lock in stmt.locks.iter().filter(|l| !TRACKING_TABLES.iter().any(|t| l.relation.starts_with(t))) {
             if out.iter().any(|l| l.relation == lock.relation && l.mode == lock.mode) {
                 continue;
             }
@@ -368,8 +371,9 @@ fn merge_locks(
     out
 }
 
-/// Fills a migration's report from what was observed.
-pub fn fill(m: &mut MigrationReport, o: Observed) -> RelationSnapshot {
+/// Fills a migration's report from what was observed; returns the
+/// snapshots before and after it.
+pub fn fill(m: &mut MigrationReport, o: Observed) -> (RelationSnapshot, RelationSnapshot) {
     m.wal = o.wal;
     m.locks = o.locks;
     m.longest_read_block = o.longest_read_block;
@@ -378,5 +382,5 @@ pub fn fill(m: &mut MigrationReport, o: Observed) -> RelationSnapshot {
     m.rewrites = o.rewrites;
     m.size_changes = o.size_changes;
     m.top_statements = o.top_statements;
-    o.before
+    (o.before, o.after)
 }

@@ -41,10 +41,13 @@ impl ProbeSession {
     }
 }
 
+/// (table, is the writer, the task returning its waits in ms, its session).
+type RunningProbe = (String, bool, JoinHandle<Vec<f64>>, Arc<Client>);
+
 /// Probes running during one migration.
 pub struct RunningProbes {
     stop: CancellationToken,
-    tasks: Vec<(String, bool, JoinHandle<Vec<f64>>, Arc<Client>)>,
+    tasks: Vec<RunningProbe>,
 }
 
 pub fn start(sessions: &[ProbeSession]) -> RunningProbes {

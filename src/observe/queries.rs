@@ -222,7 +222,8 @@ pub async fn force_stats_flush(client: &Client) -> Result<(), Error> {
     client.batch_execute("/*rehearse*/ SELECT pg_stat_force_next_flush()").await
 }
 
-fn kind_name(relkind: &str) -> String {
+/// `pg_class.relkind` in words.
+pub fn kind_name(relkind: &str) -> String {
     match relkind {
         "r" => "table",
         "i" => "index",
@@ -237,4 +238,28 @@ fn kind_name(relkind: &str) -> String {
         _ => "relation",
     }
     .to_string()
+}
+
+/// Indexes left invalid, e.g. by a failed CREATE INDEX CONCURRENTLY (`pg_index.indisvalid`).
+pub async fn invalid_indexes(client: &Client) -> Result<Vec<String>, Error> {
+    let rows = client
+        .query(
+            "/*rehearse*/ SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE NOT i.indisvalid ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The revisions in `alembic_version`, if the table exists.
+pub async fn alembic_version(client: &Client) -> Result<Option<Vec<String>>, Error> {
+    let exists: bool =
+        client.query_one("/*rehearse*/ SELECT to_regclass('alembic_version') IS NOT NULL", &[]).await?.get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let rows = client.query("/*rehearse*/ SELECT version_num::text FROM alembic_version ORDER BY 1", &[]).await?;
+    Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
 }

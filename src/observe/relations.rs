@@ -23,6 +23,18 @@ impl RelationSnapshot {
         Ok(RelationSnapshot { by_oid: rows.into_iter().map(|r| (r.oid, r)).collect() })
     }
 
+    /// Relations in `self` that `before` does not have, by name, sorted.
+    pub fn added_since(&self, before: &RelationSnapshot) -> Vec<(String, String)> {
+        let mut added: Vec<(String, String)> = self
+            .by_oid
+            .values()
+            .filter(|r| !before.contains(&r.name))
+            .map(|r| (r.name.clone(), r.kind.clone()))
+            .collect();
+        added.sort();
+        added
+    }
+
     /// Whether a relation of that name existed.
     pub fn contains(&self, name: &str) -> bool {
         self.by_oid.values().any(|r| r.name == name)

@@ -109,6 +109,31 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// One line for stderr when the run did not pass: which migration failed or
+/// went over budget, and where the details are.
+pub fn outcome_line(r: &Report) -> Option<String> {
+    match r.status {
+        RunStatus::Passed => None,
+        RunStatus::Failed => r.migrations.iter().find(|m| m.status == MigrationStatus::Failed).map(|m| {
+            let first = m.error.as_ref().and_then(|e| e.message.lines().next()).unwrap_or("");
+            format!("error: migration {} failed: {first} (details in the report; exit 2)", m.id)
+        }),
+        RunStatus::BudgetExceeded => {
+            let mut breaches: Vec<String> = r
+                .migrations
+                .iter()
+                .flat_map(|m| m.budget_breaches.iter().map(move |b| format!("{}: {b}", m.id)))
+                .collect();
+            breaches.extend(r.budget_breaches.iter().cloned());
+            Some(format!("error: budget exceeded: {} (exit 1)", breaches.join("; ")))
+        }
+        RunStatus::Interrupted => Some(
+            "interrupted: the throwaway server was cleaned up; the partial report says where it stopped (exit 130)"
+                .into(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

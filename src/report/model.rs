@@ -293,6 +293,12 @@ pub struct RestoreInfo {
     pub jobs: u32,
     /// Roles the dump names as owners or grantees, created NOLOGIN before restoring.
     pub roles_created: Vec<String>,
+    /// Snapshot cache: `hit` (started from a cached restore, nothing restored),
+    /// `saved` (restored and saved for the next run), `not saved`; null when off.
+    pub cache: Option<String>,
+    pub cache_key: Option<String>,
+    /// On a hit: how long the cached restore took when it was made.
+    pub cached_restore_ms: Option<u64>,
     /// When the restore finished (RFC 3339, UTC).
     #[serde(default)]
     pub restored_at: Option<String>,
@@ -334,12 +340,33 @@ pub struct MigrationReport {
     /// The messages of `breaches`.
     pub budget_breaches: Vec<String>,
     pub error: Option<MigrationError>,
+    /// The migration tool's own start-up (interpreter and imports), not
+    /// included in `duration_ms`; null when rehearse runs the migration itself.
+    pub startup_ms: Option<u64>,
+    /// Alembic: what `alembic upgrade <parent>:<rev> --sql` prints.
+    pub offline_sql: Option<String>,
+    /// Alembic: why offline SQL is not available for this revision.
+    pub offline_sql_unavailable: Option<String>,
+    /// After a failure: the state it left and how to recover, as a runbook would.
+    pub recovery: Option<Recovery>,
     /// This migration's budget breaches as data.
     #[serde(default)]
     pub breaches: Vec<Breach>,
     /// Dropped or renamed tables and columns, from the executed statements.
     #[serde(default)]
     pub destructive_changes: Vec<DestructiveChange>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Alembic: the database's `alembic_version` rows after the failure.
+    pub alembic_version: Option<Vec<String>>,
+    /// Relations the failed migration created and left behind.
+    pub leftovers: Vec<String>,
+    /// Indexes left invalid (a failed CREATE INDEX CONCURRENTLY).
+    pub invalid_indexes: Vec<String>,
+    /// What to do, in order.
+    pub steps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

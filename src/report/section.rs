@@ -19,7 +19,19 @@ pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
         let _ = writeln!(w, "- Not run: an earlier migration did not complete.\n");
         return;
     }
-    let _ = writeln!(w, "- Time: {}", format_ms(m.duration_ms));
+    match m.startup_ms {
+        Some(s) => {
+            let _ = writeln!(
+                w,
+                "- Time: {} (plus {} for the tool's start-up and imports)",
+                format_ms(m.duration_ms),
+                format_ms(s)
+            );
+        }
+        None => {
+            let _ = writeln!(w, "- Time: {}", format_ms(m.duration_ms));
+        }
+    }
     for (what, block) in [("reads", &m.longest_read_block), ("writes", &m.longest_write_block)] {
         match block {
             Some(b) => {
@@ -72,6 +84,26 @@ pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
         }
     }
 
+    if let Some(r) = &m.recovery {
+        let _ = writeln!(w, "\n**Recovery**\n");
+        if let Some(v) = &r.alembic_version {
+            let _ = writeln!(
+                w,
+                "- `alembic_version` after the failure: {}",
+                if v.is_empty() { "empty".into() } else { v.join(", ") }
+            );
+        }
+        if !r.leftovers.is_empty() {
+            let _ = writeln!(w, "- Left behind: {}", r.leftovers.join(", "));
+        }
+        if !r.invalid_indexes.is_empty() {
+            let _ = writeln!(w, "- Invalid indexes: {}", r.invalid_indexes.join(", "));
+        }
+        for (i, step) in r.steps.iter().enumerate() {
+            let _ = writeln!(w, "{}. {step}", i + 1);
+        }
+    }
+
     if !m.hazards.is_empty() {
         let _ = writeln!(w, "\n**Hazards**\n");
         for h in &m.hazards {
@@ -107,8 +139,9 @@ pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
         }
         let _ = writeln!(
             w,
-            "\nHolds are measured from the statement that took a lock to the end of its transaction, and by sampling \
-             pg_locks every {sample_interval_ms}ms (a hold shorter than that can be missed by sampling)."
+            "\nHolds are measured from the statement that took a lock to the end of its transaction when rehearse runs \
+             the statements itself, and by sampling pg_locks every {sample_interval_ms}ms (for migration tools, sampling \
+             alone gives the hold; a hold shorter than the interval can be missed by sampling)."
         );
     }
 
@@ -183,6 +216,11 @@ pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
                 s.wal_bytes.map(format_bytes).unwrap_or_default()
             );
         }
+    }
+    if let Some(sql) = &m.offline_sql {
+        let _ = writeln!(w, "\n<details><summary>Offline SQL (<code>alembic upgrade --sql</code>)</summary>\n\n```sql\n{}\n```\n</details>", sql.trim());
+    } else if let Some(why) = &m.offline_sql_unavailable {
+        let _ = writeln!(w, "\nOffline SQL not available: {why}");
     }
     let _ = writeln!(w);
 }

@@ -2,11 +2,14 @@
 //! test, the real `rehearse` binary, no mocks. One binary, one module per
 //! capability; `support` holds the fixtures and assertions.
 
+mod alembic;
 mod baseline;
 mod budgets;
+mod cache;
 mod hazards;
 mod interrupt;
 mod observe;
+mod reliability;
 mod report_formats;
 mod restore_formats;
 mod scenario_errors;

@@ -87,11 +87,22 @@ impl Sandbox {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-        cmd.args(args).env("TMPDIR", self.path().join("tmp")).current_dir(self.path()).stdin(Stdio::null());
+        // `--use-cache` is the tests' own flag: without it, each run restores
+        // for itself; with it, the cache lives in the sandbox.
+        let run = args.first() == Some(&"run");
+        let use_cache = args.contains(&"--use-cache");
+        cmd.args(args.iter().filter(|a| **a != "--use-cache"))
+            .env("TMPDIR", self.path().join("tmp"))
+            .env("REHEARSE_CACHE_DIR", self.path().join("cache"))
+            .current_dir(self.path())
+            .stdin(Stdio::null());
         // Tests run in CI too: their reports must not land on the job's summary page.
         cmd.env_remove("GITHUB_STEP_SUMMARY");
-        if args.first() == Some(&"run") && !args.contains(&"--out") {
+        if run && !args.contains(&"--out") {
             cmd.arg("--out").arg(self.reports());
+        }
+        if run && !use_cache {
+            cmd.arg("--no-cache");
         }
         cmd
     }
@@ -195,7 +206,10 @@ SELECT g, 1 + (random() * 2999)::int, round((random() * 500)::numeric, 2),
 ALTER TABLE public.customers OWNER TO app;
 ALTER TABLE public.orders OWNER TO app;
 GRANT SELECT ON public.customers, public.orders TO "Read Only";
--- History tables of other tools, as production would have them.
+-- History tables of other tools, as production would have them: Alembic is
+-- part way through tests/fixtures/alembic_versions.
+CREATE TABLE public.alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY);
+INSERT INTO public.alembic_version VALUES ('r2_orders_note_index');
 CREATE TABLE public.schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL);
 INSERT INTO public.schema_migrations VALUES (2, false);
 CREATE TABLE public.flyway_schema_history (
@@ -257,29 +271,47 @@ async fn make_dumps() -> Dumps {
 
 /// Starts `rehearse ARGS` and sends `signal` once a stderr line contains `when`.
 pub fn run_and_signal(sandbox: &Sandbox, args: &[&str], when: &str, signal: nix::sys::signal::Signal) -> RunOutput {
+    run_and_signal_times(sandbox, args, when, signal, 1).0
+}
+
+/// Like `run_and_signal`, sending the signal `times` times 100ms apart;
+/// also returns how long the run took to exit after the first signal.
+pub fn run_and_signal_times(
+    sandbox: &Sandbox,
+    args: &[&str],
+    when: &str,
+    signal: nix::sys::signal::Signal,
+    times: usize,
+) -> (RunOutput, Duration) {
     let mut child = sandbox.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut seen = String::new();
     let mut reader = BufReader::new(stderr);
     let mut line = String::new();
-    let mut sent = false;
+    let mut signalled_at = None;
     while reader.read_line(&mut line).unwrap_or(0) > 0 {
         seen.push_str(&line);
-        if !sent && line.contains(when) {
+        if signalled_at.is_none() && line.contains(when) {
             std::thread::sleep(Duration::from_millis(300));
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-            sent = true;
+            signalled_at = Some(std::time::Instant::now());
+            for i in 0..times {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+            }
         }
         line.clear();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(sent, "never saw {when:?} on stderr:\n{seen}");
-    RunOutput {
+    let signalled_at = signalled_at.unwrap_or_else(|| panic!("never saw {when:?} on stderr:\n{seen}"));
+    let run = RunOutput {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: seen,
         reports: sandbox.reports(),
-    }
+    };
+    (run, signalled_at.elapsed())
 }
 
 /// The demo schema (scenarios/demo migrations 0001 and 0002) with five rows
@@ -423,4 +455,11 @@ pub fn junit_cases(xml: &str) -> Vec<JunitCase> {
         }
     }
     cases
+}
+
+/// The interpreter of the venv `make deps` creates, with Alembic from PyPI.
+pub fn venv_python() -> String {
+    let python = format!("{REPO}/.venv/bin/python");
+    assert!(Path::new(&python).exists(), "{python} is missing: run `make deps` (it creates the venv with Alembic)");
+    python
 }

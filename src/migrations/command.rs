@@ -1,0 +1,87 @@
+//! Any migration tool, by command line (Flyway, sqlx, golang-migrate,
+//! Django, a custom runner): `list` prints the pending ids one per line (or
+//! the scenario gives `revisions:`), and `apply` is run once per id with
+//! `{rev}` and `{url}` replaced. Both run through `sh -c` in the scenario's
+//! folder, with DATABASE_URL and the PG* variables set. `{url}` carries no
+//! password (a command line is visible to every user of the machine); the
+//! tool gets it from PGPASSWORD or DATABASE_URL in its environment.
+
+use std::time::{Duration, Instant};
+
+use super::{Applied, Migration, Target};
+use crate::error::{Error, Result};
+use crate::plan::CommandPlan;
+use crate::process::{ChildCommand, ChildError};
+use crate::report::MigrationError;
+
+const APP_NAME: &str = "rehearse-command";
+/// How long `list` may take.
+const LIST_DEADLINE: Duration = Duration::from_secs(300);
+/// How long one `apply` may take; budgets (max_runtime) are the real limit.
+const APPLY_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+
+pub struct CommandTool {
+    plan: CommandPlan,
+}
+
+impl CommandTool {
+    pub fn new(plan: CommandPlan) -> CommandTool {
+        CommandTool { plan }
+    }
+
+    fn shell(&self, script: &str, target: &Target<'_>) -> ChildCommand {
+        ChildCommand::new("/bin/sh")
+            .args(["-c", script])
+            .envs(self.plan.env.clone())
+            .envs(target.tool_env(APP_NAME))
+            .cwd(&self.plan.dir)
+    }
+
+    pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
+        let ids: Vec<String> = match (&self.plan.revisions, &self.plan.list) {
+            (Some(revs), _) => revs.clone(),
+            (None, Some(list)) => {
+                let out = self.shell(list, target).keep_all_stdout().deadline(LIST_DEADLINE).run(target.cancel).await;
+                match out {
+                    Ok(out) => out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+                    Err(ChildError::Cancelled { .. }) => return Err(Error::Interrupted),
+                    Err(e) => {
+                        return Err(Error::bad_input(format!(
+                            "migrations.list `{list}` failed: {}\n  (it must print the pending migration ids, one per line)",
+                            target.redact(&e.to_string())
+                        )))
+                    }
+                }
+            }
+            (None, None) => Vec::new(),
+        };
+        Ok(ids.into_iter().map(|id| Migration { version: id.clone(), id, ..Migration::default() }).collect())
+    }
+
+    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Applied {
+        let script = self.plan.apply.replace("{rev}", &migration.id).replace("{url}", &target.url(None, APP_NAME));
+        let started = Instant::now();
+        let out = self.shell(&script, target).deadline(APPLY_DEADLINE).run(target.cancel).await;
+        let mut applied = Applied { duration: started.elapsed(), ..Applied::default() };
+        match out {
+            Ok(_) => {}
+            Err(ChildError::Cancelled { .. }) => {
+                applied.interrupted = true;
+                applied.error = Some(MigrationError::new("interrupted by a signal while the command ran"));
+            }
+            Err(ChildError::Failed { status, stderr, .. }) => {
+                let tail: Vec<&str> = stderr.lines().rev().take(25).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                applied.error = Some(MigrationError {
+                    message: target.redact(&format!("`{script}` failed ({status}):\n{}", tail.join("\n"))),
+                    statement: None,
+                    file: None,
+                    line: None,
+                    sqlstate: None,
+                });
+            }
+            Err(e) => applied.error = Some(MigrationError::new(target.redact(&format!("`{script}`: {e}")))),
+        }
+        applied
+    }
+}

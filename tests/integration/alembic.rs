@@ -1,0 +1,136 @@
+//! Alembic projects and any-command migrations, with real Alembic from PyPI
+//! (the venv `make deps` makes) against real Postgres.
+
+use rehearse::report::{MigrationStatus, RunStatus};
+
+use crate::support::{dumps, venv_python, Sandbox, REPO};
+
+fn alembic_scenario(sandbox: &Sandbox, project: &str, target: &str) -> std::path::PathBuf {
+    let path = sandbox.path().join("alembic.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: alembic-test\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: alembic\n  dir: {REPO}/tests/fixtures/{project}\n  target: {target}\n  python: {}\n",
+            dumps().path("custom").display(),
+            venv_python()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn pending_revisions_in_upgrade_order_then_a_failure_with_recovery_steps() {
+    let sandbox = Sandbox::new();
+    let scenario = alembic_scenario(&sandbox, "alembic_dburl", "head");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(2);
+    let report = out.report();
+    assert_eq!(report.status, RunStatus::Failed);
+    let ids: Vec<&str> = report.migrations.iter().map(|m| m.id.as_str()).collect();
+    let pos = |id: &str| ids.iter().position(|x| *x == id).unwrap_or_else(|| panic!("{id} not pending: {ids:?}"));
+    assert_eq!(ids.len(), 6, "exactly the revisions after r2: {ids:?}");
+    assert!(pos("r3a_orders_state") < pos("r4_merge") && pos("r3b_customers_tier") < pos("r4_merge"));
+    assert_eq!(&ids[3..], ["r5_backfill_state", "r6_index_state", "r7_unique_customer"]);
+
+    for m in &report.migrations[..5] {
+        assert_eq!(m.status, MigrationStatus::Applied, "{}: {:?}", m.id, m.error);
+        assert!(m.startup_ms.unwrap() > 0, "{}: interpreter start-up is measured apart", m.id);
+    }
+    let backfill = &report.migrations[3];
+    let update = backfill.statements.iter().find(|s| s.query.starts_with("UPDATE orders")).expect("traced UPDATE");
+    assert_eq!(update.rows as i64, dumps().orders);
+    assert!(update.locks.iter().any(|l| l.relation == "public.orders" && l.mode == "RowExclusiveLock"));
+    assert!(backfill.wal.bytes > 100_000);
+    let add_column = report.migrations.iter().find(|m| m.id == "r3a_orders_state").unwrap();
+    assert!(
+        add_column.locks.iter().any(|l| l.relation == "public.orders"
+            && l.mode == "AccessExclusiveLock"
+            && l.source.contains(&"statement".to_string())),
+        "exact per-statement capture inside Alembic: {:?}",
+        add_column.locks
+    );
+    assert!(add_column.hazards.iter().any(|h| h.rule == "no-lock-timeout"));
+    assert!(add_column.offline_sql.as_deref().unwrap_or("").contains("ALTER TABLE orders ADD COLUMN state TEXT"));
+    let merge = report.migrations.iter().find(|m| m.id == "r4_merge").unwrap();
+    assert!(merge.offline_sql_unavailable.is_some());
+
+    let failed = &report.migrations[5];
+    assert_eq!(failed.status, MigrationStatus::Failed);
+    let error = failed.error.as_ref().unwrap();
+    assert!(error.message.contains("could not create unique index"), "{}", error.message);
+    assert!(error.message.contains("Traceback"), "the end of the traceback is kept");
+    assert_eq!(error.sqlstate.as_deref(), Some("23505"));
+    let recovery = failed.recovery.as_ref().expect("recovery steps");
+    assert_eq!(recovery.alembic_version.as_deref(), Some(&["r6_index_state".to_string()][..]));
+    assert_eq!(recovery.invalid_indexes, ["public.orders_customer_uniq"]);
+    assert!(recovery.steps.iter().any(|s| s.contains("DROP INDEX CONCURRENTLY IF EXISTS public.orders_customer_uniq")));
+    assert!(recovery.steps.iter().any(|s| s.contains("alembic stamp r7_unique_customer")));
+    let md = out.markdown();
+    assert!(md.contains("alembic stamp r7_unique_customer") && md.contains("<details>"), "{md}");
+    sandbox.assert_no_leaks();
+}
+
+#[test]
+fn env_py_reading_sqlalchemy_url_works_to_an_explicit_target() {
+    let sandbox = Sandbox::new();
+    let scenario = alembic_scenario(&sandbox, "alembic_url", "r5_backfill_state");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let report = out.report();
+    assert_eq!(report.migrations.len(), 4);
+    assert!(report.migrations.iter().all(|m| m.status == MigrationStatus::Applied));
+    assert_eq!(report.migrations.last().unwrap().id, "r5_backfill_state");
+    let password_like = out.stderr.contains("postgresql://rehearse:") || out.stdout.contains("postgresql://rehearse:");
+    assert!(!password_like, "no connection string with a password in the output");
+}
+
+#[test]
+fn a_database_at_a_revision_the_tree_lacks_is_refused() {
+    let sandbox = Sandbox::new();
+    let scenario = alembic_scenario(&sandbox, "alembic_other", "head");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(3);
+    assert!(out.stderr.contains("r2_orders_note_index"), "{}", out.stderr);
+    assert!(out.stderr.contains("does not contain"), "{}", out.stderr);
+    sandbox.assert_no_leaks();
+}
+
+#[test]
+fn a_missing_python_is_an_environment_error_before_anything_starts() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write(
+        "bad.yaml",
+        &format!(
+            "dump: {}\nmigrations:\n  tool: alembic\n  dir: {REPO}/tests/fixtures/alembic_dburl\n  python: /nonexistent/python3\n",
+            dumps().path("custom").display()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", path.to_str().unwrap()]);
+    out.assert_code(4);
+    assert!(out.stderr.contains("/nonexistent/python3") && out.stderr.contains("migrations.python"), "{}", out.stderr);
+}
+
+#[test]
+fn a_command_runner_is_rehearsed_with_rev_and_url() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write(
+        "command.yaml",
+        &format!(
+            "dump: {}\nmigrations:\n  tool: command\n  dir: {REPO}/tests/fixtures\n  list: ./runner.sh list\n  apply: ./runner.sh apply {{rev}} '{{url}}'\n",
+            dumps().path("custom").display()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", path.to_str().unwrap()]);
+    out.assert_code(0);
+    let report = out.report();
+    let ids: Vec<&str> = report.migrations.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["m1_shipped_at", "m2_total_index"]);
+    let index = &report.migrations[1];
+    assert!(
+        index.locks.iter().any(|l| l.relation == "public.orders" && l.mode == "ShareLock"),
+        "the sampler sees an external tool's locks: {:?}",
+        index.locks
+    );
+    sandbox.assert_no_leaks();
+}
