@@ -35,7 +35,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         rehearse run scenarios/demo.yaml\n  \
         rehearse run scenarios/nightly.yaml --dump /backups/prod-2026-11-23.dump --out reports/nightly\n  \
-        rehearse run scenarios/demo.yaml --format json --keep")]
+        rehearse run scenarios/demo.yaml --format json --keep\n  \
+        rehearse run scenarios/nightly.yaml --baseline reports/previous.json --format table,markdown,json,junit")]
     Run(RunArgs),
     /// List or prune the snapshot cache of restored dumps.
     #[command(after_help = "Examples:\n  rehearse cache list\n  rehearse cache prune --older-than 7d --max-size 50GB")]
@@ -78,10 +79,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Report formats, comma-separated: table (terminal), markdown (report.md), json (report.json).
-    /// Default: the scenario's `report.formats`, else all three. Example: --format table,json
+    /// Report formats, comma-separated: table (terminal), markdown (report.md), json (report.json),
+    /// junit (junit.xml). Default: the scenario's `report.formats`, else table, markdown and json.
+    /// Example: --format table,json,junit
     #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
     pub format: Option<Vec<ReportFormat>>,
+
+    /// Compare with this earlier report.json (e.g. last night's) and flag regressions; wins over `report.baseline`.
+    #[arg(long, value_name = "FILE.json")]
+    pub baseline: Option<PathBuf>,
 
     /// Leave the throwaway server running at the end and print how to connect (the password stays in a private pgpass file).
     #[arg(long)]
@@ -148,6 +154,7 @@ async fn run_command(args: RunArgs) -> i32 {
         keep: args.keep,
         no_cache: args.no_cache,
         no_observe: args.no_observe,
+        baseline: args.baseline,
     };
     let plan = match Plan::resolve(&args.scenario, &overrides, sup.token()).await {
         Ok(plan) => plan,

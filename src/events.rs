@@ -12,6 +12,7 @@ pub enum Stage {
     Prepare,
     Discover,
     Rehearse,
+    Backup,
     Report,
     Cleanup,
 }
@@ -24,6 +25,7 @@ impl Stage {
             Stage::Prepare => "prepare",
             Stage::Discover => "discover",
             Stage::Rehearse => "rehearse",
+            Stage::Backup => "backup",
             Stage::Report => "report",
             Stage::Cleanup => "cleanup",
         }

@@ -3,13 +3,18 @@
 //! else is this library, one module per pipeline stage.
 
 pub mod backend;
+pub mod backup;
+pub mod baseline;
 pub mod budget;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod db;
+pub mod deadline;
+pub mod destructive;
 pub mod error;
 pub mod events;
+pub mod gate;
 pub mod hazards;
 pub mod migrations;
 pub mod observe;

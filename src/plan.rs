@@ -76,6 +76,12 @@ pub struct CommandPlan {
 pub struct ReportPlan {
     pub dir: PathBuf,
     pub formats: Vec<ReportFormat>,
+    /// The previous report to compare with, read and checked up front.
+    pub baseline: Option<crate::baseline::Baseline>,
+    pub regression: crate::report::RegressionThresholds,
+    /// Time a `pg_dump -Fc` of the rehearsal database before cleanup.
+    pub measure_backup: bool,
+    pub checklist: crate::report::checklist::ChecklistSettings,
 }
 
 /// What the command line adds to or overrides in the scenario.
@@ -88,6 +94,8 @@ pub struct Overrides {
     pub keep: bool,
     pub no_cache: bool,
     pub no_observe: bool,
+    /// `--baseline FILE.json`: wins over `report.baseline`.
+    pub baseline: Option<PathBuf>,
 }
 
 pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
@@ -166,6 +174,11 @@ impl Plan {
 
         let budgets = crate::budget::Budgets::from_scenario(&s.budgets);
         let settings = s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let baseline = match (&overrides.baseline, &s.report.baseline) {
+            (Some(p), _) => Some(absolute(p, &std::env::current_dir().unwrap_or_default())),
+            (None, Some(p)) => Some(absolute(Path::new(p.as_str()), &base)),
+            (None, None) => None,
+        };
         let report = ReportPlan {
             dir: match (&overrides.out, &s.report.dir) {
                 (Some(d), _) => absolute(d, &std::env::current_dir().unwrap_or_default()),
@@ -177,12 +190,11 @@ impl Plan {
                 .clone()
                 .or_else(|| s.report.formats.clone())
                 .unwrap_or_else(|| vec![ReportFormat::Table, ReportFormat::Markdown, ReportFormat::Json]),
+            baseline: baseline.map(|p| crate::baseline::Baseline::load(&p)).transpose()?,
+            regression: crate::baseline::thresholds(s.report.regression.as_ref()),
+            measure_backup: s.report.measure_backup,
+            checklist: crate::report::checklist::ChecklistSettings::from_scenario(&s.report),
         };
-        if s.report.baseline.is_some() {
-            return Err(Error::bad_input(format!(
-                "{shown}: report.baseline is not supported by this version of rehearse yet; remove it"
-            )));
-        }
 
         // Then the environment.
         let pg_bin = overrides

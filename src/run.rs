@@ -9,9 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Throwaway;
+use crate::backup;
 use crate::cache::{self, CacheKey, SnapshotCache};
 use crate::catalog;
 use crate::db;
+use crate::deadline::Deadline;
+use crate::destructive;
 use crate::error::{exit, Error, Result};
 use crate::events::{Event, EventSink, Stage};
 use crate::hazards;
@@ -71,6 +74,12 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
                         rehearse(&mut server, &source, plan, snapshot.as_ref(), events, cancel, &mut report);
                     if let Err(failure) = rehearsal.await {
                         stopped = Some(failure);
+                    }
+                    if plan.report.measure_backup && report.dump.database_bytes.is_some() && !cancel.is_cancelled() {
+                        let t = Instant::now();
+                        events.emit(Event::StageStarted { stage: Stage::Backup, detail: "pg_dump -Fc".into() });
+                        report.backup = Some(backup::measure(&server, cancel).await);
+                        finish_stage(events, &mut report, Stage::Backup, t, String::new());
                     }
                     if plan.keep {
                         kept = Some(server.keep());
@@ -158,6 +167,8 @@ async fn rehearse(
         report.restore.jobs = entry.manifest.jobs;
         report.restore.roles_created = entry.manifest.roles_created.clone();
         report.restore.cached_restore_ms = Some(entry.manifest.restore_ms);
+        let made = std::time::UNIX_EPOCH + Duration::from_secs(entry.manifest.created);
+        report.restore.restored_at = Some(humantime::format_rfc3339_seconds(made).to_string());
         finish_stage(events, report, stage, t, "cache hit".into());
     } else {
         events.emit(Event::StageStarted {
@@ -176,6 +187,7 @@ async fn rehearse(
         report.restore.duration_ms = millis(restored.duration);
         report.restore.jobs = restored.jobs;
         report.restore.roles_created = restored.roles_created;
+        report.restore.restored_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
         finish_stage(events, report, stage, t, String::new());
 
         let t = Instant::now();
@@ -249,7 +261,12 @@ async fn rehearse(
     for (i, migration) in pending.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
         let observing = observers.begin().await.map_err(|e| (stage, e))?;
-        let mut applied = source.apply(migration, &target).await;
+        let deadline = Deadline::start(cancel, plan.budgets.deadline(&migration.id));
+        let mut applied = source.apply(migration, &Target { cancel: deadline.token(), ..target }).await;
+        let timed_out = applied.interrupted && deadline.expired() && !cancel.is_cancelled();
+        if timed_out {
+            deadline.explain(&mut applied.error);
+        }
         let observed =
             observers.finish(observing, own_session, &mut applied.statements).await.map_err(|e| (stage, e))?;
         // A migration's session settings (SET lock_timeout, search_path, ...)
@@ -261,14 +278,16 @@ async fn rehearse(
         m.statements = applied.statements;
         let (before, after) = observe::fill(m, observed);
         m.status = match (&applied.error, applied.interrupted) {
+            (_, true) if timed_out => MigrationStatus::TimedOut,
             (_, true) => MigrationStatus::Interrupted,
             (Some(_), false) => MigrationStatus::Failed,
             (None, false) => MigrationStatus::Applied,
         };
         m.error = applied.error;
         m.hazards = hazards::check(m, &before);
-        m.budget_breaches = plan.budgets.check_migration(m);
-        if m.status == MigrationStatus::Failed {
+        m.destructive_changes = destructive::detect(m);
+        plan.budgets.judge_migration(m);
+        if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             m.recovery = Some(recovery::assess(observers.observer(), &before, &after, m, source.tool()).await);
         }
         events.emit(Event::MigrationFinished {
@@ -278,10 +297,10 @@ async fn rehearse(
             status: m.status,
             elapsed: applied.duration,
         });
-        if applied.interrupted {
+        if applied.interrupted && !timed_out {
             return Err((stage, Error::Interrupted));
         }
-        if m.status == MigrationStatus::Failed {
+        if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             break;
         }
     }
@@ -347,6 +366,8 @@ fn new_migration_report(m: &Migration) -> MigrationReport {
         offline_sql,
         offline_sql_unavailable,
         recovery: None,
+        breaches: Vec::new(),
+        destructive_changes: Vec::new(),
     }
 }
 
@@ -410,6 +431,11 @@ fn new_report(plan: &Plan) -> Report {
             hot_tables: Vec::new(),
             limitations: Vec::new(),
         },
+        baseline: None,
+        breaches: Vec::new(),
+        budgets: plan.budgets.0.clone(),
+        backup: None,
+        checklist: Default::default(),
     }
 }
 
@@ -423,8 +449,9 @@ fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&(Stage, Erro
         failed: ms.iter().filter(|m| m.status == MigrationStatus::Failed).count(),
         skipped: ms.iter().filter(|m| m.status == MigrationStatus::Skipped).count(),
         run_duration_ms: millis(elapsed),
+        timed_out: ms.iter().filter(|m| m.status == MigrationStatus::TimedOut).count(),
     };
-    report.budget_breaches = plan.budgets.check_total(report);
+    crate::gate::judge(plan, report);
     let migration_failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);
     let breached =
         !report.budget_breaches.is_empty() || report.migrations.iter().any(|m| !m.budget_breaches.is_empty());
@@ -445,6 +472,7 @@ fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&(Stage, Erro
         None if breached => RunStatus::BudgetExceeded,
         None => RunStatus::Passed,
     };
+    report.checklist = report::checklist::fill(report, &plan.report.checklist);
 }
 
 fn memory_bytes() -> Option<u64> {

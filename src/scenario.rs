@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -102,6 +102,13 @@ pub struct ObserveSection {
 pub struct BudgetsSection {
     pub migration: Option<MigrationBudget>,
     pub total: Option<TotalBudget>,
+    /// Per migration id: budgets that replace `migration`'s, key by key, for a
+    /// migration the team accepted as a maintenance-window job.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, MigrationBudget>,
+    /// A regression against the baseline fails the run (exit 1).
+    #[serde(default)]
+    pub fail_on_regression: bool,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -114,6 +121,21 @@ pub struct MigrationBudget {
     #[serde(default, with = "humantime_serde")]
     pub max_write_block: Option<Duration>,
     pub max_wal: Option<ByteSize>,
+    /// Longest wait of a probe session on a hot table.
+    #[serde(default, with = "humantime_serde")]
+    pub max_probe_wait: Option<Duration>,
+    /// What a migration running past `max_runtime` gets: cancelled (default) or left to finish.
+    pub on_exceed: Option<OnExceed>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExceed {
+    /// Cancel the migration at `max_runtime`, skip the rest, clean up, report.
+    #[default]
+    Cancel,
+    /// Let it finish; the overrun is a breach like any other.
+    Continue,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -130,6 +152,31 @@ pub struct ReportSection {
     pub dir: Option<EnvString>,
     pub formats: Option<Vec<ReportFormat>>,
     pub baseline: Option<EnvString>,
+    /// What counts as a regression against the baseline.
+    pub regression: Option<RegressionSection>,
+    /// Time a `pg_dump -Fc` of the rehearsal database for the backup item of the checklist.
+    #[serde(default)]
+    pub measure_backup: bool,
+    /// How fast a replica replays WAL, per second (`50MB` or `50MB/s`), for the replica lag estimate.
+    pub replica_apply_rate: Option<ByteRate>,
+    /// Total time or blocking lock beyond which ops should be told.
+    #[serde(default, with = "humantime_serde")]
+    pub ops_threshold: Option<Duration>,
+    /// A migration longer than this should not run on the deploy's critical path.
+    #[serde(default, with = "humantime_serde")]
+    pub deploy_window: Option<Duration>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionSection {
+    /// Growth in percent beyond which a change is a regression (default 25).
+    pub percent: Option<f64>,
+    /// ... and by at least this much, for time and lock holds (default 1s).
+    #[serde(default, with = "humantime_serde")]
+    pub min_time: Option<Duration>,
+    /// ... and by at least this much, for WAL (default 16MB).
+    pub min_wal: Option<ByteSize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]
@@ -141,6 +188,8 @@ pub enum ReportFormat {
     Markdown,
     /// `report.json`, for machines (schema `rehearse.report/v1`).
     Json,
+    /// `junit.xml`, for CI test views (GitHub, GitLab, Jenkins).
+    Junit,
 }
 
 /// A string in which `${VAR}` was replaced by the environment variable's value.
@@ -267,6 +316,37 @@ impl<'de> Deserialize<'de> for ByteSize {
             }
         }
         deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// A rate in bytes per second: a size, optionally followed by `/s` (`50MB/s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRate(pub u64);
+
+impl<'de> Deserialize<'de> for ByteRate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RateVisitor;
+        impl Visitor<'_> for RateVisitor {
+            type Value = ByteRate;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a rate such as 50MB/s")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteRate, E> {
+                let size = v.trim().strip_suffix("/s").unwrap_or(v);
+                match ByteSize::parse(size) {
+                    Ok(ByteSize(0)) => Err(E::custom("a rate must be more than 0 bytes per second")),
+                    Ok(b) => Ok(ByteRate(b.0)),
+                    Err(e) => Err(E::custom(e)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteRate, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteRate, E> {
+                self.visit_str(&v.to_string())
+            }
+        }
+        deserializer.deserialize_any(RateVisitor)
     }
 }
 

@@ -273,7 +273,24 @@ impl SqlDir {
                 _ = cancel.cancelled() => {
                     let _ = db.cancel_token().cancel_query(NoTls).await;
                     applied.interrupted = true;
-                    return Err(MigrationError::new("interrupted by a signal while this statement ran"));
+                    // Cancelled by a signal or by the migration's deadline (the
+                    // caller knows which): keep the statement that was running.
+                    applied.statements.push(StatementReport {
+                        query: stmt.sql.to_string(),
+                        line: Some(stmt.line),
+                        duration_ms: millis(t0.elapsed()),
+                        rows: 0,
+                        wal_bytes: None,
+                        locks: Vec::new(),
+                        lock_timeout_ms: Some(lock_timeout),
+                        started_ms,
+                    });
+                    return Err(MigrationError {
+                        statement: Some(stmt.sql.to_string()),
+                        file: migration.file.as_ref().map(|f| f.display().to_string()),
+                        line: Some(stmt.line),
+                        ..MigrationError::new("interrupted by a signal while this statement ran")
+                    });
                 }
             };
             let elapsed = t0.elapsed();

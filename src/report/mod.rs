@@ -1,13 +1,17 @@
 //! Reports: one model (`model.rs`), one writer per format, written atomically.
 
+pub mod checklist;
+pub mod junit;
 mod markdown;
 mod model;
 mod section;
+pub mod summary;
 mod table;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use junit::render as render_junit;
 pub use markdown::render as render_markdown;
 pub use model::*;
 pub use table::render as render_table;
@@ -18,19 +22,46 @@ use crate::scenario::ReportFormat;
 /// Writes the file formats among `formats` into `dir`; returns the paths.
 /// Each file is written to a temp file in `dir` and renamed, so a reader
 /// never sees half a report. Files are private to the user (0600).
+/// Under GitHub Actions (`GITHUB_STEP_SUMMARY` set), the Markdown is also
+/// appended to the job's summary page.
 pub fn write_files(report: &Report, dir: &Path, formats: &[ReportFormat]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for format in formats {
         let (name, body) = match format {
             ReportFormat::Markdown => ("report.md", render_markdown(report)),
             ReportFormat::Json => ("report.json", render_json(report)),
+            ReportFormat::Junit => ("junit.xml", render_junit(report)),
             ReportFormat::Table => continue,
         };
         let path = dir.join(name);
         write_atomically(&path, body.as_bytes())?;
         written.push(path);
     }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(summary);
+        append_step_summary(&path, &render_markdown(report))?;
+        written.push(path);
+    }
     Ok(written)
+}
+
+/// GitHub rejects a step summary over 1 MiB, so a longer report is cut at a
+/// line boundary with a pointer to the full file.
+const STEP_SUMMARY_LIMIT: usize = 1000 * 1024;
+
+fn append_step_summary(path: &Path, markdown: &str) -> Result<()> {
+    let fail = |e: std::io::Error| {
+        Error::environment_because(format!("cannot append the report to GITHUB_STEP_SUMMARY ({})", path.display()), e)
+    };
+    let mut text = markdown.to_string();
+    if text.len() > STEP_SUMMARY_LIMIT {
+        let cut = text[..STEP_SUMMARY_LIMIT].rfind('\n').unwrap_or(0);
+        text.truncate(cut);
+        text.push_str("\n\n*(cut to fit the step summary: the full report is report.md among the job's artifacts)*\n");
+    }
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path).map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)?;
+    file.write_all(b"\n").map_err(fail)
 }
 
 pub fn render_json(report: &Report) -> String {

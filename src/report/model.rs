@@ -2,7 +2,11 @@
 //! how it is rendered. Keys are a public contract (docs/report.md): add
 //! freely, never rename. Durations are milliseconds, sizes bytes.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::scenario::OnExceed;
 
 pub const SCHEMA: &str = "rehearse.report/v1";
 
@@ -19,6 +23,9 @@ pub struct Report {
     pub stopped_at_stage: Option<String>,
     /// Why the run stopped, when it was not a migration failing.
     pub error: Option<String>,
+    /// The comparison with the previous report (`--baseline`, `report.baseline`).
+    #[serde(default)]
+    pub baseline: Option<BaselineComparison>,
     pub postgres: PostgresInfo,
     pub machine: MachineInfo,
     pub dump: DumpInfo,
@@ -26,9 +33,185 @@ pub struct Report {
     pub stages: Vec<StageTime>,
     pub migrations: Vec<MigrationReport>,
     pub totals: Totals,
-    /// Breaches of the run-wide budgets (`budgets.total`).
+    /// Breaches of the run-wide budgets (`budgets.total`), and of
+    /// `fail_on_regression`: the messages of `breaches`.
     pub budget_breaches: Vec<String>,
     pub observation: ObservationInfo,
+    /// The same run-wide breaches as data.
+    #[serde(default)]
+    pub breaches: Vec<Breach>,
+    /// The budgets the run was judged by.
+    #[serde(default)]
+    pub budgets: BudgetsInfo,
+    /// A measured `pg_dump -Fc` of the rehearsal database (`report.measure_backup`).
+    #[serde(default)]
+    pub backup: Option<BackupInfo>,
+    /// The production checklist, filled where the run has evidence.
+    #[serde(default)]
+    pub checklist: Checklist,
+}
+
+/// One budget a migration or the run went over: a finding, not an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Breach {
+    /// The budget's key: `max_runtime`, `max_exclusive_lock`, `max_write_block`,
+    /// `max_wal`, `max_probe_wait`, `total.max_runtime`, `total.max_wal`, `fail_on_regression`.
+    pub budget: String,
+    /// What was measured, in `unit`.
+    pub figure: u64,
+    /// The budget, in `unit`.
+    pub limit: u64,
+    /// `ms`, `bytes` or `regressions`.
+    pub unit: String,
+    /// The table the figure is about (lock and probe budgets).
+    pub relation: Option<String>,
+    /// The limit came from `budgets.overrides` for this migration.
+    pub overridden: bool,
+    /// One line naming the figure and the budget, as in `budget_breaches`.
+    pub message: String,
+}
+
+/// Budgets in force, in milliseconds and bytes; `null` is no limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetsInfo {
+    pub migration: MigrationLimits,
+    /// Per migration id, the limits after applying `budgets.overrides`.
+    pub overrides: BTreeMap<String, MigrationLimits>,
+    pub total: TotalLimits,
+    pub fail_on_regression: bool,
+    /// Override ids that named no rehearsed migration (a typo, or applied since).
+    pub unused_overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrationLimits {
+    pub max_runtime_ms: Option<u64>,
+    /// `cancel` or `continue`: what happens at `max_runtime`.
+    pub on_exceed: OnExceed,
+    pub max_exclusive_lock_ms: Option<u64>,
+    pub max_write_block_ms: Option<u64>,
+    pub max_wal_bytes: Option<u64>,
+    pub max_probe_wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TotalLimits {
+    pub max_runtime_ms: Option<u64>,
+    pub max_wal_bytes: Option<u64>,
+}
+
+/// This run against the previous one, migration by migration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BaselineComparison {
+    /// The baseline report file.
+    pub path: String,
+    /// The baseline's scenario and start time.
+    pub scenario: String,
+    pub started_at: Option<String>,
+    pub thresholds: RegressionThresholds,
+    /// Migrations applied in both runs, with their changes.
+    pub migrations: Vec<MigrationDelta>,
+    /// Changes beyond the thresholds.
+    pub regressions: Vec<Regression>,
+    /// Ids rehearsed now that the baseline does not have.
+    pub new: Vec<String>,
+    /// Ids in the baseline that were not rehearsed now (applied in production since, or renamed).
+    pub vanished: Vec<String>,
+    /// Ids in both that did not apply in one of the runs, so were not compared.
+    pub not_compared: Vec<String>,
+}
+
+/// A change is a regression when it grows by more than `percent` and by at
+/// least the floor of its kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegressionThresholds {
+    pub percent: f64,
+    /// Floor for time and lock holds.
+    pub min_time_ms: u64,
+    /// Floor for WAL.
+    pub min_wal_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrationDelta {
+    pub id: String,
+    pub duration_ms: Change,
+    pub wal_bytes: Change,
+    /// The longest hold of a lock that blocks reads or writes of an existing table.
+    pub longest_block_ms: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub baseline: u64,
+    pub current: u64,
+    /// `null` when the baseline is 0.
+    pub change_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Regression {
+    pub id: String,
+    /// `duration_ms`, `wal_bytes` or `longest_block_ms`.
+    pub metric: String,
+    pub baseline: u64,
+    pub current: u64,
+    pub change_percent: Option<f64>,
+    /// "time 1.5s → 3.1s (+107%)".
+    pub message: String,
+}
+
+/// A `pg_dump -Fc` of the rehearsal database, timed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// The command, without connection details: `pg_dump -Fc`.
+    pub command: String,
+    pub duration_ms: Option<u64>,
+    /// Size of the archive written.
+    pub bytes: Option<u64>,
+    /// `pg_database_size` when the backup started (after the migrations).
+    pub database_bytes: Option<i64>,
+    /// Why it could not be measured.
+    pub error: Option<String>,
+}
+
+/// The production checklist (DESIGN.md), item by item.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Checklist {
+    /// `report.ops_threshold`.
+    pub ops_threshold_ms: u64,
+    /// `report.deploy_window`.
+    pub deploy_window_ms: u64,
+    /// `report.replica_apply_rate`: the replay rate the lag estimate assumes.
+    pub replica_apply_rate_bytes_per_second: u64,
+    pub items: Vec<ChecklistItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    /// Stable id: `prod_shaped_data`, `runtime_estimate`, `backup`, `replica_lag`,
+    /// `ops_comm`, `standalone_job`, `rollback`, `app_compatibility`, `monitoring`.
+    pub id: String,
+    pub title: String,
+    /// Done on this run's evidence; open items say what a human must do.
+    pub done: bool,
+    pub evidence: Vec<String>,
+    pub todo: Option<String>,
+}
+
+/// A change the running application version may still depend on: a
+/// dropped or renamed table, view, schema or column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestructiveChange {
+    /// `drop_table`, `drop_view`, `drop_schema`, `drop_column`, `rename_table`,
+    /// `rename_view`, `rename_column`, `set_schema`.
+    pub kind: String,
+    /// `public.users`, or `public.users.full_name` for a column.
+    pub object: String,
+    /// The new name, for renames.
+    pub new_name: Option<String>,
+    pub line: Option<usize>,
+    pub statement: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -116,6 +299,9 @@ pub struct RestoreInfo {
     pub cache_key: Option<String>,
     /// On a hit: how long the cached restore took when it was made.
     pub cached_restore_ms: Option<u64>,
+    /// When the restore finished (RFC 3339, UTC).
+    #[serde(default)]
+    pub restored_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +337,7 @@ pub struct MigrationReport {
     /// From pg_stat_statements, reset before the migration; by total time.
     pub top_statements: Vec<TopStatement>,
     pub hazards: Vec<Hazard>,
+    /// The messages of `breaches`.
     pub budget_breaches: Vec<String>,
     pub error: Option<MigrationError>,
     /// The migration tool's own start-up (interpreter and imports), not
@@ -162,6 +349,12 @@ pub struct MigrationReport {
     pub offline_sql_unavailable: Option<String>,
     /// After a failure: the state it left and how to recover, as a runbook would.
     pub recovery: Option<Recovery>,
+    /// This migration's budget breaches as data.
+    #[serde(default)]
+    pub breaches: Vec<Breach>,
+    /// Dropped or renamed tables and columns, from the executed statements.
+    #[serde(default)]
+    pub destructive_changes: Vec<DestructiveChange>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -352,4 +545,7 @@ pub struct Totals {
     pub skipped: usize,
     /// Wall time of the whole run, restore included.
     pub run_duration_ms: u64,
+    /// Migrations cancelled at their `max_runtime` (`on_exceed: cancel`).
+    #[serde(default)]
+    pub timed_out: usize,
 }

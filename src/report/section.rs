@@ -4,12 +4,13 @@
 use std::fmt::Write;
 
 use super::markdown::{escape, one_line};
-use super::{format_bytes, format_ms, MigrationReport, MigrationStatus};
+use super::{format_bytes, format_ms, MigrationReport, MigrationStatus, Report};
 
 /// How many statements each migration's section lists, slowest first.
 const TOP_STATEMENTS: usize = 10;
 
-pub fn render(w: &mut String, m: &MigrationReport, sample_interval_ms: u64) {
+pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
+    let sample_interval_ms = r.observation.sample_interval_ms;
     let _ = writeln!(w, "### `{}`: {}\n", m.id, m.status.as_str());
     if let Some(file) = &m.file {
         let _ = writeln!(w, "- File: `{file}` (version {})", m.version);
@@ -56,6 +57,21 @@ pub fn render(w: &mut String, m: &MigrationReport, sample_interval_ms: u64) {
     let _ = writeln!(w, "{wal_line}");
     for b in &m.budget_breaches {
         let _ = writeln!(w, "- **Over budget:** {b}");
+    }
+    if r.budgets.overrides.contains_key(&m.id) && m.budget_breaches.is_empty() {
+        let _ = writeln!(w, "- Within its own budget (`budgets.overrides`: accepted as a maintenance-window job)");
+    }
+    for g in r.baseline.iter().flat_map(|b| b.regressions.iter().filter(|g| g.id == m.id)) {
+        let _ = writeln!(w, "- **Regression:** {}", g.message);
+    }
+    for c in &m.destructive_changes {
+        let to = c.new_name.as_ref().map(|n| format!(" → `{n}`")).unwrap_or_default();
+        let line = c.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        let _ = writeln!(
+            w,
+            "- **Destructive:** {} `{}`{to}{line}: the running app version may still use it",
+            c.kind, c.object
+        );
     }
     if let Some(e) = &m.error {
         let _ = writeln!(w, "\n**Error**");

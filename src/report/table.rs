@@ -41,8 +41,19 @@ pub fn render(report: &Report) -> String {
     if let Some(c) = table.column_mut(1) {
         c.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(comfy_table::Width::Fixed(44)));
     }
-    let mut out = table.to_string();
+    let mut out = String::new();
+    // Regressions come first, so a CI log shows them without scrolling.
+    if let Some(heading) = super::summary::baseline_heading(report) {
+        out.push_str(&format!("{heading}\n"));
+        for line in super::summary::regression_lines(report, false) {
+            out.push_str(&format!("  - {line}\n"));
+        }
+    }
+    out.push_str(&table.to_string());
     out.push('\n');
+    for line in super::summary::breach_lines(report, false) {
+        out.push_str(&format!("over budget: {line}\n"));
+    }
     out.push_str(&verdict(report));
     out.push('\n');
     out
@@ -69,14 +80,18 @@ pub fn rewritten_tables(m: &super::MigrationReport) -> String {
 /// One line saying how the run ended, for the terminal and the Markdown.
 pub fn verdict(report: &Report) -> String {
     let t = &report.totals;
-    let summary = format!(
-        "{} applied, {} failed, {} skipped; migrations took {}, wrote {} of WAL",
+    let timed_out = if t.timed_out > 0 { format!(", {} timed out", t.timed_out) } else { String::new() };
+    let mut summary = format!(
+        "{} applied, {} failed{timed_out}, {} skipped; migrations took {}, wrote {} of WAL",
         t.applied,
         t.failed,
         t.skipped,
         format_ms(t.duration_ms),
         format_bytes(t.wal_bytes)
     );
+    if let Some(b) = &report.baseline {
+        summary.push_str(&format!("; {} regression(s) against the baseline", b.regressions.len()));
+    }
     match report.status {
         super::RunStatus::Passed => format!("PASSED: {summary}."),
         super::RunStatus::BudgetExceeded => format!("BUDGET EXCEEDED: {summary}."),

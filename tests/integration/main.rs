@@ -3,11 +3,14 @@
 //! capability; `support` holds the fixtures and assertions.
 
 mod alembic;
+mod baseline;
+mod budgets;
 mod cache;
 mod hazards;
 mod interrupt;
 mod observe;
 mod reliability;
+mod report_formats;
 mod restore_formats;
 mod scenario_errors;
 mod sql_migrations;

@@ -71,7 +71,12 @@ impl Sandbox {
 
     /// Runs `rehearse ARGS` with this sandbox as TMPDIR and reports in `reports/`.
     pub fn rehearse(&self, args: &[&str]) -> RunOutput {
-        let out = self.command(args).output().expect("rehearse runs");
+        self.rehearse_env(args, &[])
+    }
+
+    /// Runs `rehearse ARGS` with extra environment variables.
+    pub fn rehearse_env(&self, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
+        let out = self.command(args).envs(env.iter().copied()).output().expect("rehearse runs");
         RunOutput {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -91,6 +96,8 @@ impl Sandbox {
             .env("REHEARSE_CACHE_DIR", self.path().join("cache"))
             .current_dir(self.path())
             .stdin(Stdio::null());
+        // Tests run in CI too: their reports must not land on the job's summary page.
+        cmd.env_remove("GITHUB_STEP_SUMMARY");
         if run && !args.contains(&"--out") {
             cmd.arg("--out").arg(self.reports());
         }
@@ -144,6 +151,14 @@ impl RunOutput {
 
     pub fn markdown(&self) -> String {
         std::fs::read_to_string(self.reports.join("report.md")).expect("report.md was written")
+    }
+
+    pub fn junit(&self) -> String {
+        std::fs::read_to_string(self.reports.join("junit.xml")).expect("junit.xml was written")
+    }
+
+    pub fn json_text(&self) -> String {
+        std::fs::read_to_string(self.reports.join("report.json")).expect("report.json was written")
     }
 
     pub fn assert_code(&self, code: i32) -> &Self {
@@ -402,6 +417,44 @@ pub fn server_lock_truth(dump: &Path, forms: &[&str]) -> Vec<LockSet> {
         cluster.stop().await.unwrap();
         out
     })
+}
+
+/// One `<testcase>` of junit.xml, as a CI system reads it.
+#[derive(Debug)]
+pub struct JunitCase {
+    pub suite: String,
+    pub name: String,
+    /// (type, message, body) of its `<failure>`.
+    pub failure: Option<(String, String, String)>,
+    pub skipped: bool,
+    pub out: String,
+}
+
+/// Parses junit.xml with a real XML parser; panics when it is not well-formed.
+pub fn junit_cases(xml: &str) -> Vec<JunitCase> {
+    let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("junit.xml does not parse: {e}\n{xml}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let mut cases = Vec::new();
+    for suite in root.children().filter(|n| n.has_tag_name("testsuite")) {
+        for case in suite.children().filter(|n| n.has_tag_name("testcase")) {
+            let child = |tag: &str| case.children().find(|n| n.has_tag_name(tag));
+            cases.push(JunitCase {
+                suite: suite.attribute("name").unwrap_or_default().to_string(),
+                name: case.attribute("name").unwrap_or_default().to_string(),
+                failure: child("failure").map(|f| {
+                    (
+                        f.attribute("type").unwrap_or_default().to_string(),
+                        f.attribute("message").unwrap_or_default().to_string(),
+                        f.text().unwrap_or_default().to_string(),
+                    )
+                }),
+                skipped: child("skipped").is_some(),
+                out: child("system-out").and_then(|n| n.text()).unwrap_or_default().to_string(),
+            });
+        }
+    }
+    cases
 }
 
 /// The interpreter of the venv `make deps` creates, with Alembic from PyPI.

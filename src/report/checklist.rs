@@ -1,0 +1,366 @@
+//! The production checklist (DESIGN.md): each item marked done with the
+//! run's evidence, or left open with what a human must do. Items are data in
+//! the report; `markdown.rs` renders them for the release ticket.
+
+use std::time::Duration;
+
+use super::{format_bytes, format_ms, Checklist, ChecklistItem, MigrationReport, MigrationStatus, Report};
+use crate::baseline::longest_block;
+use crate::scenario::ReportSection;
+
+/// Default `report.ops_threshold`: a blocking lock this long surfaces as
+/// request timeouts (30s is a common one), and a release this long is worth
+/// a heads-up to whoever watches production.
+pub const DEFAULT_OPS_THRESHOLD: Duration = Duration::from_secs(30);
+/// Default `report.deploy_window`: a migration longer than a minute does not
+/// belong on the deploy's critical path (start-up probes, rollout deadlines).
+pub const DEFAULT_DEPLOY_WINDOW: Duration = Duration::from_secs(60);
+/// Default `report.replica_apply_rate`: a conservative single-process WAL
+/// replay rate for a replica on ordinary hardware.
+pub const DEFAULT_REPLICA_APPLY_RATE: u64 = 50 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ChecklistSettings {
+    pub ops_threshold: Duration,
+    pub deploy_window: Duration,
+    /// Bytes per second.
+    pub replica_apply_rate: u64,
+}
+
+impl ChecklistSettings {
+    pub fn from_scenario(r: &ReportSection) -> ChecklistSettings {
+        ChecklistSettings {
+            ops_threshold: r.ops_threshold.unwrap_or(DEFAULT_OPS_THRESHOLD),
+            deploy_window: r.deploy_window.unwrap_or(DEFAULT_DEPLOY_WINDOW),
+            replica_apply_rate: r.replica_apply_rate.map(|r| r.0).unwrap_or(DEFAULT_REPLICA_APPLY_RATE),
+        }
+    }
+}
+
+/// The replica lag a migration implies: the time to replay its WAL at
+/// `rate`, and how far that replay ends behind the migration itself
+/// (replay − duration, floored at 0). An estimate: it assumes the replica
+/// replays as WAL arrives, at that rate, with no other write load.
+pub fn replica_lag(m: &MigrationReport, rate: u64) -> (u64, u64) {
+    let replay_ms = (m.wal.bytes as f64 / rate.max(1) as f64 * 1000.0).round() as u64;
+    (replay_ms, replay_ms.saturating_sub(m.duration_ms))
+}
+
+struct Item(ChecklistItem);
+
+impl Item {
+    fn new(id: &str, title: &str) -> Item {
+        Item(ChecklistItem { id: id.into(), title: title.into(), done: false, evidence: Vec::new(), todo: None })
+    }
+    fn evidence(mut self, line: impl Into<String>) -> Item {
+        self.0.evidence.push(line.into());
+        self
+    }
+    /// Done when `todo` is None; open with it otherwise.
+    fn verdict(mut self, todo: Option<String>) -> ChecklistItem {
+        self.0.done = todo.is_none();
+        self.0.todo = todo;
+        self.0
+    }
+}
+
+pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
+    let ms = &r.migrations;
+    let ran: Vec<&MigrationReport> = ms.iter().filter(|m| m.status != MigrationStatus::Skipped).collect();
+    let incomplete: Vec<&MigrationReport> = ms.iter().filter(|m| m.status != MigrationStatus::Applied).collect();
+    let restored = r.restore.restored_at.is_some();
+    let unfinished = (!incomplete.is_empty()).then(|| {
+        let list: Vec<String> = incomplete.iter().map(|m| format!("`{}` ({})", m.id, m.status.as_str())).collect();
+        format!("{} did not complete", list.join(", "))
+    });
+    let ops = s.ops_threshold.as_millis() as u64;
+    let longest = ran.iter().max_by_key(|m| m.duration_ms);
+    let blocker = ran.iter().max_by_key(|m| longest_block(m)).filter(|m| longest_block(m) > 0);
+    let lags: Vec<(&MigrationReport, u64, u64)> = ran
+        .iter()
+        .map(|m| {
+            let (replay, lag) = replica_lag(m, s.replica_apply_rate);
+            (*m, replay, lag)
+        })
+        .collect();
+    let worst_lag = lags.iter().max_by_key(|(_, replay, lag)| (*lag, *replay));
+    let destructive: Vec<String> = ms
+        .iter()
+        .flat_map(|m| {
+            m.destructive_changes.iter().map(move |c| {
+                let to = c.new_name.as_ref().map(|n| format!(" → {n}")).unwrap_or_default();
+                let line = c.line.map(|l| format!(", line {l}")).unwrap_or_default();
+                format!("{} {}{to} (`{}`{line})", c.kind, c.object, m.id)
+            })
+        })
+        .collect();
+    let destructive_line = match destructive.is_empty() {
+        true => "No dropped or renamed tables, views, schemas or columns in the executed statements.".to_string(),
+        false => format!("Destructive changes: {}.", destructive.join("; ")),
+    };
+    let environment = format!(
+        "PostgreSQL {} ({} backend), {} CPU(s), {} RAM",
+        r.postgres.version.as_deref().unwrap_or("?"),
+        r.postgres.backend,
+        r.machine.cpus,
+        r.machine.memory_bytes.map(format_bytes).unwrap_or_else(|| "?".into())
+    );
+    let dump_name = std::path::Path::new(&r.dump.path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| r.dump.path.clone());
+
+    let mut items = Vec::new();
+
+    let mut item = Item::new("prod_shaped_data", "Tested in staging with prod-shaped data").evidence(format!(
+        "Dump `{dump_name}` ({}, {}, sha256 `{}`){}.",
+        r.dump
+            .format
+            .and_then(|f| serde_json::to_value(f).ok()?.as_str().map(String::from))
+            .unwrap_or_else(|| "?".into()),
+        format_bytes(r.dump.bytes),
+        r.dump.sha256.as_deref().unwrap_or("?"),
+        match (&r.restore.restored_at, r.dump.database_bytes) {
+            (Some(at), Some(db)) => format!(
+                " restored at {at} in {} into {environment}: {} database",
+                format_ms(r.restore.duration_ms),
+                format_bytes(db.max(0) as u64)
+            ),
+            (Some(at), None) => format!(" restored at {at}"),
+            _ => ": not restored".into(),
+        }
+    ));
+    if !r.dump.tables.is_empty() {
+        let tables: Vec<String> = r
+            .dump
+            .tables
+            .iter()
+            .take(5)
+            .map(|t| format!("{} {} rows ({})", t.name, t.rows, format_bytes(t.bytes.max(0) as u64)))
+            .collect();
+        item = item.evidence(format!("Largest tables: {}.", tables.join(", ")));
+    }
+    if restored {
+        item = item.evidence(format!("{} of {} pending migration(s) applied to it.", r.totals.applied, ms.len()));
+    }
+    items.push(item.verdict(match (restored, &unfinished) {
+        (false, _) => Some("The restore did not complete (see the error at the top): fix it and re-run.".into()),
+        (true, Some(u)) => Some(format!("{u}: fix and re-run the rehearsal.")),
+        (true, None) => None,
+    }));
+
+    let mut item = Item::new("runtime_estimate", "Estimated runtime documented").evidence(format!(
+        "Total {} for {} migration(s){}; per migration in the Migrations table and the estimate table below.",
+        format_ms(r.totals.duration_ms),
+        ran.len(),
+        longest.map(|m| format!(", longest `{}` {}", m.id, format_ms(m.duration_ms))).unwrap_or_default()
+    ));
+    let settings: Vec<String> = r
+        .postgres
+        .settings
+        .iter()
+        .filter(|s| ["shared_buffers", "maintenance_work_mem", "max_wal_size", "work_mem"].contains(&s.name.as_str()))
+        .map(|s| format!("{}={}", s.name, s.value))
+        .collect();
+    item = item.evidence(format!("Measured on {environment}, with {}.", settings.join(", ")));
+    item = item.evidence(
+        "Production hardware, data volume, cache state and concurrent load differ: read these as an estimate \
+         and an order of magnitude, not a promise.",
+    );
+    items.push(item.verdict(match (restored, &unfinished) {
+        (false, _) => Some("Nothing was measured: fix the restore and re-run.".into()),
+        (true, Some(u)) => Some(format!("{u}, so the total is unknown: fix and re-run for a complete estimate.")),
+        (true, None) => None,
+    }));
+
+    let mut item = Item::new("backup", "Backup available");
+    if let Some(db) = r.dump.database_bytes {
+        item = item
+            .evidence(format!("Restored database size: {} (before the migrations).", format_bytes(db.max(0) as u64)));
+    }
+    item = item.evidence(match &r.backup {
+        Some(b) => match (b.duration_ms, b.bytes, &b.error) {
+            (Some(ms), Some(bytes), None) => format!(
+                "Measured: `{}` of the rehearsal database ({} after the migrations) took {} and wrote {} on this machine.",
+                b.command,
+                b.database_bytes.map(|d| format_bytes(d.max(0) as u64)).unwrap_or_else(|| "?".into()),
+                format_ms(ms),
+                format_bytes(bytes)
+            ),
+            _ => format!("Measuring `{}` failed: {}.", b.command, b.error.as_deref().unwrap_or("unknown error")),
+        },
+        None => "Not measured: set `report.measure_backup: true` to time a `pg_dump -Fc` of the rehearsal database.".into(),
+    });
+    items.push(
+        item.verdict(Some(
+            "Confirm production has a recent backup or point-in-time recovery covering this release, and how long \
+         restoring it takes, before running the migrations."
+                .into(),
+        )),
+    );
+
+    let rate = format_bytes(s.replica_apply_rate);
+    let mut item = Item::new("replica_lag", "Replica lag plan");
+    if let Some(big) = ran.iter().max_by_key(|m| m.wal.bytes) {
+        item = item.evidence(format!(
+            "WAL: {} in total; most from `{}`: {}{}.",
+            format_bytes(r.totals.wal_bytes),
+            big.id,
+            format_bytes(big.wal.bytes),
+            big.wal.bytes_per_second.map(|b| format!(" at {}/s", format_bytes(b as u64))).unwrap_or_default()
+        ));
+    }
+    match worst_lag {
+        Some((m, replay, 0)) => {
+            item = item.evidence(format!(
+                "Estimated replica lag at {rate}/s replay (`report.replica_apply_rate`): none — every migration's WAL \
+                 replays faster than it was written (longest replay: `{}`, {}); per migration in the table below.",
+                m.id,
+                format_ms(*replay)
+            ))
+        }
+        Some((m, replay, lag)) => {
+            item = item.evidence(format!(
+                "Estimated replica lag at {rate}/s replay (`report.replica_apply_rate`): up to {} after `{}` \
+                 (its WAL takes {} to replay); per migration in the table below.",
+                format_ms(*lag),
+                m.id,
+                format_ms(*replay)
+            ))
+        }
+        None => {}
+    }
+    item = item.evidence(format!(
+        "How it is estimated: lag ≈ WAL ÷ {rate}/s − the migration's time, assuming a replica replays WAL as it \
+         arrives at that rate with no other write load. Measure your replicas' replay rate \
+         (`pg_stat_replication.replay_lag` under a known write load) and set `report.replica_apply_rate`."
+    ));
+    let lag_todo = worst_lag.filter(|(_, _, lag)| *lag >= ops).map(|(m, _, lag)| {
+        format!(
+            "Plan for about {} of replica lag during `{}`: keep reads that need fresh data on the primary, or batch the \
+             change; watch `replay_lag` while it runs.",
+            format_ms(*lag),
+            m.id
+        )
+    });
+    items.push(item.verdict(match (lag_todo, &unfinished) {
+        (Some(t), _) => Some(t),
+        (None, Some(u)) => Some(format!("{u}: the estimate covers only what ran; fix and re-run.")),
+        (None, None) if !restored => Some("Nothing was measured: fix the restore and re-run.".into()),
+        (None, None) => None,
+    }));
+
+    let mut long = Vec::new();
+    if r.totals.duration_ms > ops {
+        long.push(format!("the migrations take {} in total", format_ms(r.totals.duration_ms)));
+    }
+    if let Some(m) = blocker.filter(|m| longest_block(m) > ops) {
+        long.push(format!("`{}` blocks the app for {}", m.id, format_ms(longest_block(m))));
+    }
+    if let Some((m, _, lag)) = worst_lag.filter(|(_, _, lag)| *lag > ops) {
+        long.push(format!("`{}` lags replicas by about {}", m.id, format_ms(*lag)));
+    }
+    for m in ms.iter().filter(|m| m.status == MigrationStatus::TimedOut) {
+        long.push(format!("`{}` ran past its max_runtime and was cancelled", m.id));
+    }
+    let item = Item::new("ops_comm", "Comm to ops if long").evidence(format!(
+        "Total {}; longest blocking lock {}; threshold {} (`report.ops_threshold`).",
+        format_ms(r.totals.duration_ms),
+        blocker
+            .map(|m| {
+                let what = super::summary::longest_block_of(m)
+                    .map(|(b, what)| format!(" ({} on {}, blocking {what})", b.mode, b.relation))
+                    .unwrap_or_default();
+                format!("{}{what} in `{}`", format_ms(longest_block(m)), m.id)
+            })
+            .unwrap_or_else(|| "none on existing tables".into()),
+        format_ms(ops)
+    ));
+    items.push(item.verdict(match (long.is_empty(), &unfinished) {
+        (false, _) => Some(format!(
+            "Tell ops before the release: {}. Agree a low-traffic window and who watches it.",
+            long.join("; ")
+        )),
+        (true, Some(u)) => Some(format!("{u}, so the figures are lower bounds: fix and re-run.")),
+        (true, None) if !restored => Some("Nothing was measured: fix the restore and re-run.".into()),
+        (true, None) => None,
+    }));
+
+    let window = s.deploy_window.as_millis() as u64;
+    let over: Vec<String> = ms
+        .iter()
+        .filter(|m| m.duration_ms > window || m.status == MigrationStatus::TimedOut)
+        .map(|m| {
+            format!(
+                "`{}` ({}{})",
+                m.id,
+                format_ms(m.duration_ms),
+                if m.status == MigrationStatus::TimedOut { "+, timed out" } else { "" }
+            )
+        })
+        .collect();
+    let item =
+        Item::new("standalone_job", "Runs as a standalone job, not multi-replica app start-up").evidence(format!(
+            "Deploy window {} (`report.deploy_window`); longest migration {}.",
+            format_ms(window),
+            longest.map(|m| format!("`{}` {}", m.id, format_ms(m.duration_ms))).unwrap_or_else(|| "none".into())
+        ));
+    items.push(item.verdict(match (over.is_empty(), &unfinished) {
+        (false, _) => Some(format!(
+            "Run {} as a standalone job (a Kubernetes Job, a one-off CI step) off the deploy's critical path, never \
+             at app start-up where every replica would race to run it.",
+            over.join(", ")
+        )),
+        (true, Some(u)) => Some(format!("{u}, so their runtime is unknown: fix and re-run.")),
+        (true, None) if !restored => Some("Nothing was measured: fix the restore and re-run.".into()),
+        (true, None) => None,
+    }));
+    if let Some(last) = items.last_mut().filter(|i| i.done) {
+        last.evidence.push(
+            "Every migration fits the deploy window: run them once per release from a single job or release step, \
+             not at each replica's start-up."
+                .into(),
+        );
+    }
+
+    items.push(Item::new("rollback", "Rollback strategy (forward)").evidence(destructive_line.clone()).verdict(Some(
+        if destructive.is_empty() {
+            "Write down the forward fix for each migration: rolling forward is the plan, with the fix ready as the next migration."
+        } else {
+            "Write down the forward fix for each migration: rolling forward is the plan, and dropped data comes back \
+             only from a backup, so check the backup holds it."
+        }
+        .into(),
+    )));
+
+    items.push(
+        Item::new("app_compatibility", "Compatible with the running app version (expand-contract)")
+            .evidence(destructive_line)
+            .verdict(Some(if destructive.is_empty() {
+                "Confirm the app version running during the deploy works with both the old and the new schema.".into()
+            } else {
+                "Confirm the app version running in production no longer reads or writes what these changes drop or \
+             rename (contract only after the app stopped using it)."
+                    .into()
+            })),
+    );
+
+    let mut item = Item::new("monitoring", "Monitoring active");
+    if !r.observation.hot_tables.is_empty() {
+        item = item.evidence(format!("Probed here: reads and writes on {}.", r.observation.hot_tables.join(", ")));
+    }
+    items.push(
+        item.verdict(Some(
+            "Watch lock waits (`pg_stat_activity.wait_event`), replication lag, and the app's error rate and latency \
+         while the migrations run, and know who cancels a migration that blocks (`pg_cancel_backend`)."
+                .into(),
+        )),
+    );
+
+    Checklist {
+        ops_threshold_ms: ops,
+        deploy_window_ms: window,
+        replica_apply_rate_bytes_per_second: s.replica_apply_rate,
+        items,
+    }
+}

@@ -1,0 +1,243 @@
+//! `junit.xml`: the report as JUnit XML, so CI systems (GitHub, GitLab,
+//! Jenkins) show each migration as a test case.
+//!
+//! Two suites: `<scenario>: run` with one case for the run as a whole
+//! (its verdict, run-wide budgets, regressions, a stage that failed), first
+//! so a reader meets the regressions first; then `<scenario>: migrations`
+//! with one case per migration, failing for an error, a timeout, an
+//! interruption, a budget breach, or a regression under `fail_on_regression`.
+//!
+//! Written by hand rather than with an XML crate: the output is a handful
+//! of elements, and the one thing that needs care — escaping text and
+//! attributes, and dropping characters XML 1.0 cannot carry — is below.
+
+use std::fmt::Write;
+
+use super::summary;
+use super::table::verdict;
+use super::{format_bytes, format_ms, MigrationReport, MigrationStatus, Report, RunStatus};
+
+pub fn render(r: &Report) -> String {
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let cases: Vec<Case> = r.migrations.iter().map(|m| migration_case(r, m)).collect();
+    let run = run_case(r);
+    let failures = cases.iter().filter(|c| c.failure.is_some()).count() + usize::from(run.failure.is_some());
+    let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{}\">",
+        attr(&format!("rehearse: {}", r.scenario)),
+        cases.len() + 1,
+        seconds(r.totals.run_duration_ms)
+    );
+    suite(&mut x, r, "run", std::slice::from_ref(&run), r.totals.run_duration_ms);
+    suite(&mut x, r, "migrations", &cases, r.totals.duration_ms);
+    x.push_str("</testsuites>\n");
+    x
+}
+
+struct Case {
+    name: String,
+    classname: String,
+    time_ms: u64,
+    /// (type, message, body).
+    failure: Option<(String, String, String)>,
+    skipped: Option<String>,
+    out: String,
+}
+
+fn suite(x: &mut String, r: &Report, name: &str, cases: &[Case], time_ms: u64) {
+    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{}\" timestamp=\"{}\">",
+        attr(&format!("{}: {name}", r.scenario)),
+        cases.len(),
+        seconds(time_ms),
+        attr(r.started_at.trim_end_matches('Z'))
+    );
+    for c in cases {
+        let _ = write!(
+            x,
+            "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\">",
+            attr(&c.name),
+            attr(&c.classname),
+            seconds(c.time_ms)
+        );
+        x.push('\n');
+        if let Some((kind, message, body)) = &c.failure {
+            let _ = writeln!(
+                x,
+                "      <failure type=\"{}\" message=\"{}\">{}</failure>",
+                attr(kind),
+                attr(message),
+                text(body)
+            );
+        }
+        if let Some(message) = &c.skipped {
+            let _ = writeln!(x, "      <skipped message=\"{}\"/>", attr(message));
+        }
+        if !c.out.is_empty() {
+            let _ = writeln!(x, "      <system-out>{}</system-out>", text(&c.out));
+        }
+        x.push_str("    </testcase>\n");
+    }
+    x.push_str("  </testsuite>\n");
+}
+
+fn migration_case(r: &Report, m: &MigrationReport) -> Case {
+    let fail_on_regression = r.budgets.fail_on_regression;
+    let regressions: Vec<String> = r
+        .baseline
+        .iter()
+        .flat_map(|b| b.regressions.iter().filter(|g| g.id == m.id))
+        .map(|g| format!("regression: {}", g.message))
+        .collect();
+    let mut problems: Vec<String> = Vec::new();
+    let error = m.error.as_ref().map(|e| {
+        let at = match (&e.file, e.line) {
+            (Some(f), Some(l)) => format!("\nat {f} line {l}"),
+            _ => String::new(),
+        };
+        let stmt = e.statement.as_ref().map(|s| format!("\nstatement: {s}")).unwrap_or_default();
+        format!("{}{at}{stmt}", e.message)
+    });
+    let kind = match m.status {
+        MigrationStatus::Failed => "migration_failed",
+        MigrationStatus::TimedOut => "timed_out",
+        MigrationStatus::Interrupted => "interrupted",
+        _ if !m.budget_breaches.is_empty() => "budget_exceeded",
+        _ if fail_on_regression && !regressions.is_empty() => "regression",
+        _ => "",
+    };
+    // The message attribute is the first problem: the error of a failed
+    // migration, the breach (with its figures) of one over budget or timed out.
+    let error_first = matches!(m.status, MigrationStatus::Failed | MigrationStatus::Interrupted);
+    problems.extend(error.iter().filter(|_| error_first).cloned());
+    problems.extend(m.budget_breaches.iter().cloned());
+    if fail_on_regression {
+        problems.extend(regressions.iter().cloned());
+    }
+    problems.extend(error.iter().filter(|_| !error_first).cloned());
+    let figures = format!(
+        "time {}, WAL {}, longest block of reads {}, of writes {}",
+        format_ms(m.duration_ms),
+        format_bytes(m.wal.bytes),
+        super::table::block(&m.longest_read_block),
+        super::table::block(&m.longest_write_block)
+    );
+    let mut out = vec![format!("{}: {}", m.status.as_str(), figures)];
+    out.extend(m.hazards.iter().map(|h| format!("hazard {}: {}", h.rule, h.message)));
+    if !fail_on_regression {
+        out.extend(regressions);
+    }
+    Case {
+        name: m.id.clone(),
+        classname: format!("rehearse.{}", r.scenario),
+        time_ms: m.duration_ms,
+        failure: (!kind.is_empty()).then(|| {
+            let message = problems.first().cloned().unwrap_or_else(|| m.status.as_str().into());
+            (kind.to_string(), first_line(&message), format!("{}\n{figures}", problems.join("\n")))
+        }),
+        skipped: (m.status == MigrationStatus::Skipped)
+            .then(|| "not run: an earlier migration did not complete".to_string()),
+        out: out.join("\n"),
+    }
+}
+
+fn run_case(r: &Report) -> Case {
+    let mut problems: Vec<String> = r.budget_breaches.clone();
+    if let Some(e) = &r.error {
+        problems.push(format!("stopped during {}: {e}", r.stopped_at_stage.as_deref().unwrap_or("the run")));
+    }
+    if r.status == RunStatus::Interrupted {
+        problems.push(format!("interrupted during {}", r.stopped_at_stage.as_deref().unwrap_or("the run")));
+    }
+    let kind = if r.error.is_some() {
+        "run_failed"
+    } else if r.status == RunStatus::Interrupted {
+        "interrupted"
+    } else {
+        "budget_exceeded"
+    };
+    let mut out = vec![verdict(r)];
+    if let Some(heading) = summary::baseline_heading(r) {
+        out.push(heading);
+        out.extend(summary::regression_lines(r, false).into_iter().map(|l| format!("- {l}")));
+    }
+    if let Some(m) = summary::riskiest(r) {
+        out.push(format!("riskiest migration: {}", summary::riskiest_line(m, false)));
+    }
+    Case {
+        name: "run".into(),
+        classname: format!("rehearse.{}", r.scenario),
+        time_ms: r.totals.run_duration_ms,
+        failure: (!problems.is_empty()).then(|| (kind.to_string(), first_line(&problems[0]), problems.join("\n"))),
+        skipped: None,
+        out: out.join("\n"),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").to_string()
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// Characters XML 1.0 allows: tab, newline, carriage return, and from space
+/// up, less U+FFFE and U+FFFF. Others (a NUL in an error message) become U+FFFD.
+fn allowed(c: char) -> char {
+    match c {
+        '\t' | '\n' | '\r' => c,
+        c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
+        c => c,
+    }
+}
+
+/// Element text: `&` and `<` must be escaped, `>` too so `]]>` cannot appear.
+pub fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().map(allowed) {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Attribute values (double-quoted): also quotes, and whitespace as
+/// character references, since parsers turn a literal newline into a space.
+pub fn attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().map(allowed) {
+        match c {
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c => out.push_str(&text(&c.to_string())),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_quotes_and_forbidden_characters() {
+        assert_eq!(text("a < b && c > d ]]>"), "a &lt; b &amp;&amp; c &gt; d ]]&gt;");
+        assert_eq!(attr("say \"hi\"\nit's"), "say &quot;hi&quot;&#10;it&apos;s");
+        assert_eq!(text("nul\u{0}bell\u{7}"), "nul\u{FFFD}bell\u{FFFD}");
+        assert_eq!(seconds(1234), "1.234");
+        assert_eq!(seconds(5), "0.005");
+    }
+}

@@ -1,0 +1,94 @@
+//! What every format shows first: the riskiest migration, the budget
+//! breaches, and the regressions against the baseline — plain text lines,
+//! which each writer decorates.
+
+use super::{format_ms, MigrationReport, MigrationStatus, Report};
+use crate::baseline::longest_block;
+
+/// The migration most likely to hurt production: one cancelled at its
+/// deadline first, then by the longest hold of a lock that blocks the app,
+/// then by hazards, then by time.
+pub fn riskiest(r: &Report) -> Option<&MigrationReport> {
+    r.migrations
+        .iter()
+        .filter(|m| m.status != MigrationStatus::Skipped)
+        .max_by_key(|m| (m.status == MigrationStatus::TimedOut, longest_block(m), m.hazards.len(), m.duration_ms))
+}
+
+/// "`0007_x` (applied): blocks reads and writes of public.order_items for 1.5s (AccessExclusiveLock); 2 hazards: ...; took 1.5s."
+pub fn riskiest_line(m: &MigrationReport, code: bool) -> String {
+    let q = |s: &str| if code { format!("`{s}`") } else { s.to_string() };
+    let mut parts = Vec::new();
+    if m.status == MigrationStatus::TimedOut {
+        parts.push(format!("cancelled at its max_runtime after {}", format_ms(m.duration_ms)));
+    }
+    match longest_block_of(m) {
+        Some((b, what)) => {
+            parts.push(format!("blocks {what} of {} for {} ({})", b.relation, format_ms(b.held_ms), b.mode))
+        }
+        None => parts.push("blocks no reads or writes of existing tables".into()),
+    }
+    if !m.hazards.is_empty() {
+        let rules: Vec<&str> = m.hazards.iter().map(|h| h.rule.as_str()).collect();
+        parts.push(format!("{} hazard(s): {}", m.hazards.len(), rules.join(", ")));
+    }
+    if m.status != MigrationStatus::TimedOut {
+        parts.push(format!("took {}", format_ms(m.duration_ms)));
+    }
+    let mut line = format!("{} ({}): {}.", q(&m.id), m.status.as_str(), parts.join("; "));
+    if let Some(h) = m.hazards.first() {
+        line.push_str(&format!(" Fix: {}.", h.fix.trim_end_matches('.')));
+    }
+    line
+}
+
+/// The longest hold that blocks the app, and what it blocks; a lock that
+/// blocks reads (and so writes too) wins a tie.
+pub fn longest_block_of(m: &MigrationReport) -> Option<(&super::BlockReport, &'static str)> {
+    [(&m.longest_write_block, "writes"), (&m.longest_read_block, "reads and writes")]
+        .into_iter()
+        .filter_map(|(b, what)| b.as_ref().map(|b| (b, what)))
+        .max_by_key(|(b, _)| b.held_ms)
+}
+
+/// Every budget breach, migrations' first, each prefixed with its migration.
+pub fn breach_lines(r: &Report, code: bool) -> Vec<String> {
+    let q = |s: &str| if code { format!("`{s}`") } else { s.to_string() };
+    let mut out: Vec<String> =
+        r.migrations.iter().flat_map(|m| m.budget_breaches.iter().map(move |b| format!("{}: {b}", q(&m.id)))).collect();
+    out.extend(r.budget_breaches.iter().map(|b| format!("run: {b}")));
+    out
+}
+
+/// The regressions, then the new and vanished migrations; empty without a baseline.
+pub fn regression_lines(r: &Report, code: bool) -> Vec<String> {
+    let Some(b) = &r.baseline else { return Vec::new() };
+    let q = |s: &str| if code { format!("`{s}`") } else { s.to_string() };
+    let mut out: Vec<String> = b.regressions.iter().map(|g| format!("{}: {}", q(&g.id), g.message)).collect();
+    if !b.new.is_empty() {
+        out.push(format!("new since the baseline: {}", b.new.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ")));
+    }
+    if !b.vanished.is_empty() {
+        out.push(format!(
+            "gone since the baseline: {}",
+            b.vanished.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    out
+}
+
+/// "against reports/previous.json (demo, 2026-11-23T01:00:00Z): 1 regression (+25% and at least 1.0s / 16.0 MB)".
+pub fn baseline_heading(r: &Report) -> Option<String> {
+    let b = r.baseline.as_ref()?;
+    let t = &b.thresholds;
+    Some(format!(
+        "{} regression(s) against the baseline {} ({}, {}); a regression is more than +{}% and at least {} (time, locks) or {} (WAL)",
+        b.regressions.len(),
+        b.path,
+        b.scenario,
+        b.started_at.as_deref().unwrap_or("?"),
+        t.percent,
+        format_ms(t.min_time_ms),
+        super::format_bytes(t.min_wal_bytes)
+    ))
+}
