@@ -152,5 +152,7 @@ against a server started once with default settings (not timed). rehearse runs a
 \`/usr/bin/time -f %M target/debug/rehearse run SCENARIO -q [--no-cache | --no-observe]\`, timed whole
 (provisioning, restore, VACUUM ANALYZE, migrations, report, cleanup). Re-run with \`make bench\`
 (BENCH_SCALE, BENCH_ROUNDS to change the size and rounds).
+
 MD
+cat "$ROOT/bench/NOTES.md" >> "$ROOT/bench/RESULTS.md"
 cat "$ROOT/bench/RESULTS.md"
