@@ -5,8 +5,10 @@
 pub mod backend;
 pub mod budget;
 pub mod catalog;
+pub mod cleanup;
 pub mod cli;
 pub mod db;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod hazards;

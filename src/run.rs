@@ -122,7 +122,7 @@ async fn rehearse(
         detail: format!("{} ({:?}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs),
     });
     let admin = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
-    prepare::fast_restore_settings(&admin).await.map_err(|e| (stage, e))?;
+    prepare::fast_restore_settings(server, &admin).await.map_err(|e| (stage, e))?;
     let restored = interruptible(
         cancel,
         restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
@@ -197,7 +197,8 @@ async fn rehearse(
     let observers =
         Observers::connect(&conn, plan.sample_interval, &plan.hot_tables, &largest).await.map_err(|e| (stage, e))?;
     report.observation.hot_tables = observers.hot_tables.clone();
-    report.observation.limitations = observers.limitations.clone();
+    report.observation.limitations = server.limitations().to_vec();
+    report.observation.limitations.extend(observers.limitations.iter().cloned());
     let total = pending.len();
     for (i, migration) in pending.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
@@ -269,9 +270,7 @@ fn new_report(plan: &Plan) -> Report {
         error: None,
         postgres: report::PostgresInfo {
             version: None,
-            backend: match &plan.backend {
-                crate::plan::BackendPlan::Local { .. } => "local".into(),
-            },
+            backend: plan.backend.name().into(),
             settings: Vec::new(),
             scenario_settings: plan
                 .settings

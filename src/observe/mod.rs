@@ -33,7 +33,8 @@ pub struct Observers {
     observer: Client,
     sampler: Arc<Client>,
     /// Connected to the maintenance database, where pg_stat_statements is
-    /// created, so the rehearsal database gets no extra extension.
+    /// created, so the rehearsal database gets no extra extension (on a
+    /// shared server, `admin_dbname` is the rehearsal database itself).
     statements: Option<Client>,
     db_oid: i64,
     version_num: i32,
@@ -175,7 +176,7 @@ impl Observers {
         };
         let checkpoints_before = queries::checkpoints(&self.observer, self.version_num).await.ok();
         if let Some(s) = &self.statements {
-            let _ = queries::reset_statements(s).await;
+            let _ = queries::reset_statements(s, self.db_oid).await;
         }
         let sampler = Sampler::start(self.sampler.clone(), self.db_oid, self.own_pids.clone(), self.interval);
         let probes = probes::start(&self.probes);
