@@ -2,6 +2,9 @@
 //! test, the real `rehearse` binary, no mocks. One binary, one module per
 //! capability; `support` holds the fixtures and assertions.
 
+mod auto_backend;
+mod cleanup;
+mod docker;
 mod hazards;
 mod interrupt;
 mod observe;
@@ -9,3 +12,4 @@ mod restore_formats;
 mod scenario_errors;
 mod sql_migrations;
 mod support;
+mod url_backend;
