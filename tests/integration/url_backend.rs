@@ -111,3 +111,25 @@ fn sigint_during_a_url_migration_drops_the_database() {
     assert_eq!(server.state(), before, "the throwaway database was dropped");
     sandbox.assert_no_leaks();
 }
+
+#[test]
+fn cleanup_with_url_drops_what_a_killed_run_left() {
+    // `rehearse cleanup` looks at containers too: not while another test's one is about.
+    let _docker = crate::support::docker_lock();
+    let server = OwnedServer::start();
+    let before = server.state();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_quick.sql", "SELECT 1;"), ("0002_slow.sql", "SELECT pg_sleep(60);")]);
+    let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
+    let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
+    let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", Signal::SIGKILL);
+    assert_eq!(out.code, -1, "killed by SIGKILL");
+    let (dbs, _, _) = server.state();
+    assert_eq!(dbs.len(), before.0.len() + 1, "SIGKILL leaves the throwaway database behind: {dbs:?}");
+
+    let cleaned = sandbox.rehearse(&["cleanup", "--url", &server.url()]);
+    cleaned.assert_code(0);
+    assert!(cleaned.stdout.contains("removed database rehearse_"), "{}", cleaned.stdout);
+    assert!(!cleaned.stdout.contains(server.conn.password.expose()), "password leaked: {}", cleaned.stdout);
+    assert_eq!(server.state(), before);
+}
