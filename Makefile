@@ -1,14 +1,22 @@
 # rehearse: two commands on a fresh Debian/Ubuntu machine.
 #   make demo   installs what is missing, rehearses the demo release, prints the report
 #   make test   installs what is missing, runs every test against real PostgreSQL
+#               and a real Docker engine (started, and its test image built, when missing)
 
 CARGO ?= cargo
 REHEARSE := target/debug/rehearse
 
-.PHONY: deps build demo demo-alembic test fuzz bench clean
+# The image the docker tests run (scripts/docker-test-image.sh builds it).
+REHEARSE_TEST_IMAGE ?= rehearse-postgres:15
+export REHEARSE_TEST_IMAGE
+
+.PHONY: deps docker-test-image build demo demo-alembic test fuzz bench clean
 
 deps:
 	@scripts/deps.sh
+
+docker-test-image:
+	@scripts/docker-test-image.sh $(REHEARSE_TEST_IMAGE)
 
 build: deps
 	$(CARGO) build --locked
@@ -20,7 +28,7 @@ demo: build
 demo-alembic: build
 	$(REHEARSE) run scenarios/alembic-demo.yaml
 
-test: deps
+test: deps docker-test-image
 	$(CARGO) test --locked --no-fail-fast
 
 # A long property-test run of the input parsers (make test runs a short one).

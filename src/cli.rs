@@ -44,6 +44,23 @@ pub enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+
+    /// Remove what a crashed run (kill -9) left behind: throwaway cluster dirs in the temp dir, containers
+    /// labelled `rehearse`, and with --url the throwaway databases on that server. Leftovers of runs that
+    /// are still going are listed and left alone.
+    #[command(after_help = "Examples:\n  rehearse cleanup\n  rehearse cleanup --url \"$STAGING_URL\"")]
+    Cleanup(CleanupArgs),
+
+    /// Show what this machine can run: local PostgreSQL binaries, Docker and its images, client tools,
+    /// Python and Alembic; each missing piece with the command that fixes it.
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Also drop throwaway databases (`rehearse_*`) left on this server by crashed url-backend runs from this machine.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +125,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_observe: bool,
 
+    /// Docker image for the docker backend, instead of postgres.image (default postgres:<postgres.version>),
+    /// e.g. postgres:16 or registry.example.com/postgres:16.4. Any image honouring the official image's contract.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// Rehearse in a fresh database on this existing server (url backend), instead of postgres.url,
+    /// e.g. postgres://me@staging:5432/postgres. The database is dropped afterwards; nothing else is written.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
     /// No progress output on stderr (the report is still printed and written).
     #[arg(long, short)]
     pub quiet: bool,
@@ -134,6 +161,16 @@ pub fn main() -> i32 {
         match cli.command {
             Command::Run(args) => run_command(args).await,
             Command::Cache { action } => cache_command(action),
+            Command::Cleanup(args) => cleanup_command(args).await,
+            Command::Doctor => {
+                let diagnosis = crate::doctor::diagnose(&tokio_util::sync::CancellationToken::new()).await;
+                print!("{}", diagnosis.render());
+                if diagnosis.auto_backend.is_some() {
+                    exit::OK
+                } else {
+                    exit::ENVIRONMENT
+                }
+            }
         }
     })
 }
@@ -151,10 +188,12 @@ async fn run_command(args: RunArgs) -> i32 {
         out: args.out,
         formats: args.format,
         pg_bin: args.pg_bin,
-        keep: args.keep,
         no_cache: args.no_cache,
         no_observe: args.no_observe,
         baseline: args.baseline,
+        image: args.image,
+        url: args.url,
+        keep: args.keep,
     };
     let plan = match Plan::resolve(&args.scenario, &overrides, sup.token()).await {
         Ok(plan) => plan,
@@ -222,4 +261,28 @@ fn cache_command(action: CacheAction) -> i32 {
         }
     }
     exit::OK
+}
+
+async fn cleanup_command(args: CleanupArgs) -> i32 {
+    let sup = match Supervisor::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}", e.render());
+            return e.exit_code();
+        }
+    };
+    match crate::cleanup::cleanup(&std::env::temp_dir(), args.url.as_deref(), sup.token()).await {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.failed() {
+                exit::ENVIRONMENT
+            } else {
+                exit::OK
+            }
+        }
+        Err(e) => {
+            eprintln!("{}", e.render());
+            e.exit_code()
+        }
+    }
 }

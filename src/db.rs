@@ -21,6 +21,11 @@ impl Secret {
         Secret(Alphanumeric.sample_string(&mut rand::rng(), 32))
     }
 
+    /// A password the user gave (e.g. in `postgres.url`).
+    pub fn from_string(password: String) -> Secret {
+        Secret(password)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -54,7 +59,10 @@ pub struct ConnInfo {
     pub password: Secret,
     /// The database the rehearsal runs in.
     pub dbname: String,
-    /// The maintenance database to connect to when `dbname` does not exist yet.
+    /// The maintenance database to connect to when `dbname` does not exist
+    /// yet, where server-wide bookkeeping (pg_stat_statements) is kept. On a
+    /// server rehearse does not own (url backend) it is `dbname` itself:
+    /// nothing else on that server may be written to.
     pub admin_dbname: String,
 }
 

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::local::{self, PgBin};
+use crate::backend::local::PgBin;
+use crate::backend::{BackendRequest, DockerPlan, UrlPlan};
 use crate::error::{Error, Result};
 use crate::restore::DumpFormat;
-use crate::scenario::{self, BackendKind, MigrationTool, ReportFormat, Scenario};
+use crate::scenario::{self, MigrationTool, ReportFormat, Scenario};
 
 /// Everything a run needs, validated.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub struct Plan {
 #[derive(Debug)]
 pub enum BackendPlan {
     Local { bin: PgBin },
+    Docker(DockerPlan),
+    Url(UrlPlan),
 }
 
 #[derive(Debug)]
@@ -91,6 +94,10 @@ pub struct Overrides {
     pub out: Option<PathBuf>,
     pub formats: Option<Vec<ReportFormat>>,
     pub pg_bin: Option<PathBuf>,
+    /// Docker image (`--image`), instead of `postgres.image`.
+    pub image: Option<String>,
+    /// Server URL (`--url`), instead of `postgres.url`.
+    pub url: Option<String>,
     pub keep: bool,
     pub no_cache: bool,
     pub no_observe: bool,
@@ -173,7 +180,8 @@ impl Plan {
         };
 
         let budgets = crate::budget::Budgets::from_scenario(&s.budgets);
-        let settings = s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let settings: Vec<(String, String)> =
+            s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         let baseline = match (&overrides.baseline, &s.report.baseline) {
             (Some(p), _) => Some(absolute(p, &std::env::current_dir().unwrap_or_default())),
             (None, Some(p)) => Some(absolute(Path::new(p.as_str()), &base)),
@@ -201,31 +209,20 @@ impl Plan {
             .pg_bin
             .clone()
             .or_else(|| s.postgres.pg_bin.as_ref().map(|p| absolute(Path::new(p.as_str()), &base)));
-        let backend = match s.postgres.backend {
-            BackendKind::Auto | BackendKind::Local => {
-                let bin = local::find_binaries(pg_bin.as_deref(), cancel).await?;
-                if let Some(wanted) = &s.postgres.version {
-                    let wanted_major = wanted.as_str().split('.').next().unwrap_or("");
-                    if wanted_major != bin.major.to_string() {
-                        return Err(Error::environment(format!(
-                            "{shown} asks for PostgreSQL {} but the local server binaries in {} are {}: \
-                             install postgresql-{wanted_major} and pass --pg-bin, or change postgres.version",
-                            wanted.as_str(),
-                            bin.dir.display(),
-                            bin.version
-                        )));
-                    }
-                }
-                BackendPlan::Local { bin }
-            }
-            other => {
-                return Err(Error::environment(format!(
-                    "{shown}: the {} backend is not available in this version of rehearse yet; use `backend: local` \
-                     (PostgreSQL server binaries on this machine)",
-                    format!("{other:?}").to_lowercase()
-                )))
-            }
-        };
+        let backend = crate::backend::choose(
+            &BackendRequest {
+                kind: s.postgres.backend,
+                version: s.postgres.version.as_ref().map(|v| v.as_str()),
+                image: overrides.image.as_deref().or(s.postgres.image.as_ref().map(|i| i.as_str())),
+                url: overrides.url.as_deref().or(s.postgres.url.as_ref().map(|u| u.as_str())),
+                pg_bin: pg_bin.as_deref(),
+                dump: &dump,
+                settings: &settings,
+                shown: &shown,
+            },
+            cancel,
+        )
+        .await?;
 
         let sample_interval = s.observe.sample_interval.unwrap_or(DEFAULT_SAMPLE_INTERVAL);
         if sample_interval < Duration::from_millis(1) {
@@ -238,6 +235,8 @@ impl Plan {
             .then(crate::cache::SnapshotCache::locate);
         let server_version = match &backend {
             BackendPlan::Local { bin } => bin.version.clone(),
+            // No snapshot cache for these backends, so no key to make.
+            _ => String::new(),
         };
         Ok(Plan {
             name,

@@ -52,8 +52,14 @@ async fn alter_system(client: &Client, name: &str, value: Option<&str>) -> Resul
     client.batch_execute(&sql).await
 }
 
-/// Switches the server to the fast restore settings.
-pub async fn fast_restore_settings(admin: &Client) -> Result<()> {
+/// Switches the server to the fast restore settings (on a shared server,
+/// only those our database may set for itself).
+pub async fn fast_restore_settings(server: &mut Throwaway, admin: &Client) -> Result<()> {
+    if let Some(shared) = server.shared_database() {
+        let limitations = shared.fast_restore_settings(admin).await?;
+        server.note_limitations(limitations);
+        return Ok(());
+    }
     for (name, value) in FAST_RESTORE {
         alter_system(admin, name, Some(value))
             .await
@@ -64,9 +70,13 @@ pub async fn fast_restore_settings(admin: &Client) -> Result<()> {
 
 /// VACUUM ANALYZE and CHECKPOINT the fresh restore, then back to durable
 /// settings: the state a snapshot cache entry saves.
-pub async fn settle(db: &Client) -> Result<()> {
+pub async fn settle(server: &Throwaway, db: &Client) -> Result<()> {
     let env = |e| Error::environment_because("preparing the restored database failed", e);
     db.batch_execute("VACUUM ANALYZE").await.map_err(env)?;
+    if server.shared_database().is_some() {
+        // Never CHECKPOINT, ALTER SYSTEM or reload a server rehearse does not own.
+        return Ok(());
+    }
     db.batch_execute("CHECKPOINT").await.map_err(env)?;
     for (name, _) in FAST_RESTORE {
         alter_system(db, name, None).await.map_err(env)?;
@@ -83,6 +93,12 @@ pub async fn apply_settings(
     cancel: &CancellationToken,
 ) -> Result<()> {
     let env = |e| Error::environment_because("applying the scenario's settings failed", e);
+    if let Some(shared) = server.shared_database() {
+        // Never ALTER SYSTEM, reload or restart a server rehearse does not own.
+        let limitations = shared.prod_settings(db, settings).await?;
+        server.note_limitations(limitations);
+        return Ok(());
+    }
     for (name, value) in settings {
         alter_system(db, name, Some(value)).await.map_err(|e| {
             Error::bad_input(format!(

@@ -109,6 +109,13 @@ impl ChildCommand {
         }
     }
 
+    /// Names the child in messages when the program is a launcher
+    /// (`docker exec ... pg_restore` is "pg_restore", not "docker").
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());
         self

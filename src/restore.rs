@@ -17,7 +17,7 @@ use crate::backend::Throwaway;
 use crate::catalog;
 use crate::db::quote_ident;
 use crate::error::{Error, Result};
-use crate::process::{ChildCommand, ChildError, ChildInput};
+use crate::process::{ChildError, ChildInput};
 
 /// How long a restore may take before it is stopped.
 const RESTORE_DEADLINE: Duration = Duration::from_secs(12 * 3600);
@@ -141,7 +141,7 @@ pub struct RestoreOutcome {
 /// Restores `dump` into the throwaway database. A dump that pg_restore or
 /// psql rejects is bad input, reported with the tool's own message.
 pub async fn restore(
-    server: &Throwaway,
+    server: &mut Throwaway,
     admin: &Client,
     dump: &Path,
     format: DumpFormat,
@@ -149,15 +149,16 @@ pub async fn restore(
     cancel: &CancellationToken,
 ) -> Result<RestoreOutcome> {
     let started = Instant::now();
-    let conn = server.conn();
-    let env = conn.libpq_env(&conn.dbname, "rehearse-restore");
-    let bin = server.client_bin();
+    let dbname = server.conn().dbname.clone();
+    let client = |tool: &str| server.client_command(tool, &dbname, "rehearse-restore");
+    // The path the client tools see: inside the container for docker.
+    let seen = server.client_path(dump);
 
     let roles = match format.is_archive() {
         true => {
-            let out = ChildCommand::new(bin.join("pg_restore"))
+            let out = client("pg_restore")
                 .args(["--schema-only", "-f", "-"])
-                .arg(dump)
+                .arg(&seen)
                 .keep_all_stdout()
                 .deadline(Duration::from_secs(600))
                 .run(cancel)
@@ -181,8 +182,28 @@ pub async fn restore(
         .map_err(|e| Error::environment_because("cannot list roles on the throwaway server", e))?
         .into_iter()
         .collect();
+    let missing: Vec<String> = roles.difference(&existing).cloned().collect();
     let mut roles_created = Vec::new();
-    for role in roles.difference(&existing) {
+    let mut without_owners = false;
+    if !missing.is_empty() && !server.may_create_roles() {
+        // Roles are server-wide: on a shared server (url backend) rehearse creates none.
+        if !format.is_archive() {
+            return Err(Error::environment(format!(
+                "dump {} (plain SQL) names roles this server does not have ({}), and the url backend creates no \
+                 roles on a shared server: create them first (CREATE ROLE name NOLOGIN), or use a custom-format \
+                 dump (pg_dump -Fc), which rehearse then restores without owners and grants",
+                dump.display(),
+                missing.join(", ")
+            )));
+        }
+        without_owners = true;
+        server.note_limitations([format!(
+            "the dump names roles this server does not have ({}): restored without owners and grants \
+             (--no-owner --no-privileges), since the url backend creates no roles on a shared server",
+            missing.join(", ")
+        )]);
+    }
+    for role in missing.iter().filter(|_| !without_owners) {
         admin
             .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(role)))
             .await
@@ -190,16 +211,19 @@ pub async fn restore(
         roles_created.push(role.clone());
     }
 
+    let client = |tool: &str| server.client_command(tool, &dbname, "rehearse-restore");
     let jobs = if matches!(format, DumpFormat::Custom | DumpFormat::Directory) { jobs.max(1) } else { 1 };
     let cmd = if format.is_archive() {
-        ChildCommand::new(bin.join("pg_restore"))
-            .args(["--exit-on-error", "--no-password", "-d", conn.dbname.as_str()])
+        let owners: &[&str] = if without_owners { &["--no-owner", "--no-privileges"] } else { &[] };
+        client("pg_restore")
+            .args(["--exit-on-error", "--no-password", "-d", dbname.as_str()])
+            .args(owners)
             .arg(format!("--jobs={jobs}"))
-            .arg(dump)
+            .arg(&seen)
     } else {
-        let psql = ChildCommand::new(bin.join("psql")).args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1"]);
+        let psql = client("psql").args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1"]);
         match format {
-            DumpFormat::Plain => psql.arg("-f").arg(dump),
+            DumpFormat::Plain => psql.arg("-f").arg(&seen),
             _ => psql.input(ChildInput::Reader(
                 format
                     .open_text(dump)
@@ -207,11 +231,7 @@ pub async fn restore(
             )),
         }
     };
-    cmd.envs(env)
-        .deadline(RESTORE_DEADLINE)
-        .run(cancel)
-        .await
-        .map_err(|e| rejected(dump, &server.client_version(), e))?;
+    cmd.deadline(RESTORE_DEADLINE).run(cancel).await.map_err(|e| rejected(dump, &server.client_version(), e))?;
     Ok(RestoreOutcome { duration: started.elapsed(), roles_created, jobs })
 }
 

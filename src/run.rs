@@ -177,7 +177,7 @@ async fn rehearse(
         });
         let admin =
             db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
-        prepare::fast_restore_settings(&admin).await.map_err(|e| (stage, e))?;
+        prepare::fast_restore_settings(server, &admin).await.map_err(|e| (stage, e))?;
         let restored = interruptible(
             cancel,
             restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
@@ -193,7 +193,7 @@ async fn rehearse(
         let t = Instant::now();
         let stage = Stage::Prepare;
         events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT".into() });
-        interruptible(cancel, prepare::settle(&admin)).await.map_err(|e| (stage, e))?;
+        interruptible(cancel, prepare::settle(server, &admin)).await.map_err(|e| (stage, e))?;
         drop(admin);
         if let Some(s) = snapshot {
             report.restore.cache_key = Some(s.key.hex.clone());
@@ -255,7 +255,8 @@ async fn rehearse(
         .await
         .map_err(|e| (stage, e))?;
     report.observation.hot_tables = observers.hot_tables.clone();
-    report.observation.limitations = observers.limitations.clone();
+    report.observation.limitations = server.limitations().to_vec();
+    report.observation.limitations.extend(observers.limitations.iter().cloned());
     let own_session = source.runs_in_own_session().then_some(&runner);
     let total = pending.len();
     for (i, migration) in pending.iter().enumerate() {
@@ -402,9 +403,7 @@ fn new_report(plan: &Plan) -> Report {
         error: None,
         postgres: report::PostgresInfo {
             version: None,
-            backend: match &plan.backend {
-                crate::plan::BackendPlan::Local { .. } => "local".into(),
-            },
+            backend: plan.backend.name().into(),
             settings: Vec::new(),
             scenario_settings: plan
                 .settings

@@ -28,6 +28,32 @@ const DATABASE: &str = "rehearse";
 /// A file in every cluster dir, so `rehearse cleanup` can tell ours apart.
 pub const MARKER_FILE: &str = "rehearse.marker";
 
+/// The marker file's content: the run that owns the cluster (so `rehearse
+/// cleanup` leaves a live run's cluster alone) and the binaries that can
+/// stop its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub pid: u32,
+    pub bin: Option<PathBuf>,
+}
+
+impl Marker {
+    fn render(&self) -> String {
+        let mut text = format!("pid={}\n", self.pid);
+        if let Some(bin) = &self.bin {
+            text.push_str(&format!("bin={}\n", bin.display()));
+        }
+        text
+    }
+
+    /// The marker in `dir`, if `dir` is a cluster dir made by rehearse.
+    pub fn read(dir: &Path) -> Option<Marker> {
+        let text = std::fs::read_to_string(dir.join(MARKER_FILE)).ok()?;
+        let value = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('='));
+        Some(Marker { pid: value("pid")?.trim().parse().ok()?, bin: value("bin").map(PathBuf::from) })
+    }
+}
+
 /// A directory of PostgreSQL server binaries and the version they are.
 #[derive(Debug, Clone)]
 pub struct PgBin {
@@ -42,6 +68,11 @@ impl PgBin {
         self.dir.join(name)
     }
 }
+
+/// Set to `path` to look for binaries on PATH only (plus `--pg-bin`): no
+/// `pg_config`, no `/usr/lib/postgresql`. Lets a test (or a user) hide an
+/// installed PostgreSQL from `backend: auto` without uninstalling it.
+pub const SEARCH_ENV: &str = "REHEARSE_PG_SEARCH";
 
 /// Finds server binaries: `explicit` (`--pg-bin` / `postgres.pg_bin`), then
 /// `pg_config --bindir`, then PATH, then the newest `/usr/lib/postgresql/*/bin`.
@@ -66,8 +97,46 @@ pub async fn find_binaries(explicit: Option<&Path>, cancel: &CancellationToken) 
     ))
 }
 
+/// Finds the client tools alone (`pg_restore`, `psql`), for a server that is
+/// not ours (url backend): same search order as `find_binaries`.
+pub async fn find_client_binaries(explicit: Option<&Path>, cancel: &CancellationToken) -> Result<PgBin> {
+    let has_clients = |dir: &Path| dir.join("pg_restore").is_file() && dir.join("psql").is_file();
+    let dirs = match explicit {
+        Some(dir) => vec![dir.to_path_buf()],
+        None => candidate_dirs(cancel).await,
+    };
+    match dirs.into_iter().find(|d| has_clients(d)) {
+        Some(dir) => describe_tool(&dir, "pg_restore", cancel).await,
+        None => Err(Error::environment(
+            "the url backend restores with the local pg_restore and psql, and none were found \
+             (looked in --pg-bin, pg_config --bindir, PATH and /usr/lib/postgresql/*/bin): \
+             install them with `sudo apt-get install postgresql-client-15`, or pass --pg-bin DIR",
+        )),
+    }
+}
+
+/// Every directory that holds server binaries, in search order (for `rehearse doctor`).
+pub async fn all_binaries(cancel: &CancellationToken) -> Vec<PgBin> {
+    // /usr/local/bin/initdb may be a link into /usr/lib/postgresql/15/bin: one install, listed once.
+    let real = |dir: &Path| dir.join("initdb").canonicalize().ok();
+    let mut found: Vec<PgBin> = Vec::new();
+    for dir in candidate_dirs(cancel).await {
+        if real(&dir).is_some() && !found.iter().any(|b| real(&b.dir) == real(&dir)) {
+            if let Ok(bin) = describe_binaries(&dir, cancel).await {
+                found.push(bin);
+            }
+        }
+    }
+    found
+}
+
 async fn candidate_dirs(cancel: &CancellationToken) -> Vec<PathBuf> {
+    let path_only = std::env::var(SEARCH_ENV).is_ok_and(|v| v == "path");
     let mut dirs = Vec::new();
+    if path_only {
+        dirs.extend(std::env::var_os("PATH").iter().flat_map(std::env::split_paths));
+        return dirs;
+    }
     if let Ok(out) = ChildCommand::new("pg_config").arg("--bindir").deadline(Duration::from_secs(10)).run(cancel).await
     {
         dirs.push(PathBuf::from(out.stdout.trim()));
@@ -87,17 +156,21 @@ async fn candidate_dirs(cancel: &CancellationToken) -> Vec<PathBuf> {
 }
 
 async fn describe_binaries(dir: &Path, cancel: &CancellationToken) -> Result<PgBin> {
-    let out = ChildCommand::new(dir.join("initdb"))
+    describe_tool(dir, "initdb", cancel).await
+}
+
+async fn describe_tool(dir: &Path, tool: &str, cancel: &CancellationToken) -> Result<PgBin> {
+    let out = ChildCommand::new(dir.join(tool))
         .arg("--version")
         .deadline(Duration::from_secs(10))
         .run(cancel)
         .await
-        .map_err(|e| Error::environment_because(format!("cannot run {}/initdb --version", dir.display()), e))?;
+        .map_err(|e| Error::environment_because(format!("cannot run {}/{tool} --version", dir.display()), e))?;
     // "initdb (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
     let version =
         out.stdout.split(") ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or("").to_string();
     let major = version.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| {
-        Error::environment(format!("cannot tell the version of {}/initdb from {:?}", dir.display(), out.stdout.trim()))
+        Error::environment(format!("cannot tell the version of {}/{tool} from {:?}", dir.display(), out.stdout.trim()))
     })?;
     Ok(PgBin { dir: dir.to_path_buf(), version, major })
 }
@@ -242,7 +315,8 @@ impl LocalCluster {
     }
 
     async fn init(&mut self, cancel: &CancellationToken) -> Result<()> {
-        std::fs::write(self.root.join(MARKER_FILE), format!("pid={}\n", std::process::id()))
+        let marker = Marker { pid: std::process::id(), bin: Some(self.bin.dir.clone()) };
+        std::fs::write(self.root.join(MARKER_FILE), marker.render())
             .map_err(|e| Error::environment_because(format!("cannot write to {}", self.root.display()), e))?;
         let pwfile = self.root.join("pwfile");
         write_private(&pwfile, self.conn.password.expose())?;
@@ -420,7 +494,7 @@ impl Drop for LocalCluster {
 }
 
 /// When we are root, the server must run as an unprivileged user.
-fn server_user() -> Result<Option<RunAs>> {
+pub(crate) fn server_user() -> Result<Option<RunAs>> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
@@ -433,7 +507,7 @@ fn server_user() -> Result<Option<RunAs>> {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

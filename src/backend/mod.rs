@@ -1,7 +1,11 @@
-//! Provisioning the throwaway Postgres. One file per backend; this enum lists
-//! them, and every stage after provisioning talks to a `Throwaway` only.
+//! Provisioning the throwaway Postgres. One file per backend, `choose` picks
+//! one from the scenario and the machine, and every stage after
+//! provisioning talks to a `Throwaway` only.
 
+pub mod choose;
+pub mod docker;
 pub mod local;
+pub mod url;
 
 use std::path::{Path, PathBuf};
 
@@ -10,20 +14,52 @@ use tokio_util::sync::CancellationToken;
 use crate::db::ConnInfo;
 use crate::error::Result;
 use crate::plan::BackendPlan;
+use crate::process::ChildCommand;
 
+pub use choose::{choose, BackendRequest};
+pub use docker::{DockerContainer, DockerPlan};
 pub use local::{LocalCluster, PgBin};
+pub use url::{UrlDatabase, UrlPlan};
 
-/// A running throwaway server that this run owns and must clean up.
+/// A running throwaway server (or database) that this run owns and must clean up.
 #[derive(Debug)]
-pub enum Throwaway {
+pub struct Throwaway {
+    server: Server,
+    /// What this backend could not do as the scenario asked, for the report.
+    limitations: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Server {
     Local(LocalCluster),
+    Docker(DockerContainer),
+    Url(UrlDatabase),
+}
+
+impl BackendPlan {
+    /// The backend's name as the report spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendPlan::Local { .. } => "local",
+            BackendPlan::Docker(_) => "docker",
+            BackendPlan::Url(_) => "url",
+        }
+    }
 }
 
 impl Throwaway {
     pub async fn provision(plan: &BackendPlan, cancel: &CancellationToken) -> Result<Throwaway> {
-        match plan {
-            BackendPlan::Local { bin } => Ok(Throwaway::Local(LocalCluster::start(bin.clone(), cancel).await?)),
-        }
+        let (server, limitations) = match plan {
+            BackendPlan::Local { bin } => (Server::Local(LocalCluster::start(bin.clone(), cancel).await?), Vec::new()),
+            BackendPlan::Docker(p) => (Server::Docker(DockerContainer::start(p, cancel).await?), Vec::new()),
+            BackendPlan::Url(p) => (
+                Server::Url(UrlDatabase::create(p).await?),
+                vec!["WAL figures are server-wide readings (pg_current_wal_insert_lsn, pg_stat_wal): \
+                      writes to other databases on the server during a migration are counted too"
+                    .to_string()],
+            ),
+        };
+        Ok(Throwaway { server, limitations })
     }
 
     /// Starts a copy of a snapshot cache entry (local backend only).
@@ -35,22 +71,28 @@ impl Throwaway {
         match plan {
             BackendPlan::Local { bin } => {
                 let password = crate::db::Secret::from(entry.manifest.password.clone());
-                Ok(Throwaway::Local(
-                    LocalCluster::start_from_snapshot(bin.clone(), &entry.data_dir(), password, cancel).await?,
-                ))
+                let cluster =
+                    LocalCluster::start_from_snapshot(bin.clone(), &entry.data_dir(), password, cancel).await?;
+                Ok(Throwaway { server: Server::Local(cluster), limitations: Vec::new() })
             }
+            other => Err(crate::error::Error::environment(format!(
+                "the snapshot cache is for the local backend, not {}",
+                other.name()
+            ))),
         }
     }
 
-    /// Whether this backend can save and reuse snapshots.
+    /// Whether this backend can save and reuse snapshots (docker: a
+    /// committed image, planned; url: the server is the user's).
     pub fn caches(plan: &BackendPlan) -> bool {
         matches!(plan, BackendPlan::Local { .. })
     }
 
     /// Copies the server's stopped data dir into `dest/data`, then restarts it.
     pub async fn save_snapshot(&mut self, dest: &Path, cancel: &CancellationToken) -> Result<()> {
-        match self {
-            Throwaway::Local(c) => c.save_snapshot(&dest.join("data"), cancel).await,
+        match &mut self.server {
+            Server::Local(c) => c.save_snapshot(&dest.join("data"), cancel).await,
+            _ => Err(crate::error::Error::environment(format!("the {} backend has no snapshot cache", self.name()))),
         }
     }
 
@@ -61,56 +103,106 @@ impl Throwaway {
 
     /// The backend's name as the report spells it.
     pub fn name(&self) -> &'static str {
-        match self {
-            Throwaway::Local(_) => "local",
+        match &self.server {
+            Server::Local(_) => "local",
+            Server::Docker(_) => "docker",
+            Server::Url(_) => "url",
         }
     }
 
     pub fn conn(&self) -> &ConnInfo {
-        match self {
-            Throwaway::Local(c) => c.conn(),
+        match &self.server {
+            Server::Local(c) => c.conn(),
+            Server::Docker(c) => c.conn(),
+            Server::Url(d) => d.conn(),
         }
     }
 
-    /// Directory of the client tools (pg_restore, psql) matching the server.
-    pub fn client_bin(&self) -> PathBuf {
-        match self {
-            Throwaway::Local(c) => c.bin().dir.clone(),
+    /// A client tool (pg_restore, psql) whose version matches the server,
+    /// with the libpq environment to reach `dbname`: the local binaries, or
+    /// the container's own through `docker exec`.
+    pub fn client_command(&self, tool: &str, dbname: &str, application_name: &str) -> ChildCommand {
+        match &self.server {
+            Server::Local(c) => {
+                ChildCommand::new(c.bin().tool(tool)).envs(c.conn().libpq_env(dbname, application_name))
+            }
+            Server::Docker(c) => c.client_command(tool, dbname, application_name),
+            Server::Url(d) => d.client_command(tool, dbname, application_name),
         }
     }
 
-    /// Version of the client tools (pg_restore, psql), e.g. "15.18".
+    /// Where the client tools see the dump at `dump` (the docker backend
+    /// mounts it into the container).
+    pub fn client_path(&self, dump: &Path) -> PathBuf {
+        match &self.server {
+            Server::Docker(c) => c.dump_path().to_path_buf(),
+            _ => dump.to_path_buf(),
+        }
+    }
+
+    /// Version of the client tools (pg_restore, psql), e.g. "15.18", where
+    /// it is known here (the docker backend uses the container's own).
     pub fn client_version(&self) -> String {
-        match self {
-            Throwaway::Local(c) => c.bin().version.clone(),
+        match &self.server {
+            Server::Local(c) => c.bin().version.clone(),
+            _ => "of the server's version".into(),
         }
     }
 
     /// Where the server keeps its private files, if it has any here.
     pub fn private_dir(&self) -> Option<&Path> {
-        match self {
-            Throwaway::Local(c) => Some(c.root()),
+        match &self.server {
+            Server::Local(c) => Some(c.root()),
+            _ => None,
         }
+    }
+
+    /// The throwaway database on a server rehearse does not own, where
+    /// server-wide changes (ALTER SYSTEM, roles, restarts) are off limits.
+    pub fn shared_database(&self) -> Option<&UrlDatabase> {
+        match &self.server {
+            Server::Url(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Whether the dump's missing roles may be created (not on a shared server).
+    pub fn may_create_roles(&self) -> bool {
+        self.shared_database().is_none()
+    }
+
+    pub fn limitations(&self) -> &[String] {
+        &self.limitations
+    }
+
+    pub fn note_limitations(&mut self, more: impl IntoIterator<Item = String>) {
+        self.limitations.extend(more);
     }
 
     /// Restarts the server so settings that need a restart take effect.
     pub async fn restart(&mut self, cancel: &CancellationToken) -> Result<()> {
-        match self {
-            Throwaway::Local(c) => c.restart(cancel).await,
+        match &mut self.server {
+            Server::Local(c) => c.restart(cancel).await,
+            Server::Docker(c) => c.restart(cancel).await,
+            Server::Url(_) => Ok(()),
         }
     }
 
-    /// Stops the server and removes everything it left.
+    /// Stops the server (drops the database) and removes everything it left.
     pub async fn cleanup(self) -> Result<()> {
-        match self {
-            Throwaway::Local(c) => c.stop().await,
+        match self.server {
+            Server::Local(c) => c.stop().await,
+            Server::Docker(c) => c.remove().await,
+            Server::Url(d) => d.drop_database().await,
         }
     }
 
     /// Leaves the server running; returns how to connect and how to remove it.
     pub fn keep(self) -> String {
-        match self {
-            Throwaway::Local(c) => c.keep(),
+        match self.server {
+            Server::Local(c) => c.keep(),
+            Server::Docker(c) => c.keep(),
+            Server::Url(d) => d.keep(),
         }
     }
 }

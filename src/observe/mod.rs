@@ -34,7 +34,8 @@ pub struct Observers {
     observer: Client,
     sampler: Arc<Client>,
     /// Connected to the maintenance database, where pg_stat_statements is
-    /// created, so the rehearsal database gets no extra extension.
+    /// created, so the rehearsal database gets no extra extension (on a
+    /// shared server, `admin_dbname` is the rehearsal database itself).
     statements: Option<Client>,
     db_oid: i64,
     version_num: i32,
@@ -185,7 +186,7 @@ impl Observers {
         };
         let checkpoints_before = queries::checkpoints(&self.observer, self.version_num).await.ok();
         if let (Some(s), true) = (&self.statements, self.enabled) {
-            let _ = queries::reset_statements(s).await;
+            let _ = queries::reset_statements(s, self.db_oid).await;
         }
         let (sampler, probes) = match self.enabled {
             true => (

@@ -191,9 +191,11 @@ pub async fn ensure_pg_stat_statements(client: &Client) -> Result<(), Error> {
     client.batch_execute("/*rehearse*/ CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await
 }
 
-/// Forgets all statement statistics (`pg_stat_statements_reset()`).
-pub async fn reset_statements(client: &Client) -> Result<(), Error> {
-    client.batch_execute("/*rehearse*/ SELECT pg_stat_statements_reset()").await
+/// Forgets the statement statistics of database `db_oid` only
+/// (`pg_stat_statements_reset(userid, dbid, queryid)`, 12+): on a shared
+/// server (url backend) other databases' statistics are not ours to reset.
+pub async fn reset_statements(client: &Client, db_oid: i64) -> Result<(), Error> {
+    client.execute("/*rehearse*/ SELECT pg_stat_statements_reset(0, $1::int8::oid, 0)", &[&db_oid]).await.map(|_| ())
 }
 
 /// Statements run in database `db_oid` since the reset, by total time,

@@ -3,9 +3,12 @@
 //! capability; `support` holds the fixtures and assertions.
 
 mod alembic;
+mod auto_backend;
 mod baseline;
 mod budgets;
 mod cache;
+mod cleanup;
+mod docker;
 mod hazards;
 mod interrupt;
 mod observe;
@@ -15,3 +18,4 @@ mod restore_formats;
 mod scenario_errors;
 mod sql_migrations;
 mod support;
+mod url_backend;

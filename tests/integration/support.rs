@@ -51,11 +51,16 @@ impl Sandbox {
 
     /// Writes a scenario that rehearses `migrations/` on `dump`, plus `extra` YAML.
     pub fn scenario(&self, dump: &Path, extra: &str) -> PathBuf {
+        self.scenario_on("backend: local", dump, extra)
+    }
+
+    /// Like `scenario`, with `postgres` holding `postgres` (YAML lines, indented by the caller after the first).
+    pub fn scenario_on(&self, postgres: &str, dump: &Path, extra: &str) -> PathBuf {
         let path = self.path().join("scenario.yaml");
         std::fs::write(
             &path,
             format!(
-                "name: test\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: sql\n  dir: migrations\n{extra}",
+                "name: test\ndump: {}\npostgres:\n  {postgres}\nmigrations:\n  tool: sql\n  dir: migrations\n{extra}",
                 dump.display()
             ),
         )
@@ -271,7 +276,17 @@ async fn make_dumps() -> Dumps {
 
 /// Starts `rehearse ARGS` and sends `signal` once a stderr line contains `when`.
 pub fn run_and_signal(sandbox: &Sandbox, args: &[&str], when: &str, signal: nix::sys::signal::Signal) -> RunOutput {
-    run_and_signal_times(sandbox, args, when, signal, 1).0
+    run_and_signal_with(sandbox.command(args), sandbox, when, signal)
+}
+
+/// `run_and_signal` for a prepared command (extra environment, say).
+pub fn run_and_signal_with(
+    command: Command,
+    sandbox: &Sandbox,
+    when: &str,
+    signal: nix::sys::signal::Signal,
+) -> RunOutput {
+    signal_command(command, sandbox, when, signal, 1).0
 }
 
 /// Like `run_and_signal`, sending the signal `times` times 100ms apart;
@@ -283,7 +298,17 @@ pub fn run_and_signal_times(
     signal: nix::sys::signal::Signal,
     times: usize,
 ) -> (RunOutput, Duration) {
-    let mut child = sandbox.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    signal_command(sandbox.command(args), sandbox, when, signal, times)
+}
+
+fn signal_command(
+    mut command: Command,
+    sandbox: &Sandbox,
+    when: &str,
+    signal: nix::sys::signal::Signal,
+    times: usize,
+) -> (RunOutput, Duration) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut seen = String::new();
     let mut reader = BufReader::new(stderr);
@@ -462,4 +487,55 @@ pub fn venv_python() -> String {
     let python = format!("{REPO}/.venv/bin/python");
     assert!(Path::new(&python).exists(), "{python} is missing: run `make deps` (it creates the venv with Alembic)");
     python
+}
+
+/// The image the docker tests run: REHEARSE_TEST_IMAGE, else the one
+/// `make test` builds (scripts/docker-test-image.sh).
+pub fn test_image() -> String {
+    let image = std::env::var("REHEARSE_TEST_IMAGE").unwrap_or_else(|_| "rehearse-postgres:15".into());
+    let present = Command::new("docker").args(["image", "inspect", &image]).output().is_ok_and(|o| o.status.success());
+    assert!(
+        present,
+        "docker image {image} is not here (or Docker is not running): run `make test`, which runs \
+         scripts/docker-test-image.sh, or set REHEARSE_TEST_IMAGE to a postgres image this machine has"
+    );
+    image
+}
+
+/// Docker tests run one at a time: the machine has two cores, and "no
+/// container labelled rehearse is left" is then a statement about the test alone.
+pub fn docker_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Containers labelled `rehearse`, running or not.
+pub fn rehearse_containers() -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "--all", "--filter", "label=rehearse", "--format", "{{.ID}} {{.Status}} {{.Labels}}"])
+        .output()
+        .expect("docker ps runs");
+    assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+pub fn assert_no_containers() {
+    let left = rehearse_containers();
+    assert!(left.is_empty(), "containers labelled rehearse were left: {left:?}");
+}
+
+/// Per migration, the (table, mode) pairs read from pg_locks right after
+/// each statement: exact, unlike what the sampler happens to catch.
+pub fn table_lock_modes(report: &Report) -> Vec<LockSet> {
+    report
+        .migrations
+        .iter()
+        .map(|m| {
+            m.locks
+                .iter()
+                .filter(|l| l.kind == "table" && l.source.iter().any(|s| s == "statement"))
+                .map(|l| (l.relation.clone(), l.mode.clone()))
+                .collect()
+        })
+        .collect()
 }

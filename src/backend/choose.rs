@@ -1,0 +1,122 @@
+//! Which backend a run uses: the scenario's `postgres.backend` and the
+//! flags, checked against this machine before anything starts.
+//!
+//! `auto` (the default) takes the url backend when a URL is given, else the
+//! local binaries when they are found (and match `postgres.version`), else
+//! Docker when an engine answers, else fails with both remedies.
+
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::docker::{self, DockerPlan};
+use crate::backend::local;
+use crate::backend::url::{self, UrlPlan};
+use crate::error::{Error, Result};
+use crate::plan::BackendPlan;
+use crate::scenario::BackendKind;
+
+/// The scenario's and the flags' say on the backend.
+#[derive(Debug)]
+pub struct BackendRequest<'a> {
+    pub kind: BackendKind,
+    pub version: Option<&'a str>,
+    pub image: Option<&'a str>,
+    pub url: Option<&'a str>,
+    pub pg_bin: Option<&'a Path>,
+    pub dump: &'a Path,
+    pub settings: &'a [(String, String)],
+    /// The scenario file, as messages name it.
+    pub shown: &'a str,
+}
+
+pub async fn choose(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
+    match req.kind {
+        BackendKind::Local => local_plan(req, cancel).await,
+        BackendKind::Docker => docker_plan(req, cancel).await,
+        BackendKind::Url => url_plan(req, cancel).await,
+        BackendKind::Auto if req.url.is_some() => url_plan(req, cancel).await,
+        BackendKind::Auto => auto_plan(req, cancel).await,
+    }
+}
+
+async fn local_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
+    let bin = local::find_binaries(req.pg_bin, cancel).await?;
+    if let Some(wanted) = req.version {
+        let wanted_major = wanted.split('.').next().unwrap_or("");
+        if wanted_major != bin.major.to_string() {
+            return Err(Error::environment(format!(
+                "{} asks for PostgreSQL {wanted} but the local server binaries in {} are {}: \
+                 install postgresql-{wanted_major} and pass --pg-bin, use `backend: docker`, or change postgres.version",
+                req.shown,
+                bin.dir.display(),
+                bin.version
+            )));
+        }
+    }
+    Ok(BackendPlan::Local { bin })
+}
+
+async fn docker_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
+    if let Err(why) = docker::engine_version(cancel).await {
+        return Err(Error::environment(format!(
+            "{}: the docker backend needs a running Docker engine, and here {why}: {}",
+            req.shown,
+            docker_remedy(&image(req))
+        )));
+    }
+    Ok(BackendPlan::Docker(DockerPlan {
+        image: image(req),
+        dump: req.dump.to_path_buf(),
+        settings: req.settings.to_vec(),
+    }))
+}
+
+async fn url_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
+    let Some(raw) = req.url else {
+        return Err(Error::bad_input(format!(
+            "{}: `backend: url` needs the server's URL: set postgres.url (e.g. ${{STAGING_URL}}) or pass --url URL",
+            req.shown
+        )));
+    };
+    let server = url::parse(raw)?;
+    let bin = local::find_client_binaries(req.pg_bin, cancel).await?;
+    Ok(BackendPlan::Url(UrlPlan { server, bin }))
+}
+
+async fn auto_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
+    let local_problem = match local_plan(req, cancel).await {
+        Ok(plan) => return Ok(plan),
+        // A wrong --pg-bin is the user's to fix, not a reason to switch backends.
+        Err(e @ Error::BadInput { .. }) => return Err(e),
+        Err(e @ Error::Interrupted) => return Err(e),
+        Err(e) => e.to_string(),
+    };
+    let docker_problem = match docker::engine_version(cancel).await {
+        Ok(_) => return docker_plan(req, cancel).await,
+        Err(why) => why,
+    };
+    Err(Error::environment(format!(
+        "{}: no backend can run on this machine (backend: auto).\n  \
+         local: {local_problem}\n  \
+         docker: {docker_problem}\n\
+         Either install PostgreSQL server binaries (`sudo apt-get install postgresql-15`, or `make deps`) or pass --pg-bin DIR; \
+         or {}",
+        req.shown,
+        docker_remedy(&image(req))
+    )))
+}
+
+fn image(req: &BackendRequest<'_>) -> String {
+    match req.image {
+        Some(image) => image.to_string(),
+        None => format!("postgres:{}", req.version.unwrap_or(docker::DEFAULT_VERSION)),
+    }
+}
+
+fn docker_remedy(image: &str) -> String {
+    format!(
+        "install Docker (`sudo apt-get install docker.io`) and start it (`sudo systemctl start docker`, \
+         or `sudo dockerd &` where there is no systemd) so rehearse can run {image} in a container"
+    )
+}

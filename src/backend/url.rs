@@ -1,0 +1,329 @@
+//! The url backend: a fresh database `rehearse_<random>` on a server the
+//! user owns (`postgres.url` / `--url`), dropped at the end.
+//!
+//! The server is shared, so rehearse writes to nothing but that database: no
+//! ALTER SYSTEM, no reload, no restart, no roles. Per-database settings
+//! (`ALTER DATABASE <ours> SET`) stand in where Postgres allows it; settings
+//! only ALTER SYSTEM could change, and what the role may not do (extensions,
+//! CHECKPOINT), become limitations in the report instead of failing the run.
+//! Server-wide bookkeeping the observers need (pg_stat_statements) is
+//! created in the throwaway database itself (`ConnInfo::admin_dbname`).
+//! The database is dropped `WITH (FORCE)` on every exit path, with `Drop` (a
+//! blocking connect-and-drop on its own thread) as the backstop for a panic.
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use crate::backend::local::PgBin;
+use crate::db::{self, quote_ident, quote_literal, ConnInfo, Secret};
+use crate::error::{Error, Result};
+use crate::process::ChildCommand;
+
+/// Where the throwaway databases go, as the plan resolved it.
+#[derive(Debug, Clone)]
+pub struct UrlPlan {
+    /// The user's server; `dbname` is the database named in the URL (default
+    /// `postgres`), used only to create and drop ours.
+    pub server: ConnInfo,
+    /// Local client tools (pg_restore, psql).
+    pub bin: PgBin,
+}
+
+/// Parses `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or `key=value`
+/// pairs). Errors never repeat the URL, which may hold a password.
+pub fn parse(url: &str) -> Result<ConnInfo> {
+    let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        Error::bad_input_because(
+            "postgres.url / --url is not a PostgreSQL connection string: \
+             write postgres://USER:PASSWORD@HOST:PORT/DATABASE (or ${VAR} to take it from the environment)",
+            e,
+        )
+    })?;
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let password = match config.get_password() {
+        Some(p) => String::from_utf8_lossy(p).into_owned(),
+        None => std::env::var("PGPASSWORD").unwrap_or_default(),
+    };
+    let user = match config.get_user() {
+        Some(u) => u.to_string(),
+        None => std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".into()),
+    };
+    let dbname = config.get_dbname().unwrap_or("postgres").to_string();
+    Ok(ConnInfo {
+        host,
+        port: config.get_ports().first().copied().unwrap_or(5432),
+        user,
+        password: Secret::from_string(password),
+        admin_dbname: dbname.clone(),
+        dbname,
+    })
+}
+
+/// The throwaway database on the user's server. Call `drop_database` (or
+/// `keep`); `Drop` is only a backstop.
+#[derive(Debug)]
+pub struct UrlDatabase {
+    server: ConnInfo,
+    conn: ConnInfo,
+    bin: PgBin,
+    version_num: i32,
+    done: bool,
+}
+
+impl UrlDatabase {
+    pub async fn create(plan: &UrlPlan) -> Result<UrlDatabase> {
+        let server = &plan.server;
+        let admin = connect_admin(server).await?;
+        let version_num: i32 = admin
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|e| {
+                Error::environment_because(format!("cannot read the version of {}", server.masked(&server.dbname)), e)
+            })?
+            .get(0);
+        let name = format!("rehearse_{}", random_suffix());
+        // From here on, an error drops `database`, whose Drop drops it (IF EXISTS).
+        let database = UrlDatabase {
+            conn: ConnInfo { dbname: name.clone(), admin_dbname: name.clone(), ..server.clone() },
+            server: server.clone(),
+            bin: plan.bin.clone(),
+            version_num,
+            done: false,
+        };
+        // template0: the dump expects an empty database, not whatever the
+        // server's template1 has collected.
+        admin.batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name))).await.map_err(
+            |e| {
+                Error::environment(format!(
+                    "cannot create the throwaway database {name} on {}: {}\n  (the role needs CREATEDB: \
+                 ALTER ROLE {} CREATEDB, or use a URL with a role that has it)",
+                    server.masked(&server.dbname),
+                    db::describe_pg_error(&e),
+                    quote_ident(&server.user),
+                ))
+            },
+        )?;
+        // Who made it, for `rehearse cleanup --url` after a crash.
+        let owner = format!("rehearse pid={} host={}", std::process::id(), crate::backend::docker::hostname());
+        let _ = admin
+            .batch_execute(&format!("COMMENT ON DATABASE {} IS {}", quote_ident(&name), quote_literal(&owner)))
+            .await;
+        Ok(database)
+    }
+
+    pub fn conn(&self) -> &ConnInfo {
+        &self.conn
+    }
+
+    pub fn bin(&self) -> &PgBin {
+        &self.bin
+    }
+
+    pub fn client_command(&self, tool: &str, dbname: &str, application_name: &str) -> ChildCommand {
+        ChildCommand::new(self.bin.tool(tool)).envs(self.conn.libpq_env(dbname, application_name))
+    }
+
+    /// Drops the throwaway database, whoever is still connected to it.
+    pub async fn drop_database(mut self) -> Result<()> {
+        self.done = true;
+        drop_database(&self.server, &self.conn.dbname, self.version_num).await
+    }
+
+    /// Leaves the database in place and returns how to reach and drop it.
+    pub fn keep(mut self) -> String {
+        self.done = true;
+        format!(
+            "The throwaway database {name} is still on the server (--keep). Connect with:\n  \
+             psql \"{conn}\"\n\
+             Drop it with:\n  \
+             psql \"{admin}\" -c 'DROP DATABASE {name} WITH (FORCE)'",
+            name = self.conn.dbname,
+            conn = self.conn.masked(&self.conn.dbname),
+            admin = self.server.masked(&self.server.dbname),
+        )
+    }
+
+    /// Fast-restore settings that can be set on our database alone; returns
+    /// the limitations (the server-wide ones).
+    pub async fn fast_restore_settings(&self, admin: &Client) -> Result<Vec<String>> {
+        let mut server_wide = Vec::new();
+        for (name, value) in crate::prepare::FAST_RESTORE {
+            if !self.set_for_database(admin, name, value).await?.is_empty() {
+                server_wide.push(format!("{name}={value}"));
+            }
+        }
+        Ok(match server_wide.is_empty() {
+            true => Vec::new(),
+            false => vec![format!(
+                "the restore ran without {}: server-wide settings the url backend never changes, \
+                 so restore time is not comparable with the local and docker backends",
+                server_wide.join(", ")
+            )],
+        })
+    }
+
+    /// After the restore: CHECKPOINT when allowed, the fast settings reset,
+    /// the scenario's settings set on our database. Returns the limitations.
+    pub async fn prod_settings(&self, db: &Client, settings: &[(String, String)]) -> Result<Vec<String>> {
+        let mut limitations = Vec::new();
+        if let Err(e) = db.batch_execute("CHECKPOINT").await {
+            limitations.push(format!(
+                "CHECKPOINT after the restore was refused ({}): the first migration's WAL may include \
+                 full-page images of restored pages",
+                db::describe_pg_error(&e)
+            ));
+        }
+        let reset =
+            |name: &str| format!("ALTER DATABASE {} RESET {}", quote_ident(&self.conn.dbname), quote_ident(name));
+        for (name, _) in crate::prepare::FAST_RESTORE {
+            let _ = db.batch_execute(&reset(name)).await;
+        }
+        for (name, value) in settings {
+            limitations.extend(self.set_for_database(db, name, value).await?);
+        }
+        Ok(limitations)
+    }
+
+    /// `ALTER DATABASE <ours> SET name = value` when the setting may be set
+    /// per database (context `user`, or `superuser` for a superuser);
+    /// otherwise a limitation saying what the server runs with instead.
+    async fn set_for_database(&self, client: &Client, name: &str, value: &str) -> Result<Vec<String>> {
+        let env = |e| Error::environment_because("cannot read the server's settings", e);
+        let row = client
+            .query_opt(
+                "SELECT s.context, current_setting(s.name),
+                        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                   FROM pg_settings s WHERE s.name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(env)?
+            .ok_or_else(|| Error::bad_input(format!("postgres.settings.{name}: the server has no such setting")))?;
+        let (context, current, superuser): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+        if context == "user" || (context == "superuser" && superuser) {
+            let sql = format!(
+                "ALTER DATABASE {} SET {} = {}",
+                quote_ident(&self.conn.dbname),
+                quote_ident(name),
+                quote_literal(value)
+            );
+            client.batch_execute(&sql).await.map_err(|e| {
+                Error::bad_input(format!(
+                    "postgres.settings.{name} = {value:?} was refused by the server: {}",
+                    db::describe_pg_error(&e)
+                ))
+            })?;
+            return Ok(Vec::new());
+        }
+        Ok(vec![format!(
+            "postgres.settings.{name} = {value} was not applied: it is a server-wide setting (context {context}) \
+             and the url backend never changes the server's configuration; the server runs with {name} = {current}"
+        )])
+    }
+}
+
+impl Drop for UrlDatabase {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Backstop for a panic or an early return: a runtime of its own on a
+        // thread of its own, since this may run inside (and block) an async task.
+        let (server, name, version) = (self.server.clone(), self.conn.dbname.clone(), self.version_num);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(tokio::time::timeout(Duration::from_secs(30), drop_database(&server, &name, version))).ok()
+        })
+        .join();
+    }
+}
+
+async fn connect_admin(server: &ConnInfo) -> Result<Client> {
+    db::connect(server, &server.dbname, "rehearse-admin").await.map_err(|e| {
+        Error::environment_because(
+            format!(
+                "cannot connect to postgres.url ({}): check the URL, that the server is up, and its pg_hba.conf \
+                 (rehearse connects without TLS)",
+                server.masked(&server.dbname)
+            ),
+            e,
+        )
+    })
+}
+
+/// Drops database `name` on `server`: `WITH (FORCE)` on 13+, else after
+/// terminating its sessions.
+pub async fn drop_database(server: &ConnInfo, name: &str, version_num: i32) -> Result<()> {
+    let admin = connect_admin(server).await?;
+    let ident = quote_ident(name);
+    let sql = match version_num >= 130000 {
+        true => format!("DROP DATABASE IF EXISTS {ident} WITH (FORCE)"),
+        false => format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}; DROP DATABASE IF EXISTS {ident}",
+            quote_literal(name)
+        ),
+    };
+    admin.batch_execute(&sql).await.map_err(|e| {
+        Error::environment_because(
+            format!(
+                "could not drop the throwaway database {name} on {}: drop it with DROP DATABASE {ident} WITH (FORCE)",
+                server.masked(&server.dbname)
+            ),
+            e,
+        )
+    })
+}
+
+/// Throwaway databases a rehearse run left on `server`: (name, comment).
+pub async fn leftover_databases(server: &ConnInfo) -> Result<Vec<(String, String)>> {
+    let admin = connect_admin(server).await?;
+    let rows = admin
+        .query(
+            "SELECT d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), '')
+               FROM pg_database d WHERE d.datname LIKE 'rehearse\\_%'",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::environment_because("cannot list the server's databases", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The server's version as `server_version_num`.
+pub async fn server_version_num(server: &ConnInfo) -> Result<i32> {
+    let admin = connect_admin(server).await?;
+    let row = admin
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| Error::environment_because("cannot read the server's version", e))?;
+    Ok(row.get(0))
+}
+
+fn random_suffix() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 12).to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_never_show_the_password() {
+        let c = parse("postgres://app:s3cret@db.internal:6543/staging").unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.user.as_str(), c.dbname.as_str()),
+            ("db.internal", 6543, "app", "staging")
+        );
+        assert_eq!(c.password.expose(), "s3cret");
+        assert!(!format!("{c:?} {}", c.masked(&c.dbname)).contains("s3cret"));
+        let d = parse("postgres://app@localhost").unwrap();
+        assert_eq!((d.port, d.dbname.as_str()), (5432, "postgres"));
+        let err = parse("postgres://app:s3cret@host:notaport/db").unwrap_err();
+        assert!(!err.render().contains("s3cret"), "{}", err.render());
+    }
+}
