@@ -36,9 +36,10 @@ impl OwnedServer {
         format!("postgres://{}:{}@127.0.0.1:{}/postgres", self.conn.user, self.conn.password.expose(), self.conn.port)
     }
 
-    /// Databases, roles, and the untouched table's content.
-    fn state(&self) -> (Vec<String>, Vec<String>, i64) {
-        self.rt.block_on(async {
+    /// Databases, roles, the untouched table's content, and the sha256 of a
+    /// plain pg_dump of every database but the templates (byte for byte).
+    fn state(&self) -> (Vec<String>, Vec<String>, i64, Vec<(String, String)>) {
+        let (dbs, roles, kept) = self.rt.block_on(async {
             let c = rehearse::db::connect(&self.conn, "postgres", "test").await.unwrap();
             let list = |sql: &'static str| {
                 let c = &c;
@@ -48,7 +49,29 @@ impl OwnedServer {
             let roles = list("SELECT rolname::text FROM pg_roles ORDER BY 1").await;
             let kept: i64 = c.query_one("SELECT count(*) FROM keep_me", &[]).await.unwrap().get(0);
             (dbs, roles, kept)
-        })
+        });
+        let bin = self.cluster.as_ref().unwrap().bin().dir.clone();
+        let dumps = dbs
+            .iter()
+            .filter(|d| !d.starts_with("template"))
+            .map(|d| {
+                let out = std::process::Command::new(bin.join("pg_dump"))
+                    .args(["-d", d])
+                    .envs(self.conn.libpq_env(d, "test"))
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "pg_dump {d}: {}", String::from_utf8_lossy(&out.stderr));
+                // pg_dump 15.14+ writes a random \restrict key each time: not content.
+                let text: String = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                use sha2::Digest;
+                (d.clone(), format!("{:x}", sha2::Sha256::digest(text.as_bytes())))
+            })
+            .collect();
+        (dbs, roles, kept, dumps)
     }
 }
 
@@ -124,7 +147,7 @@ fn cleanup_with_url_drops_what_a_killed_run_left() {
     let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
     let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", Signal::SIGKILL);
     assert_eq!(out.code, -1, "killed by SIGKILL");
-    let (dbs, _, _) = server.state();
+    let (dbs, _, _, _) = server.state();
     assert_eq!(dbs.len(), before.0.len() + 1, "SIGKILL leaves the throwaway database behind: {dbs:?}");
 
     let cleaned = sandbox.rehearse(&["cleanup", "--url", &server.url()]);
