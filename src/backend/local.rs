@@ -187,6 +187,16 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     pub async fn start(bin: PgBin, cancel: &CancellationToken) -> Result<LocalCluster> {
+        // From here on, an error drops `cluster`, whose Drop removes the dir.
+        let mut cluster = LocalCluster::new_private_dir(bin, Secret::generate())?;
+        cluster.init(cancel).await?;
+        cluster.boot(true, cancel).await?;
+        Ok(cluster)
+    }
+
+    /// A cluster value over a new private temp dir (0700 whatever the umask:
+    /// it will hold a copy of production data); nothing started yet.
+    fn new_private_dir(bin: PgBin, password: Secret) -> Result<LocalCluster> {
         let run_as = server_user()?;
         let root = tempfile::Builder::new()
             .prefix("rehearse-")
@@ -198,11 +208,9 @@ impl LocalCluster {
                 )
             })?
             .keep();
-        // Private whatever the umask: it will hold a copy of production data.
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::environment_because(format!("cannot make {} private", root.display()), e))?;
-        let password = Secret::generate();
-        let mut cluster = LocalCluster {
+        Ok(LocalCluster {
             conn: ConnInfo {
                 host: root.display().to_string(),
                 port: 0,
@@ -215,11 +223,7 @@ impl LocalCluster {
             root,
             run_as,
             stopped: false,
-        };
-        // From here on, an error drops `cluster`, whose Drop removes the dir.
-        cluster.init(cancel).await?;
-        cluster.boot(true, cancel).await?;
-        Ok(cluster)
+        })
     }
 
     /// Starts a copy of a cached cluster: the restored database is already
@@ -230,34 +234,9 @@ impl LocalCluster {
         password: Secret,
         cancel: &CancellationToken,
     ) -> Result<LocalCluster> {
-        let run_as = server_user()?;
-        let root = tempfile::Builder::new()
-            .prefix("rehearse-")
-            .tempdir()
-            .map_err(|e| {
-                Error::environment_because(
-                    "cannot create a private temp dir for the throwaway cluster (check TMPDIR)",
-                    e,
-                )
-            })?
-            .keep();
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::environment_because(format!("cannot make {} private", root.display()), e))?;
-        let mut cluster = LocalCluster {
-            conn: ConnInfo {
-                host: root.display().to_string(),
-                port: 0,
-                user: SUPERUSER.into(),
-                password,
-                dbname: DATABASE.into(),
-                admin_dbname: "postgres".into(),
-            },
-            bin,
-            root,
-            run_as,
-            stopped: false,
-        };
-        std::fs::write(cluster.root.join(MARKER_FILE), format!("pid={}\n", std::process::id()))
+        let mut cluster = LocalCluster::new_private_dir(bin, password)?;
+        let marker = Marker { pid: std::process::id(), bin: Some(cluster.bin.dir.clone()) };
+        std::fs::write(cluster.root.join(MARKER_FILE), marker.render())
             .map_err(|e| Error::environment_because(format!("cannot write to {}", cluster.root.display()), e))?;
         if let Some(who) = &cluster.run_as {
             std::os::unix::fs::chown(&cluster.root, Some(who.uid), Some(who.gid)).map_err(|e| {

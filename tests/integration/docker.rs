@@ -62,9 +62,13 @@ fn docker_and_local_rehearse_the_same_release_alike() {
 fn interrupted(signal: Signal, during: &str) {
     let _docker = docker_lock();
     let sandbox = Sandbox::new();
+    let demo = std::path::Path::new(REPO).join("snapshots/demo.dump");
     let (dump, when) = match during {
-        // The demo snapshot takes seconds to restore: time to be interrupted.
-        "restore" => (std::path::Path::new(REPO).join("snapshots/demo.dump"), "restore:"),
+        // The demo snapshot takes seconds to restore and to VACUUM ANALYZE: time to be interrupted.
+        "restore" => (demo, "restore:"),
+        "prepare" => (demo, "prepare:"),
+        // Starting a container takes seconds too.
+        "provision" => (tiny_demo_dump().clone(), "provision:"),
         _ => (tiny_demo_dump().clone(), "migration 2/3"),
     };
     sandbox.migrations(&[
@@ -79,13 +83,24 @@ fn interrupted(signal: Signal, during: &str) {
     out.assert_code(130);
     let report = out.report();
     assert_eq!(report.status, RunStatus::Interrupted);
-    assert_eq!(report.stopped_at_stage.as_deref(), Some(if during == "restore" { "restore" } else { "rehearse" }));
-    if during != "restore" {
+    let stage = if during == "migration" { "rehearse" } else { during };
+    assert_eq!(report.stopped_at_stage.as_deref(), Some(stage), "{}", out.stderr);
+    if during == "migration" {
         let statuses: Vec<_> = report.migrations.iter().map(|m| m.status).collect();
         assert_eq!(statuses, [MigrationStatus::Applied, MigrationStatus::Interrupted, MigrationStatus::Skipped]);
     }
     assert_no_containers();
     sandbox.assert_no_leaks();
+}
+
+#[test]
+fn sigterm_during_docker_provisioning_removes_the_container() {
+    interrupted(Signal::SIGTERM, "provision");
+}
+
+#[test]
+fn sigint_during_docker_prepare_removes_the_container() {
+    interrupted(Signal::SIGINT, "prepare");
 }
 
 #[test]
