@@ -5,8 +5,7 @@
 use pg_query::protobuf::AlterTableType;
 use pg_query::NodeEnum;
 
-use super::{lock_evidence, short, Context, Finding};
-use crate::report::format_bytes;
+use super::{Context, Finding};
 
 pub const BAD: &str = "ALTER TABLE public.orders ADD COLUMN public_id uuid DEFAULT gen_random_uuid();";
 pub const GOOD: &str = "SET lock_timeout = '2s';\nALTER TABLE public.orders ADD COLUMN channel text DEFAULT 'web';";
@@ -22,19 +21,12 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
             Some(NodeEnum::ColumnDef(c)) => c.colname.clone(),
             _ => String::new(),
         };
-        let lock = ctx.lock(&table, "AccessExclusiveLock").map(|l| lock_evidence(ctx, l)).unwrap_or_default();
         out.push(Finding {
             message: format!(
                 "adding column {column} rewrote {} while reads and writes were blocked",
                 ctx.describe(&table)
             ),
-            evidence: format!(
-                "`{}` took {}; relfilenode changed, {} → {}; {lock}",
-                short(&stmt.query),
-                crate::report::format_ms(stmt.duration_ms),
-                format_bytes(rewrite.bytes_before.max(0) as u64),
-                format_bytes(rewrite.bytes_after.max(0) as u64)
-            ),
+            evidence: super::rewrite_evidence(ctx, stmt, &table, rewrite),
             fix: "add the column without a default (or with a constant one), set the default for new rows, then backfill \
                   existing rows in batches"
                 .into(),

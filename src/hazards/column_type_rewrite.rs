@@ -3,8 +3,7 @@
 
 use pg_query::protobuf::AlterTableType;
 
-use super::{lock_evidence, short, Context, Finding};
-use crate::report::format_bytes;
+use super::{Context, Finding};
 
 pub const BAD: &str = "ALTER TABLE public.orders ALTER COLUMN total TYPE float8;";
 pub const GOOD: &str = "SET lock_timeout = '2s';\nALTER TABLE public.orders ALTER COLUMN total TYPE numeric(12, 2);";
@@ -18,20 +17,13 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
         }
         let Some(rewrite) = ctx.rewrite(&table) else { continue };
         seen.push(table.clone());
-        let lock = ctx.lock(&table, "AccessExclusiveLock").map(|l| lock_evidence(ctx, l)).unwrap_or_default();
         out.push(Finding {
             message: format!(
                 "changing the type of {table}.{} rewrote {} while reads and writes were blocked",
                 cmd.name,
                 ctx.describe(&table)
             ),
-            evidence: format!(
-                "`{}` took {}; relfilenode changed, {} → {}; {lock}",
-                short(&stmt.query),
-                crate::report::format_ms(stmt.duration_ms),
-                format_bytes(rewrite.bytes_before.max(0) as u64),
-                format_bytes(rewrite.bytes_after.max(0) as u64)
-            ),
+            evidence: super::rewrite_evidence(ctx, stmt, &table, rewrite),
             fix: "add a new column of the new type, backfill it in batches, switch the app over, then drop the old column \
                   (expand-contract); or choose a binary-coercible change (e.g. varchar(n) to text or a larger n)"
                 .into(),

@@ -253,3 +253,20 @@ pub fn short(sql: &str) -> String {
 pub fn at_line(stmt: &StatementReport) -> String {
     stmt.line.map(|l| format!(" (line {l})")).unwrap_or_default()
 }
+
+/// "`ALTER ...` took 1.5s; relfilenode changed, 42 MB → 45 MB; AccessExclusiveLock on ... held 1.5s".
+pub fn rewrite_evidence(
+    ctx: &Context,
+    stmt: &StatementReport,
+    table: &str,
+    rewrite: &crate::report::Rewrite,
+) -> String {
+    let lock = ctx.lock(table, "AccessExclusiveLock").map(|l| lock_evidence(ctx, l)).unwrap_or_default();
+    format!(
+        "`{}` took {}; relfilenode changed, {} → {}; {lock}",
+        short(&stmt.query),
+        format_ms(stmt.duration_ms),
+        format_bytes(rewrite.bytes_before.max(0) as u64),
+        format_bytes(rewrite.bytes_after.max(0) as u64)
+    )
+}

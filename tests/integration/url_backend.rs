@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::{dumps, run_and_signal_with, tiny_demo_dump, Sandbox};
 
+/// (databases, roles, rows of keep_me, (database, sha256 of its dump)).
+type ServerState = (Vec<String>, Vec<String>, i64, Vec<(String, String)>);
+
 /// A server of the test's own, with a table in its `postgres` database that must stay untouched.
 struct OwnedServer {
     rt: tokio::runtime::Runtime,
@@ -38,7 +41,7 @@ impl OwnedServer {
 
     /// Databases, roles, the untouched table's content, and the sha256 of a
     /// plain pg_dump of every database but the templates (byte for byte).
-    fn state(&self) -> (Vec<String>, Vec<String>, i64, Vec<(String, String)>) {
+    fn state(&self) -> ServerState {
         let (dbs, roles, kept) = self.rt.block_on(async {
             let c = rehearse::db::connect(&self.conn, "postgres", "test").await.unwrap();
             let list = |sql: &'static str| {
