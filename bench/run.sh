@@ -10,14 +10,15 @@
 #   (d) migrations with observation off vs on (warm runs)
 #   (e) rehearse's peak RSS at two dump scales (4x apart)
 #
-# Knobs: BENCH_SCALE (default 6, ~1 GB restored), BENCH_ROUNDS (default 3).
+# Knobs: BENCH_SCALE (default 6, ~1 GB restored), BENCH_ROUNDS (default 2: with
+# 3 the run exceeds 15 minutes on 2 cores).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$ROOT/bench/out"
 SCALE="${BENCH_SCALE:-6}"
 SMALL_SCALE="$(python3 -c "print($SCALE / 4)")"
-ROUNDS="${BENCH_ROUNDS:-3}"
+ROUNDS="${BENCH_ROUNDS:-2}"
 REHEARSE="$ROOT/target/debug/rehearse"
 MIGRATIONS="$ROOT/scenarios/demo/migrations"
 mkdir -p "$OUT"
