@@ -75,11 +75,18 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
                     if let Err(failure) = rehearsal.await {
                         stopped = Some(failure);
                     }
+                    let mut reporting = Stage::Report;
                     if plan.report.measure_backup && report.dump.database_bytes.is_some() && !cancel.is_cancelled() {
                         let t = Instant::now();
+                        reporting = Stage::Backup;
                         events.emit(Event::StageStarted { stage: Stage::Backup, detail: "pg_dump -Fc".into() });
                         report.backup = Some(backup::measure(&server, cancel).await);
                         finish_stage(events, &mut report, Stage::Backup, t, String::new());
+                    }
+                    // A signal after the migrations still ends the run as interrupted,
+                    // with the report saying where.
+                    if stopped.is_none() && cancel.is_cancelled() {
+                        stopped = Some((reporting, Error::Interrupted));
                     }
                     if plan.keep {
                         kept = Some(server.keep());

@@ -134,3 +134,28 @@ fn a_command_runner_is_rehearsed_with_rev_and_url() {
     );
     sandbox.assert_no_leaks();
 }
+
+#[test]
+fn a_python_without_alembic_is_an_environment_error_naming_the_fix() {
+    let sandbox = Sandbox::new();
+    // A fresh venv: a real interpreter that cannot import Alembic.
+    let venv = sandbox.path().join("bare-venv");
+    let made = std::process::Command::new("python3").args(["-m", "venv", "--without-pip"]).arg(&venv).status().unwrap();
+    assert!(made.success());
+    let path = sandbox.write(
+        "bare.yaml",
+        &format!(
+            "dump: {}\nmigrations:\n  tool: alembic\n  dir: {REPO}/tests/fixtures/alembic_dburl\n  python: {}\n",
+            dumps().path("custom").display(),
+            venv.join("bin/python").display()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", path.to_str().unwrap()]);
+    out.assert_code(4);
+    assert!(
+        out.stderr.contains("cannot import Alembic") && out.stderr.contains("pip install alembic"),
+        "{}",
+        out.stderr
+    );
+    sandbox.assert_no_leaks();
+}

@@ -136,3 +136,33 @@ fn a_missing_image_without_a_registry_is_an_environment_error_naming_it() {
     assert_no_containers();
     sandbox.assert_no_leaks();
 }
+
+#[test]
+fn a_kept_container_listens_on_loopback_only_and_its_password_stays_out_of_the_output() {
+    let _docker = docker_lock();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_a.sql", "CREATE TABLE public.kept (id int);")]);
+    let scenario = sandbox.scenario_on(&docker_backend(), tiny_demo_dump(), "");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
+    out.assert_code(0);
+    let remove = out.stderr.lines().find(|l| l.contains("docker rm -f -v")).expect("how to remove the kept container");
+    let id = remove.split_whitespace().last().unwrap().to_string();
+    let docker = |args: &[&str]| {
+        let o = std::process::Command::new("docker").args(args).output().unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let ports = docker(&["port", &id, "5432"]);
+    assert!(!ports.trim().is_empty() && ports.lines().all(|l| l.starts_with("127.0.0.1:")), "published on {ports:?}");
+    let env = docker(&["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", &id]);
+    let password =
+        env.lines().find_map(|l| l.strip_prefix("POSTGRES_PASSWORD=")).expect("the container's password").to_string();
+    assert!(password.len() >= 16);
+    let report = std::fs::read_to_string(out.reports.join("report.json")).unwrap();
+    for text in [&out.stdout, &out.stderr, &report] {
+        assert!(!text.contains(&password), "the container's password leaked");
+    }
+    docker(&["rm", "-f", "-v", &id]);
+    assert_no_containers();
+    sandbox.assert_no_leaks();
+}

@@ -155,3 +155,20 @@ fn a_dump_from_a_newer_pg_dump_names_the_versions() {
     let p = s.write("s.yaml", "dump: future.dump\nmigrations: {tool: sql, dir: migrations}\n");
     bad_input(&s, &["run", p.to_str().unwrap()], &["unsupported version (1.99", "pg_restore 15"]);
 }
+
+#[test]
+fn sigint_while_reporting_ends_as_interrupted_with_the_migrations_applied() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("9001_quick.sql", "CREATE TABLE public.quick (id int);")]);
+    // Measuring the backup (a pg_dump of 170 MB) is the longest step of reporting.
+    let scenario = sandbox.scenario(&demo_dump(), "report:\n  measure_backup: true\n");
+    let (out, took) =
+        run_and_signal_times(&sandbox, &["run", scenario.to_str().unwrap()], "backup:", Signal::SIGINT, 1);
+    out.assert_code(130);
+    assert!(took.as_secs_f64() < 5.0, "exited {took:?} after the signal");
+    let report = out.report();
+    assert_eq!(report.status, RunStatus::Interrupted);
+    assert_eq!(report.stopped_at_stage.as_deref(), Some("backup"));
+    assert_eq!(report.migrations[0].status, rehearse::report::MigrationStatus::Applied);
+    sandbox.assert_no_leaks();
+}
