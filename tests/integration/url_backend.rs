@@ -123,15 +123,21 @@ fn url_backend_rehearses_in_its_own_database_and_leaves_the_server_as_it_was() {
     sandbox.assert_no_leaks();
 }
 
-#[test]
-fn sigint_during_a_url_migration_drops_the_database() {
-    let server = OwnedServer::start();
-    let before = server.state();
+/// A url rehearsal of a quick and a 60 s migration, signalled during the second.
+fn signal_during_second_migration(server: &OwnedServer, signal: Signal) -> (Sandbox, crate::support::RunOutput) {
     let sandbox = Sandbox::new();
     sandbox.migrations(&[("0001_quick.sql", "SELECT 1;"), ("0002_slow.sql", "SELECT pg_sleep(60);")]);
     let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
     let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
-    let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", Signal::SIGINT);
+    let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", signal);
+    (sandbox, out)
+}
+
+#[test]
+fn sigint_during_a_url_migration_drops_the_database() {
+    let server = OwnedServer::start();
+    let before = server.state();
+    let (sandbox, out) = signal_during_second_migration(&server, Signal::SIGINT);
     out.assert_code(130);
     assert_eq!(out.report().status, RunStatus::Interrupted);
     assert_eq!(server.state(), before, "the throwaway database was dropped");
@@ -144,11 +150,7 @@ fn cleanup_with_url_drops_what_a_killed_run_left() {
     let _docker = crate::support::docker_lock();
     let server = OwnedServer::start();
     let before = server.state();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[("0001_quick.sql", "SELECT 1;"), ("0002_slow.sql", "SELECT pg_sleep(60);")]);
-    let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
-    let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
-    let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", Signal::SIGKILL);
+    let (sandbox, out) = signal_during_second_migration(&server, Signal::SIGKILL);
     assert_eq!(out.code, -1, "killed by SIGKILL");
     let (dbs, _, _, _) = server.state();
     assert_eq!(dbs.len(), before.0.len() + 1, "SIGKILL leaves the throwaway database behind: {dbs:?}");
