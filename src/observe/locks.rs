@@ -89,6 +89,10 @@ impl Sampler {
             let mut samples = 0u64;
             let mut failure = None;
             let gap = interval * GAP_INTERVALS;
+            let prepared = match client.prepare(queries::RELATION_LOCKS).await {
+                Ok(statement) => statement,
+                Err(e) => return (tracks, samples, Some(crate::db::describe_pg_error(&e))),
+            };
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -96,7 +100,7 @@ impl Sampler {
                     _ = ticker.tick() => {}
                     _ = token.cancelled() => break,
                 }
-                let rows = match queries::relation_locks(&client, db_oid, &exclude).await {
+                let rows = match queries::relation_locks(&client, &prepared, db_oid, &exclude).await {
                     Ok(rows) => rows,
                     Err(e) => {
                         failure.get_or_insert_with(|| crate::db::describe_pg_error(&e));
