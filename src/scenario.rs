@@ -44,7 +44,7 @@ pub struct PostgresSection {
     pub url: Option<EnvString>,
     /// Directory holding `initdb`, `pg_ctl`, `pg_restore`, `psql`.
     pub pg_bin: Option<EnvString>,
-    /// `pg_restore -j`; defaults to one job per core.
+    /// `pg_restore -j`; defaults to two jobs per core (see `plan::default_restore_jobs`).
     pub restore_jobs: Option<u32>,
     /// Prod-like server settings for the rehearsal phase.
     #[serde(default)]
