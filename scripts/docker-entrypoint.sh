@@ -17,7 +17,11 @@ if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
   chmod 00700 "$PGDATA"
   chmod 03775 /var/run/postgresql
-  chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+  chown postgres:postgres "$PGDATA" /var/run/postgresql
+  # Only what postgres does not own yet, as the official image does: a
+  # recursive chown would copy every file of a data dir that lives in an
+  # image layer (a rehearse snapshot image) up into the container's layer.
+  find "$PGDATA" \! -user postgres -exec chown postgres:postgres '{}' +
   # setpriv execs in place (no parent left behind), so the server stays PID 1
   # and receives `docker stop`'s signal itself.
   exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"

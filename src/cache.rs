@@ -1,15 +1,19 @@
 //! The snapshot cache: a restored and settled cluster (after restore,
-//! VACUUM ANALYZE and CHECKPOINT, before the scenario's settings), kept as a
-//! copy of its stopped data directory, so re-running a release against the
-//! same dump starts in seconds instead of restoring again.
+//! VACUUM ANALYZE and CHECKPOINT, before the scenario's settings), kept so
+//! re-running a release against the same dump starts in seconds instead of
+//! restoring again. The local backend keeps a copy of the stopped data
+//! directory in the entry; the docker backend a committed image of the
+//! stopped container, which the entry names (`image`).
 //!
-//! An entry is keyed by the dump's sha256, the server's exact version and
-//! the cache layout version; anything else the scenario changes (settings,
-//! migrations) is applied after the entry is used. An entry is complete only
-//! when its `COMPLETE` file exists (written last), and its manifest records
-//! the data dir's file count and bytes, so a half-written or truncated entry
-//! is detected and rebuilt, never used. Entries hold production data and the
-//! cluster's password: the cache dir is private (0700).
+//! An entry is keyed by the dump's sha256, the server's identity (the local
+//! binaries' exact version, or the docker image's id) and the cache layout
+//! version; anything else the scenario changes (settings, migrations) is
+//! applied after the entry is used. An entry is complete only when its
+//! `COMPLETE` file exists (written last), and its manifest records the data
+//! dir's file count and bytes, so a half-written or truncated entry is
+//! detected and rebuilt, never used (an image entry is checked against the
+//! image instead: see `backend::docker::snapshot_image_holds`). Entries hold
+//! production data and the cluster's password: the cache dir is private (0700).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,9 @@ pub struct Manifest {
     pub roles_created: Vec<String>,
     pub restore_ms: u64,
     pub jobs: u32,
+    /// The docker backend's snapshot image id; None for a local data dir copy.
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,8 +109,11 @@ impl SnapshotCache {
     pub fn lookup(&self, key: &CacheKey) -> Option<Entry> {
         let dir = self.root.join(&key.hex);
         let entry = read_entry(&dir)?;
-        let (files, bytes) = measure(&entry.data_dir()).ok()?;
-        if entry.manifest.key != key.hex || files != entry.manifest.files || bytes != entry.manifest.bytes {
+        let intact = match entry.manifest.image {
+            Some(_) => true,
+            None => measure(&entry.data_dir()).ok() == Some((entry.manifest.files, entry.manifest.bytes)),
+        };
+        if entry.manifest.key != key.hex || !intact {
             let _ = std::fs::remove_dir_all(&dir);
             return None;
         }
@@ -120,12 +130,13 @@ impl SnapshotCache {
         Ok(dir)
     }
 
-    /// Seals a staged entry whose `data/` was copied in: manifest, rename, COMPLETE.
+    /// Seals a staged entry whose `data/` was copied in (or whose manifest
+    /// names its image, with the image's size): manifest, rename, COMPLETE.
     pub fn seal(&self, staged: &Path, mut manifest: Manifest) -> Result<Entry> {
         let fail = |e: std::io::Error| Error::environment_because("cannot finish the snapshot cache entry", e);
-        let (files, bytes) = measure(&staged.join("data")).map_err(fail)?;
-        manifest.files = files;
-        manifest.bytes = bytes;
+        if manifest.image.is_none() {
+            (manifest.files, manifest.bytes) = measure(&staged.join("data")).map_err(fail)?;
+        }
         let text = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
         std::fs::write(staged.join(MANIFEST), text).map_err(fail)?;
         let dir = self.root.join(&manifest.key);
@@ -133,6 +144,11 @@ impl SnapshotCache {
         std::fs::rename(staged, &dir).map_err(fail)?;
         std::fs::write(dir.join(COMPLETE), b"").map_err(fail)?;
         Ok(Entry { dir, manifest })
+    }
+
+    /// Removes an entry (one found unusable after `lookup`).
+    pub fn remove(&self, entry: &Entry) {
+        let _ = std::fs::remove_dir_all(&entry.dir);
     }
 
     /// Complete entries, newest first.

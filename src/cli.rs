@@ -67,7 +67,8 @@ pub struct CleanupArgs {
 pub enum CacheAction {
     /// Show each cached restore: key, dump, server version, size, age.
     List,
-    /// Remove entries older than a duration and/or beyond a total size (oldest first), and half-written ones.
+    /// Remove entries older than a duration and/or beyond a total size (oldest first), and half-written ones;
+    /// a docker entry's snapshot image goes with it.
     Prune {
         /// Remove entries older than this (humantime: 12h, 7d).
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -116,7 +117,7 @@ pub struct RunArgs {
     pub pg_bin: Option<PathBuf>,
 
     /// Restore the dump even when the snapshot cache holds it (the cache is
-    /// keyed by the dump's sha256 and the server version; see `rehearse cache`).
+    /// keyed by the dump's sha256 and the server version or docker image; see `rehearse cache`).
     #[arg(long)]
     pub no_cache: bool,
 
@@ -160,7 +161,7 @@ pub fn main() -> i32 {
     runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run_command(args).await,
-            Command::Cache { action } => cache_command(action),
+            Command::Cache { action } => cache_command(action).await,
             Command::Cleanup(args) => cleanup_command(args).await,
             Command::Doctor => {
                 let diagnosis = crate::doctor::diagnose(&tokio_util::sync::CancellationToken::new()).await;
@@ -225,17 +226,21 @@ async fn run_command(args: RunArgs) -> i32 {
     outcome.exit_code
 }
 
-fn cache_command(action: CacheAction) -> i32 {
+async fn cache_command(action: CacheAction) -> i32 {
     use crate::report::format_bytes;
     let cache = crate::cache::SnapshotCache::locate();
     let now = crate::cache::now_secs();
     let describe = |e: &crate::cache::Entry| {
         let age = std::time::Duration::from_secs(now.saturating_sub(e.manifest.created));
+        let server = match &e.manifest.image {
+            // "docker image NAME ID" (the key's server identity).
+            Some(_) => e.manifest.server_version.clone(),
+            None => format!("PostgreSQL {}", e.manifest.server_version),
+        };
         format!(
-            "{}  {:>9}  PostgreSQL {}  {} old  {}",
+            "{}  {:>9}  {server}  {} old  {}",
             e.manifest.key,
             format_bytes(e.manifest.bytes),
-            e.manifest.server_version,
             humantime::format_duration(std::time::Duration::from_secs(age.as_secs() / 60 * 60)),
             e.manifest.dump_path
         )
@@ -254,10 +259,20 @@ fn cache_command(action: CacheAction) -> i32 {
                 return exit::BAD_INPUT;
             }
             let removed = cache.prune(older_than, max_size);
+            let mut failed = false;
             for e in &removed {
                 println!("removed {}", describe(e));
+                if let Some(image) = &e.manifest.image {
+                    if let Err(err) = crate::backend::docker::remove_snapshot_image(image).await {
+                        eprintln!("{}", err.render());
+                        failed = true;
+                    }
+                }
             }
             println!("{} entries removed from {}", removed.len(), cache.root().display());
+            if failed {
+                return exit::ENVIRONMENT;
+            }
         }
     }
     exit::OK

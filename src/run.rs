@@ -46,11 +46,19 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
     let cancel = sup.token();
     let mut report = new_report(plan);
     let dump = plan.dump.clone();
-    let fingerprint = tokio::task::spawn_blocking(move || restore::fingerprint(&dump));
-    // The snapshot cache is keyed by the dump's checksum, so that comes first.
-    let snapshot = match &plan.cache {
-        Some(cache) => snapshot_plan(plan, cache).await,
-        None => None,
+    // The dump's size and sha256 for the report, read once: in the
+    // background, unless the snapshot cache needs the checksum first.
+    let hashing = tokio::task::spawn_blocking(move || restore::fingerprint(&dump));
+    let (fingerprint, snapshot) = match &plan.cache {
+        Some(cache) => {
+            let fingerprint = hashing.await.ok().and_then(|r| r.ok());
+            let snapshot = match &fingerprint {
+                Some((_, sha)) => snapshot_plan(plan, cache, sha, cancel).await,
+                None => None,
+            };
+            (Fingerprint::Done(fingerprint), snapshot)
+        }
+        None => (Fingerprint::Running(hashing), None),
     };
 
     let mut stopped: Option<(Stage, Error)> = None;
@@ -106,7 +114,7 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
         }
     }
 
-    if let Ok(Ok((bytes, sha))) = fingerprint.await {
+    if let Some((bytes, sha)) = fingerprint.finish().await {
         report.dump.bytes = bytes;
         report.dump.sha256 = Some(sha);
     }
@@ -134,6 +142,21 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
     Outcome { exit_code: error.as_ref().map(Error::exit_code).unwrap_or(exit_code), report, table, files, kept, error }
 }
 
+/// The dump's size and sha256, being read or read.
+enum Fingerprint {
+    Running(tokio::task::JoinHandle<std::io::Result<(u64, String)>>),
+    Done(Option<(u64, String)>),
+}
+
+impl Fingerprint {
+    async fn finish(self) -> Option<(u64, String)> {
+        match self {
+            Fingerprint::Running(task) => task.await.ok().and_then(|r| r.ok()),
+            Fingerprint::Done(done) => done,
+        }
+    }
+}
+
 /// The snapshot cache for this run: its key, and the entry when there is one.
 struct SnapshotPlan {
     cache: SnapshotCache,
@@ -143,12 +166,28 @@ struct SnapshotPlan {
     hit: Option<cache::Entry>,
 }
 
-async fn snapshot_plan(plan: &Plan, cache: &SnapshotCache) -> Option<SnapshotPlan> {
-    let dump = plan.dump.clone();
-    let (_, sha) = tokio::task::spawn_blocking(move || restore::fingerprint(&dump)).await.ok()?.ok()?;
-    let key = CacheKey::new(&sha, &plan.server_version);
-    let hit = cache.lookup(&key);
-    Some(SnapshotPlan { cache: cache.clone(), key, dump_sha256: sha, server_version: plan.server_version.clone(), hit })
+/// The cache key and entry for this run; None when the server's identity
+/// cannot be read (the run goes on without the cache).
+async fn snapshot_plan(
+    plan: &Plan,
+    cache: &SnapshotCache,
+    sha: &str,
+    cancel: &CancellationToken,
+) -> Option<SnapshotPlan> {
+    let server_version = match &plan.backend {
+        crate::plan::BackendPlan::Docker(p) => crate::backend::docker::image_identity(&p.image, cancel).await.ok()?,
+        _ => plan.server_version.clone(),
+    };
+    let key = CacheKey::new(sha, &server_version);
+    let mut hit = cache.lookup(&key);
+    if let Some(image) = hit.as_ref().and_then(|e| e.manifest.image.clone()) {
+        if !crate::backend::docker::snapshot_image_holds(&image, &key.hex, cancel).await {
+            // The image was removed or replaced behind the cache's back: restore again.
+            cache.remove(hit.as_ref().expect("checked above"));
+            hit = None;
+        }
+    }
+    Some(SnapshotPlan { cache: cache.clone(), key, dump_sha256: sha.to_string(), server_version, hit })
 }
 
 /// Restore, prepare, discover and rehearse on a provisioned server.
@@ -182,9 +221,9 @@ async fn rehearse(
             stage,
             detail: format!("{} ({:?}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs),
         });
-        let admin =
-            db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", ready).await.map_err(|e| (stage, e))?;
-        prepare::fast_restore_settings(server, &admin).await.map_err(|e| (stage, e))?;
+        let admin = interruptible(cancel, prepare::fast_restore_settings(server, "rehearse-admin", cancel))
+            .await
+            .map_err(|e| (stage, e))?;
         let restored = interruptible(
             cancel,
             restore::restore(server, &admin, &plan.dump, plan.dump_format, plan.restore_jobs, cancel),
@@ -324,10 +363,13 @@ async fn save_snapshot(
     cancel: &CancellationToken,
 ) -> Result<()> {
     let staging = s.cache.staging_dir(&s.key)?;
-    if let Err(e) = server.save_snapshot(&staging, cancel).await {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
+    let image = match server.save_snapshot(&staging, &s.key.hex, cancel).await {
+        Ok(image) => image,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
     let manifest = cache::Manifest {
         key: s.key.hex.clone(),
         dump_path: report.dump.path.clone(),
@@ -335,11 +377,12 @@ async fn save_snapshot(
         server_version: s.server_version.clone(),
         created: cache::now_secs(),
         files: 0,
-        bytes: 0,
+        bytes: image.as_ref().map_or(0, |(_, bytes)| *bytes),
         password: server.password().expose().to_string(),
         roles_created: report.restore.roles_created.clone(),
         restore_ms: report.restore.duration_ms,
         jobs: report.restore.jobs,
+        image: image.map(|(id, _)| id),
     };
     s.cache.seal(&staging, manifest).map(|_| ())
 }

@@ -37,8 +37,18 @@ pub const DEFAULT_VERSION: &str = "16";
 pub const LABEL_RUN: &str = "rehearse";
 pub const LABEL_PID: &str = "rehearse.pid";
 pub const LABEL_HOST: &str = "rehearse.host";
+/// Label on a snapshot cache image: the cache key it holds.
+pub const LABEL_SNAPSHOT: &str = "rehearse.snapshot";
+/// Repository of snapshot cache images (tagged with the cache key).
+const SNAPSHOT_REPOSITORY: &str = "rehearse-snapshot";
 /// Where the dump appears inside the container.
 const DUMP_MOUNT: &str = "/rehearse/dump";
+/// The server's data directory inside the container (`PGDATA`): outside
+/// every path the official image declares a VOLUME for (/var/lib/postgresql/data,
+/// and /var/lib/postgresql from PostgreSQL 18 on), so the data lives in the
+/// container's own filesystem and `docker commit` captures it for the
+/// snapshot cache.
+const DATA_DIR: &str = "/rehearse/data";
 const SUPERUSER: &str = "rehearse";
 const DATABASE: &str = "rehearse";
 /// A fresh official container runs initdb, a temporary server and a restart
@@ -73,6 +83,31 @@ fn docker(args: &[&str]) -> ChildCommand {
 impl DockerContainer {
     pub async fn start(plan: &DockerPlan, cancel: &CancellationToken) -> Result<DockerContainer> {
         ensure_image(&plan.image, cancel).await?;
+        DockerContainer::start_image(plan, &plan.image, None, cancel).await
+    }
+
+    /// Starts a container of a snapshot cache image, whose data dir already
+    /// holds the restored database and the cached superuser password, and
+    /// replaces that password by a new random one at once.
+    pub async fn start_from_snapshot(
+        plan: &DockerPlan,
+        image_id: &str,
+        cached_password: Secret,
+        cancel: &CancellationToken,
+    ) -> Result<DockerContainer> {
+        let mut container = DockerContainer::start_image(plan, image_id, Some(cached_password), cancel).await?;
+        container.conn.password = db::replace_password(&container.conn).await?;
+        Ok(container)
+    }
+
+    /// Creates and starts a container of `image`. `cached_password`: the
+    /// image's data dir exists already with this password for the superuser.
+    async fn start_image(
+        plan: &DockerPlan,
+        image: &str,
+        cached_password: Option<Secret>,
+        cancel: &CancellationToken,
+    ) -> Result<DockerContainer> {
         let mut last_error = None;
         // A free port can be taken between our probe and Docker's bind: retry.
         for _ in 0..3 {
@@ -83,7 +118,7 @@ impl DockerContainer {
                     host: "127.0.0.1".into(),
                     port: free_port()?,
                     user: SUPERUSER.into(),
-                    password: Secret::generate(),
+                    password: cached_password.clone().unwrap_or_else(Secret::generate),
                     dbname: DATABASE.into(),
                     admin_dbname: "postgres".into(),
                 },
@@ -91,7 +126,7 @@ impl DockerContainer {
             };
             // From here on, an error or a cancellation drops `container`,
             // whose Drop removes it by id, or by run label if `create` never answered.
-            container.create(plan, cancel).await?;
+            container.create(plan, image, cancel).await?;
             match docker(&["start", container.id()]).run(cancel).await {
                 Ok(_) => {
                     container.wait_ready(cancel).await?;
@@ -101,9 +136,7 @@ impl DockerContainer {
                     container.remove().await?;
                     last_error = Some(e);
                 }
-                Err(e) => {
-                    return Err(container.failure(&format!("cannot start a container of {}", plan.image), e).await)
-                }
+                Err(e) => return Err(container.failure(&format!("cannot start a container of {image}"), e).await),
             }
         }
         Err(Error::environment_because(
@@ -112,7 +145,7 @@ impl DockerContainer {
         ))
     }
 
-    async fn create(&mut self, plan: &DockerPlan, cancel: &CancellationToken) -> Result<()> {
+    async fn create(&mut self, plan: &DockerPlan, image: &str, cancel: &CancellationToken) -> Result<()> {
         let mut args: Vec<String> = vec!["create".into()];
         for (key, value) in
             [(LABEL_RUN, self.run.clone()), (LABEL_PID, std::process::id().to_string()), (LABEL_HOST, hostname())]
@@ -128,6 +161,8 @@ impl DockerContainer {
             format!("POSTGRES_USER={SUPERUSER}"),
             "--env".into(),
             format!("POSTGRES_DB={DATABASE}"),
+            "--env".into(),
+            format!("PGDATA={DATA_DIR}"),
             // Prod data: reachable from this machine's loopback only.
             "--publish".into(),
             format!("127.0.0.1:{}:5432", self.conn.port),
@@ -137,7 +172,7 @@ impl DockerContainer {
             // index builds use dynamic shared memory from it.
             "--shm-size".into(),
             "1g".into(),
-            plan.image.clone(),
+            image.to_string(),
         ]);
         args.extend(server_args(&plan.settings));
         let out = ChildCommand::new("docker")
@@ -146,7 +181,7 @@ impl DockerContainer {
             .deadline(Duration::from_secs(60))
             .run(cancel)
             .await
-            .map_err(|e| child_error(&format!("cannot create a container of {}", plan.image), e))?;
+            .map_err(|e| child_error(&format!("cannot create a container of {image}"), e))?;
         self.id = Some(out.stdout.trim().to_string());
         Ok(())
     }
@@ -232,11 +267,64 @@ impl DockerContainer {
     /// Restarts the container; the published port stays, so connection
     /// details taken before the restart remain valid.
     pub async fn restart(&mut self, cancel: &CancellationToken) -> Result<()> {
-        docker(&["restart", "--time", "60", self.id()])
+        self.stop_fast(cancel).await?;
+        self.start_again(cancel).await
+    }
+
+    /// Stops the server with a fast shutdown (SIGINT to the postmaster, PID
+    /// 1: open sessions are ended, a shutdown checkpoint is written) and
+    /// waits for the container to exit. Not `docker stop` or `docker
+    /// restart`: they send the image's STOPSIGNAL, SIGTERM unless the image
+    /// sets one, and SIGTERM is PostgreSQL's smart shutdown, which waits for
+    /// every session to end and is SIGKILLed at the timeout, so the next
+    /// start would run crash recovery.
+    async fn stop_fast(&self, cancel: &CancellationToken) -> Result<()> {
+        docker(&["kill", "--signal", "SIGINT", self.id()])
+            .run(cancel)
+            .await
+            .map_err(|e| child_error("cannot signal the container's server to stop", e))?;
+        docker(&["wait", self.id()])
             .deadline(Duration::from_secs(120))
             .run(cancel)
             .await
-            .map_err(|e| child_error("cannot restart the container", e))?;
+            .map(|_| ())
+            .map_err(|e| child_error("the container's server did not stop within 2 minutes of a fast shutdown", e))
+    }
+
+    /// Saves the stopped container as a snapshot cache image tagged with
+    /// `key`, then starts it again. Returns the image's id and size. The
+    /// image keeps no password: the cached one is in the cache manifest.
+    pub async fn commit_snapshot(&mut self, key: &str, cancel: &CancellationToken) -> Result<(String, u64)> {
+        self.stop_fast(cancel).await?;
+        let tag = format!("{SNAPSHOT_REPOSITORY}:{key}");
+        let committed = docker(&[
+            "commit",
+            "--change",
+            "ENV POSTGRES_PASSWORD=",
+            "--change",
+            &format!("LABEL {LABEL_SNAPSHOT}={key}"),
+            self.id(),
+            &tag,
+        ])
+        .deadline(Duration::from_secs(3600))
+        .run(cancel)
+        .await;
+        // Started again whatever the commit did: the rehearsal goes on.
+        self.start_again(cancel).await?;
+        let id = committed.map_err(|e| child_error("cannot commit the container as a snapshot cache image", e))?;
+        let id = id.stdout.trim().to_string();
+        let size = docker(&["image", "inspect", "--format", "{{.Size}}", &id])
+            .run(cancel)
+            .await
+            .map_err(|e| child_error("cannot read the snapshot image's size", e))?;
+        Ok((id, size.stdout.trim().parse().unwrap_or(0)))
+    }
+
+    async fn start_again(&self, cancel: &CancellationToken) -> Result<()> {
+        docker(&["start", self.id()])
+            .run(cancel)
+            .await
+            .map_err(|e| child_error("cannot start the container again", e))?;
         db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(60)).await.map(|_| ())
     }
 
@@ -345,6 +433,40 @@ async fn ensure_image(image: &str, cancel: &CancellationToken) -> Result<()> {
     })
 }
 
+/// What identifies `image` for the snapshot cache key: its id (pulled
+/// first when it is not on this machine), so a rebuilt or re-pulled image
+/// never reuses a snapshot made with another.
+pub async fn image_identity(image: &str, cancel: &CancellationToken) -> Result<String> {
+    ensure_image(image, cancel).await?;
+    let out = docker(&["image", "inspect", "--format", "{{.Id}}", image])
+        .run(cancel)
+        .await
+        .map_err(|e| child_error(&format!("cannot inspect the docker image {image}"), e))?;
+    Ok(format!("docker image {image} {}", out.stdout.trim()))
+}
+
+/// Whether the snapshot image `id` is still on this machine and holds `key`
+/// (an image removed by `docker image prune`, or re-tagged, is not used).
+pub async fn snapshot_image_holds(id: &str, key: &str, cancel: &CancellationToken) -> bool {
+    let format = format!("{{{{index .Config.Labels \"{LABEL_SNAPSHOT}\"}}}}");
+    match docker(&["image", "inspect", "--format", &format, id]).run(cancel).await {
+        Ok(out) => out.stdout.trim() == key,
+        Err(_) => false,
+    }
+}
+
+/// Removes a snapshot cache image; an image already gone is not an error.
+pub async fn remove_snapshot_image(id: &str) -> Result<()> {
+    match docker(&["image", "rm", "--force", id]).run(&CancellationToken::new()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.stderr().is_some_and(|s| s.contains("No such image")) => Ok(()),
+        Err(e) => Err(child_error(
+            &format!("cannot remove the snapshot image {}: remove it with `docker image rm {id}`", short(id)),
+            e,
+        )),
+    }
+}
+
 /// `-c name=value` arguments for the server: what statement observation
 /// needs, plus the scenario's settings. Fast-restore settings are left to
 /// ALTER SYSTEM, because a command-line value outranks the configuration
@@ -355,7 +477,7 @@ fn server_args(settings: &[(String, String)]) -> Vec<String> {
         ("pg_stat_statements.track", "all"),
         ("track_io_timing", "on"),
     ];
-    let fast: Vec<&str> = crate::prepare::FAST_RESTORE.iter().map(|(n, _)| *n).collect();
+    let fast: Vec<&str> = crate::prepare::fast_restore_names().collect();
     fixed
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -458,6 +580,7 @@ pub fn hostname() -> String {
 }
 
 fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
 }
 

@@ -245,17 +245,7 @@ impl LocalCluster {
         }
         copy_tree(data, &cluster.data_dir(), cancel).await?;
         cluster.boot(false, cancel).await?;
-        let fresh = Secret::generate();
-        let client = db::connect_when_ready(&cluster.conn, "postgres", "rehearse", Duration::from_secs(30)).await?;
-        client
-            .batch_execute(&format!(
-                "ALTER ROLE {} PASSWORD {}",
-                db::quote_ident(SUPERUSER),
-                db::quote_literal(fresh.expose())
-            ))
-            .await
-            .map_err(|e| Error::environment_because("cannot set a new password on the cached cluster", e))?;
-        cluster.conn.password = fresh;
+        cluster.conn.password = db::replace_password(&cluster.conn).await?;
         write_private(
             &cluster.root.join("pgpass"),
             &format!("*:*:*:{}:{}\n", SUPERUSER, cluster.conn.password.expose()),

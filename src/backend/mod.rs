@@ -75,24 +75,42 @@ impl Throwaway {
                     LocalCluster::start_from_snapshot(bin.clone(), &entry.data_dir(), password, cancel).await?;
                 Ok(Throwaway { server: Server::Local(cluster), limitations: Vec::new() })
             }
+            BackendPlan::Docker(p) => {
+                let Some(image) = &entry.manifest.image else {
+                    return Err(crate::error::Error::environment(
+                        "the snapshot cache entry holds a data directory, not a docker image: run with --no-cache",
+                    ));
+                };
+                let password = crate::db::Secret::from(entry.manifest.password.clone());
+                let container = DockerContainer::start_from_snapshot(p, image, password, cancel).await?;
+                Ok(Throwaway { server: Server::Docker(container), limitations: Vec::new() })
+            }
             other => Err(crate::error::Error::environment(format!(
-                "the snapshot cache is for the local backend, not {}",
+                "the snapshot cache is for the local and docker backends, not {}",
                 other.name()
             ))),
         }
     }
 
-    /// Whether this backend can save and reuse snapshots (docker: a
-    /// committed image, planned; url: the server is the user's).
+    /// Whether this backend can save and reuse snapshots (local: a copy of
+    /// the data dir; docker: a committed image; url: never, the server is the user's).
     pub fn caches(plan: &BackendPlan) -> bool {
-        matches!(plan, BackendPlan::Local { .. })
+        matches!(plan, BackendPlan::Local { .. } | BackendPlan::Docker(_))
     }
 
-    /// Copies the server's stopped data dir into `dest/data`, then restarts it.
-    pub async fn save_snapshot(&mut self, dest: &Path, cancel: &CancellationToken) -> Result<()> {
+    /// Saves the stopped server for the snapshot cache, then starts it
+    /// again: local, a copy of its data dir in `dest/data`; docker, an image
+    /// tagged `key`, whose id and size are returned.
+    pub async fn save_snapshot(
+        &mut self,
+        dest: &Path,
+        key: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<(String, u64)>> {
         match &mut self.server {
-            Server::Local(c) => c.save_snapshot(&dest.join("data"), cancel).await,
-            _ => Err(crate::error::Error::environment(format!("the {} backend has no snapshot cache", self.name()))),
+            Server::Local(c) => c.save_snapshot(&dest.join("data"), cancel).await.map(|_| None),
+            Server::Docker(c) => c.commit_snapshot(key, cancel).await.map(Some),
+            Server::Url(_) => Err(crate::error::Error::environment("the url backend has no snapshot cache")),
         }
     }
 

@@ -1,10 +1,13 @@
 //! The snapshot cache: a hit on the same dump, a miss when the dump changes,
 //! a damaged entry rebuilt, prune removing what it says, and a warm run
-//! reporting what a cold run reports.
+//! reporting what a cold run reports; for the local backend (a data dir
+//! copy) and the docker backend (a committed image).
+
+use std::process::Command;
 
 use rehearse::report::MigrationReport;
 
-use crate::support::{dumps, Sandbox};
+use crate::support::{assert_no_containers, docker_lock, dumps, test_image, Sandbox};
 
 fn comparable(m: &MigrationReport) -> (String, String, Vec<(String, String)>, usize) {
     let mut locks: Vec<(String, String)> = m.locks.iter().map(|l| (l.relation.clone(), l.mode.clone())).collect();
@@ -36,6 +39,13 @@ fn warm_runs_hit_the_cache_and_report_what_cold_runs_report() {
     let warm_view: Vec<_> = warm.migrations.iter().map(comparable).collect();
     assert_eq!(warm_view, cold_view, "a warm run sees the same migrations, locks and rewrites");
     assert_eq!(warm.dump.tables.len(), cold.dump.tables.len());
+    // The restore ran with wal_level = minimal and fsync off; the rehearsal,
+    // cold or warm, with production's defaults, so its WAL figures are real.
+    for report in [&cold, &warm] {
+        let setting = |name: &str| report.postgres.settings.iter().find(|s| s.name == name).map(|s| s.value.clone());
+        assert_eq!(setting("wal_level").as_deref(), Some("replica"));
+        assert_eq!(setting("fsync").as_deref(), Some("on"));
+    }
     // The cached cluster's password was replaced: the manifest's no longer works,
     // and never appears in the outputs.
     sandbox.assert_no_leaks();
@@ -72,5 +82,64 @@ fn warm_runs_hit_the_cache_and_report_what_cold_runs_report() {
     assert!(pruned.stdout.contains("2 entries removed"), "{}", pruned.stdout);
     let list = sandbox.rehearse(&["cache", "list"]);
     assert!(list.stdout.contains("(0 entries)"), "{}", list.stdout);
+    sandbox.assert_no_leaks();
+}
+
+/// The docker backend's entry is a committed image of the stopped container:
+/// a hit starts from it, an image removed behind the cache's back is rebuilt,
+/// and prune removes the image with the entry.
+#[test]
+fn docker_runs_cache_a_committed_image_that_prune_removes() {
+    let _docker = docker_lock();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[
+        ("0001_index.sql", "CREATE INDEX orders_total_idx ON public.orders (total);\n"),
+        ("0002_retype.sql", "ALTER TABLE public.customers ALTER COLUMN name TYPE varchar(200);\n"),
+    ]);
+    let backend = format!("backend: docker\n  image: {}", test_image());
+    let scenario = sandbox.scenario_on(&backend, &dumps().path("custom"), "");
+    let run = || sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache"]);
+    let image_of = |key: &str| -> String {
+        let manifest = std::fs::read_to_string(sandbox.path().join("cache").join(key).join("manifest.json")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        manifest["image"].as_str().expect("a docker entry names its image").to_string()
+    };
+    let inspect = |image: &str, format: &str| {
+        let out = Command::new("docker").args(["image", "inspect", "--format", format, image]).output().unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+
+    let cold = run();
+    cold.assert_code(0);
+    let cold = cold.report();
+    assert_eq!(cold.restore.cache.as_deref(), Some("saved"));
+    let key = cold.restore.cache_key.clone().unwrap();
+    let image = image_of(&key);
+    assert_eq!(inspect(&image, "{{index .Config.Labels \"rehearse.snapshot\"}}").as_deref(), Some(key.as_str()));
+    let env = inspect(&image, "{{json .Config.Env}}").unwrap();
+    assert!(env.contains("\"POSTGRES_PASSWORD=\""), "the image keeps no password: {env}");
+
+    let warm = run();
+    warm.assert_code(0);
+    let warm = warm.report();
+    assert_eq!(warm.restore.cache.as_deref(), Some("hit"), "same dump, same image: a hit");
+    let cold_view: Vec<_> = cold.migrations.iter().map(comparable).collect();
+    let warm_view: Vec<_> = warm.migrations.iter().map(comparable).collect();
+    assert_eq!(warm_view, cold_view, "a warm run sees the same migrations, locks and rewrites");
+    assert_no_containers();
+
+    // An image removed behind the cache's back: restored again, never a failed start.
+    assert!(Command::new("docker").args(["image", "rm", "--force", &image]).status().unwrap().success());
+    let rebuilt = run();
+    rebuilt.assert_code(0);
+    assert_eq!(rebuilt.report().restore.cache.as_deref(), Some("saved"), "the entry was rebuilt");
+    let image = image_of(&key);
+    assert!(inspect(&image, "{{.Id}}").is_some());
+
+    let pruned = sandbox.rehearse(&["cache", "prune", "--max-size", "0"]);
+    pruned.assert_code(0);
+    assert!(pruned.stdout.contains("1 entries removed") && pruned.stdout.contains("docker image"), "{}", pruned.stdout);
+    assert_eq!(inspect(&image, "{{.Id}}"), None, "prune removed the snapshot image");
+    assert_no_containers();
     sandbox.assert_no_leaks();
 }
