@@ -10,8 +10,9 @@
 #   (d) migrations with observation off vs on (warm runs)
 #   (e) rehearse's peak RSS at two dump scales (4x apart)
 #
-# Knobs: BENCH_SCALE (default 6, ~1 GB restored), BENCH_ROUNDS (default 2: with
-# 3 the run exceeds 15 minutes on 2 cores).
+# Knobs: BENCH_SCALE (default 6, ~1 GB restored), BENCH_ROUNDS (runbook and
+# cold rounds, default 2: with 3 the run exceeds 15 minutes on 2 cores),
+# BENCH_OBSERVE_ROUNDS (warm runs with observation on and off, default 3).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,6 +20,7 @@ OUT="$ROOT/bench/out"
 SCALE="${BENCH_SCALE:-6}"
 SMALL_SCALE="$(python3 -c "print($SCALE / 4)")"
 ROUNDS="${BENCH_ROUNDS:-2}"
+OBSERVE_ROUNDS="${BENCH_OBSERVE_ROUNDS:-3}"
 REHEARSE="$ROOT/target/debug/rehearse"
 MIGRATIONS="$ROOT/scenarios/demo/migrations"
 mkdir -p "$OUT"
@@ -30,7 +32,6 @@ pg_bin() {
 }
 BIN="$(pg_bin)"
 now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # ---------------------------------------------------------------- dumps
 dump_for() {
@@ -62,6 +63,12 @@ YAML
 BIG="$(scenario big "$DUMP")"
 SMALL="$(scenario small "$SMALL_DUMP")"
 
+# Each run's wall time, peak RSS and report.json (its per-stage times) are
+# kept here; bench/summarize.py turns them into RESULTS.md.
+ROUNDS_DIR="$OUT/rounds"
+rm -rf "$ROUNDS_DIR"
+mkdir -p "$ROUNDS_DIR"
+
 # ---------------------------------------------------------------- (a) runbook
 # A staging server with default settings, started once and not timed (the
 # runbook assumes one exists), as the postgres user when we are root.
@@ -77,17 +84,22 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 export PGHOST="$STAGING" PGPORT="$PORT" PGUSER=postgres
 "$BIN/psql" -X -q -d postgres -c "CREATE ROLE app NOLOGIN; CREATE ROLE readonly NOLOGIN;"
 
-runbook_round() {
-  local db="runbook_$1" t0 t1
+runbook_round() { # prints "total restore migrations" in seconds
+  local db="runbook_$1" t0 t1 t2
   t0=$(now)
   "$BIN/createdb" "$db"
   "$BIN/pg_restore" -d "$db" "$DUMP"
-  for f in "$MIGRATIONS"/00{03,04,05,06,07,08,09,10}_*.sql; do
-    "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$f" >/dev/null
-  done
   t1=$(now)
+  for f in "$MIGRATIONS"/00{03,04,05,06,07,08,09,10}_*.sql; do
+    local m0 m1
+    m0=$(date +%s%N)
+    "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$f" >/dev/null
+    m1=$(date +%s%N)
+    echo "$(basename "$f" .sql) $(((m1 - m0) / 1000000))" >> "$ROUNDS_DIR/runbook-$1.migrations"
+  done
+  t2=$(now)
   "$BIN/dropdb" "$db"
-  python3 -c "print(round($t1 - $t0, 1))"
+  python3 -c "print(round($t2 - $t0, 2), round($t1 - $t0, 2), round($t2 - $t1, 2))"
 }
 
 # ---------------------------------------------------------------- (b)-(e) rehearse
@@ -95,65 +107,31 @@ rehearse_round() { # label scenario extra-args...
   local label="$1" scen="$2"; shift 2
   local t0 t1
   t0=$(now)
-  /usr/bin/time -f "%M" -o "$OUT/rss-$label" "$REHEARSE" run "$scen" -q "$@" >/dev/null
+  /usr/bin/time -f "%M" -o "$ROUNDS_DIR/$label.rss" "$REHEARSE" run "$scen" -q "$@" >/dev/null
   t1=$(now)
-  python3 -c "print(round($t1 - $t0, 1))"
+  python3 -c "print(round($t1 - $t0, 2))" > "$ROUNDS_DIR/$label.seconds"
+  cp "$OUT/reports/$(basename "$scen" .yaml)/report.json" "$ROUNDS_DIR/$label.json"
 }
-migrations_ms() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['totals']['duration_ms'])" "$1"; }
 
 export REHEARSE_CACHE_DIR="$OUT/cache"
 rm -rf "$REHEARSE_CACHE_DIR"
-declare -a A B C ON OFF
 for i in $(seq 1 "$ROUNDS"); do
-  echo "==> round $i/$ROUNDS" >&2
-  A+=("$(runbook_round "$i")")
-  B+=("$(rehearse_round cold "$BIG" --no-cache)")
-  cp "$OUT/rss-cold" "$OUT/rss-big"
+  echo "==> round $i/$ROUNDS: runbook, rehearse cold" >&2
+  runbook_round "$i" > "$ROUNDS_DIR/runbook-$i.seconds"
+  rehearse_round "cold-$i" "$BIG" --no-cache
 done
 echo "==> priming the snapshot cache" >&2
-rehearse_round prime "$BIG" >/dev/null
-for i in $(seq 1 "$ROUNDS"); do
-  C+=("$(rehearse_round warm "$BIG")")
-  ON+=("$(migrations_ms "$OUT/reports/big/report.json")")
-  rehearse_round off "$BIG" --no-observe >/dev/null
-  OFF+=("$(migrations_ms "$OUT/reports/big/report.json")")
+rehearse_round prime "$BIG"
+# Observation on and off alternate, so a slow spell of a shared machine hits both.
+for i in $(seq 1 "$OBSERVE_ROUNDS"); do
+  echo "==> round $i/$OBSERVE_ROUNDS: rehearse warm, observation on and off" >&2
+  rehearse_round "warm-$i" "$BIG"
+  rehearse_round "off-$i" "$BIG" --no-observe
 done
-rehearse_round small "$SMALL" --no-cache >/dev/null
+echo "==> RSS at scale $SMALL_SCALE" >&2
+rehearse_round small "$SMALL" --no-cache
 
-a=$(printf '%s\n' "${A[@]}" | median); b=$(printf '%s\n' "${B[@]}" | median); c=$(printf '%s\n' "${C[@]}" | median)
-on=$(printf '%s\n' "${ON[@]}" | median); off=$(printf '%s\n' "${OFF[@]}" | median)
-rss_big=$(cat "$OUT/rss-big"); rss_small=$(cat "$OUT/rss-small")
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-verdict() { python3 -c "print('met' if $1 <= $2 else 'missed')"; }
-
-restored=$(python3 -c "import json; r=json.load(open('$OUT/reports/big/report.json')); print(round(r['dump']['database_bytes']/2**20))")
-cat > "$ROOT/bench/RESULTS.md" <<MD
-# Benchmark results
-
-Made by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%d), $ROUNDS rounds each, medians.
-Load average when it finished: $(cut -d' ' -f1-3 /proc/loadavg) (the machine may have been shared).
-
-Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, disk $(df -h "$OUT" | awk 'NR==2 {print $2}') ($(df -h "$OUT" | awk 'NR==2 {print $1}')),
-PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), rehearse debug build.
-Dump: snapshots/generate.sh --scale $SCALE, $(du -h "$DUMP" | cut -f1) custom format, ${restored} MB restored;
-migrations: the demo release (scenarios/demo/migrations 0003-0010).
-
-| Measure | Median | Ratio | Target | |
-|---|--:|--:|--:|---|
-| (a) runbook: createdb + pg_restore (1 job, default settings) + psql migrations | ${a}s | 1.00 | | baseline |
-| (b) rehearse cold (--no-cache), full observation | ${b}s | $(ratio "$b" "$a") | ≤ 0.75 | $(verdict "$(ratio "$b" "$a")" 0.75) |
-| (c) rehearse warm (snapshot cache hit) | ${c}s | $(ratio "$c" "$a") | ≤ 0.20 | $(verdict "$(ratio "$c" "$a")" 0.20) |
-| (d) migrations, observation on vs off (warm runs) | ${on} ms vs ${off} ms | $(ratio "$on" "$off") | ≤ 1.05 | $(verdict "$(ratio "$on" "$off")" 1.05) |
-| (e) rehearse peak RSS, scale $SCALE vs $SMALL_SCALE | $((rss_big / 1024)) MB vs $((rss_small / 1024)) MB | $(ratio "$rss_big" "$rss_small") | < 64 MB, flat | $(verdict "$rss_big" 65536) |
-
-Rounds: runbook ${A[*]} s; cold ${B[*]} s; warm ${C[*]} s; migrations with observation ${ON[*]} ms, without ${OFF[*]} ms.
-
-Commands (bench/run.sh): the runbook is \`createdb; pg_restore -d DB DUMP; psql -v ON_ERROR_STOP=1 -f\` each migration,
-against a server started once with default settings (not timed). rehearse runs are
-\`/usr/bin/time -f %M target/debug/rehearse run SCENARIO -q [--no-cache | --no-observe]\`, timed whole
-(provisioning, restore, VACUUM ANALYZE, migrations, report, cleanup). Re-run with \`make bench\`
-(BENCH_SCALE, BENCH_ROUNDS to change the size and rounds).
-
-MD
-cat "$ROOT/bench/NOTES.md" >> "$ROOT/bench/RESULTS.md"
+python3 "$ROOT/bench/summarize.py" --rounds-dir "$ROUNDS_DIR" --out "$ROOT/bench/RESULTS.md" \
+  --scale "$SCALE" --small-scale "$SMALL_SCALE" --dump "$DUMP" --pg-version "$("$BIN/postgres" --version | awk '{print $3}')" \
+  --notes "$ROOT/bench/NOTES.md"
 cat "$ROOT/bench/RESULTS.md"
