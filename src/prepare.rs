@@ -100,9 +100,9 @@ pub async fn fast_restore_settings(server: &mut Throwaway, app: &str, cancel: &C
 /// VACUUM ANALYZE and CHECKPOINT the fresh restore, then back to durable
 /// settings: the state a snapshot cache entry saves. `wal_level` is back at
 /// the next restart: the snapshot's, or [`apply_settings`]'s.
-pub async fn settle(server: &Throwaway, db: &Client) -> Result<()> {
+pub async fn settle(server: &Throwaway, db: &Client, jobs: u32) -> Result<()> {
     let env = |e| Error::environment_because("preparing the restored database failed", e);
-    db.batch_execute("VACUUM ANALYZE").await.map_err(env)?;
+    vacuum_analyze(server, db, jobs).await?;
     if server.shared_database().is_some() {
         // Never CHECKPOINT, ALTER SYSTEM or reload a server rehearse does not own.
         return Ok(());
@@ -112,6 +112,46 @@ pub async fn settle(server: &Throwaway, db: &Client) -> Result<()> {
         alter_system(db, name, None).await.map_err(env)?;
     }
     reload(db, "fsync", "on").await
+}
+
+/// `VACUUM ANALYZE` of every table, `jobs` sessions at a time, largest
+/// first, as `vacuumdb --jobs` does: one database-wide VACUUM works through
+/// the tables one by one on one core. Each partitioned table is named once,
+/// at its root, which covers its partitions. A table we may not vacuum is
+/// skipped with a warning by the server, as a database-wide VACUUM would.
+async fn vacuum_analyze(server: &Throwaway, db: &Client, jobs: u32) -> Result<()> {
+    let env = |e| Error::environment_because("VACUUM ANALYZE of the restored database failed", e);
+    let tables: Vec<String> = db
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+              ORDER BY pg_total_relation_size(c.oid) DESC, 1",
+            &[],
+        )
+        .await
+        .map_err(env)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(tables)));
+    // A JoinSet aborts its sessions when dropped, so an interrupted run stops them all.
+    let mut sessions = tokio::task::JoinSet::new();
+    for _ in 0..jobs.max(1) {
+        let client = reconnect(server, "rehearse-vacuum").await?;
+        let queue = queue.clone();
+        sessions.spawn(async move {
+            loop {
+                let next = queue.lock().expect("no session panics holding the queue").pop_front();
+                let Some(table) = next else { return Ok(()) };
+                client.batch_execute(&format!("VACUUM (ANALYZE) {table}")).await?;
+            }
+        });
+    }
+    while let Some(done) = sessions.join_next().await {
+        done.map_err(|e| Error::environment(format!("a VACUUM session stopped: {e}")))?.map_err(env)?;
+    }
+    Ok(())
 }
 
 /// The scenario's prod-like settings, checked to have taken effect

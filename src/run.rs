@@ -239,7 +239,7 @@ async fn rehearse(
         let t = Instant::now();
         let stage = Stage::Prepare;
         events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT".into() });
-        interruptible(cancel, prepare::settle(server, &admin)).await.map_err(|e| (stage, e))?;
+        interruptible(cancel, prepare::settle(server, &admin, plan.restore_jobs)).await.map_err(|e| (stage, e))?;
         drop(admin);
         if let Some(s) = snapshot {
             report.restore.cache_key = Some(s.key.hex.clone());
