@@ -44,7 +44,7 @@ def stage_seconds(report):
     stages = {}
     for s in report["stages"]:
         stages[s["stage"]] = stages.get(s["stage"], 0) + s["duration_ms"] / 1000
-    stages["outside stages (start-up, cache key, report)"] = report["_seconds"] - sum(stages.values())
+    stages["outside stages (start-up, dump checksum, writing files)"] = report["_seconds"] - sum(stages.values())
     return stages
 
 
@@ -152,7 +152,10 @@ def main():
     labels = {
         "provision": "provision (initdb or copy of the cached cluster, start)",
         "restore": f"restore (rehearse: pg_restore --jobs={jobs}, fast settings)",
-        "prepare": "prepare (VACUUM ANALYZE, CHECKPOINT, durable settings)",
+        "analyze": "analyze (VACUUM ANALYZE on parallel sessions, CHECKPOINT)",
+        "snapshot": "snapshot (saving the cache entry)",
+        "prepare": "prepare (prod-like settings, restart for wal_level)",
+        "report": "report (build and render)",
         "rehearse": "migrations (rehearse: observed)",
     }
     for stage in dict.fromkeys(list(cold_st) + list(warm_st)):

@@ -9,6 +9,8 @@ use crate::report::MigrationStatus;
 pub enum Stage {
     Provision,
     Restore,
+    Analyze,
+    Snapshot,
     Prepare,
     Discover,
     Rehearse,
@@ -22,6 +24,8 @@ impl Stage {
         match self {
             Stage::Provision => "provision",
             Stage::Restore => "restore",
+            Stage::Analyze => "analyze",
+            Stage::Snapshot => "snapshot",
             Stage::Prepare => "prepare",
             Stage::Discover => "discover",
             Stage::Rehearse => "rehearse",

@@ -118,7 +118,13 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
         report.dump.bytes = bytes;
         report.dump.sha256 = Some(sha);
     }
+    // The report stage: the model and every format rendered once to time
+    // them, then written with that time in (JSON rendered again: milliseconds).
+    let t = Instant::now();
+    events.emit(Event::StageStarted { stage: Stage::Report, detail: report_detail(plan) });
     finish_report(plan, &mut report, stopped.as_ref(), started.elapsed());
+    let _ = report::render_all(&report, &plan.report.formats);
+    finish_stage(events, &mut report, Stage::Report, t, String::new());
     let exit_code = match &stopped {
         Some((_, e)) => e.exit_code(),
         None => match report.status {
@@ -140,6 +146,11 @@ pub async fn run(plan: &Plan, events: &dyn EventSink, sup: &Supervisor) -> Outco
     let table =
         plan.report.formats.contains(&crate::scenario::ReportFormat::Table).then(|| report::render_table(&report));
     Outcome { exit_code: error.as_ref().map(Error::exit_code).unwrap_or(exit_code), report, table, files, kept, error }
+}
+
+fn report_detail(plan: &Plan) -> String {
+    let formats: Vec<String> = plan.report.formats.iter().map(|f| format!("{f:?}").to_lowercase()).collect();
+    formats.join(", ")
 }
 
 /// The dump's size and sha256, being read or read.
@@ -237,11 +248,16 @@ async fn rehearse(
         finish_stage(events, report, stage, t, String::new());
 
         let t = Instant::now();
-        let stage = Stage::Prepare;
+        let stage = Stage::Analyze;
         events.emit(Event::StageStarted { stage, detail: "VACUUM ANALYZE, CHECKPOINT".into() });
         interruptible(cancel, prepare::settle(server, &admin, plan.restore_jobs)).await.map_err(|e| (stage, e))?;
         drop(admin);
+        finish_stage(events, report, stage, t, String::new());
+
         if let Some(s) = snapshot {
+            let t = Instant::now();
+            let stage = Stage::Snapshot;
+            events.emit(Event::StageStarted { stage, detail: format!("saving to {}", s.cache.root().display()) });
             report.restore.cache_key = Some(s.key.hex.clone());
             report.restore.cache = Some(match save_snapshot(server, s, report, cancel).await {
                 Ok(()) => "saved".into(),
@@ -251,8 +267,8 @@ async fn rehearse(
                     "not saved".into()
                 }
             });
+            finish_stage(events, report, stage, t, String::new());
         }
-        finish_stage(events, report, stage, t, String::new());
     }
 
     let t = Instant::now();

@@ -24,15 +24,22 @@ use crate::scenario::ReportFormat;
 /// never sees half a report. Files are private to the user (0600).
 /// Under GitHub Actions (`GITHUB_STEP_SUMMARY` set), the Markdown is also
 /// appended to the job's summary page.
+/// Every file format asked for, rendered: (file name, contents).
+pub fn render_all(report: &Report, formats: &[ReportFormat]) -> Vec<(&'static str, String)> {
+    formats
+        .iter()
+        .filter_map(|format| match format {
+            ReportFormat::Markdown => Some(("report.md", render_markdown(report))),
+            ReportFormat::Json => Some(("report.json", render_json(report))),
+            ReportFormat::Junit => Some(("junit.xml", render_junit(report))),
+            ReportFormat::Table => None,
+        })
+        .collect()
+}
+
 pub fn write_files(report: &Report, dir: &Path, formats: &[ReportFormat]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for format in formats {
-        let (name, body) = match format {
-            ReportFormat::Markdown => ("report.md", render_markdown(report)),
-            ReportFormat::Json => ("report.json", render_json(report)),
-            ReportFormat::Junit => ("junit.xml", render_junit(report)),
-            ReportFormat::Table => continue,
-        };
+    for (name, body) in render_all(report, formats) {
         let path = dir.join(name);
         write_atomically(&path, body.as_bytes())?;
         written.push(path);

@@ -50,6 +50,12 @@ fn warm_runs_hit_the_cache_and_report_what_cold_runs_report() {
     // and never appears in the outputs.
     sandbox.assert_no_leaks();
 
+    // A restore option that does not change the restored state is not in the key.
+    let fewer_jobs = sandbox.scenario_on("backend: local\n  restore_jobs: 1", &dumps().path("custom"), "");
+    let out = sandbox.rehearse(&["run", fewer_jobs.to_str().unwrap(), "--use-cache"]);
+    out.assert_code(0);
+    assert_eq!(out.report().restore.cache.as_deref(), Some("hit"), "restore_jobs does not change what is restored");
+
     // A different dump (the same data as a directory dump) is another key.
     let other = sandbox.scenario(&dumps().path("directory"), "");
     let out = sandbox.rehearse(&["run", other.to_str().unwrap(), "--use-cache"]);
@@ -127,6 +133,32 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     let warm_view: Vec<_> = warm.migrations.iter().map(comparable).collect();
     assert_eq!(warm_view, cold_view, "a warm run sees the same migrations, locks and rewrites");
     assert_no_containers();
+
+    // Another image (here the same files under a new id) is another server: a miss.
+    let variant = format!("{}-variant-{}", test_image(), std::process::id());
+    let made = Command::new("docker").args(["create", &test_image()]).output().unwrap();
+    let made_id = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    assert!(Command::new("docker")
+        .args(["commit", "--change", "LABEL rehearse.test=variant", &made_id, &variant])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    assert!(Command::new("docker").args(["rm", &made_id]).output().unwrap().status.success());
+    let other = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache", "--image", &variant]);
+    other.assert_code(0);
+    let other = other.report();
+    assert_eq!(other.restore.cache.as_deref(), Some("saved"), "a changed image never reuses an entry");
+    assert_ne!(other.restore.cache_key.as_deref(), Some(key.as_str()));
+    let pruned = sandbox.rehearse(&["cache", "prune", "--max-size", "0"]);
+    pruned.assert_code(0);
+    assert!(pruned.stdout.contains("2 entries removed"), "{}", pruned.stdout);
+    assert!(Command::new("docker").args(["image", "rm", &variant]).output().unwrap().status.success());
+    assert_eq!(inspect(&image, "{{.Id}}"), None, "prune removed the snapshot image");
+    let warm = run();
+    warm.assert_code(0);
+    assert_eq!(warm.report().restore.cache.as_deref(), Some("saved"));
+    let image = image_of(&key);
 
     // An image removed behind the cache's back: restored again, never a failed start.
     assert!(Command::new("docker").args(["image", "rm", "--force", &image]).status().unwrap().success());

@@ -66,7 +66,7 @@ fn interrupted(signal: Signal, during: &str) {
     let (dump, when) = match during {
         // The demo snapshot takes seconds to restore and to VACUUM ANALYZE: time to be interrupted.
         "restore" => (demo, "restore:"),
-        "prepare" => (demo, "prepare:"),
+        "analyze" => (demo, "analyze:"),
         // Starting a container takes seconds too.
         "provision" => (tiny_demo_dump().clone(), "provision:"),
         _ => (tiny_demo_dump().clone(), "migration 2/3"),
@@ -99,8 +99,8 @@ fn sigterm_during_docker_provisioning_removes_the_container() {
 }
 
 #[test]
-fn sigint_during_docker_prepare_removes_the_container() {
-    interrupted(Signal::SIGINT, "prepare");
+fn sigint_during_docker_analyze_removes_the_container() {
+    interrupted(Signal::SIGINT, "analyze");
 }
 
 #[test]

@@ -35,8 +35,8 @@ fn sigterm_during_provision() {
 }
 
 #[test]
-fn sigint_during_prepare() {
-    interrupted_at("prepare:", "prepare", Signal::SIGINT, 1);
+fn sigint_during_analyze() {
+    interrupted_at("analyze:", "analyze", Signal::SIGINT, 1);
 }
 
 #[test]
