@@ -295,8 +295,11 @@ impl DockerContainer {
     /// `key`, then starts it again. Returns the image's id and size. The
     /// image keeps no password: the cached one is in the cache manifest.
     pub async fn commit_snapshot(&mut self, key: &str, cancel: &CancellationToken) -> Result<(String, u64)> {
-        self.stop_fast(cancel).await?;
         let tag = format!("{SNAPSHOT_REPOSITORY}:{key}");
+        // An image under this tag that no complete entry names (a run that
+        // died between commit and seal, or an entry found unusable): replaced below.
+        let replaced = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]).run(cancel).await.ok();
+        self.stop_fast(cancel).await?;
         let committed = docker(&[
             "commit",
             "--change",
@@ -313,6 +316,9 @@ impl DockerContainer {
         self.start_again(cancel).await?;
         let id = committed.map_err(|e| child_error("cannot commit the container as a snapshot cache image", e))?;
         let id = id.stdout.trim().to_string();
+        if let Some(old) = replaced.map(|out| out.stdout.trim().to_string()).filter(|old| *old != id) {
+            let _ = remove_snapshot_image(&old).await;
+        }
         let size = docker(&["image", "inspect", "--format", "{{.Size}}", &id])
             .run(cancel)
             .await

@@ -160,6 +160,15 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     assert_eq!(warm.report().restore.cache.as_deref(), Some("saved"));
     let image = image_of(&key);
 
+    // An entry lost after its image was committed (a run killed before the
+    // entry was sealed): the next save replaces the orphaned image, never leaks it.
+    std::fs::remove_dir_all(sandbox.path().join("cache").join(&key)).unwrap();
+    let resaved = run();
+    resaved.assert_code(0);
+    assert_eq!(resaved.report().restore.cache.as_deref(), Some("saved"));
+    assert_eq!(inspect(&image, "{{.Id}}"), None, "the orphaned image was removed");
+    let image = image_of(&key);
+
     // An image removed behind the cache's back: restored again, never a failed start.
     assert!(Command::new("docker").args(["image", "rm", "--force", &image]).status().unwrap().success());
     let rebuilt = run();
