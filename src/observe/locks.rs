@@ -80,8 +80,20 @@ pub struct Sampler {
     interval: Duration,
 }
 
+/// What the latest sample saw: (relation as `schema.name`, mode) of every
+/// lock held or awaited by a session other than rehearse's own.
+pub type Sighting = Arc<Vec<(String, String)>>;
+
 impl Sampler {
-    pub fn start(client: Arc<Client>, db_oid: i64, exclude: Vec<i32>, interval: Duration) -> Sampler {
+    /// Starts sampling; each sample's locks are also published on `sightings`
+    /// (the probes run only while they could be blocked).
+    pub fn start(
+        client: Arc<Client>,
+        db_oid: i64,
+        exclude: Vec<i32>,
+        interval: Duration,
+        sightings: tokio::sync::watch::Sender<Sighting>,
+    ) -> Sampler {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
@@ -109,6 +121,15 @@ impl Sampler {
                 };
                 let now = Instant::now();
                 samples += 1;
+                let seen: Vec<(String, String)> =
+                    rows.iter().filter(|r| !r.name.is_empty()).map(|r| (r.name.clone(), r.mode.clone())).collect();
+                sightings.send_if_modified(|latest| {
+                    let changed = **latest != seen;
+                    if changed {
+                        *latest = Arc::new(seen);
+                    }
+                    changed
+                });
                 for LockRow { oid, name, kind, mode, granted } in rows {
                     let track = tracks.entry((oid, mode)).or_default();
                     if !name.is_empty() {

@@ -17,7 +17,7 @@ use tokio_postgres::Client;
 use crate::db::{self, ConnInfo};
 use crate::error::{Error, Result};
 use crate::report::{BlockReport, LockReport, MigrationReport, StatementReport, TopStatement, Wal};
-use locks::{SampledLock, Sampler};
+use locks::{SampledLock, Sampler, Sighting};
 use probes::{ProbeSession, RunningProbes};
 use relations::RelationSnapshot;
 
@@ -189,10 +189,12 @@ impl Observers {
             let _ = queries::reset_statements(s, self.db_oid).await;
         }
         let (sampler, probes) = match self.enabled {
-            true => (
-                Some(Sampler::start(self.sampler.clone(), self.db_oid, self.own_pids.clone(), self.interval)),
-                Some(probes::start(&self.probes)),
-            ),
+            true => {
+                let (sightings, seen) = tokio::sync::watch::channel(Sighting::default());
+                let sampler =
+                    Sampler::start(self.sampler.clone(), self.db_oid, self.own_pids.clone(), self.interval, sightings);
+                (Some(sampler), Some(probes::start(&self.probes, &seen)))
+            }
             false => (None, None),
         };
         let wal_before = queries::wal_position(&self.observer).await.map_err(env)?;

@@ -4,6 +4,13 @@
 //! DELETE take) in a transaction that is rolled back, so they change nothing.
 //! The wait is the blocking the application would feel, including queueing
 //! behind a migration that is itself waiting for a lock.
+//!
+//! A probe runs only while the lock sampler's latest sample shows a lock on
+//! its table, held or awaited, whose mode conflicts with the probe's (the
+//! conflict matrix of [`super::conflicts`]): otherwise it could not wait, and
+//! probing would only take CPU from the migration (make bench: ten sessions
+//! probing all the time cost about 3% of the migrations' time on 2 cores).
+//! A probe starts within one sample interval of the lock being taken.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +19,8 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
+use super::conflicts::conflicts;
+use super::locks::Sighting;
 use crate::db::{self, ConnInfo};
 use crate::report::{ProbeReport, WaitStats};
 
@@ -40,6 +49,15 @@ impl ProbeSession {
         let mode = if self.write { "ROW EXCLUSIVE" } else { "ACCESS SHARE" };
         format!("BEGIN /*rehearse*/; LOCK TABLE {} IN {mode} MODE /*rehearse*/; ROLLBACK /*rehearse*/", self.table)
     }
+
+    /// The mode the probe takes, as pg_locks spells it.
+    fn mode(&self) -> &'static str {
+        if self.write {
+            "RowExclusiveLock"
+        } else {
+            "AccessShareLock"
+        }
+    }
 }
 
 /// (table, is the writer, the task returning its waits in ms, its session).
@@ -51,7 +69,7 @@ pub struct RunningProbes {
     tasks: Vec<RunningProbe>,
 }
 
-pub fn start(sessions: &[ProbeSession]) -> RunningProbes {
+pub fn start(sessions: &[ProbeSession], sightings: &tokio::sync::watch::Receiver<Sighting>) -> RunningProbes {
     let stop = CancellationToken::new();
     let tasks = sessions
         .iter()
@@ -59,9 +77,25 @@ pub fn start(sessions: &[ProbeSession]) -> RunningProbes {
             let client = s.client.clone();
             let sql = s.sql();
             let token = stop.clone();
+            let mut sightings = sightings.clone();
+            let (table, mode) = (s.table.clone(), s.mode());
             let task = tokio::spawn(async move {
                 let mut waits = Vec::new();
                 while !token.is_cancelled() {
+                    // Wait for a sample showing a lock this probe would queue behind.
+                    loop {
+                        let could_wait = sightings
+                            .borrow_and_update()
+                            .iter()
+                            .any(|(relation, held)| *relation == table && conflicts(held, mode));
+                        if could_wait {
+                            break;
+                        }
+                        tokio::select! {
+                            changed = sightings.changed() => if changed.is_err() { return waits },
+                            _ = token.cancelled() => return waits,
+                        }
+                    }
                     let t0 = Instant::now();
                     if client.batch_execute(&sql).await.is_err() {
                         // The table was dropped or renamed, or the probe was cancelled.

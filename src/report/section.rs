@@ -152,18 +152,24 @@ pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
             w,
             "| Table | Read wait max | Read p99 | Write wait max | Write p99 | Probes |\n|---|--:|--:|--:|--:|--:|"
         );
+        // A side no probe ran on: nothing held or awaited a lock that blocks it.
+        let waits = |s: &crate::report::WaitStats| match s.probes {
+            0 => ("-".to_string(), "-".to_string()),
+            _ => (format!("{:.1}ms", s.max_ms), format!("{:.1}ms", s.p99_ms)),
+        };
         for p in felt {
+            let ((read_max, read_p99), (write_max, write_p99)) = (waits(&p.reads), waits(&p.writes));
             let _ = writeln!(
                 w,
-                "| `{}` | {:.1}ms | {:.1}ms | {:.1}ms | {:.1}ms | {} |",
+                "| `{}` | {read_max} | {read_p99} | {write_max} | {write_p99} | {} |",
                 p.relation,
-                p.reads.max_ms,
-                p.reads.p99_ms,
-                p.writes.max_ms,
-                p.writes.p99_ms,
                 p.reads.probes + p.writes.probes
             );
         }
+        let _ = writeln!(
+            w,
+            "\nA probe runs only while a lock that would block it is held or awaited; `-`: none was, so nothing waited."
+        );
     }
 
     if !m.rewrites.is_empty() || !m.size_changes.is_empty() {

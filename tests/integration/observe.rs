@@ -122,7 +122,7 @@ fn hold_time_and_probe_wait_match_the_truth() {
     let interval = 25;
     let scenario = sandbox.scenario(
         &dumps().path("custom"),
-        &format!("observe:\n  sample_interval: {interval}ms\n  hot_tables: [public.orders]\n"),
+        &format!("observe:\n  sample_interval: {interval}ms\n  hot_tables: [public.orders, public.customers]\n"),
     );
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(0);
@@ -147,6 +147,9 @@ fn hold_time_and_probe_wait_match_the_truth() {
         probe.reads.max_ms
     );
     assert!(probe.writes.max_ms >= 1350.0, "a writer waited {}ms", probe.writes.max_ms);
+    // Probes run only while something holds or awaits a conflicting lock on their table.
+    let idle = m.probes.iter().find(|p| p.relation == "public.customers").unwrap();
+    assert_eq!((idle.reads.probes, idle.writes.probes), (0, 0), "nothing locked customers: {idle:?}");
     assert_eq!(m.longest_read_block.as_ref().unwrap().relation, "public.orders");
     sandbox.assert_no_leaks();
 }
