@@ -116,19 +116,15 @@ pub async fn connect(info: &ConnInfo, dbname: &str, application_name: &str) -> R
     Ok(client)
 }
 
-/// Gives `info.user` a new random password, connecting with the current
-/// one (a snapshot cache entry's), and returns it: a cached server never
-/// runs with a password that was written down in the cache.
-pub async fn replace_password(info: &ConnInfo) -> Result<Secret> {
-    let fresh = Secret::generate();
+/// Sets `password` for `info.user`, connecting with the current one (a
+/// snapshot cache entry's): a cached server never runs with a password
+/// that was written down in the cache.
+pub async fn set_password(info: &ConnInfo, password: &Secret) -> Result<()> {
     let client = connect_when_ready(info, &info.admin_dbname, "rehearse", Duration::from_secs(30)).await?;
     client
-        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", quote_ident(&info.user), quote_literal(fresh.expose())))
+        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", quote_ident(&info.user), quote_literal(password.expose())))
         .await
-        .map_err(|e| {
-            Error::environment_because("cannot set a new password on the server from the snapshot cache", e)
-        })?;
-    Ok(fresh)
+        .map_err(|e| Error::environment_because("cannot set a new password on the server from the snapshot cache", e))
 }
 
 /// Connects, retrying only while the server is still starting up or not yet

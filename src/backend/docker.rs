@@ -73,6 +73,9 @@ pub struct DockerContainer {
     id: Option<String>,
     run: String,
     conn: ConnInfo,
+    /// The container's POSTGRES_PASSWORD: the superuser's password, once a
+    /// container of a snapshot image has replaced the cached one.
+    env_password: Secret,
     done: bool,
 }
 
@@ -96,7 +99,9 @@ impl DockerContainer {
         cancel: &CancellationToken,
     ) -> Result<DockerContainer> {
         let mut container = DockerContainer::start_image(plan, image_id, Some(cached_password), cancel).await?;
-        container.conn.password = db::replace_password(&container.conn).await?;
+        // The new password is the container's POSTGRES_PASSWORD already (what --keep points to).
+        db::set_password(&container.conn, &container.env_password).await?;
+        container.conn.password = container.env_password.clone();
         Ok(container)
     }
 
@@ -111,6 +116,7 @@ impl DockerContainer {
         let mut last_error = None;
         // A free port can be taken between our probe and Docker's bind: retry.
         for _ in 0..3 {
+            let fresh = Secret::generate();
             let mut container = DockerContainer {
                 id: None,
                 run: random_id(),
@@ -118,10 +124,11 @@ impl DockerContainer {
                     host: "127.0.0.1".into(),
                     port: free_port()?,
                     user: SUPERUSER.into(),
-                    password: cached_password.clone().unwrap_or_else(Secret::generate),
+                    password: cached_password.clone().unwrap_or_else(|| fresh.clone()),
                     dbname: DATABASE.into(),
                     admin_dbname: "postgres".into(),
                 },
+                env_password: fresh,
                 done: false,
             };
             // From here on, an error or a cancellation drops `container`,
@@ -177,7 +184,7 @@ impl DockerContainer {
         args.extend(server_args(&plan.settings));
         let out = ChildCommand::new("docker")
             .args(&args)
-            .env("POSTGRES_PASSWORD", self.conn.password.expose())
+            .env("POSTGRES_PASSWORD", self.env_password.expose())
             .deadline(Duration::from_secs(60))
             .run(cancel)
             .await

@@ -245,7 +245,9 @@ impl LocalCluster {
         }
         copy_tree(data, &cluster.data_dir(), cancel).await?;
         cluster.boot(false, cancel).await?;
-        cluster.conn.password = db::replace_password(&cluster.conn).await?;
+        let fresh = Secret::generate();
+        db::set_password(&cluster.conn, &fresh).await?;
+        cluster.conn.password = fresh;
         write_private(
             &cluster.root.join("pgpass"),
             &format!("*:*:*:{}:{}\n", SUPERUSER, cluster.conn.password.expose()),

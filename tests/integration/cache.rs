@@ -7,7 +7,9 @@ use std::process::Command;
 
 use rehearse::report::MigrationReport;
 
-use crate::support::{assert_no_containers, docker_lock, dumps, test_image, Sandbox};
+use crate::support::{
+    assert_no_containers, docker_lock, docker_out, dumps, kept_container, pg_bin_dir, test_image, Sandbox,
+};
 
 fn comparable(m: &MigrationReport) -> (String, String, Vec<(String, String)>, usize) {
     let mut locks: Vec<(String, String)> = m.locks.iter().map(|l| (l.relation.clone(), l.mode.clone())).collect();
@@ -125,13 +127,33 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     let env = inspect(&image, "{{json .Config.Env}}").unwrap();
     assert!(env.contains("\"POSTGRES_PASSWORD=\""), "the image keeps no password: {env}");
 
-    let warm = run();
+    let warm = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache", "--keep"]);
     warm.assert_code(0);
+    let kept = kept_container(&warm.stderr);
     let warm = warm.report();
     assert_eq!(warm.restore.cache.as_deref(), Some("hit"), "same dump, same image: a hit");
     let cold_view: Vec<_> = cold.migrations.iter().map(comparable).collect();
     let warm_view: Vec<_> = warm.migrations.iter().map(comparable).collect();
     assert_eq!(warm_view, cold_view, "a warm run sees the same migrations, locks and rewrites");
+    // The container from the cache answers to its own POSTGRES_PASSWORD (what
+    // --keep points to), no longer to the one written in the cache manifest.
+    let manifest = std::fs::read_to_string(sandbox.path().join("cache").join(&key).join("manifest.json")).unwrap();
+    let cached: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let env = docker_out(&["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", &kept]);
+    let password = env.lines().find_map(|l| l.strip_prefix("POSTGRES_PASSWORD=")).unwrap().to_string();
+    let port = docker_out(&["port", &kept, "5432"]).trim().rsplit(':').next().unwrap().to_string();
+    let login = |password: &str| {
+        Command::new(format!("{}/psql", pg_bin_dir()))
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "rehearse", "-d", "rehearse", "-Atc", "SELECT 1"])
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(login(&password), "the container's POSTGRES_PASSWORD works");
+    assert!(!login(cached["password"].as_str().unwrap()), "the cached password was replaced");
+    docker_out(&["rm", "-f", "-v", &kept]);
     assert_no_containers();
 
     // Another image (here the same files under a new id) is another server: a miss.

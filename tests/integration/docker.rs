@@ -7,8 +7,8 @@ use nix::sys::signal::Signal;
 use rehearse::report::{MigrationStatus, RunStatus};
 
 use crate::support::{
-    assert_no_containers, docker_lock, dumps, run_and_signal, table_lock_modes, test_image, tiny_demo_dump, Sandbox,
-    REPO,
+    assert_no_containers, docker_lock, docker_out, dumps, kept_container, run_and_signal, table_lock_modes, test_image,
+    tiny_demo_dump, Sandbox, REPO,
 };
 
 /// A rewrite, an index build, a backfill and a validated constraint: WAL in
@@ -145,13 +145,8 @@ fn a_kept_container_listens_on_loopback_only_and_its_password_stays_out_of_the_o
     let scenario = sandbox.scenario_on(&docker_backend(), tiny_demo_dump(), "");
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
     out.assert_code(0);
-    let remove = out.stderr.lines().find(|l| l.contains("docker rm -f -v")).expect("how to remove the kept container");
-    let id = remove.split_whitespace().last().unwrap().to_string();
-    let docker = |args: &[&str]| {
-        let o = std::process::Command::new("docker").args(args).output().unwrap();
-        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let id = kept_container(&out.stderr);
+    let docker = docker_out;
     let ports = docker(&["port", &id, "5432"]);
     assert!(!ports.trim().is_empty() && ports.lines().all(|l| l.starts_with("127.0.0.1:")), "published on {ports:?}");
     let env = docker(&["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", &id]);

@@ -539,3 +539,22 @@ pub fn table_lock_modes(report: &Report) -> Vec<LockSet> {
         })
         .collect()
 }
+
+/// The container id from a `--keep` run's "docker rm -f -v <id>" line.
+pub fn kept_container(stderr: &str) -> String {
+    let remove = stderr.lines().find(|l| l.contains("docker rm -f -v")).expect("how to remove the kept container");
+    remove.split_whitespace().last().unwrap().to_string()
+}
+
+pub fn docker_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The local PostgreSQL client binaries (psql), as `make deps` installs them.
+pub fn pg_bin_dir() -> String {
+    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql").unwrap().flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    dirs.last().unwrap().join("bin").display().to_string()
+}
