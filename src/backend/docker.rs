@@ -76,6 +76,8 @@ pub struct DockerContainer {
     /// The container's POSTGRES_PASSWORD: the superuser's password, once a
     /// container of a snapshot image has replaced the cached one.
     env_password: Secret,
+    /// The image it was created from.
+    image: String,
     done: bool,
 }
 
@@ -129,6 +131,7 @@ impl DockerContainer {
                     admin_dbname: "postgres".into(),
                 },
                 env_password: fresh,
+                image: image.to_string(),
                 done: false,
             };
             // From here on, an error or a cancellation drops `container`,
@@ -326,11 +329,13 @@ impl DockerContainer {
         if let Some(old) = replaced.map(|out| out.stdout.trim().to_string()).filter(|old| *old != id) {
             let _ = remove_snapshot_image(&old).await;
         }
-        let size = docker(&["image", "inspect", "--format", "{{.Size}}", &id])
+        // The entry's size is the snapshot's own layer: the image's size less its base image's.
+        let sizes = docker(&["image", "inspect", "--format", "{{.Size}}", &id, &self.image])
             .run(cancel)
             .await
             .map_err(|e| child_error("cannot read the snapshot image's size", e))?;
-        Ok((id, size.stdout.trim().parse().unwrap_or(0)))
+        let sizes: Vec<u64> = sizes.stdout.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        Ok((id, sizes.first().zip(sizes.get(1)).map_or(0, |(image, base)| image.saturating_sub(*base))))
     }
 
     async fn start_again(&self, cancel: &CancellationToken) -> Result<()> {

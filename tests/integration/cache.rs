@@ -41,6 +41,14 @@ fn warm_runs_hit_the_cache_and_report_what_cold_runs_report() {
     let warm_view: Vec<_> = warm.migrations.iter().map(comparable).collect();
     assert_eq!(warm_view, cold_view, "a warm run sees the same migrations, locks and rewrites");
     assert_eq!(warm.dump.tables.len(), cold.dump.tables.len());
+    // Each stage timed apart; a hit skips the restore's work, the analyze and the save.
+    let stages = |r: &rehearse::report::Report| r.stages.iter().map(|s| s.stage.clone()).collect::<Vec<_>>();
+    let pipeline =
+        ["provision", "restore", "analyze", "snapshot", "prepare", "discover", "rehearse", "cleanup", "report"];
+    assert_eq!(stages(&cold), pipeline);
+    let hit: Vec<&str> = pipeline.into_iter().filter(|s| !["analyze", "snapshot"].contains(s)).collect();
+    assert_eq!(stages(&warm), hit);
+    assert!(cold.stages.iter().find(|s| s.stage == "restore").unwrap().duration_ms > 0);
     // The restore ran with wal_level = minimal and fsync off; the rehearsal,
     // cold or warm, with production's defaults, so its WAL figures are real.
     for report in [&cold, &warm] {
@@ -124,6 +132,13 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     let key = cold.restore.cache_key.clone().unwrap();
     let image = image_of(&key);
     assert_eq!(inspect(&image, "{{index .Config.Labels \"rehearse.snapshot\"}}").as_deref(), Some(key.as_str()));
+    // The entry counts the snapshot's own layer, not the base image's.
+    let manifest = std::fs::read_to_string(sandbox.path().join("cache").join(&key).join("manifest.json")).unwrap();
+    let bytes = serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["bytes"].as_u64().unwrap();
+    let base: u64 = inspect(&test_image(), "{{.Size}}").unwrap().parse().unwrap();
+    let whole: u64 = inspect(&image, "{{.Size}}").unwrap().parse().unwrap();
+    assert_eq!(bytes, whole - base, "layer of {bytes} bytes, image {whole}, base {base}");
+    assert!(bytes > 1_000_000, "the restored data dir is in the layer");
     let env = inspect(&image, "{{json .Config.Env}}").unwrap();
     assert!(env.contains("\"POSTGRES_PASSWORD=\""), "the image keeps no password: {env}");
 
