@@ -147,6 +147,12 @@ fn a_kept_container_listens_on_loopback_only_and_its_password_stays_out_of_the_o
     out.assert_code(0);
     let id = kept_container(&out.stderr);
     let docker = docker_out;
+    // The restarts around the restore (wal_level) are fast shutdowns: a smart
+    // one (docker restart's SIGTERM) waits for every session, then is killed.
+    let log = std::process::Command::new("docker").args(["logs", &id]).output().unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&log.stdout), String::from_utf8_lossy(&log.stderr));
+    assert!(log.contains("received fast shutdown request"), "{log}");
+    assert!(!log.contains("smart shutdown") && !log.contains("not properly shut down"), "{log}");
     let ports = docker(&["port", &id, "5432"]);
     assert!(!ports.trim().is_empty() && ports.lines().all(|l| l.starts_with("127.0.0.1:")), "published on {ports:?}");
     let env = docker(&["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", &id]);
