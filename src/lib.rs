@@ -1,34 +1,32 @@
 //! rehearse: rehearse PostgreSQL schema migrations on a throwaway copy of
 //! production. The binary is a thin shell around `cli::main`; everything
-//! else is this library, one module per pipeline stage.
+//! else is this library. The pipeline of DESIGN.md, in the tree:
+//!
+//! ```text
+//! cli ─► plan ─► run: provision ─► restore ─► prepare ─► discover ─► rehearse each ─► report ─► gate
+//!                     (backend)    (restore)  (prepare)  (migrations) (migrations, observe,  (report) (gate)
+//!                                                                     findings)
+//! ```
+//!
+//! Below the stages: `pipeline` (stage runner, events, signals), `catalog`
+//! (every catalog and statistics query), `pg` (PostgreSQL's facts as types),
+//! `sys` (processes, connections, the machine) and `error`.
 
 pub mod backend;
-pub mod backup;
-pub mod baseline;
-pub mod budget;
-pub mod cache;
 pub mod catalog;
-pub mod cleanup;
 pub mod cli;
-pub mod db;
-pub mod deadline;
-pub mod destructive;
-pub mod doctor;
 pub mod error;
-pub mod events;
+pub mod findings;
 pub mod gate;
-pub mod hazards;
 pub mod migrations;
 pub mod observe;
+pub mod pg;
+pub mod pipeline;
 pub mod plan;
 pub mod prepare;
-pub mod process;
-pub mod progress;
-pub mod recovery;
 pub mod report;
 pub mod restore;
 pub mod run;
-pub mod scenario;
-pub mod signals;
+pub mod sys;
 
 pub use error::{Error, Result};

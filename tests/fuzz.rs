@@ -7,8 +7,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use rehearse::migrations::sql::{parse_file_name, split};
-use rehearse::restore::{roles_in_script, DumpFormat};
-use rehearse::scenario;
+use rehearse::pg::DumpFormat;
+use rehearse::plan::scenario;
+use rehearse::restore::roles::roles_in_script;
 
 proptest! {
     #[test]

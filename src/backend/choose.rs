@@ -4,17 +4,21 @@
 //! `auto` (the default) takes the url backend when a URL is given, else the
 //! local binaries when they are found (and match `postgres.version`), else
 //! Docker when an engine answers, else fails with both remedies.
+//!
+//! A flag that names a backend's server selects that backend whatever the
+//! scenario says (`--url`: url, `--image`: docker), and a scenario whose
+//! keys name another backend's server than the one it chose is refused: a
+//! server the user named is never silently left unused.
 
 use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::docker::{self, DockerPlan};
-use crate::backend::local;
-use crate::backend::url::{self, UrlPlan};
+use super::docker::{self, DockerPlan};
+use super::local;
+use super::url::{self, UrlPlan};
+use super::{BackendKind, BackendPlan};
 use crate::error::{Error, Result};
-use crate::plan::BackendPlan;
-use crate::scenario::BackendKind;
 
 /// The scenario's and the flags' say on the backend.
 #[derive(Debug)]
@@ -24,19 +28,77 @@ pub struct BackendRequest<'a> {
     pub image: Option<&'a str>,
     pub url: Option<&'a str>,
     pub pg_bin: Option<&'a Path>,
+    /// Which of `url`, `image` and `pg_bin` came from flags (`--url`, `--image`, `--pg-bin`).
+    pub flags: NamedOnCommandLine,
     pub dump: &'a Path,
     pub settings: &'a [(String, String)],
     /// The scenario file, as messages name it.
     pub shown: &'a str,
 }
 
+/// Which servers the command line named.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NamedOnCommandLine {
+    pub url: bool,
+    pub image: bool,
+    pub pg_bin: bool,
+}
+
 pub async fn choose(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
-    match req.kind {
+    match effective_kind(req)? {
         BackendKind::Local => local_plan(req, cancel).await,
         BackendKind::Docker => docker_plan(req, cancel).await,
         BackendKind::Url => url_plan(req, cancel).await,
         BackendKind::Auto if req.url.is_some() => url_plan(req, cancel).await,
         BackendKind::Auto => auto_plan(req, cancel).await,
+    }
+}
+
+/// The backend the flags and the scenario ask for, or why they contradict each other.
+fn effective_kind(req: &BackendRequest<'_>) -> Result<BackendKind> {
+    let shown = req.shown;
+    let refuse = |message: String| Err(Error::bad_input(format!("{shown}: {message}")));
+    match (req.flags.url, req.flags.image, req.flags.pg_bin) {
+        (true, true, _) => {
+            return refuse(
+                "--url and --image name two different servers (an existing one, a container): pass one".into(),
+            )
+        }
+        (false, true, true) => {
+            return refuse(
+                "--image runs the server in a container, so --pg-bin (local binaries) would be unused: pass one".into(),
+            )
+        }
+        (true, _, _) => return Ok(BackendKind::Url),
+        (_, true, _) => return Ok(BackendKind::Docker),
+        _ => {}
+    }
+    let named = |key: &str, backend: &str| {
+        refuse(format!(
+            "postgres.{key} names a server for the {backend} backend, but postgres.backend is {}:              remove postgres.{key}, or set `backend: {backend}` (or `auto`)",
+            kind_name(req.kind)
+        ))
+    };
+    match req.kind {
+        BackendKind::Local if req.url.is_some() => named("url", "url"),
+        BackendKind::Local if req.image.is_some() => named("image", "docker"),
+        BackendKind::Docker if req.url.is_some() => named("url", "url"),
+        BackendKind::Url if req.image.is_some() => named("image", "docker"),
+        BackendKind::Docker if req.flags.pg_bin => refuse(
+            "--pg-bin names local PostgreSQL binaries, but postgres.backend is docker (the server runs in a \
+             container): drop --pg-bin, or set `backend: local`"
+                .into(),
+        ),
+        kind => Ok(kind),
+    }
+}
+
+fn kind_name(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Auto => "auto",
+        BackendKind::Local => "local",
+        BackendKind::Docker => "docker",
+        BackendKind::Url => "url",
     }
 }
 

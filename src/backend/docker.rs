@@ -26,10 +26,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::local::free_port;
-use crate::db::{self, ConnInfo, Secret};
+use super::local::free_port;
+use super::settings;
 use crate::error::{Error, Result};
-use crate::process::{ChildCommand, ChildError};
+use crate::sys::db::{self, ConnInfo, Secret};
+use crate::sys::process::{ChildCommand, ChildError};
+use crate::sys::text::last_lines;
 
 /// The image tag used when the scenario names neither an image nor a version.
 pub const DEFAULT_VERSION: &str = "16";
@@ -102,7 +104,7 @@ impl DockerContainer {
     ) -> Result<DockerContainer> {
         let mut container = DockerContainer::start_image(plan, image_id, Some(cached_password), cancel).await?;
         // The new password is the container's POSTGRES_PASSWORD already (what --keep points to).
-        db::set_password(&container.conn, &container.env_password).await?;
+        db::set_password(&container.conn, &container.env_password, cancel).await?;
         container.conn.password = container.env_password.clone();
         Ok(container)
     }
@@ -218,7 +220,7 @@ impl DockerContainer {
                     "the container {} stopped during start-up ({}); its log ends with:\n{}",
                     short(self.id()),
                     state.stdout.trim(),
-                    tail(&logs, 15)
+                    last_lines(&logs, 15)
                 )));
             }
             if started.elapsed() > START_DEADLINE {
@@ -226,7 +228,7 @@ impl DockerContainer {
                     "the server in container {} did not log \"{READY_LINE}\" within {}; its log ends with:\n{}",
                     short(self.id()),
                     humantime::format_duration(START_DEADLINE),
-                    tail(&logs, 15)
+                    last_lines(&logs, 15)
                 )));
             }
             tokio::select! {
@@ -234,7 +236,7 @@ impl DockerContainer {
                 _ = cancel.cancelled() => return Err(Error::Interrupted),
             }
         }
-        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(60)).await.map(|_| ())
+        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(60), cancel).await.map(|_| ())
     }
 
     async fn logs(&self, cancel: &CancellationToken) -> Result<String> {
@@ -343,7 +345,7 @@ impl DockerContainer {
             .run(cancel)
             .await
             .map_err(|e| child_error("cannot start the container again", e))?;
-        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(60)).await.map(|_| ())
+        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(60), cancel).await.map(|_| ())
     }
 
     /// Removes the container and its anonymous volumes.
@@ -385,7 +387,7 @@ impl DockerContainer {
         let logs = self.logs(&CancellationToken::new()).await.unwrap_or_default();
         match logs.trim().is_empty() {
             true => child_error(what, e),
-            false => Error::environment_because(format!("{what}; its log ends with:\n{}", tail(&logs, 10)), e),
+            false => Error::environment_because(format!("{what}; its log ends with:\n{}", last_lines(&logs, 10)), e),
         }
     }
 }
@@ -490,12 +492,8 @@ pub async fn remove_snapshot_image(id: &str) -> Result<()> {
 /// ALTER SYSTEM, because a command-line value outranks the configuration
 /// files and would pin them during the restore.
 fn server_args(settings: &[(String, String)]) -> Vec<String> {
-    let fixed = [
-        ("shared_preload_libraries", "pg_stat_statements"),
-        ("pg_stat_statements.track", "all"),
-        ("track_io_timing", "on"),
-    ];
-    let fast: Vec<&str> = crate::prepare::fast_restore_names().collect();
+    let fixed = settings::OBSERVATION;
+    let fast: Vec<&str> = settings::fast_restore_names().collect();
     fixed
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -539,6 +537,15 @@ pub async fn engine_version(cancel: &CancellationToken) -> Result<String, String
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Where the Docker engine keeps images and containers (`docker info`'s
+/// DockerRootDir), when that directory is on this machine: a container's
+/// data directory lives in its writable layer there.
+pub async fn data_root(cancel: &CancellationToken) -> Option<PathBuf> {
+    let out = docker(&["info", "--format", "{{.DockerRootDir}}"]).run(cancel).await.ok()?;
+    let dir = PathBuf::from(out.stdout.trim());
+    dir.is_dir().then_some(dir)
 }
 
 /// A container some rehearse run started, as `docker ps` lists it.
@@ -605,11 +612,6 @@ fn short(id: &str) -> &str {
 fn random_id() -> String {
     use rand::distr::{Alphanumeric, SampleString};
     Alphanumeric.sample_string(&mut rand::rng(), 12).to_lowercase()
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[cfg(test)]

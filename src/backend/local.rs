@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, ConnInfo, Secret};
+use super::settings;
 use crate::error::{Error, Result};
-use crate::process::{ChildCommand, ChildError, RunAs};
+use crate::sys::db::{self, ConnInfo, Secret};
+use crate::sys::process::{ChildCommand, ChildError, RunAs};
+use crate::sys::text::last_lines;
 
 /// The superuser initdb creates; also the role the rehearsal connects as.
 const SUPERUSER: &str = "rehearse";
@@ -246,7 +248,7 @@ impl LocalCluster {
         copy_tree(data, &cluster.data_dir(), cancel).await?;
         cluster.boot(false, cancel).await?;
         let fresh = Secret::generate();
-        db::set_password(&cluster.conn, &fresh).await?;
+        db::set_password(&cluster.conn, &fresh, cancel).await?;
         cluster.conn.password = fresh;
         write_private(
             &cluster.root.join("pgpass"),
@@ -261,7 +263,7 @@ impl LocalCluster {
         self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"], cancel).await?;
         let copied = copy_tree(&self.data_dir(), dest, cancel).await;
         self.pg_ctl(&["-w", "-t", "60", "start"], cancel).await?;
-        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await?;
+        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30), cancel).await?;
         copied
     }
 
@@ -334,7 +336,8 @@ impl LocalCluster {
             match self.pg_ctl(&["-w", "-t", "60", "start"], cancel).await {
                 Ok(()) => {
                     let client =
-                        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await?;
+                        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30), cancel)
+                            .await?;
                     if !create_database {
                         return Ok(());
                     }
@@ -360,18 +363,18 @@ impl LocalCluster {
         // Each line's why: loopback and a private socket only (prod data);
         // pg_stat_statements must be preloaded for statement observation;
         // logging to server.log (pg_ctl -l) so errors can be quoted.
-        let conf = format!(
+        let mut conf = format!(
             "listen_addresses = '127.0.0.1'\n\
              port = {port}\n\
              unix_socket_directories = '{socket}'\n\
              unix_socket_permissions = 0700\n\
-             shared_preload_libraries = 'pg_stat_statements'\n\
-             pg_stat_statements.track = all\n\
-             track_io_timing = on\n\
              logging_collector = off\n",
             port = self.conn.port,
             socket = self.root.display().to_string().replace('\'', "''"),
         );
+        for (name, value) in settings::OBSERVATION {
+            conf.push_str(&format!("{name} = '{value}'\n"));
+        }
         let path = self.data_dir().join("rehearse.conf");
         std::fs::write(&path, conf)
             .map_err(|e| Error::environment_because(format!("cannot write {}", path.display()), e))
@@ -398,10 +401,10 @@ impl LocalCluster {
             return Error::Interrupted;
         }
         let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail = last_lines(&log, 10);
         let mut message = what.to_string();
         if !tail.is_empty() {
-            message.push_str(&format!("; server log:\n{}", tail.join("\n")));
+            message.push_str(&format!("; server log:\n{tail}"));
         }
         Error::environment_because(message, e)
     }
@@ -409,7 +412,7 @@ impl LocalCluster {
     /// Restarts the server (for settings that only take effect at start).
     pub async fn restart(&mut self, cancel: &CancellationToken) -> Result<()> {
         self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "restart"], cancel).await?;
-        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30)).await.map(|_| ())
+        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30), cancel).await.map(|_| ())
     }
 
     /// Stops the server and deletes every file of the cluster.

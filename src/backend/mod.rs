@@ -1,25 +1,50 @@
 //! Provisioning the throwaway Postgres. One file per backend, `choose` picks
 //! one from the scenario and the machine, and every stage after
-//! provisioning talks to a `Throwaway` only.
+//! provisioning talks to a `Throwaway` only. The snapshot cache (restored
+//! servers kept for the next run) and `rehearse cleanup` (what a killed run
+//! left) live here too: both are about the servers this module makes.
 
+pub mod cache;
 pub mod choose;
 pub mod docker;
+pub mod leftovers;
 pub mod local;
+pub mod settings;
 pub mod url;
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::ConnInfo;
 use crate::error::Result;
-use crate::plan::BackendPlan;
-use crate::process::ChildCommand;
+use crate::sys::db::ConnInfo;
+use crate::sys::process::ChildCommand;
 
 pub use choose::{choose, BackendRequest};
 pub use docker::{DockerContainer, DockerPlan};
 pub use local::{LocalCluster, PgBin};
 pub use url::{UrlDatabase, UrlPlan};
+
+/// `postgres.backend` in the scenario.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The local binaries when found, else Docker when it answers (or the url backend when a URL is given).
+    #[default]
+    Auto,
+    Local,
+    Docker,
+    Url,
+}
+
+/// The backend a run uses, resolved against this machine.
+#[derive(Debug)]
+pub enum BackendPlan {
+    Local { bin: PgBin },
+    Docker(DockerPlan),
+    Url(UrlPlan),
+}
 
 /// A running throwaway server (or database) that this run owns and must clean up.
 #[derive(Debug)]
@@ -65,12 +90,12 @@ impl Throwaway {
     /// Starts a copy of a snapshot cache entry (local backend only).
     pub async fn provision_from_snapshot(
         plan: &BackendPlan,
-        entry: &crate::cache::Entry,
+        entry: &cache::Entry,
         cancel: &CancellationToken,
     ) -> Result<Throwaway> {
         match plan {
             BackendPlan::Local { bin } => {
-                let password = crate::db::Secret::from(entry.manifest.password.clone());
+                let password = crate::sys::db::Secret::from(entry.manifest.password.clone());
                 let cluster =
                     LocalCluster::start_from_snapshot(bin.clone(), &entry.data_dir(), password, cancel).await?;
                 Ok(Throwaway { server: Server::Local(cluster), limitations: Vec::new() })
@@ -81,7 +106,7 @@ impl Throwaway {
                         "the snapshot cache entry holds a data directory, not a docker image: run with --no-cache",
                     ));
                 };
-                let password = crate::db::Secret::from(entry.manifest.password.clone());
+                let password = crate::sys::db::Secret::from(entry.manifest.password.clone());
                 let container = DockerContainer::start_from_snapshot(p, image, password, cancel).await?;
                 Ok(Throwaway { server: Server::Docker(container), limitations: Vec::new() })
             }
@@ -115,7 +140,7 @@ impl Throwaway {
     }
 
     /// The password of the throwaway server (for a cache manifest only).
-    pub fn password(&self) -> &crate::db::Secret {
+    pub fn password(&self) -> &crate::sys::db::Secret {
         &self.conn().password
     }
 
@@ -126,6 +151,11 @@ impl Throwaway {
             Server::Docker(_) => "docker",
             Server::Url(_) => "url",
         }
+    }
+
+    /// Whether the server runs in a container (its client tools write files there, not here).
+    pub fn runs_in_container(&self) -> bool {
+        matches!(self.server, Server::Docker(_))
     }
 
     pub fn conn(&self) -> &ConnInfo {

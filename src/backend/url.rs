@@ -15,10 +15,12 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use crate::backend::local::PgBin;
-use crate::db::{self, quote_ident, quote_literal, ConnInfo, Secret};
+use super::local::PgBin;
+use super::settings::FAST_RESTORE;
+use crate::catalog;
 use crate::error::{Error, Result};
-use crate::process::ChildCommand;
+use crate::sys::db::{self, quote_ident, quote_literal, ConnInfo, Secret};
+use crate::sys::process::ChildCommand;
 
 /// Where the throwaway databases go, as the plan resolved it.
 #[derive(Debug, Clone)]
@@ -79,13 +81,9 @@ impl UrlDatabase {
     pub async fn create(plan: &UrlPlan) -> Result<UrlDatabase> {
         let server = &plan.server;
         let admin = connect_admin(server).await?;
-        let version_num: i32 = admin
-            .query_one("SELECT current_setting('server_version_num')::int", &[])
-            .await
-            .map_err(|e| {
-                Error::environment_because(format!("cannot read the version of {}", server.masked(&server.dbname)), e)
-            })?
-            .get(0);
+        let version_num = catalog::server_version_num(&admin).await.map_err(|e| {
+            Error::environment_because(format!("cannot read the version of {}", server.masked(&server.dbname)), e)
+        })?;
         let name = format!("rehearse_{}", random_suffix());
         // From here on, an error drops `database`, whose Drop drops it (IF EXISTS).
         let database = UrlDatabase {
@@ -99,13 +97,15 @@ impl UrlDatabase {
         // server's template1 has collected.
         admin.batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name))).await.map_err(
             |e| {
-                Error::environment(format!(
-                    "cannot create the throwaway database {name} on {}: {}\n  (the role needs CREATEDB: \
-                 ALTER ROLE {} CREATEDB, or use a URL with a role that has it)",
-                    server.masked(&server.dbname),
-                    db::describe_pg_error(&e),
-                    quote_ident(&server.user),
-                ))
+                Error::environment_because(
+                    format!(
+                        "cannot create the throwaway database {name} on {}: the role needs CREATEDB \
+                         (ALTER ROLE {} CREATEDB), or use a URL with a role that has it",
+                        server.masked(&server.dbname),
+                        quote_ident(&server.user),
+                    ),
+                    e,
+                )
             },
         )?;
         // Who made it, for `rehearse cleanup --url` after a crash.
@@ -152,7 +152,7 @@ impl UrlDatabase {
     /// the limitations (the server-wide ones).
     pub async fn fast_restore_settings(&self, admin: &Client) -> Result<Vec<String>> {
         let mut server_wide = Vec::new();
-        for (name, value) in crate::prepare::FAST_RESTORE {
+        for (name, value) in FAST_RESTORE {
             if !self.set_for_database(admin, name, value).await?.is_empty() {
                 server_wide.push(format!("{name}={value}"));
             }
@@ -180,7 +180,7 @@ impl UrlDatabase {
         }
         let reset =
             |name: &str| format!("ALTER DATABASE {} RESET {}", quote_ident(&self.conn.dbname), quote_ident(name));
-        for (name, _) in crate::prepare::FAST_RESTORE {
+        for (name, _) in FAST_RESTORE {
             let _ = db.batch_execute(&reset(name)).await;
         }
         for (name, value) in settings {
@@ -193,19 +193,11 @@ impl UrlDatabase {
     /// per database (context `user`, or `superuser` for a superuser);
     /// otherwise a limitation saying what the server runs with instead.
     async fn set_for_database(&self, client: &Client, name: &str, value: &str) -> Result<Vec<String>> {
-        let env = |e| Error::environment_because("cannot read the server's settings", e);
-        let row = client
-            .query_opt(
-                "SELECT s.context, current_setting(s.name),
-                        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-                   FROM pg_settings s WHERE s.name = $1",
-                &[&name],
-            )
+        let setting = catalog::setting_context(client, name)
             .await
-            .map_err(env)?
+            .map_err(|e| Error::environment_because("cannot read the server's settings", e))?
             .ok_or_else(|| Error::bad_input(format!("postgres.settings.{name}: the server has no such setting")))?;
-        let (context, current, superuser): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
-        if context == "user" || (context == "superuser" && superuser) {
+        if setting.context == "user" || (setting.context == "superuser" && setting.superuser) {
             let sql = format!(
                 "ALTER DATABASE {} SET {} = {}",
                 quote_ident(&self.conn.dbname),
@@ -213,16 +205,14 @@ impl UrlDatabase {
                 quote_literal(value)
             );
             client.batch_execute(&sql).await.map_err(|e| {
-                Error::bad_input(format!(
-                    "postgres.settings.{name} = {value:?} was refused by the server: {}",
-                    db::describe_pg_error(&e)
-                ))
+                Error::bad_input_because(format!("postgres.settings.{name} = {value:?} was refused by the server"), e)
             })?;
             return Ok(Vec::new());
         }
         Ok(vec![format!(
-            "postgres.settings.{name} = {value} was not applied: it is a server-wide setting (context {context}) \
-             and the url backend never changes the server's configuration; the server runs with {name} = {current}"
+            "postgres.settings.{name} = {value} was not applied: it is a server-wide setting (context {}) \
+             and the url backend never changes the server's configuration; the server runs with {name} = {}",
+            setting.context, setting.current
         )])
     }
 }
@@ -282,25 +272,17 @@ pub async fn drop_database(server: &ConnInfo, name: &str, version_num: i32) -> R
 /// Throwaway databases a rehearse run left on `server`: (name, comment).
 pub async fn leftover_databases(server: &ConnInfo) -> Result<Vec<(String, String)>> {
     let admin = connect_admin(server).await?;
-    let rows = admin
-        .query(
-            "SELECT d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), '')
-               FROM pg_database d WHERE d.datname LIKE 'rehearse\\_%'",
-            &[],
-        )
+    catalog::rehearse_databases(&admin)
         .await
-        .map_err(|e| Error::environment_because("cannot list the server's databases", e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .map_err(|e| Error::environment_because("cannot list the server's databases", e))
 }
 
 /// The server's version as `server_version_num`.
 pub async fn server_version_num(server: &ConnInfo) -> Result<i32> {
     let admin = connect_admin(server).await?;
-    let row = admin
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
+    catalog::server_version_num(&admin)
         .await
-        .map_err(|e| Error::environment_because("cannot read the server's version", e))?;
-    Ok(row.get(0))
+        .map_err(|e| Error::environment_because("cannot read the server's version", e))
 }
 
 fn random_suffix() -> String {

@@ -8,11 +8,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::CommandPlan;
 use super::{Applied, Migration, Target};
 use crate::error::{Error, Result};
-use crate::plan::CommandPlan;
-use crate::process::{ChildCommand, ChildError};
 use crate::report::MigrationError;
+use crate::sys::process::{ChildCommand, ChildError};
+use crate::sys::text::last_lines;
 
 const APP_NAME: &str = "rehearse-command";
 /// How long `list` may take.
@@ -70,10 +71,9 @@ impl CommandTool {
                 applied.error = Some(MigrationError::new("interrupted by a signal while the command ran"));
             }
             Err(ChildError::Failed { status, stderr, .. }) => {
-                let tail: Vec<&str> = stderr.lines().rev().take(25).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                let tail = last_lines(&stderr, 25);
                 applied.error = Some(MigrationError {
-                    message: target.redact(&format!("`{script}` failed ({status}):\n{}", tail.join("\n"))),
+                    message: target.redact(&format!("`{script}` failed ({status}):\n{tail}")),
                     statement: None,
                     file: None,
                     line: None,

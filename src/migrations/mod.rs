@@ -8,13 +8,64 @@ pub mod sql;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Deserialize;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{ConnInfo, Secret};
 use crate::error::Result;
-use crate::plan::MigrationsPlan;
-use crate::report::{MigrationError, StatementReport};
+use crate::report::{LockSource, MigrationError, StatementLock, StatementReport};
+use crate::sys::db::{ConnInfo, Secret};
+
+/// `migrations.tool` in the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationTool {
+    Sql,
+    Alembic,
+    Command,
+}
+
+impl MigrationTool {
+    /// The tool's name as the report spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationTool::Sql => "sql",
+            MigrationTool::Alembic => "alembic",
+            MigrationTool::Command => "command",
+        }
+    }
+}
+
+/// Where the migrations come from, as the plan resolved it: a scanned SQL
+/// folder (bad file names were refused before anything started), an
+/// Alembic project with a working interpreter, or a command line.
+#[derive(Debug, Clone)]
+pub enum MigrationsPlan {
+    Sql(sql::SqlDir),
+    Alembic(AlembicPlan),
+    Command(CommandPlan),
+}
+
+#[derive(Debug, Clone)]
+pub struct AlembicPlan {
+    /// The folder holding alembic.ini; Alembic runs with it as working directory.
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub target: String,
+    /// The interpreter of the user's environment, with Alembic importable.
+    pub python: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandPlan {
+    /// Working directory for `list` and `apply`: the scenario's folder, or `dir`.
+    pub dir: PathBuf,
+    pub list: Option<String>,
+    pub revisions: Option<Vec<String>>,
+    pub apply: String,
+    pub env: Vec<(String, String)>,
+}
 
 /// One pending migration, in apply order.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +110,9 @@ pub struct Target<'a> {
     /// For tools that connect on their own (Alembic, commands).
     pub conn: &'a ConnInfo,
     pub cancel: &'a CancellationToken,
+    /// Reads the locks of `client`'s statements that cannot run in a
+    /// transaction block while they run (None with observation off).
+    pub watcher: Option<&'a crate::observe::StatementWatcher>,
 }
 
 impl Target<'_> {
@@ -93,6 +147,21 @@ impl Target<'_> {
     }
 }
 
+/// A lock a statement's session holds right after it (read inside its
+/// transaction), as the statement's report lists it; the hold is filled in
+/// when the transaction's end is known.
+fn taken_by_statement(lock: crate::catalog::LockRow) -> StatementLock {
+    StatementLock {
+        relation: lock.name,
+        oid: lock.oid,
+        kind: lock.kind,
+        mode: lock.mode,
+        held_ms: 0,
+        source: LockSource::Statement,
+        exact_hold: false,
+    }
+}
+
 /// Percent-encodes what a URL query value cannot hold as is.
 fn percent_encode(text: &str) -> String {
     text.bytes()
@@ -103,6 +172,7 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+/// The migration source of a run, ready to list and apply migrations.
 pub enum MigrationSource {
     Sql(sql::SqlDir),
     Alembic(alembic::AlembicProject),
@@ -110,24 +180,25 @@ pub enum MigrationSource {
 }
 
 impl MigrationSource {
-    pub fn from_plan(plan: &MigrationsPlan, observe: bool) -> Result<MigrationSource> {
+    /// The source for a plan; `exact_locks`: read each statement's locks
+    /// (observation on).
+    pub fn new(plan: &MigrationsPlan, exact_locks: bool) -> MigrationSource {
         match plan {
-            MigrationsPlan::Sql { dir, table } => {
-                let mut dir = sql::SqlDir::scan(dir, table.clone())?;
-                dir.exact_locks = observe;
-                Ok(MigrationSource::Sql(dir))
+            MigrationsPlan::Sql(dir) => {
+                let mut dir = dir.clone();
+                dir.exact_locks = exact_locks;
+                MigrationSource::Sql(dir)
             }
-            MigrationsPlan::Alembic(p) => Ok(MigrationSource::Alembic(alembic::AlembicProject::new(p.clone()))),
-            MigrationsPlan::Command(p) => Ok(MigrationSource::Command(command::CommandTool::new(p.clone()))),
+            MigrationsPlan::Alembic(p) => MigrationSource::Alembic(alembic::AlembicProject::new(p.clone())),
+            MigrationsPlan::Command(p) => MigrationSource::Command(command::CommandTool::new(p.clone())),
         }
     }
 
-    /// The tool's name as the report spells it.
-    pub fn tool(&self) -> &'static str {
+    pub fn tool(&self) -> MigrationTool {
         match self {
-            MigrationSource::Sql(_) => "sql",
-            MigrationSource::Alembic(_) => "alembic",
-            MigrationSource::Command(_) => "command",
+            MigrationSource::Sql(_) => MigrationTool::Sql,
+            MigrationSource::Alembic(_) => MigrationTool::Alembic,
+            MigrationSource::Command(_) => MigrationTool::Command,
         }
     }
 
@@ -146,12 +217,13 @@ impl MigrationSource {
         }
     }
 
-    /// Applies one migration.
-    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Applied {
+    /// Applies one migration. An error is the harness failing (a helper that
+    /// cannot be understood); the migration's own failure is in `Applied`.
+    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
         match self {
-            MigrationSource::Sql(s) => s.apply(migration, target.client, target.cancel).await,
+            MigrationSource::Sql(s) => Ok(s.apply(migration, target).await),
             MigrationSource::Alembic(a) => a.apply(migration, target).await,
-            MigrationSource::Command(c) => c.apply(migration, target).await,
+            MigrationSource::Command(c) => Ok(c.apply(migration, target).await),
         }
     }
 }

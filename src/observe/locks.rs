@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::queries::{self, LockRow};
+use crate::catalog::{self, LockRow};
+use crate::pg::{LockMode, RelationKind};
 
 /// A sighting is continuous with the previous one when they are this many
 /// intervals apart or fewer (a slow sample must not split a hold in two).
@@ -54,8 +55,8 @@ impl Spans {
 pub struct SampledLock {
     pub oid: i64,
     pub name: String,
-    pub kind: String,
-    pub mode: String,
+    pub kind: RelationKind,
+    pub mode: LockMode,
     /// Longest hold: last sighting − first sighting + one interval (the
     /// lock may have been taken up to an interval before it was first seen).
     /// None when only seen waiting.
@@ -66,13 +67,13 @@ pub struct SampledLock {
 #[derive(Debug, Default)]
 struct Track {
     name: String,
-    kind: String,
+    kind: RelationKind,
     held: Spans,
     waited: Spans,
 }
 
-/// Per (relation oid, mode): what was seen; the sample count; the first error.
-type SamplerResult = (HashMap<(i64, String), Track>, u64, Option<String>);
+/// Per (relation oid, mode): what was seen; the first error a sample hit.
+type SamplerResult = (HashMap<(i64, LockMode), Track>, Option<tokio_postgres::Error>);
 
 pub struct Sampler {
     stop: CancellationToken,
@@ -82,7 +83,7 @@ pub struct Sampler {
 
 /// What the latest sample saw: (relation as `schema.name`, mode) of every
 /// lock held or awaited by a session other than rehearse's own.
-pub type Sighting = Arc<Vec<(String, String)>>;
+pub type Sighting = Arc<Vec<(String, LockMode)>>;
 
 impl Sampler {
     /// Starts sampling; each sample's locks are also published on `sightings`
@@ -97,13 +98,12 @@ impl Sampler {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
-            let mut tracks: HashMap<(i64, String), Track> = HashMap::new();
-            let mut samples = 0u64;
+            let mut tracks: HashMap<(i64, LockMode), Track> = HashMap::new();
             let mut failure = None;
             let gap = interval * GAP_INTERVALS;
-            let prepared = match client.prepare(queries::RELATION_LOCKS).await {
+            let prepared = match client.prepare(catalog::RELATION_LOCKS).await {
                 Ok(statement) => statement,
-                Err(e) => return (tracks, samples, Some(crate::db::describe_pg_error(&e))),
+                Err(e) => return (tracks, Some(e)),
             };
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,17 +112,16 @@ impl Sampler {
                     _ = ticker.tick() => {}
                     _ = token.cancelled() => break,
                 }
-                let rows = match queries::relation_locks(&client, &prepared, db_oid, &exclude).await {
+                let rows = match catalog::relation_locks(&client, &prepared, db_oid, &exclude).await {
                     Ok(rows) => rows,
                     Err(e) => {
-                        failure.get_or_insert_with(|| crate::db::describe_pg_error(&e));
+                        failure.get_or_insert(e);
                         continue;
                     }
                 };
                 let now = Instant::now();
-                samples += 1;
-                let seen: Vec<(String, String)> =
-                    rows.iter().filter(|r| !r.name.is_empty()).map(|r| (r.name.clone(), r.mode.clone())).collect();
+                let seen: Vec<(String, LockMode)> =
+                    rows.iter().filter(|r| !r.name.is_empty()).map(|r| (r.name.clone(), r.mode)).collect();
                 sightings.send_if_modified(|latest| {
                     let changed = **latest != seen;
                     if changed {
@@ -143,16 +142,19 @@ impl Sampler {
                     }
                 }
             }
-            (tracks, samples, failure)
+            (tracks, failure)
         });
         Sampler { stop, task, interval }
     }
 
-    /// Stops sampling; returns every (relation, mode) seen, the sample
-    /// count, and the first error a sample hit, if any.
-    pub async fn finish(self) -> (Vec<SampledLock>, u64, Option<String>) {
+    /// Stops sampling; returns every (relation, mode) seen, or the first
+    /// error a sample hit.
+    pub async fn finish(self) -> Result<Vec<SampledLock>, tokio_postgres::Error> {
         self.stop.cancel();
-        let (tracks, samples, failure) = self.task.await.unwrap_or_default();
+        let (tracks, failure) = self.task.await.unwrap_or_default();
+        if let Some(e) = failure {
+            return Err(e);
+        }
         let interval = self.interval;
         let locks = tracks
             .into_iter()
@@ -169,7 +171,7 @@ impl Sampler {
                 }
             })
             .collect();
-        (locks, samples, failure)
+        Ok(locks)
     }
 }
 

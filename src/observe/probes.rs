@@ -7,7 +7,7 @@
 //!
 //! A probe runs only while the lock sampler's latest sample shows a lock on
 //! its table, held or awaited, whose mode conflicts with the probe's (the
-//! conflict matrix of [`super::conflicts`]): otherwise it could not wait, and
+//! conflict matrix, `LockMode::conflicts_with`): otherwise it could not wait, and
 //! probing would only take CPU from the migration (make bench: ten sessions
 //! probing all the time cost about 3% of the migrations' time on 2 cores).
 //! A probe starts within one sample interval of the lock being taken.
@@ -19,10 +19,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use super::conflicts::conflicts;
 use super::locks::Sighting;
-use crate::db::{self, ConnInfo};
+use crate::pg::LockMode;
 use crate::report::{ProbeReport, WaitStats};
+use crate::sys::db::{self, ConnInfo};
 
 /// Pause between two probes of one session: often enough to catch a block
 /// of a tenth of a second, rare enough that ten probe sessions cost little
@@ -40,7 +40,7 @@ pub struct ProbeSession {
 impl ProbeSession {
     pub async fn connect(conn: &ConnInfo, table: &str, write: bool) -> Result<ProbeSession, tokio_postgres::Error> {
         let client = db::connect(conn, &conn.dbname, "rehearse-probe").await?;
-        let pid = super::queries::backend_pid(&client).await?;
+        let pid = crate::catalog::backend_pid(&client).await?;
         Ok(ProbeSession { client: Arc::new(client), pid, table: table.to_string(), write })
     }
 
@@ -51,11 +51,11 @@ impl ProbeSession {
     }
 
     /// The mode the probe takes, as pg_locks spells it.
-    fn mode(&self) -> &'static str {
+    fn mode(&self) -> LockMode {
         if self.write {
-            "RowExclusiveLock"
+            LockMode::RowExclusiveLock
         } else {
-            "AccessShareLock"
+            LockMode::AccessShareLock
         }
     }
 }
@@ -87,7 +87,7 @@ pub fn start(sessions: &[ProbeSession], sightings: &tokio::sync::watch::Receiver
                         let could_wait = sightings
                             .borrow_and_update()
                             .iter()
-                            .any(|(relation, held)| *relation == table && conflicts(held, mode));
+                            .any(|(relation, held)| *relation == table && held.conflicts_with(mode));
                         if could_wait {
                             break;
                         }

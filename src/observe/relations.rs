@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use tokio_postgres::Client;
 
-use super::queries::{self, RelationRow};
+use crate::catalog::{self, RelationRow};
+use crate::pg::RelationKind;
 use crate::report::Rewrite;
 
 /// Size changes smaller than this are noise (one page), whatever the ratio.
@@ -19,18 +20,14 @@ pub struct RelationSnapshot {
 
 impl RelationSnapshot {
     pub async fn take(client: &Client) -> Result<RelationSnapshot, tokio_postgres::Error> {
-        let rows = queries::relations(client).await?;
+        let rows = catalog::relations(client).await?;
         Ok(RelationSnapshot { by_oid: rows.into_iter().map(|r| (r.oid, r)).collect() })
     }
 
     /// Relations in `self` that `before` does not have, by name, sorted.
-    pub fn added_since(&self, before: &RelationSnapshot) -> Vec<(String, String)> {
-        let mut added: Vec<(String, String)> = self
-            .by_oid
-            .values()
-            .filter(|r| !before.contains(&r.name))
-            .map(|r| (r.name.clone(), r.kind.clone()))
-            .collect();
+    pub fn added_since(&self, before: &RelationSnapshot) -> Vec<(String, RelationKind)> {
+        let mut added: Vec<(String, RelationKind)> =
+            self.by_oid.values().filter(|r| !before.contains(&r.name)).map(|r| (r.name.clone(), r.kind)).collect();
         added.sort();
         added
     }
@@ -55,8 +52,7 @@ pub fn compare(before: &RelationSnapshot, after: &RelationSnapshot) -> (Vec<Rewr
     let mut changes = Vec::new();
     for (oid, b) in &before.by_oid {
         let Some(a) = after.by_oid.get(oid) else { continue };
-        let entry =
-            Rewrite { relation: a.name.clone(), kind: a.kind.clone(), bytes_before: b.bytes, bytes_after: a.bytes };
+        let entry = Rewrite { relation: a.name.clone(), kind: a.kind, bytes_before: b.bytes, bytes_after: a.bytes };
         if a.relfilenode != b.relfilenode {
             rewrites.push(entry);
         } else {

@@ -1,12 +1,11 @@
 //! The production checklist (DESIGN.md): each item marked done with the
 //! run's evidence, or left open with what a human must do. Items are data in
-//! the report; `markdown.rs` renders them for the release ticket.
+//! the report; the Markdown writer renders them for the release ticket. One
+//! function per item, in the checklist's order.
 
 use std::time::Duration;
 
-use super::{format_bytes, format_ms, Checklist, ChecklistItem, MigrationReport, MigrationStatus, Report};
-use crate::baseline::longest_block;
-use crate::scenario::ReportSection;
+use super::{format_bytes, format_ms, Checklist, ChecklistId, ChecklistItem, MigrationReport, MigrationStatus, Report};
 
 /// Default `report.ops_threshold`: a blocking lock this long surfaces as
 /// request timeouts (30s is a common one), and a release this long is worth
@@ -19,6 +18,7 @@ pub const DEFAULT_DEPLOY_WINDOW: Duration = Duration::from_secs(60);
 /// replay rate for a replica on ordinary hardware.
 pub const DEFAULT_REPLICA_APPLY_RATE: u64 = 50 << 20;
 
+/// The thresholds the checklist judges by (`report.*` in the scenario).
 #[derive(Debug, Clone)]
 pub struct ChecklistSettings {
     pub ops_threshold: Duration,
@@ -27,12 +27,12 @@ pub struct ChecklistSettings {
     pub replica_apply_rate: u64,
 }
 
-impl ChecklistSettings {
-    pub fn from_scenario(r: &ReportSection) -> ChecklistSettings {
+impl Default for ChecklistSettings {
+    fn default() -> Self {
         ChecklistSettings {
-            ops_threshold: r.ops_threshold.unwrap_or(DEFAULT_OPS_THRESHOLD),
-            deploy_window: r.deploy_window.unwrap_or(DEFAULT_DEPLOY_WINDOW),
-            replica_apply_rate: r.replica_apply_rate.map(|r| r.0).unwrap_or(DEFAULT_REPLICA_APPLY_RATE),
+            ops_threshold: DEFAULT_OPS_THRESHOLD,
+            deploy_window: DEFAULT_DEPLOY_WINDOW,
+            replica_apply_rate: DEFAULT_REPLICA_APPLY_RATE,
         }
     }
 }
@@ -49,8 +49,8 @@ pub fn replica_lag(m: &MigrationReport, rate: u64) -> (u64, u64) {
 struct Item(ChecklistItem);
 
 impl Item {
-    fn new(id: &str, title: &str) -> Item {
-        Item(ChecklistItem { id: id.into(), title: title.into(), done: false, evidence: Vec::new(), todo: None })
+    fn new(id: ChecklistId, title: &str) -> Item {
+        Item(ChecklistItem { id, title: title.into(), done: false, evidence: Vec::new(), todo: None })
     }
     fn evidence(mut self, line: impl Into<String>) -> Item {
         self.0.evidence.push(line.into());
@@ -64,28 +64,78 @@ impl Item {
     }
 }
 
-pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
-    let ms = &r.migrations;
-    let ran: Vec<&MigrationReport> = ms.iter().filter(|m| m.status != MigrationStatus::Skipped).collect();
-    let incomplete: Vec<&MigrationReport> = ms.iter().filter(|m| m.status != MigrationStatus::Applied).collect();
-    let restored = r.restore.restored_at.is_some();
-    let unfinished = (!incomplete.is_empty()).then(|| {
-        let list: Vec<String> = incomplete.iter().map(|m| format!("`{}` ({})", m.id, m.status.as_str())).collect();
-        format!("{} did not complete", list.join(", "))
-    });
-    let ops = s.ops_threshold.as_millis() as u64;
-    let longest = ran.iter().max_by_key(|m| m.duration_ms);
-    let blocker = ran.iter().max_by_key(|m| longest_block(m)).filter(|m| longest_block(m) > 0);
-    let lags: Vec<(&MigrationReport, u64, u64)> = ran
-        .iter()
-        .map(|m| {
-            let (replay, lag) = replica_lag(m, s.replica_apply_rate);
-            (*m, replay, lag)
-        })
-        .collect();
-    let worst_lag = lags.iter().max_by_key(|(_, replay, lag)| (*lag, *replay));
-    let destructive: Vec<String> = ms
-        .iter()
+/// What every item looks at: the run's figures, computed once.
+struct Facts<'a> {
+    r: &'a Report,
+    s: &'a ChecklistSettings,
+    ran: Vec<&'a MigrationReport>,
+    restored: bool,
+    /// "`x` (failed) did not complete", when one did not.
+    unfinished: Option<String>,
+    longest: Option<&'a MigrationReport>,
+    /// The migration that blocked the app longest, if any did.
+    blocker: Option<&'a MigrationReport>,
+    /// The migration with the worst replica lag: (it, replay ms, lag ms).
+    worst_lag: Option<(&'a MigrationReport, u64, u64)>,
+    /// "drop_column public.t.c (`0002`, line 1)" for each destructive change.
+    destructive: Vec<String>,
+    environment: String,
+}
+
+impl<'a> Facts<'a> {
+    fn new(r: &'a Report, s: &'a ChecklistSettings) -> Facts<'a> {
+        let ms = &r.migrations;
+        let ran: Vec<&MigrationReport> = ms.iter().filter(|m| m.ran()).collect();
+        let incomplete: Vec<String> = ms
+            .iter()
+            .filter(|m| m.status != MigrationStatus::Applied)
+            .map(|m| format!("`{}` ({})", m.id, m.status.as_str()))
+            .collect();
+        let worst_lag = ran
+            .iter()
+            .map(|m| {
+                let (replay, lag) = replica_lag(m, s.replica_apply_rate);
+                (*m, replay, lag)
+            })
+            .max_by_key(|(_, replay, lag)| (*lag, *replay));
+        Facts {
+            r,
+            s,
+            restored: r.restore.restored_at.is_some(),
+            unfinished: (!incomplete.is_empty()).then(|| format!("{} did not complete", incomplete.join(", "))),
+            longest: ran.iter().copied().max_by_key(|m| m.duration_ms),
+            blocker: ran.iter().copied().max_by_key(|m| m.longest_block()).filter(|m| m.longest_block() > 0),
+            worst_lag,
+            destructive: destructive_changes(ms),
+            environment: environment(r),
+            ran,
+        }
+    }
+
+    fn ops_ms(&self) -> u64 {
+        self.s.ops_threshold.as_millis() as u64
+    }
+
+    /// The usual verdict of an item with nothing of its own to say: open
+    /// when the run did not restore or did not finish.
+    fn unless_incomplete(&self, unfinished: impl FnOnce(&str) -> String) -> Option<String> {
+        match &self.unfinished {
+            Some(u) => Some(unfinished(u)),
+            None if !self.restored => Some("Nothing was measured: fix the restore and re-run.".into()),
+            None => None,
+        }
+    }
+
+    fn destructive_line(&self) -> String {
+        match self.destructive.is_empty() {
+            true => "No dropped or renamed tables, views, schemas or columns in the executed statements.".into(),
+            false => format!("Destructive changes: {}.", self.destructive.join("; ")),
+        }
+    }
+}
+
+fn destructive_changes(ms: &[MigrationReport]) -> Vec<String> {
+    ms.iter()
         .flat_map(|m| {
             m.destructive_changes.iter().map(move |c| {
                 let to = c.new_name.as_ref().map(|n| format!(" → {n}")).unwrap_or_default();
@@ -93,42 +143,60 @@ pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
                 format!("{} {}{to} (`{}`{line})", c.kind, c.object, m.id)
             })
         })
-        .collect();
-    let destructive_line = match destructive.is_empty() {
-        true => "No dropped or renamed tables, views, schemas or columns in the executed statements.".to_string(),
-        false => format!("Destructive changes: {}.", destructive.join("; ")),
-    };
-    let environment = format!(
+        .collect()
+}
+
+fn environment(r: &Report) -> String {
+    format!(
         "PostgreSQL {} ({} backend), {} CPU(s), {} RAM",
         r.postgres.version.as_deref().unwrap_or("?"),
         r.postgres.backend,
         r.machine.cpus,
         r.machine.memory_bytes.map(format_bytes).unwrap_or_else(|| "?".into())
-    );
+    )
+}
+
+pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
+    let f = Facts::new(r, s);
+    Checklist {
+        ops_threshold_ms: f.ops_ms(),
+        deploy_window_ms: s.deploy_window.as_millis() as u64,
+        replica_apply_rate_bytes_per_second: s.replica_apply_rate,
+        items: vec![
+            prod_shaped_data(&f),
+            runtime_estimate(&f),
+            backup(&f),
+            replica_lag_plan(&f),
+            ops_comm(&f),
+            standalone_job(&f),
+            rollback(&f),
+            app_compatibility(&f),
+            monitoring(&f),
+        ],
+    }
+}
+
+fn prod_shaped_data(f: &Facts) -> ChecklistItem {
+    let r = f.r;
     let dump_name = std::path::Path::new(&r.dump.path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| r.dump.path.clone());
-
-    let mut items = Vec::new();
-
-    let mut item = Item::new("prod_shaped_data", "Tested in staging with prod-shaped data").evidence(format!(
-        "Dump `{dump_name}` ({}, {}, sha256 `{}`){}.",
-        r.dump
-            .format
-            .and_then(|f| serde_json::to_value(f).ok()?.as_str().map(String::from))
-            .unwrap_or_else(|| "?".into()),
+    let restored = match (&r.restore.restored_at, r.dump.database_bytes) {
+        (Some(at), Some(db)) => format!(
+            " restored at {at} in {} into {}: {} database",
+            format_ms(r.restore.duration_ms),
+            f.environment,
+            format_bytes(db.max(0) as u64)
+        ),
+        (Some(at), None) => format!(" restored at {at}"),
+        _ => ": not restored".into(),
+    };
+    let format = r.dump.format.map(|f| f.to_string()).unwrap_or_else(|| "?".into());
+    let mut item = Item::new(ChecklistId::ProdShapedData, "Tested in staging with prod-shaped data").evidence(format!(
+        "Dump `{dump_name}` ({format}, {}, sha256 `{}`){restored}.",
         format_bytes(r.dump.bytes),
         r.dump.sha256.as_deref().unwrap_or("?"),
-        match (&r.restore.restored_at, r.dump.database_bytes) {
-            (Some(at), Some(db)) => format!(
-                " restored at {at} in {} into {environment}: {} database",
-                format_ms(r.restore.duration_ms),
-                format_bytes(db.max(0) as u64)
-            ),
-            (Some(at), None) => format!(" restored at {at}"),
-            _ => ": not restored".into(),
-        }
     ));
     if !r.dump.tables.is_empty() {
         let tables: Vec<String> = r
@@ -140,21 +208,23 @@ pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
             .collect();
         item = item.evidence(format!("Largest tables: {}.", tables.join(", ")));
     }
-    if restored {
-        item = item.evidence(format!("{} of {} pending migration(s) applied to it.", r.totals.applied, ms.len()));
+    if f.restored {
+        item = item.evidence(format!(
+            "{} of {} pending migration(s) applied to it.",
+            r.totals.applied,
+            r.migrations.len()
+        ));
     }
-    items.push(item.verdict(match (restored, &unfinished) {
+    item.verdict(match (f.restored, &f.unfinished) {
         (false, _) => Some("The restore did not complete (see the error at the top): fix it and re-run.".into()),
         (true, Some(u)) => Some(format!("{u}: fix and re-run the rehearsal.")),
         (true, None) => None,
-    }));
+    })
+}
 
-    let mut item = Item::new("runtime_estimate", "Estimated runtime documented").evidence(format!(
-        "Total {} for {} migration(s){}; per migration in the Migrations table and the estimate table below.",
-        format_ms(r.totals.duration_ms),
-        ran.len(),
-        longest.map(|m| format!(", longest `{}` {}", m.id, format_ms(m.duration_ms))).unwrap_or_default()
-    ));
+fn runtime_estimate(f: &Facts) -> ChecklistItem {
+    let r = f.r;
+    let longest = f.longest.map(|m| format!(", longest `{}` {}", m.id, format_ms(m.duration_ms))).unwrap_or_default();
     let settings: Vec<String> = r
         .postgres
         .settings
@@ -162,18 +232,27 @@ pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
         .filter(|s| ["shared_buffers", "maintenance_work_mem", "max_wal_size", "work_mem"].contains(&s.name.as_str()))
         .map(|s| format!("{}={}", s.name, s.value))
         .collect();
-    item = item.evidence(format!("Measured on {environment}, with {}.", settings.join(", ")));
-    item = item.evidence(
-        "Production hardware, data volume, cache state and concurrent load differ: read these as an estimate \
-         and an order of magnitude, not a promise.",
-    );
-    items.push(item.verdict(match (restored, &unfinished) {
-        (false, _) => Some("Nothing was measured: fix the restore and re-run.".into()),
-        (true, Some(u)) => Some(format!("{u}, so the total is unknown: fix and re-run for a complete estimate.")),
-        (true, None) => None,
-    }));
+    Item::new(ChecklistId::RuntimeEstimate, "Estimated runtime documented")
+        .evidence(format!(
+            "Total {} for {} migration(s){longest}; per migration in the Migrations table and the estimate table below.",
+            format_ms(r.totals.duration_ms),
+            f.ran.len(),
+        ))
+        .evidence(format!("Measured on {}, with {}.", f.environment, settings.join(", ")))
+        .evidence(
+            "Production hardware, data volume, cache state and concurrent load differ: read these as an estimate \
+             and an order of magnitude, not a promise.",
+        )
+        .verdict(match (f.restored, &f.unfinished) {
+            (false, _) => Some("Nothing was measured: fix the restore and re-run.".into()),
+            (true, Some(u)) => Some(format!("{u}, so the total is unknown: fix and re-run for a complete estimate.")),
+            (true, None) => None,
+        })
+}
 
-    let mut item = Item::new("backup", "Backup available");
+fn backup(f: &Facts) -> ChecklistItem {
+    let r = f.r;
+    let mut item = Item::new(ChecklistId::Backup, "Backup available");
     if let Some(db) = r.dump.database_bytes {
         item = item
             .evidence(format!("Restored database size: {} (before the migrations).", format_bytes(db.max(0) as u64)));
@@ -189,43 +268,46 @@ pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
             ),
             _ => format!("Measuring `{}` failed: {}.", b.command, b.error.as_deref().unwrap_or("unknown error")),
         },
-        None => "Not measured: set `report.measure_backup: true` to time a `pg_dump -Fc` of the rehearsal database.".into(),
+        None => {
+            "Not measured: set `report.measure_backup: true` to time a `pg_dump -Fc` of the rehearsal database.".into()
+        }
     });
-    items.push(
-        item.verdict(Some(
-            "Confirm production has a recent backup or point-in-time recovery covering this release, and how long \
+    item.verdict(Some(
+        "Confirm production has a recent backup or point-in-time recovery covering this release, and how long \
          restoring it takes, before running the migrations."
-                .into(),
-        )),
-    );
+            .into(),
+    ))
+}
 
-    let rate = format_bytes(s.replica_apply_rate);
-    let mut item = Item::new("replica_lag", "Replica lag plan");
-    if let Some(big) = ran.iter().max_by_key(|m| m.wal.bytes) {
+fn replica_lag_plan(f: &Facts) -> ChecklistItem {
+    let r = f.r;
+    let rate = format_bytes(f.s.replica_apply_rate);
+    let mut item = Item::new(ChecklistId::ReplicaLag, "Replica lag plan");
+    if let Some(big) = f.ran.iter().max_by_key(|m| m.wal.bytes) {
+        let at = big.wal.bytes_per_second.map(|b| format!(" at {}/s", format_bytes(b as u64))).unwrap_or_default();
         item = item.evidence(format!(
-            "WAL: {} in total; most from `{}`: {}{}.",
+            "WAL: {} in total; most from `{}`: {}{at}.",
             format_bytes(r.totals.wal_bytes),
             big.id,
             format_bytes(big.wal.bytes),
-            big.wal.bytes_per_second.map(|b| format!(" at {}/s", format_bytes(b as u64))).unwrap_or_default()
         ));
     }
-    match worst_lag {
+    match f.worst_lag {
         Some((m, replay, 0)) => {
             item = item.evidence(format!(
                 "Estimated replica lag at {rate}/s replay (`report.replica_apply_rate`): none — every migration's WAL \
                  replays faster than it was written (longest replay: `{}`, {}); per migration in the table below.",
                 m.id,
-                format_ms(*replay)
+                format_ms(replay)
             ))
         }
         Some((m, replay, lag)) => {
             item = item.evidence(format!(
                 "Estimated replica lag at {rate}/s replay (`report.replica_apply_rate`): up to {} after `{}` \
                  (its WAL takes {} to replay); per migration in the table below.",
-                format_ms(*lag),
+                format_ms(lag),
                 m.id,
-                format_ms(*replay)
+                format_ms(replay)
             ))
         }
         None => {}
@@ -235,132 +317,125 @@ pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
          arrives at that rate with no other write load. Measure your replicas' replay rate \
          (`pg_stat_replication.replay_lag` under a known write load) and set `report.replica_apply_rate`."
     ));
-    let lag_todo = worst_lag.filter(|(_, _, lag)| *lag >= ops).map(|(m, _, lag)| {
+    let lag_todo = f.worst_lag.filter(|(_, _, lag)| *lag >= f.ops_ms()).map(|(m, _, lag)| {
         format!(
             "Plan for about {} of replica lag during `{}`: keep reads that need fresh data on the primary, or batch the \
              change; watch `replay_lag` while it runs.",
-            format_ms(*lag),
+            format_ms(lag),
             m.id
         )
     });
-    items.push(item.verdict(match (lag_todo, &unfinished) {
-        (Some(t), _) => Some(t),
-        (None, Some(u)) => Some(format!("{u}: the estimate covers only what ran; fix and re-run.")),
-        (None, None) if !restored => Some("Nothing was measured: fix the restore and re-run.".into()),
-        (None, None) => None,
-    }));
+    item.verdict(
+        lag_todo
+            .or_else(|| f.unless_incomplete(|u| format!("{u}: the estimate covers only what ran; fix and re-run."))),
+    )
+}
 
+fn ops_comm(f: &Facts) -> ChecklistItem {
+    let (r, ops) = (f.r, f.ops_ms());
     let mut long = Vec::new();
     if r.totals.duration_ms > ops {
         long.push(format!("the migrations take {} in total", format_ms(r.totals.duration_ms)));
     }
-    if let Some(m) = blocker.filter(|m| longest_block(m) > ops) {
-        long.push(format!("`{}` blocks the app for {}", m.id, format_ms(longest_block(m))));
+    if let Some(m) = f.blocker.filter(|m| m.longest_block() > ops) {
+        long.push(format!("`{}` blocks the app for {}", m.id, format_ms(m.longest_block())));
     }
-    if let Some((m, _, lag)) = worst_lag.filter(|(_, _, lag)| *lag > ops) {
-        long.push(format!("`{}` lags replicas by about {}", m.id, format_ms(*lag)));
+    if let Some((m, _, lag)) = f.worst_lag.filter(|(_, _, lag)| *lag > ops) {
+        long.push(format!("`{}` lags replicas by about {}", m.id, format_ms(lag)));
     }
-    for m in ms.iter().filter(|m| m.status == MigrationStatus::TimedOut) {
+    for m in r.migrations.iter().filter(|m| m.status == MigrationStatus::TimedOut) {
         long.push(format!("`{}` ran past its max_runtime and was cancelled", m.id));
     }
-    let item = Item::new("ops_comm", "Comm to ops if long").evidence(format!(
-        "Total {}; longest blocking lock {}; threshold {} (`report.ops_threshold`).",
+    let blocker = f
+        .blocker
+        .map(|m| {
+            let what = super::summary::longest_block_of(m)
+                .map(|(b, what)| format!(" ({} on {}, blocking {what})", b.mode, b.relation))
+                .unwrap_or_default();
+            format!("{}{what} in `{}`", format_ms(m.longest_block()), m.id)
+        })
+        .unwrap_or_else(|| "none on existing tables".into());
+    let item = Item::new(ChecklistId::OpsComm, "Comm to ops if long").evidence(format!(
+        "Total {}; longest blocking lock {blocker}; threshold {} (`report.ops_threshold`).",
         format_ms(r.totals.duration_ms),
-        blocker
-            .map(|m| {
-                let what = super::summary::longest_block_of(m)
-                    .map(|(b, what)| format!(" ({} on {}, blocking {what})", b.mode, b.relation))
-                    .unwrap_or_default();
-                format!("{}{what} in `{}`", format_ms(longest_block(m)), m.id)
-            })
-            .unwrap_or_else(|| "none on existing tables".into()),
         format_ms(ops)
     ));
-    items.push(item.verdict(match (long.is_empty(), &unfinished) {
-        (false, _) => Some(format!(
+    item.verdict(match long.is_empty() {
+        false => Some(format!(
             "Tell ops before the release: {}. Agree a low-traffic window and who watches it.",
             long.join("; ")
         )),
-        (true, Some(u)) => Some(format!("{u}, so the figures are lower bounds: fix and re-run.")),
-        (true, None) if !restored => Some("Nothing was measured: fix the restore and re-run.".into()),
-        (true, None) => None,
-    }));
+        true => f.unless_incomplete(|u| format!("{u}, so the figures are lower bounds: fix and re-run.")),
+    })
+}
 
-    let window = s.deploy_window.as_millis() as u64;
-    let over: Vec<String> = ms
-        .iter()
-        .filter(|m| m.duration_ms > window || m.status == MigrationStatus::TimedOut)
-        .map(|m| {
-            format!(
-                "`{}` ({}{})",
-                m.id,
-                format_ms(m.duration_ms),
-                if m.status == MigrationStatus::TimedOut { "+, timed out" } else { "" }
-            )
-        })
-        .collect();
+fn standalone_job(f: &Facts) -> ChecklistItem {
+    let window = f.s.deploy_window.as_millis() as u64;
+    let over: Vec<String> =
+        f.r.migrations
+            .iter()
+            .filter(|m| m.duration_ms > window || m.status == MigrationStatus::TimedOut)
+            .map(|m| {
+                let timed_out = if m.status == MigrationStatus::TimedOut { "+, timed out" } else { "" };
+                format!("`{}` ({}{timed_out})", m.id, format_ms(m.duration_ms))
+            })
+            .collect();
+    let longest =
+        f.longest.map(|m| format!("`{}` {}", m.id, format_ms(m.duration_ms))).unwrap_or_else(|| "none".into());
     let item =
-        Item::new("standalone_job", "Runs as a standalone job, not multi-replica app start-up").evidence(format!(
-            "Deploy window {} (`report.deploy_window`); longest migration {}.",
-            format_ms(window),
-            longest.map(|m| format!("`{}` {}", m.id, format_ms(m.duration_ms))).unwrap_or_else(|| "none".into())
-        ));
-    items.push(item.verdict(match (over.is_empty(), &unfinished) {
-        (false, _) => Some(format!(
+        Item::new(ChecklistId::StandaloneJob, "Runs as a standalone job, not multi-replica app start-up").evidence(
+            format!("Deploy window {} (`report.deploy_window`); longest migration {longest}.", format_ms(window)),
+        );
+    let mut item = item.verdict(match over.is_empty() {
+        false => Some(format!(
             "Run {} as a standalone job (a Kubernetes Job, a one-off CI step) off the deploy's critical path, never \
              at app start-up where every replica would race to run it.",
             over.join(", ")
         )),
-        (true, Some(u)) => Some(format!("{u}, so their runtime is unknown: fix and re-run.")),
-        (true, None) if !restored => Some("Nothing was measured: fix the restore and re-run.".into()),
-        (true, None) => None,
-    }));
-    if let Some(last) = items.last_mut().filter(|i| i.done) {
-        last.evidence.push(
+        true => f.unless_incomplete(|u| format!("{u}, so their runtime is unknown: fix and re-run.")),
+    });
+    if item.done {
+        item.evidence.push(
             "Every migration fits the deploy window: run them once per release from a single job or release step, \
              not at each replica's start-up."
                 .into(),
         );
     }
+    item
+}
 
-    items.push(Item::new("rollback", "Rollback strategy (forward)").evidence(destructive_line.clone()).verdict(Some(
-        if destructive.is_empty() {
-            "Write down the forward fix for each migration: rolling forward is the plan, with the fix ready as the next migration."
-        } else {
-            "Write down the forward fix for each migration: rolling forward is the plan, and dropped data comes back \
-             only from a backup, so check the backup holds it."
-        }
-        .into(),
-    )));
+fn rollback(f: &Facts) -> ChecklistItem {
+    let todo = if f.destructive.is_empty() {
+        "Write down the forward fix for each migration: rolling forward is the plan, with the fix ready as the next migration."
+    } else {
+        "Write down the forward fix for each migration: rolling forward is the plan, and dropped data comes back \
+         only from a backup, so check the backup holds it."
+    };
+    Item::new(ChecklistId::Rollback, "Rollback strategy (forward)")
+        .evidence(f.destructive_line())
+        .verdict(Some(todo.into()))
+}
 
-    items.push(
-        Item::new("app_compatibility", "Compatible with the running app version (expand-contract)")
-            .evidence(destructive_line)
-            .verdict(Some(if destructive.is_empty() {
-                "Confirm the app version running during the deploy works with both the old and the new schema.".into()
-            } else {
-                "Confirm the app version running in production no longer reads or writes what these changes drop or \
-             rename (contract only after the app stopped using it)."
-                    .into()
-            })),
-    );
+fn app_compatibility(f: &Facts) -> ChecklistItem {
+    let todo = if f.destructive.is_empty() {
+        "Confirm the app version running during the deploy works with both the old and the new schema."
+    } else {
+        "Confirm the app version running in production no longer reads or writes what these changes drop or \
+         rename (contract only after the app stopped using it)."
+    };
+    Item::new(ChecklistId::AppCompatibility, "Compatible with the running app version (expand-contract)")
+        .evidence(f.destructive_line())
+        .verdict(Some(todo.into()))
+}
 
-    let mut item = Item::new("monitoring", "Monitoring active");
-    if !r.observation.hot_tables.is_empty() {
-        item = item.evidence(format!("Probed here: reads and writes on {}.", r.observation.hot_tables.join(", ")));
+fn monitoring(f: &Facts) -> ChecklistItem {
+    let mut item = Item::new(ChecklistId::Monitoring, "Monitoring active");
+    if !f.r.observation.hot_tables.is_empty() {
+        item = item.evidence(format!("Probed here: reads and writes on {}.", f.r.observation.hot_tables.join(", ")));
     }
-    items.push(
-        item.verdict(Some(
-            "Watch lock waits (`pg_stat_activity.wait_event`), replication lag, and the app's error rate and latency \
+    item.verdict(Some(
+        "Watch lock waits (`pg_stat_activity.wait_event`), replication lag, and the app's error rate and latency \
          while the migrations run, and know who cancels a migration that blocks (`pg_cancel_backend`)."
-                .into(),
-        )),
-    );
-
-    Checklist {
-        ops_threshold_ms: ops,
-        deploy_window_ms: window,
-        replica_apply_rate_bytes_per_second: s.replica_apply_rate,
-        items,
-    }
+            .into(),
+    ))
 }

@@ -124,8 +124,8 @@ fn migration_case(r: &Report, m: &MigrationReport) -> Case {
         "time {}, WAL {}, longest block of reads {}, of writes {}",
         format_ms(m.duration_ms),
         format_bytes(m.wal.bytes),
-        super::table::block(&m.longest_read_block),
-        super::table::block(&m.longest_write_block)
+        summary::block_text(&m.longest_read_block),
+        summary::block_text(&m.longest_write_block)
     );
     let mut out = vec![format!("{}: {}", m.status.as_str(), figures)];
     out.extend(m.hazards.iter().map(|h| format!("hazard {}: {}", h.rule, h.message)));
@@ -149,10 +149,10 @@ fn migration_case(r: &Report, m: &MigrationReport) -> Case {
 fn run_case(r: &Report) -> Case {
     let mut problems: Vec<String> = r.budget_breaches.clone();
     if let Some(e) = &r.error {
-        problems.push(format!("stopped during {}: {e}", r.stopped_at_stage.as_deref().unwrap_or("the run")));
+        problems.push(format!("stopped during {}: {e}", r.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run")));
     }
     if r.status == RunStatus::Interrupted {
-        problems.push(format!("interrupted during {}", r.stopped_at_stage.as_deref().unwrap_or("the run")));
+        problems.push(format!("interrupted during {}", r.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run")));
     }
     let kind = if r.error.is_some() {
         "run_failed"

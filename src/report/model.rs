@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::OnExceed;
+pub use super::facts::*;
+use crate::pg::{Blocked, DumpFormat, LockMode, RelationKind};
 
 pub const SCHEMA: &str = "rehearse.report/v1";
 
@@ -20,7 +21,7 @@ pub struct Report {
     pub started_at: String,
     pub finished_at: Option<String>,
     /// The stage the run stopped in, when it did not finish (failed or interrupted).
-    pub stopped_at_stage: Option<String>,
+    pub stopped_at_stage: Option<Stage>,
     /// Why the run stopped, when it was not a migration failing.
     pub error: Option<String>,
     /// The comparison with the previous report (`--baseline`, `report.baseline`).
@@ -56,13 +57,13 @@ pub struct Report {
 pub struct Breach {
     /// The budget's key: `max_runtime`, `max_exclusive_lock`, `max_write_block`,
     /// `max_wal`, `max_probe_wait`, `total.max_runtime`, `total.max_wal`, `fail_on_regression`.
-    pub budget: String,
+    pub budget: BudgetKey,
     /// What was measured, in `unit`.
     pub figure: u64,
     /// The budget, in `unit`.
     pub limit: u64,
     /// `ms`, `bytes` or `regressions`.
-    pub unit: String,
+    pub unit: Unit,
     /// The table the figure is about (lock and probe budgets).
     pub relation: Option<String>,
     /// The limit came from `budgets.overrides` for this migration.
@@ -153,7 +154,7 @@ pub struct Change {
 pub struct Regression {
     pub id: String,
     /// `duration_ms`, `wal_bytes` or `longest_block_ms`.
-    pub metric: String,
+    pub metric: Metric,
     pub baseline: u64,
     pub current: u64,
     pub change_percent: Option<f64>,
@@ -191,7 +192,7 @@ pub struct Checklist {
 pub struct ChecklistItem {
     /// Stable id: `prod_shaped_data`, `runtime_estimate`, `backup`, `replica_lag`,
     /// `ops_comm`, `standalone_job`, `rollback`, `app_compatibility`, `monitoring`.
-    pub id: String,
+    pub id: ChecklistId,
     pub title: String,
     /// Done on this run's evidence; open items say what a human must do.
     pub done: bool,
@@ -204,8 +205,8 @@ pub struct ChecklistItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestructiveChange {
     /// `drop_table`, `drop_view`, `drop_schema`, `drop_column`, `rename_table`,
-    /// `rename_view`, `rename_column`, `set_schema`.
-    pub kind: String,
+    /// `rename_view`, `rename_column`, `set_schema`, ...
+    pub kind: DestructiveKind,
     /// `public.users`, or `public.users.full_name` for a column.
     pub object: String,
     /// The new name, for renames.
@@ -271,7 +272,7 @@ pub struct MachineInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DumpInfo {
     pub path: String,
-    pub format: Option<crate::restore::DumpFormat>,
+    pub format: Option<DumpFormat>,
     pub bytes: u64,
     pub sha256: Option<String>,
     /// Restored user tables, largest first; `rows` from pg_class.reltuples
@@ -295,7 +296,7 @@ pub struct RestoreInfo {
     pub roles_created: Vec<String>,
     /// Snapshot cache: `hit` (started from a cached restore, nothing restored),
     /// `saved` (restored and saved for the next run), `not saved`; null when off.
-    pub cache: Option<String>,
+    pub cache: Option<CacheStatus>,
     pub cache_key: Option<String>,
     /// On a hit: how long the cached restore took when it was made.
     pub cached_restore_ms: Option<u64>,
@@ -306,7 +307,7 @@ pub struct RestoreInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageTime {
-    pub stage: String,
+    pub stage: Stage,
     pub duration_ms: u64,
 }
 
@@ -357,6 +358,24 @@ pub struct MigrationReport {
     pub destructive_changes: Vec<DestructiveChange>,
 }
 
+impl MigrationReport {
+    /// The longest hold of a lock that blocks reads or writes of an existing
+    /// table (0 when none did): what the app felt most.
+    pub fn longest_block(&self) -> u64 {
+        [&self.longest_read_block, &self.longest_write_block]
+            .into_iter()
+            .flatten()
+            .map(|b| b.held_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether it ran (applied, failed, timed out or interrupted), as opposed to skipped.
+    pub fn ran(&self) -> bool {
+        self.status != MigrationStatus::Skipped
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Recovery {
     /// Alembic: the database's `alembic_version` rows after the failure.
@@ -374,18 +393,21 @@ pub struct LockReport {
     /// Schema-qualified name, or `oid 12345` for a relation dropped before it could be named.
     pub relation: String,
     /// `table`, `index`, `sequence`, `view`, `materialized view`, `partitioned table`, ...
-    pub kind: String,
+    pub kind: RelationKind,
     /// As `pg_locks.mode` spells it: `AccessExclusiveLock`, ...
-    pub mode: String,
+    pub mode: LockMode,
     /// Longest continuous hold (ms).
     pub held_ms: u64,
     /// Longest time the lock was requested and not yet granted (ms).
     pub waited_ms: u64,
     /// What this mode blocks, by the conflict matrix: `reads`, `writes`, `ddl`.
-    pub blocks: Vec<String>,
+    pub blocks: Vec<Blocked>,
     /// How it was seen: `statement` (read from pg_locks right after the statement, in its
-    /// transaction), `sampled` (the pg_locks sampler), or both.
-    pub source: Vec<String>,
+    /// transaction), `watched` (read from pg_locks by a second session in a tight loop while a
+    /// statement that cannot run in a transaction block ran), `sampled` (the pg_locks sampler),
+    /// or `inferred` (not seen: the mode the manual documents for the statement, when it ran
+    /// too fast for any reading).
+    pub source: Vec<LockSource>,
     /// The statement that took it, when captured exactly.
     pub statement: Option<String>,
     pub line: Option<usize>,
@@ -396,7 +418,7 @@ pub struct LockReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BlockReport {
     pub relation: String,
-    pub mode: String,
+    pub mode: LockMode,
     pub held_ms: u64,
 }
 
@@ -418,7 +440,7 @@ pub struct WaitStats {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rewrite {
     pub relation: String,
-    pub kind: String,
+    pub kind: RelationKind,
     pub bytes_before: i64,
     pub bytes_after: i64,
 }
@@ -512,11 +534,23 @@ pub struct StatementLock {
     /// The relation's oid, to name relations the statement dropped.
     #[serde(skip)]
     pub oid: i64,
-    pub kind: String,
-    pub mode: String,
+    pub kind: RelationKind,
+    pub mode: LockMode,
     /// From the start of the statement that took it to the end of its
     /// transaction (locks are released at commit or rollback).
     pub held_ms: u64,
+    /// How it was seen (`statement`, `watched`, `inferred`); the merged
+    /// lock list reports it.
+    #[serde(skip, default = "statement_source")]
+    pub source: LockSource,
+    /// `held_ms` was timed exactly (from the statement to its transaction's
+    /// end), so it wins over the sampler's reading.
+    #[serde(skip)]
+    pub exact_hold: bool,
+}
+
+fn statement_source() -> LockSource {
+    LockSource::Statement
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,7 +3,6 @@
 //! which each writer decorates.
 
 use super::{format_ms, MigrationReport, MigrationStatus, Report};
-use crate::baseline::longest_block;
 
 /// The migration most likely to hurt production: one cancelled at its
 /// deadline first, then by the longest hold of a lock that blocks the app,
@@ -11,8 +10,8 @@ use crate::baseline::longest_block;
 pub fn riskiest(r: &Report) -> Option<&MigrationReport> {
     r.migrations
         .iter()
-        .filter(|m| m.status != MigrationStatus::Skipped)
-        .max_by_key(|m| (m.status == MigrationStatus::TimedOut, longest_block(m), m.hazards.len(), m.duration_ms))
+        .filter(|m| m.ran())
+        .max_by_key(|m| (m.status == MigrationStatus::TimedOut, m.longest_block(), m.hazards.len(), m.duration_ms))
 }
 
 /// "`0007_x` (applied): blocks reads and writes of public.order_items for 1.5s (AccessExclusiveLock); 2 hazards: ...; took 1.5s."
@@ -91,4 +90,12 @@ pub fn baseline_heading(r: &Report) -> Option<String> {
         format_ms(t.min_time_ms),
         super::format_bytes(t.min_wal_bytes)
     ))
+}
+
+/// "1.6s public.orders", or "-" when nothing the app uses was blocked.
+pub fn block_text(b: &Option<super::BlockReport>) -> String {
+    match b {
+        Some(b) => format!("{} {}", format_ms(b.held_ms), b.relation),
+        None => "-".into(),
+    }
 }

@@ -1,57 +1,38 @@
-//! The terminal table: one row per migration, then the run's verdict.
+//! The terminal table: one row per migration, then the run's verdict, laid
+//! out for the terminal's width.
+//!
+//! comfy-table's own dynamic arrangement wraps a cell wherever the column
+//! ends, which cuts migration ids mid-word (`0010_index_orders_cre` /
+//! `ated_at`) below ~160 columns. So the layout is decided here: each cell
+//! is wrapped at word boundaries (spaces, and the `_` inside ids), columns
+//! shrink widest first down to their longest word, and when even that does
+//! not fit, the least telling columns are dropped; comfy-table then only
+//! draws the borders.
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
-use super::{format_bytes, format_ms, MigrationStatus, Report};
+use super::{format_bytes, format_ms, summary, BlockReport, MigrationReport, Report};
+use crate::pg::RelationKind;
 
+/// The table for this process's terminal: its width when stdout is a
+/// terminal, else `$COLUMNS` when set, else as wide as the content (a CI log).
 pub fn render(report: &Report) -> String {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(vec![
-        "#",
-        "Migration",
-        "Status",
-        "Time",
-        "Blocks reads",
-        "Blocks writes",
-        "WAL",
-        "Rewrites",
-        "Hazards",
-    ]);
-    for (i, m) in report.migrations.iter().enumerate() {
-        let ran = m.status != MigrationStatus::Skipped;
-        let status = if m.budget_breaches.is_empty() {
-            m.status.as_str().to_string()
-        } else {
-            format!("{} (over budget)", m.status.as_str())
-        };
-        let dash = || "-".to_string();
-        table.add_row(vec![
-            Cell::new(i + 1).set_alignment(CellAlignment::Right),
-            Cell::new(&m.id),
-            Cell::new(status),
-            Cell::new(if ran { format_ms(m.duration_ms) } else { dash() }).set_alignment(CellAlignment::Right),
-            Cell::new(if ran { block(&m.longest_read_block) } else { dash() }),
-            Cell::new(if ran { block(&m.longest_write_block) } else { dash() }),
-            Cell::new(if ran { format_bytes(m.wal.bytes) } else { dash() }).set_alignment(CellAlignment::Right),
-            Cell::new(if ran { rewritten_tables(m) } else { dash() }),
-            Cell::new(if m.hazards.is_empty() { dash() } else { m.hazards.len().to_string() })
-                .set_alignment(CellAlignment::Right),
-        ]);
-    }
-    if let Some(c) = table.column_mut(1) {
-        c.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(comfy_table::Width::Fixed(44)));
-    }
+    render_for_width(report, terminal_width())
+}
+
+/// The table laid out for `width` columns (None: no limit).
+pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     let mut out = String::new();
     // Regressions come first, so a CI log shows them without scrolling.
-    if let Some(heading) = super::summary::baseline_heading(report) {
+    if let Some(heading) = summary::baseline_heading(report) {
         out.push_str(&format!("{heading}\n"));
-        for line in super::summary::regression_lines(report, false) {
+        for line in summary::regression_lines(report, false) {
             out.push_str(&format!("  - {line}\n"));
         }
     }
-    out.push_str(&table.to_string());
+    out.push_str(&table(report, width));
     out.push('\n');
-    for line in super::summary::breach_lines(report, false) {
+    for line in summary::breach_lines(report, false) {
         out.push_str(&format!("over budget: {line}\n"));
     }
     out.push_str(&verdict(report));
@@ -59,17 +40,252 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// "1.6s public.orders", or "-" when nothing the app uses was blocked.
-pub fn block(b: &Option<super::BlockReport>) -> String {
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout()) {
+            return Some(w as usize);
+        }
+    }
+    std::env::var("COLUMNS").ok()?.trim().parse().ok()
+}
+
+/// A column: its header, how its cells wrap, and when it goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Number,
+    Migration,
+    Status,
+    Time,
+    BlocksReads,
+    BlocksWrites,
+    Wal,
+    Rewrites,
+    Hazards,
+}
+
+impl Column {
+    /// Left to right.
+    const ALL: [Column; 9] = [
+        Column::Number,
+        Column::Migration,
+        Column::Status,
+        Column::Time,
+        Column::BlocksReads,
+        Column::BlocksWrites,
+        Column::Wal,
+        Column::Rewrites,
+        Column::Hazards,
+    ];
+
+    /// Dropped first when the terminal is too narrow: what other columns or
+    /// the report say too. Blocked writes stay longest: a lock that blocks
+    /// reads blocks writes as well, so that column names the worst block.
+    const DROP_ORDER: [Column; 6] =
+        [Column::Rewrites, Column::Hazards, Column::Number, Column::BlocksReads, Column::Wal, Column::Time];
+
+    fn header(self) -> &'static str {
+        match self {
+            Column::Number => "#",
+            Column::Migration => "Migration",
+            Column::Status => "Status",
+            Column::Time => "Time",
+            Column::BlocksReads => "Blocks reads",
+            Column::BlocksWrites => "Blocks writes",
+            Column::Wal => "WAL",
+            Column::Rewrites => "Rewrites",
+            Column::Hazards => "Hazards",
+        }
+    }
+
+    fn right_aligned(self) -> bool {
+        matches!(self, Column::Number | Column::Time | Column::Wal | Column::Hazards)
+    }
+
+    /// Figures stay on one line: `184.5 kB` split in two reads as two numbers.
+    fn wraps(self) -> bool {
+        !matches!(self, Column::Number | Column::Time | Column::Wal | Column::Hazards)
+    }
+
+    /// Ids break after `_` too: they are words joined by underscores.
+    fn breaks_at_underscores(self) -> bool {
+        matches!(self, Column::Migration | Column::Rewrites)
+    }
+
+    fn cell(self, i: usize, m: &MigrationReport) -> String {
+        let ran = m.ran();
+        let dash = || "-".to_string();
+        match self {
+            Column::Number => (i + 1).to_string(),
+            Column::Migration => m.id.clone(),
+            Column::Status if m.budget_breaches.is_empty() => m.status.as_str().to_string(),
+            Column::Status => format!("{} (over budget)", m.status.as_str()),
+            Column::Time if ran => format_ms(m.duration_ms),
+            Column::BlocksReads if ran => block(&m.longest_read_block),
+            Column::BlocksWrites if ran => block(&m.longest_write_block),
+            Column::Wal if ran => format_bytes(m.wal.bytes),
+            Column::Rewrites if ran => rewritten_tables(m),
+            Column::Hazards if !m.hazards.is_empty() => m.hazards.len().to_string(),
+            _ => dash(),
+        }
+    }
+}
+
+/// Each column's cells, header first, as text to lay out.
+struct Grid {
+    columns: Vec<(Column, Vec<String>)>,
+}
+
+impl Grid {
+    fn new(report: &Report) -> Grid {
+        let columns = Column::ALL
+            .iter()
+            .map(|&c| {
+                let mut cells = vec![c.header().to_string()];
+                cells.extend(report.migrations.iter().enumerate().map(|(i, m)| c.cell(i, m)));
+                (c, cells)
+            })
+            .collect();
+        Grid { columns }
+    }
+
+    /// The column widths that fit `width`, dropping columns until they do.
+    fn fit(&mut self, width: Option<usize>) -> Vec<usize> {
+        let mut widths: Vec<usize> = self.columns.iter().map(|(c, cells)| natural_width(*c, cells)).collect();
+        let Some(width) = width else { return widths };
+        let mut drop = Column::DROP_ORDER.iter();
+        loop {
+            let minimums: Vec<usize> = self.columns.iter().map(|(c, cells)| min_width(*c, cells)).collect();
+            if shrink(&mut widths, &minimums, width.saturating_sub(overhead(self.columns.len()))) {
+                return widths;
+            }
+            let Some(next) = drop.next() else { return minimums };
+            if let Some(at) = self.columns.iter().position(|(c, _)| c == next) {
+                self.columns.remove(at);
+                widths.remove(at);
+            }
+        }
+    }
+}
+
+/// Border and padding characters of a table of `n` columns: `│ a ┆ b │`.
+fn overhead(n: usize) -> usize {
+    3 * n + 1
+}
+
+fn natural_width(_: Column, cells: &[String]) -> usize {
+    cells.iter().map(|c| c.chars().count()).max().unwrap_or(0)
+}
+
+/// The longest word of the column (it can never be wrapped), or its
+/// natural width for a column that does not wrap.
+fn min_width(column: Column, cells: &[String]) -> usize {
+    if !column.wraps() {
+        return natural_width(column, cells);
+    }
+    cells.iter().flat_map(|c| words(c, column.breaks_at_underscores())).map(|w| w.chars().count()).max().unwrap_or(0)
+}
+
+/// Narrows the widest columns, one character at a time, until the content
+/// fits `budget` or every column is at its minimum; whether it fits.
+fn shrink(widths: &mut [usize], minimums: &[usize], budget: usize) -> bool {
+    while widths.iter().sum::<usize>() > budget {
+        let widest = (0..widths.len()).filter(|&i| widths[i] > minimums[i]).max_by_key(|&i| (widths[i], i));
+        match widest {
+            Some(i) => widths[i] -= 1,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// `text` split into the pieces a line may break after: at spaces (which
+/// are dropped at a break), and after `_` when `underscores`.
+fn words(text: &str, underscores: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if underscores {
+            let mut piece = String::new();
+            for ch in word.chars() {
+                piece.push(ch);
+                if ch == '_' {
+                    out.push(std::mem::take(&mut piece));
+                }
+            }
+            if !piece.is_empty() {
+                out.push(piece);
+            }
+        } else {
+            out.push(word.to_string());
+        }
+    }
+    out
+}
+
+/// Wraps `text` into lines of at most `width` characters at word boundaries
+/// (a word longer than `width` stays whole on its own line).
+fn wrap(text: &str, width: usize, underscores: bool) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        for piece in words(word, underscores) {
+            let joiner = if line.is_empty() || line.ends_with('_') { "" } else { " " };
+            if !line.is_empty() && line.chars().count() + joiner.len() + piece.chars().count() > width {
+                lines.push(std::mem::take(&mut line));
+                line.push_str(&piece);
+            } else {
+                line.push_str(joiner);
+                line.push_str(&piece);
+            }
+        }
+    }
+    lines.push(line);
+    lines.join("\n")
+}
+
+fn table(report: &Report, width: Option<usize>) -> String {
+    let mut grid = Grid::new(report);
+    let widths = grid.fit(width);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    let cell = |col: Column, text: &str, w: usize| {
+        let cell = Cell::new(wrap(text, w, col.breaks_at_underscores()));
+        if col.right_aligned() {
+            cell.set_alignment(CellAlignment::Right)
+        } else {
+            cell
+        }
+    };
+    let rows = report.migrations.len() + 1;
+    for row in 0..rows {
+        let cells: Vec<Cell> =
+            grid.columns.iter().zip(&widths).map(|((col, cells), w)| cell(*col, &cells[row], *w)).collect();
+        if row == 0 {
+            table.set_header(cells);
+        } else {
+            table.add_row(cells);
+        }
+    }
+    table.to_string()
+}
+
+/// A relation as the terminal shows it: without the `public.` everyone has.
+fn short_name(relation: &str) -> &str {
+    relation.strip_prefix("public.").unwrap_or(relation)
+}
+
+/// "1.6s orders", or "-" when nothing the app uses was blocked.
+fn block(b: &Option<BlockReport>) -> String {
     match b {
-        Some(b) => format!("{} {}", format_ms(b.held_ms), b.relation),
+        Some(b) => format!("{} {}", format_ms(b.held_ms), short_name(&b.relation)),
         None => "-".into(),
     }
 }
 
 /// Rewritten tables (not their indexes), comma-separated.
-pub fn rewritten_tables(m: &super::MigrationReport) -> String {
-    let tables: Vec<&str> = m.rewrites.iter().filter(|r| r.kind == "table").map(|r| r.relation.as_str()).collect();
+fn rewritten_tables(m: &MigrationReport) -> String {
+    let tables: Vec<&str> =
+        m.rewrites.iter().filter(|r| r.kind == RelationKind::Table).map(|r| short_name(&r.relation)).collect();
     if tables.is_empty() {
         "-".into()
     } else {
@@ -92,19 +308,37 @@ pub fn verdict(report: &Report) -> String {
     if let Some(b) = &report.baseline {
         summary.push_str(&format!("; {} regression(s) against the baseline", b.regressions.len()));
     }
+    let stage = report.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
     match report.status {
         super::RunStatus::Passed => format!("PASSED: {summary}."),
         super::RunStatus::BudgetExceeded => format!("BUDGET EXCEEDED: {summary}."),
         super::RunStatus::Failed => match &report.error {
-            Some(e) => format!(
-                "FAILED during {}: {}",
-                report.stopped_at_stage.as_deref().unwrap_or("the run"),
-                e.lines().next().unwrap_or("")
-            ),
+            Some(e) => format!("FAILED during {stage}: {}", e.lines().next().unwrap_or("")),
             None => format!("FAILED: {summary}."),
         },
-        super::RunStatus::Interrupted => {
-            format!("INTERRUPTED during {}: {summary}.", report.stopped_at_stage.as_deref().unwrap_or("the run"))
-        }
+        super::RunStatus::Interrupted => format!("INTERRUPTED during {stage}: {summary}."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_wrap_after_underscores_never_inside_a_word() {
+        let wrapped = wrap("0010_index_orders_created_at_concurrently", 20, true);
+        assert_eq!(wrapped, "0010_index_orders_\ncreated_at_\nconcurrently");
+        assert_eq!(wrap("748ms order_items", 11, false), "748ms\norder_items");
+        assert_eq!(wrap("applied (over budget)", 9, false), "applied\n(over\nbudget)");
+        assert_eq!(wrap("short", 40, true), "short");
+    }
+
+    #[test]
+    fn columns_shrink_widest_first_to_their_longest_word() {
+        let mut widths = vec![2, 41, 7];
+        assert!(shrink(&mut widths, &[1, 13, 7], 30));
+        assert_eq!(widths, [2, 21, 7]);
+        assert!(!shrink(&mut widths, &[1, 13, 7], 10));
+        assert_eq!(widths, [1, 13, 7]);
     }
 }

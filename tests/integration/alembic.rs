@@ -1,7 +1,8 @@
 //! Alembic projects and any-command migrations, with real Alembic from PyPI
 //! (the venv `make deps` makes) against real Postgres.
 
-use rehearse::report::{MigrationStatus, RunStatus};
+use rehearse::pg::LockMode;
+use rehearse::report::{LockSource, MigrationStatus, RunStatus};
 
 use crate::support::{dumps, venv_python, Sandbox, REPO};
 
@@ -40,13 +41,13 @@ fn pending_revisions_in_upgrade_order_then_a_failure_with_recovery_steps() {
     let backfill = &report.migrations[3];
     let update = backfill.statements.iter().find(|s| s.query.starts_with("UPDATE orders")).expect("traced UPDATE");
     assert_eq!(update.rows as i64, dumps().orders);
-    assert!(update.locks.iter().any(|l| l.relation == "public.orders" && l.mode == "RowExclusiveLock"));
+    assert!(update.locks.iter().any(|l| l.relation == "public.orders" && l.mode == LockMode::RowExclusiveLock));
     assert!(backfill.wal.bytes > 100_000);
     let add_column = report.migrations.iter().find(|m| m.id == "r3a_orders_state").unwrap();
     assert!(
         add_column.locks.iter().any(|l| l.relation == "public.orders"
-            && l.mode == "AccessExclusiveLock"
-            && l.source.contains(&"statement".to_string())),
+            && l.mode == LockMode::AccessExclusiveLock
+            && l.source.contains(&LockSource::Statement)),
         "exact per-statement capture inside Alembic: {:?}",
         add_column.locks
     );
@@ -128,7 +129,7 @@ fn a_command_runner_is_rehearsed_with_rev_and_url() {
     assert_eq!(ids, ["m1_shipped_at", "m2_total_index"]);
     let index = &report.migrations[1];
     assert!(
-        index.locks.iter().any(|l| l.relation == "public.orders" && l.mode == "ShareLock"),
+        index.locks.iter().any(|l| l.relation == "public.orders" && l.mode == LockMode::ShareLock),
         "the sampler sees an external tool's locks: {:?}",
         index.locks
     );

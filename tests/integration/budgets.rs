@@ -127,7 +127,7 @@ fn a_migration_past_max_runtime_is_cancelled_and_the_rest_skipped() {
     assert_eq!(report.totals.timed_out, 1);
     let m = &report.migrations[1];
     assert!((1000..2000).contains(&m.duration_ms), "cancelled {}ms into a 1s budget", m.duration_ms);
-    assert_eq!(m.breaches[0].budget, "max_runtime");
+    assert_eq!(m.breaches[0].budget.as_str(), "max_runtime");
     assert!(m.budget_breaches[0].starts_with("max_runtime: cancelled after 1."), "{}", m.budget_breaches[0]);
     assert!(m.budget_breaches[0].ends_with("budget 1.0s (on_exceed: cancel)"), "{}", m.budget_breaches[0]);
     let error = m.error.as_ref().unwrap();

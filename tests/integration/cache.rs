@@ -12,7 +12,8 @@ use crate::support::{
 };
 
 fn comparable(m: &MigrationReport) -> (String, String, Vec<(String, String)>, usize) {
-    let mut locks: Vec<(String, String)> = m.locks.iter().map(|l| (l.relation.clone(), l.mode.clone())).collect();
+    let mut locks: Vec<(String, String)> =
+        m.locks.iter().map(|l| (l.relation.clone(), l.mode.as_str().to_string())).collect();
     locks.sort();
     (m.id.clone(), format!("{:?}", m.status), locks, m.rewrites.len())
 }
@@ -30,11 +31,11 @@ fn warm_runs_hit_the_cache_and_report_what_cold_runs_report() {
     let cold = run();
     cold.assert_code(0);
     let cold = cold.report();
-    assert_eq!(cold.restore.cache.as_deref(), Some("saved"));
+    assert_eq!(cold.restore.cache.map(|c| c.as_str()), Some("saved"));
     let warm = run();
     warm.assert_code(0);
     let warm = warm.report();
-    assert_eq!(warm.restore.cache.as_deref(), Some("hit"), "same dump, same server: a hit");
+    assert_eq!(warm.restore.cache.map(|c| c.as_str()), Some("hit"), "same dump, same server: a hit");
     assert_eq!(warm.restore.cache_key, cold.restore.cache_key);
     assert_eq!(warm.restore.roles_created, cold.restore.roles_created);
     let cold_view: Vec<_> = cold.migrations.iter().map(comparable).collect();
@@ -42,13 +43,13 @@ fn warm_runs_hit_the_cache_and_report_what_cold_runs_report() {
     assert_eq!(warm_view, cold_view, "a warm run sees the same migrations, locks and rewrites");
     assert_eq!(warm.dump.tables.len(), cold.dump.tables.len());
     // Each stage timed apart; a hit skips the restore's work, the analyze and the save.
-    let stages = |r: &rehearse::report::Report| r.stages.iter().map(|s| s.stage.clone()).collect::<Vec<_>>();
+    let stages = |r: &rehearse::report::Report| r.stages.iter().map(|s| s.stage.as_str()).collect::<Vec<_>>();
     let pipeline =
         ["provision", "restore", "analyze", "snapshot", "prepare", "discover", "rehearse", "cleanup", "report"];
     assert_eq!(stages(&cold), pipeline);
     let hit: Vec<&str> = pipeline.into_iter().filter(|s| !["analyze", "snapshot"].contains(s)).collect();
     assert_eq!(stages(&warm), hit);
-    assert!(cold.stages.iter().find(|s| s.stage == "restore").unwrap().duration_ms > 0);
+    assert!(cold.stages.iter().find(|s| s.stage.as_str() == "restore").unwrap().duration_ms > 0);
     // The restore ran with wal_level = minimal and fsync off; the rehearsal,
     // cold or warm, with production's defaults, so its WAL figures are real.
     for report in [&cold, &warm] {
@@ -64,13 +65,17 @@ fn warm_runs_hit_the_cache_and_report_what_cold_runs_report() {
     let fewer_jobs = sandbox.scenario_on("backend: local\n  restore_jobs: 1", &dumps().path("custom"), "");
     let out = sandbox.rehearse(&["run", fewer_jobs.to_str().unwrap(), "--use-cache"]);
     out.assert_code(0);
-    assert_eq!(out.report().restore.cache.as_deref(), Some("hit"), "restore_jobs does not change what is restored");
+    assert_eq!(
+        out.report().restore.cache.map(|c| c.as_str()),
+        Some("hit"),
+        "restore_jobs does not change what is restored"
+    );
 
     // A different dump (the same data as a directory dump) is another key.
     let other = sandbox.scenario(&dumps().path("directory"), "");
     let out = sandbox.rehearse(&["run", other.to_str().unwrap(), "--use-cache"]);
     out.assert_code(0);
-    assert_eq!(out.report().restore.cache.as_deref(), Some("saved"), "a changed dump never reuses an entry");
+    assert_eq!(out.report().restore.cache.map(|c| c.as_str()), Some("saved"), "a changed dump never reuses an entry");
     assert_ne!(out.report().restore.cache_key, cold.restore.cache_key);
 
     // A truncated file in the entry is detected: rebuilt, not used.
@@ -87,7 +92,7 @@ fn warm_runs_hit_the_cache_and_report_what_cold_runs_report() {
     std::fs::OpenOptions::new().write(true).open(&victim).unwrap().set_len(len / 2).unwrap();
     let rebuilt = run();
     rebuilt.assert_code(0);
-    assert_eq!(rebuilt.report().restore.cache.as_deref(), Some("saved"), "the damaged entry was rebuilt");
+    assert_eq!(rebuilt.report().restore.cache.map(|c| c.as_str()), Some("saved"), "the damaged entry was rebuilt");
 
     // list shows both entries; prune removes what it says.
     let list = sandbox.rehearse(&["cache", "list"]);
@@ -128,7 +133,7 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     let cold = run();
     cold.assert_code(0);
     let cold = cold.report();
-    assert_eq!(cold.restore.cache.as_deref(), Some("saved"));
+    assert_eq!(cold.restore.cache.map(|c| c.as_str()), Some("saved"));
     let key = cold.restore.cache_key.clone().unwrap();
     let image = image_of(&key);
     assert_eq!(inspect(&image, "{{index .Config.Labels \"rehearse.snapshot\"}}").as_deref(), Some(key.as_str()));
@@ -146,7 +151,7 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     warm.assert_code(0);
     let kept = kept_container(&warm.stderr);
     let warm = warm.report();
-    assert_eq!(warm.restore.cache.as_deref(), Some("hit"), "same dump, same image: a hit");
+    assert_eq!(warm.restore.cache.map(|c| c.as_str()), Some("hit"), "same dump, same image: a hit");
     let cold_view: Vec<_> = cold.migrations.iter().map(comparable).collect();
     let warm_view: Vec<_> = warm.migrations.iter().map(comparable).collect();
     assert_eq!(warm_view, cold_view, "a warm run sees the same migrations, locks and rewrites");
@@ -185,7 +190,7 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     let other = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache", "--image", &variant]);
     other.assert_code(0);
     let other = other.report();
-    assert_eq!(other.restore.cache.as_deref(), Some("saved"), "a changed image never reuses an entry");
+    assert_eq!(other.restore.cache.map(|c| c.as_str()), Some("saved"), "a changed image never reuses an entry");
     assert_ne!(other.restore.cache_key.as_deref(), Some(key.as_str()));
     let pruned = sandbox.rehearse(&["cache", "prune", "--max-size", "0"]);
     pruned.assert_code(0);
@@ -194,7 +199,7 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     assert_eq!(inspect(&image, "{{.Id}}"), None, "prune removed the snapshot image");
     let warm = run();
     warm.assert_code(0);
-    assert_eq!(warm.report().restore.cache.as_deref(), Some("saved"));
+    assert_eq!(warm.report().restore.cache.map(|c| c.as_str()), Some("saved"));
     let image = image_of(&key);
 
     // An entry lost after its image was committed (a run killed before the
@@ -202,7 +207,7 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     std::fs::remove_dir_all(sandbox.path().join("cache").join(&key)).unwrap();
     let resaved = run();
     resaved.assert_code(0);
-    assert_eq!(resaved.report().restore.cache.as_deref(), Some("saved"));
+    assert_eq!(resaved.report().restore.cache.map(|c| c.as_str()), Some("saved"));
     assert_eq!(inspect(&image, "{{.Id}}"), None, "the orphaned image was removed");
     let image = image_of(&key);
 
@@ -210,7 +215,7 @@ fn docker_runs_cache_a_committed_image_that_prune_removes() {
     assert!(Command::new("docker").args(["image", "rm", "--force", &image]).status().unwrap().success());
     let rebuilt = run();
     rebuilt.assert_code(0);
-    assert_eq!(rebuilt.report().restore.cache.as_deref(), Some("saved"), "the entry was rebuilt");
+    assert_eq!(rebuilt.report().restore.cache.map(|c| c.as_str()), Some("saved"), "the entry was rebuilt");
     let image = image_of(&key);
     assert!(inspect(&image, "{{.Id}}").is_some());
 

@@ -84,7 +84,7 @@ fn interrupted(signal: Signal, during: &str) {
     let report = out.report();
     assert_eq!(report.status, RunStatus::Interrupted);
     let stage = if during == "migration" { "rehearse" } else { during };
-    assert_eq!(report.stopped_at_stage.as_deref(), Some(stage), "{}", out.stderr);
+    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some(stage), "{}", out.stderr);
     if during == "migration" {
         let statuses: Vec<_> = report.migrations.iter().map(|m| m.status).collect();
         assert_eq!(statuses, [MigrationStatus::Applied, MigrationStatus::Interrupted, MigrationStatus::Skipped]);

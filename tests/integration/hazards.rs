@@ -2,7 +2,7 @@
 //! alternative, rehearsed against real data; every rule has both examples
 //! and a section in docs/hazards.md.
 
-use rehearse::hazards::Rule;
+use rehearse::findings::hazards::Rule;
 use rehearse::report::{MigrationReport, MigrationStatus};
 
 use crate::support::{dumps, Sandbox, REPO};

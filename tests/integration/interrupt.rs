@@ -19,7 +19,7 @@ fn interrupted_during_a_migration(signal: Signal) {
     out.assert_code(130);
     let report = out.report();
     assert_eq!(report.status, RunStatus::Interrupted);
-    assert_eq!(report.stopped_at_stage.as_deref(), Some("rehearse"));
+    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some("rehearse"));
     let statuses: Vec<_> = report.migrations.iter().map(|m| m.status).collect();
     assert_eq!(statuses, [MigrationStatus::Applied, MigrationStatus::Interrupted, MigrationStatus::Skipped]);
     sandbox.assert_no_leaks();
@@ -45,6 +45,6 @@ fn sigint_during_restore_cleans_up() {
     out.assert_code(130);
     let report = out.report();
     assert_eq!(report.status, RunStatus::Interrupted);
-    assert_eq!(report.stopped_at_stage.as_deref(), Some("restore"));
+    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some("restore"));
     sandbox.assert_no_leaks();
 }

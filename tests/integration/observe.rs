@@ -1,7 +1,8 @@
 //! What rehearse observes, checked against the server itself: lock modes
 //! per statement, hold times, probe waits, WAL and rewrites.
 
-use rehearse::report::{MigrationReport, MigrationStatus};
+use rehearse::pg::{Blocked, LockMode, RelationKind};
+use rehearse::report::{LockSource, MigrationReport, MigrationStatus};
 
 use crate::support::{dumps, server_lock_truth, tiny_demo_dump, LockSet, Sandbox, REPO};
 
@@ -34,7 +35,7 @@ const FORMS: [(&str, &str); 16] = [
 ];
 
 fn reported(m: &MigrationReport) -> LockSet {
-    m.locks.iter().map(|l| (l.relation.clone(), l.mode.clone())).collect()
+    m.locks.iter().map(|l| (l.relation.clone(), l.mode.as_str().to_string())).collect()
 }
 
 /// Rehearses every form as its own migration on `dump` and compares the
@@ -89,14 +90,15 @@ fn lock_modes_equal_the_servers_on_prod_shaped_data() {
     // manual documents ShareUpdateExclusiveLock for it.
     let cic = migrations.last().unwrap();
     assert!(
-        cic.locks.iter().any(|l| l.relation == "public.events" && l.mode == "ShareUpdateExclusiveLock"),
+        cic.locks.iter().any(|l| l.relation == "public.events" && l.mode == LockMode::ShareUpdateExclusiveLock),
         "{:?}",
         cic.locks
     );
     let create_index = &migrations[5];
-    let share = create_index.locks.iter().find(|l| l.relation == "public.events" && l.mode == "ShareLock").unwrap();
-    assert_eq!(share.blocks, ["writes", "ddl"]);
-    assert!(share.source.contains(&"statement".to_string()) && share.source.contains(&"sampled".to_string()));
+    let share =
+        create_index.locks.iter().find(|l| l.relation == "public.events" && l.mode == LockMode::ShareLock).unwrap();
+    assert_eq!(share.blocks, [Blocked::Writes, Blocked::Ddl]);
+    assert!(share.source.contains(&LockSource::Statement) && share.source.contains(&LockSource::Sampled));
     assert_eq!(create_index.longest_write_block.as_ref().unwrap().relation, "public.events");
     assert!(create_index.longest_read_block.is_none(), "CREATE INDEX does not block reads");
 }
@@ -107,7 +109,7 @@ fn lock_modes_equal_the_servers_on_a_table_of_five_rows() {
     assert!(migrations.iter().all(|m| m.duration_ms < 1000));
     // Millisecond statements: the exact per-statement capture still saw every lock.
     let add_column = &migrations[0];
-    assert_eq!(add_column.longest_read_block.as_ref().unwrap().mode, "AccessExclusiveLock");
+    assert_eq!(add_column.longest_read_block.as_ref().unwrap().mode, LockMode::AccessExclusiveLock);
 }
 
 #[test]
@@ -132,8 +134,9 @@ fn hold_time_and_probe_wait_match_the_truth() {
     let lock_stmt = &m.statements[1];
     let commit = &m.statements[3];
     let truth = (commit.started_ms + commit.duration_ms - lock_stmt.started_ms) as i64;
-    let lock = m.locks.iter().find(|l| l.relation == "public.orders" && l.mode == "AccessExclusiveLock").unwrap();
-    assert_eq!(lock.source, ["statement", "sampled"]);
+    let lock =
+        m.locks.iter().find(|l| l.relation == "public.orders" && l.mode == LockMode::AccessExclusiveLock).unwrap();
+    assert_eq!(lock.source, [LockSource::Statement, LockSource::Sampled]);
     assert!(
         (lock.held_ms as i64 - truth).abs() <= 2 * interval as i64,
         "held {}ms, truth {truth}ms, interval {interval}ms",
@@ -193,7 +196,7 @@ fn wal_of_a_full_table_update_matches_an_independent_measure_and_rewrites_are_re
 
     let retype = &report.migrations[1];
     let rewrite = retype.rewrites.iter().find(|r| r.relation == "public.orders").expect("type change rewrites");
-    assert_eq!(rewrite.kind, "table");
+    assert_eq!(rewrite.kind, RelationKind::Table);
     assert!(rewrite.bytes_before > 0 && rewrite.bytes_after > 0);
     assert!(retype.hazards.iter().any(|h| h.rule == "column-type-rewrite"));
 }

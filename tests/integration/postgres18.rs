@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use rehearse::report::{MigrationStatus, RunStatus};
+use rehearse::pg::LockMode;
+use rehearse::report::{LockSource, MigrationStatus, RunStatus};
 
 use crate::support::{LockSet, Sandbox, REPO};
 
@@ -74,7 +75,7 @@ fn demo_release_restores_applies_and_is_measured_on_postgres_18() {
     );
 
     // Restore: pg_restore 18 reads the PostgreSQL 15 dump, roles and all rows.
-    assert!(report.stages.iter().any(|s| s.stage == "restore"), "{:?}", report.stages);
+    assert!(report.stages.iter().any(|s| s.stage.as_str() == "restore"), "{:?}", report.stages);
     assert_eq!(report.restore.roles_created, ["app", "readonly"]);
     let rows = |table: &str| report.dump.tables.iter().find(|t| t.name == table).map(|t| t.rows);
     assert_eq!(
@@ -136,7 +137,10 @@ fn demo_release_restores_applies_and_is_measured_on_postgres_18() {
     );
     let widen = by_id("0007_widen_order_items_quantity");
     assert!(
-        widen.statements[0].locks.iter().any(|l| l.relation == "public.order_items" && l.mode == "AccessExclusiveLock"),
+        widen.statements[0]
+            .locks
+            .iter()
+            .any(|l| l.relation == "public.order_items" && l.mode == LockMode::AccessExclusiveLock),
         "{:?}",
         widen.statements[0].locks
     );
@@ -192,7 +196,7 @@ fn alembic_history_rehearses_on_postgres_18_up_to_its_failure() {
     let backfill = &report.migrations[3];
     let update = backfill.statements.iter().find(|s| s.query.starts_with("UPDATE orders")).expect("traced UPDATE");
     assert_eq!(update.rows as i64, orders);
-    assert!(update.locks.iter().any(|l| l.relation == "public.orders" && l.mode == "RowExclusiveLock"));
+    assert!(update.locks.iter().any(|l| l.relation == "public.orders" && l.mode == LockMode::RowExclusiveLock));
     let records = backfill.wal.records.expect("wal.records from pg_stat_wal on 18");
     assert!(records as i64 >= orders, "{records} WAL records for {orders} updated rows");
     assert!(backfill.wal.bytes > 100_000, "{:?}", backfill.wal);
@@ -200,8 +204,8 @@ fn alembic_history_rehearses_on_postgres_18_up_to_its_failure() {
     let add_column = report.migrations.iter().find(|m| m.id == "r3a_orders_state").unwrap();
     assert!(
         add_column.locks.iter().any(|l| l.relation == "public.orders"
-            && l.mode == "AccessExclusiveLock"
-            && l.source.iter().any(|s| s == "statement")),
+            && l.mode == LockMode::AccessExclusiveLock
+            && l.source.contains(&LockSource::Statement)),
         "exact per-statement capture inside Alembic: {:?}",
         add_column.locks
     );

@@ -25,7 +25,7 @@ fn interrupted_at(stage_line: &str, stage: &str, signal: Signal, times: usize) {
     assert!(took.as_secs_f64() < 5.0, "exited {took:?} after the signal");
     let report = out.report();
     assert_eq!(report.status, RunStatus::Interrupted);
-    assert_eq!(report.stopped_at_stage.as_deref(), Some(stage), "{}", out.stderr);
+    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some(stage), "{}", out.stderr);
     sandbox.assert_no_leaks();
 }
 
@@ -168,7 +168,7 @@ fn sigint_while_reporting_ends_as_interrupted_with_the_migrations_applied() {
     assert!(took.as_secs_f64() < 5.0, "exited {took:?} after the signal");
     let report = out.report();
     assert_eq!(report.status, RunStatus::Interrupted);
-    assert_eq!(report.stopped_at_stage.as_deref(), Some("backup"));
+    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some("backup"));
     assert_eq!(report.migrations[0].status, rehearse::report::MigrationStatus::Applied);
     sandbox.assert_no_leaks();
 }

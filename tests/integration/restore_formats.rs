@@ -82,6 +82,6 @@ fn a_dump_pg_restore_rejects_is_bad_input_with_its_message() {
     assert!(out.stderr.contains("pg_restore could not restore dump"), "{}", out.stderr);
     assert!(out.stderr.contains("pg_restore:"), "pg_restore's own message is shown: {}", out.stderr);
     assert_eq!(out.report().status, rehearse::report::RunStatus::Failed);
-    assert_eq!(out.report().stopped_at_stage.as_deref(), Some("restore"));
+    assert_eq!(out.report().stopped_at_stage.map(|s| s.as_str()), Some("restore"));
     sandbox.assert_no_leaks();
 }

@@ -5,8 +5,8 @@
 
 use nix::sys::signal::Signal;
 use rehearse::backend::local::{find_binaries, LocalCluster};
-use rehearse::db::ConnInfo;
 use rehearse::report::{MigrationStatus, RunStatus};
+use rehearse::sys::db::ConnInfo;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{dumps, run_and_signal_with, tiny_demo_dump, Sandbox};
@@ -27,7 +27,7 @@ impl OwnedServer {
         let cluster = rt.block_on(async {
             let cancel = CancellationToken::new();
             let cluster = LocalCluster::start(find_binaries(None, &cancel).await.unwrap(), &cancel).await.unwrap();
-            let client = rehearse::db::connect(cluster.conn(), "postgres", "test").await.unwrap();
+            let client = rehearse::sys::db::connect(cluster.conn(), "postgres", "test").await.unwrap();
             client.batch_execute("CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1);").await.unwrap();
             cluster
         });
@@ -43,7 +43,7 @@ impl OwnedServer {
     /// plain pg_dump of every database but the templates (byte for byte).
     fn state(&self) -> ServerState {
         let (dbs, roles, kept) = self.rt.block_on(async {
-            let c = rehearse::db::connect(&self.conn, "postgres", "test").await.unwrap();
+            let c = rehearse::sys::db::connect(&self.conn, "postgres", "test").await.unwrap();
             let list = |sql: &'static str| {
                 let c = &c;
                 async move { c.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect::<Vec<String>>() }

@@ -1,0 +1,23 @@
+//! Every query rehearse runs against PostgreSQL's catalogs and statistics
+//! views, one documented function each, with the versions it supports
+//! (PostgreSQL 12 and later unless a function says otherwise). Stages and
+//! observers call these; none writes its own catalog SQL. Queries sent while
+//! a migration runs carry [`MARK`], so pg_stat_statements output can leave
+//! rehearse's own queries out.
+//!
+//! `format('%I.%I')` raises on NULL, so names of relations not (yet)
+//! visible in pg_class -- created in another session's open transaction,
+//! or a rewrite's transient heap -- come back as '' and are named later or by oid.
+
+mod locks;
+mod relations;
+mod server;
+mod stats;
+
+pub use locks::*;
+pub use relations::*;
+pub use server::*;
+pub use stats::*;
+
+/// Marker in every query rehearse sends while a migration runs.
+pub const MARK: &str = "/*rehearse*/";

@@ -1,0 +1,156 @@
+//! Tables, indexes and their sizes (`pg_class`, `pg_index`, `pg_attribute`).
+
+use tokio_postgres::{Client, Error};
+
+use crate::pg::RelationKind;
+
+/// A user table with its estimated row count and total size on disk.
+#[derive(Debug, Clone)]
+pub struct TableSize {
+    pub name: String,
+    /// `pg_class.reltuples`: exact right after a VACUUM of a freshly restored
+    /// table (it scans every page), an estimate otherwise.
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// User tables (plain, partitioned and materialized views), largest first.
+pub async fn table_sizes(client: &Client) -> Result<Vec<TableSize>, Error> {
+    let rows = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), greatest(c.reltuples, 0)::bigint,
+                    pg_total_relation_size(c.oid)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p', 'm')
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+              ORDER BY 3 DESC, 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| TableSize { name: r.get(0), rows: r.get(1), bytes: r.get(2) }).collect())
+}
+
+/// Tables to VACUUM ANALYZE after a restore, largest first: plain tables,
+/// materialized views and partitioned roots (which cover their partitions),
+/// no temporary tables.
+pub async fn tables_to_vacuum(client: &Client) -> Result<Vec<String>, Error> {
+    let rows = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+              ORDER BY pg_total_relation_size(c.oid) DESC, 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// One user table, index or materialized view: identity, storage and size.
+#[derive(Debug, Clone)]
+pub struct RelationRow {
+    pub oid: i64,
+    pub relfilenode: i64,
+    pub name: String,
+    pub kind: RelationKind,
+    /// Table size with TOAST (`pg_table_size`) for tables, `pg_relation_size` for indexes.
+    pub bytes: i64,
+    pub rows: i64,
+}
+
+/// Every user table, materialized view and index (`pg_class`).
+/// Partitioned parents have no storage (relfilenode 0) and are left out.
+pub async fn relations(client: &Client) -> Result<Vec<RelationRow>, Error> {
+    let rows = client
+        .query(
+            "/*rehearse*/ SELECT c.oid::int8, c.relfilenode::int8, format('%I.%I', n.nspname, c.relname), c.relkind::text,
+                    CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END,
+                    greatest(c.reltuples, 0)::int8
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'm', 'i') AND c.relfilenode <> 0
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| RelationRow {
+            oid: r.get(0),
+            relfilenode: r.get(1),
+            name: r.get(2),
+            kind: RelationKind::from_relkind(r.get(3)),
+            bytes: r.get(4),
+            rows: r.get(5),
+        })
+        .collect())
+}
+
+/// Names of relations by oid, for locks seen before the relation was visible.
+pub async fn relation_names(client: &Client, oids: &[i64]) -> Result<Vec<(i64, String, RelationKind)>, Error> {
+    let rows = client
+        .query(
+            "/*rehearse*/ SELECT c.oid::int8, format('%I.%I', n.nspname, c.relname), c.relkind::text
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid::int8 = ANY($1) AND n.nspname NOT LIKE 'pg_toast%'",
+            &[&oids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), RelationKind::from_relkind(r.get(2)))).collect())
+}
+
+/// The canonical `schema.name` of the relation `name` (as the user wrote
+/// it, resolved on the search path by `to_regclass`, 9.4+); None when there
+/// is no such relation.
+pub async fn canonical_name(client: &Client, name: &str) -> Result<Option<String>, Error> {
+    let row = client
+        .query_opt(
+            "/*rehearse*/ SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+            &[&name],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Whether a table exists (`to_regclass`, 9.4+); `name` may be schema-qualified.
+pub async fn table_exists(client: &Client, name: &str) -> Result<bool, Error> {
+    let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name]).await?;
+    Ok(row.get(0))
+}
+
+/// The columns of a table, by name (`pg_attribute`).
+pub async fn table_columns(client: &Client, name: &str) -> Result<Vec<String>, Error> {
+    let rows = client
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+            &[&name],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Indexes left invalid, e.g. by a failed CREATE INDEX CONCURRENTLY (`pg_index.indisvalid`).
+pub async fn invalid_indexes(client: &Client) -> Result<Vec<String>, Error> {
+    let rows = client
+        .query(
+            "/*rehearse*/ SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE NOT i.indisvalid ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The revisions in `alembic_version`, if the table exists.
+pub async fn alembic_version(client: &Client) -> Result<Option<Vec<String>>, Error> {
+    let exists: bool =
+        client.query_one("/*rehearse*/ SELECT to_regclass('alembic_version') IS NOT NULL", &[]).await?.get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let rows = client.query("/*rehearse*/ SELECT version_num::text FROM alembic_version ORDER BY 1", &[]).await?;
+    Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+}

@@ -1,0 +1,178 @@
+//! `rehearse doctor`: what this machine can run. Local PostgreSQL binaries
+//! and their versions, a reachable Docker engine and the Postgres images it
+//! has, the client tools the url backend needs, Python and Alembic; each
+//! missing piece with the command that fixes it.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{docker, local};
+use crate::sys::process::ChildCommand;
+
+/// One fact about this machine.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What it is about: "local", "docker", "url", "alembic".
+    pub area: &'static str,
+    pub ok: bool,
+    pub finding: String,
+    /// The command that fixes it, when it is missing.
+    pub fix: Option<String>,
+}
+
+/// Everything `doctor` found, and which backend `auto` would take.
+#[derive(Debug)]
+pub struct Diagnosis {
+    pub checks: Vec<Check>,
+    pub auto_backend: Option<&'static str>,
+}
+
+fn check(area: &'static str, ok: bool, finding: impl Into<String>, fix: Option<String>) -> Check {
+    Check { area, ok, finding: finding.into(), fix }
+}
+
+pub async fn diagnose(cancel: &CancellationToken) -> Diagnosis {
+    let mut checks = Vec::new();
+
+    let bins = local::all_binaries(cancel).await;
+    for bin in &bins {
+        checks.push(check(
+            "local",
+            true,
+            format!("PostgreSQL {} server binaries in {}", bin.version, bin.dir.display()),
+            None,
+        ));
+    }
+    if bins.is_empty() {
+        checks.push(check(
+            "local",
+            false,
+            "no PostgreSQL server binaries (initdb, pg_ctl) found",
+            Some("sudo apt-get install postgresql-15   (or `make deps`)".into()),
+        ));
+    }
+    let root_ok = match local::server_user() {
+        Ok(Some(who)) => {
+            Some(check("local", true, format!("running as root: the server will run as the {} user", who.name), None))
+        }
+        Ok(None) => None,
+        Err(e) => Some(check("local", false, e.to_string(), Some("sudo useradd --system postgres".into()))),
+    };
+    checks.extend(root_ok.clone());
+    let local_ok = !bins.is_empty() && root_ok.is_none_or(|c| c.ok);
+    if std::env::var(local::SEARCH_ENV).is_ok_and(|v| v == "path") {
+        checks.push(check(
+            "local",
+            true,
+            format!("{}=path: binaries are looked for on PATH only", local::SEARCH_ENV),
+            None,
+        ));
+    }
+
+    let docker_ok = match docker::engine_version(cancel).await {
+        Ok(version) => {
+            checks.push(check("docker", true, format!("Docker engine {version} reachable"), None));
+            let images = docker::postgres_images(cancel).await.unwrap_or_default();
+            let default = format!("postgres:{}", docker::DEFAULT_VERSION);
+            checks.push(match images.is_empty() {
+                true => check(
+                    "docker",
+                    false,
+                    "no PostgreSQL images on this machine",
+                    Some(format!("docker pull {default}")),
+                ),
+                false => check("docker", true, format!("images: {}", images.join(", ")), None),
+            });
+            if !images.contains(&default) {
+                checks.push(check(
+                    "docker",
+                    false,
+                    format!("the default image {default} is not here (pulled on first use; needs a registry)"),
+                    Some(format!("docker pull {default}   (or name a present image with --image)")),
+                ));
+            }
+            true
+        }
+        Err(why) => {
+            checks.push(check(
+                "docker",
+                false,
+                format!("Docker not usable: {why}"),
+                Some(
+                    "sudo apt-get install docker.io && sudo systemctl start docker   (no systemd: sudo dockerd &)"
+                        .into(),
+                ),
+            ));
+            false
+        }
+    };
+
+    match local::find_client_binaries(None, cancel).await {
+        Ok(bin) => checks.push(check(
+            "url",
+            true,
+            format!("client tools pg_restore and psql {} in {}", bin.version, bin.dir.display()),
+            None,
+        )),
+        Err(_) => checks.push(check(
+            "url",
+            false,
+            "no pg_restore and psql for the url backend",
+            Some("sudo apt-get install postgresql-client-15".into()),
+        )),
+    }
+
+    checks.extend(python_checks(cancel).await);
+    let auto_backend = match (local_ok, docker_ok) {
+        (true, _) => Some("local"),
+        (false, true) => Some("docker"),
+        (false, false) => None,
+    };
+    Diagnosis { checks, auto_backend }
+}
+
+async fn python_checks(cancel: &CancellationToken) -> Vec<Check> {
+    let run = |args: &[&str]| ChildCommand::new("python3").args(args).deadline(Duration::from_secs(20)).run(cancel);
+    let python = match run(&["--version"]).await {
+        Ok(out) => format!("{}{}", out.stdout, out.stderr).trim().to_string(),
+        Err(_) => {
+            return vec![check(
+                "alembic",
+                false,
+                "python3 not found (Alembic migrations need it)",
+                Some("sudo apt-get install python3 python3-pip".into()),
+            )]
+        }
+    };
+    let mut checks = vec![check("alembic", true, format!("{python} found"), None)];
+    checks.push(match run(&["-c", "import alembic; print(alembic.__version__)"]).await {
+        Ok(out) => check("alembic", true, format!("Alembic {}", out.stdout.trim()), None),
+        Err(_) => check(
+            "alembic",
+            false,
+            "Alembic is not importable by python3",
+            Some("python3 -m pip install alembic   (or: sudo apt-get install python3-alembic)".into()),
+        ),
+    });
+    checks
+}
+
+impl Diagnosis {
+    /// The report for the terminal: one line per check, fixes indented below.
+    pub fn render(&self) -> String {
+        let mut out = String::from("rehearse doctor: what this machine can run\n\n");
+        for c in &self.checks {
+            out.push_str(&format!("{:<8} {:<7} {}\n", c.area, if c.ok { "ok" } else { "MISSING" }, c.finding));
+            if let Some(fix) = &c.fix {
+                out.push_str(&format!("{:<16} fix: {fix}\n", ""));
+            }
+        }
+        out.push('\n');
+        out.push_str(&match self.auto_backend {
+            Some(b) => format!("backend: auto would use {b}\n"),
+            None => "backend: auto has nothing to run on: install PostgreSQL or Docker (fixes above)\n".into(),
+        });
+        out
+    }
+}

@@ -1,0 +1,306 @@
+//! Command-line arguments and the one `main` behind the binary.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+mod doctor;
+
+use crate::error::exit;
+use crate::pipeline::events::{EventSink, Silent};
+use crate::pipeline::{Progress, Supervisor};
+use crate::plan::{Overrides, Plan};
+use crate::report::ReportFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rehearse",
+    version,
+    about = "Rehearse PostgreSQL schema migrations on a throwaway copy of production",
+    long_about = "Rehearse PostgreSQL schema migrations on a throwaway copy of production.\n\n\
+        rehearse restores a prod-shaped pg_dump into a throwaway Postgres, applies each pending \
+        migration one at a time, times it, measures the WAL it writes, and writes a report for the \
+        production checklist. The throwaway server is always removed afterwards.",
+    after_help = "Exit codes: 0 all applied within budget · 1 a budget was breached · 2 a migration failed · \
+        3 bad input (scenario, dump, arguments) · 4 environment problem (no Postgres binaries, cannot start) · \
+        130 interrupted.\n\nExample:\n  rehearse run scenarios/demo.yaml"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Restore the scenario's dump, rehearse its pending migrations, and write the report.
+    #[command(after_help = "Examples:\n  \
+        rehearse run scenarios/demo.yaml\n  \
+        rehearse run scenarios/nightly.yaml --dump /backups/prod-2026-11-23.dump --out reports/nightly\n  \
+        rehearse run scenarios/demo.yaml --format json --keep\n  \
+        rehearse run scenarios/nightly.yaml --baseline reports/previous.json --format table,markdown,json,junit")]
+    Run(RunArgs),
+    /// List or prune the snapshot cache of restored dumps.
+    #[command(after_help = "Examples:\n  rehearse cache list\n  rehearse cache prune --older-than 7d --max-size 50GB")]
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+
+    /// Remove what a crashed run (kill -9) left behind: throwaway cluster dirs in the temp dir, containers
+    /// labelled `rehearse`, and with --url the throwaway databases on that server. Leftovers of runs that
+    /// are still going are listed and left alone.
+    #[command(after_help = "Examples:\n  rehearse cleanup\n  rehearse cleanup --url \"$STAGING_URL\"")]
+    Cleanup(CleanupArgs),
+
+    /// Show what this machine can run: local PostgreSQL binaries, Docker and its images, client tools,
+    /// Python and Alembic; each missing piece with the command that fixes it.
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Also drop throwaway databases (`rehearse_*`) left on this server by crashed url-backend runs from this machine.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Show each cached restore: key, dump, server version, size, age.
+    List,
+    /// Remove entries older than a duration and/or beyond a total size (oldest first), and half-written ones;
+    /// a docker entry's snapshot image goes with it.
+    Prune {
+        /// Remove entries older than this (humantime: 12h, 7d).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Keep the newest entries up to this total (512MB, 50GB).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+    },
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::plan::scenario::ByteSize::parse(text).map(|b| b.0)
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (YAML; every key is in docs/scenario.md), e.g. scenarios/demo.yaml.
+    #[arg(value_name = "SCENARIO.yaml")]
+    pub scenario: PathBuf,
+
+    /// Restore this dump instead of the scenario's `dump:` (custom, directory, tar, plain or gzip'd plain SQL; detected from content).
+    #[arg(long, value_name = "PATH")]
+    pub dump: Option<PathBuf>,
+
+    /// Write report files into DIR instead of the scenario's `report.dir` (default: reports/<scenario name>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Report formats, comma-separated: table (terminal), markdown (report.md), json (report.json),
+    /// junit (junit.xml). Default: the scenario's `report.formats`, else table, markdown and json.
+    /// Example: --format table,json,junit
+    #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
+    pub format: Option<Vec<ReportFormat>>,
+
+    /// Compare with this earlier report.json (e.g. last night's) and flag regressions; wins over `report.baseline`.
+    #[arg(long, value_name = "FILE.json")]
+    pub baseline: Option<PathBuf>,
+
+    /// Leave the throwaway server running at the end and print how to connect (the password stays in a private pgpass file).
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Directory of the PostgreSQL server binaries (initdb, pg_ctl, pg_restore, psql), e.g. /usr/lib/postgresql/15/bin.
+    /// Default: pg_config --bindir, then PATH, then the newest /usr/lib/postgresql/*/bin.
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+
+    /// Restore the dump even when the snapshot cache holds it (the cache is
+    /// keyed by the dump's sha256 and the server version or docker image; see `rehearse cache`).
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Time the migrations without watching them (no lock sampling, probes or
+    /// statement statistics): for measuring what observation costs.
+    #[arg(long)]
+    pub no_observe: bool,
+
+    /// Docker image for the docker backend, instead of postgres.image (default postgres:<postgres.version>),
+    /// e.g. postgres:16 or registry.example.com/postgres:16.4. Any image honouring the official image's contract.
+    /// Selects the docker backend whatever the scenario's `postgres.backend`.
+    #[arg(long, value_name = "IMAGE", conflicts_with = "url")]
+    pub image: Option<String>,
+
+    /// Rehearse in a fresh database on this existing server (url backend), instead of postgres.url,
+    /// e.g. postgres://me@staging:5432/postgres. The database is dropped afterwards; nothing else is written.
+    /// Selects the url backend whatever the scenario's `postgres.backend`.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// No progress output on stderr (the report is still printed and written).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Parses arguments, runs, prints, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap exits 2 on usage errors; 2 means "a migration failed" here.
+            return if e.use_stderr() { exit::BAD_INPUT } else { exit::OK };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::ENVIRONMENT;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run_command(args).await,
+            Command::Cache { action } => cache_command(action).await,
+            Command::Cleanup(args) => cleanup_command(args).await,
+            Command::Doctor => {
+                let diagnosis = doctor::diagnose(&tokio_util::sync::CancellationToken::new()).await;
+                print!("{}", diagnosis.render());
+                if diagnosis.auto_backend.is_some() {
+                    exit::OK
+                } else {
+                    exit::ENVIRONMENT
+                }
+            }
+        }
+    })
+}
+
+async fn run_command(args: RunArgs) -> i32 {
+    let sup = match Supervisor::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}", e.render());
+            return e.exit_code();
+        }
+    };
+    let overrides = Overrides {
+        dump: args.dump,
+        out: args.out,
+        formats: args.format,
+        pg_bin: args.pg_bin,
+        no_cache: args.no_cache,
+        no_observe: args.no_observe,
+        baseline: args.baseline,
+        image: args.image,
+        url: args.url,
+        keep: args.keep,
+    };
+    let plan = match Plan::resolve(&args.scenario, &overrides, sup.token()).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("{}", e.render());
+            return e.exit_code();
+        }
+    };
+    let events: Box<dyn EventSink> = if args.quiet { Box::new(Silent) } else { Box::new(Progress::for_stderr()) };
+    let outcome = crate::run::run(plan, events.as_ref(), &sup).await;
+    drop(events);
+    if let Some(table) = &outcome.table {
+        print!("{table}");
+    }
+    for file in &outcome.files {
+        eprintln!("wrote {}", file.display());
+    }
+    if let Some(kept) = &outcome.kept {
+        eprintln!("{kept}");
+    }
+    match &outcome.error {
+        Some(e) => eprintln!("{}", e.render()),
+        None => {
+            if let Some(line) = crate::report::outcome_line(&outcome.report) {
+                eprintln!("{line}");
+            }
+        }
+    }
+    outcome.exit_code
+}
+
+async fn cache_command(action: CacheAction) -> i32 {
+    use crate::report::format_bytes;
+    let cache = crate::backend::cache::SnapshotCache::locate();
+    let now = crate::backend::cache::now_secs();
+    let describe = |e: &crate::backend::cache::Entry| {
+        let age = std::time::Duration::from_secs(now.saturating_sub(e.manifest.created));
+        let server = match &e.manifest.image {
+            // "docker image NAME ID" (the key's server identity).
+            Some(_) => e.manifest.server_version.clone(),
+            None => format!("PostgreSQL {}", e.manifest.server_version),
+        };
+        format!(
+            "{}  {:>9}  {server}  {} old  {}",
+            e.manifest.key,
+            format_bytes(e.manifest.bytes),
+            humantime::format_duration(std::time::Duration::from_secs(age.as_secs() / 60 * 60)),
+            e.manifest.dump_path
+        )
+    };
+    match action {
+        CacheAction::List => {
+            let entries = cache.list();
+            println!("snapshot cache: {} ({} entries)", cache.root().display(), entries.len());
+            for e in &entries {
+                println!("{}", describe(e));
+            }
+        }
+        CacheAction::Prune { older_than, max_size } => {
+            if older_than.is_none() && max_size.is_none() {
+                eprintln!("error: say what to prune: --older-than DURATION and/or --max-size SIZE");
+                return exit::BAD_INPUT;
+            }
+            let removed = cache.prune(older_than, max_size);
+            let mut failed = false;
+            for e in &removed {
+                println!("removed {}", describe(e));
+                if let Some(image) = &e.manifest.image {
+                    if let Err(err) = crate::backend::docker::remove_snapshot_image(image).await {
+                        eprintln!("{}", err.render());
+                        failed = true;
+                    }
+                }
+            }
+            println!("{} entries removed from {}", removed.len(), cache.root().display());
+            if failed {
+                return exit::ENVIRONMENT;
+            }
+        }
+    }
+    exit::OK
+}
+
+async fn cleanup_command(args: CleanupArgs) -> i32 {
+    let sup = match Supervisor::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}", e.render());
+            return e.exit_code();
+        }
+    };
+    match crate::backend::leftovers::cleanup(&std::env::temp_dir(), args.url.as_deref(), sup.token()).await {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.failed() {
+                exit::ENVIRONMENT
+            } else {
+                exit::OK
+            }
+        }
+        Err(e) => {
+            eprintln!("{}", e.render());
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Findings about a rehearsed migration, as data: hazards (measured lock
+//! holds, rewrites and scans with the safe alternative), destructive
+//! changes the running app may depend on, and how to recover from a failure.
+
+pub mod destructive;
+pub mod hazards;
+pub mod recovery;

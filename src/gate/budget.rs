@@ -1,0 +1,146 @@
+//! Budgets from the scenario: limits a migration or the whole run must stay
+//! within. A breach is a finding recorded in the report and makes the run
+//! exit 1; it is not an error. A migration cancelled at its `max_runtime`
+//! (`on_exceed: cancel`) is a breach too: the budget did its job.
+
+use std::time::Duration;
+
+use crate::report::{
+    format_bytes, format_ms, Breach, BudgetKey, BudgetsInfo, MigrationLimits, MigrationReport, MigrationStatus,
+    OnExceed, Report, Unit,
+};
+
+/// The budgets of a run, resolved: per-migration limits with their
+/// overrides merged in, run-wide limits.
+#[derive(Debug, Default, Clone)]
+pub struct Budgets(pub BudgetsInfo);
+
+impl Budgets {
+    /// The limits for one migration, and whether they are an override.
+    pub fn for_migration(&self, id: &str) -> (&MigrationLimits, bool) {
+        match self.0.overrides.get(id) {
+            Some(l) => (l, true),
+            None => (&self.0.migration, false),
+        }
+    }
+
+    /// When to cancel a migration: its `max_runtime` with `on_exceed: cancel`.
+    pub fn deadline(&self, id: &str) -> Option<Duration> {
+        let (l, _) = self.for_migration(id);
+        match l.on_exceed {
+            OnExceed::Cancel => l.max_runtime_ms.map(Duration::from_millis),
+            OnExceed::Continue => None,
+        }
+    }
+
+    /// Records a migration's breaches, as data and as messages.
+    pub fn judge_migration(&self, m: &mut MigrationReport) {
+        m.breaches = self.check_migration(m);
+        m.budget_breaches = m.breaches.iter().map(|b| b.message.clone()).collect();
+    }
+
+    /// The breaches of one migration, each naming the figure and the budget.
+    pub fn check_migration(&self, m: &MigrationReport) -> Vec<Breach> {
+        let (l, overridden) = self.for_migration(&m.id);
+        let mut out = Vec::new();
+        let mut push =
+            |budget: BudgetKey, figure: u64, limit: u64, unit: Unit, relation: Option<&str>, text: String| {
+                let note = if overridden { " (override for this migration)" } else { "" };
+                out.push(Breach {
+                    budget,
+                    figure,
+                    limit,
+                    unit,
+                    relation: relation.map(String::from),
+                    overridden,
+                    message: format!("{budget}: {text}{note}"),
+                });
+            };
+        if let Some(limit) = l.max_runtime_ms {
+            if m.status == MigrationStatus::TimedOut {
+                let text = format!(
+                    "cancelled after {}, budget {} (on_exceed: cancel)",
+                    format_ms(m.duration_ms),
+                    format_ms(limit)
+                );
+                push(BudgetKey::MaxRuntime, m.duration_ms, limit, Unit::Ms, None, text);
+            } else if m.duration_ms > limit {
+                let text = format!("took {}, budget {}", format_ms(m.duration_ms), format_ms(limit));
+                push(BudgetKey::MaxRuntime, m.duration_ms, limit, Unit::Ms, None, text);
+            }
+        }
+        for (key, limit, block, what) in [
+            (BudgetKey::MaxExclusiveLock, l.max_exclusive_lock_ms, &m.longest_read_block, "reads"),
+            (BudgetKey::MaxWriteBlock, l.max_write_block_ms, &m.longest_write_block, "writes"),
+        ] {
+            if let (Some(limit), Some(b)) = (limit, block) {
+                if b.held_ms > limit {
+                    let text = format!(
+                        "{} on {} blocked {what} for {}, budget {}",
+                        b.mode,
+                        b.relation,
+                        format_ms(b.held_ms),
+                        format_ms(limit)
+                    );
+                    push(key, b.held_ms, limit, Unit::Ms, Some(&b.relation), text);
+                }
+            }
+        }
+        if let Some(limit) = l.max_wal_bytes {
+            if m.wal.bytes > limit {
+                let text = format!("wrote {} of WAL, budget {}", format_bytes(m.wal.bytes), format_bytes(limit));
+                push(BudgetKey::MaxWal, m.wal.bytes, limit, Unit::Bytes, None, text);
+            }
+        }
+        if let Some(limit) = l.max_probe_wait_ms {
+            let waits = m.probes.iter().flat_map(|p| [(p, "read", p.reads.max_ms), (p, "write", p.writes.max_ms)]);
+            if let Some((p, kind, max)) = waits.max_by(|a, b| a.2.total_cmp(&b.2)) {
+                let waited = max.round() as u64;
+                if waited > limit {
+                    let text =
+                        format!("a {kind} on {} waited {}, budget {}", p.relation, format_ms(waited), format_ms(limit));
+                    push(BudgetKey::MaxProbeWait, waited, limit, Unit::Ms, Some(&p.relation), text);
+                }
+            }
+        }
+        out
+    }
+
+    /// The breaches of the run as a whole.
+    pub fn check_total(&self, r: &Report) -> Vec<Breach> {
+        let mut out = Vec::new();
+        let ms: u64 = r.migrations.iter().map(|m| m.duration_ms).sum();
+        let wal: u64 = r.migrations.iter().map(|m| m.wal.bytes).sum();
+        let total = &self.0.total;
+        let mut push = |budget: BudgetKey, figure: u64, limit: u64, unit: Unit, text: String| {
+            out.push(Breach {
+                budget,
+                figure,
+                limit,
+                unit,
+                relation: None,
+                overridden: false,
+                message: format!("total {}: {text}", budget.as_str().trim_start_matches("total.")),
+            })
+        };
+        if let Some(limit) = total.max_runtime_ms.filter(|l| ms > *l) {
+            push(
+                BudgetKey::TotalMaxRuntime,
+                ms,
+                limit,
+                Unit::Ms,
+                format!("migrations took {}, budget {}", format_ms(ms), format_ms(limit)),
+            );
+        }
+        if let Some(limit) = total.max_wal_bytes.filter(|l| wal > *l) {
+            push(
+                BudgetKey::TotalMaxWal,
+                wal,
+                limit,
+                Unit::Bytes,
+                format!("wrote {} of WAL, budget {}", format_bytes(wal), format_bytes(limit)),
+            );
+        }
+        out
+    }
+}

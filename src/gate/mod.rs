@@ -1,0 +1,37 @@
+//! The gate: once every migration is judged against its own budgets, the
+//! run as a whole is judged — run-wide budgets, the comparison with the
+//! baseline, and `fail_on_regression` — so the report's status, and with it
+//! the exit code, says whether the night's job passes.
+
+pub mod baseline;
+pub mod budget;
+
+pub use baseline::Baseline;
+pub use budget::Budgets;
+
+use crate::report::{Breach, BudgetKey, RegressionThresholds, Report, Unit};
+
+/// Fills the run-wide breaches, the baseline comparison and the unused overrides.
+pub fn judge(budgets: &Budgets, baseline: Option<&Baseline>, thresholds: &RegressionThresholds, report: &mut Report) {
+    let mut breaches = budgets.check_total(report);
+    if let Some(baseline) = baseline {
+        let comparison = baseline.compare(report, thresholds);
+        let count = comparison.regressions.len() as u64;
+        if budgets.0.fail_on_regression && count > 0 {
+            breaches.push(Breach {
+                budget: BudgetKey::FailOnRegression,
+                figure: count,
+                limit: 0,
+                unit: Unit::Regressions,
+                relation: None,
+                overridden: false,
+                message: format!("fail_on_regression: {count} regression(s) against the baseline {}", comparison.path),
+            });
+        }
+        report.baseline = Some(comparison);
+    }
+    report.budget_breaches = breaches.iter().map(|b| b.message.clone()).collect();
+    report.breaches = breaches;
+    report.budgets.unused_overrides =
+        budgets.0.overrides.keys().filter(|id| !report.migrations.iter().any(|m| &m.id == *id)).cloned().collect();
+}

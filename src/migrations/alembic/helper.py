@@ -1,0 +1,174 @@
+# rehearse's Alembic helper: run by rehearse with the user's Python, it asks
+# Alembic itself (never `alembic history` text) and prints JSON lines that
+# start with MARK; anything else on stdout (an env.py that prints) is ignored.
+#
+#   discover --config INI --target REV   current heads and the pending revisions, in upgrade order
+#   upgrade  --config INI --revision REV  apply one revision in-process, tracing every statement
+#   offline  --config INI --revisions JSON  `upgrade prev:rev --sql` for each revision
+#
+# The database URL (with its password) comes in REHEARSE_ALEMBIC_URL, never on
+# the command line. Every event is one JSON object with a "type"; rehearse
+# reads them into an enum (src/migrations/alembic/protocol.rs) and refuses
+# anything it does not know.
+import time
+
+STARTED = time.time()
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+
+MARK = "@@rehearse@@ "
+OUT = sys.stdout
+
+
+def emit(kind, **fields):
+    fields["type"] = kind
+    OUT.write(MARK + json.dumps(fields, default=str) + "\n")
+    OUT.flush()
+
+
+try:
+    import sqlalchemy
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+except ImportError as e:  # reported as "Alembic not found in this Python"
+    emit("missing", message=str(e), python=sys.executable)
+    sys.exit(3)
+
+# The query rehearse's own per-statement capture runs (src/catalog/locks.rs,
+# OWN_LOCKS), passed in by rehearse: the relation locks this session holds,
+# the WAL insert position and lock_timeout.
+OWN_LOCKS = os.environ.get("REHEARSE_OWN_LOCKS_SQL", "")
+
+
+def config(path):
+    cfg = Config(path)
+    url = os.environ["REHEARSE_ALEMBIC_URL"]
+    # ConfigParser interpolation: a literal % must be doubled.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def current_heads(url):
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        engine.dispose()
+
+
+def discover(args):
+    cfg = config(args.config)
+    script = ScriptDirectory.from_config(cfg)
+    current = current_heads(os.environ["REHEARSE_ALEMBIC_URL"])
+    for rev in current:
+        try:
+            if script.get_revision(rev) is None:
+                raise CommandError("no such revision")
+        except Exception:
+            emit("unknown_revision", revision=rev, heads=list(script.get_heads()))
+            return 3
+    try:
+        # What `alembic upgrade TARGET` would run: iterate_revisions walks from
+        # the target down to the current heads; reversed, it is upgrade order
+        # (ScriptDirectory._upgrade_revs does the same), branches and merges included.
+        revs = list(script.iterate_revisions(args.target, tuple(current), implicit_base=True))
+    except Exception as e:
+        emit("bad_target", message=str(e), target=args.target, heads=list(script.get_heads()), current=current)
+        return 3
+    pending = []
+    for s in reversed(revs):
+        down = s.down_revision
+        downs = list(down) if isinstance(down, (tuple, list)) else ([down] if down else [])
+        pending.append(
+            {"revision": s.revision, "down": downs, "message": s.doc or "", "path": s.path, "is_merge": len(downs) > 1}
+        )
+    emit("discovered", current=current, pending=pending, heads=list(script.get_heads()))
+    return 0
+
+
+def upgrade(args):
+    cfg = config(args.config)
+    held = set()
+
+    @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute")
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info.setdefault("rehearse_started", []).append(time.perf_counter())
+
+    @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "after_cursor_execute")
+    def after(conn, cursor, statement, parameters, context, executemany):
+        began = conn.info["rehearse_started"].pop()
+        ms = (time.perf_counter() - began) * 1000.0
+        locks, wal, timeout = [], None, None
+        try:
+            if not OWN_LOCKS:
+                raise RuntimeError("REHEARSE_OWN_LOCKS_SQL is not set")
+            probe = cursor.connection.cursor()
+            probe.execute(OWN_LOCKS)
+            wal, timeout, locks_json = probe.fetchone()
+            probe.close()
+            locks = json.loads(locks_json)
+        except Exception:
+            pass
+        # Credit a statement with the locks it added to those already held
+        # (all are released at commit, so the held set follows the session).
+        now = {(oid, mode) for oid, _, _, mode in locks}
+        new = [l for l in locks if (l[0], l[3]) not in held]
+        held.clear()
+        held.update(now)
+        emit("statement", sql=statement, ms=ms, rows=cursor.rowcount, wal=wal, lock_timeout=timeout, locks=new,
+             at=time.time())
+
+    emit("ready", started=STARTED, at=time.time())
+    try:
+        command.upgrade(cfg, args.revision)
+    except Exception as e:
+        orig = getattr(e, "orig", None)
+        diag = getattr(orig, "diag", None)
+        emit(
+            "failed",
+            message=str(orig or e).strip(),
+            sqlstate=getattr(orig, "pgcode", None) or getattr(diag, "sqlstate", None),
+            statement=getattr(e, "statement", None),
+            traceback="".join(traceback.format_exc().splitlines(True)[-25:]),
+            at=time.time(),
+        )
+        return 2
+    emit("done", at=time.time())
+    return 0
+
+
+def offline(args):
+    cfg = config(args.config)
+    for item in json.loads(args.revisions):
+        buf = io.StringIO()
+        cfg.output_buffer = buf
+        try:
+            command.upgrade(cfg, item["range"], sql=True)
+            emit("offline", revision=item["revision"], sql=buf.getvalue())
+        except BaseException as e:  # env.py may sys.exit in offline mode
+            emit("offline", revision=item["revision"], error=str(e) or type(e).__name__)
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("action", choices=["discover", "upgrade", "offline"])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--target")
+    parser.add_argument("--revision")
+    parser.add_argument("--revisions")
+    args = parser.parse_args()
+    return {"discover": discover, "upgrade": upgrade, "offline": offline}[args.action](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

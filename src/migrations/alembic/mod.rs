@@ -1,0 +1,336 @@
+//! Alembic projects: pending revisions and their upgrade order come from
+//! Alembic itself, through a small Python helper (helper.py) run with the
+//! user's interpreter; each revision is applied in a process of its own,
+//! in-process to Alembic, with every statement traced (text, time, rows,
+//! WAL and the locks its session holds right after it, read with the query
+//! rehearse gives it). The helper's output is a typed protocol (`protocol.rs`).
+
+mod protocol;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{taken_by_statement, AlembicPlan, Applied, Migration, OfflineSql, Target};
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::report::{MigrationError, StatementReport};
+use crate::sys::process::{ChildCommand, ChildError};
+use crate::sys::text::last_lines;
+use protocol::{HelperEvent, PendingRevision};
+
+const HELPER: &str = include_str!("helper.py");
+/// The application_name of Alembic's sessions, so observers can tell them.
+const APP_NAME: &str = "rehearse-alembic";
+/// How long one revision may run; budgets (max_runtime) are the real limit.
+const REVISION_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+/// How long listing the revisions, or rendering their offline SQL, may take.
+const LISTING_DEADLINE: Duration = Duration::from_secs(300);
+
+/// The interpreter behind `alembic` on PATH (its shebang), else `python3`.
+pub fn default_python() -> PathBuf {
+    let from_shebang = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path).map(|d| d.join("alembic")).find(|p| p.is_file()).and_then(|p| {
+            let text = std::fs::read_to_string(p).ok()?;
+            let line = text.lines().next()?.strip_prefix("#!")?.trim().to_string();
+            (!line.contains(' ')).then(|| PathBuf::from(line))
+        })
+    });
+    from_shebang.unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// Fails fast, before anything is provisioned, when the interpreter is
+/// missing or cannot import Alembic and SQLAlchemy.
+pub async fn check_python(python: &Path, cancel: &CancellationToken) -> Result<()> {
+    let out = ChildCommand::new(python)
+        .args(["-c", "import alembic, sqlalchemy; print(alembic.__version__)"])
+        .deadline(Duration::from_secs(60))
+        .run(cancel)
+        .await;
+    match out {
+        Ok(_) => Ok(()),
+        Err(ChildError::Spawn { source, .. }) => Err(Error::environment_because(
+            format!(
+                "Python interpreter {} for Alembic was not found: set migrations.python to your app's interpreter \
+                 (e.g. .venv/bin/python), or put `alembic` on PATH",
+                python.display()
+            ),
+            source,
+        )),
+        Err(ChildError::Cancelled { .. }) => Err(Error::Interrupted),
+        Err(e) => Err(Error::environment_because(
+            format!(
+                "{} cannot import Alembic and SQLAlchemy: install them in that environment \
+                 (`{} -m pip install alembic psycopg2-binary`) or set migrations.python to the interpreter that has them",
+                python.display(),
+                python.display()
+            ),
+            e,
+        )),
+    }
+}
+
+pub struct AlembicProject {
+    plan: AlembicPlan,
+}
+
+/// The helper's events, and how its process ended.
+struct HelperRun {
+    events: Vec<HelperEvent>,
+    failure: Option<ChildError>,
+}
+
+impl AlembicProject {
+    pub fn new(plan: AlembicPlan) -> AlembicProject {
+        AlembicProject { plan }
+    }
+
+    /// Runs the helper; an event it printed that rehearse cannot read is an error.
+    async fn helper(&self, args: &[&str], target: &Target<'_>, deadline: Duration) -> Result<HelperRun> {
+        let cmd = ChildCommand::new(&self.plan.python)
+            .label("the Alembic helper")
+            .args(["-c", HELPER])
+            .args(args)
+            .arg("--config")
+            .arg(&self.plan.config)
+            .envs(self.plan.env.clone())
+            .envs(target.tool_env(APP_NAME))
+            .env("REHEARSE_ALEMBIC_URL", target.url(Some(&target.conn.password), APP_NAME))
+            .env("REHEARSE_OWN_LOCKS_SQL", catalog::OWN_LOCKS)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .cwd(&self.plan.dir)
+            .deadline(deadline)
+            .keep_all_stdout();
+        let (stdout, failure) = match cmd.run(target.cancel).await {
+            Ok(out) => (out.stdout, None),
+            Err(ChildError::Failed { label, status, stderr, stdout }) => {
+                (stdout.clone(), Some(ChildError::Failed { label, status, stderr, stdout }))
+            }
+            Err(e) => (String::new(), Some(e)),
+        };
+        let events = protocol::read_events(&stdout).map_err(|e| {
+            Error::environment_because(
+                format!(
+                    "the Alembic helper, run with {}, printed output rehearse cannot read (a different helper \
+                     version, or an env.py printing rehearse's marker): rerun, and report it if it persists",
+                    self.plan.python.display()
+                ),
+                e,
+            )
+        })?;
+        Ok(HelperRun { events, failure })
+    }
+
+    pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
+        let run = self.helper(&["discover", "--target", &self.plan.target], target, LISTING_DEADLINE).await?;
+        let dir = self.plan.dir.display();
+        let mut found = None;
+        for event in run.events {
+            match event {
+                HelperEvent::UnknownRevision { revision, heads } => {
+                    return Err(Error::bad_input(format!(
+                        "the restored database is at Alembic revision {revision}, which the migration tree in {dir} \
+                         does not contain (production is ahead of this code, or history was edited); its heads are \
+                         {}: rehearse the code production runs, or a dump that matches this tree",
+                        heads.join(", ")
+                    )))
+                }
+                HelperEvent::BadTarget { message, current } => {
+                    return Err(Error::bad_input(format!(
+                        "Alembic cannot upgrade to migrations.target {} from the database's revision(s) {}: {}; \
+                         with several heads, set migrations.target to one revision, `<branch>@head`, or `heads`",
+                        self.plan.target,
+                        if current.is_empty() { "(none)".to_string() } else { current.join(", ") },
+                        target.redact(&message)
+                    )))
+                }
+                HelperEvent::Missing { message } => {
+                    return Err(Error::environment(format!(
+                        "{} cannot import Alembic: {message}",
+                        self.plan.python.display()
+                    )))
+                }
+                HelperEvent::Discovered { pending } => found = Some(pending),
+                _ => {}
+            }
+        }
+        let Some(found) = found else {
+            return Err(match run.failure {
+                Some(ChildError::Cancelled { .. }) => Error::Interrupted,
+                Some(e) => Error::bad_input_because(format!("Alembic could not list the revisions of {dir}"), e),
+                None => Error::environment(format!(
+                    "the Alembic helper ended without listing the revisions of {dir}: rerun, and report it if it persists"
+                )),
+            });
+        };
+        let mut pending: Vec<Migration> = found.into_iter().map(migration).collect();
+        self.attach_offline_sql(&mut pending, target).await?;
+        Ok(pending)
+    }
+
+    /// What `alembic upgrade <parent>:<rev> --sql` prints for each revision,
+    /// for reviewers; merges and env.py files without offline support say why.
+    async fn attach_offline_sql(&self, pending: &mut [Migration], target: &Target<'_>) -> Result<()> {
+        let ranges: Vec<serde_json::Value> = pending
+            .iter()
+            .filter(|m| m.parents.len() <= 1)
+            .map(|m| {
+                let range = match m.parents.first() {
+                    Some(p) => format!("{p}:{}", m.id),
+                    None => m.id.clone(),
+                };
+                serde_json::json!({"revision": m.id, "range": range})
+            })
+            .collect();
+        let ranges = serde_json::Value::Array(ranges).to_string();
+        let run = self.helper(&["offline", "--revisions", &ranges], target, LISTING_DEADLINE).await?;
+        for m in pending.iter_mut() {
+            if m.parents.len() > 1 {
+                m.offline_sql =
+                    Some(OfflineSql::Unavailable("a merge revision has no single `from` revision for --sql".into()));
+                continue;
+            }
+            let rendered = run.events.iter().find_map(|e| match e {
+                HelperEvent::Offline { revision, sql, error } if *revision == m.id => Some((sql, error)),
+                _ => None,
+            });
+            m.offline_sql = Some(match rendered {
+                Some((Some(sql), _)) => OfflineSql::Sql(target.redact(sql)),
+                Some((None, error)) => {
+                    OfflineSql::Unavailable(target.redact(error.as_deref().unwrap_or("offline mode failed")))
+                }
+                None => OfflineSql::Unavailable("the offline run did not report this revision".into()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one revision in a process of its own.
+    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
+        let spawned = SystemTime::now();
+        let run = self.helper(&["upgrade", "--revision", &migration.id], target, REVISION_DEADLINE).await?;
+        let at = |seconds: f64| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0));
+        let mut ready = None;
+        let mut end = None;
+        let mut applied = Applied::default();
+        let mut wal_before: Option<u64> = None;
+        let mut failed = None;
+        for event in &run.events {
+            match event {
+                HelperEvent::Ready { at: t } => ready = Some(at(*t)),
+                HelperEvent::Done { at: t } => end = Some(at(*t)),
+                HelperEvent::Failed { at: t, .. } => {
+                    end = Some(at(*t));
+                    failed = Some(event);
+                }
+                HelperEvent::Statement { .. } => {
+                    if let Some(s) = statement(event, &mut wal_before, ready, target) {
+                        applied.statements.push(s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        applied.startup = ready.and_then(|r| r.duration_since(spawned).ok());
+        applied.duration = match (ready, end) {
+            (Some(r), Some(e)) => e.duration_since(r).unwrap_or_default(),
+            _ => spawned.elapsed().unwrap_or_default(),
+        };
+        match (failed, run.failure) {
+            (Some(f), _) => applied.error = Some(revision_error(f, migration, target)),
+            (None, Some(ChildError::Cancelled { .. })) => {
+                applied.interrupted = true;
+                applied.error = Some(MigrationError::new("interrupted by a signal while the revision ran"));
+            }
+            (None, Some(other)) => {
+                let text = match &other {
+                    ChildError::Failed { stderr, .. } => last_lines(stderr, 25),
+                    e => e.to_string(),
+                };
+                let message = format!("alembic upgrade {} failed:\n{text}", migration.id);
+                applied.error = Some(MigrationError::new(target.redact(&message)));
+            }
+            (None, None) if end.is_none() => {
+                applied.error =
+                    Some(MigrationError::new("the Alembic helper ended without reporting the revision's outcome"));
+            }
+            (None, None) => {}
+        }
+        Ok(applied)
+    }
+}
+
+fn migration(r: PendingRevision) -> Migration {
+    Migration {
+        version: r.revision.clone(),
+        id: r.revision,
+        description: r.message.trim().to_string(),
+        file: r.path.map(PathBuf::from),
+        parents: r.down,
+        offline_sql: None,
+    }
+}
+
+/// A traced statement, in the report's terms; None for Alembic's and
+/// SQLAlchemy's own bookkeeping (whose WAL still counts toward the next).
+fn statement(
+    event: &HelperEvent,
+    wal_before: &mut Option<u64>,
+    ready: Option<SystemTime>,
+    target: &Target<'_>,
+) -> Option<StatementReport> {
+    let HelperEvent::Statement { sql, ms, rows, wal, lock_timeout, locks, at } = event else { return None };
+    let wal_bytes = match (*wal_before, *wal) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+        _ => None,
+    };
+    *wal_before = wal.or(*wal_before);
+    if is_bookkeeping(sql) {
+        return None;
+    }
+    let ended = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
+    let started = ended.checked_sub(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    let locks = catalog::own_lock_rows(locks.clone()).into_iter().map(taken_by_statement).collect();
+    Some(StatementReport {
+        query: target.redact(sql.trim()),
+        line: None,
+        duration_ms: ms.round() as u64,
+        rows: (*rows).max(0) as u64,
+        wal_bytes,
+        locks,
+        lock_timeout_ms: *lock_timeout,
+        started_ms: match (started, ready) {
+            (Some(s), Some(r)) => s.duration_since(r).map(|d| d.as_millis() as u64).unwrap_or(0),
+            _ => 0,
+        },
+    })
+}
+
+/// The revision's own failure: the exception, the statement, the traceback's end.
+fn revision_error(failed: &HelperEvent, migration: &Migration, target: &Target<'_>) -> MigrationError {
+    let HelperEvent::Failed { message, sqlstate, statement, traceback, .. } = failed else {
+        return MigrationError::new("the revision raised an exception");
+    };
+    MigrationError {
+        message: target.redact(&format!("{message}\n\nTraceback (its last lines):\n{}", traceback.trim_end())),
+        statement: statement.as_deref().map(|s| target.redact(s)),
+        file: migration.file.as_ref().map(|p| p.display().to_string()),
+        line: None,
+        sqlstate: sqlstate.clone(),
+    }
+}
+
+/// Statements SQLAlchemy and Alembic send for themselves: dialect probes on
+/// connect and the alembic_version bookkeeping. Their locks still count.
+fn is_bookkeeping(sql: &str) -> bool {
+    let s = sql.trim_start().to_ascii_lowercase();
+    s.contains("alembic_version")
+        || s.starts_with("select pg_catalog.version()")
+        || s.starts_with("select current_schema()")
+        || s.starts_with("show standard_conforming_strings")
+        || s.starts_with("select pg_catalog.pg_class.relname")
+        || s.starts_with("show transaction isolation level")
+        || s.starts_with("select current_setting(")
+}

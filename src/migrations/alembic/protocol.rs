@@ -1,0 +1,99 @@
+//! What the Alembic helper (helper.py) prints: one JSON object per line
+//! after a marker, each with a `type`. Read into [`HelperEvent`]; a line
+//! that is not one of these events is an error naming the helper, never a
+//! default value.
+
+use serde::Deserialize;
+
+use crate::catalog::OwnLockEntry;
+
+/// Marks the helper's lines on stdout; anything else (an env.py that prints) is ignored.
+pub const MARK: &str = "@@rehearse@@ ";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HelperEvent {
+    /// The interpreter cannot import Alembic or SQLAlchemy.
+    Missing { message: String },
+    /// The database is at a revision the migration tree lacks.
+    UnknownRevision { revision: String, heads: Vec<String> },
+    /// Alembic cannot upgrade to the target from the database's revisions.
+    BadTarget { message: String, current: Vec<String> },
+    /// The pending revisions, in upgrade order.
+    Discovered { pending: Vec<PendingRevision> },
+    /// Interpreter and imports done; the revision starts now.
+    Ready { at: f64 },
+    /// One statement Alembic (or SQLAlchemy) sent, traced.
+    Statement {
+        sql: String,
+        ms: f64,
+        /// The cursor's rowcount (-1 when the driver does not know).
+        rows: i64,
+        /// WAL insert position after the statement; None when the probe failed.
+        wal: Option<u64>,
+        lock_timeout: Option<u64>,
+        /// Locks the statement added to those its session already held.
+        locks: Vec<OwnLockEntry>,
+        at: f64,
+    },
+    /// The revision raised.
+    Failed { message: String, sqlstate: Option<String>, statement: Option<String>, traceback: String, at: f64 },
+    /// The revision applied.
+    Done { at: f64 },
+    /// What `alembic upgrade <range> --sql` printed for a revision, or why it could not.
+    Offline { revision: String, sql: Option<String>, error: Option<String> },
+}
+
+/// One pending revision as Alembic's ScriptDirectory describes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PendingRevision {
+    pub revision: String,
+    /// The revisions it follows: two or more for a merge.
+    pub down: Vec<String>,
+    pub message: String,
+    pub path: Option<String>,
+}
+
+/// Why a helper line could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("the Alembic helper printed a line rehearse cannot read: {line}")]
+pub struct UnreadableEvent {
+    pub line: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// The helper's events in `stdout`, in order.
+pub fn read_events(stdout: &str) -> Result<Vec<HelperEvent>, UnreadableEvent> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(MARK))
+        .map(|line| {
+            serde_json::from_str(line)
+                .map_err(|source| UnreadableEvent { line: crate::sys::text::one_line(line, 200), source })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_read_and_anything_else_is_refused() {
+        let out = format!(
+            "env.py says hi\n{MARK}{{\"type\": \"ready\", \"started\": 1.0, \"at\": 2.5}}\n\
+             {MARK}{{\"type\": \"statement\", \"sql\": \"ALTER TABLE t ADD c int\", \"ms\": 1.5, \"rows\": -1, \
+             \"wal\": 100, \"lock_timeout\": 0, \"locks\": [[16400, \"public.t\", \"r\", \"AccessExclusiveLock\"]], \"at\": 3.0}}\n"
+        );
+        let events = read_events(&out).unwrap();
+        assert!(matches!(events[0], HelperEvent::Ready { at } if at == 2.5));
+        let HelperEvent::Statement { locks, rows, .. } = &events[1] else { panic!("{events:?}") };
+        assert_eq!((locks[0].0, *rows), (16400, -1));
+
+        let unknown = read_events(&format!("{MARK}{{\"type\": \"surprise\"}}\n")).unwrap_err();
+        assert!(unknown.to_string().contains("Alembic helper") && unknown.to_string().contains("surprise"));
+        let malformed = read_events(&format!("{MARK}{{\"type\": \"done\"}}\n")).unwrap_err();
+        assert!(malformed.source.to_string().contains("at"), "{malformed}: a missing field is an error, not 0");
+    }
+}

@@ -1,0 +1,280 @@
+//! Running one SQL file, statement by statement, on rehearse's own session,
+//! reading after each statement, inside its transaction, the relation locks
+//! it took (exact, however short the statement). A statement that cannot
+//! run in a transaction block commits its own work and releases its locks as
+//! it ends, so the statement watcher reads them while it runs.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+use super::split::{split, Statement};
+use super::DEFAULT_TABLE;
+use crate::catalog;
+use crate::migrations::{taken_by_statement, Applied, Migration, Target};
+use crate::observe::watch::WatchedLock;
+use crate::pg::LockMode;
+use crate::report::{LockSource, MigrationError, StatementLock, StatementReport};
+use crate::sys::db::describe_pg_error;
+
+/// Applies one file; `exact_locks`: read each statement's locks (observation on).
+pub async fn apply(migration: &Migration, target: &Target<'_>, exact_locks: bool) -> Applied {
+    let started = Instant::now();
+    let mut applied = Applied::default();
+    let path = migration.file.clone().unwrap_or_default();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            applied.error = Some(MigrationError::new(format!("cannot read {}: {e}", path.display())));
+            return applied;
+        }
+    };
+    let statements = match split(&text) {
+        Ok(s) => s,
+        Err(message) => {
+            applied.error = Some(MigrationError::new(format!("the file does not parse as SQL: {message}")));
+            return applied;
+        }
+    };
+    let in_transaction = !statements.iter().any(|s| s.needs_own_transaction);
+    let own_transactions = statements.iter().any(|s| s.controls_transaction);
+    let mut run = FileRun {
+        migration,
+        target,
+        exact_locks,
+        started,
+        in_transaction,
+        own_transactions,
+        held: HashSet::new(),
+        wal: 0,
+        lock_timeout_ms: 0,
+        applied: &mut applied,
+    };
+    if let Err(mut error) = run.execute(&statements).await {
+        if in_transaction {
+            let _ = target.client.batch_execute("ROLLBACK /*rehearse*/").await;
+        } else if applied.statements.len() > 1 {
+            let done = applied.statements.len() - 1;
+            error.message = format!(
+                "{}\n({done} earlier statement(s) of this file had already been applied and stay applied: \
+                 the file runs outside a transaction because it holds a statement that cannot run in one)",
+                error.message
+            );
+        }
+        applied.error = Some(error);
+    }
+    applied.duration = started.elapsed();
+    if in_transaction {
+        // Every lock of a transaction is released at its end, so each was
+        // held from the start of the statement that took it until then.
+        let end = millis(applied.duration);
+        for stmt in &mut applied.statements {
+            for lock in &mut stmt.locks {
+                lock.held_ms = end.saturating_sub(stmt.started_ms);
+                lock.exact_hold = true;
+            }
+        }
+    }
+    applied
+}
+
+/// One file being run: where it stands, and what it found so far.
+struct FileRun<'a, 'b> {
+    migration: &'a Migration,
+    target: &'a Target<'b>,
+    exact_locks: bool,
+    started: Instant,
+    /// The whole file runs in one transaction.
+    in_transaction: bool,
+    /// The file has its own BEGIN/COMMIT: it manages its transactions.
+    own_transactions: bool,
+    /// Locks the current transaction already holds: a statement is credited
+    /// only with the locks it added.
+    held: HashSet<(i64, LockMode)>,
+    /// WAL insert position after the previous statement.
+    wal: u64,
+    lock_timeout_ms: u64,
+    applied: &'a mut Applied,
+}
+
+impl FileRun<'_, '_> {
+    async fn execute(&mut self, statements: &[Statement<'_>]) -> Result<(), MigrationError> {
+        let db = self.target.client;
+        if self.exact_locks {
+            let now = catalog::own_locks(db).await.map_err(failed)?;
+            (self.wal, self.lock_timeout_ms) = (now.wal, now.lock_timeout_ms);
+        }
+        if self.in_transaction {
+            db.batch_execute("BEGIN /*rehearse*/").await.map_err(failed)?;
+        }
+        for stmt in statements {
+            self.statement(stmt).await?;
+        }
+        self.record().await?;
+        if self.in_transaction {
+            // COMMIT can fail too (deferred constraints).
+            db.batch_execute("COMMIT /*rehearse*/").await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    async fn statement(&mut self, stmt: &Statement<'_>) -> Result<(), MigrationError> {
+        let db = self.target.client;
+        // Statements of a file that runs outside a transaction still get a
+        // transaction each when they can, so their locks can be read before
+        // they are released. A file with its own BEGIN/COMMIT is left to
+        // manage them: locks are still read after each statement, holds
+        // come from the sampler.
+        let wrap = !self.in_transaction && !self.own_transactions && !stmt.needs_own_transaction;
+        if wrap {
+            db.batch_execute("BEGIN /*rehearse*/").await.map_err(failed)?;
+            self.held.clear();
+        }
+        let mut report = StatementReport {
+            query: stmt.sql.to_string(),
+            line: Some(stmt.line),
+            duration_ms: 0,
+            rows: 0,
+            wal_bytes: None,
+            locks: Vec::new(),
+            lock_timeout_ms: Some(self.lock_timeout_ms),
+            started_ms: millis(self.started.elapsed()),
+        };
+        let watching = match (stmt.needs_own_transaction && !stmt.controls_transaction, self.target.watcher) {
+            (true, Some(watcher)) if self.exact_locks => Some(watcher.watch()),
+            _ => None,
+        };
+        let t0 = Instant::now();
+        let outcome = tokio::select! {
+            r = db.simple_query(stmt.sql) => r,
+            _ = self.target.cancel.cancelled() => {
+                let _ = db.cancel_token().cancel_query(NoTls).await;
+                return Err(self.interrupted(stmt, report, t0));
+            }
+        };
+        report.duration_ms = millis(t0.elapsed());
+        if let Some(watching) = watching {
+            report.locks.extend(watched_locks(watching.finish().await, report.duration_ms));
+        }
+        let messages = match outcome {
+            Ok(messages) => messages,
+            Err(e) => {
+                if wrap {
+                    let _ = db.batch_execute("ROLLBACK /*rehearse*/").await;
+                }
+                self.applied.statements.push(report);
+                return Err(statement_error(self.migration, stmt, &e));
+            }
+        };
+        report.rows = messages
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .sum();
+        if self.exact_locks {
+            self.read_own_locks(&mut report).await?;
+        }
+        if stmt.controls_transaction {
+            self.held.clear();
+        }
+        if wrap {
+            db.batch_execute("COMMIT /*rehearse*/").await.map_err(failed)?;
+            let held_ms = millis(self.started.elapsed()).saturating_sub(report.started_ms);
+            for lock in report.locks.iter_mut().filter(|l| l.source == LockSource::Statement) {
+                (lock.held_ms, lock.exact_hold) = (held_ms, true);
+            }
+        }
+        self.applied.statements.push(report);
+        Ok(())
+    }
+
+    /// The locks the session holds after the statement, less those it held
+    /// before; the WAL it wrote; the lock_timeout in force now. A nameless
+    /// lock is on a relation the statement dropped; the observers name it
+    /// from their snapshot taken before the migration.
+    async fn read_own_locks(&mut self, report: &mut StatementReport) -> Result<(), MigrationError> {
+        let now = catalog::own_locks(self.target.client).await.map_err(failed)?;
+        report.wal_bytes = Some(now.wal.saturating_sub(self.wal));
+        (self.wal, self.lock_timeout_ms) = (now.wal, now.lock_timeout_ms);
+        for lock in now.locks {
+            if self.held.insert((lock.oid, lock.mode)) {
+                report.locks.push(taken_by_statement(lock));
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancelled by a signal or by the migration's deadline (the caller knows
+    /// which): keeps the statement that was running.
+    fn interrupted(&mut self, stmt: &Statement<'_>, mut report: StatementReport, t0: Instant) -> MigrationError {
+        self.applied.interrupted = true;
+        report.duration_ms = millis(t0.elapsed());
+        self.applied.statements.push(report);
+        MigrationError {
+            statement: Some(stmt.sql.to_string()),
+            file: self.migration.file.as_ref().map(|f| f.display().to_string()),
+            line: Some(stmt.line),
+            ..MigrationError::new("interrupted by a signal while this statement ran")
+        }
+    }
+
+    /// Records the file in rehearse's tracking table.
+    async fn record(&mut self) -> Result<(), MigrationError> {
+        let record = format!(
+            "/*rehearse*/ INSERT INTO {DEFAULT_TABLE} (version, name, duration_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (version) DO UPDATE SET name = excluded.name, applied_at = now(), duration_ms = excluded.duration_ms"
+        );
+        let m = self.migration;
+        let name = m.file.as_ref().and_then(|f| f.file_name()).unwrap_or_default().to_string_lossy().into_owned();
+        let ms = millis(self.started.elapsed()) as i64;
+        self.target
+            .client
+            .execute(&record, &[&m.version, &name, &ms])
+            .await
+            .map(|_| ())
+            .map_err(|e| MigrationError::new(format!("cannot record the migration: {}", describe_pg_error(&e))))
+    }
+}
+
+/// The granted locks the watcher saw, each held no longer than the statement.
+fn watched_locks(seen: Vec<WatchedLock>, duration_ms: u64) -> Vec<StatementLock> {
+    seen.into_iter()
+        .filter(|l| l.granted)
+        .map(|l| StatementLock {
+            relation: l.name,
+            oid: l.oid,
+            kind: l.kind,
+            mode: l.mode,
+            held_ms: millis(l.held).min(duration_ms),
+            source: LockSource::Watched,
+            exact_hold: false,
+        })
+        .collect()
+}
+
+fn failed(e: tokio_postgres::Error) -> MigrationError {
+    MigrationError::new(describe_pg_error(&e))
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn statement_error(migration: &Migration, stmt: &Statement<'_>, e: &tokio_postgres::Error) -> MigrationError {
+    let mut line = stmt.line;
+    let db = e.as_db_error();
+    if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.and_then(|d| d.position()) {
+        let before: String = stmt.sql.chars().take((*pos as usize).saturating_sub(1)).collect();
+        line += before.matches('\n').count();
+    }
+    MigrationError {
+        message: describe_pg_error(e),
+        statement: Some(stmt.sql.to_string()),
+        file: migration.file.as_ref().map(|f| f.display().to_string()),
+        line: Some(line),
+        sqlstate: db.map(|d| d.code().code().to_string()),
+    }
+}

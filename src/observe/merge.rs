@@ -1,0 +1,155 @@
+//! Putting the readings of one migration's locks together, per (relation,
+//! mode): exact per-statement readings first, then what the watcher and the
+//! sampler saw, then what the manual documents for a statement no reading
+//! caught. A hold is never longer than the migration that took it, and a
+//! hold timed exactly (from the statement to its transaction's end) wins
+//! over the samples, which round up by an interval.
+
+use super::infer;
+use super::locks::SampledLock;
+use super::relations::RelationSnapshot;
+use crate::pg::{LockMode, RelationKind};
+use crate::report::{BlockReport, LockReport, LockSource, StatementLock, StatementReport};
+
+/// Tracking tables (and their indexes) the migration tools write after each
+/// migration: bookkeeping, not the migration's doing.
+const TRACKING_TABLES: [&str; 2] = ["public.rehearse_schema_migrations", "public.alembic_version"];
+
+fn is_bookkeeping(relation: &str) -> bool {
+    TRACKING_TABLES.iter().any(|t| relation.starts_with(t))
+}
+
+/// Names locks on relations a statement dropped (pg_class no longer has
+/// them) from the snapshot before the migration; what is still nameless was
+/// created and dropped within the migration, such as a rewrite's transient
+/// heap, and is left out.
+pub fn name_dropped(before: &RelationSnapshot, statements: &mut [StatementReport]) {
+    for stmt in statements {
+        for lock in stmt.locks.iter_mut().filter(|l| l.relation.is_empty()) {
+            if let Some(r) = before.by_oid(lock.oid) {
+                lock.relation = r.name.clone();
+                lock.kind = r.kind;
+            }
+        }
+        stmt.locks.retain(|l| !l.relation.is_empty());
+    }
+}
+
+/// Adds to each statement that cannot run in a transaction block and shows
+/// no lock the locks the manual documents for it, marked `inferred`.
+pub fn infer_unseen(before: &RelationSnapshot, statements: &mut [StatementReport], sampled: &[SampledLock]) {
+    for stmt in statements.iter_mut() {
+        for (table, mode) in infer::documented_locks(&stmt.query) {
+            let seen = stmt.locks.iter().any(|l| l.relation == table && l.mode == mode)
+                || sampled.iter().any(|s| s.name == table && s.mode == mode);
+            if seen {
+                continue;
+            }
+            let kind = before.get(&table).map(|r| r.kind).unwrap_or(RelationKind::Table);
+            let oid = before.get(&table).map(|r| r.oid).unwrap_or(0);
+            stmt.locks.push(StatementLock {
+                relation: table,
+                oid,
+                kind,
+                mode,
+                held_ms: stmt.duration_ms,
+                source: LockSource::Inferred,
+                exact_hold: false,
+            });
+        }
+    }
+}
+
+/// Every lock of the migration, per (relation, mode), most disruptive first.
+/// `duration_ms`: the migration's own time, the ceiling of every hold.
+pub fn merge_locks(
+    before: &RelationSnapshot,
+    mut sampled: Vec<SampledLock>,
+    statements: &[StatementReport],
+    duration_ms: u64,
+) -> Vec<LockReport> {
+    sampled.retain(|l| !is_bookkeeping(&l.name));
+    let mut out: Vec<LockReport> = Vec::new();
+    for stmt in statements {
+        for lock in stmt.locks.iter().filter(|l| !is_bookkeeping(&l.relation)) {
+            match out.iter_mut().find(|l| l.relation == lock.relation && l.mode == lock.mode) {
+                Some(known) => add_source(known, lock.source),
+                None => out.push(LockReport {
+                    relation: lock.relation.clone(),
+                    kind: lock.kind,
+                    mode: lock.mode,
+                    held_ms: lock.held_ms,
+                    waited_ms: 0,
+                    blocks: lock.mode.blocks(),
+                    source: vec![lock.source],
+                    statement: Some(stmt.query.clone()),
+                    line: stmt.line,
+                    created: !before.contains(&lock.relation),
+                }),
+            }
+        }
+    }
+    let exact: Vec<(String, LockMode)> = statements
+        .iter()
+        .flat_map(|s| s.locks.iter().filter(|l| l.exact_hold).map(|l| (l.relation.clone(), l.mode)))
+        .collect();
+    for s in sampled {
+        let held = s.held.map(|d| d.as_millis() as u64).unwrap_or(0);
+        let waited = s.waited.map(|d| d.as_millis() as u64).unwrap_or(0);
+        match out.iter_mut().find(|l| l.relation == s.name && l.mode == s.mode) {
+            Some(l) => {
+                if !exact.contains(&(s.name.clone(), s.mode)) {
+                    l.held_ms = l.held_ms.max(held);
+                }
+                l.waited_ms = waited;
+                add_source(l, LockSource::Sampled);
+            }
+            None => out.push(LockReport {
+                created: !before.contains(&s.name),
+                relation: s.name,
+                kind: s.kind,
+                blocks: s.mode.blocks(),
+                mode: s.mode,
+                held_ms: held,
+                waited_ms: waited,
+                source: vec![LockSource::Sampled],
+                statement: None,
+                line: None,
+            }),
+        }
+    }
+    for l in &mut out {
+        l.held_ms = l.held_ms.min(duration_ms);
+        l.waited_ms = l.waited_ms.min(duration_ms);
+    }
+    // Most disruptive first: what it blocks, for how long, tables before their indexes.
+    out.sort_by_key(|l| {
+        (
+            std::cmp::Reverse(l.blocks.len()),
+            std::cmp::Reverse(l.held_ms),
+            l.kind != RelationKind::Table,
+            l.relation.clone(),
+        )
+    });
+    out
+}
+
+fn add_source(lock: &mut LockReport, source: LockSource) {
+    if !lock.source.contains(&source) {
+        lock.source.push(source);
+    }
+}
+
+/// The longest hold, among locks on relations that existed before the
+/// migration, of a mode that blocks what `blocks` says (reads or writes).
+pub fn longest_block(
+    locks: &[LockReport],
+    before: &RelationSnapshot,
+    blocks: fn(LockMode) -> bool,
+) -> Option<BlockReport> {
+    locks
+        .iter()
+        .filter(|l| blocks(l.mode) && before.contains(&l.relation))
+        .max_by_key(|l| (l.held_ms, l.kind == RelationKind::Table))
+        .map(|l| BlockReport { relation: l.relation.clone(), mode: l.mode, held_ms: l.held_ms })
+}

@@ -1,0 +1,13 @@
+//! Facts about PostgreSQL as types: lock modes and their conflicts, relation
+//! kinds, pg_dump's formats. Compared as enums everywhere, serialized to the
+//! strings the report has always used (`rehearse.report/v1`).
+
+mod dump;
+mod lock;
+mod names;
+mod relation;
+
+pub use dump::DumpFormat;
+pub use lock::{Blocked, LockMode};
+pub use names::{format_ident, quote_ident, quote_literal, range_var_name};
+pub use relation::RelationKind;

@@ -1,0 +1,298 @@
+//! Resolve before acting: the scenario file and the flags become a validated
+//! `Plan` (absolute paths, parsed durations, detected dump format, scanned
+//! migrations, chosen backend, room for the restore) before any side effect,
+//! so a bad input fails in a second with nothing to clean up. Bad input is
+//! checked before the environment, so a typo is reported as such even on a
+//! machine that could not run the rehearsal.
+
+mod budgets;
+mod migrations;
+mod report;
+pub mod scenario;
+mod values;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::cache::SnapshotCache;
+use crate::backend::choose::NamedOnCommandLine;
+use crate::backend::{BackendPlan, BackendRequest, Throwaway};
+use crate::error::{Error, Result};
+use crate::gate::Budgets;
+use crate::migrations::MigrationsPlan;
+use crate::observe::ObserveOptions;
+use crate::pg::DumpFormat;
+use crate::report::ReportFormat;
+use crate::restore::space::{self, Room};
+pub use report::ReportPlan;
+use scenario::Scenario;
+
+/// Everything a run needs, validated.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub scenario_path: PathBuf,
+    pub dump: PathBuf,
+    pub dump_format: DumpFormat,
+    pub backend: BackendPlan,
+    pub restore_jobs: u32,
+    /// The scenario's prod-like settings, in file order (sorted by name).
+    pub settings: Vec<(String, String)>,
+    pub migrations: MigrationsPlan,
+    pub observe: ObserveOptions,
+    pub budgets: Budgets,
+    pub report: ReportPlan,
+    pub keep: bool,
+    /// The snapshot cache, unless `--no-cache` or the backend cannot use one.
+    pub cache: Option<SnapshotCache>,
+    /// The exact server version the rehearsal runs on (part of the cache key).
+    pub server_version: String,
+    /// Where the restored data goes and how much room it has (local and docker backends).
+    pub room: Option<Room>,
+    /// Things the user should know before the run starts (a restore that may not fit).
+    pub warnings: Vec<String>,
+}
+
+/// What the command line adds to or overrides in the scenario.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub dump: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub formats: Option<Vec<ReportFormat>>,
+    pub pg_bin: Option<PathBuf>,
+    /// Docker image (`--image`), instead of `postgres.image`.
+    pub image: Option<String>,
+    /// Server URL (`--url`), instead of `postgres.url`.
+    pub url: Option<String>,
+    pub keep: bool,
+    pub no_cache: bool,
+    pub no_observe: bool,
+    /// `--baseline FILE.json`: wins over `report.baseline`.
+    pub baseline: Option<PathBuf>,
+}
+
+pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The scenario file's path and folder, as messages and relative paths use them.
+struct Origin {
+    /// Absolute path of the scenario file.
+    path: PathBuf,
+    /// Its folder: relative paths in the scenario start here.
+    base: PathBuf,
+    /// The current directory: relative paths on the command line start here.
+    cwd: PathBuf,
+}
+
+impl Origin {
+    fn new(scenario_path: &Path) -> Origin {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let path = absolute(scenario_path, &cwd);
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Origin { path, base, cwd }
+    }
+
+    /// The scenario file, as messages name it.
+    fn shown(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// A path from the scenario file.
+    fn in_scenario(&self, path: &str) -> PathBuf {
+        absolute(Path::new(path), &self.base)
+    }
+
+    /// A path from the command line.
+    fn on_command_line(&self, path: &Path) -> PathBuf {
+        absolute(path, &self.cwd)
+    }
+}
+
+impl Plan {
+    pub async fn resolve(scenario_path: &Path, overrides: &Overrides, cancel: &CancellationToken) -> Result<Plan> {
+        let scenario = scenario::load(scenario_path)?;
+        Plan::from_scenario(scenario, scenario_path, overrides, cancel).await
+    }
+
+    pub async fn from_scenario(
+        s: Scenario,
+        scenario_path: &Path,
+        overrides: &Overrides,
+        cancel: &CancellationToken,
+    ) -> Result<Plan> {
+        let origin = Origin::new(scenario_path);
+        let name = s.name.clone().unwrap_or_else(|| {
+            origin.path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "rehearsal".into())
+        });
+
+        // Bad input first, so it is reported before any environment check.
+        let dump = match (&overrides.dump, &s.dump) {
+            (Some(d), _) => origin.on_command_line(d),
+            (None, Some(d)) => origin.in_scenario(d.as_str()),
+            (None, None) => {
+                return Err(Error::bad_input(format!(
+                    "{}: no dump to restore: set `dump:` in the scenario or pass --dump PATH",
+                    origin.shown()
+                )))
+            }
+        };
+        let dump_format = DumpFormat::detect(&dump)?;
+        let migrations = migrations::scan(&s.migrations, &origin).await?;
+        let report = report::plan(&s.report, &name, overrides, &origin)?;
+        let settings: Vec<(String, String)> =
+            s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let observe = observe_options(&s, overrides, &origin)?;
+
+        // Then the environment.
+        let backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
+        let migrations = migrations::check(migrations, cancel).await?;
+        let (room, warnings) = room_for_restore(&backend, &dump, dump_format, cancel).await?;
+        let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
+        let server_version = match &backend {
+            BackendPlan::Local { bin } => bin.version.clone(),
+            // The docker backend keys its cache by the image's id, read when the run starts.
+            _ => String::new(),
+        };
+        Ok(Plan {
+            name,
+            scenario_path: origin.path,
+            dump,
+            dump_format,
+            backend,
+            restore_jobs: s.postgres.restore_jobs.unwrap_or_else(default_restore_jobs).max(1),
+            settings,
+            migrations,
+            observe,
+            budgets: budgets::budgets(&s.budgets),
+            report,
+            keep: overrides.keep,
+            cache,
+            server_version,
+            room,
+            warnings,
+        })
+    }
+}
+
+fn observe_options(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Result<ObserveOptions> {
+    let interval = s.observe.sample_interval.unwrap_or(DEFAULT_SAMPLE_INTERVAL);
+    if interval < Duration::from_millis(1) {
+        return Err(Error::bad_input(format!(
+            "{}: observe.sample_interval must be at least 1ms (10ms is the default)",
+            origin.shown()
+        )));
+    }
+    Ok(ObserveOptions { interval, hot_tables: s.observe.hot_tables.clone(), enabled: !overrides.no_observe })
+}
+
+async fn choose_backend(
+    s: &Scenario,
+    overrides: &Overrides,
+    origin: &Origin,
+    dump: &Path,
+    settings: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<BackendPlan> {
+    let pg_bin = match (&overrides.pg_bin, &s.postgres.pg_bin) {
+        (Some(p), _) => Some(origin.on_command_line(p)),
+        (None, Some(p)) => Some(origin.in_scenario(p.as_str())),
+        (None, None) => None,
+    };
+    let shown = origin.shown();
+    crate::backend::choose(
+        &BackendRequest {
+            kind: s.postgres.backend,
+            version: s.postgres.version.as_ref().map(|v| v.as_str()),
+            image: overrides.image.as_deref().or(s.postgres.image.as_ref().map(|i| i.as_str())),
+            url: overrides.url.as_deref().or(s.postgres.url.as_ref().map(|u| u.as_str())),
+            pg_bin: pg_bin.as_deref(),
+            flags: NamedOnCommandLine {
+                url: overrides.url.is_some(),
+                image: overrides.image.is_some(),
+                pg_bin: overrides.pg_bin.is_some(),
+            },
+            dump,
+            settings,
+            shown: &shown,
+        },
+        cancel,
+    )
+    .await
+}
+
+/// Where the backend keeps the restored data, and whether the dump fits
+/// there; None for a server that is not on this machine (url backend).
+async fn room_for_restore(
+    backend: &BackendPlan,
+    dump: &Path,
+    format: DumpFormat,
+    cancel: &CancellationToken,
+) -> Result<(Option<Room>, Vec<String>)> {
+    let (dir, what) = match backend {
+        BackendPlan::Local { .. } => (std::env::temp_dir(), "TMPDIR"),
+        BackendPlan::Docker(_) => match crate::backend::docker::data_root(cancel).await {
+            Some(dir) => (dir, "Docker's data root"),
+            None => return Ok((None, Vec::new())),
+        },
+        BackendPlan::Url(_) => return Ok((None, Vec::new())),
+    };
+    let (room, warning) = space::check(dump, format, &dir, what)?;
+    Ok((Some(room), warning.into_iter().collect()))
+}
+
+/// `path` made absolute against `base`, with `.` and `..` folded lexically
+/// so messages and reports show `/repo/reports/demo`, not `/repo/scenarios/../reports/demo`.
+fn absolute(path: &Path, base: &Path) -> PathBuf {
+    use std::path::Component;
+    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The default `pg_restore --jobs` on this machine (see [`restore_jobs`]).
+fn default_restore_jobs() -> u32 {
+    let cores = crate::sys::machine::cpus() as u32;
+    restore_jobs(cores, crate::sys::machine::memory_bytes().map(|b| b >> 30))
+}
+
+/// Two `pg_restore` jobs per core, since each job is a pg_restore process
+/// and a server backend taking turns (decompressing and sending, then
+/// parsing and writing), so one per core leaves cores idle. make bench's
+/// 1 GB database on 2 cores restored in 21-23 s with 2 jobs and 19 s with
+/// 3, 4 or 6. At most one job per 2 GiB of RAM beyond one per core, since
+/// each index build may use `maintenance_work_mem` (1GB).
+fn restore_jobs(cores: u32, memory_gib: Option<u64>) -> u32 {
+    let by_memory = memory_gib.map_or(cores, |gib| (gib / 2).min(u64::from(u32::MAX)) as u32);
+    (cores * 2).min(by_memory.max(cores)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_jobs_default_to_two_per_core_within_memory() {
+        assert_eq!(restore_jobs(2, Some(23)), 4);
+        assert_eq!(restore_jobs(64, Some(64)), 64, "never fewer than one per core");
+        assert_eq!(restore_jobs(8, Some(24)), 12, "one job per 2 GiB beyond the cores");
+        assert_eq!(restore_jobs(4, None), 4);
+        assert_eq!(restore_jobs(0, Some(1)), 1);
+        assert!(default_restore_jobs() >= 1);
+    }
+
+    #[test]
+    fn paths_fold_dot_dot() {
+        assert_eq!(absolute(Path::new("../reports/x"), Path::new("/repo/scenarios")), PathBuf::from("/repo/reports/x"));
+        assert_eq!(absolute(Path::new("/abs"), Path::new("/repo")), PathBuf::from("/abs"));
+    }
+}

@@ -1,0 +1,212 @@
+//! The scenario file (`scenarios/*.yaml`): the user's contract, parsed strictly.
+//!
+//! Every struct denies unknown keys, so a typo is an error with line and
+//! column rather than a silently ignored setting. Strings that may hold
+//! `${VAR}` are `EnvString`s and are expanded while parsing, so a missing
+//! variable is reported at the place that uses it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use super::values::{expand_env, ByteRate, ByteSize, EnvString, SettingValue};
+pub use crate::backend::BackendKind;
+use crate::error::{Error, Result};
+pub use crate::migrations::MigrationTool;
+pub use crate::report::{OnExceed, ReportFormat};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name shown in reports; defaults to the file's stem.
+    pub name: Option<String>,
+    /// The dump to restore; `--dump` overrides it.
+    pub dump: Option<EnvString>,
+    #[serde(default)]
+    pub postgres: PostgresSection,
+    pub migrations: MigrationsSection,
+    #[serde(default)]
+    pub observe: ObserveSection,
+    #[serde(default)]
+    pub budgets: BudgetsSection,
+    #[serde(default)]
+    pub report: ReportSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSection {
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// Major version wanted; checked against the local binaries.
+    pub version: Option<EnvString>,
+    pub image: Option<EnvString>,
+    pub url: Option<EnvString>,
+    /// Directory holding `initdb`, `pg_ctl`, `pg_restore`, `psql`.
+    pub pg_bin: Option<EnvString>,
+    /// `pg_restore -j`; defaults to two jobs per core (see `plan::restore_jobs`).
+    pub restore_jobs: Option<u32>,
+    /// Prod-like server settings for the rehearsal phase.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsSection {
+    pub tool: MigrationTool,
+    pub dir: Option<EnvString>,
+    /// SQL: the tracking table (default `rehearse_schema_migrations`).
+    pub table: Option<String>,
+    /// Alembic: the revision to upgrade to.
+    pub target: Option<String>,
+    pub python: Option<EnvString>,
+    #[serde(default)]
+    pub env: BTreeMap<String, EnvString>,
+    /// Command: prints pending ids, one per line.
+    pub list: Option<EnvString>,
+    /// Command: applies one id; `{rev}` and `{url}` are replaced.
+    pub apply: Option<EnvString>,
+    pub revisions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSection {
+    #[serde(default, with = "humantime_serde")]
+    pub sample_interval: Option<Duration>,
+    #[serde(default)]
+    pub hot_tables: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsSection {
+    pub migration: Option<MigrationBudget>,
+    pub total: Option<TotalBudget>,
+    /// Per migration id: budgets that replace `migration`'s, key by key, for a
+    /// migration the team accepted as a maintenance-window job.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, MigrationBudget>,
+    /// A regression against the baseline fails the run (exit 1).
+    #[serde(default)]
+    pub fail_on_regression: bool,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationBudget {
+    #[serde(default, with = "humantime_serde")]
+    pub max_runtime: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_exclusive_lock: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_write_block: Option<Duration>,
+    pub max_wal: Option<ByteSize>,
+    /// Longest wait of a probe session on a hot table.
+    #[serde(default, with = "humantime_serde")]
+    pub max_probe_wait: Option<Duration>,
+    /// What a migration running past `max_runtime` gets: cancelled (default) or left to finish.
+    pub on_exceed: Option<OnExceed>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotalBudget {
+    #[serde(default, with = "humantime_serde")]
+    pub max_runtime: Option<Duration>,
+    pub max_wal: Option<ByteSize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    pub dir: Option<EnvString>,
+    pub formats: Option<Vec<ReportFormat>>,
+    pub baseline: Option<EnvString>,
+    /// What counts as a regression against the baseline.
+    pub regression: Option<RegressionSection>,
+    /// Time a `pg_dump -Fc` of the rehearsal database for the backup item of the checklist.
+    #[serde(default)]
+    pub measure_backup: bool,
+    /// How fast a replica replays WAL, per second (`50MB` or `50MB/s`), for the replica lag estimate.
+    pub replica_apply_rate: Option<ByteRate>,
+    /// Total time or blocking lock beyond which ops should be told.
+    #[serde(default, with = "humantime_serde")]
+    pub ops_threshold: Option<Duration>,
+    /// A migration longer than this should not run on the deploy's critical path.
+    #[serde(default, with = "humantime_serde")]
+    pub deploy_window: Option<Duration>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionSection {
+    /// Growth in percent beyond which a change is a regression (default 25).
+    pub percent: Option<f64>,
+    /// ... and by at least this much, for time and lock holds (default 1s).
+    #[serde(default, with = "humantime_serde")]
+    pub min_time: Option<Duration>,
+    /// ... and by at least this much, for WAL (default 16MB).
+    pub min_wal: Option<ByteSize>,
+}
+
+/// Reads and parses a scenario file. Errors name the file, line and column.
+pub fn load(path: &Path) -> Result<Scenario> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::bad_input_because(
+            format!(
+                "cannot read scenario file {}: check the path (scenarios live in scenarios/*.yaml)",
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    parse(&text, path)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
+    serde_yaml::from_str(text).map_err(|e| {
+        let location = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        Error::bad_input(format!(
+            "invalid scenario {}{location}: {e}\n  (every key is in docs/scenario.md)",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Scenario> {
+        parse(text, Path::new("s.yaml"))
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse_str("dump: a.dump\nmigrations:\n  tool: sql\n  dri: x\n").unwrap_err().to_string();
+        assert!(err.contains("s.yaml:4:3"), "{err}");
+        assert!(err.contains("unknown field `dri`"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_names_line() {
+        let err = parse_str("migrations: {tool: sql}\nobserve:\n  sample_interval: fast\n").unwrap_err().to_string();
+        assert!(err.contains("s.yaml:3:"), "{err}");
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let s = parse_str(
+            "name: n\ndump: d.dump\npostgres:\n  backend: local\n  restore_jobs: 2\n  settings:\n    maintenance_work_mem: 1GB\n    work_mem: 64\n    jit: false\nmigrations:\n  tool: sql\n  dir: m\nobserve:\n  sample_interval: 10ms\nbudgets:\n  migration:\n    max_runtime: 5m\n    max_wal: 2GB\nreport:\n  formats: [markdown, json]\n",
+        )
+        .unwrap();
+        assert_eq!(s.postgres.settings["jit"].0, "off");
+        assert_eq!(s.postgres.settings["work_mem"].0, "64");
+        assert_eq!(s.observe.sample_interval, Some(Duration::from_millis(10)));
+        assert_eq!(s.budgets.migration.unwrap().max_wal, Some(ByteSize(2 << 30)));
+    }
+}

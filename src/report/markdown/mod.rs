@@ -1,0 +1,238 @@
+//! `report.md`: for humans and release tickets. One function per section,
+//! in the order a reader meets them; `migration.rs` renders each migration's.
+
+mod migration;
+
+use std::fmt::Write;
+
+use super::checklist::replica_lag;
+use super::summary;
+use super::table::verdict;
+use super::{format_bytes, format_ms, Change, Metric, Report};
+
+/// Appends one line (`writeln!` into a String cannot fail).
+macro_rules! put {
+    ($w:expr) => {{
+        let _ = writeln!($w);
+    }};
+    ($w:expr, $($arg:tt)*) => {{
+        let _ = writeln!($w, $($arg)*);
+    }};
+}
+use put;
+
+pub fn render(r: &Report) -> String {
+    let mut md = String::new();
+    let w = &mut md;
+    headline(w, r);
+    migrations_table(w, r);
+    baseline_table(w, r);
+    for m in &r.migrations {
+        migration::render(w, m, r);
+    }
+    checklist(w, r);
+    dump(w, r);
+    environment(w, r);
+    md
+}
+
+/// Title, verdict, the riskiest migration, breaches, regressions, provenance.
+fn headline(w: &mut String, r: &Report) {
+    put!(w, "# Migration rehearsal: {}\n", r.scenario);
+    put!(w, "**{}**\n", verdict(r));
+    if let Some(m) = summary::riskiest(r) {
+        put!(w, "**Riskiest migration:** {}\n", summary::riskiest_line(m, true));
+    }
+    bullets(w, Some("**Over budget:**"), &summary::breach_lines(r, true));
+    if let Some(heading) = summary::baseline_heading(r) {
+        put!(w, "**{}.**\n", capitalize(&heading));
+        bullets(w, None, &summary::regression_lines(r, true));
+    }
+    put!(
+        w,
+        "Rehearsed on PostgreSQL {} ({} backend) restored from `{}`, started {}.\n",
+        r.postgres.version.as_deref().unwrap_or("?"),
+        r.postgres.backend,
+        r.dump.path,
+        r.started_at
+    );
+}
+
+/// A bulleted list (with a heading line before it), or nothing when empty.
+fn bullets(w: &mut String, heading: Option<&str>, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    if let Some(h) = heading {
+        put!(w, "{h}\n");
+    }
+    for item in items {
+        put!(w, "- {item}");
+    }
+    put!(w);
+}
+
+fn migrations_table(w: &mut String, r: &Report) {
+    put!(w, "## Migrations\n");
+    put!(w, "| # | Migration | Status | Time | WAL |");
+    put!(w, "|--:|---|---|--:|--:|");
+    for (i, m) in r.migrations.iter().enumerate() {
+        let (time, wal) = match m.ran() {
+            true => (format_ms(m.duration_ms), format_bytes(m.wal.bytes)),
+            false => ("-".into(), "-".into()),
+        };
+        put!(w, "| {} | `{}` {} | {} | {time} | {wal} |", i + 1, m.id, escape(&m.description), m.status.as_str());
+    }
+    put!(w);
+}
+
+/// Every migration compared with the baseline: changes in time, WAL and longest block.
+fn baseline_table(w: &mut String, r: &Report) {
+    let Some(b) = r.baseline.as_ref().filter(|b| !b.migrations.is_empty()) else { return };
+    put!(w, "## Compared with the baseline\n");
+    put!(w, "| Migration | Time | WAL | Longest blocking lock |\n|---|--:|--:|--:|");
+    for d in &b.migrations {
+        let cell = |c: &Change, metric: Metric| {
+            let shown = |v: u64| if metric == Metric::WalBytes { format_bytes(v) } else { format_ms(v) };
+            let pct = c.change_percent.map(|p| format!(" ({p:+.0}%)")).unwrap_or_default();
+            let regressed = b.regressions.iter().any(|g| g.id == d.id && g.metric == metric);
+            let flag = if regressed { " **regression**" } else { "" };
+            format!("{} → {}{pct}{flag}", shown(c.baseline), shown(c.current))
+        };
+        put!(
+            w,
+            "| `{}` | {} | {} | {} |",
+            d.id,
+            cell(&d.duration_ms, Metric::DurationMs),
+            cell(&d.wal_bytes, Metric::WalBytes),
+            cell(&d.longest_block_ms, Metric::LongestBlockMs)
+        );
+    }
+    if !b.not_compared.is_empty() {
+        let list: Vec<String> = b.not_compared.iter().map(|i| format!("`{i}`")).collect();
+        put!(w, "\nNot compared (did not apply in one of the runs): {}.", list.join(", "));
+    }
+    put!(w);
+}
+
+/// The production checklist, then the per-migration estimate behind two of its items.
+fn checklist(w: &mut String, r: &Report) {
+    if r.checklist.items.is_empty() {
+        return;
+    }
+    put!(w, "## Production checklist\n");
+    put!(w, "Filled from this rehearsal where it has evidence; open items say what a human must do.\n");
+    for item in &r.checklist.items {
+        put!(w, "- [{}] **{}**", if item.done { "x" } else { " " }, item.title);
+        for e in &item.evidence {
+            put!(w, "  - {e}");
+        }
+        if let Some(todo) = &item.todo {
+            put!(w, "  - **To do:** {todo}");
+        }
+    }
+    runtime_estimate(w, r);
+}
+
+fn runtime_estimate(w: &mut String, r: &Report) {
+    let ran: Vec<_> = r.migrations.iter().filter(|m| m.ran()).collect();
+    if ran.is_empty() {
+        put!(w);
+        return;
+    }
+    let rate = r.checklist.replica_apply_rate_bytes_per_second;
+    put!(w, "\n### Runtime and replica lag estimate\n");
+    put!(
+        w,
+        "| Migration | Status | Time | WAL | WAL rate | Replay at {}/s | Est. replica lag |\n|---|---|--:|--:|--:|--:|--:|",
+        format_bytes(rate)
+    );
+    for m in ran {
+        let (replay, lag) = replica_lag(m, rate);
+        let wal_rate = m.wal.bytes_per_second.map(|b| format!("{}/s", format_bytes(b as u64)));
+        put!(
+            w,
+            "| `{}` | {} | {} | {} | {} | {} | {} |",
+            m.id,
+            m.status.as_str(),
+            format_ms(m.duration_ms),
+            format_bytes(m.wal.bytes),
+            wal_rate.unwrap_or_else(|| "-".into()),
+            format_ms(replay),
+            format_ms(lag)
+        );
+    }
+    put!(
+        w,
+        "| **Total** | | **{}** | **{}** | | | |\n",
+        format_ms(r.totals.duration_ms),
+        format_bytes(r.totals.wal_bytes)
+    );
+    put!(
+        w,
+        "Times are measured on this machine ({} CPU(s)); the replica lag is an estimate (see the item above).\n",
+        r.machine.cpus
+    );
+}
+
+fn dump(w: &mut String, r: &Report) {
+    put!(w, "## Dump\n");
+    put!(w, "- Path: `{}`", r.dump.path);
+    if let Some(f) = r.dump.format {
+        put!(w, "- Format: {f}");
+    }
+    put!(w, "- Size: {} ({} bytes)", format_bytes(r.dump.bytes), r.dump.bytes);
+    if let Some(sha) = &r.dump.sha256 {
+        put!(w, "- sha256: `{sha}`");
+    }
+    if let Some(db) = r.dump.database_bytes {
+        put!(w, "- Restored database size: {}", format_bytes(db.max(0) as u64));
+    }
+    put!(w, "- Restore: {} with {} job(s)", format_ms(r.restore.duration_ms), r.restore.jobs);
+    if !r.restore.roles_created.is_empty() {
+        put!(w, "- Roles created for owners and grants: {}", r.restore.roles_created.join(", "));
+    }
+    if !r.dump.tables.is_empty() {
+        put!(w, "\n| Table | Rows | Size |\n|---|--:|--:|");
+        for t in r.dump.tables.iter().take(15) {
+            put!(w, "| `{}` | {} | {} |", t.name, t.rows, format_bytes(t.bytes.max(0) as u64));
+        }
+        put!(w, "\nRows are `pg_class.reltuples` right after `VACUUM ANALYZE` of the fresh restore.");
+    }
+}
+
+fn environment(w: &mut String, r: &Report) {
+    put!(w, "\n## Environment\n");
+    put!(w, "- PostgreSQL {} ({} backend)", r.postgres.version.as_deref().unwrap_or("?"), r.postgres.backend);
+    let memory = r.machine.memory_bytes.map(format_bytes).unwrap_or_else(|| "?".into());
+    put!(w, "- Machine: {} CPU(s), {memory} RAM", r.machine.cpus);
+    let settings = |list: &[super::Setting]| -> String {
+        list.iter().map(|s| format!("`{}={}`", s.name, s.value)).collect::<Vec<_>>().join(", ")
+    };
+    if !r.postgres.settings.is_empty() {
+        put!(w, "- Settings during the rehearsal: {}", settings(&r.postgres.settings));
+    }
+    if !r.postgres.scenario_settings.is_empty() {
+        put!(w, "- Prod-like settings from the scenario: {}", settings(&r.postgres.scenario_settings));
+    }
+    if !r.stages.is_empty() {
+        let list: Vec<String> = r.stages.iter().map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms))).collect();
+        put!(w, "- Stages: {}", list.join(" · "));
+    }
+    put!(w, "\nTimings are from this machine; production hardware and load differ.");
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// Text safe inside a Markdown table cell.
+fn escape(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// SQL on one line for a table cell: no backticks (they would end the code span).
+fn code_cell(sql: &str, max: usize) -> String {
+    escape(&crate::sys::text::one_line(sql, max).replace('`', "'"))
+}

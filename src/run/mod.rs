@@ -1,0 +1,237 @@
+//! The pipeline of DESIGN.md, as a list of stages: provision → restore
+//! (or the snapshot cache) → analyze → snapshot → prepare → discover →
+//! rehearse each → backup → cleanup → report. Each stage is a function from
+//! what the stages before it produced to what it produces, run by the stage
+//! runner (`pipeline::Pipeline`), which owns events, timing, signals and
+//! stage-tagged errors. A new stage is a function and one line in
+//! [`on_server`]. Whatever happens after provisioning, the throwaway server
+//! is cleaned up (or kept, with `--keep`) and a report is written.
+
+mod backup;
+mod outcome;
+mod rehearse;
+mod snapshot;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Throwaway;
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::migrations::{Migration, MigrationSource, Target};
+use crate::pipeline::events::EventSink;
+use crate::pipeline::{Pipeline, Stopped, Summary, Supervisor};
+use crate::plan::Plan;
+use crate::prepare;
+use crate::report::{self, Report, Setting, Stage};
+use crate::restore;
+pub use outcome::Outcome;
+use snapshot::{DumpIdentity, SnapshotPlan};
+
+/// Runs a resolved plan. Never returns without cleaning up.
+pub async fn run(plan: Plan, events: &dyn EventSink, sup: &Supervisor) -> Outcome {
+    let started = Instant::now();
+    let mut p = Pipeline::new(events, sup.token().clone(), outcome::new_report(&plan));
+    for warning in &plan.warnings {
+        p.note(warning.clone());
+    }
+    let dump = DumpIdentity::start(&plan.dump);
+    let mut server = None;
+    let mut stopped = stages(&plan, &mut p, &dump, &mut server).await.err();
+    let kept = match server {
+        Some(server) => finish_server(&plan, &mut p, server).await,
+        None => None,
+    };
+    if stopped.is_none() && p.cancel().is_cancelled() {
+        // A signal after the last stage still ends the run as interrupted, the report says where.
+        stopped = Some(Stopped::interrupted(Stage::Report));
+    }
+    outcome::finish(&plan, p, dump, stopped, kept, started).await
+}
+
+/// Every stage up to the last one that needs the server.
+async fn stages(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    dump: &DumpIdentity,
+    server: &mut Option<Throwaway>,
+) -> Result<(), Stopped> {
+    let cancel = p.cancel().clone();
+    let snapshot = match &plan.cache {
+        Some(cache) => snapshot::plan(plan, cache, dump, &cancel).await,
+        None => None,
+    };
+    let backend = plan.backend.name();
+    let provisioned =
+        p.stage(Stage::Provision, backend, async |_: &mut Report| provision(plan, snapshot.as_ref(), &cancel).await);
+    let server = server.insert(provisioned.await?);
+    on_server(plan, p, server, snapshot.as_ref()).await
+}
+
+async fn provision(plan: &Plan, snapshot: Option<&SnapshotPlan>, cancel: &CancellationToken) -> Result<Throwaway> {
+    match snapshot.and_then(|s| s.hit.as_ref()) {
+        Some(entry) => Throwaway::provision_from_snapshot(&plan.backend, entry, cancel).await,
+        None => Throwaway::provision(&plan.backend, cancel).await,
+    }
+}
+
+/// The stages that run on the provisioned server, in order.
+async fn on_server(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    server: &mut Throwaway,
+    snapshot: Option<&SnapshotPlan>,
+) -> Result<(), Stopped> {
+    let cancel = p.cancel().clone();
+    let c = &cancel;
+    match snapshot.and_then(|s| s.hit.as_ref()) {
+        Some(entry) => {
+            let detail = format!("from the snapshot cache ({})", entry.dir.display());
+            p.stage(Stage::Restore, detail, async |r: &mut Report| Ok(snapshot::restored_from(entry, r))).await?;
+        }
+        None => {
+            let detail = format!("{} ({}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs);
+            let admin =
+                p.stage(Stage::Restore, detail, async |r: &mut Report| restore(plan, server, r, c).await).await?;
+            let analyze = "VACUUM ANALYZE, CHECKPOINT";
+            p.stage(Stage::Analyze, analyze, async |_: &mut Report| {
+                prepare::settle(server, &admin.0, plan.restore_jobs, c).await
+            })
+            .await?;
+            drop(admin);
+            if let Some(s) = snapshot {
+                let detail = format!("saving to {}", s.cache.root().display());
+                let events = p.events();
+                p.stage(Stage::Snapshot, detail, async |r: &mut Report| snapshot::save(server, s, r, events, c).await)
+                    .await?;
+            }
+        }
+    }
+    let prepared =
+        p.stage(Stage::Prepare, "prod-like settings", async |r: &mut Report| prepare(plan, server, r, c).await).await?;
+    let source = MigrationSource::new(&plan.migrations, plan.observe.enabled);
+    let detail = format!("pending {} migrations", source.tool().as_str());
+    let pending = p
+        .stage(Stage::Discover, detail, async |r: &mut Report| discover(&source, server, &prepared, r, c).await)
+        .await?;
+    let events = p.events();
+    p.stage(Stage::Rehearse, "", async |r: &mut Report| {
+        rehearse::each(plan, server, &source, pending, r, events, c).await
+    })
+    .await?;
+    if plan.report.measure_backup && p.report.dump.database_bytes.is_some() {
+        p.stage(Stage::Backup, backup::COMMAND, async |r: &mut Report| {
+            r.backup = Some(backup::measure(server, c).await);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+impl Summary for Throwaway {}
+
+/// An admin session made after the restore's restart.
+struct Admin(Client);
+
+impl Summary for Admin {}
+
+async fn restore(plan: &Plan, server: &mut Throwaway, r: &mut Report, cancel: &CancellationToken) -> Result<Admin> {
+    let admin = prepare::fast_restore_settings(server, "rehearse-admin", cancel).await?;
+    let dump =
+        restore::Dump { path: &plan.dump, format: plan.dump_format, jobs: plan.restore_jobs, room: plan.room.as_ref() };
+    let restored = restore::restore(server, &admin, dump, cancel).await?;
+    r.restore.duration_ms = millis(restored.duration);
+    r.restore.jobs = restored.jobs;
+    r.restore.roles_created = restored.roles_created;
+    r.restore.restored_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
+    Ok(Admin(admin))
+}
+
+/// What the stages after prepare need: the address of the server, and the
+/// largest tables (probed when the scenario names no hot tables).
+struct Prepared {
+    largest_tables: Vec<String>,
+}
+
+impl Summary for Prepared {}
+
+/// Prod-like settings, then what the report says of the server and the
+/// restored data.
+async fn prepare(plan: &Plan, server: &mut Throwaway, r: &mut Report, cancel: &CancellationToken) -> Result<Prepared> {
+    let admin = prepare::reconnect(server, "rehearse-admin", cancel).await?;
+    prepare::apply_settings(server, &admin, &plan.settings, cancel).await?;
+    drop(admin);
+    let observer = prepare::reconnect(server, "rehearse-observer", cancel).await?;
+    let env = |e| Error::environment_because("cannot read the restored database's catalog", e);
+    r.postgres.version = Some(catalog::server_version(&observer).await.map_err(env)?);
+    r.postgres.settings = catalog::settings(&observer, &prepare::REPORTED[1..])
+        .await
+        .map_err(env)?
+        .into_iter()
+        .map(|(name, value)| Setting { name, value })
+        .collect();
+    r.dump.tables = catalog::table_sizes(&observer)
+        .await
+        .map_err(env)?
+        .into_iter()
+        .map(|t| report::TableInfo { name: t.name, rows: t.rows, bytes: t.bytes })
+        .collect();
+    r.dump.database_bytes = Some(catalog::database_size(&observer).await.map_err(env)?);
+    Ok(Prepared { largest_tables: r.dump.tables.iter().map(|t| t.name.clone()).collect() })
+}
+
+/// The pending migrations, and the session rehearse runs them on.
+struct Pending {
+    migrations: Vec<Migration>,
+    runner: Client,
+    largest_tables: Vec<String>,
+}
+
+impl Summary for Pending {
+    fn summary(&self) -> String {
+        format!("{} pending", self.migrations.len())
+    }
+}
+
+async fn discover(
+    source: &MigrationSource,
+    server: &Throwaway,
+    prepared: &Prepared,
+    r: &mut Report,
+    cancel: &CancellationToken,
+) -> Result<Pending> {
+    let conn = server.conn();
+    let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
+    let target = Target { client: &runner, conn, cancel, watcher: None };
+    let migrations = source.pending(&target).await?;
+    r.migrations = migrations.iter().map(outcome::new_migration_report).collect();
+    Ok(Pending { migrations, runner, largest_tables: prepared.largest_tables.clone() })
+}
+
+/// How long a restarted server may take to accept connections.
+const READY: Duration = Duration::from_secs(30);
+
+/// Cleanup (or `--keep`): always, whatever stopped the run. Returns how to
+/// reach a kept server.
+async fn finish_server(plan: &Plan, p: &mut Pipeline<'_>, server: Throwaway) -> Option<String> {
+    if plan.keep {
+        return Some(server.keep());
+    }
+    let started = Instant::now();
+    p.events().emit(crate::pipeline::Event::StageStarted {
+        stage: Stage::Cleanup,
+        detail: "stopping the throwaway server".into(),
+    });
+    match server.cleanup().await {
+        Ok(()) => p.finished(Stage::Cleanup, started, String::new()),
+        Err(e) => p.note(e.render()),
+    }
+    None
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}

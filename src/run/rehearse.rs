@@ -1,0 +1,129 @@
+//! The rehearse stage: each pending migration alone, in order, observed,
+//! judged (hazards, destructive changes, budgets) and, when it fails,
+//! assessed for recovery. A failure or a timeout skips the rest; a signal
+//! stops the stage with the migration recorded as interrupted.
+
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::{millis, Pending};
+use crate::backend::Throwaway;
+use crate::error::{Error, Result};
+use crate::findings::{destructive, hazards, recovery};
+use crate::migrations::{Applied, Migration, MigrationSource, Target};
+use crate::observe::{Observers, StatementWatcher};
+use crate::pipeline::events::{Event, EventSink};
+use crate::pipeline::Deadline;
+use crate::plan::Plan;
+use crate::report::{MigrationReport, MigrationStatus, Report};
+
+/// Rehearses every pending migration; stops at the first that does not apply.
+pub async fn each(
+    plan: &Plan,
+    server: &Throwaway,
+    source: &MigrationSource,
+    pending: Pending,
+    r: &mut Report,
+    events: &dyn EventSink,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let conn = server.conn();
+    let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables).await?;
+    let watcher = match source.runs_in_own_session() {
+        true => observers.watcher(conn, &pending.runner).await?,
+        false => None,
+    };
+    r.observation.hot_tables = observers.hot_tables.clone();
+    r.observation.limitations = server.limitations().to_vec();
+    r.observation.limitations.extend(observers.limitations.iter().cloned());
+    if pending.migrations.is_empty() {
+        events.emit(Event::Note("no pending migrations: the restored database already has every migration".into()));
+    }
+    let rehearsal = Rehearsal {
+        plan,
+        source,
+        observers: &observers,
+        runner: &pending.runner,
+        watcher: watcher.as_ref(),
+        server,
+        cancel,
+    };
+    let total = pending.migrations.len();
+    for (i, migration) in pending.migrations.iter().enumerate() {
+        events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
+        let m = &mut r.migrations[i];
+        let interrupted = rehearsal.one(migration, m).await?;
+        events.emit(Event::MigrationFinished {
+            index: i + 1,
+            total,
+            id: migration.id.clone(),
+            status: m.status,
+            elapsed: std::time::Duration::from_millis(m.duration_ms),
+        });
+        if interrupted {
+            return Err(Error::Interrupted);
+        }
+        if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// What rehearsing one migration needs.
+struct Rehearsal<'a> {
+    plan: &'a Plan,
+    source: &'a MigrationSource,
+    observers: &'a Observers,
+    /// rehearse's own session, on which SQL files run.
+    runner: &'a Client,
+    watcher: Option<&'a StatementWatcher>,
+    server: &'a Throwaway,
+    cancel: &'a CancellationToken,
+}
+
+impl Rehearsal<'_> {
+    /// Applies, observes and judges one migration into `m`; whether a
+    /// signal interrupted it.
+    async fn one(&self, migration: &Migration, m: &mut MigrationReport) -> Result<bool> {
+        let observing = self.observers.begin().await?;
+        let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&migration.id));
+        let target =
+            Target { client: self.runner, conn: self.server.conn(), cancel: deadline.token(), watcher: self.watcher };
+        let mut applied = self.source.apply(migration, &target).await?;
+        let timed_out = applied.interrupted && deadline.expired() && !self.cancel.is_cancelled();
+        if timed_out {
+            deadline.explain(&mut applied.error);
+        }
+        record(m, &mut applied, timed_out);
+        let own_session = self.source.runs_in_own_session().then_some(self.runner);
+        let (before, after) = self.observers.finish(observing, own_session, m).await?;
+        // A migration's session settings (SET lock_timeout, search_path, ...)
+        // must not leak into the next one.
+        self.runner.batch_execute("RESET ALL /*rehearse*/").await.map_err(|e| {
+            Error::environment_because(format!("cannot reset the migration session after {}", migration.id), e)
+        })?;
+        m.hazards = hazards::check(m, &before);
+        m.destructive_changes = destructive::detect(m);
+        self.plan.budgets.judge_migration(m);
+        if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
+            let tool = self.source.tool();
+            m.recovery = Some(recovery::assess(self.observers.observer(), &before, &after, m, tool).await);
+        }
+        Ok(applied.interrupted && !timed_out)
+    }
+}
+
+/// What the migration source reported, into the migration's report.
+fn record(m: &mut MigrationReport, applied: &mut Applied, timed_out: bool) {
+    m.duration_ms = millis(applied.duration);
+    m.startup_ms = applied.startup.map(millis);
+    m.statements = std::mem::take(&mut applied.statements);
+    m.status = match (&applied.error, applied.interrupted) {
+        (_, true) if timed_out => MigrationStatus::TimedOut,
+        (_, true) => MigrationStatus::Interrupted,
+        (Some(_), false) => MigrationStatus::Failed,
+        (None, false) => MigrationStatus::Applied,
+    };
+    m.error = applied.error.take();
+}

@@ -1,0 +1,152 @@
+//! The snapshot cache in a run: the dump's identity (size and sha256, read
+//! once, in the background unless the cache needs it first), the entry for
+//! this dump and server, and saving a fresh restore into the cache.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::cache::{self, CacheKey, SnapshotCache};
+use crate::backend::{BackendPlan, Throwaway};
+use crate::error::{Error, Result};
+use crate::pipeline::events::{Event, EventSink};
+use crate::plan::Plan;
+use crate::report::{CacheStatus, Report};
+use crate::restore;
+
+/// Reading the dump's size and sha256 on a blocking thread.
+type Hashing = JoinHandle<std::io::Result<(u64, String)>>;
+
+/// The dump's size and sha256, being read or read.
+pub struct DumpIdentity {
+    task: tokio::sync::Mutex<Option<Hashing>>,
+    done: tokio::sync::OnceCell<Option<(u64, String)>>,
+}
+
+impl DumpIdentity {
+    /// Starts reading the dump on a blocking thread.
+    pub fn start(dump: &Path) -> DumpIdentity {
+        let dump = dump.to_path_buf();
+        let task = tokio::task::spawn_blocking(move || restore::fingerprint(&dump));
+        DumpIdentity { task: tokio::sync::Mutex::new(Some(task)), done: tokio::sync::OnceCell::new() }
+    }
+
+    /// The size and sha256, once read; None when the dump could not be read.
+    pub async fn get(&self) -> Option<&(u64, String)> {
+        self.done
+            .get_or_init(|| async {
+                match self.task.lock().await.take() {
+                    Some(task) => task.await.ok().and_then(|r| r.ok()),
+                    None => None,
+                }
+            })
+            .await
+            .as_ref()
+    }
+}
+
+/// The snapshot cache for this run: its key, and the entry when there is one.
+pub struct SnapshotPlan {
+    pub cache: SnapshotCache,
+    pub key: CacheKey,
+    pub dump_sha256: String,
+    pub server_version: String,
+    pub hit: Option<cache::Entry>,
+}
+
+/// The cache key and entry for this run; None when the dump or the server's
+/// identity cannot be read (the run goes on without the cache).
+pub async fn plan(
+    plan: &Plan,
+    cache: &SnapshotCache,
+    dump: &DumpIdentity,
+    cancel: &CancellationToken,
+) -> Option<SnapshotPlan> {
+    let (_, sha) = dump.get().await?;
+    let server_version = match &plan.backend {
+        BackendPlan::Docker(p) => crate::backend::docker::image_identity(&p.image, cancel).await.ok()?,
+        _ => plan.server_version.clone(),
+    };
+    let key = CacheKey::new(sha, &server_version);
+    let mut hit = cache.lookup(&key);
+    if let Some(image) = hit.as_ref().and_then(|e| e.manifest.image.clone()) {
+        if !crate::backend::docker::snapshot_image_holds(&image, &key.hex, cancel).await {
+            // The image was removed or replaced behind the cache's back: restore again.
+            cache.remove(hit.as_ref().expect("checked above"));
+            hit = None;
+        }
+    }
+    Some(SnapshotPlan { cache: cache.clone(), key, dump_sha256: sha.clone(), server_version, hit })
+}
+
+/// A restore the snapshot cache made unnecessary.
+pub struct CacheHit;
+
+impl crate::pipeline::Summary for CacheHit {
+    fn summary(&self) -> String {
+        "cache hit".into()
+    }
+}
+
+/// The report's restore section for a run started from the cache.
+pub fn restored_from(entry: &cache::Entry, r: &mut Report) -> CacheHit {
+    r.restore.cache = Some(CacheStatus::Hit);
+    r.restore.cache_key = Some(entry.manifest.key.clone());
+    r.restore.jobs = entry.manifest.jobs;
+    r.restore.roles_created = entry.manifest.roles_created.clone();
+    r.restore.cached_restore_ms = Some(entry.manifest.restore_ms);
+    let made = std::time::UNIX_EPOCH + Duration::from_secs(entry.manifest.created);
+    r.restore.restored_at = Some(humantime::format_rfc3339_seconds(made).to_string());
+    CacheHit
+}
+
+/// Saves the fresh restore into the cache. A failure to save is a note, not
+/// the run's failure: the rehearsal goes on with the server as it is.
+pub async fn save(
+    server: &mut Throwaway,
+    s: &SnapshotPlan,
+    r: &mut Report,
+    events: &dyn EventSink,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    r.restore.cache_key = Some(s.key.hex.clone());
+    r.restore.cache = Some(match seal(server, s, r, cancel).await {
+        Ok(()) => CacheStatus::Saved,
+        Err(Error::Interrupted) => return Err(Error::Interrupted),
+        Err(e) => {
+            events.emit(Event::Note(format!("the snapshot cache was not updated: {}", e.render())));
+            CacheStatus::NotSaved
+        }
+    });
+    Ok(())
+}
+
+/// Stops the server, copies its data dir (or commits its container) into
+/// the cache, starts it again, and seals the entry.
+async fn seal(server: &mut Throwaway, s: &SnapshotPlan, r: &Report, cancel: &CancellationToken) -> Result<()> {
+    let staging = s.cache.staging_dir(&s.key)?;
+    let image = match server.save_snapshot(&staging, &s.key.hex, cancel).await {
+        Ok(image) => image,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let manifest = cache::Manifest {
+        key: s.key.hex.clone(),
+        dump_path: r.dump.path.clone(),
+        dump_sha256: s.dump_sha256.clone(),
+        server_version: s.server_version.clone(),
+        created: cache::now_secs(),
+        files: 0,
+        bytes: image.as_ref().map_or(0, |(_, bytes)| *bytes),
+        password: server.password().expose().to_string(),
+        roles_created: r.restore.roles_created.clone(),
+        restore_ms: r.restore.duration_ms,
+        jobs: r.restore.jobs,
+        image: image.map(|(id, _)| id),
+    };
+    s.cache.seal(&staging, manifest).map(|_| ())
+}

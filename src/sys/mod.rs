@@ -1,0 +1,8 @@
+//! What every stage stands on: child processes, connections to the
+//! throwaway server, the machine, and small text helpers.
+
+pub mod db;
+pub mod interrupt;
+pub mod machine;
+pub mod process;
+pub mod text;

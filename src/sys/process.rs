@@ -1,0 +1,332 @@
+//! The one spawn helper every child process goes through (initdb, pg_ctl,
+//! pg_restore, psql, pg_dump, python, docker, a migration tool's command).
+//!
+//! Each child gets stdin from /dev/null (or a reader we feed from a blocking
+//! thread), its own process group, and stdout and stderr drained concurrently
+//! so a chatty child can never block on a full pipe. Stderr's tail is kept
+//! for the error message. Every child has a deadline, and the run's
+//! cancellation token stops it: SIGTERM to its whole group (pg_restore -j
+//! forks workers, which a plain kill of the leader would orphan), a grace
+//! period, then SIGKILL.
+
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::sync::CancellationToken;
+
+/// How much of a child's stderr (and of stdout, unless it is captured whole) is kept.
+const TAIL_BYTES: usize = 64 * 1024;
+/// How long a child gets between SIGTERM and SIGKILL when the run is cancelled.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// Unprivileged identity a child runs as (the server refuses to run as root).
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub enum ChildInput {
+    Null,
+    /// Copied into the child's stdin from a blocking thread (e.g. a gunzipping reader).
+    Reader(Box<dyn Read + Send>),
+}
+
+pub struct ChildCommand {
+    /// Short name for messages ("pg_restore").
+    label: String,
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    cwd: Option<PathBuf>,
+    run_as: Option<RunAs>,
+    input: ChildInput,
+    deadline: Duration,
+    keep_all_stdout: bool,
+}
+
+#[derive(Debug)]
+pub struct ChildOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error("could not start {label} ({program})")]
+    Spawn {
+        label: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{label} failed ({status}):\n{stderr}")]
+    Failed { label: String, status: ExitStatus, stderr: String, stdout: String },
+    #[error("{label} did not finish within {}; it was stopped", humantime::format_duration(*.deadline))]
+    Deadline { label: String, deadline: Duration },
+    #[error("{label} was stopped because the run was interrupted")]
+    Cancelled { label: String },
+    #[error("lost contact with {label}")]
+    Io {
+        label: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ChildError {
+    /// The child's own complaint, when it ran and failed.
+    pub fn stderr(&self) -> Option<&str> {
+        match self {
+            ChildError::Failed { stderr, .. } => Some(stderr),
+            _ => None,
+        }
+    }
+}
+
+impl ChildCommand {
+    pub fn new(program: impl AsRef<Path>) -> Self {
+        let program = program.as_ref().to_path_buf();
+        let label = program.file_name().unwrap_or(program.as_os_str()).to_string_lossy().into_owned();
+        ChildCommand {
+            label,
+            program,
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            run_as: None,
+            input: ChildInput::Null,
+            deadline: Duration::from_secs(60),
+            keep_all_stdout: false,
+        }
+    }
+
+    /// Names the child in messages when the program is a launcher
+    /// (`docker exec ... pg_restore` is "pg_restore", not "docker").
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    pub fn run_as(mut self, who: Option<&RunAs>) -> Self {
+        self.run_as = who.cloned();
+        self
+    }
+
+    pub fn input(mut self, input: ChildInput) -> Self {
+        self.input = input;
+        self
+    }
+
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Keep all of stdout rather than its tail (for output we parse).
+    pub fn keep_all_stdout(mut self) -> Self {
+        self.keep_all_stdout = true;
+        self
+    }
+
+    /// Runs the child to completion; a non-zero exit is an error carrying stderr.
+    pub async fn run(self, cancel: &CancellationToken) -> Result<ChildOutput, ChildError> {
+        let label = self.label.clone();
+        let started = Instant::now();
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(match self.input {
+                ChildInput::Null => Stdio::null(),
+                ChildInput::Reader(_) => Stdio::piped(),
+            })
+            // Its own group: a terminal's Ctrl-C reaches us only, and we can
+            // signal the child together with anything it forked.
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        if let Some(who) = &self.run_as {
+            // std drops root's supplementary groups (setgroups(0)) when uid is set.
+            cmd.uid(who.uid).gid(who.gid);
+        }
+        let mut child = cmd.spawn().map_err(|source| ChildError::Spawn {
+            label: label.clone(),
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+
+        let feeder = match self.input {
+            ChildInput::Reader(mut reader) => {
+                let stdin = child.stdin.take().expect("stdin was piped");
+                let fd = stdin.into_owned_fd().map_err(|source| ChildError::Io { label: label.clone(), source })?;
+                Some(tokio::task::spawn_blocking(move || {
+                    let mut pipe = std::fs::File::from(fd);
+                    match std::io::copy(&mut reader, &mut pipe) {
+                        // The child exiting early closes the pipe; its exit status tells why.
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                        other => other.map(|_| ()),
+                    }
+                }))
+            }
+            ChildInput::Null => None,
+        };
+        let stdout = tokio::spawn(drain(child.stdout.take().expect("stdout was piped"), self.keep_all_stdout));
+        let stderr = tokio::spawn(drain(child.stderr.take().expect("stderr was piped"), false));
+
+        let status = tokio::select! {
+            status = child.wait() => status.map_err(|source| ChildError::Io { label: label.clone(), source })?,
+            _ = tokio::time::sleep(self.deadline) => {
+                stop_group(&mut child, pgid, Duration::ZERO).await;
+                return Err(ChildError::Deadline { label, deadline: self.deadline });
+            }
+            _ = cancel.cancelled() => {
+                stop_group(&mut child, pgid, GRACE).await;
+                return Err(ChildError::Cancelled { label });
+            }
+        };
+        let stdout = stdout.await.unwrap_or_default();
+        let stderr = stderr.await.unwrap_or_default();
+        if let Some(feeder) = feeder {
+            match feeder.await {
+                Ok(Err(source)) if status.success() => return Err(ChildError::Io { label, source }),
+                _ => {}
+            }
+        }
+        if !status.success() {
+            return Err(ChildError::Failed { label, status, stderr: stderr.trim_end().to_string(), stdout });
+        }
+        Ok(ChildOutput { stdout, stderr, elapsed: started.elapsed() })
+    }
+}
+
+/// SIGTERM to the child's group, `grace` to exit (cut short by a second
+/// signal: `interrupt::hurry`), then SIGKILL to the group.
+async fn stop_group(child: &mut tokio::process::Child, pgid: Option<Pid>, grace: Duration) {
+    if let Some(pgid) = pgid {
+        let _ = killpg(pgid, Signal::SIGTERM);
+        let exited = tokio::select! {
+            r = tokio::time::timeout(grace, child.wait()) => r.is_ok(),
+            _ = super::interrupt::hurry().cancelled() => false,
+        };
+        // Either way the group gets SIGKILL: when the leader is gone, its
+        // stragglers get no grace.
+        let _ = killpg(pgid, Signal::SIGKILL);
+        if exited {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+/// Reads a pipe to its end, keeping everything or only the last TAIL_BYTES.
+async fn drain(mut pipe: impl AsyncRead + Unpin, keep_all: bool) -> String {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if !keep_all && kept.len() > 2 * TAIL_BYTES {
+                    kept.drain(..kept.len() - TAIL_BYTES);
+                }
+            }
+        }
+    }
+    if !keep_all && kept.len() > TAIL_BYTES {
+        kept.drain(..kept.len() - TAIL_BYTES);
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn chatty_child_does_not_block_and_stderr_is_kept() {
+        let out = ChildCommand::new("/bin/sh")
+            .args(["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo oops >&2"])
+            .run(&CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(out.stdout.len() <= TAIL_BYTES);
+        assert_eq!(out.stderr.trim(), "oops");
+    }
+
+    #[tokio::test]
+    async fn failure_carries_stderr() {
+        let err = ChildCommand::new("/bin/sh")
+            .args(["-c", "echo 'no such table' >&2; exit 3"])
+            .run(&CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.stderr(), Some("no such table"));
+    }
+
+    #[tokio::test]
+    async fn deadline_stops_the_whole_group() {
+        let started = Instant::now();
+        let err = ChildCommand::new("/bin/sh")
+            .args(["-c", "sleep 30 & sleep 30"])
+            .deadline(Duration::from_millis(200))
+            .run(&CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ChildError::Deadline { .. }));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn reader_input_is_fed_to_stdin() {
+        let out = ChildCommand::new("/bin/cat")
+            .input(ChildInput::Reader(Box::new(std::io::Cursor::new(b"hello".to_vec()))))
+            .keep_all_stdout()
+            .run(&CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "hello");
+    }
+}

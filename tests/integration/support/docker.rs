@@ -1,0 +1,50 @@
+//! The Docker engine and images the docker tests use.
+
+use std::process::Command;
+
+/// The image the docker tests run: REHEARSE_TEST_IMAGE, else the one
+/// `make test` builds (scripts/docker-test-image.sh).
+pub fn test_image() -> String {
+    let image = std::env::var("REHEARSE_TEST_IMAGE").unwrap_or_else(|_| "rehearse-postgres:15".into());
+    let present = Command::new("docker").args(["image", "inspect", &image]).output().is_ok_and(|o| o.status.success());
+    assert!(
+        present,
+        "docker image {image} is not here (or Docker is not running): run `make test`, which runs \
+         scripts/docker-test-image.sh, or set REHEARSE_TEST_IMAGE to a postgres image this machine has"
+    );
+    image
+}
+
+/// Docker tests run one at a time: the machine has two cores, and "no
+/// container labelled rehearse is left" is then a statement about the test alone.
+pub fn docker_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Containers labelled `rehearse`, running or not.
+pub fn rehearse_containers() -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "--all", "--filter", "label=rehearse", "--format", "{{.ID}} {{.Status}} {{.Labels}}"])
+        .output()
+        .expect("docker ps runs");
+    assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+pub fn assert_no_containers() {
+    let left = rehearse_containers();
+    assert!(left.is_empty(), "containers labelled rehearse were left: {left:?}");
+}
+
+/// The container id from a `--keep` run's "docker rm -f -v <id>" line.
+pub fn kept_container(stderr: &str) -> String {
+    let remove = stderr.lines().find(|l| l.contains("docker rm -f -v")).expect("how to remove the kept container");
+    remove.split_whitespace().last().unwrap().to_string()
+}
+
+pub fn docker_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

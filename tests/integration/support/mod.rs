@@ -1,0 +1,13 @@
+//! Fixtures and assertions shared by the integration tests, by concern.
+
+mod docker;
+mod dumps;
+mod outputs;
+mod sandbox;
+mod signals;
+
+pub use docker::*;
+pub use dumps::*;
+pub use outputs::*;
+pub use sandbox::*;
+pub use signals::*;

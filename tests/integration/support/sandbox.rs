@@ -1,0 +1,168 @@
+//! A private directory per test, the `rehearse` binary run in it, and what
+//! a run left: its exit code, output and report files.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rehearse::report::Report;
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A private directory per test: scenario, migrations, reports, and the
+/// TMPDIR the run makes its cluster in, so leaks are easy to see.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new().prefix("rht-").tempdir_in("/tmp").unwrap();
+        // The server runs as `postgres` when tests run as root: it must be able
+        // to reach the cluster dir inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        std::fs::set_permissions(dir.path().join("tmp"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn reports(&self) -> PathBuf {
+        self.path().join("reports")
+    }
+
+    /// Writes `files` (name, SQL) into `migrations/` and returns the folder.
+    pub fn migrations(&self, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.path().join("migrations");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, sql) in files {
+            std::fs::write(dir.join(name), sql).unwrap();
+        }
+        dir
+    }
+
+    /// Writes a scenario that rehearses `migrations/` on `dump`, plus `extra` YAML.
+    pub fn scenario(&self, dump: &Path, extra: &str) -> PathBuf {
+        self.scenario_on("backend: local", dump, extra)
+    }
+
+    /// Like `scenario`, with `postgres` holding `postgres` (YAML lines, indented by the caller after the first).
+    pub fn scenario_on(&self, postgres: &str, dump: &Path, extra: &str) -> PathBuf {
+        let path = self.path().join("scenario.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "name: test\ndump: {}\npostgres:\n  {postgres}\nmigrations:\n  tool: sql\n  dir: migrations\n{extra}",
+                dump.display()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs `rehearse ARGS` with this sandbox as TMPDIR and reports in `reports/`.
+    pub fn rehearse(&self, args: &[&str]) -> RunOutput {
+        self.rehearse_env(args, &[])
+    }
+
+    /// Runs `rehearse ARGS` with extra environment variables.
+    pub fn rehearse_env(&self, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
+        let out = self.command(args).envs(env.iter().copied()).output().expect("rehearse runs");
+        RunOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            reports: self.reports(),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+        // `--use-cache` is the tests' own flag: without it, each run restores
+        // for itself; with it, the cache lives in the sandbox.
+        let run = args.first() == Some(&"run");
+        let use_cache = args.contains(&"--use-cache");
+        cmd.args(args.iter().filter(|a| **a != "--use-cache"))
+            .env("TMPDIR", self.path().join("tmp"))
+            .env("REHEARSE_CACHE_DIR", self.path().join("cache"))
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        // Tests run in CI too: their reports must not land on the job's summary page.
+        cmd.env_remove("GITHUB_STEP_SUMMARY");
+        if run && !args.contains(&"--out") {
+            cmd.arg("--out").arg(self.reports());
+        }
+        if run && !use_cache {
+            cmd.arg("--no-cache");
+        }
+        cmd
+    }
+
+    /// Nothing of a run is left: no temp dir, no server process.
+    pub fn assert_no_leaks(&self) {
+        let tmp = self.path().join("tmp");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "the run left files in its TMPDIR: {left:?}");
+        let procs = processes_mentioning(self.path());
+        assert!(procs.is_empty(), "the run left processes running: {procs:?}");
+    }
+}
+
+/// Command lines of live processes that mention `path`.
+pub fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !entry.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmdline.contains(&needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+pub struct RunOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub reports: PathBuf,
+}
+
+impl RunOutput {
+    pub fn report(&self) -> Report {
+        let text = std::fs::read_to_string(self.reports.join("report.json"))
+            .unwrap_or_else(|e| panic!("no report.json ({e}); stderr:\n{}", self.stderr));
+        serde_json::from_str(&text).expect("report.json follows the model")
+    }
+
+    pub fn markdown(&self) -> String {
+        std::fs::read_to_string(self.reports.join("report.md")).expect("report.md was written")
+    }
+
+    pub fn junit(&self) -> String {
+        std::fs::read_to_string(self.reports.join("junit.xml")).expect("junit.xml was written")
+    }
+
+    pub fn json_text(&self) -> String {
+        std::fs::read_to_string(self.reports.join("report.json")).expect("report.json was written")
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}

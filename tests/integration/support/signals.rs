@@ -1,0 +1,72 @@
+//! Running `rehearse` and signalling it at a given point of its progress.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{RunOutput, Sandbox};
+
+/// Starts `rehearse ARGS` and sends `signal` once a stderr line contains `when`.
+pub fn run_and_signal(sandbox: &Sandbox, args: &[&str], when: &str, signal: nix::sys::signal::Signal) -> RunOutput {
+    run_and_signal_with(sandbox.command(args), sandbox, when, signal)
+}
+
+/// `run_and_signal` for a prepared command (extra environment, say).
+pub fn run_and_signal_with(
+    command: Command,
+    sandbox: &Sandbox,
+    when: &str,
+    signal: nix::sys::signal::Signal,
+) -> RunOutput {
+    signal_command(command, sandbox, when, signal, 1).0
+}
+
+/// Like `run_and_signal`, sending the signal `times` times 100ms apart;
+/// also returns how long the run took to exit after the first signal.
+pub fn run_and_signal_times(
+    sandbox: &Sandbox,
+    args: &[&str],
+    when: &str,
+    signal: nix::sys::signal::Signal,
+    times: usize,
+) -> (RunOutput, Duration) {
+    signal_command(sandbox.command(args), sandbox, when, signal, times)
+}
+
+fn signal_command(
+    mut command: Command,
+    sandbox: &Sandbox,
+    when: &str,
+    signal: nix::sys::signal::Signal,
+    times: usize,
+) -> (RunOutput, Duration) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut reader = BufReader::new(stderr);
+    let mut line = String::new();
+    let mut signalled_at = None;
+    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+        seen.push_str(&line);
+        if signalled_at.is_none() && line.contains(when) {
+            std::thread::sleep(Duration::from_millis(300));
+            signalled_at = Some(std::time::Instant::now());
+            for i in 0..times {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+            }
+        }
+        line.clear();
+    }
+    let out = child.wait_with_output().unwrap();
+    let signalled_at = signalled_at.unwrap_or_else(|| panic!("never saw {when:?} on stderr:\n{seen}"));
+    let run = RunOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: seen,
+        reports: sandbox.reports(),
+    };
+    (run, signalled_at.elapsed())
+}
