@@ -31,13 +31,15 @@ pub async fn wal_counters(client: &Client) -> Result<WalCounters, Error> {
     })
 }
 
-/// Checkpoints started so far: `pg_stat_bgwriter` up to 16,
-/// `pg_stat_checkpointer` from 17 (where the bgwriter columns were removed).
+/// Checkpoints so far: `pg_stat_bgwriter` up to 16, `pg_stat_checkpointer`
+/// from 17 (where the bgwriter columns were removed). 17's `num_timed` and
+/// `num_requested` count skipped checkpoints too (the manual's
+/// pg_stat_checkpointer entry); 18 adds `num_done`, the completed ones.
 pub async fn checkpoints(client: &Client, server_version_num: i32) -> Result<u64, Error> {
-    let sql = if server_version_num >= 170000 {
-        "/*rehearse*/ SELECT (num_timed + num_requested)::int8 FROM pg_stat_checkpointer"
-    } else {
-        "/*rehearse*/ SELECT (checkpoints_timed + checkpoints_req)::int8 FROM pg_stat_bgwriter"
+    let sql = match server_version_num {
+        180000.. => "/*rehearse*/ SELECT num_done::int8 FROM pg_stat_checkpointer",
+        170000.. => "/*rehearse*/ SELECT (num_timed + num_requested)::int8 FROM pg_stat_checkpointer",
+        _ => "/*rehearse*/ SELECT (checkpoints_timed + checkpoints_req)::int8 FROM pg_stat_bgwriter",
     };
     Ok(client.query_one(sql, &[]).await?.get::<_, i64>(0) as u64)
 }

@@ -153,3 +153,85 @@ pub fn longest_block(
         .max_by_key(|l| (l.held_ms, l.kind == RelationKind::Table))
         .map(|l| BlockReport { relation: l.relation.clone(), mode: l.mode, held_ms: l.held_ms })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn statement(locks: Vec<StatementLock>) -> StatementReport {
+        StatementReport {
+            query: "ALTER TABLE public.store ADD FOREIGN KEY (owner) REFERENCES public.owners".into(),
+            line: Some(1),
+            duration_ms: 4,
+            rows: 0,
+            wal_bytes: None,
+            locks,
+            lock_timeout_ms: Some(0),
+            started_ms: 0,
+        }
+    }
+
+    fn lock(relation: &str, held_ms: u64, exact_hold: bool) -> StatementLock {
+        StatementLock {
+            relation: relation.into(),
+            oid: 1,
+            kind: RelationKind::Table,
+            mode: LockMode::ShareRowExclusiveLock,
+            held_ms,
+            source: LockSource::Statement,
+            exact_hold,
+        }
+    }
+
+    fn sampled(name: &str, held_ms: u64) -> SampledLock {
+        SampledLock {
+            oid: 1,
+            name: name.into(),
+            kind: RelationKind::Table,
+            mode: LockMode::ShareRowExclusiveLock,
+            held: Some(Duration::from_millis(held_ms)),
+            waited: None,
+        }
+    }
+
+    #[test]
+    fn no_hold_is_longer_than_the_migration() {
+        // A 4 ms migration whose lock one sample saw: the sample rounds up by its 10 ms interval.
+        let merged = merge_locks(&RelationSnapshot::default(), vec![sampled("public.store", 10)], &[], 4);
+        assert_eq!(merged[0].held_ms, 4);
+        assert_eq!(merged[0].source, [LockSource::Sampled]);
+    }
+
+    #[test]
+    fn an_exact_hold_wins_over_the_samples() {
+        let statements = [statement(vec![lock("public.store", 3, true)])];
+        let merged = merge_locks(&RelationSnapshot::default(), vec![sampled("public.store", 13)], &statements, 40);
+        assert_eq!(merged[0].held_ms, 3, "timed from the statement to its commit");
+        assert_eq!(merged[0].source, [LockSource::Statement, LockSource::Sampled]);
+        // Not timed exactly (a file with its own BEGIN/COMMIT): the sampler's longer span counts.
+        let statements = [statement(vec![lock("public.store", 0, false)])];
+        let merged = merge_locks(&RelationSnapshot::default(), vec![sampled("public.store", 13)], &statements, 40);
+        assert_eq!(merged[0].held_ms, 13);
+    }
+
+    #[test]
+    fn a_concurrent_index_no_reading_caught_gets_the_manuals_lock() {
+        let mut statements = [StatementReport {
+            query: "CREATE INDEX CONCURRENTLY i ON public.users (email)".into(),
+            duration_ms: 2,
+            ..statement(Vec::new())
+        }];
+        infer_unseen(&RelationSnapshot::default(), &mut statements, &[]);
+        let merged = merge_locks(&RelationSnapshot::default(), Vec::new(), &statements, 2);
+        assert_eq!(merged.len(), 1);
+        assert_eq!((merged[0].relation.as_str(), merged[0].mode), ("public.users", LockMode::ShareUpdateExclusiveLock));
+        assert_eq!(merged[0].source, [LockSource::Inferred]);
+        // Seen by the sampler: nothing to infer.
+        let mut seen = [StatementReport { query: "VACUUM FULL public.users".into(), ..statement(Vec::new()) }];
+        let sample = SampledLock { mode: LockMode::AccessExclusiveLock, ..sampled("public.users", 5) };
+        infer_unseen(&RelationSnapshot::default(), &mut seen, &[sample]);
+        assert!(seen[0].locks.is_empty());
+    }
+}

@@ -250,3 +250,24 @@ pub fn rewrite_evidence(
         format_bytes(rewrite.bytes_after.max(0) as u64)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rule is a file here; `Rule::ALL` must name each, or it never runs.
+    #[test]
+    fn the_rule_list_names_every_rule_file() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/findings/hazards");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".rs").map(String::from))
+            .filter(|name| name != "mod")
+            .collect();
+        files.sort();
+        let mut listed: Vec<String> = Rule::ALL.iter().map(|r| r.id().replace('-', "_")).collect();
+        listed.sort();
+        // A rule listed twice, or a file with no rule, shows here as well.
+        assert_eq!(listed, files, "Rule::ALL and the rule files of {} differ", dir.display());
+    }
+}
