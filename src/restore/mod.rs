@@ -182,9 +182,15 @@ fn rejected(dump: Dump<'_>, client_version: &str, e: ChildError) -> Error {
 }
 
 /// The server's "could not extend file ...: No space left on device" (or
-/// its write of WAL failing the same way), as pg_restore or psql passes it on.
+/// "wrote only 4096 of 8192 bytes ... HINT: Check free disk space.", as a
+/// full tmpfs reports it; or its WAL write failing the same way), as
+/// pg_restore or psql passes it on.
 fn is_out_of_room(e: &ChildError) -> bool {
-    e.stderr().is_some_and(|s| s.contains("No space left on device") || s.contains("could not extend file"))
+    e.stderr().is_some_and(|s| {
+        s.contains("No space left on device")
+            || s.contains("could not extend file")
+            || s.contains("Check free disk space")
+    })
 }
 
 /// A dump's identity for the report: size and sha256 of its bytes (for a

@@ -4,6 +4,69 @@ use rehearse::report::{MigrationStatus, RunStatus};
 
 use crate::support::{dumps, Sandbox, REPO};
 
+/// `rehearse.report/v1` is a contract people write jq against: every key
+/// the demo's report.json had before the redesign (tests/fixtures/report-v1-demo.json,
+/// from the last build before it) is still there with the same JSON type
+/// (unless this run has null where the fixture has a value: an optional
+/// section this scenario does not ask for), and the Markdown has the same
+/// sections. Keys may be added, never renamed.
+fn assert_v1_contract(json: &str, markdown: &str) {
+    let fixture = std::fs::read_to_string(format!("{REPO}/tests/fixtures/report-v1-demo.json")).unwrap();
+    let (before, now) = (shape(&fixture), shape(json));
+    // Nothing to compare under a value this run left null or empty (no probes ran, no backup measured).
+    let empty_here = |path: &str| {
+        let empty = |prefix: &str| {
+            now.contains_key(prefix)
+                && !now.keys().any(|k| {
+                    k.len() > prefix.len() && k.starts_with(prefix) && k[prefix.len()..].starts_with(['.', '['])
+                })
+        };
+        now.get(path).is_some_and(|t| t.contains("null"))
+            || path.match_indices(['.', '[']).any(|(i, _)| empty(&path[..i]))
+    };
+    let lost: Vec<String> = before
+        .iter()
+        .filter(|(path, _)| !empty_here(path))
+        .filter(|(path, types)| {
+            let expected: std::collections::BTreeSet<_> = types.iter().filter(|t| **t != "null").collect();
+            now.get(*path).is_none_or(|t| !expected.iter().all(|e| t.contains(*e)))
+        })
+        .map(|(path, types)| format!("{path}: {types:?} now {:?}", now.get(path)))
+        .collect();
+    assert!(lost.is_empty(), "report.json lost or retyped v1 keys:\n{}", lost.join("\n"));
+    let sections =
+        |md: &str| -> Vec<String> { md.lines().filter(|l| l.starts_with("## ")).map(String::from).collect() };
+    let fixture_md = rehearse::report::render_markdown(&serde_json::from_str(&fixture).unwrap());
+    assert_eq!(sections(markdown), sections(&fixture_md));
+}
+
+type Shape = std::collections::BTreeMap<String, std::collections::BTreeSet<&'static str>>;
+
+/// Every key path of a JSON document (`.migrations[].locks[].mode`) with the
+/// JSON types seen there.
+fn shape(json: &str) -> Shape {
+    fn walk(v: &serde_json::Value, path: String, out: &mut Shape) {
+        let kind = match v {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "bool",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|x| walk(x, format!("{path}[]"), out));
+                "array"
+            }
+            serde_json::Value::Object(map) => {
+                map.iter().for_each(|(k, x)| walk(x, format!("{path}.{k}"), out));
+                "object"
+            }
+        };
+        out.entry(path).or_default().insert(kind);
+    }
+    let mut out = Shape::new();
+    walk(&serde_json::from_str(json).unwrap(), String::new(), &mut out);
+    out
+}
+
 /// The demo release, plus a last migration that checks the tracking table
 /// from inside the rehearsal.
 #[test]
@@ -51,6 +114,7 @@ fn demo_release_applies_in_order_and_is_recorded() {
     assert_eq!(by_id("0009_backfill_last_seen_at").statements[0].rows, 20_000, "the backfill's row count");
     assert!(out.stdout.contains("0004_index_events_user_id"), "terminal table: {}", out.stdout);
     assert!(out.markdown().contains("## Migrations"));
+    assert_v1_contract(&out.json_text(), &out.markdown());
 
     // A second rehearsal of the same dump starts from the same state.
     let again = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
@@ -167,4 +231,24 @@ fn flyway_history_marks_successful_versions_applied() {
 #[test]
 fn an_absent_history_table_marks_nothing_applied() {
     assert_eq!(pending_with_history_table("public.no_such_history", &["1_a.sql", "2_b.sql"]), ["1_a", "2_b"]);
+}
+
+/// A misnamed migration file is bad input found in a second, before the dump
+/// is read: here a 20 GB (sparse) custom dump, which the snapshot cache
+/// would otherwise hash first (a minute or more).
+#[test]
+fn a_misnamed_file_is_refused_before_a_huge_dump_is_read() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_fine.sql", "SELECT 1;"), ("add_users.sql", "SELECT 1;")]);
+    let dump = sandbox.path().join("huge.dump");
+    let file = std::fs::File::create(&dump).unwrap();
+    std::io::Write::write_all(&mut &file, b"PGDMP\x01\x0e\x00").unwrap();
+    file.set_len(20 << 30).unwrap();
+    let scenario = sandbox.scenario(&dump, "");
+    let started = std::time::Instant::now();
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache"]);
+    out.assert_code(3);
+    assert!(started.elapsed().as_secs() < 5, "took {:?}: the dump was read first", started.elapsed());
+    assert!(out.stderr.contains("add_users.sql has no version prefix"), "{}", out.stderr);
+    sandbox.assert_no_leaks();
 }
