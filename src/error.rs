@@ -74,7 +74,13 @@ impl Error {
 
     /// The message followed by every cause, one per line, as the user sees it.
     pub fn render(&self) -> String {
-        let mut out = format!("error: {self}");
+        format!("error: {}", self.with_causes())
+    }
+
+    /// The message and every cause under it (`caused by: ...`), without the
+    /// `error:` prefix: for the report and for lists of failures.
+    pub fn with_causes(&self) -> String {
+        let mut out = self.to_string();
         let mut cause = self.source();
         while let Some(c) = cause {
             let text = c.to_string();

@@ -94,7 +94,7 @@ pub async fn cleanup(temp_dir: &Path, url: Option<&str>, cancel: &CancellationTo
                     Some(why) => Outcome::Kept(why),
                     None => match url::drop_database(&server, &name, version).await {
                         Ok(()) => Outcome::Removed,
-                        Err(e) => Outcome::Failed(e.to_string()),
+                        Err(e) => Outcome::Failed(e.with_causes()),
                     },
                 },
             };
@@ -143,9 +143,9 @@ async fn clean_cluster_dir(dir: &Path, cancel: &CancellationToken) -> Leftover {
 async fn stop_server(dir: &Path, marker: &Marker, cancel: &CancellationToken) -> Result<(), String> {
     let bin_dir = match &marker.bin {
         Some(bin) if bin.join("pg_ctl").is_file() => bin.clone(),
-        _ => local::find_binaries(None, cancel).await.map_err(|e| e.to_string())?.dir,
+        _ => local::find_binaries(None, cancel).await.map_err(|e| e.with_causes())?.dir,
     };
-    let run_as = local::server_user().map_err(|e| e.to_string())?;
+    let run_as = local::server_user().map_err(|e| e.with_causes())?;
     let data = dir.join("data");
     let result = ChildCommand::new(bin_dir.join("pg_ctl"))
         .arg("-D")
@@ -172,7 +172,7 @@ async fn clean_container(c: &LabelledContainer, cancel: &CancellationToken) -> L
         Some(why) => Outcome::Kept(why),
         None => match docker::remove_container(&c.id, cancel).await {
             Ok(()) => Outcome::Removed,
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Failed(e.with_causes()),
         },
     };
     Leftover { what, outcome }
@@ -182,7 +182,7 @@ async fn clean_container(c: &LabelledContainer, cancel: &CancellationToken) -> L
 fn still_owned(pid: u32, host: &str) -> Option<String> {
     let here = docker::hostname();
     if host != here {
-        return Some(format!("started from host {host:?}, not this one ({here:?}): run `rehearse cleanup` there"));
+        return Some(format!("started from host `{host}`, not this one (`{here}`): run `rehearse cleanup` there"));
     }
     process_alive(pid).then(|| format!("in use by a running rehearse (pid {pid})"))
 }

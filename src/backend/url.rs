@@ -205,7 +205,7 @@ impl UrlDatabase {
                 quote_literal(value)
             );
             client.batch_execute(&sql).await.map_err(|e| {
-                Error::bad_input_because(format!("postgres.settings.{name} = {value:?} was refused by the server"), e)
+                Error::bad_input_because(format!("postgres.settings.{name} = `{value}` was refused by the server"), e)
             })?;
             return Ok(Vec::new());
         }

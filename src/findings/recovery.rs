@@ -10,16 +10,17 @@ use crate::observe::relations::RelationSnapshot;
 use crate::pg::RelationKind;
 use crate::report::{MigrationReport, Recovery};
 
-/// Compares the schema before and after the failed migration.
+/// Compares the schema before and after the failed migration. A catalog
+/// that cannot be read is an error, never "nothing was left".
 pub async fn assess(
     observer: &Client,
     before: &RelationSnapshot,
     after: &RelationSnapshot,
     m: &MigrationReport,
     tool: MigrationTool,
-) -> Recovery {
+) -> Result<Recovery, tokio_postgres::Error> {
     let added = after.added_since(before);
-    let invalid = catalog::invalid_indexes(observer).await.unwrap_or_default();
+    let invalid = catalog::invalid_indexes(observer).await?;
     let mut r = Recovery {
         alembic_version: None,
         leftovers: added.iter().map(|(name, kind)| format!("{name} ({kind})")).collect(),
@@ -45,7 +46,7 @@ pub async fn assess(
         ));
     }
     if tool == MigrationTool::Alembic {
-        r.alembic_version = catalog::alembic_version(observer).await.ok().flatten();
+        r.alembic_version = catalog::alembic_version(observer).await?;
         let at = r.alembic_version.as_ref().map(|v| v.join(", ")).unwrap_or_else(|| "empty".into());
         r.steps.push(format!(
             "The database's alembic_version is {at}: revision {} is not recorded, so `alembic upgrade` will run it again. \
@@ -65,7 +66,7 @@ pub async fn assess(
     } else {
         r.steps.push(format!("Check the tool's own version table before re-running {}.", m.id));
     }
-    r
+    Ok(r)
 }
 
 /// `public.orders_x_idx` is assumed to belong with a new table when both are

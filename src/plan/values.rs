@@ -36,7 +36,7 @@ pub fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body
                 .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in {raw:?}: write `${{NAME}}`, or `$$` for a literal `$`"))?;
+                .ok_or_else(|| format!("unclosed `${{` in `{raw}`: write `${{NAME}}`, or `$$` for a literal `$`"))?;
             let name = &body[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{name}}}` is not a valid environment variable reference"));
@@ -98,14 +98,14 @@ impl ByteSize {
         let (num, unit) = (&t[..split], t[split..].trim());
         let value: f64 = num
             .parse()
-            .map_err(|_| format!("invalid size {text:?}: expected a number and a unit, like 512MB or 2GB"))?;
+            .map_err(|_| format!("invalid size `{text}`: expected a number and a unit, like 512MB or 2GB"))?;
         let factor: u64 = match unit.to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" | "kib" | "k" => 1 << 10,
             "mb" | "mib" | "m" => 1 << 20,
             "gb" | "gib" | "g" => 1 << 30,
             "tb" | "tib" | "t" => 1 << 40,
-            _ => return Err(format!("invalid size {text:?}: unknown unit {unit:?}; use B, kB, MB, GB or TB")),
+            _ => return Err(format!("invalid size `{text}`: unknown unit `{unit}`; use B, kB, MB, GB or TB")),
         };
         Ok(ByteSize((value * factor as f64).round() as u64))
     }

@@ -120,7 +120,7 @@ pub async fn apply_settings(
     }
     for (name, value) in settings {
         alter_system(db, name, Some(value)).await.map_err(|e| {
-            Error::bad_input_because(format!("postgres.settings.{name} = {value:?} was refused by the server"), e)
+            Error::bad_input_because(format!("postgres.settings.{name} = `{value}` was refused by the server"), e)
         })?;
     }
     client_reload(db).await?;

@@ -149,24 +149,42 @@ impl Grid {
         Grid { columns }
     }
 
-    /// The column widths that fit `width`, dropping columns until they do.
+    /// The column widths that fit `width`. Columns shrink (widest first)
+    /// before any is dropped, but a migration id keeps [`COMFORTABLE_ID`]
+    /// characters a line while dropping the least telling columns can give
+    /// it that; only when nothing else is left to drop does it shrink to its
+    /// longest word.
     fn fit(&mut self, width: Option<usize>) -> Vec<usize> {
-        let mut widths: Vec<usize> = self.columns.iter().map(|(c, cells)| natural_width(*c, cells)).collect();
-        let Some(width) = width else { return widths };
-        let mut drop = Column::DROP_ORDER.iter();
-        loop {
-            let minimums: Vec<usize> = self.columns.iter().map(|(c, cells)| min_width(*c, cells)).collect();
-            if shrink(&mut widths, &minimums, width.saturating_sub(overhead(self.columns.len()))) {
-                return widths;
+        let Some(width) = width else {
+            return self.columns.iter().map(|(c, cells)| natural_width(*c, cells)).collect();
+        };
+        let all = std::mem::take(&mut self.columns);
+        for comfortable in [true, false] {
+            let mut columns = all.clone();
+            let mut drop = Column::DROP_ORDER.iter();
+            loop {
+                let mut widths: Vec<usize> = columns.iter().map(|(c, cells)| natural_width(*c, cells)).collect();
+                let minimums: Vec<usize> = columns.iter().map(|(c, cells)| min_width(*c, cells, comfortable)).collect();
+                if shrink(&mut widths, &minimums, width.saturating_sub(overhead(columns.len()))) {
+                    self.columns = columns;
+                    return widths;
+                }
+                let Some(next) = drop.next() else { break };
+                columns.retain(|(c, _)| c != next);
             }
-            let Some(next) = drop.next() else { return minimums };
-            if let Some(at) = self.columns.iter().position(|(c, _)| c == next) {
-                self.columns.remove(at);
-                widths.remove(at);
+            if !comfortable {
+                // Too narrow for even the longest words: the narrowest layout, wider than asked.
+                self.columns = columns;
+                return self.columns.iter().map(|(c, cells)| min_width(*c, cells, false)).collect();
             }
         }
+        unreachable!("the second pass always returns")
     }
 }
+
+/// Characters of a migration id a line keeps while other columns can be
+/// dropped instead (about three `_`-separated words).
+const COMFORTABLE_ID: usize = 24;
 
 /// Border and padding characters of a table of `n` columns: `│ a ┆ b │`.
 fn overhead(n: usize) -> usize {
@@ -178,10 +196,14 @@ fn natural_width(_: Column, cells: &[String]) -> usize {
 }
 
 /// The longest word of the column (it can never be wrapped), or its
-/// natural width for a column that does not wrap.
-fn min_width(column: Column, cells: &[String]) -> usize {
+/// natural width for a column that does not wrap; with `comfortable`, an id
+/// column keeps [`COMFORTABLE_ID`] characters (or all of its widest id).
+fn min_width(column: Column, cells: &[String], comfortable: bool) -> usize {
     if !column.wraps() {
         return natural_width(column, cells);
+    }
+    if comfortable && column == Column::Migration {
+        return natural_width(column, cells).min(COMFORTABLE_ID);
     }
     cells.iter().flat_map(|c| words(c, column.breaks_at_underscores())).map(|w| w.chars().count()).max().unwrap_or(0)
 }

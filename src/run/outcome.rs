@@ -175,7 +175,7 @@ fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&Stopped>, el
             if matches!(s.error, Error::Interrupted) {
                 RunStatus::Interrupted
             } else {
-                report.error = Some(s.error.to_string());
+                report.error = Some(s.error.with_causes());
                 RunStatus::Failed
             }
         }

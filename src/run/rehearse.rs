@@ -108,7 +108,9 @@ impl Rehearsal<'_> {
         self.plan.budgets.judge_migration(m);
         if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             let tool = self.source.tool();
-            m.recovery = Some(recovery::assess(self.observers.observer(), &before, &after, m, tool).await);
+            let assessed = recovery::assess(self.observers.observer(), &before, &after, m, tool).await;
+            let env = |e| Error::environment_because(format!("cannot read what the failed migration {} left", m.id), e);
+            m.recovery = Some(assessed.map_err(env)?);
         }
         Ok(applied.interrupted && !timed_out)
     }
