@@ -47,6 +47,8 @@ impl CommandTool {
                     Ok(out) => out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
                     Err(ChildError::Cancelled { .. }) => return Err(Error::Interrupted),
                     Err(e) => {
+                        // Pasted, not attached as a source: the tool's output may
+                        // hold the password (DATABASE_URL), so it is redacted first.
                         return Err(Error::bad_input(format!(
                             "migrations.list `{list}` failed: {}\n  (it must print the pending migration ids, one per line)",
                             target.redact(&e.to_string())

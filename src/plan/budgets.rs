@@ -81,7 +81,7 @@ mod tests {
             std::path::Path::new("s.yaml"),
         )
         .unwrap_err()
-        .to_string();
+        .render();
         assert!(err.contains("s.yaml:4:") && err.contains("max_runtim"), "{err}");
     }
 }

@@ -170,10 +170,10 @@ pub fn load(path: &Path) -> Result<Scenario> {
 pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
     serde_yaml::from_str(text).map_err(|e| {
         let location = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-        Error::bad_input(format!(
-            "invalid scenario {}{location}: {e}\n  (every key is in docs/scenario.md)",
-            path.display()
-        ))
+        Error::bad_input_because(
+            format!("invalid scenario {}{location} (every key is in docs/scenario.md)", path.display()),
+            e,
+        )
     })
 }
 
@@ -187,14 +187,14 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err = parse_str("dump: a.dump\nmigrations:\n  tool: sql\n  dri: x\n").unwrap_err().to_string();
+        let err = parse_str("dump: a.dump\nmigrations:\n  tool: sql\n  dri: x\n").unwrap_err().render();
         assert!(err.contains("s.yaml:4:3"), "{err}");
         assert!(err.contains("unknown field `dri`"), "{err}");
     }
 
     #[test]
     fn bad_duration_names_line() {
-        let err = parse_str("migrations: {tool: sql}\nobserve:\n  sample_interval: fast\n").unwrap_err().to_string();
+        let err = parse_str("migrations: {tool: sql}\nobserve:\n  sample_interval: fast\n").unwrap_err().render();
         assert!(err.contains("s.yaml:3:"), "{err}");
     }
 
