@@ -206,4 +206,27 @@ mod tests {
         assert_eq!(s.expose().len(), 32);
         assert_eq!(format!("{s} {s:?}"), "******** ********");
     }
+
+    #[tokio::test]
+    async fn waiting_for_a_server_ends_at_a_signal() {
+        // Nothing listens on port 1: a transient error, retried until the deadline or a signal.
+        let info = ConnInfo {
+            host: "127.0.0.1".into(),
+            port: 1,
+            user: "nobody".into(),
+            password: Secret::generate(),
+            dbname: "x".into(),
+            admin_dbname: "x".into(),
+        };
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.cancel();
+        });
+        let started = Instant::now();
+        let err = connect_when_ready(&info, "x", "test", Duration::from_secs(60), &cancel).await.unwrap_err();
+        assert!(matches!(err, Error::Interrupted), "{}", err.render());
+        assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+    }
 }
