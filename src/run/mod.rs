@@ -117,7 +117,8 @@ async fn on_server(
         .stage(Stage::Discover, detail, async |r: &mut Report| discover(&source, server, &prepared, r, c).await)
         .await?;
     let events = p.events();
-    p.stage(Stage::Rehearse, "", async |r: &mut Report| {
+    let detail = format!("{} migration(s), one at a time", pending.migrations.len());
+    p.stage(Stage::Rehearse, detail, async |r: &mut Report| {
         rehearse::each(plan, server, &source, pending, r, events, c).await
     })
     .await?;
