@@ -172,7 +172,11 @@ async fn describe_tool(dir: &Path, tool: &str, cancel: &CancellationToken) -> Re
     let version =
         out.stdout.split(") ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or("").to_string();
     let major = version.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| {
-        Error::environment(format!("cannot tell the version of {}/{tool} from its output `{}`", dir.display(), out.stdout.trim()))
+        Error::environment(format!(
+            "cannot tell the version of {}/{tool} from its output `{}`",
+            dir.display(),
+            out.stdout.trim()
+        ))
     })?;
     Ok(PgBin { dir: dir.to_path_buf(), version, major })
 }

@@ -52,7 +52,7 @@ impl CommandTool {
                         return Err(Error::bad_input(format!(
                             "migrations.list `{list}` failed: {}\n  (it must print the pending migration ids, one per line)",
                             target.redact(&e.to_string())
-                        )))
+                        )));
                     }
                 }
             }

@@ -582,4 +582,7 @@ pub struct Totals {
     /// Migrations cancelled at their `max_runtime` (`on_exceed: cancel`).
     #[serde(default)]
     pub timed_out: usize,
+    /// Migrations stopped by a signal while they ran.
+    #[serde(default)]
+    pub interrupted: usize,
 }

@@ -37,6 +37,36 @@ pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     }
     out.push_str(&verdict(report));
     out.push('\n');
+    match width {
+        // The lines around the table wrap at words too, continuations indented.
+        Some(width) => out.lines().map(|l| fold(l, width)).collect::<Vec<_>>().join("\n") + "\n",
+        None => out,
+    }
+}
+
+/// A line of text (not of the table, whose lines fit already) folded at
+/// spaces into lines of at most `width` characters, continuations indented
+/// by two spaces; a word longer than that stays whole.
+fn fold(line: &str, width: usize) -> String {
+    if line.chars().count() <= width || line.starts_with(['┌', '│', '╞', '├', '└']) {
+        return line.to_string();
+    }
+    let indent = "  ";
+    let mut out = String::new();
+    let mut current = String::new();
+    for word in line.split(' ') {
+        let limit = if out.is_empty() { width } else { width - indent.len() };
+        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > limit {
+            out.push_str(&current);
+            out.push('\n');
+            out.push_str(indent);
+            current.clear();
+        } else if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    out.push_str(&current);
     out
 }
 
@@ -149,22 +179,21 @@ impl Grid {
         Grid { columns }
     }
 
-    /// The column widths that fit `width`. Columns shrink (widest first)
-    /// before any is dropped, but a migration id keeps [`COMFORTABLE_ID`]
-    /// characters a line while dropping the least telling columns can give
-    /// it that; only when nothing else is left to drop does it shrink to its
-    /// longest word.
+    /// The column widths that fit `width`, trying layouts from the most
+    /// readable down (see [`Layout`]): within a layout, columns shrink
+    /// widest first, and the least telling are dropped one by one.
     fn fit(&mut self, width: Option<usize>) -> Vec<usize> {
         let Some(width) = width else {
             return self.columns.iter().map(|(c, cells)| natural_width(*c, cells)).collect();
         };
         let all = std::mem::take(&mut self.columns);
-        for comfortable in [true, false] {
-            let mut columns = all.clone();
-            let mut drop = Column::DROP_ORDER.iter();
+        let mut columns = all.clone();
+        for layout in [Layout::WholeIds, Layout::ComfortableIds, Layout::Tight] {
+            columns = all.clone();
+            let mut drop = layout.droppable().iter();
             loop {
                 let mut widths: Vec<usize> = columns.iter().map(|(c, cells)| natural_width(*c, cells)).collect();
-                let minimums: Vec<usize> = columns.iter().map(|(c, cells)| min_width(*c, cells, comfortable)).collect();
+                let minimums: Vec<usize> = columns.iter().map(|(c, cells)| min_width(*c, cells, layout)).collect();
                 if shrink(&mut widths, &minimums, width.saturating_sub(overhead(columns.len()))) {
                     self.columns = columns;
                     return widths;
@@ -172,13 +201,31 @@ impl Grid {
                 let Some(next) = drop.next() else { break };
                 columns.retain(|(c, _)| c != next);
             }
-            if !comfortable {
-                // Too narrow for even the longest words: the narrowest layout, wider than asked.
-                self.columns = columns;
-                return self.columns.iter().map(|(c, cells)| min_width(*c, cells, false)).collect();
-            }
         }
-        unreachable!("the second pass always returns")
+        // Too narrow for even the longest words: the narrowest layout, wider than asked.
+        self.columns = columns;
+        self.columns.iter().map(|(c, cells)| min_width(*c, cells, Layout::Tight)).collect()
+    }
+}
+
+/// How far a layout goes to fit, from the most readable down.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Every migration id on one line, giving up at most the rewrites and
+    /// hazards columns (the Markdown report has both).
+    WholeIds,
+    /// Ids keep [`COMFORTABLE_ID`] characters a line; any droppable column may go.
+    ComfortableIds,
+    /// Ids wrap down to their longest word.
+    Tight,
+}
+
+impl Layout {
+    fn droppable(self) -> &'static [Column] {
+        match self {
+            Layout::WholeIds => &Column::DROP_ORDER[..2],
+            _ => &Column::DROP_ORDER,
+        }
     }
 }
 
@@ -196,14 +243,15 @@ fn natural_width(_: Column, cells: &[String]) -> usize {
 }
 
 /// The longest word of the column (it can never be wrapped), or its
-/// natural width for a column that does not wrap; with `comfortable`, an id
-/// column keeps [`COMFORTABLE_ID`] characters (or all of its widest id).
-fn min_width(column: Column, cells: &[String], comfortable: bool) -> usize {
+/// natural width for a column that does not wrap; ids as `layout` keeps them.
+fn min_width(column: Column, cells: &[String], layout: Layout) -> usize {
     if !column.wraps() {
         return natural_width(column, cells);
     }
-    if comfortable && column == Column::Migration {
-        return natural_width(column, cells).min(COMFORTABLE_ID);
+    match (column, layout) {
+        (Column::Migration, Layout::WholeIds) => return natural_width(column, cells),
+        (Column::Migration, Layout::ComfortableIds) => return natural_width(column, cells).min(COMFORTABLE_ID),
+        _ => {}
     }
     cells.iter().flat_map(|c| words(c, column.breaks_at_underscores())).map(|w| w.chars().count()).max().unwrap_or(0)
 }
@@ -319,8 +367,9 @@ fn rewritten_tables(m: &MigrationReport) -> String {
 pub fn verdict(report: &Report) -> String {
     let t = &report.totals;
     let timed_out = if t.timed_out > 0 { format!(", {} timed out", t.timed_out) } else { String::new() };
+    let interrupted = if t.interrupted > 0 { format!(", {} interrupted", t.interrupted) } else { String::new() };
     let mut summary = format!(
-        "{} applied, {} failed{timed_out}, {} skipped; migrations took {}, wrote {} of WAL",
+        "{} applied, {} failed{timed_out}{interrupted}, {} skipped; migrations took {}, wrote {} of WAL",
         t.applied,
         t.failed,
         t.skipped,

@@ -164,6 +164,7 @@ fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&Stopped>, el
         skipped: count(MigrationStatus::Skipped),
         run_duration_ms: millis(elapsed),
         timed_out: count(MigrationStatus::TimedOut),
+        interrupted: count(MigrationStatus::Interrupted),
     };
     crate::gate::judge(&plan.budgets, plan.report.baseline.as_ref(), &plan.report.regression, report);
     let migration_failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);
