@@ -1,12 +1,14 @@
 //! `rehearse cleanup` after a crash: a run killed with SIGKILL cleans up
 //! nothing, and `rehearse cleanup` then removes its cluster (server stopped,
-//! dir deleted) or its container, while leaving live runs' leftovers alone.
+//! dir deleted), its container or its database on the user's server, while
+//! leaving live runs' leftovers alone.
 //! Every test here holds the docker lock: cleanup looks at all containers.
 
 use nix::sys::signal::Signal;
 
 use crate::support::{
-    assert_no_containers, docker_lock, rehearse_containers, run_and_signal, test_image, Sandbox, REPO,
+    assert_no_containers, docker_backend, docker_lock, rehearse_containers, run_and_signal, run_and_signal_with,
+    tiny_demo_dump, OwnedServer, Sandbox, REPO,
 };
 
 fn killed_at_restore(sandbox: &Sandbox, postgres: &str) {
@@ -39,7 +41,7 @@ fn cleanup_after_kill_9_stops_and_removes_the_local_cluster() {
 fn cleanup_after_kill_9_removes_the_container() {
     let _docker = docker_lock();
     let sandbox = Sandbox::new();
-    killed_at_restore(&sandbox, &format!("backend: docker\n  image: {}", test_image()));
+    killed_at_restore(&sandbox, &docker_backend());
     assert_eq!(rehearse_containers().len(), 1, "SIGKILL leaves the container behind");
 
     let out = sandbox.rehearse(&["cleanup"]);
@@ -73,4 +75,25 @@ fn cleanup_leaves_a_running_rehearsal_alone() {
     std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130));
     sandbox.assert_no_leaks();
+}
+
+#[test]
+fn cleanup_with_url_drops_the_database_a_killed_run_left() {
+    let _docker = docker_lock();
+    let server = OwnedServer::start();
+    let before = server.state();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_quick.sql", "SELECT 1;"), ("0002_slow.sql", "SELECT pg_sleep(60);")]);
+    let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
+    let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
+    let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", Signal::SIGKILL);
+    assert_eq!(out.code, -1, "killed by SIGKILL");
+    let (dbs, _, _, _) = server.state();
+    assert_eq!(dbs.len(), before.0.len() + 1, "SIGKILL leaves the throwaway database behind: {dbs:?}");
+
+    let cleaned = sandbox.rehearse(&["cleanup", "--url", &server.url()]);
+    cleaned.assert_code(0);
+    assert!(cleaned.stdout.contains("removed database rehearse_"), "{}", cleaned.stdout);
+    assert!(!cleaned.stdout.contains(server.conn.password.expose()), "password leaked: {}", cleaned.stdout);
+    assert_eq!(server.state(), before);
 }

@@ -1,14 +1,14 @@
 //! The docker backend against a real Docker engine and a real image
 //! (REHEARSE_TEST_IMAGE; `make test` builds rehearse-postgres:15): the same
-//! rehearsal as the local backend, interrupts that leave no container, and
-//! a clear error for an image that is not there.
+//! rehearsal as the local backend, a kept container that stays private, and
+//! a clear error for an image that is not there. (Interrupts that leave no
+//! container: signals.rs.)
 
-use nix::sys::signal::Signal;
-use rehearse::report::{MigrationStatus, RunStatus};
+use rehearse::report::MigrationStatus;
 
 use crate::support::{
-    assert_no_containers, docker_lock, docker_out, dumps, kept_container, run_and_signal, table_lock_modes, test_image,
-    tiny_demo_dump, Sandbox, REPO,
+    assert_no_containers, docker_backend, docker_lock, docker_out, dumps, kept_container, table_lock_modes,
+    tiny_demo_dump, Sandbox,
 };
 
 /// A rewrite, an index build, a backfill and a validated constraint: WAL in
@@ -19,10 +19,6 @@ const SAME_RELEASE: &[(&str, &str)] = &[
     ("0003_backfill.sql", "UPDATE public.customers SET meta = meta || '{\"v\": 1}';\n"),
     ("0004_check.sql", "ALTER TABLE public.orders ADD CONSTRAINT total_not_negative CHECK (total >= 0);\n"),
 ];
-
-fn docker_backend() -> String {
-    format!("backend: docker\n  image: {}", test_image())
-}
 
 #[test]
 fn docker_and_local_rehearse_the_same_release_alike() {
@@ -57,70 +53,6 @@ fn docker_and_local_rehearse_the_same_release_alike() {
         assert!((a - b).abs() / a.max(b) < 0.10, "{}: WAL local {a}, docker {b}", lm.id);
     }
     assert!(!docker.migrations[1].top_statements.is_empty(), "pg_stat_statements was preloaded in the container");
-}
-
-fn interrupted(signal: Signal, during: &str) {
-    let _docker = docker_lock();
-    let sandbox = Sandbox::new();
-    let demo = std::path::Path::new(REPO).join("snapshots/demo.dump");
-    let (dump, when) = match during {
-        // The demo snapshot takes seconds to restore and to VACUUM ANALYZE: time to be interrupted.
-        "restore" => (demo, "restore:"),
-        "analyze" => (demo, "analyze:"),
-        // Starting a container takes seconds too.
-        "provision" => (tiny_demo_dump().clone(), "provision:"),
-        _ => (tiny_demo_dump().clone(), "migration 2/3"),
-    };
-    sandbox.migrations(&[
-        ("0001_quick.sql", "CREATE TABLE public.quick (id int);"),
-        ("0002_slow.sql", "SELECT pg_sleep(60);"),
-        ("0003_never.sql", "SELECT 1;"),
-    ]);
-    let scenario = sandbox.scenario_on(&docker_backend(), &dump, "");
-    let started = std::time::Instant::now();
-    let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], when, signal);
-    assert!(started.elapsed().as_secs() < 90, "the interrupted step was stopped, not waited for");
-    out.assert_code(130);
-    let report = out.report();
-    assert_eq!(report.status, RunStatus::Interrupted);
-    let stage = if during == "migration" { "rehearse" } else { during };
-    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some(stage), "{}", out.stderr);
-    if during == "migration" {
-        let statuses: Vec<_> = report.migrations.iter().map(|m| m.status).collect();
-        assert_eq!(statuses, [MigrationStatus::Applied, MigrationStatus::Interrupted, MigrationStatus::Skipped]);
-    }
-    assert_no_containers();
-    sandbox.assert_no_leaks();
-}
-
-#[test]
-fn sigterm_during_docker_provisioning_removes_the_container() {
-    interrupted(Signal::SIGTERM, "provision");
-}
-
-#[test]
-fn sigint_during_docker_analyze_removes_the_container() {
-    interrupted(Signal::SIGINT, "analyze");
-}
-
-#[test]
-fn sigint_during_a_docker_restore_removes_the_container() {
-    interrupted(Signal::SIGINT, "restore");
-}
-
-#[test]
-fn sigterm_during_a_docker_restore_removes_the_container() {
-    interrupted(Signal::SIGTERM, "restore");
-}
-
-#[test]
-fn sigint_during_a_docker_migration_removes_the_container() {
-    interrupted(Signal::SIGINT, "migration");
-}
-
-#[test]
-fn sigterm_during_a_docker_migration_removes_the_container() {
-    interrupted(Signal::SIGTERM, "migration");
 }
 
 #[test]

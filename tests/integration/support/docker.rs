@@ -15,6 +15,11 @@ pub fn test_image() -> String {
     image
 }
 
+/// The scenario's `postgres:` lines for the docker backend on the test image.
+pub fn docker_backend() -> String {
+    format!("backend: docker\n  image: {}", test_image())
+}
+
 /// Docker tests run one at a time: the machine has two cores, and "no
 /// container labelled rehearse is left" is then a statement about the test alone.
 pub fn docker_lock() -> std::sync::MutexGuard<'static, ()> {

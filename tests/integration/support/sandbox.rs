@@ -107,6 +107,20 @@ impl Sandbox {
         cmd
     }
 
+    /// Runs `rehearse ARGS` on bad input: exit 3, each of `expected` on
+    /// stderr, no panic or backtrace, nothing left behind. Returns the run
+    /// for what else the case says (whether a report was written, say).
+    pub fn rehearse_bad_input(&self, args: &[&str], expected: &[&str]) -> RunOutput {
+        let out = self.rehearse(args);
+        out.assert_code(3);
+        for e in expected {
+            assert!(out.stderr.contains(e), "expected {e:?} in:\n{}", out.stderr);
+        }
+        assert!(!out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"), "{}", out.stderr);
+        self.assert_no_leaks();
+        out
+    }
+
     /// Nothing of a run is left: no temp dir, no server process.
     pub fn assert_no_leaks(&self) {
         let tmp = self.path().join("tmp");
@@ -117,7 +131,10 @@ impl Sandbox {
     }
 }
 
-/// Command lines of live processes that mention `path`.
+/// Pid and command line of each live process whose command line or
+/// environment mentions `path`. A run's children inherit its TMPDIR (the
+/// sandbox's), so this finds whatever a run left, even a grandchild whose
+/// command line says nothing of the sandbox (a migration tool's `sleep`).
 pub fn processes_mentioning(path: &Path) -> Vec<String> {
     let needle = path.to_string_lossy().into_owned();
     let mut found = Vec::new();
@@ -125,11 +142,14 @@ pub fn processes_mentioning(path: &Path) -> Vec<String> {
         if !entry.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-            if cmdline.contains(&needle) {
-                found.push(cmdline);
-            }
+        let read = |file: &str| {
+            std::fs::read(entry.path().join(file)).map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        };
+        let Ok(cmdline) = read("cmdline") else { continue };
+        // Unreadable for another user's process when the tests do not run as root.
+        let environ = read("environ").unwrap_or_default();
+        if cmdline.contains(&needle) || environ.contains(&needle) {
+            found.push(format!("{} {cmdline}", entry.file_name().to_string_lossy()));
         }
     }
     found
@@ -159,6 +179,13 @@ impl RunOutput {
 
     pub fn json_text(&self) -> String {
         std::fs::read_to_string(self.reports.join("report.json")).expect("report.json was written")
+    }
+
+    /// The run stopped before it started anything: nothing on stdout, no report.
+    pub fn assert_nothing_ran(&self) -> &Self {
+        assert!(self.stdout.is_empty(), "nothing on stdout, got:\n{}", self.stdout);
+        assert!(!self.reports.exists(), "nothing ran, so no report; stderr:\n{}", self.stderr);
+        self
     }
 
     pub fn assert_code(&self, code: i32) -> &Self {

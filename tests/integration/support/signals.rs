@@ -18,7 +18,7 @@ pub fn run_and_signal_with(
     when: &str,
     signal: nix::sys::signal::Signal,
 ) -> RunOutput {
-    signal_command(command, sandbox, when, signal, 1).0
+    signal_command(command, sandbox, when, signal, 1, Duration::ZERO).0
 }
 
 /// Like `run_and_signal`, sending the signal `times` times 100ms apart;
@@ -30,7 +30,19 @@ pub fn run_and_signal_times(
     signal: nix::sys::signal::Signal,
     times: usize,
 ) -> (RunOutput, Duration) {
-    signal_command(sandbox.command(args), sandbox, when, signal, times)
+    run_and_signal_spaced(sandbox, args, when, signal, times, Duration::from_millis(100))
+}
+
+/// Like `run_and_signal_times`, with `spacing` between the signals.
+pub fn run_and_signal_spaced(
+    sandbox: &Sandbox,
+    args: &[&str],
+    when: &str,
+    signal: nix::sys::signal::Signal,
+    times: usize,
+    spacing: Duration,
+) -> (RunOutput, Duration) {
+    signal_command(sandbox.command(args), sandbox, when, signal, times, spacing)
 }
 
 fn signal_command(
@@ -39,6 +51,7 @@ fn signal_command(
     when: &str,
     signal: nix::sys::signal::Signal,
     times: usize,
+    spacing: Duration,
 ) -> (RunOutput, Duration) {
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -53,7 +66,7 @@ fn signal_command(
             signalled_at = Some(std::time::Instant::now());
             for i in 0..times {
                 if i > 0 {
-                    std::thread::sleep(Duration::from_millis(100));
+                    std::thread::sleep(spacing);
                 }
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
             }

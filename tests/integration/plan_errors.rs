@@ -1,0 +1,235 @@
+//! Bad input is refused while the plan is resolved, before anything starts:
+//! exit code 3 and a message naming the file, line and column, or the
+//! setting and what to do. One case runs the binary end to end (exit code,
+//! stderr, no stdout, no report), and so does the command line's own error;
+//! the rest resolve the plan in this process, as `rehearse run` does first,
+//! since spawning the binary would add nothing to them.
+
+use std::path::Path;
+
+use rehearse::backend::BackendPlan;
+use rehearse::plan::{Overrides, Plan};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{dumps, Sandbox};
+
+#[test]
+fn bad_input_through_the_binary_exits_3_with_the_message_on_stderr_only() {
+    let s = Sandbox::new();
+    let path = s.write("bad.yaml", "dump: x.dump\nmigrations:\n  tool: sql\n  dir: .\n  tabel: x\n");
+    s.rehearse_bad_input(&["run", path.to_str().unwrap()], &["bad.yaml:5:3", "unknown field `tabel`"])
+        .assert_nothing_ran();
+}
+
+#[test]
+fn unknown_flag_is_bad_input_not_a_migration_failure() {
+    let s = Sandbox::new();
+    s.rehearse_bad_input(&["run", "x.yaml", "--no-such-flag"], &["--no-such-flag"]).assert_nothing_ran();
+}
+
+/// Resolves the plan for `scenario` as `rehearse run` does before it starts anything.
+fn resolve(scenario: &Path, overrides: &Overrides) -> rehearse::Result<Plan> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(Plan::resolve(scenario, overrides, &CancellationToken::new()))
+}
+
+/// The plan is refused as bad input (exit 3), its message with every cause
+/// holding each of `expected`.
+fn refused(result: rehearse::Result<Plan>, expected: &[&str]) {
+    let err = match result {
+        Ok(plan) => panic!("the plan resolved, yet bad input was expected: {plan:#?}"),
+        Err(err) => err,
+    };
+    let text = err.render();
+    assert_eq!(err.exit_code(), 3, "bad input, not: {text}");
+    for e in expected {
+        assert!(text.contains(e), "expected {e:?} in:\n{text}");
+    }
+}
+
+/// `yaml` as the sandbox's bad.yaml is refused as bad input.
+fn fails_with(s: &Sandbox, yaml: &str, expected: &[&str]) {
+    let path = s.write("bad.yaml", yaml);
+    refused(resolve(&path, &Overrides::default()), expected);
+}
+
+#[test]
+fn no_scenario_file() {
+    let s = Sandbox::new();
+    refused(
+        resolve(&s.path().join("nowhere.yaml"), &Overrides::default()),
+        &["cannot read scenario file", "nowhere.yaml", "caused by: No such file or directory"],
+    );
+}
+
+#[test]
+fn yaml_syntax_error_names_the_line() {
+    let s = Sandbox::new();
+    fails_with(&s, "dump: x.dump\nmigrations: {tool: sql, dir: .\n", &["bad.yaml", "line 3"]);
+}
+
+#[test]
+fn unknown_key_is_named_with_line_and_column() {
+    let s = Sandbox::new();
+    fails_with(
+        &s,
+        "dump: x.dump\nmigrations:\n  tool: sql\n  dir: .\n  tabel: x\n",
+        &["bad.yaml:5:3", "unknown field `tabel`"],
+    );
+}
+
+#[test]
+fn bad_duration_is_named_with_line() {
+    let s = Sandbox::new();
+    fails_with(
+        &s,
+        "dump: x.dump\nmigrations: {tool: sql, dir: .}\nobserve:\n  sample_interval: 10 parsecs\n",
+        &["bad.yaml:4:", "sample_interval"],
+    );
+}
+
+#[test]
+fn bad_size_is_named_with_line() {
+    let s = Sandbox::new();
+    fails_with(
+        &s,
+        "dump: x.dump\nmigrations: {tool: sql, dir: .}\nbudgets:\n  migration:\n    max_wal: lots\n",
+        &["bad.yaml:5:", "max_wal", "invalid size `lots`"],
+    );
+}
+
+#[test]
+fn wrong_type_is_named_with_line() {
+    let s = Sandbox::new();
+    fails_with(
+        &s,
+        "dump: x.dump\npostgres:\n  restore_jobs: many\nmigrations: {tool: sql, dir: .}\n",
+        &["bad.yaml:3:", "restore_jobs"],
+    );
+}
+
+#[test]
+fn missing_env_var_is_named_with_line() {
+    let s = Sandbox::new();
+    fails_with(
+        &s,
+        "dump: x.dump\npostgres:\n  url: postgres://u@${REHEARSE_TEST_SURELY_UNSET}/db\nmigrations: {tool: sql, dir: .}\n",
+        &["bad.yaml:3:", "REHEARSE_TEST_SURELY_UNSET is not set"],
+    );
+}
+
+#[test]
+fn missing_dump_names_the_path() {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let missing = s.path().join("nowhere/prod.dump");
+    fails_with(
+        &s,
+        "dump: nowhere/prod.dump\nmigrations: {tool: sql, dir: migrations}\n",
+        &[missing.to_str().unwrap(), "cannot be read"],
+    );
+}
+
+#[test]
+fn empty_dump() {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    std::fs::write(s.path().join("empty.dump"), b"").unwrap();
+    fails_with(&s, "dump: empty.dump\nmigrations: {tool: sql, dir: migrations}\n", &["is empty (0 bytes)"]);
+}
+
+#[test]
+fn random_bytes_are_not_a_dump() {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    std::fs::write(s.path().join("noise.dump"), [0x13u8, 0x00, 0xfe, 0x99, 0x42, 0x00, 0x17]).unwrap();
+    fails_with(
+        &s,
+        "dump: noise.dump\nmigrations: {tool: sql, dir: migrations}\n",
+        &["is not pg_dump output", "13 00 fe 99"],
+    );
+}
+
+#[test]
+fn missing_and_empty_migration_folders() {
+    let s = Sandbox::new();
+    let dump = dumps().path("custom");
+    fails_with(
+        &s,
+        &format!("dump: {}\nmigrations: {{tool: sql, dir: nowhere}}\n", dump.display()),
+        &["nowhere is not a directory"],
+    );
+    std::fs::create_dir(s.path().join("empty")).unwrap();
+    fails_with(
+        &s,
+        &format!("dump: {}\nmigrations: {{tool: sql, dir: empty}}\n", dump.display()),
+        &["holds no *.sql migration files"],
+    );
+}
+
+#[test]
+fn unversioned_migration_file_is_bad_input() {
+    let s = Sandbox::new();
+    s.migrations(&[("add_users.sql", "SELECT 1;")]);
+    let scenario = s.scenario(&dumps().path("custom"), "");
+    refused(resolve(&scenario, &Overrides::default()), &["add_users.sql has no version prefix"]);
+}
+
+// Which backend: a server the user named is never silently left unused
+// (backend::choose). The scenarios are sound but for the backend.
+
+/// A scenario on a real dump and one migration, with `postgres` as its `postgres:` lines.
+fn on_backend(s: &Sandbox, postgres: &str) -> std::path::PathBuf {
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    s.scenario_on(postgres, &dumps().path("custom"), "")
+}
+
+const NOWHERE_URL: &str = "postgres://nobody@127.0.0.1:1/x";
+
+#[test]
+fn a_url_with_backend_local_is_refused_naming_both() {
+    let s = Sandbox::new();
+    let scenario = on_backend(&s, &format!("backend: local\n  url: {NOWHERE_URL}"));
+    refused(resolve(&scenario, &Overrides::default()), &["postgres.url", "`backend: url`"]);
+}
+
+#[test]
+fn an_image_with_backend_local_is_refused_naming_both() {
+    let s = Sandbox::new();
+    let scenario = on_backend(&s, "backend: local\n  image: postgres:15");
+    refused(resolve(&scenario, &Overrides::default()), &["postgres.image", "`backend: docker`"]);
+}
+
+#[test]
+fn url_and_image_flags_together_are_refused() {
+    let s = Sandbox::new();
+    let scenario = on_backend(&s, "backend: auto");
+    let flags = Overrides { url: Some(NOWHERE_URL.into()), image: Some("postgres:15".into()), ..Overrides::default() };
+    refused(resolve(&scenario, &flags), &["--url and --image", "pass one"]);
+}
+
+#[test]
+fn pg_bin_flag_with_backend_docker_is_refused() {
+    let s = Sandbox::new();
+    let scenario = on_backend(&s, "backend: docker");
+    let flags = Overrides { pg_bin: Some("/usr/lib/postgresql/15/bin".into()), ..Overrides::default() };
+    refused(resolve(&scenario, &flags), &["--pg-bin", "postgres.backend is docker", "`backend: local`"]);
+}
+
+#[test]
+fn a_url_flag_selects_the_url_backend_over_backend_local() {
+    let s = Sandbox::new();
+    let scenario = on_backend(&s, "backend: local");
+    // Resolving a url plan parses the URL and finds the local client tools;
+    // it does not connect, so a URL nothing listens on will do.
+    let flags = Overrides { url: Some(NOWHERE_URL.into()), ..Overrides::default() };
+    let plan = resolve(&scenario, &flags).unwrap_or_else(|e| panic!("{}", e.render()));
+    match &plan.backend {
+        BackendPlan::Url(url) => {
+            let server = &url.server;
+            assert_eq!((server.host.as_str(), server.port, server.user.as_str()), ("127.0.0.1", 1, "nobody"));
+            assert_eq!(server.dbname, "x");
+        }
+        other => panic!("--url selects the url backend, got {other:?}"),
+    }
+}

@@ -1,0 +1,248 @@
+//! SIGINT and SIGTERM on every backend, at every stage: exit 130 within
+//! seconds, a partial report that names the stage that was stopped, and
+//! nothing left behind (no temp dir, no server process, no container, no
+//! database on the user's server). A second signal ends a child's grace
+//! period at once, but never the cleanup. (SIGKILL, which cleans up nothing,
+//! and `rehearse cleanup` after it: cleanup.rs.)
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use rehearse::report::{MigrationStatus, Report, RunStatus};
+
+use crate::support::{RunOutput, Sandbox, REPO};
+
+/// The demo snapshot: seconds to restore and to VACUUM ANALYZE, time to be interrupted.
+fn demo_dump() -> PathBuf {
+    std::path::Path::new(REPO).join("snapshots/demo.dump")
+}
+
+/// A release whose second migration runs for a minute unless stopped.
+const QUICK_SLOW_NEVER: &[(&str, &str)] = &[
+    ("0001_quick.sql", "CREATE TABLE public.quick (id int);"),
+    ("0002_slow.sql", "SELECT pg_sleep(60);"),
+    ("0003_never.sql", "SELECT 1;"),
+];
+
+/// Exit 130 and a report that says interrupted, stopped at `stage`.
+fn assert_interrupted(out: &RunOutput, stage: &str) -> Report {
+    out.assert_code(130);
+    let report = out.report();
+    assert_eq!(report.status, RunStatus::Interrupted);
+    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some(stage), "{}", out.stderr);
+    report
+}
+
+/// `QUICK_SLOW_NEVER` stopped during its second migration.
+fn assert_stopped_in_the_slow_migration(report: &Report) {
+    let statuses: Vec<_> = report.migrations.iter().map(|m| m.status).collect();
+    assert_eq!(statuses, [MigrationStatus::Applied, MigrationStatus::Interrupted, MigrationStatus::Skipped]);
+}
+
+mod local {
+    use super::*;
+    use crate::support::{dumps, run_and_signal, run_and_signal_spaced, run_and_signal_times, tiny_demo_dump};
+
+    /// Signals at one stage: exit 130 within 5 seconds, a partial report
+    /// that names the stage, nothing left.
+    fn interrupted_at(stage_line: &str, stage: &str, signal: Signal, times: usize) {
+        let sandbox = Sandbox::new();
+        // Numbered after the demo dump's recorded migrations (1 and 2).
+        sandbox.migrations(&[("9001_slow.sql", "SELECT pg_sleep(30);")]);
+        let scenario = sandbox.scenario(&demo_dump(), "");
+        let (out, took) =
+            run_and_signal_times(&sandbox, &["run", scenario.to_str().unwrap()], stage_line, signal, times);
+        assert_interrupted(&out, stage);
+        assert!(took.as_secs_f64() < 5.0, "exited {took:?} after the signal");
+        sandbox.assert_no_leaks();
+    }
+
+    #[test]
+    fn sigterm_during_provision() {
+        interrupted_at("provision:", "provision", Signal::SIGTERM, 1);
+    }
+
+    #[test]
+    fn sigint_during_restore() {
+        interrupted_at("restore:", "restore", Signal::SIGINT, 1);
+    }
+
+    #[test]
+    fn sigterm_during_restore() {
+        interrupted_at("restore:", "restore", Signal::SIGTERM, 1);
+    }
+
+    #[test]
+    fn sigint_during_analyze() {
+        interrupted_at("analyze:", "analyze", Signal::SIGINT, 1);
+    }
+
+    #[test]
+    fn a_second_ctrl_c_does_not_abort_the_cleanup() {
+        interrupted_at("migration 1/1", "rehearse", Signal::SIGINT, 3);
+    }
+
+    fn interrupted_during_a_migration(signal: Signal) {
+        let sandbox = Sandbox::new();
+        sandbox.migrations(QUICK_SLOW_NEVER);
+        let scenario = sandbox.scenario(&dumps().path("custom"), "");
+        let started = std::time::Instant::now();
+        let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], "migration 2/3", signal);
+        assert!(started.elapsed().as_secs() < 40, "the 60s statement was cancelled");
+        let report = assert_interrupted(&out, "rehearse");
+        assert_stopped_in_the_slow_migration(&report);
+        sandbox.assert_no_leaks();
+    }
+
+    #[test]
+    fn sigint_during_a_migration() {
+        interrupted_during_a_migration(Signal::SIGINT);
+    }
+
+    #[test]
+    fn sigterm_during_a_migration() {
+        interrupted_during_a_migration(Signal::SIGTERM);
+    }
+
+    #[test]
+    fn sigint_while_reporting_ends_as_interrupted_with_the_migrations_applied() {
+        let sandbox = Sandbox::new();
+        sandbox.migrations(&[("9001_quick.sql", "CREATE TABLE public.quick (id int);")]);
+        // Measuring the backup (a pg_dump of 170 MB) is the longest step of reporting.
+        let scenario = sandbox.scenario(&demo_dump(), "report:\n  measure_backup: true\n");
+        let (out, took) =
+            run_and_signal_times(&sandbox, &["run", scenario.to_str().unwrap()], "backup:", Signal::SIGINT, 1);
+        assert!(took.as_secs_f64() < 5.0, "exited {took:?} after the signal");
+        let report = assert_interrupted(&out, "backup");
+        assert_eq!(report.migrations[0].status, MigrationStatus::Applied);
+        sandbox.assert_no_leaks();
+    }
+
+    /// A `tool: command` migration whose command ignores SIGTERM, and so
+    /// does the `sleep` it starts (an ignored signal stays ignored in a
+    /// child, across exec): only SIGKILL ends them. Signalled `times` times
+    /// `spacing` apart; the run, and how long it took to exit after the
+    /// first signal.
+    fn stubborn_command_signalled(times: usize, spacing: Duration) -> (Sandbox, RunOutput, Duration) {
+        let sandbox = Sandbox::new();
+        let scenario = sandbox.write(
+            "command.yaml",
+            &format!(
+                "name: stubborn\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: command\n  dir: .\n  \
+                 revisions: [m1_stubborn]\n  apply: \"trap '' TERM; sleep 60\"\n",
+                tiny_demo_dump().display()
+            ),
+        );
+        let (out, took) = run_and_signal_spaced(
+            &sandbox,
+            &["run", scenario.to_str().unwrap()],
+            "migration 1/1",
+            Signal::SIGINT,
+            times,
+            spacing,
+        );
+        (sandbox, out, took)
+    }
+
+    #[test]
+    fn a_second_signal_skips_the_grace_period() {
+        // One signal: the command gets SIGTERM, ignores it, and is killed
+        // when its grace period (3 s, sys::process) ends.
+        let (once_sandbox, once, once_took) = stubborn_command_signalled(1, Duration::ZERO);
+        // A second signal 200 ms later ends the grace period at once.
+        let (twice_sandbox, twice, twice_took) = stubborn_command_signalled(2, Duration::from_millis(200));
+        eprintln!("exited {once_took:?} after one signal, {twice_took:?} after the first of two");
+        let grace = Duration::from_millis(2500);
+        assert!(once_took >= grace, "one signal: the grace is honoured, yet exited after {once_took:?}");
+        assert!(twice_took < grace, "a second signal skips the grace, yet exited after {twice_took:?}");
+        for (sandbox, out) in [(once_sandbox, once), (twice_sandbox, twice)] {
+            let report = assert_interrupted(&out, "rehearse");
+            // The command's whole process group is gone, its `sleep` too.
+            sandbox.assert_no_leaks();
+            let status = report.migrations[0].status;
+            assert_eq!(status, MigrationStatus::Interrupted, "the command was running when the signal came");
+        }
+    }
+}
+
+mod docker {
+    use super::*;
+    use crate::support::{assert_no_containers, docker_backend, docker_lock, run_and_signal, tiny_demo_dump};
+
+    /// Signals at one stage of a docker rehearsal: exit 130, a partial report
+    /// that names the stage, no container and nothing else left.
+    fn interrupted(signal: Signal, during: &str) {
+        let _docker = docker_lock();
+        let sandbox = Sandbox::new();
+        let (dump, when) = match during {
+            "restore" => (demo_dump(), "restore:"),
+            "analyze" => (demo_dump(), "analyze:"),
+            // Starting a container takes seconds too.
+            "provision" => (tiny_demo_dump().clone(), "provision:"),
+            _ => (tiny_demo_dump().clone(), "migration 2/3"),
+        };
+        sandbox.migrations(QUICK_SLOW_NEVER);
+        let scenario = sandbox.scenario_on(&docker_backend(), &dump, "");
+        let started = std::time::Instant::now();
+        let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], when, signal);
+        assert!(started.elapsed().as_secs() < 90, "the interrupted step was stopped, not waited for");
+        let stage = if during == "migration" { "rehearse" } else { during };
+        let report = assert_interrupted(&out, stage);
+        if during == "migration" {
+            assert_stopped_in_the_slow_migration(&report);
+        }
+        assert_no_containers();
+        sandbox.assert_no_leaks();
+    }
+
+    #[test]
+    fn sigterm_during_provisioning_removes_the_container() {
+        interrupted(Signal::SIGTERM, "provision");
+    }
+
+    #[test]
+    fn sigint_during_a_restore_removes_the_container() {
+        interrupted(Signal::SIGINT, "restore");
+    }
+
+    #[test]
+    fn sigterm_during_a_restore_removes_the_container() {
+        interrupted(Signal::SIGTERM, "restore");
+    }
+
+    #[test]
+    fn sigint_during_analyze_removes_the_container() {
+        interrupted(Signal::SIGINT, "analyze");
+    }
+
+    #[test]
+    fn sigint_during_a_migration_removes_the_container() {
+        interrupted(Signal::SIGINT, "migration");
+    }
+
+    #[test]
+    fn sigterm_during_a_migration_removes_the_container() {
+        interrupted(Signal::SIGTERM, "migration");
+    }
+}
+
+mod url {
+    use super::*;
+    use crate::support::{run_and_signal_with, tiny_demo_dump, OwnedServer};
+
+    #[test]
+    fn sigint_during_a_migration_drops_the_database() {
+        let server = OwnedServer::start();
+        let before = server.state();
+        let sandbox = Sandbox::new();
+        sandbox.migrations(&[("0001_quick.sql", "SELECT 1;"), ("0002_slow.sql", "SELECT pg_sleep(60);")]);
+        let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
+        let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
+        let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", Signal::SIGINT);
+        out.assert_code(130);
+        assert_eq!(out.report().status, RunStatus::Interrupted);
+        assert_eq!(server.state(), before, "the throwaway database was dropped");
+        sandbox.assert_no_leaks();
+    }
+}

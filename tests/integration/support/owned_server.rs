@@ -1,0 +1,82 @@
+//! A PostgreSQL server of the test's own, standing for "a server the user
+//! owns" in the url backend's tests: started by the local backend's cluster
+//! code, stopped when dropped, and able to say exactly what it holds.
+
+use rehearse::backend::local::{find_binaries, LocalCluster};
+use rehearse::sys::db::ConnInfo;
+use tokio_util::sync::CancellationToken;
+
+/// (databases, roles, rows of keep_me, (database, sha256 of its dump)).
+pub type ServerState = (Vec<String>, Vec<String>, i64, Vec<(String, String)>);
+
+/// A server of the test's own, with a table in its `postgres` database that must stay untouched.
+pub struct OwnedServer {
+    rt: tokio::runtime::Runtime,
+    cluster: Option<LocalCluster>,
+    pub conn: ConnInfo,
+}
+
+impl OwnedServer {
+    pub fn start() -> OwnedServer {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let cluster = rt.block_on(async {
+            let cancel = CancellationToken::new();
+            let cluster = LocalCluster::start(find_binaries(None, &cancel).await.unwrap(), &cancel).await.unwrap();
+            let client = rehearse::sys::db::connect(cluster.conn(), "postgres", "test").await.unwrap();
+            client.batch_execute("CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1);").await.unwrap();
+            cluster
+        });
+        let conn = cluster.conn().clone();
+        OwnedServer { rt, cluster: Some(cluster), conn }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://{}:{}@127.0.0.1:{}/postgres", self.conn.user, self.conn.password.expose(), self.conn.port)
+    }
+
+    /// Databases, roles, the untouched table's content, and the sha256 of a
+    /// plain pg_dump of every database but the templates (byte for byte).
+    pub fn state(&self) -> ServerState {
+        let (dbs, roles, kept) = self.rt.block_on(async {
+            let c = rehearse::sys::db::connect(&self.conn, "postgres", "test").await.unwrap();
+            let list = |sql: &'static str| {
+                let c = &c;
+                async move { c.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect::<Vec<String>>() }
+            };
+            let dbs = list("SELECT datname::text FROM pg_database ORDER BY 1").await;
+            let roles = list("SELECT rolname::text FROM pg_roles ORDER BY 1").await;
+            let kept: i64 = c.query_one("SELECT count(*) FROM keep_me", &[]).await.unwrap().get(0);
+            (dbs, roles, kept)
+        });
+        let bin = self.cluster.as_ref().unwrap().bin().dir.clone();
+        let dumps = dbs
+            .iter()
+            .filter(|d| !d.starts_with("template"))
+            .map(|d| {
+                let out = std::process::Command::new(bin.join("pg_dump"))
+                    .args(["-d", d])
+                    .envs(self.conn.libpq_env(d, "test"))
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "pg_dump {d}: {}", String::from_utf8_lossy(&out.stderr));
+                // pg_dump 15.14+ writes a random \restrict key each time: not content.
+                let text: String = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                use sha2::Digest;
+                (d.clone(), format!("{:x}", sha2::Sha256::digest(text.as_bytes())))
+            })
+            .collect();
+        (dbs, roles, kept, dumps)
+    }
+}
+
+impl Drop for OwnedServer {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.cluster.take() {
+            let _ = self.rt.block_on(cluster.stop());
+        }
+    }
+}
