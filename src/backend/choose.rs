@@ -75,7 +75,8 @@ fn effective_kind(req: &BackendRequest<'_>) -> Result<BackendKind> {
     }
     let named = |key: &str, backend: &str| {
         refuse(format!(
-            "postgres.{key} names a server for the {backend} backend, but postgres.backend is {}:              remove postgres.{key}, or set `backend: {backend}` (or `auto`)",
+            "postgres.{key} names a server for the {backend} backend, but postgres.backend is {}: \
+             remove postgres.{key}, or set `backend: {backend}` (or `auto`)",
             kind_name(req.kind)
         ))
     };

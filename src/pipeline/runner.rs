@@ -7,8 +7,9 @@
 //! Cancellation is cooperative first: when a signal arrives, the stage gets
 //! [`WIND_DOWN`] to finish by itself (its children get SIGTERM and their
 //! grace period, its running query is cancelled, a migration records that it
-//! was interrupted); a second signal ends that wait at once. Only then is
-//! the stage dropped (kill_on_drop, and the servers' Drop backstops).
+//! was interrupted); a second signal cuts the children's grace, and the
+//! stage gets a second more. Only then is the stage dropped (the children's
+//! process groups are killed, and the servers' Drop backstops run).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -19,8 +20,14 @@ use super::events::{Event, EventSink};
 use crate::error::{Error, Result};
 use crate::report::{Report, Stage, StageTime};
 
-/// How long a stage may take to stop by itself after a signal.
-pub const WIND_DOWN: Duration = Duration::from_secs(3);
+/// How long a stage may take to stop by itself after a signal: longer than
+/// a child's grace period (`sys::process::GRACE`), so a child that ignores
+/// SIGTERM is killed by its own supervision and the stage still records
+/// what was interrupted.
+pub const WIND_DOWN: Duration = Duration::from_secs(5);
+/// After a second signal, children are killed at once; the stage gets this
+/// long to record it.
+const AFTER_SECOND_SIGNAL: Duration = Duration::from_secs(1);
 
 /// Why the run stopped before its end, and in which stage.
 #[derive(Debug)]
@@ -110,10 +117,15 @@ async fn until_stopped<T>(work: impl Future<Output = Result<T>>, cancel: &Cancel
         r = &mut work => return r,
         _ = cancel.cancelled() => {}
     }
+    let hurry = crate::sys::interrupt::hurry();
+    tokio::select! {
+        r = &mut work => return r,
+        _ = tokio::time::sleep(WIND_DOWN) => return Err(Error::Interrupted),
+        _ = hurry.cancelled() => {}
+    }
     tokio::select! {
         r = &mut work => r,
-        _ = tokio::time::sleep(WIND_DOWN) => Err(Error::Interrupted),
-        _ = crate::sys::interrupt::hurry().cancelled() => Err(Error::Interrupted),
+        _ = tokio::time::sleep(AFTER_SECOND_SIGNAL) => Err(Error::Interrupted),
     }
 }
 
@@ -156,6 +168,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(stopped.error, Error::Interrupted) && stopped.stage == Stage::Restore);
         assert!(started.elapsed() < WIND_DOWN + Duration::from_secs(2));
+        assert!(started.elapsed() >= WIND_DOWN, "a stage gets its whole wind-down");
         let next = p.stage(Stage::Analyze, "never", async |_: &mut Report| Ok::<(), Error>(())).await.unwrap_err();
         assert_eq!(next.stage, Stage::Analyze);
     }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 /// How much of a child's stderr (and of stdout, unless it is captured whole) is kept.
 const TAIL_BYTES: usize = 64 * 1024;
 /// How long a child gets between SIGTERM and SIGKILL when the run is cancelled.
-const GRACE: Duration = Duration::from_secs(3);
+pub const GRACE: Duration = Duration::from_secs(3);
 
 /// Unprivileged identity a child runs as (the server refuses to run as root).
 #[derive(Debug, Clone)]
@@ -215,6 +215,10 @@ impl ChildCommand {
         let stdout = tokio::spawn(drain(child.stdout.take().expect("stdout was piped"), self.keep_all_stdout));
         let stderr = tokio::spawn(drain(child.stderr.take().expect("stderr was piped"), false));
 
+        // Dropped before the child is reaped (a stage dropped at the end of
+        // its wind-down): the whole group is killed, not just the leader
+        // that kill_on_drop reaches.
+        let group = GroupGuard(pgid);
         let status = tokio::select! {
             status = child.wait() => status.map_err(|source| ChildError::Io { label: label.clone(), source })?,
             _ = tokio::time::sleep(self.deadline) => {
@@ -226,6 +230,7 @@ impl ChildCommand {
                 return Err(ChildError::Cancelled { label });
             }
         };
+        group.disarm();
         let stdout = stdout.await.unwrap_or_default();
         let stderr = stderr.await.unwrap_or_default();
         if let Some(feeder) = feeder {
@@ -238,6 +243,24 @@ impl ChildCommand {
             return Err(ChildError::Failed { label, status, stderr: stderr.trim_end().to_string(), stdout });
         }
         Ok(ChildOutput { stdout, stderr, elapsed: started.elapsed() })
+    }
+}
+
+/// SIGKILL to a child's process group when dropped, unless disarmed once
+/// the child has exited by itself.
+struct GroupGuard(Option<Pid>);
+
+impl GroupGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
     }
 }
 
