@@ -7,8 +7,8 @@
 use nix::sys::signal::Signal;
 
 use crate::support::{
-    assert_no_containers, docker_backend, docker_lock, rehearse_containers, run_and_signal, run_and_signal_with,
-    tiny_demo_dump, OwnedServer, Sandbox, REPO,
+    assert_no_containers, docker_backend, docker_lock, rehearse_containers, run_and_signal,
+    url_run_signalled_in_its_second_migration, OwnedServer, Sandbox, REPO,
 };
 
 fn killed_at_restore(sandbox: &Sandbox, postgres: &str) {
@@ -82,11 +82,7 @@ fn cleanup_with_url_drops_the_database_a_killed_run_left() {
     let _docker = docker_lock();
     let server = OwnedServer::start();
     let before = server.state();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[("0001_quick.sql", "SELECT 1;"), ("0002_slow.sql", "SELECT pg_sleep(60);")]);
-    let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
-    let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
-    let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", Signal::SIGKILL);
+    let (sandbox, out) = url_run_signalled_in_its_second_migration(&server, Signal::SIGKILL);
     assert_eq!(out.code, -1, "killed by SIGKILL");
     let (dbs, _, _, _) = server.state();
     assert_eq!(dbs.len(), before.0.len() + 1, "SIGKILL leaves the throwaway database behind: {dbs:?}");

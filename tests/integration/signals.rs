@@ -229,17 +229,13 @@ mod docker {
 
 mod url {
     use super::*;
-    use crate::support::{run_and_signal_with, tiny_demo_dump, OwnedServer};
+    use crate::support::{url_run_signalled_in_its_second_migration, OwnedServer};
 
     #[test]
     fn sigint_during_a_migration_drops_the_database() {
         let server = OwnedServer::start();
         let before = server.state();
-        let sandbox = Sandbox::new();
-        sandbox.migrations(&[("0001_quick.sql", "SELECT 1;"), ("0002_slow.sql", "SELECT pg_sleep(60);")]);
-        let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
-        let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
-        let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", Signal::SIGINT);
+        let (sandbox, out) = url_run_signalled_in_its_second_migration(&server, Signal::SIGINT);
         out.assert_code(130);
         assert_eq!(out.report().status, RunStatus::Interrupted);
         assert_eq!(server.state(), before, "the throwaway database was dropped");

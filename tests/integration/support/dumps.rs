@@ -248,3 +248,16 @@ pub fn table_lock_modes(report: &Report) -> Vec<LockSet> {
         })
         .collect()
 }
+
+/// The migrations of scenarios/demo that snapshots/demo.dump has not
+/// applied yet (it is at 0002), in order.
+pub const DEMO_PENDING: [&str; 8] = [
+    "0003_create_coupon_redemptions",
+    "0004_index_events_user_id",
+    "0005_add_users_last_seen_at",
+    "0006_add_orders_public_id",
+    "0007_widen_order_items_quantity",
+    "0008_fk_events_user",
+    "0009_backfill_last_seen_at",
+    "0010_index_orders_created_at_concurrently",
+];

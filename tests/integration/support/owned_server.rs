@@ -6,6 +6,8 @@ use rehearse::backend::local::{find_binaries, LocalCluster};
 use rehearse::sys::db::ConnInfo;
 use tokio_util::sync::CancellationToken;
 
+use super::{run_and_signal_with, tiny_demo_dump, RunOutput, Sandbox};
+
 /// (databases, roles, rows of keep_me, (database, sha256 of its dump)).
 pub type ServerState = (Vec<String>, Vec<String>, i64, Vec<(String, String)>);
 
@@ -71,6 +73,20 @@ impl OwnedServer {
             .collect();
         (dbs, roles, kept, dumps)
     }
+}
+
+/// A url-backend run on `server` whose second migration (a 60 s sleep)
+/// gets `signal` as it starts: the sandbox it ran in and what it left.
+pub fn url_run_signalled_in_its_second_migration(
+    server: &OwnedServer,
+    signal: nix::sys::signal::Signal,
+) -> (Sandbox, RunOutput) {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_quick.sql", "SELECT 1;"), ("0002_slow.sql", "SELECT pg_sleep(60);")]);
+    let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
+    let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
+    let out = run_and_signal_with(cmd, &sandbox, "migration 2/2", signal);
+    (sandbox, out)
 }
 
 impl Drop for OwnedServer {
