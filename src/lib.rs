@@ -16,6 +16,7 @@ pub mod backend;
 pub mod catalog;
 pub mod cli;
 pub mod error;
+pub mod estimate;
 pub mod findings;
 pub mod gate;
 pub mod migrations;
