@@ -10,11 +10,13 @@
 //! or a rewrite's transient heap -- come back as '' and are named later or by oid.
 
 mod locks;
+mod production;
 mod relations;
 mod server;
 mod stats;
 
 pub use locks::*;
+pub use production::*;
 pub use relations::*;
 pub use server::*;
 pub use stats::*;

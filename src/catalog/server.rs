@@ -21,6 +21,13 @@ pub async fn server_version_num(client: &Client) -> Result<i32, Error> {
     Ok(row.get(0))
 }
 
+/// The current database's name and whether the server is a hot standby
+/// (`pg_is_in_recovery()`).
+pub async fn database_and_recovery(client: &Client) -> Result<(String, bool), Error> {
+    let row = client.query_one("SELECT current_database()::text, pg_is_in_recovery()", &[]).await?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// The current database's oid and this session's backend pid.
 pub async fn database_oid_and_pid(client: &Client) -> Result<(i64, i32), Error> {
     let row = client

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod doctor;
+mod stats;
 
 use crate::error::exit;
 use crate::pipeline::events::{EventSink, Silent};
 use crate::pipeline::{Progress, Supervisor};
 use crate::plan::{Overrides, Plan};
 use crate::report::ReportFormat;
+pub use stats::StatsArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +57,37 @@ pub enum Command {
     /// Show what this machine can run: local PostgreSQL binaries, Docker and its images, client tools,
     /// Python and Alembic; each missing piece with the command that fixes it.
     Doctor,
+
+    /// Read production's size statistics (rows, pages and bytes of every table and index) and write them
+    /// as JSON for an estimate. Catalog reads only: safe on a primary or a hot standby.
+    #[command(
+        long_about = "Read production's size statistics and write them as JSON (rehearse.stats/v1), \
+            for an estimate that scales a rehearsal on a smaller copy up to production.\n\n\
+            What it reads: the server version; the settings that drive DDL speed (maintenance_work_mem, \
+            max_parallel_maintenance_workers, work_mem, shared_buffers); and for every table, partitioned \
+            table, index, materialized view and TOAST table of the database: its kind, the table it belongs \
+            to, rows (pg_class.reltuples), pages (relpages), bytes (pg_relation_size) and total_bytes \
+            (pg_total_relation_size for tables). Sizes only: no row of any table is read.\n\n\
+            Safe on a primary or a hot standby: one connection, one READ ONLY transaction with a \
+            statement_timeout (--timeout), reads of pg_class, pg_index and pg_namespace and of file sizes. \
+            No table is scanned and nothing of its own is written (on a primary, PostgreSQL may prune dead \
+            catalog rows it reads past, as for any catalog query; a standby writes nothing at all). \
+            pg_relation_size takes ACCESS SHARE on each relation for the instant it reads the size, so it \
+            waits behind a relation locked ACCESS EXCLUSIVE (a running ALTER TABLE or VACUUM FULL) until \
+            --timeout.",
+        after_help = "Privileges: a role that can log in and connect to the database. Every role may read \
+            pg_class and use pg_relation_size, on tables it has no privilege on too, so no grant on any table \
+            is needed. For example:\n  \
+            CREATE ROLE rehearse_stats LOGIN PASSWORD '...';\n  \
+            GRANT CONNECT ON DATABASE app TO rehearse_stats;  -- when CONNECT was revoked from PUBLIC\n  \
+            GRANT pg_read_all_stats TO rehearse_stats;         -- optional: monitoring's usual role\n\n\
+            Exit codes: 0 written · 3 bad arguments (e.g. a URL that does not parse) · 4 cannot connect, \
+            not allowed, or cannot write FILE.\n\n\
+            Examples:\n  \
+            rehearse stats --url postgres://rehearse_stats@db-replica.internal:5432/app --out prod-stats.json\n  \
+            PGPASSWORD=... rehearse stats --url postgres://rehearse_stats@db/app --timeout 5m > stats.json"
+    )]
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +199,7 @@ pub fn main() -> i32 {
             Command::Run(args) => run_command(args).await,
             Command::Cache { action } => cache_command(action).await,
             Command::Cleanup(args) => cleanup_command(args).await,
+            Command::Stats(args) => stats::command(args).await,
             Command::Doctor => {
                 let diagnosis = doctor::diagnose(&tokio_util::sync::CancellationToken::new()).await;
                 print!("{}", diagnosis.render());

@@ -20,5 +20,6 @@ mod restore_formats;
 mod restore_room;
 mod signals;
 mod sql_migrations;
+mod stats;
 mod support;
 mod url_backend;
