@@ -82,7 +82,7 @@ pub enum Command {
             GRANT CONNECT ON DATABASE app TO rehearse_stats;  -- when CONNECT was revoked from PUBLIC\n  \
             GRANT pg_read_all_stats TO rehearse_stats;         -- optional: monitoring's usual role\n\n\
             Exit codes: 0 written · 3 bad arguments (e.g. a URL that does not parse) · 4 cannot connect, \
-            not allowed, or cannot write FILE.\n\n\
+            not allowed, timed out, or cannot write FILE.\n\n\
             Examples:\n  \
             rehearse stats --url postgres://rehearse_stats@db-replica.internal:5432/app --out prod-stats.json\n  \
             PGPASSWORD=... rehearse stats --url postgres://rehearse_stats@db/app --timeout 5m > stats.json"
