@@ -6,6 +6,9 @@
 //! real passing run of the demo; the others are hand-edited copies of it (a
 //! migration failing with recovery steps and skips after it; budget breaches
 //! with overrides and a baseline with regressions; a run interrupted mid-migration).
+//! `report-estimate.json` is a real run of the demo with its `estimate:`
+//! (production's statistics at 50× the dump), so every format shows the
+//! figures at production scale.
 //!
 //! What differs by machine and run is pinned in the model before rendering
 //! (`normalize`), not patched in the text afterwards: the timestamps, the
@@ -76,6 +79,9 @@ fn pin_directories(r: Report) -> Report {
     }
     if let Some(b) = &r.baseline {
         add(&b.path, "[baseline-dir]");
+    }
+    if let Some(e) = &r.estimate {
+        add(&e.production, "[stats-dir]");
     }
     // Longest first, so a directory inside another is replaced whole.
     dirs.sort_by_key(|(dir, _)| std::cmp::Reverse(dir.len()));
@@ -285,9 +291,39 @@ fn junit_interrupted() {
     assert_snapshot!(junit("interrupted"));
 }
 
+#[test]
+fn table_estimate_80() {
+    assert_snapshot!(table("estimate", Some(80)));
+}
+
+#[test]
+fn table_estimate_120() {
+    assert_snapshot!(table("estimate", Some(120)));
+}
+
+#[test]
+fn table_estimate_unbounded() {
+    assert_snapshot!(table("estimate", None));
+}
+
+#[test]
+fn markdown_estimate() {
+    assert_snapshot!(markdown("estimate"));
+}
+
+#[test]
+fn json_estimate() {
+    assert_snapshot!(json("estimate"));
+}
+
+#[test]
+fn junit_estimate() {
+    assert_snapshot!(junit("estimate"));
+}
+
 // -------------------------------------------------------------- table layout
 
-const FIXTURES: [&str; 4] = ["v1-demo", "failed", "budget", "interrupted"];
+const FIXTURES: [&str; 5] = ["v1-demo", "failed", "budget", "interrupted", "estimate"];
 
 /// Lines of the table itself (its borders and rows), not the text around it.
 fn table_lines(text: &str) -> Vec<&str> {

@@ -56,6 +56,8 @@ pub struct RelationRow {
     pub kind: RelationKind,
     /// Table size with TOAST (`pg_table_size`) for tables, `pg_relation_size` for indexes.
     pub bytes: i64,
+    /// The main fork (`pg_relation_size`), as `rehearse stats` reads production's.
+    pub main_bytes: i64,
     pub rows: i64,
 }
 
@@ -66,7 +68,7 @@ pub async fn relations(client: &Client) -> Result<Vec<RelationRow>, Error> {
         .query(
             "/*rehearse*/ SELECT c.oid::int8, c.relfilenode::int8, format('%I.%I', n.nspname, c.relname), c.relkind::text,
                     CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END,
-                    greatest(c.reltuples, 0)::int8
+                    greatest(c.reltuples, 0)::int8, pg_relation_size(c.oid)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'm', 'i') AND c.relfilenode <> 0
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -83,6 +85,7 @@ pub async fn relations(client: &Client) -> Result<Vec<RelationRow>, Error> {
             kind: RelationKind::from_relkind(r.get(3)),
             bytes: r.get(4),
             rows: r.get(5),
+            main_bytes: r.get(6),
         })
         .collect())
 }

@@ -1,7 +1,223 @@
 //! Production-scale estimates: a rehearsal on a smaller (or sampled) copy,
-//! scaled by production's own size statistics into a range per migration
-//! and per lock, with the basis of every figure.
+//! scaled by production's own size statistics (`rehearse stats`) into a
+//! range per migration and per lock, with the basis of every figure.
+//!
+//! Each statement's measured time and WAL are scaled by the kind of work it
+//! did (`work.rs`) on which relation, by how much bigger production's
+//! relation is (`scale.rs`), and divided by `speed` (production's server
+//! against this one, `rehearse calibrate`). Time the statements do not
+//! account for (a tool's round trips) is kept as measured. A lock held while
+//! scaled work ran grows with that work; a wait behind another session does
+//! not. Migrations without a statement trace (command tools) are scaled as a
+//! whole by their largest rewritten or write-locked table.
 
+pub mod calibrate;
+mod scale;
 pub mod stats;
+mod work;
 
-pub use stats::{ProductionStats, RelationStats, STATS_SCHEMA};
+use std::path::PathBuf;
+
+use crate::observe::relations::RelationSnapshot;
+use crate::pg::RelationKind;
+use crate::report::{BlockReport, Estimate, EstimateInfo, LockReport, MigrationReport, Range};
+pub use stats::{ProductionStats, RelationStats, DDL_SETTINGS, STATS_SCHEMA};
+use work::Work;
+
+/// How the ranges are made, for the report.
+pub const METHOD: &str = "each statement's measured time and WAL × production's size of the relation it worked on \
+     over the rehearsed size (linear for scans, rewrites and row changes, n·log n for index builds; catalog-only \
+     work not scaled) ÷ speed; low and high widen the model by the spread of each kind of work";
+
+/// Production's statistics and the speed ratio, ready to scale migrations.
+#[derive(Debug)]
+pub struct Estimator {
+    pub stats: ProductionStats,
+    pub path: PathBuf,
+    /// How much faster production's server is than this one.
+    pub speed: f64,
+}
+
+/// One statement's measured figures and their estimate.
+struct Scaled {
+    started_ms: u64,
+    duration_ms: u64,
+    time: Range,
+}
+
+impl Estimator {
+    /// What the report says the estimates rest on.
+    pub fn info(&self, apply_to: crate::report::BudgetsApplyTo) -> EstimateInfo {
+        EstimateInfo {
+            production: self.path.display().to_string(),
+            taken_at: self.stats.taken_at.clone(),
+            server_version: self.stats.server_version.clone(),
+            database: self.stats.database.clone(),
+            speed: self.speed,
+            budgets_apply_to: serde_json::to_value(apply_to)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            method: METHOD.into(),
+        }
+    }
+
+    /// Migration `m` (observed, with the relations as they were before it)
+    /// at production's scale.
+    pub fn migration(&self, m: &MigrationReport, before: &RelationSnapshot) -> Estimate {
+        let mut basis = Vec::new();
+        if m.statements.is_empty() {
+            return self.whole(m, before);
+        }
+        let mut scaled = Vec::new();
+        let (mut time, mut wal) = (Range::default(), Range::default());
+        for stmt in &m.statements {
+            let work = work::classify(stmt, m, before);
+            let factor = scale::factor(&work, before, &self.stats);
+            let (t, w) = match &factor {
+                Some(f) => (self.times(stmt.duration_ms, f.time), scaled_by(stmt.wal_bytes.unwrap_or(0), f.wal)),
+                None => (self.times(stmt.duration_ms, (1.0, 1.0, 1.0)), stmt.wal_bytes.unwrap_or(0)),
+            };
+            if let Some(f) = factor {
+                push_once(&mut basis, f.basis);
+            } else if work == Work::Catalog {
+                push_once(&mut basis, "catalog-only statements: not scaled".into());
+            }
+            time = time + t;
+            wal = wal + Range::exactly(w);
+            scaled.push(Scaled { started_ms: stmt.started_ms, duration_ms: stmt.duration_ms, time: t });
+        }
+        // What the statements do not account for (round trips, a tool's own work) stays as measured.
+        let traced: u64 = m.statements.iter().map(|s| s.duration_ms).sum();
+        let traced_wal: u64 = m.statements.iter().map(|s| s.wal_bytes.unwrap_or(0)).sum();
+        let duration = time + Range::exactly(m.duration_ms.saturating_sub(traced));
+        let wal = widen(wal + Range::exactly(m.wal.bytes.saturating_sub(traced_wal)), duration);
+        if self.speed != 1.0 {
+            basis.push(format!("statement times ÷ {} (estimate.speed)", self.speed));
+        }
+        Estimate {
+            longest_read_block_ms: self.hold(m.longest_read_block.as_ref(), m, &scaled, duration),
+            longest_write_block_ms: self.hold(m.longest_write_block.as_ref(), m, &scaled, duration),
+            duration_ms: duration,
+            wal_bytes: wal,
+            basis,
+        }
+    }
+
+    /// A migration without a statement trace (a command tool): scaled as a
+    /// whole by the largest table it rewrote, or wrote under a lock that
+    /// blocks writes, or not at all.
+    fn whole(&self, m: &MigrationReport, before: &RelationSnapshot) -> Estimate {
+        let biggest = |names: Vec<&str>| {
+            names.into_iter().max_by_key(|t| before.get(t).map_or(0, |r| r.main_bytes)).map(String::from)
+        };
+        let rewritten =
+            biggest(m.rewrites.iter().filter(|r| r.kind == RelationKind::Table).map(|r| r.relation.as_str()).collect());
+        let locked = biggest(
+            m.locks
+                .iter()
+                .filter(|l| l.kind == RelationKind::Table && !l.created && l.mode.blocks_writes())
+                .map(|l| l.relation.as_str())
+                .collect(),
+        );
+        let work = match (rewritten, locked) {
+            (Some(t), _) => Work::Rewrite(t),
+            (None, Some(t)) => Work::Rows(t),
+            (None, None) => Work::Catalog,
+        };
+        let mut basis =
+            vec!["no statement trace (a command tool): the whole migration scaled as one piece of work".to_string()];
+        let factor = scale::factor(&work, before, &self.stats);
+        let (time, wal) = match &factor {
+            Some(f) => (self.times(m.duration_ms, f.time), scaled_by(m.wal.bytes, f.wal)),
+            None => (Range::exactly(m.duration_ms), m.wal.bytes),
+        };
+        basis.push(
+            factor
+                .map(|f| f.basis)
+                .unwrap_or_else(|| "no rewrite and no write-blocking lock on an existing table: not scaled".into()),
+        );
+        let ratio = |held: u64| self.stretch(held, time, m.duration_ms);
+        Estimate {
+            duration_ms: time,
+            longest_read_block_ms: m.longest_read_block.as_ref().map_or(Range::default(), |b| ratio(b.held_ms)),
+            longest_write_block_ms: m.longest_write_block.as_ref().map_or(Range::default(), |b| ratio(b.held_ms)),
+            wal_bytes: widen(Range::exactly(wal), time),
+            basis,
+        }
+    }
+
+    /// A measured time scaled by (low, mid, high) factors and the speed.
+    fn times(&self, ms: u64, (low, mid, high): (f64, f64, f64)) -> Range {
+        let s = self.speed;
+        Range { low: scaled_by(ms, low / s), mid: scaled_by(ms, mid / s), high: scaled_by(ms, high / s) }
+    }
+
+    /// A lock's hold at scale: the statements that ran while it was held
+    /// take their estimated time instead of their measured one; the rest of
+    /// the hold (commit, waits, round trips) stays. Without a statement
+    /// trace for it, the hold grows as the migration does.
+    fn hold(&self, block: Option<&BlockReport>, m: &MigrationReport, scaled: &[Scaled], duration: Range) -> Range {
+        let Some(b) = block else { return Range::default() };
+        let lock: Option<&LockReport> = m.locks.iter().find(|l| l.relation == b.relation && l.mode == b.mode);
+        let taken_by = lock.and_then(|l| l.statement.as_deref());
+        let first = taken_by.and_then(|q| m.statements.iter().position(|s| s.query == q));
+        let Some(first) = first else { return self.stretch(b.held_ms, duration, m.duration_ms) };
+        let start = m.statements[first].started_ms;
+        let end = start + b.held_ms;
+        let during: Vec<&Scaled> =
+            scaled.iter().filter(|s| s.started_ms >= start && s.started_ms < end.max(start + 1)).collect();
+        let measured: u64 = during.iter().map(|s| s.duration_ms).sum();
+        let rest = b.held_ms.saturating_sub(measured);
+        during.iter().fold(Range::exactly(rest), |acc, s| acc + s.time)
+    }
+
+    /// `held` grown as the migration's time grew from `measured` to `estimated`.
+    fn stretch(&self, held: u64, estimated: Range, measured: u64) -> Range {
+        if measured == 0 {
+            return Range::exactly(held);
+        }
+        let f = |v: u64| scaled_by(held, v as f64 / measured as f64);
+        Range { low: f(estimated.low), mid: f(estimated.mid), high: f(estimated.high) }
+    }
+
+    /// The release: the sum of the migrations' estimates.
+    pub fn totals(&self, migrations: &[MigrationReport]) -> Option<Estimate> {
+        let estimated: Vec<&Estimate> = migrations.iter().filter_map(|m| m.estimate.as_ref()).collect();
+        if estimated.is_empty() {
+            return None;
+        }
+        let sum = |f: fn(&Estimate) -> Range| estimated.iter().fold(Range::default(), |acc, e| acc + f(e));
+        let longest =
+            |f: fn(&Estimate) -> Range| estimated.iter().map(|e| f(e)).max_by_key(|r| r.mid).unwrap_or_default();
+        Some(Estimate {
+            duration_ms: sum(|e| e.duration_ms),
+            longest_read_block_ms: longest(|e| e.longest_read_block_ms),
+            longest_write_block_ms: longest(|e| e.longest_write_block_ms),
+            wal_bytes: sum(|e| e.wal_bytes),
+            basis: vec![format!(
+                "the sum of {} migration estimate(s); the longest blocks are the longest of any migration",
+                estimated.len()
+            )],
+        })
+    }
+}
+
+/// The WAL range: its mid scaled with the work, low and high as wide as the time's.
+fn widen(wal: Range, time: Range) -> Range {
+    if time.mid == 0 {
+        return wal;
+    }
+    let f = |t: u64| scaled_by(wal.mid, t as f64 / time.mid as f64);
+    Range { low: f(time.low).min(wal.mid), mid: wal.mid, high: f(time.high).max(wal.mid) }
+}
+
+fn scaled_by(v: u64, factor: f64) -> u64 {
+    (v as f64 * factor).round() as u64
+}
+
+fn push_once(basis: &mut Vec<String>, line: String) {
+    if !basis.contains(&line) {
+        basis.push(line);
+    }
+}

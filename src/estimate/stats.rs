@@ -68,7 +68,10 @@ impl ProductionStats {
             )
         })?;
         let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::bad_input_because(format!("production statistics {shown} are not JSON: make them again with `rehearse stats`"), e)
+            Error::bad_input_because(
+                format!("production statistics {shown} are not JSON: make them again with `rehearse stats`"),
+                e,
+            )
         })?;
         match value.get("schema").and_then(|s| s.as_str()) {
             Some(STATS_SCHEMA) => {}
@@ -81,7 +84,9 @@ impl ProductionStats {
         }
         let stats = ProductionStats::deserialize(&value).map_err(|e| {
             Error::bad_input_because(
-                format!("production statistics {shown} lack what an estimate needs: make them again with `rehearse stats`"),
+                format!(
+                    "production statistics {shown} lack what an estimate needs: make them again with `rehearse stats`"
+                ),
                 e,
             )
         })?;
@@ -118,8 +123,14 @@ mod tests {
         };
         check(r#"{"schema": "rehearse.stats/v2"}"#, "is not rehearse.stats/v1 (its schema is `rehearse.stats/v2`)");
         check(r#"{"schema": "rehearse.report/v1"}"#, "its schema is `rehearse.report/v1`");
-        check(r#"{"schema": "rehearse.stats/v1", "taken_at": "x", "server_version": "15", "database": "d", "settings": {}}"#, "relations");
+        check(
+            r#"{"schema": "rehearse.stats/v1", "taken_at": "x", "server_version": "15", "database": "d", "settings": {}}"#,
+            "relations",
+        );
         check("not json", "are not JSON");
-        assert!(ProductionStats::load(&dir.path().join("missing.json")).unwrap_err().render().contains("rehearse stats"));
+        assert!(ProductionStats::load(&dir.path().join("missing.json"))
+            .unwrap_err()
+            .render()
+            .contains("rehearse stats"));
     }
 }

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::report::{
-    format_bytes, format_ms, Breach, BudgetKey, BudgetsInfo, MigrationLimits, MigrationReport, MigrationStatus,
-    OnExceed, Report, Unit,
+    format_bytes, format_ms, Breach, BudgetKey, BudgetsApplyTo, BudgetsInfo, MigrationLimits, MigrationReport,
+    MigrationStatus, OnExceed, Report, Unit,
 };
 
 /// The budgets of a run, resolved: per-migration limits with their
@@ -56,7 +56,13 @@ impl Budgets {
                     message: format!("{budget}: {text}{note}"),
                 });
             };
+        // With `apply_to: estimate`, time, lock holds and WAL are judged at
+        // production's scale (the estimate's mid); a timeout and probe waits
+        // are what happened here.
+        let estimate = m.estimate.as_ref().filter(|_| self.0.apply_to == BudgetsApplyTo::Estimate);
+        let at_scale = if estimate.is_some() { " at production scale (estimate)" } else { "" };
         if let Some(limit) = l.max_runtime_ms {
+            let duration = estimate.map_or(m.duration_ms, |e| e.duration_ms.mid);
             if m.status == MigrationStatus::TimedOut {
                 let text = format!(
                     "cancelled after {}, budget {} (on_exceed: cancel)",
@@ -64,32 +70,46 @@ impl Budgets {
                     format_ms(limit)
                 );
                 push(BudgetKey::MaxRuntime, m.duration_ms, limit, Unit::Ms, None, text);
-            } else if m.duration_ms > limit {
-                let text = format!("took {}, budget {}", format_ms(m.duration_ms), format_ms(limit));
-                push(BudgetKey::MaxRuntime, m.duration_ms, limit, Unit::Ms, None, text);
+            } else if duration > limit {
+                let text = format!("took {}{at_scale}, budget {}", format_ms(duration), format_ms(limit));
+                push(BudgetKey::MaxRuntime, duration, limit, Unit::Ms, None, text);
             }
         }
-        for (key, limit, block, what) in [
-            (BudgetKey::MaxExclusiveLock, l.max_exclusive_lock_ms, &m.longest_read_block, "reads"),
-            (BudgetKey::MaxWriteBlock, l.max_write_block_ms, &m.longest_write_block, "writes"),
+        for (key, limit, block, scaled, what) in [
+            (
+                BudgetKey::MaxExclusiveLock,
+                l.max_exclusive_lock_ms,
+                &m.longest_read_block,
+                estimate.map(|e| e.longest_read_block_ms.mid),
+                "reads",
+            ),
+            (
+                BudgetKey::MaxWriteBlock,
+                l.max_write_block_ms,
+                &m.longest_write_block,
+                estimate.map(|e| e.longest_write_block_ms.mid),
+                "writes",
+            ),
         ] {
             if let (Some(limit), Some(b)) = (limit, block) {
-                if b.held_ms > limit {
+                let held = scaled.unwrap_or(b.held_ms);
+                if held > limit {
                     let text = format!(
-                        "{} on {} blocked {what} for {}, budget {}",
+                        "{} on {} blocked {what} for {}{at_scale}, budget {}",
                         b.mode,
                         b.relation,
-                        format_ms(b.held_ms),
+                        format_ms(held),
                         format_ms(limit)
                     );
-                    push(key, b.held_ms, limit, Unit::Ms, Some(&b.relation), text);
+                    push(key, held, limit, Unit::Ms, Some(&b.relation), text);
                 }
             }
         }
         if let Some(limit) = l.max_wal_bytes {
-            if m.wal.bytes > limit {
-                let text = format!("wrote {} of WAL, budget {}", format_bytes(m.wal.bytes), format_bytes(limit));
-                push(BudgetKey::MaxWal, m.wal.bytes, limit, Unit::Bytes, None, text);
+            let wal = estimate.map_or(m.wal.bytes, |e| e.wal_bytes.mid);
+            if wal > limit {
+                let text = format!("wrote {} of WAL{at_scale}, budget {}", format_bytes(wal), format_bytes(limit));
+                push(BudgetKey::MaxWal, wal, limit, Unit::Bytes, None, text);
             }
         }
         if let Some(limit) = l.max_probe_wait_ms {
@@ -109,8 +129,10 @@ impl Budgets {
     /// The breaches of the run as a whole.
     pub fn check_total(&self, r: &Report) -> Vec<Breach> {
         let mut out = Vec::new();
-        let ms: u64 = r.migrations.iter().map(|m| m.duration_ms).sum();
-        let wal: u64 = r.migrations.iter().map(|m| m.wal.bytes).sum();
+        let estimate = r.totals.estimate.as_ref().filter(|_| self.0.apply_to == BudgetsApplyTo::Estimate);
+        let at_scale = if estimate.is_some() { " at production scale (estimate)" } else { "" };
+        let ms: u64 = estimate.map_or_else(|| r.migrations.iter().map(|m| m.duration_ms).sum(), |e| e.duration_ms.mid);
+        let wal: u64 = estimate.map_or_else(|| r.migrations.iter().map(|m| m.wal.bytes).sum(), |e| e.wal_bytes.mid);
         let total = &self.0.total;
         let mut push = |budget: BudgetKey, figure: u64, limit: u64, unit: Unit, text: String| {
             out.push(Breach {
@@ -129,7 +151,7 @@ impl Budgets {
                 ms,
                 limit,
                 Unit::Ms,
-                format!("migrations took {}, budget {}", format_ms(ms), format_ms(limit)),
+                format!("migrations took {}{at_scale}, budget {}", format_ms(ms), format_ms(limit)),
             );
         }
         if let Some(limit) = total.max_wal_bytes.filter(|l| wal > *l) {
@@ -138,7 +160,7 @@ impl Budgets {
                 wal,
                 limit,
                 Unit::Bytes,
-                format!("wrote {} of WAL, budget {}", format_bytes(wal), format_bytes(limit)),
+                format!("wrote {} of WAL{at_scale}, budget {}", format_bytes(wal), format_bytes(limit)),
             );
         }
         out

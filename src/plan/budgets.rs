@@ -44,6 +44,7 @@ pub fn budgets(section: &BudgetsSection) -> Budgets {
         total: TotalLimits { max_runtime_ms: ms(total.max_runtime), max_wal_bytes: total.max_wal.map(|b| b.0) },
         fail_on_regression: section.fail_on_regression,
         unused_overrides: Vec::new(),
+        apply_to: section.apply_to,
     })
 }
 

@@ -20,6 +20,7 @@ use crate::backend::cache::SnapshotCache;
 use crate::backend::choose::NamedOnCommandLine;
 use crate::backend::{BackendPlan, BackendRequest, Throwaway};
 use crate::error::{Error, Result};
+use crate::estimate::{Estimator, ProductionStats};
 use crate::gate::Budgets;
 use crate::migrations::MigrationsPlan;
 use crate::observe::ObserveOptions;
@@ -53,6 +54,8 @@ pub struct Plan {
     pub room: Option<Room>,
     /// Things the user should know before the run starts (a restore that may not fit).
     pub warnings: Vec<String>,
+    /// Production's statistics, to estimate each migration at its scale (`estimate:`).
+    pub estimate: Option<Estimator>,
 }
 
 /// What the command line adds to or overrides in the scenario.
@@ -143,6 +146,7 @@ impl Plan {
         let settings: Vec<(String, String)> =
             s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         let observe = observe_options(&s, overrides, &origin)?;
+        let estimate = estimator(&s, &origin)?;
 
         // Then the environment.
         let backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
@@ -171,8 +175,34 @@ impl Plan {
             server_version,
             room,
             warnings,
+            estimate,
         })
     }
+}
+
+/// The scenario's `estimate:`: production's statistics read and checked,
+/// the speed positive; `budgets.apply_to: estimate` needs them.
+fn estimator(s: &Scenario, origin: &Origin) -> Result<Option<Estimator>> {
+    let shown = origin.shown();
+    let Some(e) = &s.estimate else {
+        if s.budgets.apply_to == crate::report::BudgetsApplyTo::Estimate {
+            return Err(Error::bad_input(format!(
+                "{shown}: budgets.apply_to is estimate, but the scenario has no `estimate:` section: add \
+                 `estimate: {{ production: prod-stats.json }}` (made by `rehearse stats`), or remove apply_to"
+            )));
+        }
+        return Ok(None);
+    };
+    let speed = e.speed.unwrap_or(1.0);
+    if !(speed.is_finite() && speed > 0.0) {
+        return Err(Error::bad_input(format!(
+            "{shown}: estimate.speed is {speed}: it must be a positive number, how many times faster production's \
+             server is than this one (1.0 = the same; `rehearse calibrate --url URL` measures it)"
+        )));
+    }
+    let path = origin.in_scenario(e.production.as_str());
+    let stats = ProductionStats::load(&path)?;
+    Ok(Some(Estimator { stats, path, speed }))
 }
 
 fn observe_options(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Result<ObserveOptions> {

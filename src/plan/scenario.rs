@@ -15,7 +15,7 @@ pub use super::values::{expand_env, ByteRate, ByteSize, EnvString, SettingValue}
 pub use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 pub use crate::migrations::MigrationTool;
-pub use crate::report::{OnExceed, ReportFormat};
+pub use crate::report::{BudgetsApplyTo, OnExceed, ReportFormat};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +33,17 @@ pub struct Scenario {
     pub budgets: BudgetsSection,
     #[serde(default)]
     pub report: ReportSection,
+    /// Production-scale estimates from production's statistics.
+    pub estimate: Option<EstimateSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateSection {
+    /// `rehearse stats` of production (a path, relative to the scenario).
+    pub production: EnvString,
+    /// How much faster production's server is than this one (`rehearse calibrate`); default 1.0.
+    pub speed: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +104,10 @@ pub struct BudgetsSection {
     /// A regression against the baseline fails the run (exit 1).
     #[serde(default)]
     pub fail_on_regression: bool,
+    /// What the per-migration budgets judge: the measured figures (default)
+    /// or the production-scale estimate (needs `estimate:`).
+    #[serde(default)]
+    pub apply_to: BudgetsApplyTo,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

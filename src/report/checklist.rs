@@ -42,8 +42,27 @@ impl Default for ChecklistSettings {
 /// (replay − duration, floored at 0). An estimate: it assumes the replica
 /// replays as WAL arrives, at that rate, with no other write load.
 pub fn replica_lag(m: &MigrationReport, rate: u64) -> (u64, u64) {
-    let replay_ms = (m.wal.bytes as f64 / rate.max(1) as f64 * 1000.0).round() as u64;
-    (replay_ms, replay_ms.saturating_sub(m.duration_ms))
+    lag_of(m.wal.bytes, m.duration_ms, rate)
+}
+
+/// (replay time, lag) of `wal` bytes written over `duration_ms`, replayed at `rate` bytes/s.
+fn lag_of(wal: u64, duration_ms: u64, rate: u64) -> (u64, u64) {
+    let replay_ms = (wal as f64 / rate.max(1) as f64 * 1000.0).round() as u64;
+    (replay_ms, replay_ms.saturating_sub(duration_ms))
+}
+
+/// A migration's figures the checklist judges by: at production scale when
+/// the run has an estimate (its mid), else as measured here.
+fn duration(m: &MigrationReport) -> u64 {
+    m.estimate.as_ref().map_or(m.duration_ms, |e| e.duration_ms.mid)
+}
+
+fn longest_block(m: &MigrationReport) -> u64 {
+    m.estimate.as_ref().map_or(m.longest_block(), |e| e.longest_read_block_ms.mid.max(e.longest_write_block_ms.mid))
+}
+
+fn wal(m: &MigrationReport) -> u64 {
+    m.estimate.as_ref().map_or(m.wal.bytes, |e| e.wal_bytes.mid)
 }
 
 struct Item(ChecklistItem);
@@ -94,7 +113,7 @@ impl<'a> Facts<'a> {
         let worst_lag = ran
             .iter()
             .map(|m| {
-                let (replay, lag) = replica_lag(m, s.replica_apply_rate);
+                let (replay, lag) = lag_of(wal(m), duration(m), s.replica_apply_rate);
                 (*m, replay, lag)
             })
             .max_by_key(|(_, replay, lag)| (*lag, *replay));
@@ -104,7 +123,7 @@ impl<'a> Facts<'a> {
             restored: r.restore.restored_at.is_some(),
             unfinished: (!incomplete.is_empty()).then(|| format!("{} did not complete", incomplete.join(", "))),
             longest: ran.iter().copied().max_by_key(|m| m.duration_ms),
-            blocker: ran.iter().copied().max_by_key(|m| m.longest_block()).filter(|m| m.longest_block() > 0),
+            blocker: ran.iter().copied().max_by_key(|m| longest_block(m)).filter(|m| longest_block(m) > 0),
             worst_lag,
             destructive: destructive_changes(ms),
             environment: environment(r),
@@ -114,6 +133,20 @@ impl<'a> Facts<'a> {
 
     fn ops_ms(&self) -> u64 {
         self.s.ops_threshold.as_millis() as u64
+    }
+
+    /// The release's time the checklist judges: at production scale when estimated.
+    fn total_ms(&self) -> u64 {
+        self.r.totals.estimate.as_ref().map_or(self.r.totals.duration_ms, |e| e.duration_ms.mid)
+    }
+
+    /// " at production scale (estimate)" when the figures are estimates.
+    fn at_scale(&self) -> &'static str {
+        if self.r.estimate.is_some() {
+            " at production scale (estimate)"
+        } else {
+            ""
+        }
     }
 
     /// The usual verdict of an item with nothing of its own to say: open
@@ -239,15 +272,35 @@ fn runtime_estimate(f: &Facts) -> ChecklistItem {
             f.ran.len(),
         ))
         .evidence(format!("Measured on {}, with {}.", f.environment, settings.join(", ")))
-        .evidence(
-            "Production hardware, data volume, cache state and concurrent load differ: read these as an estimate \
-             and an order of magnitude, not a promise.",
-        )
+        .evidence(production_scale(f))
         .verdict(match (f.restored, &f.unfinished) {
             (false, _) => Some("Nothing was measured: fix the restore and re-run.".into()),
             (true, Some(u)) => Some(format!("{u}, so the total is unknown: fix and re-run for a complete estimate.")),
             (true, None) => None,
         })
+}
+
+/// What the runtime means for production: the estimate at its scale, or the caveat.
+fn production_scale(f: &Facts) -> String {
+    let r = f.r;
+    let (Some(info), Some(total)) = (&r.estimate, &r.totals.estimate) else {
+        return "Production hardware, data volume, cache state and concurrent load differ: read these as an estimate \
+                and an order of magnitude, not a promise (an `estimate:` with production's statistics scales them)."
+            .into();
+    };
+    let longest = f.ran.iter().max_by_key(|m| duration(m)).and_then(|m| {
+        m.estimate.as_ref().map(|e| format!(", longest `{}` {}", m.id, super::table::range_ms(e.duration_ms)))
+    });
+    format!(
+        "At production scale: {} in total{} (estimated from production's statistics `{}`, database `{}` read {}, \
+         speed ×{}; per migration under \"At production scale\"). Cache state, concurrent load and disk speed still differ.",
+        super::table::range_ms(total.duration_ms),
+        longest.unwrap_or_default(),
+        info.production,
+        info.database,
+        info.taken_at,
+        info.speed
+    )
 }
 
 fn backup(f: &Facts) -> ChecklistItem {
@@ -312,6 +365,11 @@ fn replica_lag_plan(f: &Facts) -> ChecklistItem {
         }
         None => {}
     }
+    if r.estimate.is_some() {
+        item = item.evidence(
+            "The lag below uses each migration's WAL and time at production scale (the estimates' mid).".to_string(),
+        );
+    }
     item = item.evidence(format!(
         "How it is estimated: lag ≈ WAL ÷ {rate}/s − the migration's time, assuming a replica replays WAL as it \
          arrives at that rate with no other write load. Measure your replicas' replay rate \
@@ -334,11 +392,12 @@ fn replica_lag_plan(f: &Facts) -> ChecklistItem {
 fn ops_comm(f: &Facts) -> ChecklistItem {
     let (r, ops) = (f.r, f.ops_ms());
     let mut long = Vec::new();
-    if r.totals.duration_ms > ops {
-        long.push(format!("the migrations take {} in total", format_ms(r.totals.duration_ms)));
+    let total = f.total_ms();
+    if total > ops {
+        long.push(format!("the migrations take {}{} in total", format_ms(total), f.at_scale()));
     }
-    if let Some(m) = f.blocker.filter(|m| m.longest_block() > ops) {
-        long.push(format!("`{}` blocks the app for {}", m.id, format_ms(m.longest_block())));
+    if let Some(m) = f.blocker.filter(|m| longest_block(m) > ops) {
+        long.push(format!("`{}` blocks the app for {}{}", m.id, format_ms(longest_block(m)), f.at_scale()));
     }
     if let Some((m, _, lag)) = f.worst_lag.filter(|(_, _, lag)| *lag > ops) {
         long.push(format!("`{}` lags replicas by about {}", m.id, format_ms(lag)));
@@ -352,12 +411,13 @@ fn ops_comm(f: &Facts) -> ChecklistItem {
             let what = super::summary::longest_block_of(m)
                 .map(|(b, what)| format!(" ({} on {}, blocking {what})", b.mode, b.relation))
                 .unwrap_or_default();
-            format!("{}{what} in `{}`", format_ms(m.longest_block()), m.id)
+            format!("{}{what} in `{}`", format_ms(longest_block(m)), m.id)
         })
         .unwrap_or_else(|| "none on existing tables".into());
     let item = Item::new(ChecklistId::OpsComm, "Comm to ops if long").evidence(format!(
-        "Total {}; longest blocking lock {blocker}; threshold {} (`report.ops_threshold`).",
-        format_ms(r.totals.duration_ms),
+        "Total {}; longest blocking lock {blocker}{}; threshold {} (`report.ops_threshold`).",
+        format_ms(f.total_ms()),
+        f.at_scale(),
         format_ms(ops)
     ));
     item.verdict(match long.is_empty() {

@@ -240,6 +240,17 @@ pub enum OnExceed {
     Continue,
 }
 
+/// What the per-migration budgets judge (`budgets.apply_to`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetsApplyTo {
+    /// The figures measured on the rehearsal copy.
+    #[default]
+    Measured,
+    /// The production-scale estimate's `mid` (needs `estimate:`).
+    Estimate,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

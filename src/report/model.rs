@@ -50,6 +50,9 @@ pub struct Report {
     /// The production checklist, filled where the run has evidence.
     #[serde(default)]
     pub checklist: Checklist,
+    /// What the production-scale estimates rest on; null without `estimate:`.
+    #[serde(default)]
+    pub estimate: Option<EstimateInfo>,
 }
 
 /// One budget a migration or the run went over: a finding, not an error.
@@ -82,6 +85,9 @@ pub struct BudgetsInfo {
     pub fail_on_regression: bool,
     /// Override ids that named no rehearsed migration (a typo, or applied since).
     pub unused_overrides: Vec<String>,
+    /// What the per-migration budgets judge: `measured` or `estimate`.
+    #[serde(default)]
+    pub apply_to: BudgetsApplyTo,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -356,6 +362,9 @@ pub struct MigrationReport {
     /// Dropped or renamed tables and columns, from the executed statements.
     #[serde(default)]
     pub destructive_changes: Vec<DestructiveChange>,
+    /// At production's scale (`estimate:` in the scenario); null without it.
+    #[serde(default)]
+    pub estimate: Option<Estimate>,
 }
 
 impl MigrationReport {
@@ -585,4 +594,61 @@ pub struct Totals {
     /// Migrations stopped by a signal while they ran.
     #[serde(default)]
     pub interrupted: usize,
+    /// The release at production's scale: the sum of the migrations' estimates
+    /// (null without `estimate:`).
+    #[serde(default)]
+    pub estimate: Option<Estimate>,
+}
+
+/// A figure at production's scale, as a range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub low: u64,
+    pub mid: u64,
+    pub high: u64,
+}
+
+impl Range {
+    /// The same figure, unscaled.
+    pub fn exactly(v: u64) -> Range {
+        Range { low: v, mid: v, high: v }
+    }
+}
+
+impl std::ops::Add for Range {
+    type Output = Range;
+    fn add(self, o: Range) -> Range {
+        Range { low: self.low + o.low, mid: self.mid + o.mid, high: self.high + o.high }
+    }
+}
+
+/// A migration (or the release) at production's scale, and what it is based on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub duration_ms: Range,
+    /// The longest hold of a lock that blocks reads of an existing table.
+    pub longest_read_block_ms: Range,
+    /// The longest hold of a lock that blocks writes of an existing table.
+    pub longest_write_block_ms: Range,
+    pub wal_bytes: Range,
+    /// What was scaled and by how much ("rewrite of public.orders ×40.2"),
+    /// and what was not (a relation production's statistics lack).
+    pub basis: Vec<String>,
+}
+
+/// What the run's estimates rest on: production's statistics and the speed ratio.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EstimateInfo {
+    /// The statistics file (`estimate.production`).
+    pub production: String,
+    /// When production's statistics were read.
+    pub taken_at: String,
+    pub server_version: String,
+    pub database: String,
+    /// How much faster production's server is than this one (`estimate.speed`).
+    pub speed: f64,
+    /// What the estimates apply to: `measured` or `estimate` (`budgets.apply_to`).
+    pub budgets_apply_to: String,
+    /// How the ranges are made.
+    pub method: String,
 }

@@ -92,15 +92,18 @@ enum Column {
     Wal,
     Rewrites,
     Hazards,
+    /// The production-scale estimate, when the scenario asks for one.
+    AtScale,
 }
 
 impl Column {
     /// Left to right.
-    const ALL: [Column; 9] = [
+    const ALL: [Column; 10] = [
         Column::Number,
         Column::Migration,
         Column::Status,
         Column::Time,
+        Column::AtScale,
         Column::BlocksReads,
         Column::BlocksWrites,
         Column::Wal,
@@ -111,8 +114,15 @@ impl Column {
     /// Dropped first when the terminal is too narrow: what other columns or
     /// the report say too. Blocked writes stay longest: a lock that blocks
     /// reads blocks writes as well, so that column names the worst block.
-    const DROP_ORDER: [Column; 6] =
-        [Column::Rewrites, Column::Hazards, Column::Number, Column::BlocksReads, Column::Wal, Column::Time];
+    const DROP_ORDER: [Column; 7] = [
+        Column::Rewrites,
+        Column::Hazards,
+        Column::Number,
+        Column::BlocksReads,
+        Column::Wal,
+        Column::Time,
+        Column::AtScale,
+    ];
 
     fn header(self) -> &'static str {
         match self {
@@ -125,6 +135,7 @@ impl Column {
             Column::Wal => "WAL",
             Column::Rewrites => "Rewrites",
             Column::Hazards => "Hazards",
+            Column::AtScale => "At prod scale",
         }
     }
 
@@ -156,6 +167,10 @@ impl Column {
             Column::Wal if ran => format_bytes(m.wal.bytes),
             Column::Rewrites if ran => rewritten_tables(m),
             Column::Hazards if !m.hazards.is_empty() => m.hazards.len().to_string(),
+            Column::AtScale => match &m.estimate {
+                Some(e) => range_ms(e.duration_ms),
+                None => dash(),
+            },
             _ => dash(),
         }
     }
@@ -170,6 +185,7 @@ impl Grid {
     fn new(report: &Report) -> Grid {
         let columns = Column::ALL
             .iter()
+            .filter(|&&c| c != Column::AtScale || report.estimate.is_some())
             .map(|&c| {
                 let mut cells = vec![c.header().to_string()];
                 cells.extend(report.migrations.iter().enumerate().map(|(i, m)| c.cell(i, m)));
@@ -363,6 +379,16 @@ fn rewritten_tables(m: &MigrationReport) -> String {
     }
 }
 
+/// "4.2s (3.1s–6.0s)": an estimate's mid, then its range; one figure when
+/// nothing was scaled, `-` for nothing at all (no blocking lock).
+pub fn range_ms(r: super::Range) -> String {
+    match r {
+        super::Range { low: 0, mid: 0, high: 0 } => "-".into(),
+        _ if r.low == r.high => format_ms(r.mid),
+        _ => format!("{} ({}–{})", format_ms(r.mid), format_ms(r.low), format_ms(r.high)),
+    }
+}
+
 /// One line saying how the run ended, for the terminal and the Markdown.
 pub fn verdict(report: &Report) -> String {
     let t = &report.totals;
@@ -376,6 +402,9 @@ pub fn verdict(report: &Report) -> String {
         format_ms(t.duration_ms),
         format_bytes(t.wal_bytes)
     );
+    if let Some(e) = &t.estimate {
+        summary.push_str(&format!("; at production scale about {}", range_ms(e.duration_ms)));
+    }
     if let Some(b) = &report.baseline {
         summary.push_str(&format!("; {} regression(s) against the baseline", b.regressions.len()));
     }

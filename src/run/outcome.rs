@@ -113,6 +113,7 @@ pub fn new_report(plan: &Plan) -> Report {
         budgets: plan.budgets.0.clone(),
         backup: None,
         checklist: Default::default(),
+        estimate: plan.estimate.as_ref().map(|e| e.info(plan.budgets.0.apply_to)),
     }
 }
 
@@ -148,6 +149,7 @@ pub fn new_migration_report(m: &Migration) -> MigrationReport {
         recovery: None,
         breaches: Vec::new(),
         destructive_changes: Vec::new(),
+        estimate: None,
     }
 }
 
@@ -165,6 +167,7 @@ fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&Stopped>, el
         run_duration_ms: millis(elapsed),
         timed_out: count(MigrationStatus::TimedOut),
         interrupted: count(MigrationStatus::Interrupted),
+        estimate: plan.estimate.as_ref().and_then(|e| e.totals(ms)),
     };
     crate::gate::judge(&plan.budgets, plan.report.baseline.as_ref(), &plan.report.regression, report);
     let migration_failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);

@@ -105,6 +105,13 @@ impl Rehearsal<'_> {
         })?;
         m.hazards = hazards::check(m, &before);
         m.destructive_changes = destructive::detect(m);
+        if let Some(estimator) = &self.plan.estimate {
+            let mut estimate = estimator.migration(m, &before);
+            if m.status != MigrationStatus::Applied {
+                estimate.basis.insert(0, format!("the migration {}: this estimates what ran of it", m.status.as_str()));
+            }
+            m.estimate = Some(estimate);
+        }
         self.plan.budgets.judge_migration(m);
         if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             let tool = self.source.tool();

@@ -9,6 +9,7 @@ mod budgets;
 mod cache;
 mod cleanup;
 mod docker;
+mod estimate;
 mod fidelity;
 mod hazards;
 mod observe;

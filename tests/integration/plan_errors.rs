@@ -233,3 +233,59 @@ fn a_url_flag_selects_the_url_backend_over_backend_local() {
         other => panic!("--url selects the url backend, got {other:?}"),
     }
 }
+
+/// A scenario on the demo dump with `estimate` set to `estimate_yaml`
+/// (YAML lines under `estimate:`), and `stats` written as stats.json.
+fn estimate_fails_with(estimate_yaml: &str, stats: &str, expected: &[&str]) {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    s.write("stats.json", stats);
+    let path = s.scenario(&dumps().path("custom"), &format!("estimate:\n{estimate_yaml}"));
+    refused(resolve(&path, &Overrides::default()), expected);
+}
+
+const STATS_HEAD: &str = r#""schema": "rehearse.stats/v1", "taken_at": "2026-11-29T00:00:00Z", "server_version": "15.18", "database": "prod", "settings": {}"#;
+
+#[test]
+fn production_statistics_of_another_schema_version_are_refused() {
+    estimate_fails_with(
+        "  production: stats.json\n",
+        r#"{"schema": "rehearse.stats/v2", "relations": []}"#,
+        &["stats.json is not rehearse.stats/v1 (its schema is `rehearse.stats/v2`)", "rehearse stats"],
+    );
+}
+
+#[test]
+fn production_statistics_without_relations_are_refused() {
+    estimate_fails_with(
+        "  production: stats.json\n",
+        &format!("{{{STATS_HEAD}}}"),
+        &["stats.json lack what an estimate needs", "relations"],
+    );
+    estimate_fails_with(
+        "  production: stats.json\n",
+        &format!("{{{STATS_HEAD}, \"relations\": []}}"),
+        &["list no relations"],
+    );
+    estimate_fails_with("  production: missing.json\n", "{}", &["cannot read production statistics", "missing.json"]);
+}
+
+#[test]
+fn a_speed_of_zero_or_less_is_refused() {
+    let stats = format!(
+        "{{{STATS_HEAD}, \"relations\": [{{\"relation\": \"public.orders\", \"kind\": \"table\", \"table\": null, \
+         \"rows\": 1, \"pages\": 1, \"bytes\": 8192, \"total_bytes\": 8192}}]}}"
+    );
+    for speed in ["0", "-2", ".nan"] {
+        estimate_fails_with(
+            &format!("  production: stats.json\n  speed: {speed}\n"),
+            &stats,
+            &["estimate.speed", "positive number"],
+        );
+    }
+    // Without them, budgets cannot apply to an estimate.
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let path = s.scenario(&dumps().path("custom"), "budgets:\n  apply_to: estimate\n");
+    refused(resolve(&path, &Overrides::default()), &["budgets.apply_to is estimate", "no `estimate:` section"]);
+}

@@ -49,6 +49,16 @@ fn figures(w: &mut String, m: &MigrationReport) {
             None => put!(w, "- Longest block of {what}: none on existing tables"),
         }
     }
+    if let Some(e) = &m.estimate {
+        put!(
+            w,
+            "- At production scale: {}; longest block of reads {}, of writes {} ({})",
+            crate::report::table::range_ms(e.duration_ms),
+            crate::report::table::range_ms(e.longest_read_block_ms),
+            crate::report::table::range_ms(e.longest_write_block_ms),
+            e.basis.join("; ")
+        );
+    }
     let wal = &m.wal;
     let mut wal_line = format!("- WAL: {} ({} bytes)", format_bytes(wal.bytes), wal.bytes);
     if let (Some(records), Some(fpi)) = (wal.records, wal.fpi) {

@@ -7,8 +7,8 @@ use std::fmt::Write;
 
 use super::checklist::replica_lag;
 use super::summary;
-use super::table::verdict;
-use super::{format_bytes, format_ms, Change, Metric, Report};
+use super::table::{range_ms, verdict};
+use super::{format_bytes, format_ms, Change, Metric, Range, Report};
 
 /// Appends one line (`writeln!` into a String cannot fail).
 macro_rules! put {
@@ -26,6 +26,7 @@ pub fn render(r: &Report) -> String {
     let w = &mut md;
     headline(w, r);
     migrations_table(w, r);
+    production_scale(w, r);
     baseline_table(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);
@@ -82,6 +83,61 @@ fn migrations_table(w: &mut String, r: &Report) {
             false => ("-".into(), "-".into()),
         };
         put!(w, "| {} | `{}` {} | {} | {time} | {wal} |", i + 1, m.id, escape(&m.description), m.status.as_str());
+    }
+    put!(w);
+}
+
+/// The migrations at production's scale (`estimate:`), and what that rests on.
+fn production_scale(w: &mut String, r: &Report) {
+    let Some(info) = &r.estimate else { return };
+    put!(w, "## At production scale\n");
+    put!(
+        w,
+        "Estimated from production's statistics `{}` (database `{}`, PostgreSQL {}, read {}), production's server \
+         taken as {}× as fast as this one (`estimate.speed`). Each figure is a range: mid (low–high).\n",
+        info.production,
+        info.database,
+        info.server_version,
+        info.taken_at,
+        info.speed
+    );
+    put!(
+        w,
+        "| Migration | Measured here | At production scale | Longest block of reads | Longest block of writes | WAL |"
+    );
+    put!(w, "|---|--:|--:|--:|--:|--:|");
+    let bytes = |r: Range| match r.low == r.high {
+        true => format_bytes(r.mid),
+        false => format!("{} ({}–{})", format_bytes(r.mid), format_bytes(r.low), format_bytes(r.high)),
+    };
+    for m in r.migrations.iter().filter(|m| m.ran()) {
+        let Some(e) = &m.estimate else { continue };
+        put!(
+            w,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            m.id,
+            format_ms(m.duration_ms),
+            range_ms(e.duration_ms),
+            range_ms(e.longest_read_block_ms),
+            range_ms(e.longest_write_block_ms),
+            bytes(e.wal_bytes)
+        );
+    }
+    if let Some(t) = &r.totals.estimate {
+        put!(
+            w,
+            "| **Total** | **{}** | **{}** | {} | {} | **{}** |",
+            format_ms(r.totals.duration_ms),
+            range_ms(t.duration_ms),
+            range_ms(t.longest_read_block_ms),
+            range_ms(t.longest_write_block_ms),
+            bytes(t.wal_bytes)
+        );
+    }
+    put!(w, "\nHow: {}.\n", info.method);
+    for m in r.migrations.iter().filter(|m| m.ran()) {
+        let Some(e) = &m.estimate else { continue };
+        put!(w, "- `{}`: {}", m.id, e.basis.join("; "));
     }
     put!(w);
 }

@@ -176,6 +176,24 @@ INSERT INTO public.order_items (order_id, sku, quantity, unit_price_cents) SELEC
 INSERT INTO public.events (user_id, kind) SELECT g, 'login' FROM generate_series(1, 5) g;
 ";
 
+/// A throwaway cluster of the test's own (stopped when dropped) with `dump`
+/// restored into its `rehearse` database, `application_name` naming the restore.
+pub async fn restored_cluster(dump: &Path, application_name: &str) -> LocalCluster {
+    let cancel = CancellationToken::new();
+    let bin = find_binaries(None, &cancel).await.unwrap();
+    let cluster = LocalCluster::start(bin.clone(), &cancel).await.unwrap();
+    let conn = cluster.conn();
+    ChildCommand::new(bin.tool("pg_restore"))
+        .args(["--no-owner", "--no-acl", "-j", "2", "-d", &conn.dbname])
+        .arg(dump)
+        .envs(conn.libpq_env(&conn.dbname, application_name))
+        .deadline(Duration::from_secs(300))
+        .run(&cancel)
+        .await
+        .unwrap_or_else(|e| panic!("{} does not restore: {}", dump.display(), e));
+    cluster
+}
+
 /// (relation, mode) pairs, as pg_locks and the report spell them.
 pub type LockSet = std::collections::BTreeSet<(String, String)>;
 
@@ -186,18 +204,8 @@ pub type LockSet = std::collections::BTreeSet<(String, String)>;
 pub fn server_lock_truth(dump: &Path, forms: &[&str]) -> Vec<LockSet> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let cancel = CancellationToken::new();
-        let bin = find_binaries(None, &cancel).await.unwrap();
-        let cluster = LocalCluster::start(bin.clone(), &cancel).await.unwrap();
+        let cluster = restored_cluster(dump, "truth").await;
         let conn = cluster.conn().clone();
-        ChildCommand::new(bin.tool("pg_restore"))
-            .args(["--no-owner", "--no-acl", "-j", "2", "-d", "rehearse"])
-            .arg(dump)
-            .envs(conn.libpq_env(&conn.dbname, "truth"))
-            .deadline(Duration::from_secs(300))
-            .run(&cancel)
-            .await
-            .expect("ground-truth restore");
         let client = rehearse::sys::db::connect(&conn, &conn.dbname, "truth").await.unwrap();
         let names = "SELECT c.oid::int8, format('%I.%I', n.nspname, c.relname) FROM pg_class c
                        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT LIKE 'pg_toast%'";

@@ -4,6 +4,7 @@ mod docker;
 mod dumps;
 mod outputs;
 mod owned_server;
+mod production;
 mod sandbox;
 mod signals;
 
@@ -11,5 +12,6 @@ pub use docker::*;
 pub use dumps::*;
 pub use outputs::*;
 pub use owned_server::*;
+pub use production::*;
 pub use sandbox::*;
 pub use signals::*;

@@ -1,0 +1,79 @@
+//! Production-scale estimates against real servers: production's
+//! statistics read by `rehearse stats` from a copy of the rehearsed data,
+//! then made bigger by editing them.
+
+use rehearse::report::{MigrationReport, MigrationStatus};
+
+use crate::support::{dumps, scale_stats, stats_of_dump, Sandbox};
+
+/// A rewrite of public.orders and a catalog-only change to it, rehearsed
+/// with production's statistics in `stats.json` (relative to the scenario).
+fn rehearse_with_stats(sandbox: &Sandbox, stats: &std::path::Path) -> Vec<MigrationReport> {
+    sandbox.migrations(&[
+        ("0001_rewrite_orders.sql", "ALTER TABLE public.orders ALTER COLUMN total TYPE float8;\n"),
+        ("0002_catalog_only.sql", "ALTER TABLE public.orders ADD COLUMN flagged boolean;\n"),
+    ]);
+    let scenario = sandbox.scenario(
+        &dumps().path("custom"),
+        &format!("estimate:\n  production: {}\n", stats.file_name().unwrap().to_str().unwrap()),
+    );
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let report = out.report();
+    assert!(report.estimate.is_some(), "the report says what the estimates rest on");
+    assert!(report.totals.estimate.is_some(), "and estimates the release");
+    assert!(out.markdown().contains("## At production scale"));
+    assert!(out.stdout.contains("At prod scale"), "{}", out.stdout);
+    for m in &report.migrations {
+        assert_eq!(m.status, MigrationStatus::Applied, "{}", m.id);
+        let e = m.estimate.as_ref().unwrap_or_else(|| panic!("{} has no estimate", m.id));
+        assert!(e.duration_ms.low <= e.duration_ms.mid && e.duration_ms.mid <= e.duration_ms.high, "{e:?}");
+        assert!(!e.basis.is_empty(), "{}: every estimate says what it rests on", m.id);
+    }
+    sandbox.assert_no_leaks();
+    report.migrations
+}
+
+#[test]
+fn with_production_the_same_as_the_copy_the_estimate_is_the_measurement() {
+    let sandbox = Sandbox::new();
+    let stats = stats_of_dump(&dumps().path("custom"), &sandbox.path().join("stats.json"));
+    for m in rehearse_with_stats(&sandbox, &stats) {
+        let e = m.estimate.unwrap();
+        let mid = e.duration_ms.mid as i64;
+        assert!(
+            (mid - m.duration_ms as i64).abs() <= 1,
+            "{}: mid {mid} ms, measured {} ms: {e:?}",
+            m.id,
+            m.duration_ms
+        );
+        let wal = e.wal_bytes.mid as i64;
+        assert!((wal - m.wal.bytes as i64).abs() <= 8, "{}: WAL {wal}, measured {}", m.id, m.wal.bytes);
+    }
+}
+
+#[test]
+fn a_ten_times_larger_table_takes_ten_times_longer_to_rewrite_but_not_to_alter_its_catalog() {
+    let sandbox = Sandbox::new();
+    let stats = stats_of_dump(&dumps().path("custom"), &sandbox.path().join("stats.json"));
+    scale_stats(&stats, &["public.orders"], 10);
+    let migrations = rehearse_with_stats(&sandbox, &stats);
+    let (rewrite, catalog) = (&migrations[0], &migrations[1]);
+    let e = rewrite.estimate.as_ref().unwrap();
+    // The statement scales; the rest of the migration's time (BEGIN, COMMIT,
+    // recording it) does not, and on a small table it is a fair share.
+    let statement = rewrite.statements[0].duration_ms.max(1);
+    let rest = rewrite.duration_ms - rewrite.statements[0].duration_ms;
+    let factor = (e.duration_ms.mid - rest) as f64 / statement as f64;
+    assert!((9.0..=12.5).contains(&factor), "a 10× rewrite estimated ×{factor:.1}: {e:?} ({statement} ms here)");
+    assert!(e.basis.iter().any(|b| b.starts_with("rewrite of public.orders ×10")), "{:?}", e.basis);
+    let held = rewrite.longest_read_block.as_ref().unwrap().held_ms;
+    let grown = e.longest_read_block_ms.mid.saturating_sub(held.saturating_sub(statement)) as f64 / statement as f64;
+    assert!((9.0..=12.5).contains(&grown), "the rewrite's lock grows with it: ×{grown:.1} {e:?}");
+    let c = catalog.estimate.as_ref().unwrap();
+    assert!(
+        (c.duration_ms.mid as i64 - catalog.duration_ms as i64).abs() <= 1,
+        "catalog-only: {c:?} vs {} ms",
+        catalog.duration_ms
+    );
+}
