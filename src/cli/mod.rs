@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod calibrate;
 mod doctor;
 mod stats;
 
@@ -12,6 +13,7 @@ use crate::pipeline::events::{EventSink, Silent};
 use crate::pipeline::{Progress, Supervisor};
 use crate::plan::{Overrides, Plan};
 use crate::report::ReportFormat;
+pub use calibrate::CalibrateArgs;
 pub use stats::StatsArgs;
 
 #[derive(Debug, Parser)]
@@ -88,6 +90,26 @@ pub enum Command {
             PGPASSWORD=... rehearse stats --url postgres://rehearse_stats@db/app --timeout 5m > stats.json"
     )]
     Stats(StatsArgs),
+
+    /// Measure how much faster another server (a production replica) computes than this machine, for
+    /// `estimate.speed`. Read-only queries of generated rows: nothing is read from tables or written.
+    #[command(
+        long_about = "Measure how much faster another server (a production replica) computes than this \
+            machine, and print the ratio to put in the scenario's estimate.speed.\n\n\
+            One round sorts 300,000 generated strings and hash-aggregates a million generated integers, on \
+            one core (no parallel workers), with work_mem large enough to stay in memory and JIT off; the \
+            median of 3 rounds counts. It runs on a throwaway local server started from this machine's \
+            PostgreSQL binaries (as a local rehearsal runs) and, with --url, on the server named, inside a \
+            READ ONLY transaction with statement_timeout = --timeout: no table is read, nothing is written, \
+            safe on a primary or a hot standby. Disk speed is not measured, so a migration bound by I/O \
+            on production may scale by more or less than this ratio.",
+        after_help = "Exit codes: 0 measured · 3 bad arguments (e.g. a URL that does not parse) · 4 no \
+            PostgreSQL binaries, cannot connect, or a round ran past --timeout · 130 interrupted.\n\n\
+            Examples:\n  \
+            rehearse calibrate                     # this machine only\n  \
+            rehearse calibrate --url postgres://rehearse_stats@db-replica.internal:5432/app"
+    )]
+    Calibrate(CalibrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +199,20 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+/// A `--timeout`-style argument: a humantime duration inside `range`, else
+/// "give a duration {hint}".
+fn duration_within(
+    text: &str,
+    range: std::ops::RangeInclusive<std::time::Duration>,
+    hint: &str,
+) -> Result<std::time::Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    match range.contains(&duration) {
+        true => Ok(duration),
+        false => Err(format!("give a duration {hint}")),
+    }
+}
+
 /// Parses arguments, runs, prints, and returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -200,6 +236,13 @@ pub fn main() -> i32 {
             Command::Cache { action } => cache_command(action).await,
             Command::Cleanup(args) => cleanup_command(args).await,
             Command::Stats(args) => stats::command(args).await,
+            Command::Calibrate(args) => match Supervisor::install() {
+                Ok(sup) => calibrate::command(args, sup.token()).await,
+                Err(e) => {
+                    eprintln!("{}", e.render());
+                    e.exit_code()
+                }
+            },
             Command::Doctor => {
                 let diagnosis = doctor::diagnose(&tokio_util::sync::CancellationToken::new()).await;
                 print!("{}", diagnosis.render());

@@ -35,12 +35,12 @@ pub struct StatsArgs {
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     // statement_timeout = 0 would mean no timeout at all; past 24h it is no guard either.
-    match (Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&timeout) {
-        true => Ok(timeout),
-        false => Err("give a duration between 1s and 24h, e.g. 60s or 5m".into()),
-    }
+    super::duration_within(
+        text,
+        Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
+        "between 1s and 24h, e.g. 60s or 5m",
+    )
 }
 
 /// Runs `rehearse stats` and returns the exit code.

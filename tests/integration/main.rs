@@ -7,6 +7,7 @@ mod auto_backend;
 mod baseline;
 mod budgets;
 mod cache;
+mod calibrate;
 mod cleanup;
 mod docker;
 mod estimate;
