@@ -2,8 +2,9 @@
 //! a kind of work grows with that: the factors an estimate multiplies the
 //! measured time and WAL by, as a range.
 
-use super::stats::ProductionStats;
+use super::stats::{ProductionStats, RelationStats};
 use super::work::Work;
+use crate::catalog::RelationRow;
 use crate::observe::relations::RelationSnapshot;
 use crate::report::format_bytes;
 
@@ -34,46 +35,90 @@ const SORT_SPREAD: (f64, f64) = (0.7, 1.5);
 /// one, and the factors that follow; `None` for catalog work.
 pub fn factor(work: &Work, before: &RelationSnapshot, stats: &ProductionStats) -> Option<Factor> {
     let table = work.table()?;
-    let here = before.get(table)?;
-    let Some(prod) = stats.relation(table) else {
-        return Some(Factor::unscaled(format!(
-            "no production statistics for {table}: estimated at its size here ({})",
-            format_bytes(here.main_bytes.max(0) as u64)
-        )));
-    };
-    let bytes = ratio(prod.bytes, here.main_bytes);
-    // reltuples is -1 on production for a table never vacuumed or analyzed: fall back to its bytes.
-    let rows = if prod.rows >= 0 && here.rows > 0 { ratio(prod.rows, here.rows) } else { bytes };
-    let sizes = |what: &str, shape: &str| {
-        format!(
-            "{what} of {table} ×{}{shape} ({} here, {} in production)",
-            round1(if what == "index build" || what == "row changes" { rows } else { bytes }),
-            size_text(what, here.main_bytes, here.rows),
-            size_text(what, prod.bytes, prod.rows)
-        )
+    let s = match Sizes::of(table, before, stats)? {
+        Ok(s) => s,
+        Err(unscaled) => return Some(unscaled),
     };
     Some(match work {
         Work::Catalog => return None,
-        Work::Scan(_) => linear(bytes, sizes("scan", "")),
-        Work::Rows(_) => linear(rows, sizes("row changes", "")),
+        Work::Scan(_) => linear(s.bytes, s.basis("scan", "")),
+        Work::Rows(_) => linear(s.rows, s.basis("row changes", "")),
         Work::Rewrite(_) => {
             // The copy is linear in bytes; rebuilding its indexes sorts rows.
-            let sort = n_log_n(rows, here.rows, prod.rows);
+            let sort = s.n_log_n();
             Factor {
-                time: (bytes * LINEAR_SPREAD.0, 0.85 * bytes + 0.15 * sort, sort.max(bytes) * LINEAR_SPREAD.1),
-                wal: bytes,
-                basis: sizes("rewrite", ""),
+                time: (s.bytes * LINEAR_SPREAD.0, 0.85 * s.bytes + 0.15 * sort, sort.max(s.bytes) * LINEAR_SPREAD.1),
+                wal: s.bytes,
+                basis: s.basis("rewrite", ""),
             }
         }
-        Work::IndexBuild(_) => {
-            let sort = n_log_n(rows, here.rows, prod.rows);
-            Factor {
-                time: (rows * SORT_SPREAD.0, sort, sort * SORT_SPREAD.1),
-                wal: rows,
-                basis: sizes("index build", ", n·log n"),
-            }
+        Work::IndexBuild(_) => sorted(&s, s.basis("index build", ", n·log n")),
+        Work::Join { target, .. } => {
+            // The time goes to hashing or sorting what it reads; the WAL, to the rows it changes.
+            let written = match Sizes::of(target, before, stats)? {
+                Ok(w) => (w.rows, w.basis("row changes", "")),
+                Err(unscaled) => (1.0, unscaled.basis),
+            };
+            let read = s.basis("reading", ", n·log n");
+            Factor { wal: written.0, ..sorted(&s, format!("{}; joined or aggregated with {read}", written.1)) }
         }
     })
+}
+
+/// One relation's size here and in production.
+struct Sizes<'a> {
+    table: &'a str,
+    here: &'a RelationRow,
+    prod: &'a RelationStats,
+    /// production / here, in main-fork bytes and in rows.
+    bytes: f64,
+    rows: f64,
+}
+
+impl<'a> Sizes<'a> {
+    /// `None` when the relation did not exist before the migration;
+    /// `Err(unscaled)` when production's statistics do not list it.
+    fn of(
+        table: &'a str,
+        before: &'a RelationSnapshot,
+        stats: &'a ProductionStats,
+    ) -> Option<Result<Sizes<'a>, Factor>> {
+        let here = before.get(table)?;
+        let Some(prod) = stats.relation(table) else {
+            return Some(Err(Factor::unscaled(format!(
+                "no production statistics for {table}: estimated at its size here ({})",
+                format_bytes(here.main_bytes.max(0) as u64)
+            ))));
+        };
+        let bytes = ratio(prod.bytes, here.main_bytes);
+        // reltuples is -1 on production for a table never vacuumed or analyzed: fall back to its bytes.
+        let rows = if prod.rows >= 0 && here.rows > 0 { ratio(prod.rows, here.rows) } else { bytes };
+        Some(Ok(Sizes { table, here, prod, bytes, rows }))
+    }
+
+    fn n_log_n(&self) -> f64 {
+        n_log_n(self.rows, self.here.rows, self.prod.rows)
+    }
+
+    /// "rewrite of public.orders ×10.0 (42.2 MB here, 422 MB in production)".
+    fn basis(&self, what: &str, shape: &str) -> String {
+        let in_rows = matches!(what, "index build" | "row changes" | "reading");
+        let size =
+            |bytes: i64, rows: i64| if in_rows { format!("{rows} rows") } else { format_bytes(bytes.max(0) as u64) };
+        format!(
+            "{what} of {} ×{}{shape} ({} here, {} in production)",
+            self.table,
+            round1(if in_rows { self.rows } else { self.bytes }),
+            size(self.here.main_bytes, self.here.rows),
+            size(self.prod.bytes, self.prod.rows)
+        )
+    }
+}
+
+/// Work that sorts or hashes the relation's rows: n·log n, with the wider spread.
+fn sorted(s: &Sizes, basis: String) -> Factor {
+    let sort = s.n_log_n();
+    Factor { time: (s.rows * SORT_SPREAD.0, sort, sort * SORT_SPREAD.1), wal: s.rows, basis }
 }
 
 fn linear(r: f64, basis: String) -> Factor {
@@ -103,13 +148,6 @@ fn round1(v: f64) -> String {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
-    }
-}
-
-fn size_text(what: &str, bytes: i64, rows: i64) -> String {
-    match what {
-        "index build" | "row changes" => format!("{rows} rows"),
-        _ => format_bytes(bytes.max(0) as u64),
     }
 }
 

@@ -30,6 +30,11 @@ pub enum Work {
     /// backfill in a DO block): linear in its rows, as the same predicate
     /// selects the same share of a bigger table.
     Rows(String),
+    /// Changes rows of `target` while reading other tables (UPDATE ... FROM,
+    /// DELETE ... USING, INSERT ... SELECT with a join or an aggregate): its
+    /// time goes to hashing or sorting what it reads, n·log n in the rows of
+    /// the `largest` table involved; its WAL grows with `target`'s rows.
+    Join { target: String, largest: String },
 }
 
 impl Work {
@@ -38,6 +43,7 @@ impl Work {
         match self {
             Work::Catalog => None,
             Work::Scan(t) | Work::Rewrite(t) | Work::IndexBuild(t) | Work::Rows(t) => Some(t),
+            Work::Join { largest, .. } => Some(largest),
         }
     }
 }
@@ -71,11 +77,15 @@ pub fn classify(stmt: &StatementReport, m: &MigrationReport, before: &RelationSn
             let table = s.relation.as_ref().map(range_var_name).and_then(existing);
             table.map(|t| alter_table(s, t, rewritten))
         }
-        Some(NodeEnum::UpdateStmt(s)) => s.relation.as_ref().map(range_var_name).and_then(existing).map(Work::Rows),
-        Some(NodeEnum::DeleteStmt(s)) => s.relation.as_ref().map(range_var_name).and_then(existing).map(Work::Rows),
+        Some(NodeEnum::UpdateStmt(s)) => {
+            s.relation.as_ref().map(range_var_name).and_then(existing).map(|t| rows(stmt, t, before))
+        }
+        Some(NodeEnum::DeleteStmt(s)) => {
+            s.relation.as_ref().map(range_var_name).and_then(existing).map(|t| rows(stmt, t, before))
+        }
         Some(NodeEnum::InsertStmt(_) | NodeEnum::MergeStmt(_) | NodeEnum::DoStmt(_) | NodeEnum::CallStmt(_)) => {
             largest_locked(stmt, before, true)
-                .map(Work::Rows)
+                .map(|t| rows(stmt, t, before))
                 .or_else(|| largest_locked(stmt, before, false).map(Work::Scan))
         }
         Some(NodeEnum::SelectStmt(_) | NodeEnum::CreateTableAsStmt(_) | NodeEnum::RefreshMatViewStmt(_)) => {
@@ -129,6 +139,28 @@ fn alter_table(s: &pg_query::protobuf::AlterTableStmt, table: String, rewritten:
         }
     }
     work
+}
+
+/// Row changes of `target`; a join when the statement also read other
+/// existing tables. Read means ACCESS SHARE: a foreign key's check of the
+/// table it references takes ROW SHARE (SELECT ... FOR KEY SHARE, one index
+/// lookup per row), which does not make a statement a join.
+fn rows(stmt: &StatementReport, target: String, before: &RelationSnapshot) -> Work {
+    let size = |t: &str| before.get(t).map_or(0, |r| r.main_bytes);
+    let largest_read = stmt
+        .locks
+        .iter()
+        .filter(|l| l.kind == RelationKind::Table && l.mode == LockMode::AccessShareLock && l.relation != target)
+        .filter(|l| before.contains(&l.relation))
+        .map(|l| l.relation.as_str())
+        .max_by_key(|t| size(t));
+    match largest_read {
+        None => Work::Rows(target),
+        Some(read) => {
+            let largest = if size(read) > size(&target) { read.to_string() } else { target.clone() };
+            Work::Join { target, largest }
+        }
+    }
 }
 
 /// The largest existing table the statement locked (in a mode that writes

@@ -6,12 +6,17 @@ use rehearse::report::{MigrationReport, MigrationStatus};
 
 use crate::support::{dumps, scale_stats, stats_of_dump, Sandbox};
 
-/// A rewrite of public.orders and a catalog-only change to it, rehearsed
+/// A rewrite of public.orders, a catalog-only change to it and an update of
+/// public.customers joined with it, rehearsed
 /// with production's statistics in `stats.json` (relative to the scenario).
 fn rehearse_with_stats(sandbox: &Sandbox, stats: &std::path::Path) -> Vec<MigrationReport> {
     sandbox.migrations(&[
         ("0001_rewrite_orders.sql", "ALTER TABLE public.orders ALTER COLUMN total TYPE float8;\n"),
         ("0002_catalog_only.sql", "ALTER TABLE public.orders ADD COLUMN flagged boolean;\n"),
+        (
+            "0003_join.sql",
+            "UPDATE public.customers c SET name = name || '' FROM public.orders o WHERE o.customer_id = c.id;\n",
+        ),
     ]);
     let scenario = sandbox.scenario(
         &dumps().path("custom"),
@@ -58,7 +63,7 @@ fn a_ten_times_larger_table_takes_ten_times_longer_to_rewrite_but_not_to_alter_i
     let stats = stats_of_dump(&dumps().path("custom"), &sandbox.path().join("stats.json"));
     scale_stats(&stats, &["public.orders"], 10);
     let migrations = rehearse_with_stats(&sandbox, &stats);
-    let (rewrite, catalog) = (&migrations[0], &migrations[1]);
+    let (rewrite, catalog, join) = (&migrations[0], &migrations[1], &migrations[2]);
     let e = rewrite.estimate.as_ref().unwrap();
     // The statement scales; the rest of the migration's time (BEGIN, COMMIT,
     // recording it) does not, and on a small table it is a fair share.
@@ -75,5 +80,23 @@ fn a_ten_times_larger_table_takes_ten_times_longer_to_rewrite_but_not_to_alter_i
         (c.duration_ms.mid as i64 - catalog.duration_ms as i64).abs() <= 1,
         "catalog-only: {c:?} vs {} ms",
         catalog.duration_ms
+    );
+
+    // The join hashes the ten times larger orders (n·log n), and writes the
+    // rows of customers, whose size production shares with the copy.
+    let j = join.estimate.as_ref().unwrap();
+    assert!(
+        j.basis.iter().any(|b| b.contains("row changes of public.customers ×1.0")
+            && b.contains("joined or aggregated with reading of public.orders ×10.0")),
+        "{:?}",
+        j.basis
+    );
+    let statement = join.statements[0].duration_ms.max(1);
+    let factor = (j.duration_ms.mid - (join.duration_ms - join.statements[0].duration_ms)) as f64 / statement as f64;
+    assert!((9.0..=16.0).contains(&factor), "a join with a 10× table estimated ×{factor:.1}: {j:?}");
+    assert!(
+        (j.wal_bytes.mid as i64 - join.wal.bytes as i64).abs() <= 8,
+        "WAL of unchanged rows: {j:?} vs {}",
+        join.wal.bytes
     );
 }
