@@ -11,7 +11,7 @@ REHEARSE := target/debug/rehearse
 REHEARSE_TEST_IMAGE ?= rehearse-postgres:15
 export REHEARSE_TEST_IMAGE
 
-.PHONY: deps docker-test-image pg18 build demo demo-alembic test fuzz bench clean
+.PHONY: deps docker-test-image pg18 build demo demo-alembic test fuzz bench bench-estimate clean
 
 deps:
 	@scripts/deps.sh
@@ -48,6 +48,10 @@ fuzz: deps
 # rehearse vs the runbook procedure, side by side; writes bench/RESULTS.md.
 bench: build
 	bench/run.sh
+
+# The production-scale estimate against the measurement at 4x; writes bench/ESTIMATE.md.
+bench-estimate: build
+	bench/estimate.sh
 
 clean:
 	$(CARGO) clean

@@ -15,33 +15,15 @@
 # BENCH_OBSERVE_ROUNDS (warm runs with observation on and off, default 3).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-OUT="$ROOT/bench/out"
+source "$(dirname "$0")/lib.sh"
 SCALE="${BENCH_SCALE:-6}"
 SMALL_SCALE="$(python3 -c "print($SCALE / 4)")"
 ROUNDS="${BENCH_ROUNDS:-2}"
 OBSERVE_ROUNDS="${BENCH_OBSERVE_ROUNDS:-3}"
-REHEARSE="$ROOT/target/debug/rehearse"
 MIGRATIONS="$ROOT/scenarios/demo/migrations"
-mkdir -p "$OUT"
-chmod 755 "$OUT"
-
-pg_bin() {
-  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then pg_config --bindir; return; fi
-  ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1
-}
-BIN="$(pg_bin)"
 now() { date +%s.%N; }
 
 # ---------------------------------------------------------------- dumps
-dump_for() {
-  local scale="$1" path="$OUT/demo-scale-$1.dump"
-  if [ ! -s "$path" ]; then
-    echo "==> generating the demo database at scale $scale" >&2
-    "$ROOT/snapshots/generate.sh" --scale "$scale" --out "$path" >&2
-  fi
-  echo "$path"
-}
 DUMP="$(dump_for "$SCALE")"
 SMALL_DUMP="$(dump_for "$SMALL_SCALE")"
 
@@ -72,17 +54,7 @@ mkdir -p "$ROUNDS_DIR"
 # ---------------------------------------------------------------- (a) runbook
 # A staging server with default settings, started once and not timed (the
 # runbook assumes one exists), as the postgres user when we are root.
-STAGING="$(mktemp -d /tmp/rehearse-bench-staging.XXXXXX)"
-chmod 755 "$STAGING"
-AS=()
-if [ "$(id -u)" = 0 ]; then chown postgres "$STAGING"; AS=(runuser -u postgres --); fi
-cleanup() { "${AS[@]}" "$BIN/pg_ctl" -D "$STAGING/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$STAGING"; }
-trap cleanup EXIT INT TERM
-"${AS[@]}" "$BIN/initdb" -D "$STAGING/data" -U postgres --auth=trust >/dev/null
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"${AS[@]}" "$BIN/pg_ctl" -D "$STAGING/data" -l "$STAGING/log" -w -o "-p $PORT -k $STAGING -c listen_addresses=''" start >/dev/null
-export PGHOST="$STAGING" PGPORT="$PORT" PGUSER=postgres
-"$BIN/psql" -X -q -d postgres -c "CREATE ROLE app NOLOGIN; CREATE ROLE readonly NOLOGIN;"
+start_staging
 
 runbook_round() { # prints "total restore migrations" in seconds
   local db="runbook_$1" t0 t1 t2
