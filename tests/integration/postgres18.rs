@@ -139,6 +139,15 @@ fn demo_release_restores_applies_and_is_measured_on_postgres_18() {
     // The demo's backup measurement ran pg_dump 18.
     let backup = report.backup.as_ref().expect("scenarios/demo.yaml measures the backup");
     assert!(backup.error.is_none() && backup.bytes.is_some_and(|b| b > 0), "{backup:?}");
+
+    // And estimates each migration at production's scale (snapshots/demo-prod-stats.json: 50×).
+    assert!(report.estimate.as_ref().is_some_and(|e| e.database.contains("scaled 50x")), "{:?}", report.estimate);
+    let widen = report.migrations.iter().find(|m| m.id == "0007_widen_order_items_quantity").unwrap();
+    let e = widen.estimate.as_ref().expect("every migration is estimated");
+    assert!(e.basis.iter().any(|b| b.starts_with("rewrite of public.order_items ×50")), "{:?}", e.basis);
+    assert!(e.duration_ms.mid > 20 * widen.duration_ms, "a 50× rewrite: {e:?} vs {} ms", widen.duration_ms);
+    let total = report.totals.estimate.as_ref().expect("and the release");
+    assert!(total.duration_ms.low > report.totals.duration_ms, "{total:?}");
     sandbox.assert_no_leaks();
 }
 
