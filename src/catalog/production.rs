@@ -2,8 +2,29 @@
 
 use tokio_postgres::{Client, Error};
 
-use crate::estimate::RelationStats;
+use serde::{Deserialize, Serialize};
+
 use crate::pg::RelationKind;
+
+/// One relation of production, as `rehearse stats` reads it and
+/// rehearse.stats/v1 (`estimate::ProductionStats`) holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelationStats {
+    /// `schema.name`, as `format('%I.%I')` writes it.
+    pub relation: String,
+    pub kind: RelationKind,
+    /// The table an index or TOAST table belongs to.
+    pub table: Option<String>,
+    /// `pg_class.reltuples`: the planner's row count; -1 when the relation
+    /// was never vacuumed or analyzed (PostgreSQL 14+).
+    pub rows: i64,
+    /// `pg_class.relpages`.
+    pub pages: i64,
+    /// `pg_relation_size`: the main fork.
+    pub bytes: i64,
+    /// `pg_total_relation_size`: with indexes and TOAST (tables), or `bytes` (the rest).
+    pub total_bytes: i64,
+}
 
 /// Every table, partitioned table, index, partitioned index, materialized
 /// view, TOAST table and TOAST index of the connected database, by name:

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::catalog::RelationStats;
 use crate::error::{Error, Result};
-use crate::pg::RelationKind;
 
 pub const STATS_SCHEMA: &str = "rehearse.stats/v1";
 
@@ -33,24 +33,6 @@ pub struct ProductionStats {
     pub settings: BTreeMap<String, String>,
     /// Every table, index, materialized view and TOAST table.
     pub relations: Vec<RelationStats>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RelationStats {
-    /// `schema.name`, as `format('%I.%I')` writes it.
-    pub relation: String,
-    pub kind: RelationKind,
-    /// The table an index or TOAST table belongs to.
-    pub table: Option<String>,
-    /// `pg_class.reltuples`: the planner's row count; -1 when the relation
-    /// was never vacuumed or analyzed (PostgreSQL 14+).
-    pub rows: i64,
-    /// `pg_class.relpages`.
-    pub pages: i64,
-    /// `pg_relation_size`: the main fork.
-    pub bytes: i64,
-    /// `pg_total_relation_size`: with indexes and TOAST (tables), or `bytes` (the rest).
-    pub total_bytes: i64,
 }
 
 impl ProductionStats {
