@@ -11,12 +11,14 @@
 
 mod locks;
 mod production;
+mod progress;
 mod relations;
 mod server;
 mod stats;
 
 pub use locks::*;
 pub use production::*;
+pub use progress::*;
 pub use relations::*;
 pub use server::*;
 pub use stats::*;

@@ -20,14 +20,16 @@ use std::path::PathBuf;
 
 use crate::observe::relations::RelationSnapshot;
 use crate::pg::RelationKind;
-use crate::report::{BlockReport, Estimate, EstimateInfo, LockReport, MigrationReport, Range};
+use crate::report::{format_ms, BlockReport, Estimate, EstimateInfo, LockReport, MigrationReport, Range};
 pub use stats::{ProductionStats, RelationStats, DDL_SETTINGS, STATS_SCHEMA};
 use work::Work;
 
 /// How the ranges are made, for the report.
 pub const METHOD: &str = "each statement's measured time and WAL × production's size of the relation it worked on \
-     over the rehearsed size (linear for scans, rewrites and row changes, n·log n for index builds; catalog-only \
-     work not scaled) ÷ speed; low and high widen the model by the spread of each kind of work";
+     over the rehearsed size (linear for scans, rewrites and row changes; n·log n for index builds and for row \
+     changes that join or aggregate other tables, in the largest table read; catalog-only work not scaled), an \
+     index build, CLUSTER, VACUUM or COPY seen in PostgreSQL's progress views scaled as what it is for as long as \
+     it was seen; ÷ speed; low and high widen the model by the spread of each kind of work";
 
 /// Production's statistics and the speed ratio, ready to scale migrations.
 #[derive(Debug)]
@@ -36,6 +38,18 @@ pub struct Estimator {
     pub path: PathBuf,
     /// How much faster production's server is than this one.
     pub speed: f64,
+    /// How often the progress views are read (`observe.sample_interval` ×
+    /// `observe::progress::EVERY`): a command seen from `first_ms` to
+    /// `last_ms` ran about this much longer.
+    pub progress_step_ms: u64,
+}
+
+/// A stretch of a migration at scale: see [`Estimator::span`].
+struct Span {
+    time: Range,
+    /// The factor its WAL grows by.
+    wal: f64,
+    basis: Vec<String>,
 }
 
 /// One statement's measured figures and their estimate.
@@ -73,19 +87,13 @@ impl Estimator {
         let (mut time, mut wal) = (Range::default(), Range::default());
         for stmt in &m.statements {
             let work = work::classify(stmt, m, before);
-            let factor = scale::factor(&work, before, &self.stats);
-            let (t, w) = match &factor {
-                Some(f) => (self.times(stmt.duration_ms, f.time), scaled_by(stmt.wal_bytes.unwrap_or(0), f.wal)),
-                None => (self.times(stmt.duration_ms, (1.0, 1.0, 1.0)), stmt.wal_bytes.unwrap_or(0)),
-            };
-            if let Some(f) = factor {
-                push_once(&mut basis, f.basis);
-            } else if work == Work::Catalog {
-                push_once(&mut basis, "catalog-only statements: not scaled".into());
+            let span = self.span(stmt.started_ms, stmt.duration_ms, work, m, before);
+            for line in span.basis {
+                push_once(&mut basis, line);
             }
-            time = time + t;
-            wal = wal + Range::exactly(w);
-            scaled.push(Scaled { started_ms: stmt.started_ms, duration_ms: stmt.duration_ms, time: t });
+            time = time + span.time;
+            wal = wal + Range::exactly(scaled_by(stmt.wal_bytes.unwrap_or(0), span.wal));
+            scaled.push(Scaled { started_ms: stmt.started_ms, duration_ms: stmt.duration_ms, time: span.time });
         }
         // What the statements do not account for (round trips, a tool's own work) stays as measured.
         let traced: u64 = m.statements.iter().map(|s| s.duration_ms).sum();
@@ -125,18 +133,11 @@ impl Estimator {
             (None, Some(t)) => Work::Rows(t),
             (None, None) => Work::Catalog,
         };
+        let span = self.span(0, m.duration_ms, work, m, before);
         let mut basis =
             vec!["no statement trace (a command tool): the whole migration scaled as one piece of work".to_string()];
-        let factor = scale::factor(&work, before, &self.stats);
-        let (time, wal) = match &factor {
-            Some(f) => (self.times(m.duration_ms, f.time), scaled_by(m.wal.bytes, f.wal)),
-            None => (Range::exactly(m.duration_ms), m.wal.bytes),
-        };
-        basis.push(
-            factor
-                .map(|f| f.basis)
-                .unwrap_or_else(|| "no rewrite and no write-blocking lock on an existing table: not scaled".into()),
-        );
+        basis.extend(span.basis);
+        let (time, wal) = (span.time, scaled_by(m.wal.bytes, span.wal));
         let ratio = |held: u64| self.stretch(held, time, m.duration_ms);
         Estimate {
             duration_ms: time,
@@ -144,6 +145,43 @@ impl Estimator {
             longest_write_block_ms: m.longest_write_block.as_ref().map_or(Range::default(), |b| ratio(b.held_ms)),
             wal_bytes: widen(Range::exactly(wal), time),
             basis,
+        }
+    }
+
+    /// `duration` ms from `start` (a statement, or a whole migration) that
+    /// did `work`, at scale. Commands the progress views showed inside it
+    /// that `work` does not account for (a DO block's index build, a tool's
+    /// VACUUM FULL) are scaled as what they are, for as long as they were
+    /// seen; the rest of the time as `work`. The WAL grows by the factors'
+    /// mean, weighted by time.
+    fn span(&self, start: u64, duration: u64, work: Work, m: &MigrationReport, before: &RelationSnapshot) -> Span {
+        let mut basis = Vec::new();
+        let mut rest = duration;
+        let (mut time, mut wal_weighted) = (Range::default(), 0.0);
+        let inside = m.progress.iter().filter(|p| p.first_ms >= start && p.first_ms <= start + duration);
+        for p in inside {
+            let Some(seen) = work::from_progress(p, before).filter(|w| !work.covers(w)) else { continue };
+            let ms = (p.last_ms - p.first_ms + self.progress_step_ms).min(rest);
+            rest -= ms;
+            let (t, w, line) = self.piece(ms, &seen, before);
+            time = time + t;
+            wal_weighted += w * ms as f64;
+            basis.push(format!("{line}; seen in the progress views as {} for about {}", p.command, format_ms(ms)));
+        }
+        let (t, w, line) = self.piece(rest, &work, before);
+        if rest > 0 || basis.is_empty() {
+            basis.insert(0, line);
+        }
+        wal_weighted += w * rest as f64;
+        let wal = if duration == 0 { w } else { wal_weighted / duration as f64 };
+        Span { time: time + t, wal, basis }
+    }
+
+    /// `ms` of `work` at scale: time, WAL factor and what it rests on.
+    fn piece(&self, ms: u64, work: &Work, before: &RelationSnapshot) -> (Range, f64, String) {
+        match scale::factor(work, before, &self.stats) {
+            Some(f) => (self.times(ms, f.time), f.wal, f.basis),
+            None => (self.times(ms, (1.0, 1.0, 1.0)), 1.0, "catalog-only statements: not scaled".into()),
         }
     }
 

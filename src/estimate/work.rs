@@ -8,7 +8,7 @@ use pg_query::NodeEnum;
 
 use crate::observe::relations::RelationSnapshot;
 use crate::pg::{range_var_name, LockMode, RelationKind};
-use crate::report::{MigrationReport, StatementReport};
+use crate::report::{MigrationReport, ProgressReport, StatementReport};
 
 /// One statement's work, as far as its scaling goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,33 @@ impl Work {
             Work::Scan(t) | Work::Rewrite(t) | Work::IndexBuild(t) | Work::Rows(t) => Some(t),
             Work::Join { largest, .. } => Some(largest),
         }
+    }
+}
+
+impl Work {
+    /// Whether this work already accounts for `other` (a CREATE INDEX
+    /// statement for the index build the progress views showed, a rewrite
+    /// for the index builds on its table).
+    pub fn covers(&self, other: &Work) -> bool {
+        self == other || (matches!(self, Work::Rewrite(_) | Work::IndexBuild(_)) && self.table() == other.table())
+    }
+}
+
+/// The work a progress view showed (see `catalog::progress`): an index
+/// build, a rewrite by CLUSTER or VACUUM FULL, a scan by VACUUM or COPY TO,
+/// rows loaded by COPY FROM; catalog work (not scaled) on a table the
+/// migration created.
+pub fn from_progress(p: &ProgressReport, before: &RelationSnapshot) -> Option<Work> {
+    if !before.contains(&p.relation) {
+        return Some(Work::Catalog);
+    }
+    let t = p.relation.clone();
+    match p.command.as_str() {
+        "CREATE INDEX" | "CREATE INDEX CONCURRENTLY" | "REINDEX" | "REINDEX CONCURRENTLY" => Some(Work::IndexBuild(t)),
+        "CLUSTER" | "VACUUM FULL" => Some(Work::Rewrite(t)),
+        "VACUUM" | "COPY TO" => Some(Work::Scan(t)),
+        "COPY FROM" => Some(Work::Rows(t)),
+        _ => None,
     }
 }
 

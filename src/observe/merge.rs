@@ -5,11 +5,14 @@
 //! hold timed exactly (from the statement to its transaction's end) wins
 //! over the samples, which round up by an interval.
 
+use std::time::Instant;
+
 use super::infer;
 use super::locks::SampledLock;
+use super::progress::SeenCommand;
 use super::relations::RelationSnapshot;
 use crate::pg::{LockMode, RelationKind};
-use crate::report::{BlockReport, LockReport, LockSource, StatementLock, StatementReport};
+use crate::report::{BlockReport, LockReport, LockSource, ProgressReport, StatementLock, StatementReport};
 
 /// Tracking tables (and their indexes) the migration tools write after each
 /// migration: bookkeeping, not the migration's doing.
@@ -152,6 +155,35 @@ pub fn longest_block(
         .filter(|l| blocks(l.mode) && before.contains(&l.relation))
         .max_by_key(|l| (l.held_ms, l.kind == RelationKind::Table))
         .map(|l| BlockReport { relation: l.relation.clone(), mode: l.mode, held_ms: l.held_ms })
+}
+
+/// The progress views' sightings as the report lists them, in the order
+/// they started: times in ms after the migration `started`, tables named
+/// as the snapshots after or before the migration name them when the
+/// sampler could not (a table created in the migration's open transaction).
+pub fn progress(
+    before: &RelationSnapshot,
+    after: &RelationSnapshot,
+    seen: Vec<SeenCommand>,
+    started: Instant,
+) -> Vec<ProgressReport> {
+    let ms = |t: Instant| t.saturating_duration_since(started).as_millis() as u64;
+    let mut out: Vec<ProgressReport> = seen
+        .into_iter()
+        .filter_map(|s| {
+            let known = || after.by_oid(s.oid).or_else(|| before.by_oid(s.oid)).map(|r| r.name.clone());
+            let relation = Some(s.name.clone()).filter(|n| !n.is_empty()).or_else(known)?;
+            Some(ProgressReport {
+                command: s.command,
+                relation,
+                phases: s.phases,
+                first_ms: ms(s.first),
+                last_ms: ms(s.last),
+            })
+        })
+        .collect();
+    out.sort_by_key(|p| p.first_ms);
+    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod infer;
 pub mod locks;
 mod merge;
 pub mod probes;
+pub mod progress;
 pub mod relations;
 pub mod watch;
 
@@ -24,6 +25,7 @@ use crate::report::{LockReport, MigrationReport, ProbeReport, Rewrite, TopStatem
 use crate::sys::db::{self, ConnInfo};
 use locks::{Sampler, Sighting};
 use probes::{ProbeSession, RunningProbes};
+use progress::ProgressSampler;
 use relations::RelationSnapshot;
 pub use watch::StatementWatcher;
 
@@ -67,6 +69,7 @@ pub struct Observing {
     counters_before: Option<WalCounters>,
     checkpoints_before: Option<u64>,
     sampler: Option<Sampler>,
+    progress: Option<ProgressSampler>,
     probes: Option<RunningProbes>,
     started: Instant,
 }
@@ -166,6 +169,15 @@ impl Observers {
             // per-statement capture (SQL files) does not depend on.
             let _ = catalog::reset_statements(s, self.db_oid).await;
         }
+        let progress = self.options.enabled.then(|| {
+            ProgressSampler::start(
+                self.sampler.clone(),
+                self.version_num,
+                self.db_oid,
+                self.own_pids.clone(),
+                self.options.interval,
+            )
+        });
         let (sampler, probes) = match self.options.enabled {
             true => {
                 let (sightings, seen) = tokio::sync::watch::channel(Sighting::default());
@@ -187,6 +199,7 @@ impl Observers {
             counters_before,
             checkpoints_before,
             sampler,
+            progress,
             probes,
             started: Instant::now(),
         })
@@ -215,6 +228,12 @@ impl Observers {
             }
             None => Vec::new(),
         };
+        let progress = match o.progress.take() {
+            Some(p) => {
+                p.finish().await.map_err(|e| Error::environment_because("the progress views' query failed", e))?
+            }
+            None => Vec::new(),
+        };
         let probes = match o.probes.take() {
             Some(p) => p.finish().await,
             None => Vec::new(),
@@ -230,6 +249,7 @@ impl Observers {
         m.longest_read_block = merge::longest_block(&m.locks, &o.before, LockMode::blocks_reads);
         m.longest_write_block = merge::longest_block(&m.locks, &o.before, LockMode::blocks_writes);
         (m.rewrites, m.size_changes) = relations::compare(&o.before, &after);
+        m.progress = merge::progress(&o.before, &after, progress, o.started);
         m.probes = probes;
         m.top_statements = self.top_statements().await.map_err(env)?;
         Ok((o.before, after))

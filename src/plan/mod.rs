@@ -202,7 +202,9 @@ fn estimator(s: &Scenario, origin: &Origin) -> Result<Option<Estimator>> {
     }
     let path = origin.in_scenario(e.production.as_str());
     let stats = ProductionStats::load(&path)?;
-    Ok(Some(Estimator { stats, path, speed }))
+    let sample = s.observe.sample_interval.unwrap_or(DEFAULT_SAMPLE_INTERVAL);
+    let progress_step_ms = (sample * crate::observe::progress::EVERY).as_millis() as u64;
+    Ok(Some(Estimator { stats, path, speed, progress_step_ms }))
 }
 
 fn observe_options(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Result<ObserveOptions> {

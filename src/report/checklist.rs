@@ -39,10 +39,11 @@ impl Default for ChecklistSettings {
 
 /// The replica lag a migration implies: the time to replay its WAL at
 /// `rate`, and how far that replay ends behind the migration itself
-/// (replay − duration, floored at 0). An estimate: it assumes the replica
-/// replays as WAL arrives, at that rate, with no other write load.
+/// (replay − duration, floored at 0); with WAL and time at production
+/// scale when the run has an estimate (its mid). An estimate: it assumes
+/// the replica replays as WAL arrives, at that rate, with no other write load.
 pub fn replica_lag(m: &MigrationReport, rate: u64) -> (u64, u64) {
-    lag_of(m.wal.bytes, m.duration_ms, rate)
+    lag_of(wal(m), duration(m), rate)
 }
 
 /// (replay time, lag) of `wal` bytes written over `duration_ms`, replayed at `rate` bytes/s.
@@ -113,7 +114,7 @@ impl<'a> Facts<'a> {
         let worst_lag = ran
             .iter()
             .map(|m| {
-                let (replay, lag) = lag_of(wal(m), duration(m), s.replica_apply_rate);
+                let (replay, lag) = replica_lag(m, s.replica_apply_rate);
                 (*m, replay, lag)
             })
             .max_by_key(|(_, replay, lag)| (*lag, *replay));
@@ -367,7 +368,9 @@ fn replica_lag_plan(f: &Facts) -> ChecklistItem {
     }
     if r.estimate.is_some() {
         item = item.evidence(
-            "The lag below uses each migration's WAL and time at production scale (the estimates' mid).".to_string(),
+            "The lag here and in the table below uses each migration's WAL and time at production scale (the \
+             estimates' mid)."
+                .to_string(),
         );
     }
     item = item.evidence(format!(
@@ -434,14 +437,18 @@ fn standalone_job(f: &Facts) -> ChecklistItem {
     let over: Vec<String> =
         f.r.migrations
             .iter()
-            .filter(|m| m.duration_ms > window || m.status == MigrationStatus::TimedOut)
+            .filter(|m| duration(m) > window || m.status == MigrationStatus::TimedOut)
             .map(|m| {
                 let timed_out = if m.status == MigrationStatus::TimedOut { "+, timed out" } else { "" };
-                format!("`{}` ({}{timed_out})", m.id, format_ms(m.duration_ms))
+                format!("`{}` ({}{timed_out}{})", m.id, format_ms(duration(m)), f.at_scale())
             })
             .collect();
-    let longest =
-        f.longest.map(|m| format!("`{}` {}", m.id, format_ms(m.duration_ms))).unwrap_or_else(|| "none".into());
+    let longest = f
+        .ran
+        .iter()
+        .max_by_key(|m| duration(m))
+        .map(|m| format!("`{}` {}{}", m.id, format_ms(duration(m)), f.at_scale()))
+        .unwrap_or_else(|| "none".into());
     let item =
         Item::new(ChecklistId::StandaloneJob, "Runs as a standalone job, not multi-replica app start-up").evidence(
             format!("Deploy window {} (`report.deploy_window`); longest migration {longest}.", format_ms(window)),

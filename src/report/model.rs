@@ -341,6 +341,10 @@ pub struct MigrationReport {
     pub rewrites: Vec<Rewrite>,
     /// Tables and indexes that grew or shrank by more than 10% (rewrites aside).
     pub size_changes: Vec<Rewrite>,
+    /// What PostgreSQL's progress views showed the migration's sessions
+    /// doing (index builds, CLUSTER, VACUUM, COPY), sampled while it ran.
+    #[serde(default)]
+    pub progress: Vec<ProgressReport>,
     /// From pg_stat_statements, reset before the migration; by total time.
     pub top_statements: Vec<TopStatement>,
     pub hazards: Vec<Hazard>,
@@ -452,6 +456,24 @@ pub struct Rewrite {
     pub kind: RelationKind,
     pub bytes_before: i64,
     pub bytes_after: i64,
+}
+
+/// One command a progress view showed (pg_stat_progress_create_index,
+/// _cluster, _vacuum, _copy), on one table, from its first to its last sighting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressReport {
+    /// As the view names it: `CREATE INDEX`, `CREATE INDEX CONCURRENTLY`,
+    /// `REINDEX`, `CLUSTER`, `VACUUM FULL`, `VACUUM`, `COPY FROM`, ...
+    pub command: String,
+    /// The table worked on, `schema.name`.
+    pub relation: String,
+    /// The phases seen, in the order first seen.
+    pub phases: Vec<String>,
+    /// First and last sighting, in ms after the migration started; the
+    /// command ran at least this long, and at most one sampling interval
+    /// (`observe.sample_interval` × 5) more at each end.
+    pub first_ms: u64,
+    pub last_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

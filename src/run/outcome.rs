@@ -139,6 +139,7 @@ pub fn new_migration_report(m: &Migration) -> MigrationReport {
         probes: Vec::new(),
         rewrites: Vec::new(),
         size_changes: Vec::new(),
+        progress: Vec::new(),
         top_statements: Vec::new(),
         hazards: Vec::new(),
         budget_breaches: Vec::new(),

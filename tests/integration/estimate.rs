@@ -100,3 +100,44 @@ fn a_ten_times_larger_table_takes_ten_times_longer_to_rewrite_but_not_to_alter_i
         join.wal.bytes
     );
 }
+
+/// A DO block that builds an index takes the lock a row change would, but
+/// PostgreSQL's progress views show the build: the estimate scales that
+/// time as an index build (n·log n) and says where it saw it.
+#[test]
+fn an_index_build_inside_a_do_block_is_seen_in_the_progress_views_and_scaled_as_one() {
+    let sandbox = Sandbox::new();
+    let stats = stats_of_dump(&dumps().path("custom"), &sandbox.path().join("stats.json"));
+    scale_stats(&stats, &["public.orders"], 10);
+    // 12,000 orders × 0.1 ms of pg_sleep in the index expression: a build of
+    // about 1.5 s, read by the progress sampler many times.
+    sandbox.migrations(&[(
+        "0001_index_in_do.sql",
+        "CREATE FUNCTION public.slow_key(bigint) RETURNS bigint IMMUTABLE LANGUAGE sql \
+           AS $$ SELECT $1 FROM pg_sleep(0.0001) $$;\n\
+         DO $$ BEGIN EXECUTE 'CREATE INDEX orders_slow_key_idx ON public.orders (public.slow_key(id))'; END $$;\n",
+    )]);
+    let scenario = sandbox.scenario(&dumps().path("custom"), "estimate:\n  production: stats.json\n");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let m = out.report().migrations.remove(0);
+
+    let seen = m.progress.iter().find(|p| p.command == "CREATE INDEX").unwrap_or_else(|| panic!("{:?}", m.progress));
+    assert_eq!(seen.relation, "public.orders");
+    assert!(seen.phases.iter().any(|p| p.starts_with("building index")), "{:?}", seen.phases);
+    let do_block = m.statements.iter().find(|s| s.query.starts_with("DO")).unwrap();
+    let window = do_block.started_ms..=do_block.started_ms + do_block.duration_ms;
+    assert!(window.contains(&seen.first_ms) && seen.last_ms - seen.first_ms >= 500, "{seen:?} in {window:?}");
+
+    let e = m.estimate.unwrap();
+    assert!(
+        e.basis.iter().any(|b| b.starts_with("index build of public.orders ×10.0, n·log n")
+            && b.contains("seen in the progress views as CREATE INDEX")),
+        "{:?}",
+        e.basis
+    );
+    // n·log n of 12,000 rows against 120,000: ×12.5; the build is most of the statement.
+    let factor = e.duration_ms.mid as f64 / m.duration_ms as f64;
+    assert!((9.0..=13.0).contains(&factor), "estimated ×{factor:.1}: {e:?} ({} ms here)", m.duration_ms);
+    sandbox.assert_no_leaks();
+}

@@ -30,6 +30,7 @@ pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
     locks(w, m, r.observation.sample_interval_ms);
     probes(w, m);
     rewrites(w, m);
+    progress(w, m);
     statements(w, m);
     offline_sql(w, m);
     put!(w);
@@ -215,6 +216,26 @@ fn rewrites(w: &mut String, m: &MigrationReport) {
                 (format_bytes(r.bytes_before.max(0) as u64), format_bytes(r.bytes_after.max(0) as u64));
             put!(w, "| `{}` ({}) | {what} | {before} | {after} |", r.relation, r.kind);
         }
+    }
+}
+
+/// What PostgreSQL's progress views showed, in the order it started.
+fn progress(w: &mut String, m: &MigrationReport) {
+    if m.progress.is_empty() {
+        return;
+    }
+    put!(w, "\n**Seen in the progress views** (pg_stat_progress_*)\n");
+    put!(w, "| Command | Table | Seen from | to | Phases |\n|---|---|--:|--:|---|");
+    for p in &m.progress {
+        put!(
+            w,
+            "| {} | `{}` | {} | {} | {} |",
+            p.command,
+            p.relation,
+            format_ms(p.first_ms),
+            format_ms(p.last_ms),
+            p.phases.join(" → ")
+        );
     }
 }
 

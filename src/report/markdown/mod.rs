@@ -224,9 +224,13 @@ fn runtime_estimate(w: &mut String, r: &Report) {
         format_ms(r.totals.duration_ms),
         format_bytes(r.totals.wal_bytes)
     );
+    let lag_at = match r.estimate {
+        Some(_) => "; replay and lag use the WAL and time at production scale (the estimates' mid)",
+        None => "",
+    };
     put!(
         w,
-        "Times are measured on this machine ({} CPU(s)); the replica lag is an estimate (see the item above).\n",
+        "Times are measured on this machine ({} CPU(s)); the replica lag is an estimate (see the item above){lag_at}.\n",
         r.machine.cpus
     );
 }
