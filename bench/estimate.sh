@@ -11,13 +11,13 @@
 # bench/ESTIMATE.md.
 #
 # Knobs: BENCH_ESTIMATE_SCALE (S, default 1.5), BENCH_ESTIMATE_ROUNDS
-# (rehearsals of each, default 2; the medians count).
+# (rehearsals of each, default 3; the medians count).
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
 SMALL="${BENCH_ESTIMATE_SCALE:-1.5}"
 BIG="$(python3 -c "print($SMALL * 4)")"
-ROUNDS="${BENCH_ESTIMATE_ROUNDS:-2}"
+ROUNDS="${BENCH_ESTIMATE_ROUNDS:-3}"
 WORK="$OUT/estimate"
 mkdir -p "$WORK"
 chmod 755 "$WORK"
