@@ -141,3 +141,24 @@ fn an_index_build_inside_a_do_block_is_seen_in_the_progress_views_and_scaled_as_
     assert!((9.0..=13.0).contains(&factor), "estimated ×{factor:.1}: {e:?} ({} ms here)", m.duration_ms);
     sandbox.assert_no_leaks();
 }
+
+/// A table production's statistics do not list is estimated at its size
+/// here, and the basis names it: never silently.
+#[test]
+fn a_table_missing_from_production_statistics_is_estimated_at_its_size_here_and_named() {
+    let sandbox = Sandbox::new();
+    let stats = stats_of_dump(&dumps().path("custom"), &sandbox.path().join("stats.json"));
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    json["relations"].as_array_mut().unwrap().retain(|r| r["relation"] != "public.orders");
+    std::fs::write(&stats, json.to_string()).unwrap();
+    let rewrite = rehearse_with_stats(&sandbox, &stats).remove(0);
+    let e = rewrite.estimate.unwrap();
+    assert!(
+        e.basis
+            .iter()
+            .any(|b| b.starts_with("no production statistics for public.orders: estimated at its size here (")),
+        "{:?}",
+        e.basis
+    );
+    assert!((e.duration_ms.mid as i64 - rewrite.duration_ms as i64).abs() <= 1, "{e:?} vs {} ms", rewrite.duration_ms);
+}
