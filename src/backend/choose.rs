@@ -132,6 +132,7 @@ async fn docker_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Re
         image: image(req),
         dump: req.dump.to_path_buf(),
         settings: req.settings.to_vec(),
+        standby: false,
     }))
 }
 

@@ -51,6 +51,9 @@ const DUMP_MOUNT: &str = "/rehearse/dump";
 /// container's own filesystem and `docker commit` captures it for the
 /// snapshot cache.
 const DATA_DIR: &str = "/rehearse/data";
+/// The standby's data directory and port, in its own container on the primary's network.
+const STANDBY_DIR: &str = "/var/lib/postgresql/rehearse-standby";
+const STANDBY_PORT: u16 = 5433;
 const SUPERUSER: &str = "rehearse";
 const DATABASE: &str = "rehearse";
 /// A fresh official container runs initdb, a temporary server and a restart
@@ -66,6 +69,9 @@ pub struct DockerPlan {
     pub dump: PathBuf,
     /// Prod-like settings, passed to the server as `-c name=value`.
     pub settings: Vec<(String, String)>,
+    /// A standby will run in the container's network (`observe.standby`):
+    /// publish its port too.
+    pub standby: bool,
 }
 
 /// A running container this run owns. Call `remove` (or `keep`); `Drop` is only a backstop.
@@ -80,6 +86,8 @@ pub struct DockerContainer {
     env_password: Secret,
     /// The image it was created from.
     image: String,
+    /// The port a standby in this container's network is published on.
+    standby_port: Option<u16>,
     done: bool,
 }
 
@@ -134,6 +142,7 @@ impl DockerContainer {
                 },
                 env_password: fresh,
                 image: image.to_string(),
+                standby_port: if plan.standby { Some(free_port()?) } else { None },
                 done: false,
             };
             // From here on, an error or a cancellation drops `container`,
@@ -159,11 +168,7 @@ impl DockerContainer {
 
     async fn create(&mut self, plan: &DockerPlan, image: &str, cancel: &CancellationToken) -> Result<()> {
         let mut args: Vec<String> = vec!["create".into()];
-        for (key, value) in
-            [(LABEL_RUN, self.run.clone()), (LABEL_PID, std::process::id().to_string()), (LABEL_HOST, hostname())]
-        {
-            args.extend(["--label".into(), format!("{key}={value}")]);
-        }
+        args.extend(self.labels());
         args.extend([
             // No value: the CLI copies it from its own environment, so the
             // password never appears on a command line.
@@ -184,8 +189,11 @@ impl DockerContainer {
             // index builds use dynamic shared memory from it.
             "--shm-size".into(),
             "1g".into(),
-            image.to_string(),
         ]);
+        if let Some(port) = self.standby_port {
+            args.extend(["--publish".into(), format!("127.0.0.1:{port}:{STANDBY_PORT}")]);
+        }
+        args.push(image.to_string());
         args.extend(server_args(&plan.settings));
         let out = ChildCommand::new("docker")
             .args(&args)
@@ -196,6 +204,15 @@ impl DockerContainer {
             .map_err(|e| child_error(&format!("cannot create a container of {image}"), e))?;
         self.id = Some(out.stdout.trim().to_string());
         Ok(())
+    }
+
+    /// `--label` arguments for this run's containers: what `rehearse cleanup`
+    /// and the run-label backstop look for.
+    fn labels(&self) -> Vec<String> {
+        [(LABEL_RUN, self.run.clone()), (LABEL_PID, std::process::id().to_string()), (LABEL_HOST, hostname())]
+            .into_iter()
+            .flat_map(|(key, value)| ["--label".to_string(), format!("{key}={value}")])
+            .collect()
     }
 
     /// Waits for the server's readiness line, then for a connection over the
@@ -269,6 +286,105 @@ impl DockerContainer {
             cmd = cmd.arg("--env").arg(name);
         }
         cmd.arg(self.id()).arg(tool).envs(env)
+    }
+
+    /// Starts a streaming hot standby of this container's server in a
+    /// container of its own that shares this one's network: `pg_basebackup
+    /// -X stream -R` over 127.0.0.1, then the server on port 5433 (published
+    /// when this container was created, `DockerPlan::standby`) with the
+    /// primary's settings, `settings` and `hot_standby = on`. It carries this
+    /// run's labels, so every cleanup path that finds the primary finds it.
+    pub async fn start_standby(
+        &self,
+        plan: &DockerPlan,
+        settings: &[(String, String)],
+        cancel: &CancellationToken,
+    ) -> Result<DockerContainer> {
+        let Some(port) = self.standby_port else {
+            return Err(Error::environment("the container was created without a port for a standby"));
+        };
+        let mut standby = DockerContainer {
+            id: None,
+            run: self.run.clone(),
+            conn: ConnInfo { port, ..self.conn.clone() },
+            env_password: self.conn.password.clone(),
+            image: self.image.clone(),
+            standby_port: None,
+            done: false,
+        };
+        let script = format!(
+            "set -e; pg_basebackup -D {STANDBY_DIR} -X stream -R --checkpoint=fast --no-sync -h 127.0.0.1 -p 5432 \
+             -U {SUPERUSER}; exec postgres -D {STANDBY_DIR} -p {STANDBY_PORT} -k /tmp \"$@\""
+        );
+        let mut args: Vec<String> = vec!["create".into()];
+        args.extend(self.labels());
+        args.extend([
+            "--network".into(),
+            format!("container:{}", self.id()),
+            "--user".into(),
+            "postgres".into(),
+            "--entrypoint".into(),
+            "bash".into(),
+            "--env".into(),
+            "PGPASSWORD".into(),
+            "--env".into(),
+            "PGAPPNAME=rehearse-standby".into(),
+            "--shm-size".into(),
+            "1g".into(),
+            self.image.clone(),
+            "-c".into(),
+            script,
+            "standby".into(),
+        ]);
+        let mut server: Vec<(String, String)> = plan.settings.clone();
+        server.extend(settings.iter().cloned());
+        server.push(("hot_standby".into(), "on".into()));
+        args.extend(server_args(&server));
+        let out = ChildCommand::new("docker")
+            .args(&args)
+            .env("PGPASSWORD", self.conn.password.expose())
+            .deadline(Duration::from_secs(60))
+            .run(cancel)
+            .await
+            .map_err(|e| child_error("cannot create the standby's container (observe.standby)", e))?;
+        // From here on, an error drops `standby`, whose Drop removes it.
+        standby.id = Some(out.stdout.trim().to_string());
+        docker(&["start", standby.id()])
+            .run(cancel)
+            .await
+            .map_err(|e| child_error("cannot start the standby's container", e))?;
+        standby.wait_standby(cancel).await?;
+        Ok(standby)
+    }
+
+    /// Waits until the standby accepts connections (a hot standby logs
+    /// "ready to accept read-only connections", not the primary's line),
+    /// or its container stops: a base backup of a big database takes a while.
+    async fn wait_standby(&self, cancel: &CancellationToken) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            if db::connect(&self.conn, "postgres", "rehearse").await.is_ok() {
+                return Ok(());
+            }
+            let state = docker(&["inspect", "--format", "{{.State.Status}}", self.id()])
+                .run(cancel)
+                .await
+                .map_err(|e| child_error("cannot inspect the standby's container", e))?;
+            let running = state.stdout.trim() == "running";
+            if !running || started.elapsed() > Duration::from_secs(6 * 3600) {
+                let logs = self.logs(cancel).await.unwrap_or_default();
+                return Err(Error::environment(format!(
+                    "the standby in container {} {}; its log ends with:\n{}",
+                    short(self.id()),
+                    if running { "did not accept connections within 6 hours" } else { "stopped during start-up" },
+                    last_lines(&logs, 15)
+                )));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = cancel.cancelled() => return Err(Error::Interrupted),
+            }
+        }
     }
 
     /// Where the container sees the dump.

@@ -189,6 +189,9 @@ pub struct LocalCluster {
     run_as: Option<RunAs>,
     conn: ConnInfo,
     stopped: bool,
+    /// Settings written to its rehearse.conf beyond the connection and
+    /// observation ones (a standby's).
+    extra_conf: Vec<(String, String)>,
 }
 
 impl LocalCluster {
@@ -229,6 +232,7 @@ impl LocalCluster {
             root,
             run_as,
             stopped: false,
+            extra_conf: Vec::new(),
         })
     }
 
@@ -240,16 +244,9 @@ impl LocalCluster {
         password: Secret,
         cancel: &CancellationToken,
     ) -> Result<LocalCluster> {
-        let mut cluster = LocalCluster::new_private_dir(bin, password)?;
-        let marker = Marker { pid: std::process::id(), bin: Some(cluster.bin.dir.clone()) };
-        std::fs::write(cluster.root.join(MARKER_FILE), marker.render())
-            .map_err(|e| Error::environment_because(format!("cannot write to {}", cluster.root.display()), e))?;
-        if let Some(who) = &cluster.run_as {
-            std::os::unix::fs::chown(&cluster.root, Some(who.uid), Some(who.gid)).map_err(|e| {
-                Error::environment_because(format!("cannot hand {} to {}", cluster.root.display(), who.name), e)
-            })?;
-        }
+        let cluster = LocalCluster::claimed_private_dir(bin, password)?;
         copy_tree(data, &cluster.data_dir(), cancel).await?;
+        let mut cluster = cluster;
         cluster.boot(false, cancel).await?;
         let fresh = Secret::generate();
         db::set_password(&cluster.conn, &fresh, cancel).await?;
@@ -259,6 +256,60 @@ impl LocalCluster {
             &format!("*:*:*:{}:{}\n", SUPERUSER, cluster.conn.password.expose()),
         )?;
         Ok(cluster)
+    }
+
+    /// A new private dir with the run's marker in it, handed to the server's
+    /// user: for a data dir that comes from elsewhere (a copy, a base backup).
+    fn claimed_private_dir(bin: PgBin, password: Secret) -> Result<LocalCluster> {
+        let cluster = LocalCluster::new_private_dir(bin, password)?;
+        let marker = Marker { pid: std::process::id(), bin: Some(cluster.bin.dir.clone()) };
+        std::fs::write(cluster.root.join(MARKER_FILE), marker.render())
+            .map_err(|e| Error::environment_because(format!("cannot write to {}", cluster.root.display()), e))?;
+        if let Some(who) = &cluster.run_as {
+            std::os::unix::fs::chown(&cluster.root, Some(who.uid), Some(who.gid)).map_err(|e| {
+                Error::environment_because(format!("cannot hand {} to {}", cluster.root.display(), who.name), e)
+            })?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts a streaming hot standby of this cluster: `pg_basebackup -X
+    /// stream -R` (a checkpoint, a copy of the data files, `standby.signal`
+    /// and `primary_conninfo` over this cluster's socket), then the server
+    /// on a port and socket of its own with `settings` and `hot_standby = on`.
+    /// It is another private cluster: stopped and removed like this one.
+    pub async fn start_standby(
+        &self,
+        settings: &[(String, String)],
+        cancel: &CancellationToken,
+    ) -> Result<LocalCluster> {
+        // From here on, an error drops `standby`, whose Drop removes the dir.
+        let mut standby = LocalCluster::claimed_private_dir(self.bin.clone(), self.conn.password.clone())?;
+        ChildCommand::new(self.bin.tool("pg_basebackup"))
+            .arg("-D")
+            .arg(standby.data_dir())
+            .args(["-X", "stream", "-R", "--checkpoint=fast", "--no-sync", "-h"])
+            .arg(&self.conn.host)
+            .args(["-p", &self.conn.port.to_string(), "-U", SUPERUSER])
+            // -R writes the password into the standby's own primary_conninfo (a 0700 dir).
+            .env("PGPASSWORD", self.conn.password.expose())
+            .env("PGAPPNAME", "rehearse-standby")
+            .cwd(&standby.root)
+            .run_as(standby.run_as.as_ref())
+            .deadline(Duration::from_secs(6 * 3600))
+            .run(cancel)
+            .await
+            .map_err(|e| match e {
+                ChildError::Cancelled { .. } => Error::Interrupted,
+                other => Error::environment_because(
+                    "pg_basebackup could not copy the throwaway primary for the standby (observe.standby)",
+                    other,
+                ),
+            })?;
+        standby.extra_conf = settings.to_vec();
+        standby.extra_conf.push(("hot_standby".into(), "on".into()));
+        standby.boot(false, cancel).await?;
+        Ok(standby)
     }
 
     /// Copies the stopped data directory to `dest` (a snapshot cache entry),
@@ -378,6 +429,9 @@ impl LocalCluster {
         );
         for (name, value) in settings::OBSERVATION {
             conf.push_str(&format!("{name} = '{value}'\n"));
+        }
+        for (name, value) in &self.extra_conf {
+            conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
         }
         let path = self.data_dir().join("rehearse.conf");
         std::fs::write(&path, conf)

@@ -10,6 +10,7 @@ pub mod docker;
 pub mod leftovers;
 pub mod local;
 pub mod settings;
+pub mod standby;
 pub mod url;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::sys::process::ChildCommand;
 pub use choose::{choose, BackendRequest};
 pub use docker::{DockerContainer, DockerPlan};
 pub use local::{LocalCluster, PgBin};
+pub use standby::Standby;
 pub use url::{UrlDatabase, UrlPlan};
 
 /// `postgres.backend` in the scenario.
@@ -52,6 +54,8 @@ pub struct Throwaway {
     server: Server,
     /// What this backend could not do as the scenario asked, for the report.
     limitations: Vec<String>,
+    /// The streaming standby observed (`observe.standby`), once started.
+    standby: Option<Standby>,
 }
 
 #[derive(Debug)]
@@ -84,7 +88,7 @@ impl Throwaway {
                     .to_string()],
             ),
         };
-        Ok(Throwaway { server, limitations })
+        Ok(Throwaway { server, limitations, standby: None })
     }
 
     /// Starts a copy of a snapshot cache entry (local backend only).
@@ -98,7 +102,7 @@ impl Throwaway {
                 let password = crate::sys::db::Secret::from(entry.manifest.password.clone());
                 let cluster =
                     LocalCluster::start_from_snapshot(bin.clone(), &entry.data_dir(), password, cancel).await?;
-                Ok(Throwaway { server: Server::Local(cluster), limitations: Vec::new() })
+                Ok(Throwaway { server: Server::Local(cluster), limitations: Vec::new(), standby: None })
             }
             BackendPlan::Docker(p) => {
                 let Some(image) = &entry.manifest.image else {
@@ -108,7 +112,7 @@ impl Throwaway {
                 };
                 let password = crate::sys::db::Secret::from(entry.manifest.password.clone());
                 let container = DockerContainer::start_from_snapshot(p, image, password, cancel).await?;
-                Ok(Throwaway { server: Server::Docker(container), limitations: Vec::new() })
+                Ok(Throwaway { server: Server::Docker(container), limitations: Vec::new(), standby: None })
             }
             other => Err(crate::error::Error::environment(format!(
                 "the snapshot cache is for the local and docker backends, not {}",
@@ -236,21 +240,68 @@ impl Throwaway {
         }
     }
 
+    /// Starts the streaming standby `options` ask for (local and docker
+    /// backends), or connects to the user's (`observe.standby_url`, url backend).
+    pub async fn start_standby(
+        &mut self,
+        plan: &BackendPlan,
+        options: &crate::observe::StandbyOptions,
+        cancel: &CancellationToken,
+    ) -> Result<&Standby> {
+        let standby = match (&self.server, plan, &options.url) {
+            (Server::Url(d), _, Some(url)) => {
+                let conn =
+                    ConnInfo { dbname: d.conn().dbname.clone(), admin_dbname: d.conn().dbname.clone(), ..url.clone() };
+                let standby = Standby::Url(conn);
+                standby.wait_for_database(cancel).await?;
+                standby
+            }
+            (Server::Local(c), _, None) => Standby::Local(c.start_standby(&options.settings, cancel).await?),
+            (Server::Docker(c), BackendPlan::Docker(p), None) => {
+                Standby::Docker(c.start_standby(p, &options.settings, cancel).await?)
+            }
+            _ => {
+                return Err(crate::error::Error::environment(format!(
+                    "the {} backend cannot start the standby the scenario asks for",
+                    self.name()
+                )))
+            }
+        };
+        Ok(self.standby.insert(standby))
+    }
+
+    /// The standby, once started.
+    pub fn standby(&self) -> Option<&Standby> {
+        self.standby.as_ref()
+    }
+
     /// Stops the server (drops the database) and removes everything it left.
-    pub async fn cleanup(self) -> Result<()> {
-        match self.server {
+    pub async fn cleanup(mut self) -> Result<()> {
+        // The standby first: the docker backend's shares the primary's network.
+        let standby = match self.standby.take() {
+            Some(s) => s.cleanup().await,
+            None => Ok(()),
+        };
+        let primary = match self.server {
             Server::Local(c) => c.stop().await,
             Server::Docker(c) => c.remove().await,
             Server::Url(d) => d.drop_database().await,
-        }
+        };
+        primary.and(standby)
     }
 
-    /// Leaves the server running; returns how to connect and how to remove it.
-    pub fn keep(self) -> String {
-        match self.server {
+    /// Leaves the server (and a standby it started) running; returns how to
+    /// connect and how to remove them.
+    pub fn keep(mut self) -> String {
+        let standby = self.standby.take().and_then(Standby::keep);
+        let primary = match self.server {
             Server::Local(c) => c.keep(),
             Server::Docker(c) => c.keep(),
             Server::Url(d) => d.keep(),
+        };
+        match standby {
+            Some(s) => format!("{primary}\n{s}"),
+            None => primary,
         }
     }
 }

@@ -14,6 +14,7 @@ mod production;
 mod progress;
 mod relations;
 mod server;
+mod standby;
 mod stats;
 
 pub use locks::*;
@@ -21,6 +22,7 @@ pub use production::*;
 pub use progress::*;
 pub use relations::*;
 pub use server::*;
+pub use standby::*;
 pub use stats::*;
 
 /// Marker in every query rehearse sends while a migration runs.

@@ -123,6 +123,9 @@ impl Budgets {
                 }
             }
         }
+        for (key, figure, limit, relation, text) in standby_breaches(l, m) {
+            push(key, figure, limit, Unit::Ms, relation.as_deref(), text);
+        }
         out
     }
 
@@ -165,4 +168,34 @@ impl Budgets {
         }
         out
     }
+}
+
+/// `max_standby_lag` and `max_standby_read_wait`, judged on what the
+/// standby measured: (budget, figure, limit, relation, text) of each breach.
+fn standby_breaches(l: &MigrationLimits, m: &MigrationReport) -> Vec<(BudgetKey, u64, u64, Option<String>, String)> {
+    let Some(s) = &m.standby else { return Vec::new() };
+    let mut out = Vec::new();
+    if let Some(limit) = l.max_standby_lag_ms.filter(|limit| s.max_lag_ms > *limit) {
+        let text = format!(
+            "the standby fell {} behind ({}), budget {}",
+            format_ms(s.max_lag_ms),
+            format_bytes(s.max_lag_bytes),
+            format_ms(limit)
+        );
+        out.push((BudgetKey::MaxStandbyLag, s.max_lag_ms, limit, None, text));
+    }
+    let longest = s.read_waits.iter().max_by(|a, b| a.max_ms.total_cmp(&b.max_ms));
+    if let (Some(limit), Some(w)) = (l.max_standby_read_wait_ms, longest) {
+        let waited = w.max_ms.round() as u64;
+        if waited > limit {
+            let text = format!(
+                "a read on {} waited {} on the standby, budget {}",
+                w.relation,
+                format_ms(waited),
+                format_ms(limit)
+            );
+            out.push((BudgetKey::MaxStandbyReadWait, waited, limit, Some(w.relation.clone()), text));
+        }
+    }
+    out
 }

@@ -105,13 +105,8 @@ impl Sampler {
                 Ok(statement) => statement,
                 Err(e) => return (tracks, Some(e)),
             };
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = token.cancelled() => break,
-                }
+            let mut pace = super::Pace::new(interval, token);
+            while pace.tick().await {
                 let rows = match catalog::relation_locks(&client, &prepared, db_oid, &exclude).await {
                     Ok(rows) => rows,
                     Err(e) => {

@@ -11,6 +11,7 @@ mod merge;
 pub mod probes;
 pub mod progress;
 pub mod relations;
+pub mod standby;
 pub mod watch;
 
 use std::sync::Arc;
@@ -27,7 +28,30 @@ use locks::{Sampler, Sighting};
 use probes::{ProbeSession, RunningProbes};
 use progress::ProgressSampler;
 use relations::RelationSnapshot;
+use standby::{StandbyObserver, StandbyWatch};
 pub use watch::StatementWatcher;
+
+/// The pace of an observer's loop: [`Pace::tick`] waits for the next
+/// interval (a late tick is not made up for) and says false once `stop` is cancelled.
+pub(crate) struct Pace {
+    ticker: tokio::time::Interval,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Pace {
+    pub(crate) fn new(interval: Duration, stop: tokio_util::sync::CancellationToken) -> Pace {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Pace { ticker, stop }
+    }
+
+    pub(crate) async fn tick(&mut self) -> bool {
+        tokio::select! {
+            _ = self.ticker.tick() => true,
+            _ = self.stop.cancelled() => false,
+        }
+    }
+}
 
 /// How many pg_stat_statements rows each migration lists.
 const TOP_STATEMENTS: i64 = 10;
@@ -43,6 +67,21 @@ pub struct ObserveOptions {
     /// Off (`--no-observe`): only time and WAL position, to measure what
     /// observation itself costs.
     pub enabled: bool,
+    /// A streaming standby to observe (`observe.standby`, `observe.standby_url`).
+    pub standby: Option<StandbyOptions>,
+}
+
+/// The standby the scenario asks for.
+#[derive(Debug, Clone)]
+pub struct StandbyOptions {
+    /// An existing standby of the url backend's server; None: the backend starts one.
+    pub url: Option<ConnInfo>,
+    /// How often its lag is read.
+    pub interval: Duration,
+    /// Lag above this counts as over threshold.
+    pub threshold: Duration,
+    /// Its settings as rehearsed, for a standby the backend starts.
+    pub settings: Vec<(String, String)>,
 }
 
 /// Sessions and server facts shared by every migration's observation.
@@ -58,6 +97,8 @@ pub struct Observers {
     options: ObserveOptions,
     own_pids: Vec<i32>,
     probes: Vec<ProbeSession>,
+    /// The streaming standby's observer, when the run has one.
+    standby: Option<StandbyObserver>,
     pub hot_tables: Vec<String>,
     pub limitations: Vec<String>,
 }
@@ -71,6 +112,7 @@ pub struct Observing {
     sampler: Option<Sampler>,
     progress: Option<ProgressSampler>,
     probes: Option<RunningProbes>,
+    standby: Option<StandbyWatch>,
     started: Instant,
 }
 
@@ -90,7 +132,12 @@ pub struct Observed {
 impl Observers {
     /// Connects the observer, sampler, statistics and probe sessions;
     /// `largest_tables` are probed when the scenario names no hot tables.
-    pub async fn connect(conn: &ConnInfo, options: ObserveOptions, largest_tables: &[String]) -> Result<Observers> {
+    pub async fn connect(
+        conn: &ConnInfo,
+        options: ObserveOptions,
+        largest_tables: &[String],
+        standby: Option<&ConnInfo>,
+    ) -> Result<Observers> {
         let env = |e| Error::environment_because("cannot start the observer sessions", e);
         let observer = db::connect(conn, &conn.dbname, "rehearse-observer").await.map_err(env)?;
         let (db_oid, observer_pid) = catalog::database_oid_and_pid(&observer).await.map_err(env)?;
@@ -115,6 +162,11 @@ impl Observers {
         } else {
             resolve_hot_tables(&observer, &options.hot_tables).await?
         };
+        let standby = match (standby, &options.standby, options.enabled) {
+            (Some(at), Some(o), true) => Some(StandbyObserver::connect(conn, at, o.clone(), &hot).await?),
+            _ => None,
+        };
+        own_pids.extend(standby.iter().flat_map(|s| s.pids.iter().copied()));
         let mut probes = Vec::new();
         for table in &hot {
             for write in [false, true] {
@@ -132,6 +184,7 @@ impl Observers {
             options,
             own_pids,
             probes,
+            standby,
             hot_tables: hot,
             limitations,
         })
@@ -188,9 +241,13 @@ impl Observers {
                     self.options.interval,
                     sightings,
                 );
-                (Some(sampler), Some(probes::start(&self.probes, &seen)))
+                (Some(sampler), Some(probes::start(&self.probes, Some(&seen))))
             }
             false => (None, None),
+        };
+        let standby = match &self.standby {
+            Some(s) => Some(s.begin().await?),
+            None => None,
         };
         let wal_before = catalog::wal_position(&self.observer).await.map_err(env)?;
         Ok(Observing {
@@ -201,6 +258,7 @@ impl Observers {
             sampler,
             progress,
             probes,
+            standby,
             started: Instant::now(),
         })
     }
@@ -237,6 +295,10 @@ impl Observers {
         let probes = match o.probes.take() {
             Some(p) => p.finish().await,
             None => Vec::new(),
+        };
+        m.standby = match (&self.standby, o.standby.take()) {
+            (Some(observer), Some(watch)) => Some(observer.finish(watch).await?),
+            _ => None,
         };
         let after = RelationSnapshot::take(&self.observer).await.map_err(env)?;
         m.wal = self.wal(&o, wal_after, elapsed).await.map_err(env)?;

@@ -69,7 +69,11 @@ pub struct RunningProbes {
     tasks: Vec<RunningProbe>,
 }
 
-pub fn start(sessions: &[ProbeSession], sightings: &tokio::sync::watch::Receiver<Sighting>) -> RunningProbes {
+/// Starts the probes. With `gate`, a probe runs only while the lock
+/// sampler's latest sample shows a lock it would queue behind; without one
+/// (probes on a standby, where the primary's locks arrive later, by
+/// replay), it runs all the time.
+pub fn start(sessions: &[ProbeSession], gate: Option<&tokio::sync::watch::Receiver<Sighting>>) -> RunningProbes {
     let stop = CancellationToken::new();
     let tasks = sessions
         .iter()
@@ -77,13 +81,13 @@ pub fn start(sessions: &[ProbeSession], sightings: &tokio::sync::watch::Receiver
             let client = s.client.clone();
             let sql = s.sql();
             let token = stop.clone();
-            let mut sightings = sightings.clone();
+            let mut gate = gate.cloned();
             let (table, mode) = (s.table.clone(), s.mode());
             let task = tokio::spawn(async move {
                 let mut waits = Vec::new();
                 while !token.is_cancelled() {
                     // Wait for a sample showing a lock this probe would queue behind.
-                    loop {
+                    while let Some(sightings) = gate.as_mut() {
                         let could_wait = sightings
                             .borrow_and_update()
                             .iter()

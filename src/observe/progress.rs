@@ -58,13 +58,8 @@ impl ProgressSampler {
                 Ok(statement) => statement,
                 Err(e) => return (seen, Some(e)),
             };
-            let mut ticker = tokio::time::interval(interval * EVERY);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = token.cancelled() => break,
-                }
+            let mut pace = super::Pace::new(interval * EVERY, token);
+            while pace.tick().await {
                 match catalog::progress(&client, &prepared, db_oid, &exclude).await {
                     Ok(rows) => see(&mut seen, rows, Instant::now()),
                     Err(e) => return (seen, Some(e)),

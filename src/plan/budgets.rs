@@ -19,6 +19,8 @@ fn limits(m: &MigrationBudget) -> MigrationLimits {
         max_write_block_ms: ms(m.max_write_block),
         max_wal_bytes: m.max_wal.map(|b| b.0),
         max_probe_wait_ms: ms(m.max_probe_wait),
+        max_standby_lag_ms: ms(m.max_standby_lag),
+        max_standby_read_wait_ms: ms(m.max_standby_read_wait),
     }
 }
 
@@ -32,6 +34,8 @@ fn merge(base: &MigrationLimits, over: &MigrationBudget) -> MigrationLimits {
         max_write_block_ms: o.max_write_block_ms.or(base.max_write_block_ms),
         max_wal_bytes: o.max_wal_bytes.or(base.max_wal_bytes),
         max_probe_wait_ms: o.max_probe_wait_ms.or(base.max_probe_wait_ms),
+        max_standby_lag_ms: o.max_standby_lag_ms.or(base.max_standby_lag_ms),
+        max_standby_read_wait_ms: o.max_standby_read_wait_ms.or(base.max_standby_read_wait_ms),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::estimate::{Estimator, ProductionStats};
 use crate::gate::Budgets;
 use crate::migrations::MigrationsPlan;
-use crate::observe::ObserveOptions;
+use crate::observe::{ObserveOptions, StandbyOptions};
 use crate::pg::DumpFormat;
 use crate::report::ReportFormat;
 use crate::restore::space::{self, Room};
@@ -149,7 +149,11 @@ impl Plan {
         let estimate = estimator(&s, &origin)?;
 
         // Then the environment.
-        let backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
+        let mut backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
+        let observe = ObserveOptions { standby: standby_options(&s, &backend, &origin)?, ..observe };
+        if let (BackendPlan::Docker(p), Some(_)) = (&mut backend, &observe.standby) {
+            p.standby = true;
+        }
         let migrations = migrations::check(migrations, cancel).await?;
         let (room, warnings) = room_for_restore(&backend, &dump, dump_format, cancel).await?;
         let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
@@ -215,7 +219,67 @@ fn observe_options(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Resu
             origin.shown()
         )));
     }
-    Ok(ObserveOptions { interval, hot_tables: s.observe.hot_tables.clone(), enabled: !overrides.no_observe })
+    Ok(ObserveOptions {
+        interval,
+        hot_tables: s.observe.hot_tables.clone(),
+        enabled: !overrides.no_observe,
+        standby: None,
+    })
+}
+
+/// Default `observe.standby_interval`.
+const DEFAULT_STANDBY_INTERVAL: Duration = Duration::from_millis(100);
+/// Default `observe.standby_lag_threshold`.
+const DEFAULT_STANDBY_THRESHOLD: Duration = Duration::from_secs(1);
+
+/// The scenario's standby, checked against the backend chosen: the local
+/// and docker backends start one; the url backend observes the one
+/// `observe.standby_url` names, and can change none of its settings.
+fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Result<Option<StandbyOptions>> {
+    let o = &s.observe;
+    let shown = origin.shown();
+    let budgets = [s.budgets.migration.iter().collect::<Vec<_>>(), s.budgets.overrides.values().collect()].concat();
+    let standby_budget = budgets.iter().any(|b| b.max_standby_lag.is_some() || b.max_standby_read_wait.is_some());
+    let url = match (&o.standby_url, backend) {
+        (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse(u.as_str())?),
+        (Some(_), other) => {
+            return Err(Error::bad_input(format!(
+                "{shown}: observe.standby_url names an existing standby, which only the url backend uses                  (this run uses the {} backend): use `observe.standby: true` to have it start one, or                  `postgres.backend: url` with the primary's postgres.url",
+                other.name()
+            )))
+        }
+        (None, BackendPlan::Url(_)) if o.standby => {
+            return Err(Error::bad_input(format!(
+                "{shown}: observe.standby with the url backend: rehearse cannot start a standby of a server it                  does not own; name an existing hot standby of it with observe.standby_url"
+            )))
+        }
+        (None, _) => None,
+    };
+    if url.is_none() && !o.standby {
+        if !o.standby_settings.is_empty() || standby_budget {
+            return Err(Error::bad_input(format!(
+                "{shown}: observe.standby_settings and the max_standby_* budgets need a standby: set                  `observe.standby: true` (or observe.standby_url with the url backend)"
+            )));
+        }
+        return Ok(None);
+    }
+    if url.is_some() && !o.standby_settings.is_empty() {
+        return Err(Error::bad_input(format!(
+            "{shown}: observe.standby_settings cannot be applied to a standby rehearse does not own              (observe.standby_url): set them on that standby, or remove them"
+        )));
+    }
+    let interval = o.standby_interval.unwrap_or(DEFAULT_STANDBY_INTERVAL);
+    if interval < Duration::from_millis(10) {
+        return Err(Error::bad_input(format!(
+            "{shown}: observe.standby_interval must be at least 10ms (100ms is the default)"
+        )));
+    }
+    Ok(Some(StandbyOptions {
+        url,
+        interval,
+        threshold: o.standby_lag_threshold.unwrap_or(DEFAULT_STANDBY_THRESHOLD),
+        settings: o.standby_settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+    }))
 }
 
 async fn choose_backend(

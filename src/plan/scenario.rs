@@ -90,6 +90,22 @@ pub struct ObserveSection {
     pub sample_interval: Option<Duration>,
     #[serde(default)]
     pub hot_tables: Vec<String>,
+    /// Start a streaming hot standby of the throwaway primary (local and
+    /// docker backends) and measure its lag and what its readers wait.
+    #[serde(default)]
+    pub standby: bool,
+    /// The url backend: an existing hot standby of the server `postgres.url` names.
+    pub standby_url: Option<EnvString>,
+    /// How often the standby's lag is read (default 100ms).
+    #[serde(default, with = "humantime_serde")]
+    pub standby_interval: Option<Duration>,
+    /// Lag above this counts as "over threshold" (default 1s).
+    #[serde(default, with = "humantime_serde")]
+    pub standby_lag_threshold: Option<Duration>,
+    /// Settings of the standby as rehearsed (max_standby_streaming_delay,
+    /// hot_standby_feedback, ...), the shape of `postgres.settings`.
+    #[serde(default)]
+    pub standby_settings: BTreeMap<String, SettingValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +139,12 @@ pub struct MigrationBudget {
     /// Longest wait of a probe session on a hot table.
     #[serde(default, with = "humantime_serde")]
     pub max_probe_wait: Option<Duration>,
+    /// Longest time the standby was behind the primary (needs a standby).
+    #[serde(default, with = "humantime_serde")]
+    pub max_standby_lag: Option<Duration>,
+    /// Longest wait of a probe read on the standby (needs a standby).
+    #[serde(default, with = "humantime_serde")]
+    pub max_standby_read_wait: Option<Duration>,
     /// What a migration running past `max_runtime` gets: cancelled (default) or left to finish.
     pub on_exceed: Option<OnExceed>,
 }

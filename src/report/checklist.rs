@@ -141,6 +141,16 @@ impl<'a> Facts<'a> {
         self.r.totals.estimate.as_ref().map_or(self.r.totals.duration_ms, |e| e.duration_ms.mid)
     }
 
+    /// The migration that lags replicas most, by how much, and how that is
+    /// known: measured on the standby when the run had one, else estimated.
+    fn replica_lag(&self) -> Option<(&'a MigrationReport, u64, &'static str)> {
+        if self.r.standby.is_some() {
+            let measured = self.ran.iter().filter_map(|m| m.standby.as_ref().map(|s| (*m, s.max_lag_ms)));
+            return measured.max_by_key(|(_, lag)| *lag).map(|(m, lag)| (m, lag, " (measured on the standby)"));
+        }
+        self.worst_lag.map(|(m, _, lag)| (m, lag, ""))
+    }
+
     /// " at production scale (estimate)" when the figures are estimates.
     fn at_scale(&self) -> &'static str {
         if self.r.estimate.is_some() {
@@ -376,20 +386,80 @@ fn replica_lag_plan(f: &Facts) -> ChecklistItem {
     item = item.evidence(format!(
         "How it is estimated: lag ≈ WAL ÷ {rate}/s − the migration's time, assuming a replica replays WAL as it \
          arrives at that rate with no other write load. Measure your replicas' replay rate \
-         (`pg_stat_replication.replay_lag` under a known write load) and set `report.replica_apply_rate`."
+         (`pg_stat_replication.replay_lag` under a known write load) and set `report.replica_apply_rate`{}.",
+        if r.standby.is_some() { "; the verdict below goes by the standby's measured lag" } else { "" }
     ));
-    let lag_todo = f.worst_lag.filter(|(_, _, lag)| *lag >= f.ops_ms()).map(|(m, _, lag)| {
-        format!(
-            "Plan for about {} of replica lag during `{}`: keep reads that need fresh data on the primary, or batch the \
-             change; watch `replay_lag` while it runs.",
-            format_ms(lag),
-            m.id
-        )
-    });
+    let lag_todo = match standby_lag(f) {
+        Some((evidence, todo)) => {
+            item = item.evidence(evidence);
+            todo
+        }
+        None => f.worst_lag.filter(|(_, _, lag)| *lag >= f.ops_ms()).map(|(m, _, lag)| {
+            format!(
+                "Plan for about {} of replica lag during `{}`: keep reads that need fresh data on the primary, or \
+                 batch the change; watch `replay_lag` while it runs.",
+                format_ms(lag),
+                m.id
+            )
+        }),
+    };
     item.verdict(
         lag_todo
             .or_else(|| f.unless_incomplete(|u| format!("{u}: the estimate covers only what ran; fix and re-run."))),
     )
+}
+
+/// With a streaming standby: what it measured (an evidence line) and a
+/// to-do when it fell behind, or made its readers wait, for `ops_threshold` or more.
+fn standby_lag(f: &Facts) -> Option<(String, Option<String>)> {
+    let info = f.r.standby.as_ref()?;
+    let measured: Vec<(&MigrationReport, &crate::report::StandbyReport)> =
+        f.ran.iter().filter_map(|m| m.standby.as_ref().map(|s| (*m, s))).collect();
+    let (lagging, lag) = measured.iter().max_by_key(|(_, s)| s.max_lag_ms)?;
+    let read_wait =
+        |s: &crate::report::StandbyReport| s.read_waits.iter().map(|w| w.max_ms.round() as u64).max().unwrap_or(0);
+    let (blocking, blocked) = measured.iter().max_by_key(|(_, s)| read_wait(s))?;
+    let conflicts: u64 = measured.iter().map(|(_, s)| s.conflicts).sum();
+    let slowest_catch_up = measured.iter().filter_map(|(_, s)| s.catch_up_ms).max().unwrap_or(0);
+    let evidence = format!(
+        "Measured on a streaming hot standby ({} backend, `{}`): at most {} ({}) behind, during `{}`; caught up \
+         within {} of each migration's end; standby reads waited up to {} (during `{}`); {conflicts} standby \
+         quer(ies) cancelled by recovery conflicts.",
+        info.source,
+        info.server,
+        format_ms(lag.max_lag_ms),
+        format_bytes(lag.max_lag_bytes),
+        lagging.id,
+        format_ms(slowest_catch_up),
+        format_ms(read_wait(blocked)),
+        blocking.id,
+    );
+    let ops = f.ops_ms();
+    let mut todo = Vec::new();
+    if lag.max_lag_ms >= ops {
+        todo.push(format!(
+            "the standby fell {} behind during `{}`: keep reads that need fresh data on the primary, or batch the \
+             change; watch `replay_lag` while it runs",
+            format_ms(lag.max_lag_ms),
+            lagging.id
+        ));
+    }
+    if read_wait(blocked) >= ops {
+        todo.push(format!(
+            "reads on the standby waited {} during `{}` (its lock is replayed there): move those reads to the \
+             primary for the release, or take the lock with a short lock_timeout and retry",
+            format_ms(read_wait(blocked)),
+            blocking.id
+        ));
+    }
+    if conflicts > 0 {
+        todo.push(format!(
+            "{conflicts} standby quer(ies) were cancelled by recovery conflicts: expect the same on production's \
+             replicas, or raise max_standby_streaming_delay there"
+        ));
+    }
+    let todo = (!todo.is_empty()).then(|| format!("Measured on the standby: {}.", todo.join("; ")));
+    Some((evidence, todo))
 }
 
 fn ops_comm(f: &Facts) -> ChecklistItem {
@@ -402,8 +472,8 @@ fn ops_comm(f: &Facts) -> ChecklistItem {
     if let Some(m) = f.blocker.filter(|m| longest_block(m) > ops) {
         long.push(format!("`{}` blocks the app for {}{}", m.id, format_ms(longest_block(m)), f.at_scale()));
     }
-    if let Some((m, _, lag)) = f.worst_lag.filter(|(_, _, lag)| *lag > ops) {
-        long.push(format!("`{}` lags replicas by about {}", m.id, format_ms(lag)));
+    if let Some((m, lag, how)) = f.replica_lag().filter(|(_, lag, _)| *lag > ops) {
+        long.push(format!("`{}` lags replicas by about {}{how}", m.id, format_ms(lag)));
     }
     for m in r.migrations.iter().filter(|m| m.status == MigrationStatus::TimedOut) {
         long.push(format!("`{}` ran past its max_runtime and was cancelled", m.id));

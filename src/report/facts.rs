@@ -12,6 +12,7 @@ pub enum Stage {
     Analyze,
     Snapshot,
     Prepare,
+    Standby,
     Discover,
     Rehearse,
     Backup,
@@ -27,6 +28,7 @@ impl Stage {
             Stage::Analyze => "analyze",
             Stage::Snapshot => "snapshot",
             Stage::Prepare => "prepare",
+            Stage::Standby => "standby",
             Stage::Discover => "discover",
             Stage::Rehearse => "rehearse",
             Stage::Backup => "backup",
@@ -147,6 +149,10 @@ pub enum BudgetKey {
     MaxWal,
     #[serde(rename = "max_probe_wait")]
     MaxProbeWait,
+    #[serde(rename = "max_standby_lag")]
+    MaxStandbyLag,
+    #[serde(rename = "max_standby_read_wait")]
+    MaxStandbyReadWait,
     #[serde(rename = "total.max_runtime")]
     TotalMaxRuntime,
     #[serde(rename = "total.max_wal")]
@@ -163,6 +169,8 @@ impl BudgetKey {
             BudgetKey::MaxWriteBlock => "max_write_block",
             BudgetKey::MaxWal => "max_wal",
             BudgetKey::MaxProbeWait => "max_probe_wait",
+            BudgetKey::MaxStandbyLag => "max_standby_lag",
+            BudgetKey::MaxStandbyReadWait => "max_standby_read_wait",
             BudgetKey::TotalMaxRuntime => "total.max_runtime",
             BudgetKey::TotalMaxWal => "total.max_wal",
             BudgetKey::FailOnRegression => "fail_on_regression",

@@ -53,6 +53,56 @@ pub struct Report {
     /// What the production-scale estimates rest on; null without `estimate:`.
     #[serde(default)]
     pub estimate: Option<EstimateInfo>,
+    /// The streaming standby observed (`observe.standby`); null without one.
+    #[serde(default)]
+    pub standby: Option<StandbyInfo>,
+}
+
+/// The streaming hot standby a run observed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StandbyInfo {
+    /// `local` or `docker`: started by this run from the primary with
+    /// pg_basebackup; `url`: the user's own (`observe.standby_url`).
+    pub source: String,
+    /// Host, port, user and database (never the password).
+    pub server: String,
+    /// How often its lag was read (`observe.standby_interval`).
+    pub interval_ms: u64,
+    /// `observe.standby_lag_threshold`.
+    pub lag_threshold_ms: u64,
+    /// The settings that decide what its readers feel, as the standby
+    /// reports them (`SHOW`): max_standby_streaming_delay,
+    /// hot_standby_feedback, recovery_min_apply_delay.
+    pub settings: Vec<Setting>,
+}
+
+/// What one migration did to the standby.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StandbyReport {
+    /// Most bytes of WAL the standby's replay was behind the primary's
+    /// current position, at one reading.
+    pub max_lag_bytes: u64,
+    /// Longest time it was behind: the standby's clock less the newest
+    /// heartbeat it had replayed (the primary writes one every reading interval).
+    pub max_lag_ms: u64,
+    /// How long it was more than `lag_threshold_ms` behind.
+    pub over_threshold_ms: u64,
+    /// After the migration ended, how long the standby took to replay up to
+    /// where the primary was at that moment; null when it had not within
+    /// the wait (`catch_up_limit_ms`).
+    pub catch_up_ms: Option<u64>,
+    /// The longest wait of a probe read on each hot table, on the standby.
+    pub read_waits: Vec<StandbyReadWait>,
+    /// Queries on the standby cancelled by recovery conflicts while the
+    /// migration ran (pg_stat_database_conflicts, the run's database).
+    pub conflicts: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StandbyReadWait {
+    pub relation: String,
+    pub max_ms: f64,
+    pub probes: u64,
 }
 
 /// One budget a migration or the run went over: a finding, not an error.
@@ -99,6 +149,10 @@ pub struct MigrationLimits {
     pub max_write_block_ms: Option<u64>,
     pub max_wal_bytes: Option<u64>,
     pub max_probe_wait_ms: Option<u64>,
+    #[serde(default)]
+    pub max_standby_lag_ms: Option<u64>,
+    #[serde(default)]
+    pub max_standby_read_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -263,7 +317,7 @@ pub struct PostgresInfo {
     pub scenario_settings: Vec<Setting>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setting {
     pub name: String,
     pub value: String,
@@ -369,6 +423,9 @@ pub struct MigrationReport {
     /// At production's scale (`estimate:` in the scenario); null without it.
     #[serde(default)]
     pub estimate: Option<Estimate>,
+    /// What it did to the streaming standby; null without one.
+    #[serde(default)]
+    pub standby: Option<StandbyReport>,
 }
 
 impl MigrationReport {

@@ -94,11 +94,13 @@ enum Column {
     Hazards,
     /// The production-scale estimate, when the scenario asks for one.
     AtScale,
+    /// How far the streaming standby fell behind, when the run has one.
+    StandbyLag,
 }
 
 impl Column {
     /// Left to right.
-    const ALL: [Column; 10] = [
+    const ALL: [Column; 11] = [
         Column::Number,
         Column::Migration,
         Column::Status,
@@ -107,6 +109,7 @@ impl Column {
         Column::BlocksReads,
         Column::BlocksWrites,
         Column::Wal,
+        Column::StandbyLag,
         Column::Rewrites,
         Column::Hazards,
     ];
@@ -114,12 +117,13 @@ impl Column {
     /// Dropped first when the terminal is too narrow: what other columns or
     /// the report say too. Blocked writes stay longest: a lock that blocks
     /// reads blocks writes as well, so that column names the worst block.
-    const DROP_ORDER: [Column; 7] = [
+    const DROP_ORDER: [Column; 8] = [
         Column::Rewrites,
         Column::Hazards,
         Column::Number,
         Column::BlocksReads,
         Column::Wal,
+        Column::StandbyLag,
         Column::Time,
         Column::AtScale,
     ];
@@ -136,6 +140,7 @@ impl Column {
             Column::Rewrites => "Rewrites",
             Column::Hazards => "Hazards",
             Column::AtScale => "At prod scale",
+            Column::StandbyLag => "Standby lag",
         }
     }
 
@@ -171,6 +176,11 @@ impl Column {
                 Some(e) => range_ms(e.duration_ms),
                 None => dash(),
             },
+            // Time behind, and bytes behind at most.
+            Column::StandbyLag => match &m.standby {
+                Some(s) => format!("{} {}", format_ms(s.max_lag_ms), format_bytes(s.max_lag_bytes)),
+                None => dash(),
+            },
             _ => dash(),
         }
     }
@@ -186,6 +196,7 @@ impl Grid {
         let columns = Column::ALL
             .iter()
             .filter(|&&c| c != Column::AtScale || report.estimate.is_some())
+            .filter(|&&c| c != Column::StandbyLag || report.standby.is_some())
             .map(|&c| {
                 let mut cells = vec![c.header().to_string()];
                 cells.extend(report.migrations.iter().enumerate().map(|(i, m)| c.cell(i, m)));

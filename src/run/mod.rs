@@ -11,6 +11,7 @@ mod backup;
 mod outcome;
 mod rehearse;
 mod snapshot;
+mod standby;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -111,6 +112,18 @@ async fn on_server(
     }
     let prepared =
         p.stage(Stage::Prepare, "prod-like settings", async |r: &mut Report| prepare(plan, server, r, c).await).await?;
+    if let Some(options) = plan.observe.standby.as_ref().filter(|_| plan.observe.enabled) {
+        let detail = match options.url {
+            Some(_) => "the standby observe.standby_url names",
+            None => "pg_basebackup of the primary, hot standby",
+        };
+        p.stage(Stage::Standby, detail, async |r: &mut Report| {
+            let standby = server.start_standby(&plan.backend, options, c).await?;
+            r.standby = Some(standby::describe(standby, options).await?);
+            Ok(())
+        })
+        .await?;
+    }
     let source = MigrationSource::new(&plan.migrations, plan.observe.enabled);
     let detail = format!("pending {} migrations", source.tool().as_str());
     let pending = p

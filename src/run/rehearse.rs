@@ -28,7 +28,8 @@ pub async fn each(
     cancel: &CancellationToken,
 ) -> Result<()> {
     let conn = server.conn();
-    let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables).await?;
+    let standby = server.standby().map(|s| s.conn());
+    let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables, standby).await?;
     let watcher = match source.runs_in_own_session() {
         true => observers.watcher(conn, &pending.runner).await?,
         false => None,

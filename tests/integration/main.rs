@@ -22,6 +22,7 @@ mod restore_formats;
 mod restore_room;
 mod signals;
 mod sql_migrations;
+mod standby;
 mod stats;
 mod support;
 mod url_backend;

@@ -289,3 +289,50 @@ fn a_speed_of_zero_or_less_is_refused() {
     let path = s.scenario(&dumps().path("custom"), "budgets:\n  apply_to: estimate\n");
     refused(resolve(&path, &Overrides::default()), &["budgets.apply_to is estimate", "no `estimate:` section"]);
 }
+
+// A standby (`observe.standby`, `observe.standby_url`) and what needs one.
+
+/// A scenario on a real dump and one migration, on `postgres`, with `extra` YAML.
+fn standby_scenario(s: &Sandbox, postgres: &str, extra: &str) -> std::path::PathBuf {
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    s.scenario_on(postgres, &dumps().path("custom"), extra)
+}
+
+#[test]
+fn a_standby_url_on_a_backend_that_starts_its_own_server_is_refused() {
+    let s = Sandbox::new();
+    let scenario = standby_scenario(&s, "backend: local", &format!("observe:\n  standby_url: {NOWHERE_URL}\n"));
+    refused(
+        resolve(&scenario, &Overrides::default()),
+        &["observe.standby_url", "local backend", "observe.standby: true"],
+    );
+}
+
+#[test]
+fn a_standby_the_url_backend_would_have_to_start_is_refused() {
+    let s = Sandbox::new();
+    let scenario = standby_scenario(&s, &format!("backend: url\n  url: {NOWHERE_URL}"), "observe:\n  standby: true\n");
+    refused(
+        resolve(&scenario, &Overrides::default()),
+        &["observe.standby with the url backend", "observe.standby_url"],
+    );
+    let settings =
+        format!("observe:\n  standby_url: {NOWHERE_URL}\n  standby_settings:\n    hot_standby_feedback: on\n");
+    let scenario = standby_scenario(&s, &format!("backend: url\n  url: {NOWHERE_URL}"), &settings);
+    refused(resolve(&scenario, &Overrides::default()), &["observe.standby_settings cannot be applied"]);
+}
+
+#[test]
+fn standby_settings_and_budgets_without_a_standby_are_refused() {
+    let s = Sandbox::new();
+    for extra in [
+        "observe:\n  standby_settings:\n    hot_standby_feedback: on\n",
+        "budgets:\n  migration:\n    max_standby_lag: 5s\n",
+        "budgets:\n  overrides:\n    0001_a:\n      max_standby_read_wait: 1s\n",
+    ] {
+        let scenario = standby_scenario(&s, "backend: local", extra);
+        refused(resolve(&scenario, &Overrides::default()), &["need a standby", "observe.standby: true"]);
+    }
+    let scenario = standby_scenario(&s, "backend: local", "observe:\n  standby: true\n  standby_interval: 1ms\n");
+    refused(resolve(&scenario, &Overrides::default()), &["observe.standby_interval must be at least 10ms"]);
+}

@@ -106,6 +106,31 @@ mod local {
     }
 
     #[test]
+    fn sigint_during_a_migration_with_a_standby_stops_the_standby_too() {
+        let sandbox = Sandbox::new();
+        sandbox.migrations(QUICK_SLOW_NEVER);
+        let scenario = sandbox.scenario(&dumps().path("custom"), "observe:\n  standby: true\n");
+        let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], "migration 2/3", Signal::SIGINT);
+        let report = assert_interrupted(&out, "rehearse");
+        assert_stopped_in_the_slow_migration(&report);
+        assert!(report.standby.is_some(), "the standby ran");
+        // Its server ran with the run's TMPDIR: a process of it left would be found here.
+        sandbox.assert_no_leaks();
+    }
+
+    #[test]
+    fn sigterm_while_the_standby_is_copied_leaves_nothing() {
+        let sandbox = Sandbox::new();
+        sandbox.migrations(&[("9001_quick.sql", "SELECT 1;")]);
+        let scenario = sandbox.scenario(&demo_dump(), "observe:\n  standby: true\n");
+        let (out, took) =
+            run_and_signal_times(&sandbox, &["run", scenario.to_str().unwrap()], "standby:", Signal::SIGTERM, 1);
+        assert_interrupted(&out, "standby");
+        assert!(took.as_secs_f64() < 5.0, "exited {took:?} after the signal");
+        sandbox.assert_no_leaks();
+    }
+
+    #[test]
     fn sigint_while_reporting_ends_as_interrupted_with_the_migrations_applied() {
         let sandbox = Sandbox::new();
         sandbox.migrations(&[("9001_quick.sql", "CREATE TABLE public.quick (id int);")]);
@@ -192,6 +217,19 @@ mod docker {
         if during == "migration" {
             assert_stopped_in_the_slow_migration(&report);
         }
+        assert_no_containers();
+        sandbox.assert_no_leaks();
+    }
+
+    #[test]
+    fn sigint_during_a_migration_with_a_standby_removes_both_containers() {
+        let _docker = docker_lock();
+        let sandbox = Sandbox::new();
+        sandbox.migrations(QUICK_SLOW_NEVER);
+        let scenario = sandbox.scenario_on(&docker_backend(), tiny_demo_dump(), "observe:\n  standby: true\n");
+        let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], "migration 2/3", Signal::SIGINT);
+        let report = assert_interrupted(&out, "rehearse");
+        assert_eq!(report.standby.as_ref().map(|s| s.source.as_str()), Some("docker"));
         assert_no_containers();
         sandbox.assert_no_leaks();
     }

@@ -8,7 +8,6 @@
 //! --timeout exit 4, each saying what to do and never showing the password.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -17,7 +16,7 @@ use rehearse::pg::RelationKind;
 use rehearse::sys::db::{ConnInfo, Secret};
 use tokio_postgres::Client;
 
-use crate::support::{dumps, OwnedServer, Sandbox};
+use crate::support::{dumps, HotStandby, OwnedServer, Sandbox};
 
 const PASSWORD: &str = "stats-s3cret-pw";
 
@@ -311,86 +310,12 @@ impl Wal<'_> {
     }
 }
 
-/// A hot standby of a server, streaming from it: made by pg_basebackup -R
-/// into a private temp dir of its own, run as the user the primary runs as,
-/// stopped and removed when dropped.
-struct Standby {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-    run_as: Option<(u32, u32)>,
-}
-
-impl Standby {
-    fn of(primary: &OwnedServer) -> Standby {
-        // The server refuses to run as root: as root, the `postgres` user runs it (as the local backend does).
-        let run_as = nix::unistd::geteuid().is_root().then(|| {
-            let user = nix::unistd::User::from_name("postgres").unwrap().expect("a postgres user");
-            (user.uid.as_raw(), user.gid.as_raw())
-        });
-        let dir = tempfile::Builder::new().prefix("rht-standby-").tempdir_in("/tmp").unwrap();
-        if let Some((uid, gid)) = run_as {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        }
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port();
-        let standby = Standby { dir, bin: bin_dir(), port, run_as };
-        standby.run("pg_basebackup", |c| {
-            c.args(["-R", "-c", "fast", "-D"]).arg(standby.data()).envs(primary.conn.libpq_env("postgres", "standby"))
-        });
-        let socket = standby.dir.path().display().to_string();
-        let options = format!("-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{socket}'");
-        standby.run("pg_ctl", |c| {
-            c.arg("-D")
-                .arg(standby.data())
-                .arg("-l")
-                .arg(standby.dir.path().join("server.log"))
-                .args(["-o", &options, "-w", "-t", "60", "start"])
-        });
-        standby
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn run(&self, tool: &str, args: impl FnOnce(&mut Command) -> &mut Command) {
-        let mut cmd = Command::new(self.bin.join(tool));
-        args(&mut cmd).current_dir(self.dir.path()).stdin(std::process::Stdio::null());
-        if let Some((uid, gid)) = self.run_as {
-            cmd.uid(uid).gid(gid);
-        }
-        let out = cmd.output().unwrap();
-        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        assert!(out.status.success(), "{tool}: {}\n{log}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// `conn` (a primary's role) on the standby.
-    fn conn(&self, conn: &ConnInfo) -> ConnInfo {
-        ConnInfo { port: self.port, ..conn.clone() }
-    }
-}
-
-impl Drop for Standby {
-    fn drop(&mut self) {
-        if self.data().join("postmaster.pid").exists() {
-            let mut cmd = Command::new(self.bin.join("pg_ctl"));
-            cmd.arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "-t", "20", "stop"]);
-            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-            if let Some((uid, gid)) = self.run_as {
-                cmd.uid(uid).gid(gid);
-            }
-            let _ = cmd.status();
-        }
-        // The TempDir removes the directory (as root, or as its owner).
-    }
-}
-
 #[test]
 fn stats_work_on_a_hot_standby() {
     let production = Production::start();
     let sandbox = Sandbox::new();
     let on_primary = read_stats(&sandbox, &production.conn("reader", "app"));
-    let standby = Standby::of(&production.server);
+    let standby = HotStandby::of(&production.server);
 
     let stats = read_stats(&sandbox, &standby.conn(&production.conn("reader", "app")));
     assert!(stats.in_recovery, "read on the standby");

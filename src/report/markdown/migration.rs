@@ -60,6 +60,7 @@ fn figures(w: &mut String, m: &MigrationReport) {
             e.basis.join("; ")
         );
     }
+    super::standby::migration_line(w, m);
     let wal = &m.wal;
     let mut wal_line = format!("- WAL: {} ({} bytes)", format_bytes(wal.bytes), wal.bytes);
     if let (Some(records), Some(fpi)) = (wal.records, wal.fpi) {

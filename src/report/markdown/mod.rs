@@ -2,6 +2,7 @@
 //! in the order a reader meets them; `migration.rs` renders each migration's.
 
 mod migration;
+mod standby;
 
 use std::fmt::Write;
 
@@ -19,7 +20,7 @@ macro_rules! put {
         let _ = writeln!($w, $($arg)*);
     }};
 }
-use put;
+pub(crate) use put;
 
 pub fn render(r: &Report) -> String {
     let mut md = String::new();
@@ -27,6 +28,7 @@ pub fn render(r: &Report) -> String {
     headline(w, r);
     migrations_table(w, r);
     production_scale(w, r);
+    standby::section(w, r);
     baseline_table(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);

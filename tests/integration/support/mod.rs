@@ -7,6 +7,7 @@ mod owned_server;
 mod production;
 mod sandbox;
 mod signals;
+mod standby;
 
 pub use docker::*;
 pub use dumps::*;
@@ -15,3 +16,4 @@ pub use owned_server::*;
 pub use production::*;
 pub use sandbox::*;
 pub use signals::*;
+pub use standby::*;
