@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what rehearse needs to build and run on Debian/Ubuntu, when it is
 # missing: PostgreSQL server binaries (initdb, pg_ctl, pg_restore, psql,
-# pg_dump and the pg_stat_statements module), libclang and clang's builtin
+# pg_dump, pg_basebackup and the pg_stat_statements module), libclang and clang's builtin
 # headers (the pg_query crate generates bindings with bindgen), a C
 # compiler, pkg-config, git, and Python's venv (Alembic runs from a venv).
 # Runs apt-get as root or through passwordless sudo; otherwise prints the
@@ -39,14 +39,14 @@ have_pg() {
   local dir ok tool
   for dir in $ROOT/usr/lib/postgresql/*; do
     ok=yes
-    for tool in initdb pg_ctl pg_restore psql pg_dump; do
+    for tool in initdb pg_ctl pg_restore psql pg_dump pg_basebackup; do
       [ -x "$dir/bin/$tool" ] || ok=no
     done
     [ -e "$dir/lib/pg_stat_statements.so" ] || ok=no
     [ "$ok" = yes ] && return 0
   done
   [ -n "$ROOT" ] && return 1
-  for tool in initdb pg_ctl pg_restore psql pg_dump; do
+  for tool in initdb pg_ctl pg_restore psql pg_dump pg_basebackup; do
     command -v "$tool" >/dev/null 2>&1 || return 1
   done
 }

@@ -34,12 +34,13 @@ fn missing_with(files: &[&str]) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
-const PG15: [&str; 6] = [
+const PG15: [&str; 7] = [
     "/usr/lib/postgresql/15/bin/initdb*",
     "/usr/lib/postgresql/15/bin/pg_ctl*",
     "/usr/lib/postgresql/15/bin/pg_restore*",
     "/usr/lib/postgresql/15/bin/psql*",
     "/usr/lib/postgresql/15/bin/pg_dump*",
+    "/usr/lib/postgresql/15/bin/pg_basebackup*",
     "/usr/lib/postgresql/15/lib/pg_stat_statements.so",
 ];
 
@@ -84,5 +85,8 @@ fn postgres_needs_every_tool_and_pg_stat_statements() {
     let client = ["/usr/lib/postgresql/15/bin/psql*", "/usr/lib/postgresql/15/bin/pg_dump*"];
     assert!(with(&[&client, &LIBCLANG_DEV]).iter().any(|p| p.starts_with("postgresql")));
     // A server without the module every rehearsal preloads.
-    assert!(with(&[&PG15[..5], &LIBCLANG_DEV]).iter().any(|p| p.starts_with("postgresql")));
+    let without = |left_out: &str| PG15.iter().copied().filter(|p| !p.contains(left_out)).collect::<Vec<_>>();
+    assert!(with(&[&without("pg_stat_statements"), &LIBCLANG_DEV]).iter().any(|p| p.starts_with("postgresql")));
+    // Without pg_basebackup, which starts the standby (observe.standby).
+    assert!(with(&[&without("pg_basebackup"), &LIBCLANG_DEV]).iter().any(|p| p.starts_with("postgresql")));
 }
