@@ -93,3 +93,20 @@ fn cleanup_with_url_drops_the_database_a_killed_run_left() {
     assert!(!cleaned.stdout.contains(server.conn.password.expose()), "password leaked: {}", cleaned.stdout);
     assert_eq!(server.state(), before);
 }
+
+#[test]
+fn cleanup_after_kill_9_during_a_migration_with_a_standby_removes_both_clusters() {
+    let _docker = docker_lock();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_slow.sql", "SELECT pg_sleep(60);")]);
+    let scenario = sandbox.scenario(&crate::support::dumps().path("custom"), "observe:\n  standby: true\n");
+    let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], "migration 1/1", Signal::SIGKILL);
+    assert_eq!(out.code, -1, "killed by SIGKILL");
+    let left: Vec<_> = std::fs::read_dir(sandbox.path().join("tmp")).unwrap().flatten().collect();
+    assert_eq!(left.len(), 2, "SIGKILL leaves the primary's and the standby's cluster dirs behind: {left:?}");
+
+    let out = sandbox.rehearse(&["cleanup"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout.matches("removed cluster dir").count(), 2, "{}", out.stdout);
+    sandbox.assert_no_leaks();
+}
