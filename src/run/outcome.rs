@@ -114,6 +114,7 @@ pub fn new_report(plan: &Plan) -> Report {
         backup: None,
         checklist: Default::default(),
         estimate: plan.estimate.as_ref().map(|e| e.info(plan.budgets.0.apply_to)),
+        compat: None,
     }
 }
 
@@ -151,6 +152,7 @@ pub fn new_migration_report(m: &Migration) -> MigrationReport {
         breaches: Vec::new(),
         destructive_changes: Vec::new(),
         estimate: None,
+        compat: None,
     }
 }
 
