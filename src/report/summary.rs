@@ -2,7 +2,7 @@
 //! breaches, and the regressions against the baseline — plain text lines,
 //! which each writer decorates.
 
-use super::{count, format_ms, BrokenQuery, MigrationReport, MigrationStatus, Report};
+use super::{count, format_ms, BrokenQuery, CompatInfo, MigrationReport, MigrationStatus, Report};
 
 /// The migration most likely to hurt production: one cancelled at its
 /// deadline first, then by the longest hold of a lock that blocks the app,
@@ -116,4 +116,17 @@ pub fn queries(n: usize) -> String {
 /// How many queries of the running app the migrations broke, in all.
 pub fn broken_by_release(r: &Report) -> usize {
     r.migrations.iter().filter_map(|m| m.compat.as_ref()).map(|c| c.broken.len()).sum()
+}
+
+/// "1 utility statement ignored, 2 statements whose normalized text is not SQL ignored", or None.
+pub fn ignored_statements(info: &CompatInfo) -> Option<String> {
+    let mut ignored = Vec::new();
+    if info.ignored_utility > 0 {
+        ignored.push(format!("{} ignored", count(info.ignored_utility, "utility statement", "utility statements")));
+    }
+    if info.ignored_unparsable > 0 {
+        let n = count(info.ignored_unparsable, "statement", "statements");
+        ignored.push(format!("{n} whose normalized text is not SQL ignored"));
+    }
+    (!ignored.is_empty()).then(|| ignored.join(", "))
 }
