@@ -32,6 +32,12 @@ impl OwnedServer {
         OwnedServer { rt, cluster: Some(cluster), conn }
     }
 
+    /// Restarts the server, for settings that take effect at start (ALTER SYSTEM, then this).
+    pub fn restart(&mut self) {
+        let cluster = self.cluster.as_mut().unwrap();
+        self.rt.block_on(cluster.restart(&CancellationToken::new())).unwrap();
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://{}:{}@127.0.0.1:{}/postgres", self.conn.user, self.conn.password.expose(), self.conn.port)
     }
