@@ -6,11 +6,12 @@
 //! unaffected ones are not reported, utility statements are counted. Under
 //! `fail_on_incompatible` an incompatibility is a breach (exit 1); after a
 //! migration that failed nothing is checked. The check's own session shows
-//! in no migration's locks or statements.
+//! in no migration's locks or statements. The demo's corpus is broken by
+//! its 0007 alone.
 
 use rehearse::report::{BrokenQuery, BudgetKey, ChecklistId, MigrationStatus, Report, RunStatus, Unit};
 
-use crate::support::{junit_cases, tiny_demo_dump, RunOutput, Sandbox};
+use crate::support::{junit_cases, tiny_demo_dump, RunOutput, Sandbox, DEMO_PENDING, REPO};
 
 /// On the demo schema (tiny_demo_dump): 0003 renames users.full_name,
 /// 0004 adds orders.region NOT NULL and drops its default (the usual
@@ -167,4 +168,35 @@ fn nothing_is_checked_after_a_migration_that_failed() {
     assert_eq!(report.compat.as_ref().map(|c| c.already_broken.len()), Some(1));
     let item = report.checklist.items.iter().find(|i| i.id == ChecklistId::AppCompatibility).unwrap();
     assert!(!item.done && item.todo.as_deref().unwrap().contains("not checked against every migration"), "{item:?}");
+}
+
+/// The demo's corpus (scenarios/demo/queries.sql) against the demo's
+/// pending migrations, on the tiny demo: 0007's widening to bigint breaks
+/// exactly the packing slip's `repeat(text, integer)`; 0006's NOT NULL
+/// column has a default, so checkout's INSERT still works.
+#[test]
+fn the_demo_corpus_is_broken_by_0007_only() {
+    let sandbox = Sandbox::new();
+    let dir = std::path::Path::new(REPO).join("scenarios/demo/migrations");
+    let pending: Vec<(String, String)> = DEMO_PENDING
+        .iter()
+        .map(|id| (format!("{id}.sql"), std::fs::read_to_string(dir.join(format!("{id}.sql"))).unwrap()))
+        .collect();
+    sandbox.migrations(&pending.iter().map(|(f, sql)| (f.as_str(), sql.as_str())).collect::<Vec<_>>());
+    let corpus = format!("{REPO}/scenarios/demo/queries.sql");
+    let scenario = sandbox.scenario(tiny_demo_dump(), &format!("compat:\n  queries: {corpus}\n"));
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--format", "json"]);
+    out.assert_code(0);
+    let report = out.report();
+    let info = report.compat.as_ref().unwrap();
+    assert_eq!((info.checked, info.ignored_utility, info.already_broken.len()), (12, 1, 0), "{info:?}");
+    let blamed: Vec<(&str, &str)> = report
+        .migrations
+        .iter()
+        .flat_map(|m| m.compat.iter().flat_map(|c| &c.broken).map(move |b| (m.id.as_str(), b.code.as_str())))
+        .collect();
+    assert_eq!(blamed, [("0007_widen_order_items_quantity", "42883")]);
+    let broken = &broken(&report, 4)[0];
+    assert!(broken.query.contains("repeat('[ ] ', i.quantity)"), "{}", broken.query);
+    assert_eq!(broken.message, "function repeat(unknown, bigint) does not exist");
 }
