@@ -1,8 +1,9 @@
 //! Checking the corpus against the schema as it is: each query prepared
-//! (parsed, analyzed and planned by the server, with the parameter types it
-//! infers, not executed) in a transaction that is rolled back, and each
-//! INSERT's omitted columns held against the table's NOT NULL columns
-//! without a default, which PREPARE alone cannot see.
+//! (parsed and analyzed by the server, which resolves every table, column,
+//! function and operator with the parameter types it infers; not planned,
+//! not executed) in a transaction that is rolled back, and each INSERT's
+//! omitted columns held against the table's NOT NULL columns without a
+//! default, which PREPARE alone cannot see.
 
 use std::collections::{BTreeMap, BTreeSet};
 
