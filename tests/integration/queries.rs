@@ -8,7 +8,7 @@
 //! the role, exit 4 saying what to do; never the password.
 
 use rehearse::compat::{Checker, Corpus, QUERIES_SCHEMA};
-use rehearse::sys::db::{ConnInfo, Secret};
+use rehearse::sys::db::ConnInfo;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -63,14 +63,7 @@ impl Production {
     }
 
     fn conn(&self, user: &str, dbname: &str) -> ConnInfo {
-        ConnInfo {
-            host: "127.0.0.1".into(),
-            port: self.server.conn.port,
-            user: user.into(),
-            password: Secret::from_string(PASSWORD.into()),
-            dbname: dbname.into(),
-            admin_dbname: dbname.into(),
-        }
+        self.server.role(user, PASSWORD, dbname)
     }
 
     fn superuser(&self, dbname: &str) -> Client {
