@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,10 @@ use crate::sys::db::{self, ConnInfo};
 const NOT_NULL_VIOLATION: &str = "23502";
 /// The SQLSTATE of a syntax error, which no schema causes.
 const SYNTAX_ERROR: &str = "42601";
+/// How long a check waits for a lock a query's analysis needs. Nothing of
+/// rehearse's holds one between migrations, but a session a migration tool
+/// left open may: the run then stops saying so, rather than hang.
+const LOCK_TIMEOUT: &str = "60s";
 
 /// Checks the corpus before the first migration and after each one,
 /// blaming a migration for the queries that failed only once it applied.
@@ -40,9 +45,9 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub async fn connect(conn: &ConnInfo, corpus: &'a Corpus, cancel: &'a CancellationToken) -> Result<Checker<'a>> {
-        let session = db::connect(conn, &conn.dbname, "rehearse-compat").await.map_err(|e| {
-            Error::environment_because("cannot start the session that checks the running app's queries", e)
-        })?;
+        let env = |e| Error::environment_because("cannot start the session that checks the running app's queries", e);
+        let session = db::connect(conn, &conn.dbname, "rehearse-compat").await.map_err(env)?;
+        session.batch_execute(&format!("{MARK} SET lock_timeout = '{LOCK_TIMEOUT}'")).await.map_err(env)?;
         let checked = (0..corpus.queries.len()).collect();
         Ok(Checker { session, corpus, checked, failing: BTreeSet::new(), cancel })
     }
@@ -84,16 +89,16 @@ impl<'a> Checker<'a> {
 
     /// Every query checked that fails now, by its index in the corpus.
     async fn check_all(&self) -> Result<BTreeMap<usize, BrokenQuery>> {
-        let env = |e| Error::environment_because("cannot check the running app's queries", e);
         let mut failures = BTreeMap::new();
         for &i in &self.checked {
             let query = &self.corpus.queries[i];
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
-            let failure = match self.prepare(query).await.map_err(env)? {
+            let failed = |e| check_failed(query, e);
+            let failure = match self.prepare(query).await.map_err(failed)? {
                 Some(failure) => Some(failure),
-                None => self.omitted_not_null(query).await.map_err(env)?,
+                None => self.omitted_not_null(query).await.map_err(failed)?,
             };
             if let Some((code, message)) = failure {
                 failures.insert(i, BrokenQuery { query: query.sql.clone(), code, message, calls: query.calls });
@@ -114,6 +119,8 @@ impl<'a> Checker<'a> {
         match prepared {
             Ok(_) => Ok(None),
             Err(e) => match e.as_db_error() {
+                // Waiting for a lock says nothing of the query.
+                Some(db) if db.code() == &SqlState::LOCK_NOT_AVAILABLE => Err(e),
                 Some(db) => Ok(Some((db.code().code().to_string(), db.message().to_string()))),
                 // No answer from the server: the session is gone, not the query.
                 None => Err(e),
@@ -139,6 +146,19 @@ impl<'a> Checker<'a> {
         }
         Ok(None)
     }
+}
+
+/// A check that could not be made: the session, not the query.
+fn check_failed(query: &AppQuery, e: tokio_postgres::Error) -> Error {
+    let what = crate::sys::text::one_line(&query.sql, 80);
+    let message = match e.code() {
+        Some(&SqlState::LOCK_NOT_AVAILABLE) => format!(
+            "checking the running app's query `{what}` waited {LOCK_TIMEOUT} for a lock another session holds \
+             (one a migration tool left open?): rehearse with --keep and look at pg_locks"
+        ),
+        _ => format!("cannot check the running app's query `{what}`"),
+    };
+    Error::environment_because(message, e)
 }
 
 /// The first required column (by position) `insert` gives no value.
