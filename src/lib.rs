@@ -5,7 +5,7 @@
 //! ```text
 //! cli ─► plan ─► run: provision ─► restore ─► prepare ─► discover ─► rehearse each ─► report ─► gate
 //!                     (backend)    (restore)  (prepare)  (migrations) (migrations, observe,  (report) (gate)
-//!                                                                     findings)
+//!                                                                     findings, compat)
 //! ```
 //!
 //! Below the stages: `pipeline` (stage runner, events, signals), `catalog`
@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod catalog;
 pub mod cli;
+pub mod compat;
 pub mod error;
 pub mod estimate;
 pub mod findings;

@@ -1,11 +1,13 @@
 //! Property tests of the parsers that read user input: scenario files, dump
-//! headers, migration file names, SQL splitting and role scanning. They must
+//! headers, migration file names, SQL splitting, role scanning and the
+//! running app's queries (`compat.queries`). They must
 //! never panic, whatever they are given. `make test` runs a short pass
 //! (proptest's default case count); `make fuzz` a long one (PROPTEST_CASES).
 
 use std::path::Path;
 
 use proptest::prelude::*;
+use rehearse::compat::Corpus;
 use rehearse::migrations::sql::{parse_file_name, split};
 use rehearse::pg::DumpFormat;
 use rehearse::plan::scenario;
@@ -53,6 +55,17 @@ proptest! {
     #[test]
     fn sql_splitting_never_panics(text in "\\PC{0,300}") {
         let _ = split(&text);
+    }
+
+    #[test]
+    fn query_corpora_never_panic(
+        text in "\\PC{0,300}",
+        shape in prop::sample::select(vec!["", "INSERT INTO t ", "WITH x AS (INSERT INTO t ", "{\"schema\": \"rehearse.queries/v1\", \"queries\": "]),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queries");
+        std::fs::write(&path, format!("{shape}{text}")).unwrap();
+        let _ = Corpus::load(&path);
     }
 
     #[test]

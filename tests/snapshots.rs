@@ -8,7 +8,8 @@
 //! with overrides and a baseline with regressions; a run interrupted mid-migration).
 //! `report-estimate.json` is a real run of the demo with its `estimate:`
 //! (production's statistics at 50× the dump), so every format shows the
-//! figures at production scale.
+//! figures at production scale. `report-compat.json` is a real run of the
+//! demo with its `compat.queries`, one of which 0007 breaks.
 //!
 //! What differs by machine and run is pinned in the model before rendering
 //! (`normalize`), not patched in the text afterwards: the timestamps, the
@@ -82,6 +83,9 @@ fn pin_directories(r: Report) -> Report {
     }
     if let Some(e) = &r.estimate {
         add(&e.production, "[stats-dir]");
+    }
+    if let Some(c) = &r.compat {
+        add(&c.queries, "[queries-dir]");
     }
     // Longest first, so a directory inside another is replaced whole.
     dirs.sort_by_key(|(dir, _)| std::cmp::Reverse(dir.len()));
@@ -429,4 +433,34 @@ fn a_machine_path_left_in_the_output_fails_the_test() {
 fn the_version_redactor_leaves_other_numbers_alone() {
     assert_eq!(replace_token("rehearse 0.1.0, pg 10.1.0", "0.1.0", "[v]"), "rehearse [v], pg 10.1.0");
     assert_eq!(replace_token("0.1.0", "0.1.0", "[v]"), "[v]");
+}
+
+#[test]
+fn table_compat_80() {
+    assert_snapshot!(table("compat", Some(80)));
+}
+
+#[test]
+fn table_compat_120() {
+    assert_snapshot!(table("compat", Some(120)));
+}
+
+#[test]
+fn table_compat_unbounded() {
+    assert_snapshot!(table("compat", None));
+}
+
+#[test]
+fn markdown_compat() {
+    assert_snapshot!(markdown("compat"));
+}
+
+#[test]
+fn json_compat() {
+    assert_snapshot!(json("compat"));
+}
+
+#[test]
+fn junit_compat() {
+    assert_snapshot!(junit("compat"));
 }

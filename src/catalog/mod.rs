@@ -2,8 +2,9 @@
 //! views, one documented function each, with the versions it supports
 //! (PostgreSQL 12 and later unless a function says otherwise). Stages and
 //! observers call these; none writes its own catalog SQL. Queries sent while
-//! a migration runs carry [`MARK`], so pg_stat_statements output can leave
-//! rehearse's own queries out.
+//! a migration runs or to production (`rehearse stats`, `rehearse queries`)
+//! carry [`MARK`], so pg_stat_statements output can leave rehearse's own
+//! queries out.
 //!
 //! `format('%I.%I')` raises on NULL, so names of relations not (yet)
 //! visible in pg_class -- created in another session's open transaction,
@@ -12,6 +13,7 @@
 mod locks;
 mod production;
 mod progress;
+mod queries;
 mod relations;
 mod server;
 mod standby;
@@ -20,10 +22,11 @@ mod stats;
 pub use locks::*;
 pub use production::*;
 pub use progress::*;
+pub use queries::*;
 pub use relations::*;
 pub use server::*;
 pub use standby::*;
 pub use stats::*;
 
-/// Marker in every query rehearse sends while a migration runs.
+/// Marker in every query rehearse sends while a migration runs, or to production.
 pub const MARK: &str = "/*rehearse*/";

@@ -51,7 +51,7 @@ pub struct RelationStats {
 pub async fn production_relations(client: &Client) -> Result<Vec<RelationStats>, Error> {
     let rows = client
         .query(
-            "WITH belongs AS (  -- what each index and TOAST table belongs to
+            "/*rehearse*/ WITH belongs AS (  -- what each index and TOAST table belongs to
                  SELECT indexrelid AS oid, indrelid AS parent FROM pg_index
                  UNION ALL
                  SELECT reltoastrelid, oid FROM pg_class WHERE reltoastrelid <> 0

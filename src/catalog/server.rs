@@ -11,7 +11,8 @@ pub async fn role_names(client: &Client) -> Result<Vec<String>, Error> {
 /// The server's version number, e.g. "15.18" (`server_version` without a
 /// packager's suffix such as " (Debian 15.18-0+deb12u1)").
 pub async fn server_version(client: &Client) -> Result<String, Error> {
-    let row = client.query_one("SELECT split_part(current_setting('server_version'), ' ', 1)", &[]).await?;
+    let row =
+        client.query_one("/*rehearse*/ SELECT split_part(current_setting('server_version'), ' ', 1)", &[]).await?;
     Ok(row.get(0))
 }
 
@@ -24,7 +25,7 @@ pub async fn server_version_num(client: &Client) -> Result<i32, Error> {
 /// The current database's name and whether the server is a hot standby
 /// (`pg_is_in_recovery()`).
 pub async fn database_and_recovery(client: &Client) -> Result<(String, bool), Error> {
-    let row = client.query_one("SELECT current_database()::text, pg_is_in_recovery()", &[]).await?;
+    let row = client.query_one("/*rehearse*/ SELECT current_database()::text, pg_is_in_recovery()", &[]).await?;
     Ok((row.get(0), row.get(1)))
 }
 
@@ -54,7 +55,7 @@ pub async fn settings(client: &Client, names: &[&str]) -> Result<Vec<(String, St
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let rows = client
         .query(
-            "SELECT n, current_setting(n, true) FROM unnest($1::text[]) WITH ORDINALITY AS t(n, i) ORDER BY i",
+            "/*rehearse*/ SELECT n, current_setting(n, true) FROM unnest($1::text[]) WITH ORDINALITY AS t(n, i) ORDER BY i",
             &[&names],
         )
         .await?;

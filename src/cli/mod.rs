@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 mod calibrate;
 mod doctor;
+mod production;
+mod queries;
 mod stats;
 
 use crate::error::exit;
@@ -14,6 +16,7 @@ use crate::pipeline::{Progress, Supervisor};
 use crate::plan::{Overrides, Plan};
 use crate::report::ReportFormat;
 pub use calibrate::CalibrateArgs;
+pub use queries::QueriesArgs;
 pub use stats::StatsArgs;
 
 #[derive(Debug, Parser)]
@@ -90,6 +93,35 @@ pub enum Command {
             PGPASSWORD=... rehearse stats --url postgres://rehearse_stats@db/app --timeout 5m > stats.json"
     )]
     Stats(StatsArgs),
+
+    /// Read the statements the app runs in production (pg_stat_statements' normalized text, calls, mean
+    /// time) and write them as JSON for `compat.queries`. Read-only: safe on a primary or a hot standby.
+    #[command(
+        long_about = "Read the statements the app version running in production issues, from the database's \
+            pg_stat_statements, and write them as JSON (rehearse.queries/v1) for the scenario's \
+            compat.queries: each migration is then checked against them.\n\n\
+            What it reads: the server version, and for the connected database only, the --top statements \
+            run most often (top-level ones: not those inside functions), each with its normalized text \
+            (constants become $1, $2, ...), its calls and its mean execution time. Utility statements (SET, \
+            BEGIN, DDL, ...) are left out: they are not queries, and before PostgreSQL 16 their text keeps its \
+            constants. No row of any table is read, and no constant the app sent.\n\n\
+            Safe on a primary or a hot standby: one connection, one READ ONLY transaction with a \
+            statement_timeout (--timeout), reads of pg_extension and of the pg_stat_statements view. It \
+            needs pg_stat_statements in shared_preload_libraries and created in the database; without it, \
+            it exits 4 and says what to do. pg_stat_statements counts each server's own statements: a hot \
+            standby's are the reads run on it, so read the primary, and a standby the app also queries.",
+        after_help = "Privileges: a role that can log in and connect to the database. pg_stat_statements shows \
+            the text of other roles' statements only to superusers and members of pg_read_all_stats, so \
+            grant that to see the app's statements:\n  \
+            CREATE ROLE rehearse_stats LOGIN PASSWORD '...';\n  \
+            GRANT pg_read_all_stats TO rehearse_stats;\n\n\
+            Exit codes: 0 written · 3 bad arguments (e.g. a URL that does not parse) · 4 cannot connect, \
+            not allowed, pg_stat_statements missing or empty, timed out, or cannot write FILE.\n\n\
+            Examples:\n  \
+            rehearse queries --url postgres://rehearse_stats@db-replica.internal:5432/app --out app-queries.json\n  \
+            PGPASSWORD=... rehearse queries --url postgres://rehearse_stats@db/app --top 2000 > app-queries.json"
+    )]
+    Queries(QueriesArgs),
 
     /// Measure how much faster another server (a production replica) computes than this machine, for
     /// `estimate.speed`. Read-only queries of generated rows: nothing is read from tables or written.
@@ -236,6 +268,7 @@ pub fn main() -> i32 {
             Command::Cache { action } => cache_command(action).await,
             Command::Cleanup(args) => cleanup_command(args).await,
             Command::Stats(args) => stats::command(args).await,
+            Command::Queries(args) => queries::command(args).await,
             Command::Calibrate(args) => match Supervisor::install() {
                 Ok(sup) => calibrate::command(args, sup.token()).await,
                 Err(e) => {

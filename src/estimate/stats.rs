@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::catalog::RelationStats;
 use crate::error::{Error, Result};
+use crate::sys::json::{read_versioned, Refusal};
 
 pub const STATS_SCHEMA: &str = "rehearse.stats/v1";
 
@@ -49,28 +50,17 @@ impl ProductionStats {
                 e,
             )
         })?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::bad_input_because(
-                format!("production statistics {shown} are not JSON: make them again with `rehearse stats`"),
-                e,
-            )
-        })?;
-        match value.get("schema").and_then(|s| s.as_str()) {
-            Some(STATS_SCHEMA) => {}
-            other => {
-                return Err(Error::bad_input(format!(
-                    "{shown} is not {STATS_SCHEMA} (its schema is {}): make it with this version's `rehearse stats`",
-                    other.map(|s| format!("`{s}`")).unwrap_or_else(|| "missing".into())
-                )))
+        let stats: ProductionStats = read_versioned(&text, STATS_SCHEMA, |refusal| match refusal {
+            Refusal::NotJson => {
+                format!("production statistics {shown} are not JSON: make them again with `rehearse stats`")
             }
-        }
-        let stats = ProductionStats::deserialize(&value).map_err(|e| {
-            Error::bad_input_because(
-                format!(
-                    "production statistics {shown} lack what an estimate needs: make them again with `rehearse stats`"
-                ),
-                e,
-            )
+            Refusal::OtherSchema(other) => format!(
+                "{shown} is not {STATS_SCHEMA} (its schema is {}): make it with this version's `rehearse stats`",
+                other.map(|s| format!("`{s}`")).unwrap_or_else(|| "missing".into())
+            ),
+            Refusal::Incomplete => format!(
+                "production statistics {shown} lack what an estimate needs: make them again with `rehearse stats`"
+            ),
         })?;
         if stats.relations.is_empty() {
             return Err(Error::bad_input(format!(

@@ -17,6 +17,7 @@ use crate::report::{
     format_bytes, format_ms, BaselineComparison, Change, Metric, MigrationDelta, MigrationStatus, Regression,
     RegressionThresholds, Report, SCHEMA,
 };
+use crate::sys::json::{read_versioned, Refusal};
 
 /// Default growth beyond which a change is a regression.
 pub const DEFAULT_PERCENT: f64 = 25.0;
@@ -87,24 +88,16 @@ impl Baseline {
                 e,
             )
         })?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::bad_input_because(format!("baseline {shown} is not JSON: pass the report.json of an earlier run"), e)
-        })?;
-        match value.get("schema").and_then(|s| s.as_str()) {
-            Some(SCHEMA) => {}
-            other => {
-                return Err(Error::bad_input(format!(
-                    "baseline {shown} is not a rehearse report (its schema is {}, expected \"{SCHEMA}\"): \
-                     pass the report.json of an earlier run",
-                    other.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "missing".into())
-                )))
+        let report: PreviousReport = read_versioned(&text, SCHEMA, |refusal| match refusal {
+            Refusal::NotJson => format!("baseline {shown} is not JSON: pass the report.json of an earlier run"),
+            Refusal::OtherSchema(other) => format!(
+                "baseline {shown} is not a rehearse report (its schema is {}, expected \"{SCHEMA}\"): \
+                 pass the report.json of an earlier run",
+                other.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "missing".into())
+            ),
+            Refusal::Incomplete => {
+                format!("baseline {shown} says it is a {SCHEMA} report but lacks what the comparison needs")
             }
-        }
-        let report = PreviousReport::deserialize(&value).map_err(|e| {
-            Error::bad_input_because(
-                format!("baseline {shown} says it is a {SCHEMA} report but lacks what the comparison needs"),
-                e,
-            )
         })?;
         Ok(Baseline { path: path.to_path_buf(), report })
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::report::{
-    format_bytes, format_ms, Breach, BudgetKey, BudgetsApplyTo, BudgetsInfo, MigrationLimits, MigrationReport,
+    format_bytes, format_ms, summary, Breach, BudgetKey, BudgetsApplyTo, BudgetsInfo, MigrationLimits, MigrationReport,
     MigrationStatus, OnExceed, Report, Unit,
 };
 
@@ -126,7 +126,31 @@ impl Budgets {
         for (key, figure, limit, relation, text) in standby_breaches(l, m) {
             push(key, figure, limit, Unit::Ms, relation.as_deref(), text);
         }
+        out.extend(self.check_compat(m));
         out
+    }
+
+    /// `fail_on_incompatible`: the migration broke queries of the running
+    /// app. Run-wide, so never an override's.
+    fn check_compat(&self, m: &MigrationReport) -> Option<Breach> {
+        let broken = &m.compat.as_ref().filter(|_| self.0.fail_on_incompatible)?.broken;
+        let more = match broken.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        Some(Breach {
+            budget: BudgetKey::FailOnIncompatible,
+            figure: broken.len() as u64,
+            limit: 0,
+            unit: Unit::Queries,
+            relation: None,
+            overridden: false,
+            message: format!(
+                "fail_on_incompatible: breaks {} of the running app: {}{more}",
+                summary::queries(broken.len()),
+                summary::broken_line(broken.first()?, 80, true),
+            ),
+        })
     }
 
     /// The breaches of the run as a whole.

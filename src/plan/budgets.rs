@@ -49,6 +49,7 @@ pub fn budgets(section: &BudgetsSection) -> Budgets {
         fail_on_regression: section.fail_on_regression,
         unused_overrides: Vec::new(),
         apply_to: section.apply_to,
+        fail_on_incompatible: section.fail_on_incompatible,
     })
 }
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::cache::SnapshotCache;
 use crate::backend::choose::NamedOnCommandLine;
 use crate::backend::{BackendPlan, BackendRequest, Throwaway};
+use crate::compat::Corpus;
 use crate::error::{Error, Result};
 use crate::estimate::{Estimator, ProductionStats};
 use crate::gate::Budgets;
@@ -56,6 +57,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Production's statistics, to estimate each migration at its scale (`estimate:`).
     pub estimate: Option<Estimator>,
+    /// The running app's queries, checked after each migration (`compat.queries`).
+    pub compat: Option<Corpus>,
 }
 
 /// What the command line adds to or overrides in the scenario.
@@ -147,6 +150,7 @@ impl Plan {
             s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         let observe = observe_options(&s, overrides, &origin)?;
         let estimate = estimator(&s, &origin)?;
+        let compat = app_queries(&s, &origin)?;
 
         // Then the environment.
         let mut backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
@@ -180,7 +184,23 @@ impl Plan {
             room,
             warnings,
             estimate,
+            compat,
         })
+    }
+}
+
+/// The scenario's `compat.queries`, loaded and checked;
+/// `budgets.fail_on_incompatible` needs them.
+fn app_queries(s: &Scenario, origin: &Origin) -> Result<Option<Corpus>> {
+    match &s.compat {
+        Some(c) => Corpus::load(&origin.in_scenario(c.queries.as_str())).map(Some),
+        None if s.budgets.fail_on_incompatible => Err(Error::bad_input(format!(
+            "{}: budgets.fail_on_incompatible is true, but the scenario has no `compat:` section: add \
+             `compat: {{ queries: app-queries.sql }}` (the running app's queries, or what `rehearse queries` \
+             exports), or remove fail_on_incompatible",
+            origin.shown()
+        ))),
+        None => Ok(None),
     }
 }
 

@@ -35,6 +35,15 @@ pub struct Scenario {
     pub report: ReportSection,
     /// Production-scale estimates from production's statistics.
     pub estimate: Option<EstimateSection>,
+    /// The running app version's queries, checked after each migration.
+    pub compat: Option<CompatSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSection {
+    /// A `.sql` file of the app's queries, or `rehearse queries`' JSON (a path, relative to the scenario).
+    pub queries: EnvString,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +133,9 @@ pub struct BudgetsSection {
     /// or the production-scale estimate (needs `estimate:`).
     #[serde(default)]
     pub apply_to: BudgetsApplyTo,
+    /// A migration that breaks a query of the running app fails the run (exit 1; needs `compat:`).
+    #[serde(default)]
+    pub fail_on_incompatible: bool,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

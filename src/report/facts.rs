@@ -159,6 +159,8 @@ pub enum BudgetKey {
     TotalMaxWal,
     #[serde(rename = "fail_on_regression")]
     FailOnRegression,
+    #[serde(rename = "fail_on_incompatible")]
+    FailOnIncompatible,
 }
 
 impl BudgetKey {
@@ -174,6 +176,7 @@ impl BudgetKey {
             BudgetKey::TotalMaxRuntime => "total.max_runtime",
             BudgetKey::TotalMaxWal => "total.max_wal",
             BudgetKey::FailOnRegression => "fail_on_regression",
+            BudgetKey::FailOnIncompatible => "fail_on_incompatible",
         }
     }
 }
@@ -191,6 +194,8 @@ pub enum Unit {
     Ms,
     Bytes,
     Regressions,
+    /// Queries of the running app.
+    Queries,
 }
 
 impl Unit {
@@ -199,6 +204,7 @@ impl Unit {
             Unit::Ms => "ms",
             Unit::Bytes => "bytes",
             Unit::Regressions => "regressions",
+            Unit::Queries => "queries",
         }
     }
 }
@@ -281,10 +287,15 @@ mod tests {
         for m in [Metric::DurationMs, Metric::WalBytes, Metric::LongestBlockMs] {
             assert_eq!(s(serde_json::to_value(m).unwrap()), m.as_str());
         }
-        for u in [Unit::Ms, Unit::Bytes, Unit::Regressions] {
+        for u in [Unit::Ms, Unit::Bytes, Unit::Regressions, Unit::Queries] {
             assert_eq!(s(serde_json::to_value(u).unwrap()), u.as_str());
         }
-        for k in [BudgetKey::MaxRuntime, BudgetKey::TotalMaxRuntime, BudgetKey::FailOnRegression] {
+        for k in [
+            BudgetKey::MaxRuntime,
+            BudgetKey::TotalMaxRuntime,
+            BudgetKey::FailOnRegression,
+            BudgetKey::FailOnIncompatible,
+        ] {
             assert_eq!(s(serde_json::to_value(k).unwrap()), k.as_str());
         }
         for k in [DestructiveKind::DropMaterializedView, DestructiveKind::RenameSchema] {

@@ -129,6 +129,9 @@ fn migration_case(r: &Report, m: &MigrationReport) -> Case {
     );
     let mut out = vec![format!("{}: {}", m.status.as_str(), figures)];
     out.extend(m.hazards.iter().map(|h| format!("hazard {}: {}", h.rule, h.message)));
+    // Under fail_on_incompatible they are a breach, so the failure says it.
+    let broken = m.compat.iter().flat_map(|c| &c.broken);
+    out.extend(broken.map(|b| format!("breaks a query of the running app: {}", summary::broken_line(b, 200, false))));
     if !fail_on_regression {
         out.extend(regressions);
     }

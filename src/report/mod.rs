@@ -19,7 +19,7 @@ pub use junit::render as render_junit;
 pub use markdown::render as render_markdown;
 pub use model::*;
 pub use table::{render as render_table, render_for_width as render_table_for_width};
-pub use units::{format_bytes, format_ms};
+pub use units::{count, format_bytes, format_ms};
 
 /// A report format, as `report.formats` and `--format` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]

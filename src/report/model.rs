@@ -56,6 +56,11 @@ pub struct Report {
     /// The streaming standby observed (`observe.standby`); null without one.
     #[serde(default)]
     pub standby: Option<StandbyInfo>,
+    /// The running app's queries (`compat.queries`): how many were checked,
+    /// and those that already failed before the first migration; null
+    /// without a corpus.
+    #[serde(default)]
+    pub compat: Option<CompatInfo>,
 }
 
 /// The streaming hot standby a run observed.
@@ -89,7 +94,7 @@ pub struct StandbyReport {
     pub over_threshold_ms: u64,
     /// After the migration ended, how long the standby took to replay up to
     /// where the primary was at that moment; null when it had not within
-    /// the wait (`catch_up_limit_ms`).
+    /// 10 minutes (`observe::standby::CATCH_UP_LIMIT`).
     pub catch_up_ms: Option<u64>,
     /// The longest wait of a probe read on each hot table, on the standby.
     pub read_waits: Vec<StandbyReadWait>,
@@ -109,13 +114,14 @@ pub struct StandbyReadWait {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Breach {
     /// The budget's key: `max_runtime`, `max_exclusive_lock`, `max_write_block`,
-    /// `max_wal`, `max_probe_wait`, `total.max_runtime`, `total.max_wal`, `fail_on_regression`.
+    /// `max_wal`, `max_probe_wait`, `total.max_runtime`, `total.max_wal`, `fail_on_regression`,
+    /// `fail_on_incompatible`.
     pub budget: BudgetKey,
     /// What was measured, in `unit`.
     pub figure: u64,
     /// The budget, in `unit`.
     pub limit: u64,
-    /// `ms`, `bytes` or `regressions`.
+    /// `ms`, `bytes`, `regressions` or `queries`.
     pub unit: Unit,
     /// The table the figure is about (lock and probe budgets).
     pub relation: Option<String>,
@@ -138,6 +144,9 @@ pub struct BudgetsInfo {
     /// What the per-migration budgets judge: `measured` or `estimate`.
     #[serde(default)]
     pub apply_to: BudgetsApplyTo,
+    /// A migration that breaks a query of the running app is a breach.
+    #[serde(default)]
+    pub fail_on_incompatible: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -426,6 +435,10 @@ pub struct MigrationReport {
     /// What it did to the streaming standby; null without one.
     #[serde(default)]
     pub standby: Option<StandbyReport>,
+    /// The running app's queries checked once this migration applied; null
+    /// without `compat.queries`, and when it did not apply.
+    #[serde(default)]
+    pub compat: Option<CompatReport>,
 }
 
 impl MigrationReport {
@@ -730,4 +743,46 @@ pub struct EstimateInfo {
     pub budgets_apply_to: String,
     /// How the ranges are made.
     pub method: String,
+}
+
+/// The running app's queries after one migration (`compat.queries`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompatReport {
+    /// How many queries were checked.
+    pub checked: usize,
+    /// Queries that passed the check before this migration and fail it after:
+    /// this migration broke them.
+    pub broken: Vec<BrokenQuery>,
+}
+
+/// A query of the running app that fails against the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokenQuery {
+    /// As the corpus has it.
+    pub query: String,
+    /// PostgreSQL's SQLSTATE, e.g. `42703` (undefined column); `23502`
+    /// (not-null violation) for rehearse's INSERT check.
+    pub code: String,
+    /// PostgreSQL's message, e.g. `column "full_name" does not exist`.
+    pub message: String,
+    /// How often production ran it (from `rehearse queries`); null for a `.sql` corpus.
+    #[serde(default)]
+    pub calls: Option<i64>,
+}
+
+/// The corpus of the running app's queries and what it found before the first migration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompatInfo {
+    /// The corpus file (`compat.queries`).
+    pub queries: String,
+    /// How many queries each check prepares.
+    pub checked: usize,
+    /// Statements of the corpus that are not queries (SET, BEGIN, CREATE, ...), not checked.
+    pub ignored_utility: usize,
+    /// Statements of a `rehearse queries` file whose normalized text is not
+    /// SQL PostgreSQL accepts (pg_stat_statements writes `date '2026-01-01'`
+    /// as `date $1`, a syntax error before the first migration), not checked.
+    pub ignored_unparsable: usize,
+    /// Queries that failed before the first migration: broken already, not by this release.
+    pub already_broken: Vec<BrokenQuery>,
 }

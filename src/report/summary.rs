@@ -2,7 +2,7 @@
 //! breaches, and the regressions against the baseline — plain text lines,
 //! which each writer decorates.
 
-use super::{format_ms, MigrationReport, MigrationStatus, Report};
+use super::{count, format_ms, BrokenQuery, CompatInfo, MigrationReport, MigrationStatus, Report};
 
 /// The migration most likely to hurt production: one cancelled at its
 /// deadline first, then by the longest hold of a lock that blocks the app,
@@ -98,4 +98,35 @@ pub fn block_text(b: &Option<super::BlockReport>) -> String {
         Some(b) => format!("{} {}", format_ms(b.held_ms), b.relation),
         None => "-".into(),
     }
+}
+
+/// "`SELECT …` (42883 function repeat(unknown, bigint) does not exist)": a
+/// broken query on one line, cut at `max` characters.
+pub fn broken_line(b: &BrokenQuery, max: usize, code: bool) -> String {
+    let query = crate::sys::text::one_line(&b.query, max);
+    let query = if code { format!("`{}`", query.replace('`', "'")) } else { query };
+    format!("{query} ({} {})", b.code, b.message)
+}
+
+/// "1 query", "3 queries".
+pub fn queries(n: usize) -> String {
+    count(n, "query", "queries")
+}
+
+/// How many queries of the running app the migrations broke, in all.
+pub fn broken_by_release(r: &Report) -> usize {
+    r.migrations.iter().filter_map(|m| m.compat.as_ref()).map(|c| c.broken.len()).sum()
+}
+
+/// "1 utility statement ignored, 2 statements whose normalized text is not SQL ignored", or None.
+pub fn ignored_statements(info: &CompatInfo) -> Option<String> {
+    let mut ignored = Vec::new();
+    if info.ignored_utility > 0 {
+        ignored.push(format!("{} ignored", count(info.ignored_utility, "utility statement", "utility statements")));
+    }
+    if info.ignored_unparsable > 0 {
+        let n = count(info.ignored_unparsable, "statement", "statements");
+        ignored.push(format!("{n} whose normalized text is not SQL ignored"));
+    }
+    (!ignored.is_empty()).then(|| ignored.join(", "))
 }

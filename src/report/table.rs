@@ -419,6 +419,10 @@ pub fn verdict(report: &Report) -> String {
     if let Some(b) = &report.baseline {
         summary.push_str(&format!("; {} regression(s) against the baseline", b.regressions.len()));
     }
+    match summary::broken_by_release(report) {
+        0 => {}
+        n => summary.push_str(&format!("; breaks {} of the running app", summary::queries(n))),
+    }
     let stage = report.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
     match report.status {
         super::RunStatus::Passed => format!("PASSED: {summary}."),

@@ -26,6 +26,11 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// `1 query`, `2 queries`: a count with its noun.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +43,7 @@ mod tests {
         assert_eq!(format_bytes(512), "512 B");
         assert_eq!(format_bytes(8192), "8.0 kB");
         assert_eq!(format_bytes(3 << 30), "3.0 GB");
+        assert_eq!(count(1, "query", "queries"), "1 query");
+        assert_eq!(count(0, "query", "queries"), "0 queries");
     }
 }

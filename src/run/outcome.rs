@@ -115,6 +115,7 @@ pub fn new_report(plan: &Plan) -> Report {
         checklist: Default::default(),
         estimate: plan.estimate.as_ref().map(|e| e.info(plan.budgets.0.apply_to)),
         standby: None,
+        compat: None,
     }
 }
 
@@ -153,6 +154,7 @@ pub fn new_migration_report(m: &Migration) -> MigrationReport {
         destructive_changes: Vec::new(),
         estimate: None,
         standby: None,
+        compat: None,
     }
 }
 

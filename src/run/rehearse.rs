@@ -1,13 +1,15 @@
 //! The rehearse stage: each pending migration alone, in order, observed,
-//! judged (hazards, destructive changes, budgets) and, when it fails,
-//! assessed for recovery. A failure or a timeout skips the rest; a signal
-//! stops the stage with the migration recorded as interrupted.
+//! checked against the running app's queries, judged (hazards, destructive
+//! changes, budgets) and, when it fails, assessed for recovery. A failure
+//! or a timeout skips the rest; a signal stops the stage with the migration
+//! recorded as interrupted.
 
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::{millis, Pending};
 use crate::backend::Throwaway;
+use crate::compat::Checker;
 use crate::error::{Error, Result};
 use crate::findings::{destructive, hazards, recovery};
 use crate::migrations::{Applied, Migration, MigrationSource, Target};
@@ -15,7 +17,7 @@ use crate::observe::{Observers, StatementWatcher};
 use crate::pipeline::events::{Event, EventSink};
 use crate::pipeline::Deadline;
 use crate::plan::Plan;
-use crate::report::{MigrationReport, MigrationStatus, Report};
+use crate::report::{summary, MigrationReport, MigrationStatus, Report};
 
 /// Rehearses every pending migration; stops at the first that does not apply.
 pub async fn each(
@@ -40,6 +42,7 @@ pub async fn each(
     if pending.migrations.is_empty() {
         events.emit(Event::Note("no pending migrations: the restored database already has every migration".into()));
     }
+    let mut compat = check_before_first(plan, server, r, events, cancel).await?;
     let rehearsal = Rehearsal {
         plan,
         source,
@@ -53,7 +56,7 @@ pub async fn each(
     for (i, migration) in pending.migrations.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
         let m = &mut r.migrations[i];
-        let interrupted = rehearsal.one(migration, m).await?;
+        let interrupted = rehearsal.one(migration, m, compat.as_mut()).await?;
         events.emit(Event::MigrationFinished {
             index: i + 1,
             total,
@@ -61,6 +64,11 @@ pub async fn each(
             status: m.status,
             elapsed: std::time::Duration::from_millis(m.duration_ms),
         });
+        if let Some(c) = m.compat.as_ref().filter(|c| !c.broken.is_empty()) {
+            let first = summary::broken_line(&c.broken[0], 60, false);
+            let n = summary::queries(c.broken.len());
+            events.emit(Event::Note(format!("{} breaks {n} of the running app: {first}", m.id)));
+        }
         if interrupted {
             return Err(Error::Interrupted);
         }
@@ -69,6 +77,29 @@ pub async fn each(
         }
     }
     Ok(())
+}
+
+/// The compatibility check before the first migration, into the report;
+/// the checker for the checks after each, None without `compat.queries`.
+async fn check_before_first<'a>(
+    plan: &'a Plan,
+    server: &Throwaway,
+    r: &mut Report,
+    events: &dyn EventSink,
+    cancel: &'a CancellationToken,
+) -> Result<Option<Checker<'a>>> {
+    let Some(corpus) = &plan.compat else { return Ok(None) };
+    let mut checker = Checker::connect(server.conn(), corpus, cancel).await?;
+    let info = checker.before_first_migration().await?;
+    if !info.already_broken.is_empty() {
+        events.emit(Event::Note(format!(
+            "{} of the running app's {} already fail before the first migration (listed in the report)",
+            info.already_broken.len(),
+            summary::queries(info.checked)
+        )));
+    }
+    r.compat = Some(info);
+    Ok(Some(checker))
 }
 
 /// What rehearsing one migration needs.
@@ -84,9 +115,14 @@ struct Rehearsal<'a> {
 }
 
 impl Rehearsal<'_> {
-    /// Applies, observes and judges one migration into `m`; whether a
-    /// signal interrupted it.
-    async fn one(&self, migration: &Migration, m: &mut MigrationReport) -> Result<bool> {
+    /// Applies, observes, checks and judges one migration into `m`;
+    /// whether a signal interrupted it (or the check after it).
+    async fn one(
+        &self,
+        migration: &Migration,
+        m: &mut MigrationReport,
+        compat: Option<&mut Checker<'_>>,
+    ) -> Result<bool> {
         let observing = self.observers.begin().await?;
         let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&migration.id));
         let target =
@@ -104,6 +140,18 @@ impl Rehearsal<'_> {
         self.runner.batch_execute("RESET ALL /*rehearse*/").await.map_err(|e| {
             Error::environment_because(format!("cannot reset the migration session after {}", migration.id), e)
         })?;
+        // Checked once observation ended, so the checks are neither in its
+        // time nor in its locks. After a migration that did not apply there
+        // is nothing to check: it rolled back, or left a state its recovery
+        // describes, and the rehearsal stops there.
+        let mut check_interrupted = false;
+        if let (Some(checker), MigrationStatus::Applied) = (compat, m.status) {
+            match checker.after_migration().await {
+                Ok(report) => m.compat = Some(report),
+                Err(Error::Interrupted) => check_interrupted = true,
+                Err(e) => return Err(e),
+            }
+        }
         m.hazards = hazards::check(m, &before);
         m.destructive_changes = destructive::detect(m);
         if let Some(estimator) = &self.plan.estimate {
@@ -120,7 +168,7 @@ impl Rehearsal<'_> {
             let env = |e| Error::environment_because(format!("cannot read what the failed migration {} left", m.id), e);
             m.recovery = Some(assessed.map_err(env)?);
         }
-        Ok(applied.interrupted && !timed_out)
+        Ok((applied.interrupted && !timed_out) || check_interrupted)
     }
 }
 

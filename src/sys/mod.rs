@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod interrupt;
+pub mod json;
 pub mod machine;
 pub mod process;
 pub mod text;

@@ -336,3 +336,37 @@ fn standby_settings_and_budgets_without_a_standby_are_refused() {
     let scenario = standby_scenario(&s, "backend: local", "observe:\n  standby: true\n  standby_interval: 1ms\n");
     refused(resolve(&scenario, &Overrides::default()), &["observe.standby_interval must be at least 10ms"]);
 }
+
+/// A scenario on the custom dump whose compat.queries is queries.`ext`
+/// holding `text` (None: no such file) is refused with each of `expected`.
+fn corpus_fails_with(ext: &str, text: Option<&str>, expected: &[&str]) {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    if let Some(text) = text {
+        s.write(&format!("queries.{ext}"), text);
+    }
+    let path = s.scenario(&dumps().path("custom"), &format!("compat:\n  queries: queries.{ext}\n"));
+    refused(resolve(&path, &Overrides::default()), expected);
+}
+
+#[test]
+fn a_bad_corpus_of_the_apps_queries_is_refused() {
+    corpus_fails_with("sql", None, &["cannot read the running app's queries", "queries.sql", "rehearse queries"]);
+    corpus_fails_with(
+        "sql",
+        Some("SELECT 1;\nSELECT FROM WHERE (;\n"),
+        &["queries.sql", "are not SQL PostgreSQL can parse"],
+    );
+    corpus_fails_with("sql", Some("SET search_path = app;\n"), &["hold no query to check (1 utility statement(s)"]);
+    corpus_fails_with(
+        "json",
+        Some(r#"{"schema": "rehearse.stats/v1", "relations": []}"#),
+        &["queries.json is not rehearse.queries/v1 (its schema is `rehearse.stats/v1`)", "rehearse queries"],
+    );
+    corpus_fails_with("json", Some(r#"{"schema": "rehearse.queries/v1"}"#), &["lack what a check needs"]);
+    // Without a corpus, fail_on_incompatible has nothing to judge.
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let path = s.scenario(&dumps().path("custom"), "budgets:\n  fail_on_incompatible: true\n");
+    refused(resolve(&path, &Overrides::default()), &["budgets.fail_on_incompatible is true", "no `compat:` section"]);
+}

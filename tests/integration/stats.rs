@@ -13,7 +13,7 @@ use std::process::Command;
 
 use rehearse::estimate::stats::{ProductionStats, DDL_SETTINGS, STATS_SCHEMA};
 use rehearse::pg::RelationKind;
-use rehearse::sys::db::{ConnInfo, Secret};
+use rehearse::sys::db::ConnInfo;
 use tokio_postgres::Client;
 
 use crate::support::{dumps, HotStandby, OwnedServer, Sandbox};
@@ -102,14 +102,7 @@ impl Production {
     }
 
     fn conn(&self, user: &str, dbname: &str) -> ConnInfo {
-        ConnInfo {
-            host: "127.0.0.1".into(),
-            port: self.server.conn.port,
-            user: user.into(),
-            password: Secret::from_string(PASSWORD.into()),
-            dbname: dbname.into(),
-            admin_dbname: dbname.into(),
-        }
+        self.server.role(user, PASSWORD, dbname)
     }
 
     /// The superuser's connection to `dbname`.

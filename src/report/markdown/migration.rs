@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{code_cell, put};
+use super::{code_cell, code_line, put};
 use crate::pg::RelationKind;
 use crate::report::{format_bytes, format_ms, MigrationReport, Recovery, Report, WaitStats};
 
@@ -22,6 +22,7 @@ pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
     }
     figures(w, m);
     verdicts(w, m, r);
+    compat(w, m);
     error(w, m);
     if let Some(recovery) = &m.recovery {
         recovery_steps(w, recovery);
@@ -90,6 +91,20 @@ fn verdicts(w: &mut String, m: &MigrationReport, r: &Report) {
         let to = c.new_name.as_ref().map(|n| format!(" → `{n}`")).unwrap_or_default();
         let at = c.line.map(|l| format!(" (line {l})")).unwrap_or_default();
         put!(w, "- **Destructive:** {} `{}`{to}{at}: the running app version may still use it", c.kind, c.object);
+    }
+}
+
+/// The running app's queries this migration broke, or that none did.
+fn compat(w: &mut String, m: &MigrationReport) {
+    let Some(c) = &m.compat else { return };
+    if c.broken.is_empty() {
+        put!(w, "- Queries of the running app: {} checked, none broken", c.checked);
+        return;
+    }
+    put!(w, "\n**Breaks queries of the running app** ({} of {} checked)\n", c.broken.len(), c.checked);
+    for b in &c.broken {
+        let calls = b.calls.map(|n| format!(" (production ran it {n} times)")).unwrap_or_default();
+        put!(w, "- `{}`{calls}: `{}` {}", code_line(&b.query, 200), b.code, b.message);
     }
 }
 

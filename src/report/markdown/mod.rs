@@ -30,6 +30,7 @@ pub fn render(r: &Report) -> String {
     production_scale(w, r);
     standby::section(w, r);
     baseline_table(w, r);
+    compatibility(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);
     }
@@ -173,6 +174,38 @@ fn baseline_table(w: &mut String, r: &Report) {
     put!(w);
 }
 
+/// The running app's queries: which migration broke which, and those broken before the release.
+fn compatibility(w: &mut String, r: &Report) {
+    let Some(info) = &r.compat else { return };
+    put!(w, "## Compatibility with the running app\n");
+    let ignored = summary::ignored_statements(info).map(|i| format!(" ({i})")).unwrap_or_default();
+    put!(
+        w,
+        "{} from `{}`{ignored}, prepared against the schema before the first migration and after each one, \
+         INSERTs' omitted columns held against NOT NULL columns without a default.\n",
+        capitalize(&summary::queries(info.checked)),
+        info.queries
+    );
+    let broken: Vec<_> = r.migrations.iter().filter_map(|m| m.compat.as_ref().map(|c| (m, c))).collect();
+    match broken.iter().any(|(_, c)| !c.broken.is_empty()) {
+        false => put!(w, "No migration broke any of them.\n"),
+        true => {
+            put!(w, "| Migration | Query | Error |\n|---|---|---|");
+            for (m, b) in broken.iter().flat_map(|(m, c)| c.broken.iter().map(move |b| (m, b))) {
+                put!(w, "| `{}` | `{}` | `{}` {} |", m.id, code_cell(&b.query, 90), b.code, escape(&b.message));
+            }
+            put!(w);
+        }
+    }
+    if !info.already_broken.is_empty() {
+        put!(w, "Already failing before the first migration (not caused by this release):\n");
+        for b in &info.already_broken {
+            put!(w, "- `{}`: `{}` {}", code_line(&b.query, 200), b.code, b.message);
+        }
+        put!(w);
+    }
+}
+
 /// The production checklist, then the per-migration estimate behind two of its items.
 fn checklist(w: &mut String, r: &Report) {
     if r.checklist.items.is_empty() {
@@ -296,5 +329,10 @@ fn escape(text: &str) -> String {
 
 /// SQL on one line for a table cell: no backticks (they would end the code span).
 fn code_cell(sql: &str, max: usize) -> String {
-    escape(&crate::sys::text::one_line(sql, max).replace('`', "'"))
+    escape(&code_line(sql, max))
+}
+
+/// SQL on one line for a code span outside a table.
+fn code_line(sql: &str, max: usize) -> String {
+    crate::sys::text::one_line(sql, max).replace('`', "'")
 }

@@ -32,6 +32,25 @@ impl OwnedServer {
         OwnedServer { rt, cluster: Some(cluster), conn }
     }
 
+    /// Restarts the server, for settings that take effect at start (ALTER SYSTEM, then this).
+    pub fn restart(&mut self) {
+        let cluster = self.cluster.as_mut().unwrap();
+        self.rt.block_on(cluster.restart(&CancellationToken::new())).unwrap();
+    }
+
+    /// A role a test created, logging in with `password` over TCP, as a user
+    /// of a production server would (not through the superuser's socket).
+    pub fn role(&self, user: &str, password: &str, dbname: &str) -> ConnInfo {
+        ConnInfo {
+            host: "127.0.0.1".into(),
+            port: self.conn.port,
+            user: user.into(),
+            password: rehearse::sys::db::Secret::from_string(password.into()),
+            dbname: dbname.into(),
+            admin_dbname: dbname.into(),
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://{}:{}@127.0.0.1:{}/postgres", self.conn.user, self.conn.password.expose(), self.conn.port)
     }

@@ -1,0 +1,28 @@
+//! rehearse's own JSON files read back (`rehearse.report/v1`,
+//! `rehearse.stats/v1`, `rehearse.queries/v1`): parsed, their `schema`
+//! checked before anything else is read, then read as their type. Each
+//! refusal is bad input, in the words of the file's reader.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// Why a file was refused, for the reader to put in its own words.
+pub enum Refusal<'a> {
+    NotJson,
+    /// Its `schema`, when it has one.
+    OtherSchema(Option<&'a str>),
+    /// The right schema, without what the reader needs.
+    Incomplete,
+}
+
+/// `text` as a `T` of `schema`; `refuse` says why not.
+pub fn read_versioned<T: DeserializeOwned>(text: &str, schema: &str, refuse: impl Fn(Refusal) -> String) -> Result<T> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::bad_input_because(refuse(Refusal::NotJson), e))?;
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(s) if s == schema => {}
+        other => return Err(Error::bad_input(refuse(Refusal::OtherSchema(other)))),
+    }
+    T::deserialize(value).map_err(|e| Error::bad_input_because(refuse(Refusal::Incomplete), e))
+}
