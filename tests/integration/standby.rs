@@ -175,3 +175,26 @@ fn the_docker_backend_runs_its_standby_in_a_container_of_its_own_and_removes_it(
     assert_no_containers();
     sandbox.assert_no_leaks();
 }
+
+/// `make demo-standby`: the demo release with a standby and the app's
+/// queries. The rewrites' locks are replayed on the standby and block its
+/// reads; 0007 breaks one query of the running app; report.md shows both.
+#[test]
+fn the_standby_demo_measures_standby_reads_and_names_the_broken_query() {
+    let sandbox = Sandbox::new();
+    let demo = format!("{}/scenarios/demo-standby.yaml", crate::support::REPO);
+    let out = sandbox.rehearse(&["run", &demo]);
+    out.assert_code(0);
+    let report = out.report();
+    assert_eq!(report.standby.as_ref().map(|s| s.source.as_str()), Some("local"));
+    let widen = report.migrations.iter().find(|m| m.id == "0007_widen_order_items_quantity").unwrap();
+    let s = standby_of(widen);
+    assert!(s.max_lag_bytes > 0, "a 70 MB rewrite leaves the standby behind at some reading: {s:?}");
+    assert!(read_wait(s, "public.order_items") >= 300.0, "its ACCESS EXCLUSIVE lock is replayed there: {s:?}");
+    let broken = &widen.compat.as_ref().expect("the app's queries were checked").broken;
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(broken[0].code, "42883");
+    let md = out.markdown();
+    assert!(md.contains("## Streaming standby") && md.contains("## Compatibility with the running app"), "{md}");
+    sandbox.assert_no_leaks();
+}
