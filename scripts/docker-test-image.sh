@@ -86,18 +86,9 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
 fi
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 say "building $IMAGE from Debian $SUITE's postgresql-$PG_MAJOR (about a minute)"
-ROOT="$(mktemp -d /tmp/rehearse-image-XXXXXX)"
-LOG="$ROOT.log"
-trap '"${SUDO[@]}" rm -rf "$ROOT" "$LOG"' EXIT
-# mktemp makes the dir 0700; it becomes the image's /, which every user must traverse.
-chmod 755 "$ROOT"
-quietly() {
-  if ! "$@" >>"$LOG" 2>&1; then
-    say "failed: $*; its output ends with:"
-    tail -n 30 "$LOG" >&2
-    exit 1
-  fi
-}
+# shellcheck source=scripts/image-root.sh
+source "$(dirname "$0")/image-root.sh"
+make_root rehearse-image
 quietly "${SUDO[@]}" debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR"
 # Debian's package would create and start a 'main' cluster; the entrypoint
 # makes the one the container needs, and nothing may start in the chroot.

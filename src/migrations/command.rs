@@ -8,10 +8,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::launch::Container;
 use super::CommandPlan;
 use super::{Applied, Migration, Target};
 use crate::error::{Error, Result};
 use crate::report::MigrationError;
+use crate::sys::db::ConnInfo;
 use crate::sys::process::{ChildCommand, ChildError};
 use crate::sys::text::last_lines;
 
@@ -30,19 +32,27 @@ impl CommandTool {
         CommandTool { plan }
     }
 
-    fn shell(&self, script: &str, target: &Target<'_>) -> ChildCommand {
-        ChildCommand::new("/bin/sh")
-            .args(["-c", script])
-            .envs(self.plan.env.clone())
-            .envs(target.tool_env(APP_NAME))
-            .cwd(&self.plan.dir)
+    /// `sh -c script` with the tool's environment, here or in the image
+    /// (with the container to remove when it ends).
+    fn shell(&self, script: &str, target: &Target<'_>) -> (ChildCommand, Option<Container>) {
+        let mut env = self.plan.env.clone();
+        env.extend(target.tool_env(APP_NAME));
+        self.plan.launch.command("/bin/sh", &["-c".to_string(), script.to_string()], &env, &self.plan.dir)
+    }
+
+    /// The server as the tool reaches it (see `Launch::reachable`).
+    fn reachable(&self, target: &Target<'_>) -> ConnInfo {
+        self.plan.launch.reachable(target.conn)
     }
 
     pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
         let ids: Vec<String> = match (&self.plan.revisions, &self.plan.list) {
             (Some(revs), _) => revs.clone(),
             (None, Some(list)) => {
-                let out = self.shell(list, target).keep_all_stdout().deadline(LIST_DEADLINE).run(target.cancel).await;
+                let conn = self.reachable(target);
+                let target = &Target { conn: &conn, ..*target };
+                let (cmd, _container) = self.shell(list, target);
+                let out = cmd.keep_all_stdout().deadline(LIST_DEADLINE).run(target.cancel).await;
                 match out {
                     Ok(out) => out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
                     Err(ChildError::Cancelled { .. }) => return Err(Error::Interrupted),
@@ -62,9 +72,12 @@ impl CommandTool {
     }
 
     pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Applied {
+        let conn = self.reachable(target);
+        let target = &Target { conn: &conn, ..*target };
         let script = self.plan.apply.replace("{rev}", &migration.id).replace("{url}", &target.url(None, APP_NAME));
         let started = Instant::now();
-        let out = self.shell(&script, target).deadline(APPLY_DEADLINE).run(target.cancel).await;
+        let (cmd, _container) = self.shell(&script, target);
+        let out = cmd.deadline(APPLY_DEADLINE).run(target.cancel).await;
         let mut applied = Applied { duration: started.elapsed(), ..Applied::default() };
         match out {
             Ok(_) => {}

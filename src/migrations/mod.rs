@@ -3,6 +3,8 @@
 
 pub mod alembic;
 pub mod command;
+pub mod job;
+pub mod launch;
 pub mod sql;
 
 use std::path::PathBuf;
@@ -48,13 +50,16 @@ pub enum MigrationsPlan {
 
 #[derive(Debug, Clone)]
 pub struct AlembicPlan {
-    /// The folder holding alembic.ini; Alembic runs with it as working directory.
+    /// The folder holding alembic.ini, as the tool sees it (inside the
+    /// image with `launch` in one); Alembic runs with it as working directory.
     pub dir: PathBuf,
     pub config: PathBuf,
     pub target: String,
-    /// The interpreter of the user's environment, with Alembic importable.
+    /// The interpreter of the user's environment (or the image's), with Alembic importable.
     pub python: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Here, or in the app's image.
+    pub launch: launch::Launch,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +70,8 @@ pub struct CommandPlan {
     pub revisions: Option<Vec<String>>,
     pub apply: String,
     pub env: Vec<(String, String)>,
+    /// Here, or in the app's image.
+    pub launch: launch::Launch,
 }
 
 /// One pending migration, in apply order.

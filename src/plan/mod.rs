@@ -57,6 +57,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Production's statistics, to estimate each migration at its scale (`estimate:`).
     pub estimate: Option<Estimator>,
+    /// How the migration tool is launched, and what it runs with.
+    pub launch: Option<crate::report::LaunchInfo>,
     /// The running app's queries, checked after each migration (`compat.queries`).
     pub compat: Option<Corpus>,
 }
@@ -158,7 +160,7 @@ impl Plan {
         if let (BackendPlan::Docker(p), Some(_)) = (&mut backend, &observe.standby) {
             p.standby = true;
         }
-        let migrations = migrations::check(migrations, cancel).await?;
+        let (migrations, launch) = migrations::check(migrations, cancel).await?;
         let (room, warnings) = room_for_restore(&backend, &dump, dump_format, cancel).await?;
         let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
         let server_version = match &backend {
@@ -184,6 +186,7 @@ impl Plan {
             room,
             warnings,
             estimate,
+            launch,
             compat,
         })
     }

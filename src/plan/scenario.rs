@@ -90,6 +90,16 @@ pub struct MigrationsSection {
     /// Command: applies one id; `{rev}` and `{url}` are replaced.
     pub apply: Option<EnvString>,
     pub revisions: Option<Vec<String>>,
+    /// Alembic and command: run the tool in a container of the app's image.
+    pub image: Option<EnvString>,
+    /// Alembic and command: a Kubernetes Job manifest (after `helm template`)
+    /// whose container's image, env and working directory the tool runs with.
+    pub job: Option<EnvString>,
+    /// The Job's container that runs the migrations, when it has several.
+    pub job_container: Option<String>,
+    /// Pull the image before the run (never pulled otherwise).
+    #[serde(default)]
+    pub pull: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

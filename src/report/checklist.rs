@@ -523,6 +523,13 @@ fn standalone_job(f: &Facts) -> ChecklistItem {
         Item::new(ChecklistId::StandaloneJob, "Runs as a standalone job, not multi-replica app start-up").evidence(
             format!("Deploy window {} (`report.deploy_window`); longest migration {longest}.", format_ms(window)),
         );
+    // How it was launched: from the app's image as the pre-deploy Job, or here.
+    let item = match super::summary::launch_line(f.r, true)
+        .filter(|_| f.r.launch.as_ref().is_some_and(|l| l.image.is_some()))
+    {
+        Some(line) => item.evidence(line),
+        None => item,
+    };
     let mut item = item.verdict(match over.is_empty() {
         false => Some(format!(
             "Run {} as a standalone job (a Kubernetes Job, a one-off CI step) off the deploy's critical path, never \

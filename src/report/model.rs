@@ -56,11 +56,42 @@ pub struct Report {
     /// The streaming standby observed (`observe.standby`); null without one.
     #[serde(default)]
     pub standby: Option<StandbyInfo>,
+    /// How the migration tool was launched (Alembic and command tools); null for SQL folders.
+    #[serde(default)]
+    pub launch: Option<LaunchInfo>,
     /// The running app's queries (`compat.queries`): how many were checked,
     /// and those that already failed before the first migration; null
     /// without a corpus.
     #[serde(default)]
     pub compat: Option<CompatInfo>,
+}
+
+/// How the migration tool was launched: on this machine, or in a container
+/// of the app's image as a Kubernetes Job would run it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LaunchInfo {
+    /// `this machine` or `image`.
+    pub runs_in: String,
+    /// `migrations.image`, or the Job's container's image.
+    pub image: Option<String>,
+    /// The image's id (`docker image inspect`).
+    pub image_id: Option<String>,
+    /// `migrations.job`: the Job's name and container.
+    pub job: Option<String>,
+    pub container: Option<String>,
+    /// The Job container's command and args, as the manifest has them.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// The working directory inside the image.
+    pub workdir: Option<String>,
+    /// Python and the modules the tool ran with (Alembic, SQLAlchemy,
+    /// psycopg2, psycopg), as that interpreter imports them.
+    #[serde(default)]
+    pub tool_versions: Vec<Setting>,
+    /// The Job's `valueFrom` variables and `envFrom` sources that a cluster
+    /// fills in and the scenario's `migrations.env` does not give: not rehearsed.
+    #[serde(default)]
+    pub from_cluster: Vec<String>,
 }
 
 /// The streaming hot standby a run observed.

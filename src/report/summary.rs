@@ -130,3 +130,40 @@ pub fn ignored_statements(info: &CompatInfo) -> Option<String> {
     }
     (!ignored.is_empty()).then(|| ignored.join(", "))
 }
+
+/// How the migration tool ran, for the report's readers: "Rehearsed as Job
+/// `x` (container `y`), image `z` (sha256:…), with Python …, Alembic …", or
+/// "ran on this machine, with Python …"; None for SQL folders.
+pub fn launch_line(r: &Report, code: bool) -> Option<String> {
+    let l = r.launch.as_ref()?;
+    let q = |s: &str| if code { format!("`{s}`") } else { s.to_string() };
+    let versions: Vec<String> =
+        l.tool_versions.iter().map(|v| format!("{} {}", display_name(&v.name), v.value)).collect();
+    let with = if versions.is_empty() { String::new() } else { format!(", with {}", versions.join(", ")) };
+    let image = match (&l.image, &l.image_id) {
+        (Some(image), Some(id)) => format!("image {} ({})", q(image), id.chars().take(19).collect::<String>()),
+        (Some(image), None) => format!("image {}", q(image)),
+        _ => return Some(format!("The migration tool ran on this machine{with}.")),
+    };
+    let job = match (&l.job, &l.container) {
+        (Some(job), Some(c)) => format!("as Job {} (container {}), ", q(job), q(c)),
+        _ => "in a container of the app's ".to_string(),
+    };
+    let mut line = format!("Rehearsed {job}{image}{with}.");
+    if !l.from_cluster.is_empty() {
+        line.push_str(&format!(
+            " Not rehearsed (filled in by the cluster): {}.",
+            l.from_cluster.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Some(line)
+}
+
+fn display_name(module: &str) -> &str {
+    match module {
+        "python" => "Python",
+        "alembic" => "Alembic",
+        "sqlalchemy" => "SQLAlchemy",
+        other => other,
+    }
+}

@@ -115,6 +115,7 @@ pub fn new_report(plan: &Plan) -> Report {
         checklist: Default::default(),
         estimate: plan.estimate.as_ref().map(|e| e.info(plan.budgets.0.apply_to)),
         standby: None,
+        launch: plan.launch.clone(),
         compat: None,
     }
 }

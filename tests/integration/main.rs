@@ -3,6 +3,7 @@
 //! capability; `support` holds the fixtures and assertions.
 
 mod alembic;
+mod app_image;
 mod auto_backend;
 mod baseline;
 mod budgets;

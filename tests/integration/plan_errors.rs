@@ -370,3 +370,41 @@ fn a_bad_corpus_of_the_apps_queries_is_refused() {
     let path = s.scenario(&dumps().path("custom"), "budgets:\n  fail_on_incompatible: true\n");
     refused(resolve(&path, &Overrides::default()), &["budgets.fail_on_incompatible is true", "no `compat:` section"]);
 }
+
+// The app image (`migrations.image`, `migrations.job`): what it runs, and where.
+
+#[test]
+fn the_app_image_is_refused_where_it_cannot_apply() {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let dump = dumps().path("custom");
+    let with = |migrations: &str| format!("dump: {}\nmigrations:\n{migrations}", dump.display());
+    fails_with(&s, &with("  tool: sql\n  dir: migrations\n  image: app:1\n"), &["with tool: sql", "tool: alembic"]);
+    fails_with(
+        &s,
+        &with("  tool: alembic\n  image: app:1\n  job: job.yaml\n  dir: /app\n"),
+        &["set migrations.image or migrations.job, not both"],
+    );
+    fails_with(
+        &s,
+        &with("  tool: alembic\n  image: app:1\n  dir: app\n"),
+        &["migrations.dir is the folder inside the image", "absolute path"],
+    );
+    fails_with(
+        &s,
+        &with("  tool: alembic\n  dir: /app\n  job_container: migrate\n"),
+        &["migrations.job_container needs migrations.job"],
+    );
+    fails_with(
+        &s,
+        &with("  tool: command\n  apply: x\n  revisions: [a]\n  pull: true\n"),
+        &["migrations.pull needs migrations.image"],
+    );
+    fails_with(
+        &s,
+        &with("  tool: alembic\n  job: missing-job.yaml\n"),
+        &["cannot read the Job manifest", "missing-job.yaml", "helm template"],
+    );
+    s.write("two.yaml", "kind: Job\nmetadata: {name: a}\nspec: {template: {spec: {containers: []}}}\n---\nkind: Job\nmetadata: {name: b}\nspec: {template: {spec: {containers: []}}}\n");
+    fails_with(&s, &with("  tool: alembic\n  job: two.yaml\n"), &["holds 2 Jobs (a, b)"]);
+}

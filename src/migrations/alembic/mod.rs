@@ -88,21 +88,22 @@ impl AlembicProject {
 
     /// Runs the helper; an event it printed that rehearse cannot read is an error.
     async fn helper(&self, args: &[&str], target: &Target<'_>, deadline: Duration) -> Result<HelperRun> {
-        let cmd = ChildCommand::new(&self.plan.python)
-            .label("the Alembic helper")
-            .args(["-c", HELPER])
-            .args(args)
-            .arg("--config")
-            .arg(&self.plan.config)
-            .envs(self.plan.env.clone())
-            .envs(target.tool_env(APP_NAME))
-            .env("REHEARSE_ALEMBIC_URL", target.url(Some(&target.conn.password), APP_NAME))
-            .env("REHEARSE_OWN_LOCKS_SQL", catalog::OWN_LOCKS)
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .cwd(&self.plan.dir)
-            .deadline(deadline)
-            .keep_all_stdout();
+        let conn = self.plan.launch.reachable(target.conn);
+        let target = Target { conn: &conn, ..*target };
+        let mut argv: Vec<String> = vec!["-c".into(), HELPER.into()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv.extend(["--config".into(), self.plan.config.display().to_string()]);
+        let mut env = self.plan.env.clone();
+        env.extend(target.tool_env(APP_NAME));
+        env.extend([
+            ("REHEARSE_ALEMBIC_URL".to_string(), target.url(Some(&target.conn.password), APP_NAME)),
+            ("REHEARSE_OWN_LOCKS_SQL".to_string(), catalog::OWN_LOCKS.to_string()),
+            ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+            ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
+        ]);
+        let python = self.plan.python.display().to_string();
+        let (cmd, _container) = self.plan.launch.command(&python, &argv, &env, &self.plan.dir);
+        let cmd = cmd.label("the Alembic helper").deadline(deadline).keep_all_stdout();
         let (stdout, failure) = match cmd.run(target.cancel).await {
             Ok(out) => (out.stdout, None),
             Err(ChildError::Failed { label, status, stderr, stdout }) => {

@@ -60,6 +60,9 @@ fn headline(w: &mut String, r: &Report) {
         r.dump.path,
         r.started_at
     );
+    if let Some(line) = summary::launch_line(r, true) {
+        put!(w, "{line}\n");
+    }
 }
 
 /// A bulleted list (with a heading line before it), or nothing when empty.

@@ -16,6 +16,16 @@ pub fn test_image() -> String {
 }
 
 /// The scenario's `postgres:` lines for the docker backend on the test image.
+/// The app image the Job tests run migrations in: REHEARSE_APP_IMAGE, else
+/// the one `make test` builds (scripts/docker-app-image.sh): Debian's
+/// Alembic 1.8 and psycopg2, the tests' Alembic trees under /fixtures.
+pub fn app_image() -> String {
+    let image = std::env::var("REHEARSE_APP_IMAGE").unwrap_or_else(|_| "rehearse-app:demo".into());
+    let present = Command::new("docker").args(["image", "inspect", &image]).output().is_ok_and(|o| o.status.success());
+    assert!(present, "app image {image} is not here: run `make test` (scripts/docker-app-image.sh builds it)");
+    image
+}
+
 pub fn docker_backend() -> String {
     format!("backend: docker\n  image: {}", test_image())
 }
