@@ -26,6 +26,7 @@ pub mod pg;
 pub mod pipeline;
 pub mod plan;
 pub mod prepare;
+pub mod race;
 pub mod report;
 pub mod restore;
 pub mod run;

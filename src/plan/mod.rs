@@ -7,6 +7,7 @@
 
 mod budgets;
 mod migrations;
+mod race;
 mod report;
 pub mod scenario;
 mod values;
@@ -59,6 +60,8 @@ pub struct Plan {
     pub estimate: Option<Estimator>,
     /// The running app's queries, checked after each migration (`compat.queries`).
     pub compat: Option<Corpus>,
+    /// Replicas racing to run the full upgrade at start-up (`race:`).
+    pub race: Option<crate::race::RacePlan>,
 }
 
 /// What the command line adds to or overrides in the scenario.
@@ -151,6 +154,7 @@ impl Plan {
         let observe = observe_options(&s, overrides, &origin)?;
         let estimate = estimator(&s, &origin)?;
         let compat = app_queries(&s, &origin)?;
+        let race = race::plan(&s, &migrations, &origin)?;
 
         // Then the environment.
         let mut backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
@@ -185,6 +189,7 @@ impl Plan {
             warnings,
             estimate,
             compat,
+            race,
         })
     }
 }

@@ -12,9 +12,13 @@ pub enum Stage {
     Analyze,
     Snapshot,
     Prepare,
+    /// The fresh copy of the restored database the race runs on.
+    #[serde(rename = "race_copy")]
+    RaceCopy,
     Standby,
     Discover,
     Rehearse,
+    Race,
     Backup,
     Report,
     Cleanup,
@@ -28,9 +32,11 @@ impl Stage {
             Stage::Analyze => "analyze",
             Stage::Snapshot => "snapshot",
             Stage::Prepare => "prepare",
+            Stage::RaceCopy => "race_copy",
             Stage::Standby => "standby",
             Stage::Discover => "discover",
             Stage::Rehearse => "rehearse",
+            Stage::Race => "race",
             Stage::Backup => "backup",
             Stage::Report => "report",
             Stage::Cleanup => "cleanup",
@@ -278,6 +284,7 @@ mod tests {
         assert_eq!(s(serde_json::to_value(ChecklistId::ProdShapedData).unwrap()), "prod_shaped_data");
         assert_eq!(s(serde_json::to_value(DestructiveKind::SetSchema).unwrap()), "set_schema");
         assert_eq!(s(serde_json::to_value(Stage::Analyze).unwrap()), "analyze");
+        assert_eq!(s(serde_json::to_value(Stage::RaceCopy).unwrap()), Stage::RaceCopy.as_str());
         for l in [LockSource::Statement, LockSource::Watched, LockSource::Sampled, LockSource::Inferred] {
             assert_eq!(s(serde_json::to_value(l).unwrap()), l.as_str());
         }

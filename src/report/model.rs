@@ -61,6 +61,10 @@ pub struct Report {
     /// without a corpus.
     #[serde(default)]
     pub compat: Option<CompatInfo>,
+    /// Replicas racing to run the full upgrade at start-up (`race:`); null
+    /// without one, and when the sequential rehearsal did not apply everything.
+    #[serde(default)]
+    pub race: Option<super::RaceReport>,
 }
 
 /// The streaming hot standby a run observed.
@@ -147,6 +151,9 @@ pub struct BudgetsInfo {
     /// A migration that breaks a query of the running app is a breach.
     #[serde(default)]
     pub fail_on_incompatible: bool,
+    /// A race of replicas that is unsafe is a breach.
+    #[serde(default)]
+    pub fail_on_race: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
