@@ -161,13 +161,17 @@ pub fn judge(e: &Evidence) -> (RaceVerdict, Vec<String>) {
         })
         .collect();
     if let Some(h) = e.hang {
-        let hung: Vec<String> =
-            e.copies.iter().filter(|c| c.failure == Some(RaceFailure::Hung)).map(|c| c.copy.to_string()).collect();
+        let hung: Vec<usize> =
+            e.copies.iter().filter(|c| c.failure == Some(RaceFailure::Hung)).map(|c| c.copy).collect();
+        let cycle = match (h.cycle.is_empty(), h.invisible_to_postgres) {
+            (true, _) => String::new(),
+            (false, true) => ", in a wait cycle through a client that PostgreSQL's deadlock detector cannot see".into(),
+            (false, false) => ", in a wait cycle inside PostgreSQL".into(),
+        };
         reasons.push(format!(
-            "hang: copies {} were still running after {}: {}",
-            hung.join(", "),
-            crate::report::format_ms(h.after_ms),
-            h.summary
+            "hang: {} still running after {}{cycle}",
+            crate::report::summary::copies_text(&hung),
+            crate::report::format_ms(h.after_ms)
         ));
     }
     if let Some(stale) = e.kill.and_then(|k| k.stale_lock.as_ref()) {

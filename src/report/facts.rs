@@ -167,6 +167,8 @@ pub enum BudgetKey {
     FailOnRegression,
     #[serde(rename = "fail_on_incompatible")]
     FailOnIncompatible,
+    #[serde(rename = "fail_on_race")]
+    FailOnRace,
 }
 
 impl BudgetKey {
@@ -183,6 +185,7 @@ impl BudgetKey {
             BudgetKey::TotalMaxWal => "total.max_wal",
             BudgetKey::FailOnRegression => "fail_on_regression",
             BudgetKey::FailOnIncompatible => "fail_on_incompatible",
+            BudgetKey::FailOnRace => "fail_on_race",
         }
     }
 }
@@ -202,6 +205,8 @@ pub enum Unit {
     Regressions,
     /// Queries of the running app.
     Queries,
+    /// Reasons a race of replicas is unsafe.
+    Findings,
 }
 
 impl Unit {
@@ -211,6 +216,7 @@ impl Unit {
             Unit::Bytes => "bytes",
             Unit::Regressions => "regressions",
             Unit::Queries => "queries",
+            Unit::Findings => "findings",
         }
     }
 }
@@ -294,7 +300,7 @@ mod tests {
         for m in [Metric::DurationMs, Metric::WalBytes, Metric::LongestBlockMs] {
             assert_eq!(s(serde_json::to_value(m).unwrap()), m.as_str());
         }
-        for u in [Unit::Ms, Unit::Bytes, Unit::Regressions, Unit::Queries] {
+        for u in [Unit::Ms, Unit::Bytes, Unit::Regressions, Unit::Queries, Unit::Findings] {
             assert_eq!(s(serde_json::to_value(u).unwrap()), u.as_str());
         }
         for k in [
@@ -302,6 +308,7 @@ mod tests {
             BudgetKey::TotalMaxRuntime,
             BudgetKey::FailOnRegression,
             BudgetKey::FailOnIncompatible,
+            BudgetKey::FailOnRace,
         ] {
             assert_eq!(s(serde_json::to_value(k).unwrap()), k.as_str());
         }

@@ -119,13 +119,13 @@ pub struct StandbyReadWait {
 pub struct Breach {
     /// The budget's key: `max_runtime`, `max_exclusive_lock`, `max_write_block`,
     /// `max_wal`, `max_probe_wait`, `total.max_runtime`, `total.max_wal`, `fail_on_regression`,
-    /// `fail_on_incompatible`.
+    /// `fail_on_incompatible`, `fail_on_race`.
     pub budget: BudgetKey,
     /// What was measured, in `unit`.
     pub figure: u64,
     /// The budget, in `unit`.
     pub limit: u64,
-    /// `ms`, `bytes`, `regressions` or `queries`.
+    /// `ms`, `bytes`, `regressions`, `queries` or `findings` (why a race is unsafe).
     pub unit: Unit,
     /// The table the figure is about (lock and probe budgets).
     pub relation: Option<String>,
