@@ -64,11 +64,18 @@ fn failure(e: &CopyExit, hung: bool) -> Option<RaceFailure> {
         return None;
     }
     let text = format!("{}\n{}", e.stderr, e.stdout);
+    let unique = text.contains("duplicate key value violates unique constraint");
     Some(if text.contains("deadlock detected") {
         RaceFailure::DeadlockDetected
     } else if text.contains("expected to match one row") {
         RaceFailure::VersionTable
-    } else if text.contains("duplicate key value violates unique constraint") || text.contains("UniqueViolation") {
+    } else if unique && text.contains("unique constraint \"pg_") {
+        // A system catalog's unique index (pg_class_relname_nsp_index): two
+        // copies created the same name at once, and the second waited for
+        // the first's uncommitted row before it failed. Measured on
+        // PostgreSQL 15 with two CREATE INDEX in two transactions.
+        RaceFailure::AlreadyExists
+    } else if unique {
         RaceFailure::UniqueViolation
     } else if text.contains("already exists") {
         RaceFailure::AlreadyExists
@@ -218,6 +225,12 @@ mod tests {
         assert_eq!(error_line("psql:up.sql:3: ERROR:  deadlock detected\n").unwrap(), "ERROR: deadlock detected");
         let exit = CopyExit { code: Some(1), stderr: moved.into(), ..CopyExit::default() };
         assert_eq!(failure(&exit, false), Some(RaceFailure::VersionTable));
+        let catalog = "sqlalchemy.exc.IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint \"pg_class_relname_nsp_index\"\nDETAIL:  Key (relname, relnamespace)=(events_kind_occurred_at_idx, 2200) already exists.\n";
+        let exit = CopyExit { code: Some(1), stderr: catalog.into(), ..CopyExit::default() };
+        assert_eq!(failure(&exit, false), Some(RaceFailure::AlreadyExists));
+        let version = "duplicate key value violates unique constraint \"alembic_version_pkc\"";
+        let exit = CopyExit { code: Some(1), stderr: version.into(), ..CopyExit::default() };
+        assert_eq!(failure(&exit, false), Some(RaceFailure::UniqueViolation));
         let ok = CopyExit { code: Some(0), ..CopyExit::default() };
         assert_eq!((failure(&ok, false), failure(&ok, true)), (None, Some(RaceFailure::Hung)));
     }

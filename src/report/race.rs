@@ -88,7 +88,9 @@ pub struct RaceCopy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RaceFailure {
-    /// Another copy had already made it: `... already exists` (42P07, 42701, 42710).
+    /// Another copy had already made it: `... already exists` (42P07, 42701,
+    /// 42710), or a unique violation on a system catalog's index (two copies
+    /// creating the same name at once).
     AlreadyExists,
     /// A unique violation (23505), e.g. two copies inserting the first version row.
     UniqueViolation,
