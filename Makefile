@@ -11,7 +11,7 @@ REHEARSE := target/debug/rehearse
 REHEARSE_TEST_IMAGE ?= rehearse-postgres:15
 export REHEARSE_TEST_IMAGE
 
-.PHONY: deps docker-test-image pg18 build demo demo-alembic demo-standby test fuzz bench bench-estimate clean
+.PHONY: deps docker-test-image pg18 build demo demo-alembic demo-standby demo-race test fuzz bench bench-estimate clean
 
 deps:
 	@scripts/deps.sh
@@ -33,6 +33,10 @@ demo: build
 # The same release as an Alembic project (production is part way through its history).
 demo-alembic: build
 	$(REHEARSE) run scenarios/alembic-demo.yaml
+
+# The Alembic release raced by three replicas running `alembic upgrade head` at start-up.
+demo-race: build
+	$(REHEARSE) run scenarios/alembic-race.yaml
 
 # The same release with a streaming hot standby: its lag and standby read waits, measured.
 demo-standby: build

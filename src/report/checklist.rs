@@ -530,9 +530,9 @@ fn standalone_job(f: &Facts) -> ChecklistItem {
     let unsafe_race = race.filter(|r| r.verdict == RaceVerdict::Unsafe);
     let mut item = item.verdict(match (unsafe_race, over.is_empty()) {
         (Some(race), _) => Some(format!(
-            "Run the migrations as a single Job (a Kubernetes Job, a one-off release step) before the new replicas \
-             start, never at each replica's start-up: {}.",
-            summary::race_line(race, true)
+            "Run the migrations once, from a single Job (a Kubernetes Job, a one-off release step) before the new \
+             replicas start, not at each replica's start-up, where {} of them racing was unsafe.",
+            race.replicas
         )),
         (None, false) => Some(format!(
             "Run {} as a standalone job (a Kubernetes Job, a one-off CI step) off the deploy's critical path, never \
