@@ -71,8 +71,8 @@ struct LockSeen {
     key: String,
     /// Seen held by a session outside any transaction: a session-level lock.
     held_while_idle: bool,
-    /// A query named pg_advisory_xact_lock or pg_try_advisory_xact_lock.
-    transaction_level: bool,
+    /// The lock functions the holders' and waiters' queries called.
+    calls: BTreeSet<AdvisoryLockKind>,
     holders: Vec<usize>,
     waiters: Vec<usize>,
 }
@@ -134,26 +134,28 @@ impl Watch {
     }
 
     fn add_locks(&mut self, sample: &Sample) {
-        let state = |pid: i32| sample.sessions.iter().find(|s| s.pid == pid).map(|s| s.state.as_str());
-        let xact = sample.sessions.iter().any(|s| s.query.to_ascii_lowercase().contains("advisory_xact_lock"));
+        let session = |pid: i32| sample.sessions.iter().find(|s| s.pid == pid);
         for row in &sample.locks {
             let Some(copy) = self.pids.get(&row.pid).copied() else { continue };
             let seen = self.lock.get_or_insert_with(|| LockSeen {
                 key: row.key.clone(),
                 held_while_idle: false,
-                transaction_level: false,
+                calls: BTreeSet::new(),
                 holders: Vec::new(),
                 waiters: Vec::new(),
             });
             if seen.key != row.key {
                 continue;
             }
-            seen.transaction_level |= xact;
             let list = if row.granted { &mut seen.holders } else { &mut seen.waiters };
             if !list.contains(&copy) {
                 list.push(copy);
             }
-            seen.held_while_idle |= row.granted && state(row.pid) == Some("idle");
+            let s = session(row.pid);
+            seen.held_while_idle |= row.granted && s.is_some_and(|s| s.state == "idle");
+            if let Some(call) = s.and_then(|s| advisory_call(&s.query)) {
+                seen.calls.insert(call);
+            }
         }
     }
 
@@ -165,10 +167,10 @@ impl Watch {
     /// The lock the copies serialized on, if one was seen.
     pub fn lock(&self) -> Option<RaceLock> {
         let seen = self.lock.as_ref()?;
-        let kind = match (seen.transaction_level, seen.held_while_idle) {
-            (true, _) => AdvisoryLockKind::Transaction,
-            (false, true) => AdvisoryLockKind::Session,
-            (false, false) => AdvisoryLockKind::Unknown,
+        let kind = match (seen.calls.iter().next(), seen.held_while_idle) {
+            (Some(call), _) if seen.calls.len() == 1 => *call,
+            (_, true) => AdvisoryLockKind::Session,
+            _ => AdvisoryLockKind::Unknown,
         };
         Some(RaceLock { kind, key: seen.key.clone(), holders: seen.holders.clone(), waiters: seen.waiters.clone() })
     }
@@ -244,6 +246,18 @@ impl Watch {
     }
 }
 
+/// The kind of advisory lock a query takes: `pg_advisory_xact_lock` and
+/// `pg_try_advisory_xact_lock` a transaction-level one, `pg_advisory_lock`
+/// and `pg_try_advisory_lock` a session-level one (the `_shared` variants alike).
+fn advisory_call(query: &str) -> Option<AdvisoryLockKind> {
+    let q = query.to_ascii_lowercase();
+    match (q.contains("advisory_xact_lock"), q.contains("advisory_lock")) {
+        (true, _) => Some(AdvisoryLockKind::Transaction),
+        (false, true) => Some(AdvisoryLockKind::Session),
+        _ => None,
+    }
+}
+
 impl Killed {
     fn add(&mut self, sample: &Sample, dt: Duration) {
         for s in sample.sessions.iter().filter(|s| self.pids.contains(&s.pid)) {
@@ -262,5 +276,29 @@ impl Killed {
             });
             stale.blocked_ms += dt.as_millis() as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_function_in_a_query_tells_a_session_lock_from_a_transaction_lock() {
+        assert_eq!(advisory_call("SELECT pg_advisory_lock($1)"), Some(AdvisoryLockKind::Session));
+        assert_eq!(advisory_call("select PG_TRY_ADVISORY_LOCK(1, 2)"), Some(AdvisoryLockKind::Session));
+        assert_eq!(advisory_call("SELECT pg_advisory_xact_lock(7)"), Some(AdvisoryLockKind::Transaction));
+        assert_eq!(advisory_call("COMMIT"), None);
+        let s = RaceSession {
+            pid: 1,
+            application_name: application_name(12),
+            state: "idle".into(),
+            wait_event_type: None,
+            wait_event: None,
+            query: String::new(),
+            running_ms: 0,
+            blocked_by: Vec::new(),
+        };
+        assert_eq!(copy_of(&s), Some(12));
     }
 }

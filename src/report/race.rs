@@ -124,9 +124,9 @@ impl RaceFailure {
 /// The advisory lock the copies serialized on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RaceLock {
-    /// `session` (seen held by a session outside any transaction:
-    /// pg_advisory_lock, pg_try_advisory_lock), `transaction`
-    /// (pg_advisory_xact_lock, seen in the query), or `unknown`.
+    /// `session` (pg_advisory_lock, pg_try_advisory_lock: in a holder's or a
+    /// waiter's query, or seen held by a session outside any transaction),
+    /// `transaction` (pg_advisory_xact_lock in such a query), or `unknown`.
     pub kind: AdvisoryLockKind,
     /// The key as the app wrote it: one bigint (`72707`) or two integers (`1,2`).
     pub key: String,
@@ -137,7 +137,7 @@ pub struct RaceLock {
     pub waiters: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AdvisoryLockKind {
     Session,

@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use nix::sys::signal::Signal;
 use rehearse::report::{AdvisoryLockKind, RaceFailure, RaceReport, RaceVerdict, RunStatus, Stage};
 
-use crate::support::{dumps, run_and_signal, venv_python, OwnedServer, RunOutput, Sandbox, REPO};
+use crate::support::{
+    docker_lock, dumps, processes_mentioning, run_and_signal, run_and_signal_with, venv_python, OwnedServer, RunOutput,
+    Sandbox, REPO,
+};
 
 /// A scenario racing the fixture's env.py in mode `lock` with `race`'s keys, plus `extra` YAML.
 fn scenario(sandbox: &Sandbox, postgres: &str, lock: &str, race: &str, extra: &str) -> PathBuf {
@@ -109,6 +112,25 @@ fn waiting_in_pg_advisory_lock_hangs_the_index_build_in_a_cycle_postgres_cannot_
 }
 
 #[test]
+fn the_lock_on_the_migrations_own_session_makes_a_cycle_postgres_breaks_with_deadlock_detected() {
+    let sandbox = Sandbox::new();
+    let path = scenario(&sandbox, "backend: local", "same", "timeout: 20s", "");
+    let (_, race) = race(&sandbox, &path, 0);
+    assert_eq!(race.verdict, RaceVerdict::Unsafe);
+    // Measured: the index build waits for the snapshots of the copies
+    // waiting in pg_advisory_lock, which wait for the builder's own session:
+    // a cycle of PostgreSQL's locks, so its deadlock detector ends it, and
+    // which session it cancels varies (a waiter, or the build, which leaves
+    // an INVALID index the next copy trips on).
+    assert!(race.hang.is_none(), "{:#?}", race.hang);
+    let failed = failures(&race);
+    assert!(failed.iter().any(|(_, f)| *f == RaceFailure::DeadlockDetected), "{failed:?}");
+    let lock = race.lock.as_ref().unwrap();
+    assert_eq!((lock.kind, lock.key.as_str()), (AdvisoryLockKind::Session, "72707"));
+    sandbox.assert_no_leaks();
+}
+
+#[test]
 fn polling_pg_try_advisory_lock_is_safe() {
     let sandbox = Sandbox::new();
     let path = scenario(&sandbox, "backend: local", "polling", "", "");
@@ -170,5 +192,58 @@ fn on_a_url_server_the_race_copy_is_dropped_with_the_throwaway_database() {
     assert_eq!(race.verdict, RaceVerdict::Safe, "{:#?}", race.reasons);
     assert!(!out.json_text().contains(server.conn.password.expose()), "password leaked");
     assert_eq!(server.state(), before, "both databases are gone");
+    sandbox.assert_no_leaks();
+}
+
+#[test]
+fn a_copy_left_by_a_killed_url_run_is_found_and_dropped_by_cleanup() {
+    // `rehearse cleanup` looks at containers too: not while another test's one is about.
+    let _docker = docker_lock();
+    let server = OwnedServer::start();
+    let before = server.state();
+    let sandbox = Sandbox::new();
+    let path = scenario(&sandbox, "backend: url", "blocking", "timeout: 60s", "");
+    let cmd = sandbox.command(&["run", path.to_str().unwrap(), "--url", &server.url()]);
+    let out = run_and_signal_with(cmd, &sandbox, "race:", Signal::SIGKILL);
+    assert_eq!(out.code, -1, "killed by SIGKILL");
+    let (dbs, _, _, _) = server.state();
+    let left: Vec<&String> = dbs.iter().filter(|d| !before.0.contains(d)).collect();
+    assert_eq!(left.len(), 2, "SIGKILL leaves the throwaway database and its race copy: {dbs:?}");
+    assert!(left.iter().any(|d| d.ends_with("_race")), "{left:?}");
+
+    let cleaned = sandbox.rehearse(&["cleanup", "--url", &server.url()]);
+    cleaned.assert_code(0);
+    assert_eq!(cleaned.stdout.matches("removed database rehearse_").count(), 2, "{}", cleaned.stdout);
+    assert_eq!(server.state(), before);
+    // The copies outlived the run (SIGKILL cleans up nothing); dropping
+    // their database ended their sessions, and so them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_mentioning(sandbox.path()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(processes_mentioning(sandbox.path()).is_empty(), "{:?}", processes_mentioning(sandbox.path()));
+}
+
+/// `make demo-race`: three replicas of `alembic upgrade head` over the
+/// Alembic demo release, which takes no lock. One copy applies everything;
+/// the two others fail, behind it or beside it (measured: Alembic's
+/// "expected to match one row" on the version table, or a unique violation
+/// on pg_class when two copies create the same index at once).
+#[test]
+fn the_race_demo_is_unsafe_one_copy_migrates_and_the_others_fail() {
+    let sandbox = Sandbox::new();
+    let demo = format!("{REPO}/scenarios/alembic-race.yaml");
+    let (out, race) = race(&sandbox, std::path::Path::new(&demo), 0);
+    assert_eq!(race.verdict, RaceVerdict::Unsafe);
+    assert_eq!(race.copies.iter().filter(|c| c.exit == Some(0)).count(), 1, "{:#?}", race.copies);
+    for (copy, failure) in failures(&race) {
+        assert!(
+            matches!(failure, RaceFailure::VersionTable | RaceFailure::AlreadyExists | RaceFailure::DeadlockDetected),
+            "copy {copy}: {:#?}",
+            race.copies
+        );
+    }
+    assert_eq!(race.versions.found, ["a8_orders_created_at_idx"]);
+    assert!(out.markdown().contains("## Racing replicas"));
     sandbox.assert_no_leaks();
 }
