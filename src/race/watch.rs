@@ -301,4 +301,48 @@ mod tests {
         };
         assert_eq!(copy_of(&s), Some(12));
     }
+
+    fn session(pid: i32, copy: usize, wait: Option<&str>, query: &str, blocked_by: &[i32]) -> RaceSession {
+        RaceSession {
+            pid,
+            application_name: application_name(copy),
+            state: "active".into(),
+            wait_event_type: wait.map(|_| "Lock".to_string()),
+            wait_event: wait.map(String::from),
+            query: query.into(),
+            running_ms: 500,
+            blocked_by: blocked_by.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_killed_copy_s_session_that_lives_on_and_blocks_another_copy_is_a_stale_lock() {
+        let at = Duration::from_millis(300);
+        let mut k = Killed {
+            copy: 1,
+            at,
+            doing: "holding advisory lock 7 (pid 10)".into(),
+            pids: BTreeSet::from([10]),
+            survivors: BTreeMap::new(),
+            stale: None,
+        };
+        for n in 1..=3u32 {
+            let sample = Sample {
+                at: at + INTERVAL * n,
+                sessions: vec![
+                    session(10, 1, None, "SELECT pg_sleep(1)", &[]),
+                    session(20, 2, Some("advisory"), "SELECT pg_advisory_lock($1)", &[10]),
+                    session(30, 3, Some("advisory"), "SELECT pg_advisory_lock($1)", &[20]),
+                ],
+                locks: Vec::new(),
+            };
+            k.add(&sample, INTERVAL);
+        }
+        assert_eq!(k.survivors[&10], (at + INTERVAL * 3, "SELECT pg_sleep(1)".to_string()));
+        let stale = k.stale.unwrap();
+        assert_eq!(
+            (stale.pid, stale.blocked_copy, stale.wait_event.as_str(), stale.blocked_ms),
+            (10, 2, "advisory", 150)
+        );
+    }
 }
