@@ -72,6 +72,13 @@ fn copy_command(command: Option<String>, migrations: &MigrationsPlan, origin: &O
         },
         (MigrationsPlan::Alembic(a), Some(script)) => shell(a.dir.clone(), &a.env, script),
         (MigrationsPlan::Command(c), Some(script)) => shell(c.dir.clone(), &c.env, script),
+        (MigrationsPlan::Sql(dir), Some(_)) if dir.table().is_none() => {
+            return Err(Error::bad_input(format!(
+                "{shown}: a race with migrations.tool sql needs migrations.table: the history table your tool \
+                 records applied migrations in (flyway_schema_history, schema_migrations, _sqlx_migrations), so \
+                 where the replicas leave it can be compared with the sequential rehearsal"
+            )))
+        }
         (MigrationsPlan::Sql(_), Some(script)) => shell(origin.base.clone(), &Vec::new(), script),
         (MigrationsPlan::Command(_), None) => {
             return Err(Error::bad_input(format!(

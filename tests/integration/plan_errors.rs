@@ -382,6 +382,10 @@ fn a_race_needs_two_replicas_a_command_where_rehearse_cannot_tell_one_and_fail_o
         &["race.replicas is 1", "at least 2"],
     );
     refused(resolve(&sql("race:\n"), &Overrides::default()), &["race.command is required when migrations.tool is sql"]);
+    refused(
+        resolve(&sql("race: { command: flyway migrate }\n"), &Overrides::default()),
+        &["a race with migrations.tool sql needs migrations.table"],
+    );
     refused(resolve(&sql("race: { command: ' ' }\n"), &Overrides::default()), &["race.command is empty"]);
     refused(
         resolve(&sql("race: { command: ./up.sh, timeout: 0s }\n"), &Overrides::default()),

@@ -73,6 +73,11 @@ impl SqlDir {
         &self.files
     }
 
+    /// `migrations.table`: production's history table, when the scenario names one.
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
     /// Files not recorded in rehearse's tracking table, nor in the table the
     /// scenario names (Flyway, golang-migrate or sqlx history) when present.
     pub async fn pending(&self, db: &Client) -> Result<Vec<Migration>> {
