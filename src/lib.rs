@@ -3,8 +3,8 @@
 //! else is this library. The pipeline of DESIGN.md, in the tree:
 //!
 //! ```text
-//! cli ─► plan ─► run: provision ─► restore ─► prepare ─► discover ─► rehearse each ─► report ─► gate
-//!                     (backend)    (restore)  (prepare)  (migrations) (migrations, observe,  (report) (gate)
+//! cli ─► plan ─► run: provision ─► restore ─► prepare ─► discover ─► rehearse each ─► [race] ─► report ─► gate
+//!                     (backend)    (restore)  (prepare)  (migrations) (migrations, observe,  (race)     (report) (gate)
 //!                                                                     findings, compat)
 //! ```
 //!

@@ -65,10 +65,8 @@ pub async fn race(i: RaceInputs<'_>) -> Result<RaceReport> {
     let (found_versions, found_schema) = end_state(i.source, i.copy).await?;
     let versions = VersionState { expected: expected_versions, found: found_versions };
     let schema_differences = verdict::schema_differences(&expected_schema, &found_schema);
-    let hung = match &hang {
-        Some(_) => copies.hung.clone(),
-        None => BTreeSet::new(),
-    };
+    // Set only at the deadline: the copies still running then.
+    let hung = copies.hung.clone();
     let copy_reports: Vec<_> = copies
         .ended
         .into_iter()
