@@ -12,8 +12,9 @@ use crate::sys::text::{last_lines, one_line};
 
 use super::launch::CopyExit;
 
-/// How much of a copy's output the report keeps.
-const OUTPUT_LINES: usize = 8;
+/// How much of a copy's output the report keeps: from a few lines before
+/// the line naming its error, at most this many.
+const OUTPUT_LINES: usize = 12;
 
 /// A copy as the report describes it.
 pub struct CopyEnd {
@@ -47,7 +48,7 @@ impl CopyEnd {
             finished_ms: self.finished_ms,
             killed: e.killed && !self.hung,
             fresh: self.fresh,
-            output: redact(&last_lines(text.trim(), OUTPUT_LINES)),
+            output: redact(&output_tail(text.trim())),
         }
     }
 }
@@ -84,19 +85,36 @@ fn failure(e: &CopyExit, hung: bool) -> Option<RaceFailure> {
     })
 }
 
-/// The copy's error as its output states it: the last line naming an error
-/// (a Python exception, psql's `ERROR:`, Alembic's `FAILED:`), without the
-/// exception's class; else the last line.
+/// Whether an output line names an error: a Python exception, psql's
+/// `ERROR:`, Alembic's `FAILED:` (not SQLAlchemy's trailing link or `[SQL: ...]`).
+fn names_an_error(line: &str) -> bool {
+    let line = line.trim();
+    let lower = line.to_ascii_lowercase();
+    (lower.contains("error") || lower.starts_with("failed:") || lower.contains("fatal:"))
+        && !line.starts_with("(Background on this error")
+        && !line.starts_with('[')
+}
+
+/// The copy's error as its output states it: the last line naming an
+/// error, without the exception's class; else the last line.
 fn error_line(text: &str) -> Option<String> {
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let named = |l: &&&str| {
-        let lower = l.to_ascii_lowercase();
-        (lower.contains("error") || lower.starts_with("failed:") || lower.contains("fatal:"))
-            && !l.starts_with("(Background on this error")
-            && !l.starts_with('[')
-    };
-    let line = lines.iter().rev().find(named).or(lines.last())?;
+    let line = lines.iter().rev().find(|l| names_an_error(l)).or(lines.last())?;
     Some(one_line(&strip_exception_class(line), 300))
+}
+
+/// The end of a copy's output that explains it: from three lines before the
+/// last line naming an error (the traceback's end, the exception, the
+/// statement after it), at most [`OUTPUT_LINES`]; the last lines without one.
+fn output_tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    match lines.iter().rposition(|l| names_an_error(l)) {
+        Some(at) => {
+            let from = at.saturating_sub(3);
+            lines[from..lines.len().min(from + OUTPUT_LINES)].join("\n")
+        }
+        None => last_lines(text, OUTPUT_LINES),
+    }
 }
 
 /// `sqlalchemy.exc.ProgrammingError: (psycopg.errors.DuplicateColumn) column ...`
@@ -233,6 +251,17 @@ mod tests {
         assert_eq!(failure(&exit, false), Some(RaceFailure::UniqueViolation));
         let ok = CopyExit { code: Some(0), ..CopyExit::default() };
         assert_eq!((failure(&ok, false), failure(&ok, true)), (None, Some(RaceFailure::Hung)));
+    }
+
+    #[test]
+    fn the_output_kept_starts_before_the_error_even_when_a_long_statement_follows_it() {
+        let mut text =
+            String::from("Traceback\n  File a\n  File b\n  File c\nsqlalchemy.exc.IntegrityError: boom\n[SQL: \n");
+        text.push_str(&"  column,\n".repeat(30));
+        let tail = output_tail(&text);
+        assert!(tail.starts_with("  File a\n") && tail.contains("IntegrityError: boom"), "{tail}");
+        assert_eq!(tail.lines().count(), OUTPUT_LINES);
+        assert_eq!(output_tail("one\ntwo\n"), "one\ntwo");
     }
 
     #[test]
