@@ -15,7 +15,7 @@ export REHEARSE_TEST_IMAGE
 REHEARSE_APP_IMAGE ?= rehearse-app:demo
 export REHEARSE_APP_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image pg18 build demo demo-alembic demo-standby demo-job test fuzz bench bench-estimate clean
+.PHONY: deps docker-test-image docker-app-image pg18 build demo demo-alembic demo-standby demo-job demo-race test fuzz bench bench-estimate clean
 
 deps:
 	@scripts/deps.sh
@@ -44,6 +44,10 @@ demo-alembic: build
 # The Alembic demo as production launches it: from the app's image, as its Job manifest says.
 demo-job: build docker-app-image
 	$(REHEARSE) run scenarios/alembic-job.yaml
+
+# The Alembic release raced by three replicas running `alembic upgrade head` at start-up.
+demo-race: build
+	$(REHEARSE) run scenarios/alembic-race.yaml
 
 # The same release with a streaming hot standby: its lag and standby read waits, measured.
 demo-standby: build

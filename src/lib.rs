@@ -3,8 +3,8 @@
 //! else is this library. The pipeline of DESIGN.md, in the tree:
 //!
 //! ```text
-//! cli ─► plan ─► run: provision ─► restore ─► prepare ─► discover ─► rehearse each ─► report ─► gate
-//!                     (backend)    (restore)  (prepare)  (migrations) (migrations, observe,  (report) (gate)
+//! cli ─► plan ─► run: provision ─► restore ─► prepare ─► discover ─► rehearse each ─► [race] ─► report ─► gate
+//!                     (backend)    (restore)  (prepare)  (migrations) (migrations, observe,  (race)     (report) (gate)
 //!                                                                     findings, compat)
 //! ```
 //!
@@ -26,6 +26,7 @@ pub mod pg;
 pub mod pipeline;
 pub mod plan;
 pub mod prepare;
+pub mod race;
 pub mod report;
 pub mod restore;
 pub mod run;

@@ -10,6 +10,9 @@
 //! (production's statistics at 50× the dump), so every format shows the
 //! figures at production scale. `report-compat.json` is a real run of the
 //! demo with its `compat.queries`, one of which 0007 breaks.
+//! `report-race.json` is a real run of `make demo-race` (three replicas of
+//! `alembic upgrade head`: one a version-table error, one a catalog unique
+//! violation), with the checkout's directory written as `/repo`.
 //!
 //! What differs by machine and run is pinned in the model before rendering
 //! (`normalize`), not patched in the text afterwards: the timestamps, the
@@ -463,4 +466,24 @@ fn json_compat() {
 #[test]
 fn junit_compat() {
     assert_snapshot!(junit("compat"));
+}
+
+#[test]
+fn table_race_120() {
+    assert_snapshot!(table("race", Some(120)));
+}
+
+#[test]
+fn markdown_race() {
+    assert_snapshot!(markdown("race"));
+}
+
+#[test]
+fn json_race() {
+    assert_snapshot!(json("race"));
+}
+
+#[test]
+fn junit_race() {
+    assert_snapshot!(junit("race"));
 }

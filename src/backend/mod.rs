@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod choose;
+pub mod copy;
 pub mod docker;
 pub mod leftovers;
 pub mod local;
@@ -268,6 +269,25 @@ impl Throwaway {
             }
         };
         Ok(self.standby.insert(standby))
+    }
+
+    /// A copy of the rehearsal database, `<dbname>_<suffix>`, made with it
+    /// as the template (`copy.rs`). On the url backend it is dropped with
+    /// the throwaway database and marked for `rehearse cleanup --url`; on
+    /// the others it goes with the server.
+    pub async fn copy_database(&mut self, suffix: &str) -> Result<ConnInfo> {
+        let name = copy::copy_name(self.conn(), suffix);
+        if let Server::Url(d) = &mut self.server {
+            return d.create_copy(&name).await;
+        }
+        let conn = self.conn().clone();
+        let admin = crate::sys::db::connect(&conn, &conn.admin_dbname, "rehearse-admin").await.map_err(|e| {
+            crate::error::Error::environment_because(
+                format!("cannot connect to {}", conn.masked(&conn.admin_dbname)),
+                e,
+            )
+        })?;
+        copy::create(&admin, &conn, &name).await
     }
 
     /// The standby, once started.

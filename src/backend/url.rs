@@ -74,6 +74,8 @@ pub struct UrlDatabase {
     conn: ConnInfo,
     bin: PgBin,
     version_num: i32,
+    /// Copies made from it (`create_copy`), dropped before it.
+    copies: Vec<String>,
     done: bool,
 }
 
@@ -91,6 +93,7 @@ impl UrlDatabase {
             server: server.clone(),
             bin: plan.bin.clone(),
             version_num,
+            copies: Vec::new(),
             done: false,
         };
         // template0: the dump expects an empty database, not whatever the
@@ -108,12 +111,21 @@ impl UrlDatabase {
                 )
             },
         )?;
-        // Who made it, for `rehearse cleanup --url` after a crash.
-        let owner = format!("rehearse pid={} host={}", std::process::id(), crate::backend::docker::hostname());
-        let _ = admin
-            .batch_execute(&format!("COMMENT ON DATABASE {} IS {}", quote_ident(&name), quote_literal(&owner)))
-            .await;
+        mark_owner(&admin, &name).await;
         Ok(database)
+    }
+
+    /// A copy of the throwaway database, made with it as the template
+    /// (`backend::copy`), marked like it for `rehearse cleanup --url`, with
+    /// its per-database settings; dropped with it.
+    pub async fn create_copy(&mut self, name: &str) -> Result<ConnInfo> {
+        let admin = connect_admin(&self.server).await?;
+        // Recorded first: whatever happens next, cleanup drops it (IF EXISTS).
+        self.copies.push(name.to_string());
+        let copy = super::copy::create(&admin, &self.conn, name).await?;
+        mark_owner(&admin, name).await;
+        super::copy::copy_settings(&admin, &self.conn.dbname, name).await?;
+        Ok(ConnInfo { admin_dbname: name.to_string(), ..copy })
     }
 
     pub fn conn(&self) -> &ConnInfo {
@@ -128,23 +140,26 @@ impl UrlDatabase {
         ChildCommand::new(self.bin.tool(tool)).envs(self.conn.libpq_env(dbname, application_name))
     }
 
-    /// Drops the throwaway database, whoever is still connected to it.
+    /// Drops the throwaway database and its copies, whoever is still connected to them.
     pub async fn drop_database(mut self) -> Result<()> {
         self.done = true;
-        drop_database(&self.server, &self.conn.dbname, self.version_num).await
+        drop_all(&self.server, &self.conn.dbname, &self.copies, self.version_num).await
     }
 
     /// Leaves the database in place and returns how to reach and drop it.
     pub fn keep(mut self) -> String {
         self.done = true;
+        let copies = self.copies.iter().map(|c| format!(" and its copy {c}")).collect::<String>();
+        let admin = self.server.masked(&self.server.dbname);
+        let drop_copies: String =
+            self.copies.iter().map(|c| format!("\n  psql \"{admin}\" -c 'DROP DATABASE {c} WITH (FORCE)'")).collect();
         format!(
-            "The throwaway database {name} is still on the server (--keep). Connect with:\n  \
+            "The throwaway database {name}{copies} is still on the server (--keep). Connect with:\n  \
              psql \"{conn}\"\n\
              Drop it with:\n  \
-             psql \"{admin}\" -c 'DROP DATABASE {name} WITH (FORCE)'",
+             psql \"{admin}\" -c 'DROP DATABASE {name} WITH (FORCE)'{drop_copies}",
             name = self.conn.dbname,
             conn = self.conn.masked(&self.conn.dbname),
-            admin = self.server.masked(&self.server.dbname),
         )
     }
 
@@ -225,9 +240,11 @@ impl Drop for UrlDatabase {
         // Backstop for a panic or an early return: a runtime of its own on a
         // thread of its own, since this may run inside (and block) an async task.
         let (server, name, version) = (self.server.clone(), self.conn.dbname.clone(), self.version_num);
+        let copies = std::mem::take(&mut self.copies);
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(tokio::time::timeout(Duration::from_secs(30), drop_database(&server, &name, version))).ok()
+            let drop = drop_all(&server, &name, &copies, version);
+            rt.block_on(tokio::time::timeout(Duration::from_secs(30), drop)).ok()
         })
         .join();
     }
@@ -244,6 +261,25 @@ async fn connect_admin(server: &ConnInfo) -> Result<Client> {
             e,
         )
     })
+}
+
+/// Records who made database `name` in its comment, for `rehearse cleanup
+/// --url` after a crash (best effort: a role may not be allowed to comment).
+async fn mark_owner(admin: &Client, name: &str) {
+    let owner = format!("rehearse pid={} host={}", std::process::id(), crate::backend::docker::hostname());
+    let _ =
+        admin.batch_execute(&format!("COMMENT ON DATABASE {} IS {}", quote_ident(name), quote_literal(&owner))).await;
+}
+
+/// Drops the copies, then `name`; every one is tried, the first error returned.
+async fn drop_all(server: &ConnInfo, name: &str, copies: &[String], version_num: i32) -> Result<()> {
+    let mut first_error = None;
+    for db in copies.iter().map(String::as_str).chain([name]) {
+        if let Err(e) = drop_database(server, db, version_num).await {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Drops database `name` on `server`: `WITH (FORCE)` on 13+, else after

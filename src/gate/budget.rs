@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::report::{
     format_bytes, format_ms, summary, Breach, BudgetKey, BudgetsApplyTo, BudgetsInfo, MigrationLimits, MigrationReport,
-    MigrationStatus, OnExceed, Report, Unit,
+    MigrationStatus, OnExceed, RaceVerdict, Report, Unit,
 };
 
 /// The budgets of a run, resolved: per-migration limits with their
@@ -150,6 +150,20 @@ impl Budgets {
                 summary::queries(broken.len()),
                 summary::broken_line(broken.first()?, 80, true),
             ),
+        })
+    }
+
+    /// `fail_on_race`: racing the replicas was unsafe. Run-wide.
+    pub fn check_race(&self, r: &Report) -> Option<Breach> {
+        let race = r.race.as_ref().filter(|race| self.0.fail_on_race && race.verdict == RaceVerdict::Unsafe)?;
+        Some(Breach {
+            budget: BudgetKey::FailOnRace,
+            figure: race.reasons.len() as u64,
+            limit: 0,
+            unit: Unit::Findings,
+            relation: None,
+            overridden: false,
+            message: format!("fail_on_race: {}", summary::race_line(race, false)),
         })
     }
 

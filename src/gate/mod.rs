@@ -1,6 +1,6 @@
 //! The gate: once every migration is judged against its own budgets, the
-//! run as a whole is judged — run-wide budgets, the comparison with the
-//! baseline, and `fail_on_regression` — so the report's status, and with it
+//! run as a whole is judged — run-wide budgets, the race of replicas under
+//! `fail_on_race`, the comparison with the baseline, and `fail_on_regression` — so the report's status, and with it
 //! the exit code, says whether the night's job passes.
 
 pub mod baseline;
@@ -14,6 +14,7 @@ use crate::report::{Breach, BudgetKey, RegressionThresholds, Report, Unit};
 /// Fills the run-wide breaches, the baseline comparison and the unused overrides.
 pub fn judge(budgets: &Budgets, baseline: Option<&Baseline>, thresholds: &RegressionThresholds, report: &mut Report) {
     let mut breaches = budgets.check_total(report);
+    breaches.extend(budgets.check_race(report));
     if let Some(baseline) = baseline {
         let comparison = baseline.compare(report, thresholds);
         let count = comparison.regressions.len() as u64;

@@ -123,34 +123,53 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// Environment for a migration tool: libpq's PG* variables and
-    /// DATABASE_URL (with the password: the environment of a process is
-    /// readable only by its owner, unlike its command line).
+    /// Environment for a migration tool (see [`tool_env`]).
     pub fn tool_env(&self, application_name: &str) -> Vec<(String, String)> {
-        let mut env = self.conn.libpq_env(&self.conn.dbname, application_name);
-        env.push(("DATABASE_URL".into(), self.url(Some(&self.conn.password), application_name)));
-        env
+        tool_env(self.conn, application_name)
     }
 
-    /// `postgresql://user[:password]@/db?host=...&port=...`: libpq, psycopg,
-    /// SQLAlchemy and most drivers read the socket directory from `host`.
+    /// The throwaway database's URL (see [`database_url`]).
     pub fn url(&self, password: Option<&Secret>, application_name: &str) -> String {
-        let c = self.conn;
-        let auth = match password {
-            Some(p) => format!("{}:{}", c.user, p.expose()),
-            None => c.user.clone(),
-        };
-        format!(
-            "postgresql://{auth}@/{}?host={}&port={}&application_name={application_name}",
-            c.dbname,
-            percent_encode(&c.host),
-            c.port
-        )
+        database_url(self.conn, password, application_name)
     }
 
     /// Removes the password from a tool's output before it is shown or stored.
     pub fn redact(&self, text: &str) -> String {
-        text.replace(self.conn.password.expose(), "********")
+        redact(self.conn, text)
+    }
+}
+
+/// Environment for a migration tool: libpq's PG* variables and
+/// DATABASE_URL (with the password: the environment of a process is
+/// readable only by its owner, unlike its command line).
+pub fn tool_env(conn: &ConnInfo, application_name: &str) -> Vec<(String, String)> {
+    let mut env = conn.libpq_env(&conn.dbname, application_name);
+    env.push(("DATABASE_URL".into(), database_url(conn, Some(&conn.password), application_name)));
+    env
+}
+
+/// `postgresql://user[:password]@/db?host=...&port=...`: libpq, psycopg,
+/// SQLAlchemy and most drivers read the socket directory from `host`.
+pub fn database_url(conn: &ConnInfo, password: Option<&Secret>, application_name: &str) -> String {
+    let auth = match password {
+        Some(p) => format!("{}:{}", conn.user, p.expose()),
+        None => conn.user.clone(),
+    };
+    format!(
+        "postgresql://{auth}@/{}?host={}&port={}&application_name={application_name}",
+        conn.dbname,
+        percent_encode(&conn.host),
+        conn.port
+    )
+}
+
+/// `text` without `conn`'s password, before a tool's output is shown or stored.
+pub fn redact(conn: &ConnInfo, text: &str) -> String {
+    match conn.password.expose() {
+        // A server that takes no password (url backend): nothing to hide, and
+        // replacing "" would star every character.
+        "" => text.to_string(),
+        password => text.replace(password, "********"),
     }
 }
 
@@ -221,6 +240,20 @@ impl MigrationSource {
             MigrationSource::Sql(s) => s.pending(target.client).await,
             MigrationSource::Alembic(a) => a.pending(target).await,
             MigrationSource::Command(c) => c.pending(target).await,
+        }
+    }
+
+    /// The version rows a race is judged by: the SQL files the database
+    /// records as applied, Alembic's `alembic_version`, or, for a tool
+    /// known only by its command line, every known history table's rows.
+    pub async fn version_state(&self, client: &Client) -> Result<Vec<String>> {
+        let env = |e| crate::Error::environment_because("cannot read the migration history", e);
+        match self {
+            MigrationSource::Sql(s) => s.applied(client).await,
+            MigrationSource::Alembic(_) => {
+                Ok(crate::catalog::alembic_version(client).await.map_err(env)?.unwrap_or_default())
+            }
+            MigrationSource::Command(_) => crate::catalog::history_rows(client).await.map_err(env),
         }
     }
 

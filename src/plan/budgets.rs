@@ -50,6 +50,7 @@ pub fn budgets(section: &BudgetsSection) -> Budgets {
         unused_overrides: Vec::new(),
         apply_to: section.apply_to,
         fail_on_incompatible: section.fail_on_incompatible,
+        fail_on_race: section.fail_on_race,
     })
 }
 

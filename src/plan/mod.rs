@@ -7,6 +7,7 @@
 
 mod budgets;
 mod migrations;
+mod race;
 mod report;
 pub mod scenario;
 mod values;
@@ -61,6 +62,8 @@ pub struct Plan {
     pub launch: Option<crate::report::LaunchInfo>,
     /// The running app's queries, checked after each migration (`compat.queries`).
     pub compat: Option<Corpus>,
+    /// Replicas racing to run the full upgrade at start-up (`race:`).
+    pub race: Option<crate::race::RacePlan>,
 }
 
 /// What the command line adds to or overrides in the scenario.
@@ -153,6 +156,7 @@ impl Plan {
         let observe = observe_options(&s, overrides, &origin)?;
         let estimate = estimator(&s, &origin)?;
         let compat = app_queries(&s, &origin)?;
+        let race = race::plan(&s, &migrations, &origin)?;
 
         // Then the environment.
         let mut backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
@@ -188,6 +192,7 @@ impl Plan {
             estimate,
             launch,
             compat,
+            race,
         })
     }
 }

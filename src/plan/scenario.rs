@@ -37,6 +37,34 @@ pub struct Scenario {
     pub estimate: Option<EstimateSection>,
     /// The running app version's queries, checked after each migration.
     pub compat: Option<CompatSection>,
+    /// N copies of the full upgrade at once on a fresh copy, as replicas
+    /// running it at start-up would. `race:` alone (or `race: {}`) takes every default.
+    #[serde(default, deserialize_with = "present")]
+    pub race: Option<RaceSection>,
+}
+
+/// A section that is there, even when empty (`race:` parses as null).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaceSection {
+    /// How many copies start at once (default 3, at least 2).
+    pub replicas: Option<u32>,
+    /// What each replica runs at start-up; default: Alembic's `alembic upgrade <target>`.
+    pub command: Option<EnvString>,
+    /// Each copy starts after a random delay up to this (default 200ms).
+    #[serde(default, with = "humantime_serde")]
+    pub jitter: Option<Duration>,
+    /// How long the race may take before copies still running count as a hang
+    /// (default 10 × the sequential rehearsal, at least 30s).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// SIGKILL one copy while it holds the lock or runs a statement, then start a fresh one.
+    #[serde(default)]
+    pub kill_one: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +174,9 @@ pub struct BudgetsSection {
     /// A migration that breaks a query of the running app fails the run (exit 1; needs `compat:`).
     #[serde(default)]
     pub fail_on_incompatible: bool,
+    /// A race of replicas that is unsafe fails the run (exit 1; needs `race:`).
+    #[serde(default)]
+    pub fail_on_race: bool,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -267,5 +298,15 @@ mod tests {
         assert_eq!(s.postgres.settings["work_mem"].0, "64");
         assert_eq!(s.observe.sample_interval, Some(Duration::from_millis(10)));
         assert_eq!(s.budgets.migration.unwrap().max_wal, Some(ByteSize(2 << 30)));
+    }
+
+    #[test]
+    fn an_empty_race_section_is_there_with_its_defaults() {
+        let bare = parse_str("migrations: {tool: sql}\nrace:\n").unwrap();
+        assert!(bare.race.is_some_and(|r| r.replicas.is_none() && !r.kill_one));
+        assert!(parse_str("migrations: {tool: sql}\n").unwrap().race.is_none());
+        let full = parse_str("migrations: {tool: sql}\nrace: {replicas: 4, jitter: 1s, kill_one: true}\n").unwrap();
+        let race = full.race.unwrap();
+        assert_eq!((race.replicas, race.jitter, race.kill_one), (Some(4), Some(Duration::from_secs(1)), true));
     }
 }

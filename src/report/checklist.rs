@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{
     count, format_bytes, format_ms, summary, Checklist, ChecklistId, ChecklistItem, MigrationReport, MigrationStatus,
-    Report,
+    RaceVerdict, Report,
 };
 
 /// Default `report.ops_threshold`: a blocking lock this long surfaces as
@@ -519,31 +519,45 @@ fn standalone_job(f: &Facts) -> ChecklistItem {
         .max_by_key(|m| duration(m))
         .map(|m| format!("`{}` {}{}", m.id, format_ms(duration(m)), f.at_scale()))
         .unwrap_or_else(|| "none".into());
-    let item =
+    let mut item =
         Item::new(ChecklistId::StandaloneJob, "Runs as a standalone job, not multi-replica app start-up").evidence(
             format!("Deploy window {} (`report.deploy_window`); longest migration {longest}.", format_ms(window)),
         );
     // How it was launched: from the app's image as the pre-deploy Job, or here.
-    let item = match super::summary::launch_line(f.r, true)
-        .filter(|_| f.r.launch.as_ref().is_some_and(|l| l.image.is_some()))
+    if let Some(line) =
+        summary::launch_line(f.r, true).filter(|_| f.r.launch.as_ref().is_some_and(|l| l.image.is_some()))
     {
-        Some(line) => item.evidence(line),
-        None => item,
-    };
-    let mut item = item.verdict(match over.is_empty() {
-        false => Some(format!(
+        item = item.evidence(line);
+    }
+    let race = f.r.race.as_ref();
+    if let Some(race) = race {
+        item = item.evidence(format!("{}.", summary::capitalize(&summary::race_line(race, true))));
+    }
+    let unsafe_race = race.filter(|r| r.verdict == RaceVerdict::Unsafe);
+    let mut item = item.verdict(match (unsafe_race, over.is_empty()) {
+        (Some(race), _) => Some(format!(
+            "Run the migrations once, from a single Job (a Kubernetes Job, a one-off release step) before the new \
+             replicas start, not at each replica's start-up, where {} of them racing was unsafe.",
+            race.replicas
+        )),
+        (None, false) => Some(format!(
             "Run {} as a standalone job (a Kubernetes Job, a one-off CI step) off the deploy's critical path, never \
              at app start-up where every replica would race to run it.",
             over.join(", ")
         )),
-        true => f.unless_incomplete(|u| format!("{u}, so their runtime is unknown: fix and re-run.")),
+        (None, true) => f.unless_incomplete(|u| format!("{u}, so their runtime is unknown: fix and re-run.")),
     });
     if item.done {
-        item.evidence.push(
-            "Every migration fits the deploy window: run them once per release from a single job or release step, \
-             not at each replica's start-up."
+        item.evidence.push(match race {
+            Some(race) => format!(
+                "Every migration fits the deploy window, and the start-up pattern held for {} replicas racing: \
+                 run them from a single job or release step all the same, where one failure stops the release.",
+                race.replicas
+            ),
+            None => "Every migration fits the deploy window: run them once per release from a single job or release \
+                     step, not at each replica's start-up."
                 .into(),
-        );
+        });
     }
     item
 }

@@ -12,9 +12,13 @@ pub enum Stage {
     Analyze,
     Snapshot,
     Prepare,
+    /// The fresh copy of the restored database the race runs on.
+    #[serde(rename = "race_copy")]
+    RaceCopy,
     Standby,
     Discover,
     Rehearse,
+    Race,
     Backup,
     Report,
     Cleanup,
@@ -28,9 +32,11 @@ impl Stage {
             Stage::Analyze => "analyze",
             Stage::Snapshot => "snapshot",
             Stage::Prepare => "prepare",
+            Stage::RaceCopy => "race_copy",
             Stage::Standby => "standby",
             Stage::Discover => "discover",
             Stage::Rehearse => "rehearse",
+            Stage::Race => "race",
             Stage::Backup => "backup",
             Stage::Report => "report",
             Stage::Cleanup => "cleanup",
@@ -161,6 +167,8 @@ pub enum BudgetKey {
     FailOnRegression,
     #[serde(rename = "fail_on_incompatible")]
     FailOnIncompatible,
+    #[serde(rename = "fail_on_race")]
+    FailOnRace,
 }
 
 impl BudgetKey {
@@ -177,6 +185,7 @@ impl BudgetKey {
             BudgetKey::TotalMaxWal => "total.max_wal",
             BudgetKey::FailOnRegression => "fail_on_regression",
             BudgetKey::FailOnIncompatible => "fail_on_incompatible",
+            BudgetKey::FailOnRace => "fail_on_race",
         }
     }
 }
@@ -196,6 +205,8 @@ pub enum Unit {
     Regressions,
     /// Queries of the running app.
     Queries,
+    /// Reasons a race of replicas is unsafe.
+    Findings,
 }
 
 impl Unit {
@@ -205,6 +216,7 @@ impl Unit {
             Unit::Bytes => "bytes",
             Unit::Regressions => "regressions",
             Unit::Queries => "queries",
+            Unit::Findings => "findings",
         }
     }
 }
@@ -278,6 +290,7 @@ mod tests {
         assert_eq!(s(serde_json::to_value(ChecklistId::ProdShapedData).unwrap()), "prod_shaped_data");
         assert_eq!(s(serde_json::to_value(DestructiveKind::SetSchema).unwrap()), "set_schema");
         assert_eq!(s(serde_json::to_value(Stage::Analyze).unwrap()), "analyze");
+        assert_eq!(s(serde_json::to_value(Stage::RaceCopy).unwrap()), Stage::RaceCopy.as_str());
         for l in [LockSource::Statement, LockSource::Watched, LockSource::Sampled, LockSource::Inferred] {
             assert_eq!(s(serde_json::to_value(l).unwrap()), l.as_str());
         }
@@ -287,7 +300,7 @@ mod tests {
         for m in [Metric::DurationMs, Metric::WalBytes, Metric::LongestBlockMs] {
             assert_eq!(s(serde_json::to_value(m).unwrap()), m.as_str());
         }
-        for u in [Unit::Ms, Unit::Bytes, Unit::Regressions, Unit::Queries] {
+        for u in [Unit::Ms, Unit::Bytes, Unit::Regressions, Unit::Queries, Unit::Findings] {
             assert_eq!(s(serde_json::to_value(u).unwrap()), u.as_str());
         }
         for k in [
@@ -295,6 +308,7 @@ mod tests {
             BudgetKey::TotalMaxRuntime,
             BudgetKey::FailOnRegression,
             BudgetKey::FailOnIncompatible,
+            BudgetKey::FailOnRace,
         ] {
             assert_eq!(s(serde_json::to_value(k).unwrap()), k.as_str());
         }

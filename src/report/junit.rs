@@ -2,7 +2,9 @@
 //! Jenkins) show each migration as a test case.
 //!
 //! Two suites: `<scenario>: run` with one case for the run as a whole
-//! (its verdict, run-wide budgets, regressions, a stage that failed), first
+//! (its verdict, run-wide budgets, regressions, a stage that failed) and,
+//! with `race:`, one for the race of replicas (failing when it was unsafe
+//! under `fail_on_race`), first
 //! so a reader meets the regressions first; then `<scenario>: migrations`
 //! with one case per migration, failing for an error, a timeout, an
 //! interruption, a budget breach, or a regression under `fail_on_regression`.
@@ -15,22 +17,22 @@ use std::fmt::Write;
 
 use super::summary;
 use super::table::verdict;
-use super::{format_bytes, format_ms, MigrationReport, MigrationStatus, Report, RunStatus};
+use super::{format_bytes, format_ms, MigrationReport, MigrationStatus, RaceVerdict, Report, RunStatus};
 
 pub fn render(r: &Report) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let cases: Vec<Case> = r.migrations.iter().map(|m| migration_case(r, m)).collect();
-    let run = run_case(r);
-    let failures = cases.iter().filter(|c| c.failure.is_some()).count() + usize::from(run.failure.is_some());
+    let run: Vec<Case> = std::iter::once(run_case(r)).chain(race_case(r)).collect();
+    let failures = cases.iter().chain(&run).filter(|c| c.failure.is_some()).count();
     let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
     let _ = writeln!(
         x,
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{}\">",
         attr(&format!("rehearse: {}", r.scenario)),
-        cases.len() + 1,
+        cases.len() + run.len(),
         seconds(r.totals.run_duration_ms)
     );
-    suite(&mut x, r, "run", std::slice::from_ref(&run), r.totals.run_duration_ms);
+    suite(&mut x, r, "run", &run, r.totals.run_duration_ms);
     suite(&mut x, r, "migrations", &cases, r.totals.duration_ms);
     x.push_str("</testsuites>\n");
     x
@@ -180,6 +182,24 @@ fn run_case(r: &Report) -> Case {
         skipped: None,
         out: out.join("\n"),
     }
+}
+
+/// The race of replicas (`race:`): failing when it was unsafe under
+/// `fail_on_race`, its verdict and reasons in the output either way.
+fn race_case(r: &Report) -> Option<Case> {
+    let race = r.race.as_ref()?;
+    let line = summary::race_line(race, false);
+    let mut out = vec![line.clone()];
+    out.extend(race.reasons.iter().map(|reason| format!("- {reason}")));
+    let failing = r.budgets.fail_on_race && race.verdict == RaceVerdict::Unsafe;
+    Some(Case {
+        name: "race".into(),
+        classname: format!("rehearse.{}", r.scenario),
+        time_ms: race.duration_ms,
+        failure: failing.then(|| ("race_unsafe".to_string(), line, race.reasons.join("\n"))),
+        skipped: None,
+        out: out.join("\n"),
+    })
 }
 
 fn first_line(text: &str) -> String {

@@ -8,6 +8,7 @@ mod files;
 pub mod junit;
 mod markdown;
 mod model;
+mod race;
 pub mod summary;
 mod table;
 mod units;
@@ -18,6 +19,7 @@ pub use files::{render_all, render_json, write_atomically, write_files};
 pub use junit::render as render_junit;
 pub use markdown::render as render_markdown;
 pub use model::*;
+pub use race::*;
 pub use table::{render as render_table, render_for_width as render_table_for_width};
 pub use units::{count, format_bytes, format_ms};
 

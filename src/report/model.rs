@@ -64,6 +64,10 @@ pub struct Report {
     /// without a corpus.
     #[serde(default)]
     pub compat: Option<CompatInfo>,
+    /// Replicas racing to run the full upgrade at start-up (`race:`); null
+    /// without one, and when the sequential rehearsal did not apply everything.
+    #[serde(default)]
+    pub race: Option<super::RaceReport>,
 }
 
 /// How the migration tool was launched: on this machine, or in a container
@@ -146,13 +150,13 @@ pub struct StandbyReadWait {
 pub struct Breach {
     /// The budget's key: `max_runtime`, `max_exclusive_lock`, `max_write_block`,
     /// `max_wal`, `max_probe_wait`, `total.max_runtime`, `total.max_wal`, `fail_on_regression`,
-    /// `fail_on_incompatible`.
+    /// `fail_on_incompatible`, `fail_on_race`.
     pub budget: BudgetKey,
     /// What was measured, in `unit`.
     pub figure: u64,
     /// The budget, in `unit`.
     pub limit: u64,
-    /// `ms`, `bytes`, `regressions` or `queries`.
+    /// `ms`, `bytes`, `regressions`, `queries` or `findings` (why a race is unsafe).
     pub unit: Unit,
     /// The table the figure is about (lock and probe budgets).
     pub relation: Option<String>,
@@ -178,6 +182,9 @@ pub struct BudgetsInfo {
     /// A migration that breaks a query of the running app is a breach.
     #[serde(default)]
     pub fail_on_incompatible: bool,
+    /// A race of replicas that is unsafe is a breach.
+    #[serde(default)]
+    pub fail_on_race: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,10 @@
 //! breaches, and the regressions against the baseline — plain text lines,
 //! which each writer decorates.
 
-use super::{count, format_ms, BrokenQuery, CompatInfo, MigrationReport, MigrationStatus, Report};
+use super::{
+    count, format_ms, AdvisoryLockKind, BrokenQuery, CompatInfo, MigrationReport, MigrationStatus, RaceFailure,
+    RaceLock, RaceReport, RaceVerdict, Report,
+};
 
 /// The migration most likely to hurt production: one cancelled at its
 /// deadline first, then by the longest hold of a lock that blocks the app,
@@ -166,4 +169,62 @@ fn display_name(module: &str) -> &str {
         "sqlalchemy" => "SQLAlchemy",
         other => other,
     }
+}
+
+/// "racing 3 replicas of `alembic upgrade head` was unsafe: copies 1 and 3
+/// failed (already exists); the version rows differ": the race's verdict
+/// and its main reasons, on one line.
+pub fn race_line(race: &RaceReport, code: bool) -> String {
+    let q = |s: &str| if code { format!("`{s}`") } else { s.to_string() };
+    let head = format!("racing {} replicas of {} was {}", race.replicas, q(&race.command), race.verdict.as_str());
+    if race.verdict == RaceVerdict::Safe {
+        let lock = race.lock.as_ref().map(|l| format!(" (they took turns on {})", lock_name(l))).unwrap_or_default();
+        return format!("{head}: every copy exited 0 and the database ended as the sequential rehearsal left it{lock}");
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut kinds: Vec<RaceFailure> = race.copies.iter().filter_map(|c| c.failure).collect();
+    kinds.sort_by_key(|k| *k as u8);
+    kinds.dedup();
+    for kind in kinds.into_iter().filter(|k| *k != RaceFailure::Killed) {
+        let copies: Vec<usize> = race.copies.iter().filter(|c| c.failure == Some(kind)).map(|c| c.copy).collect();
+        let verb = match kind {
+            RaceFailure::Hung => "hung".to_string(),
+            other => format!("failed ({})", other.as_str()),
+        };
+        parts.push(format!("{} {verb}", copies_text(&copies)));
+    }
+    if let Some(h) = race.hang.as_ref().filter(|h| h.invisible_to_postgres) {
+        parts.push(format!("a wait cycle PostgreSQL cannot see ({} sessions)", h.cycle.len()));
+    }
+    if race.versions.expected != race.versions.found {
+        parts.push("the version rows differ from the sequential rehearsal's".into());
+    }
+    if !race.schema_differences.is_empty() {
+        parts.push(format!("the schema differs in {}", count(race.schema_differences.len(), "place", "places")));
+    }
+    format!("{head}: {}", parts.join("; "))
+}
+
+/// "copy 2", "copies 1 and 3", "copies 1, 2 and 3".
+pub fn copies_text(copies: &[usize]) -> String {
+    let names: Vec<String> = copies.iter().map(|c| c.to_string()).collect();
+    match names.as_slice() {
+        [] => "no copy".into(),
+        [one] => format!("copy {one}"),
+        [init @ .., last] => format!("copies {} and {last}", init.join(", ")),
+    }
+}
+
+/// "session advisory lock 72707".
+pub fn lock_name(lock: &RaceLock) -> String {
+    match lock.kind {
+        AdvisoryLockKind::Unknown => format!("advisory lock {}", lock.key),
+        kind => format!("{} advisory lock {}", kind.as_str(), lock.key),
+    }
+}
+
+/// `text` with its first letter in upper case.
+pub fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }

@@ -423,6 +423,9 @@ pub fn verdict(report: &Report) -> String {
         0 => {}
         n => summary.push_str(&format!("; breaks {} of the running app", summary::queries(n))),
     }
+    if let Some(race) = &report.race {
+        summary.push_str(&format!("; race of {} replicas: {}", race.replicas, race.verdict.as_str()));
+    }
     let stage = report.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
     match report.status {
         super::RunStatus::Passed => format!("PASSED: {summary}."),

@@ -1,6 +1,6 @@
 //! The pipeline of DESIGN.md, as a list of stages: provision → restore
-//! (or the snapshot cache) → analyze → snapshot → prepare → discover →
-//! rehearse each → backup → cleanup → report. Each stage is a function from
+//! (or the snapshot cache) → analyze → snapshot → prepare → [race copy] →
+//! [standby] → discover → rehearse each → [race] → backup → cleanup → report. Each stage is a function from
 //! what the stages before it produced to what it produces, run by the stage
 //! runner (`pipeline::Pipeline`), which owns events, timing, signals and
 //! stage-tagged errors. A new stage is a function and one line in
@@ -9,6 +9,7 @@
 
 mod backup;
 mod outcome;
+mod race;
 mod rehearse;
 mod snapshot;
 mod standby;
@@ -112,6 +113,10 @@ async fn on_server(
     }
     let prepared =
         p.stage(Stage::Prepare, "prod-like settings", async |r: &mut Report| prepare(plan, server, r, c).await).await?;
+    let race_database = match plan.race {
+        Some(_) => Some(race::copy(p, server).await?),
+        None => None,
+    };
     if let Some(options) = plan.observe.standby.as_ref().filter(|_| plan.observe.enabled) {
         let detail = match options.url {
             Some(_) => "the standby observe.standby_url names",
@@ -135,6 +140,9 @@ async fn on_server(
         rehearse::each(plan, server, &source, pending, r, events, c).await
     })
     .await?;
+    if let (Some(race), Some(database)) = (&plan.race, &race_database) {
+        race::run(p, race, server, &source, database).await?;
+    }
     if plan.report.measure_backup && p.report.dump.database_bytes.is_some() {
         p.stage(Stage::Backup, backup::COMMAND, async |r: &mut Report| {
             r.backup = Some(backup::measure(server, c).await);

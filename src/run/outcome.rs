@@ -117,6 +117,7 @@ pub fn new_report(plan: &Plan) -> Report {
         standby: None,
         launch: plan.launch.clone(),
         compat: None,
+        race: None,
     }
 }
 

@@ -50,6 +50,8 @@ pub struct ChildCommand {
     input: ChildInput,
     deadline: Duration,
     keep_all_stdout: bool,
+    /// Cancelled: SIGKILL to the whole group at once, no grace (`kill_switch`).
+    kill: Option<CancellationToken>,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,8 @@ pub enum ChildError {
     Deadline { label: String, deadline: Duration },
     #[error("{label} was stopped because the run was interrupted")]
     Cancelled { label: String },
+    #[error("{label} was killed (SIGKILL to its process group)")]
+    Killed { label: String, stderr: String, stdout: String },
     #[error("lost contact with {label}")]
     Io {
         label: String,
@@ -106,6 +110,7 @@ impl ChildCommand {
             input: ChildInput::Null,
             deadline: Duration::from_secs(60),
             keep_all_stdout: false,
+            kill: None,
         }
     }
 
@@ -166,6 +171,14 @@ impl ChildCommand {
         self
     }
 
+    /// Cancelling `kill` sends SIGKILL to the child's whole group at once, as
+    /// an orchestrator killing a pod's container does: no SIGTERM, no grace,
+    /// so the child cannot release what it holds on its way out.
+    pub fn kill_switch(mut self, kill: CancellationToken) -> Self {
+        self.kill = Some(kill);
+        self
+    }
+
     /// Runs the child to completion; a non-zero exit is an error carrying stderr.
     pub async fn run(self, cancel: &CancellationToken) -> Result<ChildOutput, ChildError> {
         let label = self.label.clone();
@@ -219,6 +232,7 @@ impl ChildCommand {
         // its wind-down): the whole group is killed, not just the leader
         // that kill_on_drop reaches.
         let group = GroupGuard(pgid);
+        let kill = self.kill.clone().unwrap_or_default();
         let status = tokio::select! {
             status = child.wait() => status.map_err(|source| ChildError::Io { label: label.clone(), source })?,
             _ = tokio::time::sleep(self.deadline) => {
@@ -228,6 +242,12 @@ impl ChildCommand {
             _ = cancel.cancelled() => {
                 stop_group(&mut child, pgid, GRACE).await;
                 return Err(ChildError::Cancelled { label });
+            }
+            _ = kill.cancelled(), if self.kill.is_some() => {
+                kill_group(&mut child, pgid).await;
+                // The group is gone, so its pipes are closed: what it wrote is all there.
+                let (stdout, stderr) = (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default());
+                return Err(ChildError::Killed { label, stdout, stderr });
             }
         };
         group.disarm();
@@ -281,6 +301,19 @@ async fn stop_group(child: &mut tokio::process::Child, pgid: Option<Pid>, grace:
         }
     }
     let _ = child.kill().await;
+}
+
+/// SIGKILL to the child's group, and reap it.
+async fn kill_group(child: &mut tokio::process::Child, pgid: Option<Pid>) {
+    match pgid {
+        Some(pgid) => {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            let _ = child.wait().await;
+        }
+        None => {
+            let _ = child.kill().await;
+        }
+    }
 }
 
 /// Reads a pipe to its end, keeping everything or only the last TAIL_BYTES.
@@ -339,6 +372,27 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ChildError::Deadline { .. }));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn the_kill_switch_kills_the_whole_group_without_a_signal_it_could_catch() {
+        let kill = CancellationToken::new();
+        let k = kill.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            k.cancel();
+        });
+        let started = Instant::now();
+        // A trap on TERM would print and exit 0: SIGKILL gives it no chance.
+        let err = ChildCommand::new("/bin/sh")
+            .args(["-c", "trap 'echo caught; exit 0' TERM; echo started; sleep 30 & wait"])
+            .kill_switch(kill)
+            .run(&CancellationToken::new())
+            .await
+            .unwrap_err();
+        let ChildError::Killed { stdout, .. } = err else { panic!("killed, not {err:?}") };
+        assert_eq!(stdout.trim(), "started", "what it wrote before is kept, and it caught nothing");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 

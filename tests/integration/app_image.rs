@@ -172,3 +172,63 @@ fn the_image_reaches_the_server_on_the_docker_and_url_backends() {
         sandbox.assert_no_leaks();
     }
 }
+
+/// Racing replicas run in the image too, as the app's pods would; the copy
+/// `kill_one` kills loses its container at once, and a fresh copy finishes.
+#[test]
+fn replicas_race_in_the_image_and_a_killed_copys_container_is_gone() {
+    let _docker = docker_lock();
+    let sandbox = Sandbox::new();
+    let scenario = scenario(
+        &sandbox,
+        &format!(
+            "  tool: alembic\n  image: {}\n  dir: /fixtures/alembic_race\n  env: {{ RACE_LOCK: polling }}\n\
+             race: {{ replicas: 3, kill_one: true }}\n",
+            app_image()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let report = out.report();
+    assert!(version(&report, "alembic").is_some_and(|v| v.starts_with("1.8.")), "{:?}", report.launch);
+    let race = report.race.as_ref().expect("a race");
+    assert_eq!(race.verdict, rehearse::report::RaceVerdict::Safe, "{:#?}", race.reasons);
+    assert!(race.kill.is_some() && race.copies.iter().any(|c| c.fresh && c.exit == Some(0)), "{race:#?}");
+    assert_no_containers();
+    sandbox.assert_no_leaks();
+}
+
+/// `make demo-job`: the Alembic demo from the app image as
+/// scenarios/k8s/migrate-job.yaml says, then three replicas of the Job's
+/// `alembic upgrade head` racing in that image. Which copies fail varies
+/// from run to run; that they end at head and fail only as racing copies
+/// do does not.
+#[test]
+fn the_job_demo_runs_from_the_image_and_races_three_replicas_there() {
+    let _docker = docker_lock();
+    let sandbox = Sandbox::new();
+    let out = sandbox.rehearse(&["run", &format!("{REPO}/scenarios/alembic-job.yaml")]);
+    out.assert_code(0);
+    let report = out.report();
+    let launch = report.launch.as_ref().unwrap();
+    assert_eq!((launch.job.as_deref(), launch.image.as_deref()), (Some("shop-migrate"), Some("rehearse-app:demo")));
+    assert_eq!(launch.from_cluster, ["SHOP_FEATURE_FLAGS"]);
+    assert_eq!(report.migrations.len(), 7);
+    let race = report.race.as_ref().expect("three replicas raced");
+    assert_eq!(race.copies.len(), 3);
+    assert_eq!(race.versions.found, ["a8_orders_created_at_idx"]);
+    assert!(race.copies.iter().any(|c| c.exit == Some(0)), "{:#?}", race.copies);
+    use rehearse::report::RaceFailure::{AlreadyExists, DeadlockDetected, VersionTable};
+    assert!(
+        race.copies
+            .iter()
+            .filter_map(|c| c.failure)
+            .all(|f| matches!(f, VersionTable | AlreadyExists | DeadlockDetected)),
+        "{:#?}",
+        race.copies
+    );
+    let md = out.markdown();
+    assert!(md.contains("Rehearsed as Job `shop-migrate`") && md.contains("## Racing replicas"), "{md}");
+    assert_no_containers();
+    sandbox.assert_no_leaks();
+}

@@ -19,6 +19,7 @@ mod observe;
 mod plan_errors;
 mod postgres18;
 mod queries;
+mod race;
 mod reliability;
 mod report_formats;
 mod restore_formats;

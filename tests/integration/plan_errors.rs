@@ -408,3 +408,38 @@ fn the_app_image_is_refused_where_it_cannot_apply() {
     s.write("two.yaml", "kind: Job\nmetadata: {name: a}\nspec: {template: {spec: {containers: []}}}\n---\nkind: Job\nmetadata: {name: b}\nspec: {template: {spec: {containers: []}}}\n");
     fails_with(&s, &with("  tool: alembic\n  job: two.yaml\n"), &["holds 2 Jobs (a, b)"]);
 }
+
+#[test]
+fn a_race_needs_two_replicas_a_command_where_rehearse_cannot_tell_one_and_fail_on_race_a_race() {
+    let s = Sandbox::new();
+    let dump = dumps().path("custom");
+    let sql = |race: &str| s.scenario(&dump, race);
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    refused(
+        resolve(&sql("race: { replicas: 1, command: ./up.sh }\n"), &Overrides::default()),
+        &["race.replicas is 1", "at least 2"],
+    );
+    refused(resolve(&sql("race:\n"), &Overrides::default()), &["race.command is required when migrations.tool is sql"]);
+    refused(
+        resolve(&sql("race: { command: flyway migrate }\n"), &Overrides::default()),
+        &["a race with migrations.tool sql needs migrations.table"],
+    );
+    refused(resolve(&sql("race: { command: ' ' }\n"), &Overrides::default()), &["race.command is empty"]);
+    refused(
+        resolve(&sql("race: { command: ./up.sh, timeout: 0s }\n"), &Overrides::default()),
+        &["race.timeout must be at least 1s"],
+    );
+    refused(resolve(&sql("race: { replica: 2 }\n"), &Overrides::default()), &["unknown field `replica`"]);
+    refused(
+        resolve(&sql("budgets:\n  fail_on_race: true\n"), &Overrides::default()),
+        &["budgets.fail_on_race is true", "no `race:` section"],
+    );
+    fails_with(
+        &s,
+        &format!(
+            "dump: {}\nmigrations:\n  tool: command\n  revisions: [a]\n  apply: ./apply.sh {{rev}}\nrace: {{}}\n",
+            dump.display()
+        ),
+        &["race.command is required when migrations.tool is command", "{rev}"],
+    );
+}

@@ -21,6 +21,10 @@ use crate::sys::text::last_lines;
 use protocol::{HelperEvent, PendingRevision};
 
 const HELPER: &str = include_str!("helper.py");
+/// `alembic` itself, with the database rehearse names as its sqlalchemy.url (cli.py).
+const CLI: &str = include_str!("cli.py");
+/// Where the helper and cli.py read the database URL (with its password) from.
+const URL_VAR: &str = "REHEARSE_ALEMBIC_URL";
 /// The application_name of Alembic's sessions, so observers can tell them.
 const APP_NAME: &str = "rehearse-alembic";
 /// How long one revision may run; budgets (max_runtime) are the real limit.
@@ -71,6 +75,20 @@ pub async fn check_python(python: &Path, cancel: &CancellationToken) -> Result<(
     }
 }
 
+/// `alembic -c <config> upgrade <target>` as the project's interpreter runs
+/// it (cli.py), for a replica of the app migrating at start-up. The
+/// environment must hold [`url_env`]: the URL replaces alembic.ini's
+/// sqlalchemy.url, so a URL written there (another server) is never used.
+pub fn upgrade_command(python: &Path, config: &Path, target: &str) -> Vec<String> {
+    let (python, config) = (python.display().to_string(), config.display().to_string());
+    vec![python, "-c".into(), CLI.into(), "-c".into(), config, "upgrade".into(), target.into()]
+}
+
+/// The environment variable the helper and cli.py read the database URL from.
+pub fn url_env(url: String) -> (String, String) {
+    (URL_VAR.into(), url)
+}
+
 pub struct AlembicProject {
     plan: AlembicPlan,
 }
@@ -96,7 +114,7 @@ impl AlembicProject {
         let mut env = self.plan.env.clone();
         env.extend(target.tool_env(APP_NAME));
         env.extend([
-            ("REHEARSE_ALEMBIC_URL".to_string(), target.url(Some(&target.conn.password), APP_NAME)),
+            url_env(target.url(Some(&target.conn.password), APP_NAME)),
             ("REHEARSE_OWN_LOCKS_SQL".to_string(), catalog::OWN_LOCKS.to_string()),
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),

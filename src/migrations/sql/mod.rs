@@ -73,22 +73,27 @@ impl SqlDir {
         &self.files
     }
 
+    /// `migrations.table`: production's history table, when the scenario names one.
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
     /// Files not recorded in rehearse's tracking table, nor in the table the
     /// scenario names (Flyway, golang-migrate or sqlx history) when present.
     pub async fn pending(&self, db: &Client) -> Result<Vec<Migration>> {
         let env = |e| Error::environment_because("cannot read the migration tracking table", e);
         db.batch_execute(CREATE_DEFAULT_TABLE).await.map_err(env)?;
-        let rows = db.query("SELECT version FROM public.rehearse_schema_migrations", &[]).await.map_err(env)?;
-        let mut history = History { applied: rows.iter().map(|r| r.get(0)).collect(), applied_up_to: None };
-        if let Some(table) = self.table.as_deref().filter(|t| *t != DEFAULT_TABLE && *t != "rehearse_schema_migrations")
-        {
-            history.read_tool_table(db, table).await?;
+        let history = self.history(db).await?;
+        if let Some((table, version)) = &history.dirty {
+            return Err(Error::bad_input(format!(
+                "tracking table {table} marks version {version} dirty (it failed part way in \
+                 production): fix that database first, then re-take the dump"
+            )));
         }
         Ok(self
             .files
             .iter()
-            .filter(|f| !history.applied.contains(&f.normalized_version()))
-            .filter(|f| history.applied_up_to.as_ref().is_none_or(|max| &f.version > max))
+            .filter(|f| !history.records(f))
             .map(|f| Migration {
                 id: f.id(),
                 version: f.normalized_version(),
@@ -98,6 +103,33 @@ impl SqlDir {
                 offline_sql: None,
             })
             .collect())
+    }
+
+    /// The files the database records as applied (by id), and a `dirty`
+    /// line when golang-migrate's table says a version failed part way:
+    /// what a race is judged by. Reads only: nothing is created.
+    pub async fn applied(&self, db: &Client) -> Result<Vec<String>> {
+        let history = self.history(db).await?;
+        let mut out: Vec<String> = self.files.iter().filter(|f| history.records(f)).map(|f| f.id()).collect();
+        if let Some((table, version)) = history.dirty {
+            out.push(format!("{table}: version {version} dirty"));
+        }
+        Ok(out)
+    }
+
+    /// What rehearse's tracking table and the scenario's table record, where they exist.
+    async fn history(&self, db: &Client) -> Result<History> {
+        let env = |e| Error::environment_because("cannot read the migration tracking table", e);
+        let mut history = History { applied: BTreeSet::new(), applied_up_to: None, dirty: None };
+        if catalog::table_exists(db, DEFAULT_TABLE).await.map_err(env)? {
+            let rows = db.query("SELECT version FROM public.rehearse_schema_migrations", &[]).await.map_err(env)?;
+            history.applied = rows.iter().map(|r| r.get(0)).collect();
+        }
+        if let Some(table) = self.table.as_deref().filter(|t| *t != DEFAULT_TABLE && *t != "rehearse_schema_migrations")
+        {
+            history.read_tool_table(db, table).await?;
+        }
+        Ok(history)
     }
 
     /// Applies one file: in one transaction, unless it holds a statement
@@ -113,6 +145,16 @@ struct History {
     applied: BTreeSet<String>,
     /// golang-migrate keeps one row: the current version; all before it are applied.
     applied_up_to: Option<Vec<u128>>,
+    /// golang-migrate's (table, version) marked dirty: it failed part way.
+    dirty: Option<(String, String)>,
+}
+
+impl History {
+    /// Whether `file` is recorded as applied.
+    fn records(&self, file: &SqlFile) -> bool {
+        self.applied.contains(&file.normalized_version())
+            || self.applied_up_to.as_ref().is_some_and(|max| &file.version <= max)
+    }
 }
 
 impl History {
@@ -141,10 +183,7 @@ impl History {
             if !has("dirty") {
                 self.applied.insert(normalize(&parsed));
             } else if row.get::<_, bool>(1) {
-                return Err(Error::bad_input(format!(
-                    "tracking table {table} marks version {version} dirty (it failed part way in \
-                     production): fix that database first, then re-take the dump"
-                )));
+                self.dirty = Some((table.to_string(), version));
             } else {
                 self.applied_up_to = self.applied_up_to.take().max(Some(parsed));
             }

@@ -2,6 +2,7 @@
 //! in the order a reader meets them; `migration.rs` renders each migration's.
 
 mod migration;
+mod race;
 mod standby;
 
 use std::fmt::Write;
@@ -31,6 +32,7 @@ pub fn render(r: &Report) -> String {
     standby::section(w, r);
     baseline_table(w, r);
     compatibility(w, r);
+    race::section(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);
     }
@@ -49,7 +51,7 @@ fn headline(w: &mut String, r: &Report) {
     }
     bullets(w, Some("**Over budget:**"), &summary::breach_lines(r, true));
     if let Some(heading) = summary::baseline_heading(r) {
-        put!(w, "**{}.**\n", capitalize(&heading));
+        put!(w, "**{}.**\n", summary::capitalize(&heading));
         bullets(w, None, &summary::regression_lines(r, true));
     }
     put!(
@@ -186,7 +188,7 @@ fn compatibility(w: &mut String, r: &Report) {
         w,
         "{} from `{}`{ignored}, prepared against the schema before the first migration and after each one, \
          INSERTs' omitted columns held against NOT NULL columns without a default.\n",
-        capitalize(&summary::queries(info.checked)),
+        summary::capitalize(&summary::queries(info.checked)),
         info.queries
     );
     let broken: Vec<_> = r.migrations.iter().filter_map(|m| m.compat.as_ref().map(|c| (m, c))).collect();
@@ -318,11 +320,6 @@ fn environment(w: &mut String, r: &Report) {
         put!(w, "- Stages: {}", list.join(" · "));
     }
     put!(w, "\nTimings are from this machine; production hardware and load differ.");
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// Text safe inside a Markdown table cell.
