@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::report::{LockSource, MigrationError, StatementLock, StatementReport};
+pub use crate::report::{MigrationKind, SkippedFile};
 use crate::sys::db::{ConnInfo, Secret};
 
 /// `migrations.tool` in the scenario.
@@ -88,6 +89,24 @@ pub struct Migration {
     pub parents: Vec<String>,
     /// Alembic: what `alembic upgrade <parent>:<rev> --sql` prints.
     pub offline_sql: Option<OfflineSql>,
+    /// Versioned (the default), repeatable or callback (Flyway folders).
+    pub kind: MigrationKind,
+    /// The app it belongs to, when the scenario lists several (set by `Sources`).
+    pub app: Option<String>,
+}
+
+/// What a source found in the restored database: the pending migrations in
+/// apply order, and the files it will not apply, each with its reason.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub migrations: Vec<Migration>,
+    pub skipped: Vec<SkippedFile>,
+}
+
+impl From<Vec<Migration>> for Found {
+    fn from(migrations: Vec<Migration>) -> Found {
+        Found { migrations, skipped: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -235,11 +254,11 @@ impl MigrationSource {
     }
 
     /// Migrations the restored database has not applied yet, in order.
-    pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
+    pub async fn pending(&self, target: &Target<'_>) -> Result<Found> {
         match self {
             MigrationSource::Sql(s) => s.pending(target.client).await,
-            MigrationSource::Alembic(a) => a.pending(target).await,
-            MigrationSource::Command(c) => c.pending(target).await,
+            MigrationSource::Alembic(a) => Ok(a.pending(target).await?.into()),
+            MigrationSource::Command(c) => Ok(c.pending(target).await?.into()),
         }
     }
 

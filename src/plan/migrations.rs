@@ -10,7 +10,7 @@ use super::scenario::{MigrationTool, MigrationsSection};
 use super::Origin;
 use crate::error::{Error, Result};
 use crate::migrations::launch::{ImageLaunch, Launch};
-use crate::migrations::sql::SqlDir;
+use crate::migrations::sql::{SqlDir, SqlOptions};
 use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, MigrationsPlan};
 use crate::report::LaunchInfo;
 
@@ -32,7 +32,12 @@ pub(super) async fn scan(m: &MigrationsSection, origin: &Origin) -> Result<Migra
             }
             // Refuses an image or a Job: rehearse applies SQL files itself.
             launch(m, origin)?;
-            MigrationsPlan::Sql(SqlDir::scan(&dir, m.table.clone())?)
+            let options = SqlOptions {
+                table: m.table.clone(),
+                placeholders: m.placeholders.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+                app: m.name.clone(),
+            };
+            MigrationsPlan::Sql(SqlDir::scan(&dir, options)?)
         }
         MigrationTool::Alembic => MigrationsPlan::Alembic(alembic_plan(m, origin)?),
         MigrationTool::Command => MigrationsPlan::Command(command_plan(m, origin)?),

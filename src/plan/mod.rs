@@ -149,7 +149,7 @@ impl Plan {
             }
         };
         let dump_format = DumpFormat::detect(&dump)?;
-        let migrations = migrations::scan(&s.migrations, &origin).await?;
+        let migrations = migrations::scan(&s.migrations.sources[0], &origin).await?;
         let report = report::plan(&s.report, &name, overrides, &origin)?;
         let settings: Vec<(String, String)> =
             s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();

@@ -26,7 +26,8 @@ pub struct Scenario {
     pub dump: Option<EnvString>,
     #[serde(default)]
     pub postgres: PostgresSection,
-    pub migrations: MigrationsSection,
+    /// One source, or a list of apps' sources on the same database.
+    pub migrations: MigrationsList,
     #[serde(default)]
     pub observe: ObserveSection,
     #[serde(default)]
@@ -104,10 +105,21 @@ pub struct PostgresSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationsSection {
+    /// The app's name, when `migrations:` lists several (ids become `name/revision`).
+    pub name: Option<String>,
     pub tool: MigrationTool,
     pub dir: Option<EnvString>,
     /// SQL: the tracking table (default `rehearse_schema_migrations`).
     pub table: Option<String>,
+    /// SQL: values of Flyway's `${name}` placeholders.
+    #[serde(default)]
+    pub placeholders: BTreeMap<String, EnvString>,
+    /// Alembic: the ini file, relative to `dir` (default `alembic.ini`), as `alembic -c` takes it.
+    pub config: Option<EnvString>,
+    /// Alembic: the version table the app's env.py configures (default `alembic_version`).
+    pub version_table: Option<String>,
+    /// Alembic: the schema of that table, when env.py sets `version_table_schema`.
+    pub version_table_schema: Option<String>,
     /// Alembic: the revision to upgrade to.
     pub target: Option<String>,
     pub python: Option<EnvString>,
@@ -128,6 +140,37 @@ pub struct MigrationsSection {
     /// Pull the image before the run (never pulled otherwise).
     #[serde(default)]
     pub pull: bool,
+}
+
+/// `migrations:` as a single source (a map) or several apps' sources (a
+/// list), read with serde's own map and sequence deserializers so a typo in
+/// either form is reported at its line and column.
+#[derive(Debug)]
+pub struct MigrationsList {
+    pub sources: Vec<MigrationsSection>,
+    /// Whether the scenario wrote a list (each source then needs a name).
+    pub listed: bool,
+}
+
+impl<'de> Deserialize<'de> for MigrationsList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = MigrationsList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a migration source (tool, dir, ...) or a list of apps' sources, each with a name")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<MigrationsList, A::Error> {
+                let one = MigrationsSection::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(MigrationsList { sources: vec![one], listed: false })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<MigrationsList, A::Error> {
+                let sources = Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(MigrationsList { sources, listed: true })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -68,6 +68,61 @@ pub struct Report {
     /// without one, and when the sequential rehearsal did not apply everything.
     #[serde(default)]
     pub race: Option<super::RaceReport>,
+    /// Where the migrations came from: one entry per source (one per app
+    /// when `migrations:` lists several), with the files it did not apply and why.
+    #[serde(default)]
+    pub sources: Vec<SourceReport>,
+}
+
+/// One migration source of the run: an app's tree, folder or command.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceReport {
+    /// The app's name (`migrations[].name`); null for a scenario with one source.
+    pub app: Option<String>,
+    /// `sql`, `alembic` or `command`.
+    pub tool: String,
+    /// The folder the migrations live in (as the tool sees it).
+    pub dir: String,
+    /// The table the source records applied migrations in, when known.
+    pub history: Option<String>,
+    /// How many migrations of this source were pending.
+    pub pending: usize,
+    /// Files in the folder that were not applied, each with the reason.
+    #[serde(default)]
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// A file of a migration folder that the rehearsal did not apply, and why
+/// (an unchanged repeatable, a down or undo script, a callback Flyway would
+/// not run here, a file that is not SQL): never skipped in silence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// The file, relative to the source's folder.
+    pub file: String,
+    pub reason: String,
+}
+
+/// What kind of migration an entry is, in Flyway's words: a versioned
+/// migration (every Alembic revision and command id too), a repeatable
+/// (`R__*.sql`, applied again when its checksum changes) or a callback
+/// (`beforeMigrate.sql`, `afterMigrate.sql`, ... run at a Flyway event).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationKind {
+    #[default]
+    Versioned,
+    Repeatable,
+    Callback,
+}
+
+impl MigrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationKind::Versioned => "versioned",
+            MigrationKind::Repeatable => "repeatable",
+            MigrationKind::Callback => "callback",
+        }
+    }
 }
 
 /// How the migration tool was launched: on this machine, or in a container
@@ -420,7 +475,15 @@ pub struct StageTime {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrationReport {
+    /// `app/revision` when the scenario lists several apps; the revision,
+    /// file stem or command id otherwise.
     pub id: String,
+    /// The app the migration belongs to; null with one source.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Versioned, repeatable or callback (Flyway folders).
+    #[serde(default)]
+    pub kind: MigrationKind,
     pub description: String,
     pub version: String,
     pub file: Option<String>,

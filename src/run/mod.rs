@@ -228,7 +228,7 @@ async fn discover(
     let conn = server.conn();
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
     let target = Target { client: &runner, conn, cancel, watcher: None };
-    let migrations = source.pending(&target).await?;
+    let migrations = source.pending(&target).await?.migrations;
     r.migrations = migrations.iter().map(outcome::new_migration_report).collect();
     Ok(Pending { migrations, runner, largest_tables: prepared.largest_tables.clone() })
 }

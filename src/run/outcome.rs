@@ -118,6 +118,7 @@ pub fn new_report(plan: &Plan) -> Report {
         launch: plan.launch.clone(),
         compat: None,
         race: None,
+        sources: Vec::new(),
     }
 }
 
@@ -130,6 +131,8 @@ pub fn new_migration_report(m: &Migration) -> MigrationReport {
     };
     MigrationReport {
         id: m.id.clone(),
+        app: m.app.clone(),
+        kind: m.kind,
         description: m.description.clone(),
         version: m.version.clone(),
         file: m.file.as_ref().map(|f| f.display().to_string()),

@@ -289,6 +289,7 @@ fn migration(r: PendingRevision) -> Migration {
         file: r.path.map(PathBuf::from),
         parents: r.down,
         offline_sql: None,
+        ..Migration::default()
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use super::{Applied, Migration, Target};
+use super::{Applied, Found, Migration, Target};
 use crate::catalog;
 use crate::error::{Error, Result};
 use files::normalize;
@@ -28,6 +28,17 @@ const CREATE_DEFAULT_TABLE: &str = "CREATE TABLE IF NOT EXISTS public.rehearse_s
     duration_ms bigint
 )";
 
+/// What the scenario says of an SQL source besides its folder.
+#[derive(Debug, Clone, Default)]
+pub struct SqlOptions {
+    /// `migrations.table`: production's history table (Flyway, golang-migrate, sqlx).
+    pub table: Option<String>,
+    /// `migrations.placeholders`: the values of Flyway's `${name}` placeholders.
+    pub placeholders: BTreeMap<String, String>,
+    /// The app's name when the scenario lists several sources.
+    pub app: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SqlDir {
     /// Read pg_locks after each statement (off with `--no-observe`).
@@ -39,7 +50,8 @@ pub struct SqlDir {
 impl SqlDir {
     /// Lists and orders the folder's migration files; a bad name or a
     /// duplicate version is bad input.
-    pub fn scan(dir: &Path, table: Option<String>) -> Result<SqlDir> {
+    pub fn scan(dir: &Path, options: SqlOptions) -> Result<SqlDir> {
+        let table = options.table;
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Error::bad_input_because(format!("cannot list migrations folder {}", dir.display()), e))?;
         let mut by_version: BTreeMap<Vec<u128>, SqlFile> = BTreeMap::new();
@@ -80,7 +92,7 @@ impl SqlDir {
 
     /// Files not recorded in rehearse's tracking table, nor in the table the
     /// scenario names (Flyway, golang-migrate or sqlx history) when present.
-    pub async fn pending(&self, db: &Client) -> Result<Vec<Migration>> {
+    pub async fn pending(&self, db: &Client) -> Result<Found> {
         let env = |e| Error::environment_because("cannot read the migration tracking table", e);
         db.batch_execute(CREATE_DEFAULT_TABLE).await.map_err(env)?;
         let history = self.history(db).await?;
@@ -101,8 +113,10 @@ impl SqlDir {
                 file: Some(f.path.clone()),
                 parents: Vec::new(),
                 offline_sql: None,
+                ..Migration::default()
             })
-            .collect())
+            .collect::<Vec<_>>()
+            .into())
     }
 
     /// The files the database records as applied (by id), and a `dirty`
