@@ -64,6 +64,17 @@ impl Error {
         Error::Environment { message: message.into(), source: Some(source.into()) }
     }
 
+    /// The same error, its message prefixed with where it happened ("app billing: ...").
+    pub fn context(self, prefix: impl std::fmt::Display) -> Self {
+        match self {
+            Error::BadInput { message, source } => Error::BadInput { message: format!("{prefix}: {message}"), source },
+            Error::Environment { message, source } => {
+                Error::Environment { message: format!("{prefix}: {message}"), source }
+            }
+            Error::Interrupted => Error::Interrupted,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::BadInput { .. } => exit::BAD_INPUT,

@@ -147,13 +147,16 @@ pub async fn invalid_indexes(client: &Client) -> Result<Vec<String>, Error> {
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The revisions in `alembic_version`, if the table exists.
-pub async fn alembic_version(client: &Client) -> Result<Option<Vec<String>>, Error> {
-    let exists: bool =
-        client.query_one("/*rehearse*/ SELECT to_regclass('alembic_version') IS NOT NULL", &[]).await?.get(0);
-    if !exists {
+/// The revisions in Alembic's version table (`alembic_version`, or the
+/// `[schema.]table` an app's env.py configures), if the table exists.
+pub async fn alembic_version(client: &Client, table: &str) -> Result<Option<Vec<String>>, Error> {
+    let Some(table): Option<String> =
+        client.query_one("/*rehearse*/ SELECT to_regclass($1)::text", &[&table]).await?.get(0)
+    else {
         return Ok(None);
-    }
-    let rows = client.query("/*rehearse*/ SELECT version_num::text FROM alembic_version ORDER BY 1", &[]).await?;
+    };
+    // to_regclass's text form is quoted where needed: safe to splice.
+    let sql = format!("/*rehearse*/ SELECT version_num::text FROM {table} ORDER BY 1");
+    let rows = client.query(&sql, &[]).await?;
     Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
 }

@@ -18,6 +18,7 @@ pub async fn assess(
     after: &RelationSnapshot,
     m: &MigrationReport,
     tool: MigrationTool,
+    history: Option<&str>,
 ) -> Result<Recovery, tokio_postgres::Error> {
     let added = after.added_since(before);
     let invalid = catalog::invalid_indexes(observer).await?;
@@ -46,17 +47,19 @@ pub async fn assess(
         ));
     }
     if tool == MigrationTool::Alembic {
-        r.alembic_version = catalog::alembic_version(observer).await?;
+        let table = history.unwrap_or("alembic_version");
+        r.alembic_version = catalog::alembic_version(observer, table).await?;
         let at = r.alembic_version.as_ref().map(|v| v.join(", ")).unwrap_or_else(|| "empty".into());
+        // `version` is the revision itself (`id` is `app/revision` with several apps).
         r.steps.push(format!(
-            "The database's alembic_version is {at}: revision {} is not recorded, so `alembic upgrade` will run it again. \
+            "The database's {table} is {at}: revision {} is not recorded, so `alembic upgrade` will run it again. \
              Fix the revision, rehearse again, then deploy.",
-            m.id
+            m.version
         ));
         r.steps.push(format!(
             "If production hits this and you finish {}'s changes by hand instead, record it with `alembic stamp {}` \
              so Alembic does not run it again.",
-            m.id, m.id
+            m.version, m.version
         ));
     } else if tool == MigrationTool::Sql {
         r.steps.push(format!(

@@ -16,9 +16,12 @@ use crate::report::{
 pub struct Budgets(pub BudgetsInfo);
 
 impl Budgets {
-    /// The limits for one migration, and whether they are an override.
+    /// The limits for one migration, and whether they are an override: keyed
+    /// by the report's id (`app/revision` with several apps) or by the bare
+    /// revision, which then applies in every app that has it.
     pub fn for_migration(&self, id: &str) -> (&MigrationLimits, bool) {
-        match self.0.overrides.get(id) {
+        let bare = || id.split_once('/').and_then(|(_, rev)| self.0.overrides.get(rev));
+        match self.0.overrides.get(id).or_else(bare) {
             Some(l) => (l, true),
             None => (&self.0.migration, false),
         }
@@ -31,6 +34,13 @@ impl Budgets {
             OnExceed::Cancel => l.max_runtime_ms.map(Duration::from_millis),
             OnExceed::Continue => None,
         }
+    }
+
+    /// The overrides that name no migration of the report, in either form.
+    pub fn unused_overrides(&self, report: &Report) -> Vec<String> {
+        let names = |key: &str, id: &str| id == key || id.split_once('/').is_some_and(|(_, rev)| rev == key);
+        let used = |key: &str| report.migrations.iter().any(|m| names(key, &m.id));
+        self.0.overrides.keys().filter(|key| !used(key)).cloned().collect()
     }
 
     /// Records a migration's breaches, as data and as messages.

@@ -33,6 +33,5 @@ pub fn judge(budgets: &Budgets, baseline: Option<&Baseline>, thresholds: &Regres
     }
     report.budget_breaches = breaches.iter().map(|b| b.message.clone()).collect();
     report.breaches = breaches;
-    report.budgets.unused_overrides =
-        budgets.0.overrides.keys().filter(|id| !report.migrations.iter().any(|m| &m.id == *id)).cloned().collect();
+    report.budgets.unused_overrides = budgets.unused_overrides(report);
 }

@@ -5,6 +5,7 @@ pub mod alembic;
 pub mod command;
 pub mod job;
 pub mod launch;
+pub mod sources;
 pub mod sql;
 
 use std::path::PathBuf;
@@ -54,8 +55,12 @@ pub struct AlembicPlan {
     /// The folder holding alembic.ini, as the tool sees it (inside the
     /// image with `launch` in one); Alembic runs with it as working directory.
     pub dir: PathBuf,
+    /// The ini file (`migrations.config`, default `dir/alembic.ini`), as `alembic -c` takes it.
     pub config: PathBuf,
     pub target: String,
+    /// The `[schema.]table` the scenario says env.py records revisions in
+    /// (`version_table`, `version_table_schema`); None: not said.
+    pub version_table: Option<String>,
     /// The interpreter of the user's environment (or the image's), with Alembic importable.
     pub python: PathBuf,
     pub env: Vec<(String, String)>,
@@ -93,6 +98,16 @@ pub struct Migration {
     pub kind: MigrationKind,
     /// The app it belongs to, when the scenario lists several (set by `Sources`).
     pub app: Option<String>,
+}
+
+impl Migration {
+    /// The id the report shows: `app/id` when the scenario lists several apps.
+    pub fn shown_id(&self) -> String {
+        match &self.app {
+            Some(app) => format!("{app}/{}", self.id),
+            None => self.id.clone(),
+        }
+    }
 }
 
 /// What a source found in the restored database: the pending migrations in
@@ -253,6 +268,15 @@ impl MigrationSource {
         matches!(self, MigrationSource::Sql(_))
     }
 
+    /// The table the source records applied migrations in, when rehearse knows it.
+    pub fn history_table(&self) -> Option<String> {
+        match self {
+            MigrationSource::Sql(s) => Some(s.table().unwrap_or(sql::DEFAULT_TABLE).to_string()),
+            MigrationSource::Alembic(a) => Some(a.version_table()),
+            MigrationSource::Command(_) => None,
+        }
+    }
+
     /// Migrations the restored database has not applied yet, in order.
     pub async fn pending(&self, target: &Target<'_>) -> Result<Found> {
         match self {
@@ -269,8 +293,8 @@ impl MigrationSource {
         let env = |e| crate::Error::environment_because("cannot read the migration history", e);
         match self {
             MigrationSource::Sql(s) => s.applied(client).await,
-            MigrationSource::Alembic(_) => {
-                Ok(crate::catalog::alembic_version(client).await.map_err(env)?.unwrap_or_default())
+            MigrationSource::Alembic(a) => {
+                Ok(crate::catalog::alembic_version(client, &a.version_table()).await.map_err(env)?.unwrap_or_default())
             }
             MigrationSource::Command(_) => crate::catalog::history_rows(client).await.map_err(env),
         }

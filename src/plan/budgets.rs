@@ -82,6 +82,21 @@ mod tests {
     }
 
     #[test]
+    fn an_override_names_a_migration_as_app_slash_revision_or_by_its_revision_alone() {
+        let b = from_yaml("  migration: {max_runtime: 5m}\n  overrides:\n    billing/b2: {max_runtime: 1h}\n    a1: {max_runtime: 2h}\n    gone: {max_runtime: 1s}\n");
+        assert_eq!(b.for_migration("billing/b2").0.max_runtime_ms, Some(3_600_000));
+        assert!(!b.for_migration("orders/b2").1, "app/revision names that app's revision only");
+        assert_eq!(b.for_migration("orders/a1").0.max_runtime_ms, Some(7_200_000), "a bare revision, in any app");
+        assert_eq!(b.for_migration("a1").0.max_runtime_ms, Some(7_200_000));
+        let report: crate::report::Report = serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).unwrap();
+        let mut report = report;
+        for (m, id) in report.migrations.iter_mut().zip(["billing/b2", "orders/a1"]) {
+            m.id = id.into();
+        }
+        assert_eq!(b.unused_overrides(&report), vec!["gone".to_string()]);
+    }
+
+    #[test]
     fn unknown_override_keys_are_errors() {
         let err = parse(
             "migrations: {tool: sql}\nbudgets:\n  overrides:\n    x: {max_runtim: 1s}\n",

@@ -6,17 +6,131 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use super::scenario::{MigrationTool, MigrationsSection};
+use super::scenario::{MigrationTool, MigrationsList, MigrationsSection};
 use super::Origin;
 use crate::error::{Error, Result};
 use crate::migrations::launch::{ImageLaunch, Launch};
 use crate::migrations::sql::{SqlDir, SqlOptions};
+use crate::migrations::alembic::DEFAULT_VERSION_TABLE;
+use crate::migrations::sources::SourcePlan;
 use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, MigrationsPlan};
 use crate::report::LaunchInfo;
 
-/// The migrations as far as the files say: no process started yet.
-pub(super) async fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
+/// Every source of `migrations:` (one, or a list of apps), scanned; each
+/// app named, no two sharing a history table.
+pub(super) async fn scan_all(list: &MigrationsList, origin: &Origin) -> Result<Vec<SourcePlan>> {
     let shown = origin.shown();
+    if list.sources.is_empty() {
+        return Err(Error::bad_input(format!(
+            "{shown}: migrations: is an empty list: give one source (tool, dir) or a list of apps, each with a name"
+        )));
+    }
+    let mut plans: Vec<SourcePlan> = Vec::new();
+    for (i, m) in list.sources.iter().enumerate() {
+        let app = app_name(m, i, list.listed, origin)?;
+        if let Some(other) = plans.iter().find(|p| p.app == app) {
+            return Err(Error::bad_input(format!(
+                "{shown}: two apps are named {}: give each app in migrations: its own name",
+                other.app.as_deref().unwrap_or_default()
+            )));
+        }
+        let plan = scan(m, origin).await.map_err(|e| match &app {
+            Some(app) => e.context(format!("app {app}")),
+            None => e,
+        })?;
+        let dir = match &plan {
+            MigrationsPlan::Sql(_) => m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_default(),
+            MigrationsPlan::Alembic(a) => a.dir.clone(),
+            MigrationsPlan::Command(c) => c.dir.clone(),
+        };
+        plans.push(SourcePlan { app, dir, plan });
+    }
+    check_histories(list, &plans, origin)?;
+    Ok(plans)
+}
+
+/// The app's name: required in a list (ids become `name/revision`), and a
+/// plain word so ids, budgets' overrides and file names can hold it.
+fn app_name(m: &MigrationsSection, index: usize, listed: bool, origin: &Origin) -> Result<Option<String>> {
+    let shown = origin.shown();
+    let Some(name) = &m.name else {
+        return match listed {
+            true => Err(Error::bad_input(format!(
+                "{shown}: migrations[{index}] has no name: with several apps each needs `name:` (ids in the report \
+                 become name/revision)"
+            ))),
+            false => Ok(None),
+        };
+    };
+    let plain = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !plain {
+        return Err(Error::bad_input(format!(
+            "{shown}: migrations name {name:?} must be a plain word (letters, digits, `_`, `-`, `.`): it prefixes ids \
+             as name/revision"
+        )));
+    }
+    Ok(Some(name.clone()))
+}
+
+/// Two apps recording their history in the same table would each see the
+/// other's rows as their own: refused before anything starts.
+fn check_histories(list: &MigrationsList, plans: &[SourcePlan], origin: &Origin) -> Result<()> {
+    let qualify = |t: &str| match t.contains('.') {
+        true => t.to_ascii_lowercase(),
+        false => format!("public.{}", t.to_ascii_lowercase()),
+    };
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for (m, p) in list.sources.iter().zip(plans) {
+        let (table, key) = match m.tool {
+            MigrationTool::Sql => match &m.table {
+                Some(t) => (qualify(t), "table"),
+                // rehearse's own table keys each app's rows by its name.
+                None => continue,
+            },
+            MigrationTool::Alembic => (alembic_table(m).map_or_else(|| qualify(DEFAULT_VERSION_TABLE), |t| qualify(&t)), "version_table"),
+            MigrationTool::Command => continue,
+        };
+        let app = p.app.as_deref().unwrap_or("(unnamed)");
+        if let Some((_, other)) = seen.iter().find(|(t, _)| *t == table) {
+            return Err(Error::bad_input(format!(
+                "{}: apps {other} and {app} both record their history in {table}: each app needs its own history \
+                 table (set {key}{} as the app's own configuration does)",
+                origin.shown(),
+                if key == "version_table" { " and version_table_schema, as its env.py passes them to context.configure," } else { "" }
+            )));
+        }
+        seen.push((table, app));
+    }
+    Ok(())
+}
+
+/// `version_table_schema.version_table` as the scenario says it; None: not said.
+fn alembic_table(m: &MigrationsSection) -> Option<String> {
+    match (&m.version_table_schema, &m.version_table) {
+        (Some(schema), table) => Some(format!("{schema}.{}", table.as_deref().unwrap_or(DEFAULT_VERSION_TABLE))),
+        (None, Some(table)) => Some(table.clone()),
+        (None, None) => None,
+    }
+}
+
+/// The migrations as far as the files say: no process started yet.
+async fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
+    let shown = origin.shown();
+    let misplaced = [
+        ("placeholders", !m.placeholders.is_empty(), MigrationTool::Sql),
+        ("config", m.config.is_some(), MigrationTool::Alembic),
+        ("version_table", m.version_table.is_some(), MigrationTool::Alembic),
+        ("version_table_schema", m.version_table_schema.is_some(), MigrationTool::Alembic),
+    ];
+    if let Some((key, _, tool)) = misplaced.iter().find(|(_, set, tool)| *set && *tool != m.tool) {
+        return Err(Error::bad_input(format!(
+            "{shown}: migrations.{key} is for tool: {}, and this source's tool is {}: remove it",
+            tool.as_str(),
+            m.tool.as_str()
+        )));
+    }
     Ok(match m.tool {
         MigrationTool::Sql => {
             let dir = m.dir.as_ref().ok_or_else(|| {
@@ -48,11 +162,24 @@ pub(super) async fn scan(m: &MigrationsSection, origin: &Origin) -> Result<Migra
 /// imports Alembic (asked once here, so a missing one fails fast), the app
 /// image and a Docker engine to run it; returns how the tool will be
 /// launched, with the versions it runs with.
-pub(super) async fn check(
-    plan: MigrationsPlan,
+pub(super) async fn check_all(
+    plans: Vec<SourcePlan>,
     cancel: &CancellationToken,
-) -> Result<(MigrationsPlan, Option<LaunchInfo>)> {
-    let info = match &plan {
+) -> Result<(Vec<SourcePlan>, Option<LaunchInfo>)> {
+    let mut launch = None;
+    for p in &plans {
+        let info = check(&p.plan, cancel).await.map_err(|e| match &p.app {
+            Some(app) => e.context(format!("app {app}")),
+            None => e,
+        })?;
+        // The report describes one launch: the first source's that has one.
+        launch = launch.or(info);
+    }
+    Ok((plans, launch))
+}
+
+async fn check(plan: &MigrationsPlan, cancel: &CancellationToken) -> Result<Option<LaunchInfo>> {
+    let info = match plan {
         MigrationsPlan::Alembic(a) => {
             if a.launch.image().is_none() {
                 alembic::check_python(&a.python, cancel).await?;
@@ -62,7 +189,7 @@ pub(super) async fn check(
         MigrationsPlan::Command(c) => Some(c.launch.describe(None, cancel).await?),
         MigrationsPlan::Sql(_) => None,
     };
-    Ok((plan, info))
+    Ok(info)
 }
 
 /// How the tool is launched: here, or in the app's image (`migrations.image`,
@@ -124,7 +251,8 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
         let dir = PathBuf::from(i.workdir.clone().unwrap_or_default());
         let target = m.target.clone().or_else(|| i.job.as_ref().and_then(|j| j.alembic_target()));
         return Ok(AlembicPlan {
-            config: dir.join("alembic.ini"),
+            config: dir.join(m.config.as_ref().map_or("alembic.ini", |c| c.as_str())),
+            version_table: alembic_table(m),
             dir,
             target: target.unwrap_or_else(|| "head".into()),
             python: PathBuf::from(m.python.as_ref().map_or("python3", |p| p.as_str())),
@@ -138,19 +266,29 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
         ))
     })?;
     let dir = origin.in_scenario(dir.as_str());
-    let config = dir.join("alembic.ini");
+    let config = dir.join(m.config.as_ref().map_or("alembic.ini", |c| c.as_str()));
     if !config.is_file() {
-        return Err(Error::bad_input(format!(
-            "{shown}: migrations.dir {} holds no alembic.ini: point it at the folder you run `alembic upgrade` in",
-            dir.display()
-        )));
+        return Err(Error::bad_input(match &m.config {
+            Some(c) => format!(
+                "{shown}: migrations.config {} is not a file in {}: give the ini file's path relative to \
+                 migrations.dir, the folder `alembic -c <config>` runs in",
+                c.as_str(),
+                dir.display()
+            ),
+            None => format!(
+                "{shown}: migrations.dir {} holds no alembic.ini: point it at the folder you run `alembic upgrade` in, \
+                 or set migrations.config to the ini file's path relative to it (`alembic -c`)",
+                dir.display()
+            ),
+        }));
     }
     let python = match &m.python {
         Some(p) if p.as_str().contains('/') => origin.in_scenario(p.as_str()),
         Some(p) => PathBuf::from(p.as_str()),
         None => alembic::default_python(),
     };
-    Ok(AlembicPlan { dir, config, target: m.target.clone().unwrap_or_else(|| "head".into()), python, env, launch })
+    let target = m.target.clone().unwrap_or_else(|| "head".into());
+    Ok(AlembicPlan { dir, config, target, version_table: alembic_table(m), python, env, launch })
 }
 
 fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {

@@ -24,7 +24,7 @@ use crate::compat::Corpus;
 use crate::error::{Error, Result};
 use crate::estimate::{Estimator, ProductionStats};
 use crate::gate::Budgets;
-use crate::migrations::MigrationsPlan;
+use crate::migrations::sources::SourcePlan;
 use crate::observe::{ObserveOptions, StandbyOptions};
 use crate::pg::DumpFormat;
 use crate::report::ReportFormat;
@@ -43,7 +43,8 @@ pub struct Plan {
     pub restore_jobs: u32,
     /// The scenario's prod-like settings, in file order (sorted by name).
     pub settings: Vec<(String, String)>,
-    pub migrations: MigrationsPlan,
+    /// The migration sources, in apply order (one, or one per app).
+    pub migrations: Vec<SourcePlan>,
     pub observe: ObserveOptions,
     pub budgets: Budgets,
     pub report: ReportPlan,
@@ -149,7 +150,7 @@ impl Plan {
             }
         };
         let dump_format = DumpFormat::detect(&dump)?;
-        let migrations = migrations::scan(&s.migrations.sources[0], &origin).await?;
+        let migrations = migrations::scan_all(&s.migrations, &origin).await?;
         let report = report::plan(&s.report, &name, overrides, &origin)?;
         let settings: Vec<(String, String)> =
             s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
@@ -164,7 +165,7 @@ impl Plan {
         if let (BackendPlan::Docker(p), Some(_)) = (&mut backend, &observe.standby) {
             p.standby = true;
         }
-        let (migrations, launch) = migrations::check(migrations, cancel).await?;
+        let (migrations, launch) = migrations::check_all(migrations, cancel).await?;
         let (room, warnings) = room_for_restore(&backend, &dump, dump_format, cancel).await?;
         let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
         let server_version = match &backend {

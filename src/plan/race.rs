@@ -9,6 +9,7 @@ use super::scenario::Scenario;
 use super::Origin;
 use crate::error::{Error, Result};
 use crate::migrations::launch::Launch;
+use crate::migrations::sources::SourcePlan;
 use crate::migrations::MigrationsPlan;
 use crate::race::{CopyCommand, Program, RacePlan};
 
@@ -19,7 +20,7 @@ const MAX_REPLICAS: u32 = 32;
 /// `race.jitter` when the scenario does not say.
 const DEFAULT_JITTER: Duration = Duration::from_millis(200);
 
-pub(super) fn plan(s: &Scenario, migrations: &MigrationsPlan, origin: &Origin) -> Result<Option<RacePlan>> {
+pub(super) fn plan(s: &Scenario, sources: &[SourcePlan], origin: &Origin) -> Result<Option<RacePlan>> {
     let shown = origin.shown();
     let Some(race) = &s.race else {
         if s.budgets.fail_on_race {
@@ -29,6 +30,13 @@ pub(super) fn plan(s: &Scenario, migrations: &MigrationsPlan, origin: &Origin) -
             )));
         }
         return Ok(None);
+    };
+    let [SourcePlan { plan: migrations, .. }] = sources else {
+        return Err(Error::bad_input(format!(
+            "{shown}: a race runs one app's start-up upgrade, and migrations: lists {} apps: rehearse the race in a \
+             scenario of its own with that app alone",
+            sources.len()
+        )));
     };
     let replicas = race.replicas.unwrap_or(DEFAULT_REPLICAS);
     if !(2..=MAX_REPLICAS).contains(&replicas) {

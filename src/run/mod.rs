@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Throwaway;
 use crate::catalog;
 use crate::error::{Error, Result};
-use crate::migrations::{Migration, MigrationSource, Target};
+use crate::migrations::sources::Sources;
+use crate::migrations::{Migration, Target};
 use crate::pipeline::events::EventSink;
 use crate::pipeline::{Pipeline, Stopped, Summary, Supervisor};
 use crate::plan::Plan;
@@ -129,8 +130,11 @@ async fn on_server(
         })
         .await?;
     }
-    let source = MigrationSource::new(&plan.migrations, plan.observe.enabled);
-    let detail = format!("pending {} migrations", source.tool().as_str());
+    let source = Sources::new(&plan.migrations, plan.observe.enabled);
+    let detail = match plan.migrations.len() {
+        1 => format!("pending {} migrations", source.tools()),
+        n => format!("pending {} migrations of {n} apps", source.tools()),
+    };
     let pending = p
         .stage(Stage::Discover, detail, async |r: &mut Report| discover(&source, server, &prepared, r, c).await)
         .await?;
@@ -140,8 +144,9 @@ async fn on_server(
         rehearse::each(plan, server, &source, pending, r, events, c).await
     })
     .await?;
-    if let (Some(race), Some(database)) = (&plan.race, &race_database) {
-        race::run(p, race, server, &source, database).await?;
+    // The plan allows a race with one source only.
+    if let (Some(race), Some(database), Some(single)) = (&plan.race, &race_database, source.single()) {
+        race::run(p, race, server, single, database).await?;
     }
     if plan.report.measure_backup && p.report.dump.database_bytes.is_some() {
         p.stage(Stage::Backup, backup::COMMAND, async |r: &mut Report| {
@@ -219,7 +224,7 @@ impl Summary for Pending {
 }
 
 async fn discover(
-    source: &MigrationSource,
+    source: &Sources,
     server: &Throwaway,
     prepared: &Prepared,
     r: &mut Report,
@@ -228,8 +233,9 @@ async fn discover(
     let conn = server.conn();
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
     let target = Target { client: &runner, conn, cancel, watcher: None };
-    let migrations = source.pending(&target).await?.migrations;
+    let (migrations, sources) = source.pending(&target).await?;
     r.migrations = migrations.iter().map(outcome::new_migration_report).collect();
+    r.sources = sources;
     Ok(Pending { migrations, runner, largest_tables: prepared.largest_tables.clone() })
 }
 

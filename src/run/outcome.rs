@@ -130,7 +130,7 @@ pub fn new_migration_report(m: &Migration) -> MigrationReport {
         None => (None, None),
     };
     MigrationReport {
-        id: m.id.clone(),
+        id: m.shown_id(),
         app: m.app.clone(),
         kind: m.kind,
         description: m.description.clone(),

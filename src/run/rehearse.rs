@@ -12,7 +12,8 @@ use crate::backend::Throwaway;
 use crate::compat::Checker;
 use crate::error::{Error, Result};
 use crate::findings::{destructive, hazards, recovery};
-use crate::migrations::{Applied, Migration, MigrationSource, Target};
+use crate::migrations::sources::Sources;
+use crate::migrations::{Applied, Migration, Target};
 use crate::observe::{Observers, StatementWatcher};
 use crate::pipeline::events::{Event, EventSink};
 use crate::pipeline::Deadline;
@@ -23,7 +24,7 @@ use crate::report::{summary, MigrationReport, MigrationStatus, Report};
 pub async fn each(
     plan: &Plan,
     server: &Throwaway,
-    source: &MigrationSource,
+    source: &Sources,
     pending: Pending,
     r: &mut Report,
     events: &dyn EventSink,
@@ -32,7 +33,7 @@ pub async fn each(
     let conn = server.conn();
     let standby = server.standby().map(|s| s.conn());
     let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables, standby).await?;
-    let watcher = match source.runs_in_own_session() {
+    let watcher = match source.any_in_own_session() {
         true => observers.watcher(conn, &pending.runner).await?,
         false => None,
     };
@@ -54,13 +55,13 @@ pub async fn each(
     };
     let total = pending.migrations.len();
     for (i, migration) in pending.migrations.iter().enumerate() {
-        events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.id.clone() });
+        events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
         let m = &mut r.migrations[i];
         let interrupted = rehearsal.one(migration, m, compat.as_mut()).await?;
         events.emit(Event::MigrationFinished {
             index: i + 1,
             total,
-            id: migration.id.clone(),
+            id: migration.shown_id(),
             status: m.status,
             elapsed: std::time::Duration::from_millis(m.duration_ms),
         });
@@ -105,7 +106,7 @@ async fn check_before_first<'a>(
 /// What rehearsing one migration needs.
 struct Rehearsal<'a> {
     plan: &'a Plan,
-    source: &'a MigrationSource,
+    source: &'a Sources,
     observers: &'a Observers,
     /// rehearse's own session, on which SQL files run.
     runner: &'a Client,
@@ -124,16 +125,17 @@ impl Rehearsal<'_> {
         compat: Option<&mut Checker<'_>>,
     ) -> Result<bool> {
         let observing = self.observers.begin().await?;
-        let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&migration.id));
+        let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.id));
+        let source = self.source.of(migration)?;
         let target =
             Target { client: self.runner, conn: self.server.conn(), cancel: deadline.token(), watcher: self.watcher };
-        let mut applied = self.source.apply(migration, &target).await?;
+        let mut applied = source.apply(migration, &target).await?;
         let timed_out = applied.interrupted && deadline.expired() && !self.cancel.is_cancelled();
         if timed_out {
             deadline.explain(&mut applied.error);
         }
         record(m, &mut applied, timed_out);
-        let own_session = self.source.runs_in_own_session().then_some(self.runner);
+        let own_session = source.runs_in_own_session().then_some(self.runner);
         let (before, after) = self.observers.finish(observing, own_session, m).await?;
         // A migration's session settings (SET lock_timeout, search_path, ...)
         // must not leak into the next one.
@@ -163,8 +165,9 @@ impl Rehearsal<'_> {
         }
         self.plan.budgets.judge_migration(m);
         if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
-            let tool = self.source.tool();
-            let assessed = recovery::assess(self.observers.observer(), &before, &after, m, tool).await;
+            let history = source.history_table();
+            let observer = self.observers.observer();
+            let assessed = recovery::assess(observer, &before, &after, m, source.tool(), history.as_deref()).await;
             let env = |e| Error::environment_because(format!("cannot read what the failed migration {} left", m.id), e);
             m.recovery = Some(assessed.map_err(env)?);
         }

@@ -2,7 +2,9 @@
 # Alembic itself (never `alembic history` text) and prints JSON lines that
 # start with MARK; anything else on stdout (an env.py that prints) is ignored.
 #
-#   discover --config INI --target REV   current heads and the pending revisions, in upgrade order
+#   discover --config INI --target REV   current heads (read through env.py, as `alembic current` does,
+#            [--version-table T] [--version-table-schema S]   so its version table is the one read) and the
+#                                         pending revisions, in upgrade order
 #   upgrade  --config INI --revision REV  apply one revision in-process, tracing every statement
 #   offline  --config INI --revisions JSON  `upgrade prev:rev --sql` for each revision
 #
@@ -56,19 +58,41 @@ def config(path):
     return cfg
 
 
-def current_heads(url):
-    engine = sqlalchemy.create_engine(url)
+def current_heads(cfg, script, args):
+    """The database's heads, read as `alembic current` reads them: through the
+    project's env.py, so the version table (and schema) env.py configures is
+    the one read. Returns (heads, table, schema). An env.py that never calls
+    run_migrations online falls back to the table the scenario names."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    seen = {}
+
+    def read(rev, context):
+        seen["heads"] = list(context.get_current_heads())
+        seen["table"] = context.version_table
+        seen["schema"] = context.version_table_schema
+        return []
+
+    with EnvironmentContext(cfg, script, fn=read, dont_mutate=True):
+        script.run_env()
+    if "heads" in seen:
+        return seen["heads"], seen["table"], seen["schema"]
+    opts = {"version_table": args.version_table or "alembic_version"}
+    if args.version_table_schema:
+        opts["version_table_schema"] = args.version_table_schema
+    engine = sqlalchemy.create_engine(os.environ["REHEARSE_ALEMBIC_URL"])
     try:
         with engine.connect() as conn:
-            return list(MigrationContext.configure(conn).get_current_heads())
+            heads = list(MigrationContext.configure(conn, opts=opts).get_current_heads())
     finally:
         engine.dispose()
+    return heads, opts["version_table"], opts.get("version_table_schema")
 
 
 def discover(args):
     cfg = config(args.config)
     script = ScriptDirectory.from_config(cfg)
-    current = current_heads(os.environ["REHEARSE_ALEMBIC_URL"])
+    current, table, schema = current_heads(cfg, script, args)
     for rev in current:
         try:
             if script.get_revision(rev) is None:
@@ -91,7 +115,8 @@ def discover(args):
         pending.append(
             {"revision": s.revision, "down": downs, "message": s.doc or "", "path": s.path, "is_merge": len(downs) > 1}
         )
-    emit("discovered", current=current, pending=pending, heads=list(script.get_heads()))
+    emit("discovered", current=current, pending=pending, heads=list(script.get_heads()), version_table=table,
+         version_table_schema=schema)
     return 0
 
 
@@ -166,6 +191,8 @@ def main():
     parser.add_argument("--target")
     parser.add_argument("--revision")
     parser.add_argument("--revisions")
+    parser.add_argument("--version-table")
+    parser.add_argument("--version-table-schema")
     args = parser.parse_args()
     return {"discover": discover, "upgrade": upgrade, "offline": offline}[args.action](args)
 

@@ -31,6 +31,8 @@ const APP_NAME: &str = "rehearse-alembic";
 const REVISION_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 /// How long listing the revisions, or rendering their offline SQL, may take.
 const LISTING_DEADLINE: Duration = Duration::from_secs(300);
+/// Alembic's version table when env.py names none.
+pub const DEFAULT_VERSION_TABLE: &str = "alembic_version";
 
 /// The interpreter behind `alembic` on PATH (its shebang), else `python3`.
 pub fn default_python() -> PathBuf {
@@ -91,6 +93,8 @@ pub fn url_env(url: String) -> (String, String) {
 
 pub struct AlembicProject {
     plan: AlembicPlan,
+    /// The `[schema.]table` env.py records revisions in, as discovery read it.
+    version_table: std::sync::OnceLock<String>,
 }
 
 /// The helper's events, and how its process ended.
@@ -101,7 +105,17 @@ struct HelperRun {
 
 impl AlembicProject {
     pub fn new(plan: AlembicPlan) -> AlembicProject {
-        AlembicProject { plan }
+        AlembicProject { plan, version_table: std::sync::OnceLock::new() }
+    }
+
+    /// The `[schema.]table` the project records revisions in: what env.py
+    /// configured at discovery, else what the scenario says, else Alembic's default.
+    pub fn version_table(&self) -> String {
+        self.version_table
+            .get()
+            .or(self.plan.version_table.as_ref())
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_VERSION_TABLE.into())
     }
 
     /// Runs the helper; an event it printed that rehearse cannot read is an error.
@@ -143,7 +157,16 @@ impl AlembicProject {
     }
 
     pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
-        let run = self.helper(&["discover", "--target", &self.plan.target], target, LISTING_DEADLINE).await?;
+        let mut args = vec!["discover", "--target", &self.plan.target];
+        let declared = self.plan.version_table.as_deref().map(|t| match t.split_once('.') {
+            Some((schema, table)) => (Some(schema), table),
+            None => (None, t),
+        });
+        if let Some((schema, table)) = declared {
+            args.extend(["--version-table", table]);
+            args.extend(schema.map(|s| ["--version-table-schema", s]).into_iter().flatten());
+        }
+        let run = self.helper(&args, target, LISTING_DEADLINE).await?;
         let dir = self.plan.dir.display();
         let mut found = None;
         for event in run.events {
@@ -171,7 +194,16 @@ impl AlembicProject {
                         self.plan.python.display()
                     )))
                 }
-                HelperEvent::Discovered { pending } => found = Some(pending),
+                HelperEvent::Discovered { pending, version_table, version_table_schema } => {
+                    let table = version_table.unwrap_or_else(|| DEFAULT_VERSION_TABLE.into());
+                    let table = match version_table_schema {
+                        Some(schema) => format!("{schema}.{table}"),
+                        None => table,
+                    };
+                    self.check_version_table(&table)?;
+                    let _ = self.version_table.set(table);
+                    found = Some(pending)
+                }
                 _ => {}
             }
         }
@@ -187,6 +219,21 @@ impl AlembicProject {
         let mut pending: Vec<Migration> = found.into_iter().map(migration).collect();
         self.attach_offline_sql(&mut pending, target).await?;
         Ok(pending)
+    }
+
+    /// The table env.py records revisions in must be the one the scenario
+    /// says (other apps' tables were checked against it before the run).
+    fn check_version_table(&self, found: &str) -> Result<()> {
+        let Some(said) = &self.plan.version_table else { return Ok(()) };
+        let bare = |t: &str| t.strip_prefix("public.").unwrap_or(t).to_string();
+        if bare(said) == bare(found) {
+            return Ok(());
+        }
+        Err(Error::bad_input(format!(
+            "the env.py of {} records revisions in {found}, but the scenario says version_table {said}: set \
+             version_table (and version_table_schema) to what env.py passes to context.configure",
+            self.plan.dir.display()
+        )))
     }
 
     /// What `alembic upgrade <parent>:<rev> --sql` prints for each revision,
@@ -245,7 +292,7 @@ impl AlembicProject {
                     failed = Some(event);
                 }
                 HelperEvent::Statement { .. } => {
-                    if let Some(s) = statement(event, &mut wal_before, ready, target) {
+                    if let Some(s) = statement(event, &mut wal_before, ready, target, &self.version_table()) {
                         applied.statements.push(s);
                     }
                 }
@@ -300,6 +347,7 @@ fn statement(
     wal_before: &mut Option<u64>,
     ready: Option<SystemTime>,
     target: &Target<'_>,
+    version_table: &str,
 ) -> Option<StatementReport> {
     let HelperEvent::Statement { sql, ms, rows, wal, lock_timeout, locks, at } = event else { return None };
     let wal_bytes = match (*wal_before, *wal) {
@@ -307,7 +355,7 @@ fn statement(
         _ => None,
     };
     *wal_before = wal.or(*wal_before);
-    if is_bookkeeping(sql) {
+    if is_bookkeeping(sql, version_table) {
         return None;
     }
     let ended = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
@@ -342,15 +390,39 @@ fn revision_error(failed: &HelperEvent, migration: &Migration, target: &Target<'
     }
 }
 
+/// Whether `sql` names `table` as a whole identifier (`app_versions` does not name `versions`).
+fn names(sql: &str, table: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    sql.match_indices(table).any(|(at, _)| !word(sql[..at].chars().last()) && !word(sql[at + table.len()..].chars().next()))
+}
+
 /// Statements SQLAlchemy and Alembic send for themselves: dialect probes on
-/// connect and the alembic_version bookkeeping. Their locks still count.
-fn is_bookkeeping(sql: &str) -> bool {
+/// connect and the version table's bookkeeping (`alembic_version`, or the
+/// `[schema.]table` env.py configures). Their locks still count.
+fn is_bookkeeping(sql: &str, version_table: &str) -> bool {
     let s = sql.trim_start().to_ascii_lowercase();
-    s.contains("alembic_version")
+    let table = version_table.rsplit('.').next().unwrap_or(version_table).to_ascii_lowercase();
+    names(&s, &table)
+        || s.contains(DEFAULT_VERSION_TABLE)
         || s.starts_with("select pg_catalog.version()")
         || s.starts_with("select current_schema()")
         || s.starts_with("show standard_conforming_strings")
         || s.starts_with("select pg_catalog.pg_class.relname")
         || s.starts_with("show transaction isolation level")
         || s.starts_with("select current_setting(")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookkeeping_is_the_version_table_env_py_names_as_a_whole_identifier() {
+        let update = "UPDATE billing.billing_versions SET version_num='b2' WHERE billing_versions.version_num = 'b1'";
+        assert!(is_bookkeeping(update, "billing.billing_versions"));
+        assert!(is_bookkeeping("INSERT INTO alembic_version (version_num) VALUES ('a1')", "alembic_version"));
+        assert!(!is_bookkeeping("CREATE TABLE app_versions (id int)", "versions"));
+        assert!(!is_bookkeeping("ALTER TABLE orders ADD COLUMN versions_seen int", "versions"));
+        assert!(is_bookkeeping("DELETE FROM versions WHERE version_num = 'x'", "versions"));
+    }
 }

@@ -19,8 +19,15 @@ pub enum HelperEvent {
     UnknownRevision { revision: String, heads: Vec<String> },
     /// Alembic cannot upgrade to the target from the database's revisions.
     BadTarget { message: String, current: Vec<String> },
-    /// The pending revisions, in upgrade order.
-    Discovered { pending: Vec<PendingRevision> },
+    /// The pending revisions, in upgrade order, and the version table the
+    /// project's env.py records them in.
+    Discovered {
+        pending: Vec<PendingRevision>,
+        #[serde(default)]
+        version_table: Option<String>,
+        #[serde(default)]
+        version_table_schema: Option<String>,
+    },
     /// Interpreter and imports done; the revision starts now.
     Ready { at: f64 },
     /// One statement Alembic (or SQLAlchemy) sent, traced.

@@ -3,6 +3,7 @@
 
 mod migration;
 mod race;
+mod sources;
 mod standby;
 
 use std::fmt::Write;
@@ -27,7 +28,7 @@ pub fn render(r: &Report) -> String {
     let mut md = String::new();
     let w = &mut md;
     headline(w, r);
-    migrations_table(w, r);
+    sources::section(w, r);
     production_scale(w, r);
     standby::section(w, r);
     baseline_table(w, r);
@@ -77,20 +78,6 @@ fn bullets(w: &mut String, heading: Option<&str>, items: &[String]) {
     }
     for item in items {
         put!(w, "- {item}");
-    }
-    put!(w);
-}
-
-fn migrations_table(w: &mut String, r: &Report) {
-    put!(w, "## Migrations\n");
-    put!(w, "| # | Migration | Status | Time | WAL |");
-    put!(w, "|--:|---|---|--:|--:|");
-    for (i, m) in r.migrations.iter().enumerate() {
-        let (time, wal) = match m.ran() {
-            true => (format_ms(m.duration_ms), format_bytes(m.wal.bytes)),
-            false => ("-".into(), "-".into()),
-        };
-        put!(w, "| {} | `{}` {} | {} | {time} | {wal} |", i + 1, m.id, escape(&m.description), m.status.as_str());
     }
     put!(w);
 }

@@ -32,9 +32,30 @@ pub fn docker_backend() -> String {
 
 /// Docker tests run one at a time: the machine has two cores, and "no
 /// container labelled rehearse is left" is then a statement about the test alone.
+/// The first docker test first removes what an earlier, killed test run
+/// left (a session stopped mid-run leaves its containers behind, and the
+/// next run's "no container is left" checks would fail on them), with
+/// `rehearse cleanup`, as a user would: it removes only containers whose
+/// process is gone.
 pub fn docker_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    SWEPT.call_once(|| {
+        // An empty TMPDIR: only containers are swept, never the cluster dirs
+        // that the local cleanup tests leave on purpose and then look for.
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let out = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+            .arg("cleanup")
+            .env("TMPDIR", tmp.path())
+            .output()
+            .expect("rehearse cleanup runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("removed") {
+            eprintln!("before the docker tests, rehearse cleanup removed an earlier run's leftovers:\n{text}");
+        }
+    });
+    guard
 }
 
 /// Containers labelled `rehearse`, running or not.

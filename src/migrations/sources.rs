@@ -1,0 +1,94 @@
+//! Several apps' migration sources on one database (a monorepo's trees,
+//! each with its own history table), applied in the order the scenario
+//! lists them: all of the first app's pending migrations, then the
+//! second's. Interleaving by a per-source timestamp is not supported.
+//! With one source nothing is named: ids stay as the tool prints them.
+
+use super::{Applied, Found, Migration, MigrationSource, MigrationTool, MigrationsPlan, Target};
+use crate::error::{Error, Result};
+use crate::report::SourceReport;
+
+/// One source of a run, as the plan resolved it.
+#[derive(Debug, Clone)]
+pub struct SourcePlan {
+    /// The app's name (`migrations[].name`); None for a scenario with one unnamed source.
+    pub app: Option<String>,
+    /// The folder its migrations live in (as the tool sees it), for the report.
+    pub dir: std::path::PathBuf,
+    pub plan: MigrationsPlan,
+}
+
+/// The migration sources of a run, in apply order.
+pub struct Sources {
+    list: Vec<(SourcePlan, MigrationSource)>,
+}
+
+impl Sources {
+    /// `exact_locks`: read each statement's locks (observation on).
+    pub fn new(plans: &[SourcePlan], exact_locks: bool) -> Sources {
+        Sources { list: plans.iter().map(|p| (p.clone(), MigrationSource::new(&p.plan, exact_locks))).collect() }
+    }
+
+    /// The tools, as the discover stage names them ("alembic", "alembic and sql").
+    pub fn tools(&self) -> String {
+        let mut tools: Vec<&str> = self.list.iter().map(|(_, s)| s.tool().as_str()).collect();
+        tools.dedup();
+        tools.join(" and ")
+    }
+
+    /// The one source, when the run has only one (a race needs it).
+    pub fn single(&self) -> Option<&MigrationSource> {
+        match self.list.as_slice() {
+            [(_, only)] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// Whether any source runs migrations in rehearse's own session.
+    pub fn any_in_own_session(&self) -> bool {
+        self.list.iter().any(|(_, s)| s.runs_in_own_session())
+    }
+
+    /// The source a migration came from.
+    pub fn of(&self, migration: &Migration) -> Result<&MigrationSource> {
+        self.list.iter().find(|(p, _)| p.app == migration.app).map(|(_, s)| s).ok_or_else(|| {
+            Error::environment(format!("no migration source for {}: report this as a bug", migration.shown_id()))
+        })
+    }
+
+    /// Every source's pending migrations, in the listed order, each
+    /// tagged with its app; and what each source found, for the report.
+    pub async fn pending(&self, target: &Target<'_>) -> Result<(Vec<Migration>, Vec<SourceReport>)> {
+        let mut all = Vec::new();
+        let mut reports = Vec::new();
+        for (plan, source) in &self.list {
+            let Found { mut migrations, skipped } = source.pending(target).await.map_err(|e| match &plan.app {
+                Some(app) => e.context(format!("app {app}")),
+                None => e,
+            })?;
+            for m in &mut migrations {
+                m.app = plan.app.clone();
+            }
+            reports.push(SourceReport {
+                app: plan.app.clone(),
+                tool: source.tool().as_str().into(),
+                dir: plan.dir.display().to_string(),
+                history: source.history_table(),
+                pending: migrations.len(),
+                skipped,
+            });
+            all.extend(migrations);
+        }
+        Ok((all, reports))
+    }
+
+    /// Applies one migration with the source it came from.
+    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
+        self.of(migration)?.apply(migration, target).await
+    }
+
+    /// The tool a migration runs with.
+    pub fn tool(&self, migration: &Migration) -> MigrationTool {
+        self.of(migration).map(|s| s.tool()).unwrap_or(MigrationTool::Command)
+    }
+}
