@@ -15,7 +15,7 @@ export REHEARSE_TEST_IMAGE
 REHEARSE_APP_IMAGE ?= rehearse-app:demo
 export REHEARSE_APP_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image pg18 build demo demo-alembic demo-standby demo-job demo-race test fuzz bench bench-estimate clean
+.PHONY: deps docker-test-image docker-app-image pg18 build demo demo-alembic demo-apps demo-standby demo-job demo-race test fuzz bench bench-estimate clean
 
 deps:
 	@scripts/deps.sh
@@ -40,6 +40,10 @@ demo: build
 # The same release as an Alembic project (production is part way through its history).
 demo-alembic: build
 	$(REHEARSE) run scenarios/alembic-demo.yaml
+
+# Two apps' Alembic trees on one database, each with its own version table.
+demo-apps: build
+	$(REHEARSE) run scenarios/apps-demo.yaml
 
 # The Alembic demo as production launches it: from the app's image, as its Job manifest says.
 demo-job: build docker-app-image

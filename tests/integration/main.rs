@@ -4,6 +4,7 @@
 
 mod alembic;
 mod app_image;
+mod apps;
 mod auto_backend;
 mod baseline;
 mod budgets;

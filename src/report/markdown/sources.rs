@@ -61,9 +61,13 @@ fn table(w: &mut String, r: &Report, keep: impl Fn(&MigrationReport) -> bool) {
 /// The tables an app's migrations locked, strongest mode first, and which
 /// other apps' migrations of this release wrote or altered too.
 fn touched(w: &mut String, r: &Report, app: &str) {
+    let bare = |t: &str| t.rsplit('.').next().unwrap_or(t).to_string();
+    let histories: Vec<String> = r.sources.iter().filter_map(|s| s.history.as_deref()).map(bare).collect();
+    // The apps' history tables are bookkeeping, not the app's schema.
+    let counted = |relation: &str| is_table_name(relation) && !histories.contains(&bare(relation));
     let mut tables: BTreeMap<&str, (LockMode, u64)> = BTreeMap::new();
     for m in r.migrations.iter().filter(|m| m.app.as_deref() == Some(app)) {
-        for l in m.locks.iter().filter(|l| is_table(l.kind)) {
+        for l in m.locks.iter().filter(|l| is_table(l.kind) && counted(&l.relation)) {
             let e = tables.entry(l.relation.as_str()).or_insert((l.mode, 0));
             *e = (e.0.max(l.mode), e.1.max(l.held_ms));
         }
@@ -98,6 +102,11 @@ fn other_apps_on<'a>(r: &'a Report, app: &str, table: &str) -> Vec<&'a str> {
         .collect();
     apps.dedup();
     apps
+}
+
+/// A name, not `oid 12345` (a relation dropped before it could be named).
+fn is_table_name(relation: &str) -> bool {
+    !relation.starts_with("oid ")
 }
 
 fn is_table(kind: RelationKind) -> bool {
