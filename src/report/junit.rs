@@ -137,9 +137,14 @@ fn migration_case(r: &Report, m: &MigrationReport) -> Case {
     if !fail_on_regression {
         out.extend(regressions);
     }
+    // CI test views group cases by classname: one group per app.
+    let classname = match &m.app {
+        Some(app) => format!("rehearse.{}.{app}", r.scenario),
+        None => format!("rehearse.{}", r.scenario),
+    };
     Case {
         name: m.id.clone(),
-        classname: format!("rehearse.{}", r.scenario),
+        classname,
         time_ms: m.duration_ms,
         failure: (!kind.is_empty()).then(|| {
             let message = problems.first().cloned().unwrap_or_else(|| m.status.as_str().into());

@@ -5,7 +5,7 @@
 use rehearse::pg::LockMode;
 use rehearse::report::{MigrationStatus, RunStatus};
 
-use crate::support::{dumps, venv_python, Sandbox, REPO};
+use crate::support::{dumps, junit_cases, venv_python, Sandbox, REPO};
 
 /// The shop's tree (the dump is at r2) up to r6, then the billing package's.
 fn two_apps(sandbox: &Sandbox, billing_extra: &str, extra: &str) -> std::path::PathBuf {
@@ -25,8 +25,8 @@ fn scenario(sandbox: &Sandbox, rest: &str) -> std::path::PathBuf {
 #[test]
 fn two_apps_apply_in_the_listed_order_each_with_its_own_history_grouped_in_the_report() {
     let sandbox = Sandbox::new();
-    let budgets = "budgets:\n  overrides:\n    billing/b2_orders_invoice_ref: {max_runtime: 1h}\n    r3a_orders_state: {max_runtime: 2h}\n";
-    let scenario = two_apps(&sandbox, "    version_table: billing_alembic_version\n", budgets);
+    let extra = "budgets:\n  overrides:\n    billing/b2_orders_invoice_ref: {max_runtime: 1h}\n    r3a_orders_state: {max_runtime: 2h}\nreport:\n  formats: [markdown, json, junit]\n";
+    let scenario = two_apps(&sandbox, "    version_table: billing_alembic_version\n", extra);
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(0);
     let report = out.report();
@@ -57,6 +57,12 @@ fn two_apps_apply_in_the_listed_order_each_with_its_own_history_grouped_in_the_r
     );
     // One override by app/revision, one by the bare revision: both found their migration.
     assert!(report.budgets.unused_overrides.is_empty(), "{:?}", report.budgets.unused_overrides);
+
+    let cases = junit_cases(&out.junit());
+    let groups: Vec<(&str, &str)> = cases.iter().map(|c| (c.classname.as_str(), c.name.as_str())).collect();
+    let group = |name: &str| groups.iter().find(|(_, n)| *n == name).map(|(c, _)| *c);
+    assert_eq!(group("billing/b2_orders_invoice_ref"), Some("rehearse.apps.billing"), "a JUnit group per app: {groups:?}");
+    assert_eq!(group("shop/r3a_orders_state"), Some("rehearse.apps.shop"));
 
     let md = out.markdown();
     let shop = md.find("### App `shop`").expect("a section per app");

@@ -10,6 +10,7 @@ use super::REPO;
 pub struct JunitCase {
     pub suite: String,
     pub name: String,
+    pub classname: String,
     /// (type, message, body) of its `<failure>`.
     pub failure: Option<(String, String, String)>,
     pub skipped: bool,
@@ -28,6 +29,7 @@ pub fn junit_cases(xml: &str) -> Vec<JunitCase> {
             cases.push(JunitCase {
                 suite: suite.attribute("name").unwrap_or_default().to_string(),
                 name: case.attribute("name").unwrap_or_default().to_string(),
+                classname: case.attribute("classname").unwrap_or_default().to_string(),
                 failure: child("failure").map(|f| {
                     (
                         f.attribute("type").unwrap_or_default().to_string(),
