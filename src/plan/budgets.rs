@@ -88,7 +88,8 @@ mod tests {
         assert!(!b.for_migration("orders/b2").1, "app/revision names that app's revision only");
         assert_eq!(b.for_migration("orders/a1").0.max_runtime_ms, Some(7_200_000), "a bare revision, in any app");
         assert_eq!(b.for_migration("a1").0.max_runtime_ms, Some(7_200_000));
-        let report: crate::report::Report = serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).unwrap();
+        let report: crate::report::Report =
+            serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).unwrap();
         let mut report = report;
         for (m, id) in report.migrations.iter_mut().zip(["billing/b2", "orders/a1"]) {
             m.id = id.into();

@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 use super::scenario::{MigrationTool, MigrationsList, MigrationsSection};
 use super::Origin;
 use crate::error::{Error, Result};
-use crate::migrations::launch::{ImageLaunch, Launch};
-use crate::migrations::sql::{SqlDir, SqlOptions};
 use crate::migrations::alembic::DEFAULT_VERSION_TABLE;
+use crate::migrations::launch::{ImageLaunch, Launch};
 use crate::migrations::sources::SourcePlan;
+use crate::migrations::sql::{SqlDir, SqlOptions};
 use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, MigrationsPlan};
 use crate::report::LaunchInfo;
 
@@ -89,7 +89,9 @@ fn check_histories(list: &MigrationsList, plans: &[SourcePlan], origin: &Origin)
                 // rehearse's own table keys each app's rows by its name.
                 None => continue,
             },
-            MigrationTool::Alembic => (alembic_table(m).map_or_else(|| qualify(DEFAULT_VERSION_TABLE), |t| qualify(&t)), "version_table"),
+            MigrationTool::Alembic => {
+                (alembic_table(m).map_or_else(|| qualify(DEFAULT_VERSION_TABLE), |t| qualify(&t)), "version_table")
+            }
             MigrationTool::Command => continue,
         };
         let app = p.app.as_deref().unwrap_or("(unnamed)");
@@ -98,7 +100,11 @@ fn check_histories(list: &MigrationsList, plans: &[SourcePlan], origin: &Origin)
                 "{}: apps {other} and {app} both record their history in {table}: each app needs its own history \
                  table (set {key}{} as the app's own configuration does)",
                 origin.shown(),
-                if key == "version_table" { " and version_table_schema, as its env.py passes them to context.configure," } else { "" }
+                if key == "version_table" {
+                    " and version_table_schema, as its env.py passes them to context.configure,"
+                } else {
+                    ""
+                }
             )));
         }
         seen.push((table, app));

@@ -61,7 +61,11 @@ fn two_apps_apply_in_the_listed_order_each_with_its_own_history_grouped_in_the_r
     let cases = junit_cases(&out.junit());
     let groups: Vec<(&str, &str)> = cases.iter().map(|c| (c.classname.as_str(), c.name.as_str())).collect();
     let group = |name: &str| groups.iter().find(|(_, n)| *n == name).map(|(c, _)| *c);
-    assert_eq!(group("billing/b2_orders_invoice_ref"), Some("rehearse.apps.billing"), "a JUnit group per app: {groups:?}");
+    assert_eq!(
+        group("billing/b2_orders_invoice_ref"),
+        Some("rehearse.apps.billing"),
+        "a JUnit group per app: {groups:?}"
+    );
     assert_eq!(group("shop/r3a_orders_state"), Some("rehearse.apps.shop"));
 
     let md = out.markdown();
@@ -71,7 +75,8 @@ fn two_apps_apply_in_the_listed_order_each_with_its_own_history_grouped_in_the_r
     let billing_section = &md[billing..];
     assert!(billing_section.contains("history in `billing_alembic_version`: 2 pending"), "{billing_section}");
     assert!(
-        billing_section.contains("`public.orders` AccessExclusiveLock") && billing_section.contains("also written or altered by app shop"),
+        billing_section.contains("`public.orders` AccessExclusiveLock")
+            && billing_section.contains("also written or altered by app shop"),
         "billing's section shows it altered the shop's table:\n{billing_section}"
     );
     assert!(md[shop..billing].contains("`shop/r3a_orders_state`"));
@@ -125,7 +130,8 @@ fn a_list_of_sources_needs_a_name_for_each_and_a_config_that_exists() {
         &sandbox,
         &format!("migrations:\n  tool: alembic\n  dir: {REPO}/scenarios/billing-pkg\n  config: pkg/alembic.ini\n"),
     );
-    sandbox.rehearse_bad_input(&["run", missing.to_str().unwrap()], &["migrations.config pkg/alembic.ini is not a file"]);
+    sandbox
+        .rehearse_bad_input(&["run", missing.to_str().unwrap()], &["migrations.config pkg/alembic.ini is not a file"]);
 }
 
 #[test]

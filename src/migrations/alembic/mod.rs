@@ -393,7 +393,8 @@ fn revision_error(failed: &HelperEvent, migration: &Migration, target: &Target<'
 /// Whether `sql` names `table` as a whole identifier (`app_versions` does not name `versions`).
 fn names(sql: &str, table: &str) -> bool {
     let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    sql.match_indices(table).any(|(at, _)| !word(sql[..at].chars().last()) && !word(sql[at + table.len()..].chars().next()))
+    sql.match_indices(table)
+        .any(|(at, _)| !word(sql[..at].chars().last()) && !word(sql[at + table.len()..].chars().next()))
 }
 
 /// Statements SQLAlchemy and Alembic send for themselves: dialect probes on
