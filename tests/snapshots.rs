@@ -13,6 +13,8 @@
 //! `report-race.json` is a real run of `make demo-race` (three replicas of
 //! `alembic upgrade head`: one a version-table error, one a catalog unique
 //! violation), with the checkout's directory written as `/repo`.
+//! `report-apps.json` is a real run of `make demo-apps` (two apps' Alembic
+//! trees on one database, a section per app), written with `/repo` the same way.
 //!
 //! What differs by machine and run is pinned in the model before rendering
 //! (`normalize`), not patched in the text afterwards: the timestamps, the
@@ -486,4 +488,19 @@ fn json_race() {
 #[test]
 fn junit_race() {
     assert_snapshot!(junit("race"));
+}
+
+#[test]
+fn table_apps_120() {
+    assert_snapshot!(table("apps", Some(120)));
+}
+
+#[test]
+fn markdown_apps() {
+    assert_snapshot!(markdown("apps"));
+}
+
+#[test]
+fn junit_apps() {
+    assert_snapshot!(junit("apps"));
 }
