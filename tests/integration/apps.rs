@@ -119,7 +119,7 @@ fn two_apps_on_one_history_table_are_refused_before_anything_starts() {
 }
 
 #[test]
-fn a_list_of_sources_needs_a_name_for_each_and_a_config_that_exists() {
+fn a_list_of_sources_needs_names_a_config_that_exists_no_race_and_keys_of_its_tool() {
     let sandbox = Sandbox::new();
     let unnamed = scenario(
         &sandbox,
