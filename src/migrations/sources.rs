@@ -4,7 +4,7 @@
 //! second's. Interleaving by a per-source timestamp is not supported.
 //! With one source nothing is named: ids stay as the tool prints them.
 
-use super::{Applied, Found, Migration, MigrationSource, MigrationTool, MigrationsPlan, Target};
+use super::{Found, Migration, MigrationSource, MigrationsPlan, Target};
 use crate::error::{Error, Result};
 use crate::report::SourceReport;
 
@@ -80,15 +80,5 @@ impl Sources {
             all.extend(migrations);
         }
         Ok((all, reports))
-    }
-
-    /// Applies one migration with the source it came from.
-    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
-        self.of(migration)?.apply(migration, target).await
-    }
-
-    /// The tool a migration runs with.
-    pub fn tool(&self, migration: &Migration) -> MigrationTool {
-        self.of(migration).map(|s| s.tool()).unwrap_or(MigrationTool::Command)
     }
 }
