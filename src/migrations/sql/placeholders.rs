@@ -172,6 +172,15 @@ mod tests {
         assert!(known_list(&user()).starts_with("${owner} from migrations.placeholders"));
     }
 
+    proptest::proptest! {
+        /// Any text: no panic, and a placeholder written back as itself changes nothing.
+        #[test]
+        fn replacing_never_panics_and_keeps_the_text(text in "(\\PC|\\$\\{|\\}|\n){0,80}") {
+            let _ = first_unknown(&text, &BTreeMap::new());
+            proptest::prop_assert_eq!(replace(&text, |n| Some(format!("${{{n}}}"))), text);
+        }
+    }
+
     #[test]
     fn history_tables_split_into_schema_and_name() {
         assert_eq!(split_table(None), (None, "flyway_schema_history".into()));
