@@ -15,6 +15,7 @@ mod compat;
 mod docker;
 mod estimate;
 mod fidelity;
+mod flyway;
 mod hazards;
 mod observe;
 mod plan_errors;

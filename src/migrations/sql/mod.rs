@@ -1,32 +1,51 @@
 //! Plain SQL migration folders (Flyway, golang-migrate, sqlx, dbmate style):
-//! files ordered by version prefix (`files.rs`), split into statements by
-//! Postgres's own parser (`split.rs`), each file in one transaction unless
-//! it holds a statement that cannot run in one (`run.rs`).
+//! the folder and its subfolders listed (`scan.rs`) by what each file name
+//! says (`files.rs`; Flyway's callback events in `callbacks.rs`); what the
+//! restored database has applied (`history.rs`; Flyway's checksums in
+//! `checksum.rs`); Flyway's `${placeholders}` replaced (`placeholders.rs`);
+//! each file split into statements by Postgres's own parser (`split.rs`) and
+//! run in one transaction unless it holds a statement that cannot run in
+//! one (`run.rs`).
 
+mod callbacks;
+mod checksum;
 mod files;
+mod history;
+mod placeholders;
 mod run;
+mod scan;
 mod split;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use super::{Applied, Found, Migration, Target};
-use crate::catalog;
+use super::{Applied, Found, Migration, MigrationKind, SkippedFile, Target};
 use crate::error::{Error, Result};
-use files::normalize;
+use crate::report::MigrationError;
+use callbacks::Event;
+use checksum::flyway_checksum;
+use files::Role;
 pub use files::{parse_file_name, SqlFile};
+use history::{own_key, repeatable_key, History};
+use placeholders::BuiltIns;
 pub use split::{split, Statement};
 
 /// The tracking table rehearse records applied files in.
 pub const DEFAULT_TABLE: &str = "public.rehearse_schema_migrations";
+/// `checksum`: a repeatable's Flyway checksum when it was applied (added to
+/// tables made before rehearse ran repeatables).
 const CREATE_DEFAULT_TABLE: &str = "CREATE TABLE IF NOT EXISTS public.rehearse_schema_migrations (
     version     text PRIMARY KEY,
     name        text NOT NULL,
     applied_at  timestamptz NOT NULL DEFAULT now(),
-    duration_ms bigint
-)";
+    duration_ms bigint,
+    checksum    integer
+);
+ALTER TABLE public.rehearse_schema_migrations ADD COLUMN IF NOT EXISTS checksum integer";
 
 /// What the scenario says of an SQL source besides its folder.
 #[derive(Debug, Clone, Default)]
@@ -44,45 +63,40 @@ pub struct SqlDir {
     /// Read pg_locks after each statement (off with `--no-observe`).
     pub exact_locks: bool,
     table: Option<String>,
-    files: Vec<SqlFile>,
+    placeholders: BTreeMap<String, String>,
+    app: Option<String>,
+    folder: scan::Folder,
+    /// Flyway's built-in placeholders, read from the session once, when the
+    /// pending migrations are listed, so every script of the run sees the same.
+    built_ins: OnceLock<BuiltIns>,
 }
 
 impl SqlDir {
-    /// Lists and orders the folder's migration files; a bad name or a
-    /// duplicate version is bad input.
+    /// Lists the folder and its subfolders and orders the migration files;
+    /// a bad name, a duplicate version, repeatable or callback, or an
+    /// unknown placeholder is bad input.
     pub fn scan(dir: &Path, options: SqlOptions) -> Result<SqlDir> {
-        let table = options.table;
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::bad_input_because(format!("cannot list migrations folder {}", dir.display()), e))?;
-        let mut by_version: BTreeMap<Vec<u128>, SqlFile> = BTreeMap::new();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(parsed) = parse_file_name(&name) else {
-                continue;
-            };
-            let (version, description) = parsed.map_err(|m| Error::bad_input(format!("{}: {m}", dir.display())))?;
-            let file = SqlFile { path: entry.path(), version: version.clone(), description };
-            if let Some(other) = by_version.insert(version, file) {
-                return Err(Error::bad_input(format!(
-                    "{}: {} and {} have the same version {}: give one of them a new number",
-                    dir.display(),
-                    other.path.file_name().unwrap_or_default().to_string_lossy(),
-                    name,
-                    other.normalized_version()
-                )));
-            }
-        }
-        if by_version.is_empty() {
-            return Err(Error::bad_input(format!(
-                "migrations folder {} holds no *.sql migration files: add files such as 0001_add_users.sql",
-                dir.display()
-            )));
-        }
-        Ok(SqlDir { exact_locks: true, table, files: by_version.into_values().collect() })
+        let folder = scan::scan(dir, &options.placeholders)?;
+        Ok(SqlDir {
+            exact_locks: true,
+            table: options.table,
+            placeholders: options.placeholders,
+            app: options.app,
+            folder,
+            built_ins: OnceLock::new(),
+        })
     }
 
+    /// The versioned migration files, in version order.
     pub fn files(&self) -> &[SqlFile] {
-        &self.files
+        &self.folder.versioned
+    }
+
+    /// Files the folder's names say are not applied (down and undo scripts,
+    /// callbacks of events a rehearsal does not fire, files that are not
+    /// SQL), each with its reason; `pending` adds the unchanged repeatables.
+    pub fn skipped_at_scan(&self) -> &[SkippedFile] {
+        &self.folder.skipped
     }
 
     /// `migrations.table`: production's history table, when the scenario names one.
@@ -90,118 +104,192 @@ impl SqlDir {
         self.table.as_deref()
     }
 
-    /// Files not recorded in rehearse's tracking table, nor in the table the
-    /// scenario names (Flyway, golang-migrate or sqlx history) when present.
+    /// In Flyway's order: `beforeMigrate` callbacks, the versioned files not
+    /// recorded in rehearse's tracking table nor in the table the scenario
+    /// names, `afterVersioned`, then (when any) `beforeRepeatables` and the
+    /// repeatables whose checksum differs from their latest recorded run,
+    /// `afterMigrateApplied` when anything is pending, `afterMigrate`. The
+    /// rest of the folder is in `skipped`, each file with its reason.
     pub async fn pending(&self, db: &Client) -> Result<Found> {
         let env = |e| Error::environment_because("cannot read the migration tracking table", e);
         db.batch_execute(CREATE_DEFAULT_TABLE).await.map_err(env)?;
-        let history = self.history(db).await?;
+        let history = History::read(db, self.table.as_deref(), self.app.as_deref()).await?;
         if let Some((table, version)) = &history.dirty {
             return Err(Error::bad_input(format!(
                 "tracking table {table} marks version {version} dirty (it failed part way in \
                  production): fix that database first, then re-take the dump"
             )));
         }
-        Ok(self
-            .files
-            .iter()
-            .filter(|f| !history.records(f))
-            .map(|f| Migration {
-                id: f.id(),
-                version: f.normalized_version(),
-                description: f.description.clone(),
-                file: Some(f.path.clone()),
-                parents: Vec::new(),
-                offline_sql: None,
-                ..Migration::default()
-            })
-            .collect::<Vec<_>>()
-            .into())
+        let built_ins = self.built_ins(db).await?;
+        let mut skipped = self.folder.skipped.clone();
+        let versioned: Vec<&SqlFile> = self.folder.versioned.iter().filter(|f| !history.records(f)).collect();
+        let mut repeatables = Vec::new();
+        for file in &self.folder.repeatables {
+            let text = read(file).map_err(Error::bad_input)?;
+            let replaced = self.replace(file, &text, &built_ins);
+            match history.unchanged(file, [flyway_checksum(&replaced), flyway_checksum(&text)]) {
+                Some(reason) => skipped.push(SkippedFile { file: file.script.clone(), reason }),
+                None => repeatables.push(file),
+            }
+        }
+        let migrations = self.in_run_order(&versioned, &repeatables);
+        let any = !migrations.iter().all(|m| m.kind == MigrationKind::Callback);
+        skipped.extend(
+            self.folder.callbacks.iter().filter_map(|c| not_fired(c, &migrations, any, !repeatables.is_empty())),
+        );
+        skipped.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok(Found { migrations, skipped })
+    }
+
+    /// Where each script runs, in Flyway's `DbMigrate` order; the
+    /// `beforeEachMigrate`/`afterEachMigrate` callbacks run inside each
+    /// migration (`apply`), not as migrations of their own.
+    fn in_run_order(&self, versioned: &[&SqlFile], repeatables: &[&SqlFile]) -> Vec<Migration> {
+        let at = |event| self.folder.callbacks.iter().filter(move |c| c.role == Role::Callback(event));
+        let mut order: Vec<&SqlFile> = at(Event::BeforeMigrate).collect();
+        order.extend(versioned);
+        order.extend(at(Event::AfterVersioned));
+        if !repeatables.is_empty() {
+            order.extend(at(Event::BeforeRepeatables));
+            order.extend(repeatables);
+        }
+        if !versioned.is_empty() || !repeatables.is_empty() {
+            order.extend(at(Event::AfterMigrateApplied));
+        }
+        order.extend(at(Event::AfterMigrate));
+        order.into_iter().map(migration).collect()
     }
 
     /// The files the database records as applied (by id), and a `dirty`
     /// line when golang-migrate's table says a version failed part way:
-    /// what a race is judged by. Reads only: nothing is created.
+    /// what a race is judged by. Repeatables count once any run of them is
+    /// recorded. Reads only: nothing is created.
     pub async fn applied(&self, db: &Client) -> Result<Vec<String>> {
-        let history = self.history(db).await?;
-        let mut out: Vec<String> = self.files.iter().filter(|f| history.records(f)).map(|f| f.id()).collect();
+        let history = History::read(db, self.table.as_deref(), self.app.as_deref()).await?;
+        let versioned = self.folder.versioned.iter().filter(|f| history.records(f));
+        let repeatables = self.folder.repeatables.iter().filter(|f| history.knows_repeatable(f));
+        let mut out: Vec<String> = versioned.chain(repeatables).map(|f| f.id()).collect();
         if let Some((table, version)) = history.dirty {
             out.push(format!("{table}: version {version} dirty"));
         }
         Ok(out)
     }
 
-    /// What rehearse's tracking table and the scenario's table record, where they exist.
-    async fn history(&self, db: &Client) -> Result<History> {
-        let env = |e| Error::environment_because("cannot read the migration tracking table", e);
-        let mut history = History { applied: BTreeSet::new(), applied_up_to: None, dirty: None };
-        if catalog::table_exists(db, DEFAULT_TABLE).await.map_err(env)? {
-            let rows = db.query("SELECT version FROM public.rehearse_schema_migrations", &[]).await.map_err(env)?;
-            history.applied = rows.iter().map(|r| r.get(0)).collect();
-        }
-        if let Some(table) = self.table.as_deref().filter(|t| *t != DEFAULT_TABLE && *t != "rehearse_schema_migrations")
-        {
-            history.read_tool_table(db, table).await?;
-        }
-        Ok(history)
-    }
-
-    /// Applies one file: in one transaction, unless it holds a statement
-    /// that cannot run in one or manages its own transactions.
+    /// Applies one file, placeholders replaced: in one transaction (with the
+    /// `beforeEachMigrate`/`afterEachMigrate` callbacks, as Flyway runs
+    /// them), unless it holds a statement that cannot run in one or manages
+    /// its own transactions.
     pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Applied {
-        run::apply(migration, target, self.exact_locks).await
-    }
-}
-
-/// What the restored database says is applied.
-struct History {
-    /// Normalized versions recorded one by one (rehearse's table, Flyway, sqlx).
-    applied: BTreeSet<String>,
-    /// golang-migrate keeps one row: the current version; all before it are applied.
-    applied_up_to: Option<Vec<u128>>,
-    /// golang-migrate's (table, version) marked dirty: it failed part way.
-    dirty: Option<(String, String)>,
-}
-
-impl History {
-    /// Whether `file` is recorded as applied.
-    fn records(&self, file: &SqlFile) -> bool {
-        self.applied.contains(&file.normalized_version())
-            || self.applied_up_to.as_ref().is_some_and(|max| &file.version <= max)
-    }
-}
-
-impl History {
-    /// Reads another tool's history table, when the dump has it: Flyway's
-    /// (`version`, `success`), golang-migrate's (`version`, `dirty`), sqlx's.
-    async fn read_tool_table(&mut self, db: &Client, table: &str) -> Result<()> {
-        let env = |e| Error::environment_because(format!("cannot read the migration history table {table}"), e);
-        if !catalog::table_exists(db, table).await.map_err(env)? {
-            return Ok(());
-        }
-        let columns = catalog::table_columns(db, table).await.map_err(env)?;
-        let has = |c: &str| columns.iter().any(|x| x == c);
-        if !has("version") {
-            return Err(Error::bad_input(format!(
-                "tracking table {table} has no `version` column; rehearse reads its own, Flyway's, \
-                 golang-migrate's and sqlx's layouts"
-            )));
-        }
-        let filter = if has("success") { " WHERE success" } else { "" };
-        let dirty = if has("dirty") { "dirty" } else { "false" };
-        let sql = format!("SELECT version::text, {dirty} FROM {table}{filter}");
-        for row in db.query(&sql, &[]).await.map_err(env)? {
-            let Some(version) = row.get::<_, Option<String>>(0) else { continue };
-            let parsed: Option<Vec<u128>> = version.split(['.', '_']).map(|c| c.parse().ok()).collect();
-            let Some(parsed) = parsed else { continue };
-            if !has("dirty") {
-                self.applied.insert(normalize(&parsed));
-            } else if row.get::<_, bool>(1) {
-                self.dirty = Some((table.to_string(), version));
-            } else {
-                self.applied_up_to = self.applied_up_to.take().max(Some(parsed));
+        let started = Instant::now();
+        match self.script(migration, target).await {
+            Ok(script) => run::apply(target, self.exact_locks, script, started).await,
+            Err(message) => {
+                Applied { error: Some(MigrationError::new(message)), duration: started.elapsed(), ..Applied::default() }
             }
         }
-        Ok(())
     }
+
+    /// The statements' sources for `migration`, and what records it.
+    async fn script(&self, migration: &Migration, target: &Target<'_>) -> std::result::Result<run::Script, String> {
+        let all = || self.folder.versioned.iter().chain(&self.folder.repeatables).chain(&self.folder.callbacks);
+        let file = all()
+            .find(|f| migration.file.as_ref() == Some(&f.path))
+            .ok_or_else(|| format!("{} is not a migration of this folder: rehearse lost track of it", migration.id))?;
+        let built_ins = self.built_ins(target.client).await.map_err(|e| e.with_causes())?;
+        let each = |event| self.folder.callbacks.iter().filter(move |c| c.role == Role::Callback(event));
+        let mut files: Vec<&SqlFile> = Vec::new();
+        let around = !matches!(file.role, Role::Callback(_));
+        if around {
+            files.extend(each(Event::BeforeEachMigrate));
+        }
+        files.push(file);
+        if around {
+            files.extend(each(Event::AfterEachMigrate));
+        }
+        let mut parts = Vec::new();
+        for f in files {
+            let text = self.replace(f, &read(f)?, &built_ins);
+            parts.push(run::Part { path: f.path.clone(), text, main: std::ptr::eq(f, file) });
+        }
+        let name = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+        let record = match file.role {
+            Role::Versioned => Some(run::Record {
+                key: own_key(self.app.as_deref(), &file.normalized_version()),
+                name: name(&file.script),
+                checksum: None,
+            }),
+            Role::Repeatable => Some(run::Record {
+                key: own_key(self.app.as_deref(), &repeatable_key(&file.script)),
+                name: file.script.clone(),
+                checksum: parts.iter().find(|p| p.main).map(|p| flyway_checksum(&p.text)),
+            }),
+            // Flyway runs callbacks on every migrate and records none.
+            Role::Callback(_) => None,
+        };
+        Ok(run::Script { parts, record })
+    }
+
+    /// `text` of `file` with its placeholders replaced.
+    fn replace(&self, file: &SqlFile, text: &str, built_ins: &BuiltIns) -> String {
+        let filename = file.script.rsplit('/').next().unwrap_or(&file.script);
+        placeholders::replace(text, |name| built_ins.value(name, filename, &self.placeholders))
+    }
+
+    /// Flyway's built-in placeholders for this rehearsal (read once).
+    async fn built_ins(&self, db: &Client) -> Result<BuiltIns> {
+        if let Some(b) = self.built_ins.get() {
+            return Ok(b.clone());
+        }
+        let env = |e| Error::environment_because("cannot read the session's user, database and schema", e);
+        let row = db
+            .query_one(
+                "SELECT session_user::text, current_database()::text, coalesce(current_schema()::text, 'public'), \
+                        to_char(now(), 'YYYY-MM-DD HH24:MI:SS')",
+                &[],
+            )
+            .await
+            .map_err(env)?;
+        let (schema, table) = placeholders::split_table(self.table.as_deref());
+        let b = BuiltIns {
+            default_schema: schema.unwrap_or_else(|| row.get(2)),
+            user: row.get(0),
+            database: row.get(1),
+            timestamp: row.get(3),
+            working_directory: std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            table,
+        };
+        Ok(self.built_ins.get_or_init(|| b).clone())
+    }
+}
+
+/// The callback `c` when Flyway would not fire its event in this run
+/// (nothing pending, or no repeatable pending), with the reason.
+fn not_fired(c: &SqlFile, run: &[Migration], any_pending: bool, repeatables: bool) -> Option<SkippedFile> {
+    let Role::Callback(event) = c.role else { return None };
+    let fired = if event.around_each() { any_pending } else { run.iter().any(|m| m.file.as_ref() == Some(&c.path)) };
+    let nothing =
+        if event == Event::BeforeRepeatables && !repeatables { "no repeatable migration" } else { "no migration" };
+    (!fired).then(|| SkippedFile {
+        file: c.script.clone(),
+        reason: format!(
+            "callback for Flyway's {} event: {nothing} is pending, so Flyway would not fire it",
+            event.id()
+        ),
+    })
+}
+
+/// The report's entry for a file: callbacks named after their event.
+fn migration(f: &SqlFile) -> Migration {
+    let (version, description) = match f.role {
+        Role::Versioned => (f.normalized_version(), f.description.clone()),
+        Role::Repeatable => (String::new(), f.description.clone()),
+        Role::Callback(event) if f.description.is_empty() => (String::new(), format!("callback {}", event.id())),
+        Role::Callback(event) => (String::new(), format!("callback {}: {}", event.id(), f.description)),
+    };
+    Migration { id: f.id(), version, description, file: Some(f.path.clone()), kind: f.kind(), ..Migration::default() }
+}
+
+/// A script's text, as the error of its migration says when it cannot be read.
+fn read(file: &SqlFile) -> std::result::Result<String, String> {
+    std::fs::read_to_string(&file.path).map_err(|e| format!("cannot read {}: {e}", file.path.display()))
 }

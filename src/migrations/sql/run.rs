@@ -5,6 +5,7 @@
 //! it ends, so the statement watcher reads them while it runs.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::{NoTls, SimpleQueryMessage};
@@ -12,35 +13,66 @@ use tokio_postgres::{NoTls, SimpleQueryMessage};
 use super::split::{split, Statement};
 use super::DEFAULT_TABLE;
 use crate::catalog;
-use crate::migrations::{taken_by_statement, Applied, Migration, Target};
+use crate::migrations::{taken_by_statement, Applied, Target};
 use crate::observe::watch::WatchedLock;
 use crate::pg::LockMode;
 use crate::report::{LockSource, MigrationError, StatementLock, StatementReport};
 use crate::sys::db::describe_pg_error;
 
-/// Applies one file; `exact_locks`: read each statement's locks (observation on).
-pub async fn apply(migration: &Migration, target: &Target<'_>, exact_locks: bool) -> Applied {
-    let started = Instant::now();
+/// What runs for one migration: its file, and the Flyway callbacks that run
+/// around it in its transaction, placeholders replaced; and how it is recorded.
+pub struct Script {
+    /// In order: `beforeEachMigrate` callbacks, the file, `afterEachMigrate` callbacks.
+    pub parts: Vec<Part>,
+    /// The row rehearse's tracking table gets (none for a callback).
+    pub record: Option<Record>,
+}
+
+pub struct Part {
+    pub path: PathBuf,
+    pub text: String,
+    /// The migration's own file, rather than a callback run around it.
+    pub main: bool,
+}
+
+/// A row of rehearse's tracking table.
+pub struct Record {
+    /// The normalized version, or `R:<script>` for a repeatable (`app/` before either with several apps).
+    pub key: String,
+    pub name: String,
+    /// A repeatable's Flyway checksum.
+    pub checksum: Option<i32>,
+}
+
+/// A statement and the script it comes from.
+struct Located<'a> {
+    stmt: Statement<'a>,
+    part: &'a Part,
+}
+
+/// Applies one file; `exact_locks`: read each statement's locks
+/// (observation on); `started`: when the migration started (its file read).
+pub async fn apply(target: &Target<'_>, exact_locks: bool, script: Script, started: Instant) -> Applied {
     let mut applied = Applied::default();
-    let path = migration.file.clone().unwrap_or_default();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            applied.error = Some(MigrationError::new(format!("cannot read {}: {e}", path.display())));
-            return applied;
+    let mut statements = Vec::new();
+    for part in &script.parts {
+        match split(&part.text) {
+            Ok(s) => statements.extend(s.into_iter().map(|stmt| Located { stmt, part })),
+            Err(message) if part.main => {
+                applied.error = Some(MigrationError::new(format!("the file does not parse as SQL: {message}")));
+                return applied;
+            }
+            Err(message) => {
+                let shown = part.path.display();
+                applied.error = Some(MigrationError::new(format!("callback {shown} does not parse as SQL: {message}")));
+                return applied;
+            }
         }
-    };
-    let statements = match split(&text) {
-        Ok(s) => s,
-        Err(message) => {
-            applied.error = Some(MigrationError::new(format!("the file does not parse as SQL: {message}")));
-            return applied;
-        }
-    };
-    let in_transaction = !statements.iter().any(|s| s.needs_own_transaction);
-    let own_transactions = statements.iter().any(|s| s.controls_transaction);
+    }
+    let in_transaction = !statements.iter().any(|s| s.stmt.needs_own_transaction);
+    let own_transactions = statements.iter().any(|s| s.stmt.controls_transaction);
     let mut run = FileRun {
-        migration,
+        record: script.record.as_ref(),
         target,
         exact_locks,
         started,
@@ -81,7 +113,7 @@ pub async fn apply(migration: &Migration, target: &Target<'_>, exact_locks: bool
 
 /// One file being run: where it stands, and what it found so far.
 struct FileRun<'a, 'b> {
-    migration: &'a Migration,
+    record: Option<&'a Record>,
     target: &'a Target<'b>,
     exact_locks: bool,
     started: Instant,
@@ -99,7 +131,7 @@ struct FileRun<'a, 'b> {
 }
 
 impl FileRun<'_, '_> {
-    async fn execute(&mut self, statements: &[Statement<'_>]) -> Result<(), MigrationError> {
+    async fn execute(&mut self, statements: &[Located<'_>]) -> Result<(), MigrationError> {
         let db = self.target.client;
         if self.exact_locks {
             let now = catalog::own_locks(db).await.map_err(failed)?;
@@ -119,7 +151,8 @@ impl FileRun<'_, '_> {
         Ok(())
     }
 
-    async fn statement(&mut self, stmt: &Statement<'_>) -> Result<(), MigrationError> {
+    async fn statement(&mut self, located: &Located<'_>) -> Result<(), MigrationError> {
+        let (stmt, file) = (&located.stmt, located.part.path.as_path());
         let db = self.target.client;
         // Statements of a file that runs outside a transaction still get a
         // transaction each when they can, so their locks can be read before
@@ -133,7 +166,8 @@ impl FileRun<'_, '_> {
         }
         let mut report = StatementReport {
             query: stmt.sql.to_string(),
-            line: Some(stmt.line),
+            // A line of the migration's file; a callback's statement has none there.
+            line: located.part.main.then_some(stmt.line),
             duration_ms: 0,
             rows: 0,
             wal_bytes: None,
@@ -150,7 +184,7 @@ impl FileRun<'_, '_> {
             r = db.simple_query(stmt.sql) => r,
             _ = self.target.cancel.cancelled() => {
                 let _ = db.cancel_token().cancel_query(NoTls).await;
-                return Err(self.interrupted(stmt, report, t0));
+                return Err(self.interrupted(stmt, file, report, t0));
             }
         };
         report.duration_ms = millis(t0.elapsed());
@@ -164,7 +198,7 @@ impl FileRun<'_, '_> {
                     let _ = db.batch_execute("ROLLBACK /*rehearse*/").await;
                 }
                 self.applied.statements.push(report);
-                return Err(statement_error(self.migration, stmt, &e));
+                return Err(statement_error(file, stmt, &e));
             }
         };
         report.rows = messages
@@ -209,30 +243,36 @@ impl FileRun<'_, '_> {
 
     /// Cancelled by a signal or by the migration's deadline (the caller knows
     /// which): keeps the statement that was running.
-    fn interrupted(&mut self, stmt: &Statement<'_>, mut report: StatementReport, t0: Instant) -> MigrationError {
+    fn interrupted(
+        &mut self,
+        stmt: &Statement<'_>,
+        file: &Path,
+        mut report: StatementReport,
+        t0: Instant,
+    ) -> MigrationError {
         self.applied.interrupted = true;
         report.duration_ms = millis(t0.elapsed());
         self.applied.statements.push(report);
         MigrationError {
             statement: Some(stmt.sql.to_string()),
-            file: self.migration.file.as_ref().map(|f| f.display().to_string()),
+            file: Some(file.display().to_string()),
             line: Some(stmt.line),
             ..MigrationError::new("interrupted by a signal while this statement ran")
         }
     }
 
-    /// Records the file in rehearse's tracking table.
+    /// Records the file in rehearse's tracking table (a callback is not recorded).
     async fn record(&mut self) -> Result<(), MigrationError> {
+        let Some(r) = self.record else { return Ok(()) };
         let record = format!(
-            "/*rehearse*/ INSERT INTO {DEFAULT_TABLE} (version, name, duration_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (version) DO UPDATE SET name = excluded.name, applied_at = now(), duration_ms = excluded.duration_ms"
+            "/*rehearse*/ INSERT INTO {DEFAULT_TABLE} (version, name, duration_ms, checksum) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (version) DO UPDATE SET name = excluded.name, applied_at = now(), \
+             duration_ms = excluded.duration_ms, checksum = excluded.checksum"
         );
-        let m = self.migration;
-        let name = m.file.as_ref().and_then(|f| f.file_name()).unwrap_or_default().to_string_lossy().into_owned();
         let ms = millis(self.started.elapsed()) as i64;
         self.target
             .client
-            .execute(&record, &[&m.version, &name, &ms])
+            .execute(&record, &[&r.key, &r.name, &ms, &r.checksum])
             .await
             .map(|_| ())
             .map_err(|e| MigrationError::new(format!("cannot record the migration: {}", describe_pg_error(&e))))
@@ -263,7 +303,7 @@ fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-fn statement_error(migration: &Migration, stmt: &Statement<'_>, e: &tokio_postgres::Error) -> MigrationError {
+fn statement_error(file: &Path, stmt: &Statement<'_>, e: &tokio_postgres::Error) -> MigrationError {
     let mut line = stmt.line;
     let db = e.as_db_error();
     if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.and_then(|d| d.position()) {
@@ -273,7 +313,7 @@ fn statement_error(migration: &Migration, stmt: &Statement<'_>, e: &tokio_postgr
     MigrationError {
         message: describe_pg_error(e),
         statement: Some(stmt.sql.to_string()),
-        file: migration.file.as_ref().map(|f| f.display().to_string()),
+        file: Some(file.display().to_string()),
         line: Some(line),
         sqlstate: db.map(|d| d.code().code().to_string()),
     }

@@ -6,15 +6,18 @@ use std::fmt::Write;
 
 use super::{code_cell, code_line, put};
 use crate::pg::RelationKind;
-use crate::report::{format_bytes, format_ms, MigrationReport, Recovery, Report, WaitStats};
+use crate::report::{format_bytes, format_ms, MigrationKind, MigrationReport, Recovery, Report, WaitStats};
 
 /// How many statements each migration's section lists, slowest first.
 const TOP_STATEMENTS: usize = 10;
 
 pub fn render(w: &mut String, m: &MigrationReport, r: &Report) {
     put!(w, "### `{}`: {}\n", m.id, m.status.as_str());
-    if let Some(file) = &m.file {
-        put!(w, "- File: `{file}` (version {})", m.version);
+    match (&m.file, m.kind) {
+        (Some(file), MigrationKind::Versioned) => put!(w, "- File: `{file}` (version {})", m.version),
+        // Repeatables and callbacks have no version (Flyway's words for them).
+        (Some(file), kind) => put!(w, "- File: `{file}` ({} migration)", kind.as_str()),
+        (None, _) => {}
     }
     if !m.ran() {
         put!(w, "- Not run: an earlier migration did not complete.\n");
