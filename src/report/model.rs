@@ -72,6 +72,76 @@ pub struct Report {
     /// when `migrations:` lists several), with the files it did not apply and why.
     #[serde(default)]
     pub sources: Vec<SourceReport>,
+    /// Production plus this release compared with the schema the migration
+    /// history builds from empty (`drift:`); null without it.
+    #[serde(default)]
+    pub drift: Option<DriftReport>,
+}
+
+/// The drift check: the rehearsed database (production plus the pending
+/// migrations) against a database built from empty by the whole history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// The database the history was built in, on the same server.
+    pub database: String,
+    /// The role the build ran as (production's migrations' role).
+    pub role: Option<String>,
+    /// How long building the history from empty took.
+    pub build_ms: u64,
+    /// How many objects of each kind were compared (`tables`, `columns`, ...).
+    pub checked: BTreeMap<String, usize>,
+    pub findings: Vec<DriftFinding>,
+    /// The `drift.ignore` patterns, as given.
+    #[serde(default)]
+    pub ignored: Vec<String>,
+    /// Extensions production has that were created before the build, because no migration creates them.
+    #[serde(default)]
+    pub extensions_created: Vec<String>,
+    /// Why the history could not be built or compared; then `findings` is empty.
+    pub error: Option<String>,
+}
+
+/// One difference between production (plus the release) and the history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftFinding {
+    /// `public.orders_note_idx`, `public.orders.total`, `public.orders: orders_total_check`.
+    pub object: String,
+    /// `table`, `column`, `index`, `constraint`, `constraint name`, `sequence`, `view`,
+    /// `materialized view`, `function`, `trigger`, `enum`, `domain`, `extension`, `schema`,
+    /// `owner`, `privileges`.
+    pub kind: String,
+    /// Its definition in production (plus the release); null: production lacks it.
+    pub production: Option<String>,
+    /// Its definition as the history builds it; null: the history lacks it.
+    pub history: Option<String>,
+    pub cause: DriftCause,
+    /// What most likely made the difference, in words.
+    pub likely: String,
+    /// The revision (or SQL file) whose upgrade created or last altered the
+    /// object in the history build, when the per-revision build tells it.
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftCause {
+    /// Present only in production: an out-of-band change (an index added by hand).
+    #[default]
+    OnlyInProduction,
+    /// Present only in the history: a migration stamped but never run, or an out-of-band drop.
+    OnlyInHistory,
+    /// Both have it, defined differently: an applied migration edited after it ran, or a manual fix.
+    Different,
+}
+
+impl DriftCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftCause::OnlyInProduction => "only in production",
+            DriftCause::OnlyInHistory => "only in the history",
+            DriftCause::Different => "different",
+        }
+    }
 }
 
 /// One migration source of the run: an app's tree, folder or command.

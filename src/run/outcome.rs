@@ -119,6 +119,7 @@ pub fn new_report(plan: &Plan) -> Report {
         compat: None,
         race: None,
         sources: Vec::new(),
+        drift: None,
     }
 }
 
