@@ -15,7 +15,7 @@ export REHEARSE_TEST_IMAGE
 REHEARSE_APP_IMAGE ?= rehearse-app:demo
 export REHEARSE_APP_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image pg18 build demo demo-alembic demo-apps demo-standby demo-job demo-race test fuzz bench bench-estimate clean
+.PHONY: deps docker-test-image docker-app-image pg18 build demo demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test fuzz bench bench-estimate clean
 
 deps:
 	@scripts/deps.sh
@@ -44,6 +44,14 @@ demo-alembic: build
 # Two apps' Alembic trees on one database, each with its own version table.
 demo-apps: build
 	$(REHEARSE) run scenarios/apps-demo.yaml
+
+# The demo dump with changes made by hand (snapshots/demo-out-of-band.sql), small.
+target/demo/drift.dump: snapshots/generate.sh snapshots/demo-data.sql snapshots/demo-out-of-band.sql
+	snapshots/generate.sh --scale 0.05 --out-of-band snapshots/demo-out-of-band.sql --out $@
+
+# The Alembic demo on that dump, then the history built from empty and compared: the Drift section.
+demo-drift: build target/demo/drift.dump
+	$(REHEARSE) drift scenarios/drift-demo.yaml
 
 # The Alembic demo as production launches it: from the app's image, as its Job manifest says.
 demo-job: build docker-app-image

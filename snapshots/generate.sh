@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: snapshots/generate.sh [--scale N] [--out PATH] [--format FORMAT]
+Usage: snapshots/generate.sh [--scale N] [--out PATH] [--format FORMAT] [--out-of-band FILE]
 
 Builds the prod-shaped `demo` database in a throwaway PostgreSQL cluster (private
 temp dir, unix socket only, removed on exit) and dumps it with pg_dump.
@@ -23,6 +23,10 @@ Options:
   --out PATH       where to write the dump (default: snapshots/demo.dump)
   --format FORMAT  custom (pg_dump -Fc, default) | directory (-Fd) | tar (-Ft) |
                    plain (-Fp) | plain-gz (plain SQL piped through gzip)
+  --out-of-band FILE
+                   run FILE's SQL (as the superuser) after loading the data: changes
+                   made by hand in production, outside any migration, for `rehearse
+                   drift` to find (snapshots/demo-out-of-band.sql; make demo-drift)
   -h, --help       show this help
 
 Environment:
@@ -44,6 +48,7 @@ data_sql="$script_dir/demo-data.sql"
 scale=1
 out="$script_dir/demo.dump"
 format=custom
+out_of_band=""
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -53,6 +58,8 @@ while [[ $# -gt 0 ]]; do
         --out=*)    out="${1#*=}"; shift ;;
         --format)   [[ $# -ge 2 ]] || die "--format needs a value"; format="$2"; shift 2 ;;
         --format=*) format="${1#*=}"; shift ;;
+        --out-of-band)   [[ $# -ge 2 ]] || die "--out-of-band needs a file"; out_of_band="$2"; shift 2 ;;
+        --out-of-band=*) out_of_band="${1#*=}"; shift ;;
         -h|--help)  usage; exit 0 ;;
         *)          usage >&2; die "unknown argument: $1" ;;
     esac
@@ -253,6 +260,11 @@ t0="$(now_ms)"
 run psql_ -d demo -v scale="$scale" -f "$data_sql"
 dt=$(( $(now_ms) - t0 ))
 echo "    loaded in $((dt / 1000)).$((dt % 1000 / 100))s"
+if [[ -n "$out_of_band" ]]; then
+    [[ -f "$out_of_band" ]] || die "--out-of-band $out_of_band is not a file"
+    echo "==> out-of-band changes from $out_of_band"
+    run psql_ -d demo -f "$out_of_band"
+fi
 echo "==> VACUUM ANALYZE"
 run psql_ -d demo -c 'VACUUM ANALYZE'
 

@@ -19,23 +19,39 @@ pub fn copy_name(conn: &ConnInfo, suffix: &str) -> String {
     format!("{}_{suffix}", conn.dbname)
 }
 
-/// `CREATE DATABASE name TEMPLATE <conn.dbname>`, from the session `admin`
-/// (connected to another database); the copy's connection details.
-pub async fn create(admin: &Client, conn: &ConnInfo, name: &str) -> Result<ConnInfo> {
+/// What a second database starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    /// A copy of the rehearsal database (the race's).
+    Rehearsal,
+    /// Empty (`template0`): the drift check builds the history there.
+    Empty,
+}
+
+/// `CREATE DATABASE name TEMPLATE <conn.dbname | template0>`, from the
+/// session `admin` (connected to another database); its connection details.
+pub async fn create(admin: &Client, conn: &ConnInfo, name: &str, template: Template) -> Result<ConnInfo> {
     let version = catalog::server_version_num(admin)
         .await
         .map_err(|e| Error::environment_because("cannot read the server's version", e))?;
     let strategy = if version >= 150000 { " STRATEGY FILE_COPY" } else { "" };
-    let sql = format!("CREATE DATABASE {} TEMPLATE {}{strategy}", quote_ident(name), quote_ident(&conn.dbname));
+    let from = match template {
+        Template::Rehearsal => quote_ident(&conn.dbname),
+        Template::Empty => "template0".to_string(),
+    };
+    let sql = format!("CREATE DATABASE {} TEMPLATE {from}{strategy}", quote_ident(name));
     admin.batch_execute(&sql).await.map_err(|e| {
-        Error::environment_because(
-            format!(
+        let why = match template {
+            Template::Rehearsal => format!(
                 "cannot copy the rehearsal database {} to {name} for the race (CREATE DATABASE ... TEMPLATE needs \
                  the role to own the template or CREATEDB, and nobody connected to the template)",
                 conn.dbname
             ),
-            e,
-        )
+            Template::Empty => format!(
+                "cannot create the empty database {name} to build the migration history in (the role needs CREATEDB)"
+            ),
+        };
+        Error::environment_because(why, e)
     })?;
     Ok(ConnInfo { dbname: name.to_string(), ..conn.clone() })
 }

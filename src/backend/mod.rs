@@ -275,10 +275,10 @@ impl Throwaway {
     /// as the template (`copy.rs`). On the url backend it is dropped with
     /// the throwaway database and marked for `rehearse cleanup --url`; on
     /// the others it goes with the server.
-    pub async fn copy_database(&mut self, suffix: &str) -> Result<ConnInfo> {
+    pub async fn copy_database(&mut self, suffix: &str, template: copy::Template) -> Result<ConnInfo> {
         let name = copy::copy_name(self.conn(), suffix);
         if let Server::Url(d) = &mut self.server {
-            return d.create_copy(&name).await;
+            return d.create_copy(&name, template).await;
         }
         let conn = self.conn().clone();
         let admin = crate::sys::db::connect(&conn, &conn.admin_dbname, "rehearse-admin").await.map_err(|e| {
@@ -287,7 +287,9 @@ impl Throwaway {
                 e,
             )
         })?;
-        copy::create(&admin, &conn, &name).await
+        let created = copy::create(&admin, &conn, &name, template).await?;
+        copy::copy_settings(&admin, &conn.dbname, &name).await?;
+        Ok(created)
     }
 
     /// The standby, once started.

@@ -118,11 +118,11 @@ impl UrlDatabase {
     /// A copy of the throwaway database, made with it as the template
     /// (`backend::copy`), marked like it for `rehearse cleanup --url`, with
     /// its per-database settings; dropped with it.
-    pub async fn create_copy(&mut self, name: &str) -> Result<ConnInfo> {
+    pub async fn create_copy(&mut self, name: &str, template: super::copy::Template) -> Result<ConnInfo> {
         let admin = connect_admin(&self.server).await?;
         // Recorded first: whatever happens next, cleanup drops it (IF EXISTS).
         self.copies.push(name.to_string());
-        let copy = super::copy::create(&admin, &self.conn, name).await?;
+        let copy = super::copy::create(&admin, &self.conn, name, template).await?;
         mark_owner(&admin, name).await;
         super::copy::copy_settings(&admin, &self.conn.dbname, name).await?;
         Ok(ConnInfo { admin_dbname: name.to_string(), ..copy })

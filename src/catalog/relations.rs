@@ -160,3 +160,26 @@ pub async fn alembic_version(client: &Client, table: &str) -> Result<Option<Vec<
     let rows = client.query(&sql, &[]).await?;
     Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
 }
+
+/// The owner of a table (`schema.name`), None when there is no such table.
+pub async fn table_owner(client: &Client, table: &str) -> Result<Option<String>, Error> {
+    let row = client
+        .query_opt(
+            "/*rehearse*/ SELECT pg_get_userbyid(c.relowner)::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+            &[&table],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The extensions of the connected database, `(name, schema)`, by name.
+pub async fn extensions(client: &Client) -> Result<Vec<(String, String)>, Error> {
+    let rows = client
+        .query(
+            "/*rehearse*/ SELECT e.extname::text, n.nspname::text FROM pg_extension e
+               JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

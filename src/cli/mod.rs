@@ -46,6 +46,24 @@ pub enum Command {
         rehearse run scenarios/demo.yaml --format json --keep\n  \
         rehearse run scenarios/nightly.yaml --baseline reports/previous.json --format table,markdown,json,junit")]
     Run(RunArgs),
+    /// Rehearse the scenario, then build the whole migration history from empty in a second database on the
+    /// same server and compare its schema with production plus the release: out-of-band changes, edited
+    /// applied migrations and careless stamps show as findings (`drift:` in a scenario does the same in `run`).
+    #[command(
+        long_about = "Rehearse the scenario (the same keys as `run`; no budgets are judged), then build the whole \
+            migration history from empty -- Alembic base to target, every SQL file, or migrations.build for a \
+            command tool -- in a second database on the same server, as the role production's migrations run as, \
+            and compare the two schemas by catalog: tables, columns, constraints, indexes, sequences, views, \
+            functions, triggers, enums, domains, extensions, ownership and privileges.\n\n\
+            Each difference is a finding: present only in production (an out-of-band change), only in the history \
+            (a revision stamped but never run, or an out-of-band drop), or defined differently (an applied \
+            migration edited after it ran, or a manual fix), with the revision that made the object in the \
+            history when it can be told. Exit 0 whatever the findings (use budgets.fail_on_drift in `run` to \
+            fail a pipeline on them).",
+        after_help = "Examples:\n  rehearse drift scenarios/drift-demo.yaml\n  \
+            rehearse drift scenarios/nightly.yaml --dump /backups/prod.dump --format markdown,json"
+    )]
+    Drift(RunArgs),
     /// List or prune the snapshot cache of restored dumps.
     #[command(after_help = "Examples:\n  rehearse cache list\n  rehearse cache prune --older-than 7d --max-size 50GB")]
     Cache {
@@ -264,7 +282,8 @@ pub fn main() -> i32 {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run_command(args).await,
+            Command::Run(args) => run_command(args, false).await,
+            Command::Drift(args) => run_command(args, true).await,
             Command::Cache { action } => cache_command(action).await,
             Command::Cleanup(args) => cleanup_command(args).await,
             Command::Stats(args) => stats::command(args).await,
@@ -289,7 +308,8 @@ pub fn main() -> i32 {
     })
 }
 
-async fn run_command(args: RunArgs) -> i32 {
+/// `run`, or `drift` (`drift`: the drift check on, no budgets).
+async fn run_command(args: RunArgs, drift: bool) -> i32 {
     let sup = match Supervisor::install() {
         Ok(s) => s,
         Err(e) => {
@@ -308,6 +328,7 @@ async fn run_command(args: RunArgs) -> i32 {
         image: args.image,
         url: args.url,
         keep: args.keep,
+        drift,
     };
     let plan = match Plan::resolve(&args.scenario, &overrides, sup.token()).await {
         Ok(plan) => plan,

@@ -177,6 +177,20 @@ impl Budgets {
         })
     }
 
+    /// `fail_on_drift`: production plus the release differs from what the history builds. Run-wide.
+    pub fn check_drift(&self, r: &Report) -> Option<Breach> {
+        let drift = r.drift.as_ref().filter(|d| self.0.fail_on_drift && !d.findings.is_empty())?;
+        Some(Breach {
+            budget: BudgetKey::FailOnDrift,
+            figure: drift.findings.len() as u64,
+            limit: 0,
+            unit: Unit::Findings,
+            relation: None,
+            overridden: false,
+            message: format!("fail_on_drift: {}", summary::drift_line(drift)),
+        })
+    }
+
     /// The breaches of the run as a whole.
     pub fn check_total(&self, r: &Report) -> Vec<Breach> {
         let mut out = Vec::new();

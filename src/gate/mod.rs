@@ -15,6 +15,7 @@ use crate::report::{Breach, BudgetKey, RegressionThresholds, Report, Unit};
 pub fn judge(budgets: &Budgets, baseline: Option<&Baseline>, thresholds: &RegressionThresholds, report: &mut Report) {
     let mut breaches = budgets.check_total(report);
     breaches.extend(budgets.check_race(report));
+    breaches.extend(budgets.check_drift(report));
     if let Some(baseline) = baseline {
         let comparison = baseline.compare(report, thresholds);
         let count = comparison.regressions.len() as u64;

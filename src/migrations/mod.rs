@@ -75,6 +75,8 @@ pub struct CommandPlan {
     pub list: Option<String>,
     pub revisions: Option<Vec<String>>,
     pub apply: String,
+    /// Builds the whole history from empty (`migrations.build`; `{url}` replaced), for drift.
+    pub build: Option<String>,
     pub env: Vec<(String, String)>,
     /// Here, or in the app's image.
     pub launch: launch::Launch,

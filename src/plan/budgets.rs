@@ -51,6 +51,7 @@ pub fn budgets(section: &BudgetsSection) -> Budgets {
         apply_to: section.apply_to,
         fail_on_incompatible: section.fail_on_incompatible,
         fail_on_race: section.fail_on_race,
+        fail_on_drift: section.fail_on_drift,
     })
 }
 

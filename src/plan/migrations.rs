@@ -129,6 +129,7 @@ async fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> 
         ("config", m.config.is_some(), MigrationTool::Alembic),
         ("version_table", m.version_table.is_some(), MigrationTool::Alembic),
         ("version_table_schema", m.version_table_schema.is_some(), MigrationTool::Alembic),
+        ("build", m.build.is_some(), MigrationTool::Command),
     ];
     if let Some((key, _, tool)) = misplaced.iter().find(|(_, set, tool)| *set && *tool != m.tool) {
         return Err(Error::bad_input(format!(
@@ -321,6 +322,7 @@ fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {
         list: m.list.as_ref().map(|l| l.0.clone()),
         revisions: m.revisions.clone(),
         apply: apply.0.clone(),
+        build: m.build.as_ref().map(|b| b.0.clone()),
         env,
         launch,
     })

@@ -6,6 +6,7 @@
 //! machine that could not run the rehearsal.
 
 mod budgets;
+pub mod drift;
 mod migrations;
 mod race;
 mod report;
@@ -65,6 +66,8 @@ pub struct Plan {
     pub compat: Option<Corpus>,
     /// Replicas racing to run the full upgrade at start-up (`race:`).
     pub race: Option<crate::race::RacePlan>,
+    /// Production plus the release against the history built from empty (`drift:`, `rehearse drift`).
+    pub drift: Option<drift::DriftPlan>,
 }
 
 /// What the command line adds to or overrides in the scenario.
@@ -83,6 +86,8 @@ pub struct Overrides {
     pub no_observe: bool,
     /// `--baseline FILE.json`: wins over `report.baseline`.
     pub baseline: Option<PathBuf>,
+    /// `rehearse drift`: the drift check on, whatever the scenario says, and no budgets.
+    pub drift: bool,
 }
 
 pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
@@ -158,6 +163,7 @@ impl Plan {
         let estimate = estimator(&s, &origin)?;
         let compat = app_queries(&s, &origin)?;
         let race = race::plan(&s, &migrations, &origin)?;
+        let drift = drift::plan(&s, overrides.drift, &origin)?;
 
         // Then the environment.
         let mut backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
@@ -183,7 +189,11 @@ impl Plan {
             settings,
             migrations,
             observe,
-            budgets: budgets::budgets(&s.budgets),
+            // `rehearse drift` judges no budgets.
+            budgets: match overrides.drift {
+                true => crate::gate::Budgets::default(),
+                false => budgets::budgets(&s.budgets),
+            },
             report,
             keep: overrides.keep,
             cache,
@@ -194,6 +204,7 @@ impl Plan {
             launch,
             compat,
             race,
+            drift,
         })
     }
 }

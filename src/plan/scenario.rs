@@ -42,6 +42,51 @@ pub struct Scenario {
     /// running it at start-up would. `race:` alone (or `race: {}`) takes every default.
     #[serde(default, deserialize_with = "present")]
     pub race: Option<RaceSection>,
+    /// Compare production plus the release with the schema the whole
+    /// history builds from empty: `drift: true`, or `drift: { role, ignore }`.
+    #[serde(default)]
+    pub drift: Option<DriftSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSectionKeys {
+    /// The role the history is built as (default: the owner of the history table in the dump).
+    pub role: Option<String>,
+    /// Differences to leave out: a kind (`privileges`) or `kind:pattern` (`index:public.legacy_*`).
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
+
+/// `drift:` as `true`/`false`, empty, or a map of [`DriftSectionKeys`] (read
+/// with serde's map deserializer, so a typo is reported at its line).
+#[derive(Debug, Default)]
+pub struct DriftSection {
+    pub enabled: bool,
+    pub keys: DriftSectionKeys,
+}
+
+impl<'de> Deserialize<'de> for DriftSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = DriftSection;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false, or a map with role and ignore")
+            }
+            fn visit_bool<E: serde::de::Error>(self, enabled: bool) -> Result<DriftSection, E> {
+                Ok(DriftSection { enabled, keys: DriftSectionKeys::default() })
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<DriftSection, E> {
+                Ok(DriftSection { enabled: true, keys: DriftSectionKeys::default() })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DriftSection, A::Error> {
+                let keys = DriftSectionKeys::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(DriftSection { enabled: true, keys })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// A section that is there, even when empty (`race:` parses as null).
@@ -129,6 +174,8 @@ pub struct MigrationsSection {
     pub list: Option<EnvString>,
     /// Command: applies one id; `{rev}` and `{url}` are replaced.
     pub apply: Option<EnvString>,
+    /// Command: builds the whole history from empty (`drift:`); `{url}` is replaced.
+    pub build: Option<EnvString>,
     pub revisions: Option<Vec<String>>,
     /// Alembic and command: run the tool in a container of the app's image.
     pub image: Option<EnvString>,
@@ -220,6 +267,9 @@ pub struct BudgetsSection {
     /// A race of replicas that is unsafe fails the run (exit 1; needs `race:`).
     #[serde(default)]
     pub fail_on_race: bool,
+    /// A drift finding fails the run (exit 1; needs `drift:`).
+    #[serde(default)]
+    pub fail_on_drift: bool,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -259,6 +259,15 @@ fn prod_shaped_data(f: &Facts) -> ChecklistItem {
             r.migrations.len()
         ));
     }
+    // Whether production's schema is the history's: what a fresh environment built from it would differ by.
+    if let Some(drift) = &r.drift {
+        let see = if drift.findings.is_empty() {
+            ""
+        } else {
+            " (see Drift): environments built from the history differ from production"
+        };
+        item = item.evidence(format!("Drift check: {}{see}.", summary::drift_line(drift)));
+    }
     item.verdict(match (f.restored, &f.unfinished) {
         (false, _) => Some("The restore did not complete (see the error at the top): fix it and re-run.".into()),
         (true, Some(u)) => Some(format!("{u}: fix and re-run the rehearsal.")),

@@ -19,6 +19,8 @@ pub enum Stage {
     Discover,
     Rehearse,
     Race,
+    /// The history built from empty and compared (`drift:`).
+    Drift,
     Backup,
     Report,
     Cleanup,
@@ -37,6 +39,7 @@ impl Stage {
             Stage::Discover => "discover",
             Stage::Rehearse => "rehearse",
             Stage::Race => "race",
+            Stage::Drift => "drift",
             Stage::Backup => "backup",
             Stage::Report => "report",
             Stage::Cleanup => "cleanup",
@@ -169,6 +172,8 @@ pub enum BudgetKey {
     FailOnIncompatible,
     #[serde(rename = "fail_on_race")]
     FailOnRace,
+    #[serde(rename = "fail_on_drift")]
+    FailOnDrift,
 }
 
 impl BudgetKey {
@@ -186,6 +191,7 @@ impl BudgetKey {
             BudgetKey::FailOnRegression => "fail_on_regression",
             BudgetKey::FailOnIncompatible => "fail_on_incompatible",
             BudgetKey::FailOnRace => "fail_on_race",
+            BudgetKey::FailOnDrift => "fail_on_drift",
         }
     }
 }
@@ -205,7 +211,7 @@ pub enum Unit {
     Regressions,
     /// Queries of the running app.
     Queries,
-    /// Reasons a race of replicas is unsafe.
+    /// Reasons a race of replicas is unsafe; drift findings.
     Findings,
 }
 
@@ -309,6 +315,7 @@ mod tests {
             BudgetKey::FailOnRegression,
             BudgetKey::FailOnIncompatible,
             BudgetKey::FailOnRace,
+            BudgetKey::FailOnDrift,
         ] {
             assert_eq!(s(serde_json::to_value(k).unwrap()), k.as_str());
         }

@@ -22,7 +22,7 @@ use super::{format_bytes, format_ms, MigrationReport, MigrationStatus, RaceVerdi
 pub fn render(r: &Report) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let cases: Vec<Case> = r.migrations.iter().map(|m| migration_case(r, m)).collect();
-    let run: Vec<Case> = std::iter::once(run_case(r)).chain(race_case(r)).collect();
+    let run: Vec<Case> = std::iter::once(run_case(r)).chain(race_case(r)).chain(drift_case(r)).collect();
     let failures = cases.iter().chain(&run).filter(|c| c.failure.is_some()).count();
     let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
     let _ = writeln!(
@@ -187,6 +187,32 @@ fn run_case(r: &Report) -> Case {
         skipped: None,
         out: out.join("\n"),
     }
+}
+
+/// The drift check (`drift:`): failing when it found a difference under
+/// `fail_on_drift`, or when the history could not be built; the findings
+/// in the output either way.
+fn drift_case(r: &Report) -> Option<Case> {
+    let drift = r.drift.as_ref()?;
+    let line = summary::drift_line(drift);
+    let findings: Vec<String> = drift
+        .findings
+        .iter()
+        .map(|f| format!("- {} {} ({}): {}", f.kind, f.object, f.cause.as_str(), f.likely))
+        .collect();
+    let failure = match (&drift.error, r.budgets.fail_on_drift && !findings.is_empty()) {
+        (Some(error), _) => Some(("drift_build_failed".to_string(), line.clone(), error.clone())),
+        (None, true) => Some(("drift".to_string(), line.clone(), findings.join("\n"))),
+        (None, false) => None,
+    };
+    Some(Case {
+        name: "drift".into(),
+        classname: format!("rehearse.{}", r.scenario),
+        time_ms: drift.build_ms,
+        failure,
+        skipped: None,
+        out: std::iter::once(line).chain(findings).collect::<Vec<_>>().join("\n"),
+    })
 }
 
 /// The race of replicas (`race:`): failing when it was unsafe under

@@ -310,6 +310,9 @@ pub struct BudgetsInfo {
     /// A race of replicas that is unsafe is a breach.
     #[serde(default)]
     pub fail_on_race: bool,
+    /// A drift finding is a breach.
+    #[serde(default)]
+    pub fail_on_drift: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

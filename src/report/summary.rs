@@ -3,8 +3,8 @@
 //! which each writer decorates.
 
 use super::{
-    count, format_ms, AdvisoryLockKind, BrokenQuery, CompatInfo, MigrationReport, MigrationStatus, RaceFailure,
-    RaceLock, RaceReport, RaceVerdict, Report,
+    count, format_ms, AdvisoryLockKind, BrokenQuery, CompatInfo, DriftCause, DriftReport, MigrationReport,
+    MigrationStatus, RaceFailure, RaceLock, RaceReport, RaceVerdict, Report,
 };
 
 /// The migration most likely to hurt production: one cancelled at its
@@ -227,4 +227,33 @@ pub fn lock_name(lock: &RaceLock) -> String {
 pub fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The drift check in a sentence: what differs from the history, by cause.
+pub fn drift_line(drift: &DriftReport) -> String {
+    if let Some(error) = &drift.error {
+        return format!(
+            "the history could not be built from empty to compare with: {}",
+            crate::sys::text::one_line(error, 160)
+        );
+    }
+    if drift.findings.is_empty() {
+        let objects: usize = drift.checked.values().sum();
+        return format!(
+            "production plus this release matches what the history builds from empty ({objects} objects compared)"
+        );
+    }
+    let mut causes: Vec<String> = Vec::new();
+    for cause in [DriftCause::OnlyInProduction, DriftCause::OnlyInHistory, DriftCause::Different] {
+        let n = drift.findings.iter().filter(|f| f.cause == cause).count();
+        if n > 0 {
+            causes.push(format!("{n} {}", cause.as_str()));
+        }
+    }
+    let n = drift.findings.len();
+    format!(
+        "{n} difference{} from what the history builds from empty ({})",
+        if n == 1 { "" } else { "s" },
+        causes.join(", ")
+    )
 }

@@ -426,6 +426,13 @@ pub fn verdict(report: &Report) -> String {
     if let Some(race) = &report.race {
         summary.push_str(&format!("; race of {} replicas: {}", race.replicas, race.verdict.as_str()));
     }
+    if let Some(drift) = &report.drift {
+        summary.push_str(&match (&drift.error, drift.findings.len()) {
+            (Some(_), _) => "; drift: the history could not be built from empty".to_string(),
+            (None, 0) => "; no drift from the history".to_string(),
+            (None, n) => format!("; drift: {n} difference{} from the history", if n == 1 { "" } else { "s" }),
+        });
+    }
     let stage = report.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
     match report.status {
         super::RunStatus::Passed => format!("PASSED: {summary}."),

@@ -8,6 +8,7 @@
 //! is cleaned up (or kept, with `--keep`) and a report is written.
 
 mod backup;
+mod drift;
 mod outcome;
 mod race;
 mod rehearse;
@@ -147,6 +148,9 @@ async fn on_server(
     // The plan allows a race with one source only.
     if let (Some(race), Some(database), Some(single)) = (&plan.race, &race_database, source.single()) {
         race::run(p, race, server, single, database).await?;
+    }
+    if let Some(d) = &plan.drift {
+        drift::run(p, d, &plan.migrations, server).await?;
     }
     if plan.report.measure_backup && p.report.dump.database_bytes.is_some() {
         p.stage(Stage::Backup, backup::COMMAND, async |r: &mut Report| {

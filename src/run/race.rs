@@ -26,7 +26,10 @@ impl Summary for RaceDatabase {
 /// Copies the restored database for the race, before anything connects to it.
 pub async fn copy(p: &mut Pipeline<'_>, server: &mut Throwaway) -> Result<RaceDatabase, Stopped> {
     let detail = format!("{} as the template of a fresh database for the race", server.conn().dbname);
-    p.stage(Stage::RaceCopy, detail, async |_: &mut Report| Ok(RaceDatabase(server.copy_database("race").await?))).await
+    p.stage(Stage::RaceCopy, detail, async |_: &mut Report| {
+        Ok(RaceDatabase(server.copy_database("race", crate::backend::copy::Template::Rehearsal).await?))
+    })
+    .await
 }
 
 /// Races the replicas, when the sequential rehearsal applied everything;

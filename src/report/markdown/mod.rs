@@ -1,6 +1,7 @@
 //! `report.md`: for humans and release tickets. One function per section,
 //! in the order a reader meets them; `migration.rs` renders each migration's.
 
+mod drift;
 mod migration;
 mod race;
 mod sources;
@@ -34,6 +35,7 @@ pub fn render(r: &Report) -> String {
     baseline_table(w, r);
     compatibility(w, r);
     race::section(w, r);
+    drift::section(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);
     }

@@ -1,0 +1,309 @@
+//! The drift stage (`drift:`, `rehearse drift`): once the rehearsal applied
+//! every pending migration, the whole history is built from empty in a
+//! second database on the same server (`<db>_drift`, from `template0`), as
+//! the role production's migrations run as, one migration at a time, the
+//! schema read after each so every object is credited to the migration that
+//! created or last altered it; then the two schemas are compared by catalog
+//! (`catalog::schema_snapshot`, `drift::compare`). A history that cannot be
+//! built is the drift report's `error`: the rehearsal's own results stand.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::copy::Template;
+use crate::backend::Throwaway;
+use crate::catalog::{self, SchemaEntry};
+use crate::drift::{changed_keys, compare};
+use crate::error::{Error, Result};
+use crate::migrations::sources::SourcePlan;
+use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target};
+use crate::pg::quote_ident;
+use crate::pipeline::{Pipeline, Stopped};
+use crate::plan::drift::DriftPlan;
+use crate::report::{DriftReport, MigrationStatus, Report, Stage};
+use crate::sys::db::{connect, ConnInfo};
+
+const APP_NAME: &str = "rehearse-drift";
+
+/// Builds the history from empty and compares, when the rehearsal applied everything.
+pub async fn run(
+    p: &mut Pipeline<'_>,
+    plan: &DriftPlan,
+    sources: &[SourcePlan],
+    server: &mut Throwaway,
+) -> Result<(), Stopped> {
+    let unapplied: Vec<String> = p
+        .report
+        .migrations
+        .iter()
+        .filter(|m| m.status != MigrationStatus::Applied)
+        .map(|m| format!("{} ({})", m.id, m.status.as_str()))
+        .collect();
+    if !unapplied.is_empty() {
+        p.note(format!(
+            "drift check skipped: the rehearsal did not apply {}, so there is no end state to compare with the history",
+            unapplied.join(", ")
+        ));
+        return Ok(());
+    }
+    let cancel = p.cancel().clone();
+    let detail = format!(
+        "the whole history built from empty in {}_drift, compared with the rehearsed database",
+        server.conn().dbname
+    );
+    p.stage(Stage::Drift, detail, async |r: &mut Report| {
+        let database = server.copy_database("drift", Template::Empty).await?;
+        r.drift = Some(check(plan, sources, server.conn(), &database, &cancel).await?);
+        Ok(())
+    })
+    .await?;
+    if let Some(error) = p.report.drift.as_ref().and_then(|d| d.error.clone()) {
+        p.note(format!("drift check: {error} (the rehearsal's results stand; the report says so)"));
+    }
+    Ok(())
+}
+
+/// The drift report: the build, then the comparison (or why there is none).
+async fn check(
+    plan: &DriftPlan,
+    sources: &[SourcePlan],
+    rehearsed: &ConnInfo,
+    database: &ConnInfo,
+    cancel: &CancellationToken,
+) -> Result<DriftReport> {
+    let env = |what: &str| {
+        let what = what.to_string();
+        move |e| Error::environment_because(what.clone(), e)
+    };
+    let production = connect(rehearsed, &rehearsed.dbname, APP_NAME)
+        .await
+        .map_err(env(&format!("cannot connect to {}", rehearsed.masked(&rehearsed.dbname))))?;
+    let built = connect(database, &database.dbname, APP_NAME)
+        .await
+        .map_err(env(&format!("cannot connect to {}", database.masked(&database.dbname))))?;
+    let except = history_tables(sources);
+    let except: Vec<&str> = except.iter().map(String::as_str).collect();
+    let role = match &plan.role {
+        Some(role) => Some(role.clone()),
+        None => history_owner(&production, sources).await.map_err(env("cannot read who owns the history table"))?,
+    }
+    .filter(|role| *role != rehearsed.user);
+    if let Some(role) = &role {
+        // As production's database is the migrations' role's: CREATE in public (PostgreSQL 15's pg_database_owner).
+        let sql = format!("ALTER DATABASE {} OWNER TO {}", quote_ident(&database.dbname), quote_ident(role));
+        production.batch_execute(&sql).await.map_err(|e| {
+            Error::bad_input_because(
+                format!("cannot build the history as role {role}: set drift.role to a role the dump has"),
+                e,
+            )
+        })?;
+    }
+    let mut report = DriftReport {
+        database: database.dbname.clone(),
+        role: role.clone(),
+        ignored: plan.ignore_text.clone(),
+        ..DriftReport::default()
+    };
+    report.extensions_created = extensions(&production, &built, sources).await?;
+    let started = Instant::now();
+    let build = Build { sources, database, built: &built, role: role.as_deref(), except: &except, cancel };
+    let credited = build.run().await;
+    report.build_ms = started.elapsed().as_millis() as u64;
+    let credited = match credited {
+        Ok(credited) => credited,
+        Err(Error::Interrupted) => return Err(Error::Interrupted),
+        Err(e) => {
+            report.error = Some(e.with_causes());
+            return Ok(report);
+        }
+    };
+    let read = env("cannot read the schemas to compare");
+    let ours = catalog::schema_snapshot(&production, &except).await.map_err(&read)?;
+    let theirs = catalog::schema_snapshot(&built, &except).await.map_err(read)?;
+    let comparison = compare(&ours, &theirs, &plan.ignore);
+    report.checked = comparison.checked;
+    report.findings = comparison.findings;
+    for f in &mut report.findings {
+        f.revision = credited.get(&(f.kind.clone(), f.object.clone())).cloned();
+    }
+    Ok(report)
+}
+
+/// The history tables of the sources (and rehearse's own tables), as
+/// `format('%I.%I')` spells them: bookkeeping, never compared.
+fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
+    let qualify = |t: &str| match t.contains('.') {
+        true => t.to_string(),
+        false => format!("public.{t}"),
+    };
+    let mut out = vec![sql::DEFAULT_TABLE.to_string(), catalog::HEARTBEAT_TABLE.to_string()];
+    for s in sources {
+        let source = MigrationSource::new(&s.plan, false);
+        out.extend(source.history_table().map(|t| qualify(&t)));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The owner of the first source's history table in the dump: the role
+/// production's migrations run as. None when there is no such table.
+async fn history_owner(db: &Client, sources: &[SourcePlan]) -> Result<Option<String>, tokio_postgres::Error> {
+    for table in history_tables(sources).iter().filter(|t| *t != sql::DEFAULT_TABLE && *t != catalog::HEARTBEAT_TABLE) {
+        if let Some(owner) = catalog::table_owner(db, table).await? {
+            return Ok(Some(owner));
+        }
+    }
+    Ok(None)
+}
+
+/// Creates, before the build, the extensions production has that no
+/// migration file names (a DBA's `CREATE EXTENSION`, not the history's);
+/// those a migration names are left for it to create. Returns them.
+async fn extensions(production: &Client, built: &Client, sources: &[SourcePlan]) -> Result<Vec<String>> {
+    let read = |e| Error::environment_because("cannot read production's extensions", e);
+    let texts = migration_texts(sources);
+    let mut created = Vec::new();
+    for (name, schema) in catalog::extensions(production).await.map_err(read)? {
+        let lower = name.to_ascii_lowercase();
+        if name == "plpgsql" || texts.iter().any(|t| t.contains(&lower)) {
+            continue;
+        }
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE EXTENSION IF NOT EXISTS {} SCHEMA {schema}",
+            quote_ident(&name),
+            schema = quote_ident(&schema)
+        );
+        built.batch_execute(&sql).await.map_err(|e| {
+            Error::environment_because(
+                format!("cannot create the extension {name} that production has in the database built from empty"),
+                e,
+            )
+        })?;
+        created.push(name);
+    }
+    Ok(created)
+}
+
+/// The migration files' texts, lowercased (SQL files and Alembic revisions), where an extension's name is looked for.
+fn migration_texts(sources: &[SourcePlan]) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut stack: Vec<std::path::PathBuf> = sources.iter().map(|s| s.dir.clone()).collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "sql" || e == "py") {
+                texts.extend(std::fs::read_to_string(&path).ok().map(|t| t.to_ascii_lowercase()));
+            }
+        }
+    }
+    texts
+}
+
+/// The history built from empty, one migration at a time.
+struct Build<'a> {
+    sources: &'a [SourcePlan],
+    database: &'a ConnInfo,
+    /// A superuser session on the built database, for reading its schema.
+    built: &'a Client,
+    role: Option<&'a str>,
+    except: &'a [&'a str],
+    cancel: &'a CancellationToken,
+}
+
+impl Build<'_> {
+    /// Applies every source's whole history; returns, per (kind, object),
+    /// the migration that created or last altered it.
+    async fn run(&self) -> Result<BTreeMap<(String, String), String>> {
+        let runner = connect(self.database, &self.database.dbname, APP_NAME).await.map_err(|e| {
+            Error::environment_because(format!("cannot connect to {}", self.database.masked(&self.database.dbname)), e)
+        })?;
+        let mut credited = BTreeMap::new();
+        let mut before = self.snapshot().await?;
+        for s in self.sources {
+            let source = MigrationSource::new(&self.as_role(&s.plan), false);
+            self.become_role(&runner).await?;
+            let target = Target { client: &runner, conn: self.database, cancel: self.cancel, watcher: None };
+            let found = source.pending(&target).await?;
+            for m in &found.migrations {
+                self.become_role(&runner).await?;
+                let applied = source.apply(m, &target).await?;
+                if applied.interrupted {
+                    return Err(Error::Interrupted);
+                }
+                if let Some(e) = applied.error {
+                    let id = match &s.app {
+                        Some(app) => format!("{app}/{}", m.id),
+                        None => m.id.clone(),
+                    };
+                    return Err(Error::bad_input(format!(
+                        "the history cannot be built from empty: {id} failed: {}",
+                        e.message
+                    )));
+                }
+                let after = self.snapshot().await?;
+                let id = match &s.app {
+                    Some(app) => format!("{app}/{}", m.id),
+                    None => m.id.clone(),
+                };
+                for key in changed_keys(&before, &after) {
+                    credited.insert(key, id.clone());
+                }
+                before = after;
+            }
+        }
+        Ok(credited)
+    }
+
+    async fn snapshot(&self) -> Result<Vec<SchemaEntry>> {
+        catalog::schema_snapshot(self.built, self.except)
+            .await
+            .map_err(|e| Error::environment_because("cannot read the schema of the database built from empty", e))
+    }
+
+    /// rehearse's own session (SQL files run there) as the role, settings a
+    /// migration left reset.
+    async fn become_role(&self, runner: &Client) -> Result<()> {
+        let sql = match self.role {
+            Some(role) => format!("RESET ALL; SET ROLE {}", quote_ident(role)),
+            None => "RESET ALL".to_string(),
+        };
+        runner.batch_execute(&sql).await.map_err(|e| {
+            Error::bad_input_because(
+                format!(
+                    "cannot build the history as role {}: set drift.role to the role production's migrations run as",
+                    self.role.unwrap_or("?")
+                ),
+                e,
+            )
+        })
+    }
+
+    /// The source with its tools connecting as the role (`PGOPTIONS=-c role=...`,
+    /// which libpq and every driver built on it honour), and a command tool's
+    /// `build` as its only migration.
+    fn as_role(&self, plan: &MigrationsPlan) -> MigrationsPlan {
+        // libpq's options: a space in a value is escaped with a backslash.
+        let escaped = |role: &str| role.replace('\\', "\\\\").replace(' ', "\\ ");
+        let option = self.role.map(|role| ("PGOPTIONS".to_string(), format!("-c role={}", escaped(role))));
+        match plan.clone() {
+            MigrationsPlan::Alembic(mut a) => {
+                a.env.extend(option);
+                MigrationsPlan::Alembic(a)
+            }
+            MigrationsPlan::Command(mut c) => {
+                c.env.extend(option);
+                c.apply = c.build.clone().unwrap_or_default();
+                c.revisions = Some(vec!["build".into()]);
+                MigrationsPlan::Command(c)
+            }
+            sql => sql,
+        }
+    }
+}
