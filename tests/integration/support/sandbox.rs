@@ -88,8 +88,8 @@ impl Sandbox {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
         // `--use-cache` is the tests' own flag: without it, each run restores
-        // for itself; with it, the cache lives in the sandbox.
-        let run = args.first() == Some(&"run");
+        // for itself; with it, the cache lives in the sandbox. `drift` takes `run`'s arguments.
+        let run = matches!(args.first(), Some(&"run") | Some(&"drift"));
         let use_cache = args.contains(&"--use-cache");
         cmd.args(args.iter().filter(|a| **a != "--use-cache"))
             .env("TMPDIR", self.path().join("tmp"))
