@@ -88,7 +88,9 @@ async fn check(
     let except: Vec<&str> = except.iter().map(String::as_str).collect();
     let role = match &plan.role {
         Some(role) => Some(role.clone()),
-        None => history_owner(&production, sources).await.map_err(env("cannot read who owns the history table"))?,
+        None => history_owner(&production, sources, &rehearsed.user)
+            .await
+            .map_err(env("cannot read who owns the history table"))?,
     }
     .filter(|role| *role != rehearsed.user);
     if let Some(role) = &role {
@@ -135,26 +137,39 @@ async fn check(
 /// The history tables of the sources (and rehearse's own tables), as
 /// `format('%I.%I')` spells them: bookkeeping, never compared.
 fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
-    let qualify = |t: &str| match t.contains('.') {
-        true => t.to_string(),
-        false => format!("public.{t}"),
-    };
     let mut out = vec![sql::DEFAULT_TABLE.to_string(), catalog::HEARTBEAT_TABLE.to_string()];
     for s in sources {
         let source = MigrationSource::new(&s.plan, false);
-        out.extend(source.history_table().map(|t| qualify(&t)));
+        out.extend(source.history_table().map(|t| qualified(&t)));
     }
     out.sort();
     out.dedup();
     out
 }
 
-/// The owner of the first source's history table in the dump: the role
-/// production's migrations run as. None when there is no such table.
-async fn history_owner(db: &Client, sources: &[SourcePlan]) -> Result<Option<String>, tokio_postgres::Error> {
-    for table in history_tables(sources).iter().filter(|t| *t != sql::DEFAULT_TABLE && *t != catalog::HEARTBEAT_TABLE) {
-        if let Some(owner) = catalog::table_owner(db, table).await? {
-            return Ok(Some(owner));
+/// A table name as the history tables are spelled: schema-qualified, `public` by default.
+fn qualified(table: &str) -> String {
+    match table.contains('.') {
+        true => table.to_string(),
+        false => format!("public.{table}"),
+    }
+}
+
+/// The owner of the first source's history table in the dump (`alembic_version`,
+/// `migrations.table`, or rehearse's own table for an SQL folder): the role
+/// production's migrations run as. A table the rehearsal's own user owns is
+/// passed over: the rehearsal created it (the dump had none). None when no
+/// source's table tells.
+async fn history_owner(
+    db: &Client,
+    sources: &[SourcePlan],
+    rehearsal_user: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    for s in sources {
+        let Some(table) = MigrationSource::new(&s.plan, false).history_table() else { continue };
+        match catalog::table_owner(db, &qualified(&table)).await? {
+            Some(owner) if owner != rehearsal_user => return Ok(Some(owner)),
+            _ => {}
         }
     }
     Ok(None)
