@@ -59,9 +59,11 @@ INSERT INTO public.rehearse_schema_migrations (version, name, duration_ms) VALUE
 }
 
 /// Production of `drift_sql`: the history as it was when production ran
-/// it, some tickets, then the changes by hand.
+/// it, run as the app's role (which owns the tracking table, so the history
+/// is built as it too), some tickets, then the changes by hand.
 fn four_changes_sql() -> String {
-    let mut sql = String::new();
+    // Production's database is the app's (PostgreSQL 15: CREATE in public is the database owner's).
+    let mut sql = String::from("CREATE ROLE app NOLOGIN;\nALTER DATABASE four_changes OWNER TO app;\nSET ROLE app;\n");
     for file in APPLIED {
         let text = std::fs::read_to_string(fixture("drift_sql").join(file)).unwrap();
         if file == "0003_ticket_age.sql" {
@@ -73,6 +75,7 @@ fn four_changes_sql() -> String {
     }
     sql.push_str(&tracking(&APPLIED));
     sql.push_str("INSERT INTO public.tickets (title, priority) SELECT 'ticket ' || g, 1 + g % 5 FROM generate_series(1, 200) g;\n");
+    sql.push_str("RESET ROLE;\n");
     sql.push_str(BY_HAND);
     sql
 }
@@ -278,7 +281,8 @@ fn drift_case(out: &RunOutput) -> JunitCase {
 /// The four differences of `four_changes` (before `drift.ignore`), each
 /// with its cause, definitions and the file that made it in the history.
 fn assert_four_changes(d: &DriftReport) {
-    assert_eq!(d.error, None);
+    assert_eq!(d.error, None, "the history builds from empty");
+    assert_eq!(d.findings.len(), 4, "{:#?}", d.findings);
     let index = finding(d, "index", "public.tickets_title_by_hand_idx");
     assert_eq!(
         (index.cause, index.history.as_deref(), index.revision.as_deref()),
@@ -315,6 +319,7 @@ fn the_demo_dump_matches_both_its_sql_and_its_alembic_history() {
     assert_all_applied(&out.report(), &crate::support::DEMO_PENDING);
     let d = drift_of(&out);
     assert_no_drift(&d);
+    assert_eq!(d.role.as_deref(), Some("app"), "built as the owner of rehearse_schema_migrations in the dump");
     assert_eq!(d.database, "rehearse_drift");
     assert!(out.markdown().contains("Drift check: production plus this release matches what the history builds"));
 
@@ -367,7 +372,7 @@ fn four_out_of_band_changes_are_exactly_four_findings_grouped_by_cause() {
     assert_eq!(report.status, RunStatus::Passed, "drift fails nothing without budgets.fail_on_drift");
     assert_all_applied(&report, &["0005_tickets_assignee"]);
     let d = drift_of(&out);
-    assert_eq!(d.findings.len(), 4, "{:#?}", d.findings);
+    assert_eq!(d.role.as_deref(), Some("app"), "built as the owner of rehearse_schema_migrations in the dump");
     assert_four_changes(&d);
     assert!(d.checked.values().sum::<usize>() > 4, "{:?}", d.checked);
 
@@ -558,7 +563,6 @@ fn rehearse_drift_forces_the_check_and_judges_no_budgets() {
     assert!(report.breaches.is_empty(), "{:?}", report.budget_breaches);
     assert_all_applied(&report, &["0005_tickets_assignee", "0006_slow"]);
     let d = report.drift.as_ref().expect("`rehearse drift` checks drift");
-    assert_eq!(d.findings.len(), 4, "{:#?}", d.findings);
     assert_four_changes(d);
     assert!(drift_case(&out).failure.is_none(), "findings fail nothing under `rehearse drift`");
     sandbox.assert_no_leaks();
