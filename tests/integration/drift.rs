@@ -14,7 +14,7 @@ use rehearse::sys::db::ConnInfo;
 use rehearse::sys::process::ChildCommand;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{junit_cases, venv_python, JunitCase, RunOutput, Sandbox, REPO};
+use crate::support::{junit_cases, pg_bin_dir, venv_python, JunitCase, RunOutput, Sandbox, REPO};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(REPO).join("tests/fixtures").join(name)
@@ -532,6 +532,33 @@ fn a_command_tool_without_migrations_build_is_refused_when_drift_is_on() {
     sandbox
         .rehearse_bad_input(&["run", &scenario], &["migrations.build", "command tool", "{url}"])
         .assert_nothing_ran();
+}
+
+/// `migrations.build` is the history from empty for a command tool: run
+/// once, as `drift.role` (psql honours `PGOPTIONS=-c role=...`), so every
+/// object the history makes is credited to `build`.
+#[test]
+fn a_command_tools_build_makes_the_history_as_drift_role() {
+    let sandbox = Sandbox::new();
+    let psql = format!("{}/psql -X -q -v ON_ERROR_STOP=1", pg_bin_dir());
+    let text = format!(
+        "name: drift-test\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: command\n  dir: {}\n  revisions: [0005_tickets_assignee]\n  apply: {psql} -f {{rev}}.sql\n  build: 'for f in 0*.sql; do {psql} -f \"$f\" || exit 1; done'\ndrift:\n  role: app\n{FORMATS}",
+        drift_dumps().path("four_changes").display(),
+        fixture("drift_sql").display()
+    );
+    let scenario = sandbox.write("command.yaml", &text).display().to_string();
+    let out = sandbox.rehearse(&["run", &scenario]);
+    out.assert_code(0);
+    assert_all_applied(&out.report(), &["0005_tickets_assignee"]);
+    let d = drift_of(&out);
+    assert_eq!(d.role.as_deref(), Some("app"));
+    assert_eq!(d.error, None, "the build command ran");
+    assert_eq!(d.findings.len(), 4, "{:#?}", d.findings);
+    for f in d.findings.iter().filter(|f| f.history.is_some()) {
+        assert_eq!(f.revision.as_deref(), Some("build"), "{f:#?}");
+    }
+    assert_eq!(finding(&d, "index", "public.tickets_title_by_hand_idx").cause, DriftCause::OnlyInProduction);
+    sandbox.assert_no_leaks();
 }
 
 // ---------------------------------------------------------------- 8. `rehearse drift`
