@@ -483,6 +483,24 @@ fn a_history_that_cannot_be_built_from_empty_is_reported_and_the_rehearsal_stand
     sandbox.assert_no_leaks();
 }
 
+/// With a pending migration that failed there is no end state to compare:
+/// no drift report, the run fails as without drift.
+#[test]
+fn the_drift_check_is_skipped_when_the_release_did_not_apply() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.migrations(&UNBUILDABLE[..2]);
+    std::fs::write(folder.join("0003_broken.sql"), "ALTER TABLE public.missing ADD COLUMN x int;\n").unwrap();
+    let scenario = sql_scenario(&sandbox, &drift_dumps().path("unbuildable"), &folder, "drift: true\n");
+    let out = sandbox.rehearse(&["run", &scenario]);
+    out.assert_code(2);
+    let report = out.report();
+    assert_eq!(report.migrations[0].status, MigrationStatus::Failed);
+    assert_eq!(report.drift, None);
+    assert!(out.stderr.contains("drift check skipped") || out.stdout.contains("drift check skipped"), "{}", out.stderr);
+    assert!(junit_cases(&out.junit()).iter().all(|c| c.name != "drift"));
+    sandbox.assert_no_leaks();
+}
+
 // ---------------------------------------------------------------- 6. fail_on_drift
 
 #[test]
