@@ -94,6 +94,12 @@ const HISTORY_TABLES: [(&str, &str); 5] = [
     ("goose_db_version", "version_id"),
 ];
 
+/// The tables of [`HISTORY_TABLES`] in `public`, as `format('%I.%I')`
+/// spells them (`public.alembic_version`): migration tools' bookkeeping.
+pub fn known_history_tables() -> impl Iterator<Item = String> {
+    HISTORY_TABLES.iter().map(|(table, _)| format!("public.{table}"))
+}
+
 /// The rows of every history table in [`HISTORY_TABLES`] that the
 /// connected database has (on the search path), as `table: version`, with
 /// ` (failed)` for Flyway's and sqlx's unsuccessful rows and ` (dirty)` for

@@ -134,10 +134,13 @@ async fn check(
     Ok(report)
 }
 
-/// The history tables of the sources (and rehearse's own tables), as
-/// `format('%I.%I')` spells them: bookkeeping, never compared.
+/// The history tables of the sources, rehearse's own tables, and those of
+/// every migration tool rehearse knows (another tool's bookkeeping left in
+/// the dump: the demo's has both `alembic_version` and rehearse's table),
+/// as `format('%I.%I')` spells them: bookkeeping, never compared.
 fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
     let mut out = vec![sql::DEFAULT_TABLE.to_string(), catalog::HEARTBEAT_TABLE.to_string()];
+    out.extend(catalog::known_history_tables());
     for s in sources {
         let source = MigrationSource::new(&s.plan, false);
         out.extend(source.history_table().map(|t| qualified(&t)));
