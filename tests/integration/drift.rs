@@ -417,6 +417,7 @@ fn a_revision_stamped_but_never_run_is_only_in_the_history_credited_to_it() {
     assert_all_applied(&out.report(), &["r4_books_title_idx"]);
     let d = drift_of(&out);
     assert_eq!(d.error, None);
+    assert_eq!(d.findings.len(), 1, "the table, its columns, keys and sequence folded into it: {:#?}", d.findings);
     let table = finding(&d, "table", "public.reviews");
     assert_eq!(table.production, None);
     for f in &d.findings {
