@@ -13,6 +13,7 @@ mod calibrate;
 mod cleanup;
 mod compat;
 mod docker;
+mod drift_catalog;
 mod estimate;
 mod fidelity;
 mod flyway;
