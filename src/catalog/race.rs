@@ -86,7 +86,7 @@ pub async fn schema_objects(client: &Client, except: &[&str]) -> Result<Vec<Sche
 
 /// The migration history tables tools keep, with the column that holds the
 /// version: Alembic, Flyway, golang-migrate (and Rails), sqlx, goose.
-const HISTORY_TABLES: [(&str, &str); 5] = [
+pub const HISTORY_TABLES: [(&str, &str); 5] = [
     ("alembic_version", "version_num"),
     ("flyway_schema_history", "version"),
     ("schema_migrations", "version"),

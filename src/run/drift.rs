@@ -121,7 +121,10 @@ async fn check(
         }
     };
     let read = env("cannot read the schemas to compare");
-    let ours = catalog::schema_snapshot(&production, &except).await.map_err(&read)?;
+    let mut ours = catalog::schema_snapshot(&production, &except).await.map_err(&read)?;
+    if let Some(role) = &role {
+        as_if_run_by(&mut ours, &rehearsed.user, role);
+    }
     let theirs = catalog::schema_snapshot(&built, &except).await.map_err(read)?;
     let comparison = compare(&ours, &theirs, &plan.ignore);
     report.checked = comparison.checked;
@@ -132,18 +135,33 @@ async fn check(
     Ok(report)
 }
 
-/// The history tables of the sources (and rehearse's own tables), as
-/// `format('%I.%I')` spells them: bookkeeping, never compared.
-fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
+/// The rehearsal ran the pending migrations as rehearse's own role, so what
+/// they created is owned by it; production's migrations' role would own it.
+/// Read so in production's snapshot, and the owner compares like for like.
+fn as_if_run_by(entries: &mut [SchemaEntry], rehearsal_user: &str, role: &str) {
+    for e in entries.iter_mut().filter(|e| e.kind == catalog::SchemaEntryKind::Owner) {
+        if e.definition == rehearsal_user {
+            e.definition = role.to_string();
+        }
+    }
+}
+
+/// The history tables of the sources, as `format('%I.%I')` spells them.
+fn source_histories(sources: &[SourcePlan]) -> Vec<String> {
     let qualify = |t: &str| match t.contains('.') {
         true => t.to_string(),
         false => format!("public.{t}"),
     };
+    sources.iter().filter_map(|s| MigrationSource::new(&s.plan, false).history_table()).map(|t| qualify(&t)).collect()
+}
+
+/// Bookkeeping, never compared: the sources' history tables, rehearse's own
+/// tables, and every other tool's known history table (a dump may carry
+/// another tool's, as the demo's carries both Alembic's and rehearse's).
+fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
     let mut out = vec![sql::DEFAULT_TABLE.to_string(), catalog::HEARTBEAT_TABLE.to_string()];
-    for s in sources {
-        let source = MigrationSource::new(&s.plan, false);
-        out.extend(source.history_table().map(|t| qualify(&t)));
-    }
+    out.extend(catalog::HISTORY_TABLES.iter().map(|(t, _)| format!("public.{t}")));
+    out.extend(source_histories(sources));
     out.sort();
     out.dedup();
     out
@@ -152,7 +170,8 @@ fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
 /// The owner of the first source's history table in the dump: the role
 /// production's migrations run as. None when there is no such table.
 async fn history_owner(db: &Client, sources: &[SourcePlan]) -> Result<Option<String>, tokio_postgres::Error> {
-    for table in history_tables(sources).iter().filter(|t| *t != sql::DEFAULT_TABLE && *t != catalog::HEARTBEAT_TABLE) {
+    for table in source_histories(sources) {
+        let table = &table;
         if let Some(owner) = catalog::table_owner(db, table).await? {
             return Ok(Some(owner));
         }
