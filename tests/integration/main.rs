@@ -14,6 +14,7 @@ mod cleanup;
 mod compat;
 mod docker;
 mod drift_catalog;
+mod drift_demo;
 mod estimate;
 mod fidelity;
 mod flyway;
