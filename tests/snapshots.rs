@@ -15,6 +15,8 @@
 //! violation), with the checkout's directory written as `/repo`.
 //! `report-apps.json` is a real run of `make demo-apps` (two apps' Alembic
 //! trees on one database, a section per app), written with `/repo` the same way.
+//! `report-drift.json` is a real run of `make demo-drift` (the Alembic demo on a
+//! dump changed by hand, then its history from empty: two drift findings).
 //!
 //! What differs by machine and run is pinned in the model before rendering
 //! (`normalize`), not patched in the text afterwards: the timestamps, the
@@ -503,4 +505,24 @@ fn markdown_apps() {
 #[test]
 fn junit_apps() {
     assert_snapshot!(junit("apps"));
+}
+
+#[test]
+fn table_drift_120() {
+    assert_snapshot!(table("drift", Some(120)));
+}
+
+#[test]
+fn markdown_drift() {
+    assert_snapshot!(markdown("drift"));
+}
+
+#[test]
+fn json_drift() {
+    assert_snapshot!(json("drift"));
+}
+
+#[test]
+fn junit_drift() {
+    assert_snapshot!(junit("drift"));
 }

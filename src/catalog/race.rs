@@ -86,19 +86,13 @@ pub async fn schema_objects(client: &Client, except: &[&str]) -> Result<Vec<Sche
 
 /// The migration history tables tools keep, with the column that holds the
 /// version: Alembic, Flyway, golang-migrate (and Rails), sqlx, goose.
-const HISTORY_TABLES: [(&str, &str); 5] = [
+pub const HISTORY_TABLES: [(&str, &str); 5] = [
     ("alembic_version", "version_num"),
     ("flyway_schema_history", "version"),
     ("schema_migrations", "version"),
     ("_sqlx_migrations", "version"),
     ("goose_db_version", "version_id"),
 ];
-
-/// The tables of [`HISTORY_TABLES`] in `public`, as `format('%I.%I')`
-/// spells them (`public.alembic_version`): migration tools' bookkeeping.
-pub fn known_history_tables() -> impl Iterator<Item = String> {
-    HISTORY_TABLES.iter().map(|(table, _)| format!("public.{table}"))
-}
 
 /// The rows of every history table in [`HISTORY_TABLES`] that the
 /// connected database has (on the search path), as `table: version`, with

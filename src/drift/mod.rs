@@ -1,27 +1,15 @@
-//! STUB until the drift-compare branch lands (same API).
-use std::collections::BTreeMap;
+//! Drift: does production plus the release equal what the migration
+//! history builds from empty? This module is the pure half: two schema
+//! snapshots ([`crate::catalog::schema_snapshot`]) in, findings out, with
+//! the scenario's `drift.ignore` patterns applied. Building the history
+//! database and rendering the findings belong to the drift stage.
 
-use crate::catalog::SchemaEntry;
-use crate::report::DriftFinding;
+mod compare;
+mod ignore;
+mod likely;
 
-#[derive(Debug, Clone, Default)]
-pub struct Ignore;
+pub use compare::{changed_keys, compare, Comparison};
+pub use ignore::Ignore;
 
-impl Ignore {
-    pub fn parse(_: &[String]) -> Result<Ignore, String> {
-        Ok(Ignore)
-    }
-}
-
-pub struct Comparison {
-    pub checked: BTreeMap<String, usize>,
-    pub findings: Vec<DriftFinding>,
-}
-
-pub fn compare(_: &[SchemaEntry], _: &[SchemaEntry], _: &Ignore) -> Comparison {
-    Comparison { checked: BTreeMap::new(), findings: Vec::new() }
-}
-
-pub fn changed_keys(_: &[SchemaEntry], _: &[SchemaEntry]) -> Vec<(String, String)> {
-    Vec::new()
-}
+#[cfg(test)]
+mod tests;

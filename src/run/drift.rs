@@ -88,9 +88,7 @@ async fn check(
     let except: Vec<&str> = except.iter().map(String::as_str).collect();
     let role = match &plan.role {
         Some(role) => Some(role.clone()),
-        None => history_owner(&production, sources, &rehearsed.user)
-            .await
-            .map_err(env("cannot read who owns the history table"))?,
+        None => history_owner(&production, sources).await.map_err(env("cannot read who owns the history table"))?,
     }
     .filter(|role| *role != rehearsed.user);
     if let Some(role) = &role {
@@ -123,7 +121,10 @@ async fn check(
         }
     };
     let read = env("cannot read the schemas to compare");
-    let ours = catalog::schema_snapshot(&production, &except).await.map_err(&read)?;
+    let mut ours = catalog::schema_snapshot(&production, &except).await.map_err(&read)?;
+    if let Some(role) = &role {
+        as_if_run_by(&mut ours, &rehearsed.user, role);
+    }
     let theirs = catalog::schema_snapshot(&built, &except).await.map_err(read)?;
     let comparison = compare(&ours, &theirs, &plan.ignore);
     report.checked = comparison.checked;
@@ -134,45 +135,45 @@ async fn check(
     Ok(report)
 }
 
-/// The history tables of the sources, rehearse's own tables, and those of
-/// every migration tool rehearse knows (another tool's bookkeeping left in
-/// the dump: the demo's has both `alembic_version` and rehearse's table),
-/// as `format('%I.%I')` spells them: bookkeeping, never compared.
+/// The rehearsal ran the pending migrations as rehearse's own role, so what
+/// they created is owned by it; production's migrations' role would own it.
+/// Read so in production's snapshot, and the owner compares like for like.
+fn as_if_run_by(entries: &mut [SchemaEntry], rehearsal_user: &str, role: &str) {
+    for e in entries.iter_mut().filter(|e| e.kind == catalog::SchemaEntryKind::Owner) {
+        if e.definition == rehearsal_user {
+            e.definition = role.to_string();
+        }
+    }
+}
+
+/// The history tables of the sources, as `format('%I.%I')` spells them.
+fn source_histories(sources: &[SourcePlan]) -> Vec<String> {
+    let qualify = |t: &str| match t.contains('.') {
+        true => t.to_string(),
+        false => format!("public.{t}"),
+    };
+    sources.iter().filter_map(|s| MigrationSource::new(&s.plan, false).history_table()).map(|t| qualify(&t)).collect()
+}
+
+/// Bookkeeping, never compared: the sources' history tables, rehearse's own
+/// tables, and every other tool's known history table (a dump may carry
+/// another tool's, as the demo's carries both Alembic's and rehearse's).
 fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
     let mut out = vec![sql::DEFAULT_TABLE.to_string(), catalog::HEARTBEAT_TABLE.to_string()];
-    out.extend(catalog::known_history_tables());
-    for s in sources {
-        let source = MigrationSource::new(&s.plan, false);
-        out.extend(source.history_table().map(|t| qualified(&t)));
-    }
+    out.extend(catalog::HISTORY_TABLES.iter().map(|(t, _)| format!("public.{t}")));
+    out.extend(source_histories(sources));
     out.sort();
     out.dedup();
     out
 }
 
-/// A table name as the history tables are spelled: schema-qualified, `public` by default.
-fn qualified(table: &str) -> String {
-    match table.contains('.') {
-        true => table.to_string(),
-        false => format!("public.{table}"),
-    }
-}
-
-/// The owner of the first source's history table in the dump (`alembic_version`,
-/// `migrations.table`, or rehearse's own table for an SQL folder): the role
-/// production's migrations run as. A table the rehearsal's own user owns is
-/// passed over: the rehearsal created it (the dump had none). None when no
-/// source's table tells.
-async fn history_owner(
-    db: &Client,
-    sources: &[SourcePlan],
-    rehearsal_user: &str,
-) -> Result<Option<String>, tokio_postgres::Error> {
-    for s in sources {
-        let Some(table) = MigrationSource::new(&s.plan, false).history_table() else { continue };
-        match catalog::table_owner(db, &qualified(&table)).await? {
-            Some(owner) if owner != rehearsal_user => return Ok(Some(owner)),
-            _ => {}
+/// The owner of the first source's history table in the dump: the role
+/// production's migrations run as. None when there is no such table.
+async fn history_owner(db: &Client, sources: &[SourcePlan]) -> Result<Option<String>, tokio_postgres::Error> {
+    for table in source_histories(sources) {
+        let table = &table;
+        if let Some(owner) = catalog::table_owner(db, table).await? {
+            return Ok(Some(owner));
         }
     }
     Ok(None)

@@ -14,6 +14,8 @@ mod cleanup;
 mod compat;
 mod docker;
 mod drift;
+mod drift_catalog;
+mod drift_demo;
 mod estimate;
 mod fidelity;
 mod flyway;
