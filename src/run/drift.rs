@@ -137,11 +137,18 @@ async fn check(
 
 /// The rehearsal ran the pending migrations as rehearse's own role, so what
 /// they created is owned by it; production's migrations' role would own it.
-/// Read so in production's snapshot, and the owner compares like for like.
+/// Read so in production's snapshot, and the owner compares like for like:
+/// a relation's (`owner` entries) and a schema's (its entry's definition
+/// starts `owner NAME;`, see `catalog::schema_snapshot`).
 fn as_if_run_by(entries: &mut [SchemaEntry], rehearsal_user: &str, role: &str) {
-    for e in entries.iter_mut().filter(|e| e.kind == catalog::SchemaEntryKind::Owner) {
-        if e.definition == rehearsal_user {
-            e.definition = role.to_string();
+    let schema_owner = format!("owner {rehearsal_user};");
+    for e in entries.iter_mut() {
+        match e.kind {
+            catalog::SchemaEntryKind::Owner if e.definition == rehearsal_user => e.definition = role.to_string(),
+            catalog::SchemaEntryKind::Schema if e.definition.starts_with(&schema_owner) => {
+                e.definition = format!("owner {role};{}", &e.definition[schema_owner.len()..]);
+            }
+            _ => {}
         }
     }
 }
@@ -324,5 +331,40 @@ impl Build<'_> {
             }
             sql => sql,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::SchemaEntryKind;
+
+    fn entry(kind: SchemaEntryKind, name: &str, definition: &str) -> SchemaEntry {
+        SchemaEntry { kind, name: name.into(), definition: definition.into(), label: None, parent: None }
+    }
+
+    #[test]
+    fn what_the_rehearsals_user_owns_reads_as_the_roles() {
+        let mut entries = vec![
+            entry(SchemaEntryKind::Owner, "public.shipments", "rehearse"),
+            entry(SchemaEntryKind::Owner, "public.orders", "app"),
+            entry(SchemaEntryKind::Owner, "public.legacy", "dba"),
+            entry(SchemaEntryKind::Schema, "reporting", "owner rehearse; privileges (owner): CREATE, USAGE"),
+            entry(SchemaEntryKind::Schema, "archive", "owner rehearsex; privileges none"),
+            entry(SchemaEntryKind::Column, "public.t.owner", "rehearse"),
+        ];
+        as_if_run_by(&mut entries, "rehearse", "app");
+        let definitions: Vec<&str> = entries.iter().map(|e| e.definition.as_str()).collect();
+        assert_eq!(
+            definitions,
+            [
+                "app",
+                "app",
+                "dba",
+                "owner app; privileges (owner): CREATE, USAGE",
+                "owner rehearsex; privileges none",
+                "rehearse"
+            ]
+        );
     }
 }
