@@ -177,9 +177,12 @@ impl Budgets {
         })
     }
 
-    /// `fail_on_drift`: production plus the release differs from what the history builds. Run-wide.
+    /// `fail_on_drift`: production plus the release differs from what the
+    /// history builds, or the history could not be built to tell (the gate
+    /// fails closed). Run-wide.
     pub fn check_drift(&self, r: &Report) -> Option<Breach> {
-        let drift = r.drift.as_ref().filter(|d| self.0.fail_on_drift && !d.findings.is_empty())?;
+        let drift =
+            r.drift.as_ref().filter(|d| self.0.fail_on_drift && (!d.findings.is_empty() || d.error.is_some()))?;
         Some(Breach {
             budget: BudgetKey::FailOnDrift,
             figure: drift.findings.len() as u64,

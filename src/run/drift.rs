@@ -88,7 +88,9 @@ async fn check(
     let except: Vec<&str> = except.iter().map(String::as_str).collect();
     let role = match &plan.role {
         Some(role) => Some(role.clone()),
-        None => history_owner(&production, sources).await.map_err(env("cannot read who owns the history table"))?,
+        None => history_owner(&production, sources, &rehearsed.user)
+            .await
+            .map_err(env("cannot read who owns the history table"))?,
     }
     .filter(|role| *role != rehearsed.user);
     if let Some(role) = &role {
@@ -174,13 +176,19 @@ fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
     out
 }
 
-/// The owner of the first source's history table in the dump: the role
-/// production's migrations run as. None when there is no such table.
-async fn history_owner(db: &Client, sources: &[SourcePlan]) -> Result<Option<String>, tokio_postgres::Error> {
+/// The owner of the first source's history table that came with the dump:
+/// the role production's migrations run as. A table the rehearsal made (its
+/// owner is rehearse's own role) says nothing of production. None when no
+/// source's table came with the dump.
+async fn history_owner(
+    db: &Client,
+    sources: &[SourcePlan],
+    rehearsal_user: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
     for table in source_histories(sources) {
-        let table = &table;
-        if let Some(owner) = catalog::table_owner(db, table).await? {
-            return Ok(Some(owner));
+        match catalog::table_owner(db, &table).await? {
+            Some(owner) if owner != rehearsal_user => return Ok(Some(owner)),
+            _ => continue,
         }
     }
     Ok(None)

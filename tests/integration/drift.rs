@@ -471,7 +471,7 @@ fn a_history_that_cannot_be_built_from_empty_is_reported_and_the_rehearsal_stand
     let folder = sandbox.migrations(&UNBUILDABLE);
     let scenario = sql_scenario(&sandbox, &drift_dumps().path("unbuildable"), &folder, "drift: true\n");
     let out = sandbox.rehearse(&["run", &scenario]);
-    // The gate judges findings only: a history that cannot be built is no breach.
+    // Without fail_on_drift, a history that cannot be built is no breach.
     out.assert_code(0);
     let report = out.report();
     assert_eq!(report.status, RunStatus::Passed);
@@ -488,6 +488,23 @@ fn a_history_that_cannot_be_built_from_empty_is_reported_and_the_rehearsal_stand
     let (kind, _, body) = case.failure.as_ref().expect("the drift case fails");
     assert_eq!(kind, "drift_build_failed");
     assert!(body.contains("needs a row in public.settings"), "{body}");
+
+    // Under fail_on_drift the gate fails closed: drift that could not be checked is a breach.
+    let gated = sql_scenario(
+        &sandbox,
+        &drift_dumps().path("unbuildable"),
+        &folder,
+        "drift: true\nbudgets:\n  fail_on_drift: true\n",
+    );
+    let out = sandbox.rehearse(&["run", &gated]);
+    out.assert_code(1);
+    let report = out.report();
+    assert_eq!(report.status, RunStatus::BudgetExceeded);
+    assert!(
+        report.budget_breaches.iter().any(|b| b.contains("fail_on_drift: the history could not be built")),
+        "{:?}",
+        report.budget_breaches
+    );
     sandbox.assert_no_leaks();
 }
 
