@@ -23,7 +23,7 @@ use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target};
 use crate::pg::quote_ident;
 use crate::pipeline::{Pipeline, Stopped};
 use crate::plan::drift::DriftPlan;
-use crate::report::{DriftReport, MigrationStatus, Report, Stage};
+use crate::report::{DriftReport, Report, Stage};
 use crate::sys::db::{connect, ConnInfo};
 
 const APP_NAME: &str = "rehearse-drift";
@@ -35,13 +35,7 @@ pub async fn run(
     sources: &[SourcePlan],
     server: &mut Throwaway,
 ) -> Result<(), Stopped> {
-    let unapplied: Vec<String> = p
-        .report
-        .migrations
-        .iter()
-        .filter(|m| m.status != MigrationStatus::Applied)
-        .map(|m| format!("{} ({})", m.id, m.status.as_str()))
-        .collect();
+    let unapplied = super::unapplied(&p.report);
     if !unapplied.is_empty() {
         p.note(format!(
             "drift check skipped: the rehearsal did not apply {}, so there is no end state to compare with the history",

@@ -264,6 +264,16 @@ async fn finish_server(plan: &Plan, p: &mut Pipeline<'_>, server: Throwaway) -> 
     None
 }
 
+/// The migrations the rehearsal did not apply, as `id (status)`: the
+/// stages that need its end state (race, drift) are skipped, saying these.
+fn unapplied(r: &Report) -> Vec<String> {
+    r.migrations
+        .iter()
+        .filter(|m| m.status != report::MigrationStatus::Applied)
+        .map(|m| format!("{} ({})", m.id, m.status.as_str()))
+        .collect()
+}
+
 fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::migrations::MigrationSource;
 use crate::pipeline::{EventSink, Pipeline, Stopped, Summary};
 use crate::race::{race, RaceInputs, RacePlan};
-use crate::report::{MigrationStatus, Report, Stage};
+use crate::report::{Report, Stage};
 use crate::sys::db::ConnInfo;
 
 /// The race's database.
@@ -41,13 +41,7 @@ pub async fn run(
     source: &MigrationSource,
     database: &RaceDatabase,
 ) -> Result<(), Stopped> {
-    let unapplied: Vec<String> = p
-        .report
-        .migrations
-        .iter()
-        .filter(|m| m.status != MigrationStatus::Applied)
-        .map(|m| format!("{} ({})", m.id, m.status.as_str()))
-        .collect();
+    let unapplied = super::unapplied(&p.report);
     if !unapplied.is_empty() {
         p.note(format!(
             "race skipped: the sequential rehearsal did not apply {}, so there is no end state to race to",
