@@ -68,8 +68,34 @@ pub fn rehearse_containers() -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
+/// Whether the process `pid` is running and is not this test binary nor
+/// one of its descendants: another run on the same machine (a second
+/// checkout's tests), whose containers are not this test's to judge.
+fn someone_elses(pid: u32) -> bool {
+    let me = std::process::id();
+    let parent = |p: u32| -> Option<u32> {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+    };
+    let mut p = pid;
+    for _ in 0..64 {
+        match parent(p) {
+            None if p == pid => return false, // not running: a leak, if anyone's
+            None => return true,
+            Some(_) if p == me => return false,
+            Some(0) | Some(1) => return true,
+            Some(up) => p = up,
+        }
+    }
+    true
+}
+
 pub fn assert_no_containers() {
-    let left = rehearse_containers();
+    let owner = |line: &str| -> Option<u32> {
+        line.split([' ', ',']).find_map(|l| l.strip_prefix("rehearse.pid=")).and_then(|p| p.parse().ok())
+    };
+    let left: Vec<String> =
+        rehearse_containers().into_iter().filter(|c| !owner(c).is_some_and(someone_elses)).collect();
     assert!(left.is_empty(), "containers labelled rehearse were left: {left:?}");
 }
 
