@@ -159,7 +159,9 @@ fn secrets(url: &str) -> Vec<String> {
     found
 }
 
-/// What `create` printed on stdout: the URL on its first line, `id=...` on any.
+/// What `create` printed on stdout: `id=...` on any line, the URL on the
+/// first other one. An id may come first, printed before a long wait, so a
+/// `create` stopped during that wait still names what `destroy` removes.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Printed {
     url: Option<String>,
@@ -168,11 +170,12 @@ struct Printed {
 
 fn read_printed(stdout: &str) -> Printed {
     let mut printed = Printed::default();
-    for (n, line) in stdout.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+    for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
         match line.strip_prefix("id=") {
             Some(id) if !id.trim().is_empty() => printed.id = Some(id.trim().to_string()),
             Some(_) => {}
-            None if n == 0 => printed.url = Some(line.to_string()),
+            // Only the first: a chatty first line is checked as a URL and refused, not skipped.
+            None if printed.url.is_none() => printed.url = Some(line.to_string()),
             None => {}
         }
     }
@@ -357,16 +360,17 @@ async fn connect(
     let Some(url) = &printed.url else {
         return Err(Error::environment(format!(
             "{what} printed no connection URL on stdout{}\nIt must print the clone's URL \
-             (postgres://USER:PASSWORD@HOST:PORT/DATABASE) as the first line of its stdout, and may print \
-             id=<id> after it; everything else goes to stderr (>&2)",
+             (postgres://USER:PASSWORD@HOST:PORT/DATABASE) on a line of its stdout, and may print id=<id> on \
+             another; everything else goes to stderr (>&2)",
             stderr_tail(marker, stderr)
         )));
     };
     let conn = url::parse_config(url).map_err(|e| {
         Error::environment_because(
             format!(
-                "{what} printed a first line on stdout that is not a PostgreSQL connection URL: print the clone's \
-                 URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) there, and send everything else to stderr (>&2)"
+                "{what} printed a line on stdout that is not a PostgreSQL connection URL (the first one that is not \
+                 id=...): print only the clone's URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) and id=<id> on \
+                 stdout, and send everything else to stderr (>&2)"
             ),
             marker.redact(&e.to_string()),
         )
@@ -518,13 +522,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_url_is_the_first_line_and_the_id_any_line() {
+    fn the_id_is_any_id_line_and_the_url_the_first_other_line() {
         let p = read_printed("postgres://u:p@h:5/db\nid=clone_1\n");
         assert_eq!((p.url.as_deref(), p.id.as_deref()), (Some("postgres://u:p@h:5/db"), Some("clone_1")));
         let chatty = read_printed("Creating clone...\npostgres://u:p@h/db\n");
         assert_eq!(chatty.url.as_deref(), Some("Creating clone..."), "the first line, checked as a URL later");
         assert_eq!(read_printed("\n  \n"), Printed::default());
         assert_eq!(read_printed("id=only\n").url, None);
+        let id_first = read_printed("id=db-1\npostgres://u:p@h/db\n");
+        assert_eq!((id_first.url.as_deref(), id_first.id.as_deref()), (Some("postgres://u:p@h/db"), Some("db-1")));
     }
 
     #[test]

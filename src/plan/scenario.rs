@@ -155,7 +155,7 @@ pub struct PostgresSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloneSection {
-    /// Makes the clone; prints its connection URL on stdout (then, optionally, `id=<...>`).
+    /// Makes the clone; prints its connection URL on stdout (and, optionally, `id=<...>` on another line).
     pub create: EnvString,
     /// Removes it; `{url}` and `{id}` are replaced (also in REHEARSE_CLONE_URL and REHEARSE_CLONE_ID).
     pub destroy: EnvString,
