@@ -315,10 +315,13 @@ fn printed_before(e: &ChildError) -> &str {
 fn create_failed(plan: &ClonePlan, marker: &Marker, e: ChildError) -> Error {
     let what = format!("postgres.clone.create (`{}`)", plan.program());
     let tail = |stderr: &str| stderr_tail(marker, stderr);
-    let named = format!(
-        "if it had begun making a clone, remove it with the engine's own tools: rehearse named it {} ({NAME_VAR})",
-        marker.name
-    );
+    let named = match marker.made() {
+        true => "postgres.clone.destroy is run for what it printed".to_string(),
+        false => format!(
+            "if it had begun making a clone, remove it with the engine's own tools: rehearse named it {} ({NAME_VAR})",
+            marker.name
+        ),
+    };
     match e {
         ChildError::Cancelled { .. } => Error::Interrupted,
         ChildError::Failed { status, stderr, .. } => Error::environment(format!(
@@ -431,7 +434,12 @@ impl Lease {
     async fn undo(mut self, error: Error) -> Error {
         if !self.marker.made() {
             self.done = true;
-            let _ = std::fs::remove_file(&self.path);
+            // Stopped by a signal before it said anything, `create` may have begun a clone: the
+            // marker stays, so `rehearse cleanup` names it. Otherwise create ended by itself, or
+            // the timeout's message names it.
+            if !matches!(error, Error::Interrupted) {
+                let _ = std::fs::remove_file(&self.path);
+            }
             return error;
         }
         match (self.destroy().await, error) {
@@ -444,9 +452,12 @@ impl Lease {
         }
     }
 
+    /// Done once `destroy` returned: if this future is dropped before
+    /// (a stage dropped at the end of its wind-down), `Drop` runs it again.
     async fn destroy(&mut self) -> Result<()> {
+        let destroyed = destroy(&self.marker, &self.path).await;
         self.done = true;
-        destroy(&self.marker, &self.path).await
+        destroyed
     }
 }
 

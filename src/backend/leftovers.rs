@@ -186,8 +186,8 @@ async fn clean_clone(path: &Path) -> Leftover {
         // Nothing to give destroy: say what may exist, once.
         let _ = std::fs::remove_file(path);
         let why = format!(
-            "its run was killed while postgres.clone.create ran, before it printed a URL: if create made a \
-             clone, it is named {} (REHEARSE_CLONE_NAME); remove it with the engine's own tools",
+            "its run was killed or interrupted while postgres.clone.create ran, before it printed a URL or an \
+             id: if create made a clone, it is named {} (REHEARSE_CLONE_NAME); remove it with the engine's own tools",
             marker.name
         );
         return Leftover { what, outcome: Outcome::Failed(why) };

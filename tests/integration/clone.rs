@@ -52,11 +52,18 @@ impl Engine {
     /// Writes `create.sh`, `destroy.sh`, the scenario (plus `extra`) and
     /// `migrations` into a fresh sandbox.
     fn sandbox(&self, migrations: &[(&str, &str)], extra: &str) -> (Sandbox, PathBuf) {
-        self.sandbox_with(migrations, "", extra)
+        self.sandbox_with(migrations, "", "", extra)
     }
 
-    /// Like `sandbox`, with `clone_keys` added to `postgres.clone`.
-    fn sandbox_with(&self, migrations: &[(&str, &str)], clone_keys: &str, extra: &str) -> (Sandbox, PathBuf) {
+    /// Like `sandbox`, with `clone_keys` added to `postgres.clone` and
+    /// `create_tail` run after `create.sh` printed the URL and id.
+    fn sandbox_with(
+        &self,
+        migrations: &[(&str, &str)],
+        clone_keys: &str,
+        create_tail: &str,
+        extra: &str,
+    ) -> (Sandbox, PathBuf) {
         let sandbox = Sandbox::new();
         sandbox.migrations(migrations);
         let c = &self.server.conn;
@@ -76,7 +83,7 @@ impl Engine {
              echo \"id=$name\"\n",
             c.port
         );
-        script(&sandbox, "create.sh", &format!("#!/bin/sh\nset -e\n{env}{make}"));
+        script(&sandbox, "create.sh", &format!("#!/bin/sh\nset -e\n{env}{make}{create_tail}"));
         script(
             &sandbox,
             "destroy.sh",
@@ -155,7 +162,7 @@ fn the_release_is_rehearsed_on_the_clone_without_a_restore_and_the_clone_destroy
     ];
     // A race needs a copy of the clone's database: made on its server, dropped before destroy.
     let extra = "race:\n  replicas: 2\n  command: \"true\"\n";
-    let (sandbox, scenario) = engine.sandbox_with(&migrations, "    lazy_load: true\n", extra);
+    let (sandbox, scenario) = engine.sandbox_with(&migrations, "    lazy_load: true\n", "", extra);
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(0);
 
@@ -233,6 +240,18 @@ fn after_sigkill_rehearse_cleanup_destroys_the_clone_from_its_marker() {
     let again = sandbox.rehearse(&["cleanup"]);
     assert!(again.stdout.contains("nothing to clean up"), "{}", again.stdout);
     assert_eq!(destroyed(&sandbox).len(), 1);
+}
+
+#[test]
+fn a_create_that_printed_its_url_and_then_failed_is_exit_4_and_what_it_made_is_destroyed() {
+    let engine = Engine::start();
+    let tail = "echo 'quota check failed after the clone was made' >&2\nexit 5\n";
+    let (sandbox, scenario) = engine.sandbox_with(&[("0001.sql", "SELECT 1;")], "", tail, "");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(4);
+    assert!(out.stderr.contains("quota check failed after the clone was made"), "{}", out.stderr);
+    assert!(out.stderr.contains("postgres.clone.destroy was run for the clone it printed"), "{}", out.stderr);
+    assert_destroyed_once(&engine, &sandbox, &out);
 }
 
 #[test]
