@@ -71,13 +71,6 @@ fn effective_kind(req: &BackendRequest<'_>) -> Result<BackendKind> {
              postgres.clone.create makes): drop {flag}, or use a scenario with another backend"
         ));
     }
-    if req.kind != BackendKind::Clone && req.clone.is_some() {
-        return refuse(format!(
-            "postgres.clone names the commands of the clone backend, but postgres.backend is {}: \
-             set `backend: clone`, or remove postgres.clone",
-            kind_name(req.kind)
-        ));
-    }
     match (req.flags.url, req.flags.image, req.flags.pg_bin) {
         (true, true, _) => {
             return refuse(

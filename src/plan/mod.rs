@@ -151,8 +151,8 @@ impl Plan {
         });
 
         // Bad input first, so it is reported before any environment check.
-        let dump = dump_file(&s, overrides, &origin)?;
         let clone = clone_plan(&s, &origin)?;
+        let dump = dump_file(&s, overrides, &origin)?;
         let migrations = migrations::scan_all(&s.migrations, &origin).await?;
         let report = report::plan(&s.report, &name, overrides, &origin)?;
         let settings: Vec<(String, String)> =
@@ -234,10 +234,17 @@ fn dump_file(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Result<Opt
     }
 }
 
-/// `postgres.clone`, checked: both commands given, a timeout above zero.
+/// `postgres.clone`, checked: for the clone backend only, both commands
+/// given, a timeout above zero.
 fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
     let Some(c) = &s.postgres.clone else { return Ok(None) };
     let shown = origin.shown();
+    if s.postgres.backend != BackendKind::Clone {
+        return Err(Error::bad_input(format!(
+            "{shown}: postgres.clone names the commands of the clone backend, but postgres.backend is not clone: \
+             set `backend: clone`, or remove postgres.clone"
+        )));
+    }
     for (key, command) in [("create", &c.create), ("destroy", &c.destroy)] {
         if command.as_str().trim().is_empty() {
             return Err(Error::bad_input(format!(

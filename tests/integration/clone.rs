@@ -281,3 +281,40 @@ fn a_create_that_fails_or_prints_no_url_is_exit_4_with_its_stderr_and_nothing_to
     assert!(silent.stderr.contains("printed no connection URL on stdout"), "{}", silent.stderr);
     assert!(silent.stderr.contains("clone ready"), "{}", silent.stderr);
 }
+
+#[test]
+fn contradictory_clone_scenarios_are_bad_input_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001.sql", "SELECT 1;")]);
+    let clone = "  clone: { create: ./create.sh, destroy: ./destroy.sh }\n";
+    let cases: [(String, &[&str], &[&str]); 5] = [
+        (
+            "postgres:\n  backend: clone\n".into(),
+            &[],
+            &["`backend: clone` needs the commands", "postgres.clone.create"],
+        ),
+        (
+            format!("dump: {}\npostgres:\n  backend: clone\n{clone}", tiny_demo_dump().display()),
+            &[],
+            &["postgres.backend is clone", "remove `dump:`"],
+        ),
+        (
+            format!("postgres:\n  backend: local\n{clone}"),
+            &[],
+            &["postgres.clone names the commands of the clone backend"],
+        ),
+        (format!("postgres:\n  backend: clone\n{clone}"), &["--url", "postgres://u@h/db"], &["--url names a server"]),
+        (
+            format!("postgres:\n  backend: clone\n{clone}observe:\n  standby: true\n"),
+            &[],
+            &["not available on the clone backend"],
+        ),
+    ];
+    for (postgres, flags, expected) in cases {
+        let scenario =
+            sandbox.write("scenario.yaml", &format!("{postgres}migrations: {{ tool: sql, dir: migrations }}\n"));
+        let mut args = vec!["run", scenario.to_str().unwrap()];
+        args.extend(flags);
+        sandbox.rehearse_bad_input(&args, expected).assert_nothing_ran();
+    }
+}
