@@ -8,12 +8,14 @@
 //! A flag that names a backend's server selects that backend whatever the
 //! scenario says (`--url`: url, `--image`: docker), and a scenario whose
 //! keys name another backend's server than the one it chose is refused: a
-//! server the user named is never silently left unused.
+//! server the user named is never silently left unused. The clone backend
+//! is only ever chosen by name (`backend: clone`), and refuses both flags.
 
 use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
+use super::clone::ClonePlan;
 use super::docker::{self, DockerPlan};
 use super::local;
 use super::url::{self, UrlPlan};
@@ -30,8 +32,11 @@ pub struct BackendRequest<'a> {
     pub pg_bin: Option<&'a Path>,
     /// Which of `url`, `image` and `pg_bin` came from flags (`--url`, `--image`, `--pg-bin`).
     pub flags: NamedOnCommandLine,
-    pub dump: &'a Path,
+    /// The dump (none on the clone backend).
+    pub dump: Option<&'a Path>,
     pub settings: &'a [(String, String)],
+    /// `postgres.clone`, resolved (without client binaries: `choose` looks them up).
+    pub clone: Option<ClonePlan>,
     /// The scenario file, as messages name it.
     pub shown: &'a str,
 }
@@ -49,6 +54,7 @@ pub async fn choose(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Res
         BackendKind::Local => local_plan(req, cancel).await,
         BackendKind::Docker => docker_plan(req, cancel).await,
         BackendKind::Url => url_plan(req, cancel).await,
+        BackendKind::Clone => clone_plan(req, cancel).await,
         BackendKind::Auto if req.url.is_some() => url_plan(req, cancel).await,
         BackendKind::Auto => auto_plan(req, cancel).await,
     }
@@ -58,6 +64,13 @@ pub async fn choose(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Res
 fn effective_kind(req: &BackendRequest<'_>) -> Result<BackendKind> {
     let shown = req.shown;
     let refuse = |message: String| Err(Error::bad_input(format!("{shown}: {message}")));
+    if req.kind == BackendKind::Clone && (req.flags.url || req.flags.image) {
+        let flag = if req.flags.url { "--url" } else { "--image" };
+        return refuse(format!(
+            "{flag} names a server for another backend, but postgres.backend is clone (the server is the clone \
+             postgres.clone.create makes): drop {flag}, or use a scenario with another backend"
+        ));
+    }
     match (req.flags.url, req.flags.image, req.flags.pg_bin) {
         (true, true, _) => {
             return refuse(
@@ -85,6 +98,8 @@ fn effective_kind(req: &BackendRequest<'_>) -> Result<BackendKind> {
         BackendKind::Local if req.image.is_some() => named("image", "docker"),
         BackendKind::Docker if req.url.is_some() => named("url", "url"),
         BackendKind::Url if req.image.is_some() => named("image", "docker"),
+        BackendKind::Clone if req.url.is_some() => named("url", "url"),
+        BackendKind::Clone if req.image.is_some() => named("image", "docker"),
         BackendKind::Docker if req.flags.pg_bin => refuse(
             "--pg-bin names local PostgreSQL binaries, but postgres.backend is docker (the server runs in a \
              container): drop --pg-bin, or set `backend: local`"
@@ -100,6 +115,7 @@ fn kind_name(kind: BackendKind) -> &'static str {
         BackendKind::Local => "local",
         BackendKind::Docker => "docker",
         BackendKind::Url => "url",
+        BackendKind::Clone => "clone",
     }
 }
 
@@ -130,7 +146,7 @@ async fn docker_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Re
     }
     Ok(BackendPlan::Docker(DockerPlan {
         image: image(req),
-        dump: req.dump.to_path_buf(),
+        dump: req.dump.map(Path::to_path_buf).unwrap_or_default(),
         settings: req.settings.to_vec(),
         standby: false,
     }))
@@ -146,6 +162,22 @@ async fn url_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Resul
     let server = url::parse(raw)?;
     let bin = local::find_client_binaries(req.pg_bin, cancel).await?;
     Ok(BackendPlan::Url(UrlPlan { server, bin }))
+}
+
+async fn clone_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
+    let Some(clone) = &req.clone else {
+        return Err(Error::bad_input(format!(
+            "{}: `backend: clone` needs the commands that make and remove the clone: set postgres.clone.create \
+             (prints the clone's connection URL) and postgres.clone.destroy (see docs/clones.md)",
+            req.shown
+        )));
+    };
+    // Only `report.measure_backup` (pg_dump) needs client tools on a clone: their absence is no reason to stop.
+    let bin = match req.pg_bin {
+        Some(_) => Some(local::find_client_binaries(req.pg_bin, cancel).await?),
+        None => local::find_client_binaries(None, cancel).await.ok(),
+    };
+    Ok(BackendPlan::Clone(ClonePlan { bin, ..clone.clone() }))
 }
 
 async fn auto_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {

@@ -1,9 +1,11 @@
 //! `rehearse cleanup`: removes what a crashed run (kill -9, a power cut)
 //! left behind: cluster dirs under the temp dir whose marker names a process
-//! that is gone (their server stopped with pg_ctl first), containers with
-//! the `rehearse` label started from this machine by a process that is
-//! gone, and, given `--url`, throwaway databases on that server made from
-//! this machine by a process that is gone. A live run's leftovers are listed
+//! that is gone (their server stopped with pg_ctl first), clones whose
+//! marker file in the temp dir names a process that is gone (their copies
+//! dropped, then `postgres.clone.destroy` run with the URL and id the
+//! marker recorded), containers with the `rehearse` label started from
+//! this machine by a process that is gone, and, given `--url`, throwaway
+//! databases on that server made from this machine by a process that is gone. A live run's leftovers are listed
 //! and never touched, so cleanup is safe to run while other rehearsals run.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::clone;
 use crate::backend::docker::{self, LabelledContainer};
 use crate::backend::local::{self, Marker};
 use crate::backend::url;
@@ -72,6 +75,9 @@ pub async fn cleanup(temp_dir: &Path, url: Option<&str>, cancel: &CancellationTo
     for dir in cluster_dirs(temp_dir) {
         let leftover = clean_cluster_dir(&dir, cancel).await;
         report.leftovers.push(leftover);
+    }
+    for marker in clone::markers(temp_dir) {
+        report.leftovers.push(clean_clone(&marker).await);
     }
     match docker::engine_version(cancel).await {
         Ok(_) => {
@@ -164,6 +170,33 @@ async fn stop_server(dir: &Path, marker: &Marker, cancel: &CancellationToken) ->
             data.display()
         )),
     }
+}
+
+/// A clone a crashed run left: destroyed as the run would have, unless its run is alive.
+async fn clean_clone(path: &Path) -> Leftover {
+    let Some(marker) = clone::Marker::read(path) else {
+        let what = format!("clone marker {}", path.display());
+        return Leftover { what, outcome: Outcome::Kept("it cannot be read as a clone marker".into()) };
+    };
+    let what = format!("clone {} (marker {})", marker.id(), path.display());
+    if let Some(why) = still_owned(marker.pid, &marker.host) {
+        return Leftover { what, outcome: Outcome::Kept(why) };
+    }
+    if !marker.made() {
+        // Nothing to give destroy: say what may exist, once.
+        let _ = std::fs::remove_file(path);
+        let why = format!(
+            "its run was killed or interrupted while postgres.clone.create ran, before it printed a URL or an \
+             id: if create made a clone, it is named {} (REHEARSE_CLONE_NAME); remove it with the engine's own tools",
+            marker.name
+        );
+        return Leftover { what, outcome: Outcome::Failed(why) };
+    }
+    let outcome = match clone::destroy(&marker, path).await {
+        Ok(()) => Outcome::Removed,
+        Err(e) => Outcome::Failed(e.with_causes()),
+    };
+    Leftover { what, outcome }
 }
 
 async fn clean_container(c: &LabelledContainer, cancel: &CancellationToken) -> Leftover {

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod choose;
+pub mod clone;
 pub mod copy;
 pub mod docker;
 pub mod leftovers;
@@ -24,6 +25,7 @@ use crate::sys::db::ConnInfo;
 use crate::sys::process::ChildCommand;
 
 pub use choose::{choose, BackendRequest};
+pub use clone::{CloneDatabase, ClonePlan};
 pub use docker::{DockerContainer, DockerPlan};
 pub use local::{LocalCluster, PgBin};
 pub use standby::Standby;
@@ -39,6 +41,8 @@ pub enum BackendKind {
     Local,
     Docker,
     Url,
+    /// A clone of production another engine makes (`postgres.clone`): no restore.
+    Clone,
 }
 
 /// The backend a run uses, resolved against this machine.
@@ -47,6 +51,7 @@ pub enum BackendPlan {
     Local { bin: PgBin },
     Docker(DockerPlan),
     Url(UrlPlan),
+    Clone(ClonePlan),
 }
 
 /// A running throwaway server (or database) that this run owns and must clean up.
@@ -64,6 +69,8 @@ enum Server {
     Local(LocalCluster),
     Docker(DockerContainer),
     Url(UrlDatabase),
+    // Boxed: the database and the clone's marker make it the largest by far.
+    Clone(Box<CloneDatabase>),
 }
 
 impl BackendPlan {
@@ -73,21 +80,31 @@ impl BackendPlan {
             BackendPlan::Local { .. } => "local",
             BackendPlan::Docker(_) => "docker",
             BackendPlan::Url(_) => "url",
+            BackendPlan::Clone(_) => "clone",
         }
     }
+
+    /// Whether the data is already on the server (a clone): nothing to restore.
+    pub fn has_data(&self) -> bool {
+        matches!(self, BackendPlan::Clone(_))
+    }
 }
+
+/// How the url and clone backends' WAL figures must be read.
+const WAL_IS_SERVER_WIDE: &str = "WAL figures are server-wide readings (pg_current_wal_insert_lsn, pg_stat_wal): \
+                                  writes to other databases on the server during a migration are counted too";
 
 impl Throwaway {
     pub async fn provision(plan: &BackendPlan, cancel: &CancellationToken) -> Result<Throwaway> {
         let (server, limitations) = match plan {
             BackendPlan::Local { bin } => (Server::Local(LocalCluster::start(bin.clone(), cancel).await?), Vec::new()),
             BackendPlan::Docker(p) => (Server::Docker(DockerContainer::start(p, cancel).await?), Vec::new()),
-            BackendPlan::Url(p) => (
-                Server::Url(UrlDatabase::create(p).await?),
-                vec!["WAL figures are server-wide readings (pg_current_wal_insert_lsn, pg_stat_wal): \
-                      writes to other databases on the server during a migration are counted too"
-                    .to_string()],
-            ),
+            BackendPlan::Url(p) => (Server::Url(UrlDatabase::create(p).await?), vec![WAL_IS_SERVER_WIDE.to_string()]),
+            BackendPlan::Clone(p) => {
+                let clone = CloneDatabase::create(p, cancel).await?;
+                let limitations = [clone.limitations(), vec![WAL_IS_SERVER_WIDE.to_string()]].concat();
+                (Server::Clone(Box::new(clone)), limitations)
+            }
         };
         Ok(Throwaway { server, limitations, standby: None })
     }
@@ -140,7 +157,9 @@ impl Throwaway {
         match &mut self.server {
             Server::Local(c) => c.save_snapshot(&dest.join("data"), cancel).await.map(|_| None),
             Server::Docker(c) => c.commit_snapshot(key, cancel).await.map(Some),
-            Server::Url(_) => Err(crate::error::Error::environment("the url backend has no snapshot cache")),
+            Server::Url(_) | Server::Clone(_) => {
+                Err(crate::error::Error::environment(format!("the {} backend has no snapshot cache", self.name())))
+            }
         }
     }
 
@@ -155,6 +174,15 @@ impl Throwaway {
             Server::Local(_) => "local",
             Server::Docker(_) => "docker",
             Server::Url(_) => "url",
+            Server::Clone(_) => "clone",
+        }
+    }
+
+    /// Where the data came from, when it is a clone (the report's `dump.clone`).
+    pub fn clone_source(&self) -> Option<crate::report::CloneSource> {
+        match &self.server {
+            Server::Clone(c) => Some(c.source()),
+            _ => None,
         }
     }
 
@@ -168,6 +196,7 @@ impl Throwaway {
             Server::Local(c) => c.conn(),
             Server::Docker(c) => c.conn(),
             Server::Url(d) => d.conn(),
+            Server::Clone(c) => c.conn(),
         }
     }
 
@@ -181,6 +210,7 @@ impl Throwaway {
             }
             Server::Docker(c) => c.client_command(tool, dbname, application_name),
             Server::Url(d) => d.client_command(tool, dbname, application_name),
+            Server::Clone(c) => c.database().client_command(tool, dbname, application_name),
         }
     }
 
@@ -210,11 +240,13 @@ impl Throwaway {
         }
     }
 
-    /// The throwaway database on a server rehearse does not own, where
-    /// server-wide changes (ALTER SYSTEM, roles, restarts) are off limits.
+    /// The throwaway database on a server rehearse does not own (url
+    /// backend) or a clone's, where server-wide changes (ALTER SYSTEM,
+    /// roles, restarts) are off limits.
     pub fn shared_database(&self) -> Option<&UrlDatabase> {
         match &self.server {
             Server::Url(d) => Some(d),
+            Server::Clone(c) => Some(c.database()),
             _ => None,
         }
     }
@@ -237,7 +269,7 @@ impl Throwaway {
         match &mut self.server {
             Server::Local(c) => c.restart(cancel).await,
             Server::Docker(c) => c.restart(cancel).await,
-            Server::Url(_) => Ok(()),
+            Server::Url(_) | Server::Clone(_) => Ok(()),
         }
     }
 
@@ -274,11 +306,14 @@ impl Throwaway {
     /// A copy of the rehearsal database, `<dbname>_<suffix>`, made with it
     /// as the template (`copy.rs`). On the url backend it is dropped with
     /// the throwaway database and marked for `rehearse cleanup --url`; on
-    /// the others it goes with the server.
+    /// the clone backend it is recorded in the clone's marker and dropped
+    /// before `destroy`; on the others it goes with the server.
     pub async fn copy_database(&mut self, suffix: &str, template: copy::Template) -> Result<ConnInfo> {
         let name = copy::copy_name(self.conn(), suffix);
-        if let Server::Url(d) = &mut self.server {
-            return d.create_copy(&name, template).await;
+        match &mut self.server {
+            Server::Url(d) => return d.create_copy(&name, template).await,
+            Server::Clone(c) => return c.create_copy(&name, template).await,
+            _ => {}
         }
         let conn = self.conn().clone();
         let admin = crate::sys::db::connect(&conn, &conn.admin_dbname, "rehearse-admin").await.map_err(|e| {
@@ -297,6 +332,15 @@ impl Throwaway {
         self.standby.as_ref()
     }
 
+    /// What [`cleanup`](Self::cleanup) does, for the progress.
+    pub fn cleanup_detail(&self) -> String {
+        match &self.server {
+            Server::Clone(c) => c.cleanup_detail(),
+            Server::Url(_) => "dropping the throwaway database".into(),
+            _ => "stopping the throwaway server".into(),
+        }
+    }
+
     /// Stops the server (drops the database) and removes everything it left.
     pub async fn cleanup(mut self) -> Result<()> {
         // The standby first: the docker backend's shares the primary's network.
@@ -308,6 +352,7 @@ impl Throwaway {
             Server::Local(c) => c.stop().await,
             Server::Docker(c) => c.remove().await,
             Server::Url(d) => d.drop_database().await,
+            Server::Clone(c) => c.destroy().await,
         };
         primary.and(standby)
     }
@@ -320,6 +365,7 @@ impl Throwaway {
             Server::Local(c) => c.keep(),
             Server::Docker(c) => c.keep(),
             Server::Url(d) => d.keep(),
+            Server::Clone(c) => c.keep(),
         };
         match standby {
             Some(s) => format!("{primary}\n{s}"),

@@ -10,6 +10,11 @@
 //! created in the throwaway database itself (`ConnInfo::admin_dbname`).
 //! The database is dropped `WITH (FORCE)` on every exit path, with `Drop` (a
 //! blocking connect-and-drop on its own thread) as the backstop for a panic.
+//!
+//! The clone backend (`clone.rs`) rehearses through the same type on a
+//! database it was given rather than made ([`UrlDatabase::given`]): the same
+//! connections, per-database settings and copies, but that database is
+//! never dropped here (the clone's `destroy` removes it), only the copies.
 
 use std::time::Duration;
 
@@ -35,13 +40,19 @@ pub struct UrlPlan {
 /// Parses `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or `key=value`
 /// pairs). Errors never repeat the URL, which may hold a password.
 pub fn parse(url: &str) -> Result<ConnInfo> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e| {
+    parse_config(url).map_err(|e| {
         Error::bad_input_because(
             "postgres.url / --url is not a PostgreSQL connection string: \
              write postgres://USER:PASSWORD@HOST:PORT/DATABASE (or ${VAR} to take it from the environment)",
             e,
         )
-    })?;
+    })
+}
+
+/// [`parse`] with the parser's own error, for callers that name the input
+/// their way. The password, when the URL has none, comes from PGPASSWORD.
+pub fn parse_config(url: &str) -> Result<ConnInfo, tokio_postgres::Error> {
+    let config: tokio_postgres::Config = url.parse()?;
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
@@ -70,19 +81,25 @@ pub fn parse(url: &str) -> Result<ConnInfo> {
 /// `keep`); `Drop` is only a backstop.
 #[derive(Debug)]
 pub struct UrlDatabase {
+    /// The server, connected to a database other than ours (to create, copy and drop).
     server: ConnInfo,
     conn: ConnInfo,
-    bin: PgBin,
+    /// Local client tools; None for a clone on a machine without them (`pg_dump` is then looked up on PATH).
+    bin: Option<PgBin>,
     version_num: i32,
     /// Copies made from it (`create_copy`), dropped before it.
     copies: Vec<String>,
+    /// Whether rehearse made the database (and drops it), or was given it (a clone: never dropped here).
+    made: bool,
+    /// How messages name the server: "postgres.url", "the clone".
+    shown: &'static str,
     done: bool,
 }
 
 impl UrlDatabase {
     pub async fn create(plan: &UrlPlan) -> Result<UrlDatabase> {
         let server = &plan.server;
-        let admin = connect_admin(server).await?;
+        let admin = connect_admin(server, URL).await?;
         let version_num = catalog::server_version_num(&admin).await.map_err(|e| {
             Error::environment_because(format!("cannot read the version of {}", server.masked(&server.dbname)), e)
         })?;
@@ -91,9 +108,11 @@ impl UrlDatabase {
         let database = UrlDatabase {
             conn: ConnInfo { dbname: name.clone(), admin_dbname: name.clone(), ..server.clone() },
             server: server.clone(),
-            bin: plan.bin.clone(),
+            bin: Some(plan.bin.clone()),
             version_num,
             copies: Vec::new(),
+            made: true,
+            shown: URL,
             done: false,
         };
         // template0: the dump expects an empty database, not whatever the
@@ -115,11 +134,56 @@ impl UrlDatabase {
         Ok(database)
     }
 
+    /// The database `conn` names, as it is (a clone of production): used,
+    /// never dropped. `shown` names its server in messages. Copies of it
+    /// are made from, and dropped through, the server's `postgres` database
+    /// (`template1` when the clone's database is `postgres`): CREATE
+    /// DATABASE ... TEMPLATE refuses while anyone, the admin session
+    /// included, is connected to the template.
+    pub async fn given(
+        conn: ConnInfo,
+        bin: Option<PgBin>,
+        shown: &'static str,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<UrlDatabase> {
+        let client =
+            db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", READY, cancel).await.map_err(|e| {
+                let message = format!(
+                "cannot connect to {shown} ({}) within {}: check that its URL reaches the server from this machine \
+                 and that the server accepts connections without TLS (rehearse does not use TLS)",
+                conn.masked(&conn.dbname),
+                humantime::format_duration(READY)
+            );
+                match e {
+                    // The driver's own error, not the retry loop's message about a server log.
+                    Error::Environment { source: Some(cause), .. } => {
+                        Error::Environment { message, source: Some(cause) }
+                    }
+                    Error::Environment { source: None, .. } => Error::environment(message),
+                    other => other,
+                }
+            })?;
+        let version_num = catalog::server_version_num(&client).await.map_err(|e| {
+            Error::environment_because(format!("cannot read the version of {}", conn.masked(&conn.dbname)), e)
+        })?;
+        let admin_db = if conn.dbname == "postgres" { "template1" } else { "postgres" };
+        Ok(UrlDatabase {
+            server: ConnInfo { dbname: admin_db.into(), admin_dbname: admin_db.into(), ..conn.clone() },
+            conn: ConnInfo { admin_dbname: conn.dbname.clone(), ..conn },
+            bin,
+            version_num,
+            copies: Vec::new(),
+            made: false,
+            shown,
+            done: false,
+        })
+    }
+
     /// A copy of the throwaway database, made with it as the template
     /// (`backend::copy`), marked like it for `rehearse cleanup --url`, with
     /// its per-database settings; dropped with it.
     pub async fn create_copy(&mut self, name: &str, template: super::copy::Template) -> Result<ConnInfo> {
-        let admin = connect_admin(&self.server).await?;
+        let admin = connect_admin(&self.server, self.shown).await?;
         // Recorded first: whatever happens next, cleanup drops it (IF EXISTS).
         self.copies.push(name.to_string());
         let copy = super::copy::create(&admin, &self.conn, name, template).await?;
@@ -132,18 +196,25 @@ impl UrlDatabase {
         &self.conn
     }
 
-    pub fn bin(&self) -> &PgBin {
-        &self.bin
+    /// The copies made so far (`create_copy`).
+    pub fn copies(&self) -> &[String] {
+        &self.copies
     }
 
     pub fn client_command(&self, tool: &str, dbname: &str, application_name: &str) -> ChildCommand {
-        ChildCommand::new(self.bin.tool(tool)).envs(self.conn.libpq_env(dbname, application_name))
+        let program = match &self.bin {
+            Some(bin) => bin.tool(tool),
+            None => std::path::PathBuf::from(tool),
+        };
+        ChildCommand::new(program).envs(self.conn.libpq_env(dbname, application_name))
     }
 
-    /// Drops the throwaway database and its copies, whoever is still connected to them.
+    /// Drops the throwaway database and its copies, whoever is still
+    /// connected to them; only the copies of a database it was given.
     pub async fn drop_database(mut self) -> Result<()> {
         self.done = true;
-        drop_all(&self.server, &self.conn.dbname, &self.copies, self.version_num).await
+        let ours = self.made.then_some(self.conn.dbname.as_str());
+        drop_all(&self.server, ours, &self.copies, self.version_num, self.shown).await
     }
 
     /// Leaves the database in place and returns how to reach and drop it.
@@ -153,6 +224,17 @@ impl UrlDatabase {
         let admin = self.server.masked(&self.server.dbname);
         let drop_copies: String =
             self.copies.iter().map(|c| format!("\n  psql \"{admin}\" -c 'DROP DATABASE {c} WITH (FORCE)'")).collect();
+        if !self.made {
+            let drop_copies = match drop_copies.is_empty() {
+                true => String::new(),
+                false => format!("\nDrop its copies with:{drop_copies}"),
+            };
+            return format!(
+                "The clone's database {name}{copies} is still there (--keep). Connect with:\n  psql \"{conn}\"{drop_copies}",
+                name = self.conn.dbname,
+                conn = self.conn.masked(&self.conn.dbname),
+            );
+        }
         format!(
             "The throwaway database {name}{copies} is still on the server (--keep). Connect with:\n  \
              psql \"{conn}\"\n\
@@ -195,7 +277,8 @@ impl UrlDatabase {
         }
         let reset =
             |name: &str| format!("ALTER DATABASE {} RESET {}", quote_ident(&self.conn.dbname), quote_ident(name));
-        for (name, _) in FAST_RESTORE {
+        // A clone was never restored here: its own per-database settings are production's, and stay.
+        for (name, _) in FAST_RESTORE.iter().filter(|_| self.made) {
             let _ = db.batch_execute(&reset(name)).await;
         }
         for (name, value) in settings {
@@ -226,8 +309,10 @@ impl UrlDatabase {
         }
         Ok(vec![format!(
             "postgres.settings.{name} = {value} was not applied: it is a server-wide setting (context {}) \
-             and the url backend never changes the server's configuration; the server runs with {name} = {}",
-            setting.context, setting.current
+             and the {} backend never changes the server's configuration; the server runs with {name} = {}",
+            setting.context,
+            if self.made { "url" } else { "clone" },
+            setting.current
         )])
     }
 }
@@ -239,22 +324,28 @@ impl Drop for UrlDatabase {
         }
         // Backstop for a panic or an early return: a runtime of its own on a
         // thread of its own, since this may run inside (and block) an async task.
-        let (server, name, version) = (self.server.clone(), self.conn.dbname.clone(), self.version_num);
+        let (server, version, shown) = (self.server.clone(), self.version_num, self.shown);
+        let name = self.made.then(|| self.conn.dbname.clone());
         let copies = std::mem::take(&mut self.copies);
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            let drop = drop_all(&server, &name, &copies, version);
+            let drop = drop_all(&server, name.as_deref(), &copies, version, shown);
             rt.block_on(tokio::time::timeout(Duration::from_secs(30), drop)).ok()
         })
         .join();
     }
 }
 
-async fn connect_admin(server: &ConnInfo) -> Result<Client> {
+/// How messages name the url backend's server.
+const URL: &str = "postgres.url";
+/// How long a clone's server may take to accept connections after `create` printed its URL.
+const READY: Duration = Duration::from_secs(120);
+
+async fn connect_admin(server: &ConnInfo, shown: &str) -> Result<Client> {
     db::connect(server, &server.dbname, "rehearse-admin").await.map_err(|e| {
         Error::environment_because(
             format!(
-                "cannot connect to postgres.url ({}): check the URL, that the server is up, and its pg_hba.conf \
+                "cannot connect to {shown} ({}): check the URL, that the server is up, and its pg_hba.conf \
                  (rehearse connects without TLS)",
                 server.masked(&server.dbname)
             ),
@@ -272,10 +363,16 @@ async fn mark_owner(admin: &Client, name: &str) {
 }
 
 /// Drops the copies, then `name`; every one is tried, the first error returned.
-async fn drop_all(server: &ConnInfo, name: &str, copies: &[String], version_num: i32) -> Result<()> {
+async fn drop_all(
+    server: &ConnInfo,
+    name: Option<&str>,
+    copies: &[String],
+    version_num: i32,
+    shown: &str,
+) -> Result<()> {
     let mut first_error = None;
-    for db in copies.iter().map(String::as_str).chain([name]) {
-        if let Err(e) = drop_database(server, db, version_num).await {
+    for db in copies.iter().map(String::as_str).chain(name) {
+        if let Err(e) = drop_on(server, db, version_num, shown).await {
             first_error.get_or_insert(e);
         }
     }
@@ -285,7 +382,12 @@ async fn drop_all(server: &ConnInfo, name: &str, copies: &[String], version_num:
 /// Drops database `name` on `server`: `WITH (FORCE)` on 13+, else after
 /// terminating its sessions.
 pub async fn drop_database(server: &ConnInfo, name: &str, version_num: i32) -> Result<()> {
-    let admin = connect_admin(server).await?;
+    drop_on(server, name, version_num, URL).await
+}
+
+/// [`drop_database`], naming the server as `shown` in messages.
+pub async fn drop_on(server: &ConnInfo, name: &str, version_num: i32, shown: &str) -> Result<()> {
+    let admin = connect_admin(server, shown).await?;
     let ident = quote_ident(name);
     let sql = match version_num >= 130000 {
         true => format!("DROP DATABASE IF EXISTS {ident} WITH (FORCE)"),
@@ -307,7 +409,7 @@ pub async fn drop_database(server: &ConnInfo, name: &str, version_num: i32) -> R
 
 /// Throwaway databases a rehearse run left on `server`: (name, comment).
 pub async fn leftover_databases(server: &ConnInfo) -> Result<Vec<(String, String)>> {
-    let admin = connect_admin(server).await?;
+    let admin = connect_admin(server, URL).await?;
     catalog::rehearse_databases(&admin)
         .await
         .map_err(|e| Error::environment_because("cannot list the server's databases", e))
@@ -315,7 +417,7 @@ pub async fn leftover_databases(server: &ConnInfo) -> Result<Vec<(String, String
 
 /// The server's version as `server_version_num`.
 pub async fn server_version_num(server: &ConnInfo) -> Result<i32> {
-    let admin = connect_admin(server).await?;
+    let admin = connect_admin(server, URL).await?;
     catalog::server_version_num(&admin)
         .await
         .map_err(|e| Error::environment_because("cannot read the server's version", e))

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::cache::SnapshotCache;
 use crate::backend::choose::NamedOnCommandLine;
-use crate::backend::{BackendPlan, BackendRequest, Throwaway};
+use crate::backend::{BackendKind, BackendPlan, BackendRequest, ClonePlan, Throwaway};
 use crate::compat::Corpus;
 use crate::error::{Error, Result};
 use crate::estimate::{Estimator, ProductionStats};
@@ -38,8 +38,8 @@ use scenario::Scenario;
 pub struct Plan {
     pub name: String,
     pub scenario_path: PathBuf,
-    pub dump: PathBuf,
-    pub dump_format: DumpFormat,
+    /// The dump to restore; None on the clone backend, whose data is already on the server.
+    pub dump: Option<DumpFile>,
     pub backend: BackendPlan,
     pub restore_jobs: u32,
     /// The scenario's prod-like settings, in file order (sorted by name).
@@ -68,6 +68,13 @@ pub struct Plan {
     pub race: Option<crate::race::RacePlan>,
     /// Production plus the release against the history built from empty (`drift:`, `rehearse drift`).
     pub drift: Option<drift::DriftPlan>,
+}
+
+/// A dump file and its format, detected from its content.
+#[derive(Debug, Clone)]
+pub struct DumpFile {
+    pub path: PathBuf,
+    pub format: DumpFormat,
 }
 
 /// What the command line adds to or overrides in the scenario.
@@ -144,17 +151,8 @@ impl Plan {
         });
 
         // Bad input first, so it is reported before any environment check.
-        let dump = match (&overrides.dump, &s.dump) {
-            (Some(d), _) => origin.on_command_line(d),
-            (None, Some(d)) => origin.in_scenario(d.as_str()),
-            (None, None) => {
-                return Err(Error::bad_input(format!(
-                    "{}: no dump to restore: set `dump:` in the scenario or pass --dump PATH",
-                    origin.shown()
-                )))
-            }
-        };
-        let dump_format = DumpFormat::detect(&dump)?;
+        let clone = clone_plan(&s, &origin)?;
+        let dump = dump_file(&s, overrides, &origin)?;
         let migrations = migrations::scan_all(&s.migrations, &origin).await?;
         let report = report::plan(&s.report, &name, overrides, &origin)?;
         let settings: Vec<(String, String)> =
@@ -166,13 +164,16 @@ impl Plan {
         let drift = drift::plan(&s, overrides.drift, &origin)?;
 
         // Then the environment.
-        let mut backend = choose_backend(&s, overrides, &origin, &dump, &settings, cancel).await?;
+        let mut backend = choose_backend(&s, overrides, &origin, dump.as_ref(), clone, &settings, cancel).await?;
         let observe = ObserveOptions { standby: standby_options(&s, &backend, &origin)?, ..observe };
         if let (BackendPlan::Docker(p), Some(_)) = (&mut backend, &observe.standby) {
             p.standby = true;
         }
         let (migrations, launch) = migrations::check_all(migrations, cancel).await?;
-        let (room, warnings) = room_for_restore(&backend, &dump, dump_format, cancel).await?;
+        let (room, warnings) = match &dump {
+            Some(d) => room_for_restore(&backend, &d.path, d.format, cancel).await?,
+            None => (None, Vec::new()),
+        };
         let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
         let server_version = match &backend {
             BackendPlan::Local { bin } => bin.version.clone(),
@@ -183,7 +184,6 @@ impl Plan {
             name,
             scenario_path: origin.path,
             dump,
-            dump_format,
             backend,
             restore_jobs: s.postgres.restore_jobs.unwrap_or_else(default_restore_jobs).max(1),
             settings,
@@ -207,6 +207,66 @@ impl Plan {
             drift,
         })
     }
+}
+
+/// The dump to restore (`--dump` wins over `dump:`), its format detected;
+/// none, and none allowed, on the clone backend: the clone holds the data.
+fn dump_file(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Result<Option<DumpFile>> {
+    let path = match (&overrides.dump, &s.dump) {
+        (Some(d), _) => Some(origin.on_command_line(d)),
+        (None, Some(d)) => Some(origin.in_scenario(d.as_str())),
+        (None, None) => None,
+    };
+    let clone = s.postgres.backend == BackendKind::Clone;
+    match (path, clone) {
+        (Some(path), false) => Ok(Some(DumpFile { format: DumpFormat::detect(&path)?, path })),
+        (None, true) => Ok(None),
+        (None, false) => Err(Error::bad_input(format!(
+            "{}: no dump to restore: set `dump:` in the scenario or pass --dump PATH",
+            origin.shown()
+        ))),
+        (Some(path), true) => Err(Error::bad_input(format!(
+            "{}: postgres.backend is clone, so the data comes from the clone postgres.clone.create makes and \
+             the dump {} would be unused: remove `dump:` (or --dump), or use another backend to restore it",
+            origin.shown(),
+            path.display()
+        ))),
+    }
+}
+
+/// `postgres.clone`, checked: for the clone backend only, both commands
+/// given, a timeout above zero.
+fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
+    let Some(c) = &s.postgres.clone else { return Ok(None) };
+    let shown = origin.shown();
+    if s.postgres.backend != BackendKind::Clone {
+        return Err(Error::bad_input(format!(
+            "{shown}: postgres.clone names the commands of the clone backend, but postgres.backend is not clone: \
+             set `backend: clone`, or remove postgres.clone"
+        )));
+    }
+    for (key, command) in [("create", &c.create), ("destroy", &c.destroy)] {
+        if command.as_str().trim().is_empty() {
+            return Err(Error::bad_input(format!(
+                "{shown}: postgres.clone.{key} is empty: give the shell command that {} (see docs/clones.md)",
+                if key == "create" { "makes the clone and prints its URL" } else { "removes the clone" }
+            )));
+        }
+    }
+    let timeout = c.timeout.unwrap_or(crate::backend::clone::DEFAULT_TIMEOUT);
+    if timeout.is_zero() {
+        return Err(Error::bad_input(format!(
+            "{shown}: postgres.clone.timeout must be above zero (30m is the default)"
+        )));
+    }
+    Ok(Some(ClonePlan {
+        create: c.create.0.clone(),
+        destroy: c.destroy.0.clone(),
+        timeout,
+        dir: origin.base.clone(),
+        lazy_load: c.lazy_load,
+        bin: None,
+    }))
 }
 
 /// The scenario's `compat.queries`, loaded and checked;
@@ -288,6 +348,13 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
                 other.name()
             )))
         }
+        (_, BackendPlan::Clone(_)) if o.standby || o.standby_url.is_some() => {
+            return Err(Error::bad_input(format!(
+                "{shown}: observe.standby and observe.standby_url are not available on the clone backend: \
+                 rehearse cannot start a standby of a clone it does not run; remove them (or rehearse with the \
+                 local or docker backend to measure a standby)"
+            )))
+        }
         (None, BackendPlan::Url(_)) if o.standby => {
             return Err(Error::bad_input(format!(
                 "{shown}: observe.standby with the url backend: rehearse cannot start a standby of a server it                  does not own; name an existing hot standby of it with observe.standby_url"
@@ -326,7 +393,8 @@ async fn choose_backend(
     s: &Scenario,
     overrides: &Overrides,
     origin: &Origin,
-    dump: &Path,
+    dump: Option<&DumpFile>,
+    clone: Option<ClonePlan>,
     settings: &[(String, String)],
     cancel: &CancellationToken,
 ) -> Result<BackendPlan> {
@@ -348,8 +416,9 @@ async fn choose_backend(
                 image: overrides.image.is_some(),
                 pg_bin: overrides.pg_bin.is_some(),
             },
-            dump,
+            dump: dump.map(|d| d.path.as_path()),
             settings,
+            clone,
             shown: &shown,
         },
         cancel,
@@ -371,7 +440,7 @@ async fn room_for_restore(
             Some(dir) => (dir, "Docker's data root"),
             None => return Ok((None, Vec::new())),
         },
-        BackendPlan::Url(_) => return Ok((None, Vec::new())),
+        BackendPlan::Url(_) | BackendPlan::Clone(_) => return Ok((None, Vec::new())),
     };
     let (room, warning) = space::check(dump, format, &dir, what)?;
     Ok((Some(room), warning.into_iter().collect()))

@@ -145,6 +145,26 @@ pub struct PostgresSection {
     /// Prod-like server settings for the rehearsal phase.
     #[serde(default)]
     pub settings: BTreeMap<String, SettingValue>,
+    /// `backend: clone`: the commands that make and remove a clone of production.
+    pub clone: Option<CloneSection>,
+}
+
+/// `postgres.clone`: a clone of production made by another engine (Database
+/// Lab, Neon, a volume snapshot, a cloud snapshot restore), which rehearse
+/// rehearses on instead of restoring a dump.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloneSection {
+    /// Makes the clone; prints its connection URL on stdout (and, optionally, `id=<...>` on another line).
+    pub create: EnvString,
+    /// Removes it; `{url}` and `{id}` are replaced (also in REHEARSE_CLONE_URL and REHEARSE_CLONE_ID).
+    pub destroy: EnvString,
+    /// How long `create` (and `destroy`) may take (default 30m).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// The clone's volumes load their blocks lazily from a snapshot (first reads slow): the report says so.
+    #[serde(default)]
+    pub lazy_load: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -391,6 +411,24 @@ mod tests {
         assert_eq!(s.postgres.settings["work_mem"].0, "64");
         assert_eq!(s.observe.sample_interval, Some(Duration::from_millis(10)));
         assert_eq!(s.budgets.migration.unwrap().max_wal, Some(ByteSize(2 << 30)));
+    }
+
+    #[test]
+    fn a_clone_section_parses_and_a_typo_in_it_names_its_line() {
+        let s = parse_str(
+            "postgres:\n  backend: clone\n  clone:\n    create: ./make.sh\n    destroy: ./rm.sh \"$REHEARSE_CLONE_ID\"\n    timeout: 10m\n    lazy_load: true\nmigrations: {tool: sql}\n",
+        )
+        .unwrap();
+        assert_eq!(s.postgres.backend, BackendKind::Clone);
+        let clone = s.postgres.clone.unwrap();
+        assert_eq!(clone.destroy.as_str(), "./rm.sh \"$REHEARSE_CLONE_ID\"", "$VAR without braces is the shell's");
+        assert_eq!((clone.timeout, clone.lazy_load), (Some(Duration::from_secs(600)), true));
+        let err = parse_str(
+            "postgres:\n  clone:\n    create: a\n    destroy: b\n    lazyload: true\nmigrations: {tool: sql}\n",
+        )
+        .unwrap_err()
+        .render();
+        assert!(err.contains("s.yaml:5:5") && err.contains("lazyload"), "{err}");
     }
 
     #[test]

@@ -124,7 +124,8 @@ impl<'a> Facts<'a> {
         Facts {
             r,
             s,
-            restored: r.restore.restored_at.is_some(),
+            // A clone's data was in place once it was made: nothing to restore.
+            restored: r.restore.restored_at.is_some() || r.dump.clone.is_some(),
             unfinished: (!incomplete.is_empty()).then(|| format!("{} did not complete", incomplete.join(", "))),
             longest: ran.iter().copied().max_by_key(|m| m.duration_ms),
             blocker: ran.iter().copied().max_by_key(|m| longest_block(m)).filter(|m| longest_block(m) > 0),
@@ -223,8 +224,21 @@ pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
     }
 }
 
-fn prod_shaped_data(f: &Facts) -> ChecklistItem {
+/// Where the rehearsed data came from: a dump restored, or a clone made.
+fn data_evidence(f: &Facts) -> String {
     let r = f.r;
+    if let Some(c) = &r.dump.clone {
+        let id = c.id.as_ref().map(|id| format!(" `{id}`")).unwrap_or_default();
+        let size = r
+            .dump
+            .database_bytes
+            .map(|db| format!(": {} database", format_bytes(db.max(0) as u64)))
+            .unwrap_or_default();
+        return format!(
+            "A clone{id} of production made by `{}` (postgres.clone.create), in {}{size}.",
+            c.create, f.environment
+        );
+    }
     let dump_name = file_name(&r.dump.path);
     let restored = match (&r.restore.restored_at, r.dump.database_bytes) {
         (Some(at), Some(db)) => format!(
@@ -237,11 +251,17 @@ fn prod_shaped_data(f: &Facts) -> ChecklistItem {
         _ => ": not restored".into(),
     };
     let format = r.dump.format.map(|f| f.to_string()).unwrap_or_else(|| "?".into());
-    let mut item = Item::new(ChecklistId::ProdShapedData, "Tested in staging with prod-shaped data").evidence(format!(
+    format!(
         "Dump `{dump_name}` ({format}, {}, sha256 `{}`){restored}.",
         format_bytes(r.dump.bytes),
         r.dump.sha256.as_deref().unwrap_or("?"),
-    ));
+    )
+}
+
+fn prod_shaped_data(f: &Facts) -> ChecklistItem {
+    let r = f.r;
+    let mut item =
+        Item::new(ChecklistId::ProdShapedData, "Tested in staging with prod-shaped data").evidence(data_evidence(f));
     if !r.dump.tables.is_empty() {
         let tables: Vec<String> = r
             .dump
@@ -327,8 +347,11 @@ fn backup(f: &Facts) -> ChecklistItem {
     let r = f.r;
     let mut item = Item::new(ChecklistId::Backup, "Backup available");
     if let Some(db) = r.dump.database_bytes {
-        item = item
-            .evidence(format!("Restored database size: {} (before the migrations).", format_bytes(db.max(0) as u64)));
+        item = item.evidence(format!(
+            "{} database size: {} (before the migrations).",
+            if r.dump.clone.is_some() { "Cloned" } else { "Restored" },
+            format_bytes(db.max(0) as u64)
+        ));
     }
     item = item.evidence(match &r.backup {
         Some(b) => match (b.duration_ms, b.bytes, &b.error) {

@@ -514,6 +514,21 @@ pub struct DumpInfo {
     /// right after VACUUM ANALYZE (exact for a fresh restore).
     pub tables: Vec<TableInfo>,
     pub database_bytes: Option<i64>,
+    /// The clone backend: the data is a clone `postgres.clone.create` made,
+    /// not a restore of `path` (then empty); null on the other backends.
+    #[serde(default)]
+    pub clone: Option<CloneSource>,
+}
+
+/// Where the clone backend's data came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneSource {
+    /// The program of `postgres.clone.create` (its first word: never its arguments, which may hold secrets).
+    pub create: String,
+    /// The id `create` printed (`id=...`), if it printed one.
+    pub id: Option<String>,
+    /// `postgres.clone.lazy_load`: the clone's volumes load lazily from a snapshot.
+    pub lazy_load: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

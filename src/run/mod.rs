@@ -41,7 +41,7 @@ pub async fn run(plan: Plan, events: &dyn EventSink, sup: &Supervisor) -> Outcom
     for warning in &plan.warnings {
         p.note(warning.clone());
     }
-    let dump = DumpIdentity::start(&plan.dump);
+    let dump = DumpIdentity::start(plan.dump.as_ref().map(|d| d.path.as_path()));
     let mut server = None;
     let mut stopped = stages(&plan, &mut p, &dump, &mut server).await.err();
     let kept = match server {
@@ -67,9 +67,16 @@ async fn stages(
         Some(cache) => snapshot::plan(plan, cache, dump, &cancel).await,
         None => None,
     };
-    let backend = plan.backend.name();
-    let provisioned =
-        p.stage(Stage::Provision, backend, async |_: &mut Report| provision(plan, snapshot.as_ref(), &cancel).await);
+    let detail = match &plan.backend {
+        // The program only: create's arguments may hold secrets.
+        crate::backend::BackendPlan::Clone(c) => format!("clone (postgres.clone.create: `{}`)", c.program()),
+        other => other.name().to_string(),
+    };
+    let provisioned = p.stage(Stage::Provision, detail, async |r: &mut Report| {
+        let server = provision(plan, snapshot.as_ref(), &cancel).await?;
+        r.dump.clone = server.clone_source();
+        Ok(server)
+    });
     let server = server.insert(provisioned.await?);
     on_server(plan, p, server, snapshot.as_ref()).await
 }
@@ -90,15 +97,17 @@ async fn on_server(
 ) -> Result<(), Stopped> {
     let cancel = p.cancel().clone();
     let c = &cancel;
-    match snapshot.and_then(|s| s.hit.as_ref()) {
-        Some(entry) => {
+    match (snapshot.and_then(|s| s.hit.as_ref()), &plan.dump) {
+        // A clone holds production's data, statistics included: nothing to restore or analyze.
+        (_, None) => {}
+        (Some(entry), _) => {
             let detail = format!("from the snapshot cache ({})", entry.dir.display());
             p.stage(Stage::Restore, detail, async |r: &mut Report| Ok(snapshot::restored_from(entry, r))).await?;
         }
-        None => {
-            let detail = format!("{} ({}, {} job(s))", plan.dump.display(), plan.dump_format, plan.restore_jobs);
+        (None, Some(file)) => {
+            let detail = format!("{} ({}, {} job(s))", file.path.display(), file.format, plan.restore_jobs);
             let admin =
-                p.stage(Stage::Restore, detail, async |r: &mut Report| restore(plan, server, r, c).await).await?;
+                p.stage(Stage::Restore, detail, async |r: &mut Report| restore(plan, file, server, r, c).await).await?;
             let analyze = "VACUUM ANALYZE, CHECKPOINT";
             p.stage(Stage::Analyze, analyze, async |_: &mut Report| {
                 prepare::settle(server, &admin.0, plan.restore_jobs, c).await
@@ -169,10 +178,16 @@ struct Admin(Client);
 
 impl Summary for Admin {}
 
-async fn restore(plan: &Plan, server: &mut Throwaway, r: &mut Report, cancel: &CancellationToken) -> Result<Admin> {
+async fn restore(
+    plan: &Plan,
+    file: &crate::plan::DumpFile,
+    server: &mut Throwaway,
+    r: &mut Report,
+    cancel: &CancellationToken,
+) -> Result<Admin> {
     let admin = prepare::fast_restore_settings(server, "rehearse-admin", cancel).await?;
     let dump =
-        restore::Dump { path: &plan.dump, format: plan.dump_format, jobs: plan.restore_jobs, room: plan.room.as_ref() };
+        restore::Dump { path: &file.path, format: file.format, jobs: plan.restore_jobs, room: plan.room.as_ref() };
     let restored = restore::restore(server, &admin, dump, cancel).await?;
     r.restore.duration_ms = millis(restored.duration);
     r.restore.jobs = restored.jobs;
@@ -253,10 +268,7 @@ async fn finish_server(plan: &Plan, p: &mut Pipeline<'_>, server: Throwaway) -> 
         return Some(server.keep());
     }
     let started = Instant::now();
-    p.events().emit(crate::pipeline::Event::StageStarted {
-        stage: Stage::Cleanup,
-        detail: "stopping the throwaway server".into(),
-    });
+    p.events().emit(crate::pipeline::Event::StageStarted { stage: Stage::Cleanup, detail: server.cleanup_detail() });
     match server.cleanup().await {
         Ok(()) => p.finished(Stage::Cleanup, started, String::new()),
         Err(e) => p.note(e.render()),

@@ -94,8 +94,8 @@ pub fn new_report(plan: &Plan) -> Report {
             memory_bytes: crate::sys::machine::memory_bytes(),
         },
         dump: report::DumpInfo {
-            path: plan.dump.display().to_string(),
-            format: Some(plan.dump_format),
+            path: plan.dump.as_ref().map(|d| d.path.display().to_string()).unwrap_or_default(),
+            format: plan.dump.as_ref().map(|d| d.format),
             ..Default::default()
         },
         restore: Default::default(),

@@ -26,11 +26,13 @@ pub struct DumpIdentity {
 }
 
 impl DumpIdentity {
-    /// Starts reading the dump on a blocking thread.
-    pub fn start(dump: &Path) -> DumpIdentity {
-        let dump = dump.to_path_buf();
-        let task = tokio::task::spawn_blocking(move || restore::fingerprint(&dump));
-        DumpIdentity { task: tokio::sync::Mutex::new(Some(task)), done: tokio::sync::OnceCell::new() }
+    /// Starts reading the dump on a blocking thread (none on the clone backend: nothing to read).
+    pub fn start(dump: Option<&Path>) -> DumpIdentity {
+        let task = dump.map(|dump| {
+            let dump = dump.to_path_buf();
+            tokio::task::spawn_blocking(move || restore::fingerprint(&dump))
+        });
+        DumpIdentity { task: tokio::sync::Mutex::new(task), done: tokio::sync::OnceCell::new() }
     }
 
     /// The size and sha256, once read; None when the dump could not be read.

@@ -73,9 +73,9 @@ pub enum ChildError {
     #[error("{label} failed ({status}):\n{stderr}")]
     Failed { label: String, status: ExitStatus, stderr: String, stdout: String },
     #[error("{label} did not finish within {}; it was stopped", humantime::format_duration(*.deadline))]
-    Deadline { label: String, deadline: Duration },
+    Deadline { label: String, deadline: Duration, stdout: String, stderr: String },
     #[error("{label} was stopped because the run was interrupted")]
-    Cancelled { label: String },
+    Cancelled { label: String, stdout: String, stderr: String },
     #[error("{label} was killed (SIGKILL to its process group)")]
     Killed { label: String, stderr: String, stdout: String },
     #[error("lost contact with {label}")]
@@ -237,11 +237,13 @@ impl ChildCommand {
             status = child.wait() => status.map_err(|source| ChildError::Io { label: label.clone(), source })?,
             _ = tokio::time::sleep(self.deadline) => {
                 stop_group(&mut child, pgid, Duration::ZERO).await;
-                return Err(ChildError::Deadline { label, deadline: self.deadline });
+                let (stdout, stderr) = written(stdout, stderr).await;
+                return Err(ChildError::Deadline { label, deadline: self.deadline, stdout, stderr });
             }
             _ = cancel.cancelled() => {
                 stop_group(&mut child, pgid, GRACE).await;
-                return Err(ChildError::Cancelled { label });
+                let (stdout, stderr) = written(stdout, stderr).await;
+                return Err(ChildError::Cancelled { label, stdout, stderr });
             }
             _ = kill.cancelled(), if self.kill.is_some() => {
                 kill_group(&mut child, pgid).await;
@@ -301,6 +303,15 @@ async fn stop_group(child: &mut tokio::process::Child, pgid: Option<Pid>, grace:
         }
     }
     let _ = child.kill().await;
+}
+
+/// What a stopped child wrote before it was stopped (a `create` that
+/// printed its clone's URL and was then stopped still made a clone). Its
+/// group is gone, so its pipes are closed unless something outside the
+/// group holds them: that is waited for a moment only.
+async fn written(stdout: tokio::task::JoinHandle<String>, stderr: tokio::task::JoinHandle<String>) -> (String, String) {
+    let drained = async { (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default()) };
+    tokio::time::timeout(Duration::from_secs(1), drained).await.unwrap_or_default()
 }
 
 /// SIGKILL to the child's group, and reap it.
@@ -373,6 +384,31 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ChildError::Deadline { .. }));
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_child_keeps_what_it_wrote() {
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.cancel();
+        });
+        let err = ChildCommand::new("/bin/sh")
+            .args(["-c", "echo postgres://made; echo working >&2; sleep 30"])
+            .run(&cancel)
+            .await
+            .unwrap_err();
+        let ChildError::Cancelled { stdout, stderr, .. } = err else { panic!("cancelled, not {err:?}") };
+        assert_eq!((stdout.trim(), stderr.trim()), ("postgres://made", "working"));
+        let err = ChildCommand::new("/bin/sh")
+            .args(["-c", "echo half; sleep 30"])
+            .deadline(Duration::from_millis(300))
+            .run(&CancellationToken::new())
+            .await
+            .unwrap_err();
+        let ChildError::Deadline { stdout, .. } = err else { panic!("deadline, not {err:?}") };
+        assert_eq!(stdout.trim(), "half");
     }
 
     #[tokio::test]

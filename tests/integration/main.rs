@@ -11,6 +11,7 @@ mod budgets;
 mod cache;
 mod calibrate;
 mod cleanup;
+mod clone;
 mod compat;
 mod docker;
 mod drift;

@@ -57,12 +57,15 @@ fn headline(w: &mut String, r: &Report) {
         put!(w, "**{}.**\n", summary::capitalize(&heading));
         bullets(w, None, &summary::regression_lines(r, true));
     }
+    let data = match &r.dump.clone {
+        Some(c) => format!("on a clone made by `create` (`{}`)", c.create),
+        None => format!("restored from `{}`", r.dump.path),
+    };
     put!(
         w,
-        "Rehearsed on PostgreSQL {} ({} backend) restored from `{}`, started {}.\n",
+        "Rehearsed on PostgreSQL {} ({} backend) {data}, started {}.\n",
         r.postgres.version.as_deref().unwrap_or("?"),
         r.postgres.backend,
-        r.dump.path,
         r.started_at
     );
     if let Some(line) = summary::launch_line(r, true) {
@@ -266,6 +269,9 @@ fn runtime_estimate(w: &mut String, r: &Report) {
 
 fn dump(w: &mut String, r: &Report) {
     put!(w, "## Dump\n");
+    if let Some(c) = &r.dump.clone {
+        return clone_source(w, r, c);
+    }
     put!(w, "- Path: `{}`", r.dump.path);
     if let Some(f) = r.dump.format {
         put!(w, "- Format: {f}");
@@ -281,12 +287,29 @@ fn dump(w: &mut String, r: &Report) {
     if !r.restore.roles_created.is_empty() {
         put!(w, "- Roles created for owners and grants: {}", r.restore.roles_created.join(", "));
     }
+    tables(w, r, "right after `VACUUM ANALYZE` of the fresh restore");
+}
+
+/// The dump section of a clone: what made it, nothing restored.
+fn clone_source(w: &mut String, r: &Report, c: &super::CloneSource) {
+    let id = c.id.as_ref().map(|id| format!(", id `{id}`")).unwrap_or_default();
+    put!(w, "- Source: a clone made by `create` (`{}`{id}), not a file: nothing was restored", c.create);
+    if let Some(db) = r.dump.database_bytes {
+        put!(w, "- Database size: {}", format_bytes(db.max(0) as u64));
+    }
+    if c.lazy_load {
+        put!(w, "- Its volumes load lazily from a snapshot: first reads were slow (see Environment)");
+    }
+    tables(w, r, "as the clone's statistics had them (production's, unless the engine analyzed it)");
+}
+
+fn tables(w: &mut String, r: &Report, rows_are: &str) {
     if !r.dump.tables.is_empty() {
         put!(w, "\n| Table | Rows | Size |\n|---|--:|--:|");
         for t in r.dump.tables.iter().take(15) {
             put!(w, "| `{}` | {} | {} |", t.name, t.rows, format_bytes(t.bytes.max(0) as u64));
         }
-        put!(w, "\nRows are `pg_class.reltuples` right after `VACUUM ANALYZE` of the fresh restore.");
+        put!(w, "\nRows are `pg_class.reltuples` {rows_are}.");
     }
 }
 
@@ -308,6 +331,11 @@ fn environment(w: &mut String, r: &Report) {
         let list: Vec<String> = r.stages.iter().map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms))).collect();
         put!(w, "- Stages: {}", list.join(" · "));
     }
+    bullets(
+        w,
+        Some("\nWhat this rehearsal did not control or observe (`observation.limitations`):"),
+        &r.observation.limitations,
+    );
     put!(w, "\nTimings are from this machine; production hardware and load differ.");
 }
 
