@@ -191,6 +191,26 @@ fn the_release_is_rehearsed_on_the_clone_without_a_restore_and_the_clone_destroy
     assert_eq!(engine.databases(), before, "the race's copy was dropped too");
 }
 
+/// Drift on a clone: the history is built in a second database on the
+/// clone's server, which is dropped before destroy. This history starts
+/// from a table it does not create, so it cannot be built from empty:
+/// reported, the rehearsal stands.
+#[test]
+fn drift_on_a_clone_builds_in_a_database_of_its_own_that_is_dropped_before_destroy() {
+    let engine = Engine::start();
+    let before = engine.databases();
+    let migrations = [("0001_add.sql", "ALTER TABLE public.orders ADD COLUMN state text;\n")];
+    let (sandbox, scenario) = engine.sandbox_with(&migrations, "", "", "drift: true\n");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let drift = out.report().drift.expect("a drift report");
+    let error = drift.error.as_deref().expect("the history does not build from empty");
+    assert!(error.contains("0001_add") && error.contains("orders"), "{error}");
+    assert!(drift.database.ends_with("_drift"), "{}", drift.database);
+    assert_destroyed_once(&engine, &sandbox, &out);
+    assert_eq!(engine.databases(), before, "the drift database was dropped too");
+}
+
 #[test]
 fn a_failed_migration_still_destroys_the_clone_once() {
     let engine = Engine::start();
