@@ -101,6 +101,7 @@ if ! docker buildx version >/dev/null 2>&1; then
   export DOCKER_BUILDKIT=0
 fi
 say "building $IMAGE (target prebuilt, FROM $BASE)"
+OLD_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 BUILD_LOG="$(mktemp)"
 trap 'rm -f "$BUILD_LOG"' EXIT
 if ! docker build --target prebuilt \
@@ -109,5 +110,9 @@ if ! docker build --target prebuilt \
   say "docker build failed; its output ends with:"
   tail -n 30 "$BUILD_LOG" >&2
   exit 1
+fi
+# The image this one replaces, now untagged: removed unless something still uses it.
+if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+  docker image rm "$OLD_ID" >/dev/null 2>&1 || true
 fi
 say "built $IMAGE ($(docker image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=si)B)"
