@@ -171,7 +171,8 @@ fn a_budget_breach_is_exit_1_as_the_images_user_and_as_any_uid() {
     }
 }
 
-/// `docker stop` while a migration sleeps: tini passes the SIGTERM to
+/// `docker stop` while a migration sleeps (its server running, not as
+/// root): tini passes the SIGTERM to
 /// rehearse (or to the nightly wrapper, which passes it on), which cancels
 /// the migration, stops and removes the throwaway server, writes the
 /// report and exits 130, long before the stop timeout.
@@ -212,6 +213,7 @@ fn stop_during(container: &Container, args: &[&str], when: &str) -> (RunOutput, 
         seen.push_str(&line);
         if took.is_none() && line.contains(when) {
             std::thread::sleep(Duration::from_millis(500));
+            assert_server_not_root(&container.name);
             let started = Instant::now();
             crate::support::docker_out(&["stop", "-t", &STOP_TIMEOUT_S.to_string(), &container.name]);
             took = Some(started.elapsed());
@@ -221,6 +223,16 @@ fn stop_during(container: &Container, args: &[&str], when: &str) -> (RunOutput, 
     let out = child.wait_with_output().unwrap();
     let took = took.unwrap_or_else(|| panic!("never saw {when:?} on stderr:\n{seen}"));
     (container.output(out.status, out.stdout, seen), took)
+}
+
+/// The throwaway server runs in the container, and not as root (as the
+/// caller's root, rehearse runs it as the image's `postgres` user).
+fn assert_server_not_root(name: &str) {
+    let top = crate::support::docker_out(&["top", name, "-o", "pid,uid,args"]);
+    let server: Vec<&str> = top.lines().filter(|l| l.contains("postgres: ") || l.contains("bin/postgres")).collect();
+    assert!(!server.is_empty(), "the server runs in the container:\n{top}");
+    let root: Vec<&&str> = server.iter().filter(|l| l.split_whitespace().nth(1) == Some("0")).collect();
+    assert!(root.is_empty(), "server processes run as root: {root:?}");
 }
 
 fn only_entry(dir: &Path) -> PathBuf {
