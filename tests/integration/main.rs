@@ -21,6 +21,8 @@ mod estimate;
 mod fidelity;
 mod flyway;
 mod hazards;
+mod image;
+mod kubernetes;
 mod observe;
 mod plan_errors;
 mod postgres18;

@@ -15,7 +15,6 @@ pub fn test_image() -> String {
     image
 }
 
-/// The scenario's `postgres:` lines for the docker backend on the test image.
 /// The app image the Job tests run migrations in: REHEARSE_APP_IMAGE, else
 /// the one `make test` builds (scripts/docker-app-image.sh): Debian's
 /// Alembic 1.8 and psycopg2, the tests' Alembic trees under /fixtures.
@@ -26,6 +25,16 @@ pub fn app_image() -> String {
     image
 }
 
+/// rehearse's own image: REHEARSE_IMAGE, else the one `make image` builds
+/// (scripts/docker-rehearse-image.sh), rehearse:<this crate's version>.
+pub fn rehearse_image() -> String {
+    let image = std::env::var("REHEARSE_IMAGE").unwrap_or_else(|_| format!("rehearse:{}", env!("CARGO_PKG_VERSION")));
+    let present = Command::new("docker").args(["image", "inspect", &image]).output().is_ok_and(|o| o.status.success());
+    assert!(present, "rehearse's image {image} is not here: run `make image` (make test builds it too)");
+    image
+}
+
+/// The scenario's `postgres:` lines for the docker backend on the test image.
 pub fn docker_backend() -> String {
     format!("backend: docker\n  image: {}", test_image())
 }
