@@ -26,11 +26,9 @@ LABEL=rehearse.app-trees
 
 say() { echo "docker-app-image: $*" >&2; }
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  SUDO=(sudo)
-else
+# shellcheck source=scripts/image-root.sh
+source "$(dirname "$0")/image-root.sh"
+if [ "${SUDO[0]:-}" = false ]; then
   say "building the app image needs root or passwordless sudo (debootstrap)"
   exit 1
 fi
@@ -75,8 +73,6 @@ fi
 
 command -v debootstrap >/dev/null 2>&1 || { say "installing debootstrap"; "${SUDO[@]}" apt-get install -y -qq debootstrap >/dev/null; }
 say "building $IMAGE from Debian $SUITE's python3-alembic and python3-psycopg2 (about a minute)"
-# shellcheck source=scripts/image-root.sh
-source "$(dirname "$0")/image-root.sh"
 make_root rehearse-app-image
 quietly "${SUDO[@]}" debootstrap --variant=minbase --include=python3-alembic,python3-psycopg2 "$SUITE" "$ROOT" "$MIRROR"
 quietly "${SUDO[@]}" chroot "$ROOT" useradd --uid 10001 --user-group --no-create-home --home-dir /app app

@@ -30,13 +30,8 @@ BINARY="$REPO/target/release/rehearse"
 
 say() { echo "docker-rehearse-image: $*" >&2; }
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  SUDO=(sudo)
-else
-  SUDO=(false)
-fi
+# shellcheck source=scripts/image-root.sh
+source "$(dirname "$0")/image-root.sh"
 
 if ! docker info >/dev/null 2>&1; then
   say "no Docker engine answers: run scripts/docker-test-image.sh first (it installs and starts one)"
@@ -57,8 +52,6 @@ if [ "$(docker image inspect --format "{{index .Config.Labels \"$BASE_LABEL\"}}"
   fi
   command -v debootstrap >/dev/null 2>&1 || { say "installing debootstrap"; "${SUDO[@]}" apt-get install -y -qq debootstrap >/dev/null; }
   say "building $BASE from Debian $SUITE's ${PACKAGES[*]} (about two minutes)"
-  # shellcheck source=scripts/image-root.sh
-  source "$(dirname "$0")/image-root.sh"
   make_root rehearse-base-image
   quietly "${SUDO[@]}" debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR"
   # As in the test image: no `main` cluster, and nothing may start in the chroot.

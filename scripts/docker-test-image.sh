@@ -25,13 +25,8 @@ DOCKERD_LOG="${DOCKERD_LOG:-/var/log/rehearse-dockerd.log}"
 
 say() { echo "docker-test-image: $*" >&2; }
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  SUDO=(sudo)
-else
-  SUDO=(false)
-fi
+# shellcheck source=scripts/image-root.sh
+source "$(dirname "$0")/image-root.sh"
 
 apt_install() {
   if [ "${SUDO[0]:-}" = false ]; then
@@ -86,8 +81,6 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
 fi
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 say "building $IMAGE from Debian $SUITE's postgresql-$PG_MAJOR (about a minute)"
-# shellcheck source=scripts/image-root.sh
-source "$(dirname "$0")/image-root.sh"
 make_root rehearse-image
 quietly "${SUDO[@]}" debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR"
 # Debian's package would create and start a 'main' cluster; the entrypoint

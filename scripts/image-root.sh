@@ -1,7 +1,16 @@
-# Sourced by scripts/docker-test-image.sh and scripts/docker-app-image.sh
-# (after they define `say` and SUDO): a fresh root for debootstrap, removed
-# on exit, and `quietly`, which runs a step with its output in a log shown
-# only when the step fails.
+# Sourced by scripts/docker-test-image.sh, docker-app-image.sh and
+# docker-rehearse-image.sh (after they define `say`): SUDO, how to run a
+# command as root (nothing as root, sudo when it needs no password, else
+# `false`); a fresh root for debootstrap, removed on exit; and `quietly`,
+# which runs a step with its output in a log shown only when the step fails.
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  SUDO=(sudo)
+else
+  SUDO=(false)
+fi
 
 # make_root PREFIX: sets ROOT (a new dir under /tmp) and LOG.
 make_root() {
