@@ -52,17 +52,7 @@ if [ "$(docker image inspect --format "{{index .Config.Labels \"$BASE_LABEL\"}}"
   fi
   command -v debootstrap >/dev/null 2>&1 || { say "installing debootstrap"; "${SUDO[@]}" apt-get install -y -qq debootstrap >/dev/null; }
   say "building $BASE from Debian $SUITE's ${PACKAGES[*]} (about two minutes)"
-  make_root rehearse-base-image
-  quietly "${SUDO[@]}" debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR"
-  # As in the test image: no `main` cluster, and nothing may start in the chroot.
-  "${SUDO[@]}" mkdir -p "$ROOT/etc/postgresql-common/createcluster.d"
-  echo "create_main_cluster = false" | "${SUDO[@]}" tee "$ROOT/etc/postgresql-common/createcluster.d/rehearse.conf" >/dev/null
-  printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$ROOT/usr/sbin/policy-rc.d" >/dev/null
-  "${SUDO[@]}" chmod 755 "$ROOT/usr/sbin/policy-rc.d"
-  quietly "${SUDO[@]}" chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
-  quietly "${SUDO[@]}" chroot "$ROOT" apt-get clean
-  "${SUDO[@]}" rm -rf "$ROOT/var/lib/apt/lists/"* "$ROOT/usr/sbin/policy-rc.d" "$ROOT/usr/share/doc" "$ROOT/usr/share/man"
+  debian_root rehearse-base-image "$SUITE" "$MIRROR" "${PACKAGES[@]}"
   "${SUDO[@]}" tar -C "$ROOT" -c . | docker import \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c 'ENV LANG=C.UTF-8' \

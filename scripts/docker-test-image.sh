@@ -81,18 +81,7 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
 fi
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 say "building $IMAGE from Debian $SUITE's postgresql-$PG_MAJOR (about a minute)"
-make_root rehearse-image
-quietly "${SUDO[@]}" debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR"
-# Debian's package would create and start a 'main' cluster; the entrypoint
-# makes the one the container needs, and nothing may start in the chroot.
-"${SUDO[@]}" mkdir -p "$ROOT/etc/postgresql-common/createcluster.d"
-echo "create_main_cluster = false" | "${SUDO[@]}" tee "$ROOT/etc/postgresql-common/createcluster.d/rehearse.conf" >/dev/null
-printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$ROOT/usr/sbin/policy-rc.d" >/dev/null
-"${SUDO[@]}" chmod 755 "$ROOT/usr/sbin/policy-rc.d"
-quietly "${SUDO[@]}" chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y -q --no-install-recommends "postgresql-$PG_MAJOR"
-quietly "${SUDO[@]}" chroot "$ROOT" apt-get clean
-"${SUDO[@]}" rm -rf "$ROOT/var/lib/apt/lists/"* "$ROOT/usr/sbin/policy-rc.d" "$ROOT/usr/share/doc" "$ROOT/usr/share/man"
+debian_root rehearse-image "$SUITE" "$MIRROR" "postgresql-$PG_MAJOR"
 
 "${SUDO[@]}" install -m 755 "$ENTRYPOINT_SRC" "$ROOT/usr/local/bin/docker-entrypoint.sh"
 

@@ -28,3 +28,23 @@ quietly() {
     exit 1
   fi
 }
+
+# debian_root PREFIX SUITE MIRROR PACKAGE...: make_root, debootstrap SUITE
+# into it, then install the packages with Debian's PostgreSQL kept from
+# creating or starting a `main` cluster (the entrypoint makes the one the
+# container needs, and nothing may start in the chroot); apt's lists, docs
+# and man pages removed.
+debian_root() {
+  local prefix="$1" suite="$2" mirror="$3"
+  shift 3
+  make_root "$prefix"
+  quietly "${SUDO[@]}" debootstrap --variant=minbase "$suite" "$ROOT" "$mirror"
+  "${SUDO[@]}" mkdir -p "$ROOT/etc/postgresql-common/createcluster.d"
+  echo "create_main_cluster = false" | "${SUDO[@]}" tee "$ROOT/etc/postgresql-common/createcluster.d/rehearse.conf" >/dev/null
+  printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$ROOT/usr/sbin/policy-rc.d" >/dev/null
+  "${SUDO[@]}" chmod 755 "$ROOT/usr/sbin/policy-rc.d"
+  quietly "${SUDO[@]}" chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "$@"
+  quietly "${SUDO[@]}" chroot "$ROOT" apt-get clean
+  "${SUDO[@]}" rm -rf "$ROOT/var/lib/apt/lists/"* "$ROOT/usr/sbin/policy-rc.d" "$ROOT/usr/share/doc" "$ROOT/usr/share/man"
+}
