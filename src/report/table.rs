@@ -46,28 +46,29 @@ pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
 
 /// A line of text (not of the table, whose lines fit already) folded at
 /// spaces into lines of at most `width` characters, continuations indented
-/// by two spaces; a word longer than that stays whole.
+/// by two spaces more than the line; a word longer than that stays whole.
 fn fold(line: &str, width: usize) -> String {
     if line.chars().count() <= width || line.starts_with(['┌', '│', '╞', '├', '└']) {
         return line.to_string();
     }
-    let indent = "  ";
-    let mut out = String::new();
+    // A list item ("  - ...") keeps its indentation, and its continuations line up under its text.
+    let body = line.trim_start_matches(' ');
+    let lead = &line[..line.len() - body.len()];
+    let indent = format!("{lead}  ");
+    let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
-    for word in line.split(' ') {
-        let limit = if out.is_empty() { width } else { width - indent.len() };
-        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > limit {
-            out.push_str(&current);
-            out.push('\n');
-            out.push_str(indent);
-            current.clear();
+    for word in body.split(' ') {
+        let prefix = if lines.is_empty() { lead.len() } else { indent.len() };
+        if !current.is_empty() && prefix + current.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut current));
         } else if !current.is_empty() {
             current.push(' ');
         }
         current.push_str(word);
     }
-    out.push_str(&current);
-    out
+    lines.push(current);
+    let rest: String = lines[1..].iter().map(|l| format!("\n{indent}{l}")).collect();
+    format!("{lead}{}{rest}", lines[0])
 }
 
 fn terminal_width() -> Option<usize> {
@@ -456,6 +457,13 @@ mod tests {
         assert_eq!(wrap("748ms order_items", 11, false), "748ms\norder_items");
         assert_eq!(wrap("applied (over budget)", 9, false), "applied\n(over\nbudget)");
         assert_eq!(wrap("short", 40, true), "short");
+    }
+
+    #[test]
+    fn a_folded_list_item_keeps_its_indentation_and_its_continuations_line_up_under_its_text() {
+        assert_eq!(fold("  - one two three four", 12), "  - one two\n    three\n    four");
+        assert_eq!(fold("PASSED: one two three", 12), "PASSED: one\n  two three");
+        assert_eq!(fold("short", 12), "short");
     }
 
     #[test]
