@@ -17,6 +17,9 @@
 //! trees on one database, a section per app), written with `/repo` the same way.
 //! `report-drift.json` is a real run of `make demo-drift` (the Alembic demo on a
 //! dump changed by hand, then its history from empty: two drift findings).
+//! `report-ignored.json` is a real run of the demo with `hazards.ignore`
+//! (no-lock-timeout everywhere, create-index-non-concurrent for 0004 and for
+//! a migration that is not pending), written with `/repo` the same way.
 //!
 //! What differs by machine and run is pinned in the model before rendering
 //! (`normalize`), not patched in the text afterwards: the timestamps, the
@@ -525,4 +528,19 @@ fn json_drift() {
 #[test]
 fn junit_drift() {
     assert_snapshot!(junit("drift"));
+}
+
+#[test]
+fn table_ignored_120() {
+    assert_snapshot!(table("ignored", Some(120)));
+}
+
+#[test]
+fn markdown_ignored() {
+    assert_snapshot!(markdown("ignored"));
+}
+
+#[test]
+fn json_ignored() {
+    assert_snapshot!(json("ignored"));
 }

@@ -38,8 +38,7 @@ impl Budgets {
 
     /// The overrides that name no migration of the report, in either form.
     pub fn unused_overrides(&self, report: &Report) -> Vec<String> {
-        let names = |key: &str, id: &str| id == key || id.split_once('/').is_some_and(|(_, rev)| rev == key);
-        let used = |key: &str| report.migrations.iter().any(|m| names(key, &m.id));
+        let used = |key: &str| report.migrations.iter().any(|m| m.answers_to(key));
         self.0.overrides.keys().filter(|key| !used(key)).cloned().collect()
     }
 

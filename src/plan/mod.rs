@@ -7,6 +7,7 @@
 
 mod budgets;
 pub mod drift;
+mod hazards;
 mod migrations;
 mod race;
 mod report;
@@ -48,6 +49,8 @@ pub struct Plan {
     pub migrations: Vec<SourcePlan>,
     pub observe: ObserveOptions,
     pub budgets: Budgets,
+    /// Hazard rules set aside (`hazards.ignore`).
+    pub hazard_ignore: crate::findings::ignore::HazardIgnore,
     pub report: ReportPlan,
     pub keep: bool,
     /// The snapshot cache, unless `--no-cache` or the backend cannot use one.
@@ -162,6 +165,7 @@ impl Plan {
         let compat = app_queries(&s, &origin)?;
         let race = race::plan(&s, &migrations, &origin)?;
         let drift = drift::plan(&s, overrides.drift, &origin)?;
+        let hazard_ignore = hazards::ignore(&s.hazards, &origin)?;
 
         // Then the environment.
         let mut backend = choose_backend(&s, overrides, &origin, dump.as_ref(), clone, &settings, cancel).await?;
@@ -194,6 +198,7 @@ impl Plan {
                 true => crate::gate::Budgets::default(),
                 false => budgets::budgets(&s.budgets),
             },
+            hazard_ignore,
             report,
             keep: overrides.keep,
             cache,

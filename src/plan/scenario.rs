@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub use super::values::{expand_env, ByteRate, ByteSize, EnvString, SettingValue};
 pub use crate::backend::BackendKind;
 use crate::error::{Error, Result};
+pub use crate::findings::hazards::Rule;
 pub use crate::migrations::MigrationTool;
 pub use crate::report::{BudgetsApplyTo, OnExceed, ReportFormat};
 
@@ -32,6 +33,9 @@ pub struct Scenario {
     pub observe: ObserveSection,
     #[serde(default)]
     pub budgets: BudgetsSection,
+    /// Hazard rules set aside, everywhere or for some migrations.
+    #[serde(default)]
+    pub hazards: HazardsSection,
     #[serde(default)]
     pub report: ReportSection,
     /// Production-scale estimates from production's statistics.
@@ -325,6 +329,48 @@ pub struct TotalBudget {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct HazardsSection {
+    /// Rule ids, each alone (every migration) or as `{rule, migrations}`.
+    #[serde(default)]
+    pub ignore: Vec<HazardIgnoreItem>,
+}
+
+/// An entry of `hazards.ignore`: a rule id, or a map of [`HazardIgnoreKeys`]
+/// (read with serde's map deserializer, so a typo is reported at its line).
+#[derive(Debug)]
+pub struct HazardIgnoreItem(pub HazardIgnoreKeys);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HazardIgnoreKeys {
+    pub rule: Rule,
+    /// Migration ids (or bare revisions with several apps); absent: every migration.
+    pub migrations: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for HazardIgnoreItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = HazardIgnoreItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a hazard rule id, or a map with rule and migrations")
+            }
+            fn visit_str<E: serde::de::Error>(self, id: &str) -> Result<HazardIgnoreItem, E> {
+                let rule = Rule::deserialize(serde::de::value::StrDeserializer::<E>::new(id))?;
+                Ok(HazardIgnoreItem(HazardIgnoreKeys { rule, migrations: None }))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<HazardIgnoreItem, A::Error> {
+                let keys = HazardIgnoreKeys::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(HazardIgnoreItem(keys))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReportSection {
     pub dir: Option<EnvString>,
     pub formats: Option<Vec<ReportFormat>>,
@@ -429,6 +475,30 @@ mod tests {
         .unwrap_err()
         .render();
         assert!(err.contains("s.yaml:5:5") && err.contains("lazyload"), "{err}");
+    }
+
+    #[test]
+    fn hazards_ignore_takes_a_rule_id_or_a_rule_with_migrations_and_names_the_line_of_a_mistake() {
+        let s = parse_str(
+            "migrations: {tool: sql}\nhazards:\n  ignore:\n    - no-lock-timeout\n    - rule: set-not-null\n      migrations: [a1, app/b2]\n",
+        )
+        .unwrap();
+        let ignore: Vec<_> = s.hazards.ignore.iter().map(|i| (i.0.rule, i.0.migrations.clone())).collect();
+        assert_eq!(
+            ignore,
+            [(Rule::NoLockTimeout, None), (Rule::SetNotNull, Some(vec!["a1".to_string(), "app/b2".to_string()]))]
+        );
+        let unknown =
+            parse_str("migrations: {tool: sql}\nhazards:\n  ignore:\n    - no-lock-timout\n").unwrap_err().render();
+        assert!(unknown.contains("s.yaml:4:") && unknown.contains("unknown hazard rule `no-lock-timout`"), "{unknown}");
+        let in_map =
+            parse_str("migrations: {tool: sql}\nhazards:\n  ignore:\n    - rule: set-not-nul\n").unwrap_err().render();
+        assert!(in_map.contains("s.yaml:4:") && in_map.contains("`set-not-nul`"), "{in_map}");
+        let typo =
+            parse_str("migrations: {tool: sql}\nhazards:\n  ignore:\n    - rule: set-not-null\n      migration: [a]\n")
+                .unwrap_err()
+                .render();
+        assert!(typo.contains("s.yaml:5:7") && typo.contains("unknown field `migration`"), "{typo}");
     }
 
     #[test]

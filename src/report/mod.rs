@@ -5,6 +5,7 @@
 pub mod checklist;
 mod facts;
 mod files;
+mod hazards;
 pub mod junit;
 mod markdown;
 mod model;

@@ -44,6 +44,9 @@ pub struct Report {
     /// The budgets the run was judged by.
     #[serde(default)]
     pub budgets: BudgetsInfo,
+    /// The hazards set aside (`hazards.ignore`), and its entries that named no pending migration.
+    #[serde(default)]
+    pub hazards: HazardsInfo,
     /// A measured `pg_dump -Fc` of the rehearsal database (`report.measure_backup`).
     #[serde(default)]
     pub backup: Option<BackupInfo>,
@@ -600,6 +603,10 @@ pub struct MigrationReport {
     /// From pg_stat_statements, reset before the migration; by total time.
     pub top_statements: Vec<TopStatement>,
     pub hazards: Vec<Hazard>,
+    /// Findings of a rule `hazards.ignore` sets aside for this migration:
+    /// kept for the record, counted nowhere `hazards` is.
+    #[serde(default)]
+    pub ignored_hazards: Vec<Hazard>,
     /// The messages of `breaches`.
     pub budget_breaches: Vec<String>,
     pub error: Option<MigrationError>,
@@ -645,6 +652,12 @@ impl MigrationReport {
     /// Whether it ran (applied, failed, timed out or interrupted), as opposed to skipped.
     pub fn ran(&self) -> bool {
         self.status != MigrationStatus::Skipped
+    }
+
+    /// Whether the scenario's `key` names this migration: its id, or with
+    /// several apps its bare revision, which names it in every app that has it.
+    pub fn answers_to(&self, key: &str) -> bool {
+        self.id == key || self.id.split_once('/').is_some_and(|(_, rev)| rev == key)
     }
 }
 
@@ -756,6 +769,29 @@ pub struct Hazard {
     pub fix: String,
     /// `docs/hazards.md#<rule>`.
     pub docs: String,
+}
+
+/// `hazards.ignore` as the run applied it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HazardsInfo {
+    /// The entries, in the scenario's order.
+    pub ignore: Vec<HazardIgnoreEntry>,
+    /// (rule, migration) pairs of `ignore` whose migration is not pending: a typo, or applied since.
+    pub unused_ignores: Vec<UnusedHazardIgnore>,
+}
+
+/// One rule set aside, for every migration or for those listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HazardIgnoreEntry {
+    pub rule: String,
+    /// The migrations it is ignored for; null: every migration.
+    pub migrations: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnusedHazardIgnore {
+    pub rule: String,
+    pub migration: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,8 +31,7 @@ pub fn riskiest_line(m: &MigrationReport, code: bool) -> String {
         None => parts.push("blocks no reads or writes of existing tables".into()),
     }
     if !m.hazards.is_empty() {
-        let rules: Vec<&str> = m.hazards.iter().map(|h| h.rule.as_str()).collect();
-        parts.push(format!("{} hazard(s): {}", m.hazards.len(), rules.join(", ")));
+        parts.push(format!("{} hazard(s): {}", m.hazards.len(), super::hazards::migration_rule_counts(m)));
     }
     if m.status != MigrationStatus::TimedOut {
         parts.push(format!("took {}", format_ms(m.duration_ms)));

@@ -32,6 +32,9 @@ pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     }
     out.push_str(&table(report, width));
     out.push('\n');
+    for line in super::hazards::text_lines(report) {
+        out.push_str(&format!("{line}\n"));
+    }
     for line in summary::breach_lines(report, false) {
         out.push_str(&format!("over budget: {line}\n"));
     }

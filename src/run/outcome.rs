@@ -111,6 +111,7 @@ pub fn new_report(plan: &Plan) -> Report {
         baseline: None,
         breaches: Vec::new(),
         budgets: plan.budgets.0.clone(),
+        hazards: plan.hazard_ignore.info(),
         backup: None,
         checklist: Default::default(),
         estimate: plan.estimate.as_ref().map(|e| e.info(plan.budgets.0.apply_to)),
@@ -150,6 +151,7 @@ pub fn new_migration_report(m: &Migration) -> MigrationReport {
         progress: Vec::new(),
         top_statements: Vec::new(),
         hazards: Vec::new(),
+        ignored_hazards: Vec::new(),
         budget_breaches: Vec::new(),
         error: None,
         startup_ms: None,
@@ -181,6 +183,7 @@ fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&Stopped>, el
         estimate: plan.estimate.as_ref().and_then(|e| e.totals(ms)),
     };
     crate::gate::judge(&plan.budgets, plan.report.baseline.as_ref(), &plan.report.regression, report);
+    report.hazards.unused_ignores = plan.hazard_ignore.unused(&report.migrations);
     let migration_failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);
     let breached =
         !report.budget_breaches.is_empty() || report.migrations.iter().any(|m| !m.budget_breaches.is_empty());

@@ -154,7 +154,8 @@ impl Rehearsal<'_> {
                 Err(e) => return Err(e),
             }
         }
-        m.hazards = hazards::check(m, &before);
+        let checked = hazards::check(m, &before, &self.plan.hazard_ignore);
+        (m.hazards, m.ignored_hazards) = (checked.hazards, checked.ignored);
         m.destructive_changes = destructive::detect(m);
         if let Some(estimator) = &self.plan.estimate {
             let mut estimate = estimator.migration(m, &before);

@@ -73,3 +73,91 @@ fn every_rule_has_examples_and_docs() {
         assert!(docs.contains(&format!("## {}", rule.id())), "docs/hazards.md has no section `## {}`", rule.id());
     }
 }
+
+fn rules(hazards: &[rehearse::report::Hazard]) -> Vec<&str> {
+    hazards.iter().map(|h| h.rule.as_str()).collect()
+}
+
+/// `hazards.ignore` sets no-lock-timeout aside everywhere and
+/// create-index-non-concurrent in one migration: those findings move to
+/// `ignored_hazards` (kept, not dropped), the terminal and the Markdown
+/// count them by rule, the rest are grouped one line a rule, and an entry
+/// naming a migration that is not pending is said in every format.
+#[test]
+fn ignored_rules_are_kept_apart_counted_and_the_rest_grouped_by_rule() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[
+        ("0001_index_orders_total.sql", "CREATE INDEX orders_total_idx ON public.orders (total);"),
+        ("0002_index_orders_customer.sql", "CREATE INDEX orders_customer_idx ON public.orders (customer_id);"),
+        ("0003_index_customers_name.sql", "CREATE INDEX customers_name_idx ON public.customers (name);"),
+    ]);
+    let scenario = sandbox.scenario(
+        &dumps().path("custom"),
+        "hazards:\n  ignore:\n    - no-lock-timeout\n    - rule: create-index-non-concurrent\n      migrations: [0001_index_orders_total, 0099_gone]\n",
+    );
+    // Unbounded width: one line per rule, whatever the test's terminal.
+    let out = sandbox.rehearse_env(&["run", scenario.to_str().unwrap()], &[("COLUMNS", "1000")]);
+    out.assert_code(0);
+    sandbox.assert_no_leaks();
+
+    let report = out.report();
+    let m = &report.migrations;
+    assert!(m.iter().all(|m| m.status == MigrationStatus::Applied));
+    assert_eq!(rules(&m[0].hazards), Vec::<&str>::new());
+    assert_eq!(rules(&m[0].ignored_hazards), ["create-index-non-concurrent", "no-lock-timeout"]);
+    for later in &m[1..] {
+        assert_eq!(rules(&later.hazards), ["create-index-non-concurrent"], "{}", later.id);
+        assert_eq!(rules(&later.ignored_hazards), ["no-lock-timeout"], "{}", later.id);
+    }
+    let ignored = &m[0].ignored_hazards[0];
+    assert!(ignored.message.contains("ShareLock on public.orders"), "kept whole: {ignored:?}");
+    let json: serde_json::Value = serde_json::from_str(&out.json_text()).unwrap();
+    assert_eq!(
+        json["hazards"],
+        serde_json::json!({
+            "ignore": [
+                {"rule": "no-lock-timeout", "migrations": null},
+                {"rule": "create-index-non-concurrent", "migrations": ["0001_index_orders_total", "0099_gone"]}
+            ],
+            "unused_ignores": [{"rule": "create-index-non-concurrent", "migration": "0099_gone"}]
+        })
+    );
+
+    let stdout = &out.stdout;
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with(['┌', '│', '╞', '├', '└'])).collect();
+    assert_eq!(lines[0], "2 hazards in 2 migrations, by rule:", "{stdout}");
+    assert_eq!(
+        lines[1], "  - create-index-non-concurrent ×2 in 0002_index_orders_customer and 0003_index_customers_name",
+        "{stdout}"
+    );
+    assert_eq!(lines[2], "4 hazards ignored by hazards.ignore: no-lock-timeout ×3, create-index-non-concurrent");
+    assert!(
+        lines[3].starts_with("hazards.ignore names migrations that are not pending")
+            && lines[3].contains("create-index-non-concurrent for 0099_gone"),
+        "{stdout}"
+    );
+    assert!(lines[4].starts_with("PASSED"), "{stdout}");
+    // The table's hazard column counts only the hazards to act on.
+    let row = |id: &str| stdout.lines().find(|l| l.contains(id)).unwrap().trim_end_matches('│').trim().to_string();
+    assert!(row("0001_index_orders_total").ends_with('-'), "{stdout}");
+    assert!(row("0002_index_orders_customer").ends_with('1'), "{stdout}");
+
+    let md = out.markdown();
+    let section = md.split("## Hazards\n").nth(1).and_then(|s| s.split("\n### ").next()).expect("a Hazards section");
+    assert!(section.starts_with("\n2 hazards in 2 migrations, by rule;"), "{section}");
+    assert!(
+        section.contains(
+            "- **create-index-non-concurrent** ×2 in `0002_index_orders_customer` and `0003_index_customers_name`. Fix: build the index with CREATE INDEX CONCURRENTLY"
+        ),
+        "{section}"
+    );
+    assert!(!section.contains("**no-lock-timeout**"), "ignored, so not listed as a hazard: {section}");
+    assert!(
+        section.contains("4 hazards ignored by `hazards.ignore`: no-lock-timeout ×3, create-index-non-concurrent"),
+        "{section}"
+    );
+    assert!(section.contains("`create-index-non-concurrent` for `0099_gone`"), "{section}");
+    let first = md.split("### `0001_index_orders_total`").nth(1).unwrap().split("\n### ").next().unwrap();
+    assert!(first.contains("- Ignored by `hazards.ignore`: create-index-non-concurrent, no-lock-timeout."), "{first}");
+    assert!(!first.contains("- **create-index-non-concurrent**"), "{first}");
+}

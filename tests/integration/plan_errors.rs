@@ -443,3 +443,31 @@ fn a_race_needs_two_replicas_a_command_where_rehearse_cannot_tell_one_and_fail_o
         &["race.command is required when migrations.tool is command", "{rev}"],
     );
 }
+
+/// `hazards.ignore` names rules rehearse knows: a mistyped rule is bad input
+/// before anything starts, at its line and column, listing every rule; an
+/// entry that lists no migration, or a mistyped key in one, is refused too.
+#[test]
+fn hazards_ignore_takes_known_rules_only() {
+    let s = Sandbox::new();
+    let dump = dumps().path("custom");
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let path = s.scenario(&dump, "hazards:\n  ignore:\n    - no-lock-timeout\n    - no-lock-timout\n");
+    let out = s.rehearse_bad_input(
+        &["run", path.to_str().unwrap()],
+        &["scenario.yaml:11:7", "unknown hazard rule `no-lock-timout`", "docs/hazards.md"],
+    );
+    out.assert_nothing_ran();
+    for rule in rehearse::findings::hazards::Rule::ALL {
+        assert!(out.stderr.contains(rule.id()), "the known rules are listed, {} too:\n{}", rule.id(), out.stderr);
+    }
+    let with = |ignore: &str| s.scenario(&dump, &format!("hazards:\n  ignore:\n{ignore}"));
+    refused(
+        resolve(&with("    - rule: set-not-null\n      migrations: []\n"), &Overrides::default()),
+        &["hazards.ignore: `set-not-null` lists no migration", "give the rule alone"],
+    );
+    refused(
+        resolve(&with("    - {rule: set-not-null, migration: [a]}\n"), &Overrides::default()),
+        &["scenario.yaml:10:", "unknown field `migration`", "expected `rule` or `migrations`"],
+    );
+}

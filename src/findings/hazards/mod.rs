@@ -18,6 +18,7 @@ mod unique_constraint_inline_index;
 use pg_query::protobuf::{AlterTableCmd, AlterTableType};
 use pg_query::NodeEnum;
 
+use super::ignore::HazardIgnore;
 use crate::observe::relations::RelationSnapshot;
 use crate::pg::{Blocked, LockMode};
 use crate::report::{format_bytes, format_ms, Hazard, LockReport, MigrationReport, StatementReport};
@@ -50,6 +51,11 @@ impl Rule {
         Rule::BlockingMaintenance,
         Rule::LockHeldLong,
     ];
+
+    /// The rule of that id, as `hazards.ignore` names it.
+    pub fn from_id(id: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.id() == id)
+    }
 
     /// The stable id, as in reports and docs/hazards.md.
     pub fn id(self) -> &'static str {
@@ -104,6 +110,21 @@ impl Rule {
     }
 }
 
+/// A rule read from the scenario by its id; an unknown id is an error at
+/// its line and column that lists every rule.
+impl<'de> serde::Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Rule, D::Error> {
+        let id = <String as serde::Deserialize>::deserialize(d)?;
+        Rule::from_id(&id).ok_or_else(|| {
+            let known: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+            serde::de::Error::custom(format!(
+                "unknown hazard rule `{id}`: the rules are {} (docs/hazards.md)",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
 /// What a rule found: the report's `Hazard` without the id and docs link.
 pub struct Finding {
     pub message: String,
@@ -111,13 +132,25 @@ pub struct Finding {
     pub fix: String,
 }
 
-/// Runs every rule over one observed migration.
-pub fn check(migration: &MigrationReport, before: &RelationSnapshot) -> Vec<Hazard> {
+/// A migration's hazards: those to act on, and those `hazards.ignore` set aside.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub hazards: Vec<Hazard>,
+    pub ignored: Vec<Hazard>,
+}
+
+/// Runs every rule over one observed migration; the findings of a rule
+/// `ignore` covers for it are kept apart, not dropped.
+pub fn check(migration: &MigrationReport, before: &RelationSnapshot, ignore: &HazardIgnore) -> Checked {
     let ctx = Context::new(migration, before);
-    let mut out = Vec::new();
+    let mut out = Checked::default();
     for rule in Rule::ALL {
+        let list = match ignore.covers(rule, migration) {
+            true => &mut out.ignored,
+            false => &mut out.hazards,
+        };
         for f in rule.check(&ctx) {
-            out.push(Hazard {
+            list.push(Hazard {
                 rule: rule.id().into(),
                 message: f.message,
                 evidence: f.evidence,
@@ -269,5 +302,16 @@ mod tests {
         listed.sort();
         // A rule listed twice, or a file with no rule, shows here as well.
         assert_eq!(listed, files, "Rule::ALL and the rule files of {} differ", dir.display());
+    }
+
+    #[test]
+    fn a_rule_is_read_by_its_id_and_an_unknown_id_lists_the_rules() {
+        for rule in Rule::ALL {
+            let read: Rule = serde_yaml::from_str(rule.id()).unwrap();
+            assert_eq!(read, rule);
+        }
+        let err = serde_yaml::from_str::<Rule>("no-lock-timout").unwrap_err().to_string();
+        assert!(err.contains("unknown hazard rule `no-lock-timout`"), "{err}");
+        assert!(Rule::ALL.iter().all(|r| err.contains(r.id())), "{err}");
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::{code_cell, code_line, put};
 use crate::pg::RelationKind;
-use crate::report::{format_bytes, format_ms, MigrationKind, MigrationReport, Recovery, Report, WaitStats};
+use crate::report::{format_bytes, format_ms, hazards, MigrationKind, MigrationReport, Recovery, Report, WaitStats};
 
 /// How many statements each migration's section lists, slowest first.
 const TOP_STATEMENTS: usize = 10;
@@ -140,8 +140,9 @@ fn recovery_steps(w: &mut String, r: &Recovery) {
     }
 }
 
+/// Every finding, then the rules `hazards.ignore` set aside here, counted.
 fn hazards(w: &mut String, m: &MigrationReport) {
-    if m.hazards.is_empty() {
+    if m.hazards.is_empty() && m.ignored_hazards.is_empty() {
         return;
     }
     put!(w, "\n**Hazards**\n");
@@ -156,6 +157,10 @@ fn hazards(w: &mut String, m: &MigrationReport) {
             h.rule,
             h.docs
         );
+    }
+    if !m.ignored_hazards.is_empty() {
+        let ignored = hazards::by_rule(m.ignored_hazards.iter().map(|h| (m.id.as_str(), h)));
+        put!(w, "- Ignored by `hazards.ignore`: {}.", hazards::rule_counts(&ignored));
     }
 }
 

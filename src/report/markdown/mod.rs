@@ -2,6 +2,7 @@
 //! in the order a reader meets them; `migration.rs` renders each migration's.
 
 mod drift;
+mod hazards;
 mod migration;
 mod race;
 mod sources;
@@ -36,6 +37,7 @@ pub fn render(r: &Report) -> String {
     compatibility(w, r);
     race::section(w, r);
     drift::section(w, r);
+    hazards::section(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);
     }
