@@ -6,4 +6,5 @@ pub mod interrupt;
 pub mod json;
 pub mod machine;
 pub mod process;
+pub mod refusal;
 pub mod text;
