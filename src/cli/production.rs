@@ -81,7 +81,7 @@ pub fn write_json(value: &impl Serialize, out: Option<&Path>, what: &str) -> Res
         .map_err(|e| Error::environment_because(format!("cannot render the {what} as JSON"), e))?;
     json.push('\n');
     match out {
-        Some(path) => write_atomically(path, json.as_bytes()),
+        Some(path) => write_atomically(path, json.as_bytes(), &format!("{what} file"), "--out"),
         None => {
             print!("{json}");
             Ok(())
