@@ -52,9 +52,10 @@ fn reason(server: &ConnInfo, e: &tokio_postgres::Error) -> String {
                      (rehearse connects without TLS)"
                 )
             }
+            // Role refusals, and pg_hba.conf's in a server that words them in another language.
             c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
-                "the server refused role {user} (it does not exist, or may not log in): check the user in the URL, \
-                 and that the role has LOGIN (ALTER ROLE {} LOGIN)",
+                "the server refused {who}: check the user in the URL, that the role has LOGIN (ALTER ROLE {} \
+                 LOGIN), and that pg_hba.conf has a `host` line for it (rehearse connects without TLS)",
                 quote_ident(user)
             ),
             c if *c == SqlState::INVALID_PASSWORD => {
