@@ -42,7 +42,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   # nothing outside the container can connect before initialisation is done,
   # and it logs "ready to accept connections" once before the real server does.
   shift
-  pg_ctl -D "$PGDATA" -w -o "$(printf '%q ' "$@") -c listen_addresses='' -p 5432" start
+  # The server's own arguments, quoted for the shell pg_ctl runs postgres
+  # through; none with the default command (printf '%q ' with no argument
+  # would print '', an empty argument postgres refuses).
+  server_args=""
+  if [ "$#" -gt 0 ]; then
+    server_args="$(printf '%q ' "$@")"
+  fi
+  pg_ctl -D "$PGDATA" -w -o "$server_args-c listen_addresses='' -p 5432" start
   if [ "$db" != postgres ]; then
     psql -v ON_ERROR_STOP=1 --username "$user" --no-password --dbname postgres \
       --set db="$db" <<<'CREATE DATABASE :"db";'

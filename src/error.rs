@@ -43,7 +43,7 @@ pub enum Error {
         source: Option<BoxError>,
     },
     /// SIGINT or SIGTERM arrived.
-    #[error("interrupted by a signal; the throwaway server was cleaned up")]
+    #[error("stopped by a signal; what it had started was cleaned up")]
     Interrupted,
 }
 
@@ -83,9 +83,14 @@ impl Error {
         }
     }
 
-    /// The message followed by every cause, one per line, as the user sees it.
+    /// The message followed by every cause, one per line, as the user sees
+    /// it: an `error:` line, or for an interruption (not an error: the user
+    /// asked for it) one `interrupted:` line, as docs/exit-codes.md says.
     pub fn render(&self) -> String {
-        format!("error: {}", self.with_causes())
+        match self {
+            Error::Interrupted => format!("interrupted: {self} (exit {})", exit::INTERRUPTED),
+            _ => format!("error: {}", self.with_causes()),
+        }
     }
 
     /// The message and every cause under it (`caused by: ...`), without the
@@ -106,3 +111,17 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interruption_is_the_interrupted_line_docs_exit_codes_quotes() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/exit-codes.md")).unwrap();
+        let line = Error::Interrupted.render();
+        assert!(line.starts_with("interrupted: ") && !line.contains('\n'), "{line}");
+        assert!(doc.contains(&format!("`{line}`")), "docs/exit-codes.md does not quote {line:?}");
+        assert!(Error::environment("x").render().starts_with("error: x"));
+    }
+}

@@ -13,15 +13,18 @@
 //! dir's file count and bytes, so a half-written or truncated entry is
 //! detected and rebuilt, never used (an image entry is checked against the
 //! image instead: see `backend::docker::snapshot_image_holds`). Entries hold
-//! production data and the cluster's password: the cache dir is private (0700).
+//! production data and the cluster's password: private all the way down
+//! (directories 0700, the files written here 0600; a data dir keeps
+//! PostgreSQL's own 0700 and 0600).
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::local::write_private;
 use crate::error::{Error, Result};
 
 /// Bump when the entry layout or what a cached cluster contains changes.
@@ -120,12 +123,16 @@ impl SnapshotCache {
         Some(entry)
     }
 
-    /// Where a new entry's data goes before it is complete.
+    /// Where a new entry's data goes before it is complete: private (0700)
+    /// like the root, whatever the umask, since it holds production's data
+    /// (the data dir copied in keeps PostgreSQL's own 0700 and 0600).
     pub fn staging_dir(&self, key: &CacheKey) -> Result<PathBuf> {
         self.ensure_root()?;
         let dir = self.root.join(format!("{}.partial-{}", key.hex, std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
             .map_err(|e| Error::environment_because(format!("cannot write the snapshot cache {}", dir.display()), e))?;
         Ok(dir)
     }
@@ -138,11 +145,12 @@ impl SnapshotCache {
             (manifest.files, manifest.bytes) = measure(&staged.join("data")).map_err(fail)?;
         }
         let text = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
-        std::fs::write(staged.join(MANIFEST), text).map_err(fail)?;
+        // The manifest holds the cached cluster's password: 0600, as COMPLETE.
+        write_private(&staged.join(MANIFEST), &text)?;
         let dir = self.root.join(&manifest.key);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(staged, &dir).map_err(fail)?;
-        std::fs::write(dir.join(COMPLETE), b"").map_err(fail)?;
+        write_private(&dir.join(COMPLETE), "")?;
         Ok(Entry { dir, manifest })
     }
 

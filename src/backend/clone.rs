@@ -521,7 +521,7 @@ async fn drop_copies(marker: &Marker) -> Result<()> {
     })?;
     let admin_db = if conn.dbname == "postgres" { "template1" } else { "postgres" };
     let server = ConnInfo { dbname: admin_db.into(), admin_dbname: admin_db.into(), ..conn };
-    let version = url::server_version_num(&server).await?;
+    let version = url::server_version_num(&server, SHOWN).await?;
     for copy in &marker.copies {
         url::drop_on(&server, copy, version, SHOWN).await?;
     }

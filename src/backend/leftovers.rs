@@ -20,6 +20,9 @@ use crate::backend::url;
 use crate::error::Result;
 use crate::sys::process::ChildCommand;
 
+/// How messages name the server of `rehearse cleanup --url`: no scenario (and no `postgres.url`) is involved.
+const CLEANUP_URL: &str = "--url";
+
 /// One thing found, and what cleanup did with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {
@@ -89,8 +92,8 @@ pub async fn cleanup(temp_dir: &Path, url: Option<&str>, cancel: &CancellationTo
     }
     if let Some(raw) = url {
         let server = url::parse(raw)?;
-        let version = url::server_version_num(&server).await?;
-        for (name, comment) in url::leftover_databases(&server).await? {
+        let version = url::server_version_num(&server, CLEANUP_URL).await?;
+        for (name, comment) in url::leftover_databases(&server, CLEANUP_URL).await? {
             let what = format!("database {name} on {}", server.masked(&server.dbname));
             let outcome = match owner_from_comment(&comment) {
                 None => {
@@ -98,7 +101,7 @@ pub async fn cleanup(temp_dir: &Path, url: Option<&str>, cancel: &CancellationTo
                 }
                 Some((pid, host)) => match still_owned(pid, &host) {
                     Some(why) => Outcome::Kept(why),
-                    None => match url::drop_database(&server, &name, version).await {
+                    None => match url::drop_on(&server, &name, version, CLEANUP_URL).await {
                         Ok(()) => Outcome::Removed,
                         Err(e) => Outcome::Failed(e.with_causes()),
                     },

@@ -433,9 +433,24 @@ impl LocalCluster {
         for (name, value) in &self.extra_conf {
             conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
         }
+        // 0600 like PostgreSQL's own files (the data dir goes into the
+        // snapshot cache), so it must belong to the server's user to be read.
         let path = self.data_dir().join("rehearse.conf");
-        std::fs::write(&path, conf)
-            .map_err(|e| Error::environment_because(format!("cannot write {}", path.display()), e))
+        let fail = |e: std::io::Error| Error::environment_because(format!("cannot write {}", path.display()), e);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(fail)?;
+        f.write_all(conf.as_bytes()).map_err(fail)?;
+        // A cache entry an older rehearse made has it 0644: mode() only applies to a new file.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+        if let Some(who) = &self.run_as {
+            std::os::unix::fs::chown(&path, Some(who.uid), Some(who.gid)).map_err(fail)?;
+        }
+        Ok(())
     }
 
     async fn pg_ctl(&self, args: &[&str], cancel: &CancellationToken) -> Result<()> {
@@ -546,7 +561,8 @@ pub(crate) fn free_port() -> Result<u16> {
         .map_err(|e| Error::environment_because("cannot find a free port on 127.0.0.1", e))
 }
 
-fn write_private(path: &Path, content: &str) -> Result<()> {
+/// Creates `path` (it must not exist) readable by its owner only (0600), with `content`.
+pub(crate) fn write_private(path: &Path, content: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -26,6 +26,7 @@ use crate::catalog;
 use crate::error::{Error, Result};
 use crate::sys::db::{self, quote_ident, quote_literal, ConnInfo, Secret};
 use crate::sys::process::ChildCommand;
+use crate::sys::refusal;
 
 /// Where the throwaway databases go, as the plan resolved it.
 #[derive(Debug, Clone)]
@@ -146,23 +147,20 @@ impl UrlDatabase {
         shown: &'static str,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<UrlDatabase> {
-        let client =
-            db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", READY, cancel).await.map_err(|e| {
-                let message = format!(
-                "cannot connect to {shown} ({}) within {}: check that its URL reaches the server from this machine \
-                 and that the server accepts connections without TLS (rehearse does not use TLS)",
-                conn.masked(&conn.dbname),
-                humantime::format_duration(READY)
-            );
-                match e {
-                    // The driver's own error, not the retry loop's message about a server log.
-                    Error::Environment { source: Some(cause), .. } => {
-                        Error::Environment { message, source: Some(cause) }
-                    }
-                    Error::Environment { source: None, .. } => Error::environment(message),
-                    other => other,
-                }
-            })?;
+        let client = db::connect_when_ready(&conn, &conn.dbname, "rehearse-admin", READY, cancel).await.map_err(
+            |e| match e {
+                // The driver's own error, worded as for any server the user
+                // named, not the retry loop's message about a server log.
+                Error::Environment { source: Some(cause), .. } => match cause.downcast::<tokio_postgres::Error>() {
+                    Ok(driver) => refusal::cannot_connect(shown, &conn, *driver),
+                    Err(cause) => Error::Environment {
+                        message: format!("cannot connect to {shown} ({})", conn.masked(&conn.dbname)),
+                        source: Some(cause),
+                    },
+                },
+                other => other,
+            },
+        )?;
         let version_num = catalog::server_version_num(&client).await.map_err(|e| {
             Error::environment_because(format!("cannot read the version of {}", conn.masked(&conn.dbname)), e)
         })?;
@@ -342,16 +340,7 @@ const URL: &str = "postgres.url";
 const READY: Duration = Duration::from_secs(120);
 
 async fn connect_admin(server: &ConnInfo, shown: &str) -> Result<Client> {
-    db::connect(server, &server.dbname, "rehearse-admin").await.map_err(|e| {
-        Error::environment_because(
-            format!(
-                "cannot connect to {shown} ({}): check the URL, that the server is up, and its pg_hba.conf \
-                 (rehearse connects without TLS)",
-                server.masked(&server.dbname)
-            ),
-            e,
-        )
-    })
+    db::connect(server, &server.dbname, "rehearse-admin").await.map_err(|e| refusal::cannot_connect(shown, server, e))
 }
 
 /// Records who made database `name` in its comment, for `rehearse cleanup
@@ -380,12 +369,7 @@ async fn drop_all(
 }
 
 /// Drops database `name` on `server`: `WITH (FORCE)` on 13+, else after
-/// terminating its sessions.
-pub async fn drop_database(server: &ConnInfo, name: &str, version_num: i32) -> Result<()> {
-    drop_on(server, name, version_num, URL).await
-}
-
-/// [`drop_database`], naming the server as `shown` in messages.
+/// terminating its sessions; `shown` names the server in messages.
 pub async fn drop_on(server: &ConnInfo, name: &str, version_num: i32, shown: &str) -> Result<()> {
     let admin = connect_admin(server, shown).await?;
     let ident = quote_ident(name);
@@ -407,17 +391,17 @@ pub async fn drop_on(server: &ConnInfo, name: &str, version_num: i32, shown: &st
     })
 }
 
-/// Throwaway databases a rehearse run left on `server`: (name, comment).
-pub async fn leftover_databases(server: &ConnInfo) -> Result<Vec<(String, String)>> {
-    let admin = connect_admin(server, URL).await?;
+/// Throwaway databases a rehearse run left on `server` (`shown` in messages): (name, comment).
+pub async fn leftover_databases(server: &ConnInfo, shown: &str) -> Result<Vec<(String, String)>> {
+    let admin = connect_admin(server, shown).await?;
     catalog::rehearse_databases(&admin)
         .await
         .map_err(|e| Error::environment_because("cannot list the server's databases", e))
 }
 
-/// The server's version as `server_version_num`.
-pub async fn server_version_num(server: &ConnInfo) -> Result<i32> {
-    let admin = connect_admin(server, URL).await?;
+/// The server's version as `server_version_num` (`shown` names the server in messages).
+pub async fn server_version_num(server: &ConnInfo, shown: &str) -> Result<i32> {
+    let admin = connect_admin(server, shown).await?;
     catalog::server_version_num(&admin)
         .await
         .map_err(|e| Error::environment_because("cannot read the server's version", e))

@@ -70,7 +70,7 @@ pub async fn calibrate(args: &CalibrateArgs, cancel: &CancellationToken) -> Resu
     cluster.stop().await?;
     let here = here?;
     let there = match &server {
-        Some(s) => Some(until_cancelled(cancel, measure_on(s, &s.masked(&s.dbname), args.timeout)).await?),
+        Some(s) => Some(until_cancelled(cancel, measure_on(s, "--url", args.timeout)).await?),
         None => None,
     };
     Ok(Calibration { here, there })
@@ -78,13 +78,14 @@ pub async fn calibrate(args: &CalibrateArgs, cancel: &CancellationToken) -> Resu
 
 /// The benchmark on one server, `what` naming it in errors (never with its password).
 async fn measure_on(server: &ConnInfo, what: &str, timeout: Duration) -> Result<Duration> {
-    let client = db::connect(server, &server.dbname, "rehearse-calibrate").await.map_err(|e| {
-        Error::environment_because(format!("cannot connect to {what}: check the URL and pg_hba.conf"), e)
-    })?;
+    let client = db::connect(server, &server.dbname, "rehearse-calibrate")
+        .await
+        .map_err(|e| crate::sys::refusal::cannot_connect(what, server, e))?;
     calibrate::measure(&client, timeout).await.map_err(|e| {
         Error::environment_because(
             format!(
-                "the benchmark failed on {what} (a statement_timeout means it ran past --timeout {})",
+                "the benchmark failed on {what} ({}) (a statement_timeout means it ran past --timeout {})",
+                server.masked(&server.dbname),
                 humantime::format_duration(timeout)
             ),
             e,

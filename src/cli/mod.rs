@@ -10,7 +10,7 @@ mod production;
 mod queries;
 mod stats;
 
-use crate::error::exit;
+use crate::error::{exit, Error};
 use crate::pipeline::events::{EventSink, Silent};
 use crate::pipeline::{Progress, Supervisor};
 use crate::plan::{Overrides, Plan};
@@ -349,7 +349,9 @@ async fn run_command(args: RunArgs, drift: bool) -> i32 {
     if let Some(kept) = &outcome.kept {
         eprintln!("{kept}");
     }
-    match &outcome.error {
+    // An interrupted run has a (partial) report, whose outcome line says so
+    // and where to look; other errors are printed as they are.
+    match outcome.error.as_ref().filter(|e| !matches!(e, Error::Interrupted)) {
         Some(e) => eprintln!("{}", e.render()),
         None => {
             if let Some(line) = crate::report::outcome_line(&outcome.report) {

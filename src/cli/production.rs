@@ -13,7 +13,8 @@ use tokio_postgres::Client;
 
 use crate::error::{exit, Error, Result};
 use crate::report::write_atomically;
-use crate::sys::db::{self, quote_ident, ConnInfo};
+use crate::sys::db::{self, ConnInfo};
+use crate::sys::refusal;
 
 /// The production database to read, and where the JSON goes.
 #[derive(Debug, Args)]
@@ -57,7 +58,7 @@ pub fn exit_code(result: Result<()>) -> i32 {
 /// Connects to `server` as `rehearse <command>`; a refusal says what to fix.
 pub async fn connect(server: &ConnInfo, command: &str) -> Result<Client> {
     let name = format!("rehearse {command}");
-    db::connect(server, &server.dbname, &name).await.map_err(|e| connect_error(server, &name, e))
+    db::connect(server, &server.dbname, &name).await.map_err(|e| refusal::cannot_connect("--url", server, e))
 }
 
 /// One transaction, so every figure comes from the same snapshot. READ ONLY
@@ -80,7 +81,7 @@ pub fn write_json(value: &impl Serialize, out: Option<&Path>, what: &str) -> Res
         .map_err(|e| Error::environment_because(format!("cannot render the {what} as JSON"), e))?;
     json.push('\n');
     match out {
-        Some(path) => write_atomically(path, json.as_bytes()),
+        Some(path) => write_atomically(path, json.as_bytes(), &format!("{what} file"), "--out"),
         None => {
             print!("{json}");
             Ok(())
@@ -96,28 +97,6 @@ pub fn recovery_conflict(server: &ConnInfo, e: &tokio_postgres::Error) -> Option
             server.masked(&server.dbname)
         )
     })
-}
-
-fn connect_error(server: &ConnInfo, command: &str, e: tokio_postgres::Error) -> Error {
-    let (db, user) = (&server.dbname, &server.user);
-    let shown = server.masked(db);
-    let message = match e.code() {
-        Some(&SqlState::INSUFFICIENT_PRIVILEGE) => format!(
-            "the role {user} may not connect to database {db} ({shown}): {command} needs CONNECT on it \
-             (GRANT CONNECT ON DATABASE {} TO {})",
-            quote_ident(db),
-            quote_ident(user)
-        ),
-        Some(&SqlState::INVALID_PASSWORD) | Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => format!(
-            "cannot log in to {shown}: check the user and password (in the URL or PGPASSWORD), \
-             that the role has LOGIN, and the server's pg_hba.conf"
-        ),
-        _ => format!(
-            "cannot connect to {shown}: check the URL, that the server is up and reachable from here, \
-             and its pg_hba.conf (rehearse connects without TLS)"
-        ),
-    };
-    Error::environment_because(message, e)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub fn write_files(report: &Report, dir: &Path, formats: &[ReportFormat]) -> Res
     let mut written = Vec::new();
     for (name, body) in render_all(report, formats) {
         let path = dir.join(name);
-        write_atomically(&path, body.as_bytes())?;
+        write_atomically(&path, body.as_bytes(), "report", "report.dir or --out")?;
         written.push(path);
     }
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
@@ -65,10 +65,13 @@ pub fn render_json(report: &Report) -> String {
     text
 }
 
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path` whole or not at all (a temp file in its
+/// directory, then a rename). Errors name `what` was written and the
+/// setting that chose the place (`check`), e.g. "report", "report.dir or --out".
+pub fn write_atomically(path: &Path, bytes: &[u8], what: &str, check: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| {
-        Error::environment_because(format!("cannot write report {} (check report.dir or --out)", path.display()), e)
+        Error::environment_because(format!("cannot write {what} {} (check {check})", path.display()), e)
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;

@@ -2,7 +2,8 @@
 //! Jenkins) show each migration as a test case.
 //!
 //! Two suites: `<scenario>: run` with one case for the run as a whole
-//! (its verdict, run-wide budgets, regressions, a stage that failed) and,
+//! (failing whenever the verdict is not a pass: a stage that stopped, the
+//! migration that failed, every breach; regressions in its output) and,
 //! with `race:`, one for the race of replicas (failing when it was unsafe
 //! under `fail_on_race`), first
 //! so a reader meets the regressions first; then `<scenario>: migrations`
@@ -41,7 +42,8 @@ pub fn render(r: &Report) -> String {
 struct Case {
     name: String,
     classname: String,
-    time_ms: u64,
+    /// None for a migration that did not run: it has no time to show.
+    time_ms: Option<u64>,
     /// (type, message, body).
     failure: Option<(String, String, String)>,
     skipped: Option<String>,
@@ -60,14 +62,8 @@ fn suite(x: &mut String, r: &Report, name: &str, cases: &[Case], time_ms: u64) {
         attr(r.started_at.trim_end_matches('Z'))
     );
     for c in cases {
-        let _ = write!(
-            x,
-            "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\">",
-            attr(&c.name),
-            attr(&c.classname),
-            seconds(c.time_ms)
-        );
-        x.push('\n');
+        let time = c.time_ms.map(|ms| format!(" time=\"{}\"", seconds(ms))).unwrap_or_default();
+        let _ = writeln!(x, "    <testcase name=\"{}\" classname=\"{}\"{time}>", attr(&c.name), attr(&c.classname));
         if let Some((kind, message, body)) = &c.failure {
             let _ = writeln!(
                 x,
@@ -129,7 +125,10 @@ fn migration_case(r: &Report, m: &MigrationReport) -> Case {
         summary::block_text(&m.longest_read_block),
         summary::block_text(&m.longest_write_block)
     );
-    let mut out = vec![format!("{}: {}", m.status.as_str(), figures)];
+    let mut out = match m.ran() {
+        true => vec![format!("{}: {}", m.status.as_str(), figures)],
+        false => vec![format!("{}: not run", m.status.as_str())],
+    };
     out.extend(m.hazards.iter().map(|h| format!("hazard {}: {}", h.rule, h.message)));
     // Under fail_on_incompatible they are a breach, so the failure says it.
     let broken = m.compat.iter().flat_map(|c| &c.broken);
@@ -145,7 +144,7 @@ fn migration_case(r: &Report, m: &MigrationReport) -> Case {
     Case {
         name: m.id.clone(),
         classname,
-        time_ms: m.duration_ms,
+        time_ms: m.ran().then_some(m.duration_ms),
         failure: (!kind.is_empty()).then(|| {
             let message = problems.first().cloned().unwrap_or_else(|| m.status.as_str().into());
             (kind.to_string(), first_line(&message), format!("{}\n{figures}", problems.join("\n")))
@@ -156,21 +155,20 @@ fn migration_case(r: &Report, m: &MigrationReport) -> Case {
     }
 }
 
+/// The run as a whole: failing whenever its verdict is not a pass, its
+/// message the reason (the stage that stopped, the interruption, the
+/// migration that failed, or the first breach), every breach in the body.
 fn run_case(r: &Report) -> Case {
-    let mut problems: Vec<String> = r.budget_breaches.clone();
-    if let Some(e) = &r.error {
-        problems.push(format!("stopped during {}: {e}", r.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run")));
-    }
-    if r.status == RunStatus::Interrupted {
-        problems.push(format!("interrupted during {}", r.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run")));
-    }
-    let kind = if r.error.is_some() {
-        "run_failed"
-    } else if r.status == RunStatus::Interrupted {
-        "interrupted"
-    } else {
-        "budget_exceeded"
+    let stage = r.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
+    let failed = summary::failed(r).map(|m| summary::failed_line(m));
+    let (kind, mut problems) = match (&r.error, r.status) {
+        (Some(e), _) => ("run_failed", vec![format!("stopped during {stage}: {e}")]),
+        (None, RunStatus::Interrupted) => ("interrupted", vec![format!("interrupted during {stage}")]),
+        (None, RunStatus::Failed) => ("migration_failed", Vec::new()),
+        _ => ("budget_exceeded", Vec::new()),
     };
+    problems.extend(failed);
+    problems.extend(summary::breach_lines(r, false));
     let mut out = vec![verdict(r)];
     if let Some(heading) = summary::baseline_heading(r) {
         out.push(heading);
@@ -179,11 +177,16 @@ fn run_case(r: &Report) -> Case {
     if let Some(m) = summary::riskiest(r) {
         out.push(format!("riskiest migration: {}", summary::riskiest_line(m, false)));
     }
+    out.extend(summary::unused_overrides_line(r, false));
+    let failure = (r.status != RunStatus::Passed).then(|| {
+        let message = problems.first().cloned().unwrap_or_else(|| verdict(r));
+        (kind.to_string(), first_line(&message), problems.join("\n"))
+    });
     Case {
         name: "run".into(),
         classname: format!("rehearse.{}", r.scenario),
-        time_ms: r.totals.run_duration_ms,
-        failure: (!problems.is_empty()).then(|| (kind.to_string(), first_line(&problems[0]), problems.join("\n"))),
+        time_ms: Some(r.totals.run_duration_ms),
+        failure,
         skipped: None,
         out: out.join("\n"),
     }
@@ -208,7 +211,7 @@ fn drift_case(r: &Report) -> Option<Case> {
     Some(Case {
         name: "drift".into(),
         classname: format!("rehearse.{}", r.scenario),
-        time_ms: drift.build_ms,
+        time_ms: Some(drift.build_ms),
         failure,
         skipped: None,
         out: std::iter::once(line).chain(findings).collect::<Vec<_>>().join("\n"),
@@ -226,7 +229,7 @@ fn race_case(r: &Report) -> Option<Case> {
     Some(Case {
         name: "race".into(),
         classname: format!("rehearse.{}", r.scenario),
-        time_ms: race.duration_ms,
+        time_ms: Some(race.duration_ms),
         failure: failing.then(|| ("race_unsafe".to_string(), line, race.reasons.join("\n"))),
         skipped: None,
         out: out.join("\n"),

@@ -54,10 +54,9 @@ impl ReportFormat {
 pub fn outcome_line(r: &Report) -> Option<String> {
     match r.status {
         RunStatus::Passed => None,
-        RunStatus::Failed => r.migrations.iter().find(|m| m.status == MigrationStatus::Failed).map(|m| {
-            let first = m.error.as_ref().and_then(|e| e.message.lines().next()).unwrap_or("");
-            format!("error: migration {} failed: {first} (details in the report; exit 2)", m.id)
-        }),
+        RunStatus::Failed => {
+            summary::failed(r).map(|m| format!("error: {} (details in the report; exit 2)", summary::failed_line(m)))
+        }
         RunStatus::BudgetExceeded => {
             let mut breaches: Vec<String> = r
                 .migrations

@@ -17,6 +17,39 @@ pub fn riskiest(r: &Report) -> Option<&MigrationReport> {
         .max_by_key(|m| (m.status == MigrationStatus::TimedOut, m.longest_block(), m.hazards.len(), m.duration_ms))
 }
 
+/// The migration that failed, if one did: a failed run names it first.
+pub fn failed(r: &Report) -> Option<&MigrationReport> {
+    r.migrations.iter().find(|m| m.status == MigrationStatus::Failed)
+}
+
+/// "migration 0008_fk failed: insert or update on table \"events\" violates ...".
+pub fn failed_line(m: &MigrationReport) -> String {
+    format!("migration {} failed: {}", m.id, first_error_line(m))
+}
+
+/// The first line of a migration's error (Postgres's message), or "".
+pub fn first_error_line(m: &MigrationReport) -> &str {
+    m.error.as_ref().and_then(|e| e.message.lines().next()).unwrap_or("")
+}
+
+/// "budgets.overrides: 0099_typo is not a rehearsed migration (a mistyped
+/// id, or one production has applied since); its limits applied to nothing", or None.
+pub fn unused_overrides_line(r: &Report, code: bool) -> Option<String> {
+    let unused = &r.budgets.unused_overrides;
+    let q = |s: &str| if code { format!("`{s}`") } else { s.to_string() };
+    let (is, them) = match unused.len() {
+        0 => return None,
+        1 => ("is not a rehearsed migration", "its limits"),
+        _ => ("are not rehearsed migrations", "their limits"),
+    };
+    let ids: Vec<String> = unused.iter().map(|u| q(u)).collect();
+    Some(format!(
+        "{}: {} {is} (a mistyped id, or one production has applied since); {them} applied to nothing",
+        q("budgets.overrides"),
+        ids.join(", ")
+    ))
+}
+
 /// "`0007_x` (applied): blocks reads and writes of public.order_items for 1.5s (AccessExclusiveLock); 2 hazards: ...; took 1.5s."
 pub fn riskiest_line(m: &MigrationReport, code: bool) -> String {
     let q = |s: &str| if code { format!("`{s}`") } else { s.to_string() };

@@ -38,6 +38,9 @@ pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     for line in summary::breach_lines(report, false) {
         out.push_str(&format!("over budget: {line}\n"));
     }
+    if let Some(line) = summary::unused_overrides_line(report, false) {
+        out.push_str(&format!("note: {line}\n"));
+    }
     out.push_str(&verdict(report));
     out.push('\n');
     match width {

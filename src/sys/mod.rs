@@ -4,6 +4,9 @@
 pub mod db;
 pub mod interrupt;
 pub mod json;
+#[cfg(test)]
+mod literals;
 pub mod machine;
 pub mod process;
+pub mod refusal;
 pub mod text;

@@ -101,6 +101,11 @@ fn overrides_accept_each_migration_as_a_maintenance_window_job() {
     assert_eq!(report.budgets.overrides["0001_runtime"].max_runtime_ms, Some(60_000));
     assert_eq!(report.budgets.overrides["0001_runtime"].max_wal_bytes, Some(512 * 1024), "the rest is inherited");
     assert_eq!(report.budgets.unused_overrides, ["0099_not_pending"]);
+    // A mistyped override is said where people read, not only in the JSON.
+    let unused = "0099_not_pending is not a rehearsed migration (a mistyped id, or one production has applied since)";
+    assert!(out.stdout.contains(&format!("note: budgets.overrides: {unused}")), "{}", out.stdout);
+    let md_unused = "**Note:** `budgets.overrides`: `0099_not_pending` is not a rehearsed migration";
+    assert!(out.markdown().contains(md_unused), "{}", out.markdown());
     assert_eq!(out.markdown().matches("Within its own budget (`budgets.overrides`").count(), 5);
     assert!(junit_cases(&out.junit()).iter().all(|c| c.failure.is_none()));
 }

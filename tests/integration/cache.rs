@@ -8,7 +8,8 @@ use std::process::Command;
 use rehearse::report::MigrationReport;
 
 use crate::support::{
-    assert_no_containers, docker_lock, docker_out, dumps, kept_container, pg_bin_dir, test_image, Sandbox,
+    assert_no_containers, docker_lock, docker_out, dumps, kept_container, pg_bin_dir, test_image, tiny_demo_dump,
+    Sandbox,
 };
 
 fn comparable(m: &MigrationReport) -> (String, String, Vec<(String, String)>, usize) {
@@ -16,6 +17,39 @@ fn comparable(m: &MigrationReport) -> (String, String, Vec<(String, String)>, us
         m.locks.iter().map(|l| (l.relation.clone(), l.mode.as_str().to_string())).collect();
     locks.sort();
     (m.id.clone(), format!("{:?}", m.status), locks, m.rewrites.len())
+}
+
+/// Every directory and file under `dir` with its permission bits, the dir itself first.
+fn modes(dir: &std::path::Path) -> Vec<(String, bool, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir).unwrap();
+    let mut out = vec![(dir.display().to_string(), meta.is_dir(), meta.permissions().mode() & 0o7777)];
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            out.extend(modes(&entry.unwrap().path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_cache_holding_production_data_is_private_all_the_way_down() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_a.sql", "SELECT 1;\n")]);
+    let scenario = sandbox.scenario(tiny_demo_dump(), "");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache"]);
+    out.assert_code(0);
+    assert_eq!(out.report().restore.cache.map(|c| c.as_str()), Some("saved"));
+    let all = modes(&sandbox.path().join("cache"));
+    let files = all.iter().filter(|(_, dir, _)| !dir).count();
+    assert!(files > 100, "a data dir was cached: {files} files");
+    let exposed: Vec<String> = all
+        .iter()
+        .filter(|(_, dir, mode)| *mode != if *dir { 0o700 } else { 0o600 })
+        .map(|(path, dir, mode)| format!("{path} ({} {mode:o})", if *dir { "dir" } else { "file" }))
+        .collect();
+    assert!(exposed.is_empty(), "dirs 0700 and files 0600 only; not:\n{}", exposed.join("\n"));
+    sandbox.assert_no_leaks();
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use rehearse::report::MigrationStatus;
 
 use crate::support::{
-    assert_no_containers, docker_backend, docker_lock, docker_out, dumps, kept_container, table_lock_modes,
+    assert_no_containers, docker_backend, docker_lock, docker_out, dumps, kept_container, table_lock_modes, test_image,
     tiny_demo_dump, Sandbox,
 };
 
@@ -98,4 +98,62 @@ fn a_kept_container_listens_on_loopback_only_and_its_password_stays_out_of_the_o
     docker(&["rm", "-f", "-v", &id]);
     assert_no_containers();
     sandbox.assert_no_leaks();
+}
+
+/// A container of the test's own, removed (with its volumes) when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["rm", "-f", "-v", &self.0]).output();
+    }
+}
+
+#[test]
+fn the_test_image_serves_connections_with_its_default_command() {
+    let _docker = docker_lock();
+    let password = "default-command-pw";
+    // No command after the image: its CMD, `postgres`, as `docker run IMAGE` runs it.
+    let env = format!("POSTGRES_PASSWORD={password}");
+    let id = docker_out(&["run", "-d", "-e", &env, "-p", "127.0.0.1::5432", &test_image()]);
+    let container = Container(id.trim().to_string());
+    let logs = || {
+        let out = std::process::Command::new("docker").args(["logs", &container.0]).output().unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let port: u16 = docker_out(&["port", &container.0, "5432"])
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .expect("5432 published on loopback");
+    let server = rehearse::sys::db::ConnInfo {
+        host: "127.0.0.1".into(),
+        port,
+        user: "postgres".into(),
+        password: rehearse::sys::db::Secret::from_string(password.into()),
+        dbname: "postgres".into(),
+        admin_dbname: "postgres".into(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let started = std::time::Instant::now();
+    let answer: i32 = loop {
+        let running = docker_out(&["inspect", "-f", "{{.State.Running}}", &container.0]);
+        assert_eq!(running.trim(), "true", "the container exited; its log:\n{}", logs());
+        // Until initdb and the temporary socket-only server are done, the
+        // published port accepts and closes: try again.
+        let tried = rt.block_on(async {
+            let client = rehearse::sys::db::connect(&server, "postgres", "test").await?;
+            client.query_one("SELECT 1", &[]).await.map(|row| row.get(0))
+        });
+        match tried {
+            Ok(answer) => break answer,
+            Err(e) if started.elapsed().as_secs() < 90 => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            Err(e) => panic!("no connection within 90s ({e}); the container's log:\n{}", logs()),
+        }
+    };
+    assert_eq!(answer, 1);
 }

@@ -28,6 +28,7 @@ mod plan_errors;
 mod postgres18;
 mod queries;
 mod race;
+mod refused;
 mod reliability;
 mod report_formats;
 mod restore_formats;

@@ -130,6 +130,13 @@ fn queries_export_the_apps_statements_and_load_back_as_a_corpus() {
     assert_eq!(listed, [(BY_ID, 3), (SIGN_UP, 1), ("SELECT date $1 AS launch", 1)], "most called first");
     assert!(queries.iter().all(|q| q["mean_ms"].as_f64().is_some_and(|ms| ms >= 0.0)));
 
+    // An --out that cannot be written names what and --out (no report is involved).
+    let blocked = sandbox.write("not-a-dir", "").join("q.json");
+    let out = sandbox.rehearse(&["queries", "--url", &url(&exporter), "--out", blocked.to_str().unwrap()]);
+    out.assert_code(4);
+    let expected = format!("error: cannot write queries file {} (check --out)", blocked.display());
+    assert_eq!(out.stderr.lines().find(|l| l.starts_with("error: ")), Some(expected.as_str()), "{}", out.stderr);
+
     // --top keeps the most called.
     let out = sandbox.rehearse(&["queries", "--url", &url(&exporter), "--top", "1"]);
     out.assert_code(0);

@@ -16,7 +16,7 @@ fn junit_has_one_case_per_migration_with_the_right_failures() {
     ]);
     let scenario = sandbox.scenario(
         &dumps().path("custom"),
-        "budgets:\n  migration:\n    max_wal: 512kB\nreport:\n  formats: [junit, json]\n",
+        "budgets:\n  migration:\n    max_wal: 512kB\nreport:\n  formats: [table, markdown, junit, json]\n",
     );
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     out.assert_code(2);
@@ -43,6 +43,24 @@ fn junit_has_one_case_per_migration_with_the_right_failures() {
     assert!(cases[3].skipped && cases[3].failure.is_none());
     let report = out.report();
     assert_eq!(report.migrations[3].status, MigrationStatus::Skipped);
+
+    // The run case fails too, naming the migration that failed.
+    let run = junit_cases(&xml).into_iter().find(|c| c.name == "run").unwrap();
+    let (kind, message, _) = run.failure.expect("a failed migration fails the run case");
+    assert_eq!(kind, "migration_failed");
+    assert_eq!(message, "migration 0003_broken failed: ERROR: division by zero");
+    // A skipped migration did not run: no time anywhere, not "0ms".
+    let skipped = doc.descendants().find(|n| n.attribute("name") == Some("0004_after")).unwrap();
+    assert_eq!(skipped.attribute("time"), None, "a skipped case has no time");
+    assert_eq!(cases[3].out, "skipped: not run");
+    let row = out.stdout.lines().find(|l| l.contains("0004_after")).expect("a table row for 0004_after");
+    assert!(row.contains("skipped") && !row.contains("ms"), "{row}");
+    let md = out.markdown();
+    let skipped_row = md.lines().find(|l| l.starts_with("| 4 | `0004_after`")).expect("a Markdown row for 0004_after");
+    assert!(skipped_row.ends_with("| skipped | - | - |"), "{skipped_row}");
+    // The Markdown names the failed migration first, before the riskiest one.
+    let at = |what: &str| md.find(what).unwrap_or_else(|| panic!("{what:?} not in:\n{md}"));
+    assert!(at("**Failed migration:** `0003_broken`: ERROR: division by zero") < at("**Riskiest migration:**"));
     sandbox.assert_no_leaks();
 }
 

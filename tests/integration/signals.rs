@@ -40,6 +40,16 @@ fn assert_stopped_in_the_slow_migration(report: &Report) {
     assert_eq!(statuses, [MigrationStatus::Applied, MigrationStatus::Interrupted, MigrationStatus::Skipped]);
 }
 
+/// The one line an interrupted run prints on stderr instead of an `error:`
+/// line: the one docs/exit-codes.md quotes.
+fn assert_the_documented_interrupted_line(out: &RunOutput) {
+    let doc = std::fs::read_to_string(std::path::Path::new(REPO).join("docs/exit-codes.md")).unwrap();
+    let quoted = doc.split('`').find(|q| q.starts_with("interrupted: the")).expect("docs/exit-codes.md quotes it");
+    let said: Vec<&str> =
+        out.stderr.lines().filter(|l| l.starts_with("interrupted:") || l.starts_with("error:")).collect();
+    assert_eq!(said, [quoted], "{}", out.stderr);
+}
+
 mod local {
     use super::*;
     use crate::support::{dumps, run_and_signal, run_and_signal_spaced, run_and_signal_times, tiny_demo_dump};
@@ -92,6 +102,7 @@ mod local {
         assert!(started.elapsed().as_secs() < 40, "the 60s statement was cancelled");
         let report = assert_interrupted(&out, "rehearse");
         assert_stopped_in_the_slow_migration(&report);
+        assert_the_documented_interrupted_line(&out);
         sandbox.assert_no_leaks();
     }
 

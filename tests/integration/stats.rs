@@ -335,7 +335,11 @@ fn stats_bad_urls_are_exit_3_and_unreachable_servers_exit_4_without_the_password
 
     let out = sandbox.rehearse(&["stats", "--url", "postgres://app:hunter2-secret@127.0.0.1:1/app", "--out", "s.json"]);
     out.assert_code(4);
-    assert!(out.stderr.contains("cannot connect to host=127.0.0.1 port=1 user=app dbname=app"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot connect to --url (host=127.0.0.1 port=1 user=app dbname=app): nothing accepts"),
+        "{}",
+        out.stderr
+    );
     for text in [&out.stdout, &out.stderr] {
         assert!(!text.contains("hunter2"), "the password is shown: {text}");
     }
@@ -356,6 +360,18 @@ fn stats_refused_or_timed_out_say_what_to_do() {
     };
     // No CONNECT on the database (revoked from PUBLIC by PRODUCTION_SQL).
     failed(&production.conn("outsider", "app"), r#"GRANT CONNECT ON DATABASE "app" TO "outsider""#);
+    // An --out that cannot be written names what and --out (no report is involved).
+    let blocked = sandbox.write("not-a-dir", "").join("s.json");
+    let out = sandbox.rehearse(&[
+        "stats",
+        "--url",
+        &url(&production.conn("reader", "app")),
+        "--out",
+        blocked.to_str().unwrap(),
+    ]);
+    out.assert_code(4);
+    let expected = format!("error: cannot write statistics file {} (check --out)", blocked.display());
+    assert_eq!(out.stderr.lines().next(), Some(expected.as_str()), "{}", out.stderr);
     // pg_class no longer readable by every role (a hardened database).
     production.sql("postgres", "CREATE DATABASE hardened");
     production.sql("hardened", "CREATE TABLE t (id int); REVOKE SELECT ON pg_catalog.pg_class FROM PUBLIC");

@@ -47,14 +47,21 @@ pub fn render(r: &Report) -> String {
     md
 }
 
-/// Title, verdict, the riskiest migration, breaches, regressions, provenance.
+/// Title, verdict, the migration that failed, the riskiest one, breaches,
+/// overrides that named nothing, regressions, provenance.
 fn headline(w: &mut String, r: &Report) {
     put!(w, "# Migration rehearsal: {}\n", r.scenario);
     put!(w, "**{}**\n", verdict(r));
+    if let Some(m) = summary::failed(r) {
+        put!(w, "**Failed migration:** `{}`: {}\n", m.id, summary::first_error_line(m));
+    }
     if let Some(m) = summary::riskiest(r) {
         put!(w, "**Riskiest migration:** {}\n", summary::riskiest_line(m, true));
     }
     bullets(w, Some("**Over budget:**"), &summary::breach_lines(r, true));
+    if let Some(line) = summary::unused_overrides_line(r, true) {
+        put!(w, "**Note:** {line}.\n");
+    }
     if let Some(heading) = summary::baseline_heading(r) {
         put!(w, "**{}.**\n", summary::capitalize(&heading));
         bullets(w, None, &summary::regression_lines(r, true));

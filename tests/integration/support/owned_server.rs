@@ -51,6 +51,26 @@ impl OwnedServer {
         }
     }
 
+    /// Replaces the TCP lines of pg_hba.conf with `lines` (the superuser's
+    /// unix socket stays open to the test) and reloads, returning once a TCP
+    /// connection as the superuser is refused (a reload is asynchronous).
+    pub fn refuse_tcp(&self, lines: &str) {
+        self.rt.block_on(async {
+            let c = rehearse::sys::db::connect(&self.conn, "postgres", "test").await.unwrap();
+            let file: String = c.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
+            std::fs::write(&file, format!("local all all scram-sha-256\n{lines}\n")).unwrap();
+            c.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+            let tcp = self.role(&self.conn.user, self.conn.password.expose(), "postgres");
+            for _ in 0..100 {
+                if rehearse::sys::db::connect(&tcp, "postgres", "test").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("pg_hba.conf with {lines:?} still lets TCP connections in after 5s");
+        })
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://{}:{}@127.0.0.1:{}/postgres", self.conn.user, self.conn.password.expose(), self.conn.port)
     }

@@ -1,0 +1,150 @@
+//! Why a server the user named refused a connection (or never answered),
+//! worded once for every command that connects to one (`run` and
+//! `cleanup --url`, the clone backend, `stats`, `queries`, `calibrate`): the
+//! cause in the first line, in the user's words, then what to do. The
+//! driver's own error stays attached as the `caused by:` lines.
+//!
+//! rehearse connects without TLS (the driver runs with `NoTls`), so a
+//! `hostssl`-only pg_hba.conf refuses it; the server says so only in the
+//! text of its message (SQLSTATE 28000 covers every pg_hba.conf refusal),
+//! which is why that text is read here.
+
+use std::io::ErrorKind;
+
+use tokio_postgres::error::SqlState;
+
+use super::db::{quote_ident, ConnInfo};
+use crate::error::Error;
+
+/// The error for a failed connection to `server` (database `server.dbname`),
+/// which messages call `what` ("postgres.url", "--url", "the clone ...").
+pub fn cannot_connect(what: &str, server: &ConnInfo, e: tokio_postgres::Error) -> Error {
+    Error::environment_because(message(what, server, &e), e)
+}
+
+/// "cannot connect to --url (host=... dbname=app): <why>: <what to do>".
+pub fn message(what: &str, server: &ConnInfo, e: &tokio_postgres::Error) -> String {
+    format!("cannot connect to {what} ({}): {}", server.masked(&server.dbname), reason(server, e))
+}
+
+/// Why, and what to do, from the server's answer or the socket's error.
+fn reason(server: &ConnInfo, e: &tokio_postgres::Error) -> String {
+    let (user, db) = (&server.user, &server.dbname);
+    let who = format!("role {user} connecting to database {db} from this machine");
+    if let Some(db_error) = e.as_db_error() {
+        let text = db_error.message();
+        return match db_error.code() {
+            // PostgreSQL 14+ ends the message with the connection's
+            // encryption: "no encryption" (before 14: "SSL off").
+            c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && text.contains("no pg_hba.conf entry") => {
+                match text.ends_with("no encryption") || text.ends_with("SSL off") {
+                    true => format!(
+                        "its pg_hba.conf has no line for {who} without encryption, and rehearse does not support \
+                         TLS yet: add a `host` line for them (a `hostssl` line admits TLS connections only), or use \
+                         a server that accepts connections without TLS"
+                    ),
+                    false => format!("its pg_hba.conf has no line for {who}: add a `host` line for them"),
+                }
+            }
+            c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && text.contains("pg_hba.conf rejects") => {
+                format!(
+                    "its pg_hba.conf rejects {who} (a `reject` line): put a `host` line for them above it \
+                     (rehearse connects without TLS)"
+                )
+            }
+            // Role refusals, and pg_hba.conf's in a server that words them in another language.
+            c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
+                "the server refused {who}: check the user in the URL, that the role has LOGIN (ALTER ROLE {} \
+                 LOGIN), and that pg_hba.conf has a `host` line for it (rehearse connects without TLS)",
+                quote_ident(user)
+            ),
+            c if *c == SqlState::INVALID_PASSWORD => {
+                format!("the server refused the password of role {user}: check the password in the URL (or PGPASSWORD)")
+            }
+            c if *c == SqlState::INSUFFICIENT_PRIVILEGE => format!(
+                "role {user} may not connect to database {db}: grant it CONNECT (GRANT CONNECT ON DATABASE {} TO {})",
+                quote_ident(db),
+                quote_ident(user)
+            ),
+            c if *c == SqlState::INVALID_CATALOG_NAME => {
+                format!("database {db} does not exist on that server: check the database in the URL")
+            }
+            c if *c == SqlState::TOO_MANY_CONNECTIONS => {
+                "the server has no free connection slot (too many clients): try again when fewer are connected"
+                    .to_string()
+            }
+            c if *c == SqlState::CANNOT_CONNECT_NOW => {
+                "the server is starting up or shutting down: try again once it accepts connections".to_string()
+            }
+            _ => "the server refused the connection: check the URL and the server's pg_hba.conf \
+                  (rehearse connects without TLS)"
+                .to_string(),
+        };
+    }
+    let at = format!("{} port {}", server.host, server.port);
+    match io_kind(e) {
+        Some(ErrorKind::ConnectionRefused) => {
+            format!(
+                "nothing accepts connections at {at}: check the host and port in the URL, and that the server is up"
+            )
+        }
+        Some(ErrorKind::TimedOut) => format!(
+            "no answer from {at} within the connect timeout: check the host and port in the URL, and that \
+             nothing (a firewall, a security group) drops connections from this machine"
+        ),
+        Some(ErrorKind::NotFound) if server.host.starts_with('/') => {
+            format!("no server socket in {}: check the host and port in the URL", server.host)
+        }
+        _ if e.to_string().starts_with("authentication error") => format!(
+            "the server asks role {user} for an authentication method rehearse does not support (it logs in \
+             with a password: scram-sha-256, md5 or password): use such a line in pg_hba.conf"
+        ),
+        _ => "the server cannot be reached: check the host and port in the URL, and that the server is up and \
+              reachable from this machine"
+            .to_string(),
+    }
+}
+
+/// The kind of the socket error under the driver's, if that is what failed.
+fn io_kind(e: &tokio_postgres::Error) -> Option<ErrorKind> {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cause = c.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::db::Secret;
+
+    fn server(port: u16) -> ConnInfo {
+        ConnInfo {
+            host: "127.0.0.1".into(),
+            port,
+            user: "stats".into(),
+            password: Secret::from_string("s3cret".into()),
+            dbname: "app".into(),
+            admin_dbname: "app".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_port_nothing_listens_on_is_named_with_what_to_check() {
+        // Port 1 on loopback: refused at once on any Linux machine.
+        let s = server(1);
+        let e = crate::sys::db::connect(&s, &s.dbname, "test").await.err().expect("nothing listens on port 1");
+        let text = cannot_connect("--url", &s, e).render();
+        let first = text.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "error: cannot connect to --url (host=127.0.0.1 port=1 user=stats dbname=app): nothing accepts \
+             connections at 127.0.0.1 port 1: check the host and port in the URL, and that the server is up"
+        );
+        assert!(!text.contains("s3cret"));
+    }
+}
