@@ -194,8 +194,9 @@ fn is_out_of_room(e: &ChildError) -> bool {
 }
 
 /// A dump's identity for the report: size and sha256 of its bytes (for a
-/// directory dump, of its files in name order).
-pub fn fingerprint(path: &Path) -> std::io::Result<(u64, String)> {
+/// directory dump, of its files in name order). A dump of many GB takes
+/// seconds to minutes to read, so a signal stops the reading (an error).
+pub fn fingerprint(path: &Path, cancel: &CancellationToken) -> std::io::Result<(u64, String)> {
     use sha2::{Digest, Sha256};
     let mut files: Vec<PathBuf> = if path.is_dir() {
         std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect()
@@ -205,8 +206,21 @@ pub fn fingerprint(path: &Path) -> std::io::Result<(u64, String)> {
     files.sort();
     let mut hasher = Sha256::new();
     let mut bytes = 0;
+    let mut chunk = vec![0u8; 1 << 20];
     for file in files {
-        bytes += std::io::copy(&mut File::open(file)?, &mut hasher)?;
+        let mut file = File::open(file)?;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(std::io::Error::other("the run was interrupted"));
+            }
+            match std::io::Read::read(&mut file, &mut chunk)? {
+                0 => break,
+                n => {
+                    hasher.update(&chunk[..n]);
+                    bytes += n as u64;
+                }
+            }
+        }
     }
     Ok((bytes, format!("{:x}", hasher.finalize())))
 }
