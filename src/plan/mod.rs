@@ -221,7 +221,7 @@ impl Inputs {
 }
 
 /// Then the environment: the backend, the migration tool, room for the
-/// restore.
+/// restore and for the reports.
 async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToken) -> Result<Plan> {
     let (s, origin) = (&i.s, &i.origin);
     let dump = i.dump.as_ref();
@@ -235,6 +235,8 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         Some(d) => room_for_restore(&backend, &d.path, d.format, cancel).await?,
         None => (None, Vec::new()),
     };
+    // Last: a report directory that does not exist yet is made, and only for a run that starts.
+    report::check_room(&i.report)?;
     let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
     let server_version = match &backend {
         BackendPlan::Local { bin } => bin.version.clone(),

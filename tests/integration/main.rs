@@ -29,6 +29,7 @@ mod postgres18;
 mod queries;
 mod race;
 mod reliability;
+mod report_dir;
 mod report_formats;
 mod restore_formats;
 mod restore_room;
