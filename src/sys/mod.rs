@@ -7,3 +7,4 @@ pub mod json;
 pub mod machine;
 pub mod process;
 pub mod text;
+pub mod tree;
