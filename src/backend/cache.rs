@@ -156,7 +156,7 @@ impl SnapshotCache {
 
     /// Removes an entry (one found unusable after `lookup`).
     pub fn remove(&self, entry: &Entry) {
-        let _ = std::fs::remove_dir_all(&entry.dir);
+        let _ = crate::sys::tree::remove_tree(&entry.dir);
     }
 
     /// Complete entries, newest first.
@@ -202,12 +202,12 @@ impl SnapshotCache {
         }
         let _ = kept;
         for e in &removed {
-            let _ = std::fs::remove_dir_all(&e.dir);
+            self.remove(e);
         }
         for leftover in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
             let name = leftover.file_name().to_string_lossy().into_owned();
             if name.contains(".partial-") {
-                let _ = std::fs::remove_dir_all(leftover.path());
+                let _ = crate::sys::tree::remove_tree(&leftover.path());
             }
         }
         removed

@@ -88,6 +88,8 @@ pub struct DockerContainer {
     image: String,
     /// The port a standby in this container's network is published on.
     standby_port: Option<u16>,
+    /// Its server's data directory, inside it.
+    data_dir: &'static str,
     done: bool,
 }
 
@@ -143,6 +145,7 @@ impl DockerContainer {
                 env_password: fresh,
                 image: image.to_string(),
                 standby_port: if plan.standby { Some(free_port()?) } else { None },
+                data_dir: DATA_DIR,
                 done: false,
             };
             // From here on, an error or a cancellation drops `container`,
@@ -310,6 +313,7 @@ impl DockerContainer {
             env_password: self.conn.password.clone(),
             image: self.image.clone(),
             standby_port: None,
+            data_dir: STANDBY_DIR,
             done: false,
         };
         let script = format!(
@@ -472,7 +476,9 @@ impl DockerContainer {
             return Ok(());
         };
         // Cleanup must not be cancelled by a second Ctrl-C: use a token nobody cancels.
-        docker(&["rm", "--force", "--volumes", &id]).run(&CancellationToken::new()).await.map(|_| ()).map_err(|e| {
+        let never = CancellationToken::new();
+        self.empty_data_dir(&id, &never).await;
+        docker(&["rm", "--force", "--volumes", &id]).run(&never).await.map(|_| ()).map_err(|e| {
             Error::environment_because(
                 format!(
                     "could not remove the throwaway container {}: remove it with `docker rm -f -v {id}`",
@@ -481,6 +487,19 @@ impl DockerContainer {
                 e,
             )
         })
+    }
+
+    /// Unlinks the data directory's files from 16 processes inside the
+    /// container, before `docker rm` removes what is left: the daemon
+    /// removes a container's files one at a time, which on a filesystem
+    /// that discards freed blocks at each commit took 35 s for a database
+    /// of 2,000 tables, and 3.9 s this way (why: `sys::tree`). The server
+    /// still runs, and is about to be killed: nothing reads these files
+    /// again. Best effort: an image without `find` or `xargs -P` leaves it
+    /// all to `docker rm`.
+    async fn empty_data_dir(&self, id: &str, never: &CancellationToken) {
+        let script = format!("find {} -type f -print0 | xargs -0 -r -P 16 -n 64 rm -f", self.data_dir);
+        let _ = docker(&["exec", id, "sh", "-c", &script]).deadline(Duration::from_secs(600)).run(never).await;
     }
 
     /// Leaves the container running and returns how to reach and remove it.

@@ -140,7 +140,7 @@ async fn clean_cluster_dir(dir: &Path, cancel: &CancellationToken) -> Leftover {
             return Leftover { what, outcome: Outcome::Failed(why) };
         }
     }
-    let outcome = match std::fs::remove_dir_all(dir) {
+    let outcome = match crate::sys::tree::remove_tree(dir) {
         Ok(()) => Outcome::Removed,
         Err(e) => Outcome::Failed(format!("cannot delete it ({e}): delete it with `rm -rf {}`", dir.display())),
     };

@@ -232,6 +232,28 @@ impl Throwaway {
         }
     }
 
+    /// Where to install an extension a dump needs and this server lacks.
+    pub fn extension_remedy(&self, extension: &str) -> String {
+        match &self.server {
+            Server::Local(c) => {
+                let major = c.bin().major;
+                format!(
+                    "install {extension} for the local PostgreSQL {major}: Debian and Ubuntu package it as \
+                     postgresql-{major}-{extension} or similar, e.g. postgresql-15-postgis-3; or rehearse in a \
+                     server image that has it, with --image"
+                )
+            }
+            Server::Docker(_) => format!(
+                "use a server image that has {extension} installed, with --image or postgres.image: for PostGIS, \
+                 postgis/postgis:<version>; or build one FROM the image you use"
+            ),
+            Server::Url(_) | Server::Clone(_) => format!(
+                "install {extension} on that server, an administrator's job; or rehearse on a local or docker \
+                 server that has it"
+            ),
+        }
+    }
+
     /// Where the server keeps its private files, if it has any here.
     pub fn private_dir(&self) -> Option<&Path> {
         match &self.server {

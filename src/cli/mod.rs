@@ -280,7 +280,7 @@ pub fn main() -> i32 {
             return exit::ENVIRONMENT;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run_command(args, false).await,
             Command::Drift(args) => run_command(args, true).await,
@@ -305,7 +305,12 @@ pub fn main() -> i32 {
                 }
             }
         }
-    })
+    });
+    // What is still running was left unfinished on purpose (a file being
+    // read for a check that a signal cut short): dropping the runtime would
+    // wait for it to end, so the exit would wait too.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 /// `run`, or `drift` (`drift`: the drift check on, no budgets).

@@ -91,7 +91,7 @@ impl<'a> Pipeline<'a> {
         }
         self.events.emit(Event::StageStarted { stage, detail: detail.into() });
         let started = Instant::now();
-        let result = until_stopped(work(&mut self.report), &cancel).await;
+        let result = until_stopped(work(&mut self.report), &cancel, WIND_DOWN).await;
         let output = match result {
             _ if cancel.is_cancelled() => return Err(Stopped::interrupted(stage)),
             Err(error) => return Err(Stopped { stage, error }),
@@ -109,9 +109,14 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-/// Runs `work`; after a signal, lets it wind down for [`WIND_DOWN`] (or
-/// until a second signal), then drops it.
-async fn until_stopped<T>(work: impl Future<Output = Result<T>>, cancel: &CancellationToken) -> Result<T> {
+/// Runs `work`; after a signal, lets it wind down for `wind_down` (or
+/// until a second signal, then [`AFTER_SECOND_SIGNAL`]), then drops it:
+/// its children's process groups are killed as their futures drop.
+pub async fn until_stopped<T>(
+    work: impl Future<Output = Result<T>>,
+    cancel: &CancellationToken,
+    wind_down: Duration,
+) -> Result<T> {
     tokio::pin!(work);
     tokio::select! {
         r = &mut work => return r,
@@ -120,7 +125,7 @@ async fn until_stopped<T>(work: impl Future<Output = Result<T>>, cancel: &Cancel
     let hurry = crate::sys::interrupt::hurry();
     tokio::select! {
         r = &mut work => return r,
-        _ = tokio::time::sleep(WIND_DOWN) => return Err(Error::Interrupted),
+        _ = tokio::time::sleep(wind_down) => return Err(Error::Interrupted),
         _ = hurry.cancelled() => {}
     }
     tokio::select! {

@@ -18,7 +18,7 @@ use crate::report::LaunchInfo;
 
 /// Every source of `migrations:` (one, or a list of apps), scanned; each
 /// app named, no two sharing a history table.
-pub(super) async fn scan_all(list: &MigrationsList, origin: &Origin) -> Result<Vec<SourcePlan>> {
+pub(super) fn scan_all(list: &MigrationsList, origin: &Origin) -> Result<Vec<SourcePlan>> {
     let shown = origin.shown();
     if list.sources.is_empty() {
         return Err(Error::bad_input(format!(
@@ -34,7 +34,7 @@ pub(super) async fn scan_all(list: &MigrationsList, origin: &Origin) -> Result<V
                 other.app.as_deref().unwrap_or_default()
             )));
         }
-        let plan = scan(m, origin).await.map_err(|e| match &app {
+        let plan = scan(m, origin).map_err(|e| match &app {
             Some(app) => e.context(format!("app {app}")),
             None => e,
         })?;
@@ -122,7 +122,7 @@ fn alembic_table(m: &MigrationsSection) -> Option<String> {
 }
 
 /// The migrations as far as the files say: no process started yet.
-async fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
+fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
     let shown = origin.shown();
     let misplaced = [
         ("placeholders", !m.placeholders.is_empty(), MigrationTool::Sql),

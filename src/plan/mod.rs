@@ -29,6 +29,7 @@ use crate::gate::Budgets;
 use crate::migrations::sources::SourcePlan;
 use crate::observe::{ObserveOptions, StandbyOptions};
 use crate::pg::DumpFormat;
+use crate::pipeline::runner::until_stopped;
 use crate::report::ReportFormat;
 use crate::restore::space::{self, Room};
 pub use report::ReportPlan;
@@ -136,82 +137,144 @@ impl Origin {
     }
 }
 
+/// How long the up-front checks get to stop by themselves after a signal:
+/// their children (version checks, the interpreter's imports, `docker
+/// inspect`) get SIGTERM at once and are gone in well under this; after it,
+/// they are killed with their process groups. Nothing has been made yet,
+/// so there is nothing to clean up.
+const WIND_DOWN: Duration = Duration::from_secs(1);
+
 impl Plan {
     pub async fn resolve(scenario_path: &Path, overrides: &Overrides, cancel: &CancellationToken) -> Result<Plan> {
         let scenario = scenario::load(scenario_path)?;
         Plan::from_scenario(scenario, scenario_path, overrides, cancel).await
     }
 
+    /// The plan, or what is wrong; `Error::Interrupted` within [`WIND_DOWN`]
+    /// of a signal, whatever check was running.
     pub async fn from_scenario(
         s: Scenario,
         scenario_path: &Path,
         overrides: &Overrides,
         cancel: &CancellationToken,
     ) -> Result<Plan> {
-        let origin = Origin::new(scenario_path);
+        let resolved = until_stopped(resolve(s, scenario_path, overrides, cancel), cancel, WIND_DOWN).await;
+        // An error after a signal is the signal's doing (a check whose child was stopped).
+        match cancel.is_cancelled() {
+            true => Err(Error::Interrupted),
+            false => resolved,
+        }
+    }
+}
+
+async fn resolve(s: Scenario, scenario_path: &Path, overrides: &Overrides, cancel: &CancellationToken) -> Result<Plan> {
+    // Bad input first, so it is reported before any environment check. On
+    // a blocking thread: reading a large file (the app's queries,
+    // production's statistics, a folder of migrations) must not keep a
+    // signal waiting, and a signal leaves it behind unfinished.
+    let (origin, o) = (Origin::new(scenario_path), overrides.clone());
+    let inputs = tokio::task::spawn_blocking(move || Inputs::read(s, origin, &o))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    environment(inputs, overrides, cancel).await
+}
+
+/// What the scenario and the flags say, checked without asking this machine
+/// for anything but the files they name.
+struct Inputs {
+    s: Scenario,
+    origin: Origin,
+    name: String,
+    clone: Option<ClonePlan>,
+    dump: Option<DumpFile>,
+    migrations: Vec<SourcePlan>,
+    report: ReportPlan,
+    settings: Vec<(String, String)>,
+    observe: ObserveOptions,
+    estimate: Option<Estimator>,
+    compat: Option<Corpus>,
+    race: Option<crate::race::RacePlan>,
+    drift: Option<drift::DriftPlan>,
+    hazard_ignore: crate::findings::ignore::HazardIgnore,
+}
+
+impl Inputs {
+    fn read(s: Scenario, origin: Origin, overrides: &Overrides) -> Result<Inputs> {
         let name = s.name.clone().unwrap_or_else(|| {
             origin.path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "rehearsal".into())
         });
-
-        // Bad input first, so it is reported before any environment check.
         let clone = clone_plan(&s, &origin)?;
         let dump = dump_file(&s, overrides, &origin)?;
-        let migrations = migrations::scan_all(&s.migrations, &origin).await?;
-        let report = report::plan(&s.report, &name, overrides, &origin)?;
-        let settings: Vec<(String, String)> =
-            s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
-        let observe = observe_options(&s, overrides, &origin)?;
-        let estimate = estimator(&s, &origin)?;
-        let compat = app_queries(&s, &origin)?;
-        let race = race::plan(&s, &migrations, &origin)?;
-        let drift = drift::plan(&s, overrides.drift, &origin)?;
-        let hazard_ignore = hazards::ignore(&s.hazards, &origin)?;
-
-        // Then the environment.
-        let mut backend = choose_backend(&s, overrides, &origin, dump.as_ref(), clone, &settings, cancel).await?;
-        let observe = ObserveOptions { standby: standby_options(&s, &backend, &origin)?, ..observe };
-        if let (BackendPlan::Docker(p), Some(_)) = (&mut backend, &observe.standby) {
-            p.standby = true;
-        }
-        let (migrations, launch) = migrations::check_all(migrations, cancel).await?;
-        let (room, warnings) = match &dump {
-            Some(d) => room_for_restore(&backend, &d.path, d.format, cancel).await?,
-            None => (None, Vec::new()),
-        };
-        let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
-        let server_version = match &backend {
-            BackendPlan::Local { bin } => bin.version.clone(),
-            // The docker backend keys its cache by the image's id, read when the run starts.
-            _ => String::new(),
-        };
-        Ok(Plan {
-            name,
-            scenario_path: origin.path,
+        let migrations = migrations::scan_all(&s.migrations, &origin)?;
+        Ok(Inputs {
+            clone,
             dump,
-            backend,
-            restore_jobs: s.postgres.restore_jobs.unwrap_or_else(default_restore_jobs).max(1),
-            settings,
+            report: report::plan(&s.report, &name, overrides, &origin)?,
+            settings: s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+            observe: observe_options(&s, overrides, &origin)?,
+            estimate: estimator(&s, &origin)?,
+            compat: app_queries(&s, &origin)?,
+            race: race::plan(&s, &migrations, &origin)?,
+            drift: drift::plan(&s, overrides.drift, &origin)?,
+            hazard_ignore: hazards::ignore(&s.hazards, &origin)?,
             migrations,
-            observe,
-            // `rehearse drift` judges no budgets.
-            budgets: match overrides.drift {
-                true => crate::gate::Budgets::default(),
-                false => budgets::budgets(&s.budgets),
-            },
-            hazard_ignore,
-            report,
-            keep: overrides.keep,
-            cache,
-            server_version,
-            room,
-            warnings,
-            estimate,
-            launch,
-            compat,
-            race,
-            drift,
+            name,
+            s,
+            origin,
         })
     }
+}
+
+/// Then the environment: the backend, the migration tool, room for the
+/// restore and for the reports.
+async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToken) -> Result<Plan> {
+    let (s, origin) = (&i.s, &i.origin);
+    let dump = i.dump.as_ref();
+    let mut backend = choose_backend(s, overrides, origin, dump, i.clone, &i.settings, cancel).await?;
+    let observe = ObserveOptions { standby: standby_options(s, &backend, origin)?, ..i.observe };
+    if let (BackendPlan::Docker(p), Some(_)) = (&mut backend, &observe.standby) {
+        p.standby = true;
+    }
+    let (migrations, launch) = migrations::check_all(i.migrations, cancel).await?;
+    let (room, warnings) = match dump {
+        Some(d) => room_for_restore(&backend, &d.path, d.format, cancel).await?,
+        None => (None, Vec::new()),
+    };
+    // Last: a report directory that does not exist yet is made, and only for a run that starts.
+    report::check_room(&i.report)?;
+    let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
+    let server_version = match &backend {
+        BackendPlan::Local { bin } => bin.version.clone(),
+        // The docker backend keys its cache by the image's id, read when the run starts.
+        _ => String::new(),
+    };
+    Ok(Plan {
+        name: i.name,
+        scenario_path: i.origin.path.clone(),
+        dump: i.dump,
+        backend,
+        restore_jobs: s.postgres.restore_jobs.unwrap_or_else(default_restore_jobs).max(1),
+        settings: i.settings,
+        migrations,
+        observe,
+        // `rehearse drift` judges no budgets.
+        budgets: match overrides.drift {
+            true => crate::gate::Budgets::default(),
+            false => budgets::budgets(&s.budgets),
+        },
+        hazard_ignore: i.hazard_ignore,
+        report: i.report,
+        keep: overrides.keep,
+        cache,
+        server_version,
+        room,
+        warnings,
+        estimate: i.estimate,
+        launch,
+        compat: i.compat,
+        race: i.race,
+        drift: i.drift,
+    })
 }
 
 /// The dump to restore (`--dump` wins over `dump:`), its format detected;
@@ -349,9 +412,7 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
         (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse(u.as_str())?),
         (Some(_), other) => {
             return Err(Error::bad_input(format!(
-                "{shown}: observe.standby_url names an existing standby, which only the url backend uses \
-                 (this run uses the {} backend): use `observe.standby: true` to have it start one, or \
-                 `postgres.backend: url` with the primary's postgres.url",
+                "{shown}: observe.standby_url names an existing standby, which only the url backend uses                  (this run uses the {} backend): use `observe.standby: true` to have it start one, or                  `postgres.backend: url` with the primary's postgres.url",
                 other.name()
             )))
         }
@@ -364,8 +425,7 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
         }
         (None, BackendPlan::Url(_)) if o.standby => {
             return Err(Error::bad_input(format!(
-                "{shown}: observe.standby with the url backend: rehearse cannot start a standby of a server it \
-                 does not own; name an existing hot standby of it with observe.standby_url"
+                "{shown}: observe.standby with the url backend: rehearse cannot start a standby of a server it                  does not own; name an existing hot standby of it with observe.standby_url"
             )))
         }
         (None, _) => None,
@@ -373,16 +433,14 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
     if url.is_none() && !o.standby {
         if !o.standby_settings.is_empty() || standby_budget {
             return Err(Error::bad_input(format!(
-                "{shown}: observe.standby_settings and the max_standby_* budgets need a standby: set \
-                 `observe.standby: true` (or observe.standby_url with the url backend)"
+                "{shown}: observe.standby_settings and the max_standby_* budgets need a standby: set                  `observe.standby: true` (or observe.standby_url with the url backend)"
             )));
         }
         return Ok(None);
     }
     if url.is_some() && !o.standby_settings.is_empty() {
         return Err(Error::bad_input(format!(
-            "{shown}: observe.standby_settings cannot be applied to a standby rehearse does not own \
-             (observe.standby_url): set them on that standby, or remove them"
+            "{shown}: observe.standby_settings cannot be applied to a standby rehearse does not own              (observe.standby_url): set them on that standby, or remove them"
         )));
     }
     let interval = o.standby_interval.unwrap_or(DEFAULT_STANDBY_INTERVAL);

@@ -1,11 +1,12 @@
 //! The scenario's `report:` and the flags that override it: where the files
-//! go, which formats, the baseline (read and checked now), the thresholds.
+//! go (a directory that can hold them, checked before the run starts), which
+//! formats, the baseline (read and checked now), the thresholds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::scenario::ReportSection;
 use super::{Origin, Overrides};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gate::{baseline, Baseline};
 use crate::report::checklist::ChecklistSettings;
 use crate::report::{RegressionThresholds, ReportFormat};
@@ -13,6 +14,8 @@ use crate::report::{RegressionThresholds, ReportFormat};
 #[derive(Debug)]
 pub struct ReportPlan {
     pub dir: PathBuf,
+    /// Who named `dir`, for messages: "--out", "report.dir" or the default.
+    pub dir_named_by: &'static str,
     pub formats: Vec<ReportFormat>,
     /// The previous report to compare with, read and checked up front.
     pub baseline: Option<Baseline>,
@@ -28,11 +31,12 @@ pub(super) fn plan(r: &ReportSection, name: &str, overrides: &Overrides, origin:
         (None, Some(p)) => Some(origin.in_scenario(p.as_str())),
         (None, None) => None,
     };
-    let dir = match (&overrides.out, &r.dir) {
-        (Some(d), _) => origin.on_command_line(d),
-        (None, Some(d)) => origin.in_scenario(d.as_str()),
-        (None, None) => origin.cwd.join("reports").join(name),
+    let (dir, dir_named_by) = match (&overrides.out, &r.dir) {
+        (Some(d), _) => (origin.on_command_line(d), "--out"),
+        (None, Some(d)) => (origin.in_scenario(d.as_str()), "report.dir"),
+        (None, None) => (origin.cwd.join("reports").join(name), "the default, reports/<name>"),
     };
+    can_be_a_directory(&dir, dir_named_by)?;
     let formats = overrides
         .formats
         .clone()
@@ -42,6 +46,7 @@ pub(super) fn plan(r: &ReportSection, name: &str, overrides: &Overrides, origin:
     let defaults = ChecklistSettings::default();
     Ok(ReportPlan {
         dir,
+        dir_named_by,
         formats,
         baseline: baseline.map(|p| Baseline::load(&p)).transpose()?,
         regression: baseline::thresholds(regression.percent, regression.min_time, regression.min_wal.map(|b| b.0)),
@@ -52,4 +57,64 @@ pub(super) fn plan(r: &ReportSection, name: &str, overrides: &Overrides, origin:
             replica_apply_rate: r.replica_apply_rate.map(|r| r.0).unwrap_or(defaults.replica_apply_rate),
         },
     })
+}
+
+/// Room the report files must have before the run starts: 8 MiB. A report
+/// is usually about 0.1 MB (the demo's report.json is 87 kB, its report.md
+/// less); a release of hundreds of migrations with thousands of distinct
+/// statements makes a few MB, and each file is written beside its old
+/// version before it replaces it.
+pub const REPORT_ROOM: u64 = 8 << 20;
+
+/// A report directory that is plainly wrong (a file, or a path through
+/// one) is bad input; one that cannot be read yet is left to [`check_room`].
+fn can_be_a_directory(dir: &Path, named_by: &str) -> Result<()> {
+    for path in dir.ancestors() {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(Error::bad_input(format!(
+                    "the report directory {} ({named_by}) cannot be made: {} is a file, not a directory: name a \
+                     directory (it is created when missing)",
+                    dir.display(),
+                    path.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ENOTDIR) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// The report directory exists (made when missing), can be written, and
+/// has [`REPORT_ROOM`] free: else the rehearsal would run to its end and
+/// then fail to say what it found. Nothing to check when only the terminal
+/// table is asked for.
+pub(super) fn check_room(plan: &ReportPlan) -> Result<()> {
+    if plan.formats.iter().all(|f| *f == ReportFormat::Table) {
+        return Ok(());
+    }
+    let dir = &plan.dir;
+    let shown = format!("the report directory {} ({})", dir.display(), plan.dir_named_by);
+    let remedy = "or choose another with --out DIR (or report.dir)";
+    // The room first, where the directory is or will be made: a refused run makes nothing.
+    let existing = dir.ancestors().find(|a| a.is_dir()).unwrap_or(dir);
+    let free = crate::restore::space::free_bytes(existing)
+        .map_err(|e| Error::environment_because(format!("cannot tell how much room {shown} has"), e))?;
+    if free < REPORT_ROOM {
+        return Err(Error::environment(format!(
+            "{shown} has {} free, and the reports need up to {}: free some space there, {remedy}",
+            crate::report::format_bytes(free),
+            crate::report::format_bytes(REPORT_ROOM)
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::environment_because(format!("cannot create {shown}: make its parent writable, {remedy}"), e)
+    })?;
+    // A file made and removed: the one proof of writing that holds for a
+    // read-only mount and for root alike (root ignores the mode bits).
+    tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::environment_because(format!("cannot write in {shown}: make it writable, {remedy}"), e))?;
+    Ok(())
 }

@@ -78,7 +78,7 @@ pub async fn restore(
             _ => psql.input(ChildInput::Reader(format.open_text(dump.path).map_err(|e| unreadable(dump.path, e))?)),
         }
     };
-    cmd.deadline(RESTORE_DEADLINE).run(cancel).await.map_err(|e| rejected(dump, &server.client_version(), e))?;
+    cmd.deadline(RESTORE_DEADLINE).run(cancel).await.map_err(|e| rejected(dump, server, e))?;
     Ok(RestoreOutcome { duration: started.elapsed(), roles_created, jobs })
 }
 
@@ -98,7 +98,7 @@ async fn roles_named(server: &Throwaway, dump: Dump<'_>, cancel: &CancellationTo
             .deadline(Duration::from_secs(600))
             .run(cancel)
             .await
-            .map_err(|e| rejected(dump, &server.client_version(), e))?;
+            .map_err(|e| rejected(dump, server, e))?;
         return roles_in_script(out.stdout.as_bytes())
             .map_err(|e| Error::bad_input_because(format!("cannot read the schema of {}", dump.path.display()), e));
     }
@@ -151,9 +151,11 @@ async fn create_missing_roles(
     Ok((missing, false))
 }
 
-/// Why pg_restore or psql failed, as the user can act on it.
-fn rejected(dump: Dump<'_>, client_version: &str, e: ChildError) -> Error {
+/// Why pg_restore or psql failed, as the user can act on it: the dump's
+/// fault (exit 3), or the server's (exit 4: no room, no extension).
+fn rejected(dump: Dump<'_>, server: &Throwaway, e: ChildError) -> Error {
     let shown = dump.path.display();
+    let missing = e.stderr().and_then(missing_extension);
     match e {
         ChildError::Cancelled { .. } => Error::Interrupted,
         ChildError::Failed { .. } if is_out_of_room(&e) && dump.room.is_some() => {
@@ -163,11 +165,21 @@ fn rejected(dump: Dump<'_>, client_version: &str, e: ChildError) -> Error {
             format!("the server ran out of disk space restoring dump {shown}: free space where its data lives"),
             e,
         ),
+        ChildError::Failed { label, stderr, .. } if missing.is_some() => {
+            let extension = missing.expect("checked above");
+            Error::environment(format!(
+                "dump {shown} needs the extension {extension}, which the server does not have installed; {label} \
+                 said:\n{}\n  ({}. The dump is fine.)",
+                last_lines(&stderr, 15),
+                server.extension_remedy(&extension)
+            ))
+        }
         ChildError::Failed { label, stderr, .. } => {
             let advice = if stderr.contains("unsupported version") {
                 format!(
-                    "the dump was made by a newer pg_dump than this pg_restore {client_version}: rehearse it with the \
-                     PostgreSQL version production runs (--pg-bin DIR, or the docker backend with its image)"
+                    "the dump was made by a newer pg_dump than this pg_restore {}: rehearse it with the \
+                     PostgreSQL version production runs (--pg-bin DIR, or the docker backend with its image)",
+                    server.client_version()
                 )
             } else {
                 "fix or re-make the dump; rehearse restores it exactly, owners and grants included".to_string()
@@ -179,6 +191,24 @@ fn rejected(dump: Dump<'_>, client_version: &str, e: ChildError) -> Error {
         }
         other => Error::environment_because(format!("restoring dump {shown} failed"), other),
     }
+}
+
+/// The extension the server lacks, from its refusal of `CREATE EXTENSION`
+/// as pg_restore or psql passes it on: `extension "postgis" is not
+/// available` from PostgreSQL 15 on, `could not open extension control file
+/// ".../postgis.control": No such file or directory` before it (a docker
+/// image of an older server). Either way the extension's files are not
+/// installed where the server runs.
+fn missing_extension(stderr: &str) -> Option<String> {
+    let quoted = |line: &str, before: &str| Some(line.split(before).nth(1)?.split('"').next()?.to_string());
+    stderr.lines().find_map(|line| {
+        if line.contains("\" is not available") {
+            return quoted(line, "extension \"");
+        }
+        let control = quoted(line, "could not open extension control file \"")?;
+        let name = Path::new(&control).file_stem()?.to_string_lossy().into_owned();
+        line.contains("No such file").then_some(name)
+    })
 }
 
 /// The server's "could not extend file ...: No space left on device" (or
@@ -194,8 +224,9 @@ fn is_out_of_room(e: &ChildError) -> bool {
 }
 
 /// A dump's identity for the report: size and sha256 of its bytes (for a
-/// directory dump, of its files in name order).
-pub fn fingerprint(path: &Path) -> std::io::Result<(u64, String)> {
+/// directory dump, of its files in name order). A dump of many GB takes
+/// seconds to minutes to read, so a signal stops the reading (an error).
+pub fn fingerprint(path: &Path, cancel: &CancellationToken) -> std::io::Result<(u64, String)> {
     use sha2::{Digest, Sha256};
     let mut files: Vec<PathBuf> = if path.is_dir() {
         std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect()
@@ -205,8 +236,42 @@ pub fn fingerprint(path: &Path) -> std::io::Result<(u64, String)> {
     files.sort();
     let mut hasher = Sha256::new();
     let mut bytes = 0;
+    let mut chunk = vec![0u8; 1 << 20];
     for file in files {
-        bytes += std::io::copy(&mut File::open(file)?, &mut hasher)?;
+        let mut file = File::open(file)?;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(std::io::Error::other("the run was interrupted"));
+            }
+            match std::io::Read::read(&mut file, &mut chunk)? {
+                0 => break,
+                n => {
+                    hasher.update(&chunk[..n]);
+                    bytes += n as u64;
+                }
+            }
+        }
     }
     Ok((bytes, format!("{:x}", hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_extension;
+
+    #[test]
+    fn a_missing_extension_is_named_from_the_servers_refusal() {
+        // psql and pg_restore passing on PostgreSQL 15's message.
+        let pg15 = "psql:/tmp/dump.sql:25: ERROR:  extension \"postgis\" is not available\n\
+                    DETAIL:  Could not open extension control file \"/usr/share/postgresql/15/extension/postgis.control\": No such file or directory.\n\
+                    HINT:  The extension must first be installed on the system where PostgreSQL is running.";
+        assert_eq!(missing_extension(pg15).as_deref(), Some("postgis"));
+        // PostgreSQL 14 and older.
+        let pg13 = "pg_restore: error: could not execute query: ERROR:  could not open extension control file \
+                    \"/usr/share/postgresql/13/extension/timescaledb.control\": No such file or directory";
+        assert_eq!(missing_extension(pg13).as_deref(), Some("timescaledb"));
+        // A dump's own fault is not the server's.
+        let broken = "psql:/tmp/dump.sql:40: ERROR:  relation \"public.orders\" does not exist";
+        assert_eq!(missing_extension(broken), None);
+    }
 }

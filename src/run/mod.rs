@@ -41,7 +41,7 @@ pub async fn run(plan: Plan, events: &dyn EventSink, sup: &Supervisor) -> Outcom
     for warning in &plan.warnings {
         p.note(warning.clone());
     }
-    let dump = DumpIdentity::start(plan.dump.as_ref().map(|d| d.path.as_path()));
+    let dump = DumpIdentity::start(plan.dump.as_ref().map(|d| d.path.as_path()), sup.token());
     let mut server = None;
     let mut stopped = stages(&plan, &mut p, &dump, &mut server).await.err();
     let kept = match server {

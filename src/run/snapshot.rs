@@ -26,11 +26,13 @@ pub struct DumpIdentity {
 }
 
 impl DumpIdentity {
-    /// Starts reading the dump on a blocking thread (none on the clone backend: nothing to read).
-    pub fn start(dump: Option<&Path>) -> DumpIdentity {
+    /// Starts reading the dump on a blocking thread (none on the clone
+    /// backend: nothing to read); a signal stops the reading, and the
+    /// identity is then unknown.
+    pub fn start(dump: Option<&Path>, cancel: &CancellationToken) -> DumpIdentity {
         let task = dump.map(|dump| {
-            let dump = dump.to_path_buf();
-            tokio::task::spawn_blocking(move || restore::fingerprint(&dump))
+            let (dump, cancel) = (dump.to_path_buf(), cancel.clone());
+            tokio::task::spawn_blocking(move || restore::fingerprint(&dump, &cancel))
         });
         DumpIdentity { task: tokio::sync::Mutex::new(task), done: tokio::sync::OnceCell::new() }
     }

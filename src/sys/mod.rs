@@ -10,3 +10,4 @@ pub mod machine;
 pub mod process;
 pub mod refusal;
 pub mod text;
+pub mod tree;

@@ -7,8 +7,8 @@
 use rehearse::report::MigrationStatus;
 
 use crate::support::{
-    assert_no_containers, docker_backend, docker_lock, docker_out, dumps, kept_container, table_lock_modes, test_image,
-    tiny_demo_dump, Sandbox,
+    assert_no_containers, docker_backend, docker_lock, docker_out, dumps, dumps_needing_postgis, kept_container,
+    table_lock_modes, test_image, tiny_demo_dump, Sandbox,
 };
 
 /// A rewrite, an index build, a backfill and a validated constraint: WAL in
@@ -156,4 +156,20 @@ fn the_test_image_serves_connections_with_its_default_command() {
         }
     };
     assert_eq!(answer, 1);
+
+/// A dump that needs PostGIS, in an image without it: use an image that
+/// has it (exit 4), whose server restores inside the container.
+#[test]
+fn a_dump_needing_an_extension_the_image_lacks_asks_for_an_image_that_has_it() {
+    let _docker = docker_lock();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_noop.sql", "SELECT 1;")]);
+    let scenario = sandbox.scenario_on(&docker_backend(), &dumps_needing_postgis().join("custom"), "");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(4);
+    for expected in ["needs the extension postgis", "use a server image that has postgis installed", "--image"] {
+        assert!(out.stderr.contains(expected), "expected {expected:?} in:\n{}", out.stderr);
+    }
+    assert_no_containers();
+    sandbox.assert_no_leaks();
 }

@@ -30,6 +30,7 @@ mod queries;
 mod race;
 mod refused;
 mod reliability;
+mod report_dir;
 mod report_formats;
 mod restore_formats;
 mod restore_room;

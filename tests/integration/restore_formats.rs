@@ -1,6 +1,6 @@
 //! Every dump format restores, with owners, grants and the source's row counts.
 
-use crate::support::{dumps, Sandbox};
+use crate::support::{dumps, dumps_needing_postgis, Sandbox};
 
 /// A migration that fails unless the restored data matches the source:
 /// counted by the throwaway server itself, not read from the report.
@@ -84,4 +84,51 @@ fn a_dump_pg_restore_rejects_is_bad_input_with_its_message() {
     );
     assert_eq!(out.report().status, rehearse::report::RunStatus::Failed);
     assert_eq!(out.report().stopped_at_stage.map(|s| s.as_str()), Some("restore"));
+}
+
+/// A dump of a database that uses PostGIS, on a server without it: the
+/// server lacks something (exit 4: install it where the server runs), the
+/// dump is fine; in every format.
+fn a_missing_extension_is_the_servers(format: &str) {
+    // Debian's layout: /usr/lib/postgresql/15/bin runs with /usr/share/postgresql/15/extension.
+    let bin = std::path::PathBuf::from(crate::support::pg_bin_dir());
+    let major = bin.parent().and_then(|v| v.file_name()).unwrap().to_string_lossy().into_owned();
+    let control = format!("/usr/share/postgresql/{major}/extension/postgis.control");
+    assert!(
+        !std::path::Path::new(&control).exists(),
+        "PostGIS is installed here ({control}): this test needs a server without it"
+    );
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_noop.sql", "SELECT 1;")]);
+    let scenario = sandbox.scenario(&dumps_needing_postgis().join(format), "");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(4);
+    for expected in [
+        "needs the extension postgis, which the server does not have installed",
+        "extension \"postgis\" is not available",
+        "install postgis for the local PostgreSQL",
+        "The dump is fine.",
+    ] {
+        assert!(out.stderr.contains(expected), "expected {expected:?} in:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("fix or re-make the dump"), "{}", out.stderr);
+    let report = out.report();
+    assert_eq!(report.status, rehearse::report::RunStatus::Failed);
+    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some("restore"));
+    sandbox.assert_no_leaks();
+}
+
+#[test]
+fn a_plain_dump_needing_an_extension_the_server_lacks_is_an_environment_problem() {
+    a_missing_extension_is_the_servers("plain");
+}
+
+#[test]
+fn a_gzipped_plain_dump_needing_an_extension_the_server_lacks_is_an_environment_problem() {
+    a_missing_extension_is_the_servers("plain-gz");
+}
+
+#[test]
+fn a_custom_dump_needing_an_extension_the_server_lacks_is_an_environment_problem() {
+    a_missing_extension_is_the_servers("custom");
 }

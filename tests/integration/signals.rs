@@ -202,6 +202,156 @@ mod local {
     }
 }
 
+/// A signal during the up-front checks, before anything is made: exit 130
+/// within seconds, no report, nothing left (the wrappers' `sleep`s inherit
+/// the run's TMPDIR, so one left running would be found). The checks are
+/// made slow by real means: a server binary or an interpreter that takes
+/// 30 s to start (as on a cold network mount), a baseline still coming
+/// down a pipe, a dump of gigabytes being hashed for the snapshot cache.
+mod upfront {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::support::{pg_bin_dir, read_offset, signal_when_reached, venv_python};
+
+    /// Far below the 13.6 s a signal here once took, generous for a loaded machine.
+    const PROMPTLY: Duration = Duration::from_secs(4);
+    /// How long a run that does not heed the signal gets before the test kills it.
+    const PATIENCE: Duration = Duration::from_secs(40);
+
+    /// An executable script at `path` that leaves `marker`, sleeps `delay`
+    /// seconds, then runs `program` with its arguments.
+    fn slow_wrapper(path: &Path, marker: &Path, delay: u32, program: &Path) {
+        let script =
+            format!("#!/bin/sh\ntouch '{}'\nsleep {delay}\nexec '{}' \"$@\"\n", marker.display(), program.display());
+        std::fs::write(path, script).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The PostgreSQL bin dir, linked, with an initdb that takes `delay`
+    /// seconds to start; and the file it leaves when it starts.
+    fn slow_initdb(sandbox: &Sandbox, delay: u32) -> (PathBuf, PathBuf) {
+        let real = PathBuf::from(pg_bin_dir());
+        let bin = sandbox.path().join("slow-bin");
+        std::fs::create_dir(&bin).unwrap();
+        for entry in std::fs::read_dir(&real).unwrap().flatten() {
+            if entry.file_name() != "initdb" {
+                std::os::unix::fs::symlink(entry.path(), bin.join(entry.file_name())).unwrap();
+            }
+        }
+        let marker = sandbox.path().join("initdb-started");
+        slow_wrapper(&bin.join("initdb"), &marker, delay, &real.join("initdb"));
+        (bin, marker)
+    }
+
+    /// Exit 130 within `PROMPTLY` of the signal, saying so, with nothing
+    /// printed on stdout and no report (nothing had started).
+    fn assert_interrupted_up_front(out: &RunOutput, took: Duration) {
+        out.assert_code(130);
+        assert!(took < PROMPTLY, "exited {took:?} after the signal; stderr:\n{}", out.stderr);
+        assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+        out.assert_nothing_ran();
+    }
+
+    fn interrupted_checking_the_server_binaries(signal: Signal) {
+        let sandbox = Sandbox::new();
+        sandbox.migrations(&[("9001_quick.sql", "SELECT 1;")]);
+        let (bin, marker) = slow_initdb(&sandbox, 30);
+        let scenario = sandbox.scenario(&demo_dump(), "");
+        let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--pg-bin", bin.to_str().unwrap()]);
+        let (out, took) = signal_when_reached(cmd, &sandbox, |_| marker.exists(), signal, PATIENCE);
+        assert_interrupted_up_front(&out, took);
+        sandbox.assert_no_leaks();
+    }
+
+    #[test]
+    fn sigint_while_the_server_binaries_are_checked() {
+        interrupted_checking_the_server_binaries(Signal::SIGINT);
+    }
+
+    #[test]
+    fn sigterm_while_the_server_binaries_are_checked() {
+        interrupted_checking_the_server_binaries(Signal::SIGTERM);
+    }
+
+    #[test]
+    fn sigterm_while_the_alembic_interpreter_is_checked() {
+        let sandbox = Sandbox::new();
+        let python = sandbox.path().join("slow-python");
+        let marker = sandbox.path().join("python-started");
+        slow_wrapper(&python, &marker, 30, Path::new(&venv_python()));
+        let scenario = sandbox.write(
+            "alembic.yaml",
+            &format!(
+                "name: slow-python\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: alembic\n  \
+                 dir: {REPO}/tests/fixtures/alembic_dburl\n  python: {}\n",
+                demo_dump().display(),
+                python.display()
+            ),
+        );
+        let cmd = sandbox.command(&["run", scenario.to_str().unwrap()]);
+        let (out, took) = signal_when_reached(cmd, &sandbox, |_| marker.exists(), Signal::SIGTERM, PATIENCE);
+        assert_interrupted_up_front(&out, took);
+        sandbox.assert_no_leaks();
+    }
+
+    /// `--baseline <(curl ...)`: last night's report read from a pipe while
+    /// it is still being downloaded. The read blocks in the kernel, where no
+    /// cancellation reaches: the run must not wait for it.
+    #[test]
+    fn sigint_while_a_baseline_is_read_from_a_pipe() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let sandbox = Sandbox::new();
+        sandbox.migrations(&[("9001_quick.sql", "SELECT 1;")]);
+        let fifo = sandbox.path().join("baseline.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let scenario = sandbox.scenario(&demo_dump(), "");
+        let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--baseline", fifo.to_str().unwrap()]);
+        // Opening the write end without blocking succeeds once the run opened the read end.
+        let download = std::cell::RefCell::new(None);
+        let reading = |_| {
+            let opened = std::fs::OpenOptions::new().write(true).custom_flags(nix::libc::O_NONBLOCK).open(&fifo);
+            let Ok(mut pipe) = opened else { return false };
+            std::io::Write::write_all(&mut pipe, br#"{"schema": "rehearse.report/v1", "#).unwrap();
+            *download.borrow_mut() = Some(pipe);
+            true
+        };
+        let (out, took) = signal_when_reached(cmd, &sandbox, reading, Signal::SIGINT, PATIENCE);
+        drop(download);
+        assert_interrupted_up_front(&out, took);
+        sandbox.assert_no_leaks();
+    }
+
+    /// With the snapshot cache on, the dump's sha256 is its key, read before
+    /// the server is made: a dump of gigabytes takes seconds to minutes.
+    /// The signal finds the run reading it (by the read offset of its open
+    /// file) and the report shows the hash was never finished.
+    #[test]
+    fn sigint_while_the_dump_is_hashed_for_the_cache() {
+        let sandbox = Sandbox::new();
+        sandbox.migrations(&[("9001_quick.sql", "SELECT 1;")]);
+        // A plain dump of 2 GB: SQL comments, then a hole (no disk used).
+        let dump = sandbox.path().join("big.sql");
+        let mut head = String::from("-- PostgreSQL database dump\n");
+        while head.len() < 70_000 {
+            head.push_str("-- a comment line, so the format is told from text without NUL bytes\n");
+        }
+        std::fs::write(&dump, head).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&dump).unwrap().set_len(2 << 30).unwrap();
+        let scenario = sandbox.scenario(&dump, "");
+        let cmd = sandbox.command(&["run", scenario.to_str().unwrap(), "--use-cache"]);
+        // Past the 64 KiB the format check reads: hashing.
+        let hashing = |pid| read_offset(pid, &dump).is_some_and(|pos| pos > 1 << 20);
+        let (out, took) = signal_when_reached(cmd, &sandbox, hashing, Signal::SIGINT, PATIENCE);
+        assert!(took < PROMPTLY, "exited {took:?} after the signal; stderr:\n{}", out.stderr);
+        let report = assert_interrupted(&out, "provision");
+        assert_eq!(report.dump.sha256, None, "the hash was stopped, not finished");
+        sandbox.assert_no_leaks();
+    }
+}
+
 mod docker {
     use super::*;
     use crate::support::{assert_no_containers, docker_backend, docker_lock, run_and_signal, tiny_demo_dump};

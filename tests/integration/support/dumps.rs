@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rehearse::backend::local::{find_binaries, LocalCluster};
+use rehearse::backend::local::{find_binaries, LocalCluster, PgBin};
 use rehearse::pg::RelationKind;
 use rehearse::report::{LockSource, Report};
 use rehearse::sys::process::ChildCommand;
@@ -96,16 +96,8 @@ pub fn dumps() -> &'static Dumps {
 async fn make_dumps() -> Dumps {
     let cancel = CancellationToken::new();
     let dir = fixture_dir("dumps");
-    let bin = find_binaries(None, &cancel).await.expect("PostgreSQL binaries (run `make deps`)");
-    let cluster = LocalCluster::start(bin.clone(), &cancel).await.expect("source cluster starts");
+    let (bin, cluster, env) = source_cluster(SOURCE_SQL, &cancel).await;
     let conn = cluster.conn().clone();
-    let env = conn.libpq_env(&conn.dbname, "fixture");
-    ChildCommand::new(bin.tool("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", SOURCE_SQL])
-        .envs(env.clone())
-        .run(&cancel)
-        .await
-        .expect("source data loads");
     let client = rehearse::sys::db::connect(&conn, &conn.dbname, "fixture").await.unwrap();
     let count = |t: &'static str| {
         let client = &client;
@@ -121,12 +113,32 @@ async fn make_dumps() -> Dumps {
             .await
             .expect("pg_dump works");
     }
-    let plain = std::fs::read(dir.join("source.plain")).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &plain).unwrap();
-    std::fs::write(dir.join("source.plain-gz"), gz.finish().unwrap()).unwrap();
+    gzip(&dir.join("source.plain"), &dir.join("source.plain-gz"));
     cluster.stop().await.expect("source cluster stops");
     Dumps { dir, customers, orders }
+}
+
+/// A throwaway cluster for a fixture's source database, `sql` loaded into
+/// it; the binaries, and the libpq environment that reaches the database.
+async fn source_cluster(sql: &str, cancel: &CancellationToken) -> (PgBin, LocalCluster, Vec<(String, String)>) {
+    let bin = find_binaries(None, cancel).await.expect("PostgreSQL binaries (run `make deps`)");
+    let cluster = LocalCluster::start(bin.clone(), cancel).await.expect("source cluster starts");
+    let env = cluster.conn().libpq_env(&cluster.conn().dbname, "fixture");
+    ChildCommand::new(bin.tool("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .envs(env.clone())
+        .run(cancel)
+        .await
+        .expect("source data loads");
+    (bin, cluster, env)
+}
+
+/// `from`, gzip-compressed into `to` (a `pg_dump -Fp | gzip` dump).
+fn gzip(from: &Path, to: &Path) {
+    let plain = std::fs::read(from).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    std::fs::write(to, gz.finish().unwrap()).unwrap();
 }
 
 /// The demo schema (scenarios/demo migrations 0001 and 0002) with five rows
@@ -174,6 +186,53 @@ INSERT INTO public.coupons (code, percent_off) SELECT 'C' || g, 10 FROM generate
 INSERT INTO public.orders (user_id, status) SELECT g, 'paid' FROM generate_series(1, 5) g;
 INSERT INTO public.order_items (order_id, sku, quantity, unit_price_cents) SELECT g, 'sku' || g, 1, 100 FROM generate_series(1, 5) g;
 INSERT INTO public.events (user_id, kind) SELECT g, 'login' FROM generate_series(1, 5) g;
+";
+
+/// Dumps of a database that uses PostGIS, which this machine's server does
+/// not have: custom (`custom`), plain (`plain`) and gzip'd plain
+/// (`plain-gz`), made once per test binary. PostGIS is not installed here,
+/// so the source database uses pg_trgm (a contrib extension) and every
+/// `pg_trgm` in the dumps becomes `postgis`: the same length, so the custom
+/// archive's length-prefixed strings stay whole (made with -Z0, so its data
+/// blocks hold no compressed bytes that could spell the name by chance).
+/// To a server without PostGIS they are what production's dumps are.
+pub fn dumps_needing_postgis() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let cancel = CancellationToken::new();
+            let dir = fixture_dir("postgis");
+            let (bin, cluster, env) = source_cluster(POSTGIS_LIKE_SQL, &cancel).await;
+            for (format, flag) in [("custom", "-Fc"), ("plain", "-Fp")] {
+                let path = dir.join(format);
+                ChildCommand::new(bin.tool("pg_dump"))
+                    .args([flag, "-Z0", "-f"])
+                    .arg(&path)
+                    .envs(env.clone())
+                    .run(&cancel)
+                    .await
+                    .expect("pg_dump works");
+                let mut bytes = std::fs::read(&path).unwrap();
+                let mut at = 0;
+                while let Some(found) = bytes[at..].windows(7).position(|w| w == b"pg_trgm") {
+                    bytes[at + found..at + found + 7].copy_from_slice(b"postgis");
+                    at += found + 7;
+                }
+                std::fs::write(&path, bytes).unwrap();
+            }
+            gzip(&dir.join("plain"), &dir.join("plain-gz"));
+            cluster.stop().await.unwrap();
+            dir
+        })
+    })
+}
+
+const POSTGIS_LIKE_SQL: &str = "
+CREATE EXTENSION pg_trgm;
+CREATE TABLE public.places (id bigint PRIMARY KEY, name text NOT NULL);
+CREATE INDEX places_name_trgm ON public.places USING gin (name gin_trgm_ops);
+INSERT INTO public.places SELECT g, 'place ' || g FROM generate_series(1, 100) g;
 ";
 
 /// A throwaway cluster of the test's own (stopped when dropped) with `dump`

@@ -83,3 +83,54 @@ fn signal_command(
     };
     (run, signalled_at.elapsed())
 }
+
+/// Starts `command`, waits until `reached` (given the run's pid) says the
+/// run is where the signal must find it (it gives up, and so does the test, after a minute), sends
+/// `signal`, and gives the run `patience` to exit; a run still going then
+/// is killed (exit code -1). Returns the run and how long after the signal
+/// it exited.
+pub fn signal_when_reached(
+    mut command: Command,
+    sandbox: &Sandbox,
+    reached: impl Fn(u32) -> bool,
+    signal: nix::sys::signal::Signal,
+    patience: Duration,
+) -> (RunOutput, Duration) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !reached(child.id()) {
+        if started.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("the run never got where the signal was due; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled_at = std::time::Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    while child.try_wait().unwrap().is_none() && signalled_at.elapsed() < patience {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = signalled_at.elapsed();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let run = RunOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        reports: sandbox.reports(),
+    };
+    (run, took)
+}
+
+/// How far process `pid` has read `path`, while it has the file open.
+pub fn read_offset(pid: u32, path: &std::path::Path) -> Option<u64> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    fds.flatten().find_map(|fd| {
+        if std::fs::read_link(fd.path()).ok()? != path {
+            return None;
+        }
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_str()?)).ok()?;
+        info.lines().find_map(|l| l.strip_prefix("pos:")).and_then(|pos| pos.trim().parse().ok())
+    })
+}
