@@ -412,7 +412,9 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
         (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse(u.as_str())?),
         (Some(_), other) => {
             return Err(Error::bad_input(format!(
-                "{shown}: observe.standby_url names an existing standby, which only the url backend uses                  (this run uses the {} backend): use `observe.standby: true` to have it start one, or                  `postgres.backend: url` with the primary's postgres.url",
+                "{shown}: observe.standby_url names an existing standby, which only the url backend uses \
+                 (this run uses the {} backend): use `observe.standby: true` to have it start one, or \
+                 `postgres.backend: url` with the primary's postgres.url",
                 other.name()
             )))
         }
@@ -425,7 +427,8 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
         }
         (None, BackendPlan::Url(_)) if o.standby => {
             return Err(Error::bad_input(format!(
-                "{shown}: observe.standby with the url backend: rehearse cannot start a standby of a server it                  does not own; name an existing hot standby of it with observe.standby_url"
+                "{shown}: observe.standby with the url backend: rehearse cannot start a standby of a server it \
+                 does not own; name an existing hot standby of it with observe.standby_url"
             )))
         }
         (None, _) => None,
@@ -433,14 +436,16 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
     if url.is_none() && !o.standby {
         if !o.standby_settings.is_empty() || standby_budget {
             return Err(Error::bad_input(format!(
-                "{shown}: observe.standby_settings and the max_standby_* budgets need a standby: set                  `observe.standby: true` (or observe.standby_url with the url backend)"
+                "{shown}: observe.standby_settings and the max_standby_* budgets need a standby: set \
+                 `observe.standby: true` (or observe.standby_url with the url backend)"
             )));
         }
         return Ok(None);
     }
     if url.is_some() && !o.standby_settings.is_empty() {
         return Err(Error::bad_input(format!(
-            "{shown}: observe.standby_settings cannot be applied to a standby rehearse does not own              (observe.standby_url): set them on that standby, or remove them"
+            "{shown}: observe.standby_settings cannot be applied to a standby rehearse does not own \
+             (observe.standby_url): set them on that standby, or remove them"
         )));
     }
     let interval = o.standby_interval.unwrap_or(DEFAULT_STANDBY_INTERVAL);

@@ -156,6 +156,7 @@ fn the_test_image_serves_connections_with_its_default_command() {
         }
     };
     assert_eq!(answer, 1);
+}
 
 /// A dump that needs PostGIS, in an image without it: use an image that
 /// has it (exit 4), whose server restores inside the container.
