@@ -11,8 +11,9 @@
 //! figures at production scale. `report-compat.json` is a real run of the
 //! demo with its `compat.queries`, one of which 0007 breaks.
 //! `report-race.json` is a real run of `make demo-race` (three replicas of
-//! `alembic upgrade head`: one a version-table error, one a catalog unique
-//! violation), with the checkout's directory written as `/repo`.
+//! `alembic upgrade head`), its `race` section from a run with the barrier
+//! (held until all three reached the database; two then found the column
+//! the third had added), with the checkout's directory written as `/repo`.
 //! `report-apps.json` is a real run of `make demo-apps` (two apps' Alembic
 //! trees on one database, a section per app), written with `/repo` the same way.
 //! `report-drift.json` is a real run of `make demo-drift` (the Alembic demo on a

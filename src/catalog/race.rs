@@ -210,6 +210,71 @@ pub async fn terminate_sessions(client: &Client, datname: &str, prefix: &str) ->
     Ok(row.get(0))
 }
 
+/// The race's barrier, as [`hold_barrier`] took it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BarrierHold {
+    /// The holding session's pid: the copies' waits at the barrier name it in `pg_blocking_pids`.
+    pub pid: i32,
+    /// The tables held, `schema.name`.
+    pub tables: Vec<String>,
+    /// The shortest of `lock_timeout`, `statement_timeout` and (PostgreSQL
+    /// 17+) `transaction_timeout` in force for this role in this database
+    /// before the barrier turned its own off: the copies, connecting as the
+    /// same role to the same database, wait at the barrier under it. None
+    /// when all are 0 (off).
+    pub timeout_ms: Option<i64>,
+}
+
+/// Holds the race's barrier on the connected database: ACCESS EXCLUSIVE
+/// on each of `tables` that is there (names as the copies' tools write
+/// them, resolved on this session's search path), in a transaction left
+/// open until [`release_barrier`]. Any statement of another session that
+/// touches one of them waits until then, its `wait_event_type` `Lock`
+/// (the manual's table-level lock conflicts: ACCESS EXCLUSIVE conflicts
+/// with every mode, ACCESS SHARE of a plain SELECT included); catalog
+/// queries about them (`pg_class`, `to_regclass`) take no lock on them and
+/// pass. This session's own timeouts are turned off first, so the barrier
+/// is never ended by them. None, and no transaction left open, when none
+/// of `tables` is there. Privileges (the manual's LOCK page): UPDATE,
+/// DELETE or TRUNCATE on a table permit any lock mode on it; the copies
+/// connect as the same role and must UPDATE the version table to record a
+/// revision, so a role that can migrate can hold the barrier; a table it
+/// cannot lock (another tool's, owned by another role) is left out.
+pub async fn hold_barrier(client: &Client, tables: &[String]) -> Result<Option<BarrierHold>, Error> {
+    let row = client
+        .query_one(
+            "/*rehearse*/ SELECT pg_backend_pid(),
+                    ARRAY(SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+                            FROM unnest($1::text[]) t JOIN pg_class c ON c.oid = to_regclass(t)
+                            JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE has_table_privilege(c.oid, 'UPDATE, DELETE, TRUNCATE') ORDER BY 1),
+                    (SELECT min(setting::int8) FROM pg_settings
+                      WHERE name IN ('lock_timeout', 'statement_timeout', 'transaction_timeout') AND setting <> '0')",
+            &[&tables],
+        )
+        .await?;
+    let found: Vec<String> = row.get(1);
+    if found.is_empty() {
+        return Ok(None);
+    }
+    client
+        .query(
+            "/*rehearse*/ SELECT set_config(name, '0', false) FROM pg_settings
+              WHERE name IN ('lock_timeout', 'statement_timeout', 'transaction_timeout',
+                             'idle_in_transaction_session_timeout')",
+            &[],
+        )
+        .await?;
+    // format('%I.%I') quoted each name: safe to splice.
+    client.batch_execute(&format!("BEGIN; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", found.join(", "))).await?;
+    Ok(Some(BarrierHold { pid: row.get(0), tables: found, timeout_ms: row.get(2) }))
+}
+
+/// Releases the barrier: every copy waiting at it goes on at once.
+pub async fn release_barrier(client: &Client) -> Result<(), Error> {
+    client.batch_execute("ROLLBACK").await
+}
+
 /// The settings `ALTER DATABASE datname SET` gave the database for every
 /// role (`pg_db_role_setting`), as `name=value` strings.
 pub async fn database_settings(client: &Client, datname: &str) -> Result<Vec<String>, Error> {

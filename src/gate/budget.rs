@@ -162,9 +162,10 @@ impl Budgets {
         })
     }
 
-    /// `fail_on_race`: racing the replicas was unsafe. Run-wide.
+    /// `fail_on_race`: racing the replicas was unsafe, or proved nothing
+    /// (inconclusive: the gate fails closed, as for drift). Run-wide.
     pub fn check_race(&self, r: &Report) -> Option<Breach> {
-        let race = r.race.as_ref().filter(|race| self.0.fail_on_race && race.verdict == RaceVerdict::Unsafe)?;
+        let race = r.race.as_ref().filter(|race| self.0.fail_on_race && race.verdict != RaceVerdict::Safe)?;
         Some(Breach {
             budget: BudgetKey::FailOnRace,
             figure: race.reasons.len() as u64,

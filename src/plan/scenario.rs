@@ -288,7 +288,7 @@ pub struct BudgetsSection {
     /// A migration that breaks a query of the running app fails the run (exit 1; needs `compat:`).
     #[serde(default)]
     pub fail_on_incompatible: bool,
-    /// A race of replicas that is unsafe fails the run (exit 1; needs `race:`).
+    /// A race of replicas that is unsafe or inconclusive fails the run (exit 1; needs `race:`).
     #[serde(default)]
     pub fail_on_race: bool,
     /// A drift finding fails the run (exit 1; needs `drift:`).

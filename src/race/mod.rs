@@ -2,10 +2,12 @@
 //! started at once on a fresh copy of the restored database, as an app's
 //! replicas run it at start-up; watched (advisory locks, sessions, who
 //! blocks whom), bounded by a deadline, and judged against the sequential
-//! rehearsal's final state. `launch.rs` starts one copy, `watch.rs` reads
+//! rehearsal's final state. `barrier.rs` holds the copies until they have
+//! all reached the database, `launch.rs` starts one copy, `watch.rs` reads
 //! the server while they run, `hang.rs` explains a wait that never ends,
 //! `verdict.rs` compares and judges, `stage.rs` runs it all.
 
+mod barrier;
 mod hang;
 mod launch;
 mod stage;

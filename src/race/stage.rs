@@ -17,6 +17,7 @@ use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::barrier::Barrier;
 use super::launch::{launch, CopyExit};
 use super::verdict::{self, CopyEnd, Evidence};
 use super::watch::{self, Watch, INTERVAL};
@@ -25,7 +26,7 @@ use crate::catalog::{self, SchemaObject};
 use crate::error::{Error, Result};
 use crate::migrations::{redact, MigrationSource};
 use crate::pipeline::{Event, EventSink};
-use crate::report::{RaceHang, RaceReport, VersionState};
+use crate::report::{BarrierRelease, RaceCopy, RaceHang, RaceReport, VersionState};
 use crate::sys::db::{self, ConnInfo};
 
 /// What the race needs from the run.
@@ -38,6 +39,8 @@ pub struct RaceInputs<'a> {
     pub source: &'a MigrationSource,
     /// How long the sequential rehearsal took (for the default deadline).
     pub sequential: Duration,
+    /// How many migrations it applied: none leaves the copies nothing to race on.
+    pub applied: usize,
     pub events: &'a dyn EventSink,
     pub cancel: &'a CancellationToken,
 }
@@ -52,37 +55,25 @@ pub async fn race(i: RaceInputs<'_>) -> Result<RaceReport> {
     let (expected_versions, expected_schema) = end_state(i.source, i.rehearsed).await?;
     let mut watch = Watch::connect(i.rehearsed, &i.copy.dbname).await?;
     let deadline = i.plan.deadline(i.sequential);
+    let mut barrier = Barrier::hold(i.copy, i.source, deadline / 2).await?;
     let mut copies = Copies::new(&i, deadline + BACKSTOP);
     for n in 1..=i.plan.replicas {
         copies.start(n, jitter(i.plan.jitter));
     }
-    let watched = watch_until_done(&i, &mut copies, &mut watch, deadline).await;
+    let watched = watch_until_done(&i, &mut copies, &mut watch, &mut barrier, deadline).await;
+    // Released before the end state is read: reading the version table waits on it.
+    let released = barrier.release().await;
     let duration = copies.started.elapsed();
     let stopped = watch.terminate(TERMINATE_PATIENCE).await;
     let hang = watched?;
+    released?;
     stopped?;
     let redact = |t: &str| redact(i.copy, t);
     let (found_versions, found_schema) = end_state(i.source, i.copy).await?;
     let versions = VersionState { expected: expected_versions, found: found_versions };
     let schema_differences = verdict::schema_differences(&expected_schema, &found_schema);
-    // Set only at the deadline: the copies still running then.
-    let hung = copies.hung.clone();
-    let copy_reports: Vec<_> = copies
-        .ended
-        .into_iter()
-        .map(|(n, f)| {
-            let end = CopyEnd {
-                copy: n,
-                exit: f.exit,
-                started_ms: millis(f.started),
-                finished_ms: (!hung.contains(&n)).then(|| millis(f.finished)),
-                hung: hung.contains(&n),
-                fresh: n > i.plan.replicas,
-                waited_ms: watch.waited_ms(n),
-            };
-            end.report(&redact)
-        })
-        .collect();
+    let copy_reports = copies.report(&watch, i.plan.replicas, &redact);
+    let barrier = barrier.report(&verdict::failed_when(&copy_reports));
     let kill = watch.kill_report(redact);
     let evidence = Evidence {
         copies: &copy_reports,
@@ -90,6 +81,8 @@ pub async fn race(i: RaceInputs<'_>) -> Result<RaceReport> {
         kill: kill.as_ref(),
         versions: &versions,
         schema_differences: &schema_differences,
+        barrier: &barrier,
+        applied: i.applied,
     };
     let (verdict, reasons) = verdict::judge(&evidence);
     Ok(RaceReport {
@@ -100,7 +93,9 @@ pub async fn race(i: RaceInputs<'_>) -> Result<RaceReport> {
         jitter_ms: millis(i.plan.jitter),
         timeout_ms: millis(deadline),
         duration_ms: millis(duration),
+        met_ms: verdict::met(&copy_reports),
         copies: copy_reports,
+        barrier: Some(barrier),
         lock: watch.lock(),
         hang,
         kill,
@@ -110,13 +105,14 @@ pub async fn race(i: RaceInputs<'_>) -> Result<RaceReport> {
     })
 }
 
-/// Reads the server while the copies run: kill_one's kill and its fresh
-/// copy, until every copy has ended; at the deadline, the hang, and every
-/// copy killed. A signal ends it once the copies have stopped.
+/// Reads the server while the copies run: the barrier's release, kill_one's
+/// kill and its fresh copy, until every copy has ended; at the deadline, the
+/// hang, and every copy killed. A signal ends it once the copies have stopped.
 async fn watch_until_done(
     i: &RaceInputs<'_>,
     copies: &mut Copies,
     watch: &mut Watch,
+    barrier: &mut Barrier,
     deadline: Duration,
 ) -> Result<Option<RaceHang>> {
     let mut pace = tokio::time::interval(INTERVAL);
@@ -132,7 +128,11 @@ async fn watch_until_done(
             }
         }
         let at = copies.started.elapsed();
-        let sample = match watch.sample(at).await {
+        copies.collect();
+        // Not at the barrier, nor on the reading that released it: a copy
+        // held there has done nothing yet.
+        let let_go = barrier.released();
+        let sample = match read(i, copies, watch, barrier, at).await {
             Ok(sample) => sample,
             Err(e) => {
                 copies.kill_all();
@@ -140,8 +140,7 @@ async fn watch_until_done(
                 return Err(e);
             }
         };
-        copies.collect();
-        if i.plan.kill_one && !killed {
+        if i.plan.kill_one && !killed && let_go {
             if let Some((n, doing)) = watch.kill_target(&sample, &copies.running_replicas(i.plan.replicas)) {
                 i.events.emit(Event::Note(format!("race: kill_one killed copy {n} (SIGKILL) while {doing}")));
                 copies.kill(n);
@@ -176,6 +175,28 @@ async fn watch_until_done(
             return Ok(Some(hang));
         }
     }
+}
+
+/// One reading of the server, and the barrier's release when it is due.
+async fn read(
+    i: &RaceInputs<'_>,
+    copies: &Copies,
+    watch: &mut Watch,
+    barrier: &mut Barrier,
+    at: Duration,
+) -> Result<watch::Sample> {
+    let sample = watch.sample(at, barrier.released()).await?;
+    let running = copies.running_replicas(i.plan.replicas);
+    if let Some(release) = barrier.check(&sample, &running).await? {
+        if release != BarrierRelease::AllArrived {
+            i.events.emit(Event::Note(format!(
+                "race: the barrier let the copies go at {} before every copy had reached the database ({})",
+                crate::report::format_ms(millis(at)),
+                release.as_str()
+            )));
+        }
+    }
+    Ok(sample)
 }
 
 /// The copies started so far: running, and how each ended.
@@ -279,6 +300,30 @@ impl Copies {
         for n in &self.running {
             self.kill(*n);
         }
+    }
+
+    /// Each copy as the report shows it.
+    fn report(self, watch: &Watch, replicas: usize, redact: &dyn Fn(&str) -> String) -> Vec<RaceCopy> {
+        // Set only at the deadline: the copies still running then.
+        let hung = &self.hung;
+        self.ended
+            .into_iter()
+            .map(|(n, f)| {
+                let seen = watch.seen(n);
+                let end = CopyEnd {
+                    copy: n,
+                    exit: f.exit,
+                    started_ms: millis(f.started),
+                    finished_ms: (!hung.contains(&n)).then(|| millis(f.finished)),
+                    first_seen_ms: seen.map(|(first, _)| millis(first)),
+                    last_seen_ms: seen.map(|(_, last)| millis(last)),
+                    hung: hung.contains(&n),
+                    fresh: n > replicas,
+                    waited_ms: watch.waited_ms(n),
+                };
+                end.report(redact)
+            })
+            .collect()
     }
 }
 

@@ -48,7 +48,8 @@ pub struct Sample {
 }
 
 impl Sample {
-    fn waiting(session: &RaceSession) -> bool {
+    /// Whether `session` waits on a lock (a heavyweight one: relation, advisory, transaction id, ...).
+    pub fn waiting(session: &RaceSession) -> bool {
         session.wait_event_type.as_deref() == Some("Lock")
     }
 }
@@ -60,6 +61,8 @@ pub struct Watch {
     database: String,
     last: Option<Duration>,
     waited: BTreeMap<usize, Duration>,
+    /// copy → the first and the last reading that showed a session of it.
+    seen: BTreeMap<usize, (Duration, Duration)>,
     /// Every session seen, and its copy.
     pids: BTreeMap<i32, usize>,
     lock: Option<LockSeen>,
@@ -98,33 +101,36 @@ impl Watch {
             database: database.to_string(),
             last: None,
             waited: BTreeMap::new(),
+            seen: BTreeMap::new(),
             pids: BTreeMap::new(),
             lock: None,
             killed: None,
         })
     }
 
-    /// Reads the server once and adds the reading up.
-    pub async fn sample(&mut self, at: Duration) -> Result<Sample> {
+    /// Reads the server once and adds the reading up; the copies' lock
+    /// waits only once `released` (a wait at the barrier is rehearse's).
+    pub async fn sample(&mut self, at: Duration, released: bool) -> Result<Sample> {
         let env = |e| Error::environment_because("cannot read the racing copies' sessions and locks", e);
         let sessions = catalog::race_sessions(&self.client, &self.database, APP_PREFIX).await.map_err(env)?;
         let locks = catalog::advisory_locks(&self.client, &self.database).await.map_err(env)?;
         let sample = Sample { at, sessions, locks };
         let dt = at.saturating_sub(self.last.unwrap_or(at.saturating_sub(INTERVAL)));
         self.last = Some(at);
-        self.add(&sample, dt);
+        self.add(&sample, dt, released);
         Ok(sample)
     }
 
-    fn add(&mut self, sample: &Sample, dt: Duration) {
+    fn add(&mut self, sample: &Sample, dt: Duration, released: bool) {
         for s in &sample.sessions {
             if let Some(copy) = copy_of(s) {
                 self.pids.insert(s.pid, copy);
+                self.seen.entry(copy).or_insert((sample.at, sample.at)).1 = sample.at;
             }
         }
         let waiting: BTreeSet<usize> =
             sample.sessions.iter().filter(|s| Sample::waiting(s)).filter_map(copy_of).collect();
-        for copy in waiting {
+        for copy in waiting.into_iter().filter(|_| released) {
             *self.waited.entry(copy).or_default() += dt;
         }
         self.add_locks(sample);
@@ -162,6 +168,11 @@ impl Watch {
     /// How long copy `n`'s sessions waited on locks, as the readings saw.
     pub fn waited_ms(&self, n: usize) -> u64 {
         self.waited.get(&n).map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// When the readings first and last showed a session of copy `n`.
+    pub fn seen(&self, n: usize) -> Option<(Duration, Duration)> {
+        self.seen.get(&n).copied()
     }
 
     /// The lock the copies serialized on, if one was seen.

@@ -565,11 +565,16 @@ fn standalone_job(f: &Facts) -> ChecklistItem {
     if let Some(race) = race {
         item = item.evidence(format!("{}.", summary::capitalize(&summary::race_line(race, true))));
     }
-    let unsafe_race = race.filter(|r| r.verdict == RaceVerdict::Unsafe);
-    let mut item = item.verdict(match (unsafe_race, over.is_empty()) {
-        (Some(race), _) => Some(format!(
+    let unproven = race.filter(|r| r.verdict != RaceVerdict::Safe);
+    let mut item = item.verdict(match (unproven, over.is_empty()) {
+        (Some(race), _) if race.verdict == RaceVerdict::Unsafe => Some(format!(
             "Run the migrations once, from a single Job (a Kubernetes Job, a one-off release step) before the new \
              replicas start, not at each replica's start-up, where {} of them racing was unsafe.",
+            race.replicas
+        )),
+        (Some(race), _) => Some(format!(
+            "Racing {} replicas proved nothing this time (inconclusive): re-run it, or run the migrations once, \
+             from a single Job (a Kubernetes Job, a one-off release step), before the new replicas start.",
             race.replicas
         )),
         (None, false) => Some(format!(

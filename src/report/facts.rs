@@ -211,7 +211,7 @@ pub enum Unit {
     Regressions,
     /// Queries of the running app.
     Queries,
-    /// Reasons a race of replicas is unsafe; drift findings.
+    /// Reasons a race of replicas is unsafe or inconclusive; drift findings.
     Findings,
 }
 

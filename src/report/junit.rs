@@ -5,7 +5,7 @@
 //! (failing whenever the verdict is not a pass: a stage that stopped, the
 //! migration that failed, every breach; regressions in its output) and,
 //! with `race:`, one for the race of replicas (failing when it was unsafe
-//! under `fail_on_race`), first
+//! or inconclusive under `fail_on_race`), first
 //! so a reader meets the regressions first; then `<scenario>: migrations`
 //! with one case per migration, failing for an error, a timeout, an
 //! interruption, a budget breach, or a regression under `fail_on_regression`.
@@ -218,19 +218,19 @@ fn drift_case(r: &Report) -> Option<Case> {
     })
 }
 
-/// The race of replicas (`race:`): failing when it was unsafe under
-/// `fail_on_race`, its verdict and reasons in the output either way.
+/// The race of replicas (`race:`): failing when it was unsafe or
+/// inconclusive under `fail_on_race`, its verdict and reasons in the output either way.
 fn race_case(r: &Report) -> Option<Case> {
     let race = r.race.as_ref()?;
     let line = summary::race_line(race, false);
     let mut out = vec![line.clone()];
     out.extend(race.reasons.iter().map(|reason| format!("- {reason}")));
-    let failing = r.budgets.fail_on_race && race.verdict == RaceVerdict::Unsafe;
+    let failing = r.budgets.fail_on_race && race.verdict != RaceVerdict::Safe;
     Some(Case {
         name: "race".into(),
         classname: format!("rehearse.{}", r.scenario),
         time_ms: Some(race.duration_ms),
-        failure: failing.then(|| ("race_unsafe".to_string(), line, race.reasons.join("\n"))),
+        failure: failing.then(|| (format!("race_{}", race.verdict.as_str()), line, race.reasons.join("\n"))),
         skipped: None,
         out: out.join("\n"),
     })

@@ -310,7 +310,7 @@ pub struct BudgetsInfo {
     /// A migration that breaks a query of the running app is a breach.
     #[serde(default)]
     pub fail_on_incompatible: bool,
-    /// A race of replicas that is unsafe is a breach.
+    /// A race of replicas that is unsafe or inconclusive is a breach.
     #[serde(default)]
     pub fail_on_race: bool,
     /// A drift finding is a breach.

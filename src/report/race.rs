@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 pub struct RaceReport {
     /// How many copies started at once (`race.replicas`).
     pub replicas: usize,
-    /// `safe`: every copy exited 0 and the database ended as the sequential
-    /// rehearsal left it; `unsafe`: `reasons` say why not.
+    /// `safe`: the copies met, every copy exited 0 and the database ended as
+    /// the sequential rehearsal left it; `unsafe`: `reasons` say why not;
+    /// `inconclusive`: nothing went wrong, but the copies never met (or had
+    /// nothing to race on), so the race proved nothing: `reasons` say why.
     pub verdict: RaceVerdict,
     /// What each copy ran, e.g. `alembic upgrade head`.
     pub command: String,
@@ -25,6 +27,14 @@ pub struct RaceReport {
     pub duration_ms: u64,
     /// The replicas, then (with `kill_one`) the fresh copy started after the others ended.
     pub copies: Vec<RaceCopy>,
+    /// The barrier that held the copies until they had all reached the
+    /// database; null in reports written before it existed.
+    #[serde(default)]
+    pub barrier: Option<RaceBarrier>,
+    /// When every replica was first at the database at once, ms after the
+    /// race started (from the watch's readings); null when they never were.
+    #[serde(default)]
+    pub met_ms: Option<u64>,
     /// The advisory lock the copies took, as pg_locks showed it; null when none was seen.
     pub lock: Option<RaceLock>,
     /// Copies still running at the deadline, and who waited for whom; null without a hang.
@@ -37,7 +47,7 @@ pub struct RaceReport {
     /// How the schema after the race differs from the schema after the
     /// sequential rehearsal (tables, columns, indexes, constraints), one line each.
     pub schema_differences: Vec<String>,
-    /// Why the verdict is `unsafe`, one line each; empty when safe.
+    /// Why the verdict is `unsafe` or `inconclusive`, one line each; empty when safe.
     pub reasons: Vec<String>,
 }
 
@@ -46,6 +56,8 @@ pub struct RaceReport {
 pub enum RaceVerdict {
     Safe,
     Unsafe,
+    /// Nothing went wrong, and nothing was tested: the copies never met.
+    Inconclusive,
 }
 
 impl RaceVerdict {
@@ -53,6 +65,57 @@ impl RaceVerdict {
         match self {
             RaceVerdict::Safe => "safe",
             RaceVerdict::Unsafe => "unsafe",
+            RaceVerdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The barrier: rehearse's own session held ACCESS EXCLUSIVE on the
+/// version table, so each copy stopped at its first read of it, until every
+/// copy had reached the database; then released them together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaceBarrier {
+    /// The tables held, `schema.name`; empty when none was in the race's
+    /// database (`release` is then `not_held`).
+    pub tables: Vec<String>,
+    /// Why it was released.
+    pub release: BarrierRelease,
+    /// When, ms after the race started; null when it was not held.
+    pub released_ms: Option<u64>,
+    /// Copies that had reached the database by then: waiting on a lock (the
+    /// barrier, or a lock of a copy waiting at it), or connected for a while
+    /// without waiting inside PostgreSQL (polling a lock in their own code).
+    pub arrived: Vec<usize>,
+    /// Copies still running that had not reached the database by then.
+    pub missing: Vec<usize>,
+    /// Copies that failed while held at the barrier (their own lock_timeout
+    /// or statement_timeout, shorter than the others' start-up): rehearse's doing.
+    #[serde(default)]
+    pub failed_at_barrier: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BarrierRelease {
+    /// Every copy still running had reached the database.
+    AllArrived,
+    /// Half the race's deadline passed first: some copies were still starting.
+    Patience,
+    /// The first copy at the barrier had waited half of the server's
+    /// lock_timeout / statement_timeout / transaction_timeout: released
+    /// before the wait could fail it.
+    TimeoutSetting,
+    /// No version table to hold in the race's database: the copies ran unheld.
+    NotHeld,
+}
+
+impl BarrierRelease {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BarrierRelease::AllArrived => "all_arrived",
+            BarrierRelease::Patience => "patience",
+            BarrierRelease::TimeoutSetting => "timeout_setting",
+            BarrierRelease::NotHeld => "not_held",
         }
     }
 }
@@ -74,6 +137,12 @@ pub struct RaceCopy {
     /// When it started and ended, ms after the race started (the end is null when it never did).
     pub started_ms: u64,
     pub finished_ms: Option<u64>,
+    /// When the watch first and last saw a session of it in the race's
+    /// database, ms after the race started; null when it never did.
+    #[serde(default)]
+    pub first_seen_ms: Option<u64>,
+    #[serde(default)]
+    pub last_seen_ms: Option<u64>,
     /// The copy `kill_one` killed.
     #[serde(default)]
     pub killed: bool,
@@ -231,4 +300,22 @@ pub struct StaleLock {
 pub struct VersionState {
     pub expected: Vec<String>,
     pub found: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_race_written_before_the_barrier_still_reads() {
+        let old = r#"{"replicas": 2, "verdict": "safe", "command": "alembic upgrade head", "database": "d",
+            "jitter_ms": 200, "timeout_ms": 30000, "duration_ms": 900,
+            "copies": [{"copy": 1, "exit": 0, "error": null, "failure": null, "waited_ms": 0, "started_ms": 5,
+                        "finished_ms": 800, "killed": false, "fresh": false, "output": ""}],
+            "lock": null, "hang": null, "kill": null, "versions": {"expected": [], "found": []},
+            "schema_differences": [], "reasons": []}"#;
+        let race: RaceReport = serde_json::from_str(old).unwrap();
+        assert!(race.barrier.is_none() && race.met_ms.is_none());
+        assert_eq!((race.copies[0].first_seen_ms, race.copies[0].last_seen_ms), (None, None));
+    }
 }

@@ -213,6 +213,9 @@ pub fn race_line(race: &RaceReport, code: bool) -> String {
         let lock = race.lock.as_ref().map(|l| format!(" (they took turns on {})", lock_name(l))).unwrap_or_default();
         return format!("{head}: every copy exited 0 and the database ended as the sequential rehearsal left it{lock}");
     }
+    if race.verdict == RaceVerdict::Inconclusive {
+        return format!("{head}: {}", race.reasons.join("; "));
+    }
     let mut parts: Vec<String> = Vec::new();
     let mut kinds: Vec<RaceFailure> = race.copies.iter().filter_map(|c| c.failure).collect();
     kinds.sort_by_key(|k| *k as u8);
@@ -243,7 +246,16 @@ pub fn copies_text(copies: &[usize]) -> String {
     match names.as_slice() {
         [] => "no copy".into(),
         [one] => format!("copy {one}"),
-        [init @ .., last] => format!("copies {} and {last}", init.join(", ")),
+        more => format!("copies {}", and_list(more)),
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+pub fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 

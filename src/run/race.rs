@@ -60,6 +60,7 @@ pub async fn run(
             copy: &database.0,
             source,
             sequential,
+            applied: r.migrations.len(),
             events,
             cancel: &cancel,
         };

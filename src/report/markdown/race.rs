@@ -5,7 +5,9 @@
 use std::fmt::Write;
 
 use super::{code_cell, code_line, escape, put};
-use crate::report::{format_ms, summary, RaceCopy, RaceHang, RaceKill, RaceReport, RaceVerdict};
+use crate::report::{
+    format_ms, summary, BarrierRelease, RaceBarrier, RaceCopy, RaceHang, RaceKill, RaceReport, RaceVerdict,
+};
 
 pub fn section(w: &mut String, r: &crate::report::Report) {
     let Some(race) = &r.race else { return };
@@ -21,6 +23,9 @@ pub fn section(w: &mut String, r: &crate::report::Report) {
         race.database,
         format_ms(race.timeout_ms)
     );
+    if let Some(b) = &race.barrier {
+        put!(w, "{}\n", barrier(b));
+    }
     copies(w, race);
     lock(w, race);
     if let Some(kill) = &race.kill {
@@ -30,8 +35,8 @@ pub fn section(w: &mut String, r: &crate::report::Report) {
         hung(w, hang);
     }
     end_state(w, race);
-    if race.verdict == RaceVerdict::Unsafe {
-        put!(w, "Why unsafe:\n");
+    if race.verdict != RaceVerdict::Safe {
+        put!(w, "Why {}:\n", race.verdict.as_str());
         for reason in &race.reasons {
             put!(w, "- {}", escape(reason));
         }
@@ -40,8 +45,39 @@ pub fn section(w: &mut String, r: &crate::report::Report) {
     outputs(w, race);
 }
 
+/// What held the copies until they met, and when it let them go.
+fn barrier(b: &RaceBarrier) -> String {
+    let held = format!("rehearse held them at a barrier (ACCESS EXCLUSIVE on {})", code_list(&b.tables));
+    let at = b.released_ms.map(format_ms).unwrap_or_default();
+    let without = match b.missing.is_empty() {
+        true => String::new(),
+        false => format!(", without {}, which had not reached the database", summary::copies_text(&b.missing)),
+    };
+    match (b.release, b.released_ms) {
+        (BarrierRelease::NotHeld, _) => "No barrier held them: the race's database has no version table to hold, \
+                                         so each copy went on as soon as it started."
+            .into(),
+        (_, None) => format!("{held}; the race ended before it let them go."),
+        (BarrierRelease::AllArrived, _) => {
+            format!("{held} until every copy had reached the database, then let them go together at {at}.")
+        }
+        (BarrierRelease::Patience, _) => format!("{held} and let them go at {at}, half the deadline{without}."),
+        (BarrierRelease::TimeoutSetting, _) => format!(
+            "{held} and let them go at {at}, before the first one's wait reached half the lock, statement or \
+             transaction timeout the copies run under{without}."
+        ),
+    }
+}
+
+fn code_list(items: &[String]) -> String {
+    summary::and_list(&items.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>())
+}
+
 fn copies(w: &mut String, race: &RaceReport) {
-    put!(w, "| Copy | Exit | Waited on locks | Started | Ended | Error |\n|--:|--:|--:|--:|--:|---|");
+    put!(
+        w,
+        "| Copy | Exit | Waited on locks | Started | At the database | Ended | Error |\n|--:|--:|--:|--:|--:|--:|---|"
+    );
     for c in &race.copies {
         let name = match (c.fresh, c.killed) {
             (true, _) => format!("{} (fresh)", c.copy),
@@ -55,9 +91,22 @@ fn copies(w: &mut String, race: &RaceReport) {
             (Some(f), None) => f.as_str().to_string(),
             (None, _) => String::new(),
         };
-        put!(w, "| {name} | {exit} | {} | {} | {ended} | {error} |", format_ms(c.waited_ms), format_ms(c.started_ms));
+        let seen = match (c.first_seen_ms, c.last_seen_ms) {
+            (Some(first), Some(last)) => format!("{}–{}", format_ms(first), format_ms(last)),
+            _ => "-".into(),
+        };
+        put!(
+            w,
+            "| {name} | {exit} | {} | {} | {seen} | {ended} | {error} |",
+            format_ms(c.waited_ms),
+            format_ms(c.started_ms)
+        );
     }
-    put!(w, "\nLock waits are sampled every 50ms (`pg_stat_activity.wait_event_type = 'Lock'`).\n");
+    put!(
+        w,
+        "\nLock waits are sampled every 50ms (`pg_stat_activity.wait_event_type = 'Lock'`), from the barrier's \
+         release on; \"At the database\": from the first to the last reading that showed a session of the copy.\n"
+    );
 }
 
 fn lock(w: &mut String, race: &RaceReport) {

@@ -2,6 +2,7 @@
 
 mod docker;
 mod dumps;
+mod load;
 mod outputs;
 mod owned_server;
 mod production;
@@ -11,6 +12,7 @@ mod standby;
 
 pub use docker::*;
 pub use dumps::*;
+pub use load::*;
 pub use outputs::*;
 pub use owned_server::*;
 pub use production::*;
