@@ -341,7 +341,7 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
     let budgets = [s.budgets.migration.iter().collect::<Vec<_>>(), s.budgets.overrides.values().collect()].concat();
     let standby_budget = budgets.iter().any(|b| b.max_standby_lag.is_some() || b.max_standby_read_wait.is_some());
     let url = match (&o.standby_url, backend) {
-        (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse(u.as_str())?),
+        (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse_as(u.as_str(), "observe.standby_url")?),
         (Some(_), other) => {
             return Err(Error::bad_input(format!(
                 "{shown}: observe.standby_url names an existing standby, which only the url backend uses                  (this run uses the {} backend): use `observe.standby: true` to have it start one, or                  `postgres.backend: url` with the primary's postgres.url",
