@@ -159,7 +159,7 @@ impl Plan {
             s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         let observe = observe_options(&s, overrides, &origin)?;
         let estimate = estimator(&s, &origin)?;
-        let compat = app_queries(&s, &origin)?;
+        let compat = app_queries(&s, &origin, cancel)?;
         let race = race::plan(&s, &migrations, &origin)?;
         let drift = drift::plan(&s, overrides.drift, &origin)?;
 
@@ -269,11 +269,11 @@ fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
     }))
 }
 
-/// The scenario's `compat.queries`, loaded and checked;
-/// `budgets.fail_on_incompatible` needs them.
-fn app_queries(s: &Scenario, origin: &Origin) -> Result<Option<Corpus>> {
+/// The scenario's `compat.queries`, loaded and checked (a signal stops a
+/// long read); `budgets.fail_on_incompatible` needs them.
+fn app_queries(s: &Scenario, origin: &Origin, cancel: &CancellationToken) -> Result<Option<Corpus>> {
     match &s.compat {
-        Some(c) => Corpus::load(&origin.in_scenario(c.queries.as_str())).map(Some),
+        Some(c) => Corpus::load(&origin.in_scenario(c.queries.as_str()), cancel).map(Some),
         None if s.budgets.fail_on_incompatible => Err(Error::bad_input(format!(
             "{}: budgets.fail_on_incompatible is true, but the scenario has no `compat:` section: add \
              `compat: {{ queries: app-queries.sql }}` (the running app's queries, or what `rehearse queries` \
