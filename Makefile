@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test fuzz bench bench-estimate clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test fuzz bench bench-estimate bench-corpus clean
 
 deps:
 	@scripts/deps.sh
@@ -107,6 +107,10 @@ bench: build
 # The production-scale estimate against the measurement at 4x; writes bench/ESTIMATE.md.
 bench-estimate: build
 	bench/estimate.sh
+
+# Reading a compat.queries corpus at 5 MB and 50 MB: seconds per MB against the smaller (linear: about 1.0).
+bench-corpus: build
+	bench/corpus-read.sh
 
 clean:
 	$(CARGO) clean

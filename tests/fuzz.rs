@@ -65,7 +65,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("queries");
         std::fs::write(&path, format!("{shape}{text}")).unwrap();
-        let _ = Corpus::load(&path);
+        let _ = Corpus::load(&path, &tokio_util::sync::CancellationToken::new());
     }
 
     #[test]

@@ -147,9 +147,7 @@ pub fn markers(temp_dir: &Path) -> Vec<PathBuf> {
 /// The password of `url`, as parsed and as written in it (percent-encoded).
 fn secrets(url: &str) -> Vec<String> {
     let mut found = Vec::new();
-    if let Ok(conn) = url::parse_config(url) {
-        found.push(conn.password.expose().to_string());
-    }
+    found.extend(url::password_of(url).map(|p| p.expose().to_string()));
     let written = url
         .split_once("://")
         .and_then(|(_, rest)| rest.split_once('@'))
@@ -368,15 +366,16 @@ async fn connect(
             stderr_tail(marker, stderr)
         )));
     };
-    let conn = url::parse_config(url).map_err(|e| {
-        Error::environment_because(
+    let conn = url::parse_config(url).map_err(|e| match e {
+        url::UrlError::Tls(refused) => Error::bad_input(refused.explain(&format!("the URL {what} printed"))),
+        url::UrlError::Syntax(e) => Error::environment_because(
             format!(
                 "{what} printed a line on stdout that is not a PostgreSQL connection URL (the first one that is not \
                  id=...): print only the clone's URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) and id=<id> on \
                  stdout, and send everything else to stderr (>&2)"
             ),
             marker.redact(&e.to_string()),
-        )
+        ),
     })?;
     UrlDatabase::given(conn, plan.bin.clone(), SHOWN, cancel).await
 }
@@ -444,10 +443,17 @@ impl Lease {
         }
         match (self.destroy().await, error) {
             (_, Error::Interrupted) => Error::Interrupted,
-            (Ok(()), error) => Error::environment(format!(
-                "{}\n(postgres.clone.destroy was run for the clone it printed, and succeeded)",
-                error.with_causes()
-            )),
+            (Ok(()), error) => {
+                let message = format!(
+                    "{}\n(postgres.clone.destroy was run for the clone it printed, and succeeded)",
+                    error.with_causes()
+                );
+                // Still the user's input to fix (a URL asking for TLS): exit 3, not 4.
+                match error {
+                    Error::BadInput { .. } => Error::bad_input(message),
+                    _ => Error::environment(message),
+                }
+            }
             (Err(destroy), error) => Error::environment(format!("{}\n{}", error.with_causes(), destroy.with_causes())),
         }
     }

@@ -74,6 +74,8 @@ impl CleanupReport {
 
 /// Looks for leftovers in `temp_dir`, in Docker, and on `url` when given.
 pub async fn cleanup(temp_dir: &Path, url: Option<&str>, cancel: &CancellationToken) -> Result<CleanupReport> {
+    // A URL that is wrong (or asks for TLS) is refused before anything is removed.
+    let server = url.map(url::parse).transpose()?;
     let mut report = CleanupReport::default();
     for dir in cluster_dirs(temp_dir) {
         let leftover = clean_cluster_dir(&dir, cancel).await;
@@ -90,8 +92,7 @@ pub async fn cleanup(temp_dir: &Path, url: Option<&str>, cancel: &CancellationTo
         }
         Err(why) => report.notes.push(format!("containers not checked: {why}")),
     }
-    if let Some(raw) = url {
-        let server = url::parse(raw)?;
+    if let Some(server) = server {
         let version = url::server_version_num(&server, CLEANUP_URL).await?;
         for (name, comment) in url::leftover_databases(&server, CLEANUP_URL).await? {
             let what = format!("database {name} on {}", server.masked(&server.dbname));

@@ -24,6 +24,7 @@ use super::local::PgBin;
 use super::settings::FAST_RESTORE;
 use crate::catalog;
 use crate::error::{Error, Result};
+use crate::sys::conn_string::{self, TlsRefused};
 use crate::sys::db::{self, quote_ident, quote_literal, ConnInfo, Secret};
 use crate::sys::process::ChildCommand;
 use crate::sys::refusal;
@@ -41,19 +42,51 @@ pub struct UrlPlan {
 /// Parses `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or `key=value`
 /// pairs). Errors never repeat the URL, which may hold a password.
 pub fn parse(url: &str) -> Result<ConnInfo> {
-    parse_config(url).map_err(|e| {
-        Error::bad_input_because(
-            "postgres.url / --url is not a PostgreSQL connection string: \
-             write postgres://USER:PASSWORD@HOST:PORT/DATABASE (or ${VAR} to take it from the environment)",
+    parse_as(url, "postgres.url / --url")
+}
+
+/// [`parse`], errors naming the URL as `input` (`observe.standby_url`).
+pub fn parse_as(url: &str, input: &str) -> Result<ConnInfo> {
+    parse_config(url).map_err(|e| match e {
+        UrlError::Tls(refused) => Error::bad_input(refused.explain(input)),
+        UrlError::Syntax(e) => Error::bad_input_because(
+            format!(
+                "{input} is not a PostgreSQL connection string: \
+                 write postgres://USER:PASSWORD@HOST:PORT/DATABASE (or ${{VAR}} to take it from the environment)"
+            ),
             e,
-        )
+        ),
     })
+}
+
+/// Why a connection string was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// It asks for TLS, which rehearse cannot give yet (bad input, exit 3).
+    #[error("{0}")]
+    Tls(#[from] TlsRefused),
+    #[error(transparent)]
+    Syntax(#[from] tokio_postgres::Error),
 }
 
 /// [`parse`] with the parser's own error, for callers that name the input
 /// their way. The password, when the URL has none, comes from PGPASSWORD.
-pub fn parse_config(url: &str) -> Result<ConnInfo, tokio_postgres::Error> {
-    let config: tokio_postgres::Config = url.parse()?;
+/// Every connection string rehearse takes passes here, so this is where
+/// TLS parameters are refused (rehearse connects without TLS): none is
+/// ever dropped on the way to a plain connection.
+pub fn parse_config(url: &str) -> Result<ConnInfo, UrlError> {
+    conn_string::check_env_sslmode(std::env::var("PGSSLMODE").ok().as_deref())?;
+    Ok(conn_info(conn_string::without_tls(url)?.parse()?))
+}
+
+/// The password [`parse_config`] would log in with (decoded), TLS
+/// parameters or not: to keep it out of messages.
+pub fn password_of(url: &str) -> Option<Secret> {
+    conn_string::stripped_of_tls(url).parse().ok().map(|config| conn_info(config).password)
+}
+
+/// Where `config` points, with libpq's environment defaults for what it leaves out.
+fn conn_info(config: tokio_postgres::Config) -> ConnInfo {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
@@ -68,14 +101,14 @@ pub fn parse_config(url: &str) -> Result<ConnInfo, tokio_postgres::Error> {
         None => std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".into()),
     };
     let dbname = config.get_dbname().unwrap_or("postgres").to_string();
-    Ok(ConnInfo {
+    ConnInfo {
         host,
         port: config.get_ports().first().copied().unwrap_or(5432),
         user,
         password: Secret::from_string(password),
         admin_dbname: dbname.clone(),
         dbname,
-    })
+    }
 }
 
 /// The throwaway database on the user's server. Call `drop_database` (or

@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::statement::{self, InsertTarget, Parsed};
 pub use crate::catalog::QueryStats;
 use crate::error::{Error, Result};
+use crate::migrations::sql::Pieces;
 use crate::sys::json::{read_versioned, Refusal};
 
 pub const QUERIES_SCHEMA: &str = "rehearse.queries/v1";
@@ -60,8 +62,10 @@ pub struct Corpus {
 
 impl Corpus {
     /// Reads a corpus; a missing file, SQL that does not parse, JSON that
-    /// is not `rehearse.queries/v1`, or no query at all is bad input naming the file.
-    pub fn load(path: &Path) -> Result<Corpus> {
+    /// is not `rehearse.queries/v1`, or no query at all is bad input naming
+    /// the file. Linear in the file's size; `cancel` (a signal) stops it
+    /// between statements, as [`Error::Interrupted`].
+    pub fn load(path: &Path, cancel: &CancellationToken) -> Result<Corpus> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::bad_input_because(
@@ -76,8 +80,8 @@ impl Corpus {
             Corpus { path: path.to_path_buf(), queries: Vec::new(), ignored_utility: 0, ignored_unparsable: 0 };
         // SQL cannot start with `{`; a JSON object does.
         match text.trim_start().starts_with('{') {
-            true => corpus.add_exported(&text)?,
-            false => corpus.add_sql(&text)?,
+            true => corpus.add_exported(&text, cancel)?,
+            false => corpus.add_sql(&text, cancel)?,
         }
         if corpus.queries.is_empty() {
             return Err(Error::bad_input(format!(
@@ -90,22 +94,24 @@ impl Corpus {
     }
 
     /// Statements of a `.sql` file, split as PostgreSQL splits them.
-    fn add_sql(&mut self, text: &str) -> Result<()> {
+    fn add_sql(&mut self, text: &str, cancel: &CancellationToken) -> Result<()> {
         let shown = self.path.display().to_string();
         let not_sql = |e: String| {
             Error::bad_input(format!(
                 "the running app's queries {shown} (compat.queries) are not SQL PostgreSQL can parse: {e}"
             ))
         };
-        for s in crate::migrations::sql::split(text).map_err(not_sql)? {
+        for piece in Pieces::new(text) {
+            let s = piece.map_err(not_sql)?;
             let parsed = statement::parse(s.sql).map_err(|e| not_sql(format!("line {}: {e}", s.line)))?;
             self.add(s.sql, None, parsed);
+            interrupted(cancel)?;
         }
         Ok(())
     }
 
     /// The statements of a `rehearse queries` file.
-    fn add_exported(&mut self, text: &str) -> Result<()> {
+    fn add_exported(&mut self, text: &str, cancel: &CancellationToken) -> Result<()> {
         let shown = self.path.display().to_string();
         let exported: AppQueries = read_versioned(text, QUERIES_SCHEMA, |refusal| match refusal {
             Refusal::NotJson => {
@@ -126,6 +132,7 @@ impl Corpus {
                 Ok(parsed) => self.add(&q.query, Some(q.calls), parsed),
                 Err(_) => self.ignored_unparsable += 1,
             }
+            interrupted(cancel)?;
         }
         Ok(())
     }
@@ -135,6 +142,15 @@ impl Corpus {
             Parsed::Query(inserts) => self.queries.push(AppQuery { sql: sql.to_string(), calls, inserts }),
             Parsed::Utility => self.ignored_utility += 1,
         }
+    }
+}
+
+/// A signal arrived: the read stops (the plan is resolved before anything
+/// runs, so there is nothing to clean up).
+fn interrupted(cancel: &CancellationToken) -> Result<()> {
+    match cancel.is_cancelled() {
+        true => Err(Error::Interrupted),
+        false => Ok(()),
     }
 }
 
@@ -153,7 +169,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sql = "-- the app\nSET search_path = public;\nSELECT ';' AS semi FROM t WHERE id = $1;\n\
                    /* c */ INSERT INTO t (a) VALUES ($1);\nBEGIN;\n";
-        let corpus = Corpus::load(&write(&dir, "q.sql", sql)).unwrap();
+        let corpus = Corpus::load(&write(&dir, "q.sql", sql), &CancellationToken::new()).unwrap();
         let texts: Vec<&str> = corpus.queries.iter().map(|q| q.sql.as_str()).collect();
         assert_eq!(texts, ["SELECT ';' AS semi FROM t WHERE id = $1", "INSERT INTO t (a) VALUES ($1)"]);
         assert_eq!((corpus.ignored_utility, corpus.ignored_unparsable), (2, 0));
@@ -169,17 +185,59 @@ mod tests {
               {"query": "SELECT * FROM t WHERE id = $1", "calls": 120, "mean_ms": 0.2},
               {"query": "SELECT 1 FROM WHERE", "calls": 3, "mean_ms": 0.1},
               {"query": "COMMIT", "calls": 900, "mean_ms": 0.0}]}"#;
-        let corpus = Corpus::load(&write(&dir, "q.json", json)).unwrap();
+        let corpus = Corpus::load(&write(&dir, "q.json", json), &CancellationToken::new()).unwrap();
         assert_eq!(corpus.queries.len(), 1);
         assert_eq!(corpus.queries[0].calls, Some(120));
         assert_eq!((corpus.ignored_utility, corpus.ignored_unparsable), (1, 1));
+    }
+
+    /// About 3.5 MB of the app's statements (seven chunks of the splitter),
+    /// with `;` in strings, comments and dollar quotes all through it; and
+    /// the SQL of each query in order, with the table each INSERT writes to.
+    fn big_corpus() -> (String, Vec<(String, Option<String>)>) {
+        let (mut text, mut queries) = (String::new(), Vec::new());
+        for i in 0..80_000 {
+            let (sql, insert) = match i % 4 {
+                0 => (format!("SELECT 'x;\ny' AS s FROM t WHERE id = ${}", i % 9 + 1), None),
+                1 => (format!("INSERT INTO t{} (a, b) VALUES ($1, $2)", i % 7), Some(format!("\"t{}\"", i % 7))),
+                2 => ("SET search_path = app".to_string(), None),
+                _ => (format!("UPDATE t SET note = $$;{i};$$ WHERE id = $1"), None),
+            };
+            text.push_str(&format!("-- statement {i}; the next\n{sql};\n"));
+            if i % 4 != 2 {
+                queries.push((sql, insert));
+            }
+        }
+        (text, queries)
+    }
+
+    #[test]
+    fn a_big_corpus_is_read_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (text, want) = big_corpus();
+        assert!(text.len() > 3_000_000, "{}", text.len());
+        let corpus = Corpus::load(&write(&dir, "big.sql", &text), &CancellationToken::new()).unwrap();
+        assert_eq!((corpus.queries.len(), corpus.ignored_utility), (want.len(), 20_000));
+        for (q, (sql, insert)) in corpus.queries.iter().zip(&want) {
+            assert_eq!(&q.sql, sql);
+            assert_eq!(q.inserts.first().map(|t| &t.table), insert.as_ref(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_signal_stops_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "big.sql", &big_corpus().0);
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        assert!(matches!(Corpus::load(&path, &cancel), Err(Error::Interrupted)));
     }
 
     #[test]
     fn bad_corpora_are_bad_input_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let check = |name: &str, text: &str, expected: &str| {
-            let err = Corpus::load(&write(&dir, name, text)).unwrap_err();
+            let err = Corpus::load(&write(&dir, name, text), &CancellationToken::new()).unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::BAD_INPUT);
             let text = err.render();
             assert!(text.contains(expected) && text.contains(name), "{text}");
@@ -193,7 +251,7 @@ mod tests {
         check("c.json", r#"{"schema": "rehearse.queries/v1"}"#, "lack what a check needs");
         check("d.json", "{ not json", "are not JSON");
         check("e.sql", "SET x = 1; -- nothing else\n", "hold no query to check (1 utility statement(s)");
-        let missing = Corpus::load(&dir.path().join("missing.sql")).unwrap_err().render();
+        let missing = Corpus::load(&dir.path().join("missing.sql"), &CancellationToken::new()).unwrap_err().render();
         assert!(missing.contains("cannot read the running app's queries") && missing.contains("rehearse queries"));
     }
 }

@@ -50,7 +50,7 @@ impl ProductionStats {
                 e,
             )
         })?;
-        let stats: ProductionStats = read_versioned(&text, STATS_SCHEMA, |refusal| match refusal {
+        let value: serde_json::Value = read_versioned(&text, STATS_SCHEMA, |refusal| match refusal {
             Refusal::NotJson => {
                 format!("production statistics {shown} are not JSON: make them again with `rehearse stats`")
             }
@@ -58,10 +58,17 @@ impl ProductionStats {
                 "{shown} is not {STATS_SCHEMA} (its schema is {}): make it with this version's `rehearse stats`",
                 other.map(|s| format!("`{s}`")).unwrap_or_else(|| "missing".into())
             ),
-            Refusal::Incomplete => format!(
-                "production statistics {shown} lack what an estimate needs: make them again with `rehearse stats`"
-            ),
+            Refusal::Incomplete => incomplete(&shown),
         })?;
+        if let Some(relations) = value.get("relations").and_then(|r| r.as_array()) {
+            check_relations(relations).map_err(|problem| {
+                Error::bad_input(format!(
+                    "production statistics {shown}: {problem}; make them again with `rehearse stats` (or correct \
+                     that entry)"
+                ))
+            })?;
+        }
+        let stats = ProductionStats::deserialize(value).map_err(|e| Error::bad_input_because(incomplete(&shown), e))?;
         if stats.relations.is_empty() {
             return Err(Error::bad_input(format!(
                 "production statistics {shown} list no relations: were they read from the right database?"
@@ -74,6 +81,71 @@ impl ProductionStats {
     pub fn relation(&self, name: &str) -> Option<&RelationStats> {
         self.relations.iter().find(|r| r.relation == name)
     }
+}
+
+fn incomplete(shown: &impl std::fmt::Display) -> String {
+    format!("production statistics {shown} lack what an estimate needs: make them again with `rehearse stats`")
+}
+
+/// The largest count or size a statistics file may hold: 2^53 - 1, the
+/// largest integer every JSON reader keeps exactly. Far above any real
+/// relation (a fork is at most 2^32 blocks of at most 32 kB: 2^47 bytes).
+const MAX_FIGURE: i64 = (1 << 53) - 1;
+
+/// The figures of a relation: (key, smallest value, what it is). `rows` is
+/// `reltuples`, -1 for a relation never vacuumed or analyzed (PostgreSQL 14+).
+const FIGURES: [(&str, i64, &str); 4] = [
+    ("rows", -1, "a row count: a whole number from -1 (never analyzed)"),
+    ("pages", 0, "a page count: a whole number from 0"),
+    ("bytes", 0, "a size in bytes: a whole number from 0"),
+    ("total_bytes", 0, "a size in bytes: a whole number from 0"),
+];
+
+/// What is wrong with the first relation that is wrong, by its name (or its
+/// place in the list when it has none): a figure of the wrong type, not
+/// whole, negative or out of range; an unknown kind; a relation listed
+/// twice. Scaled by, any of these would change an estimate silently.
+fn check_relations(relations: &[serde_json::Value]) -> std::result::Result<(), String> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, entry) in relations.iter().enumerate() {
+        let place = format!("relation {} of {}", i + 1, relations.len());
+        let Some(name) = entry.get("relation").and_then(|n| n.as_str()).filter(|n| !n.is_empty()) else {
+            return Err(format!("{place} has no `relation` (its schema.name)"));
+        };
+        if let Some(first) = seen.insert(name, i + 1) {
+            return Err(format!(
+                "{name} is listed twice (relations {first} and {}), so which size counts is unknowable",
+                i + 1
+            ));
+        }
+        check_relation(name, entry)?;
+    }
+    Ok(())
+}
+
+fn check_relation(name: &str, entry: &serde_json::Value) -> std::result::Result<(), String> {
+    let kind = entry.get("kind").cloned().unwrap_or_default();
+    if crate::pg::RelationKind::deserialize(&kind).is_err() {
+        return Err(format!("{name} has kind {kind}, which is not a relation kind (table, index, toast table, ...)"));
+    }
+    match entry.get("table") {
+        None | Some(serde_json::Value::Null | serde_json::Value::String(_)) => {}
+        Some(other) => return Err(format!("{name} has table {other}: it must be a schema.name or null")),
+    }
+    for (key, min, what) in FIGURES {
+        let Some(value) = entry.get(key) else { return Err(format!("{name} has no {key}")) };
+        // JSON has no NaN or infinity (serde_json refuses them as not JSON).
+        let wrong = match (value.as_i64(), value.as_f64()) {
+            (Some(n), _) if (min..=MAX_FIGURE).contains(&n) => continue,
+            (Some(n), _) if n < min => format!("below {min}"),
+            (_, Some(x)) if x.fract() != 0.0 => "not a whole number".into(),
+            (_, Some(x)) if x.abs() <= MAX_FIGURE as f64 && value.is_f64() => "written as a decimal".into(),
+            (_, Some(_)) => "out of range".into(),
+            (_, None) => "not a number".into(),
+        };
+        return Err(format!("{name} has {key} {value}, {wrong} ({what} to {MAX_FIGURE})"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -381,21 +381,33 @@ impl Observers {
     }
 }
 
-/// The session for pg_stat_statements, or a limitation saying why there is none.
+/// The session for pg_stat_statements, or a limitation saying why there is
+/// none: top statements are optional, so a server that cannot give them
+/// (a staging server without the library preloaded) still rehearses.
 async fn statement_statistics(conn: &ConnInfo, limitations: &mut Vec<String>) -> Option<Client> {
-    match db::connect(conn, &conn.admin_dbname, "rehearse-statements").await {
-        Ok(c) => match catalog::ensure_pg_stat_statements(&c).await {
-            Ok(()) => Some(c),
-            Err(e) => {
-                limitations.push(format!(
-                    "per-statement statistics unavailable (pg_stat_statements: {})",
-                    db::describe_pg_error(&e)
-                ));
-                None
-            }
-        },
+    let client = match db::connect(conn, &conn.admin_dbname, "rehearse-statements").await {
+        Ok(c) => c,
         Err(e) => {
             limitations.push(format!("per-statement statistics unavailable: {}", db::describe_pg_error(&e)));
+            return None;
+        }
+    };
+    // CREATE EXTENSION succeeds without the library preloaded; only reading
+    // the view fails then (55000, "must be loaded via
+    // shared_preload_libraries"). So the view is read once here, with the
+    // query the report uses, rather than failing after the first migration.
+    let ready = match catalog::ensure_pg_stat_statements(&client).await {
+        Ok(()) => catalog::top_statements(&client, 0, 1).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match ready {
+        Ok(()) => Some(client),
+        Err(e) => {
+            limitations.push(format!(
+                "per-statement statistics unavailable (pg_stat_statements: {}); to list top statements, add pg_stat_statements to the \
+                 server's shared_preload_libraries (a restart) and let this role create it",
+                db::describe_pg_error(&e)
+            ));
             None
         }
     }

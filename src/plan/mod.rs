@@ -172,8 +172,8 @@ async fn resolve(s: Scenario, scenario_path: &Path, overrides: &Overrides, cance
     // a blocking thread: reading a large file (the app's queries,
     // production's statistics, a folder of migrations) must not keep a
     // signal waiting, and a signal leaves it behind unfinished.
-    let (origin, o) = (Origin::new(scenario_path), overrides.clone());
-    let inputs = tokio::task::spawn_blocking(move || Inputs::read(s, origin, &o))
+    let (origin, o, c) = (Origin::new(scenario_path), overrides.clone(), cancel.clone());
+    let inputs = tokio::task::spawn_blocking(move || Inputs::read(s, origin, &o, &c))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     environment(inputs, overrides, cancel).await
@@ -199,7 +199,7 @@ struct Inputs {
 }
 
 impl Inputs {
-    fn read(s: Scenario, origin: Origin, overrides: &Overrides) -> Result<Inputs> {
+    fn read(s: Scenario, origin: Origin, overrides: &Overrides, cancel: &CancellationToken) -> Result<Inputs> {
         let name = s.name.clone().unwrap_or_else(|| {
             origin.path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "rehearsal".into())
         });
@@ -213,7 +213,7 @@ impl Inputs {
             settings: s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
             observe: observe_options(&s, overrides, &origin)?,
             estimate: estimator(&s, &origin)?,
-            compat: app_queries(&s, &origin)?,
+            compat: app_queries(&s, &origin, cancel)?,
             race: race::plan(&s, &migrations, &origin)?,
             drift: drift::plan(&s, overrides.drift, &origin)?,
             hazard_ignore: hazards::ignore(&s.hazards, &origin)?,
@@ -337,11 +337,11 @@ fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
     }))
 }
 
-/// The scenario's `compat.queries`, loaded and checked;
-/// `budgets.fail_on_incompatible` needs them.
-fn app_queries(s: &Scenario, origin: &Origin) -> Result<Option<Corpus>> {
+/// The scenario's `compat.queries`, loaded and checked (a signal stops a
+/// long read); `budgets.fail_on_incompatible` needs them.
+fn app_queries(s: &Scenario, origin: &Origin, cancel: &CancellationToken) -> Result<Option<Corpus>> {
     match &s.compat {
-        Some(c) => Corpus::load(&origin.in_scenario(c.queries.as_str())).map(Some),
+        Some(c) => Corpus::load(&origin.in_scenario(c.queries.as_str()), cancel).map(Some),
         None if s.budgets.fail_on_incompatible => Err(Error::bad_input(format!(
             "{}: budgets.fail_on_incompatible is true, but the scenario has no `compat:` section: add \
              `compat: {{ queries: app-queries.sql }}` (the running app's queries, or what `rehearse queries` \
@@ -409,7 +409,7 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
     let budgets = [s.budgets.migration.iter().collect::<Vec<_>>(), s.budgets.overrides.values().collect()].concat();
     let standby_budget = budgets.iter().any(|b| b.max_standby_lag.is_some() || b.max_standby_read_wait.is_some());
     let url = match (&o.standby_url, backend) {
-        (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse(u.as_str())?),
+        (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse_as(u.as_str(), "observe.standby_url")?),
         (Some(_), other) => {
             return Err(Error::bad_input(format!(
                 "{shown}: observe.standby_url names an existing standby, which only the url backend uses \

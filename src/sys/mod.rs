@@ -1,6 +1,7 @@
 //! What every stage stands on: child processes, connections to the
 //! throwaway server, the machine, and small text helpers.
 
+pub mod conn_string;
 pub mod db;
 pub mod interrupt;
 pub mod json;

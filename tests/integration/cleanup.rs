@@ -57,12 +57,7 @@ fn cleanup_leaves_a_running_rehearsal_alone() {
     let sandbox = Sandbox::new();
     sandbox.migrations(&[("0001_slow.sql", "SELECT pg_sleep(60);")]);
     let scenario = sandbox.scenario(crate::support::tiny_demo_dump(), "");
-    let mut child = sandbox
-        .command(&["run", scenario.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = sandbox.spawn(&["run", scenario.to_str().unwrap()]);
     let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     while std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0 && !line.contains("migration 1/1") {

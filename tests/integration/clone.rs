@@ -278,16 +278,7 @@ fn a_create_that_printed_its_url_and_then_failed_is_exit_4_and_what_it_made_is_d
 fn a_create_that_fails_or_prints_no_url_is_exit_4_with_its_stderr_and_nothing_to_destroy() {
     // No server needed: neither create makes anything.
     let engine_free = |body: &str| {
-        let sandbox = Sandbox::new();
-        sandbox.migrations(&[("0001.sql", "SELECT 1;")]);
-        script(&sandbox, "create.sh", &format!("#!/bin/sh\n{body}"));
-        script(&sandbox, "destroy.sh", "#!/bin/sh\necho \"$1\" >> destroyed.log\n");
-        let scenario = sandbox.write(
-            "scenario.yaml",
-            "postgres:\n  backend: clone\n  clone: { create: ./create.sh, destroy: \"./destroy.sh {id}\" }\n\
-             migrations: { tool: sql, dir: migrations }\n",
-        );
-        let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+        let (sandbox, out) = run_with_create(body);
         out.assert_code(4);
         assert!(destroyed(&sandbox).is_empty(), "nothing was made, so nothing is destroyed");
         sandbox.assert_no_leaks();
@@ -300,6 +291,44 @@ fn a_create_that_fails_or_prints_no_url_is_exit_4_with_its_stderr_and_nothing_to
     let silent = engine_free("echo 'clone ready' >&2\n");
     assert!(silent.stderr.contains("printed no connection URL on stdout"), "{}", silent.stderr);
     assert!(silent.stderr.contains("clone ready"), "{}", silent.stderr);
+}
+
+/// A run whose `create.sh` is `body` (no engine behind it) and whose
+/// `destroy.sh` only logs the id it was given.
+fn run_with_create(body: &str) -> (Sandbox, RunOutput) {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001.sql", "SELECT 1;")]);
+    script(&sandbox, "create.sh", &format!("#!/bin/sh\n{body}"));
+    script(&sandbox, "destroy.sh", "#!/bin/sh\necho \"$1\" >> destroyed.log\n");
+    let scenario = sandbox.write(
+        "scenario.yaml",
+        "postgres:\n  backend: clone\n  clone: { create: ./create.sh, destroy: \"./destroy.sh {id}\" }\n\
+         migrations: { tool: sql, dir: migrations }\n",
+    );
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    (sandbox, out)
+}
+
+/// rehearse connects without TLS yet: a clone URL that asks for it is
+/// refused (exit 3), not connected to in the clear, and the clone destroyed.
+#[test]
+fn a_clone_url_asking_for_tls_is_exit_3_and_the_clone_destroyed_once() {
+    let cases = [
+        ("sslmode=require&channel_binding=require", "sslmode=require asks for an encrypted connection"),
+        ("sslmode=verify-full", "sslmode=verify-full asks for an encrypted connection"),
+        ("sslrootcert=/etc/ssl/ca.pem", "sslrootcert is a setting of TLS connections"),
+    ];
+    for (query, refused) in cases {
+        let url = format!("postgres://app_clone:{PASSWORD}@127.0.0.1:1/clone_1?{query}");
+        let (sandbox, out) = run_with_create(&format!("echo '{url}'\necho id=clone_1\n"));
+        out.assert_code(3);
+        for expected in ["the URL postgres.clone.create (`./create.sh`) printed", refused, "sslmode=prefer"] {
+            assert!(out.stderr.contains(expected), "expected {expected:?} in:\n{}", out.stderr);
+        }
+        assert_no_password(&out);
+        assert_eq!(destroyed(&sandbox), ["clone_1"], "what create made is destroyed, once");
+        sandbox.assert_no_leaks();
+    }
 }
 
 #[test]

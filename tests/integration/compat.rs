@@ -200,3 +200,39 @@ fn the_demo_corpus_is_broken_by_0007_only() {
     assert!(broken.query.contains("repeat('[ ] ', i.quantity)"), "{}", broken.query);
     assert_eq!(broken.message, "function repeat(unknown, bigint) does not exist");
 }
+
+/// Seconds of CPU process `pid` has used (utime + stime of /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
+    Some(ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64)
+}
+
+/// A signal while a big corpus is read stops the read: exit 130. Right
+/// after the corpus the scenario is refused (race.replicas: 1, exit 3), so a
+/// read that went on to the end despite the signal ends with 3 instead. The
+/// signal goes once the run has used 0.3 s of CPU, well into a read of
+/// about 30 MB (seconds of CPU), whatever the machine's load.
+#[test]
+fn a_signal_while_a_big_corpus_is_read_stops_it_with_exit_130() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_a.sql", "SELECT 1;\n")]);
+    let statement = "SELECT a, b FROM public.orders WHERE id = $1 AND note = 'x;y';\n";
+    sandbox.write("queries.sql", &statement.repeat(30_000_000 / statement.len()));
+    let extra = "compat:\n  queries: queries.sql\nrace: { replicas: 1, command: ./up.sh }\n";
+    let scenario = sandbox.scenario(tiny_demo_dump(), extra);
+    let mut child = sandbox.spawn(&["run", scenario.to_str().unwrap()]);
+    let pid = child.id();
+    while cpu_seconds(pid).is_some_and(|cpu| cpu < 0.3) && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run ended before it was signalled: make the corpus bigger");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    sandbox.assert_no_leaks();
+}

@@ -39,4 +39,5 @@ mod sql_migrations;
 mod standby;
 mod stats;
 mod support;
+mod tls;
 mod url_backend;

@@ -270,6 +270,75 @@ fn production_statistics_without_relations_are_refused() {
     estimate_fails_with("  production: missing.json\n", "{}", &["cannot read production statistics", "missing.json"]);
 }
 
+/// public.orders as `rehearse stats` writes it, each of `changes` (key, JSON) replacing or adding a key.
+fn orders_stats(changes: &[(&str, &str)]) -> String {
+    let mut fields = vec![
+        ("relation", r#""public.orders""#),
+        ("kind", r#""table""#),
+        ("table", "null"),
+        ("rows", "1000"),
+        ("pages", "10"),
+        ("bytes", "81920"),
+        ("total_bytes", "98304"),
+    ];
+    for (key, value) in changes {
+        match fields.iter_mut().find(|(k, _)| k == key) {
+            Some(field) => field.1 = value,
+            None => fields.push((key, value)),
+        }
+    }
+    let fields: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+fn stats_of(relations: &[String]) -> String {
+    format!("{{{STATS_HEAD}, \"relations\": [{}]}}", relations.join(", "))
+}
+
+/// Scaled by, a wrong figure changes an estimate silently: each is refused
+/// naming the relation, the key and what is wrong with it.
+#[test]
+fn production_statistics_with_a_wrong_figure_or_a_relation_twice_are_refused() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("bytes", "-8192")], "public.orders has bytes -8192, below 0"),
+        (&[("total_bytes", "-1")], "public.orders has total_bytes -1, below 0"),
+        (&[("rows", "-2")], "public.orders has rows -2, below -1"),
+        (&[("rows", "1e300")], "public.orders has rows 1e+300, out of range"),
+        (&[("bytes", "18446744073709551615")], "has bytes 18446744073709551615, out of range"),
+        (&[("pages", "-1e300")], "has pages -1e+300, out of range"),
+        (&[("rows", "1.5")], "public.orders has rows 1.5, not a whole number"),
+        (&[("rows", "1000.0")], "public.orders has rows 1000.0, written as a decimal"),
+        (&[("rows", r#""1000""#)], r#"public.orders has rows "1000", not a number"#),
+        (&[("bytes", "null")], "public.orders has bytes null, not a number"),
+        (&[("kind", r#""tabel""#)], r#"public.orders has kind "tabel", which is not a relation kind"#),
+        (&[("table", "5")], "public.orders has table 5: it must be a schema.name or null"),
+        (&[("relation", "7")], "relation 1 of 1 has no `relation`"),
+    ];
+    for (changes, expected) in cases {
+        let stats = stats_of(&[orders_stats(changes)]);
+        estimate_fails_with("  production: stats.json\n", &stats, &["stats.json: ", expected, "rehearse stats"]);
+    }
+    let missing = orders_stats(&[]).replace(r#", "pages": 10"#, "");
+    estimate_fails_with("  production: stats.json\n", &stats_of(&[missing]), &["public.orders has no pages"]);
+    // Twice, even with the same figures.
+    let twice = stats_of(&[orders_stats(&[]), orders_stats(&[("kind", r#""index""#)]), orders_stats(&[])]);
+    estimate_fails_with("  production: stats.json\n", &twice, &["public.orders is listed twice (relations 1 and 2)"]);
+    // JSON has no NaN or infinity: not JSON at all.
+    let nan = stats_of(&[orders_stats(&[("rows", "NaN")])]);
+    estimate_fails_with("  production: stats.json\n", &nan, &["stats.json are not JSON"]);
+}
+
+#[test]
+fn production_statistics_of_a_relation_never_analyzed_are_taken() {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    s.write("stats.json", &stats_of(&[orders_stats(&[("rows", "-1"), ("pages", "0")])]));
+    let path = s.scenario(&dumps().path("custom"), "estimate:\n  production: stats.json\n");
+    let plan = resolve(&path, &Overrides::default()).unwrap_or_else(|e| panic!("{}", e.render()));
+    let estimator = plan.estimate.expect("an estimate is planned");
+    assert_eq!(estimator.stats.relation("public.orders").map(|r| r.rows), Some(-1));
+}
+
 #[test]
 fn a_speed_of_zero_or_less_is_refused() {
     let stats = format!(

@@ -147,9 +147,9 @@ fn queries_export_the_apps_statements_and_load_back_as_a_corpus() {
     // Loaded back as a corpus and checked on this server: the date literal
     // pg_stat_statements normalized is set aside, a rename breaks the
     // look-up, which keeps production's call count.
-    let corpus = Corpus::load(&file).unwrap_or_else(|e| panic!("{}", e.render()));
-    assert_eq!((corpus.queries.len(), corpus.ignored_utility, corpus.ignored_unparsable), (3, 0, 0));
     let cancel = CancellationToken::new();
+    let corpus = Corpus::load(&file, &cancel).unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!((corpus.queries.len(), corpus.ignored_utility, corpus.ignored_unparsable), (3, 0, 0));
     let owner = production.server.conn.clone();
     let (before, after) = production.rt.block_on(async {
         let mut checker =

@@ -6,7 +6,7 @@
 
 use rehearse::report::MigrationStatus;
 
-use crate::support::{dumps, OwnedServer, Sandbox};
+use crate::support::{dumps, tiny_demo_dump, OwnedServer, Sandbox};
 
 #[test]
 fn url_backend_rehearses_in_its_own_database_and_leaves_the_server_as_it_was() {
@@ -42,5 +42,28 @@ fn url_backend_rehearses_in_its_own_database_and_leaves_the_server_as_it_was() {
     assert!(!text.contains(password) && !stderr.contains(password) && !stdout.contains(password), "password leaked");
 
     assert_eq!(server.state(), before, "the server has exactly the databases, roles and data it had");
+    sandbox.assert_no_leaks();
+}
+
+/// A staging server without pg_stat_statements preloaded: the rehearsal
+/// passes, its top statements are missing, and the report says why.
+#[test]
+fn url_backend_without_pg_stat_statements_preloaded_notes_it_and_goes_on() {
+    let server = OwnedServer::start_without_pg_stat_statements();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[
+        ("0001_add.sql", "ALTER TABLE public.orders ADD COLUMN state text;\n"),
+        ("0002_fill.sql", "UPDATE public.orders SET state = 'new';\n"),
+    ]);
+    let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), "");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
+    out.assert_code(0);
+    let report = out.report();
+    assert!(report.migrations.iter().all(|m| m.status == MigrationStatus::Applied));
+    assert!(report.migrations.iter().all(|m| m.top_statements.is_empty()));
+    let limitations = report.observation.limitations.join("\n");
+    assert!(limitations.contains("per-statement statistics unavailable"), "{limitations}");
+    assert!(limitations.contains("shared_preload_libraries"), "{limitations}");
+    assert!(out.markdown().contains("per-statement statistics unavailable"), "the Markdown report says it too");
     sandbox.assert_no_leaks();
 }

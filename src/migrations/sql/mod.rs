@@ -32,7 +32,7 @@ use files::Role;
 pub use files::{parse_file_name, SqlFile};
 use history::{own_key, repeatable_key, History};
 use placeholders::BuiltIns;
-pub use split::{split, Statement};
+pub use split::{split, Piece, Pieces, Statement};
 
 /// The tracking table rehearse records applied files in.
 pub const DEFAULT_TABLE: &str = "public.rehearse_schema_migrations";

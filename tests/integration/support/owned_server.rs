@@ -32,6 +32,25 @@ impl OwnedServer {
         OwnedServer { rt, cluster: Some(cluster), conn }
     }
 
+    /// A server as staging servers often are: pg_stat_statements not in
+    /// `shared_preload_libraries` (ALTER SYSTEM outranks the cluster's own
+    /// configuration file; the library is loaded only at start). Another
+    /// library stands in: `= ''` would name a library "".
+    pub fn start_without_pg_stat_statements() -> OwnedServer {
+        let mut server = OwnedServer::start();
+        server.rt.block_on(async {
+            let client = rehearse::sys::db::connect(&server.conn, "postgres", "test").await.unwrap();
+            client.batch_execute("ALTER SYSTEM SET shared_preload_libraries = 'auto_explain'").await.unwrap();
+        });
+        server.restart();
+        let loaded: String = server.rt.block_on(async {
+            let client = rehearse::sys::db::connect(&server.conn, "postgres", "test").await.unwrap();
+            client.query_one("SHOW shared_preload_libraries", &[]).await.unwrap().get(0)
+        });
+        assert_eq!(loaded, "auto_explain", "the server must run without pg_stat_statements preloaded");
+        server
+    }
+
     /// Restarts the server, for settings that take effect at start (ALTER SYSTEM, then this).
     pub fn restart(&mut self) {
         let cluster = self.cluster.as_mut().unwrap();

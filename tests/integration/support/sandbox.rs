@@ -107,6 +107,11 @@ impl Sandbox {
         cmd
     }
 
+    /// Starts `rehearse ARGS` in the background: stdout discarded, stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("rehearse starts")
+    }
+
     /// Runs `rehearse ARGS` on bad input: exit 3, each of `expected` on
     /// stderr, no panic or backtrace, nothing left behind. Returns the run
     /// for what else the case says (whether a report was written, say).
