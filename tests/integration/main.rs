@@ -38,4 +38,5 @@ mod sql_migrations;
 mod standby;
 mod stats;
 mod support;
+mod test_containers;
 mod url_backend;

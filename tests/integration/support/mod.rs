@@ -1,5 +1,6 @@
 //! Fixtures and assertions shared by the integration tests, by concern.
 
+mod containers;
 mod docker;
 mod dumps;
 mod outputs;
@@ -9,6 +10,7 @@ mod sandbox;
 mod signals;
 mod standby;
 
+pub use containers::*;
 pub use docker::*;
 pub use dumps::*;
 pub use outputs::*;
