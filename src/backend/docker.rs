@@ -2,13 +2,19 @@
 //! `postgres:<version>` image, or of any image that honours its contract
 //! (`postgres.image` / `--image`), driven through the Docker CLI.
 //!
-//! Why the CLI and not testcontainers: testcontainers 0.28 sends every
-//! request at a fixed Engine API version (1.53, bollard's default) without
-//! negotiating, and an engine older than that refuses them all ("client
-//! version 1.53 is too new. Maximum supported API version is 1.41" from
-//! Debian 12's docker.io, which CI runs). The CLI negotiates the version with
-//! whatever engine it finds, and every call goes through the one spawn
-//! helper (`process::ChildCommand`) with a deadline and the run's cancellation.
+//! Why the CLI and not a Docker API client (testcontainers, bollard): the CLI
+//! negotiates the Engine API version with whatever engine it finds, and
+//! every call goes through the one spawn helper (`process::ChildCommand`)
+//! with a deadline and the run's cancellation. testcontainers 0.28 (bollard
+//! 0.21) does not negotiate: it works with Docker 20.10 (API 1.41, Debian
+//! 12's docker.io, which CI runs) only because bollard 0.21 loses its
+//! default version (1.53) when it builds a request's path, so the request
+//! is unversioned and the engine serves it at its own version. A bollard
+//! that sends the version would be refused by every older engine ("client
+//! version 1.53 is too new. Maximum supported API version is 1.41"). The
+//! tests use testcontainers, pinned, for containers of their own, and
+//! tests/integration/test_containers.rs turns red the day it stops working
+//! with API 1.41 (docs/development.md).
 //!
 //! The container publishes its port on 127.0.0.1 only, has a random
 //! password, and carries labels (`rehearse` = run id, `rehearse.pid`,

@@ -1,10 +1,12 @@
-//! The clone backend (`postgres.backend: clone`) against a server started by
-//! the test, standing for a clone engine: `create` is a script that makes a
-//! database from a template holding the restored test dump (`CREATE
-//! DATABASE clone_<random> TEMPLATE prod_template`, as a storage-level
-//! clone would hold production's data) and prints its URL, with a password
-//! so redaction is tested, and `id=clone_<random>`; `destroy` drops it and
-//! appends the id to `destroyed.log`, so each test counts the destroys.
+//! The clone backend (`postgres.backend: clone`) against a server in a
+//! container the test starts (testcontainers, support/containers.rs),
+//! standing for a clone engine reached over the network: `create` is a
+//! script that makes a database from a template holding the restored test
+//! dump (`CREATE DATABASE clone_<random> TEMPLATE prod_template`, as a
+//! storage-level clone would hold production's data) and prints its URL,
+//! with a password so redaction is tested, and `id=clone_<random>`;
+//! `destroy` drops it and appends the id to `destroyed.log`, so each test
+//! counts the destroys.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -12,19 +14,21 @@ use std::path::PathBuf;
 use nix::sys::signal::Signal;
 use rehearse::report::{MigrationStatus, RunStatus, Stage};
 
-use crate::support::{docker_lock, pg_bin_dir, run_and_signal_with, tiny_demo_dump, OwnedServer, RunOutput, Sandbox};
+use crate::support::{
+    docker_lock, pg_bin_dir, run_and_signal_with, tiny_demo_dump, RunOutput, Sandbox, ServerContainer,
+};
 
 /// The clone role's password: it must never show in any output.
 const PASSWORD: &str = "Cl0neS3cretZq7";
 
 /// A server with `prod_template` (the tiny demo restored) and the role the clones are reached as.
 struct Engine {
-    server: OwnedServer,
+    server: ServerContainer,
 }
 
 impl Engine {
     fn start() -> Engine {
-        let server = OwnedServer::start();
+        let server = ServerContainer::start();
         let psql = |sql: &str| psql(&server, "postgres", &["-c", sql]);
         psql(&format!("CREATE ROLE app_clone LOGIN SUPERUSER PASSWORD '{PASSWORD}'"));
         psql("CREATE DATABASE prod_template");
@@ -105,7 +109,7 @@ impl Engine {
     }
 }
 
-fn psql(server: &OwnedServer, db: &str, args: &[&str]) {
+fn psql(server: &ServerContainer, db: &str, args: &[&str]) {
     let out = std::process::Command::new(format!("{}/psql", pg_bin_dir()))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
         .args(args)

@@ -39,5 +39,6 @@ mod sql_migrations;
 mod standby;
 mod stats;
 mod support;
+mod test_containers;
 mod tls;
 mod url_backend;

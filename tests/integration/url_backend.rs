@@ -1,16 +1,17 @@
-//! The url backend against a server started by the test (the local
-//! backend's cluster, used as "a server the user owns"): the rehearsal works
-//! in a database of its own, and afterwards the server has exactly the
-//! databases and roles it had before. (Signals during a url rehearsal:
+//! The url backend against "a server the user owns": a PostgreSQL server in
+//! a container the test starts (testcontainers, support/containers.rs),
+//! reached over TCP from outside its network namespace, as production is.
+//! The rehearsal works in a database of its own, and afterwards the server
+//! has exactly the databases and roles it had before. (Signals during a url rehearsal:
 //! signals.rs; what a killed one leaves and `rehearse cleanup --url`: cleanup.rs.)
 
 use rehearse::report::MigrationStatus;
 
-use crate::support::{dumps, tiny_demo_dump, OwnedServer, Sandbox};
+use crate::support::{dumps, tiny_demo_dump, OwnedServer, Sandbox, ServerContainer};
 
 #[test]
 fn url_backend_rehearses_in_its_own_database_and_leaves_the_server_as_it_was() {
-    let server = OwnedServer::start();
+    let server = ServerContainer::start();
     let before = server.state();
     let sandbox = Sandbox::new();
     sandbox.migrations(&[

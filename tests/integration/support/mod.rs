@@ -1,5 +1,6 @@
 //! Fixtures and assertions shared by the integration tests, by concern.
 
+mod containers;
 mod docker;
 mod dumps;
 mod load;
@@ -10,6 +11,7 @@ mod sandbox;
 mod signals;
 mod standby;
 
+pub use containers::*;
 pub use docker::*;
 pub use dumps::*;
 pub use load::*;

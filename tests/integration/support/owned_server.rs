@@ -2,6 +2,8 @@
 //! owns" in the url backend's tests: started by the local backend's cluster
 //! code, stopped when dropped, and able to say exactly what it holds.
 
+use std::path::Path;
+
 use rehearse::backend::local::{find_binaries, LocalCluster};
 use rehearse::sys::db::ConnInfo;
 use tokio_util::sync::CancellationToken;
@@ -10,6 +12,9 @@ use super::{run_and_signal_with, tiny_demo_dump, RunOutput, Sandbox};
 
 /// (databases, roles, rows of keep_me, (database, sha256 of its dump)).
 pub type ServerState = (Vec<String>, Vec<String>, i64, Vec<(String, String)>);
+
+/// The table in a user's server's `postgres` database that a rehearsal must leave untouched.
+pub const KEEP_ME: &str = "CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1);";
 
 /// A server of the test's own, with a table in its `postgres` database that must stay untouched.
 pub struct OwnedServer {
@@ -25,7 +30,7 @@ impl OwnedServer {
             let cancel = CancellationToken::new();
             let cluster = LocalCluster::start(find_binaries(None, &cancel).await.unwrap(), &cancel).await.unwrap();
             let client = rehearse::sys::db::connect(cluster.conn(), "postgres", "test").await.unwrap();
-            client.batch_execute("CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1);").await.unwrap();
+            client.batch_execute(KEEP_ME).await.unwrap();
             cluster
         });
         let conn = cluster.conn().clone();
@@ -94,43 +99,48 @@ impl OwnedServer {
         format!("postgres://{}:{}@127.0.0.1:{}/postgres", self.conn.user, self.conn.password.expose(), self.conn.port)
     }
 
-    /// Databases, roles, the untouched table's content, and the sha256 of a
-    /// plain pg_dump of every database but the templates (byte for byte).
+    /// What the server holds: see `server_state`.
     pub fn state(&self) -> ServerState {
-        let (dbs, roles, kept) = self.rt.block_on(async {
-            let c = rehearse::sys::db::connect(&self.conn, "postgres", "test").await.unwrap();
-            let list = |sql: &'static str| {
-                let c = &c;
-                async move { c.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect::<Vec<String>>() }
-            };
-            let dbs = list("SELECT datname::text FROM pg_database ORDER BY 1").await;
-            let roles = list("SELECT rolname::text FROM pg_roles ORDER BY 1").await;
-            let kept: i64 = c.query_one("SELECT count(*) FROM keep_me", &[]).await.unwrap().get(0);
-            (dbs, roles, kept)
-        });
-        let bin = self.cluster.as_ref().unwrap().bin().dir.clone();
-        let dumps = dbs
-            .iter()
-            .filter(|d| !d.starts_with("template"))
-            .map(|d| {
-                let out = std::process::Command::new(bin.join("pg_dump"))
-                    .args(["-d", d])
-                    .envs(self.conn.libpq_env(d, "test"))
-                    .output()
-                    .unwrap();
-                assert!(out.status.success(), "pg_dump {d}: {}", String::from_utf8_lossy(&out.stderr));
-                // pg_dump 15.14+ writes a random \restrict key each time: not content.
-                let text: String = String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                use sha2::Digest;
-                (d.clone(), format!("{:x}", sha2::Sha256::digest(text.as_bytes())))
-            })
-            .collect();
-        (dbs, roles, kept, dumps)
+        server_state(&self.rt, &self.conn, &self.cluster.as_ref().unwrap().bin().dir)
     }
+}
+
+/// Databases, roles, the untouched table's content, and the sha256 of a
+/// plain pg_dump (the one in `bin`) of every database but the templates
+/// (byte for byte), of the server `conn` reaches as its superuser.
+pub fn server_state(rt: &tokio::runtime::Runtime, conn: &ConnInfo, bin: &Path) -> ServerState {
+    let (dbs, roles, kept) = rt.block_on(async {
+        let c = rehearse::sys::db::connect(conn, "postgres", "test").await.unwrap();
+        let list = |sql: &'static str| {
+            let c = &c;
+            async move { c.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect::<Vec<String>>() }
+        };
+        let dbs = list("SELECT datname::text FROM pg_database ORDER BY 1").await;
+        let roles = list("SELECT rolname::text FROM pg_roles ORDER BY 1").await;
+        let kept: i64 = c.query_one("SELECT count(*) FROM keep_me", &[]).await.unwrap().get(0);
+        (dbs, roles, kept)
+    });
+    let dumps = dbs
+        .iter()
+        .filter(|d| !d.starts_with("template"))
+        .map(|d| {
+            let out = std::process::Command::new(bin.join("pg_dump"))
+                .args(["-d", d])
+                .envs(conn.libpq_env(d, "test"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "pg_dump {d}: {}", String::from_utf8_lossy(&out.stderr));
+            // pg_dump 15.14+ writes a random \restrict key each time: not content.
+            let text: String = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            use sha2::Digest;
+            (d.clone(), format!("{:x}", sha2::Sha256::digest(text.as_bytes())))
+        })
+        .collect();
+    (dbs, roles, kept, dumps)
 }
 
 /// A url-backend run on `server` whose second migration (a 60 s sleep)
