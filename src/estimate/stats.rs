@@ -93,10 +93,13 @@ fn incomplete(shown: &impl std::fmt::Display) -> String {
 const MAX_FIGURE: i64 = (1 << 53) - 1;
 
 /// The figures of a relation: (key, smallest value, what it is). `rows` is
-/// `reltuples`, -1 for a relation never vacuumed or analyzed (PostgreSQL 14+).
+/// `reltuples`, -1 for a relation never vacuumed or analyzed (PostgreSQL
+/// 14+); `pages` is `relpages`, -1 for a partitioned table analyzed since it
+/// had partitions (it has no storage of its own; PostgreSQL 14+, as the
+/// server's own pg_restore_relation_stats accepts for that kind only).
 const FIGURES: [(&str, i64, &str); 4] = [
     ("rows", -1, "a row count: a whole number from -1 (never analyzed)"),
-    ("pages", 0, "a page count: a whole number from 0"),
+    ("pages", -1, "a page count: a whole number from -1 (a partitioned table)"),
     ("bytes", 0, "a size in bytes: a whole number from 0"),
     ("total_bytes", 0, "a size in bytes: a whole number from 0"),
 ];

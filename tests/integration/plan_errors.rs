@@ -306,6 +306,7 @@ fn production_statistics_with_a_wrong_figure_or_a_relation_twice_are_refused() {
         (&[("rows", "1e300")], "public.orders has rows 1e+300, out of range"),
         (&[("bytes", "18446744073709551615")], "has bytes 18446744073709551615, out of range"),
         (&[("pages", "-1e300")], "has pages -1e+300, out of range"),
+        (&[("pages", "-2")], "public.orders has pages -2, below -1"),
         (&[("rows", "1.5")], "public.orders has rows 1.5, not a whole number"),
         (&[("rows", "1000.0")], "public.orders has rows 1000.0, written as a decimal"),
         (&[("rows", r#""1000""#)], r#"public.orders has rows "1000", not a number"#),
@@ -328,11 +329,14 @@ fn production_statistics_with_a_wrong_figure_or_a_relation_twice_are_refused() {
     estimate_fails_with("  production: stats.json\n", &nan, &["stats.json are not JSON"]);
 }
 
+/// What the server itself writes: reltuples -1 for a relation never
+/// analyzed, relpages -1 for a partitioned table (`rehearse stats` of a
+/// server with partitions wrote one, and its own file was refused).
 #[test]
 fn production_statistics_of_a_relation_never_analyzed_are_taken() {
     let s = Sandbox::new();
     s.migrations(&[("0001_a.sql", "SELECT 1;")]);
-    s.write("stats.json", &stats_of(&[orders_stats(&[("rows", "-1"), ("pages", "0")])]));
+    s.write("stats.json", &stats_of(&[orders_stats(&[("rows", "-1"), ("pages", "-1")])]));
     let path = s.scenario(&dumps().path("custom"), "estimate:\n  production: stats.json\n");
     let plan = resolve(&path, &Overrides::default()).unwrap_or_else(|e| panic!("{}", e.render()));
     let estimator = plan.estimate.expect("an estimate is planned");
