@@ -3,6 +3,7 @@
 
 pub mod conn_string;
 pub mod db;
+mod interactive;
 pub mod interrupt;
 pub mod json;
 #[cfg(test)]

@@ -20,6 +20,8 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
+pub use super::interactive::InteractiveChild;
+
 /// How much of a child's stderr (and of stdout, unless it is captured whole) is kept.
 const TAIL_BYTES: usize = 64 * 1024;
 /// How long a child gets between SIGTERM and SIGKILL when the run is cancelled.
@@ -179,19 +181,14 @@ impl ChildCommand {
         self
     }
 
-    /// Runs the child to completion; a non-zero exit is an error carrying stderr.
-    pub async fn run(self, cancel: &CancellationToken) -> Result<ChildOutput, ChildError> {
-        let label = self.label.clone();
-        let started = Instant::now();
+    /// The child's command: stdout and stderr piped, stdin as `stdin`, its own process group.
+    fn command(&self, stdin: Stdio) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .stdin(match self.input {
-                ChildInput::Null => Stdio::null(),
-                ChildInput::Reader(_) => Stdio::piped(),
-            })
+            .stdin(stdin)
             // Its own group: a terminal's Ctrl-C reaches us only, and we can
             // signal the child together with anything it forked.
             .process_group(0)
@@ -203,12 +200,35 @@ impl ChildCommand {
             // std drops root's supplementary groups (setgroups(0)) when uid is set.
             cmd.uid(who.uid).gid(who.gid);
         }
-        let mut child = cmd.spawn().map_err(|source| ChildError::Spawn {
-            label: label.clone(),
+        cmd
+    }
+
+    fn spawn(&self, stdin: Stdio) -> Result<(tokio::process::Child, Option<Pid>), ChildError> {
+        let child = self.command(stdin).spawn().map_err(|source| ChildError::Spawn {
+            label: self.label.clone(),
             program: self.program.display().to_string(),
             source,
         })?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+        Ok((child, pgid))
+    }
+
+    /// Starts the child to talk to while it runs: lines to its stdin, lines
+    /// from its stdout (see [`InteractiveChild`]). The input and the
+    /// deadline set here are not used: each read takes its own.
+    pub fn spawn_interactive(self) -> Result<InteractiveChild, ChildError> {
+        let (mut child, pgid) = self.spawn(Stdio::piped())?;
+        Ok(InteractiveChild::new(self.label, &mut child, pgid).with_child(child))
+    }
+
+    /// Runs the child to completion; a non-zero exit is an error carrying stderr.
+    pub async fn run(self, cancel: &CancellationToken) -> Result<ChildOutput, ChildError> {
+        let label = self.label.clone();
+        let started = Instant::now();
+        let (mut child, pgid) = self.spawn(match self.input {
+            ChildInput::Null => Stdio::null(),
+            ChildInput::Reader(_) => Stdio::piped(),
+        })?;
 
         let feeder = match self.input {
             ChildInput::Reader(mut reader) => {
@@ -270,10 +290,10 @@ impl ChildCommand {
 
 /// SIGKILL to a child's process group when dropped, unless disarmed once
 /// the child has exited by itself.
-struct GroupGuard(Option<Pid>);
+pub(super) struct GroupGuard(pub(super) Option<Pid>);
 
 impl GroupGuard {
-    fn disarm(mut self) {
+    pub(super) fn disarm(mut self) {
         self.0 = None;
     }
 }
@@ -288,7 +308,7 @@ impl Drop for GroupGuard {
 
 /// SIGTERM to the child's group, `grace` to exit (cut short by a second
 /// signal: `interrupt::hurry`), then SIGKILL to the group.
-async fn stop_group(child: &mut tokio::process::Child, pgid: Option<Pid>, grace: Duration) {
+pub(super) async fn stop_group(child: &mut tokio::process::Child, pgid: Option<Pid>, grace: Duration) {
     if let Some(pgid) = pgid {
         let _ = killpg(pgid, Signal::SIGTERM);
         let exited = tokio::select! {
@@ -328,7 +348,7 @@ async fn kill_group(child: &mut tokio::process::Child, pgid: Option<Pid>) {
 }
 
 /// Reads a pipe to its end, keeping everything or only the last TAIL_BYTES.
-async fn drain(mut pipe: impl AsyncRead + Unpin, keep_all: bool) -> String {
+pub(super) async fn drain(mut pipe: impl AsyncRead + Unpin, keep_all: bool) -> String {
     let mut kept: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
