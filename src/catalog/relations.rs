@@ -63,12 +63,26 @@ pub struct RelationRow {
 
 /// Every user table, materialized view and index (`pg_class`).
 /// Partitioned parents have no storage (relfilenode 0) and are left out.
+///
+/// pg_relation_size and pg_table_size take ACCESS SHARE on the relation, so
+/// they would wait for a session holding ACCESS EXCLUSIVE on it: an Alembic
+/// release paused between two revisions in its one open transaction (which
+/// waits for rehearse in turn: a deadlock). Such a relation's size is read
+/// from `relpages` instead (as of its last VACUUM or ANALYZE), which takes no
+/// lock. Any PostgreSQL version.
 pub async fn relations(client: &Client) -> Result<Vec<RelationRow>, Error> {
     let rows = client
         .query(
-            "/*rehearse*/ SELECT c.oid::int8, c.relfilenode::int8, format('%I.%I', n.nspname, c.relname), c.relkind::text,
-                    CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END,
-                    greatest(c.reltuples, 0)::int8, pg_relation_size(c.oid)
+            "/*rehearse*/ WITH locked AS (
+                 SELECT DISTINCT l.relation FROM pg_locks l
+                  WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+             SELECT c.oid::int8, c.relfilenode::int8, format('%I.%I', n.nspname, c.relname), c.relkind::text,
+                    CASE WHEN c.oid IN (SELECT relation FROM locked) THEN c.relpages::int8 * current_setting('block_size')::int8
+                         WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END,
+                    greatest(c.reltuples, 0)::int8,
+                    CASE WHEN c.oid IN (SELECT relation FROM locked) THEN c.relpages::int8 * current_setting('block_size')::int8
+                         ELSE pg_relation_size(c.oid) END
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'm', 'i') AND c.relfilenode <> 0
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema')

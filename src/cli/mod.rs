@@ -232,6 +232,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_observe: bool,
 
+    /// Internal, for measuring only (bench/tracing.sh): run Alembic's revisions
+    /// without tracing their statements, so no per-statement locks or WAL.
+    #[arg(long, hide = true)]
+    pub no_trace: bool,
+
     /// Docker image for the docker backend, instead of postgres.image (default postgres:<postgres.version>),
     /// e.g. postgres:16 or registry.example.com/postgres:16.4. Any image honouring the official image's contract.
     /// Selects the docker backend whatever the scenario's `postgres.backend`.
@@ -329,6 +334,7 @@ async fn run_command(args: RunArgs, drift: bool) -> i32 {
         pg_bin: args.pg_bin,
         no_cache: args.no_cache,
         no_observe: args.no_observe,
+        no_trace: args.no_trace,
         baseline: args.baseline,
         image: args.image,
         url: args.url,

@@ -93,7 +93,10 @@ impl Launch {
             Launch::Here => (ChildCommand::new(program).args(args).envs(env.to_vec()).cwd(dir), None),
             Launch::Image(i) => {
                 let name = format!("rehearse-tool-{}", random_suffix());
-                let mut run: Vec<String> = vec!["run".into(), "--rm".into(), "--name".into(), name.clone()];
+                // --interactive: the Alembic helper reads rehearse's "go" on stdin
+                // (a child with stdin from /dev/null just reads its end).
+                let mut run: Vec<String> =
+                    vec!["run".into(), "--rm".into(), "--interactive".into(), "--name".into(), name.clone()];
                 for (key, value) in [
                     (LABEL_RUN, name.clone()),
                     (LABEL_PID, std::process::id().to_string()),

@@ -66,6 +66,24 @@ pub struct AlembicPlan {
     pub env: Vec<(String, String)>,
     /// Here, or in the app's image.
     pub launch: launch::Launch,
+    /// One process for the whole release (the default), or one a revision.
+    pub process: AlembicProcess,
+    /// Each revision in a transaction of its own whatever env.py says (the
+    /// drift build, which reads the schema between revisions).
+    pub commit_each: bool,
+}
+
+/// `migrations.process`: how many Alembic processes a release takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlembicProcess {
+    /// `alembic upgrade <target>` once, as production's deploy runs it: what
+    /// one revision leaves in the process (SQLAlchemy's metadata, an enum it
+    /// created) is there for the next.
+    #[default]
+    One,
+    /// `alembic upgrade <revision>` once a revision, for deploys that run so.
+    PerRevision,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +151,20 @@ pub enum OfflineSql {
     Unavailable(String),
 }
 
+/// The final hold of a lock an earlier migration took, known once its
+/// transaction ended during a later one (Alembic's default: one transaction
+/// for every revision of a release).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleasedHold {
+    /// The migration that took it, as the report names it (`shown_id`).
+    pub migration: String,
+    pub relation: String,
+    pub mode: crate::pg::LockMode,
+    /// From the statement that took it to its transaction's end, rehearse's
+    /// pauses between migrations left out.
+    pub held_ms: u64,
+}
+
 /// What applying one migration did.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -144,6 +176,14 @@ pub struct Applied {
     /// Set when the migration failed.
     pub error: Option<MigrationError>,
     pub interrupted: bool,
+    /// Its transaction was still open when it ended: its locks are held
+    /// into the next migration, and their holds are final only then.
+    pub transaction_open: bool,
+    /// Locks earlier migrations took whose transaction was still open when
+    /// this one started: the sampler sees them, but they are not this one's.
+    pub inherited: Vec<(String, crate::pg::LockMode)>,
+    /// Holds of earlier migrations' locks that ended during this one.
+    pub released: Vec<ReleasedHold>,
 }
 
 /// The throwaway database, as a migration source reaches it.
@@ -241,17 +281,27 @@ pub enum MigrationSource {
     Command(command::CommandTool),
 }
 
+/// What a source reads of the statements it runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tracing {
+    /// SQL files: each statement's locks (observation on).
+    pub exact_locks: bool,
+    /// Alembic: trace the statements (off only with `--no-trace`, to measure what tracing costs).
+    pub statements: bool,
+}
+
 impl MigrationSource {
-    /// The source for a plan; `exact_locks`: read each statement's locks
-    /// (observation on).
-    pub fn new(plan: &MigrationsPlan, exact_locks: bool) -> MigrationSource {
+    /// The source for a plan, reading what `tracing` says of its statements.
+    pub fn new(plan: &MigrationsPlan, tracing: Tracing) -> MigrationSource {
         match plan {
             MigrationsPlan::Sql(dir) => {
                 let mut dir = dir.clone();
-                dir.exact_locks = exact_locks;
+                dir.exact_locks = tracing.exact_locks;
                 MigrationSource::Sql(dir)
             }
-            MigrationsPlan::Alembic(p) => MigrationSource::Alembic(alembic::AlembicProject::new(p.clone())),
+            MigrationsPlan::Alembic(p) => {
+                MigrationSource::Alembic(alembic::AlembicProject::new(p.clone(), tracing.statements))
+            }
             MigrationsPlan::Command(p) => MigrationSource::Command(command::CommandTool::new(p.clone())),
         }
     }
@@ -299,6 +349,24 @@ impl MigrationSource {
                 Ok(crate::catalog::alembic_version(client, &a.version_table()).await.map_err(env)?.unwrap_or_default())
             }
             MigrationSource::Command(_) => crate::catalog::history_rows(client).await.map_err(env),
+        }
+    }
+
+    /// Gets ready to apply `migration`, before it is observed: an Alembic
+    /// process is started (or the running one has reached the revision), so
+    /// its start-up is not in the migration's observation.
+    pub async fn ready(&self, migration: &Migration, target: &Target<'_>) -> Result<()> {
+        match self {
+            MigrationSource::Alembic(a) => a.ready(migration, target).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends what the source still runs (an Alembic process whose release
+    /// stopped early: its open transaction rolls back).
+    pub async fn close(&self) {
+        if let MigrationSource::Alembic(a) = self {
+            a.close().await
         }
     }
 

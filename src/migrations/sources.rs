@@ -4,7 +4,7 @@
 //! second's. Interleaving by a per-source timestamp is not supported.
 //! With one source nothing is named: ids stay as the tool prints them.
 
-use super::{Found, Migration, MigrationSource, MigrationsPlan, Target};
+use super::{Found, Migration, MigrationSource, MigrationsPlan, Target, Tracing};
 use crate::error::{Error, Result};
 use crate::report::SourceReport;
 
@@ -24,9 +24,15 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// `exact_locks`: read each statement's locks (observation on).
-    pub fn new(plans: &[SourcePlan], exact_locks: bool) -> Sources {
-        Sources { list: plans.iter().map(|p| (p.clone(), MigrationSource::new(&p.plan, exact_locks))).collect() }
+    pub fn new(plans: &[SourcePlan], tracing: Tracing) -> Sources {
+        Sources { list: plans.iter().map(|p| (p.clone(), MigrationSource::new(&p.plan, tracing))).collect() }
+    }
+
+    /// Ends what every source still runs (see [`MigrationSource::close`]).
+    pub async fn close(&self) {
+        for (_, source) in &self.list {
+            source.close().await;
+        }
     }
 
     /// The tools, as the discover stage names them ("alembic", "alembic and sql").

@@ -15,11 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{self, LockRow};
 use crate::pg::{LockMode, RelationKind};
 
-/// A sighting is continuous with the previous one when they are this many
-/// intervals apart or fewer (a slow sample must not split a hold in two).
-const GAP_INTERVALS: u32 = 3;
-
-/// Longest continuous span between sightings.
+/// Longest continuous span between sightings. A span ends only when a
+/// sample sees the lock gone: a sampler starved of CPU on a busy machine
+/// samples late, and a late sample that still sees the lock continues the
+/// span rather than starting a new one (a gap between samples is not a release).
 #[derive(Debug, Default, Clone, Copy)]
 struct Spans {
     current: Option<(Instant, Instant)>,
@@ -28,21 +27,14 @@ struct Spans {
 }
 
 impl Spans {
-    fn see(&mut self, now: Instant, gap: Duration) {
+    fn see(&mut self, now: Instant) {
         self.seen = true;
-        self.current = match self.current {
-            Some((start, last)) if now.duration_since(last) <= gap => Some((start, now)),
-            Some(_) => {
-                self.close();
-                Some((now, now))
-            }
-            None => Some((now, now)),
-        };
-        if let Some((start, last)) = self.current {
-            self.longest = self.longest.max(last - start);
-        }
+        let (start, _) = self.current.unwrap_or((now, now));
+        self.current = Some((start, now));
+        self.longest = self.longest.max(now - start);
     }
 
+    /// A sample saw it gone.
     fn close(&mut self) {
         if let Some((start, last)) = self.current.take() {
             self.longest = self.longest.max(last - start);
@@ -70,6 +62,8 @@ struct Track {
     kind: RelationKind,
     held: Spans,
     waited: Spans,
+    /// Whether the latest sample saw it (held, waited).
+    seen_now: (bool, bool),
 }
 
 /// Per (relation oid, mode): what was seen; the first error a sample hit.
@@ -100,7 +94,6 @@ impl Sampler {
         let task = tokio::spawn(async move {
             let mut tracks: HashMap<(i64, LockMode), Track> = HashMap::new();
             let mut failure = None;
-            let gap = interval * GAP_INTERVALS;
             let prepared = match client.prepare(catalog::RELATION_LOCKS).await {
                 Ok(statement) => statement,
                 Err(e) => return (tracks, Some(e)),
@@ -124,6 +117,9 @@ impl Sampler {
                     }
                     changed
                 });
+                for track in tracks.values_mut() {
+                    track.seen_now = (false, false);
+                }
                 for LockRow { oid, name, kind, mode, granted } in rows {
                     let track = tracks.entry((oid, mode)).or_default();
                     if !name.is_empty() {
@@ -131,9 +127,19 @@ impl Sampler {
                         track.kind = kind;
                     }
                     if granted {
-                        track.held.see(now, gap);
+                        track.held.see(now);
+                        track.seen_now.0 = true;
                     } else {
-                        track.waited.see(now, gap);
+                        track.waited.see(now);
+                        track.seen_now.1 = true;
+                    }
+                }
+                for track in tracks.values_mut() {
+                    if !track.seen_now.0 {
+                        track.held.close();
+                    }
+                    if !track.seen_now.1 {
+                        track.waited.close();
                     }
                 }
             }
@@ -175,16 +181,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spans_merge_close_sightings_and_keep_the_longest() {
+    fn a_span_ends_only_when_a_sample_sees_the_lock_gone() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut s = Spans::default();
         for i in 0..10 {
-            s.see(t0 + ms(i * 10), ms(30));
+            s.see(t0 + ms(i * 10));
         }
-        s.see(t0 + ms(500), ms(30));
-        s.see(t0 + ms(510), ms(30));
+        // A starved sampler: the next sample 2 s late still sees the lock: one hold, not two.
+        s.see(t0 + ms(2090));
         s.close();
-        assert_eq!(s.longest, ms(90));
+        s.see(t0 + ms(3000));
+        s.see(t0 + ms(3010));
+        s.close();
+        assert_eq!(s.longest, ms(2090));
     }
 }

@@ -1,9 +1,12 @@
 //! Putting the readings of one migration's locks together, per (relation,
 //! mode): exact per-statement readings first, then what the watcher and the
 //! sampler saw, then what the manual documents for a statement no reading
-//! caught. A hold is never longer than the migration that took it, and a
-//! hold timed exactly (from the statement to its transaction's end) wins
-//! over the samples, which round up by an interval.
+//! caught. A hold timed exactly from boundaries (from the statement that took
+//! it to its transaction's end) wins over the samples, which only add what
+//! boundaries cannot know (a command tool's locks, a statement that cannot
+//! run in a transaction block). A hold is never longer than the migration
+//! that took it, except when its transaction stayed open into later ones
+//! ([`extend_hold`]), and never shorter than the longest probe wait it caused.
 
 use std::time::Instant;
 
@@ -12,7 +15,9 @@ use super::locks::SampledLock;
 use super::progress::SeenCommand;
 use super::relations::RelationSnapshot;
 use crate::pg::{LockMode, RelationKind};
-use crate::report::{BlockReport, LockReport, LockSource, ProgressReport, StatementLock, StatementReport};
+use crate::report::{
+    BlockReport, LockReport, LockSource, MigrationReport, ProbeReport, ProgressReport, StatementLock, StatementReport,
+};
 
 /// Tracking tables (and their indexes) the migration tools write after each
 /// migration: bookkeeping, not the migration's doing.
@@ -63,15 +68,27 @@ pub fn infer_unseen(before: &RelationSnapshot, statements: &mut [StatementReport
     }
 }
 
+/// What one migration's locks are merged from, besides its statements.
+pub struct Readings<'a> {
+    /// What the lock sampler saw.
+    pub sampled: Vec<SampledLock>,
+    /// Locks earlier migrations took whose transaction was still open when
+    /// this one started: the sampler saw them, but they are not this one's.
+    pub inherited: &'a [(String, LockMode)],
+    /// What the probes waited: a hold is never shorter than a wait it caused.
+    pub probes: &'a [ProbeReport],
+}
+
 /// Every lock of the migration, per (relation, mode), most disruptive first.
 /// `duration_ms`: the migration's own time, the ceiling of every hold.
 pub fn merge_locks(
     before: &RelationSnapshot,
-    mut sampled: Vec<SampledLock>,
+    readings: Readings<'_>,
     statements: &[StatementReport],
     duration_ms: u64,
 ) -> Vec<LockReport> {
-    sampled.retain(|l| !is_bookkeeping(&l.name));
+    let Readings { mut sampled, inherited, probes } = readings;
+    sampled.retain(|l| !is_bookkeeping(&l.name) && !inherited.contains(&(l.name.clone(), l.mode)));
     let mut out: Vec<LockReport> = Vec::new();
     for stmt in statements {
         for lock in stmt.locks.iter().filter(|l| !is_bookkeeping(&l.relation)) {
@@ -125,7 +142,32 @@ pub fn merge_locks(
         l.held_ms = l.held_ms.min(duration_ms);
         l.waited_ms = l.waited_ms.min(duration_ms);
     }
-    // Most disruptive first: what it blocks, for how long, tables before their indexes.
+    floor_by_probes(&mut out, probes);
+    sort(&mut out);
+    out
+}
+
+/// No hold is shorter than the longest wait of a probe it blocked: a
+/// writer's wait on a relation is charged to the longest-held lock there
+/// that blocks writes, a reader's to the one that blocks reads. (A sampler
+/// starved of CPU sees a hold in pieces; the probe waited all along.)
+fn floor_by_probes(out: &mut [LockReport], probes: &[ProbeReport]) {
+    for p in probes {
+        let waits: [(f64, fn(LockMode) -> bool); 2] =
+            [(p.writes.max_ms, LockMode::blocks_writes), (p.reads.max_ms, LockMode::blocks_reads)];
+        for (waited, blocks) in waits {
+            let waited = waited.ceil() as u64;
+            let blocker =
+                out.iter_mut().filter(|l| l.relation == p.relation && blocks(l.mode)).max_by_key(|l| l.held_ms);
+            if let Some(l) = blocker.filter(|_| waited > 0) {
+                l.held_ms = l.held_ms.max(waited);
+            }
+        }
+    }
+}
+
+/// Most disruptive first: what it blocks, for how long, tables before their indexes.
+fn sort(out: &mut [LockReport]) {
     out.sort_by_key(|l| {
         (
             std::cmp::Reverse(l.blocks.len()),
@@ -134,7 +176,22 @@ pub fn merge_locks(
             l.relation.clone(),
         )
     });
-    out
+}
+
+/// A lock of `m` held longer than `m` ran: its transaction stayed open into
+/// later migrations and ended during one of them, after `held_ms` (rehearse's
+/// pauses between migrations left out). The hold, and the longest blocks, say so.
+pub fn extend_hold(m: &mut MigrationReport, before: &RelationSnapshot, relation: &str, mode: LockMode, held_ms: u64) {
+    if let Some(l) = m.locks.iter_mut().find(|l| l.relation == relation && l.mode == mode) {
+        l.held_ms = l.held_ms.max(held_ms);
+    }
+    let taken = m.statements.iter_mut().flat_map(|s| s.locks.iter_mut());
+    if let Some(l) = taken.filter(|l| l.relation == relation && l.mode == mode).next() {
+        l.held_ms = l.held_ms.max(held_ms);
+    }
+    sort(&mut m.locks);
+    m.longest_read_block = longest_block(&m.locks, before, LockMode::blocks_reads);
+    m.longest_write_block = longest_block(&m.locks, before, LockMode::blocks_writes);
 }
 
 fn add_source(lock: &mut LockReport, source: LockSource) {
@@ -198,6 +255,7 @@ mod tests {
             line: Some(1),
             duration_ms: 4,
             rows: 0,
+            count: 1,
             wal_bytes: None,
             locks,
             lock_timeout_ms: Some(0),
@@ -228,10 +286,50 @@ mod tests {
         }
     }
 
+    fn readings(sampled: Vec<SampledLock>) -> Readings<'static> {
+        Readings { sampled, inherited: &[], probes: &[] }
+    }
+
+    fn probe(relation: &str, reads_ms: f64, writes_ms: f64) -> ProbeReport {
+        let stats = |max_ms| crate::report::WaitStats { probes: 1, max_ms, p99_ms: max_ms };
+        ProbeReport { relation: relation.into(), reads: stats(reads_ms), writes: stats(writes_ms) }
+    }
+
+    #[test]
+    fn no_hold_is_shorter_than_the_probe_wait_it_caused() {
+        // A starved sampler saw 40 ms of a hold the write probe waited 2.5 s on.
+        let exclusive = SampledLock { mode: LockMode::AccessExclusiveLock, ..sampled("public.store", 40) };
+        let share = SampledLock { mode: LockMode::AccessShareLock, ..sampled("public.store", 3000) };
+        let probes = [probe("public.store", 0.0, 2500.2), probe("public.other", 900.0, 900.0)];
+        let readings = Readings { sampled: vec![exclusive, share], inherited: &[], probes: &probes };
+        let merged = merge_locks(&RelationSnapshot::default(), readings, &[], 5000);
+        let held = |mode| merged.iter().find(|l| l.mode == mode).unwrap().held_ms;
+        assert_eq!(held(LockMode::AccessExclusiveLock), 2501, "floored by the write probe's wait");
+        assert_eq!(held(LockMode::AccessShareLock), 3000, "blocks nothing the probes take: untouched");
+        assert_eq!(merged.len(), 2, "no lock made up for a wait on another table");
+    }
+
+    #[test]
+    fn locks_an_earlier_migrations_open_transaction_holds_are_not_this_ones() {
+        let inherited = [("public.store".to_string(), LockMode::ShareRowExclusiveLock)];
+        let readings = Readings { sampled: vec![sampled("public.store", 30)], inherited: &inherited, probes: &[] };
+        assert!(merge_locks(&RelationSnapshot::default(), readings, &[], 40).is_empty());
+    }
+
+    #[test]
+    fn a_hold_released_by_a_later_migration_is_extended_past_this_one() {
+        let mut m: MigrationReport =
+            serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).map(|r: crate::report::Report| r.migrations[0].clone()).unwrap();
+        let before = RelationSnapshot::default();
+        m.locks = merge_locks(&before, readings(vec![sampled("public.store", 30)]), &[], 40);
+        extend_hold(&mut m, &before, "public.store", LockMode::ShareRowExclusiveLock, 9000);
+        assert_eq!(m.locks[0].held_ms, 9000);
+    }
+
     #[test]
     fn no_hold_is_longer_than_the_migration() {
         // A 4 ms migration whose lock one sample saw: the sample rounds up by its 10 ms interval.
-        let merged = merge_locks(&RelationSnapshot::default(), vec![sampled("public.store", 10)], &[], 4);
+        let merged = merge_locks(&RelationSnapshot::default(), readings(vec![sampled("public.store", 10)]), &[], 4);
         assert_eq!(merged[0].held_ms, 4);
         assert_eq!(merged[0].source, [LockSource::Sampled]);
     }
@@ -239,12 +337,12 @@ mod tests {
     #[test]
     fn an_exact_hold_wins_over_the_samples() {
         let statements = [statement(vec![lock("public.store", 3, true)])];
-        let merged = merge_locks(&RelationSnapshot::default(), vec![sampled("public.store", 13)], &statements, 40);
+        let merged = merge_locks(&RelationSnapshot::default(), readings(vec![sampled("public.store", 13)]), &statements, 40);
         assert_eq!(merged[0].held_ms, 3, "timed from the statement to its commit");
         assert_eq!(merged[0].source, [LockSource::Statement, LockSource::Sampled]);
         // Not timed exactly (a file with its own BEGIN/COMMIT): the sampler's longer span counts.
         let statements = [statement(vec![lock("public.store", 0, false)])];
-        let merged = merge_locks(&RelationSnapshot::default(), vec![sampled("public.store", 13)], &statements, 40);
+        let merged = merge_locks(&RelationSnapshot::default(), readings(vec![sampled("public.store", 13)]), &statements, 40);
         assert_eq!(merged[0].held_ms, 13);
     }
 
@@ -256,7 +354,7 @@ mod tests {
             ..statement(Vec::new())
         }];
         infer_unseen(&RelationSnapshot::default(), &mut statements, &[]);
-        let merged = merge_locks(&RelationSnapshot::default(), Vec::new(), &statements, 2);
+        let merged = merge_locks(&RelationSnapshot::default(), readings(Vec::new()), &statements, 2);
         assert_eq!(merged.len(), 1);
         assert_eq!((merged[0].relation.as_str(), merged[0].mode), ("public.users", LockMode::ShareUpdateExclusiveLock));
         assert_eq!(merged[0].source, [LockSource::Inferred]);

@@ -29,6 +29,7 @@ use probes::{ProbeSession, RunningProbes};
 use progress::ProgressSampler;
 use relations::RelationSnapshot;
 use standby::{StandbyObserver, StandbyWatch};
+pub use merge::extend_hold;
 pub use watch::StatementWatcher;
 
 /// The pace of an observer's loop: [`Pace::tick`] waits for the next
@@ -67,6 +68,9 @@ pub struct ObserveOptions {
     /// Off (`--no-observe`): only time and WAL position, to measure what
     /// observation itself costs.
     pub enabled: bool,
+    /// Trace each statement of an Alembic revision (off: `--no-trace`, an
+    /// internal switch to measure what tracing itself costs, bench/tracing.sh).
+    pub trace: bool,
     /// A streaming standby to observe (`observe.standby`, `observe.standby_url`).
     pub standby: Option<StandbyOptions>,
 }
@@ -272,6 +276,7 @@ impl Observers {
         mut o: Observing,
         runner: Option<&Client>,
         m: &mut MigrationReport,
+        inherited: &[(String, LockMode)],
     ) -> Result<(RelationSnapshot, RelationSnapshot)> {
         let env = |e| Error::environment_because("cannot read the server's state after a migration", e);
         if let (Some(runner), true) = (runner, self.version_num >= 150000) {
@@ -307,7 +312,8 @@ impl Observers {
         if self.options.enabled {
             merge::infer_unseen(&o.before, &mut m.statements, &sampled);
         }
-        m.locks = merge::merge_locks(&o.before, sampled, &m.statements, m.duration_ms);
+        let readings = merge::Readings { sampled, inherited, probes: &probes };
+        m.locks = merge::merge_locks(&o.before, readings, &m.statements, m.duration_ms);
         m.longest_read_block = merge::longest_block(&m.locks, &o.before, LockMode::blocks_reads);
         m.longest_write_block = merge::longest_block(&m.locks, &o.before, LockMode::blocks_writes);
         (m.rewrites, m.size_changes) = relations::compare(&o.before, &after);

@@ -101,14 +101,23 @@ pub fn start(sessions: &[ProbeSession], gate: Option<&tokio::sync::watch::Receiv
                         }
                     }
                     let t0 = Instant::now();
-                    if client.batch_execute(&sql).await.is_err() {
-                        // The table was dropped or renamed, or the probe was cancelled.
-                        let _ = client.batch_execute("ROLLBACK").await;
-                        if token.is_cancelled() {
+                    let probed = tokio::select! {
+                        r = client.batch_execute(&sql) => r.is_ok(),
+                        _ = token.cancelled() => {
+                            // Observation ends while the probe still waits (behind a
+                            // transaction that stays open into the next migration):
+                            // it waited this long at least, and must not wait on.
+                            waits.push(t0.elapsed().as_secs_f64() * 1000.0);
+                            let _ = client.cancel_token().cancel_query(NoTls).await;
+                            let _ = client.batch_execute("ROLLBACK").await;
                             break;
                         }
-                    } else {
+                    };
+                    if probed {
                         waits.push(t0.elapsed().as_secs_f64() * 1000.0);
+                    } else {
+                        // The table was dropped or renamed.
+                        let _ = client.batch_execute("ROLLBACK").await;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(PAUSE) => {}
@@ -129,7 +138,7 @@ impl RunningProbes {
         self.stop.cancel();
         let mut reports: Vec<ProbeReport> = Vec::new();
         for (table, write, mut task, client) in self.tasks {
-            // A probe still waiting on a lock nobody releases is cancelled.
+            // A probe still waiting cancels its own query when stopped; this is a backstop.
             let waits = match tokio::time::timeout(Duration::from_secs(2), &mut task).await {
                 Ok(w) => w.unwrap_or_default(),
                 Err(_) => {

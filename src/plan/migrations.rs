@@ -129,6 +129,7 @@ fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
         ("config", m.config.is_some(), MigrationTool::Alembic),
         ("version_table", m.version_table.is_some(), MigrationTool::Alembic),
         ("version_table_schema", m.version_table_schema.is_some(), MigrationTool::Alembic),
+        ("process", m.process.is_some(), MigrationTool::Alembic),
         ("build", m.build.is_some(), MigrationTool::Command),
     ];
     if let Some((key, _, tool)) = misplaced.iter().find(|(_, set, tool)| *set && *tool != m.tool) {
@@ -265,6 +266,8 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
             python: PathBuf::from(m.python.as_ref().map_or("python3", |p| p.as_str())),
             env,
             launch,
+            process: m.process.unwrap_or_default(),
+            commit_each: false,
         });
     }
     let dir = m.dir.as_ref().ok_or_else(|| {
@@ -295,7 +298,17 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
         None => alembic::default_python(),
     };
     let target = m.target.clone().unwrap_or_else(|| "head".into());
-    Ok(AlembicPlan { dir, config, target, version_table: alembic_table(m), python, env, launch })
+    Ok(AlembicPlan {
+        dir,
+        config,
+        target,
+        version_table: alembic_table(m),
+        python,
+        env,
+        launch,
+        process: m.process.unwrap_or_default(),
+        commit_each: false,
+    })
 }
 
 fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {

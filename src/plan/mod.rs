@@ -95,6 +95,8 @@ pub struct Overrides {
     pub keep: bool,
     pub no_cache: bool,
     pub no_observe: bool,
+    /// `--no-trace` (internal): Alembic's statements untraced, to measure what tracing costs.
+    pub no_trace: bool,
     /// `--baseline FILE.json`: wins over `report.baseline`.
     pub baseline: Option<PathBuf>,
     /// `rehearse drift`: the drift check on, whatever the scenario says, and no budgets.
@@ -391,6 +393,7 @@ fn observe_options(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Resu
         interval,
         hot_tables: s.observe.hot_tables.clone(),
         enabled: !overrides.no_observe,
+        trace: !overrides.no_trace,
         standby: None,
     })
 }

@@ -191,6 +191,8 @@ pub struct MigrationsSection {
     pub version_table_schema: Option<String>,
     /// Alembic: the revision to upgrade to.
     pub target: Option<String>,
+    /// Alembic: `one` process for the release (default), or `per_revision`.
+    pub process: Option<crate::migrations::AlembicProcess>,
     pub python: Option<EnvString>,
     #[serde(default)]
     pub env: BTreeMap<String, EnvString>,

@@ -840,6 +840,11 @@ pub struct StatementReport {
     pub duration_ms: u64,
     /// Rows the statement reported (CommandComplete), 0 for DDL.
     pub rows: u64,
+    /// How many statements this entry stands for: Alembic's tracer reports
+    /// consecutive data statements of one shape (literals aside) as one
+    /// entry, `query` being the first, times and rows summed. 1 otherwise.
+    #[serde(default = "one")]
+    pub count: u64,
     /// `pg_current_wal_insert_lsn()` difference around the statement.
     pub wal_bytes: Option<u64>,
     /// Relation locks the statement took, read from pg_locks right after it,
@@ -873,6 +878,10 @@ pub struct StatementLock {
     /// end), so it wins over the sampler's reading.
     #[serde(skip)]
     pub exact_hold: bool,
+}
+
+fn one() -> u64 {
+    1
 }
 
 fn statement_source() -> LockSource {

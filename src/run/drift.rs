@@ -19,7 +19,7 @@ use crate::catalog::{self, SchemaEntry};
 use crate::drift::{changed_keys, compare};
 use crate::error::{Error, Result};
 use crate::migrations::sources::SourcePlan;
-use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target};
+use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target, Tracing};
 use crate::pg::quote_ident;
 use crate::pipeline::{Pipeline, Stopped};
 use crate::plan::drift::DriftPlan;
@@ -155,7 +155,7 @@ fn source_histories(sources: &[SourcePlan]) -> Vec<String> {
         true => t.to_string(),
         false => format!("public.{t}"),
     };
-    sources.iter().filter_map(|s| MigrationSource::new(&s.plan, false).history_table()).map(|t| qualify(&t)).collect()
+    sources.iter().filter_map(|s| MigrationSource::new(&s.plan, Tracing::default()).history_table()).map(|t| qualify(&t)).collect()
 }
 
 /// Bookkeeping, never compared: the sources' history tables, rehearse's own
@@ -255,7 +255,7 @@ impl Build<'_> {
         let mut credited = BTreeMap::new();
         let mut before = self.snapshot().await?;
         for s in self.sources {
-            let source = MigrationSource::new(&self.as_role(&s.plan), false);
+            let source = MigrationSource::new(&self.as_role(&s.plan), Tracing::default());
             self.become_role(&runner).await?;
             let target = Target { client: &runner, conn: self.database, cancel: self.cancel, watcher: None };
             let found = source.pending(&target).await?;
@@ -323,6 +323,9 @@ impl Build<'_> {
         match plan.clone() {
             MigrationsPlan::Alembic(mut a) => {
                 a.env.extend(option);
+                // One process, as production builds it, each revision
+                // committed so the schema read after it shows what it did.
+                a.commit_each = true;
                 MigrationsPlan::Alembic(a)
             }
             MigrationsPlan::Command(mut c) => {

@@ -24,7 +24,7 @@ use crate::backend::Throwaway;
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::migrations::sources::Sources;
-use crate::migrations::{Migration, Target};
+use crate::migrations::{Migration, Target, Tracing};
 use crate::pipeline::events::EventSink;
 use crate::pipeline::{Pipeline, Stopped, Summary, Supervisor};
 use crate::plan::Plan;
@@ -140,7 +140,8 @@ async fn on_server(
         })
         .await?;
     }
-    let source = Sources::new(&plan.migrations, plan.observe.enabled);
+    let tracing = Tracing { exact_locks: plan.observe.enabled, statements: plan.observe.trace };
+    let source = Sources::new(&plan.migrations, tracing);
     let detail = match plan.migrations.len() {
         1 => format!("pending {} migrations", source.tools()),
         n => format!("pending {} migrations of {n} apps", source.tools()),

@@ -3,6 +3,11 @@
 //! changes, budgets) and, when it fails, assessed for recovery. A failure
 //! or a timeout skips the rest; a signal stops the stage with the migration
 //! recorded as interrupted.
+//!
+//! A migration whose transaction is still open when it ends (Alembic's
+//! default: one transaction for the whole release) holds its locks into
+//! the next ones: it is judged once that transaction ended, with the holds
+//! as long as they really were (the migration that ended it says how long).
 
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +18,8 @@ use crate::compat::Checker;
 use crate::error::{Error, Result};
 use crate::findings::{destructive, hazards, recovery};
 use crate::migrations::sources::Sources;
-use crate::migrations::{Applied, Migration, Target};
+use crate::migrations::{Applied, Migration, ReleasedHold, Target};
+use crate::observe::relations::RelationSnapshot;
 use crate::observe::{Observers, StatementWatcher};
 use crate::pipeline::events::{Event, EventSink};
 use crate::pipeline::Deadline;
@@ -54,10 +60,28 @@ pub async fn each(
         cancel,
     };
     let total = pending.migrations.len();
+    // Observed, not yet judged: their transaction is still open.
+    let mut open: Vec<Observed> = Vec::new();
+    let mut stopped = Ok(());
     for (i, migration) in pending.migrations.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
-        let m = &mut r.migrations[i];
-        let interrupted = rehearsal.one(migration, m, compat.as_mut()).await?;
+        let step = match rehearsal.one(migration, &mut r.migrations[i], compat.as_mut()).await {
+            Ok(step) => step,
+            Err(e) => {
+                stopped = Err(e);
+                break;
+            }
+        };
+        release(&step.released, &open, r);
+        let transaction_open = step.transaction_open;
+        let interrupted = step.interrupted;
+        open.push(Observed { index: i, before: step.before, after: step.after });
+        if !transaction_open {
+            for o in open.drain(..) {
+                rehearsal.judge(&pending.migrations[o.index], &mut r.migrations[o.index], &o).await?;
+            }
+        }
+        let m = &r.migrations[i];
         events.emit(Event::MigrationFinished {
             index: i + 1,
             total,
@@ -71,13 +95,35 @@ pub async fn each(
             events.emit(Event::Note(format!("{} breaks {n} of the running app: {first}", m.id)));
         }
         if interrupted {
-            return Err(Error::Interrupted);
+            stopped = Err(Error::Interrupted);
+            break;
         }
         if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             break;
         }
     }
-    Ok(())
+    // A release that stopped early: its process goes, its open transaction with it.
+    source.close().await;
+    for o in open.drain(..) {
+        rehearsal.judge(&pending.migrations[o.index], &mut r.migrations[o.index], &o).await?;
+    }
+    stopped
+}
+
+/// A migration observed and waiting to be judged: where it is, the relations before and after it.
+struct Observed {
+    index: usize,
+    before: RelationSnapshot,
+    after: RelationSnapshot,
+}
+
+/// The final holds of earlier migrations' locks, whose transaction ended
+/// during a later one, into their reports (those still waiting in `open`).
+fn release(released: &[ReleasedHold], open: &[Observed], r: &mut Report) {
+    for hold in released {
+        let Some(o) = open.iter().find(|o| r.migrations[o.index].id == hold.migration) else { continue };
+        crate::observe::extend_hold(&mut r.migrations[o.index], &o.before, &hold.relation, hold.mode, hold.held_ms);
+    }
 }
 
 /// The compatibility check before the first migration, into the report;
@@ -115,20 +161,28 @@ struct Rehearsal<'a> {
     cancel: &'a CancellationToken,
 }
 
+/// What applying and observing one migration left for the runner.
+struct Step {
+    /// A signal interrupted it (or the check after it).
+    interrupted: bool,
+    /// Its transaction is still open: it is judged once that ends.
+    transaction_open: bool,
+    /// Earlier migrations' holds that ended during it.
+    released: Vec<ReleasedHold>,
+    before: RelationSnapshot,
+    after: RelationSnapshot,
+}
+
 impl Rehearsal<'_> {
-    /// Applies, observes, checks and judges one migration into `m`;
-    /// whether a signal interrupted it (or the check after it).
-    async fn one(
-        &self,
-        migration: &Migration,
-        m: &mut MigrationReport,
-        compat: Option<&mut Checker<'_>>,
-    ) -> Result<bool> {
+    /// Applies, observes and checks one migration into `m` (judged apart, by [`Rehearsal::judge`]).
+    async fn one(&self, migration: &Migration, m: &mut MigrationReport, compat: Option<&mut Checker<'_>>) -> Result<Step> {
+        let source = self.source.of(migration)?;
+        // Before observing: a tool's start-up (an Alembic process) is not the migration's.
+        let target = Target { client: self.runner, conn: self.server.conn(), cancel: self.cancel, watcher: self.watcher };
+        source.ready(migration, &target).await?;
         let observing = self.observers.begin().await?;
         let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.id));
-        let source = self.source.of(migration)?;
-        let target =
-            Target { client: self.runner, conn: self.server.conn(), cancel: deadline.token(), watcher: self.watcher };
+        let target = Target { cancel: deadline.token(), ..target };
         let mut applied = source.apply(migration, &target).await?;
         let timed_out = applied.interrupted && deadline.expired() && !self.cancel.is_cancelled();
         if timed_out {
@@ -136,7 +190,7 @@ impl Rehearsal<'_> {
         }
         record(m, &mut applied, timed_out);
         let own_session = source.runs_in_own_session().then_some(self.runner);
-        let (before, after) = self.observers.finish(observing, own_session, m).await?;
+        let (before, after) = self.observers.finish(observing, own_session, m, &applied.inherited).await?;
         // A migration's session settings (SET lock_timeout, search_path, ...)
         // must not leak into the next one.
         self.runner.batch_execute("RESET ALL /*rehearse*/").await.map_err(|e| {
@@ -154,11 +208,23 @@ impl Rehearsal<'_> {
                 Err(e) => return Err(e),
             }
         }
-        let checked = hazards::check(m, &before, &self.plan.hazard_ignore);
+        Ok(Step {
+            interrupted: (applied.interrupted && !timed_out) || check_interrupted,
+            transaction_open: applied.transaction_open,
+            released: std::mem::take(&mut applied.released),
+            before,
+            after,
+        })
+    }
+
+    /// Judges an observed migration: hazards, destructive changes, the
+    /// estimate, budgets and, when it failed, what is left to recover.
+    async fn judge(&self, migration: &Migration, m: &mut MigrationReport, o: &Observed) -> Result<()> {
+        let checked = hazards::check(m, &o.before, &self.plan.hazard_ignore);
         (m.hazards, m.ignored_hazards) = (checked.hazards, checked.ignored);
         m.destructive_changes = destructive::detect(m);
         if let Some(estimator) = &self.plan.estimate {
-            let mut estimate = estimator.migration(m, &before);
+            let mut estimate = estimator.migration(m, &o.before);
             if m.status != MigrationStatus::Applied {
                 estimate.basis.insert(0, format!("the migration {}: this estimates what ran of it", m.status.as_str()));
             }
@@ -166,13 +232,15 @@ impl Rehearsal<'_> {
         }
         self.plan.budgets.judge_migration(m);
         if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
+            let source = self.source.of(migration)?;
             let history = source.history_table();
             let observer = self.observers.observer();
-            let assessed = recovery::assess(observer, &before, &after, m, source.tool(), history.as_deref()).await;
+            let assessed =
+                recovery::assess(observer, &o.before, &o.after, m, source.tool(), history.as_deref()).await;
             let env = |e| Error::environment_because(format!("cannot read what the failed migration {} left", m.id), e);
             m.recovery = Some(assessed.map_err(env)?);
         }
-        Ok((applied.interrupted && !timed_out) || check_interrupted)
+        Ok(())
     }
 }
 

@@ -5,7 +5,10 @@
 #   discover --config INI --target REV   current heads (read through env.py, as `alembic current` does,
 #            [--version-table T] [--version-table-schema S]   so its version table is the one read) and the
 #                                         pending revisions, in upgrade order
-#   upgrade  --config INI --revision REV  apply one revision in-process, tracing every statement
+#   upgrade  --config INI --target REV    `alembic upgrade REV` in this one process, as production runs it:
+#            [--no-trace] [--commit-each]   before each revision it says revision_start and waits for a line
+#                                         `go REV` on stdin (rehearse starts observing), after it revision_end;
+#                                         statements traced in batches, transactions' ends reported
 #   offline  --config INI --revisions JSON  `upgrade prev:rev --sql` for each revision
 #
 # The database URL (with its password) comes in REHEARSE_ALEMBIC_URL, never on
@@ -20,6 +23,7 @@ import argparse  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 
@@ -120,41 +124,202 @@ def discover(args):
     return 0
 
 
-def upgrade(args):
-    cfg = config(args.config)
-    held = set()
+class Stopped(Exception):
+    """rehearse said something other than "go" (or closed stdin): the run ends here."""
 
-    @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute")
-    def before(conn, cursor, statement, parameters, context, executemany):
-        conn.info.setdefault("rehearse_started", []).append(time.perf_counter())
 
-    @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "after_cursor_execute")
-    def after(conn, cursor, statement, parameters, context, executemany):
-        began = conn.info["rehearse_started"].pop()
-        ms = (time.perf_counter() - began) * 1000.0
+class Pace:
+    """rehearse's pauses between revisions, and a clock that leaves them out:
+    every time the helper reports is on this clock, so no revision, statement
+    or lock hold counts the time rehearse spent observing between two."""
+
+    def __init__(self):
+        self.paused = 0.0
+
+    def clock(self):
+        return time.perf_counter() - self.paused
+
+    def wait_for_go(self, revision):
+        began = time.perf_counter()
+        line = sys.stdin.readline()
+        self.paused += time.perf_counter() - began
+        if line.strip() != "go " + revision:
+            raise Stopped("rehearse did not start revision %s (it said %r)" % (revision, line.strip()))
+
+
+# Statements that may share a batch: data statements, whose consecutive
+# runs of one shape (literals stripped) take the same locks.
+DATA = ("select", "insert", "update", "delete", "with", "values")
+LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+
+
+class Batch:
+    def __init__(self, shape, sql, clock, dbapi):
+        self.shape, self.sql, self.clock, self.dbapi = shape, sql, clock, dbapi
+        self.count, self.ms, self.rows = 0, 0.0, 0
+
+
+class Tracer:
+    """Every statement Alembic's sessions send, in batches: consecutive data
+    statements of one shape are one batch, any other statement is a batch
+    of its own. After each batch (before the next one, and before a
+    transaction ends or a revision ends), the session's own locks and the
+    WAL position are read with OWN_LOCKS: once a batch rather than once a
+    statement, which is what keeps tracing's cost small on a revision of
+    thousands of statements (bench/TRACING.md)."""
+
+    def __init__(self, pace):
+        self.pace = pace
+        self.batch = None
+        self.running = None
+        self.held = {}
+        self.last = (None, None)
+
+    def shape(self, statement):
+        if statement is self.last[0] or statement == self.last[0]:
+            return self.last[1]
+        head = statement.lstrip()[:6].lower()
+        shape = LITERALS.sub("?", statement) if head.startswith(DATA) else None
+        self.last = (statement, shape)
+        return shape
+
+    def before(self, cursor, statement):
+        shape = self.shape(statement)
+        b = self.batch
+        if b is not None and (shape is None or shape != b.shape or b.dbapi is not cursor.connection):
+            self.flush()
+        self.running = (shape, statement, self.pace.clock())
+
+    def after(self, cursor):
+        shape, statement, began = self.running
+        ms = (self.pace.clock() - began) * 1000.0
+        if self.batch is None:
+            self.batch = Batch(shape, statement, began, cursor.connection)
+        b = self.batch
+        b.count += 1
+        b.ms += ms
+        b.rows += max(cursor.rowcount, 0)
+        if shape is None:
+            self.flush()
+
+    def flush(self, dbapi=None):
+        """Reports the batch (of `dbapi`'s session, when given), with the
+        locks its session took since the previous batch and the WAL position."""
+        b = self.batch
+        if b is None or (dbapi is not None and b.dbapi is not dbapi):
+            return
+        self.batch = None
         locks, wal, timeout = [], None, None
         try:
             if not OWN_LOCKS:
                 raise RuntimeError("REHEARSE_OWN_LOCKS_SQL is not set")
-            probe = cursor.connection.cursor()
+            probe = b.dbapi.cursor()
             probe.execute(OWN_LOCKS)
             wal, timeout, locks_json = probe.fetchone()
             probe.close()
             locks = json.loads(locks_json)
         except Exception:
             pass
-        # Credit a statement with the locks it added to those already held
-        # (all are released at commit, so the held set follows the session).
+        # Credit a batch with the locks it added to those already held (all
+        # are released when the transaction ends, so the held set follows the session).
+        held = self.held.setdefault(id(b.dbapi), set())
         now = {(oid, mode) for oid, _, _, mode in locks}
-        new = [l for l in locks if (l[0], l[3]) not in held]
+        new = [lock for lock in locks if (lock[0], lock[3]) not in held]
         held.clear()
         held.update(now)
-        emit("statement", sql=statement, ms=ms, rows=cursor.rowcount, wal=wal, lock_timeout=timeout, locks=new,
-             at=time.time())
+        emit("statement", sql=b.sql, ms=b.ms, rows=b.rows, count=b.count, wal=wal, lock_timeout=timeout, locks=new,
+             clock=b.clock)
 
+
+def trace_transactions(tracer, pace):
+    """Reports each transaction's end (commit or rollback, as the driver
+    finished it): every lock a transaction took is held until then. The
+    dialect's do_commit/do_rollback are what SQLAlchemy (and Alembic's
+    autocommit_block) end every transaction with."""
+    from sqlalchemy.engine.default import DefaultDialect
+
+    def ending(original, state):
+        def end(dialect, connection):
+            raw = getattr(connection, "dbapi_connection", connection)
+            if tracer is not None:
+                tracer.flush(raw)
+            try:
+                original(dialect, connection)
+            finally:
+                emit("transaction", state=state, clock=pace.clock())
+
+        return end
+
+    DefaultDialect.do_commit = ending(DefaultDialect.do_commit, "commit")
+    DefaultDialect.do_rollback = ending(DefaultDialect.do_rollback, "rollback")
+
+
+def pace_revisions(tracer, pace):
+    """Wraps MigrationContext.run_migrations so that, for each revision
+    Alembic is about to run, the helper says revision_start and waits for
+    rehearse's "go"; once the revision ran (and, with a transaction per
+    migration, committed) it says revision_end."""
+    original = MigrationContext.run_migrations
+
+    def run_migrations(ctx, **kw):
+        steps_of = ctx._migrations_fn
+
+        def paced(heads, context):
+            steps = list(steps_of(heads, context))
+            for i, step in enumerate(steps):
+                revision = getattr(step, "up_revision_id", None) or step.info.up_revision_id
+                emit("revision_start", revision=revision, at=time.time(), clock=pace.clock())
+                pace.wait_for_go(revision)
+                yield step
+                # Resumed once the step's own transaction block ended.
+                if tracer is not None:
+                    tracer.flush()
+                emit("revision_end", revision=revision, clock=pace.clock(), last=i == len(steps) - 1)
+
+        ctx._migrations_fn = paced
+        return original(ctx, **kw)
+
+    MigrationContext.run_migrations = run_migrations
+
+
+def commit_each_revision():
+    """Each revision in a transaction of its own, whatever env.py says, so
+    what each built is visible after it (the drift build reads the schema
+    between revisions)."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    original = EnvironmentContext.configure
+
+    def configure(ctx, *a, **kw):
+        kw["transaction_per_migration"] = True
+        return original(ctx, *a, **kw)
+
+    EnvironmentContext.configure = configure
+
+
+def upgrade(args):
+    cfg = config(args.config)
+    pace = Pace()
+    tracer = None if args.no_trace else Tracer(pace)
+    if tracer is not None:
+
+        @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute")
+        def before(conn, cursor, statement, parameters, context, executemany):
+            tracer.before(cursor, statement)
+
+        @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "after_cursor_execute")
+        def after(conn, cursor, statement, parameters, context, executemany):
+            tracer.after(cursor)
+
+    trace_transactions(tracer, pace)
+    pace_revisions(tracer, pace)
+    if args.commit_each:
+        commit_each_revision()
     emit("ready", started=STARTED, at=time.time())
     try:
-        command.upgrade(cfg, args.revision)
+        command.upgrade(cfg, args.target)
+    except Stopped:
+        return 130
     except Exception as e:
         orig = getattr(e, "orig", None)
         diag = getattr(orig, "diag", None)
@@ -164,10 +329,10 @@ def upgrade(args):
             sqlstate=getattr(orig, "pgcode", None) or getattr(diag, "sqlstate", None),
             statement=getattr(e, "statement", None),
             traceback="".join(traceback.format_exc().splitlines(True)[-25:]),
-            at=time.time(),
+            clock=pace.clock(),
         )
         return 2
-    emit("done", at=time.time())
+    emit("done", clock=pace.clock())
     return 0
 
 
@@ -193,6 +358,8 @@ def main():
     parser.add_argument("--revisions")
     parser.add_argument("--version-table")
     parser.add_argument("--version-table-schema")
+    parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument("--commit-each", action="store_true")
     args = parser.parse_args()
     return {"discover": discover, "upgrade": upgrade, "offline": offline}[args.action](args)
 

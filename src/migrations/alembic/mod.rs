@@ -1,24 +1,28 @@
 //! Alembic projects: pending revisions and their upgrade order come from
 //! Alembic itself, through a small Python helper (helper.py) run with the
-//! user's interpreter; each revision is applied in a process of its own,
-//! in-process to Alembic, with every statement traced (text, time, rows,
-//! WAL and the locks its session holds right after it, read with the query
-//! rehearse gives it). The helper's output is a typed protocol (`protocol.rs`).
+//! user's interpreter. The release is applied as production's deploy runs
+//! it, `alembic upgrade <target>` in one process (`migrations.process:
+//! per_revision`: one a revision), paced revision by revision
+//! (`session.rs`) and in-process to Alembic, with its statements traced in
+//! batches (text, time, rows, WAL and the locks its session holds after
+//! each batch, read with the query rehearse gives it) and its transactions'
+//! ends reported. The helper's output is a typed protocol (`protocol.rs`).
 
 mod protocol;
+mod session;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{taken_by_statement, AlembicPlan, Applied, Migration, OfflineSql, Target};
+use super::{AlembicPlan, AlembicProcess, Applied, Migration, OfflineSql, Target};
 use crate::catalog;
 use crate::error::{Error, Result};
-use crate::report::{MigrationError, StatementReport};
+use crate::report::MigrationError;
 use crate::sys::process::{ChildCommand, ChildError};
-use crate::sys::text::last_lines;
 use protocol::{HelperEvent, PendingRevision};
+use session::Session;
 
 const HELPER: &str = include_str!("helper.py");
 /// `alembic` itself, with the database rehearse names as its sqlalchemy.url (cli.py).
@@ -27,8 +31,6 @@ const CLI: &str = include_str!("cli.py");
 const URL_VAR: &str = "REHEARSE_ALEMBIC_URL";
 /// The application_name of Alembic's sessions, so observers can tell them.
 const APP_NAME: &str = "rehearse-alembic";
-/// How long one revision may run; budgets (max_runtime) are the real limit.
-const REVISION_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 /// How long listing the revisions, or rendering their offline SQL, may take.
 const LISTING_DEADLINE: Duration = Duration::from_secs(300);
 /// Alembic's version table when env.py names none.
@@ -93,8 +95,12 @@ pub fn url_env(url: String) -> (String, String) {
 
 pub struct AlembicProject {
     plan: AlembicPlan,
+    /// Trace the revisions' statements (off: `--no-trace`).
+    trace: bool,
     /// The `[schema.]table` env.py records revisions in, as discovery read it.
     version_table: std::sync::OnceLock<String>,
+    /// The Alembic process applying the release, between two revisions.
+    session: tokio::sync::Mutex<Option<Session>>,
 }
 
 /// The helper's events, and how its process ended.
@@ -104,8 +110,13 @@ struct HelperRun {
 }
 
 impl AlembicProject {
-    pub fn new(plan: AlembicPlan) -> AlembicProject {
-        AlembicProject { plan, version_table: std::sync::OnceLock::new() }
+    pub fn new(plan: AlembicPlan, trace: bool) -> AlembicProject {
+        AlembicProject {
+            plan,
+            trace,
+            version_table: std::sync::OnceLock::new(),
+            session: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// The `[schema.]table` the project records revisions in: what env.py
@@ -118,8 +129,13 @@ impl AlembicProject {
             .unwrap_or_else(|| DEFAULT_VERSION_TABLE.into())
     }
 
-    /// Runs the helper; an event it printed that rehearse cannot read is an error.
-    async fn helper(&self, args: &[&str], target: &Target<'_>, deadline: Duration) -> Result<HelperRun> {
+    /// The helper with `args`, run with the project's interpreter in its
+    /// folder (here or in the app's image), reaching the throwaway database.
+    fn helper_command(
+        &self,
+        args: &[&str],
+        target: &Target<'_>,
+    ) -> (ChildCommand, Option<super::launch::Container>) {
         let conn = self.plan.launch.reachable(target.conn);
         let target = Target { conn: &conn, ..*target };
         let mut argv: Vec<String> = vec!["-c".into(), HELPER.into()];
@@ -134,8 +150,14 @@ impl AlembicProject {
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
         ]);
         let python = self.plan.python.display().to_string();
-        let (cmd, _container) = self.plan.launch.command(&python, &argv, &env, &self.plan.dir);
-        let cmd = cmd.label("the Alembic helper").deadline(deadline).keep_all_stdout();
+        let (cmd, container) = self.plan.launch.command(&python, &argv, &env, &self.plan.dir);
+        (cmd.label("the Alembic helper"), container)
+    }
+
+    /// Runs the helper; an event it printed that rehearse cannot read is an error.
+    async fn helper(&self, args: &[&str], target: &Target<'_>, deadline: Duration) -> Result<HelperRun> {
+        let (cmd, _container) = self.helper_command(args, target);
+        let cmd = cmd.deadline(deadline).keep_all_stdout();
         let (stdout, failure) = match cmd.run(target.cancel).await {
             Ok(out) => (out.stdout, None),
             Err(ChildError::Failed { label, status, stderr, stdout }) => {
@@ -273,58 +295,62 @@ impl AlembicProject {
         Ok(())
     }
 
-    /// Applies one revision in a process of its own.
-    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
-        let spawned = SystemTime::now();
-        let run = self.helper(&["upgrade", "--revision", &migration.id], target, REVISION_DEADLINE).await?;
-        let at = |seconds: f64| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0));
-        let mut ready = None;
-        let mut end = None;
-        let mut applied = Applied::default();
-        let mut wal_before: Option<u64> = None;
-        let mut failed = None;
-        for event in &run.events {
-            match event {
-                HelperEvent::Ready { at: t } => ready = Some(at(*t)),
-                HelperEvent::Done { at: t } => end = Some(at(*t)),
-                HelperEvent::Failed { at: t, .. } => {
-                    end = Some(at(*t));
-                    failed = Some(event);
-                }
-                HelperEvent::Statement { .. } => {
-                    if let Some(s) = statement(event, &mut wal_before, ready, target, &self.version_table()) {
-                        applied.statements.push(s);
-                    }
-                }
-                _ => {}
-            }
+    /// Gets the Alembic process ready to run `migration`: the running one
+    /// has reached it, or one is started (the release's first revision, or
+    /// each revision with `process: per_revision`), its start-up measured.
+    pub async fn ready(&self, migration: &Migration, target: &Target<'_>) -> Result<()> {
+        let mut session = self.session.lock().await;
+        if session.as_ref().is_some_and(|s| s.ready_for(&migration.id)) {
+            return Ok(());
         }
-        applied.startup = ready.and_then(|r| r.duration_since(spawned).ok());
-        applied.duration = match (ready, end) {
-            (Some(r), Some(e)) => e.duration_since(r).unwrap_or_default(),
-            _ => spawned.elapsed().unwrap_or_default(),
+        if let Some(running) = session.as_mut().filter(|s| !s.ended()) {
+            let other = running.waiting().unwrap_or("another revision").to_string();
+            running.close().await;
+            return Err(Error::environment(format!(
+                "Alembic is about to run {other} where rehearse expected {} (the order discovery listed): \
+                 rerun with migrations.process: per_revision, and report it",
+                migration.id
+            )));
+        }
+        let alembic_target = match self.plan.process {
+            AlembicProcess::One => self.plan.target.as_str(),
+            AlembicProcess::PerRevision => migration.id.as_str(),
         };
-        match (failed, run.failure) {
-            (Some(f), _) => applied.error = Some(revision_error(f, migration, target)),
-            (None, Some(ChildError::Cancelled { .. })) => {
-                applied.interrupted = true;
-                applied.error = Some(MigrationError::new("interrupted by a signal while the revision ran"));
-            }
-            (None, Some(other)) => {
-                let text = match &other {
-                    ChildError::Failed { stderr, .. } => last_lines(stderr, 25),
-                    e => e.to_string(),
-                };
-                let message = format!("alembic upgrade {} failed:\n{text}", migration.id);
-                applied.error = Some(MigrationError::new(target.redact(&message)));
-            }
-            (None, None) if end.is_none() => {
-                applied.error =
-                    Some(MigrationError::new("the Alembic helper ended without reporting the revision's outcome"));
-            }
-            (None, None) => {}
+        let mut args = vec!["upgrade", "--target", alembic_target];
+        args.extend(self.plan.commit_each.then_some("--commit-each"));
+        args.extend((!self.trace).then_some("--no-trace"));
+        let (cmd, container) = self.helper_command(&args, target);
+        let python = self.plan.python.display().to_string();
+        let started = Session::start(cmd, container, &python, target.cancel).await?;
+        if let Some(other) = started.waiting().filter(|r| *r != migration.id) {
+            return Err(Error::environment(format!(
+                "Alembic's upgrade to {alembic_target} starts with {other}, where rehearse expected {} (the order \
+                 discovery listed): report it",
+                migration.id
+            )));
+        }
+        *session = Some(started);
+        Ok(())
+    }
+
+    /// Applies one revision: the process `ready` prepared runs it (started
+    /// here when nothing called `ready`, as the drift build does not).
+    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
+        self.ready(migration, target).await?;
+        let mut session = self.session.lock().await;
+        let running = session.as_mut().expect("ready started one");
+        let applied = running.run(migration, target, &self.version_table()).await?;
+        if running.ended() {
+            *session = None;
         }
         Ok(applied)
+    }
+
+    /// Stops the process of a release that stopped early (its open transaction rolls back).
+    pub async fn close(&self) {
+        if let Some(mut running) = self.session.lock().await.take() {
+            running.close().await;
+        }
     }
 }
 
@@ -340,44 +366,8 @@ fn migration(r: PendingRevision) -> Migration {
     }
 }
 
-/// A traced statement, in the report's terms; None for Alembic's and
-/// SQLAlchemy's own bookkeeping (whose WAL still counts toward the next).
-fn statement(
-    event: &HelperEvent,
-    wal_before: &mut Option<u64>,
-    ready: Option<SystemTime>,
-    target: &Target<'_>,
-    version_table: &str,
-) -> Option<StatementReport> {
-    let HelperEvent::Statement { sql, ms, rows, wal, lock_timeout, locks, at } = event else { return None };
-    let wal_bytes = match (*wal_before, *wal) {
-        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
-        _ => None,
-    };
-    *wal_before = wal.or(*wal_before);
-    if is_bookkeeping(sql, version_table) {
-        return None;
-    }
-    let ended = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
-    let started = ended.checked_sub(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-    let locks = catalog::own_lock_rows(locks.clone()).into_iter().map(taken_by_statement).collect();
-    Some(StatementReport {
-        query: target.redact(sql.trim()),
-        line: None,
-        duration_ms: ms.round() as u64,
-        rows: (*rows).max(0) as u64,
-        wal_bytes,
-        locks,
-        lock_timeout_ms: *lock_timeout,
-        started_ms: match (started, ready) {
-            (Some(s), Some(r)) => s.duration_since(r).map(|d| d.as_millis() as u64).unwrap_or(0),
-            _ => 0,
-        },
-    })
-}
-
 /// The revision's own failure: the exception, the statement, the traceback's end.
-fn revision_error(failed: &HelperEvent, migration: &Migration, target: &Target<'_>) -> MigrationError {
+pub(super) fn revision_error(failed: &HelperEvent, migration: &Migration, target: &Target<'_>) -> MigrationError {
     let HelperEvent::Failed { message, sqlstate, statement, traceback, .. } = failed else {
         return MigrationError::new("the revision raised an exception");
     };
@@ -400,7 +390,7 @@ fn names(sql: &str, table: &str) -> bool {
 /// Statements SQLAlchemy and Alembic send for themselves: dialect probes on
 /// connect and the version table's bookkeeping (`alembic_version`, or the
 /// `[schema.]table` env.py configures). Their locks still count.
-fn is_bookkeeping(sql: &str, version_table: &str) -> bool {
+pub(super) fn is_bookkeeping(sql: &str, version_table: &str) -> bool {
     let s = sql.trim_start().to_ascii_lowercase();
     let table = version_table.rsplit('.').next().unwrap_or(version_table).to_ascii_lowercase();
     names(&s, &table)

@@ -28,27 +28,57 @@ pub enum HelperEvent {
         #[serde(default)]
         version_table_schema: Option<String>,
     },
-    /// Interpreter and imports done; the revision starts now.
-    Ready { at: f64 },
-    /// One statement Alembic (or SQLAlchemy) sent, traced.
+    /// Interpreter and imports done; Alembic is called now.
+    Ready {},
+    /// Alembic is about to run this revision: the helper waits for rehearse's
+    /// `go` (times are on the helper's clock, which leaves rehearse's pauses out).
+    RevisionStart {
+        revision: String,
+        /// Wall time (seconds since the epoch), for the start-up.
+        at: f64,
+        clock: f64,
+    },
+    /// The revision ran (and, with a transaction per migration, committed).
+    RevisionEnd {
+        clock: f64,
+        /// The last revision of this process: its transaction ends next.
+        last: bool,
+    },
+    /// A batch of statements Alembic (or SQLAlchemy) sent, traced:
+    /// consecutive data statements of one shape, or one other statement.
     Statement {
+        /// The batch's first statement.
         sql: String,
+        /// The statements' own time, summed.
         ms: f64,
-        /// The cursor's rowcount (-1 when the driver does not know).
+        /// The cursors' rowcounts, summed (-1 counted as 0).
         rows: i64,
-        /// WAL insert position after the statement; None when the probe failed.
+        /// How many statements the batch holds.
+        count: u64,
+        /// WAL insert position after the batch; None when the probe failed.
         wal: Option<u64>,
         lock_timeout: Option<u64>,
-        /// Locks the statement added to those its session already held.
+        /// Locks the batch added to those its session already held.
         locks: Vec<OwnLockEntry>,
-        at: f64,
+        /// When its first statement started.
+        clock: f64,
     },
+    /// A transaction ended: every lock it took is released now.
+    Transaction { state: TransactionEnd, clock: f64 },
     /// The revision raised.
-    Failed { message: String, sqlstate: Option<String>, statement: Option<String>, traceback: String, at: f64 },
-    /// The revision applied.
-    Done { at: f64 },
+    Failed { message: String, sqlstate: Option<String>, statement: Option<String>, traceback: String, clock: f64 },
+    /// `alembic upgrade` returned.
+    Done {},
     /// What `alembic upgrade <range> --sql` printed for a revision, or why it could not.
     Offline { revision: String, sql: Option<String>, error: Option<String> },
+}
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionEnd {
+    Commit,
+    Rollback,
 }
 
 /// One pending revision as Alembic's ScriptDirectory describes it.
@@ -72,14 +102,16 @@ pub struct UnreadableEvent {
 
 /// The helper's events in `stdout`, in order.
 pub fn read_events(stdout: &str) -> Result<Vec<HelperEvent>, UnreadableEvent> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix(MARK))
-        .map(|line| {
-            serde_json::from_str(line)
-                .map_err(|source| UnreadableEvent { line: crate::sys::text::one_line(line, 200), source })
-        })
-        .collect()
+    stdout.lines().filter_map(read_line).collect()
+}
+
+/// The event on one line of the helper's stdout; None for a line that is not one (an env.py printing).
+pub fn read_line(line: &str) -> Option<Result<HelperEvent, UnreadableEvent>> {
+    let line = line.strip_prefix(MARK)?;
+    Some(
+        serde_json::from_str(line)
+            .map_err(|source| UnreadableEvent { line: crate::sys::text::one_line(line, 200), source }),
+    )
 }
 
 #[cfg(test)]
@@ -91,16 +123,19 @@ mod tests {
         let out = format!(
             "env.py says hi\n{MARK}{{\"type\": \"ready\", \"started\": 1.0, \"at\": 2.5}}\n\
              {MARK}{{\"type\": \"statement\", \"sql\": \"ALTER TABLE t ADD c int\", \"ms\": 1.5, \"rows\": -1, \
-             \"wal\": 100, \"lock_timeout\": 0, \"locks\": [[16400, \"public.t\", \"r\", \"AccessExclusiveLock\"]], \"at\": 3.0}}\n"
+             \"count\": 1, \"wal\": 100, \"lock_timeout\": 0, \"locks\": [[16400, \"public.t\", \"r\", \"AccessExclusiveLock\"]], \
+             \"clock\": 3.0}}\n\
+             {MARK}{{\"type\": \"transaction\", \"state\": \"commit\", \"clock\": 3.5}}\n"
         );
         let events = read_events(&out).unwrap();
-        assert!(matches!(events[0], HelperEvent::Ready { at } if at == 2.5));
+        assert!(matches!(events[0], HelperEvent::Ready {}));
         let HelperEvent::Statement { locks, rows, .. } = &events[1] else { panic!("{events:?}") };
         assert_eq!((locks[0].0, *rows), (16400, -1));
+        assert!(matches!(events[2], HelperEvent::Transaction { state: TransactionEnd::Commit, clock } if clock == 3.5));
 
         let unknown = read_events(&format!("{MARK}{{\"type\": \"surprise\"}}\n")).unwrap_err();
         assert!(unknown.to_string().contains("Alembic helper") && unknown.to_string().contains("surprise"));
-        let malformed = read_events(&format!("{MARK}{{\"type\": \"done\"}}\n")).unwrap_err();
-        assert!(malformed.source.to_string().contains("at"), "{malformed}: a missing field is an error, not 0");
+        let malformed = read_events(&format!("{MARK}{{\"type\": \"revision_end\", \"last\": true}}\n")).unwrap_err();
+        assert!(malformed.source.to_string().contains("clock"), "{malformed}: a missing field is an error, not 0");
     }
 }

@@ -170,6 +170,7 @@ impl FileRun<'_, '_> {
             line: located.part.main.then_some(stmt.line),
             duration_ms: 0,
             rows: 0,
+            count: 1,
             wal_bytes: None,
             locks: Vec::new(),
             lock_timeout_ms: Some(self.lock_timeout_ms),

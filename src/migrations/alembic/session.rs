@@ -1,0 +1,398 @@
+//! One Alembic process applying a release's revisions, paced by rehearse:
+//! `alembic upgrade <target>` runs once, as production's deploy runs it,
+//! and before each revision the helper says which one it is about to run
+//! and waits for rehearse's `go` (rehearse starts observing in between).
+//!
+//! Every time the helper reports is on its own clock, which leaves out the
+//! pauses: durations, statement times and lock holds never include the
+//! time rehearse spent between two revisions. A lock is held from the
+//! batch of statements that took it until its transaction ends (the
+//! helper reports each commit and rollback); with env.py's default, one
+//! transaction for the whole release, that is at a later revision, whose
+//! [`Applied::released`] carries the final holds of the earlier ones.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{self, HelperEvent, TransactionEnd};
+use super::{is_bookkeeping, revision_error};
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::migrations::launch::Container;
+use crate::migrations::{taken_by_statement, Applied, Migration, ReleasedHold, Target};
+use crate::pg::LockMode;
+use crate::report::{MigrationError, StatementReport};
+use crate::sys::process::{ChildCommand, ChildError, InteractiveChild};
+use crate::sys::text::last_lines;
+
+/// How long one revision (or the start-up before the first) may run;
+/// budgets (max_runtime) are the real limit.
+const REVISION_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+/// How long a process told to stop (stdin closed: it rolls back) may take to exit.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
+
+pub(super) struct Session {
+    child: InteractiveChild,
+    _container: Option<Container>,
+    /// The revision the helper waits to start, and its clock then.
+    waiting: Option<(String, f64)>,
+    /// From starting the process to its first revision, reported with that revision.
+    startup: Option<Duration>,
+    /// Why the process ended before a revision could start (env.py raised,
+    /// the database refused the connection, a signal).
+    early: Option<Ended>,
+    ended: bool,
+    /// The locks the open transaction holds.
+    open: Vec<OpenLock>,
+    /// The revisions that ran statements in the open transaction.
+    in_transaction: Vec<String>,
+    /// WAL position after the previous batch.
+    wal: Option<u64>,
+}
+
+/// How a process ended: its failure event, or how its exit went wrong.
+#[derive(Default)]
+struct Ended {
+    failed: Option<HelperEvent>,
+    exit: Option<ChildError>,
+}
+
+/// A lock a batch took, held until its transaction ends.
+struct OpenLock {
+    /// The migration that took it (`shown_id`).
+    migration: String,
+    relation: String,
+    mode: LockMode,
+    /// When its batch started, on the helper's clock.
+    clock: f64,
+    /// Its place in the current migration's statements: (statement, lock).
+    at: Option<(usize, usize)>,
+}
+
+/// What one line of the helper brought.
+enum Next {
+    Event(HelperEvent),
+    /// The helper closed stdout: it exited.
+    Eof,
+    /// Stopped by the run's cancellation or a deadline.
+    Stopped(ChildError),
+}
+
+impl Session {
+    /// Starts the helper and reads up to the first revision it is about to run.
+    pub(super) async fn start(
+        cmd: ChildCommand,
+        container: Option<Container>,
+        python: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Session> {
+        let spawned = SystemTime::now();
+        let child = cmd.spawn_interactive().map_err(|e| {
+            Error::environment_because(
+                format!("cannot start the Alembic helper with {python}: set migrations.python to your app's interpreter"),
+                e,
+            )
+        })?;
+        let mut s = Session {
+            child,
+            _container: container,
+            waiting: None,
+            startup: None,
+            early: None,
+            ended: false,
+            open: Vec::new(),
+            in_transaction: Vec::new(),
+            wal: None,
+        };
+        let mut ended = Ended::default();
+        loop {
+            match s.next(cancel).await? {
+                Next::Event(HelperEvent::RevisionStart { revision, at, clock }) => {
+                    let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
+                    s.startup = started.duration_since(spawned).ok();
+                    s.waiting = Some((revision, clock));
+                    return Ok(s);
+                }
+                Next::Event(HelperEvent::Missing { message }) => {
+                    return Err(Error::environment(format!("{python} cannot import Alembic: {message}")))
+                }
+                Next::Event(e @ HelperEvent::Failed { .. }) => ended.failed = Some(e),
+                // env.py's own statements before the first revision (the version table's creation).
+                Next::Event(HelperEvent::Statement { wal, .. }) => s.wal = wal.or(s.wal),
+                Next::Event(_) => {}
+                Next::Eof => {
+                    ended.exit = s.child.finish(CLOSE_DEADLINE).await.err();
+                    break;
+                }
+                Next::Stopped(e) => {
+                    ended.exit = Some(e);
+                    break;
+                }
+            }
+        }
+        s.ended = true;
+        s.early = Some(ended);
+        Ok(s)
+    }
+
+    /// The revision the helper waits to start.
+    pub(super) fn waiting(&self) -> Option<&str> {
+        self.waiting.as_ref().map(|(r, _)| r.as_str())
+    }
+
+    /// Whether it is ready to run `revision`, or ended before any revision
+    /// (which `run` turns into that revision's failure).
+    pub(super) fn ready_for(&self, revision: &str) -> bool {
+        self.waiting() == Some(revision) || self.early.is_some()
+    }
+
+    pub(super) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Tells the helper to stop (stdin closed: its open transaction rolls back) and waits for it.
+    pub(super) async fn close(&mut self) {
+        if !self.ended {
+            let _ = self.child.finish(CLOSE_DEADLINE).await;
+            self.ended = true;
+        }
+    }
+
+    async fn next(&mut self, cancel: &CancellationToken) -> Result<Next> {
+        loop {
+            let line = match self.child.next_line(cancel, REVISION_DEADLINE).await {
+                Ok(Some(line)) => line,
+                Ok(None) => return Ok(Next::Eof),
+                Err(e) => return Ok(Next::Stopped(e)),
+            };
+            let Some(event) = protocol::read_line(&line) else { continue };
+            return event.map(Next::Event).map_err(|e| {
+                Error::environment_because(
+                    "the Alembic helper printed output rehearse cannot read (a different helper version, or an \
+                     env.py printing rehearse's marker): rerun, and report it if it persists",
+                    e,
+                )
+            });
+        }
+    }
+
+    /// Runs the revision the helper waits for (`ready_for(migration.id)`)
+    /// and reads what it did, up to its end (or the process's, after the last).
+    pub(super) async fn run(
+        &mut self,
+        migration: &Migration,
+        target: &Target<'_>,
+        version_table: &str,
+    ) -> Result<Applied> {
+        let mut applied = Applied::default();
+        if let Some(ended) = self.early.take() {
+            outcome(&mut applied, ended, migration, target);
+            return Ok(applied);
+        }
+        let Some((revision, go)) = self.waiting.take() else {
+            return Err(Error::environment(format!(
+                "the Alembic process is not waiting to run {}: report this as a bug",
+                migration.id
+            )));
+        };
+        applied.startup = self.startup.take();
+        applied.inherited = self.open.iter().map(|l| (l.relation.clone(), l.mode)).collect();
+        let shown = migration.shown_id();
+        let sent = Instant::now();
+        self.child
+            .send(&format!("go {revision}"))
+            .await
+            .map_err(|e| Error::environment_because("cannot tell the Alembic helper to go on", e))?;
+        let mut run = Revision { go, end: None, ended: Ended::default(), rolled_back: Vec::new() };
+        loop {
+            match self.next(target.cancel).await? {
+                Next::Event(e) => {
+                    if self.event(e, &shown, &mut run, &mut applied, target, version_table) {
+                        break;
+                    }
+                }
+                Next::Eof => {
+                    run.ended.exit = self.child.finish(CLOSE_DEADLINE).await.err();
+                    self.ended = true;
+                    break;
+                }
+                Next::Stopped(e) => {
+                    run.ended.exit = Some(e);
+                    self.ended = true;
+                    break;
+                }
+            }
+        }
+        let end = run.end.unwrap_or(go + sent.elapsed().as_secs_f64());
+        if self.ended && !self.open.is_empty() {
+            // The process is gone, so is its connection: the transaction rolled back.
+            self.transaction_ended(end, &shown, &mut applied);
+        }
+        for lock in self.open.iter().filter(|l| l.migration == shown) {
+            // Held at least until the revision's end; the transaction's end makes it final.
+            if let Some((s, l)) = lock.at {
+                let held = &mut applied.statements[s].locks[l];
+                (held.held_ms, held.exact_hold) = (millis(end - lock.clock), true);
+            }
+        }
+        applied.transaction_open = !self.open.is_empty();
+        applied.duration = Duration::from_secs_f64((end - go).max(0.0));
+        outcome(&mut applied, run.ended, migration, target);
+        if let (Some(error), false) = (applied.error.as_mut(), run.rolled_back.is_empty()) {
+            error.message = format!(
+                "{}\n\n(Alembic ran {} in the same transaction, so the rollback undid {} too: production's \
+                 `alembic upgrade` would leave the database as it was before {})",
+                error.message,
+                run.rolled_back.join(", "),
+                if run.rolled_back.len() == 1 { "it" } else { "them" },
+                run.rolled_back[0]
+            );
+        }
+        Ok(applied)
+    }
+
+    /// Takes one event of the running revision into `applied`; whether the
+    /// revision is over (the helper now waits for the next).
+    fn event(
+        &mut self,
+        event: HelperEvent,
+        shown: &str,
+        run: &mut Revision,
+        applied: &mut Applied,
+        target: &Target<'_>,
+        version_table: &str,
+    ) -> bool {
+        match event {
+            HelperEvent::Statement { .. } => self.statement(&event, shown, run.go, applied, target, version_table),
+            HelperEvent::Transaction { state, clock } => {
+                if state == TransactionEnd::Rollback {
+                    run.rolled_back = self.in_transaction.iter().filter(|r| *r != shown).cloned().collect();
+                }
+                self.transaction_ended(clock, shown, applied);
+                // After the last revision: its transaction's end is part of it.
+                run.end = run.end.map(|e| e.max(clock));
+            }
+            HelperEvent::RevisionEnd { clock, last, .. } => {
+                run.end = Some(clock);
+                return !last;
+            }
+            HelperEvent::RevisionStart { revision, clock, .. } => {
+                self.waiting = Some((revision, clock));
+                return true;
+            }
+            HelperEvent::Failed { clock, .. } => {
+                run.end = Some(clock);
+                run.ended.failed = Some(event);
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// A batch of statements into the migration's statements; its locks are
+    /// held from now on, until its transaction ends.
+    fn statement(
+        &mut self,
+        event: &HelperEvent,
+        shown: &str,
+        go: f64,
+        applied: &mut Applied,
+        target: &Target<'_>,
+        version_table: &str,
+    ) {
+        let HelperEvent::Statement { sql, ms, rows, count, wal, lock_timeout, locks, clock } = event else { return };
+        let wal_bytes = match (self.wal, *wal) {
+            (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+            _ => None,
+        };
+        self.wal = wal.or(self.wal);
+        // Alembic's and SQLAlchemy's own bookkeeping: its WAL counts toward the next batch.
+        if is_bookkeeping(sql, version_table) {
+            return;
+        }
+        if !self.in_transaction.iter().any(|r| r == shown) {
+            self.in_transaction.push(shown.to_string());
+        }
+        let locks: Vec<_> = catalog::own_lock_rows(locks.clone()).into_iter().map(taken_by_statement).collect();
+        let index = applied.statements.len();
+        for (i, lock) in locks.iter().enumerate() {
+            self.open.push(OpenLock {
+                migration: shown.to_string(),
+                relation: lock.relation.clone(),
+                mode: lock.mode,
+                clock: *clock,
+                at: Some((index, i)),
+            });
+        }
+        applied.statements.push(StatementReport {
+            query: target.redact(sql.trim()),
+            line: None,
+            duration_ms: ms.round() as u64,
+            rows: (*rows).max(0) as u64,
+            count: *count,
+            wal_bytes,
+            locks,
+            lock_timeout_ms: *lock_timeout,
+            started_ms: millis(clock - go),
+        });
+    }
+
+    /// The open transaction ended at `clock`: each of its locks was held
+    /// from its batch until now. This migration's are final in its
+    /// statements; earlier migrations' go back to them through `released`.
+    fn transaction_ended(&mut self, clock: f64, shown: &str, applied: &mut Applied) {
+        for lock in std::mem::take(&mut self.open) {
+            let held_ms = millis(clock - lock.clock);
+            match lock.at.filter(|_| lock.migration == shown) {
+                Some((s, l)) => {
+                    let held = &mut applied.statements[s].locks[l];
+                    (held.held_ms, held.exact_hold) = (held_ms, true);
+                }
+                None if !lock.relation.is_empty() => applied.released.push(ReleasedHold {
+                    migration: lock.migration,
+                    relation: lock.relation,
+                    mode: lock.mode,
+                    held_ms,
+                }),
+                None => {}
+            }
+        }
+        self.in_transaction.clear();
+    }
+}
+
+/// What the running revision has seen so far.
+struct Revision {
+    /// Its start on the helper's clock.
+    go: f64,
+    /// Its end: the revision's end, or its transaction's after the last.
+    end: Option<f64>,
+    ended: Ended,
+    /// Earlier revisions a rollback in this one undid.
+    rolled_back: Vec<String>,
+}
+
+/// The revision's error from how its process ended, if it did.
+fn outcome(applied: &mut Applied, ended: Ended, migration: &Migration, target: &Target<'_>) {
+    match (ended.failed, ended.exit) {
+        (Some(f), _) => applied.error = Some(revision_error(&f, migration, target)),
+        (None, Some(ChildError::Cancelled { .. })) => {
+            applied.interrupted = true;
+            applied.error = Some(MigrationError::new("interrupted by a signal while the revision ran"));
+        }
+        (None, Some(other)) => {
+            let text = match &other {
+                ChildError::Failed { stderr, .. } => last_lines(stderr, 25),
+                e => e.to_string(),
+            };
+            let message = format!("alembic upgrade {} failed:\n{text}", migration.id);
+            applied.error = Some(MigrationError::new(target.redact(&message)));
+        }
+        (None, None) => {}
+    }
+}
+
+fn millis(seconds: f64) -> u64 {
+    (seconds.max(0.0) * 1000.0).round() as u64
+}
