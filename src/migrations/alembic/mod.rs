@@ -300,6 +300,10 @@ impl AlembicProject {
     /// each revision with `process: per_revision`), its start-up measured.
     pub async fn ready(&self, migration: &Migration, target: &Target<'_>) -> Result<()> {
         let mut session = self.session.lock().await;
+        let python = self.plan.python.display().to_string();
+        if let Some(running) = session.as_mut().filter(|s| s.between()) {
+            running.advance(target.cancel, None, &python).await?;
+        }
         if session.as_ref().is_some_and(|s| s.ready_for(&migration.id)) {
             return Ok(());
         }
@@ -320,7 +324,6 @@ impl AlembicProject {
         args.extend(self.plan.commit_each.then_some("--commit-each"));
         args.extend((!self.trace).then_some("--no-trace"));
         let (cmd, container) = self.helper_command(&args, target);
-        let python = self.plan.python.display().to_string();
         let started = Session::start(cmd, container, &python, target.cancel).await?;
         if let Some(other) = started.waiting().filter(|r| *r != migration.id) {
             return Err(Error::environment(format!(

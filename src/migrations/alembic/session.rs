@@ -49,6 +49,8 @@ pub(super) struct Session {
     in_transaction: Vec<String>,
     /// WAL position after the previous batch.
     wal: Option<u64>,
+    /// Final holds of earlier revisions' locks, for the next `run` to report.
+    released: Vec<ReleasedHold>,
 }
 
 /// How a process ended: its failure event, or how its exit went wrong.
@@ -104,25 +106,39 @@ impl Session {
             open: Vec::new(),
             in_transaction: Vec::new(),
             wal: None,
+            released: Vec::new(),
         };
+        s.advance(cancel, Some(spawned), python).await?;
+        Ok(s)
+    }
+
+    /// Reads up to the next revision the helper is about to run (the
+    /// start-up, from `spawned`, when it is the process's first), or to its end.
+    pub(super) async fn advance(
+        &mut self,
+        cancel: &CancellationToken,
+        spawned: Option<SystemTime>,
+        python: &str,
+    ) -> Result<()> {
         let mut ended = Ended::default();
         loop {
-            match s.next(cancel).await? {
+            match self.next(cancel).await? {
                 Next::Event(HelperEvent::RevisionStart { revision, at, clock }) => {
                     let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
-                    s.startup = started.duration_since(spawned).ok();
-                    s.waiting = Some((revision, clock));
-                    return Ok(s);
+                    self.startup = spawned.and_then(|s| started.duration_since(s).ok());
+                    self.waiting = Some((revision, clock));
+                    return Ok(());
                 }
                 Next::Event(HelperEvent::Missing { message }) => {
                     return Err(Error::environment(format!("{python} cannot import Alembic: {message}")))
                 }
                 Next::Event(e @ HelperEvent::Failed { .. }) => ended.failed = Some(e),
                 // env.py's own statements before the first revision (the version table's creation).
-                Next::Event(HelperEvent::Statement { wal, .. }) => s.wal = wal.or(s.wal),
+                Next::Event(HelperEvent::Statement { wal, .. }) => self.wal = wal.or(self.wal),
+                Next::Event(HelperEvent::Transaction { clock, .. }) => self.transaction_ended(clock, "", None),
                 Next::Event(_) => {}
                 Next::Eof => {
-                    ended.exit = s.child.finish(CLOSE_DEADLINE).await.err();
+                    ended.exit = self.child.finish(CLOSE_DEADLINE).await.err();
                     break;
                 }
                 Next::Stopped(e) => {
@@ -131,9 +147,9 @@ impl Session {
                 }
             }
         }
-        s.ended = true;
-        s.early = Some(ended);
-        Ok(s)
+        self.ended = true;
+        self.early = Some(ended);
+        Ok(())
     }
 
     /// The revision the helper waits to start.
@@ -149,6 +165,11 @@ impl Session {
 
     pub(super) fn ended(&self) -> bool {
         self.ended
+    }
+
+    /// Between two revisions, before the helper said which is next.
+    pub(super) fn between(&self) -> bool {
+        !self.ended && self.waiting.is_none() && self.early.is_none()
     }
 
     /// Tells the helper to stop (stdin closed: its open transaction rolls back) and waits for it.
@@ -227,7 +248,7 @@ impl Session {
         let end = run.end.unwrap_or(go + sent.elapsed().as_secs_f64());
         if self.ended && !self.open.is_empty() {
             // The process is gone, so is its connection: the transaction rolled back.
-            self.transaction_ended(end, &shown, &mut applied);
+            self.transaction_ended(end, &shown, Some(&mut applied));
         }
         for lock in self.open.iter().filter(|l| l.migration == shown) {
             // Held at least until the revision's end; the transaction's end makes it final.
@@ -237,6 +258,7 @@ impl Session {
             }
         }
         applied.transaction_open = !self.open.is_empty();
+        applied.released = std::mem::take(&mut self.released);
         applied.duration = Duration::from_secs_f64((end - go).max(0.0));
         outcome(&mut applied, run.ended, migration, target);
         if let (Some(error), false) = (applied.error.as_mut(), run.rolled_back.is_empty()) {
@@ -269,7 +291,7 @@ impl Session {
                 if state == TransactionEnd::Rollback {
                     run.rolled_back = self.in_transaction.iter().filter(|r| *r != shown).cloned().collect();
                 }
-                self.transaction_ended(clock, shown, applied);
+                self.transaction_ended(clock, shown, Some(applied));
                 // After the last revision: its transaction's end is part of it.
                 run.end = run.end.map(|e| e.max(clock));
             }
@@ -339,23 +361,25 @@ impl Session {
     }
 
     /// The open transaction ended at `clock`: each of its locks was held
-    /// from its batch until now. This migration's are final in its
-    /// statements; earlier migrations' go back to them through `released`.
-    fn transaction_ended(&mut self, clock: f64, shown: &str, applied: &mut Applied) {
+    /// from its batch until now. The running migration's (`shown`) are
+    /// final in its statements; earlier migrations' go back to them through
+    /// `released`, which the next run reports.
+    fn transaction_ended(&mut self, clock: f64, shown: &str, mut applied: Option<&mut Applied>) {
         for lock in std::mem::take(&mut self.open) {
             let held_ms = millis(clock - lock.clock);
-            match lock.at.filter(|_| lock.migration == shown) {
-                Some((s, l)) => {
+            let own = lock.at.filter(|_| lock.migration == shown);
+            match (own, applied.as_deref_mut()) {
+                (Some((s, l)), Some(applied)) => {
                     let held = &mut applied.statements[s].locks[l];
                     (held.held_ms, held.exact_hold) = (held_ms, true);
                 }
-                None if !lock.relation.is_empty() => applied.released.push(ReleasedHold {
+                _ if !lock.relation.is_empty() => self.released.push(ReleasedHold {
                     migration: lock.migration,
                     relation: lock.relation,
                     mode: lock.mode,
                     held_ms,
                 }),
-                None => {}
+                _ => {}
             }
         }
         self.in_transaction.clear();
