@@ -3,6 +3,7 @@
 //! capability; `support` holds the fixtures and assertions.
 
 mod alembic;
+mod alembic_process;
 mod app_image;
 mod apps;
 mod auto_backend;
