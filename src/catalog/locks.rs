@@ -89,10 +89,13 @@ pub async fn backend_locks(client: &Client, prepared: &Statement, pid: i32) -> R
 /// transaction, right after a statement): the WAL insert position, the
 /// session's lock_timeout in ms, and its relation locks as a JSON array of
 /// `[oid, name, relkind, mode]`. The Alembic helper runs this very text
-/// (rehearse passes it in `REHEARSE_OWN_LOCKS_SQL`) from SQLAlchemy's
-/// after-cursor-execute hook.
+/// (rehearse passes it in `REHEARSE_OWN_LOCKS_SQL`) after each batch of
+/// statements. lock_timeout is read with current_setting (its text, `0`,
+/// `250ms`, `5s`, `1min`, is valid interval input), not from pg_settings,
+/// which builds every setting's row each time (half a millisecond, a
+/// tracer's cost on a revision of thousands of statements). Any PostgreSQL version.
 pub const OWN_LOCKS: &str = "/*rehearse*/ SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8,
-  (SELECT setting::int8 FROM pg_settings WHERE name = 'lock_timeout'),
+  (extract(epoch FROM current_setting('lock_timeout')::interval) * 1000)::int8,
   (SELECT coalesce(json_agg(json_build_array(l.relation::int8,
        CASE WHEN c.oid IS NULL THEN '' ELSE format('%I.%I', n.nspname, c.relname) END,
        coalesce(c.relkind::text, ''), l.mode)), '[]')

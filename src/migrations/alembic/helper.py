@@ -173,6 +173,8 @@ class Tracer:
         self.batch = None
         self.running = None
         self.held = {}
+        # Sessions whose probe is prepared, by id (the connection is kept, so its id is not reused).
+        self.prepared = {}
         self.last = (None, None)
 
     def shape(self, statement):
@@ -202,6 +204,30 @@ class Tracer:
         if shape is None:
             self.flush()
 
+    def probe(self, dbapi):
+        """OWN_LOCKS on the batch's session, planned once a session: its
+        planning costs more than its run. psycopg 3 prepares a query it runs
+        again by itself; with other drivers (psycopg2) it is PREPAREd once,
+        after checking no statement of that name exists (a failing statement
+        would abort the migration's transaction)."""
+        if not OWN_LOCKS:
+            raise RuntimeError("REHEARSE_OWN_LOCKS_SQL is not set")
+        cursor = dbapi.cursor()
+        try:
+            sql = OWN_LOCKS
+            if not type(dbapi).__module__.startswith("psycopg."):
+                key = id(dbapi)
+                if key not in self.prepared:
+                    cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'rehearse_own_locks'")
+                    if cursor.fetchone()[0] == 0:
+                        cursor.execute("PREPARE rehearse_own_locks AS " + OWN_LOCKS)
+                    self.prepared[key] = dbapi
+                sql = "EXECUTE rehearse_own_locks"
+            cursor.execute(sql)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
     def flush(self, dbapi=None):
         """Reports the batch (of `dbapi`'s session, when given), with the
         locks its session took since the previous batch and the WAL position."""
@@ -211,12 +237,7 @@ class Tracer:
         self.batch = None
         locks, wal, timeout = [], None, None
         try:
-            if not OWN_LOCKS:
-                raise RuntimeError("REHEARSE_OWN_LOCKS_SQL is not set")
-            probe = b.dbapi.cursor()
-            probe.execute(OWN_LOCKS)
-            wal, timeout, locks_json = probe.fetchone()
-            probe.close()
+            wal, timeout, locks_json = self.probe(b.dbapi)
             locks = json.loads(locks_json)
         except Exception:
             pass
@@ -246,6 +267,9 @@ def trace_transactions(tracer, pace):
             try:
                 original(dialect, connection)
             finally:
+                if tracer is not None:
+                    # Every lock is released: the next batch's locks are all new.
+                    tracer.held.pop(id(raw), None)
                 emit("transaction", state=state, clock=pace.clock())
 
         return end
