@@ -172,9 +172,8 @@ class Tracer:
         self.pace = pace
         self.batch = None
         self.running = None
+        self.depth = 0
         self.held = {}
-        # Sessions whose probe is prepared, by id (the connection is kept, so its id is not reused).
-        self.prepared = {}
         self.last = (None, None)
 
     def shape(self, statement):
@@ -205,25 +204,15 @@ class Tracer:
             self.flush()
 
     def probe(self, dbapi):
-        """OWN_LOCKS on the batch's session, planned once a session: its
-        planning costs more than its run. psycopg 3 prepares a query it runs
-        again by itself; with other drivers (psycopg2) it is PREPAREd once,
-        after checking no statement of that name exists (a failing statement
-        would abort the migration's transaction)."""
+        """OWN_LOCKS on the batch's session. Not PREPAREd: warm, its planning
+        costs a tenth of a millisecond, and a prepared statement a driver or
+        env.py deallocated (psycopg 3 does DEALLOCATE ALL) would fail and
+        abort the migration's transaction."""
         if not OWN_LOCKS:
             raise RuntimeError("REHEARSE_OWN_LOCKS_SQL is not set")
         cursor = dbapi.cursor()
         try:
-            sql = OWN_LOCKS
-            if not type(dbapi).__module__.startswith("psycopg."):
-                key = id(dbapi)
-                if key not in self.prepared:
-                    cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'rehearse_own_locks'")
-                    if cursor.fetchone()[0] == 0:
-                        cursor.execute("PREPARE rehearse_own_locks AS " + OWN_LOCKS)
-                    self.prepared[key] = dbapi
-                sql = "EXECUTE rehearse_own_locks"
-            cursor.execute(sql)
+            cursor.execute(OWN_LOCKS)
             return cursor.fetchone()
         finally:
             cursor.close()
@@ -250,6 +239,51 @@ class Tracer:
         held.update(now)
         emit("statement", sql=b.sql, ms=b.ms, rows=b.rows, count=b.count, wal=wal, lock_timeout=timeout, locks=new,
              clock=b.clock)
+
+
+def trace_statements(tracer):
+    """Times every statement the dialect sends (one, one without parameters,
+    or many) by wrapping the dialects' own do_execute methods, the last
+    step before the driver's cursor. Not through SQLAlchemy's cursor events:
+    a listener takes every connection off SQLAlchemy's fast path, which cost
+    more than the tracing itself on a revision of thousands of statements
+    (bench/TRACING.md). The PostgreSQL dialects are imported first so that
+    their own overrides are wrapped too; a nested call (an override calling
+    its parent's) is timed once."""
+    import importlib
+
+    from sqlalchemy.engine.default import DefaultDialect
+
+    for driver in ("psycopg2", "psycopg", "pg8000", "asyncpg", "psycopg2cffi"):
+        try:
+            importlib.import_module("sqlalchemy.dialects.postgresql." + driver)
+        except Exception:
+            pass
+
+    def wrap(original):
+        def execute(dialect, cursor, statement, *rest):
+            if tracer.depth:
+                return original(dialect, cursor, statement, *rest)
+            tracer.depth += 1
+            try:
+                tracer.before(cursor, statement)
+                result = original(dialect, cursor, statement, *rest)
+                tracer.after(cursor)
+                return result
+            finally:
+                tracer.depth -= 1
+
+        return execute
+
+    classes, todo = [], [DefaultDialect]
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo.extend(c for c in cls.__subclasses__() if c not in classes)
+    for cls in classes:
+        for name in ("do_execute", "do_execute_no_params", "do_executemany"):
+            if name in cls.__dict__:
+                setattr(cls, name, wrap(cls.__dict__[name]))
 
 
 def trace_transactions(tracer, pace):
@@ -326,15 +360,7 @@ def upgrade(args):
     pace = Pace()
     tracer = None if args.no_trace else Tracer(pace)
     if tracer is not None:
-
-        @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute")
-        def before(conn, cursor, statement, parameters, context, executemany):
-            tracer.before(cursor, statement)
-
-        @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "after_cursor_execute")
-        def after(conn, cursor, statement, parameters, context, executemany):
-            tracer.after(cursor)
-
+        trace_statements(tracer)
     trace_transactions(tracer, pace)
     pace_revisions(tracer, pace)
     if args.commit_each:
