@@ -83,21 +83,47 @@ fn a_hold_lasts_until_its_transaction_ends_on_a_machine_whose_cpus_are_busy() {
     drop(hog);
     out.assert_code(0);
     let report = out.report();
-    let m = &report.migrations[0];
-    let hold = m
+    assert_eq!(ids(&report), ["h1_busy_hold", "h2_after"]);
+    let (h1, h2) = (&report.migrations[0], &report.migrations[1]);
+    let hold = h1
         .locks
         .iter()
         .find(|l| l.relation == "public.customers" && l.mode == LockMode::AccessExclusiveLock)
-        .unwrap_or_else(|| panic!("the ALTER's lock: {:?}", m.locks));
-    // The revision keeps its transaction busy for 2.0 s after the ALTER
-    // (its own clock): the lock is held at least that long.
-    assert!(hold.held_ms >= 2000, "held {} ms, the transaction ran 2 s past the ALTER: {hold:?}", hold.held_ms);
-    let probe = m.probes.iter().find(|p| p.relation == "public.customers").expect("a probe on customers");
+        .unwrap_or_else(|| panic!("the ALTER's lock: {:?}", h1.locks));
+    // h1 keeps its transaction busy for 2.0 s after the ALTER, h2 for 1.0 s
+    // more in the same transaction (their own clocks): the lock is held at
+    // least that long; rehearse's pause between them is not in it.
+    assert!(hold.held_ms >= 3000, "held {} ms, the transaction ran 3 s past the ALTER: {hold:?}", hold.held_ms);
+    assert!(
+        hold.held_ms <= h1.duration_ms + h2.duration_ms + 2,
+        "held {} ms, longer than the two revisions ({} + {} ms): rehearse's pause is in it",
+        hold.held_ms,
+        h1.duration_ms,
+        h2.duration_ms
+    );
+    let probe = h1.probes.iter().find(|p| p.relation == "public.customers").expect("a probe on customers");
     assert!(probe.writes.probes > 0, "{probe:?}");
     assert!(hold.held_ms as f64 >= probe.writes.max_ms, "held {} ms, a write waited {} ms", hold.held_ms, probe.writes.max_ms);
-    assert!(m.longest_write_block.as_ref().is_some_and(|b| b.held_ms == hold.held_ms), "{:?}", m.longest_write_block);
+    assert!(h1.longest_write_block.as_ref().is_some_and(|b| b.held_ms == hold.held_ms), "{:?}", h1.longest_write_block);
     // Batched: the UPDATEs of one shape are one traced entry, not thousands.
-    let updates = m.statements.iter().filter(|s| s.query.starts_with("UPDATE customers")).collect::<Vec<_>>();
-    assert!(updates.len() == 1 && updates[0].count > 10, "{:?}", m.statements);
+    let updates = h1.statements.iter().filter(|s| s.query.starts_with("UPDATE customers")).collect::<Vec<_>>();
+    assert!(updates.len() == 1 && updates[0].count > 10, "{:?}", h1.statements);
+    // h2 took no lock on customers: the sampler saw h1's, which is not h2's.
+    assert!(!h2.locks.iter().any(|l| l.relation == "public.customers"), "{:?}", h2.locks);
+    sandbox.assert_no_leaks();
+}
+
+#[test]
+fn a_signal_during_the_second_revision_of_one_process_ends_it_and_its_open_transaction() {
+    use nix::sys::signal::Signal;
+    let sandbox = Sandbox::new();
+    // One transaction for both revisions: while the second runs, the first
+    // one's is still open (and the process waited for rehearse in between).
+    let path = scenario(&sandbox, "alembic_holds", "", "");
+    let out = crate::support::run_and_signal(&sandbox, &["run", &path], "migration 2/2", Signal::SIGTERM);
+    out.assert_code(130);
+    let report = out.report();
+    assert_eq!(report.migrations[0].status, MigrationStatus::Applied);
+    assert_eq!(report.migrations[1].status, MigrationStatus::Interrupted, "{:?}", report.migrations[1].error);
     sandbox.assert_no_leaks();
 }
