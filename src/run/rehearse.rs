@@ -199,9 +199,12 @@ impl Rehearsal<'_> {
         // Checked once observation ended, so the checks are neither in its
         // time nor in its locks. After a migration that did not apply there
         // is nothing to check: it rolled back, or left a state its recovery
-        // describes, and the rehearsal stops there.
+        // describes, and the rehearsal stops there. Nor while its transaction
+        // is still open: the app sees nothing of it until the commit (the
+        // migration that ends it is checked for the whole transaction), and
+        // the checks would wait on its locks.
         let mut check_interrupted = false;
-        if let (Some(checker), MigrationStatus::Applied) = (compat, m.status) {
+        if let (Some(checker), MigrationStatus::Applied, false) = (compat, m.status, applied.transaction_open) {
             match checker.after_migration().await {
                 Ok(report) => m.compat = Some(report),
                 Err(Error::Interrupted) => check_interrupted = true,

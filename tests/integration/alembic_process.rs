@@ -127,3 +127,19 @@ fn a_signal_during_the_second_revision_of_one_process_ends_it_and_its_open_trans
     assert_eq!(report.migrations[1].status, MigrationStatus::Interrupted, "{:?}", report.migrations[1].error);
     sandbox.assert_no_leaks();
 }
+
+#[test]
+fn the_running_apps_queries_are_checked_once_the_releases_transaction_ends() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.path().join("queries.sql"), "SELECT id, name FROM customers WHERE id = $1;\n").unwrap();
+    let compat = format!("compat:\n  queries: {}\n", sandbox.path().join("queries.sql").display());
+    let started = std::time::Instant::now();
+    let out = sandbox.rehearse(&["run", &scenario(&sandbox, "alembic_holds", "", &compat)]);
+    out.assert_code(0);
+    // The app sees the release at its commit, after h2: checked then, not
+    // after h1, whose open transaction holds customers (the check would wait).
+    let report = out.report();
+    assert!(report.migrations[0].compat.is_none(), "{:?}", report.migrations[0].compat);
+    assert_eq!(report.migrations[1].compat.as_ref().map(|c| c.checked), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(50), "no check waited for a lock");
+}
