@@ -277,9 +277,11 @@ fn statements(w: &mut String, m: &MigrationReport) {
                 .filter(|l| l.kind == RelationKind::Table)
                 .map(|l| format!("{} {}", l.mode, l.relation))
                 .collect();
+            // A batch of statements of one shape (Alembic's tracer): the first, and how many.
+            let batch = if s.count > 1 { format!(" and {} more of its shape", s.count - 1) } else { String::new() };
             put!(
                 w,
-                "| {} | `{}` | {} | {} | {} | {} |",
+                "| {} | `{}`{batch} | {} | {} | {} | {} |",
                 s.line.map(|l| l.to_string()).unwrap_or_default(),
                 code_cell(&s.query, 90),
                 format_ms(s.duration_ms),
