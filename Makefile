@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test fuzz bench bench-estimate bench-corpus clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test fuzz bench bench-estimate bench-corpus bench-tracing clean
 
 deps:
 	@scripts/deps.sh
@@ -100,9 +100,14 @@ test: deps docker-test-image docker-app-image image
 fuzz: deps
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --locked --test fuzz
 
-# rehearse vs the runbook procedure, side by side; writes bench/RESULTS.md.
+# rehearse vs the runbook procedure, side by side; writes bench/RESULTS.md. Then bench-tracing.
 bench: build
 	bench/run.sh
+	bench/tracing.sh
+
+# Tracing's cost on an Alembic revision of 10,000 statements (untraced, traced, observed, by hand); writes bench/TRACING.md.
+bench-tracing: build
+	bench/tracing.sh
 
 # The production-scale estimate against the measurement at 4x; writes bench/ESTIMATE.md.
 bench-estimate: build
