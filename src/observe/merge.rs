@@ -153,9 +153,9 @@ pub fn merge_locks(
 /// starved of CPU sees a hold in pieces; the probe waited all along.)
 fn floor_by_probes(out: &mut [LockReport], probes: &[ProbeReport]) {
     for p in probes {
-        let waits: [(f64, fn(LockMode) -> bool); 2] =
-            [(p.writes.max_ms, LockMode::blocks_writes), (p.reads.max_ms, LockMode::blocks_reads)];
-        for (waited, blocks) in waits {
+        let waits = [(p.writes.max_ms, true), (p.reads.max_ms, false)];
+        for (waited, writes) in waits {
+            let blocks = |mode: LockMode| if writes { mode.blocks_writes() } else { mode.blocks_reads() };
             let waited = waited.ceil() as u64;
             let blocker =
                 out.iter_mut().filter(|l| l.relation == p.relation && blocks(l.mode)).max_by_key(|l| l.held_ms);
@@ -185,8 +185,8 @@ pub fn extend_hold(m: &mut MigrationReport, before: &RelationSnapshot, relation:
     if let Some(l) = m.locks.iter_mut().find(|l| l.relation == relation && l.mode == mode) {
         l.held_ms = l.held_ms.max(held_ms);
     }
-    let taken = m.statements.iter_mut().flat_map(|s| s.locks.iter_mut());
-    if let Some(l) = taken.filter(|l| l.relation == relation && l.mode == mode).next() {
+    let mut taken = m.statements.iter_mut().flat_map(|s| s.locks.iter_mut());
+    if let Some(l) = taken.find(|l| l.relation == relation && l.mode == mode) {
         l.held_ms = l.held_ms.max(held_ms);
     }
     sort(&mut m.locks);
@@ -318,8 +318,9 @@ mod tests {
 
     #[test]
     fn a_hold_released_by_a_later_migration_is_extended_past_this_one() {
-        let mut m: MigrationReport =
-            serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).map(|r: crate::report::Report| r.migrations[0].clone()).unwrap();
+        let mut m: MigrationReport = serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json"))
+            .map(|r: crate::report::Report| r.migrations[0].clone())
+            .unwrap();
         let before = RelationSnapshot::default();
         m.locks = merge_locks(&before, readings(vec![sampled("public.store", 30)]), &[], 40);
         extend_hold(&mut m, &before, "public.store", LockMode::ShareRowExclusiveLock, 9000);
@@ -337,12 +338,14 @@ mod tests {
     #[test]
     fn an_exact_hold_wins_over_the_samples() {
         let statements = [statement(vec![lock("public.store", 3, true)])];
-        let merged = merge_locks(&RelationSnapshot::default(), readings(vec![sampled("public.store", 13)]), &statements, 40);
+        let merged =
+            merge_locks(&RelationSnapshot::default(), readings(vec![sampled("public.store", 13)]), &statements, 40);
         assert_eq!(merged[0].held_ms, 3, "timed from the statement to its commit");
         assert_eq!(merged[0].source, [LockSource::Statement, LockSource::Sampled]);
         // Not timed exactly (a file with its own BEGIN/COMMIT): the sampler's longer span counts.
         let statements = [statement(vec![lock("public.store", 0, false)])];
-        let merged = merge_locks(&RelationSnapshot::default(), readings(vec![sampled("public.store", 13)]), &statements, 40);
+        let merged =
+            merge_locks(&RelationSnapshot::default(), readings(vec![sampled("public.store", 13)]), &statements, 40);
         assert_eq!(merged[0].held_ms, 13);
     }
 

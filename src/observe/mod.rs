@@ -25,11 +25,11 @@ use crate::pg::LockMode;
 use crate::report::{LockReport, MigrationReport, ProbeReport, Rewrite, TopStatement, Wal};
 use crate::sys::db::{self, ConnInfo};
 use locks::{Sampler, Sighting};
+pub use merge::extend_hold;
 use probes::{ProbeSession, RunningProbes};
 use progress::ProgressSampler;
 use relations::RelationSnapshot;
 use standby::{StandbyObserver, StandbyWatch};
-pub use merge::extend_hold;
 pub use watch::StatementWatcher;
 
 /// The pace of an observer's loop: [`Pace::tick`] waits for the next

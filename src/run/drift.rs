@@ -155,7 +155,11 @@ fn source_histories(sources: &[SourcePlan]) -> Vec<String> {
         true => t.to_string(),
         false => format!("public.{t}"),
     };
-    sources.iter().filter_map(|s| MigrationSource::new(&s.plan, Tracing::default()).history_table()).map(|t| qualify(&t)).collect()
+    sources
+        .iter()
+        .filter_map(|s| MigrationSource::new(&s.plan, Tracing::default()).history_table())
+        .map(|t| qualify(&t))
+        .collect()
 }
 
 /// Bookkeeping, never compared: the sources' history tables, rehearse's own

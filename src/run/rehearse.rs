@@ -175,10 +175,16 @@ struct Step {
 
 impl Rehearsal<'_> {
     /// Applies, observes and checks one migration into `m` (judged apart, by [`Rehearsal::judge`]).
-    async fn one(&self, migration: &Migration, m: &mut MigrationReport, compat: Option<&mut Checker<'_>>) -> Result<Step> {
+    async fn one(
+        &self,
+        migration: &Migration,
+        m: &mut MigrationReport,
+        compat: Option<&mut Checker<'_>>,
+    ) -> Result<Step> {
         let source = self.source.of(migration)?;
         // Before observing: a tool's start-up (an Alembic process) is not the migration's.
-        let target = Target { client: self.runner, conn: self.server.conn(), cancel: self.cancel, watcher: self.watcher };
+        let target =
+            Target { client: self.runner, conn: self.server.conn(), cancel: self.cancel, watcher: self.watcher };
         source.ready(migration, &target).await?;
         let observing = self.observers.begin().await?;
         let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.id));
@@ -238,8 +244,7 @@ impl Rehearsal<'_> {
             let source = self.source.of(migration)?;
             let history = source.history_table();
             let observer = self.observers.observer();
-            let assessed =
-                recovery::assess(observer, &o.before, &o.after, m, source.tool(), history.as_deref()).await;
+            let assessed = recovery::assess(observer, &o.before, &o.after, m, source.tool(), history.as_deref()).await;
             let env = |e| Error::environment_because(format!("cannot read what the failed migration {} left", m.id), e);
             m.recovery = Some(assessed.map_err(env)?);
         }

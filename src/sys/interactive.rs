@@ -109,7 +109,12 @@ impl InteractiveChild {
             Err(_) => {
                 self.stop(Duration::ZERO).await;
                 let stderr = self.stderr().await;
-                return Err(ChildError::Deadline { label: self.label.clone(), deadline, stdout: String::new(), stderr });
+                return Err(ChildError::Deadline {
+                    label: self.label.clone(),
+                    deadline,
+                    stdout: String::new(),
+                    stderr,
+                });
             }
         };
         self.child = None;

@@ -103,7 +103,12 @@ fn a_hold_lasts_until_its_transaction_ends_on_a_machine_whose_cpus_are_busy() {
     );
     let probe = h1.probes.iter().find(|p| p.relation == "public.customers").expect("a probe on customers");
     assert!(probe.writes.probes > 0, "{probe:?}");
-    assert!(hold.held_ms as f64 >= probe.writes.max_ms, "held {} ms, a write waited {} ms", hold.held_ms, probe.writes.max_ms);
+    assert!(
+        hold.held_ms as f64 >= probe.writes.max_ms,
+        "held {} ms, a write waited {} ms",
+        hold.held_ms,
+        probe.writes.max_ms
+    );
     assert!(h1.longest_write_block.as_ref().is_some_and(|b| b.held_ms == hold.held_ms), "{:?}", h1.longest_write_block);
     // Batched: the UPDATEs of one shape are one traced entry, not thousands.
     let updates = h1.statements.iter().filter(|s| s.query.starts_with("UPDATE customers")).collect::<Vec<_>>();

@@ -100,7 +100,7 @@ pub struct AlembicProject {
     /// The `[schema.]table` env.py records revisions in, as discovery read it.
     version_table: std::sync::OnceLock<String>,
     /// The Alembic process applying the release, between two revisions.
-    session: tokio::sync::Mutex<Option<Session>>,
+    session: tokio::sync::Mutex<Option<Box<Session>>>,
 }
 
 /// The helper's events, and how its process ended.
@@ -131,11 +131,7 @@ impl AlembicProject {
 
     /// The helper with `args`, run with the project's interpreter in its
     /// folder (here or in the app's image), reaching the throwaway database.
-    fn helper_command(
-        &self,
-        args: &[&str],
-        target: &Target<'_>,
-    ) -> (ChildCommand, Option<super::launch::Container>) {
+    fn helper_command(&self, args: &[&str], target: &Target<'_>) -> (ChildCommand, Option<super::launch::Container>) {
         let conn = self.plan.launch.reachable(target.conn);
         let target = Target { conn: &conn, ..*target };
         let mut argv: Vec<String> = vec!["-c".into(), HELPER.into()];
@@ -332,7 +328,7 @@ impl AlembicProject {
                 migration.id
             )));
         }
-        *session = Some(started);
+        *session = Some(Box::new(started));
         Ok(())
     }
 

@@ -92,7 +92,9 @@ impl Session {
         let spawned = SystemTime::now();
         let child = cmd.spawn_interactive().map_err(|e| {
             Error::environment_because(
-                format!("cannot start the Alembic helper with {python}: set migrations.python to your app's interpreter"),
+                format!(
+                    "cannot start the Alembic helper with {python}: set migrations.python to your app's interpreter"
+                ),
                 e,
             )
         })?;
