@@ -175,6 +175,22 @@ fn unversioned_migration_file_is_bad_input() {
     refused(resolve(&scenario, &Overrides::default()), &["add_users.sql has no version prefix"]);
 }
 
+#[test]
+fn migrations_process_is_one_or_per_revision_and_for_alembic_only() {
+    let s = Sandbox::new();
+    let dump = dumps().path("custom");
+    let alembic = format!("{}/tests/fixtures/alembic_enum", crate::support::REPO);
+    fails_with(
+        &s,
+        &format!("dump: {}\nmigrations:\n  tool: alembic\n  dir: {alembic}\n  process: sometimes\n", dump.display()),
+        &["bad.yaml:5:", "unknown variant `sometimes`", "one", "per_revision"],
+    );
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let scenario = s.scenario(&dump, "");
+    let text = std::fs::read_to_string(&scenario).unwrap().replace("tool: sql", "tool: sql\n  process: one");
+    fails_with(&s, &text, &["migrations.process is for tool: alembic"]);
+}
+
 // Which backend: a server the user named is never silently left unused
 // (backend::choose). The scenarios are sound but for the backend.
 
