@@ -150,6 +150,8 @@ class Pace:
 # Statements that may share a batch: data statements, whose consecutive
 # runs of one shape (literals stripped) take the same locks.
 DATA = ("select", "insert", "update", "delete", "with", "values")
+# Statements that end the transaction they run in.
+ENDS = ("commit", "end", "rollback", "abort")
 LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
 
 
@@ -202,6 +204,12 @@ class Tracer:
         b.rows += max(cursor.rowcount, 0)
         if shape is None:
             self.flush()
+            # A transaction ended by a statement (op.execute("COMMIT")) rather than by the driver.
+            words = statement.lower().split(None, 2)
+            if words and words[0].rstrip(";") in ENDS and (len(words) < 2 or words[1] not in ("to", "prepared")):
+                state = "rollback" if words[0].rstrip(";") in ("rollback", "abort") else "commit"
+                self.held.pop(id(cursor.connection), None)
+                emit("transaction", state=state, clock=self.pace.clock())
 
     def probe(self, dbapi):
         """OWN_LOCKS on the batch's session. Not PREPAREd: warm, its planning
@@ -224,19 +232,20 @@ class Tracer:
         if b is None or (dbapi is not None and b.dbapi is not dbapi):
             return
         self.batch = None
-        locks, wal, timeout = [], None, None
+        new, wal, timeout = [], None, None
         try:
             wal, timeout, locks_json = self.probe(b.dbapi)
             locks = json.loads(locks_json)
         except Exception:
-            pass
-        # Credit a batch with the locks it added to those already held (all
-        # are released when the transaction ends, so the held set follows the session).
-        held = self.held.setdefault(id(b.dbapi), set())
-        now = {(oid, mode) for oid, _, _, mode in locks}
-        new = [lock for lock in locks if (lock[0], lock[3]) not in held]
-        held.clear()
-        held.update(now)
+            # The transaction failed (an aborted one refuses every query): nothing read, nothing changed.
+            locks = None
+        if locks is not None:
+            # Credit a batch with the locks it added to those already held
+            # (all are released when the transaction ends: the set follows the session).
+            held = self.held.setdefault(id(b.dbapi), set())
+            new = [lock for lock in locks if (lock[0], lock[3]) not in held]
+            held.clear()
+            held.update((oid, mode) for oid, _, _, mode in locks)
         emit("statement", sql=b.sql, ms=b.ms, rows=b.rows, count=b.count, wal=wal, lock_timeout=timeout, locks=new,
              clock=b.clock)
 

@@ -211,6 +211,14 @@ impl Session {
         let mut applied = Applied::default();
         if let Some(ended) = self.early.take() {
             outcome(&mut applied, ended, migration, target);
+            if applied.error.is_none() {
+                // It exited cleanly without running the revision discovery listed.
+                applied.error = Some(MigrationError::new(format!(
+                    "the Alembic process ended without running {}: does env.py call context.run_migrations() \
+                     for this database?",
+                    migration.id
+                )));
+            }
             return Ok(applied);
         }
         let Some((revision, go)) = self.waiting.take() else {
@@ -262,7 +270,12 @@ impl Session {
         applied.transaction_open = !self.open.is_empty();
         applied.released = std::mem::take(&mut self.released);
         applied.duration = Duration::from_secs_f64((end - go).max(0.0));
+        let reported = run.end.is_some() || run.ended.failed.is_some() || run.ended.exit.is_some();
         outcome(&mut applied, run.ended, migration, target);
+        if !reported {
+            applied.error =
+                Some(MigrationError::new("the Alembic helper ended without reporting the revision's outcome"));
+        }
         if let (Some(error), false) = (applied.error.as_mut(), run.rolled_back.is_empty()) {
             error.message = format!(
                 "{}\n\n(Alembic ran {} in the same transaction, so the rollback undid {} too: production's \
