@@ -37,19 +37,20 @@ impl CommandTool {
     fn shell(&self, script: &str, target: &Target<'_>) -> (ChildCommand, Option<Container>) {
         let mut env = self.plan.env.clone();
         env.extend(target.tool_env(APP_NAME));
-        self.plan.launch.command("/bin/sh", &["-c".to_string(), script.to_string()], &env, &self.plan.dir)
+        let args = ["-c".to_string(), script.to_string()];
+        target.network.command(&self.plan.launch, "/bin/sh", &args, &env, &self.plan.dir)
     }
 
-    /// The server as the tool reaches it (see `Launch::reachable`).
-    fn reachable(&self, target: &Target<'_>) -> ConnInfo {
-        self.plan.launch.reachable(target.conn)
+    /// The server as the tool reaches it (see `ToolNetwork::reachable`).
+    fn reachable(&self, target: &Target<'_>) -> Result<ConnInfo> {
+        target.network.reachable(&self.plan.launch, target.conn)
     }
 
     pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
         let ids: Vec<String> = match (&self.plan.revisions, &self.plan.list) {
             (Some(revs), _) => revs.clone(),
             (None, Some(list)) => {
-                let conn = self.reachable(target);
+                let conn = self.reachable(target)?;
                 let target = &Target { conn: &conn, ..*target };
                 let (cmd, _container) = self.shell(list, target);
                 let out = cmd.keep_all_stdout().deadline(LIST_DEADLINE).run(target.cancel).await;
@@ -71,8 +72,8 @@ impl CommandTool {
         Ok(ids.into_iter().map(|id| Migration { version: id.clone(), id, ..Migration::default() }).collect())
     }
 
-    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Applied {
-        let conn = self.reachable(target);
+    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
+        let conn = self.reachable(target)?;
         let target = &Target { conn: &conn, ..*target };
         let script = self.plan.apply.replace("{rev}", &migration.id).replace("{url}", &target.url(None, APP_NAME));
         let started = Instant::now();
@@ -97,6 +98,6 @@ impl CommandTool {
             }
             Err(e) => applied.error = Some(MigrationError::new(target.redact(&format!("`{script}`: {e}")))),
         }
-        applied
+        Ok(applied)
     }
 }

@@ -26,12 +26,31 @@ use crate::sys::db::ConnInfo;
 use crate::sys::process::{ChildCommand, ChildError};
 
 /// How a migration tool is launched.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum Launch {
-    /// On this machine, in the scenario's environment.
-    #[default]
-    Here,
+    /// On this machine, in the scenario's environment, on the network
+    /// `migrations.network` says (`network.rs` decides what that gives).
+    Here(Network),
+    /// In the app's image, always on the host's network: the container
+    /// reaches the throwaway server on the host's loopback.
     Image(Box<ImageLaunch>),
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch::Here(Network::default())
+    }
+}
+
+/// `migrations.network`: the network a tool launched on this machine has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// A network namespace of its own, where it reaches the copy only (where the machine allows one).
+    #[default]
+    Isolated,
+    /// The host's network, on purpose: it can reach other servers.
+    Host,
 }
 
 #[derive(Debug, Clone)]
@@ -66,7 +85,7 @@ impl Drop for Container {
 impl Launch {
     pub fn image(&self) -> Option<&ImageLaunch> {
         match self {
-            Launch::Here => None,
+            Launch::Here(_) => None,
             Launch::Image(i) => Some(i),
         }
     }
@@ -90,7 +109,7 @@ impl Launch {
         dir: &Path,
     ) -> (ChildCommand, Option<Container>) {
         match self {
-            Launch::Here => (ChildCommand::new(program).args(args).envs(env.to_vec()).cwd(dir), None),
+            Launch::Here(_) => (ChildCommand::new(program).args(args).envs(env.to_vec()).cwd(dir), None),
             Launch::Image(i) => {
                 let name = format!("rehearse-tool-{}", random_suffix());
                 let mut run: Vec<String> = vec!["run".into(), "--rm".into(), "--name".into(), name.clone()];
@@ -145,7 +164,7 @@ impl Launch {
         let (cmd, _container) = self.command(python, &args, &[], Path::new("/"));
         let out = cmd.deadline(Duration::from_secs(120)).keep_all_stdout().run(cancel).await;
         let where_ = match self {
-            Launch::Here => python.to_string(),
+            Launch::Here(_) => python.to_string(),
             Launch::Image(i) => format!("{python} in image {}", i.image),
         };
         let out = match out {

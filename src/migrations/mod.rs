@@ -3,8 +3,10 @@
 
 pub mod alembic;
 pub mod command;
+pub mod isolation;
 pub mod job;
 pub mod launch;
+pub mod network;
 pub mod sources;
 pub mod sql;
 
@@ -156,6 +158,8 @@ pub struct Target<'a> {
     /// Reads the locks of `client`'s statements that cannot run in a
     /// transaction block while they run (None with observation off).
     pub watcher: Option<&'a crate::observe::StatementWatcher>,
+    /// How tools' processes start and reach the database (namespace, relays).
+    pub network: &'a network::ToolNetwork,
 }
 
 impl Target<'_> {
@@ -308,7 +312,7 @@ impl MigrationSource {
         match self {
             MigrationSource::Sql(s) => Ok(s.apply(migration, target).await),
             MigrationSource::Alembic(a) => a.apply(migration, target).await,
-            MigrationSource::Command(c) => Ok(c.apply(migration, target).await),
+            MigrationSource::Command(c) => c.apply(migration, target).await,
         }
     }
 }

@@ -10,7 +10,7 @@ use super::scenario::{MigrationTool, MigrationsList, MigrationsSection};
 use super::Origin;
 use crate::error::{Error, Result};
 use crate::migrations::alembic::DEFAULT_VERSION_TABLE;
-use crate::migrations::launch::{ImageLaunch, Launch};
+use crate::migrations::launch::{ImageLaunch, Launch, Network};
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::sql::{SqlDir, SqlOptions};
 use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, MigrationsPlan};
@@ -223,8 +223,15 @@ fn launch(m: &MigrationsSection, origin: &Origin) -> Result<(Launch, Vec<(String
         (None, None) if m.pull => {
             return Err(Error::bad_input(format!("{shown}: migrations.pull needs migrations.image or migrations.job")))
         }
-        (None, None) => return Ok((Launch::Here, own_env)),
+        (None, None) => return Ok((Launch::Here(m.network.unwrap_or_default()), own_env)),
     };
+    if m.network == Some(Network::Isolated) {
+        return Err(Error::bad_input(format!(
+            "{shown}: migrations.network: isolated cannot be given to the app image {image}: its container runs on \
+             the host's network (it reaches the throwaway server on the host's loopback); remove migrations.network, \
+             or run the tool on this machine (without migrations.image / migrations.job) to isolate it"
+        )));
+    }
     if m.tool == MigrationTool::Sql {
         return Err(Error::bad_input(format!(
             "{shown}: migrations.image and migrations.job run a migration tool in the app's image; with tool: sql \
@@ -315,7 +322,7 @@ fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {
     let (launch, env) = launch(m, origin)?;
     let dir = match &launch {
         Launch::Image(i) => PathBuf::from(i.workdir.clone().unwrap_or_default()),
-        Launch::Here => m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_else(|| origin.base.clone()),
+        Launch::Here(_) => m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_else(|| origin.base.clone()),
     };
     Ok(CommandPlan {
         dir,

@@ -58,7 +58,7 @@ pub(super) fn plan(s: &Scenario, sources: &[SourcePlan], origin: &Origin) -> Res
     }
     Ok(Some(RacePlan {
         replicas: replicas as usize,
-        command: copy_command(command, migrations, origin)?,
+        command: copy_command(command, migrations, s.migrations.sources[0].network, origin)?,
         jitter: race.jitter.unwrap_or(DEFAULT_JITTER),
         timeout: race.timeout,
         kill_one: race.kill_one,
@@ -66,7 +66,12 @@ pub(super) fn plan(s: &Scenario, sources: &[SourcePlan], origin: &Origin) -> Res
 }
 
 /// What each replica runs, in the migration tool's folder with its environment.
-fn copy_command(command: Option<String>, migrations: &MigrationsPlan, origin: &Origin) -> Result<CopyCommand> {
+fn copy_command(
+    command: Option<String>,
+    migrations: &MigrationsPlan,
+    network: Option<crate::migrations::launch::Network>,
+    origin: &Origin,
+) -> Result<CopyCommand> {
     let shown = origin.shown();
     let shell = |dir, env: &Vec<(String, String)>, launch: &Launch, script| CopyCommand {
         program: Program::Shell(script),
@@ -90,7 +95,9 @@ fn copy_command(command: Option<String>, migrations: &MigrationsPlan, origin: &O
                  where the replicas leave it can be compared with the sequential rehearsal"
             )))
         }
-        (MigrationsPlan::Sql(_), Some(script)) => shell(origin.base.clone(), &Vec::new(), &Launch::Here, script),
+        (MigrationsPlan::Sql(_), Some(script)) => {
+            shell(origin.base.clone(), &Vec::new(), &Launch::Here(network.unwrap_or_default()), script)
+        }
         (MigrationsPlan::Command(_), None) => {
             return Err(Error::bad_input(format!(
                 "{shown}: race.command is required when migrations.tool is command: migrations.apply runs one \

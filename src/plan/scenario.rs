@@ -211,6 +211,9 @@ pub struct MigrationsSection {
     /// Pull the image before the run (never pulled otherwise).
     #[serde(default)]
     pub pull: bool,
+    /// The network the migration tool runs on: `isolated` (the default: a
+    /// namespace of its own, reaching the copy only) or `host`.
+    pub network: Option<crate::migrations::launch::Network>,
 }
 
 /// `migrations:` as a single source (a map) or several apps' sources (a

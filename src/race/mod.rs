@@ -21,6 +21,7 @@ pub use launch::{launch, CopyExit, Invocation};
 pub use stage::{race, RaceInputs};
 
 use crate::migrations::launch::Launch;
+use crate::migrations::network::ToolNetwork;
 use crate::migrations::{alembic, database_url, tool_env};
 use crate::sys::db::ConnInfo;
 
@@ -80,9 +81,9 @@ impl CopyCommand {
 
     /// The command line and environment of one copy: the tool's own
     /// environment, with DATABASE_URL and the PG* variables naming the race's
-    /// database and `application_name` telling the copy's sessions apart.
-    pub fn for_copy(&self, db: &ConnInfo, application_name: &str) -> Invocation {
-        let db = &self.launch.reachable(db);
+    /// database `db` (as the copy reaches it: `ToolNetwork::reachable`) and
+    /// `application_name` telling the copy's sessions apart.
+    pub fn for_copy(&self, db: &ConnInfo, application_name: &str, network: &ToolNetwork) -> Invocation {
         let mut env = self.env.clone();
         env.extend(tool_env(db, application_name));
         let argv = match &self.program {
@@ -95,6 +96,6 @@ impl CopyCommand {
                 vec!["/bin/sh".into(), "-c".into(), script]
             }
         };
-        Invocation { argv, dir: self.dir.clone(), env, launch: self.launch.clone() }
+        Invocation { argv, dir: self.dir.clone(), env, launch: self.launch.clone(), network: network.clone() }
     }
 }

@@ -12,6 +12,7 @@ use crate::backend::Throwaway;
 use crate::compat::Checker;
 use crate::error::{Error, Result};
 use crate::findings::{destructive, hazards, recovery};
+use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::Sources;
 use crate::migrations::{Applied, Migration, Target};
 use crate::observe::{Observers, StatementWatcher};
@@ -28,6 +29,7 @@ pub async fn each(
     pending: Pending,
     r: &mut Report,
     events: &dyn EventSink,
+    network: &ToolNetwork,
     cancel: &CancellationToken,
 ) -> Result<()> {
     let conn = server.conn();
@@ -51,6 +53,7 @@ pub async fn each(
         runner: &pending.runner,
         watcher: watcher.as_ref(),
         server,
+        network,
         cancel,
     };
     let total = pending.migrations.len();
@@ -112,6 +115,7 @@ struct Rehearsal<'a> {
     runner: &'a Client,
     watcher: Option<&'a StatementWatcher>,
     server: &'a Throwaway,
+    network: &'a ToolNetwork,
     cancel: &'a CancellationToken,
 }
 
@@ -127,8 +131,13 @@ impl Rehearsal<'_> {
         let observing = self.observers.begin().await?;
         let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.id));
         let source = self.source.of(migration)?;
-        let target =
-            Target { client: self.runner, conn: self.server.conn(), cancel: deadline.token(), watcher: self.watcher };
+        let target = Target {
+            client: self.runner,
+            conn: self.server.conn(),
+            cancel: deadline.token(),
+            watcher: self.watcher,
+            network: self.network,
+        };
         let mut applied = source.apply(migration, &target).await?;
         let timed_out = applied.interrupted && deadline.expired() && !self.cancel.is_cancelled();
         if timed_out {

@@ -120,7 +120,7 @@ impl AlembicProject {
 
     /// Runs the helper; an event it printed that rehearse cannot read is an error.
     async fn helper(&self, args: &[&str], target: &Target<'_>, deadline: Duration) -> Result<HelperRun> {
-        let conn = self.plan.launch.reachable(target.conn);
+        let conn = target.network.reachable(&self.plan.launch, target.conn)?;
         let target = Target { conn: &conn, ..*target };
         let mut argv: Vec<String> = vec!["-c".into(), HELPER.into()];
         argv.extend(args.iter().map(|a| a.to_string()));
@@ -134,7 +134,7 @@ impl AlembicProject {
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
         ]);
         let python = self.plan.python.display().to_string();
-        let (cmd, _container) = self.plan.launch.command(&python, &argv, &env, &self.plan.dir);
+        let (cmd, _container) = target.network.command(&self.plan.launch, &python, &argv, &env, &self.plan.dir);
         let cmd = cmd.label("the Alembic helper").deadline(deadline).keep_all_stdout();
         let (stdout, failure) = match cmd.run(target.cancel).await {
             Ok(out) => (out.stdout, None),

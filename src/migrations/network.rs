@@ -1,0 +1,174 @@
+//! What the migration tool can reach, for one run: every process of the
+//! tool (Alembic's helper, a command's `list` and `apply`, race copies,
+//! drift builds) is started here, and reaches the throwaway database by the
+//! address given here.
+//!
+//! Launched on this machine with `migrations.network: isolated` (the
+//! default), a tool runs in a network namespace of its own (`sys::netns`):
+//! no TCP reaches anything, so a URL to another server in its configuration
+//! fails to connect. It reaches the copy through a unix socket: the local
+//! backend's own socket directory, or a relay (`sys::forward`) to the
+//! server rehearse reaches over TCP. On a server shared with other
+//! databases (url and clone backends), that relay lets through connections
+//! to the rehearsal's databases only. Whatever the network, variables of
+//! rehearse's environment that name a database are not inherited
+//! (`isolation.rs`).
+//!
+//! On the host's network (the app's image, `network: host`, or a machine
+//! that gives no namespace) the tool could reach other servers; the report
+//! says so, and rehearse relies on its checks instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::isolation;
+use super::launch::{Container, Launch, Network};
+use crate::error::{Error, Result};
+use crate::report::{IsolationInfo, ToolNetworkKind};
+use crate::sys::db::ConnInfo;
+use crate::sys::forward::{Relay, Upstream};
+use crate::sys::netns::{self, Unshare};
+use crate::sys::process::ChildCommand;
+
+/// Why a tool in the app's image runs on the host's network.
+const IMAGE_ON_HOST: &str = "the tool runs in the app's image with `docker run --network host`: the container reaches \
+                             the throwaway server on the host's loopback";
+
+/// The run's tool network: the namespace, the relays, what was cleared.
+/// Cloned into the race's copies; the relays stop when it is closed.
+#[derive(Debug, Clone)]
+pub struct ToolNetwork(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    /// How a child enters a namespace, or why this machine gives none.
+    namespace: std::result::Result<Unshare, String>,
+    /// The server holds other databases (url and clone backends): relays refuse them.
+    shared: bool,
+    /// Keyed by where they lead and the one database they let through.
+    relays: Mutex<BTreeMap<(String, Option<String>), Relay>>,
+    /// Whether a tool reached the server through a relay.
+    forwarded: Mutex<bool>,
+    /// Names cleared from a tool's environment, over the run.
+    cleared: Mutex<BTreeSet<String>>,
+}
+
+impl ToolNetwork {
+    /// For a run on a server that is `shared` with other databases (or
+    /// not): asks once whether this machine gives network namespaces.
+    pub fn new(shared: bool) -> ToolNetwork {
+        let namespace = netns::available().map(|()| Unshare::for_caller());
+        ToolNetwork(Arc::new(Inner {
+            namespace,
+            shared,
+            relays: Mutex::default(),
+            forwarded: Mutex::default(),
+            cleared: Mutex::default(),
+        }))
+    }
+
+    /// Whether a tool launched by `launch` runs in a namespace of its own.
+    pub fn isolates(&self, launch: &Launch) -> bool {
+        matches!(launch, Launch::Here(Network::Isolated)) && self.0.namespace.is_ok()
+    }
+
+    /// Why a tool launched by `launch` runs on the host's network; None: it does not.
+    fn on_host_because(&self, launch: &Launch) -> Option<String> {
+        match (launch, &self.0.namespace) {
+            (Launch::Image(_), _) => Some(IMAGE_ON_HOST.into()),
+            (Launch::Here(Network::Host), _) => Some("migrations.network: host".into()),
+            (Launch::Here(Network::Isolated), Err(why)) => Some(format!("this machine gives no network namespace ({why})")),
+            (Launch::Here(Network::Isolated), Ok(_)) => None,
+        }
+    }
+
+    /// The throwaway database `conn` as a tool launched by `launch` reaches
+    /// it: in a namespace, a unix socket directory (the server's own, or a
+    /// relay's); otherwise as `Launch::reachable` says.
+    pub fn reachable(&self, launch: &Launch, conn: &ConnInfo) -> Result<ConnInfo> {
+        if !self.isolates(launch) {
+            return Ok(launch.reachable(conn));
+        }
+        let socket_dir = conn.host.starts_with('/');
+        if socket_dir && !self.0.shared {
+            return Ok(conn.clone());
+        }
+        let upstream = match socket_dir {
+            true => Upstream::Unix(Path::new(&conn.host).join(format!(".s.PGSQL.{}", conn.port))),
+            false => Upstream::Tcp { host: conn.host.clone(), port: conn.port },
+        };
+        let only = self.0.shared.then(|| conn.dbname.clone());
+        let key = (format!("{upstream:?}"), only.clone());
+        let mut relays = self.0.relays.lock().unwrap_or_else(|e| e.into_inner());
+        if !relays.contains_key(&key) {
+            let relay = Relay::start(upstream, conn.port, only).map_err(|e| {
+                Error::environment_because(
+                    format!(
+                        "cannot start the relay through which the migration tool, in a network namespace of its own, \
+                         reaches {}: check that TMPDIR is writable, or set migrations.network: host",
+                        conn.masked(&conn.dbname)
+                    ),
+                    e,
+                )
+            })?;
+            relays.insert(key.clone(), relay);
+        }
+        *self.0.forwarded.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let relay = &relays[&key];
+        Ok(ConnInfo { host: relay.dir().display().to_string(), port: relay.port(), ..conn.clone() })
+    }
+
+    /// `program args` as `launch` runs it (see `Launch::command`), without
+    /// the inherited variables that name a database (`env`'s names are kept:
+    /// rehearse's own and `migrations.env`'s), in a namespace when isolated.
+    pub fn command(
+        &self,
+        launch: &Launch,
+        program: &str,
+        args: &[String],
+        env: &[(String, String)],
+        dir: &Path,
+    ) -> (ChildCommand, Option<Container>) {
+        let (mut cmd, container) = launch.command(program, args, env, dir);
+        let kept: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        let cleared: Vec<OsString> = isolation::to_clear(std::env::vars_os(), &kept);
+        self.0
+            .cleared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(cleared.iter().map(|n| n.to_string_lossy().into_owned()));
+        for name in cleared {
+            cmd = cmd.env_remove(name);
+        }
+        if let (true, Ok(how)) = (self.isolates(launch), &self.0.namespace) {
+            cmd = cmd.network_namespace(how.clone());
+        }
+        (cmd, container)
+    }
+
+    /// What the report says of the network of the tools `launches` start
+    /// (None when no tool runs: SQL files rehearse applies itself): the
+    /// host's when any of them is on it, with the first one's reason.
+    pub fn facts(&self, launches: &[&Launch]) -> Option<IsolationInfo> {
+        if launches.is_empty() {
+            return None;
+        }
+        let why = launches.iter().find_map(|l| self.on_host_because(l));
+        Some(IsolationInfo {
+            network: match why {
+                Some(_) => ToolNetworkKind::Host,
+                None => ToolNetworkKind::Namespace,
+            },
+            why,
+            forwarded: *self.0.forwarded.lock().unwrap_or_else(|e| e.into_inner()),
+            cleared_env: self.0.cleared.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect(),
+        })
+    }
+
+    /// Stops every relay (a tool still connected through one is cut off).
+    pub fn close(&self) {
+        self.0.relays.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
