@@ -235,7 +235,8 @@ mod tests {
         for url in urls {
             assert!(names_a_database("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", url), "{url}");
         }
-        for other in ["mysql://db/app", "postgres", "postgresql+://db", "postgres+ x://db", "https://postgres.example"] {
+        for other in ["mysql://db/app", "postgres", "postgresql+://db", "postgres+ x://db", "https://postgres.example"]
+        {
             assert!(!names_a_database("APP_URL", other), "{other}");
         }
     }

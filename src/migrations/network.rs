@@ -79,7 +79,9 @@ impl ToolNetwork {
         match (launch, &self.0.namespace) {
             (Launch::Image(_), _) => Some(IMAGE_ON_HOST.into()),
             (Launch::Here(Network::Host), _) => Some("migrations.network: host".into()),
-            (Launch::Here(Network::Isolated), Err(why)) => Some(format!("this machine gives no network namespace ({why})")),
+            (Launch::Here(Network::Isolated), Err(why)) => {
+                Some(format!("this machine gives no network namespace ({why})"))
+            }
             (Launch::Here(Network::Isolated), Ok(_)) => None,
         }
     }

@@ -322,7 +322,9 @@ fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {
     let (launch, env) = launch(m, origin)?;
     let dir = match &launch {
         Launch::Image(i) => PathBuf::from(i.workdir.clone().unwrap_or_default()),
-        Launch::Here(_) => m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_else(|| origin.base.clone()),
+        Launch::Here(_) => {
+            m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_else(|| origin.base.clone())
+        }
     };
     Ok(CommandPlan {
         dir,

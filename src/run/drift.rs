@@ -261,8 +261,13 @@ impl Build<'_> {
         for s in self.sources {
             let source = MigrationSource::new(&self.as_role(&s.plan), false);
             self.become_role(&runner).await?;
-            let target =
-                Target { client: &runner, conn: self.database, cancel: self.cancel, watcher: None, network: self.network };
+            let target = Target {
+                client: &runner,
+                conn: self.database,
+                cancel: self.cancel,
+                watcher: None,
+                network: self.network,
+            };
             let found = source.pending(&target).await?;
             for m in &found.migrations {
                 self.become_role(&runner).await?;

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::BackendPlan;
 use crate::backend::Throwaway;
 use crate::catalog;
 use crate::error::{Error, Result};
-use crate::migrations::sources::Sources;
-use crate::backend::BackendPlan;
 use crate::migrations::launch::Launch;
 use crate::migrations::network::ToolNetwork;
+use crate::migrations::sources::Sources;
 use crate::migrations::{Migration, MigrationsPlan, Target};
 use crate::pipeline::events::EventSink;
 use crate::pipeline::{Pipeline, Stopped, Summary, Supervisor};
@@ -159,7 +159,9 @@ async fn on_server(
         n => format!("pending {} migrations of {n} apps", source.tools()),
     };
     let pending = p
-        .stage(Stage::Discover, detail, async |r: &mut Report| discover(&source, server, &prepared, r, network, c).await)
+        .stage(Stage::Discover, detail, async |r: &mut Report| {
+            discover(&source, server, &prepared, r, network, c).await
+        })
         .await?;
     let events = p.events();
     let detail = format!("{} migration(s), one at a time", pending.migrations.len());
