@@ -174,3 +174,46 @@ impl ToolNetwork {
         self.0.relays.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::launch::ImageLaunch;
+
+    fn image() -> Launch {
+        Launch::Image(Box::new(ImageLaunch { image: "app:1".into(), workdir: None, pull: false, job: None }))
+    }
+
+    #[test]
+    fn the_report_says_host_and_why_when_any_tool_is_on_the_hosts_network() {
+        let network = ToolNetwork::new(false);
+        let isolated = Launch::Here(Network::Isolated);
+        assert_eq!(network.facts(&[]), None, "no tool, nothing to say");
+        let facts = network.facts(&[&isolated, &Launch::Here(Network::Host)]).unwrap();
+        assert_eq!((facts.network, facts.why.as_deref()), (ToolNetworkKind::Host, Some("migrations.network: host")));
+        let facts = network.facts(&[&image()]).unwrap();
+        assert!(facts.why.as_deref().is_some_and(|w| w.contains("--network host")), "{facts:?}");
+        assert!(!network.isolates(&image()), "the app's image is never isolated");
+        let facts = network.facts(&[&isolated]).unwrap();
+        match netns::available() {
+            Ok(()) => assert_eq!((facts.network, facts.why), (ToolNetworkKind::Namespace, None)),
+            Err(_) => assert!(facts.why.is_some_and(|w| w.contains("no network namespace"))),
+        }
+    }
+
+    #[test]
+    fn in_the_namespace_the_local_servers_socket_directory_is_reached_as_it_is() {
+        let network = ToolNetwork::new(false);
+        let conn = ConnInfo {
+            host: "/tmp/rehearse-x".into(),
+            port: 5432,
+            user: "rehearse".into(),
+            password: crate::sys::db::Secret::generate(),
+            dbname: "rehearse".into(),
+            admin_dbname: "postgres".into(),
+        };
+        let reached = network.reachable(&Launch::Here(Network::Isolated), &conn).unwrap();
+        assert_eq!((reached.host.as_str(), reached.port), ("/tmp/rehearse-x", 5432));
+        assert!(!network.facts(&[&Launch::Here(Network::Isolated)]).unwrap().forwarded);
+    }
+}

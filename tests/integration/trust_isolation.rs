@@ -276,3 +276,57 @@ fn the_relay_refuses_another_database_with_28000() {
         assert!(!dir.exists(), "the relay's directory goes with it");
     });
 }
+
+/// Where the tool reaches a server over TCP, a relay stands in front of it;
+/// one in front of a shared server lets through the rehearsal's database
+/// only, one in front of a server of the run's own (docker backend) any.
+#[test]
+fn a_server_reached_over_tcp_is_reached_through_a_relay_that_filters_only_a_shared_one() {
+    use rehearse::migrations::launch::{Launch, Network};
+    use rehearse::migrations::network::ToolNetwork;
+
+    let server = OwnedServer::start();
+    let tcp = ConnInfo { host: "127.0.0.1".into(), dbname: "postgres".into(), ..server.conn.clone() };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async {
+        let admin = rehearse::sys::db::connect(&server.conn, "postgres", "test").await.unwrap();
+        admin.batch_execute("CREATE DATABASE rehearsal").await.unwrap();
+        let rehearsal = ConnInfo { dbname: "rehearsal".into(), ..tcp.clone() };
+        for shared in [false, true] {
+            let network = ToolNetwork::new(shared);
+            let isolated = Launch::Here(Network::Isolated);
+            let through = network.reachable(&isolated, &rehearsal).unwrap();
+            assert!(through.host.starts_with('/') && through.host != server.conn.host, "{through:?}");
+            let again = network.reachable(&isolated, &rehearsal).unwrap();
+            assert_eq!(again.host, through.host, "one relay per server and database");
+            assert!(rehearse::sys::db::connect(&through, "rehearsal", "test").await.is_ok());
+            let other = rehearse::sys::db::connect(&through, "postgres", "test").await;
+            assert_eq!(other.is_err(), shared, "shared: {shared}");
+            let on_host = network.reachable(&Launch::Here(Network::Host), &rehearsal).unwrap();
+            assert_eq!(on_host.host, "127.0.0.1", "network: host reaches the server as rehearse does");
+            let facts = network.facts(&[&isolated]).unwrap();
+            assert!(facts.forwarded);
+            network.close();
+            assert!(!Path::new(&through.host).exists(), "closed: the relay's directory is gone");
+        }
+    });
+}
+
+#[test]
+fn the_network_setting_is_checked_before_anything_starts() {
+    let sandbox = Sandbox::new();
+    let scenario = alembic_scenario(&sandbox, tiny_demo_dump(), "  network: none\n");
+    sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &["network", "isolated", "host"]);
+    let image = sandbox.write(
+        "image.yaml",
+        &format!(
+            "name: image\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: alembic\n  image: app:1\n  dir: \
+             /app\n  network: isolated\n",
+            tiny_demo_dump().display()
+        ),
+    );
+    sandbox.rehearse_bad_input(
+        &["run", image.to_str().unwrap()],
+        &["migrations.network: isolated cannot be given to the app image app:1", "host's network"],
+    );
+}
