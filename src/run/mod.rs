@@ -166,7 +166,7 @@ async fn on_server(
     let events = p.events();
     let detail = format!("{} migration(s), one at a time", pending.migrations.len());
     p.stage(Stage::Rehearse, detail, async |r: &mut Report| {
-        rehearse::each(plan, server, &source, pending, r, events, network, c).await
+        rehearse::each(plan, server, &source, pending, r, events, c).await
     })
     .await?;
     // The plan allows a race with one source only.
@@ -244,11 +244,14 @@ async fn prepare(plan: &Plan, server: &mut Throwaway, r: &mut Report, cancel: &C
     Ok(Prepared { largest_tables: r.dump.tables.iter().map(|t| t.name.clone()).collect() })
 }
 
-/// The pending migrations, and the session rehearse runs them on.
+/// The pending migrations, the session rehearse runs them on, and the
+/// network the tools that run them start on.
 struct Pending {
     migrations: Vec<Migration>,
     runner: Client,
     largest_tables: Vec<String>,
+    /// How the migration tools start and reach the database.
+    network: ToolNetwork,
 }
 
 impl Summary for Pending {
@@ -271,7 +274,7 @@ async fn discover(
     let (migrations, sources) = source.pending(&target).await?;
     r.migrations = migrations.iter().map(outcome::new_migration_report).collect();
     r.sources = sources;
-    Ok(Pending { migrations, runner, largest_tables: prepared.largest_tables.clone() })
+    Ok(Pending { migrations, runner, largest_tables: prepared.largest_tables.clone(), network: network.clone() })
 }
 
 /// Every launch of a migration tool the plan holds: the sources' (SQL

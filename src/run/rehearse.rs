@@ -29,7 +29,6 @@ pub async fn each(
     pending: Pending,
     r: &mut Report,
     events: &dyn EventSink,
-    network: &ToolNetwork,
     cancel: &CancellationToken,
 ) -> Result<()> {
     let conn = server.conn();
@@ -53,7 +52,7 @@ pub async fn each(
         runner: &pending.runner,
         watcher: watcher.as_ref(),
         server,
-        network,
+        network: &pending.network,
         cancel,
     };
     let total = pending.migrations.len();
