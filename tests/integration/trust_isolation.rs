@@ -332,3 +332,14 @@ fn the_network_setting_is_checked_before_anything_starts() {
         &["migrations.network: isolated cannot be given to the app image app:1", "host's network"],
     );
 }
+
+#[test]
+fn doctor_says_whether_the_tool_gets_a_network_namespace_here() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.rehearse(&["doctor"]);
+    let line = out.stdout.lines().find(|l| l.starts_with("tool")).unwrap_or_else(|| panic!("{}", out.stdout));
+    match rehearse::sys::netns::available() {
+        Ok(()) => assert!(line.contains("ok") && line.contains("network namespaces"), "{line}"),
+        Err(_) => assert!(line.contains("MISSING") && line.contains("host's network"), "{line}"),
+    }
+}
