@@ -69,6 +69,15 @@ impl ToolNetwork {
         }))
     }
 
+    /// As on a machine that gives no namespace, for `why`.
+    #[cfg(test)]
+    fn without_namespace(why: &str) -> ToolNetwork {
+        let network = ToolNetwork::new(false);
+        let mut inner = Arc::into_inner(network.0).expect("not shared yet");
+        inner.namespace = Err(why.into());
+        ToolNetwork(Arc::new(inner))
+    }
+
     /// Whether a tool launched by `launch` runs in a namespace of its own.
     pub fn isolates(&self, launch: &Launch) -> bool {
         matches!(launch, Launch::Here(Network::Isolated)) && self.0.namespace.is_ok()
@@ -201,17 +210,66 @@ mod tests {
         }
     }
 
-    #[test]
-    fn in_the_namespace_the_local_servers_socket_directory_is_reached_as_it_is() {
+    /// Where the machine gives no namespace, an isolated tool falls back to
+    /// the host's network, reaches the server as rehearse does, and the
+    /// report says why; its environment is still cleared.
+    #[tokio::test]
+    async fn without_a_namespace_the_tool_falls_back_to_the_hosts_network_and_says_why() {
+        let network = ToolNetwork::without_namespace("Operation not permitted");
+        let isolated = Launch::Here(Network::Isolated);
+        assert!(!network.isolates(&isolated));
+        let conn = ConnInfo { host: "127.0.0.1".into(), ..local_conn() };
+        assert_eq!(network.reachable(&isolated, &conn).unwrap().host, "127.0.0.1", "no relay");
+        let facts = network.facts(&[&isolated]).unwrap();
+        assert_eq!(facts.network, ToolNetworkKind::Host);
+        assert_eq!(facts.why.as_deref(), Some("this machine gives no network namespace (Operation not permitted)"));
+        assert!(!facts.forwarded);
+        // The child runs where rehearse does: its network namespace is ours.
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap().display().to_string();
+        let (cmd, _) = network.command(&isolated, "readlink", &["/proc/self/ns/net".to_string()], &[], Path::new("/"));
+        let out = cmd.run(&tokio_util::sync::CancellationToken::new()).await.unwrap();
+        assert_eq!(out.stdout.trim(), ours);
+    }
+
+    /// With a namespace, the tool's process is in one of its own.
+    #[tokio::test]
+    async fn an_isolated_tool_runs_in_a_network_namespace_of_its_own() {
         let network = ToolNetwork::new(false);
-        let conn = ConnInfo {
+        let isolated = Launch::Here(Network::Isolated);
+        if !network.isolates(&isolated) {
+            eprintln!("skipped: no network namespace here");
+            return;
+        }
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap().display().to_string();
+        let (cmd, _) = network.command(&isolated, "readlink", &["/proc/self/ns/net".to_string()], &[], Path::new("/"));
+        let out = cmd.run(&tokio_util::sync::CancellationToken::new()).await.unwrap();
+        assert_ne!(out.stdout.trim(), ours);
+        let (cmd, _) = network.command(
+            &Launch::Here(Network::Host),
+            "readlink",
+            &["/proc/self/ns/net".to_string()],
+            &[],
+            Path::new("/"),
+        );
+        let out = cmd.run(&tokio_util::sync::CancellationToken::new()).await.unwrap();
+        assert_eq!(out.stdout.trim(), ours, "network: host runs where rehearse does");
+    }
+
+    fn local_conn() -> ConnInfo {
+        ConnInfo {
             host: "/tmp/rehearse-x".into(),
             port: 5432,
             user: "rehearse".into(),
             password: crate::sys::db::Secret::generate(),
             dbname: "rehearse".into(),
             admin_dbname: "postgres".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn in_the_namespace_the_local_servers_socket_directory_is_reached_as_it_is() {
+        let network = ToolNetwork::new(false);
+        let conn = local_conn();
         let reached = network.reachable(&Launch::Here(Network::Isolated), &conn).unwrap();
         assert_eq!((reached.host.as_str(), reached.port), ("/tmp/rehearse-x", 5432));
         assert!(!network.facts(&[&Launch::Here(Network::Isolated)]).unwrap().forwarded);
