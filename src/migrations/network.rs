@@ -18,9 +18,11 @@
 //! that gives no namespace) the tool could reach other servers; the report
 //! says so, and rehearse relies on its checks instead.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::isolation;
@@ -48,9 +50,9 @@ struct Inner {
     /// The server holds other databases (url and clone backends): relays refuse them.
     shared: bool,
     /// Keyed by where they lead and the one database they let through.
-    relays: Mutex<BTreeMap<(String, Option<String>), Relay>>,
+    relays: Mutex<HashMap<(Upstream, Option<String>), Relay>>,
     /// Whether a tool reached the server through a relay.
-    forwarded: Mutex<bool>,
+    forwarded: AtomicBool,
     /// Names cleared from a tool's environment, over the run.
     cleared: Mutex<BTreeSet<String>>,
 }
@@ -64,7 +66,7 @@ impl ToolNetwork {
             namespace,
             shared,
             relays: Mutex::default(),
-            forwarded: Mutex::default(),
+            forwarded: AtomicBool::default(),
             cleared: Mutex::default(),
         }))
     }
@@ -111,10 +113,10 @@ impl ToolNetwork {
             false => Upstream::Tcp { host: conn.host.clone(), port: conn.port },
         };
         let only = self.0.shared.then(|| conn.dbname.clone());
-        let key = (format!("{upstream:?}"), only.clone());
         let mut relays = self.0.relays.lock().unwrap_or_else(|e| e.into_inner());
-        if !relays.contains_key(&key) {
-            let relay = Relay::start(upstream, conn.port, only).map_err(|e| {
+        let relay = match relays.entry((upstream.clone(), only.clone())) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(Relay::start(upstream, conn.port, only).map_err(|e| {
                 Error::environment_because(
                     format!(
                         "cannot start the relay through which the migration tool, in a network namespace of its own, \
@@ -123,11 +125,9 @@ impl ToolNetwork {
                     ),
                     e,
                 )
-            })?;
-            relays.insert(key.clone(), relay);
-        }
-        *self.0.forwarded.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        let relay = &relays[&key];
+            })?),
+        };
+        self.0.forwarded.store(true, Ordering::Relaxed);
         Ok(ConnInfo { host: relay.dir().display().to_string(), port: relay.port(), ..conn.clone() })
     }
 
@@ -173,7 +173,7 @@ impl ToolNetwork {
                 None => ToolNetworkKind::Namespace,
             },
             why,
-            forwarded: *self.0.forwarded.lock().unwrap_or_else(|e| e.into_inner()),
+            forwarded: self.0.forwarded.load(Ordering::Relaxed),
             cleared_env: self.0.cleared.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect(),
         })
     }
