@@ -119,3 +119,19 @@ pub async fn rehearse_databases(client: &Client) -> Result<Vec<(String, String)>
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// Sessions established on the connected database since its statistics
+/// were reset: `pg_stat_database.sessions`, PostgreSQL 14 and later (None
+/// before). A backend adds its session to the shared counters when it
+/// flushes its statistics, at the latest when it exits; the snapshot of
+/// this session's statistics is cleared first so a second read sees them.
+pub async fn sessions_established(client: &Client) -> Result<Option<i64>, Error> {
+    if server_version_num(client).await? < 140000 {
+        return Ok(None);
+    }
+    client.batch_execute("/*rehearse*/ SELECT pg_stat_clear_snapshot()").await?;
+    let row = client
+        .query_one("/*rehearse*/ SELECT sessions FROM pg_stat_database WHERE datname = current_database()", &[])
+        .await?;
+    Ok(Some(row.get(0)))
+}

@@ -49,6 +49,13 @@ impl Sources {
         self.list.iter().any(|(_, s)| s.runs_in_own_session())
     }
 
+    /// Each source's app, tool and history table, when rehearse knows the
+    /// table (after discovery, for Alembic: the one env.py configures).
+    pub fn histories(&self) -> Vec<(Option<String>, super::MigrationTool, String)> {
+        let known = |(p, s): &(SourcePlan, MigrationSource)| s.history_table().map(|t| (p.app.clone(), s.tool(), t));
+        self.list.iter().filter_map(known).collect()
+    }
+
     /// The source a migration came from.
     pub fn of(&self, migration: &Migration) -> Result<&MigrationSource> {
         self.list.iter().find(|(p, _)| p.app == migration.app).map(|(_, s)| s).ok_or_else(|| {

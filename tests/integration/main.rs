@@ -41,4 +41,5 @@ mod stats;
 mod support;
 mod test_containers;
 mod tls;
+mod trust;
 mod url_backend;
