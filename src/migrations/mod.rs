@@ -318,6 +318,17 @@ impl MigrationSource {
         }
     }
 
+    /// The history table this source alone may record in: Alembic's version
+    /// table, an SQL folder's `migrations.table`; None for rehearse's own
+    /// tracking table (rows keyed by app) and a command.
+    pub fn own_history_table(&self) -> Option<String> {
+        match self {
+            MigrationSource::Sql(s) => s.table().map(str::to_string),
+            MigrationSource::Alembic(a) => Some(a.version_table()),
+            MigrationSource::Command(_) => None,
+        }
+    }
+
     /// Migrations the restored database has not applied yet, in order.
     pub async fn pending(&self, target: &Target<'_>) -> Result<Found> {
         match self {
