@@ -362,3 +362,23 @@ impl MigrationSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_the_libpq_url_and_the_same_with_the_driver() {
+        let url = "postgresql://rehearse:pw@/rehearse?host=%2Ftmp&port=5433&application_name=a";
+        let env = vec![
+            ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN".to_string(), "{sqlalchemy_url}".to_string()),
+            ("PSQL_URL".to_string(), "{url}".to_string()),
+            ("OTHER".to_string(), "as is".to_string()),
+        ];
+        let expanded = expand_placeholders(&env, url, Some("psycopg2"));
+        assert_eq!(expanded[0].1, "postgresql+psycopg2://rehearse:pw@/rehearse?host=%2Ftmp&port=5433&application_name=a");
+        assert_eq!((expanded[1].1.as_str(), expanded[2].1.as_str()), (url, "as is"));
+        // Without a driver, {sqlalchemy_url} is left for the Alembic helper.
+        assert_eq!(expand_placeholders(&env, url, None)[0].1, "{sqlalchemy_url}");
+    }
+}

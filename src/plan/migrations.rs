@@ -412,3 +412,17 @@ fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {
         launch,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_of_a_url_is_the_part_after_the_plus_of_a_postgresql_scheme() {
+        assert_eq!(url_driver("postgresql+psycopg2://u:p@h/db").as_deref(), Some("psycopg2"));
+        assert_eq!(url_driver(" postgres+asyncpg://h/db").as_deref(), Some("asyncpg"));
+        assert_eq!(url_driver("postgresql://u@h/db"), None);
+        assert_eq!(url_driver("mysql+pymysql://u@h/db"), None);
+        assert_eq!(url_driver("not a url"), None);
+    }
+}

@@ -553,6 +553,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_python_rehearse_runs_starts_with_the_prelude() {
+        for code in [HELPER, CLI] {
+            assert!(code.starts_with(PRELUDE), "the prelude runs before any other import");
+        }
+        assert!(PRELUDE.contains("_rehearse_drop_working_folder()\n"));
+    }
+
+    #[test]
+    fn a_wrong_database_is_named_without_a_password_and_with_the_way_to_point_env_py_at_the_copy() {
+        let wrong = |dialect: &str, database: &str| WrongDatabase {
+            dialect: dialect.into(),
+            driver: Some("psycopg2".into()),
+            host: Some("prod.internal".into()),
+            port: Some("5432".into()),
+            database: Some(database.into()),
+        };
+        let message = wrong_database(&wrong("postgresql", "app")).to_string();
+        assert!(message.contains("database app on host prod.internal port 5432"), "{message}");
+        assert!(message.contains("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: \"{sqlalchemy_url}\""), "{message}");
+        let message = wrong_database(&wrong("sqlite", "/srv/airflow/airflow.db")).to_string();
+        assert!(message.contains("env.py connected to sqlite:////srv/airflow/airflow.db"), "{message}");
+    }
+
+    #[test]
     fn bookkeeping_is_the_version_table_env_py_names_as_a_whole_identifier() {
         let update = "UPDATE billing.billing_versions SET version_num='b2' WHERE billing_versions.version_num = 'b1'";
         assert!(is_bookkeeping(update, "billing.billing_versions"));

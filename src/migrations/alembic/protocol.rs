@@ -131,6 +131,13 @@ mod tests {
 
         let unknown = read_events(&format!("{MARK}{{\"type\": \"surprise\"}}\n")).unwrap_err();
         assert!(unknown.to_string().contains("Alembic helper") && unknown.to_string().contains("surprise"));
+        let wrong = format!(
+            "{MARK}{{\"type\": \"wrong_database\", \"dialect\": \"sqlite\", \"driver\": \"pysqlite\", \"host\": null, \
+             \"port\": null, \"database\": \"/srv/airflow/airflow.db\"}}\n"
+        );
+        let HelperEvent::WrongDatabase(w) = &read_events(&wrong).unwrap()[0] else { panic!("{wrong}") };
+        assert_eq!((w.dialect.as_str(), w.database.as_deref()), ("sqlite", Some("/srv/airflow/airflow.db")));
+
         let malformed = read_events(&format!("{MARK}{{\"type\": \"done\"}}\n")).unwrap_err();
         assert!(malformed.source.to_string().contains("at"), "{malformed}: a missing field is an error, not 0");
     }
