@@ -376,7 +376,10 @@ mod tests {
             ("OTHER".to_string(), "as is".to_string()),
         ];
         let expanded = expand_placeholders(&env, url, Some("psycopg2"));
-        assert_eq!(expanded[0].1, "postgresql+psycopg2://rehearse:pw@/rehearse?host=%2Ftmp&port=5433&application_name=a");
+        assert_eq!(
+            expanded[0].1,
+            "postgresql+psycopg2://rehearse:pw@/rehearse?host=%2Ftmp&port=5433&application_name=a"
+        );
         assert_eq!((expanded[1].1.as_str(), expanded[2].1.as_str()), (url, "as is"));
         // Without a driver, {sqlalchemy_url} is left for the Alembic helper.
         assert_eq!(expand_placeholders(&env, url, None)[0].1, "{sqlalchemy_url}");

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use super::scenario::Scenario;
 use super::migrations::needs_driver_for_sqlalchemy_url;
+use super::scenario::Scenario;
 use super::Origin;
 use crate::error::{Error, Result};
 use crate::migrations::launch::Launch;

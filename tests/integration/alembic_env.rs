@@ -145,7 +145,8 @@ fn an_env_py_on_its_own_settings_is_refused_naming_where_it_connected() {
 #[test]
 fn an_env_py_given_sqlalchemy_url_in_its_own_setting_migrates_the_copy() {
     let sandbox = Sandbox::new();
-    let path = scenario(&sandbox, "alembic_ownsettings", &venv_python(), "  env: { APP_DB_URL: \"{sqlalchemy_url}\" }\n");
+    let path =
+        scenario(&sandbox, "alembic_ownsettings", &venv_python(), "  env: { APP_DB_URL: \"{sqlalchemy_url}\" }\n");
     let out = run(&sandbox, &path);
     out.assert_code(0);
     assert_migrated_the_copy(&out.report());
@@ -159,7 +160,8 @@ fn an_env_py_connecting_to_another_postgresql_server_is_refused_without_its_pass
     let other = OwnedServer::start();
     let sandbox = Sandbox::new();
     let url = other.url().replacen("postgres://", "postgresql+psycopg2://", 1);
-    let path = scenario(&sandbox, "alembic_ownsettings", &venv_python(), &format!("  env: {{ APP_DB_URL: \"{url}\" }}\n"));
+    let path =
+        scenario(&sandbox, "alembic_ownsettings", &venv_python(), &format!("  env: {{ APP_DB_URL: \"{url}\" }}\n"));
     let out = run(&sandbox, &path);
     out.assert_code(4);
     assert!(

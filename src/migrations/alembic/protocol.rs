@@ -27,11 +27,7 @@ pub enum HelperEvent {
     /// A connection env.py opened is not the throwaway database: where it went (never a password).
     WrongDatabase(WrongDatabase),
     /// The database's heads as env.py read them, and the version table it records them in.
-    History {
-        current: Vec<String>,
-        version_table: Option<String>,
-        version_table_schema: Option<String>,
-    },
+    History { current: Vec<String>, version_table: Option<String>, version_table_schema: Option<String> },
     /// The pending revisions, in upgrade order.
     Discovered { pending: Vec<PendingRevision> },
     /// Interpreter and imports done; the revision starts now.

@@ -78,7 +78,9 @@ pub fn made_venv(name: &str, packages: &[&str]) -> String {
         assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     };
     run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&dir));
-    run(std::process::Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(packages));
+    run(std::process::Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(packages));
     std::fs::write(&done, wanted).unwrap();
     python.display().to_string()
 }
