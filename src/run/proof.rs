@@ -24,7 +24,7 @@ use crate::report::{MigrationReport, MigrationStatus};
 /// How the message ends: where the usual cause is, and what to do.
 const OWN_SETTINGS: &str = "the tool connects through settings of its own (an env.py or settings module that reads \
      its own variable, or a fallback to SQLite when that is unset): set them in migrations.env, e.g. \
-     AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: \"{sqlalchemy_url}\" (docs/migrations.md, \"Apps that read their own settings\")";
+     AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: \"{sqlalchemy_url}\" (docs/migrations.md, \"An env.py that reads its own settings\")";
 
 /// How long a session of the tool may take to show in the statistics after
 /// the tool exited: a backend flushes its counters when it exits, which is

@@ -3,6 +3,7 @@
 //! capability; `support` holds the fixtures and assertions.
 
 mod alembic;
+mod alembic_env;
 mod app_image;
 mod apps;
 mod auto_backend;
