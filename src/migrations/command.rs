@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::launch::Container;
 use super::CommandPlan;
-use super::{Applied, Migration, Target};
+use super::{expand_placeholders, Applied, Migration, Target};
 use crate::error::{Error, Result};
 use crate::report::MigrationError;
 use crate::sys::db::ConnInfo;
@@ -34,8 +34,11 @@ impl CommandTool {
 
     /// `sh -c script` with the tool's environment, here or in the image
     /// (with the container to remove when it ends).
+    /// `migrations.env`'s `{url}` and `{sqlalchemy_url}` are replaced (see
+    /// [`expand_placeholders`]); `target` is the server as the tool reaches it.
     fn shell(&self, script: &str, target: &Target<'_>) -> (ChildCommand, Option<Container>) {
-        let mut env = self.plan.env.clone();
+        let url = target.url(Some(&target.conn.password), APP_NAME);
+        let mut env = expand_placeholders(&self.plan.env, &url, self.plan.driver.as_ref().map(|d| d.name.as_str()));
         env.extend(target.tool_env(APP_NAME));
         let args = ["-c".to_string(), script.to_string()];
         target.network.command(&self.plan.launch, "/bin/sh", &args, &env, &self.plan.dir)

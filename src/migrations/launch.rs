@@ -138,7 +138,9 @@ impl Launch {
     /// runs with: the image's id, Python and the versions of Alembic,
     /// SQLAlchemy and the PostgreSQL drivers `python` imports (inside the
     /// image, or here).
-    pub async fn describe(&self, python: Option<&str>, cancel: &CancellationToken) -> Result<LaunchInfo> {
+    /// `tool`: the interpreter, and the folder and environment it runs the
+    /// migrations in (the versions are read there, as the run reads them).
+    pub async fn describe(&self, tool: Option<PythonTool<'_>>, cancel: &CancellationToken) -> Result<LaunchInfo> {
         let mut info = LaunchInfo { runs_in: "this machine".into(), ..LaunchInfo::default() };
         if let Launch::Image(i) = self {
             i.ensure_image(cancel).await?;
@@ -153,15 +155,18 @@ impl Launch {
             }
             info.workdir = i.workdir.clone();
         }
-        if let Some(python) = python {
-            info.tool_versions = self.tool_versions(python, cancel).await?;
+        if let Some(tool) = tool {
+            info.tool_versions = self.tool_versions(tool, cancel).await?;
         }
         Ok(info)
     }
 
-    async fn tool_versions(&self, python: &str, cancel: &CancellationToken) -> Result<Vec<Setting>> {
-        let args = ["-c".to_string(), VERSIONS.to_string()];
-        let (cmd, _container) = self.command(python, &args, &[], Path::new("/"));
+    async fn tool_versions(&self, tool: PythonTool<'_>, cancel: &CancellationToken) -> Result<Vec<Setting>> {
+        let (python, dir, env) = tool;
+        // The same prelude as the helper's, in the same folder: what this
+        // reads is what the migrations will import.
+        let args = ["-c".to_string(), format!("{}{VERSIONS}", super::alembic::PRELUDE)];
+        let (cmd, _container) = self.command(python, &args, env, dir);
         let out = cmd.deadline(Duration::from_secs(120)).keep_all_stdout().run(cancel).await;
         let where_ = match self {
             Launch::Here(_) => python.to_string(),
@@ -185,6 +190,9 @@ impl Launch {
         Ok(versions.into_iter().filter_map(|(name, value)| value.map(|value| Setting { name, value })).collect())
     }
 }
+
+/// An interpreter, the folder it runs the migration tool in, and its environment.
+pub type PythonTool<'a> = (&'a str, &'a Path, &'a [(String, String)]);
 
 /// `name → version` (null: not importable), in the order printed.
 type Versions = Vec<(String, Option<String>)>;

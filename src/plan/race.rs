@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use super::migrations::needs_driver_for_sqlalchemy_url;
 use super::scenario::Scenario;
 use super::Origin;
 use crate::error::{Error, Result};
 use crate::migrations::launch::Launch;
 use crate::migrations::sources::SourcePlan;
-use crate::migrations::MigrationsPlan;
+use crate::migrations::{Driver, MigrationsPlan};
 use crate::race::{CopyCommand, Program, RacePlan};
 
 /// `race.replicas` when the scenario does not say.
@@ -73,10 +74,11 @@ fn copy_command(
     origin: &Origin,
 ) -> Result<CopyCommand> {
     let shown = origin.shown();
-    let shell = |dir, env: &Vec<(String, String)>, launch: &Launch, script| CopyCommand {
+    let shell = |dir, env: &Vec<(String, String)>, launch: &Launch, driver: &Option<Driver>, script| CopyCommand {
         program: Program::Shell(script),
         dir,
         env: env.clone(),
+        driver: driver.clone(),
         launch: launch.clone(),
     };
     Ok(match (migrations, command) {
@@ -84,10 +86,14 @@ fn copy_command(
             program: Program::Alembic { python: a.python.clone(), config: a.config.clone(), target: a.target.clone() },
             dir: a.dir.clone(),
             env: a.env.clone(),
+            driver: a.driver.clone(),
             launch: a.launch.clone(),
         },
-        (MigrationsPlan::Alembic(a), Some(script)) => shell(a.dir.clone(), &a.env, &a.launch, script),
-        (MigrationsPlan::Command(c), Some(script)) => shell(c.dir.clone(), &c.env, &c.launch, script),
+        (MigrationsPlan::Alembic(a), Some(script)) => {
+            needs_driver_for_sqlalchemy_url(&a.env, &a.driver, "race.command", origin)?;
+            shell(a.dir.clone(), &a.env, &a.launch, &a.driver, script)
+        }
+        (MigrationsPlan::Command(c), Some(script)) => shell(c.dir.clone(), &c.env, &c.launch, &c.driver, script),
         (MigrationsPlan::Sql(dir), Some(_)) if dir.table().is_none() => {
             return Err(Error::bad_input(format!(
                 "{shown}: a race with migrations.tool sql needs migrations.table: the history table your tool \
@@ -96,7 +102,7 @@ fn copy_command(
             )))
         }
         (MigrationsPlan::Sql(_), Some(script)) => {
-            shell(origin.base.clone(), &Vec::new(), &Launch::Here(network.unwrap_or_default()), script)
+            shell(origin.base.clone(), &Vec::new(), &Launch::Here(network.unwrap_or_default()), &None, script)
         }
         (MigrationsPlan::Command(_), None) => {
             return Err(Error::bad_input(format!(

@@ -192,6 +192,10 @@ pub struct MigrationsSection {
     /// Alembic: the revision to upgrade to.
     pub target: Option<String>,
     pub python: Option<EnvString>,
+    /// Alembic and command: the SQLAlchemy driver of the URL given to the app
+    /// (`psycopg`, `psycopg2`, ...): `postgresql+<driver>://`.
+    pub driver: Option<String>,
+    /// `{url}` and `{sqlalchemy_url}` in values are the throwaway database's URLs.
     #[serde(default)]
     pub env: BTreeMap<String, EnvString>,
     /// Command: prints pending ids, one per line.

@@ -10,6 +10,7 @@
 mod backup;
 mod drift;
 mod outcome;
+mod proof;
 mod race;
 mod rehearse;
 mod snapshot;

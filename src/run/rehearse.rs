@@ -7,14 +7,14 @@
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::{millis, Pending};
+use super::{millis, proof, Pending};
 use crate::backend::Throwaway;
 use crate::compat::Checker;
 use crate::error::{Error, Result};
 use crate::findings::{destructive, hazards, recovery};
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::Sources;
-use crate::migrations::{Applied, Migration, Target};
+use crate::migrations::{Applied, Migration, MigrationTool, Target};
 use crate::observe::{Observers, StatementWatcher};
 use crate::pipeline::events::{Event, EventSink};
 use crate::pipeline::Deadline;
@@ -55,6 +55,10 @@ pub async fn each(
         network: &pending.network,
         cancel,
     };
+    let mut histories = Vec::new();
+    for (app, tool, table) in source.histories() {
+        histories.push(proof::History::read(observers.observer(), app, tool, table).await?);
+    }
     let total = pending.migrations.len();
     for (i, migration) in pending.migrations.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
@@ -78,6 +82,9 @@ pub async fn each(
         if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             break;
         }
+    }
+    for history in &histories {
+        history.check(observers.observer(), &pending.migrations, &r.migrations).await?;
     }
     Ok(())
 }
@@ -137,7 +144,14 @@ impl Rehearsal<'_> {
             watcher: self.watcher,
             network: self.network,
         };
+        let sessions_before = match source.tool() {
+            MigrationTool::Command => proof::sessions(self.observers.observer()).await?,
+            _ => None,
+        };
         let mut applied = source.apply(migration, &target).await?;
+        if applied.error.is_none() && !applied.interrupted {
+            proof::command_connected(self.observers.observer(), sessions_before, migration).await?;
+        }
         let timed_out = applied.interrupted && deadline.expired() && !self.cancel.is_cancelled();
         if timed_out {
             deadline.explain(&mut applied.error);
