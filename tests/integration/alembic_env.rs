@@ -161,7 +161,14 @@ fn an_env_py_connecting_to_another_postgresql_server_is_refused_without_its_pass
     let sandbox = Sandbox::new();
     let url = other.url().replacen("postgres://", "postgresql+psycopg2://", 1);
     let path =
-        scenario(&sandbox, "alembic_ownsettings", &venv_python(), &format!("  env: {{ APP_DB_URL: \"{url}\" }}\n"));
+        // On the host's network, on purpose: in its own namespace the tool would not reach the server at all
+        // (trust_isolation.rs); there the connection guard is what stops it.
+        scenario(
+            &sandbox,
+            "alembic_ownsettings",
+            &venv_python(),
+            &format!("  env: {{ APP_DB_URL: \"{url}\" }}\n  network: host\n"),
+        );
     let out = run(&sandbox, &path);
     out.assert_code(4);
     assert!(

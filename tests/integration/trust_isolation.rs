@@ -164,9 +164,11 @@ fn a_command_cannot_reach_another_server_over_tcp_unless_the_scenario_says_netwo
     let other = OwnedServer::start();
     let before = other.state();
     let psql = Path::new(&pg_bin_dir()).join("psql");
+    // It writes to the other server, then (as a tool's own bookkeeping would) to the copy.
     let apply = format!(
-        "'{} -X -v ON_ERROR_STOP=1 \"$${{OTHER_URL:?is not set}}\" -c \"CREATE TABLE reached (id int)\"'",
-        psql.display()
+        "'{psql} -X -v ON_ERROR_STOP=1 \"$${{OTHER_URL:?is not set}}\" -c \"CREATE TABLE reached (id int)\" && \
+         {psql} -X -c \"SELECT 1\"'",
+        psql = psql.display()
     );
     let env = [("OTHER_URL", other.url())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
