@@ -63,9 +63,11 @@ impl CommandTool {
                     Err(e) => {
                         // Pasted, not attached as a source: the tool's output may
                         // hold the password (DATABASE_URL), so it is redacted first.
+                        let hint = e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s));
                         return Err(Error::bad_input(format!(
-                            "migrations.list `{list}` failed: {}\n  (it must print the pending migration ids, one per line)",
-                            target.redact(&e.to_string())
+                            "migrations.list `{list}` failed: {}\n  ({})",
+                            target.redact(&e.to_string()),
+                            hint.unwrap_or("it must print the pending migration ids, one per line")
                         )));
                     }
                 }
@@ -101,6 +103,7 @@ impl CommandTool {
             }
             Err(e) => applied.error = Some(MigrationError::new(target.redact(&format!("`{script}`: {e}")))),
         }
+        target.network.explain(&self.plan.launch, &mut applied.error);
         Ok(applied)
     }
 }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use super::isolation;
 use super::launch::{Container, Launch, Network};
 use crate::error::{Error, Result};
-use crate::report::{IsolationInfo, ToolNetworkKind};
+use crate::report::{IsolationInfo, MigrationError, ToolNetworkKind};
 use crate::sys::db::ConnInfo;
 use crate::sys::forward::{Relay, Upstream};
 use crate::sys::netns::{self, Unshare};
@@ -37,6 +37,14 @@ use crate::sys::process::ChildCommand;
 /// Why a tool in the app's image runs on the host's network.
 const IMAGE_ON_HOST: &str = "the tool runs in the app's image with `docker run --network host`: the container reaches \
                              the throwaway server on the host's loopback";
+
+/// How the system refuses a TCP connection from a network namespace with no interface up.
+const UNREACHABLE: &str = "Network is unreachable";
+const UNREACHABLE_HINT: &str = "the migration tool tried to connect over TCP, and its network namespace stopped it \
+     (\"Network is unreachable\"): it reaches only the throwaway copy, through DATABASE_URL, the PG* variables, \
+     sqlalchemy.url or {url} / {sqlalchemy_url} in migrations.env. If it connects through settings of its own, give \
+     them the copy in migrations.env (e.g. AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: \"{sqlalchemy_url}\"); if it must \
+     reach another host on purpose, set migrations.network: host";
 
 /// The run's tool network: the namespace, the relays, what was cleared.
 /// Cloned into the race's copies; the relays stop when it is closed.
@@ -157,6 +165,22 @@ impl ToolNetwork {
             cmd = cmd.network_namespace(how.clone());
         }
         (cmd, container)
+    }
+
+    /// What a tool's failure means when its output shows a TCP connection
+    /// its namespace stopped ("Network is unreachable", as the system says
+    /// it to a process with no network): None otherwise.
+    pub fn unreachable_hint(&self, launch: &Launch, output: &str) -> Option<&'static str> {
+        (self.isolates(launch) && output.contains(UNREACHABLE)).then_some(UNREACHABLE_HINT)
+    }
+
+    /// A failed migration's error, with [`unreachable_hint`](Self::unreachable_hint) added when it applies.
+    pub fn explain(&self, launch: &Launch, error: &mut Option<MigrationError>) {
+        if let Some(e) = error {
+            if let Some(hint) = self.unreachable_hint(launch, &e.message) {
+                e.message = format!("{}\n\n{hint}", e.message);
+            }
+        }
     }
 
     /// What the report says of the network of the tools `launches` start

@@ -134,12 +134,14 @@ fn named_in_migrations_env_the_variable_is_passed_on_and_its_server_is_still_out
     let scenario = alembic_scenario(&sandbox, &other.dump, "  env:\n    APP_DATABASE_URL: ${APP_DATABASE_URL}\n");
     let out = sandbox.rehearse_env(&["run", scenario.to_str().unwrap()], &[("APP_DATABASE_URL", &other.url())]);
 
-    assert_not_passed(&out);
-    assert!(
-        out.stderr.contains("Network is unreachable"),
-        "the tool tried, and the namespace stopped it:\n{}",
-        out.stderr
-    );
+    out.assert_code(4);
+    for said in ["Network is unreachable", "its network namespace stopped it", "migrations.network: host"] {
+        assert!(
+            out.stderr.contains(said),
+            "the tool tried, the namespace stopped it, and what to do: {said}\n{}",
+            out.stderr
+        );
+    }
     assert_eq!(other.holdings(), before, "the other database's version table and schema are untouched");
     let isolation = out.report().isolation.unwrap();
     assert!(!isolation.cleared_env.contains(&"APP_DATABASE_URL".to_string()), "{:?}", isolation.cleared_env);
@@ -190,7 +192,7 @@ fn a_command_cannot_reach_another_server_over_tcp_unless_the_scenario_says_netwo
     out.assert_code(2);
     let report = out.report();
     let error = &report.migrations[0].error.as_ref().unwrap().message;
-    assert!(error.contains("Network is unreachable"), "{error}");
+    assert!(error.contains("Network is unreachable") && error.contains("migrations.network: host"), "{error}");
     assert!(!error.contains(other.conn.password.expose()), "{error}");
     let isolation = report.isolation.unwrap();
     assert_eq!((isolation.network, isolation.forwarded), (ToolNetworkKind::Namespace, false), "the local socket");

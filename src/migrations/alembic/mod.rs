@@ -313,7 +313,13 @@ impl AlembicProject {
         let Some(found) = found else {
             return Err(match run.failure {
                 Some(ChildError::Cancelled { .. }) => Error::Interrupted,
-                Some(e) => Error::bad_input_because(format!("Alembic could not list the revisions of {dir}"), e),
+                Some(e) => match e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s)) {
+                    // The tool connected elsewhere: this machine's doing, not the scenario's.
+                    Some(hint) => {
+                        Error::environment_because(format!("Alembic could not list the revisions of {dir}: {hint}"), e)
+                    }
+                    None => Error::bad_input_because(format!("Alembic could not list the revisions of {dir}"), e),
+                },
                 None => Error::environment(format!(
                     "the Alembic helper ended without listing the revisions of {dir}: rerun, and report it if it persists"
                 )),
@@ -459,6 +465,7 @@ impl AlembicProject {
             }
             (None, None) => {}
         }
+        target.network.explain(&self.plan.launch, &mut applied.error);
         Ok(applied)
     }
 }
