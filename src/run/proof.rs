@@ -71,7 +71,12 @@ pub struct History {
 
 impl History {
     pub async fn read(client: &Client, app: Option<String>, tool: MigrationTool, table: String) -> Result<History> {
-        let before = version_rows(client, &table).await?;
+        // Only Alembic's table is checked (`check`), and only it has `version_num`:
+        // reading an SQL source's history that way fails on a dump that has one.
+        let before = match tool {
+            MigrationTool::Alembic => version_rows(client, &table).await?,
+            _ => None,
+        };
         Ok(History { app, tool, table, before })
     }
 
