@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test fuzz bench bench-estimate bench-corpus bench-tracing clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test test-fast fuzz bench bench-estimate bench-corpus bench-tracing clean
 
 deps:
 	@scripts/deps.sh
@@ -95,6 +95,12 @@ test: deps docker-test-image docker-app-image image
 	@bin="$${REHEARSE_PG18_BIN:-$$(scripts/pg18.sh)}" && echo "REHEARSE_PG18_BIN=$$bin" && \
 	  echo "$(CARGO) test --locked --no-fail-fast" && \
 	  REHEARSE_PG18_BIN="$$bin" $(CARGO) test --locked --no-fail-fast
+
+# The fast tier for the edit-and-test loop: unit tests, the report snapshots, the
+# install probes and the integration tests of up-front errors (no server, no Docker).
+test-fast: deps
+	$(CARGO) test --locked --lib --bins --test snapshots --test install_probes
+	$(CARGO) test --locked --test integration -- plan_errors::
 
 # A long property-test run of the input parsers (make test runs a short one).
 fuzz: deps

@@ -102,7 +102,7 @@ if [ "${1:-}" = --print-missing ]; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "rehearse needs a Rust toolchain (cargo, Rust >= 1.85): install it with rustup (https://rustup.rs), then re-run." >&2
+  echo "rehearse needs a Rust toolchain (cargo, Rust >= 1.85; >= 1.88 for make test, whose testcontainers needs it): install it with rustup (https://rustup.rs), then re-run." >&2
   exit 1
 fi
 

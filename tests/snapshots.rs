@@ -184,156 +184,68 @@ fn junit(name: &str) -> String {
     redacted(report::render_junit(&fixture(name)))
 }
 
-// ------------------------------------------------------- one per format and fixture
+// ------------------------------------------------------- every fixture in its formats
 
-#[test]
-fn table_demo_80() {
-    assert_snapshot!(table("v1-demo", Some(80)));
+/// A writer, and the terminal table's width.
+#[derive(Clone, Copy)]
+enum Format {
+    Table(Option<usize>),
+    Markdown,
+    Json,
+    Junit,
+}
+use Format::*;
+
+/// Each fixture with the formats it is snapshotted in (the fixtures of one
+/// feature only where that feature shows).
+const SNAPSHOTS: &[(&str, &[Format])] = &[
+    ("v1-demo", &[Table(Some(80)), Table(Some(120)), Table(None), Markdown, Json, Junit]),
+    ("failed", &[Table(Some(80)), Table(Some(120)), Table(None), Markdown, Json, Junit]),
+    ("budget", &[Table(Some(80)), Table(Some(120)), Table(None), Markdown, Json, Junit]),
+    ("interrupted", &[Table(Some(80)), Table(Some(120)), Table(None), Markdown, Json, Junit]),
+    ("estimate", &[Table(Some(80)), Table(Some(120)), Table(None), Markdown, Json, Junit]),
+    ("compat", &[Table(Some(80)), Table(Some(120)), Table(None), Markdown, Json, Junit]),
+    ("race", &[Table(Some(120)), Markdown, Json, Junit]),
+    ("apps", &[Table(Some(120)), Markdown, Junit]),
+    ("drift", &[Table(Some(120)), Markdown, Json, Junit]),
+    ("ignored", &[Table(Some(120)), Markdown, Json]),
+];
+
+/// The snapshot's name, as its file is named: `table_demo_80`, `markdown_failed`.
+fn snapshot_name(fixture: &str, format: Format) -> String {
+    let fixture = fixture.strip_prefix("v1-").unwrap_or(fixture);
+    match format {
+        Table(Some(width)) => format!("table_{fixture}_{width}"),
+        Table(None) => format!("table_{fixture}_unbounded"),
+        Markdown => format!("markdown_{fixture}"),
+        Json => format!("json_{fixture}"),
+        Junit => format!("junit_{fixture}"),
+    }
 }
 
-#[test]
-fn table_demo_120() {
-    assert_snapshot!(table("v1-demo", Some(120)));
+fn render(fixture: &str, format: Format) -> String {
+    match format {
+        Table(width) => table(fixture, width),
+        Markdown => markdown(fixture),
+        Json => json(fixture),
+        Junit => junit(fixture),
+    }
 }
 
+/// Every snapshot is compared, and every one that differs is named, before the test fails.
 #[test]
-fn table_demo_unbounded() {
-    assert_snapshot!(table("v1-demo", None));
-}
-
-#[test]
-fn markdown_demo() {
-    assert_snapshot!(markdown("v1-demo"));
-}
-
-#[test]
-fn json_demo() {
-    assert_snapshot!(json("v1-demo"));
-}
-
-#[test]
-fn junit_demo() {
-    assert_snapshot!(junit("v1-demo"));
-}
-
-#[test]
-fn table_failed_80() {
-    assert_snapshot!(table("failed", Some(80)));
-}
-
-#[test]
-fn table_failed_120() {
-    assert_snapshot!(table("failed", Some(120)));
-}
-
-#[test]
-fn table_failed_unbounded() {
-    assert_snapshot!(table("failed", None));
-}
-
-#[test]
-fn markdown_failed() {
-    assert_snapshot!(markdown("failed"));
-}
-
-#[test]
-fn json_failed() {
-    assert_snapshot!(json("failed"));
-}
-
-#[test]
-fn junit_failed() {
-    assert_snapshot!(junit("failed"));
-}
-
-#[test]
-fn table_budget_80() {
-    assert_snapshot!(table("budget", Some(80)));
-}
-
-#[test]
-fn table_budget_120() {
-    assert_snapshot!(table("budget", Some(120)));
-}
-
-#[test]
-fn table_budget_unbounded() {
-    assert_snapshot!(table("budget", None));
-}
-
-#[test]
-fn markdown_budget() {
-    assert_snapshot!(markdown("budget"));
-}
-
-#[test]
-fn json_budget() {
-    assert_snapshot!(json("budget"));
-}
-
-#[test]
-fn junit_budget() {
-    assert_snapshot!(junit("budget"));
-}
-
-#[test]
-fn table_interrupted_80() {
-    assert_snapshot!(table("interrupted", Some(80)));
-}
-
-#[test]
-fn table_interrupted_120() {
-    assert_snapshot!(table("interrupted", Some(120)));
-}
-
-#[test]
-fn table_interrupted_unbounded() {
-    assert_snapshot!(table("interrupted", None));
-}
-
-#[test]
-fn markdown_interrupted() {
-    assert_snapshot!(markdown("interrupted"));
-}
-
-#[test]
-fn json_interrupted() {
-    assert_snapshot!(json("interrupted"));
-}
-
-#[test]
-fn junit_interrupted() {
-    assert_snapshot!(junit("interrupted"));
-}
-
-#[test]
-fn table_estimate_80() {
-    assert_snapshot!(table("estimate", Some(80)));
-}
-
-#[test]
-fn table_estimate_120() {
-    assert_snapshot!(table("estimate", Some(120)));
-}
-
-#[test]
-fn table_estimate_unbounded() {
-    assert_snapshot!(table("estimate", None));
-}
-
-#[test]
-fn markdown_estimate() {
-    assert_snapshot!(markdown("estimate"));
-}
-
-#[test]
-fn json_estimate() {
-    assert_snapshot!(json("estimate"));
-}
-
-#[test]
-fn junit_estimate() {
-    assert_snapshot!(junit("estimate"));
+fn every_fixture_renders_as_its_snapshots() {
+    let mut differ = Vec::new();
+    for (fixture, formats) in SNAPSHOTS {
+        for format in formats.iter().copied() {
+            let name = snapshot_name(fixture, format);
+            let text = render(fixture, format);
+            if std::panic::catch_unwind(|| assert_snapshot!(name.as_str(), text)).is_err() {
+                differ.push(name);
+            }
+        }
+    }
+    assert!(differ.is_empty(), "snapshots that differ (diffs above): {differ:?}");
 }
 
 // -------------------------------------------------------------- table layout
@@ -444,104 +356,4 @@ fn a_machine_path_left_in_the_output_fails_the_test() {
 fn the_version_redactor_leaves_other_numbers_alone() {
     assert_eq!(replace_token("rehearse 0.1.0, pg 10.1.0", "0.1.0", "[v]"), "rehearse [v], pg 10.1.0");
     assert_eq!(replace_token("0.1.0", "0.1.0", "[v]"), "[v]");
-}
-
-#[test]
-fn table_compat_80() {
-    assert_snapshot!(table("compat", Some(80)));
-}
-
-#[test]
-fn table_compat_120() {
-    assert_snapshot!(table("compat", Some(120)));
-}
-
-#[test]
-fn table_compat_unbounded() {
-    assert_snapshot!(table("compat", None));
-}
-
-#[test]
-fn markdown_compat() {
-    assert_snapshot!(markdown("compat"));
-}
-
-#[test]
-fn json_compat() {
-    assert_snapshot!(json("compat"));
-}
-
-#[test]
-fn junit_compat() {
-    assert_snapshot!(junit("compat"));
-}
-
-#[test]
-fn table_race_120() {
-    assert_snapshot!(table("race", Some(120)));
-}
-
-#[test]
-fn markdown_race() {
-    assert_snapshot!(markdown("race"));
-}
-
-#[test]
-fn json_race() {
-    assert_snapshot!(json("race"));
-}
-
-#[test]
-fn junit_race() {
-    assert_snapshot!(junit("race"));
-}
-
-#[test]
-fn table_apps_120() {
-    assert_snapshot!(table("apps", Some(120)));
-}
-
-#[test]
-fn markdown_apps() {
-    assert_snapshot!(markdown("apps"));
-}
-
-#[test]
-fn junit_apps() {
-    assert_snapshot!(junit("apps"));
-}
-
-#[test]
-fn table_drift_120() {
-    assert_snapshot!(table("drift", Some(120)));
-}
-
-#[test]
-fn markdown_drift() {
-    assert_snapshot!(markdown("drift"));
-}
-
-#[test]
-fn json_drift() {
-    assert_snapshot!(json("drift"));
-}
-
-#[test]
-fn junit_drift() {
-    assert_snapshot!(junit("drift"));
-}
-
-#[test]
-fn table_ignored_120() {
-    assert_snapshot!(table("ignored", Some(120)));
-}
-
-#[test]
-fn markdown_ignored() {
-    assert_snapshot!(markdown("ignored"));
-}
-
-#[test]
-fn json_ignored() {
-    assert_snapshot!(json("ignored"));
 }

@@ -29,6 +29,20 @@ pub async fn database_and_recovery(client: &Client) -> Result<(String, bool), Er
     Ok((row.get(0), row.get(1)))
 }
 
+/// Which database a session is connected to, beyond doubt: its name and
+/// the server's start time (`pg_postmaster_start_time()`, as epoch seconds
+/// with microseconds, so two servers, or one restarted, differ). Both as
+/// text, compared as text: rehearse reads it from the throwaway database, and
+/// the Alembic helper runs it on every connection env.py opens.
+pub const IDENTITY: &str =
+    "/*rehearse*/ SELECT current_database()::text, extract(epoch from pg_postmaster_start_time())::text";
+
+/// The connected database's [`IDENTITY`]: `(name, server start time)`.
+pub async fn identity(client: &Client) -> Result<(String, String), Error> {
+    let row = client.query_one(IDENTITY, &[]).await?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// The current database's oid and this session's backend pid.
 pub async fn database_oid_and_pid(client: &Client) -> Result<(i64, i32), Error> {
     let row = client
@@ -118,4 +132,20 @@ pub async fn rehearse_databases(client: &Client) -> Result<Vec<(String, String)>
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Sessions established on the connected database since its statistics
+/// were reset: `pg_stat_database.sessions`, PostgreSQL 14 and later (None
+/// before). A backend adds its session to the shared counters when it
+/// flushes its statistics, at the latest when it exits; the snapshot of
+/// this session's statistics is cleared first so a second read sees them.
+pub async fn sessions_established(client: &Client) -> Result<Option<i64>, Error> {
+    if server_version_num(client).await? < 140000 {
+        return Ok(None);
+    }
+    client.batch_execute("/*rehearse*/ SELECT pg_stat_clear_snapshot()").await?;
+    let row = client
+        .query_one("/*rehearse*/ SELECT sessions FROM pg_stat_database WHERE datname = current_database()", &[])
+        .await?;
+    Ok(Some(row.get(0)))
 }

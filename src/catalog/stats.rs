@@ -91,9 +91,16 @@ pub async fn top_statements(client: &Client, db_oid: i64, limit: i64) -> Result<
         .collect())
 }
 
-/// Forces this session's statistics (pg_stat_wal among them) to be flushed
-/// when it next goes idle, which is before the reply to this query
-/// (`pg_stat_force_next_flush()`, 15+; stats are otherwise flushed at most once a second).
+/// Forces the calling session's statistics (pg_stat_wal among them) to be
+/// flushed when it next goes idle outside a transaction, which is before the
+/// reply to this query when it runs outside one (`pg_stat_force_next_flush()`,
+/// 15+; stats are otherwise flushed at most once a second). The Alembic
+/// helper runs this very text (`REHEARSE_FLUSH_STATS_SQL`) after each of its
+/// transactions, so a revision's WAL records are in pg_stat_wal when it ends
+/// although its process lives on.
+pub const FORCE_STATS_FLUSH: &str = "/*rehearse*/ SELECT pg_stat_force_next_flush()";
+
+/// Runs [`FORCE_STATS_FLUSH`] on `client`.
 pub async fn force_stats_flush(client: &Client) -> Result<(), Error> {
-    client.batch_execute("/*rehearse*/ SELECT pg_stat_force_next_flush()").await
+    client.batch_execute(FORCE_STATS_FLUSH).await
 }

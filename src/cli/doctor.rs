@@ -1,6 +1,7 @@
 //! `rehearse doctor`: what this machine can run. Local PostgreSQL binaries
 //! and their versions, a reachable Docker engine and the Postgres images it
-//! has, the client tools the url backend needs, Python and Alembic; each
+//! has, the client tools the url backend needs, Python and Alembic, whether
+//! the migration tool can run in a network namespace of its own; each
 //! missing piece with the command that fixes it.
 
 use std::time::Duration;
@@ -124,12 +125,32 @@ pub async fn diagnose(cancel: &CancellationToken) -> Diagnosis {
     }
 
     checks.extend(python_checks(cancel).await);
+    checks.push(isolation_check());
     let auto_backend = match (local_ok, docker_ok) {
         (true, _) => Some("local"),
         (false, true) => Some("docker"),
         (false, false) => None,
     };
     Diagnosis { checks, auto_backend }
+}
+
+/// Whether a migration tool can run in a network namespace of its own
+/// here (`migrations.network: isolated`), or would fall back to the host's.
+fn isolation_check() -> Check {
+    match crate::sys::netns::available() {
+        Ok(()) => check("tool", true, "network namespaces: the migration tool reaches the copy only", None),
+        Err(why) => check(
+            "tool",
+            false,
+            format!("no network namespace for the migration tool ({why}): it would run on the host's network"),
+            Some(
+                "run as root, or allow unprivileged user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 \
+                 user.max_user_namespaces=15000   (in a container: --cap-add SYS_ADMIN, or a seccomp profile allowing \
+                 unshare)"
+                    .into(),
+            ),
+        ),
+    }
 }
 
 async fn python_checks(cancel: &CancellationToken) -> Vec<Check> {

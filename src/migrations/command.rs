@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::launch::Container;
 use super::CommandPlan;
-use super::{Applied, Migration, Target};
+use super::{expand_placeholders, Applied, Migration, Target};
 use crate::error::{Error, Result};
 use crate::report::MigrationError;
 use crate::sys::db::ConnInfo;
@@ -34,22 +34,26 @@ impl CommandTool {
 
     /// `sh -c script` with the tool's environment, here or in the image
     /// (with the container to remove when it ends).
+    /// `migrations.env`'s `{url}` and `{sqlalchemy_url}` are replaced (see
+    /// [`expand_placeholders`]); `target` is the server as the tool reaches it.
     fn shell(&self, script: &str, target: &Target<'_>) -> (ChildCommand, Option<Container>) {
-        let mut env = self.plan.env.clone();
+        let url = target.url(Some(&target.conn.password), APP_NAME);
+        let mut env = expand_placeholders(&self.plan.env, &url, self.plan.driver.as_ref().map(|d| d.name.as_str()));
         env.extend(target.tool_env(APP_NAME));
-        self.plan.launch.command("/bin/sh", &["-c".to_string(), script.to_string()], &env, &self.plan.dir)
+        let args = ["-c".to_string(), script.to_string()];
+        target.network.command(&self.plan.launch, "/bin/sh", &args, &env, &self.plan.dir)
     }
 
-    /// The server as the tool reaches it (see `Launch::reachable`).
-    fn reachable(&self, target: &Target<'_>) -> ConnInfo {
-        self.plan.launch.reachable(target.conn)
+    /// The server as the tool reaches it (see `ToolNetwork::reachable`).
+    fn reachable(&self, target: &Target<'_>) -> Result<ConnInfo> {
+        target.network.reachable(&self.plan.launch, target.conn)
     }
 
     pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
         let ids: Vec<String> = match (&self.plan.revisions, &self.plan.list) {
             (Some(revs), _) => revs.clone(),
             (None, Some(list)) => {
-                let conn = self.reachable(target);
+                let conn = self.reachable(target)?;
                 let target = &Target { conn: &conn, ..*target };
                 let (cmd, _container) = self.shell(list, target);
                 let out = cmd.keep_all_stdout().deadline(LIST_DEADLINE).run(target.cancel).await;
@@ -59,9 +63,11 @@ impl CommandTool {
                     Err(e) => {
                         // Pasted, not attached as a source: the tool's output may
                         // hold the password (DATABASE_URL), so it is redacted first.
+                        let hint = e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s));
                         return Err(Error::bad_input(format!(
-                            "migrations.list `{list}` failed: {}\n  (it must print the pending migration ids, one per line)",
-                            target.redact(&e.to_string())
+                            "migrations.list `{list}` failed: {}\n  ({})",
+                            target.redact(&e.to_string()),
+                            hint.unwrap_or("it must print the pending migration ids, one per line")
                         )));
                     }
                 }
@@ -71,8 +77,8 @@ impl CommandTool {
         Ok(ids.into_iter().map(|id| Migration { version: id.clone(), id, ..Migration::default() }).collect())
     }
 
-    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Applied {
-        let conn = self.reachable(target);
+    pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
+        let conn = self.reachable(target)?;
         let target = &Target { conn: &conn, ..*target };
         let script = self.plan.apply.replace("{rev}", &migration.id).replace("{url}", &target.url(None, APP_NAME));
         let started = Instant::now();
@@ -97,6 +103,7 @@ impl CommandTool {
             }
             Err(e) => applied.error = Some(MigrationError::new(target.redact(&format!("`{script}`: {e}")))),
         }
-        applied
+        target.network.explain(&self.plan.launch, &mut applied.error);
+        Ok(applied)
     }
 }

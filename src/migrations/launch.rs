@@ -26,12 +26,31 @@ use crate::sys::db::ConnInfo;
 use crate::sys::process::{ChildCommand, ChildError};
 
 /// How a migration tool is launched.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum Launch {
-    /// On this machine, in the scenario's environment.
-    #[default]
-    Here,
+    /// On this machine, in the scenario's environment, on the network
+    /// `migrations.network` says (`network.rs` decides what that gives).
+    Here(Network),
+    /// In the app's image, always on the host's network: the container
+    /// reaches the throwaway server on the host's loopback.
     Image(Box<ImageLaunch>),
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch::Here(Network::default())
+    }
+}
+
+/// `migrations.network`: the network a tool launched on this machine has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// A network namespace of its own, where it reaches the copy only (where the machine allows one).
+    #[default]
+    Isolated,
+    /// The host's network, on purpose: it can reach other servers.
+    Host,
 }
 
 #[derive(Debug, Clone)]
@@ -66,7 +85,7 @@ impl Drop for Container {
 impl Launch {
     pub fn image(&self) -> Option<&ImageLaunch> {
         match self {
-            Launch::Here => None,
+            Launch::Here(_) => None,
             Launch::Image(i) => Some(i),
         }
     }
@@ -90,7 +109,7 @@ impl Launch {
         dir: &Path,
     ) -> (ChildCommand, Option<Container>) {
         match self {
-            Launch::Here => (ChildCommand::new(program).args(args).envs(env.to_vec()).cwd(dir), None),
+            Launch::Here(_) => (ChildCommand::new(program).args(args).envs(env.to_vec()).cwd(dir), None),
             Launch::Image(i) => {
                 let name = format!("rehearse-tool-{}", random_suffix());
                 // --interactive: the Alembic helper reads rehearse's "go" on stdin
@@ -122,7 +141,9 @@ impl Launch {
     /// runs with: the image's id, Python and the versions of Alembic,
     /// SQLAlchemy and the PostgreSQL drivers `python` imports (inside the
     /// image, or here).
-    pub async fn describe(&self, python: Option<&str>, cancel: &CancellationToken) -> Result<LaunchInfo> {
+    /// `tool`: the interpreter, and the folder and environment it runs the
+    /// migrations in (the versions are read there, as the run reads them).
+    pub async fn describe(&self, tool: Option<PythonTool<'_>>, cancel: &CancellationToken) -> Result<LaunchInfo> {
         let mut info = LaunchInfo { runs_in: "this machine".into(), ..LaunchInfo::default() };
         if let Launch::Image(i) = self {
             i.ensure_image(cancel).await?;
@@ -137,18 +158,21 @@ impl Launch {
             }
             info.workdir = i.workdir.clone();
         }
-        if let Some(python) = python {
-            info.tool_versions = self.tool_versions(python, cancel).await?;
+        if let Some(tool) = tool {
+            info.tool_versions = self.tool_versions(tool, cancel).await?;
         }
         Ok(info)
     }
 
-    async fn tool_versions(&self, python: &str, cancel: &CancellationToken) -> Result<Vec<Setting>> {
-        let args = ["-c".to_string(), VERSIONS.to_string()];
-        let (cmd, _container) = self.command(python, &args, &[], Path::new("/"));
+    async fn tool_versions(&self, tool: PythonTool<'_>, cancel: &CancellationToken) -> Result<Vec<Setting>> {
+        let (python, dir, env) = tool;
+        // The same prelude as the helper's, in the same folder: what this
+        // reads is what the migrations will import.
+        let args = ["-c".to_string(), format!("{}{VERSIONS}", super::alembic::PRELUDE)];
+        let (cmd, _container) = self.command(python, &args, env, dir);
         let out = cmd.deadline(Duration::from_secs(120)).keep_all_stdout().run(cancel).await;
         let where_ = match self {
-            Launch::Here => python.to_string(),
+            Launch::Here(_) => python.to_string(),
             Launch::Image(i) => format!("{python} in image {}", i.image),
         };
         let out = match out {
@@ -169,6 +193,9 @@ impl Launch {
         Ok(versions.into_iter().filter_map(|(name, value)| value.map(|value| Setting { name, value })).collect())
     }
 }
+
+/// An interpreter, the folder it runs the migration tool in, and its environment.
+pub type PythonTool<'a> = (&'a str, &'a Path, &'a [(String, String)]);
 
 /// `name → version` (null: not importable), in the order printed.
 type Versions = Vec<(String, Option<String>)>;

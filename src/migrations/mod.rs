@@ -3,8 +3,10 @@
 
 pub mod alembic;
 pub mod command;
+pub mod isolation;
 pub mod job;
 pub mod launch;
+pub mod network;
 pub mod sources;
 pub mod sql;
 
@@ -63,6 +65,9 @@ pub struct AlembicPlan {
     pub version_table: Option<String>,
     /// The interpreter of the user's environment (or the image's), with Alembic importable.
     pub python: PathBuf,
+    /// The SQLAlchemy driver the user named; None: the helper picks
+    /// alembic.ini's, else the first of psycopg and psycopg2 that imports.
+    pub driver: Option<Driver>,
     pub env: Vec<(String, String)>,
     /// Here, or in the app's image.
     pub launch: launch::Launch,
@@ -95,9 +100,20 @@ pub struct CommandPlan {
     pub apply: String,
     /// Builds the whole history from empty (`migrations.build`; `{url}` replaced), for drift.
     pub build: Option<String>,
+    /// The SQLAlchemy driver `{sqlalchemy_url}` in `env` names (`migrations.driver`, or DATABASE_URL's).
+    pub driver: Option<Driver>,
     pub env: Vec<(String, String)>,
     /// Here, or in the app's image.
     pub launch: launch::Launch,
+}
+
+/// A SQLAlchemy driver for PostgreSQL (`postgresql+<name>://`), and who named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Driver {
+    /// `psycopg`, `psycopg2`, or any driver of SQLAlchemy's postgresql dialect.
+    pub name: String,
+    /// `migrations.driver`, `DATABASE_URL in migrations.env`, ...
+    pub said_in: String,
 }
 
 /// One pending migration, in apply order.
@@ -196,6 +212,8 @@ pub struct Target<'a> {
     /// Reads the locks of `client`'s statements that cannot run in a
     /// transaction block while they run (None with observation off).
     pub watcher: Option<&'a crate::observe::StatementWatcher>,
+    /// How tools' processes start and reach the database (namespace, relays).
+    pub network: &'a network::ToolNetwork,
 }
 
 impl Target<'_> {
@@ -237,6 +255,31 @@ pub fn database_url(conn: &ConnInfo, password: Option<&Secret>, application_name
         percent_encode(&conn.host),
         conn.port
     )
+}
+
+/// `url` (see [`database_url`]) as SQLAlchemy takes it with `driver`: `postgresql+<driver>://...`.
+pub fn sqlalchemy_url(url: &str, driver: &str) -> String {
+    match url.strip_prefix("postgresql://") {
+        Some(rest) => format!("postgresql+{driver}://{rest}"),
+        None => url.to_string(),
+    }
+}
+
+/// `migrations.env` with its placeholders replaced: `{url}` by `url` (the
+/// throwaway database's libpq URL, with its password) and, when given,
+/// `{sqlalchemy_url}` by the same with the driver (else left for the
+/// Alembic helper, which chooses the driver). The values go only into the
+/// tool's environment: never on a command line, never shown.
+pub fn expand_placeholders(env: &[(String, String)], url: &str, driver: Option<&str>) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| {
+            let mut v = v.replace("{url}", url);
+            if let Some(driver) = driver {
+                v = v.replace("{sqlalchemy_url}", &sqlalchemy_url(url, driver));
+            }
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// `text` without `conn`'s password, before a tool's output is shown or stored.
@@ -329,6 +372,17 @@ impl MigrationSource {
         }
     }
 
+    /// The history table this source alone may record in: Alembic's version
+    /// table, an SQL folder's `migrations.table`; None for rehearse's own
+    /// tracking table (rows keyed by app) and a command.
+    pub fn own_history_table(&self) -> Option<String> {
+        match self {
+            MigrationSource::Sql(s) => s.table().map(str::to_string),
+            MigrationSource::Alembic(a) => Some(a.version_table()),
+            MigrationSource::Command(_) => None,
+        }
+    }
+
     /// Migrations the restored database has not applied yet, in order.
     pub async fn pending(&self, target: &Target<'_>) -> Result<Found> {
         match self {
@@ -376,7 +430,30 @@ impl MigrationSource {
         match self {
             MigrationSource::Sql(s) => Ok(s.apply(migration, target).await),
             MigrationSource::Alembic(a) => a.apply(migration, target).await,
-            MigrationSource::Command(c) => Ok(c.apply(migration, target).await),
+            MigrationSource::Command(c) => c.apply(migration, target).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_the_libpq_url_and_the_same_with_the_driver() {
+        let url = "postgresql://rehearse:pw@/rehearse?host=%2Ftmp&port=5433&application_name=a";
+        let env = vec![
+            ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN".to_string(), "{sqlalchemy_url}".to_string()),
+            ("PSQL_URL".to_string(), "{url}".to_string()),
+            ("OTHER".to_string(), "as is".to_string()),
+        ];
+        let expanded = expand_placeholders(&env, url, Some("psycopg2"));
+        assert_eq!(
+            expanded[0].1,
+            "postgresql+psycopg2://rehearse:pw@/rehearse?host=%2Ftmp&port=5433&application_name=a"
+        );
+        assert_eq!((expanded[1].1.as_str(), expanded[2].1.as_str()), (url, "as is"));
+        // Without a driver, {sqlalchemy_url} is left for the Alembic helper.
+        assert_eq!(expand_placeholders(&env, url, None)[0].1, "{sqlalchemy_url}");
     }
 }

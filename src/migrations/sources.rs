@@ -55,6 +55,13 @@ impl Sources {
         self.list.iter().any(|(_, s)| s.runs_in_own_session())
     }
 
+    /// Each source's app, tool and history table, when rehearse knows the
+    /// table (after discovery, for Alembic: the one env.py configures).
+    pub fn histories(&self) -> Vec<(Option<String>, super::MigrationTool, String)> {
+        let known = |(p, s): &(SourcePlan, MigrationSource)| s.history_table().map(|t| (p.app.clone(), s.tool(), t));
+        self.list.iter().filter_map(known).collect()
+    }
+
     /// The source a migration came from.
     pub fn of(&self, migration: &Migration) -> Result<&MigrationSource> {
         self.list.iter().find(|(p, _)| p.app == migration.app).map(|(_, s)| s).ok_or_else(|| {
@@ -67,8 +74,12 @@ impl Sources {
     pub async fn pending(&self, target: &Target<'_>) -> Result<(Vec<Migration>, Vec<SourceReport>)> {
         let mut all = Vec::new();
         let mut reports = Vec::new();
-        for (plan, source) in &self.list {
-            let Found { mut migrations, skipped } = source.pending(target).await.map_err(|e| match &plan.app {
+        for (i, (plan, source)) in self.list.iter().enumerate() {
+            let found = source.pending(target).await;
+            // Before the app's own verdict: sharing another app's table, its
+            // env.py may have read the other app's revision as its own.
+            self.refuse_shared_history(i)?;
+            let Found { mut migrations, skipped } = found.map_err(|e| match &plan.app {
                 Some(app) => e.context(format!("app {app}")),
                 None => e,
             })?;
@@ -86,5 +97,29 @@ impl Sources {
             all.extend(migrations);
         }
         Ok((all, reports))
+    }
+
+    /// Two apps recording their history in one table (as their env.py
+    /// files configure it, read at discovery) would each see the other's
+    /// revisions as their own: refused before anything is applied.
+    fn refuse_shared_history(&self, index: usize) -> Result<()> {
+        let qualified = |s: &MigrationSource| {
+            s.own_history_table().map(|t| match t.contains('.') {
+                true => t.to_ascii_lowercase(),
+                false => format!("public.{}", t.to_ascii_lowercase()),
+            })
+        };
+        let (plan, source) = &self.list[index];
+        let Some(table) = qualified(source) else { return Ok(()) };
+        let Some((other, _)) = self.list[..index].iter().find(|(_, s)| qualified(s).as_ref() == Some(&table)) else {
+            return Ok(());
+        };
+        let name = |p: &SourcePlan| p.app.clone().unwrap_or_else(|| "(unnamed)".into());
+        Err(Error::bad_input(format!(
+            "apps {} and {} both record their history in {table}, as their configuration says: each app needs its \
+             own history table (an Alembic app: pass version_table=... to context.configure in its env.py)",
+            name(other),
+            name(plan)
+        )))
     }
 }

@@ -10,11 +10,11 @@ use super::scenario::{MigrationTool, MigrationsList, MigrationsSection};
 use super::Origin;
 use crate::error::{Error, Result};
 use crate::migrations::alembic::DEFAULT_VERSION_TABLE;
-use crate::migrations::launch::{ImageLaunch, Launch};
+use crate::migrations::launch::{ImageLaunch, Launch, Network};
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::sql::{SqlDir, SqlOptions};
-use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, MigrationsPlan};
-use crate::report::LaunchInfo;
+use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, Driver, MigrationsPlan};
+use crate::report::{LaunchInfo, Setting};
 
 /// Every source of `migrations:` (one, or a list of apps), scanned; each
 /// app named, no two sharing a history table.
@@ -75,7 +75,9 @@ fn app_name(m: &MigrationsSection, index: usize, listed: bool, origin: &Origin) 
 }
 
 /// Two apps recording their history in the same table would each see the
-/// other's rows as their own: refused before anything starts.
+/// other's rows as their own: refused before anything starts when the
+/// scenario says so, and after discovery when their env.py files do
+/// (`Sources::pending`).
 fn check_histories(list: &MigrationsList, plans: &[SourcePlan], origin: &Origin) -> Result<()> {
     let qualify = |t: &str| match t.contains('.') {
         true => t.to_ascii_lowercase(),
@@ -89,9 +91,12 @@ fn check_histories(list: &MigrationsList, plans: &[SourcePlan], origin: &Origin)
                 // rehearse's own table keys each app's rows by its name.
                 None => continue,
             },
-            MigrationTool::Alembic => {
-                (alembic_table(m).map_or_else(|| qualify(DEFAULT_VERSION_TABLE), |t| qualify(&t)), "version_table")
-            }
+            MigrationTool::Alembic => match alembic_table(m) {
+                Some(t) => (qualify(&t), "version_table"),
+                // What env.py passes to context.configure is read at
+                // discovery, and two apps really sharing one are refused then.
+                None => continue,
+            },
             MigrationTool::Command => continue,
         };
         let app = p.app.as_deref().unwrap_or("(unnamed)");
@@ -137,6 +142,12 @@ fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
             "{shown}: migrations.{key} is for tool: {}, and this source's tool is {}: remove it",
             tool.as_str(),
             m.tool.as_str()
+        )));
+    }
+    if m.driver.is_some() && m.tool == MigrationTool::Sql {
+        return Err(Error::bad_input(format!(
+            "{shown}: migrations.driver is the SQLAlchemy driver of tool: alembic or command; with tool: sql \
+             rehearse applies the files itself: remove it"
         )));
     }
     Ok(match m.tool {
@@ -189,10 +200,20 @@ pub(super) async fn check_all(
 async fn check(plan: &MigrationsPlan, cancel: &CancellationToken) -> Result<Option<LaunchInfo>> {
     let info = match plan {
         MigrationsPlan::Alembic(a) => {
-            if a.launch.image().is_none() {
-                alembic::check_python(&a.python, cancel).await?;
-            }
-            Some(a.launch.describe(Some(&a.python.display().to_string()), cancel).await?)
+            let python = a.python.display().to_string();
+            let tool = Some((python.as_str(), a.dir.as_path(), a.env.as_slice()));
+            // Here, a missing interpreter is told first; in an image, a missing image is.
+            let checked = match a.launch.image() {
+                None => Some(alembic::check_python(a, cancel).await?),
+                Some(_) => None,
+            };
+            let mut info = a.launch.describe(tool, cancel).await?;
+            let driver = match checked {
+                Some(driver) => driver,
+                None => alembic::check_python(a, cancel).await?,
+            };
+            info.tool_versions.push(Setting { name: "driver".into(), value: driver });
+            Some(info)
         }
         MigrationsPlan::Command(c) => Some(c.launch.describe(None, cancel).await?),
         MigrationsPlan::Sql(_) => None,
@@ -224,8 +245,15 @@ fn launch(m: &MigrationsSection, origin: &Origin) -> Result<(Launch, Vec<(String
         (None, None) if m.pull => {
             return Err(Error::bad_input(format!("{shown}: migrations.pull needs migrations.image or migrations.job")))
         }
-        (None, None) => return Ok((Launch::Here, own_env)),
+        (None, None) => return Ok((Launch::Here(m.network.unwrap_or_default()), own_env)),
     };
+    if m.network == Some(Network::Isolated) {
+        return Err(Error::bad_input(format!(
+            "{shown}: migrations.network: isolated cannot be given to the app image {image}: its container runs on \
+             the host's network (it reaches the throwaway server on the host's loopback); remove migrations.network, \
+             or run the tool on this machine (without migrations.image / migrations.job) to isolate it"
+        )));
+    }
     if m.tool == MigrationTool::Sql {
         return Err(Error::bad_input(format!(
             "{shown}: migrations.image and migrations.job run a migration tool in the app's image; with tool: sql \
@@ -261,6 +289,7 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
         return Ok(AlembicPlan {
             config: dir.join(m.config.as_ref().map_or("alembic.ini", |c| c.as_str())),
             version_table: alembic_table(m),
+            driver: driver(m, &env, origin)?,
             dir,
             target: target.unwrap_or_else(|| "head".into()),
             python: PathBuf::from(m.python.as_ref().map_or("python3", |p| p.as_str())),
@@ -298,17 +327,78 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
         None => alembic::default_python(),
     };
     let target = m.target.clone().unwrap_or_else(|| "head".into());
+    let driver = driver(m, &env, origin)?;
     Ok(AlembicPlan {
         dir,
         config,
         target,
         version_table: alembic_table(m),
         python,
+        driver,
         env,
         launch,
         process: m.process.unwrap_or_default(),
         commit_each: false,
     })
+}
+
+/// The SQLAlchemy driver the user named: `migrations.driver`, else the
+/// driver of DATABASE_URL (`postgresql+psycopg2://`) in the tool's
+/// environment (`migrations.env`, the Job's) or in rehearse's own.
+fn driver(m: &MigrationsSection, env: &[(String, String)], origin: &Origin) -> Result<Option<Driver>> {
+    if let Some(name) = &m.driver {
+        let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain {
+            return Err(Error::bad_input(format!(
+                "{}: migrations.driver {name:?} is not a driver name: write the part after `postgresql+` in a \
+                 SQLAlchemy URL, e.g. psycopg2 or psycopg",
+                origin.shown()
+            )));
+        }
+        return Ok(Some(Driver { name: name.clone(), said_in: "migrations.driver".into() }));
+    }
+    let in_env = env.iter().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone());
+    let said_in = match m.env.contains_key("DATABASE_URL") {
+        true => "DATABASE_URL in migrations.env",
+        false => "DATABASE_URL in the Job's env",
+    };
+    let found = match in_env {
+        Some(url) => url_driver(&url).map(|name| Driver { name, said_in: said_in.into() }),
+        None => std::env::var("DATABASE_URL")
+            .ok()
+            .and_then(|url| url_driver(&url))
+            .map(|name| Driver { name, said_in: "DATABASE_URL in rehearse's environment".into() }),
+    };
+    Ok(found)
+}
+
+/// The driver a SQLAlchemy URL names: `postgresql+psycopg2://...` → psycopg2.
+fn url_driver(url: &str) -> Option<String> {
+    let scheme = url.trim().split_once("://")?.0;
+    let (dialect, driver) = scheme.split_once('+')?;
+    let plain = !driver.is_empty() && driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (matches!(dialect, "postgresql" | "postgres") && plain).then(|| driver.to_string())
+}
+
+/// `{sqlalchemy_url}` names a driver: a shell command's environment can
+/// hold it only when the user named one (the Alembic helper asks the
+/// interpreter; a shell command has none to ask).
+pub(super) fn needs_driver_for_sqlalchemy_url(
+    env: &[(String, String)],
+    driver: &Option<Driver>,
+    what: &str,
+    origin: &Origin,
+) -> Result<()> {
+    let Some((name, _)) = env.iter().find(|(_, v)| v.contains("{sqlalchemy_url}")) else { return Ok(()) };
+    if driver.is_some() {
+        return Ok(());
+    }
+    Err(Error::bad_input(format!(
+        "{}: migrations.env {name} uses {{sqlalchemy_url}}, which names a SQLAlchemy driver, and {what} runs a \
+         shell command, which rehearse cannot ask: set migrations.driver to the driver your app uses (psycopg2 or \
+         psycopg), or use {{url}} (the plain libpq URL)",
+        origin.shown()
+    )))
 }
 
 fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {
@@ -326,9 +416,13 @@ fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {
         )));
     }
     let (launch, env) = launch(m, origin)?;
+    let driver = driver(m, &env, origin)?;
+    needs_driver_for_sqlalchemy_url(&env, &driver, "migrations.env", origin)?;
     let dir = match &launch {
         Launch::Image(i) => PathBuf::from(i.workdir.clone().unwrap_or_default()),
-        Launch::Here => m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_else(|| origin.base.clone()),
+        Launch::Here(_) => {
+            m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_else(|| origin.base.clone())
+        }
     };
     Ok(CommandPlan {
         dir,
@@ -336,7 +430,22 @@ fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {
         revisions: m.revisions.clone(),
         apply: apply.0.clone(),
         build: m.build.as_ref().map(|b| b.0.clone()),
+        driver,
         env,
         launch,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_of_a_url_is_the_part_after_the_plus_of_a_postgresql_scheme() {
+        assert_eq!(url_driver("postgresql+psycopg2://u:p@h/db").as_deref(), Some("psycopg2"));
+        assert_eq!(url_driver(" postgres+asyncpg://h/db").as_deref(), Some("asyncpg"));
+        assert_eq!(url_driver("postgresql://u@h/db"), None);
+        assert_eq!(url_driver("mysql+pymysql://u@h/db"), None);
+        assert_eq!(url_driver("not a url"), None);
+    }
 }

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use super::migrations::needs_driver_for_sqlalchemy_url;
 use super::scenario::Scenario;
 use super::Origin;
 use crate::error::{Error, Result};
 use crate::migrations::launch::Launch;
 use crate::migrations::sources::SourcePlan;
-use crate::migrations::MigrationsPlan;
+use crate::migrations::{Driver, MigrationsPlan};
 use crate::race::{CopyCommand, Program, RacePlan};
 
 /// `race.replicas` when the scenario does not say.
@@ -58,7 +59,7 @@ pub(super) fn plan(s: &Scenario, sources: &[SourcePlan], origin: &Origin) -> Res
     }
     Ok(Some(RacePlan {
         replicas: replicas as usize,
-        command: copy_command(command, migrations, origin)?,
+        command: copy_command(command, migrations, s.migrations.sources[0].network, origin)?,
         jitter: race.jitter.unwrap_or(DEFAULT_JITTER),
         timeout: race.timeout,
         kill_one: race.kill_one,
@@ -66,12 +67,18 @@ pub(super) fn plan(s: &Scenario, sources: &[SourcePlan], origin: &Origin) -> Res
 }
 
 /// What each replica runs, in the migration tool's folder with its environment.
-fn copy_command(command: Option<String>, migrations: &MigrationsPlan, origin: &Origin) -> Result<CopyCommand> {
+fn copy_command(
+    command: Option<String>,
+    migrations: &MigrationsPlan,
+    network: Option<crate::migrations::launch::Network>,
+    origin: &Origin,
+) -> Result<CopyCommand> {
     let shown = origin.shown();
-    let shell = |dir, env: &Vec<(String, String)>, launch: &Launch, script| CopyCommand {
+    let shell = |dir, env: &Vec<(String, String)>, launch: &Launch, driver: &Option<Driver>, script| CopyCommand {
         program: Program::Shell(script),
         dir,
         env: env.clone(),
+        driver: driver.clone(),
         launch: launch.clone(),
     };
     Ok(match (migrations, command) {
@@ -79,10 +86,14 @@ fn copy_command(command: Option<String>, migrations: &MigrationsPlan, origin: &O
             program: Program::Alembic { python: a.python.clone(), config: a.config.clone(), target: a.target.clone() },
             dir: a.dir.clone(),
             env: a.env.clone(),
+            driver: a.driver.clone(),
             launch: a.launch.clone(),
         },
-        (MigrationsPlan::Alembic(a), Some(script)) => shell(a.dir.clone(), &a.env, &a.launch, script),
-        (MigrationsPlan::Command(c), Some(script)) => shell(c.dir.clone(), &c.env, &c.launch, script),
+        (MigrationsPlan::Alembic(a), Some(script)) => {
+            needs_driver_for_sqlalchemy_url(&a.env, &a.driver, "race.command", origin)?;
+            shell(a.dir.clone(), &a.env, &a.launch, &a.driver, script)
+        }
+        (MigrationsPlan::Command(c), Some(script)) => shell(c.dir.clone(), &c.env, &c.launch, &c.driver, script),
         (MigrationsPlan::Sql(dir), Some(_)) if dir.table().is_none() => {
             return Err(Error::bad_input(format!(
                 "{shown}: a race with migrations.tool sql needs migrations.table: the history table your tool \
@@ -90,7 +101,9 @@ fn copy_command(command: Option<String>, migrations: &MigrationsPlan, origin: &O
                  where the replicas leave it can be compared with the sequential rehearsal"
             )))
         }
-        (MigrationsPlan::Sql(_), Some(script)) => shell(origin.base.clone(), &Vec::new(), &Launch::Here, script),
+        (MigrationsPlan::Sql(_), Some(script)) => {
+            shell(origin.base.clone(), &Vec::new(), &Launch::Here(network.unwrap_or_default()), &None, script)
+        }
         (MigrationsPlan::Command(_), None) => {
             return Err(Error::bad_input(format!(
                 "{shown}: race.command is required when migrations.tool is command: migrations.apply runs one \

@@ -194,6 +194,10 @@ pub struct MigrationsSection {
     /// Alembic: `one` process for the release (default), or `per_revision`.
     pub process: Option<crate::migrations::AlembicProcess>,
     pub python: Option<EnvString>,
+    /// Alembic and command: the SQLAlchemy driver of the URL given to the app
+    /// (`psycopg`, `psycopg2`, ...): `postgresql+<driver>://`.
+    pub driver: Option<String>,
+    /// `{url}` and `{sqlalchemy_url}` in values are the throwaway database's URLs.
     #[serde(default)]
     pub env: BTreeMap<String, EnvString>,
     /// Command: prints pending ids, one per line.
@@ -213,6 +217,9 @@ pub struct MigrationsSection {
     /// Pull the image before the run (never pulled otherwise).
     #[serde(default)]
     pub pull: bool,
+    /// The network the migration tool runs on: `isolated` (the default: a
+    /// namespace of its own, reaching the copy only) or `host`.
+    pub network: Option<crate::migrations::launch::Network>,
 }
 
 /// `migrations:` as a single source (a map) or several apps' sources (a

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::migrations::launch::Launch;
+use crate::migrations::network::ToolNetwork;
 use crate::sys::process::ChildError;
 
 /// One copy's command line, working directory and environment.
@@ -23,6 +24,8 @@ pub struct Invocation {
     pub env: Vec<(String, String)>,
     /// Here, or in the app's image.
     pub launch: Launch,
+    /// Starts it (its namespace, the variables it does not inherit).
+    pub network: ToolNetwork,
 }
 
 /// How one copy ended, with the end of what it wrote.
@@ -53,7 +56,8 @@ pub async fn launch(
     let Some((program, args)) = invocation.argv.split_first() else {
         return CopyExit { trouble: Some("an empty command line".into()), ..CopyExit::default() };
     };
-    let (command, container) = invocation.launch.command(program, args, &invocation.env, &invocation.dir);
+    let (command, container) =
+        invocation.network.command(&invocation.launch, program, args, &invocation.env, &invocation.dir);
     let run = command.label(label).deadline(deadline).kill_switch(kill).run(cancel).await;
     drop(container);
     match run {

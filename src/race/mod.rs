@@ -21,7 +21,8 @@ pub use launch::{launch, CopyExit, Invocation};
 pub use stage::{race, RaceInputs};
 
 use crate::migrations::launch::Launch;
-use crate::migrations::{alembic, database_url, tool_env};
+use crate::migrations::network::ToolNetwork;
+use crate::migrations::{alembic, database_url, expand_placeholders, tool_env, Driver};
 use crate::sys::db::ConnInfo;
 
 /// The scenario's `race:`, resolved.
@@ -53,8 +54,11 @@ pub struct CopyCommand {
     pub program: Program,
     /// The migration tool's working directory.
     pub dir: PathBuf,
-    /// `migrations.env`.
+    /// `migrations.env` (`{url}` and `{sqlalchemy_url}` replaced for each copy).
     pub env: Vec<(String, String)>,
+    /// The driver the user named (`migrations.driver`, DATABASE_URL's): cli.py's
+    /// choice for Alembic; for a shell command, what `{sqlalchemy_url}` names.
+    pub driver: Option<Driver>,
     /// Here, or in the app's image (`migrations.image`, `migrations.job`), as the migrations ran.
     pub launch: Launch,
 }
@@ -80,14 +84,24 @@ impl CopyCommand {
 
     /// The command line and environment of one copy: the tool's own
     /// environment, with DATABASE_URL and the PG* variables naming the race's
-    /// database and `application_name` telling the copy's sessions apart.
-    pub fn for_copy(&self, db: &ConnInfo, application_name: &str) -> Invocation {
-        let db = &self.launch.reachable(db);
-        let mut env = self.env.clone();
+    /// database `db` (as the copy reaches it: `ToolNetwork::reachable`) and
+    /// `application_name` telling the copy's sessions apart.
+    pub fn for_copy(&self, db: &ConnInfo, application_name: &str, network: &ToolNetwork) -> Invocation {
+        let url = database_url(db, Some(&db.password), application_name);
+        let driver = match &self.program {
+            // cli.py chooses the driver, and replaces {sqlalchemy_url} with it.
+            Program::Alembic { .. } => None,
+            Program::Shell(_) => self.driver.as_ref().map(|d| d.name.as_str()),
+        };
+        let mut env = expand_placeholders(&self.env, &url, driver);
         env.extend(tool_env(db, application_name));
         let argv = match &self.program {
             Program::Alembic { python, config, target } => {
-                env.push(alembic::url_env(database_url(db, Some(&db.password), application_name)));
+                if let Some(d) = &self.driver {
+                    env.push(("REHEARSE_ALEMBIC_DRIVER".into(), d.name.clone()));
+                    env.push(("REHEARSE_ALEMBIC_DRIVER_FROM".into(), d.said_in.clone()));
+                }
+                env.push(alembic::url_env(url));
                 alembic::upgrade_command(python, config, target)
             }
             Program::Shell(script) => {
@@ -95,6 +109,6 @@ impl CopyCommand {
                 vec!["/bin/sh".into(), "-c".into(), script]
             }
         };
-        Invocation { argv, dir: self.dir.clone(), env, launch: self.launch.clone() }
+        Invocation { argv, dir: self.dir.clone(), env, launch: self.launch.clone(), network: network.clone() }
     }
 }

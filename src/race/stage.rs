@@ -24,6 +24,7 @@ use super::watch::{self, Watch, INTERVAL};
 use super::{hang, RacePlan};
 use crate::catalog::{self, SchemaObject};
 use crate::error::{Error, Result};
+use crate::migrations::network::ToolNetwork;
 use crate::migrations::{redact, MigrationSource};
 use crate::pipeline::{Event, EventSink};
 use crate::report::{BarrierRelease, RaceCopy, RaceHang, RaceReport, VersionState};
@@ -42,6 +43,8 @@ pub struct RaceInputs<'a> {
     /// How many migrations it applied: none leaves the copies nothing to race on.
     pub applied: usize,
     pub events: &'a dyn EventSink,
+    /// How the copies start and reach their database.
+    pub network: &'a ToolNetwork,
     pub cancel: &'a CancellationToken,
 }
 
@@ -56,7 +59,7 @@ pub async fn race(i: RaceInputs<'_>) -> Result<RaceReport> {
     let mut watch = Watch::connect(i.rehearsed, &i.copy.dbname).await?;
     let deadline = i.plan.deadline(i.sequential);
     let mut barrier = Barrier::hold(i.copy, i.source, deadline / 2).await?;
-    let mut copies = Copies::new(&i, deadline + BACKSTOP);
+    let mut copies = Copies::new(&i, deadline + BACKSTOP)?;
     for n in 1..=i.plan.replicas {
         copies.start(n, jitter(i.plan.jitter));
     }
@@ -210,7 +213,9 @@ struct Copies {
     fresh_started: bool,
     started: Instant,
     command: super::CopyCommand,
+    /// The race's database, as the copies reach it.
     database: ConnInfo,
+    network: ToolNetwork,
     backstop: Duration,
     cancel: CancellationToken,
 }
@@ -222,8 +227,8 @@ struct Ended {
 }
 
 impl Copies {
-    fn new(i: &RaceInputs<'_>, backstop: Duration) -> Copies {
-        Copies {
+    fn new(i: &RaceInputs<'_>, backstop: Duration) -> Result<Copies> {
+        Ok(Copies {
             set: JoinSet::new(),
             kills: BTreeMap::new(),
             running: BTreeSet::new(),
@@ -232,15 +237,16 @@ impl Copies {
             fresh_started: false,
             started: Instant::now(),
             command: i.plan.command.clone(),
-            database: i.copy.clone(),
+            database: i.network.reachable(&i.plan.command.launch, i.copy)?,
+            network: i.network.clone(),
             backstop,
             cancel: i.cancel.clone(),
-        }
+        })
     }
 
     /// Starts copy `n` after `delay`.
     fn start(&mut self, n: usize, delay: Duration) {
-        let invocation = self.command.for_copy(&self.database, &watch::application_name(n));
+        let invocation = self.command.for_copy(&self.database, &watch::application_name(n), &self.network);
         let kill = CancellationToken::new();
         self.kills.insert(n, kill.clone());
         self.running.insert(n);

@@ -160,7 +160,7 @@ fn migration_case(r: &Report, m: &MigrationReport) -> Case {
 /// migration that failed, or the first breach), every breach in the body.
 fn run_case(r: &Report) -> Case {
     let stage = r.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
-    let failed = summary::failed(r).map(|m| summary::failed_line(m));
+    let failed = summary::failed(r).map(summary::failed_line);
     let (kind, mut problems) = match (&r.error, r.status) {
         (Some(e), _) => ("run_failed", vec![format!("stopped during {stage}: {e}")]),
         (None, RunStatus::Interrupted) => ("interrupted", vec![format!("interrupted during {stage}")]),

@@ -62,6 +62,11 @@ pub struct Report {
     /// How the migration tool was launched (Alembic and command tools); null for SQL folders.
     #[serde(default)]
     pub launch: Option<LaunchInfo>,
+    /// What the migration tool could reach: its network, and the variables
+    /// naming a database it did not inherit; null when no tool ran (SQL
+    /// files rehearse applies itself, without a race command).
+    #[serde(default)]
+    pub isolation: Option<IsolationInfo>,
     /// The running app's queries (`compat.queries`): how many were checked,
     /// and those that already failed before the first migration; null
     /// without a corpus.
@@ -224,6 +229,30 @@ pub struct LaunchInfo {
     /// fills in and the scenario's `migrations.env` does not give: not rehearsed.
     #[serde(default)]
     pub from_cluster: Vec<String>,
+}
+
+/// What the migration tool could reach (`migrations.network`, docs/migrations.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsolationInfo {
+    pub network: ToolNetworkKind,
+    /// Why the tool ran on the host's network; null in a namespace.
+    pub why: Option<String>,
+    /// The tool reached the server through rehearse's relay (a unix socket
+    /// in a private directory), not the server's own socket.
+    pub forwarded: bool,
+    /// Variables of rehearse's environment that name a database, not
+    /// passed to the tool (names only, never values).
+    pub cleared_env: Vec<String>,
+}
+
+/// The network a migration tool ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolNetworkKind {
+    /// A network namespace of its own: no TCP to anything, the copy through a unix socket.
+    Namespace,
+    /// The host's network: it could reach other servers.
+    Host,
 }
 
 /// The streaming hot standby a run observed.

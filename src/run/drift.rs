@@ -18,6 +18,7 @@ use crate::backend::Throwaway;
 use crate::catalog::{self, SchemaEntry};
 use crate::drift::{changed_keys, compare};
 use crate::error::{Error, Result};
+use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target, Tracing};
 use crate::pg::quote_ident;
@@ -34,6 +35,7 @@ pub async fn run(
     plan: &DriftPlan,
     sources: &[SourcePlan],
     server: &mut Throwaway,
+    network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let unapplied = super::unapplied(&p.report);
     if !unapplied.is_empty() {
@@ -50,7 +52,7 @@ pub async fn run(
     );
     p.stage(Stage::Drift, detail, async |r: &mut Report| {
         let database = server.copy_database("drift", Template::Empty).await?;
-        r.drift = Some(check(plan, sources, server.conn(), &database, &cancel).await?);
+        r.drift = Some(check(plan, sources, server.conn(), &database, network, &cancel).await?);
         Ok(())
     })
     .await?;
@@ -66,6 +68,7 @@ async fn check(
     sources: &[SourcePlan],
     rehearsed: &ConnInfo,
     database: &ConnInfo,
+    network: &ToolNetwork,
     cancel: &CancellationToken,
 ) -> Result<DriftReport> {
     let env = |what: &str| {
@@ -105,7 +108,7 @@ async fn check(
     };
     report.extensions_created = extensions(&production, &built, sources).await?;
     let started = Instant::now();
-    let build = Build { sources, database, built: &built, role: role.as_deref(), except: &except, cancel };
+    let build = Build { sources, database, built: &built, role: role.as_deref(), except: &except, network, cancel };
     let credited = build.run().await;
     report.build_ms = started.elapsed().as_millis() as u64;
     let credited = match credited {
@@ -246,6 +249,7 @@ struct Build<'a> {
     built: &'a Client,
     role: Option<&'a str>,
     except: &'a [&'a str],
+    network: &'a ToolNetwork,
     cancel: &'a CancellationToken,
 }
 
@@ -261,7 +265,13 @@ impl Build<'_> {
         for s in self.sources {
             let source = MigrationSource::new(&self.as_role(&s.plan), Tracing::default());
             self.become_role(&runner).await?;
-            let target = Target { client: &runner, conn: self.database, cancel: self.cancel, watcher: None };
+            let target = Target {
+                client: &runner,
+                conn: self.database,
+                cancel: self.cancel,
+                watcher: None,
+                network: self.network,
+            };
             let found = source.pending(&target).await?;
             for m in &found.migrations {
                 self.become_role(&runner).await?;

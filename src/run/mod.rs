@@ -10,6 +10,7 @@
 mod backup;
 mod drift;
 mod outcome;
+mod proof;
 mod race;
 mod rehearse;
 mod snapshot;
@@ -20,11 +21,14 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::BackendPlan;
 use crate::backend::Throwaway;
 use crate::catalog;
 use crate::error::{Error, Result};
+use crate::migrations::launch::Launch;
+use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::Sources;
-use crate::migrations::{Migration, Target, Tracing};
+use crate::migrations::{Migration, MigrationsPlan, Target, Tracing};
 use crate::pipeline::events::EventSink;
 use crate::pipeline::{Pipeline, Stopped, Summary, Supervisor};
 use crate::plan::Plan;
@@ -42,8 +46,16 @@ pub async fn run(plan: Plan, events: &dyn EventSink, sup: &Supervisor) -> Outcom
         p.note(warning.clone());
     }
     let dump = DumpIdentity::start(plan.dump.as_ref().map(|d| d.path.as_path()), sup.token());
+    let network = ToolNetwork::new(matches!(plan.backend, BackendPlan::Url(_) | BackendPlan::Clone(_)));
+    let launches = tool_launches(&plan);
+    if let Some(why) = network.facts(&launches).and_then(|f| f.why) {
+        p.note(format!("the migration tool runs on the host's network: {why}"));
+    }
     let mut server = None;
-    let mut stopped = stages(&plan, &mut p, &dump, &mut server).await.err();
+    let mut stopped = stages(&plan, &mut p, &dump, &mut server, &network).await.err();
+    // Before the server goes: nothing may stay connected through a relay.
+    network.close();
+    isolation_facts(&mut p.report, &network, &launches);
     let kept = match server {
         Some(server) => finish_server(&plan, &mut p, server).await,
         None => None,
@@ -61,6 +73,7 @@ async fn stages(
     p: &mut Pipeline<'_>,
     dump: &DumpIdentity,
     server: &mut Option<Throwaway>,
+    network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let cancel = p.cancel().clone();
     let snapshot = match &plan.cache {
@@ -78,7 +91,7 @@ async fn stages(
         Ok(server)
     });
     let server = server.insert(provisioned.await?);
-    on_server(plan, p, server, snapshot.as_ref()).await
+    on_server(plan, p, server, snapshot.as_ref(), network).await
 }
 
 async fn provision(plan: &Plan, snapshot: Option<&SnapshotPlan>, cancel: &CancellationToken) -> Result<Throwaway> {
@@ -94,6 +107,7 @@ async fn on_server(
     p: &mut Pipeline<'_>,
     server: &mut Throwaway,
     snapshot: Option<&SnapshotPlan>,
+    network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let cancel = p.cancel().clone();
     let c = &cancel;
@@ -147,7 +161,9 @@ async fn on_server(
         n => format!("pending {} migrations of {n} apps", source.tools()),
     };
     let pending = p
-        .stage(Stage::Discover, detail, async |r: &mut Report| discover(&source, server, &prepared, r, c).await)
+        .stage(Stage::Discover, detail, async |r: &mut Report| {
+            discover(&source, server, &prepared, r, network, c).await
+        })
         .await?;
     let events = p.events();
     let detail = format!("{} migration(s), one at a time", pending.migrations.len());
@@ -157,10 +173,10 @@ async fn on_server(
     .await?;
     // The plan allows a race with one source only.
     if let (Some(race), Some(database), Some(single)) = (&plan.race, &race_database, source.single()) {
-        race::run(p, race, server, single, database).await?;
+        race::run(p, race, server, single, database, network).await?;
     }
     if let Some(d) = &plan.drift {
-        drift::run(p, d, &plan.migrations, server).await?;
+        drift::run(p, d, &plan.migrations, server, network).await?;
     }
     if plan.report.measure_backup && p.report.dump.database_bytes.is_some() {
         p.stage(Stage::Backup, backup::COMMAND, async |r: &mut Report| {
@@ -230,11 +246,14 @@ async fn prepare(plan: &Plan, server: &mut Throwaway, r: &mut Report, cancel: &C
     Ok(Prepared { largest_tables: r.dump.tables.iter().map(|t| t.name.clone()).collect() })
 }
 
-/// The pending migrations, and the session rehearse runs them on.
+/// The pending migrations, the session rehearse runs them on, and the
+/// network the tools that run them start on.
 struct Pending {
     migrations: Vec<Migration>,
     runner: Client,
     largest_tables: Vec<String>,
+    /// How the migration tools start and reach the database.
+    network: ToolNetwork,
 }
 
 impl Summary for Pending {
@@ -248,15 +267,44 @@ async fn discover(
     server: &Throwaway,
     prepared: &Prepared,
     r: &mut Report,
+    network: &ToolNetwork,
     cancel: &CancellationToken,
 ) -> Result<Pending> {
     let conn = server.conn();
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
-    let target = Target { client: &runner, conn, cancel, watcher: None };
+    let target = Target { client: &runner, conn, cancel, watcher: None, network };
     let (migrations, sources) = source.pending(&target).await?;
     r.migrations = migrations.iter().map(outcome::new_migration_report).collect();
     r.sources = sources;
-    Ok(Pending { migrations, runner, largest_tables: prepared.largest_tables.clone() })
+    Ok(Pending { migrations, runner, largest_tables: prepared.largest_tables.clone(), network: network.clone() })
+}
+
+/// Every launch of a migration tool the plan holds: the sources' (SQL
+/// files have none: rehearse applies them) and the race's command.
+fn tool_launches(plan: &Plan) -> Vec<&Launch> {
+    let mut launches: Vec<&Launch> = plan
+        .migrations
+        .iter()
+        .filter_map(|s| match &s.plan {
+            MigrationsPlan::Alembic(a) => Some(&a.launch),
+            MigrationsPlan::Command(c) => Some(&c.launch),
+            MigrationsPlan::Sql(_) => None,
+        })
+        .collect();
+    launches.extend(plan.race.as_ref().map(|r| &r.command.launch));
+    launches
+}
+
+/// The report's `isolation`, and, when a tool ran on the host's network,
+/// the limitation that comes with it.
+fn isolation_facts(r: &mut Report, network: &ToolNetwork, launches: &[&Launch]) {
+    r.isolation = network.facts(launches);
+    if let Some(why) = r.isolation.as_ref().and_then(|i| i.why.as_ref()) {
+        r.observation.limitations.push(format!(
+            "the migration tool ran on the host's network ({why}): it could have reached servers other than the \
+             copy, so rehearse relies on its checks instead (proof that the copy's migration history advanced)"
+        ));
+    }
 }
 
 /// How long a restarted server may take to accept connections.

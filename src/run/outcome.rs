@@ -117,6 +117,7 @@ pub fn new_report(plan: &Plan) -> Report {
         estimate: plan.estimate.as_ref().map(|e| e.info(plan.budgets.0.apply_to)),
         standby: None,
         launch: plan.launch.clone(),
+        isolation: None,
         compat: None,
         race: None,
         sources: Vec::new(),

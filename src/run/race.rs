@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Throwaway;
 use crate::error::Result;
+use crate::migrations::network::ToolNetwork;
 use crate::migrations::MigrationSource;
 use crate::pipeline::{EventSink, Pipeline, Stopped, Summary};
 use crate::race::{race, RaceInputs, RacePlan};
@@ -40,6 +41,7 @@ pub async fn run(
     server: &Throwaway,
     source: &MigrationSource,
     database: &RaceDatabase,
+    network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let unapplied = super::unapplied(&p.report);
     if !unapplied.is_empty() {
@@ -62,6 +64,7 @@ pub async fn run(
             sequential,
             applied: r.migrations.len(),
             events,
+            network,
             cancel: &cancel,
         };
         r.race = Some(race(inputs).await?);

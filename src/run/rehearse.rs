@@ -12,13 +12,14 @@
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::{millis, Pending};
+use super::{millis, proof, Pending};
 use crate::backend::Throwaway;
 use crate::compat::Checker;
 use crate::error::{Error, Result};
 use crate::findings::{destructive, hazards, recovery};
+use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::Sources;
-use crate::migrations::{Applied, Migration, ReleasedHold, Target};
+use crate::migrations::{Applied, Migration, MigrationTool, ReleasedHold, Target};
 use crate::observe::relations::RelationSnapshot;
 use crate::observe::{Observers, StatementWatcher};
 use crate::pipeline::events::{Event, EventSink};
@@ -57,8 +58,13 @@ pub async fn each(
         runner: &pending.runner,
         watcher: watcher.as_ref(),
         server,
+        network: &pending.network,
         cancel,
     };
+    let mut histories = Vec::new();
+    for (app, tool, table) in source.histories() {
+        histories.push(proof::History::read(observers.observer(), app, tool, table).await?);
+    }
     let total = pending.migrations.len();
     // Observed, not yet judged: their transaction is still open.
     let mut open: Vec<Observed> = Vec::new();
@@ -107,7 +113,11 @@ pub async fn each(
     for o in open.drain(..) {
         rehearsal.judge(&pending.migrations[o.index], &mut r.migrations[o.index], &o).await?;
     }
-    stopped
+    stopped?;
+    for history in &histories {
+        history.check(observers.observer(), &pending.migrations, &r.migrations).await?;
+    }
+    Ok(())
 }
 
 /// A migration observed and waiting to be judged: where it is, the relations before and after it.
@@ -158,6 +168,7 @@ struct Rehearsal<'a> {
     runner: &'a Client,
     watcher: Option<&'a StatementWatcher>,
     server: &'a Throwaway,
+    network: &'a ToolNetwork,
     cancel: &'a CancellationToken,
 }
 
@@ -183,13 +194,25 @@ impl Rehearsal<'_> {
     ) -> Result<Step> {
         let source = self.source.of(migration)?;
         // Before observing: a tool's start-up (an Alembic process) is not the migration's.
-        let target =
-            Target { client: self.runner, conn: self.server.conn(), cancel: self.cancel, watcher: self.watcher };
+        let target = Target {
+            client: self.runner,
+            conn: self.server.conn(),
+            cancel: self.cancel,
+            watcher: self.watcher,
+            network: self.network,
+        };
         source.ready(migration, &target).await?;
         let observing = self.observers.begin().await?;
         let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.id));
         let target = Target { cancel: deadline.token(), ..target };
+        let sessions_before = match source.tool() {
+            MigrationTool::Command => proof::sessions(self.observers.observer()).await?,
+            _ => None,
+        };
         let mut applied = source.apply(migration, &target).await?;
+        if applied.error.is_none() && !applied.interrupted {
+            proof::command_connected(self.observers.observer(), sessions_before, migration).await?;
+        }
         let timed_out = applied.interrupted && deadline.expired() && !self.cancel.is_cancelled();
         if timed_out {
             deadline.explain(&mut applied.error);

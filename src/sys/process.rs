@@ -47,6 +47,10 @@ pub struct ChildCommand {
     program: PathBuf,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    /// Inherited variables the child must not see (removed before `env` is set).
+    env_removed: Vec<OsString>,
+    /// Run in a network namespace of its own (`netns`).
+    network_namespace: Option<super::netns::Unshare>,
     cwd: Option<PathBuf>,
     run_as: Option<RunAs>,
     input: ChildInput,
@@ -107,6 +111,8 @@ impl ChildCommand {
             program,
             args: Vec::new(),
             env: Vec::new(),
+            env_removed: Vec::new(),
+            network_namespace: None,
             cwd: None,
             run_as: None,
             input: ChildInput::Null,
@@ -147,6 +153,20 @@ impl ChildCommand {
         self
     }
 
+    /// Removes an inherited variable from the child's environment (one that
+    /// `env` sets is still set).
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env_removed.push(key.as_ref().to_owned());
+        self
+    }
+
+    /// Runs the child in a network namespace of its own (see `netns`):
+    /// spawning fails if it cannot be entered, never runs it without.
+    pub fn network_namespace(mut self, how: super::netns::Unshare) -> Self {
+        self.network_namespace = Some(how);
+        self
+    }
+
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
         self.cwd = Some(dir.as_ref().to_path_buf());
         self
@@ -184,6 +204,9 @@ impl ChildCommand {
     /// The child's command: stdout and stderr piped, stdin as `stdin`, its own process group.
     fn command(&self, stdin: Stdio) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.program);
+        for key in &self.env_removed {
+            cmd.env_remove(key);
+        }
         cmd.args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
@@ -199,6 +222,13 @@ impl ChildCommand {
         if let Some(who) = &self.run_as {
             // std drops root's supplementary groups (setgroups(0)) when uid is set.
             cmd.uid(who.uid).gid(who.gid);
+        }
+        if let Some(how) = self.network_namespace.clone() {
+            // SAFETY: `enter` only makes syscalls (unshare, open, write), as
+            // the child of a multi-threaded process may between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || how.enter());
+            }
         }
         cmd
     }

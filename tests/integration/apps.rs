@@ -110,14 +110,41 @@ fn an_alembic_project_run_with_dash_c_from_its_packages_parent() {
 }
 
 #[test]
-fn two_apps_on_one_history_table_are_refused_before_anything_starts() {
+fn two_apps_whose_env_py_name_their_own_version_tables_need_not_restate_them() {
     let sandbox = Sandbox::new();
-    // Neither says its version table: both are Alembic's alembic_version.
+    // Neither says its version table in the scenario: billing's env.py passes
+    // billing_alembic_version to context.configure, shop's uses alembic_version.
     let scenario = two_apps(&sandbox, "", "");
-    sandbox.rehearse_bad_input(
-        &["run", scenario.to_str().unwrap()],
-        &["apps shop and billing both record their history in public.alembic_version", "version_table"],
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let report = out.report();
+    let histories: Vec<_> = report.sources.iter().map(|s| s.history.clone().unwrap_or_default()).collect();
+    assert_eq!(histories, ["alembic_version", "billing_alembic_version"]);
+    sandbox.assert_no_leaks();
+}
+
+#[test]
+fn two_apps_really_sharing_alembic_version_are_refused_before_anything_applies() {
+    let sandbox = Sandbox::new();
+    let python = venv_python();
+    // Both env.py files use Alembic's default table: the second reads the
+    // first's revision (r2_orders_note_index, which its own tree lacks).
+    let path = scenario(
+        &sandbox,
+        &format!(
+            "migrations:\n  - name: shop\n    tool: alembic\n    dir: {REPO}/tests/fixtures/alembic_dburl\n    target: r6_index_state\n    python: {python}\n  - name: other\n    tool: alembic\n    dir: {REPO}/tests/fixtures/alembic_other\n    python: {python}\n"
+        ),
     );
+    let out = sandbox.rehearse(&["run", path.to_str().unwrap()]);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("apps shop and other both record their history in public.alembic_version"),
+        "{}",
+        out.stderr
+    );
+    let report = out.report();
+    assert!(report.migrations.iter().all(|m| m.status != MigrationStatus::Applied), "nothing applied");
+    sandbox.assert_no_leaks();
 }
 
 #[test]

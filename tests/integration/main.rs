@@ -3,6 +3,7 @@
 //! capability; `support` holds the fixtures and assertions.
 
 mod alembic;
+mod alembic_env;
 mod alembic_process;
 mod app_image;
 mod apps;
@@ -42,4 +43,6 @@ mod stats;
 mod support;
 mod test_containers;
 mod tls;
+mod trust;
+mod trust_isolation;
 mod url_backend;

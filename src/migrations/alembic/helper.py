@@ -1,7 +1,11 @@
-# rehearse's Alembic helper: run by rehearse with the user's Python, it asks
-# Alembic itself (never `alembic history` text) and prints JSON lines that
-# start with MARK; anything else on stdout (an env.py that prints) is ignored.
+# rehearse's Alembic helper: run by rehearse with the user's Python, after
+# prelude.py (which rehearse puts first: sys.path without the working folder,
+# the driver choice), it asks Alembic itself (never `alembic history` text) and
+# prints JSON lines that start with MARK; anything else on stdout (an env.py
+# that prints) is ignored.
 #
+#   check    --config INI                 before anything is provisioned: Alembic, SQLAlchemy and a
+#                                         PostgreSQL driver import, in the folder and environment of the run
 #   discover --config INI --target REV   current heads (read through env.py, as `alembic current` does,
 #            [--version-table T] [--version-table-schema S]   so its version table is the one read) and the
 #                                         pending revisions, in upgrade order
@@ -12,9 +16,12 @@
 #   offline  --config INI --revisions JSON  `upgrade prev:rev --sql` for each revision
 #
 # The database URL (with its password) comes in REHEARSE_ALEMBIC_URL, never on
-# the command line. Every event is one JSON object with a "type"; rehearse
-# reads them into an enum (src/migrations/alembic/protocol.rs) and refuses
-# anything it does not know.
+# the command line; Alembic gets it with the driver prelude.py chooses. Every
+# connection SQLAlchemy opens is checked against the identity of the throwaway
+# database (REHEARSE_EXPECTED_IDENTITY, read by rehearse with
+# REHEARSE_IDENTITY_SQL) before anything runs on it. Every event is one JSON
+# object with a "type"; rehearse reads them into an enum
+# (src/migrations/alembic/protocol.rs) and refuses anything it does not know.
 import time
 
 STARTED = time.time()
@@ -52,14 +59,77 @@ except ImportError as e:  # reported as "Alembic not found in this Python"
 # OWN_LOCKS), passed in by rehearse: the relation locks this session holds,
 # the WAL insert position and lock_timeout.
 OWN_LOCKS = os.environ.get("REHEARSE_OWN_LOCKS_SQL", "")
+# pg_stat_force_next_flush() (src/catalog/stats.rs, FORCE_STATS_FLUSH).
+FLUSH_STATS = os.environ.get("REHEARSE_FLUSH_STATS_SQL", "")
 
 
 def config(path):
     cfg = Config(path)
-    url = os.environ["REHEARSE_ALEMBIC_URL"]
+    guard_connections()
+    try:
+        url = rehearse_url(cfg)
+    except NoDriver as e:
+        emit("no_driver", **e.fields)
+        sys.exit(4)
     # ConfigParser interpolation: a literal % must be doubled.
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def check(args):
+    """Before anything is provisioned, run as the real runs are (same folder,
+    same environment, this prelude): the imports above worked, and a
+    PostgreSQL driver SQLAlchemy can use is there."""
+    try:
+        driver, said_in = rehearse_driver(ini_url(Config(args.config)))
+    except NoDriver as e:
+        emit("no_driver", **e.fields)
+        return 4
+    emit("checked", driver=driver, said_in=said_in)
+    return 0
+
+
+def guard_connections():
+    """Every connection SQLAlchemy opens (env.py's engine included) must be
+    the throwaway database: a PostgreSQL server whose current_database() and
+    start time are those rehearse read from it. Anything else (an env.py that
+    builds its URL from its own settings, and falls back to SQLite) stops the
+    process before a statement runs there."""
+    expected = os.environ.get("REHEARSE_EXPECTED_IDENTITY")
+    query = os.environ.get("REHEARSE_IDENTITY_SQL")
+    if not expected or not query:
+        return
+
+    def refuse(rec, database):
+        where = rec.info.get("rehearse_where", {})
+        emit("wrong_database", **dict(where, database=database or where.get("database")))
+        # Not an exception: env.py may catch those and go on.
+        os._exit(4)
+
+    @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "do_connect")
+    def where(dialect, rec, cargs, cparams):
+        database = cparams.get("dbname") or cparams.get("database") or (cargs[0] if cargs else None)
+        rec.info["rehearse_where"] = {
+            "dialect": dialect.name,
+            "driver": dialect.driver,
+            "host": cparams.get("host"),
+            "port": None if cparams.get("port") is None else str(cparams.get("port")),
+            "database": None if database is None else str(database),
+        }
+        if dialect.name != "postgresql":
+            refuse(rec, None)
+
+    @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
+    def identify(dbapi_connection, rec):
+        cursor = dbapi_connection.cursor()
+        cursor.execute(query)
+        found = list(cursor.fetchone())
+        cursor.close()
+        # The query opened a transaction (drivers start one on the first
+        # statement): end it, so env.py can still choose an isolation level.
+        dbapi_connection.rollback()
+        if found != json.loads(expected):
+            refuse(rec, found[0])
 
 
 def current_heads(cfg, script, args):
@@ -84,7 +154,7 @@ def current_heads(cfg, script, args):
     opts = {"version_table": args.version_table or "alembic_version"}
     if args.version_table_schema:
         opts["version_table_schema"] = args.version_table_schema
-    engine = sqlalchemy.create_engine(os.environ["REHEARSE_ALEMBIC_URL"])
+    engine = sqlalchemy.create_engine(cfg.get_main_option("sqlalchemy.url"))
     try:
         with engine.connect() as conn:
             heads = list(MigrationContext.configure(conn, opts=opts).get_current_heads())
@@ -97,6 +167,7 @@ def discover(args):
     cfg = config(args.config)
     script = ScriptDirectory.from_config(cfg)
     current, table, schema = current_heads(cfg, script, args)
+    emit("history", current=current, version_table=table, version_table_schema=schema)
     for rev in current:
         try:
             if script.get_revision(rev) is None:
@@ -119,8 +190,7 @@ def discover(args):
         pending.append(
             {"revision": s.revision, "down": downs, "message": s.doc or "", "path": s.path, "is_merge": len(downs) > 1}
         )
-    emit("discovered", current=current, pending=pending, heads=list(script.get_heads()), version_table=table,
-         version_table_schema=schema)
+    emit("discovered", current=current, pending=pending, heads=list(script.get_heads()))
     return 0
 
 
@@ -314,11 +384,40 @@ def trace_transactions(tracer, pace):
                     # Every lock is released: the next batch's locks are all new.
                     tracer.held.pop(id(raw), None)
                 emit("transaction", state=state, clock=pace.clock())
+            flush_statistics(raw)
 
         return end
 
     DefaultDialect.do_commit = ending(DefaultDialect.do_commit, "commit")
     DefaultDialect.do_rollback = ending(DefaultDialect.do_rollback, "rollback")
+
+
+def flush_statistics(raw):
+    """Has the session's statistics flushed now, its WAL records in
+    pg_stat_wal among them: a backend flushes them only when idle outside a
+    transaction, at most once a second unless forced, and this process lives
+    on between revisions (a process a revision had them flushed at its exit).
+    Only on a connection idle outside a transaction (its own, which it then
+    commits: the flush happens before that commit's reply); PostgreSQL 15+."""
+    if not FLUSH_STATS:
+        return
+    try:
+        # psycopg 3 and psycopg2 both: 0 is idle (TransactionStatus.IDLE, TRANSACTION_STATUS_IDLE).
+        idle = raw.info.transaction_status == 0
+    except Exception:
+        return
+    if not idle:
+        return
+    try:
+        cursor = raw.cursor()
+        cursor.execute(FLUSH_STATS)
+        cursor.close()
+        raw.commit()
+    except Exception:
+        try:
+            raw.rollback()
+        except Exception:
+            pass
 
 
 def pace_revisions(tracer, pace):
@@ -410,7 +509,7 @@ def offline(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["discover", "upgrade", "offline"])
+    parser.add_argument("action", choices=["check", "discover", "upgrade", "offline"])
     parser.add_argument("--config", required=True)
     parser.add_argument("--target")
     parser.add_argument("--revision")
@@ -420,7 +519,7 @@ def main():
     parser.add_argument("--no-trace", action="store_true")
     parser.add_argument("--commit-each", action="store_true")
     args = parser.parse_args()
-    return {"discover": discover, "upgrade": upgrade, "offline": offline}[args.action](args)
+    return {"check": check, "discover": discover, "upgrade": upgrade, "offline": offline}[args.action](args)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,20 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{AlembicPlan, AlembicProcess, Applied, Migration, OfflineSql, Target};
+use super::{expand_placeholders, AlembicPlan, AlembicProcess, Applied, Migration, OfflineSql, Target};
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::report::MigrationError;
 use crate::sys::process::{ChildCommand, ChildError};
-use protocol::{HelperEvent, PendingRevision};
+use protocol::{HelperEvent, NoDriver, PendingRevision, WrongDatabase};
 use session::Session;
 
-const HELPER: &str = include_str!("helper.py");
+/// What every Python rehearse runs with the project's interpreter starts
+/// with: sys.path without the working folder, and the driver choice.
+pub const PRELUDE: &str = include_str!("prelude.py");
+const HELPER: &str = concat!(include_str!("prelude.py"), include_str!("helper.py"));
 /// `alembic` itself, with the database rehearse names as its sqlalchemy.url (cli.py).
-const CLI: &str = include_str!("cli.py");
+const CLI: &str = concat!(include_str!("prelude.py"), include_str!("cli.py"));
 /// Where the helper and cli.py read the database URL (with its password) from.
 const URL_VAR: &str = "REHEARSE_ALEMBIC_URL";
 /// The application_name of Alembic's sessions, so observers can tell them.
@@ -49,34 +52,120 @@ pub fn default_python() -> PathBuf {
 }
 
 /// Fails fast, before anything is provisioned, when the interpreter is
-/// missing or cannot import Alembic and SQLAlchemy.
-pub async fn check_python(python: &Path, cancel: &CancellationToken) -> Result<()> {
-    let out = ChildCommand::new(python)
-        .args(["-c", "import alembic, sqlalchemy; print(alembic.__version__)"])
-        .deadline(Duration::from_secs(60))
-        .run(cancel)
-        .await;
-    match out {
-        Ok(_) => Ok(()),
-        Err(ChildError::Spawn { source, .. }) => Err(Error::environment_because(
-            format!(
-                "Python interpreter {} for Alembic was not found: set migrations.python to your app's interpreter \
-                 (e.g. .venv/bin/python), or put `alembic` on PATH",
-                python.display()
-            ),
-            source,
-        )),
-        Err(ChildError::Cancelled { .. }) => Err(Error::Interrupted),
-        Err(e) => Err(Error::environment_because(
-            format!(
-                "{} cannot import Alembic and SQLAlchemy: install them in that environment \
-                 (`{} -m pip install alembic psycopg2-binary`) or set migrations.python to the interpreter that has them",
-                python.display(),
-                python.display()
-            ),
-            e,
-        )),
+/// missing or cannot import Alembic, SQLAlchemy and a PostgreSQL driver:
+/// the helper's `check`, run as discovery will run it (in the project's
+/// folder, with its environment, here or in the image). Returns the driver
+/// SQLAlchemy will use and who named it, e.g. `psycopg2 (migrations.driver)`.
+pub async fn check_python(plan: &AlembicPlan, cancel: &CancellationToken) -> Result<String> {
+    let python = plan.python.display().to_string();
+    let mut argv: Vec<String> = vec!["-c".into(), HELPER.into(), "check".into()];
+    argv.extend(["--config".into(), plan.config.display().to_string()]);
+    let mut env = plan.env.clone();
+    env.extend(driver_env(plan));
+    let (cmd, _container) = plan.launch.command(&python, &argv, &env, &plan.dir);
+    let out = cmd.label("the Alembic helper").deadline(Duration::from_secs(120)).keep_all_stdout().run(cancel).await;
+    let (stdout, failure) = match out {
+        Ok(out) => (out.stdout, None),
+        Err(ChildError::Spawn { source, .. }) if plan.launch.image().is_none() => {
+            return Err(Error::environment_because(
+                format!(
+                    "Python interpreter {python} for Alembic was not found: set migrations.python to your app's \
+                     interpreter (e.g. .venv/bin/python), or put `alembic` on PATH"
+                ),
+                source,
+            ))
+        }
+        Err(ChildError::Cancelled { .. }) => return Err(Error::Interrupted),
+        Err(ChildError::Failed { label, status, stderr, stdout }) => {
+            (stdout.clone(), Some(ChildError::Failed { label, status, stderr, stdout }))
+        }
+        Err(e) => (String::new(), Some(e)),
+    };
+    let events = protocol::read_events(&stdout).unwrap_or_default();
+    for event in events {
+        match event {
+            HelperEvent::Checked { driver, said_in } => return Ok(format!("{driver} ({said_in})")),
+            HelperEvent::NoDriver(no) => return Err(no_driver(&no, &plan.dir)),
+            _ => {}
+        }
     }
+    let cause: crate::error::BoxError = match failure {
+        Some(e) => e.into(),
+        None => "the helper's check ended without a verdict".into(),
+    };
+    Err(Error::environment_because(
+        format!(
+            "{python} cannot import Alembic and SQLAlchemy, run in {}: install them in that environment \
+             (`{python} -m pip install alembic psycopg2-binary`) or set migrations.python to the interpreter that has them",
+            plan.dir.display()
+        ),
+        cause,
+    ))
+}
+
+/// The driver the user named (`migrations.driver`, or DATABASE_URL's), for the helper and cli.py.
+pub fn driver_env(plan: &AlembicPlan) -> Vec<(String, String)> {
+    match &plan.driver {
+        Some(d) => vec![
+            ("REHEARSE_ALEMBIC_DRIVER".into(), d.name.clone()),
+            ("REHEARSE_ALEMBIC_DRIVER_FROM".into(), d.said_in.clone()),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// Whatever the action, these stop the run: nothing may go on against
+/// another database, nor without a driver.
+fn stops_the_run(event: &HelperEvent, dir: &Path) -> Option<Error> {
+    match event {
+        HelperEvent::WrongDatabase(wrong) => Some(wrong_database(wrong)),
+        HelperEvent::NoDriver(no) => Some(no_driver(no, dir)),
+        _ => None,
+    }
+}
+
+/// No PostgreSQL driver SQLAlchemy can load: what to install.
+fn no_driver(no: &NoDriver, dir: &Path) -> Error {
+    let python = &no.python;
+    let install = format!("`{python} -m pip install '{}'`", no.install);
+    Error::environment(match (&no.driver, &no.said_in) {
+        (Some(driver), said_in) => format!(
+            "the PostgreSQL driver {driver} (named by {}) does not load in {python}, run in {}: {}; install it \
+             ({install}), or set migrations.driver to the driver your app uses (psycopg, psycopg2)",
+            said_in.as_deref().unwrap_or("rehearse"),
+            dir.display(),
+            no.message
+        ),
+        (None, _) => format!(
+            "{python} has no PostgreSQL driver SQLAlchemy can use (tried {}: {}): install one in that environment \
+             ({install}), or set migrations.python to the interpreter that has it",
+            no.tried.join(", "),
+            no.message
+        ),
+    })
+}
+
+/// env.py connected somewhere else than the throwaway database: where, and how to point it there.
+fn wrong_database(wrong: &WrongDatabase) -> Error {
+    let database = wrong.database.as_deref().unwrap_or("?");
+    let place = match wrong.dialect.as_str() {
+        "postgresql" => format!(
+            "database {database} on host {} port {} (not the throwaway database)",
+            wrong.host.as_deref().unwrap_or("(default)"),
+            wrong.port.as_deref().unwrap_or("(default)")
+        ),
+        "sqlite" => format!("sqlite:///{database}"),
+        other => format!("a {other} database ({database})"),
+    };
+    let place = match &wrong.driver {
+        Some(driver) => format!("{place}, through {}+{driver}", wrong.dialect),
+        None => place,
+    };
+    Error::environment(format!(
+        "the migrations did not run against the throwaway database: env.py connected to {place}; env.py connects \
+         through its own settings: set them in migrations.env (e.g. AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: \
+         \"{{sqlalchemy_url}}\"; {{url}} is the plain libpq URL)"
+    ))
 }
 
 /// `alembic -c <config> upgrade <target>` as the project's interpreter runs
@@ -101,6 +190,12 @@ pub struct AlembicProject {
     version_table: std::sync::OnceLock<String>,
     /// The Alembic process applying the release, between two revisions.
     session: tokio::sync::Mutex<Option<Box<Session>>>,
+}
+
+/// What discovery read through env.py: the heads and the table they are in.
+struct History {
+    current: Vec<String>,
+    table: String,
 }
 
 /// The helper's events, and how its process ended.
@@ -130,29 +225,42 @@ impl AlembicProject {
     }
 
     /// The helper with `args`, run with the project's interpreter in its
-    /// folder (here or in the app's image), reaching the throwaway database.
-    fn helper_command(&self, args: &[&str], target: &Target<'_>) -> (ChildCommand, Option<super::launch::Container>) {
-        let conn = self.plan.launch.reachable(target.conn);
+    /// folder (here or in the app's image, in the tool's network), reaching
+    /// the throwaway database, whose identity every connection is checked against.
+    async fn helper_command(
+        &self,
+        args: &[&str],
+        target: &Target<'_>,
+    ) -> Result<(ChildCommand, Option<super::launch::Container>)> {
+        let conn = target.network.reachable(&self.plan.launch, target.conn)?;
         let target = Target { conn: &conn, ..*target };
         let mut argv: Vec<String> = vec!["-c".into(), HELPER.into()];
         argv.extend(args.iter().map(|a| a.to_string()));
         argv.extend(["--config".into(), self.plan.config.display().to_string()]);
-        let mut env = self.plan.env.clone();
+        let identity = catalog::identity(target.client)
+            .await
+            .map_err(|e| Error::environment_because("cannot read the throwaway database's identity", e))?;
+        let url = target.url(Some(&target.conn.password), APP_NAME);
+        let mut env = expand_placeholders(&self.plan.env, &url, None);
         env.extend(target.tool_env(APP_NAME));
+        env.extend(driver_env(&self.plan));
         env.extend([
-            url_env(target.url(Some(&target.conn.password), APP_NAME)),
+            url_env(url),
+            ("REHEARSE_IDENTITY_SQL".to_string(), catalog::IDENTITY.to_string()),
+            ("REHEARSE_EXPECTED_IDENTITY".to_string(), serde_json::json!([identity.0, identity.1]).to_string()),
             ("REHEARSE_OWN_LOCKS_SQL".to_string(), catalog::OWN_LOCKS.to_string()),
+            ("REHEARSE_FLUSH_STATS_SQL".to_string(), catalog::FORCE_STATS_FLUSH.to_string()),
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
         ]);
         let python = self.plan.python.display().to_string();
-        let (cmd, container) = self.plan.launch.command(&python, &argv, &env, &self.plan.dir);
-        (cmd.label("the Alembic helper"), container)
+        let (cmd, container) = target.network.command(&self.plan.launch, &python, &argv, &env, &self.plan.dir);
+        Ok((cmd.label("the Alembic helper"), container))
     }
 
     /// Runs the helper; an event it printed that rehearse cannot read is an error.
     async fn helper(&self, args: &[&str], target: &Target<'_>, deadline: Duration) -> Result<HelperRun> {
-        let (cmd, _container) = self.helper_command(args, target);
+        let (cmd, _container) = self.helper_command(args, target).await?;
         let cmd = cmd.deadline(deadline).keep_all_stdout();
         let (stdout, failure) = match cmd.run(target.cancel).await {
             Ok(out) => (out.stdout, None),
@@ -171,6 +279,9 @@ impl AlembicProject {
                 e,
             )
         })?;
+        if let Some(stop) = events.iter().find_map(|e| stops_the_run(e, &self.plan.dir)) {
+            return Err(stop);
+        }
         Ok(HelperRun { events, failure })
     }
 
@@ -187,8 +298,20 @@ impl AlembicProject {
         let run = self.helper(&args, target, LISTING_DEADLINE).await?;
         let dir = self.plan.dir.display();
         let mut found = None;
+        let mut history = None;
         for event in run.events {
             match event {
+                HelperEvent::History { current, version_table, version_table_schema } => {
+                    let table = version_table.unwrap_or_else(|| DEFAULT_VERSION_TABLE.into());
+                    let table = match version_table_schema {
+                        Some(schema) => format!("{schema}.{table}"),
+                        None => table,
+                    };
+                    // Set before any refusal below: two apps sharing a table are told apart by it.
+                    let _ = self.version_table.set(table.clone());
+                    self.check_version_table(&table)?;
+                    history = Some(History { current, table });
+                }
                 HelperEvent::UnknownRevision { revision, heads } => {
                     return Err(Error::bad_input(format!(
                         "the restored database is at Alembic revision {revision}, which the migration tree in {dir} \
@@ -212,28 +335,28 @@ impl AlembicProject {
                         self.plan.python.display()
                     )))
                 }
-                HelperEvent::Discovered { pending, version_table, version_table_schema } => {
-                    let table = version_table.unwrap_or_else(|| DEFAULT_VERSION_TABLE.into());
-                    let table = match version_table_schema {
-                        Some(schema) => format!("{schema}.{table}"),
-                        None => table,
-                    };
-                    self.check_version_table(&table)?;
-                    let _ = self.version_table.set(table);
-                    found = Some(pending)
-                }
+                HelperEvent::Discovered { pending } => found = Some(pending),
                 _ => {}
             }
         }
         let Some(found) = found else {
             return Err(match run.failure {
                 Some(ChildError::Cancelled { .. }) => Error::Interrupted,
-                Some(e) => Error::bad_input_because(format!("Alembic could not list the revisions of {dir}"), e),
+                Some(e) => match e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s)) {
+                    // The tool connected elsewhere: this machine's doing, not the scenario's.
+                    Some(hint) => {
+                        Error::environment_because(format!("Alembic could not list the revisions of {dir}: {hint}"), e)
+                    }
+                    None => Error::bad_input_because(format!("Alembic could not list the revisions of {dir}"), e),
+                },
                 None => Error::environment(format!(
                     "the Alembic helper ended without listing the revisions of {dir}: rerun, and report it if it persists"
                 )),
             });
         };
+        if let Some(history) = &history {
+            self.check_history_is_the_copys(history, target).await?;
+        }
         let mut pending: Vec<Migration> = found.into_iter().map(migration).collect();
         self.attach_offline_sql(&mut pending, target).await?;
         Ok(pending)
@@ -251,6 +374,35 @@ impl AlembicProject {
             "the env.py of {} records revisions in {found}, but the scenario says version_table {said}: set \
              version_table (and version_table_schema) to what env.py passes to context.configure",
             self.plan.dir.display()
+        )))
+    }
+
+    /// The heads env.py reported must be those the throwaway database's
+    /// version table holds, read directly: else env.py read another
+    /// database's history, and the pending list is not the copy's.
+    async fn check_history_is_the_copys(&self, history: &History, target: &Target<'_>) -> Result<()> {
+        let on_copy = catalog::alembic_version(target.client, &history.table).await.map_err(|e| {
+            Error::environment_because(format!("cannot read {} on the throwaway database", history.table), e)
+        })?;
+        let mut on_copy = on_copy.unwrap_or_default();
+        let mut reported = history.current.clone();
+        on_copy.sort();
+        reported.sort();
+        if on_copy == reported {
+            return Ok(());
+        }
+        let shown = |revs: &[String]| match revs {
+            [] => "no revision".to_string(),
+            revs => revs.join(", "),
+        };
+        Err(Error::environment(format!(
+            "env.py of {} reported the database at {}, but {} on the throwaway database holds {}: env.py read \
+             another database's history; point it at the throwaway database (it is in DATABASE_URL and \
+             sqlalchemy.url, and {{sqlalchemy_url}} in migrations.env)",
+            self.plan.dir.display(),
+            shown(&reported),
+            history.table,
+            shown(&on_copy)
         )))
     }
 
@@ -319,8 +471,8 @@ impl AlembicProject {
         let mut args = vec!["upgrade", "--target", alembic_target];
         args.extend(self.plan.commit_each.then_some("--commit-each"));
         args.extend((!self.trace).then_some("--no-trace"));
-        let (cmd, container) = self.helper_command(&args, target);
-        let started = Session::start(cmd, container, &python, target.cancel).await?;
+        let (cmd, container) = self.helper_command(&args, target).await?;
+        let started = Session::start(cmd, container, &python, &self.plan.dir, target.cancel).await?;
         if let Some(other) = started.waiting().filter(|r| *r != migration.id) {
             return Err(Error::environment(format!(
                 "Alembic's upgrade to {alembic_target} starts with {other}, where rehearse expected {} (the order \
@@ -338,10 +490,11 @@ impl AlembicProject {
         self.ready(migration, target).await?;
         let mut session = self.session.lock().await;
         let running = session.as_mut().expect("ready started one");
-        let applied = running.run(migration, target, &self.version_table()).await?;
+        let mut applied = running.run(migration, target, &self.version_table()).await?;
         if running.ended() {
             *session = None;
         }
+        target.network.explain(&self.plan.launch, &mut applied.error);
         Ok(applied)
     }
 
@@ -405,6 +558,30 @@ pub(super) fn is_bookkeeping(sql: &str, version_table: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_python_rehearse_runs_starts_with_the_prelude() {
+        for code in [HELPER, CLI] {
+            assert!(code.starts_with(PRELUDE), "the prelude runs before any other import");
+        }
+        assert!(PRELUDE.contains("_rehearse_drop_working_folder()\n"));
+    }
+
+    #[test]
+    fn a_wrong_database_is_named_without_a_password_and_with_the_way_to_point_env_py_at_the_copy() {
+        let wrong = |dialect: &str, database: &str| WrongDatabase {
+            dialect: dialect.into(),
+            driver: Some("psycopg2".into()),
+            host: Some("prod.internal".into()),
+            port: Some("5432".into()),
+            database: Some(database.into()),
+        };
+        let message = wrong_database(&wrong("postgresql", "app")).to_string();
+        assert!(message.contains("database app on host prod.internal port 5432"), "{message}");
+        assert!(message.contains("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: \"{sqlalchemy_url}\""), "{message}");
+        let message = wrong_database(&wrong("sqlite", "/srv/airflow/airflow.db")).to_string();
+        assert!(message.contains("env.py connected to sqlite:////srv/airflow/airflow.db"), "{message}");
+    }
 
     #[test]
     fn bookkeeping_is_the_version_table_env_py_names_as_a_whole_identifier() {

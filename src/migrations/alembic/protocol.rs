@@ -19,15 +19,17 @@ pub enum HelperEvent {
     UnknownRevision { revision: String, heads: Vec<String> },
     /// Alembic cannot upgrade to the target from the database's revisions.
     BadTarget { message: String, current: Vec<String> },
-    /// The pending revisions, in upgrade order, and the version table the
-    /// project's env.py records them in.
-    Discovered {
-        pending: Vec<PendingRevision>,
-        #[serde(default)]
-        version_table: Option<String>,
-        #[serde(default)]
-        version_table_schema: Option<String>,
-    },
+    /// The interpreter, Alembic, SQLAlchemy and a PostgreSQL driver are
+    /// there (`check`): the driver SQLAlchemy will use, and who named it.
+    Checked { driver: String, said_in: String },
+    /// No PostgreSQL driver SQLAlchemy can load: the one named (and where), or none of the defaults.
+    NoDriver(NoDriver),
+    /// A connection env.py opened is not the throwaway database: where it went (never a password).
+    WrongDatabase(WrongDatabase),
+    /// The database's heads as env.py read them, and the version table it records them in.
+    History { current: Vec<String>, version_table: Option<String>, version_table_schema: Option<String> },
+    /// The pending revisions, in upgrade order.
+    Discovered { pending: Vec<PendingRevision> },
     /// Interpreter and imports done; Alembic is called now.
     Ready {},
     /// Alembic is about to run this revision: the helper waits for rehearse's
@@ -79,6 +81,31 @@ pub enum HelperEvent {
 pub enum TransactionEnd {
     Commit,
     Rollback,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NoDriver {
+    /// The driver named; None: none was, and no default loads.
+    pub driver: Option<String>,
+    /// Where it was named (`migrations.driver`, `sqlalchemy.url in alembic.ini`, ...).
+    pub said_in: Option<String>,
+    pub tried: Vec<String>,
+    /// Why it did not load.
+    pub message: String,
+    /// What to `pip install` for it.
+    pub install: String,
+    pub python: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WrongDatabase {
+    /// SQLAlchemy's dialect (`postgresql`, `sqlite`, ...) and driver.
+    pub dialect: String,
+    pub driver: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    /// The database connected to (`current_database()`), or the file of a SQLite one.
+    pub database: Option<String>,
 }
 
 /// One pending revision as Alembic's ScriptDirectory describes it.
@@ -135,6 +162,13 @@ mod tests {
 
         let unknown = read_events(&format!("{MARK}{{\"type\": \"surprise\"}}\n")).unwrap_err();
         assert!(unknown.to_string().contains("Alembic helper") && unknown.to_string().contains("surprise"));
+        let wrong = format!(
+            "{MARK}{{\"type\": \"wrong_database\", \"dialect\": \"sqlite\", \"driver\": \"pysqlite\", \"host\": null, \
+             \"port\": null, \"database\": \"/srv/airflow/airflow.db\"}}\n"
+        );
+        let HelperEvent::WrongDatabase(w) = &read_events(&wrong).unwrap()[0] else { panic!("{wrong}") };
+        assert_eq!((w.dialect.as_str(), w.database.as_deref()), ("sqlite", Some("/srv/airflow/airflow.db")));
+
         let malformed = read_events(&format!("{MARK}{{\"type\": \"revision_end\", \"last\": true}}\n")).unwrap_err();
         assert!(malformed.source.to_string().contains("clock"), "{malformed}: a missing field is an error, not 0");
     }

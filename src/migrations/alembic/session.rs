@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, HelperEvent, TransactionEnd};
-use super::{is_bookkeeping, revision_error};
+use super::{is_bookkeeping, revision_error, stops_the_run};
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::migrations::launch::Container;
@@ -35,6 +35,8 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
 pub(super) struct Session {
     child: InteractiveChild,
     _container: Option<Container>,
+    /// The project's folder, for the messages of events that stop the run.
+    dir: std::path::PathBuf,
     /// The revision the helper waits to start, and its clock then.
     waiting: Option<(String, f64)>,
     /// From starting the process to its first revision, reported with that revision.
@@ -87,6 +89,7 @@ impl Session {
         cmd: ChildCommand,
         container: Option<Container>,
         python: &str,
+        dir: &std::path::Path,
         cancel: &CancellationToken,
     ) -> Result<Session> {
         let spawned = SystemTime::now();
@@ -101,6 +104,7 @@ impl Session {
         let mut s = Session {
             child,
             _container: container,
+            dir: dir.to_path_buf(),
             waiting: None,
             startup: None,
             early: None,
@@ -190,13 +194,19 @@ impl Session {
                 Err(e) => return Ok(Next::Stopped(e)),
             };
             let Some(event) = protocol::read_line(&line) else { continue };
-            return event.map(Next::Event).map_err(|e| {
+            let event = event.map_err(|e| {
                 Error::environment_because(
                     "the Alembic helper printed output rehearse cannot read (a different helper version, or an \
                      env.py printing rehearse's marker): rerun, and report it if it persists",
                     e,
                 )
-            });
+            })?;
+            // A connection to another database, or no driver: the run stops here.
+            if let Some(stop) = stops_the_run(&event, &self.dir) {
+                self.close().await;
+                return Err(stop);
+            }
+            return Ok(Next::Event(event));
         }
     }
 

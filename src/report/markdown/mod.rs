@@ -340,12 +340,40 @@ fn environment(w: &mut String, r: &Report) {
         let list: Vec<String> = r.stages.iter().map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms))).collect();
         put!(w, "- Stages: {}", list.join(" · "));
     }
+    if let Some(i) = &r.isolation {
+        put!(w, "- {}", tool_network(i));
+    }
     bullets(
         w,
         Some("\nWhat this rehearsal did not control or observe (`observation.limitations`):"),
         &r.observation.limitations,
     );
     put!(w, "\nTimings are from this machine; production hardware and load differ.");
+}
+
+/// The Environment line of `isolation`: the tool's network, how it reached
+/// the copy, the variables it did not inherit.
+fn tool_network(i: &super::IsolationInfo) -> String {
+    let mut line = match (i.network, &i.why) {
+        (super::ToolNetworkKind::Namespace, _) => {
+            let via = match i.forwarded {
+                true => "rehearse's relay (a unix socket in a private directory)",
+                false => "the server's unix socket",
+            };
+            format!("Migration tool's network: a namespace of its own (no TCP to anything); it reached the copy through {via}")
+        }
+        (super::ToolNetworkKind::Host, why) => {
+            format!("Migration tool's network: the host's ({})", why.as_deref().unwrap_or("not isolated"))
+        }
+    };
+    if !i.cleared_env.is_empty() {
+        let names: Vec<String> = i.cleared_env.iter().map(|n| format!("`{n}`")).collect();
+        line.push_str(&format!(
+            "; not passed on from rehearse's environment (they name a database): {}",
+            names.join(", ")
+        ));
+    }
+    line
 }
 
 /// Text safe inside a Markdown table cell.

@@ -58,3 +58,29 @@ pub fn pg_bin_dir() -> String {
     dirs.sort();
     dirs.last().unwrap().join("bin").display().to_string()
 }
+
+/// The interpreter of a venv made for a test with `packages` from PyPI
+/// (`python3 -m venv`, then pip), kept under target/test-venvs/<name> and
+/// made again only when a run did not finish making it.
+pub fn made_venv(name: &str, packages: &[&str]) -> String {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(REPO).join("target/test-venvs").join(name);
+    let python = dir.join("bin/python");
+    let done = dir.join("rehearse-made");
+    let wanted = packages.join("\n");
+    if std::fs::read_to_string(&done).ok().as_deref() == Some(wanted.as_str()) {
+        return python.display().to_string();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&dir));
+    run(std::process::Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(packages));
+    std::fs::write(&done, wanted).unwrap();
+    python.display().to_string()
+}

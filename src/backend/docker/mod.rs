@@ -27,6 +27,13 @@
 //! (`-v`: the official image declares a VOLUME for its data dir, which would
 //! otherwise outlive the container), with `Drop` as a backstop.
 
+mod engine;
+mod snapshot;
+mod standby;
+
+pub use engine::*;
+pub use snapshot::*;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -107,22 +114,6 @@ impl DockerContainer {
     pub async fn start(plan: &DockerPlan, cancel: &CancellationToken) -> Result<DockerContainer> {
         ensure_image(&plan.image, cancel).await?;
         DockerContainer::start_image(plan, &plan.image, None, cancel).await
-    }
-
-    /// Starts a container of a snapshot cache image, whose data dir already
-    /// holds the restored database and the cached superuser password, and
-    /// replaces that password by a new random one at once.
-    pub async fn start_from_snapshot(
-        plan: &DockerPlan,
-        image_id: &str,
-        cached_password: Secret,
-        cancel: &CancellationToken,
-    ) -> Result<DockerContainer> {
-        let mut container = DockerContainer::start_image(plan, image_id, Some(cached_password), cancel).await?;
-        // The new password is the container's POSTGRES_PASSWORD already (what --keep points to).
-        db::set_password(&container.conn, &container.env_password, cancel).await?;
-        container.conn.password = container.env_password.clone();
-        Ok(container)
     }
 
     /// Creates and starts a container of `image`. `cached_password`: the
@@ -297,106 +288,6 @@ impl DockerContainer {
         cmd.arg(self.id()).arg(tool).envs(env)
     }
 
-    /// Starts a streaming hot standby of this container's server in a
-    /// container of its own that shares this one's network: `pg_basebackup
-    /// -X stream -R` over 127.0.0.1, then the server on port 5433 (published
-    /// when this container was created, `DockerPlan::standby`) with the
-    /// primary's settings, `settings` and `hot_standby = on`. It carries this
-    /// run's labels, so every cleanup path that finds the primary finds it.
-    pub async fn start_standby(
-        &self,
-        plan: &DockerPlan,
-        settings: &[(String, String)],
-        cancel: &CancellationToken,
-    ) -> Result<DockerContainer> {
-        let Some(port) = self.standby_port else {
-            return Err(Error::environment("the container was created without a port for a standby"));
-        };
-        let mut standby = DockerContainer {
-            id: None,
-            run: self.run.clone(),
-            conn: ConnInfo { port, ..self.conn.clone() },
-            env_password: self.conn.password.clone(),
-            image: self.image.clone(),
-            standby_port: None,
-            data_dir: STANDBY_DIR,
-            done: false,
-        };
-        let script = format!(
-            "set -e; pg_basebackup -D {STANDBY_DIR} -X stream -R --checkpoint=fast --no-sync -h 127.0.0.1 -p 5432 \
-             -U {SUPERUSER}; exec postgres -D {STANDBY_DIR} -p {STANDBY_PORT} -k /tmp \"$@\""
-        );
-        let mut args: Vec<String> = vec!["create".into()];
-        args.extend(self.labels());
-        args.extend([
-            "--network".into(),
-            format!("container:{}", self.id()),
-            "--user".into(),
-            "postgres".into(),
-            "--entrypoint".into(),
-            "bash".into(),
-            "--env".into(),
-            "PGPASSWORD".into(),
-            "--env".into(),
-            "PGAPPNAME=rehearse-standby".into(),
-            "--shm-size".into(),
-            "1g".into(),
-            self.image.clone(),
-            "-c".into(),
-            script,
-            "standby".into(),
-        ]);
-        let mut server: Vec<(String, String)> = plan.settings.clone();
-        server.extend(settings.iter().cloned());
-        server.push(("hot_standby".into(), "on".into()));
-        args.extend(server_args(&server));
-        let out = ChildCommand::new("docker")
-            .args(&args)
-            .env("PGPASSWORD", self.conn.password.expose())
-            .deadline(Duration::from_secs(60))
-            .run(cancel)
-            .await
-            .map_err(|e| child_error("cannot create the standby's container (observe.standby)", e))?;
-        // From here on, an error drops `standby`, whose Drop removes it.
-        standby.id = Some(out.stdout.trim().to_string());
-        docker(&["start", standby.id()])
-            .run(cancel)
-            .await
-            .map_err(|e| child_error("cannot start the standby's container", e))?;
-        standby.wait_standby(cancel).await?;
-        Ok(standby)
-    }
-
-    /// Waits until the standby accepts connections (a hot standby logs
-    /// "ready to accept read-only connections", not the primary's line),
-    /// or its container stops: a base backup of a big database takes a while.
-    async fn wait_standby(&self, cancel: &CancellationToken) -> Result<()> {
-        let started = Instant::now();
-        loop {
-            if db::connect(&self.conn, "postgres", "rehearse").await.is_ok() {
-                return Ok(());
-            }
-            let state = docker(&["inspect", "--format", "{{.State.Status}}", self.id()])
-                .run(cancel)
-                .await
-                .map_err(|e| child_error("cannot inspect the standby's container", e))?;
-            let running = state.stdout.trim() == "running";
-            if !running || started.elapsed() > Duration::from_secs(6 * 3600) {
-                let logs = self.logs(cancel).await.unwrap_or_default();
-                return Err(Error::environment(format!(
-                    "the standby in container {} {}; its log ends with:\n{}",
-                    short(self.id()),
-                    if running { "did not accept connections within 6 hours" } else { "stopped during start-up" },
-                    last_lines(&logs, 15)
-                )));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = cancel.cancelled() => return Err(Error::Interrupted),
-            }
-        }
-    }
-
     /// Where the container sees the dump.
     pub fn dump_path(&self) -> &Path {
         Path::new(DUMP_MOUNT)
@@ -427,51 +318,6 @@ impl DockerContainer {
             .await
             .map(|_| ())
             .map_err(|e| child_error("the container's server did not stop within 2 minutes of a fast shutdown", e))
-    }
-
-    /// Saves the stopped container as a snapshot cache image tagged with
-    /// `key`, then starts it again. Returns the image's id and size. The
-    /// image keeps no password: the cached one is in the cache manifest.
-    pub async fn commit_snapshot(&mut self, key: &str, cancel: &CancellationToken) -> Result<(String, u64)> {
-        let tag = format!("{SNAPSHOT_REPOSITORY}:{key}");
-        // An image under this tag that no complete entry names (a run that
-        // died between commit and seal, or an entry found unusable): replaced below.
-        let replaced = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]).run(cancel).await.ok();
-        self.stop_fast(cancel).await?;
-        let committed = docker(&[
-            "commit",
-            "--change",
-            "ENV POSTGRES_PASSWORD=",
-            "--change",
-            &format!("LABEL {LABEL_SNAPSHOT}={key}"),
-            self.id(),
-            &tag,
-        ])
-        .deadline(Duration::from_secs(3600))
-        .run(cancel)
-        .await;
-        // Started again whatever the commit did: the rehearsal goes on.
-        self.start_again(cancel).await?;
-        let id = committed.map_err(|e| child_error("cannot commit the container as a snapshot cache image", e))?;
-        let id = id.stdout.trim().to_string();
-        if let Some(old) = replaced.map(|out| out.stdout.trim().to_string()).filter(|old| *old != id) {
-            let _ = remove_snapshot_image(&old).await;
-        }
-        // The entry's size is the snapshot's own layer: the image's size less its base image's.
-        let sizes = docker(&["image", "inspect", "--format", "{{.Size}}", &id, &self.image])
-            .run(cancel)
-            .await
-            .map_err(|e| child_error("cannot read the snapshot image's size", e))?;
-        let sizes: Vec<u64> = sizes.stdout.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        Ok((id, sizes.first().zip(sizes.get(1)).map_or(0, |(image, base)| image.saturating_sub(*base))))
-    }
-
-    async fn start_again(&self, cancel: &CancellationToken) -> Result<()> {
-        docker(&["start", self.id()])
-            .run(cancel)
-            .await
-            .map_err(|e| child_error("cannot start the container again", e))?;
-        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(60), cancel).await.map(|_| ())
     }
 
     /// Removes the container and its anonymous volumes.
@@ -594,40 +440,6 @@ async fn ensure_image(image: &str, cancel: &CancellationToken) -> Result<()> {
     })
 }
 
-/// What identifies `image` for the snapshot cache key: its id (pulled
-/// first when it is not on this machine), so a rebuilt or re-pulled image
-/// never reuses a snapshot made with another.
-pub async fn image_identity(image: &str, cancel: &CancellationToken) -> Result<String> {
-    ensure_image(image, cancel).await?;
-    let out = docker(&["image", "inspect", "--format", "{{.Id}}", image])
-        .run(cancel)
-        .await
-        .map_err(|e| child_error(&format!("cannot inspect the docker image {image}"), e))?;
-    Ok(format!("docker image {image} {}", out.stdout.trim()))
-}
-
-/// Whether the snapshot image `id` is still on this machine and holds `key`
-/// (an image removed by `docker image prune`, or re-tagged, is not used).
-pub async fn snapshot_image_holds(id: &str, key: &str, cancel: &CancellationToken) -> bool {
-    let format = format!("{{{{index .Config.Labels \"{LABEL_SNAPSHOT}\"}}}}");
-    match docker(&["image", "inspect", "--format", &format, id]).run(cancel).await {
-        Ok(out) => out.stdout.trim() == key,
-        Err(_) => false,
-    }
-}
-
-/// Removes a snapshot cache image; an image already gone is not an error.
-pub async fn remove_snapshot_image(id: &str) -> Result<()> {
-    match docker(&["image", "rm", "--force", id]).run(&CancellationToken::new()).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.stderr().is_some_and(|s| s.contains("No such image")) => Ok(()),
-        Err(e) => Err(child_error(
-            &format!("cannot remove the snapshot image {}: remove it with `docker image rm {id}`", short(id)),
-            e,
-        )),
-    }
-}
-
 /// `-c name=value` arguments for the server: what statement observation
 /// needs, plus the scenario's settings. Fast-restore settings are left to
 /// ALTER SYSTEM, because a command-line value outranks the configuration
@@ -666,83 +478,6 @@ fn child_error(what: &str, e: ChildError) -> Error {
         ),
         e => Error::environment_because(what.to_string(), e),
     }
-}
-
-/// The Docker engine's version, or why it cannot be reached (for `auto` and `doctor`).
-pub async fn engine_version(cancel: &CancellationToken) -> Result<String, String> {
-    match docker(&["version", "--format", "{{.Server.Version}}"]).deadline(Duration::from_secs(20)).run(cancel).await {
-        Ok(out) => Ok(out.stdout.trim().to_string()),
-        Err(ChildError::Spawn { .. }) => Err("the docker CLI is not installed".into()),
-        Err(ChildError::Failed { stderr, .. }) => {
-            Err(stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("docker version failed").trim().to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Where the Docker engine keeps images and containers (`docker info`'s
-/// DockerRootDir), when that directory is on this machine: a container's
-/// data directory lives in its writable layer there.
-pub async fn data_root(cancel: &CancellationToken) -> Option<PathBuf> {
-    let out = docker(&["info", "--format", "{{.DockerRootDir}}"]).run(cancel).await.ok()?;
-    let dir = PathBuf::from(out.stdout.trim());
-    dir.is_dir().then_some(dir)
-}
-
-/// A container some rehearse run started, as `docker ps` lists it.
-#[derive(Debug, Clone)]
-pub struct LabelledContainer {
-    pub id: String,
-    pub pid: Option<u32>,
-    pub host: String,
-    pub status: String,
-}
-
-/// Every container carrying the `rehearse` label, running or not.
-pub async fn labelled_containers(cancel: &CancellationToken) -> Result<Vec<LabelledContainer>> {
-    let format =
-        format!("{{{{.ID}}}}\t{{{{.Label \"{LABEL_PID}\"}}}}\t{{{{.Label \"{LABEL_HOST}\"}}}}\t{{{{.Status}}}}");
-    let out = docker(&["ps", "--all", "--no-trunc", "--filter", &format!("label={LABEL_RUN}"), "--format", &format])
-        .run(cancel)
-        .await
-        .map_err(|e| child_error("cannot list rehearse's containers", e))?;
-    Ok(out
-        .stdout
-        .lines()
-        .filter_map(|line| {
-            let mut f = line.split('\t');
-            Some(LabelledContainer {
-                id: f.next()?.to_string(),
-                pid: f.next()?.parse().ok(),
-                host: f.next()?.to_string(),
-                status: f.next().unwrap_or_default().to_string(),
-            })
-        })
-        .collect())
-}
-
-/// Removes a container (and its anonymous volumes) by id.
-pub async fn remove_container(id: &str, cancel: &CancellationToken) -> Result<()> {
-    docker(&["rm", "--force", "--volumes", id])
-        .run(cancel)
-        .await
-        .map(|_| ())
-        .map_err(|e| child_error(&format!("cannot remove container {}", short(id)), e))
-}
-
-/// Image references present on this machine whose repository is `postgres`
-/// or names a postgres image (e.g. `rehearse-postgres`).
-pub async fn postgres_images(cancel: &CancellationToken) -> Result<Vec<String>> {
-    let out = docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
-        .run(cancel)
-        .await
-        .map_err(|e| child_error("cannot list images", e))?;
-    Ok(out.stdout.lines().filter(|l| l.contains("postgres") && !l.ends_with(":<none>")).map(str::to_string).collect())
-}
-
-/// This machine's name, as recorded on containers (`rehearse.host`).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
 fn short(id: &str) -> &str {
