@@ -34,7 +34,7 @@ pub async fn create(admin: &Client, conn: &ConnInfo, name: &str, template: Templ
     let version = catalog::server_version_num(admin)
         .await
         .map_err(|e| Error::environment_because("cannot read the server's version", e))?;
-    let strategy = if version >= 150000 { " STRATEGY FILE_COPY" } else { "" };
+    let strategy = if version.at_least(15) { " STRATEGY FILE_COPY" } else { "" };
     let from = match template {
         Template::Rehearsal => quote_ident(&conn.dbname),
         Template::Empty => "template0".to_string(),

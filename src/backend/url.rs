@@ -24,6 +24,7 @@ use super::local::PgBin;
 use super::settings::FAST_RESTORE;
 use crate::catalog;
 use crate::error::{Error, Result};
+use crate::pg::PgVersion;
 use crate::sys::conn_string::{self, TlsRefused};
 use crate::sys::db::{self, quote_ident, quote_literal, ConnInfo, Secret};
 use crate::sys::process::ChildCommand;
@@ -120,7 +121,7 @@ pub struct UrlDatabase {
     conn: ConnInfo,
     /// Local client tools; None for a clone on a machine without them (`pg_dump` is then looked up on PATH).
     bin: Option<PgBin>,
-    version_num: i32,
+    version: PgVersion,
     /// Copies made from it (`create_copy`), dropped before it.
     copies: Vec<String>,
     /// Whether rehearse made the database (and drops it), or was given it (a clone: never dropped here).
@@ -134,7 +135,7 @@ impl UrlDatabase {
     pub async fn create(plan: &UrlPlan) -> Result<UrlDatabase> {
         let server = &plan.server;
         let admin = connect_admin(server, URL).await?;
-        let version_num = catalog::server_version_num(&admin).await.map_err(|e| {
+        let version = catalog::server_version_num(&admin).await.map_err(|e| {
             Error::environment_because(format!("cannot read the version of {}", server.masked(&server.dbname)), e)
         })?;
         let name = format!("rehearse_{}", random_suffix());
@@ -143,7 +144,7 @@ impl UrlDatabase {
             conn: ConnInfo { dbname: name.clone(), admin_dbname: name.clone(), ..server.clone() },
             server: server.clone(),
             bin: Some(plan.bin.clone()),
-            version_num,
+            version,
             copies: Vec::new(),
             made: true,
             shown: URL,
@@ -194,7 +195,7 @@ impl UrlDatabase {
                 other => other,
             },
         )?;
-        let version_num = catalog::server_version_num(&client).await.map_err(|e| {
+        let version = catalog::server_version_num(&client).await.map_err(|e| {
             Error::environment_because(format!("cannot read the version of {}", conn.masked(&conn.dbname)), e)
         })?;
         let admin_db = if conn.dbname == "postgres" { "template1" } else { "postgres" };
@@ -202,7 +203,7 @@ impl UrlDatabase {
             server: ConnInfo { dbname: admin_db.into(), admin_dbname: admin_db.into(), ..conn.clone() },
             conn: ConnInfo { admin_dbname: conn.dbname.clone(), ..conn },
             bin,
-            version_num,
+            version,
             copies: Vec::new(),
             made: false,
             shown,
@@ -245,7 +246,7 @@ impl UrlDatabase {
     pub async fn drop_database(mut self) -> Result<()> {
         self.done = true;
         let ours = self.made.then_some(self.conn.dbname.as_str());
-        drop_all(&self.server, ours, &self.copies, self.version_num, self.shown).await
+        drop_all(&self.server, ours, &self.copies, self.version, self.shown).await
     }
 
     /// Leaves the database in place and returns how to reach and drop it.
@@ -355,7 +356,7 @@ impl Drop for UrlDatabase {
         }
         // Backstop for a panic or an early return: a runtime of its own on a
         // thread of its own, since this may run inside (and block) an async task.
-        let (server, version, shown) = (self.server.clone(), self.version_num, self.shown);
+        let (server, version, shown) = (self.server.clone(), self.version, self.shown);
         let name = self.made.then(|| self.conn.dbname.clone());
         let copies = std::mem::take(&mut self.copies);
         let _ = std::thread::spawn(move || {
@@ -389,12 +390,12 @@ async fn drop_all(
     server: &ConnInfo,
     name: Option<&str>,
     copies: &[String],
-    version_num: i32,
+    version: PgVersion,
     shown: &str,
 ) -> Result<()> {
     let mut first_error = None;
     for db in copies.iter().map(String::as_str).chain(name) {
-        if let Err(e) = drop_on(server, db, version_num, shown).await {
+        if let Err(e) = drop_on(server, db, version, shown).await {
             first_error.get_or_insert(e);
         }
     }
@@ -403,10 +404,10 @@ async fn drop_all(
 
 /// Drops database `name` on `server`: `WITH (FORCE)` on 13+, else after
 /// terminating its sessions; `shown` names the server in messages.
-pub async fn drop_on(server: &ConnInfo, name: &str, version_num: i32, shown: &str) -> Result<()> {
+pub async fn drop_on(server: &ConnInfo, name: &str, version: PgVersion, shown: &str) -> Result<()> {
     let admin = connect_admin(server, shown).await?;
     let ident = quote_ident(name);
-    let sql = match version_num >= 130000 {
+    let sql = match version.at_least(13) {
         true => format!("DROP DATABASE IF EXISTS {ident} WITH (FORCE)"),
         false => format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}; DROP DATABASE IF EXISTS {ident}",
@@ -433,7 +434,7 @@ pub async fn leftover_databases(server: &ConnInfo, shown: &str) -> Result<Vec<(S
 }
 
 /// The server's version as `server_version_num` (`shown` names the server in messages).
-pub async fn server_version_num(server: &ConnInfo, shown: &str) -> Result<i32> {
+pub async fn server_version_num(server: &ConnInfo, shown: &str) -> Result<PgVersion> {
     let admin = connect_admin(server, shown).await?;
     catalog::server_version_num(&admin)
         .await

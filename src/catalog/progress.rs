@@ -8,6 +8,7 @@
 //! backend while its command runs, and `relid` is the table worked on.
 //! A table rewrite by ALTER TABLE reports to none of them.
 
+use crate::pg::PgVersion;
 use tokio_postgres::{Client, Error, Statement};
 
 /// One row of a progress view.
@@ -24,15 +25,15 @@ pub struct ProgressRow {
     pub phase: String,
 }
 
-/// The progress views of `version_num`'s server, for the database `$1`,
+/// The progress views of `version`'s server, for the database `$1`,
 /// other than the backends `$2`.
-pub fn progress_query(version_num: i32) -> String {
+pub fn progress_query(version: PgVersion) -> String {
     let mut views = vec![
         "SELECT pid, datid, relid, command, phase FROM pg_stat_progress_create_index",
         "SELECT pid, datid, relid, command, phase FROM pg_stat_progress_cluster",
         "SELECT pid, datid, relid, 'VACUUM', phase FROM pg_stat_progress_vacuum",
     ];
-    if version_num >= 140000 {
+    if version.at_least(14) {
         views.push("SELECT pid, datid, relid, command, 'copying' FROM pg_stat_progress_copy");
     }
     format!(

@@ -42,6 +42,7 @@
 //! 17 (domains) and 18 (tables) also store in `pg_constraint` (contype
 //! `n`), are left to the column's and domain's `NOT NULL`.
 
+use crate::pg::PgVersion;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row};
 
@@ -202,7 +203,7 @@ pub async fn schema_snapshot(client: &Client, except_tables: &[&str]) -> Result<
     Ok(entries)
 }
 
-async fn read_schema(client: &Client, except_tables: &[&str], version: i32) -> Result<Vec<SchemaEntry>, Error> {
+async fn read_schema(client: &Client, except_tables: &[&str], version: PgVersion) -> Result<Vec<SchemaEntry>, Error> {
     let except: Vec<String> = except_tables.iter().map(|t| t.to_string()).collect();
     let mut entries = schemas(client).await?;
     entries.extend(extensions(client).await?);
@@ -497,9 +498,9 @@ async fn owners_and_privileges(client: &Client, except: &[String]) -> Result<Vec
 /// strictness, SECURITY DEFINER, SET options and an md5 of the body
 /// (`prosrc`; from 14, a SQL-standard body through `pg_get_function_sqlbody`).
 /// Aggregates are left out.
-async fn functions(client: &Client, version: i32) -> Result<Vec<SchemaEntry>, Error> {
+async fn functions(client: &Client, version: PgVersion) -> Result<Vec<SchemaEntry>, Error> {
     // pg_get_function_sqlbody does not exist before 14: naming it would fail to parse.
-    let body = if version >= 140000 { "coalesce(pg_get_function_sqlbody(p.oid), p.prosrc)" } else { "p.prosrc" };
+    let body = if version.at_least(14) { "coalesce(pg_get_function_sqlbody(p.oid), p.prosrc)" } else { "p.prosrc" };
     let sql = format!(
         "SELECT 'function', format('%I.%I', n.nspname, p.proname) || '(' || oidvectortypes(p.proargtypes) || ')',
                 concat_ws(' ', CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'w' THEN 'window function'

@@ -2,6 +2,8 @@
 
 use tokio_postgres::{Client, Error};
 
+use crate::pg::PgVersion;
+
 /// Names of all roles (`pg_roles`).
 pub async fn role_names(client: &Client) -> Result<Vec<String>, Error> {
     let rows = client.query("SELECT rolname::text FROM pg_roles", &[]).await?;
@@ -16,10 +18,10 @@ pub async fn server_version(client: &Client) -> Result<String, Error> {
     Ok(row.get(0))
 }
 
-/// `server_version_num`, e.g. 150018.
-pub async fn server_version_num(client: &Client) -> Result<i32, Error> {
+/// The server's version, from `server_version_num` (e.g. 150018).
+pub async fn server_version_num(client: &Client) -> Result<PgVersion, Error> {
     let row = client.query_one("/*rehearse*/ SELECT current_setting('server_version_num')::int4", &[]).await?;
-    Ok(row.get(0))
+    Ok(PgVersion::from_num(row.get(0)))
 }
 
 /// The current database's name and whether the server is a hot standby
@@ -140,7 +142,7 @@ pub async fn rehearse_databases(client: &Client) -> Result<Vec<(String, String)>
 /// flushes its statistics, at the latest when it exits; the snapshot of
 /// this session's statistics is cleared first so a second read sees them.
 pub async fn sessions_established(client: &Client) -> Result<Option<i64>, Error> {
-    if server_version_num(client).await? < 140000 {
+    if !server_version_num(client).await?.at_least(14) {
         return Ok(None);
     }
     client.batch_execute("/*rehearse*/ SELECT pg_stat_clear_snapshot()").await?;

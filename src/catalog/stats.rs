@@ -2,6 +2,8 @@
 
 use tokio_postgres::{Client, Error};
 
+use crate::pg::PgVersion;
+
 /// The WAL insert position as a byte offset (`pg_current_wal_insert_lsn()`,
 /// 10+). Not `pg_current_wal_lsn()`: that is the write position, which lags
 /// behind inserts still in WAL buffers, so differences of it drift.
@@ -35,10 +37,10 @@ pub async fn wal_counters(client: &Client) -> Result<WalCounters, Error> {
 /// from 17 (where the bgwriter columns were removed). 17's `num_timed` and
 /// `num_requested` count skipped checkpoints too (the manual's
 /// pg_stat_checkpointer entry); 18 adds `num_done`, the completed ones.
-pub async fn checkpoints(client: &Client, server_version_num: i32) -> Result<u64, Error> {
-    let sql = match server_version_num {
-        180000.. => "/*rehearse*/ SELECT num_done::int8 FROM pg_stat_checkpointer",
-        170000.. => "/*rehearse*/ SELECT (num_timed + num_requested)::int8 FROM pg_stat_checkpointer",
+pub async fn checkpoints(client: &Client, version: PgVersion) -> Result<u64, Error> {
+    let sql = match version.major() {
+        18.. => "/*rehearse*/ SELECT num_done::int8 FROM pg_stat_checkpointer",
+        17 => "/*rehearse*/ SELECT (num_timed + num_requested)::int8 FROM pg_stat_checkpointer",
         _ => "/*rehearse*/ SELECT (checkpoints_timed + checkpoints_req)::int8 FROM pg_stat_bgwriter",
     };
     Ok(client.query_one(sql, &[]).await?.get::<_, i64>(0) as u64)

@@ -21,7 +21,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, WalCounters};
 use crate::error::{Error, Result};
-use crate::pg::LockMode;
+use crate::pg::{LockMode, PgVersion};
 use crate::report::{LockReport, MigrationReport, ProbeReport, Rewrite, TopStatement, Wal};
 use crate::sys::db::{self, ConnInfo};
 use locks::{Sampler, Sighting};
@@ -97,7 +97,7 @@ pub struct Observers {
     /// shared server, `admin_dbname` is the rehearsal database itself).
     statements: Option<Client>,
     db_oid: i64,
-    version_num: i32,
+    version: PgVersion,
     options: ObserveOptions,
     own_pids: Vec<i32>,
     probes: Vec<ProbeSession>,
@@ -145,13 +145,13 @@ impl Observers {
         let env = |e| Error::environment_because("cannot start the observer sessions", e);
         let observer = db::connect(conn, &conn.dbname, "rehearse-observer").await.map_err(env)?;
         let (db_oid, observer_pid) = catalog::database_oid_and_pid(&observer).await.map_err(env)?;
-        let version_num = catalog::server_version_num(&observer).await.map_err(env)?;
+        let version = catalog::server_version_num(&observer).await.map_err(env)?;
         let sampler = db::connect(conn, &conn.dbname, "rehearse-sampler").await.map_err(env)?;
         let sampler_pid = catalog::backend_pid(&sampler).await.map_err(env)?;
         let mut own_pids = vec![observer_pid, sampler_pid];
         let mut limitations = Vec::new();
         let statements = statement_statistics(conn, &mut limitations).await;
-        if version_num < 150000 {
+        if !version.at_least(15) {
             limitations.push(
                 "WAL records and full-page images are read from pg_stat_wal on PostgreSQL 15+ only \
                  (14 flushes it asynchronously, older servers lack it): not reported"
@@ -184,7 +184,7 @@ impl Observers {
             sampler: Arc::new(sampler),
             statements,
             db_oid,
-            version_num,
+            version,
             options,
             own_pids,
             probes,
@@ -215,11 +215,11 @@ impl Observers {
     pub async fn begin(&self) -> Result<Observing> {
         let env = |e| Error::environment_because("cannot read the server's state before a migration", e);
         let before = RelationSnapshot::take(&self.observer).await.map_err(env)?;
-        let counters_before = match self.version_num >= 150000 {
+        let counters_before = match self.version.at_least(15) {
             true => Some(catalog::wal_counters(&self.observer).await.map_err(env)?),
             false => None,
         };
-        let checkpoints_before = catalog::checkpoints(&self.observer, self.version_num).await.ok();
+        let checkpoints_before = catalog::checkpoints(&self.observer, self.version).await.ok();
         if let (Some(s), true) = (&self.statements, self.options.enabled) {
             // Needs superuser or a grant; without it the top statements
             // include earlier ones of this database, which the report's
@@ -229,7 +229,7 @@ impl Observers {
         let progress = self.options.enabled.then(|| {
             ProgressSampler::start(
                 self.sampler.clone(),
-                self.version_num,
+                self.version,
                 self.db_oid,
                 self.own_pids.clone(),
                 self.options.interval,
@@ -279,7 +279,7 @@ impl Observers {
         inherited: &[(String, LockMode)],
     ) -> Result<(RelationSnapshot, RelationSnapshot)> {
         let env = |e| Error::environment_because("cannot read the server's state after a migration", e);
-        if let (Some(runner), true) = (runner, self.version_num >= 150000) {
+        if let (Some(runner), true) = (runner, self.version.at_least(15)) {
             // A session whose statistics are not flushed would leave its WAL out of pg_stat_wal.
             catalog::force_stats_flush(runner).await.map_err(env)?;
         }
@@ -340,7 +340,7 @@ impl Observers {
         }
         if let Some(before) = o.checkpoints_before {
             wal.checkpoints =
-                catalog::checkpoints(&self.observer, self.version_num).await.ok().map(|a| a.saturating_sub(before));
+                catalog::checkpoints(&self.observer, self.version).await.ok().map(|a| a.saturating_sub(before));
         }
         Ok(wal)
     }

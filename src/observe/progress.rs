@@ -17,6 +17,7 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{self, ProgressRow};
+use crate::pg::PgVersion;
 
 /// Read the views every this many lock-sampler intervals.
 pub const EVERY: u32 = 5;
@@ -41,11 +42,11 @@ pub struct ProgressSampler {
 }
 
 impl ProgressSampler {
-    /// Starts reading the views of `version_num`'s server for database
+    /// Starts reading the views of `version`'s server for database
     /// `db_oid`, leaving out rehearse's own sessions (`exclude`).
     pub fn start(
         client: Arc<Client>,
-        version_num: i32,
+        version: PgVersion,
         db_oid: i64,
         exclude: Vec<i32>,
         interval: Duration,
@@ -54,7 +55,7 @@ impl ProgressSampler {
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let mut seen: Vec<SeenCommand> = Vec::new();
-            let prepared = match client.prepare(&catalog::progress_query(version_num)).await {
+            let prepared = match client.prepare(&catalog::progress_query(version)).await {
                 Ok(statement) => statement,
                 Err(e) => return (seen, Some(e)),
             };

@@ -6,8 +6,10 @@ mod dump;
 mod lock;
 mod names;
 mod relation;
+mod version;
 
 pub use dump::DumpFormat;
 pub use lock::{Blocked, LockMode};
 pub use names::{format_ident, quote_ident, quote_literal, range_var_name};
 pub use relation::RelationKind;
+pub use version::PgVersion;
