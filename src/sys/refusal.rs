@@ -137,7 +137,7 @@ mod tests {
     async fn a_port_nothing_listens_on_is_named_with_what_to_check() {
         // Port 1 on loopback: refused at once on any Linux machine.
         let s = server(1);
-        let e = crate::sys::db::connect(&s, &s.dbname, "test").await.err().expect("nothing listens on port 1");
+        let Err(e) = crate::sys::db::connect(&s, &s.dbname, "test").await else { panic!("nothing listens on port 1") };
         let text = cannot_connect("--url", &s, e).render();
         let first = text.lines().next().unwrap();
         assert_eq!(
