@@ -5,8 +5,8 @@ use rehearse::report::RunStatus;
 
 use crate::support::{dumps, venv_python, Sandbox, REPO};
 
-/// An env.py that connects through its own setting (APP_DB_URL, as Airflow's
-/// reads AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) and falls back to SQLite when
+/// An env.py that connects through its own setting (APP_DATABASE_URL, as Airflow's
+/// reads AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: tests/fixtures/alembic_appenv) and falls back to SQLite when
 /// it is unset: the revisions run in the SQLite file and Alembic exits 0.
 #[test]
 fn an_env_py_that_falls_back_to_sqlite_is_exit_4_never_passed() {
@@ -14,7 +14,7 @@ fn an_env_py_that_falls_back_to_sqlite_is_exit_4_never_passed() {
     let scenario = sandbox.write(
         "elsewhere.yaml",
         &format!(
-            "dump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: alembic\n  dir: {REPO}/tests/fixtures/alembic_elsewhere\n  python: {}\n",
+            "dump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: alembic\n  dir: {REPO}/tests/fixtures/alembic_appenv\n  python: {}\n",
             dumps().path("custom").display(),
             venv_python()
         ),
