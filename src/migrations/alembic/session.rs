@@ -325,7 +325,12 @@ impl Session {
                 return !last;
             }
             HelperEvent::RevisionStart { revision, clock, .. } => {
-                self.waiting = Some((revision, clock));
+                // The next revision starts where this one ended: what Alembic
+                // does between two steps (a busy machine may deschedule it
+                // there) is the release's time too, and so counts in the next
+                // revision, and the revisions' times add up to the release's.
+                let go = run.end.map_or(clock, |end| end.min(clock));
+                self.waiting = Some((revision, go));
                 return true;
             }
             HelperEvent::Failed { clock, .. } => {
