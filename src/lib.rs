@@ -10,7 +10,8 @@
 //!
 //! Below the stages: `pipeline` (stage runner, events, signals), `catalog`
 //! (every catalog and statistics query), `pg` (PostgreSQL's facts as types),
-//! `sys` (processes, connections, the machine) and `error`.
+//! `kinds` (rehearse's own closed sets, and the macro every set is declared
+//! with), `sys` (processes, connections, the machine) and `error`.
 
 pub mod backend;
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod estimate;
 pub mod findings;
 pub mod gate;
+pub mod kinds;
 pub mod migrations;
 pub mod observe;
 pub mod pg;

@@ -32,7 +32,7 @@ impl LockRow {
             oid: r.get(0),
             name: r.get(1),
             kind: RelationKind::from_relkind(r.get(2)),
-            mode: LockMode::parse(r.get(3))?,
+            mode: LockMode::from_name(r.get(3))?,
             granted: r.get(4),
         })
     }
@@ -117,7 +117,7 @@ pub fn own_lock_rows(entries: Vec<OwnLockEntry>) -> Vec<LockRow> {
                 oid,
                 name,
                 kind: RelationKind::from_relkind(&relkind),
-                mode: LockMode::parse(&mode)?,
+                mode: LockMode::from_name(&mode)?,
                 granted: true,
             })
         })

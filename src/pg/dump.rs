@@ -7,23 +7,25 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::kinds::closed_set;
 
 /// How much of the dump is read to tell its format.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DumpFormat {
-    /// `pg_dump -Fc`
-    Custom,
-    /// `pg_dump -Fd`
-    Directory,
-    /// `pg_dump -Ft`
-    Tar,
-    /// `pg_dump -Fp`
-    Plain,
-    /// `pg_dump -Fp | gzip`
-    PlainGzip,
+closed_set! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum DumpFormat {
+        /// `pg_dump -Fc`
+        Custom = "custom",
+        /// `pg_dump -Fd`
+        Directory = "directory",
+        /// `pg_dump -Ft`
+        Tar = "tar",
+        /// `pg_dump -Fp`
+        Plain = "plain",
+        /// `pg_dump -Fp | gzip`
+        PlainGzip = "plain_gzip",
+    }
 }
 
 impl DumpFormat {
@@ -117,18 +119,6 @@ fn looks_like_sql(head: &[u8]) -> bool {
     })
 }
 
-impl std::fmt::Display for DumpFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DumpFormat::Custom => "custom",
-            DumpFormat::Directory => "directory",
-            DumpFormat::Tar => "tar",
-            DumpFormat::Plain => "plain",
-            DumpFormat::PlainGzip => "plain_gzip",
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +144,11 @@ mod tests {
         let err = DumpFormat::detect(&write("e", b"")).unwrap_err();
         assert!(err.to_string().contains("is empty"), "{err}");
         assert!(DumpFormat::detect(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn json_spells_formats_in_snake_case() {
+        assert_eq!(DumpFormat::PlainGzip.as_str(), "plain_gzip");
+        crate::kinds::assert_serde_spells_as_str(&DumpFormat::ALL, DumpFormat::as_str);
     }
 }

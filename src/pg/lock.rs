@@ -5,52 +5,27 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A table-level lock mode, spelled in JSON as `pg_locks.mode` spells it.
-/// Ordered weakest first, as the manual lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum LockMode {
-    AccessShareLock,
-    RowShareLock,
-    RowExclusiveLock,
-    ShareUpdateExclusiveLock,
-    ShareLock,
-    ShareRowExclusiveLock,
-    ExclusiveLock,
-    AccessExclusiveLock,
+use crate::kinds::closed_set;
+
+closed_set! {
+    /// A table-level lock mode, spelled in JSON as `pg_locks.mode` spells it.
+    /// Ordered weakest first, as the manual lists them. `from_name` reads
+    /// `pg_locks.mode`: None for modes that are not table-level (`SIReadLock`
+    /// of serializable transactions).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum LockMode {
+        AccessShareLock = "AccessShareLock",
+        RowShareLock = "RowShareLock",
+        RowExclusiveLock = "RowExclusiveLock",
+        ShareUpdateExclusiveLock = "ShareUpdateExclusiveLock",
+        ShareLock = "ShareLock",
+        ShareRowExclusiveLock = "ShareRowExclusiveLock",
+        ExclusiveLock = "ExclusiveLock",
+        AccessExclusiveLock = "AccessExclusiveLock",
+    }
 }
 
 impl LockMode {
-    pub const ALL: [LockMode; 8] = [
-        LockMode::AccessShareLock,
-        LockMode::RowShareLock,
-        LockMode::RowExclusiveLock,
-        LockMode::ShareUpdateExclusiveLock,
-        LockMode::ShareLock,
-        LockMode::ShareRowExclusiveLock,
-        LockMode::ExclusiveLock,
-        LockMode::AccessExclusiveLock,
-    ];
-
-    /// The mode as `pg_locks.mode` spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockMode::AccessShareLock => "AccessShareLock",
-            LockMode::RowShareLock => "RowShareLock",
-            LockMode::RowExclusiveLock => "RowExclusiveLock",
-            LockMode::ShareUpdateExclusiveLock => "ShareUpdateExclusiveLock",
-            LockMode::ShareLock => "ShareLock",
-            LockMode::ShareRowExclusiveLock => "ShareRowExclusiveLock",
-            LockMode::ExclusiveLock => "ExclusiveLock",
-            LockMode::AccessExclusiveLock => "AccessExclusiveLock",
-        }
-    }
-
-    /// Reads `pg_locks.mode`; None for modes that are not table-level
-    /// (`SIReadLock` of serializable transactions).
-    pub fn parse(mode: &str) -> Option<LockMode> {
-        LockMode::ALL.into_iter().find(|m| m.as_str() == mode)
-    }
-
     /// Whether holding `self` makes a request for `requested` wait.
     pub fn conflicts_with(self, requested: LockMode) -> bool {
         CONFLICTS[self as usize][requested as usize]
@@ -81,31 +56,16 @@ impl LockMode {
     }
 }
 
-impl std::fmt::Display for LockMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a held lock makes the app wait for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Blocked {
-    /// SELECT (AccessShareLock).
-    Reads,
-    /// INSERT, UPDATE, DELETE (RowExclusiveLock).
-    Writes,
-    /// Schema changes (AccessExclusiveLock, and others).
-    Ddl,
-}
-
-impl Blocked {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Blocked::Reads => "reads",
-            Blocked::Writes => "writes",
-            Blocked::Ddl => "ddl",
-        }
+closed_set! {
+    /// What a held lock makes the app wait for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum Blocked {
+        /// SELECT (AccessShareLock).
+        Reads = "reads",
+        /// INSERT, UPDATE, DELETE (RowExclusiveLock).
+        Writes = "writes",
+        /// Schema changes (AccessExclusiveLock, and others).
+        Ddl = "ddl",
     }
 }
 
@@ -134,12 +94,12 @@ mod tests {
     #[test]
     fn matrix_is_symmetric_and_in_enum_order() {
         for a in LockMode::ALL {
-            assert_eq!(LockMode::parse(a.as_str()), Some(a));
+            assert_eq!(LockMode::from_name(a.as_str()), Some(a));
             for b in LockMode::ALL {
                 assert_eq!(a.conflicts_with(b), b.conflicts_with(a), "{a} vs {b}");
             }
         }
-        assert_eq!(LockMode::parse("SIReadLock"), None);
+        assert_eq!(LockMode::from_name("SIReadLock"), None);
     }
 
     #[test]
@@ -159,5 +119,7 @@ mod tests {
     fn json_spells_modes_as_pg_locks_does() {
         assert_eq!(serde_json::to_string(&LockMode::ShareRowExclusiveLock).unwrap(), "\"ShareRowExclusiveLock\"");
         assert_eq!(serde_json::to_string(&Blocked::Ddl).unwrap(), "\"ddl\"");
+        crate::kinds::assert_serde_spells_as_str(&LockMode::ALL, LockMode::as_str);
+        crate::kinds::assert_serde_spells_as_str(&Blocked::ALL, Blocked::as_str);
     }
 }

@@ -2,34 +2,27 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `pg_class.relkind`, spelled in JSON as the report always has (`table`,
-/// `materialized view`, ...). `Relation` stands for a kind rehearse does not
-/// name (or a relation it could no longer look up).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-pub enum RelationKind {
-    #[serde(rename = "table")]
-    Table,
-    #[serde(rename = "index")]
-    Index,
-    #[serde(rename = "sequence")]
-    Sequence,
-    #[serde(rename = "view")]
-    View,
-    #[serde(rename = "materialized view")]
-    MaterializedView,
-    #[serde(rename = "partitioned table")]
-    PartitionedTable,
-    #[serde(rename = "partitioned index")]
-    PartitionedIndex,
-    #[serde(rename = "foreign table")]
-    ForeignTable,
-    #[serde(rename = "toast table")]
-    ToastTable,
-    #[serde(rename = "composite type")]
-    CompositeType,
-    #[default]
-    #[serde(rename = "relation")]
-    Relation,
+use crate::kinds::closed_set;
+
+closed_set! {
+    /// `pg_class.relkind`, spelled in JSON as the report always has (`table`,
+    /// `materialized view`, ...). `Relation` stands for a kind rehearse does not
+    /// name (or a relation it could no longer look up).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+    pub enum RelationKind {
+        Table = "table",
+        Index = "index",
+        Sequence = "sequence",
+        View = "view",
+        MaterializedView = "materialized view",
+        PartitionedTable = "partitioned table",
+        PartitionedIndex = "partitioned index",
+        ForeignTable = "foreign table",
+        ToastTable = "toast table",
+        CompositeType = "composite type",
+        #[default]
+        Relation = "relation",
+    }
 }
 
 impl RelationKind {
@@ -49,29 +42,6 @@ impl RelationKind {
             _ => RelationKind::Relation,
         }
     }
-
-    /// The kind in words, as the report spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RelationKind::Table => "table",
-            RelationKind::Index => "index",
-            RelationKind::Sequence => "sequence",
-            RelationKind::View => "view",
-            RelationKind::MaterializedView => "materialized view",
-            RelationKind::PartitionedTable => "partitioned table",
-            RelationKind::PartitionedIndex => "partitioned index",
-            RelationKind::ForeignTable => "foreign table",
-            RelationKind::ToastTable => "toast table",
-            RelationKind::CompositeType => "composite type",
-            RelationKind::Relation => "relation",
-        }
-    }
-}
-
-impl std::fmt::Display for RelationKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[cfg(test)]
@@ -85,5 +55,6 @@ mod tests {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
         assert_eq!(RelationKind::from_relkind("m").as_str(), "materialized view");
+        crate::kinds::assert_serde_spells_as_str(&RelationKind::ALL, RelationKind::as_str);
     }
 }
