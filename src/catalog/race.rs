@@ -3,25 +3,19 @@
 //! it lasts. PostgreSQL 12 and later (`pg_blocking_pids` is 9.6+,
 //! `starts_with` 11+).
 
+use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Error};
 
-/// What a schema object is, in the race's comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum SchemaKind {
-    Table,
-    Column,
-    Index,
-    Constraint,
-}
+use crate::kinds::closed_set;
 
-impl SchemaKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SchemaKind::Table => "table",
-            SchemaKind::Column => "column",
-            SchemaKind::Index => "index",
-            SchemaKind::Constraint => "constraint",
-        }
+closed_set! {
+    /// What a schema object is, in the race's comparison.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum SchemaKind {
+        Table = "table",
+        Column = "column",
+        Index = "index",
+        Constraint = "constraint",
     }
 }
 
@@ -286,4 +280,14 @@ pub async fn database_settings(client: &Client, datname: &str) -> Result<Vec<Str
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_kinds_spell_as_the_differences_name_them() {
+        crate::kinds::assert_serde_spells_as_str(&SchemaKind::ALL, SchemaKind::as_str);
+    }
 }

@@ -202,7 +202,7 @@ fn unsafe_reasons(e: &Evidence) -> Vec<String> {
         .filter(|c| c.failure.is_some_and(|f| f != RaceFailure::Killed && f != RaceFailure::Hung))
         .filter(|c| !e.barrier.failed_at_barrier.contains(&c.copy))
         .map(|c| {
-            let kind = c.failure.map(|f| f.as_str()).unwrap_or("failed");
+            let kind = c.failure.map(|f| f.in_words()).unwrap_or("failed");
             let who = if c.fresh {
                 format!("the fresh copy {} (started after the kill)", c.copy)
             } else {

@@ -3,324 +3,206 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A stage of the pipeline, as the report and the progress lines name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Provision,
-    Restore,
-    Analyze,
-    Snapshot,
-    Prepare,
-    /// The fresh copy of the restored database the race runs on.
-    #[serde(rename = "race_copy")]
-    RaceCopy,
-    Standby,
-    Discover,
-    Rehearse,
-    Race,
-    /// The history built from empty and compared (`drift:`).
-    Drift,
-    Backup,
-    Report,
-    Cleanup,
-}
+use crate::kinds::closed_set;
 
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Provision => "provision",
-            Stage::Restore => "restore",
-            Stage::Analyze => "analyze",
-            Stage::Snapshot => "snapshot",
-            Stage::Prepare => "prepare",
-            Stage::RaceCopy => "race_copy",
-            Stage::Standby => "standby",
-            Stage::Discover => "discover",
-            Stage::Rehearse => "rehearse",
-            Stage::Race => "race",
-            Stage::Drift => "drift",
-            Stage::Backup => "backup",
-            Stage::Report => "report",
-            Stage::Cleanup => "cleanup",
-        }
+closed_set! {
+    /// A stage of the pipeline, as the report and the progress lines name it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum Stage {
+        Provision = "provision",
+        Restore = "restore",
+        Analyze = "analyze",
+        Snapshot = "snapshot",
+        Prepare = "prepare",
+        /// The fresh copy of the restored database the race runs on.
+        RaceCopy = "race_copy",
+        Standby = "standby",
+        Discover = "discover",
+        Rehearse = "rehearse",
+        Race = "race",
+        /// The history built from empty and compared (`drift:`).
+        Drift = "drift",
+        Backup = "backup",
+        Report = "report",
+        Cleanup = "cleanup",
     }
 }
 
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+closed_set! {
+    /// What the snapshot cache did for this run's restore.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum CacheStatus {
+        /// Started from a cached restore: nothing was restored.
+        Hit = "hit",
+        /// Restored, and saved for the next run.
+        Saved = "saved",
+        /// Restored; saving it failed (the run's notes say why).
+        NotSaved = "not saved",
     }
 }
 
-/// What the snapshot cache did for this run's restore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CacheStatus {
-    /// Started from a cached restore: nothing was restored.
-    #[serde(rename = "hit")]
-    Hit,
-    /// Restored, and saved for the next run.
-    #[serde(rename = "saved")]
-    Saved,
-    /// Restored; saving it failed (the run's notes say why).
-    #[serde(rename = "not saved")]
-    NotSaved,
-}
-
-impl CacheStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Hit => "hit",
-            CacheStatus::Saved => "saved",
-            CacheStatus::NotSaved => "not saved",
-        }
+closed_set! {
+    /// How a lock was seen.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum LockSource {
+        /// Read from pg_locks right after the statement, inside its transaction: exact.
+        Statement = "statement",
+        /// Read from pg_locks by a second session, in a tight loop, while a
+        /// statement that cannot run in a transaction block ran.
+        Watched = "watched",
+        /// The pg_locks sampler, every `sample_interval`.
+        Sampled = "sampled",
+        /// Not seen: the mode the manual documents for the statement, reported
+        /// because it ran too fast for any reading.
+        Inferred = "inferred",
     }
 }
 
-/// How a lock was seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LockSource {
-    /// Read from pg_locks right after the statement, inside its transaction: exact.
-    Statement,
-    /// Read from pg_locks by a second session, in a tight loop, while a
-    /// statement that cannot run in a transaction block ran.
-    Watched,
-    /// The pg_locks sampler, every `sample_interval`.
-    Sampled,
-    /// Not seen: the mode the manual documents for the statement, reported
-    /// because it ran too fast for any reading.
-    Inferred,
-}
-
-impl LockSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockSource::Statement => "statement",
-            LockSource::Watched => "watched",
-            LockSource::Sampled => "sampled",
-            LockSource::Inferred => "inferred",
-        }
+closed_set! {
+    /// What a migration does to a running app's schema that it may depend on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum DestructiveKind {
+        DropTable = "drop_table",
+        DropView = "drop_view",
+        DropMaterializedView = "drop_materialized_view",
+        DropSchema = "drop_schema",
+        DropColumn = "drop_column",
+        RenameTable = "rename_table",
+        RenameView = "rename_view",
+        RenameMaterializedView = "rename_materialized_view",
+        RenameSchema = "rename_schema",
+        RenameColumn = "rename_column",
+        SetSchema = "set_schema",
     }
 }
 
-/// What a migration does to a running app's schema that it may depend on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DestructiveKind {
-    DropTable,
-    DropView,
-    DropMaterializedView,
-    DropSchema,
-    DropColumn,
-    RenameTable,
-    RenameView,
-    RenameMaterializedView,
-    RenameSchema,
-    RenameColumn,
-    SetSchema,
-}
-
-impl DestructiveKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DestructiveKind::DropTable => "drop_table",
-            DestructiveKind::DropView => "drop_view",
-            DestructiveKind::DropMaterializedView => "drop_materialized_view",
-            DestructiveKind::DropSchema => "drop_schema",
-            DestructiveKind::DropColumn => "drop_column",
-            DestructiveKind::RenameTable => "rename_table",
-            DestructiveKind::RenameView => "rename_view",
-            DestructiveKind::RenameMaterializedView => "rename_materialized_view",
-            DestructiveKind::RenameSchema => "rename_schema",
-            DestructiveKind::RenameColumn => "rename_column",
-            DestructiveKind::SetSchema => "set_schema",
-        }
+closed_set! {
+    /// A budget's key, as the scenario writes it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum BudgetKey {
+        MaxRuntime = "max_runtime",
+        MaxExclusiveLock = "max_exclusive_lock",
+        MaxWriteBlock = "max_write_block",
+        MaxWal = "max_wal",
+        MaxProbeWait = "max_probe_wait",
+        MaxStandbyLag = "max_standby_lag",
+        MaxStandbyReadWait = "max_standby_read_wait",
+        TotalMaxRuntime = "total.max_runtime",
+        TotalMaxWal = "total.max_wal",
+        FailOnRegression = "fail_on_regression",
+        FailOnIncompatible = "fail_on_incompatible",
+        FailOnRace = "fail_on_race",
+        FailOnDrift = "fail_on_drift",
     }
 }
 
-impl std::fmt::Display for DestructiveKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+closed_set! {
+    /// The unit of a budget's figure and limit.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Unit {
+        Ms = "ms",
+        Bytes = "bytes",
+        Regressions = "regressions",
+        /// Queries of the running app.
+        Queries = "queries",
+        /// Reasons a race of replicas is unsafe or inconclusive; drift findings.
+        Findings = "findings",
     }
 }
 
-/// A budget's key, as the scenario writes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BudgetKey {
-    #[serde(rename = "max_runtime")]
-    MaxRuntime,
-    #[serde(rename = "max_exclusive_lock")]
-    MaxExclusiveLock,
-    #[serde(rename = "max_write_block")]
-    MaxWriteBlock,
-    #[serde(rename = "max_wal")]
-    MaxWal,
-    #[serde(rename = "max_probe_wait")]
-    MaxProbeWait,
-    #[serde(rename = "max_standby_lag")]
-    MaxStandbyLag,
-    #[serde(rename = "max_standby_read_wait")]
-    MaxStandbyReadWait,
-    #[serde(rename = "total.max_runtime")]
-    TotalMaxRuntime,
-    #[serde(rename = "total.max_wal")]
-    TotalMaxWal,
-    #[serde(rename = "fail_on_regression")]
-    FailOnRegression,
-    #[serde(rename = "fail_on_incompatible")]
-    FailOnIncompatible,
-    #[serde(rename = "fail_on_race")]
-    FailOnRace,
-    #[serde(rename = "fail_on_drift")]
-    FailOnDrift,
-}
-
-impl BudgetKey {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BudgetKey::MaxRuntime => "max_runtime",
-            BudgetKey::MaxExclusiveLock => "max_exclusive_lock",
-            BudgetKey::MaxWriteBlock => "max_write_block",
-            BudgetKey::MaxWal => "max_wal",
-            BudgetKey::MaxProbeWait => "max_probe_wait",
-            BudgetKey::MaxStandbyLag => "max_standby_lag",
-            BudgetKey::MaxStandbyReadWait => "max_standby_read_wait",
-            BudgetKey::TotalMaxRuntime => "total.max_runtime",
-            BudgetKey::TotalMaxWal => "total.max_wal",
-            BudgetKey::FailOnRegression => "fail_on_regression",
-            BudgetKey::FailOnIncompatible => "fail_on_incompatible",
-            BudgetKey::FailOnRace => "fail_on_race",
-            BudgetKey::FailOnDrift => "fail_on_drift",
-        }
+closed_set! {
+    /// A figure compared with the baseline.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Metric {
+        DurationMs = "duration_ms",
+        WalBytes = "wal_bytes",
+        LongestBlockMs = "longest_block_ms",
     }
 }
 
-impl std::fmt::Display for BudgetKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+closed_set! {
+    /// An item of the production checklist.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ChecklistId {
+        ProdShapedData = "prod_shaped_data",
+        RuntimeEstimate = "runtime_estimate",
+        Backup = "backup",
+        ReplicaLag = "replica_lag",
+        OpsComm = "ops_comm",
+        StandaloneJob = "standalone_job",
+        Rollback = "rollback",
+        AppCompatibility = "app_compatibility",
+        Monitoring = "monitoring",
     }
 }
 
-/// The unit of a budget's figure and limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unit {
-    Ms,
-    Bytes,
-    Regressions,
-    /// Queries of the running app.
-    Queries,
-    /// Reasons a race of replicas is unsafe or inconclusive; drift findings.
-    Findings,
-}
-
-impl Unit {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unit::Ms => "ms",
-            Unit::Bytes => "bytes",
-            Unit::Regressions => "regressions",
-            Unit::Queries => "queries",
-            Unit::Findings => "findings",
-        }
+closed_set! {
+    /// What a migration running past `max_runtime` gets.
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+    pub enum OnExceed {
+        /// Cancel the migration at `max_runtime`, skip the rest, clean up, report.
+        #[default]
+        Cancel = "cancel",
+        /// Let it finish; the overrun is a breach like any other.
+        Continue = "continue",
     }
 }
 
-/// A figure compared with the baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    DurationMs,
-    WalBytes,
-    LongestBlockMs,
-}
-
-impl Metric {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Metric::DurationMs => "duration_ms",
-            Metric::WalBytes => "wal_bytes",
-            Metric::LongestBlockMs => "longest_block_ms",
-        }
+closed_set! {
+    /// What the per-migration budgets judge (`budgets.apply_to`).
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+    pub enum BudgetsApplyTo {
+        /// The figures measured on the rehearsal copy.
+        #[default]
+        Measured = "measured",
+        /// The production-scale estimate's `mid` (needs `estimate:`).
+        Estimate = "estimate",
     }
-}
-
-/// An item of the production checklist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChecklistId {
-    ProdShapedData,
-    RuntimeEstimate,
-    Backup,
-    ReplicaLag,
-    OpsComm,
-    StandaloneJob,
-    Rollback,
-    AppCompatibility,
-    Monitoring,
-}
-
-/// What a migration running past `max_runtime` gets.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnExceed {
-    /// Cancel the migration at `max_runtime`, skip the rest, clean up, report.
-    #[default]
-    Cancel,
-    /// Let it finish; the overrun is a breach like any other.
-    Continue,
-}
-
-/// What the per-migration budgets judge (`budgets.apply_to`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BudgetsApplyTo {
-    /// The figures measured on the rehearsal copy.
-    #[default]
-    Measured,
-    /// The production-scale estimate's `mid` (needs `estimate:`).
-    Estimate,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kinds::assert_serde_spells_as_str;
 
     #[test]
     fn json_strings_are_the_v1_ones() {
-        let s = |v: serde_json::Value| v.as_str().unwrap().to_string();
-        assert_eq!(s(serde_json::to_value(CacheStatus::NotSaved).unwrap()), "not saved");
-        assert_eq!(s(serde_json::to_value(BudgetKey::TotalMaxWal).unwrap()), "total.max_wal");
-        assert_eq!(s(serde_json::to_value(Metric::LongestBlockMs).unwrap()), "longest_block_ms");
-        assert_eq!(s(serde_json::to_value(ChecklistId::ProdShapedData).unwrap()), "prod_shaped_data");
-        assert_eq!(s(serde_json::to_value(DestructiveKind::SetSchema).unwrap()), "set_schema");
-        assert_eq!(s(serde_json::to_value(Stage::Analyze).unwrap()), "analyze");
-        assert_eq!(s(serde_json::to_value(Stage::RaceCopy).unwrap()), Stage::RaceCopy.as_str());
-        for l in [LockSource::Statement, LockSource::Watched, LockSource::Sampled, LockSource::Inferred] {
-            assert_eq!(s(serde_json::to_value(l).unwrap()), l.as_str());
-        }
-        for c in [CacheStatus::Hit, CacheStatus::Saved, CacheStatus::NotSaved] {
-            assert_eq!(s(serde_json::to_value(c).unwrap()), c.as_str());
-        }
-        for m in [Metric::DurationMs, Metric::WalBytes, Metric::LongestBlockMs] {
-            assert_eq!(s(serde_json::to_value(m).unwrap()), m.as_str());
-        }
-        for u in [Unit::Ms, Unit::Bytes, Unit::Regressions, Unit::Queries, Unit::Findings] {
-            assert_eq!(s(serde_json::to_value(u).unwrap()), u.as_str());
-        }
-        for k in [
-            BudgetKey::MaxRuntime,
-            BudgetKey::TotalMaxRuntime,
-            BudgetKey::FailOnRegression,
-            BudgetKey::FailOnIncompatible,
-            BudgetKey::FailOnRace,
-            BudgetKey::FailOnDrift,
-        ] {
-            assert_eq!(s(serde_json::to_value(k).unwrap()), k.as_str());
-        }
-        for k in [DestructiveKind::DropMaterializedView, DestructiveKind::RenameSchema] {
-            assert_eq!(s(serde_json::to_value(k).unwrap()), k.as_str());
-        }
+        assert_eq!(CacheStatus::NotSaved.as_str(), "not saved");
+        assert_eq!(BudgetKey::TotalMaxWal.as_str(), "total.max_wal");
+        assert_eq!(Metric::LongestBlockMs.as_str(), "longest_block_ms");
+        assert_eq!(ChecklistId::ProdShapedData.as_str(), "prod_shaped_data");
+        assert_eq!(DestructiveKind::SetSchema.as_str(), "set_schema");
+        assert_eq!(Stage::RaceCopy.as_str(), "race_copy");
+        assert_serde_spells_as_str(&Stage::ALL, Stage::as_str);
+        assert_serde_spells_as_str(&CacheStatus::ALL, CacheStatus::as_str);
+        assert_serde_spells_as_str(&LockSource::ALL, LockSource::as_str);
+        assert_serde_spells_as_str(&DestructiveKind::ALL, DestructiveKind::as_str);
+        assert_serde_spells_as_str(&BudgetKey::ALL, BudgetKey::as_str);
+        assert_serde_spells_as_str(&Unit::ALL, Unit::as_str);
+        assert_serde_spells_as_str(&Metric::ALL, Metric::as_str);
+        assert_serde_spells_as_str(&ChecklistId::ALL, ChecklistId::as_str);
+        assert_serde_spells_as_str(&OnExceed::ALL, OnExceed::as_str);
+        assert_serde_spells_as_str(&BudgetsApplyTo::ALL, BudgetsApplyTo::as_str);
+    }
+
+    /// The model's and the race section's sets; `DriftCause` and
+    /// `RaceFailure` have words for readers apart from their JSON strings.
+    #[test]
+    fn the_model_s_sets_spell_as_v1_does() {
+        use crate::report::*;
+        assert_serde_spells_as_str(&DriftCause::ALL, DriftCause::as_str);
+        assert_serde_spells_as_str(&MigrationKind::ALL, MigrationKind::as_str);
+        assert_serde_spells_as_str(&ToolNetworkKind::ALL, ToolNetworkKind::as_str);
+        assert_serde_spells_as_str(&RunStatus::ALL, RunStatus::as_str);
+        assert_serde_spells_as_str(&MigrationStatus::ALL, MigrationStatus::as_str);
+        assert_serde_spells_as_str(&RaceVerdict::ALL, RaceVerdict::as_str);
+        assert_serde_spells_as_str(&BarrierRelease::ALL, BarrierRelease::as_str);
+        assert_serde_spells_as_str(&RaceFailure::ALL, RaceFailure::as_str);
+        assert_serde_spells_as_str(&AdvisoryLockKind::ALL, AdvisoryLockKind::as_str);
+        assert_serde_spells_as_str(&ReportFormat::ALL, ReportFormat::as_str);
+        assert_eq!((DriftCause::OnlyInHistory.as_str(), DriftCause::OnlyInHistory.in_words()),
+            ("only_in_history", "only in the history"));
+        assert_eq!((RaceFailure::VersionTable.as_str(), RaceFailure::VersionTable.in_words()),
+            ("version_table", "version table moved on"));
     }
 }

@@ -201,7 +201,7 @@ fn drift_case(r: &Report) -> Option<Case> {
     let findings: Vec<String> = drift
         .findings
         .iter()
-        .map(|f| format!("- {} {} ({}): {}", f.kind, f.object, f.cause.as_str(), f.likely))
+        .map(|f| format!("- {} {} ({}): {}", f.kind, f.object, f.cause.in_words(), f.likely))
         .collect();
     let failure = match (&drift.error, r.budgets.fail_on_drift && !findings.is_empty()) {
         (Some(error), _) => Some(("drift_build_failed".to_string(), line.clone(), error.clone())),

@@ -14,7 +14,9 @@ pub mod summary;
 mod table;
 mod units;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::kinds::closed_set;
 
 pub use files::{render_all, render_json, write_atomically, write_files};
 pub use junit::render as render_junit;
@@ -24,28 +26,18 @@ pub use race::*;
 pub use table::{render as render_table, render_for_width as render_table_for_width};
 pub use units::{count, format_bytes, format_ms};
 
-/// A report format, as `report.formats` and `--format` name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportFormat {
-    /// A table on the terminal (stdout).
-    Table,
-    /// `report.md`, for humans and release tickets.
-    Markdown,
-    /// `report.json`, for machines (schema `rehearse.report/v1`).
-    Json,
-    /// `junit.xml`, for CI test views (GitHub, GitLab, Jenkins).
-    Junit,
-}
-
-impl ReportFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportFormat::Table => "table",
-            ReportFormat::Markdown => "markdown",
-            ReportFormat::Json => "json",
-            ReportFormat::Junit => "junit",
-        }
+closed_set! {
+    /// A report format, as `report.formats` and `--format` name it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+    pub enum ReportFormat {
+        /// A table on the terminal (stdout).
+        Table = "table",
+        /// `report.md`, for humans and release tickets.
+        Markdown = "markdown",
+        /// `report.json`, for machines (schema `rehearse.report/v1`).
+        Json = "json",
+        /// `junit.xml`, for CI test views (GitHub, GitLab, Jenkins).
+        Junit = "junit",
     }
 }
 

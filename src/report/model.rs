@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use super::facts::*;
+use crate::kinds::closed_set;
 use crate::pg::{Blocked, DumpFormat, LockMode, RelationKind};
 
 pub const SCHEMA: &str = "rehearse.report/v1";
@@ -130,20 +131,22 @@ pub struct DriftFinding {
     pub revision: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriftCause {
-    /// Present only in production: an out-of-band change (an index added by hand).
-    #[default]
-    OnlyInProduction,
-    /// Present only in the history: a migration stamped but never run, or an out-of-band drop.
-    OnlyInHistory,
-    /// Both have it, defined differently: an applied migration edited after it ran, or a manual fix.
-    Different,
+closed_set! {
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum DriftCause {
+        /// Present only in production: an out-of-band change (an index added by hand).
+        #[default]
+        OnlyInProduction = "only_in_production",
+        /// Present only in the history: a migration stamped but never run, or an out-of-band drop.
+        OnlyInHistory = "only_in_history",
+        /// Both have it, defined differently: an applied migration edited after it ran, or a manual fix.
+        Different = "different",
+    }
 }
 
 impl DriftCause {
-    pub fn as_str(self) -> &'static str {
+    /// The cause in words, for readers: `only in the history`.
+    pub fn in_words(self) -> &'static str {
         match self {
             DriftCause::OnlyInProduction => "only in production",
             DriftCause::OnlyInHistory => "only in the history",
@@ -180,26 +183,17 @@ pub struct SkippedFile {
     pub reason: String,
 }
 
-/// What kind of migration an entry is, in Flyway's words: a versioned
-/// migration (every Alembic revision and command id too), a repeatable
-/// (`R__*.sql`, applied again when its checksum changes) or a callback
-/// (`beforeMigrate.sql`, `afterMigrate.sql`, ... run at a Flyway event).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MigrationKind {
-    #[default]
-    Versioned,
-    Repeatable,
-    Callback,
-}
-
-impl MigrationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MigrationKind::Versioned => "versioned",
-            MigrationKind::Repeatable => "repeatable",
-            MigrationKind::Callback => "callback",
-        }
+closed_set! {
+    /// What kind of migration an entry is, in Flyway's words: a versioned
+    /// migration (every Alembic revision and command id too), a repeatable
+    /// (`R__*.sql`, applied again when its checksum changes) or a callback
+    /// (`beforeMigrate.sql`, `afterMigrate.sql`, ... run at a Flyway event).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum MigrationKind {
+        #[default]
+        Versioned = "versioned",
+        Repeatable = "repeatable",
+        Callback = "callback",
     }
 }
 
@@ -245,14 +239,15 @@ pub struct IsolationInfo {
     pub cleared_env: Vec<String>,
 }
 
-/// The network a migration tool ran on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ToolNetworkKind {
-    /// A network namespace of its own: no TCP to anything, the copy through a unix socket.
-    Namespace,
-    /// The host's network: it could reach other servers.
-    Host,
+closed_set! {
+    /// The network a migration tool ran on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ToolNetworkKind {
+        /// A network namespace of its own: no TCP to anything, the copy through a unix socket.
+        Namespace = "namespace",
+        /// The host's network: it could reach other servers.
+        Host = "host",
+    }
 }
 
 /// The streaming hot standby a run observed.
@@ -493,23 +488,13 @@ pub struct ObservationInfo {
     pub limitations: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Passed,
-    BudgetExceeded,
-    Failed,
-    Interrupted,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Passed => "passed",
-            RunStatus::BudgetExceeded => "budget_exceeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
+closed_set! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RunStatus {
+        Passed = "passed",
+        BudgetExceeded = "budget_exceeded",
+        Failed = "failed",
+        Interrupted = "interrupted",
     }
 }
 
@@ -823,25 +808,14 @@ pub struct UnusedHazardIgnore {
     pub migration: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MigrationStatus {
-    Applied,
-    Failed,
-    TimedOut,
-    Skipped,
-    Interrupted,
-}
-
-impl MigrationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MigrationStatus::Applied => "applied",
-            MigrationStatus::Failed => "failed",
-            MigrationStatus::TimedOut => "timed_out",
-            MigrationStatus::Skipped => "skipped",
-            MigrationStatus::Interrupted => "interrupted",
-        }
+closed_set! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum MigrationStatus {
+        Applied = "applied",
+        Failed = "failed",
+        TimedOut = "timed_out",
+        Skipped = "skipped",
+        Interrupted = "interrupted",
     }
 }
 

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::closed_set;
+
 /// The race, as judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RaceReport {
@@ -51,22 +53,13 @@ pub struct RaceReport {
     pub reasons: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RaceVerdict {
-    Safe,
-    Unsafe,
-    /// Nothing went wrong, and nothing was tested: the copies never met.
-    Inconclusive,
-}
-
-impl RaceVerdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RaceVerdict::Safe => "safe",
-            RaceVerdict::Unsafe => "unsafe",
-            RaceVerdict::Inconclusive => "inconclusive",
-        }
+closed_set! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RaceVerdict {
+        Safe = "safe",
+        Unsafe = "unsafe",
+        /// Nothing went wrong, and nothing was tested: the copies never met.
+        Inconclusive = "inconclusive",
     }
 }
 
@@ -94,29 +87,19 @@ pub struct RaceBarrier {
     pub failed_at_barrier: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BarrierRelease {
-    /// Every copy still running had reached the database.
-    AllArrived,
-    /// Half the race's deadline passed first: some copies were still starting.
-    Patience,
-    /// The first copy at the barrier had waited half of the server's
-    /// lock_timeout / statement_timeout / transaction_timeout: released
-    /// before the wait could fail it.
-    TimeoutSetting,
-    /// No version table to hold in the race's database: the copies ran unheld.
-    NotHeld,
-}
-
-impl BarrierRelease {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BarrierRelease::AllArrived => "all_arrived",
-            BarrierRelease::Patience => "patience",
-            BarrierRelease::TimeoutSetting => "timeout_setting",
-            BarrierRelease::NotHeld => "not_held",
-        }
+closed_set! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum BarrierRelease {
+        /// Every copy still running had reached the database.
+        AllArrived = "all_arrived",
+        /// Half the race's deadline passed first: some copies were still starting.
+        Patience = "patience",
+        /// The first copy at the barrier had waited half of the server's
+        /// lock_timeout / statement_timeout / transaction_timeout: released
+        /// before the wait could fail it.
+        TimeoutSetting = "timeout_setting",
+        /// No version table to hold in the race's database: the copies ran unheld.
+        NotHeld = "not_held",
     }
 }
 
@@ -153,31 +136,33 @@ pub struct RaceCopy {
     pub output: String,
 }
 
-/// How a copy failed, from its exit and its output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RaceFailure {
-    /// Another copy had already made it: `... already exists` (42P07, 42701,
-    /// 42710), or a unique violation on a system catalog's index (two copies
-    /// creating the same name at once).
-    AlreadyExists,
-    /// A unique violation (23505), e.g. two copies inserting the first version row.
-    UniqueViolation,
-    /// The version table was not where the copy expected it (Alembic: "expected
-    /// to match one row ... 0 found"): another copy had moved it on.
-    VersionTable,
-    /// PostgreSQL's deadlock detector chose this copy (40P01).
-    DeadlockDetected,
-    /// Still running at the deadline: killed.
-    Hung,
-    /// Killed by `kill_one`.
-    Killed,
-    /// Any other non-zero exit, or a copy that could not start.
-    Failed,
+closed_set! {
+    /// How a copy failed, from its exit and its output.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RaceFailure {
+        /// Another copy had already made it: `... already exists` (42P07, 42701,
+        /// 42710), or a unique violation on a system catalog's index (two copies
+        /// creating the same name at once).
+        AlreadyExists = "already_exists",
+        /// A unique violation (23505), e.g. two copies inserting the first version row.
+        UniqueViolation = "unique_violation",
+        /// The version table was not where the copy expected it (Alembic: "expected
+        /// to match one row ... 0 found"): another copy had moved it on.
+        VersionTable = "version_table",
+        /// PostgreSQL's deadlock detector chose this copy (40P01).
+        DeadlockDetected = "deadlock_detected",
+        /// Still running at the deadline: killed.
+        Hung = "hung",
+        /// Killed by `kill_one`.
+        Killed = "killed",
+        /// Any other non-zero exit, or a copy that could not start.
+        Failed = "failed",
+    }
 }
 
 impl RaceFailure {
-    pub fn as_str(self) -> &'static str {
+    /// The failure in words, for readers: `version table moved on`.
+    pub fn in_words(self) -> &'static str {
         match self {
             RaceFailure::AlreadyExists => "already exists",
             RaceFailure::UniqueViolation => "unique violation",
@@ -206,21 +191,12 @@ pub struct RaceLock {
     pub waiters: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AdvisoryLockKind {
-    Session,
-    Transaction,
-    Unknown,
-}
-
-impl AdvisoryLockKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdvisoryLockKind::Session => "session",
-            AdvisoryLockKind::Transaction => "transaction",
-            AdvisoryLockKind::Unknown => "unknown",
-        }
+closed_set! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum AdvisoryLockKind {
+        Session = "session",
+        Transaction = "transaction",
+        Unknown = "unknown",
     }
 }
 

@@ -224,7 +224,7 @@ pub fn race_line(race: &RaceReport, code: bool) -> String {
         let copies: Vec<usize> = race.copies.iter().filter(|c| c.failure == Some(kind)).map(|c| c.copy).collect();
         let verb = match kind {
             RaceFailure::Hung => "hung".to_string(),
-            other => format!("failed ({})", other.as_str()),
+            other => format!("failed ({})", other.in_words()),
         };
         parts.push(format!("{} {verb}", copies_text(&copies)));
     }
@@ -291,7 +291,7 @@ pub fn drift_line(drift: &DriftReport) -> String {
     for cause in [DriftCause::OnlyInProduction, DriftCause::OnlyInHistory, DriftCause::Different] {
         let n = drift.findings.iter().filter(|f| f.cause == cause).count();
         if n > 0 {
-            causes.push(format!("{n} {}", cause.as_str()));
+            causes.push(format!("{n} {}", cause.in_words()));
         }
     }
     let n = drift.findings.len();

@@ -87,8 +87,8 @@ fn copies(w: &mut String, race: &RaceReport) {
         let exit = c.exit.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
         let ended = c.finished_ms.map(format_ms).unwrap_or_else(|| "-".into());
         let error = match (c.failure, &c.error) {
-            (Some(f), Some(e)) => format!("{}: {}", f.as_str(), code_cell(e, 200)),
-            (Some(f), None) => f.as_str().to_string(),
+            (Some(f), Some(e)) => format!("{}: {}", f.in_words(), code_cell(e, 200)),
+            (Some(f), None) => f.in_words().to_string(),
             (None, _) => String::new(),
         };
         let seen = match (c.first_seen_ms, c.last_seen_ms) {
@@ -152,7 +152,7 @@ fn killed(w: &mut String, kill: &RaceKill, race: &RaceReport) {
     for c in fresh {
         let outcome = match c.failure {
             None => "finished (exit 0)".to_string(),
-            Some(f) => format!("did not finish: {}", f.as_str()),
+            Some(f) => format!("did not finish: {}", f.in_words()),
         };
         put!(w, "- The fresh copy {} started once the others had ended, and {outcome}.", c.copy);
     }
