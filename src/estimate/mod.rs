@@ -68,10 +68,7 @@ impl Estimator {
             server_version: self.stats.server_version.clone(),
             database: self.stats.database.clone(),
             speed: self.speed,
-            budgets_apply_to: serde_json::to_value(apply_to)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            budgets_apply_to: apply_to,
             method: METHOD.into(),
         }
     }

@@ -977,7 +977,7 @@ pub struct EstimateInfo {
     /// How much faster production's server is than this one (`estimate.speed`).
     pub speed: f64,
     /// What the estimates apply to: `measured` or `estimate` (`budgets.apply_to`).
-    pub budgets_apply_to: String,
+    pub budgets_apply_to: BudgetsApplyTo,
     /// How the ranges are made.
     pub method: String,
 }

@@ -175,11 +175,7 @@ fn locks(w: &mut String, m: &MigrationReport, sample_interval_ms: u64) {
     put!(w, "| Relation | Mode | Held | Waited | Blocks | Seen by |\n|---|---|--:|--:|---|---|");
     for l in &shown {
         let blocks: Vec<&str> = l.blocks.iter().map(|b| b.as_str()).collect();
-        let sources: Vec<String> = l
-            .source
-            .iter()
-            .map(|s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
-            .collect();
+        let sources: Vec<&str> = l.source.iter().map(|s| s.as_str()).collect();
         put!(
             w,
             "| `{}` ({}) | {} | {} | {} | {} | {} |",
