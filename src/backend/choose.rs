@@ -90,7 +90,7 @@ fn effective_kind(req: &BackendRequest<'_>) -> Result<BackendKind> {
         refuse(format!(
             "postgres.{key} names a server for the {backend} backend, but postgres.backend is {}: \
              remove postgres.{key}, or set `backend: {backend}` (or `auto`)",
-            kind_name(req.kind)
+            req.kind
         ))
     };
     match req.kind {
@@ -106,16 +106,6 @@ fn effective_kind(req: &BackendRequest<'_>) -> Result<BackendKind> {
                 .into(),
         ),
         kind => Ok(kind),
-    }
-}
-
-fn kind_name(kind: BackendKind) -> &'static str {
-    match kind {
-        BackendKind::Auto => "auto",
-        BackendKind::Local => "local",
-        BackendKind::Docker => "docker",
-        BackendKind::Url => "url",
-        BackendKind::Clone => "clone",
     }
 }
 

@@ -17,33 +17,19 @@ pub mod url;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::sys::db::ConnInfo;
 use crate::sys::process::ChildCommand;
 
+pub use crate::kinds::BackendKind;
 pub use choose::{choose, BackendRequest};
 pub use clone::{CloneDatabase, ClonePlan};
 pub use docker::{DockerContainer, DockerPlan};
 pub use local::{LocalCluster, PgBin};
 pub use standby::Standby;
 pub use url::{UrlDatabase, UrlPlan};
-
-/// `postgres.backend` in the scenario.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// The local binaries when found, else Docker when it answers (or the url backend when a URL is given).
-    #[default]
-    Auto,
-    Local,
-    Docker,
-    Url,
-    /// A clone of production another engine makes (`postgres.clone`): no restore.
-    Clone,
-}
 
 /// The backend a run uses, resolved against this machine.
 #[derive(Debug)]
@@ -74,13 +60,13 @@ enum Server {
 }
 
 impl BackendPlan {
-    /// The backend's name as the report spells it.
-    pub fn name(&self) -> &'static str {
+    /// The backend, as the report names it.
+    pub fn name(&self) -> BackendKind {
         match self {
-            BackendPlan::Local { .. } => "local",
-            BackendPlan::Docker(_) => "docker",
-            BackendPlan::Url(_) => "url",
-            BackendPlan::Clone(_) => "clone",
+            BackendPlan::Local { .. } => BackendKind::Local,
+            BackendPlan::Docker(_) => BackendKind::Docker,
+            BackendPlan::Url(_) => BackendKind::Url,
+            BackendPlan::Clone(_) => BackendKind::Clone,
         }
     }
 
@@ -168,13 +154,13 @@ impl Throwaway {
         &self.conn().password
     }
 
-    /// The backend's name as the report spells it.
-    pub fn name(&self) -> &'static str {
+    /// The backend, as the report names it.
+    pub fn name(&self) -> BackendKind {
         match &self.server {
-            Server::Local(_) => "local",
-            Server::Docker(_) => "docker",
-            Server::Url(_) => "url",
-            Server::Clone(_) => "clone",
+            Server::Local(_) => BackendKind::Local,
+            Server::Docker(_) => BackendKind::Docker,
+            Server::Url(_) => BackendKind::Url,
+            Server::Clone(_) => BackendKind::Clone,
         }
     }
 

@@ -7,7 +7,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{DockerContainer, LocalCluster};
+use super::{BackendKind, DockerContainer, LocalCluster};
 use crate::error::{Error, Result};
 use crate::sys::db::ConnInfo;
 
@@ -30,11 +30,11 @@ impl Standby {
 
     /// Where it came from, as the report says: `local` and `docker` (started
     /// by this run) or `url` (the user's).
-    pub fn source(&self) -> &'static str {
+    pub fn source(&self) -> BackendKind {
         match self {
-            Standby::Local(_) => "local",
-            Standby::Docker(_) => "docker",
-            Standby::Url(_) => "url",
+            Standby::Local(_) => BackendKind::Local,
+            Standby::Docker(_) => BackendKind::Docker,
+            Standby::Url(_) => BackendKind::Url,
         }
     }
 

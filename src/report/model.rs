@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use super::facts::*;
-use crate::kinds::closed_set;
+use crate::kinds::{closed_set, BackendKind};
 use crate::pg::{Blocked, DumpFormat, LockMode, RelationKind};
 
 pub const SCHEMA: &str = "rehearse.report/v1";
@@ -255,7 +255,7 @@ closed_set! {
 pub struct StandbyInfo {
     /// `local` or `docker`: started by this run from the primary with
     /// pg_basebackup; `url`: the user's own (`observe.standby_url`).
-    pub source: String,
+    pub source: BackendKind,
     /// Host, port, user and database (never the password).
     pub server: String,
     /// How often its lag was read (`observe.standby_interval`).
@@ -502,7 +502,8 @@ closed_set! {
 pub struct PostgresInfo {
     /// `server_version` of the throwaway server, e.g. "15.18".
     pub version: Option<String>,
-    pub backend: String,
+    /// `local`, `docker`, `url` or `clone`.
+    pub backend: BackendKind,
     /// Effective values of key settings during the rehearsal.
     pub settings: Vec<Setting>,
     /// The scenario's `postgres.settings`, as applied.

@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use rehearse::kinds::BackendKind;
+
 use crate::support::{assert_no_containers, docker_lock, test_image, tiny_demo_dump, Sandbox};
 
 /// A PATH holding only `docker` (when `with_docker`): no PostgreSQL binaries on it.
@@ -32,7 +34,7 @@ fn auto_picks_local_binaries_when_they_exist() {
     let scenario = auto_scenario(&sandbox);
     let out = sandbox.rehearse(&["run", &scenario]);
     out.assert_code(0);
-    assert_eq!(out.report().postgres.backend, "local");
+    assert_eq!(out.report().postgres.backend, BackendKind::Local);
     sandbox.assert_no_leaks();
 }
 
@@ -49,7 +51,7 @@ fn auto_picks_docker_when_there_are_no_binaries() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let report: rehearse::report::Report =
         serde_json::from_str(&std::fs::read_to_string(sandbox.reports().join("report.json")).unwrap()).unwrap();
-    assert_eq!(report.postgres.backend, "docker");
+    assert_eq!(report.postgres.backend, BackendKind::Docker);
     assert_no_containers();
     sandbox.assert_no_leaks();
 }

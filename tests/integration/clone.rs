@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use nix::sys::signal::Signal;
 use rehearse::report::{MigrationStatus, RunStatus, Stage};
+use rehearse::kinds::BackendKind;
 
 use crate::support::{
     docker_lock, pg_bin_dir, run_and_signal_with, tiny_demo_dump, RunOutput, Sandbox, ServerContainer,
@@ -171,7 +172,7 @@ fn the_release_is_rehearsed_on_the_clone_without_a_restore_and_the_clone_destroy
     out.assert_code(0);
 
     let report = out.report();
-    assert_eq!(report.postgres.backend, "clone");
+    assert_eq!(report.postgres.backend, BackendKind::Clone);
     let stages: Vec<Stage> = report.stages.iter().map(|s| s.stage).collect();
     assert!(stages.contains(&Stage::Provision), "{stages:?}");
     assert!(!stages.contains(&Stage::Restore) && !stages.contains(&Stage::Analyze), "nothing restored: {stages:?}");

@@ -5,6 +5,7 @@
 //! container: signals.rs.)
 
 use rehearse::report::MigrationStatus;
+use rehearse::kinds::BackendKind;
 
 use crate::support::{
     assert_no_containers, docker_backend, docker_lock, docker_out, dumps, dumps_needing_postgis, kept_container,
@@ -35,7 +36,7 @@ fn docker_and_local_rehearse_the_same_release_alike() {
     let local = run("backend: local");
     let docker = run(&docker_backend());
     assert_no_containers();
-    assert_eq!((local.postgres.backend.as_str(), docker.postgres.backend.as_str()), ("local", "docker"));
+    assert_eq!((local.postgres.backend, docker.postgres.backend), (BackendKind::Local, BackendKind::Docker));
 
     let ids = |r: &rehearse::report::Report| r.migrations.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&local), ids(&docker), "same pending set");

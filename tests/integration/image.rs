@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rehearse::report::{CacheStatus, MigrationStatus, RunStatus};
+use rehearse::kinds::BackendKind;
 
 use crate::support::{docker_lock, rehearse_image, tiny_demo_dump, RunOutput, Sandbox, REPO};
 
@@ -139,7 +140,7 @@ fn the_demo_runs_in_the_image_from_mounted_volumes() {
     assert!(out.stdout.contains("PASSED: 8 applied"), "{}", out.stdout);
     let report = out.report();
     assert_eq!(report.status, RunStatus::Passed);
-    assert_eq!(report.postgres.backend, "local");
+    assert_eq!(report.postgres.backend, BackendKind::Local);
     assert!(report.postgres.version.as_deref().is_some_and(|v| v.starts_with("15.")), "{:?}", report.postgres);
     assert_eq!(report.migrations.len(), 8);
     assert!(report.migrations.iter().all(|m| m.status == MigrationStatus::Applied));

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use rehearse::report::{MigrationStatus, Report, RunStatus};
+use rehearse::kinds::BackendKind;
 
 use crate::support::{RunOutput, Sandbox, REPO};
 
@@ -390,7 +391,7 @@ mod docker {
         let scenario = sandbox.scenario_on(&docker_backend(), tiny_demo_dump(), "observe:\n  standby: true\n");
         let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], "migration 2/3", Signal::SIGINT);
         let report = assert_interrupted(&out, "rehearse");
-        assert_eq!(report.standby.as_ref().map(|s| s.source.as_str()), Some("docker"));
+        assert_eq!(report.standby.as_ref().map(|s| s.source), Some(BackendKind::Docker));
         assert_no_containers();
         sandbox.assert_no_leaks();
     }

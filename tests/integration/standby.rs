@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rehearse::report::{BudgetKey, MigrationReport, StandbyReport};
+use rehearse::kinds::BackendKind;
 
 use crate::support::{
     assert_no_containers, docker_backend, docker_lock, dumps, tiny_demo_dump, HotStandby, OwnedServer, RunOutput,
@@ -44,7 +45,7 @@ fn a_standby_trails_a_rewrite_not_a_catalog_change_and_its_readers_wait_for_a_re
     out.assert_code(1);
     let report = out.report();
     let info = report.standby.as_ref().expect("the report describes the standby");
-    assert_eq!(info.source, "local");
+    assert_eq!(info.source, BackendKind::Local);
     assert!(info.settings.iter().any(|s| s.name == "recovery_min_apply_delay" && s.value == "300ms"), "{info:?}");
     assert!(report.stages.iter().any(|s| s.stage.as_str() == "standby"), "{:?}", report.stages);
 
@@ -131,7 +132,7 @@ fn the_url_backend_observes_a_named_standby_and_its_lag_agrees_with_an_independe
     };
     out.assert_code(0);
     let report = out.report();
-    assert_eq!(report.standby.as_ref().map(|s| s.source.as_str()), Some("url"));
+    assert_eq!(report.standby.as_ref().map(|s| s.source), Some(BackendKind::Url));
     let m = &report.migrations[0];
     let s = standby_of(m);
     // Two samplers of one lag: their peaks differ by at most what the
@@ -167,7 +168,7 @@ fn the_docker_backend_runs_its_standby_in_a_container_of_its_own_and_removes_it(
     out.assert_code(0);
     let report = out.report();
     let info = report.standby.as_ref().expect("a standby");
-    assert_eq!(info.source, "docker");
+    assert_eq!(info.source, BackendKind::Docker);
     assert!(info.settings.iter().any(|s| s.name == "hot_standby_feedback" && s.value == "on"), "{info:?}");
     let s = standby_of(&report.migrations[0]);
     assert!(read_wait(s, "public.users") >= 800.0, "reads on the standby waited for the replayed lock: {s:?}");
@@ -186,7 +187,7 @@ fn the_standby_demo_measures_standby_reads_and_names_the_broken_query() {
     let out = sandbox.rehearse(&["run", &demo]);
     out.assert_code(0);
     let report = out.report();
-    assert_eq!(report.standby.as_ref().map(|s| s.source.as_str()), Some("local"));
+    assert_eq!(report.standby.as_ref().map(|s| s.source), Some(BackendKind::Local));
     let widen = report.migrations.iter().find(|m| m.id == "0007_widen_order_items_quantity").unwrap();
     let s = standby_of(widen);
     assert!(s.max_lag_bytes > 0, "a 70 MB rewrite leaves the standby behind at some reading: {s:?}");

@@ -4,6 +4,8 @@
 //! runs, rather than connected to without TLS; `sslmode=prefer`, `allow`
 //! and `disable` still connect to a real server. (A clone's URL: clone.rs.)
 
+use rehearse::kinds::BackendKind;
+
 use crate::support::{docker_lock, tiny_demo_dump, OwnedServer, RunOutput, Sandbox};
 
 const PASSWORD: &str = "tls-s3cret-pw";
@@ -96,6 +98,6 @@ fn plain_sslmodes_still_connect_to_a_real_server() {
     let scenario = sandbox.scenario_on(&format!("backend: url\n  url: '{url}'"), tiny_demo_dump(), "");
     let run = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
     run.assert_code(0);
-    assert_eq!(run.report().postgres.backend, "url");
+    assert_eq!(run.report().postgres.backend, BackendKind::Url);
     sandbox.assert_no_leaks();
 }

@@ -6,6 +6,7 @@
 //! signals.rs; what a killed one leaves and `rehearse cleanup --url`: cleanup.rs.)
 
 use rehearse::report::MigrationStatus;
+use rehearse::kinds::BackendKind;
 
 use crate::support::{dumps, tiny_demo_dump, OwnedServer, Sandbox, ServerContainer};
 
@@ -31,7 +32,7 @@ fn url_backend_rehearses_in_its_own_database_and_leaves_the_server_as_it_was() {
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let text = std::fs::read_to_string(sandbox.reports().join("report.json")).unwrap();
     let report: rehearse::report::Report = serde_json::from_str(&text).unwrap();
-    assert_eq!(report.postgres.backend, "url");
+    assert_eq!(report.postgres.backend, BackendKind::Url);
     assert!(report.migrations.iter().all(|m| m.status == MigrationStatus::Applied));
     assert!(report.migrations[1].wal.bytes > 0);
     let setting = |name: &str| report.postgres.settings.iter().find(|s| s.name == name).map(|s| s.value.clone());

@@ -4,14 +4,15 @@
 use std::fmt::Write;
 
 use super::put;
+use crate::kinds::BackendKind;
 use crate::report::{format_bytes, format_ms, MigrationReport, Report, StandbyReport};
 
 /// `## Streaming standby`: the standby as rehearsed and a row per migration.
 pub fn section(w: &mut String, r: &Report) {
     let Some(info) = &r.standby else { return };
     put!(w, "## Streaming standby\n");
-    let source = match info.source.as_str() {
-        "url" => "the standby `observe.standby_url` names".to_string(),
+    let source = match info.source {
+        BackendKind::Url => "the standby `observe.standby_url` names".to_string(),
         backend => format!("a hot standby this run started from the primary ({backend} backend, pg_basebackup)"),
     };
     let settings: Vec<String> = info.settings.iter().map(|s| format!("{}={}", s.name, s.value)).collect();
