@@ -1,5 +1,5 @@
 //! Closed sets as types, below everything that uses them: rehearse's own
-//! (which backend, ...), and the [`closed_set!`] macro every set is
+//! (which backend, which migration tool and where it ran, ...), and the [`closed_set!`] macro every set is
 //! declared with (here, in `pg/` and in the report's vocabulary), each
 //! serialized to the string the scenario and the report
 //! (`rehearse.report/v1`) have always used. The report model, the plan
@@ -7,8 +7,10 @@
 
 mod backend;
 mod closed_set;
+mod tool;
 
 pub use backend::BackendKind;
+pub use tool::{MigrationTool, RunsIn};
 
 #[cfg(test)]
 pub(crate) use closed_set::assert_serde_spells_as_str;
@@ -21,5 +23,7 @@ mod tests {
     #[test]
     fn rehearse_s_sets_spell_as_the_scenario_and_the_report_do() {
         assert_serde_spells_as_str(&BackendKind::ALL, BackendKind::as_str);
+        assert_serde_spells_as_str(&MigrationTool::ALL, MigrationTool::as_str);
+        assert_serde_spells_as_str(&RunsIn::ALL, RunsIn::as_str);
     }
 }

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::docker::{self, LABEL_HOST, LABEL_PID, LABEL_RUN};
 use crate::error::{Error, Result};
+use crate::kinds::RunsIn;
 use crate::report::{LaunchInfo, Setting};
 use crate::sys::db::ConnInfo;
 use crate::sys::process::{ChildCommand, ChildError};
@@ -144,10 +145,10 @@ impl Launch {
     /// `tool`: the interpreter, and the folder and environment it runs the
     /// migrations in (the versions are read there, as the run reads them).
     pub async fn describe(&self, tool: Option<PythonTool<'_>>, cancel: &CancellationToken) -> Result<LaunchInfo> {
-        let mut info = LaunchInfo { runs_in: "this machine".into(), ..LaunchInfo::default() };
+        let mut info = LaunchInfo { runs_in: RunsIn::ThisMachine, ..LaunchInfo::default() };
         if let Launch::Image(i) = self {
             i.ensure_image(cancel).await?;
-            info.runs_in = "image".into();
+            info.runs_in = RunsIn::Image;
             info.image = Some(i.image.clone());
             info.image_id = image_id(&i.image, cancel).await;
             if let Some(job) = &i.job {

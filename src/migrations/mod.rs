@@ -19,28 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::report::{LockSource, MigrationError, StatementLock, StatementReport};
+pub use crate::kinds::MigrationTool;
 pub use crate::report::{MigrationKind, SkippedFile};
 use crate::sys::db::{ConnInfo, Secret};
-
-/// `migrations.tool` in the scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MigrationTool {
-    Sql,
-    Alembic,
-    Command,
-}
-
-impl MigrationTool {
-    /// The tool's name as the report spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MigrationTool::Sql => "sql",
-            MigrationTool::Alembic => "alembic",
-            MigrationTool::Command => "command",
-        }
-    }
-}
 
 /// Where the migrations come from, as the plan resolved it: a scanned SQL
 /// folder (bad file names were refused before anything started), an

@@ -88,7 +88,7 @@ impl Sources {
             }
             reports.push(SourceReport {
                 app: plan.app.clone(),
-                tool: source.tool().as_str().into(),
+                tool: source.tool(),
                 dir: plan.dir.display().to_string(),
                 history: source.history_table(),
                 pending: migrations.len(),

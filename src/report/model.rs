@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use super::facts::*;
-use crate::kinds::{closed_set, BackendKind};
+use crate::kinds::{closed_set, BackendKind, MigrationTool, RunsIn};
 use crate::pg::{Blocked, DumpFormat, LockMode, RelationKind};
 
 pub const SCHEMA: &str = "rehearse.report/v1";
@@ -156,12 +156,12 @@ impl DriftCause {
 }
 
 /// One migration source of the run: an app's tree, folder or command.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceReport {
     /// The app's name (`migrations[].name`); null for a scenario with one source.
     pub app: Option<String>,
     /// `sql`, `alembic` or `command`.
-    pub tool: String,
+    pub tool: MigrationTool,
     /// The folder the migrations live in (as the tool sees it).
     pub dir: String,
     /// The table the source records applied migrations in, when known.
@@ -202,7 +202,7 @@ closed_set! {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LaunchInfo {
     /// `this machine` or `image`.
-    pub runs_in: String,
+    pub runs_in: RunsIn,
     /// `migrations.image`, or the Job's container's image.
     pub image: Option<String>,
     /// The image's id (`docker image inspect`).

@@ -6,6 +6,7 @@
 
 use nix::sys::signal::Signal;
 use rehearse::report::MigrationStatus;
+use rehearse::kinds::RunsIn;
 
 use crate::support::{app_image, assert_no_containers, docker_lock, dumps, run_and_signal, Sandbox, REPO};
 
@@ -44,7 +45,7 @@ fn an_alembic_tree_runs_in_the_app_image_as_its_job_manifest_says() {
     out.assert_code(0);
     let report = out.report();
     let launch = report.launch.as_ref().expect("the report says how the tool was launched");
-    assert_eq!(launch.runs_in, "image");
+    assert_eq!(launch.runs_in, RunsIn::Image);
     assert_eq!((launch.job.as_deref(), launch.container.as_deref()), (Some("fixture-migrate"), Some("migrate")));
     assert_eq!(launch.workdir.as_deref(), Some("/fixtures/alembic_dburl"));
     assert!(launch.image_id.as_deref().is_some_and(|id| id.starts_with("sha256:")), "{launch:?}");

@@ -12,6 +12,7 @@ use rehearse::migrations::sql::{SqlDir, SqlOptions};
 use rehearse::migrations::{MigrationKind, Target};
 use rehearse::report::MigrationStatus;
 use rehearse::sys::process::ChildCommand;
+use rehearse::kinds::MigrationTool;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{dumps, restored_cluster, Sandbox};
@@ -191,7 +192,7 @@ fn a_flyway_release_runs_versioned_then_changed_repeatables_then_callbacks() {
     assert!(!after.contains("${"), "every placeholder replaced: {after}");
     // Never skipped in silence: the report lists what was not applied, and why.
     let source = &report.sources[0];
-    assert_eq!((source.tool.as_str(), source.history.as_deref()), ("sql", Some("public.flyway_schema_history")));
+    assert_eq!((source.tool, source.history.as_deref()), (MigrationTool::Sql, Some("public.flyway_schema_history")));
     let skipped: Vec<&str> = source.skipped.iter().map(|s| s.file.as_str()).collect();
     assert_eq!(
         skipped,
