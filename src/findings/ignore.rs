@@ -34,7 +34,7 @@ impl HazardIgnore {
         let ignore = self
             .0
             .iter()
-            .map(|e| HazardIgnoreEntry { rule: e.rule.id().into(), migrations: e.migrations.clone() })
+            .map(|e| HazardIgnoreEntry { rule: e.rule, migrations: e.migrations.clone() })
             .collect();
         HazardsInfo { ignore, unused_ignores: Vec::new() }
     }
@@ -45,7 +45,7 @@ impl HazardIgnore {
         for e in &self.0 {
             for key in e.migrations.iter().flatten() {
                 if !pending.iter().any(|m| m.answers_to(key)) {
-                    out.push(UnusedHazardIgnore { rule: e.rule.id().into(), migration: key.clone() });
+                    out.push(UnusedHazardIgnore { rule: e.rule, migration: key.clone() });
                 }
             }
         }
@@ -77,6 +77,6 @@ mod tests {
         assert!(!ignore.covers(Rule::CreateIndexNonConcurrent, &migration("x")));
         let pending = [migration("billing/b2"), migration("x")];
         let unused = ignore.unused(&pending);
-        assert_eq!(unused, vec![UnusedHazardIgnore { rule: "set-not-null".into(), migration: "a1".into() }]);
+        assert_eq!(unused, vec![UnusedHazardIgnore { rule: Rule::SetNotNull, migration: "a1".into() }]);
     }
 }

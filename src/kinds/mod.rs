@@ -1,15 +1,18 @@
 //! Closed sets as types, below everything that uses them: rehearse's own
-//! (which backend, which migration tool and where it ran, ...), and the [`closed_set!`] macro every set is
-//! declared with (here, in `pg/` and in the report's vocabulary), each
-//! serialized to the string the scenario and the report
-//! (`rehearse.report/v1`) have always used. The report model, the plan
-//! and the stages import these; this module imports none of them.
+//! (which backend, which migration tool and where it ran, which hazard
+//! rule), and the [`closed_set!`] macro every set is declared with (here,
+//! in `pg/` and in the report's vocabulary), each serialized to the string
+//! the scenario and the report (`rehearse.report/v1`) have always used.
+//! The report model, the plan and the stages import these; this module
+//! imports none of them.
 
 mod backend;
 mod closed_set;
+mod rule;
 mod tool;
 
 pub use backend::BackendKind;
+pub use rule::Rule;
 pub use tool::{MigrationTool, RunsIn};
 
 #[cfg(test)]
@@ -25,5 +28,6 @@ mod tests {
         assert_serde_spells_as_str(&BackendKind::ALL, BackendKind::as_str);
         assert_serde_spells_as_str(&MigrationTool::ALL, MigrationTool::as_str);
         assert_serde_spells_as_str(&RunsIn::ALL, RunsIn::as_str);
+        assert_serde_spells_as_str(&Rule::ALL, Rule::as_str);
     }
 }

@@ -16,7 +16,7 @@ pub(super) fn ignore(section: &HazardsSection, origin: &Origin) -> Result<Hazard
                 "{}: hazards.ignore: `{}` lists no migration: name the migrations to ignore it for, or give the \
                  rule alone to ignore it for every migration",
                 origin.shown(),
-                keys.rule.id()
+                keys.rule
             )));
         }
         out.push(IgnoredRule { rule: keys.rule, migrations: keys.migrations.clone() });

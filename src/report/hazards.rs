@@ -5,11 +5,12 @@
 //! its entries that named no pending migration are said, not only stored.
 
 use super::{count, Hazard, MigrationReport, Report, UnusedHazardIgnore};
+use crate::kinds::Rule;
 
 /// One rule's findings across the run.
 #[derive(Debug)]
 pub struct RuleFindings<'a> {
-    pub rule: &'a str,
+    pub rule: Rule,
     /// How many findings.
     pub count: usize,
     /// The migrations that raised it, each once, in run order.
@@ -27,7 +28,7 @@ pub fn by_rule<'a>(findings: impl IntoIterator<Item = (&'a str, &'a Hazard)>) ->
         let i = match groups.iter().position(|g| g.rule == h.rule) {
             Some(i) => i,
             None => {
-                let g = RuleFindings { rule: &h.rule, count: 0, migrations: vec![], fixes: vec![], docs: &h.docs };
+                let g = RuleFindings { rule: h.rule, count: 0, migrations: vec![], fixes: vec![], docs: &h.docs };
                 groups.push(g);
                 groups.len() - 1
             }
@@ -113,7 +114,7 @@ pub fn unused_ignores(unused: &[UnusedHazardIgnore], code: bool) -> Option<Strin
         return None;
     }
     let q = |s: &str| if code { format!("`{s}`") } else { s.to_string() };
-    let pairs: Vec<String> = unused.iter().map(|u| format!("{} for {}", q(&u.rule), q(&u.migration))).collect();
+    let pairs: Vec<String> = unused.iter().map(|u| format!("{} for {}", q(u.rule.as_str()), q(&u.migration))).collect();
     Some(format!(
         "{} (name a migration as this report does, or by its bare revision; remove an entry whose migration was \
          applied)",
@@ -155,13 +156,13 @@ mod tests {
         serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).unwrap()
     }
 
-    fn hazard(rule: &str) -> Hazard {
+    fn hazard(rule: Rule) -> Hazard {
         Hazard {
-            rule: rule.into(),
+            rule,
             message: format!("{rule} happened"),
             evidence: "measured".into(),
             fix: format!("fix {rule}"),
-            docs: format!("docs/hazards.md#{rule}"),
+            docs: rule.docs(),
         }
     }
 
@@ -172,9 +173,9 @@ mod tests {
         let template = r.migrations[0].clone();
         r.migrations = (1..=8)
             .map(|i| {
-                let mut hazards = vec![hazard("no-lock-timeout"), hazard("no-lock-timeout")];
+                let mut hazards = vec![hazard(Rule::NoLockTimeout), hazard(Rule::NoLockTimeout)];
                 if i == 2 {
-                    hazards.push(hazard("create-index-non-concurrent"));
+                    hazards.push(hazard(Rule::CreateIndexNonConcurrent));
                 }
                 MigrationReport { id: format!("m{i}"), hazards, ..template.clone() }
             })
@@ -207,7 +208,7 @@ mod tests {
         }
         let second = &mut r.migrations[1];
         second.hazards.extend(second.ignored_hazards.pop());
-        r.hazards.unused_ignores = vec![UnusedHazardIgnore { rule: "set-not-null".into(), migration: "m99".into() }];
+        r.hazards.unused_ignores = vec![UnusedHazardIgnore { rule: Rule::SetNotNull, migration: "m99".into() }];
         let lines = text_lines(&r);
         assert_eq!(
             lines[..3],

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use super::facts::*;
-use crate::kinds::{closed_set, BackendKind, MigrationTool, RunsIn};
+use crate::kinds::{closed_set, BackendKind, MigrationTool, Rule, RunsIn};
 use crate::pg::{Blocked, DumpFormat, LockMode, RelationKind};
 
 pub const SCHEMA: &str = "rehearse.report/v1";
@@ -775,7 +775,7 @@ pub struct TopStatement {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hazard {
     /// Stable id, documented in docs/hazards.md (e.g. `create-index-non-concurrent`).
-    pub rule: String,
+    pub rule: Rule,
     /// The consequence, with the measured figures.
     pub message: String,
     /// What was observed: lock, mode, table size, hold time, rewrite.
@@ -798,14 +798,14 @@ pub struct HazardsInfo {
 /// One rule set aside, for every migration or for those listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HazardIgnoreEntry {
-    pub rule: String,
+    pub rule: Rule,
     /// The migrations it is ignored for; null: every migration.
     pub migrations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnusedHazardIgnore {
-    pub rule: String,
+    pub rule: Rule,
     pub migration: String,
 }
 

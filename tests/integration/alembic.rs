@@ -3,6 +3,7 @@
 
 use rehearse::pg::LockMode;
 use rehearse::report::{LockSource, MigrationStatus, RunStatus};
+use rehearse::kinds::Rule;
 
 use crate::support::{dumps, venv_python, Sandbox, REPO};
 
@@ -54,7 +55,7 @@ fn pending_revisions_in_upgrade_order_then_a_failure_with_recovery_steps() {
         "exact per-statement capture inside Alembic: {:?}",
         add_column.locks
     );
-    assert!(add_column.hazards.iter().any(|h| h.rule == "no-lock-timeout"));
+    assert!(add_column.hazards.iter().any(|h| h.rule == Rule::NoLockTimeout));
     assert!(add_column.offline_sql.as_deref().unwrap_or("").contains("ALTER TABLE orders ADD COLUMN state TEXT"));
     let merge = report.migrations.iter().find(|m| m.id == "r4_merge").unwrap();
     assert!(merge.offline_sql_unavailable.is_some());

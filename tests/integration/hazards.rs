@@ -2,7 +2,7 @@
 //! alternative, rehearsed against real data; every rule has both examples
 //! and a section in docs/hazards.md.
 
-use rehearse::findings::hazards::Rule;
+use rehearse::kinds::Rule;
 use rehearse::report::{MigrationReport, MigrationStatus};
 
 use crate::support::{dumps, Sandbox, REPO};
@@ -13,7 +13,7 @@ fn rehearse_examples(pick: fn((&'static str, &'static str)) -> &'static str) -> 
     let files: Vec<(String, &str)> = Rule::ALL
         .iter()
         .enumerate()
-        .map(|(i, rule)| (format!("{:04}_{}.sql", i + 1, rule.id().replace('-', "_")), pick(rule.examples())))
+        .map(|(i, rule)| (format!("{:04}_{}.sql", i + 1, rule.as_str().replace('-', "_")), pick(rule.examples())))
         .collect();
     let refs: Vec<(&str, &str)> = files.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     sandbox.migrations(&refs);
@@ -28,7 +28,7 @@ fn rehearse_examples(pick: fn((&'static str, &'static str)) -> &'static str) -> 
 }
 
 fn fired(m: &MigrationReport, rule: Rule) -> bool {
-    m.hazards.iter().any(|h| h.rule == rule.id())
+    m.hazards.iter().any(|h| h.rule == rule)
 }
 
 #[test]
@@ -36,18 +36,18 @@ fn every_rule_fires_on_its_bad_example_with_evidence() {
     let migrations = rehearse_examples(|(bad, _)| bad);
     let mut silent = Vec::new();
     for (rule, m) in Rule::ALL.iter().zip(&migrations) {
-        match m.hazards.iter().find(|h| h.rule == rule.id()) {
+        match m.hazards.iter().find(|h| h.rule == *rule) {
             Some(h) => {
                 assert!(!h.evidence.is_empty() && !h.fix.is_empty(), "{h:?}");
-                assert_eq!(h.docs, format!("docs/hazards.md#{}", rule.id()));
+                assert_eq!(h.docs, format!("docs/hazards.md#{rule}"));
             }
-            None => silent.push(format!("{}: {:?}", rule.id(), m.hazards.iter().map(|h| &h.rule).collect::<Vec<_>>())),
+            None => silent.push(format!("{rule}: {:?}", m.hazards.iter().map(|h| h.rule).collect::<Vec<_>>())),
         }
     }
     assert!(silent.is_empty(), "rules that did not fire on their bad example:\n{}", silent.join("\n"));
     // Evidence is measured: the index build's lock names the table's size and hold.
     let create_index = &migrations[0];
-    let h = create_index.hazards.iter().find(|h| h.rule == "create-index-non-concurrent").unwrap();
+    let h = create_index.hazards.iter().find(|h| h.rule == Rule::CreateIndexNonConcurrent).unwrap();
     assert!(h.message.contains("ShareLock on public.orders (12000 rows"), "{}", h.message);
 }
 
@@ -58,7 +58,7 @@ fn no_rule_fires_on_its_safe_alternative() {
         .iter()
         .zip(&migrations)
         .filter(|(rule, m)| fired(m, **rule))
-        .map(|(rule, m)| format!("{}: {:?}", rule.id(), m.hazards))
+        .map(|(rule, m)| format!("{rule}: {:?}", m.hazards))
         .collect();
     assert!(noisy.is_empty(), "rules that fired on their safe alternative:\n{}", noisy.join("\n"));
 }
@@ -68,14 +68,14 @@ fn every_rule_has_examples_and_docs() {
     let docs = std::fs::read_to_string(format!("{REPO}/docs/hazards.md")).expect("docs/hazards.md");
     for rule in Rule::ALL {
         let (bad, good) = rule.examples();
-        assert!(!bad.trim().is_empty() && !good.trim().is_empty(), "{} lacks an example", rule.id());
+        assert!(!bad.trim().is_empty() && !good.trim().is_empty(), "{rule} lacks an example");
         assert_ne!(bad, good);
-        assert!(docs.contains(&format!("## {}", rule.id())), "docs/hazards.md has no section `## {}`", rule.id());
+        assert!(docs.contains(&format!("## {rule}")), "docs/hazards.md has no section `## {rule}`");
     }
 }
 
-fn rules(hazards: &[rehearse::report::Hazard]) -> Vec<&str> {
-    hazards.iter().map(|h| h.rule.as_str()).collect()
+fn rules(hazards: &[rehearse::report::Hazard]) -> Vec<Rule> {
+    hazards.iter().map(|h| h.rule).collect()
 }
 
 /// `hazards.ignore` sets no-lock-timeout aside everywhere and
@@ -103,11 +103,11 @@ fn ignored_rules_are_kept_apart_counted_and_the_rest_grouped_by_rule() {
     let report = out.report();
     let m = &report.migrations;
     assert!(m.iter().all(|m| m.status == MigrationStatus::Applied));
-    assert_eq!(rules(&m[0].hazards), Vec::<&str>::new());
-    assert_eq!(rules(&m[0].ignored_hazards), ["create-index-non-concurrent", "no-lock-timeout"]);
+    assert_eq!(rules(&m[0].hazards), []);
+    assert_eq!(rules(&m[0].ignored_hazards), [Rule::CreateIndexNonConcurrent, Rule::NoLockTimeout]);
     for later in &m[1..] {
-        assert_eq!(rules(&later.hazards), ["create-index-non-concurrent"], "{}", later.id);
-        assert_eq!(rules(&later.ignored_hazards), ["no-lock-timeout"], "{}", later.id);
+        assert_eq!(rules(&later.hazards), [Rule::CreateIndexNonConcurrent], "{}", later.id);
+        assert_eq!(rules(&later.ignored_hazards), [Rule::NoLockTimeout], "{}", later.id);
     }
     let ignored = &m[0].ignored_hazards[0];
     assert!(ignored.message.contains("ShareLock on public.orders"), "kept whole: {ignored:?}");

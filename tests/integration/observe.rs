@@ -3,6 +3,7 @@
 
 use rehearse::pg::{Blocked, LockMode, RelationKind};
 use rehearse::report::{LockSource, MigrationReport, MigrationStatus};
+use rehearse::kinds::Rule;
 
 use crate::support::{dumps, server_lock_truth, tiny_demo_dump, LockSet, Sandbox, REPO};
 
@@ -198,7 +199,7 @@ fn wal_of_a_full_table_update_matches_an_independent_measure_and_rewrites_are_re
     let rewrite = retype.rewrites.iter().find(|r| r.relation == "public.orders").expect("type change rewrites");
     assert_eq!(rewrite.kind, RelationKind::Table);
     assert!(rewrite.bytes_before > 0 && rewrite.bytes_after > 0);
-    assert!(retype.hazards.iter().any(|h| h.rule == "column-type-rewrite"));
+    assert!(retype.hazards.iter().any(|h| h.rule == Rule::ColumnTypeRewrite));
 }
 
 #[test]

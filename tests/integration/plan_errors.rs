@@ -547,8 +547,8 @@ fn hazards_ignore_takes_known_rules_only() {
         &["scenario.yaml:11:7", "unknown hazard rule `no-lock-timout`", "docs/hazards.md"],
     );
     out.assert_nothing_ran();
-    for rule in rehearse::findings::hazards::Rule::ALL {
-        assert!(out.stderr.contains(rule.id()), "the known rules are listed, {} too:\n{}", rule.id(), out.stderr);
+    for rule in rehearse::kinds::Rule::ALL {
+        assert!(out.stderr.contains(rule.as_str()), "the known rules are listed, {rule} too:\n{}", out.stderr);
     }
     let with = |ignore: &str| s.scenario(&dump, &format!("hazards:\n  ignore:\n{ignore}"));
     refused(

@@ -19,60 +19,13 @@ use pg_query::protobuf::{AlterTableCmd, AlterTableType};
 use pg_query::NodeEnum;
 
 use super::ignore::HazardIgnore;
+pub use crate::kinds::Rule;
 use crate::observe::relations::RelationSnapshot;
 use crate::pg::{Blocked, LockMode};
 use crate::report::{format_bytes, format_ms, Hazard, LockReport, MigrationReport, StatementReport};
 
-/// Every hazard rule rehearse knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    CreateIndexNonConcurrent,
-    ForeignKeyValidated,
-    CheckConstraintValidated,
-    SetNotNull,
-    ColumnTypeRewrite,
-    AddColumnRewrite,
-    UniqueConstraintInlineIndex,
-    NoLockTimeout,
-    BlockingMaintenance,
-    LockHeldLong,
-}
-
+/// What each rule checks, and its examples: the ids are `kinds::Rule`.
 impl Rule {
-    pub const ALL: [Rule; 10] = [
-        Rule::CreateIndexNonConcurrent,
-        Rule::ForeignKeyValidated,
-        Rule::CheckConstraintValidated,
-        Rule::SetNotNull,
-        Rule::ColumnTypeRewrite,
-        Rule::AddColumnRewrite,
-        Rule::UniqueConstraintInlineIndex,
-        Rule::NoLockTimeout,
-        Rule::BlockingMaintenance,
-        Rule::LockHeldLong,
-    ];
-
-    /// The rule of that id, as `hazards.ignore` names it.
-    pub fn from_id(id: &str) -> Option<Rule> {
-        Rule::ALL.into_iter().find(|r| r.id() == id)
-    }
-
-    /// The stable id, as in reports and docs/hazards.md.
-    pub fn id(self) -> &'static str {
-        match self {
-            Rule::CreateIndexNonConcurrent => "create-index-non-concurrent",
-            Rule::ForeignKeyValidated => "foreign-key-validated",
-            Rule::CheckConstraintValidated => "check-constraint-validated",
-            Rule::SetNotNull => "set-not-null",
-            Rule::ColumnTypeRewrite => "column-type-rewrite",
-            Rule::AddColumnRewrite => "add-column-rewrite",
-            Rule::UniqueConstraintInlineIndex => "unique-constraint-inline-index",
-            Rule::NoLockTimeout => "no-lock-timeout",
-            Rule::BlockingMaintenance => "blocking-maintenance",
-            Rule::LockHeldLong => "lock-held-long",
-        }
-    }
-
     fn check(self, ctx: &Context) -> Vec<Finding> {
         match self {
             Rule::CreateIndexNonConcurrent => create_index_non_concurrent::check(ctx),
@@ -110,21 +63,6 @@ impl Rule {
     }
 }
 
-/// A rule read from the scenario by its id; an unknown id is an error at
-/// its line and column that lists every rule.
-impl<'de> serde::Deserialize<'de> for Rule {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Rule, D::Error> {
-        let id = <String as serde::Deserialize>::deserialize(d)?;
-        Rule::from_id(&id).ok_or_else(|| {
-            let known: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
-            serde::de::Error::custom(format!(
-                "unknown hazard rule `{id}`: the rules are {} (docs/hazards.md)",
-                known.join(", ")
-            ))
-        })
-    }
-}
-
 /// What a rule found: the report's `Hazard` without the id and docs link.
 pub struct Finding {
     pub message: String,
@@ -151,11 +89,11 @@ pub fn check(migration: &MigrationReport, before: &RelationSnapshot, ignore: &Ha
         };
         for f in rule.check(&ctx) {
             list.push(Hazard {
-                rule: rule.id().into(),
+                rule,
                 message: f.message,
                 evidence: f.evidence,
                 fix: f.fix,
-                docs: format!("docs/hazards.md#{}", rule.id()),
+                docs: rule.docs(),
             });
         }
     }
@@ -298,20 +236,9 @@ mod tests {
             .filter(|name| name != "mod")
             .collect();
         files.sort();
-        let mut listed: Vec<String> = Rule::ALL.iter().map(|r| r.id().replace('-', "_")).collect();
+        let mut listed: Vec<String> = Rule::ALL.iter().map(|r| r.as_str().replace('-', "_")).collect();
         listed.sort();
         // A rule listed twice, or a file with no rule, shows here as well.
         assert_eq!(listed, files, "Rule::ALL and the rule files of {} differ", dir.display());
-    }
-
-    #[test]
-    fn a_rule_is_read_by_its_id_and_an_unknown_id_lists_the_rules() {
-        for rule in Rule::ALL {
-            let read: Rule = serde_yaml::from_str(rule.id()).unwrap();
-            assert_eq!(read, rule);
-        }
-        let err = serde_yaml::from_str::<Rule>("no-lock-timout").unwrap_err().to_string();
-        assert!(err.contains("unknown hazard rule `no-lock-timout`"), "{err}");
-        assert!(Rule::ALL.iter().all(|r| err.contains(r.id())), "{err}");
     }
 }
