@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::likely::likely;
 use super::Ignore;
 use crate::catalog::{SchemaEntry, SchemaEntryKind};
+use crate::pg::DriftKind;
 use crate::report::{DriftCause, DriftFinding};
 
 /// What [`compare`] found.
@@ -47,10 +48,10 @@ impl<'a> Difference<'a> {
         }
     }
 
-    fn kind(self) -> &'static str {
+    fn kind(self) -> DriftKind {
         match self {
-            Difference::Renamed(_, h) => h.kind.name_kind().unwrap_or(h.kind.as_str()),
-            other => other.entry().kind.as_str(),
+            Difference::Renamed(_, h) => h.kind.name_kind().unwrap_or(h.kind.into()),
+            other => other.entry().kind.into(),
         }
     }
 }
@@ -78,7 +79,7 @@ pub fn compare(production: &[SchemaEntry], history: &[SchemaEntry], ignore: &Ign
         })
         .filter(|f| !ignore.matches(f))
         .collect();
-    findings.sort_by(|a, b| (a.cause, &a.kind, &a.object).cmp(&(b.cause, &b.kind, &b.object)));
+    findings.sort_by(|a, b| (a.cause, a.kind, &a.object).cmp(&(b.cause, b.kind, &b.object)));
     Comparison { checked, findings }
 }
 
@@ -86,13 +87,13 @@ pub fn compare(production: &[SchemaEntry], history: &[SchemaEntry], ignore: &Ign
 /// history build, around one revision), as (kind, object) the way a
 /// finding about them names them; an index or constraint also under its
 /// name kind (`index name`), so a name finding finds its revision too.
-pub fn changed_keys(before: &[SchemaEntry], after: &[SchemaEntry]) -> Vec<(String, String)> {
+pub fn changed_keys(before: &[SchemaEntry], after: &[SchemaEntry]) -> Vec<(DriftKind, String)> {
     let before: HashSet<&SchemaEntry> = before.iter().collect();
     let mut keys = Vec::new();
     for entry in after.iter().filter(|e| !before.contains(e)) {
-        keys.push((entry.kind.as_str().to_string(), entry.object().to_string()));
+        keys.push((entry.kind.into(), entry.object().to_string()));
         if let Some(name_kind) = entry.kind.name_kind() {
-            keys.push((name_kind.to_string(), entry.object().to_string()));
+            keys.push((name_kind, entry.object().to_string()));
         }
     }
     let mut seen = HashSet::new();
@@ -216,7 +217,7 @@ fn finding(difference: Difference, children: &BTreeMap<SchemaEntryKind, usize>) 
     }
     DriftFinding {
         object: difference.entry().object().to_string(),
-        kind: difference.kind().to_string(),
+        kind: difference.kind(),
         production,
         history,
         cause,

@@ -2,7 +2,7 @@
 //! object glob (`index:public.legacy_*`, `column:public.orders.note`) or
 //! by a whole kind (`privileges`).
 
-use crate::catalog::SchemaEntryKind;
+use crate::pg::{DriftKind, SchemaEntryKind};
 use crate::report::DriftFinding;
 
 /// Findings to leave out of the drift report.
@@ -13,7 +13,7 @@ pub struct Ignore {
 
 #[derive(Debug, Clone)]
 struct IgnoreRule {
-    kind: &'static str,
+    kind: DriftKind,
     /// None: every object of the kind.
     object: Option<glob::Pattern>,
 }
@@ -29,18 +29,16 @@ impl Ignore {
     /// Whether `finding` is one the scenario ignores.
     pub fn matches(&self, finding: &DriftFinding) -> bool {
         self.rules.iter().any(|rule| {
-            let kind_matches = finding.kind == rule.kind
-                || SchemaEntryKind::from_name(rule.kind).and_then(SchemaEntryKind::name_kind)
-                    == Some(finding.kind.as_str());
+            let kind_matches = finding.kind == rule.kind || finding.kind.name_of() == Some(rule.kind);
             kind_matches && rule.object.as_ref().is_none_or(|glob| glob.matches(&finding.object))
         })
     }
 }
 
-/// Every kind a pattern may name: the entry kinds and the name kinds.
-fn known_kinds() -> Vec<&'static str> {
-    let entries = SchemaEntryKind::ALL.iter().map(|k| k.as_str());
-    entries.chain(SchemaEntryKind::ALL.iter().filter_map(|k| k.name_kind())).collect()
+/// Every kind a pattern may name: the entry kinds, then the name kinds.
+fn known_kinds() -> Vec<DriftKind> {
+    let entries = SchemaEntryKind::ALL.into_iter().map(DriftKind::from);
+    entries.chain(SchemaEntryKind::ALL.into_iter().filter_map(SchemaEntryKind::name_kind)).collect()
 }
 
 fn parse_rule(pattern: &str) -> Result<IgnoreRule, String> {
@@ -50,14 +48,16 @@ fn parse_rule(pattern: &str) -> Result<IgnoreRule, String> {
         None => (pattern.trim(), None),
     };
     let known = known_kinds();
-    let Some(kind) = known.iter().copied().find(|k| *k == kind) else {
-        return Err(format!("drift.ignore {pattern:?}: unknown kind {kind:?}; the kinds are {}", known.join(", ")));
+    let Some(kind) = known.iter().copied().find(|k| k.as_str() == kind) else {
+        let names: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+        return Err(format!("drift.ignore {pattern:?}: unknown kind {kind:?}; the kinds are {}", names.join(", ")));
     };
     let object = match object {
         None => None,
         Some("") => {
             return Err(format!(
-                "drift.ignore {pattern:?}: no object after ':'; write {kind:?} alone to ignore every {kind}"
+                "drift.ignore {pattern:?}: no object after ':'; write {:?} alone to ignore every {kind}",
+                kind.as_str()
             ))
         }
         Some(glob) => {
@@ -73,7 +73,16 @@ mod tests {
     use crate::report::DriftCause;
 
     fn finding(kind: &str, object: &str) -> DriftFinding {
-        DriftFinding { object: object.into(), kind: kind.into(), cause: DriftCause::Different, ..Default::default() }
+        let kind = DriftKind::from_name(kind).unwrap();
+        DriftFinding {
+            object: object.into(),
+            kind,
+            production: None,
+            history: None,
+            cause: DriftCause::Different,
+            likely: String::new(),
+            revision: None,
+        }
     }
 
     fn ignore(patterns: &[&str]) -> Ignore {
@@ -124,6 +133,6 @@ mod tests {
         let error = Ignore::parse(&["index:public.[x".into()]).unwrap_err();
         assert!(error.contains("bad pattern \"public.[x\""), "{error}");
         let error = Ignore::parse(&["index:".into()]).unwrap_err();
-        assert!(error.contains("no object"), "{error}");
+        assert!(error.contains("no object after ':'; write \"index\" alone to ignore every index"), "{error}");
     }
 }

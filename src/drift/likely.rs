@@ -1,11 +1,12 @@
 //! What most likely made each difference, in words a reader can act on,
 //! per cause and kind.
 
+use crate::pg::DriftKind;
 use crate::report::DriftCause;
 
-/// The likely story of a finding of `kind` (a finding kind: `index`,
-/// `index name`, ...) with these definitions.
-pub(super) fn likely(cause: DriftCause, kind: &str, production: Option<&str>, history: Option<&str>) -> String {
+/// The likely story of a finding of `kind` (`index`, `index name`, ...)
+/// with these definitions.
+pub(super) fn likely(cause: DriftCause, kind: DriftKind, production: Option<&str>, history: Option<&str>) -> String {
     match cause {
         DriftCause::OnlyInProduction => only_in_production(kind),
         DriftCause::OnlyInHistory => only_in_history(kind),
@@ -13,68 +14,71 @@ pub(super) fn likely(cause: DriftCause, kind: &str, production: Option<&str>, hi
     }
 }
 
-fn only_in_production(kind: &str) -> String {
+fn only_in_production(kind: DriftKind) -> String {
+    use DriftKind::*;
     let text = match kind {
-        "index" => "an index added by hand in production (out of band)",
-        "column" => "a column added by hand in production (out of band)",
-        "constraint" => "a constraint added by hand in production (out of band)",
-        "trigger" => "a trigger added by hand in production (out of band)",
-        "extension" => "an extension installed by hand in production (CREATE EXTENSION out of band)",
-        "table" | "view" | "materialized view" | "function" => {
+        Index => "an index added by hand in production (out of band)",
+        Column => "a column added by hand in production (out of band)",
+        Constraint => "a constraint added by hand in production (out of band)",
+        Trigger => "a trigger added by hand in production (out of band)",
+        Extension => "an extension installed by hand in production (CREATE EXTENSION out of band)",
+        Table | View | MaterializedView | Function => {
             return format!(
                 "a {} created by hand in production (out of band), or by a migration since deleted from the history",
-                if kind == "function" { "function or procedure" } else { kind }
+                if kind == Function { "function or procedure" } else { kind.as_str() }
             )
         }
-        "owner" | "privileges" => "set by hand in production (out of band)",
+        Owner | Privileges => "set by hand in production (out of band)",
         _ => return format!("{} created by hand in production (out of band)", with_article(kind)),
     };
     text.to_string()
 }
 
-fn only_in_history(kind: &str) -> String {
+fn only_in_history(kind: DriftKind) -> String {
+    use DriftKind::*;
     match kind {
-        "index" | "column" | "constraint" | "trigger" => {
+        Index | Column | Constraint | Trigger => {
             format!("{} dropped by hand in production, or a migration stamped but never run there", with_article(kind))
         }
-        "extension" => {
+        Extension => {
             "a migration stamped but never run in production, or the extension dropped out of band".to_string()
         }
         _ => format!("a migration stamped but never run in production, or the {kind} dropped out of band"),
     }
 }
 
-fn different(kind: &str, production: &str, history: &str) -> String {
+fn different(kind: DriftKind, production: &str, history: &str) -> String {
+    use DriftKind::*;
     const EDITED: &str = "an applied migration edited after it ran";
     match kind {
-        "column" => format!("a manual fix in production (ALTER TABLE ... ALTER COLUMN by hand), or {EDITED}"),
-        "function" => format!("{EDITED}, or the function replaced by hand (CREATE OR REPLACE)"),
-        "enum" => enum_labels(production, history),
-        "index" if production == format!("{history} INVALID") => {
+        Column => format!("a manual fix in production (ALTER TABLE ... ALTER COLUMN by hand), or {EDITED}"),
+        Function => format!("{EDITED}, or the function replaced by hand (CREATE OR REPLACE)"),
+        Enum => enum_labels(production, history),
+        Index if production == format!("{history} INVALID") => {
             "a CREATE INDEX CONCURRENTLY that failed in production and left the index invalid".to_string()
         }
-        "constraint" if production.ends_with(" NOT VALID") && !history.ends_with(" NOT VALID") => {
+        Constraint if production.ends_with(" NOT VALID") && !history.ends_with(" NOT VALID") => {
             "a constraint added NOT VALID in production and never validated (ALTER TABLE ... VALIDATE CONSTRAINT)"
                 .to_string()
         }
-        "index name" => "the index renamed by hand in production (ALTER INDEX ... RENAME), or its name left \
-                         to the server in one and given in the other"
+        IndexName => "the index renamed by hand in production (ALTER INDEX ... RENAME), or its name left \
+                      to the server in one and given in the other"
             .to_string(),
-        "constraint name" => "the constraint renamed by hand in production (ALTER TABLE ... RENAME CONSTRAINT), \
-                              or its name left to the server in one and given in the other"
+        ConstraintName => "the constraint renamed by hand in production (ALTER TABLE ... RENAME CONSTRAINT), \
+                           or its name left to the server in one and given in the other"
             .to_string(),
-        "table" => format!(
+        Table => format!(
             "the table's persistence, partitioning, storage parameters or row security changed by hand \
              (SET LOGGED / UNLOGGED, ATTACH / DETACH PARTITION, SET (...), ENABLE ROW LEVEL SECURITY), or {EDITED}"
         ),
-        "extension" => "the extension updated by hand (ALTER EXTENSION ... UPDATE), or installed in production \
-                        at another version or schema than the build got"
+        Extension => "the extension updated by hand (ALTER EXTENSION ... UPDATE), or installed in production \
+                      at another version or schema than the build got"
             .to_string(),
-        "schema" => "the schema's owner or grants changed by hand in production".to_string(),
-        "owner" => "the owner changed by hand (ALTER ... OWNER TO), or the history built as another role than \
-                    production's migrations run as"
+        Schema => "the schema's owner or grants changed by hand in production".to_string(),
+        Owner => "the owner changed by hand (ALTER ... OWNER TO), or the history built as another role than \
+                  production's migrations run as"
             .to_string(),
-        "privileges" => {
+        Privileges => {
             "a GRANT or REVOKE run by hand in production, or grants managed outside the migrations".to_string()
         }
         _ => format!("the {kind} altered or replaced by hand in production, or {EDITED}"),
@@ -82,8 +86,8 @@ fn different(kind: &str, production: &str, history: &str) -> String {
 }
 
 /// `an enum`, `a sequence`.
-fn with_article(kind: &str) -> String {
-    let vowel = kind.starts_with(['a', 'e', 'i', 'o', 'u']);
+fn with_article(kind: DriftKind) -> String {
+    let vowel = kind.as_str().starts_with(['a', 'e', 'i', 'o', 'u']);
     format!("{} {kind}", if vowel { "an" } else { "a" })
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::catalog::{SchemaEntry, SchemaEntryKind};
+use crate::pg::DriftKind;
 use crate::report::DriftCause;
 
 use SchemaEntryKind::*;
@@ -36,12 +37,12 @@ fn orders() -> Vec<SchemaEntry> {
     ]
 }
 
-fn findings(production: &[SchemaEntry], history: &[SchemaEntry]) -> Vec<(DriftCause, String, String)> {
+fn findings(production: &[SchemaEntry], history: &[SchemaEntry]) -> Vec<(DriftCause, DriftKind, String)> {
     compare(production, history, &Ignore::default()).findings.into_iter().map(|f| (f.cause, f.kind, f.object)).collect()
 }
 
-fn found(cause: DriftCause, kind: &str, object: &str) -> (DriftCause, String, String) {
-    (cause, kind.into(), object.into())
+fn found(cause: DriftCause, kind: DriftKind, object: &str) -> (DriftCause, DriftKind, String) {
+    (cause, kind, object.into())
 }
 
 fn replace(entries: &mut [SchemaEntry], name: &str, change: impl Fn(&mut SchemaEntry)) {
@@ -73,8 +74,8 @@ fn an_index_added_by_hand_is_one_finding_with_its_partitions_copies_folded() {
     assert_eq!(comparison.findings.len(), 1, "{:#?}", comparison.findings);
     let finding = &comparison.findings[0];
     assert_eq!(
-        (finding.cause, finding.kind.as_str(), finding.object.as_str()),
-        (DriftCause::OnlyInProduction, "index", "public.orders_note_idx")
+        (finding.cause, finding.kind, finding.object.as_str()),
+        (DriftCause::OnlyInProduction, DriftKind::Index, "public.orders_note_idx")
     );
     assert_eq!(finding.production.as_deref(), Some("CREATE INDEX ON ONLY public.orders USING btree (note)"));
     assert_eq!(finding.history, None);
@@ -90,7 +91,7 @@ fn a_column_default_changed_by_hand_is_one_different_column() {
     let comparison = compare(&production, &orders(), &Ignore::default());
     let finding = &comparison.findings[0];
     assert_eq!(comparison.findings.len(), 1);
-    assert_eq!((finding.cause, finding.kind.as_str()), (DriftCause::Different, "column"));
+    assert_eq!((finding.cause, finding.kind), (DriftCause::Different, DriftKind::Column));
     assert_eq!(finding.object, "public.orders.total");
     assert_eq!(finding.production.as_deref(), Some("numeric DEFAULT 1"));
     assert_eq!(finding.history.as_deref(), Some("numeric DEFAULT 0"));
@@ -103,7 +104,7 @@ fn a_table_missing_in_production_is_one_finding_covering_its_children() {
     let comparison = compare(&production, &orders(), &Ignore::default());
     assert_eq!(comparison.findings.len(), 1, "{:#?}", comparison.findings);
     let finding = &comparison.findings[0];
-    assert_eq!((finding.cause, finding.kind.as_str()), (DriftCause::OnlyInHistory, "table"));
+    assert_eq!((finding.cause, finding.kind), (DriftCause::OnlyInHistory, DriftKind::Table));
     assert_eq!(finding.object, "public.orders");
     assert_eq!(
         finding.likely,
@@ -125,7 +126,7 @@ fn a_constraint_renamed_by_hand_is_a_name_finding_and_its_partitions_copies_fold
     let comparison = compare(&production, &history, &Ignore::default());
     assert_eq!(comparison.findings.len(), 1, "{:#?}", comparison.findings);
     let finding = &comparison.findings[0];
-    assert_eq!((finding.cause, finding.kind.as_str()), (DriftCause::Different, "constraint name"));
+    assert_eq!((finding.cause, finding.kind), (DriftCause::Different, DriftKind::ConstraintName));
     assert_eq!(finding.object, "public.orders: orders_total_check", "named as the history names it");
     assert_eq!(finding.production.as_deref(), Some("public.orders: orders_total_positive"));
     assert!(finding.likely.contains("RENAME CONSTRAINT") && finding.likely.ends_with("covers its 1 constraint"));
@@ -140,7 +141,7 @@ fn an_index_redefined_under_its_name_is_one_different_index() {
     });
     assert_eq!(
         findings(&production, &orders()),
-        vec![found(DriftCause::Different, "index", "public.orders_total_idx")]
+        vec![found(DriftCause::Different, DriftKind::Index, "public.orders_total_idx")]
     );
 }
 
@@ -154,7 +155,7 @@ fn twin_indexes_match_by_name_before_anything_else() {
     production.push(labelled(Index, def, "public.orders_note_a", t));
     assert_eq!(
         findings(&production, &history),
-        vec![found(DriftCause::OnlyInProduction, "index", "public.orders_note_a")]
+        vec![found(DriftCause::OnlyInProduction, DriftKind::Index, "public.orders_note_a")]
     );
 }
 
@@ -166,12 +167,12 @@ fn an_invalid_index_and_an_enum_label_say_what_happened() {
     replace(&mut production, "public.orders_total_idx", |e| e.definition.push_str(" INVALID"));
     replace(&mut production, "public.mood", |e| e.definition.push_str(", 'happy'"));
     let comparison = compare(&production, &history, &Ignore::default());
-    let likely: Vec<(&str, &str)> = comparison.findings.iter().map(|f| (f.kind.as_str(), f.likely.as_str())).collect();
+    let likely: Vec<(DriftKind, &str)> = comparison.findings.iter().map(|f| (f.kind, f.likely.as_str())).collect();
     assert_eq!(
         likely,
         vec![
-            ("enum", "a label added out of band (ALTER TYPE ... ADD VALUE by hand in production)"),
-            ("index", "a CREATE INDEX CONCURRENTLY that failed in production and left the index invalid"),
+            (DriftKind::Enum, "a label added out of band (ALTER TYPE ... ADD VALUE by hand in production)"),
+            (DriftKind::Index, "a CREATE INDEX CONCURRENTLY that failed in production and left the index invalid"),
         ]
     );
     let comparison = compare(&history, &production, &Ignore::default());
@@ -192,11 +193,11 @@ fn findings_are_sorted_by_cause_then_kind_then_object_and_ignored_ones_left_out(
     });
     replace(&mut production, "public.orders.note", |e| e.definition = "varchar(10)".into());
     let expected = vec![
-        found(DriftCause::OnlyInProduction, "column", "public.orders.a"),
-        found(DriftCause::OnlyInProduction, "column", "public.orders.z"),
-        found(DriftCause::OnlyInHistory, "column", "public.orders.b"),
-        found(DriftCause::Different, "column", "public.orders.note"),
-        found(DriftCause::Different, "privileges", "public.orders"),
+        found(DriftCause::OnlyInProduction, DriftKind::Column, "public.orders.a"),
+        found(DriftCause::OnlyInProduction, DriftKind::Column, "public.orders.z"),
+        found(DriftCause::OnlyInHistory, DriftKind::Column, "public.orders.b"),
+        found(DriftCause::Different, DriftKind::Column, "public.orders.note"),
+        found(DriftCause::Different, DriftKind::Privileges, "public.orders"),
     ];
     assert_eq!(findings(&production, &history), expected);
     let ignore = Ignore::parse(&["privileges".into(), "column:public.orders.[az]".into()]).unwrap();
@@ -218,11 +219,11 @@ fn changed_keys_are_the_objects_added_or_altered_named_as_findings_name_them() {
     after.retain(|e| e.name != "public.orders.id");
     let keys = changed_keys(&before, &after);
     let expected = [
-        ("column", "public.orders.total"),
-        ("index", "public.orders_note_idx"),
-        ("index name", "public.orders_note_idx"),
+        (DriftKind::Column, "public.orders.total"),
+        (DriftKind::Index, "public.orders_note_idx"),
+        (DriftKind::IndexName, "public.orders_note_idx"),
     ];
-    assert_eq!(keys, expected.map(|(k, n)| (k.to_string(), n.to_string())));
+    assert_eq!(keys, expected.map(|(k, n)| (k, n.to_string())));
     assert_eq!(changed_keys(&after, &after), vec![]);
 }
 
@@ -236,8 +237,8 @@ fn a_table_and_its_column_both_altered_stay_two_findings() {
     });
     replace(&mut production, "public.orders.note", |e| e.definition = "varchar(10)".into());
     let expected = vec![
-        found(DriftCause::Different, "column", "public.orders.note"),
-        found(DriftCause::Different, "table", "public.orders"),
+        found(DriftCause::Different, DriftKind::Column, "public.orders.note"),
+        found(DriftCause::Different, DriftKind::Table, "public.orders"),
     ];
     assert_eq!(findings(&production, &orders()), expected);
 }

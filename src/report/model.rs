@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::facts::*;
 use crate::kinds::{closed_set, BackendKind, MigrationTool, Rule, RunsIn};
-use crate::pg::{Blocked, DumpFormat, LockMode, RelationKind};
+use crate::pg::{Blocked, DriftKind, DumpFormat, LockMode, RelationKind};
 
 pub const SCHEMA: &str = "rehearse.report/v1";
 
@@ -111,14 +111,14 @@ pub struct DriftReport {
 }
 
 /// One difference between production (plus the release) and the history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftFinding {
     /// `public.orders_note_idx`, `public.orders.total`, `public.orders: orders_total_check`.
     pub object: String,
     /// `table`, `column`, `index`, `constraint`, `constraint name`, `sequence`, `view`,
     /// `materialized view`, `function`, `trigger`, `enum`, `domain`, `extension`, `schema`,
     /// `owner`, `privileges`.
-    pub kind: String,
+    pub kind: DriftKind,
     /// Its definition in production (plus the release); null: production lacks it.
     pub production: Option<String>,
     /// Its definition as the history builds it; null: the history lacks it.

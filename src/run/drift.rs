@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target, Tracing};
-use crate::pg::quote_ident;
+use crate::pg::{quote_ident, DriftKind};
 use crate::pipeline::{Pipeline, Stopped};
 use crate::plan::drift::DriftPlan;
 use crate::report::{DriftReport, Report, Stage};
@@ -129,7 +129,7 @@ async fn check(
     report.checked = comparison.checked;
     report.findings = comparison.findings;
     for f in &mut report.findings {
-        f.revision = credited.get(&(f.kind.clone(), f.object.clone())).cloned();
+        f.revision = credited.get(&(f.kind, f.object.clone())).cloned();
     }
     Ok(report)
 }
@@ -256,7 +256,7 @@ struct Build<'a> {
 impl Build<'_> {
     /// Applies every source's whole history; returns, per (kind, object),
     /// the migration that created or last altered it.
-    async fn run(&self) -> Result<BTreeMap<(String, String), String>> {
+    async fn run(&self) -> Result<BTreeMap<(DriftKind, String), String>> {
         let runner = connect(self.database, &self.database.dbname, APP_NAME).await.map_err(|e| {
             Error::environment_because(format!("cannot connect to {}", self.database.masked(&self.database.dbname)), e)
         })?;

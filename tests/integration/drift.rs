@@ -12,6 +12,7 @@ use rehearse::backend::local::{find_binaries, LocalCluster, PgBin};
 use rehearse::report::{DriftCause, DriftFinding, DriftReport, MigrationStatus, Report, RunStatus};
 use rehearse::sys::db::ConnInfo;
 use rehearse::sys::process::ChildCommand;
+use rehearse::pg::DriftKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{junit_cases, pg_bin_dir, venv_python, JunitCase, RunOutput, Sandbox, REPO};
@@ -266,7 +267,7 @@ fn assert_no_drift(d: &DriftReport) {
 }
 
 /// The one finding of `kind` whose object starts with `object`.
-fn finding<'a>(d: &'a DriftReport, kind: &str, object: &str) -> &'a DriftFinding {
+fn finding<'a>(d: &'a DriftReport, kind: DriftKind, object: &str) -> &'a DriftFinding {
     let found: Vec<&DriftFinding> =
         d.findings.iter().filter(|f| f.kind == kind && f.object.starts_with(object)).collect();
     assert_eq!(found.len(), 1, "one {kind} {object} in {:#?}", d.findings);
@@ -283,21 +284,21 @@ fn drift_case(out: &RunOutput) -> JunitCase {
 fn assert_four_changes(d: &DriftReport) {
     assert_eq!(d.error, None, "the history builds from empty");
     assert_eq!(d.findings.len(), 4, "{:#?}", d.findings);
-    let index = finding(d, "index", "public.tickets_title_by_hand_idx");
+    let index = finding(d, DriftKind::Index, "public.tickets_title_by_hand_idx");
     assert_eq!(
         (index.cause, index.history.as_deref(), index.revision.as_deref()),
         (DriftCause::OnlyInProduction, None, None)
     );
     assert!(index.production.as_deref().unwrap_or_default().contains("(title)"), "{index:?}");
-    let column = finding(d, "column", "public.tickets.priority");
+    let column = finding(d, DriftKind::Column, "public.tickets.priority");
     assert_eq!((column.cause, column.revision.as_deref()), (DriftCause::Different, Some("0002_tickets")));
     assert!(column.production.as_deref().unwrap_or_default().contains('4'), "{column:?}");
     assert!(column.history.as_deref().unwrap_or_default().contains('3'), "{column:?}");
-    let state = finding(d, "enum", "public.ticket_state");
+    let state = finding(d, DriftKind::Enum, "public.ticket_state");
     assert_eq!((state.cause, state.revision.as_deref()), (DriftCause::Different, Some("0001_ticket_state")));
     assert!(state.production.as_deref().unwrap_or_default().contains("escalated"), "{state:?}");
     assert!(!state.history.as_deref().unwrap_or_default().contains("escalated"), "{state:?}");
-    let age = finding(d, "function", "public.ticket_age");
+    let age = finding(d, DriftKind::Function, "public.ticket_age");
     assert_eq!((age.cause, age.revision.as_deref()), (DriftCause::Different, Some("0003_ticket_age")));
     // A function's definition carries its body as an md5: the two differ there.
     let (prod, hist) = (age.production.as_deref().unwrap_or_default(), age.history.as_deref().unwrap_or_default());
@@ -356,7 +357,7 @@ fn an_orm_create_all_then_stamp_head_drifts_only_where_the_models_differ() {
     out.assert_code(0);
     let d = drift_of(&out);
     assert_eq!(d.findings.len(), 1, "{:#?}", d.findings);
-    let index = finding(&d, "index", "public.accounts_plan_idx");
+    let index = finding(&d, DriftKind::Index, "public.accounts_plan_idx");
     assert_eq!((index.cause, index.revision.as_deref()), (DriftCause::OnlyInProduction, None));
     sandbox.assert_no_leaks();
 }
@@ -418,7 +419,7 @@ fn a_revision_stamped_but_never_run_is_only_in_the_history_credited_to_it() {
     let d = drift_of(&out);
     assert_eq!(d.error, None);
     assert_eq!(d.findings.len(), 1, "the table, its columns, keys and sequence folded into it: {:#?}", d.findings);
-    let table = finding(&d, "table", "public.reviews");
+    let table = finding(&d, DriftKind::Table, "public.reviews");
     assert_eq!(table.production, None);
     for f in &d.findings {
         assert_eq!((f.cause, f.revision.as_deref()), (DriftCause::OnlyInHistory, Some("r3_reviews")), "{f:#?}");
@@ -440,9 +441,9 @@ fn drift_ignore_leaves_out_what_it_names_and_echoes_the_patterns() {
     out.assert_code(0);
     let d = drift_of(&out);
     assert_eq!(d.ignored, ["index:public.*_by_hand_idx", "enum"]);
-    let mut left: Vec<&str> = d.findings.iter().map(|f| f.kind.as_str()).collect();
+    let mut left: Vec<DriftKind> = d.findings.iter().map(|f| f.kind).collect();
     left.sort();
-    assert_eq!(left, ["column", "function"], "{:#?}", d.findings);
+    assert_eq!(left, [DriftKind::Column, DriftKind::Function], "{:#?}", d.findings);
     assert!(out.markdown().contains("Left out (`drift.ignore`): `index:public.*_by_hand_idx`, `enum`."));
     sandbox.assert_no_leaks();
 }
@@ -600,7 +601,7 @@ fn a_command_tools_build_makes_the_history_as_drift_role() {
     for f in d.findings.iter().filter(|f| f.history.is_some()) {
         assert_eq!(f.revision.as_deref(), Some("build"), "{f:#?}");
     }
-    assert_eq!(finding(&d, "index", "public.tickets_title_by_hand_idx").cause, DriftCause::OnlyInProduction);
+    assert_eq!(finding(&d, DriftKind::Index, "public.tickets_title_by_hand_idx").cause, DriftCause::OnlyInProduction);
     sandbox.assert_no_leaks();
 }
 

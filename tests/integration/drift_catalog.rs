@@ -6,6 +6,7 @@ use rehearse::backend::local::{find_binaries, LocalCluster};
 use rehearse::catalog::{schema_snapshot, SchemaEntry, SchemaEntryKind};
 use rehearse::drift::{compare, Ignore};
 use rehearse::report::{DriftCause, DriftFinding};
+use rehearse::pg::DriftKind;
 use tokio_util::sync::CancellationToken;
 
 /// The history tables of three migration tools: never compared.
@@ -111,8 +112,8 @@ fn snapshots(production_sql: &str, history_sql: &str) -> (Vec<SchemaEntry>, Vec<
 }
 
 /// (cause, kind, object) of each finding, in the comparison's order.
-fn found(findings: &[DriftFinding]) -> Vec<(DriftCause, &str, &str)> {
-    findings.iter().map(|f| (f.cause, f.kind.as_str(), f.object.as_str())).collect()
+fn found(findings: &[DriftFinding]) -> Vec<(DriftCause, DriftKind, &str)> {
+    findings.iter().map(|f| (f.cause, f.kind, f.object.as_str())).collect()
 }
 
 fn definition<'a>(entries: &'a [SchemaEntry], kind: SchemaEntryKind, name: &str) -> &'a str {
@@ -184,26 +185,26 @@ fn out_of_band_changes_are_each_found_once_with_their_kind_and_cause() {
     assert_eq!(
         found(&comparison.findings),
         vec![
-            (DriftCause::OnlyInProduction, "index", "public.orders_note_idx"),
-            (DriftCause::Different, "column", "public.customers.mood"),
-            (DriftCause::Different, "constraint name", "public.orders: orders_total_check"),
-            (DriftCause::Different, "enum", "public.mood"),
-            (DriftCause::Different, "function", "public.order_count(bigint)"),
+            (DriftCause::OnlyInProduction, DriftKind::Index, "public.orders_note_idx"),
+            (DriftCause::Different, DriftKind::Column, "public.customers.mood"),
+            (DriftCause::Different, DriftKind::ConstraintName, "public.orders: orders_total_check"),
+            (DriftCause::Different, DriftKind::Enum, "public.mood"),
+            (DriftCause::Different, DriftKind::Function, "public.order_count(bigint)"),
         ],
         "{:#?}",
         comparison.findings
     );
-    let by_kind = |kind: &str| comparison.findings.iter().find(|f| f.kind == kind).unwrap();
-    assert!(by_kind("index").likely.ends_with("covers its 2 indexes"), "the partitions' copies fold in");
-    assert_eq!(by_kind("column").production.as_deref(), Some("public.mood DEFAULT 'happy'::public.mood"));
-    assert_eq!(by_kind("column").history.as_deref(), Some("public.mood DEFAULT 'ok'::public.mood"));
-    assert_eq!(by_kind("constraint name").production.as_deref(), Some("public.orders: orders_total_limit"));
-    assert!(by_kind("enum").likely.contains("ADD VALUE by hand"), "{}", by_kind("enum").likely);
-    assert!(by_kind("function").likely.contains("edited after it ran"), "{}", by_kind("function").likely);
+    let by_kind = |kind: DriftKind| comparison.findings.iter().find(|f| f.kind == kind).unwrap();
+    assert!(by_kind(DriftKind::Index).likely.ends_with("covers its 2 indexes"), "the partitions' copies fold in");
+    assert_eq!(by_kind(DriftKind::Column).production.as_deref(), Some("public.mood DEFAULT 'happy'::public.mood"));
+    assert_eq!(by_kind(DriftKind::Column).history.as_deref(), Some("public.mood DEFAULT 'ok'::public.mood"));
+    assert_eq!(by_kind(DriftKind::ConstraintName).production.as_deref(), Some("public.orders: orders_total_limit"));
+    assert!(by_kind(DriftKind::Enum).likely.contains("ADD VALUE by hand"), "{}", by_kind(DriftKind::Enum).likely);
+    assert!(by_kind(DriftKind::Function).likely.contains("edited after it ran"), "{}", by_kind(DriftKind::Function).likely);
 
     let ignore = Ignore::parse(&["index:public.orders_*".into(), "enum".into()]).unwrap();
-    let kinds: Vec<String> = compare(&production, &history, &ignore).findings.into_iter().map(|f| f.kind).collect();
-    assert_eq!(kinds, ["column", "constraint name", "function"]);
+    let kinds: Vec<DriftKind> = compare(&production, &history, &ignore).findings.into_iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [DriftKind::Column, DriftKind::ConstraintName, DriftKind::Function]);
 }
 
 #[test]
@@ -219,7 +220,7 @@ fn a_table_the_history_has_and_production_dropped_is_one_finding() {
     ";
     let (production, history) = snapshots(PRODUCTION_HISTORY_TABLES, refunds);
     let comparison = compare(&production, &history, &Ignore::default());
-    assert_eq!(found(&comparison.findings), vec![(DriftCause::OnlyInHistory, "table", "public.refunds")]);
+    assert_eq!(found(&comparison.findings), vec![(DriftCause::OnlyInHistory, DriftKind::Table, "public.refunds")]);
     assert_eq!(
         comparison.findings[0].likely,
         "a migration stamped but never run in production, or the table dropped out of band; \

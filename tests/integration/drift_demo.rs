@@ -7,6 +7,7 @@
 use std::process::Command;
 
 use rehearse::report::{DriftCause, RunStatus};
+use rehearse::pg::DriftKind;
 
 use crate::support::{Sandbox, REPO};
 
@@ -38,13 +39,13 @@ fn the_drift_demo_finds_the_index_and_the_default_changed_by_hand() {
     let drift = report.drift.as_ref().expect("a drift report");
     assert_eq!(drift.error, None);
     assert_eq!(drift.role.as_deref(), Some("app"), "built as the owner of alembic_version in the dump");
-    let found: Vec<(&str, &str, DriftCause, Option<&str>)> =
-        drift.findings.iter().map(|f| (f.kind.as_str(), f.object.as_str(), f.cause, f.revision.as_deref())).collect();
+    let found: Vec<(DriftKind, &str, DriftCause, Option<&str>)> =
+        drift.findings.iter().map(|f| (f.kind, f.object.as_str(), f.cause, f.revision.as_deref())).collect();
     assert_eq!(
         found,
         [
-            ("index", "public.orders_user_status_by_hand_idx", DriftCause::OnlyInProduction, None),
-            ("column", "public.users.plan", DriftCause::Different, Some("a1_baseline")),
+            (DriftKind::Index, "public.orders_user_status_by_hand_idx", DriftCause::OnlyInProduction, None),
+            (DriftKind::Column, "public.users.plan", DriftCause::Different, Some("a1_baseline")),
         ]
     );
     let plan = &drift.findings[1];
