@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Error};
 
 use crate::kinds::closed_set;
+use crate::pg::ActivityState;
 
 closed_set! {
     /// What a schema object is, in the race's comparison.
@@ -117,7 +118,7 @@ pub async fn history_rows(client: &Client) -> Result<Vec<String>, Error> {
 pub struct RaceSession {
     pub pid: i32,
     pub application_name: String,
-    pub state: String,
+    pub state: ActivityState,
     pub wait_event_type: Option<String>,
     pub wait_event: Option<String>,
     /// The running query, or the last one when idle (first 1000 characters).
@@ -150,7 +151,7 @@ pub async fn race_sessions(client: &Client, datname: &str, prefix: &str) -> Resu
         .map(|r| RaceSession {
             pid: r.get(0),
             application_name: r.get(1),
-            state: r.get(2),
+            state: ActivityState::read(r.get(2)),
             wait_event_type: r.get(3),
             wait_event: r.get(4),
             query: r.get(5),

@@ -42,8 +42,8 @@
 //! 17 (domains) and 18 (tables) also store in `pg_constraint` (contype
 //! `n`), are left to the column's and domain's `NOT NULL`.
 
-pub use crate::pg::SchemaEntryKind;
 use crate::pg::PgVersion;
+pub use crate::pg::SchemaEntryKind;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row};
 

@@ -31,11 +31,8 @@ impl HazardIgnore {
 
     /// The entries as the report records them, before the run knows which were used.
     pub fn info(&self) -> HazardsInfo {
-        let ignore = self
-            .0
-            .iter()
-            .map(|e| HazardIgnoreEntry { rule: e.rule, migrations: e.migrations.clone() })
-            .collect();
+        let ignore =
+            self.0.iter().map(|e| HazardIgnoreEntry { rule: e.rule, migrations: e.migrations.clone() }).collect();
         HazardsInfo { ignore, unused_ignores: Vec::new() }
     }
 

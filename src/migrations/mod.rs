@@ -18,8 +18,8 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
-use crate::report::{LockSource, MigrationError, StatementLock, StatementReport};
 pub use crate::kinds::MigrationTool;
+use crate::report::{LockSource, MigrationError, StatementLock, StatementReport};
 pub use crate::report::{MigrationKind, SkippedFile};
 use crate::sys::db::{ConnInfo, Secret};
 

@@ -1,8 +1,10 @@
 //! Facts about PostgreSQL as types: lock modes and their conflicts, relation
-//! kinds, pg_dump's formats, kinds of schema objects. Compared as enums
+//! kinds, pg_dump's formats, kinds of schema objects, what a backend is
+//! doing. Compared as enums
 //! everywhere, serialized to the strings the report has always used
 //! (`rehearse.report/v1`).
 
+mod activity;
 mod dump;
 mod lock;
 mod names;
@@ -10,6 +12,7 @@ mod relation;
 mod schema_kind;
 mod version;
 
+pub use activity::ActivityState;
 pub use dump::DumpFormat;
 pub use lock::{Blocked, LockMode};
 pub use names::{format_ident, quote_ident, quote_literal, range_var_name};

@@ -144,7 +144,11 @@ mod tests {
             }
         }
         let named = SchemaEntryKind::ALL.iter().filter_map(|k| k.name_kind()).count();
-        assert_eq!(DriftKind::ALL.len(), SchemaEntryKind::ALL.len() + named, "every finding kind is an entry's or a name's");
+        assert_eq!(
+            DriftKind::ALL.len(),
+            SchemaEntryKind::ALL.len() + named,
+            "every finding kind is an entry's or a name's"
+        );
     }
 
     /// Findings are sorted by kind; the report has always listed them by the kind's name.

@@ -203,12 +203,13 @@ impl Arrivals {
 mod tests {
     use super::*;
     use crate::catalog::RaceSession;
+    use crate::pg::ActivityState;
 
-    fn session(pid: i32, copy: usize, state: &str, waiting: bool) -> RaceSession {
+    fn session(pid: i32, copy: usize, state: ActivityState, waiting: bool) -> RaceSession {
         RaceSession {
             pid,
             application_name: super::super::watch::application_name(copy),
-            state: state.into(),
+            state,
             wait_event_type: waiting.then(|| "Lock".to_string()),
             wait_event: waiting.then(|| "relation".to_string()),
             query: "SELECT alembic_version.version_num FROM alembic_version".into(),
@@ -226,12 +227,17 @@ mod tests {
     #[test]
     fn the_barrier_waits_until_every_running_copy_waits_on_a_lock() {
         let mut a = Arrivals::default();
-        let first = at(3000, vec![session(10, 1, "active", true), session(11, 2, "active", false)]);
+        let first =
+            at(3000, vec![session(10, 1, ActivityState::Active, true), session(11, 2, ActivityState::Active, false)]);
         a.add(&first);
         assert_eq!(a.due(&first, &[1, 2, 3], PATIENCE, None), None, "copy 3 has not connected");
         let all = at(
             3400,
-            vec![session(10, 1, "active", true), session(11, 2, "active", true), session(12, 3, "active", true)],
+            vec![
+                session(10, 1, ActivityState::Active, true),
+                session(11, 2, ActivityState::Active, true),
+                session(12, 3, ActivityState::Active, true),
+            ],
         );
         a.add(&all);
         assert_eq!(a.due(&all, &[1, 2, 3], PATIENCE, None), Some(BarrierRelease::AllArrived));
@@ -242,7 +248,8 @@ mod tests {
     #[test]
     fn a_copy_connected_without_waiting_counts_after_settling_and_a_missing_one_after_patience() {
         let mut a = Arrivals::default();
-        let polling = |ms| at(ms, vec![session(10, 1, "active", true), session(11, 2, "idle", false)]);
+        let polling =
+            |ms| at(ms, vec![session(10, 1, ActivityState::Active, true), session(11, 2, ActivityState::Idle, false)]);
         a.add(&polling(1000));
         assert_eq!(a.due(&polling(2500), &[1, 2], PATIENCE, None), None);
         assert_eq!(a.due(&polling(3000), &[1, 2], PATIENCE, None), Some(BarrierRelease::AllArrived));
@@ -254,7 +261,7 @@ mod tests {
     #[test]
     fn the_barrier_is_released_at_half_the_copies_lock_timeout_counted_from_the_first_wait() {
         let mut a = Arrivals::default();
-        let waiting = |ms| at(ms, vec![session(10, 1, "active", true)]);
+        let waiting = |ms| at(ms, vec![session(10, 1, ActivityState::Active, true)]);
         a.add(&waiting(4000));
         let timeout = Some(Duration::from_secs(2));
         assert_eq!(a.due(&waiting(4950), &[1, 2], PATIENCE, timeout), None);

@@ -27,7 +27,7 @@ pub fn explain(sample: &Sample, after: Duration, redact: &dyn Fn(&str) -> String
         .map(|s| WaitLink {
             pid: s.pid,
             copy: copy_of(s),
-            state: s.state.clone(),
+            state: s.state,
             wait_event_type: s.wait_event_type.clone(),
             wait_event: s.wait_event.clone(),
             query: redact(&s.query),
@@ -59,7 +59,7 @@ fn edges(sessions: &[RaceSession]) -> BTreeMap<i32, Vec<Edge>> {
             let mut out: Vec<Edge> = s.blocked_by.iter().map(|&to| Edge { to, client: false }).collect();
             // An idle session does nothing until its client sends the next
             // statement; a client blocked on its other session sends none.
-            if s.state.starts_with("idle") && copy_of(s).is_some() {
+            if s.state.is_idle() && copy_of(s).is_some() {
                 let siblings = sessions.iter().filter(|o| o.pid != s.pid && copy_of(o) == copy_of(s) && waiting(o));
                 out.extend(siblings.map(|o| Edge { to: o.pid, client: true }));
             }
@@ -165,12 +165,20 @@ fn no_cycle(sessions: &[RaceSession]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::ActivityState;
 
-    fn session(pid: i32, copy: usize, state: &str, wait: Option<&str>, query: &str, blocked_by: &[i32]) -> RaceSession {
+    fn session(
+        pid: i32,
+        copy: usize,
+        state: ActivityState,
+        wait: Option<&str>,
+        query: &str,
+        blocked_by: &[i32],
+    ) -> RaceSession {
         RaceSession {
             pid,
             application_name: super::super::watch::application_name(copy),
-            state: state.into(),
+            state,
             wait_event_type: wait.map(|_| "Lock".to_string()),
             wait_event: wait.map(String::from),
             query: query.into(),
@@ -185,10 +193,17 @@ mod tests {
         let sample = Sample {
             at: Duration::from_secs(8),
             sessions: vec![
-                session(10, 3, "idle", None, "COMMIT", &[]),
-                session(11, 3, "active", Some("virtualxid"), "CREATE INDEX CONCURRENTLY orders_total_idx", &[13]),
-                session(12, 2, "active", Some("advisory"), "SELECT pg_advisory_lock($1)", &[10]),
-                session(13, 1, "active", Some("advisory"), "SELECT pg_advisory_lock($1)", &[10, 12]),
+                session(10, 3, ActivityState::Idle, None, "COMMIT", &[]),
+                session(
+                    11,
+                    3,
+                    ActivityState::Active,
+                    Some("virtualxid"),
+                    "CREATE INDEX CONCURRENTLY orders_total_idx",
+                    &[13],
+                ),
+                session(12, 2, ActivityState::Active, Some("advisory"), "SELECT pg_advisory_lock($1)", &[10]),
+                session(13, 1, ActivityState::Active, Some("advisory"), "SELECT pg_advisory_lock($1)", &[10, 12]),
             ],
             locks: Vec::new(),
         };
@@ -204,8 +219,8 @@ mod tests {
     fn waits_without_a_cycle_are_listed_and_a_cycle_inside_postgres_is_told_apart() {
         let plain = Sample {
             sessions: vec![
-                session(20, 1, "active", Some("relation"), "ALTER TABLE t ADD c int", &[21]),
-                session(21, 2, "active", None, "SELECT pg_sleep(60)", &[]),
+                session(20, 1, ActivityState::Active, Some("relation"), "ALTER TABLE t ADD c int", &[21]),
+                session(21, 2, ActivityState::Active, None, "SELECT pg_sleep(60)", &[]),
             ],
             ..Sample::default()
         };
@@ -214,8 +229,8 @@ mod tests {
         assert!(hang.summary.starts_with("no wait cycle: copy 1's session 20"), "{}", hang.summary);
         let inside = Sample {
             sessions: vec![
-                session(30, 1, "active", Some("transactionid"), "UPDATE a", &[31]),
-                session(31, 2, "active", Some("transactionid"), "UPDATE b", &[30]),
+                session(30, 1, ActivityState::Active, Some("transactionid"), "UPDATE a", &[31]),
+                session(31, 2, ActivityState::Active, Some("transactionid"), "UPDATE b", &[30]),
             ],
             ..Sample::default()
         };

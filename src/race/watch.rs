@@ -14,6 +14,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, AdvisoryLockRow, RaceSession};
 use crate::error::{Error, Result};
+use crate::pg::ActivityState;
 use crate::report::{AdvisoryLockKind, RaceKill, RaceLock, StaleLock, Survivor};
 use crate::sys::db::{self, ConnInfo};
 
@@ -158,7 +159,7 @@ impl Watch {
                 list.push(copy);
             }
             let s = session(row.pid);
-            seen.held_while_idle |= row.granted && s.is_some_and(|s| s.state == "idle");
+            seen.held_while_idle |= row.granted && s.is_some_and(|s| s.state == ActivityState::Idle);
             if let Some(call) = s.and_then(|s| advisory_call(&s.query)) {
                 seen.calls.insert(call);
             }
@@ -196,11 +197,14 @@ impl Watch {
             Some((copy, format!("holding advisory lock {} (pid {})", l.key, l.pid)))
         });
         let busy = || {
-            let copy = running.iter().copied().find(|&c| of(c).any(|s| s.state == "active" && s.running_ms >= BUSY))?;
+            let copy = running
+                .iter()
+                .copied()
+                .find(|&c| of(c).any(|s| s.state == ActivityState::Active && s.running_ms >= BUSY))?;
             Some((copy, String::new()))
         };
         let (copy, mut doing) = holder.or_else(busy)?;
-        for s in of(copy).filter(|s| s.state == "active") {
+        for s in of(copy).filter(|s| s.state == ActivityState::Active) {
             let what = format!("running `{}` (pid {})", crate::sys::text::one_line(&s.query, 120), s.pid);
             doing = if doing.is_empty() { what } else { format!("{doing}; {what}") };
         }
@@ -303,7 +307,7 @@ mod tests {
         let s = RaceSession {
             pid: 1,
             application_name: application_name(12),
-            state: "idle".into(),
+            state: ActivityState::Idle,
             wait_event_type: None,
             wait_event: None,
             query: String::new(),
@@ -317,7 +321,7 @@ mod tests {
         RaceSession {
             pid,
             application_name: application_name(copy),
-            state: "active".into(),
+            state: ActivityState::Active,
             wait_event_type: wait.map(|_| "Lock".to_string()),
             wait_event: wait.map(String::from),
             query: query.into(),

@@ -200,9 +200,13 @@ mod tests {
         assert_serde_spells_as_str(&RaceFailure::ALL, RaceFailure::as_str);
         assert_serde_spells_as_str(&AdvisoryLockKind::ALL, AdvisoryLockKind::as_str);
         assert_serde_spells_as_str(&ReportFormat::ALL, ReportFormat::as_str);
-        assert_eq!((DriftCause::OnlyInHistory.as_str(), DriftCause::OnlyInHistory.in_words()),
-            ("only_in_history", "only in the history"));
-        assert_eq!((RaceFailure::VersionTable.as_str(), RaceFailure::VersionTable.in_words()),
-            ("version_table", "version table moved on"));
+        assert_eq!(
+            (DriftCause::OnlyInHistory.as_str(), DriftCause::OnlyInHistory.in_words()),
+            ("only_in_history", "only in the history")
+        );
+        assert_eq!(
+            (RaceFailure::VersionTable.as_str(), RaceFailure::VersionTable.in_words()),
+            ("version_table", "version table moved on")
+        );
     }
 }

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kinds::closed_set;
+use crate::pg::ActivityState;
 
 /// The race, as judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -226,8 +227,8 @@ pub struct WaitLink {
     pub pid: i32,
     /// The copy it belongs to (its application_name); null for another session.
     pub copy: Option<usize>,
-    /// `pg_stat_activity.state`: `active`, `idle`, `idle in transaction`, ...
-    pub state: String,
+    /// `pg_stat_activity.state`: `active`, `idle`, `idle in transaction`, ...; `""` for NULL.
+    pub state: ActivityState,
     pub wait_event_type: Option<String>,
     pub wait_event: Option<String>,
     /// Its query (the current one, or the last one when idle), password removed.

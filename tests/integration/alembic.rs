@@ -1,9 +1,9 @@
 //! Alembic projects and any-command migrations, with real Alembic from PyPI
 //! (the venv `make deps` makes) against real Postgres.
 
+use rehearse::kinds::Rule;
 use rehearse::pg::LockMode;
 use rehearse::report::{LockSource, MigrationStatus, RunStatus};
-use rehearse::kinds::Rule;
 
 use crate::support::{dumps, venv_python, Sandbox, REPO};
 

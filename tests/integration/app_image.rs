@@ -5,8 +5,8 @@
 //! after success, failure or a signal. Every test holds the docker lock.
 
 use nix::sys::signal::Signal;
-use rehearse::report::MigrationStatus;
 use rehearse::kinds::RunsIn;
+use rehearse::report::MigrationStatus;
 
 use crate::support::{app_image, assert_no_containers, docker_lock, dumps, run_and_signal, Sandbox, REPO};
 

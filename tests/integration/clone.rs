@@ -12,8 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use nix::sys::signal::Signal;
-use rehearse::report::{MigrationStatus, RunStatus, Stage};
 use rehearse::kinds::BackendKind;
+use rehearse::report::{MigrationStatus, RunStatus, Stage};
 
 use crate::support::{
     docker_lock, pg_bin_dir, run_and_signal_with, tiny_demo_dump, RunOutput, Sandbox, ServerContainer,

@@ -4,8 +4,8 @@
 //! a clear error for an image that is not there. (Interrupts that leave no
 //! container: signals.rs.)
 
-use rehearse::report::MigrationStatus;
 use rehearse::kinds::BackendKind;
+use rehearse::report::MigrationStatus;
 
 use crate::support::{
     assert_no_containers, docker_backend, docker_lock, docker_out, dumps, dumps_needing_postgis, kept_container,

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rehearse::backend::local::{find_binaries, LocalCluster, PgBin};
+use rehearse::pg::DriftKind;
 use rehearse::report::{DriftCause, DriftFinding, DriftReport, MigrationStatus, Report, RunStatus};
 use rehearse::sys::db::ConnInfo;
 use rehearse::sys::process::ChildCommand;
-use rehearse::pg::DriftKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{junit_cases, pg_bin_dir, venv_python, JunitCase, RunOutput, Sandbox, REPO};

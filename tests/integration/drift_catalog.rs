@@ -5,8 +5,8 @@
 use rehearse::backend::local::{find_binaries, LocalCluster};
 use rehearse::catalog::{schema_snapshot, SchemaEntry, SchemaEntryKind};
 use rehearse::drift::{compare, Ignore};
-use rehearse::report::{DriftCause, DriftFinding};
 use rehearse::pg::DriftKind;
+use rehearse::report::{DriftCause, DriftFinding};
 use tokio_util::sync::CancellationToken;
 
 /// The history tables of three migration tools: never compared.
@@ -200,7 +200,11 @@ fn out_of_band_changes_are_each_found_once_with_their_kind_and_cause() {
     assert_eq!(by_kind(DriftKind::Column).history.as_deref(), Some("public.mood DEFAULT 'ok'::public.mood"));
     assert_eq!(by_kind(DriftKind::ConstraintName).production.as_deref(), Some("public.orders: orders_total_limit"));
     assert!(by_kind(DriftKind::Enum).likely.contains("ADD VALUE by hand"), "{}", by_kind(DriftKind::Enum).likely);
-    assert!(by_kind(DriftKind::Function).likely.contains("edited after it ran"), "{}", by_kind(DriftKind::Function).likely);
+    assert!(
+        by_kind(DriftKind::Function).likely.contains("edited after it ran"),
+        "{}",
+        by_kind(DriftKind::Function).likely
+    );
 
     let ignore = Ignore::parse(&["index:public.orders_*".into(), "enum".into()]).unwrap();
     let kinds: Vec<DriftKind> = compare(&production, &history, &ignore).findings.into_iter().map(|f| f.kind).collect();

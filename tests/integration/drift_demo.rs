@@ -6,8 +6,8 @@
 
 use std::process::Command;
 
-use rehearse::report::{DriftCause, RunStatus};
 use rehearse::pg::DriftKind;
+use rehearse::report::{DriftCause, RunStatus};
 
 use crate::support::{Sandbox, REPO};
 

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rehearse::backend::local::{find_binaries, LocalCluster};
+use rehearse::kinds::MigrationTool;
 use rehearse::migrations::sql::{SqlDir, SqlOptions};
 use rehearse::migrations::{MigrationKind, Target};
 use rehearse::report::MigrationStatus;
 use rehearse::sys::process::ChildCommand;
-use rehearse::kinds::MigrationTool;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{dumps, restored_cluster, Sandbox};

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rehearse::report::{CacheStatus, MigrationStatus, RunStatus};
 use rehearse::kinds::BackendKind;
+use rehearse::report::{CacheStatus, MigrationStatus, RunStatus};
 
 use crate::support::{docker_lock, rehearse_image, tiny_demo_dump, RunOutput, Sandbox, REPO};
 

@@ -1,9 +1,9 @@
 //! What rehearse observes, checked against the server itself: lock modes
 //! per statement, hold times, probe waits, WAL and rewrites.
 
+use rehearse::kinds::Rule;
 use rehearse::pg::{Blocked, LockMode, RelationKind};
 use rehearse::report::{LockSource, MigrationReport, MigrationStatus};
-use rehearse::kinds::Rule;
 
 use crate::support::{dumps, server_lock_truth, tiny_demo_dump, LockSet, Sandbox, REPO};
 

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use nix::sys::signal::Signal;
+use rehearse::pg::ActivityState;
 use rehearse::report::{
     AdvisoryLockKind, BarrierRelease, RaceBarrier, RaceFailure, RaceReport, RaceVerdict, RunStatus, Stage,
 };
@@ -118,7 +119,8 @@ fn waiting_in_pg_advisory_lock_hangs_the_index_build_in_a_cycle_postgres_cannot_
     let waiter = link(&build.blocked_by[0]);
     assert_eq!(waiter.wait_event.as_deref(), Some("advisory"));
     assert!(waiter.query.contains("pg_advisory_lock") && waiter.copy != build.copy, "{hang:#?}");
-    let holder = in_cycle.iter().find(|l| l.state == "idle").expect("the idle lock session of the builder's copy");
+    let holder =
+        in_cycle.iter().find(|l| l.state == ActivityState::Idle).expect("the idle lock session of the builder's copy");
     assert_eq!(holder.copy, build.copy);
     assert!(waiter.blocked_by.contains(&holder.pid));
     let lock = race.lock.as_ref().unwrap();

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use rehearse::report::{MigrationStatus, Report, RunStatus};
 use rehearse::kinds::BackendKind;
+use rehearse::report::{MigrationStatus, Report, RunStatus};
 
 use crate::support::{RunOutput, Sandbox, REPO};
 

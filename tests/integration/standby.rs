@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rehearse::report::{BudgetKey, MigrationReport, StandbyReport};
 use rehearse::kinds::BackendKind;
+use rehearse::report::{BudgetKey, MigrationReport, StandbyReport};
 
 use crate::support::{
     assert_no_containers, docker_backend, docker_lock, dumps, tiny_demo_dump, HotStandby, OwnedServer, RunOutput,

@@ -5,8 +5,8 @@
 //! has exactly the databases and roles it had before. (Signals during a url rehearsal:
 //! signals.rs; what a killed one leaves and `rehearse cleanup --url`: cleanup.rs.)
 
-use rehearse::report::MigrationStatus;
 use rehearse::kinds::BackendKind;
+use rehearse::report::MigrationStatus;
 
 use crate::support::{dumps, tiny_demo_dump, OwnedServer, Sandbox, ServerContainer};
 

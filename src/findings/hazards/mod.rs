@@ -88,13 +88,7 @@ pub fn check(migration: &MigrationReport, before: &RelationSnapshot, ignore: &Ha
             false => &mut out.hazards,
         };
         for f in rule.check(&ctx) {
-            list.push(Hazard {
-                rule,
-                message: f.message,
-                evidence: f.evidence,
-                fix: f.fix,
-                docs: rule.docs(),
-            });
+            list.push(Hazard { rule, message: f.message, evidence: f.evidence, fix: f.fix, docs: rule.docs() });
         }
     }
     out
