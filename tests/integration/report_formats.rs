@@ -1,7 +1,7 @@
 //! The CI and release-ticket formats of a real rehearsal: JUnit XML with one
 //! case per migration, and the Markdown production checklist with evidence.
 
-use rehearse::report::MigrationStatus;
+use rehearse::report::{DestructiveKind, MigrationStatus};
 
 use crate::support::{dumps, junit_cases, Sandbox};
 
@@ -161,8 +161,8 @@ fn the_markdown_fills_every_checklist_item_with_the_evidence_it_has() {
         assert!(text.contains("rename_column public.customers.name → full_name (`0002_contract`, line 2)"), "{text}");
     }
     assert!(item(TITLES[8]).starts_with("- [ ]"));
-    let kinds: Vec<&str> = report.migrations[1].destructive_changes.iter().map(|c| c.kind.as_str()).collect();
-    assert_eq!(kinds, ["drop_column", "rename_column"]);
+    let kinds: Vec<DestructiveKind> = report.migrations[1].destructive_changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [DestructiveKind::DropColumn, DestructiveKind::RenameColumn]);
     assert!(report.migrations[0].destructive_changes.is_empty(), "adding a column is not destructive");
 
     let step = std::fs::read_to_string(&summary).unwrap();
