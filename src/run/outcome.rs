@@ -81,7 +81,7 @@ pub fn new_report(plan: &Plan) -> Report {
         error: None,
         postgres: report::PostgresInfo {
             version: None,
-            backend: plan.backend.name().into(),
+            backend: plan.backend.name(),
             settings: Vec::new(),
             scenario_settings: plan
                 .settings

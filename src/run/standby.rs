@@ -20,7 +20,7 @@ pub async fn describe(standby: &Standby, options: &StandbyOptions) -> Result<Sta
         .await
         .map_err(|e| Error::environment_because("cannot read the standby's settings", e))?;
     Ok(StandbyInfo {
-        source: standby.source().into(),
+        source: standby.source(),
         server: conn.masked(&conn.dbname),
         interval_ms: options.interval.as_millis() as u64,
         lag_threshold_ms: options.threshold.as_millis() as u64,
