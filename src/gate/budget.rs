@@ -42,12 +42,6 @@ impl Budgets {
         self.0.overrides.keys().filter(|key| !used(key)).cloned().collect()
     }
 
-    /// Records a migration's breaches, as data and as messages.
-    pub fn judge_migration(&self, m: &mut MigrationReport) {
-        m.breaches = self.check_migration(m);
-        m.budget_breaches = m.breaches.iter().map(|b| b.message.clone()).collect();
-    }
-
     /// The breaches of one migration, each naming the figure and the budget.
     pub fn check_migration(&self, m: &MigrationReport) -> Vec<Breach> {
         let (l, overridden) = self.for_migration(&m.id);

@@ -10,6 +10,7 @@ pub mod junit;
 mod markdown;
 mod model;
 mod race;
+mod rehearsal;
 pub mod summary;
 mod table;
 mod units;
@@ -21,6 +22,7 @@ pub use junit::render as render_junit;
 pub use markdown::render as render_markdown;
 pub use model::*;
 pub use race::*;
+pub use rehearsal::*;
 pub use table::{render as render_table, render_for_width as render_table_for_width};
 pub use units::{count, format_bytes, format_ms};
 

@@ -25,7 +25,16 @@ use crate::observe::{Observers, StatementWatcher};
 use crate::pipeline::events::{Event, EventSink};
 use crate::pipeline::Deadline;
 use crate::plan::Plan;
-use crate::report::{summary, MigrationReport, MigrationStatus, Report};
+use crate::report::{summary, AppliedMigration, CompatInfo, Findings, MigrationFacts, MigrationStatus, Watched};
+
+/// What the rehearse stage establishes, kept as it goes (a run stopped
+/// halfway reports what it had): each migration's facts, what the
+/// observers watched, and the running app's queries before the first.
+pub struct Rehearsed {
+    pub migrations: Vec<MigrationFacts>,
+    pub watched: Watched,
+    pub compat: Option<CompatInfo>,
+}
 
 /// Rehearses every pending migration; stops at the first that does not apply.
 pub async fn each(
@@ -33,7 +42,7 @@ pub async fn each(
     server: &Throwaway,
     source: &Sources,
     pending: Pending,
-    r: &mut Report,
+    r: &mut Rehearsed,
     events: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<()> {
@@ -44,9 +53,9 @@ pub async fn each(
         true => observers.watcher(conn, &pending.runner).await?,
         false => None,
     };
-    r.observation.hot_tables = observers.hot_tables.clone();
-    r.observation.limitations = server.limitations().to_vec();
-    r.observation.limitations.extend(observers.limitations.iter().cloned());
+    r.watched.hot_tables = observers.hot_tables.clone();
+    r.watched.limitations = server.limitations().to_vec();
+    r.watched.limitations.extend(observers.limitations.iter().cloned());
     if pending.migrations.is_empty() {
         events.emit(Event::Note("no pending migrations: the restored database already has every migration".into()));
     }
@@ -67,7 +76,7 @@ pub async fn each(
     }
     let total = pending.migrations.len();
     // Observed, not yet judged: their transaction is still open.
-    let mut open: Vec<Observed> = Vec::new();
+    let mut open: Vec<Unjudged> = Vec::new();
     let mut stopped = Ok(());
     for (i, migration) in pending.migrations.iter().enumerate() {
         events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
@@ -78,13 +87,14 @@ pub async fn each(
                 break;
             }
         };
-        release(&step.released, &open, r);
+        release(&step.released, &open, &mut r.migrations);
         let transaction_open = step.transaction_open;
         let interrupted = step.interrupted;
-        open.push(Observed { index: i, before: step.before, after: step.after });
+        open.push(Unjudged { index: i, before: step.before, after: step.after });
         if !transaction_open {
             for o in open.drain(..) {
-                rehearsal.judge(&pending.migrations[o.index], &mut r.migrations[o.index], &o).await?;
+                let m = &mut r.migrations[o.index];
+                m.findings = rehearsal.judge(&pending.migrations[o.index], m, &o).await?;
             }
         }
         let m = &r.migrations[i];
@@ -92,26 +102,27 @@ pub async fn each(
             index: i + 1,
             total,
             id: migration.shown_id(),
-            status: m.status,
-            elapsed: std::time::Duration::from_millis(m.duration_ms),
+            status: m.status(),
+            elapsed: std::time::Duration::from_millis(m.applied.as_ref().map_or(0, |a| a.duration_ms)),
         });
         if let Some(c) = m.compat.as_ref().filter(|c| !c.broken.is_empty()) {
             let first = summary::broken_line(&c.broken[0], 60, false);
             let n = summary::queries(c.broken.len());
-            events.emit(Event::Note(format!("{} breaks {n} of the running app: {first}", m.id)));
+            events.emit(Event::Note(format!("{} breaks {n} of the running app: {first}", m.planned.id)));
         }
         if interrupted {
             stopped = Err(Error::Interrupted);
             break;
         }
-        if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
+        if matches!(m.status(), MigrationStatus::Failed | MigrationStatus::TimedOut) {
             break;
         }
     }
     // A release that stopped early: its process goes, its open transaction with it.
     source.close().await;
     for o in open.drain(..) {
-        rehearsal.judge(&pending.migrations[o.index], &mut r.migrations[o.index], &o).await?;
+        let m = &mut r.migrations[o.index];
+        m.findings = rehearsal.judge(&pending.migrations[o.index], m, &o).await?;
     }
     stopped?;
     for history in &histories {
@@ -121,18 +132,21 @@ pub async fn each(
 }
 
 /// A migration observed and waiting to be judged: where it is, the relations before and after it.
-struct Observed {
+struct Unjudged {
     index: usize,
     before: RelationSnapshot,
     after: RelationSnapshot,
 }
 
 /// The final holds of earlier migrations' locks, whose transaction ended
-/// during a later one, into their reports (those still waiting in `open`).
-fn release(released: &[ReleasedHold], open: &[Observed], r: &mut Report) {
+/// during a later one, into their facts (those still waiting in `open`).
+fn release(released: &[ReleasedHold], open: &[Unjudged], migrations: &mut [MigrationFacts]) {
     for hold in released {
-        let Some(o) = open.iter().find(|o| r.migrations[o.index].id == hold.migration) else { continue };
-        crate::observe::extend_hold(&mut r.migrations[o.index], &o.before, &hold.relation, hold.mode, hold.held_ms);
+        let Some(o) = open.iter().find(|o| migrations[o.index].planned.id == hold.migration) else { continue };
+        let m = &mut migrations[o.index];
+        let (Some(observed), Some(applied)) = (m.observed.as_mut(), m.applied.as_mut()) else { continue };
+        let statements = &mut applied.statements;
+        crate::observe::extend_hold(observed, statements, &o.before, &hold.relation, hold.mode, hold.held_ms);
     }
 }
 
@@ -141,7 +155,7 @@ fn release(released: &[ReleasedHold], open: &[Observed], r: &mut Report) {
 async fn check_before_first<'a>(
     plan: &'a Plan,
     server: &Throwaway,
-    r: &mut Report,
+    r: &mut Rehearsed,
     events: &dyn EventSink,
     cancel: &'a CancellationToken,
 ) -> Result<Option<Checker<'a>>> {
@@ -189,7 +203,7 @@ impl Rehearsal<'_> {
     async fn one(
         &self,
         migration: &Migration,
-        m: &mut MigrationReport,
+        m: &mut MigrationFacts,
         compat: Option<&mut Checker<'_>>,
     ) -> Result<Step> {
         let source = self.source.of(migration)?;
@@ -203,7 +217,7 @@ impl Rehearsal<'_> {
         };
         source.ready(migration, &target).await?;
         let observing = self.observers.begin().await?;
-        let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.id));
+        let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.planned.id));
         let target = Target { cancel: deadline.token(), ..target };
         let sessions_before = match source.tool() {
             MigrationTool::Command => proof::sessions(self.observers.observer()).await?,
@@ -217,9 +231,12 @@ impl Rehearsal<'_> {
         if timed_out {
             deadline.explain(&mut applied.error);
         }
-        record(m, &mut applied, timed_out);
+        let record = m.applied.insert(record(&mut applied, timed_out));
         let own_session = source.runs_in_own_session().then_some(self.runner);
-        let (before, after) = self.observers.finish(observing, own_session, m, &applied.inherited).await?;
+        let (statements, duration_ms) = (&mut record.statements, record.duration_ms);
+        let observed =
+            self.observers.finish(observing, own_session, statements, duration_ms, &applied.inherited).await?;
+        m.observed = Some(observed.observation);
         // A migration's session settings (SET lock_timeout, search_path, ...)
         // must not leak into the next one.
         self.runner.batch_execute("RESET ALL /*rehearse*/").await.map_err(|e| {
@@ -233,7 +250,7 @@ impl Rehearsal<'_> {
         // migration that ends it is checked for the whole transaction), and
         // the checks would wait on its locks.
         let mut check_interrupted = false;
-        if let (Some(checker), MigrationStatus::Applied, false) = (compat, m.status, applied.transaction_open) {
+        if let (Some(checker), MigrationStatus::Applied, false) = (compat, m.status(), applied.transaction_open) {
             match checker.after_migration().await {
                 Ok(report) => m.compat = Some(report),
                 Err(Error::Interrupted) => check_interrupted = true,
@@ -244,47 +261,55 @@ impl Rehearsal<'_> {
             interrupted: (applied.interrupted && !timed_out) || check_interrupted,
             transaction_open: applied.transaction_open,
             released: std::mem::take(&mut applied.released),
-            before,
-            after,
+            before: observed.before,
+            after: observed.after,
         })
     }
 
     /// Judges an observed migration: hazards, destructive changes, the
-    /// estimate, budgets and, when it failed, what is left to recover.
-    async fn judge(&self, migration: &Migration, m: &mut MigrationReport, o: &Observed) -> Result<()> {
-        let checked = hazards::check(m, &o.before, &self.plan.hazard_ignore);
-        (m.hazards, m.ignored_hazards) = (checked.hazards, checked.ignored);
-        m.destructive_changes = destructive::detect(m);
+    /// estimate and, when it failed, what is left to recover. (The budgets
+    /// are the gate's, once every fact is in.) The findings read the
+    /// migration as the report will show it.
+    async fn judge(&self, migration: &Migration, facts: &MigrationFacts, o: &Unjudged) -> Result<Findings> {
+        let m = facts.record(&[]);
+        let checked = hazards::check(&m, &o.before, &self.plan.hazard_ignore);
+        let mut findings = Findings {
+            hazards: checked.hazards,
+            ignored_hazards: checked.ignored,
+            destructive_changes: destructive::detect(&m),
+            ..Findings::default()
+        };
         if let Some(estimator) = &self.plan.estimate {
-            let mut estimate = estimator.migration(m, &o.before);
+            let mut estimate = estimator.migration(&m, &o.before);
             if m.status != MigrationStatus::Applied {
                 estimate.basis.insert(0, format!("the migration {}: this estimates what ran of it", m.status.as_str()));
             }
-            m.estimate = Some(estimate);
+            findings.estimate = Some(estimate);
         }
-        self.plan.budgets.judge_migration(m);
         if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             let source = self.source.of(migration)?;
             let history = source.history_table();
             let observer = self.observers.observer();
-            let assessed = recovery::assess(observer, &o.before, &o.after, m, source.tool(), history.as_deref()).await;
+            let assessed = recovery::assess(observer, &o.before, &o.after, &m, source.tool(), history.as_deref()).await;
             let env = |e| Error::environment_because(format!("cannot read what the failed migration {} left", m.id), e);
-            m.recovery = Some(assessed.map_err(env)?);
+            findings.recovery = Some(assessed.map_err(env)?);
         }
-        Ok(())
+        Ok(findings)
     }
 }
 
-/// What the migration source reported, into the migration's report.
-fn record(m: &mut MigrationReport, applied: &mut Applied, timed_out: bool) {
-    m.duration_ms = millis(applied.duration);
-    m.startup_ms = applied.startup.map(millis);
-    m.statements = std::mem::take(&mut applied.statements);
-    m.status = match (&applied.error, applied.interrupted) {
-        (_, true) if timed_out => MigrationStatus::TimedOut,
-        (_, true) => MigrationStatus::Interrupted,
-        (Some(_), false) => MigrationStatus::Failed,
-        (None, false) => MigrationStatus::Applied,
-    };
-    m.error = applied.error.take();
+/// What the migration source reported, as the migration's facts.
+fn record(applied: &mut Applied, timed_out: bool) -> AppliedMigration {
+    AppliedMigration {
+        duration_ms: millis(applied.duration),
+        startup_ms: applied.startup.map(millis),
+        statements: std::mem::take(&mut applied.statements),
+        status: match (&applied.error, applied.interrupted) {
+            (_, true) if timed_out => MigrationStatus::TimedOut,
+            (_, true) => MigrationStatus::Interrupted,
+            (Some(_), false) => MigrationStatus::Failed,
+            (None, false) => MigrationStatus::Applied,
+        },
+        error: applied.error.take(),
+    }
 }
