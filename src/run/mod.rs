@@ -110,8 +110,6 @@ async fn on_server(
     snapshot: Option<&SnapshotPlan>,
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
-    let cancel = p.cancel().clone();
-    let c = &cancel;
     match (snapshot.and_then(|s| s.hit.as_ref()), &plan.dump) {
         // A clone holds production's data, statistics included: nothing to restore or analyze.
         (_, None) => {}
@@ -120,28 +118,9 @@ async fn on_server(
             let hit = p.stage(Stage::Restore, detail, async || Ok(snapshot::restored_from(entry))).await?;
             p.facts.restore = hit.0;
         }
-        (None, Some(file)) => {
-            let detail = format!("{} ({}, {} job(s))", file.path.display(), file.format, plan.restore_jobs);
-            let restored = p.stage(Stage::Restore, detail, async || restore(plan, file, server, c).await).await?;
-            p.facts.restore = restored.info;
-            let analyze = "VACUUM ANALYZE, CHECKPOINT";
-            p.stage(Stage::Analyze, analyze, async || {
-                prepare::settle(server, &restored.admin, plan.restore_jobs, c).await
-            })
-            .await?;
-            drop(restored.admin);
-            if let Some(s) = snapshot {
-                let detail = format!("saving to {}", s.cache.root().display());
-                let (events, restore) = (p.events(), p.facts.restore.clone());
-                let saved = p
-                    .stage(Stage::Snapshot, detail, async || {
-                        snapshot::save(server, s, &restore, events, c).await.map(Fact)
-                    })
-                    .await?;
-                (p.facts.restore.cache_key, p.facts.restore.cache) = (Some(s.key.hex.clone()), Some(saved.0));
-            }
-        }
+        (None, Some(file)) => restore_stages(plan, p, server, file, snapshot).await?,
     }
+    let c = &p.cancel().clone();
     let prepared = p.stage(Stage::Prepare, "prod-like settings", async || prepare(plan, server, c).await).await?;
     p.facts.server = Some(prepared.server.clone());
     let race_database = match plan.race {
@@ -149,17 +128,7 @@ async fn on_server(
         None => None,
     };
     if let Some(options) = plan.observe.standby.as_ref().filter(|_| plan.observe.enabled) {
-        let detail = match options.url {
-            Some(_) => "the standby observe.standby_url names",
-            None => "pg_basebackup of the primary, hot standby",
-        };
-        let standby = p
-            .stage(Stage::Standby, detail, async || {
-                let standby = server.start_standby(&plan.backend, options, c).await?;
-                standby::describe(standby, options).await.map(Fact)
-            })
-            .await?;
-        p.facts.standby = Some(standby.0);
+        standby_stage(plan, p, server, options).await?;
     }
     let tracing = Tracing { exact_locks: plan.observe.enabled, statements: plan.observe.trace };
     let source = Sources::new(&plan.migrations, tracing);
@@ -170,23 +139,7 @@ async fn on_server(
     let mut pending =
         p.stage(Stage::Discover, detail, async || discover(&source, server, &prepared, network, c).await).await?;
     p.facts.sources = std::mem::take(&mut pending.sources);
-    let events = p.events();
-    let detail = format!("{} migration(s), one at a time", pending.migrations.len());
-    let mut rehearsed = Rehearsed {
-        migrations: pending.migrations.iter().map(|m| MigrationFacts::pending(outcome::planned_migration(m))).collect(),
-        watched: Default::default(),
-        compat: None,
-    };
-    let result = p
-        .stage(Stage::Rehearse, detail, async || {
-            rehearse::each(plan, server, &source, pending, &mut rehearsed, events, c).await
-        })
-        .await;
-    // What the stage established stays, however it ended.
-    p.facts.migrations = rehearsed.migrations;
-    p.facts.watched = rehearsed.watched;
-    p.facts.compat = rehearsed.compat;
-    result?;
+    rehearse_stage(plan, p, server, &source, pending).await?;
     // The plan allows a race with one source only.
     if let (Some(race), Some(database), Some(single)) = (&plan.race, &race_database, source.single()) {
         race::run(p, race, server, single, database, network).await?;
@@ -200,6 +153,82 @@ async fn on_server(
         p.facts.backup = Some(measured.0);
     }
     Ok(())
+}
+
+/// Restore the dump, analyze it, and save it into the snapshot cache when there is one.
+async fn restore_stages(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    server: &mut Throwaway,
+    file: &crate::plan::DumpFile,
+    snapshot: Option<&SnapshotPlan>,
+) -> Result<(), Stopped> {
+    let c = &p.cancel().clone();
+    let detail = format!("{} ({}, {} job(s))", file.path.display(), file.format, plan.restore_jobs);
+    let restored = p.stage(Stage::Restore, detail, async || restore(plan, file, server, c).await).await?;
+    p.facts.restore = restored.info;
+    let analyze = "VACUUM ANALYZE, CHECKPOINT";
+    p.stage(Stage::Analyze, analyze, async || prepare::settle(server, &restored.admin, plan.restore_jobs, c).await)
+        .await?;
+    drop(restored.admin);
+    if let Some(s) = snapshot {
+        let detail = format!("saving to {}", s.cache.root().display());
+        let (events, restore) = (p.events(), p.facts.restore.clone());
+        let saved = p
+            .stage(Stage::Snapshot, detail, async || snapshot::save(server, s, &restore, events, c).await.map(Fact))
+            .await?;
+        (p.facts.restore.cache_key, p.facts.restore.cache) = (Some(s.key.hex.clone()), Some(saved.0));
+    }
+    Ok(())
+}
+
+/// The standby the observers watch: started from the primary, or the one the scenario names.
+async fn standby_stage(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    server: &mut Throwaway,
+    options: &crate::observe::StandbyOptions,
+) -> Result<(), Stopped> {
+    let c = &p.cancel().clone();
+    let detail = match options.url {
+        Some(_) => "the standby observe.standby_url names",
+        None => "pg_basebackup of the primary, hot standby",
+    };
+    let standby = p
+        .stage(Stage::Standby, detail, async || {
+            let standby = server.start_standby(&plan.backend, options, c).await?;
+            standby::describe(standby, options).await.map(Fact)
+        })
+        .await?;
+    p.facts.standby = Some(standby.0);
+    Ok(())
+}
+
+/// Each pending migration, one at a time. What the stage established stays
+/// in the facts however it ended.
+async fn rehearse_stage(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    server: &Throwaway,
+    source: &Sources,
+    pending: Pending,
+) -> Result<(), Stopped> {
+    let (events, c) = (p.events(), &p.cancel().clone());
+    let detail = format!("{} migration(s), one at a time", pending.migrations.len());
+    let mut rehearsed = Rehearsed {
+        migrations: pending.migrations.iter().map(|m| MigrationFacts::pending(outcome::planned_migration(m))).collect(),
+        watched: Default::default(),
+        compat: None,
+    };
+    let result = p
+        .stage(Stage::Rehearse, detail, async || {
+            rehearse::each(plan, server, source, pending, &mut rehearsed, events, c).await
+        })
+        .await;
+    p.facts.migrations = rehearsed.migrations;
+    p.facts.watched = rehearsed.watched;
+    p.facts.compat = rehearsed.compat;
+    result
 }
 
 impl Summary for Throwaway {}

@@ -46,16 +46,7 @@ pub async fn each(
     events: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let conn = server.conn();
-    let standby = server.standby().map(|s| s.conn());
-    let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables, standby).await?;
-    let watcher = match source.any_in_own_session() {
-        true => observers.watcher(conn, &pending.runner).await?,
-        false => None,
-    };
-    r.watched.hot_tables = observers.hot_tables.clone();
-    r.watched.limitations = server.limitations().to_vec();
-    r.watched.limitations.extend(observers.limitations.iter().cloned());
+    let (observers, watcher) = observers(plan, server, source, &pending, &mut r.watched).await?;
     if pending.migrations.is_empty() {
         events.emit(Event::Note("no pending migrations: the restored database already has every migration".into()));
     }
@@ -74,61 +65,33 @@ pub async fn each(
     for (app, tool, table) in source.histories() {
         histories.push(proof::History::read(observers.observer(), app, tool, table).await?);
     }
-    let total = pending.migrations.len();
-    // Observed, not yet judged: their transaction is still open.
-    let mut open: Vec<Unjudged> = Vec::new();
-    let mut stopped = Ok(());
-    for (i, migration) in pending.migrations.iter().enumerate() {
-        events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
-        let step = match rehearsal.one(migration, &mut r.migrations[i], compat.as_mut()).await {
-            Ok(step) => step,
-            Err(e) => {
-                stopped = Err(e);
-                break;
-            }
-        };
-        release(&step.released, &open, &mut r.migrations);
-        let transaction_open = step.transaction_open;
-        let interrupted = step.interrupted;
-        open.push(Unjudged { index: i, before: step.before, after: step.after });
-        if !transaction_open {
-            for o in open.drain(..) {
-                let m = &mut r.migrations[o.index];
-                m.findings = rehearsal.judge(&pending.migrations[o.index], m, &o).await?;
-            }
-        }
-        let m = &r.migrations[i];
-        events.emit(Event::MigrationFinished {
-            index: i + 1,
-            total,
-            id: migration.shown_id(),
-            status: m.status(),
-            elapsed: std::time::Duration::from_millis(m.applied.as_ref().map_or(0, |a| a.duration_ms)),
-        });
-        if let Some(c) = m.compat.as_ref().filter(|c| !c.broken.is_empty()) {
-            let first = summary::broken_line(&c.broken[0], 60, false);
-            let n = summary::queries(c.broken.len());
-            events.emit(Event::Note(format!("{} breaks {n} of the running app: {first}", m.planned.id)));
-        }
-        if interrupted {
-            stopped = Err(Error::Interrupted);
-            break;
-        }
-        if matches!(m.status(), MigrationStatus::Failed | MigrationStatus::TimedOut) {
-            break;
-        }
-    }
-    // A release that stopped early: its process goes, its open transaction with it.
-    source.close().await;
-    for o in open.drain(..) {
-        let m = &mut r.migrations[o.index];
-        m.findings = rehearsal.judge(&pending.migrations[o.index], m, &o).await?;
-    }
-    stopped?;
+    rehearsal.in_order(&pending.migrations, &mut r.migrations, compat.as_mut(), events).await?;
     for history in &histories {
         history.check(observers.observer(), &pending.migrations, &r.migrations).await?;
     }
     Ok(())
+}
+
+/// The observers, the statement watcher when a migration runs in rehearse's
+/// own session, and what they watch (and cannot) into `watched`.
+async fn observers(
+    plan: &Plan,
+    server: &Throwaway,
+    source: &Sources,
+    pending: &Pending,
+    watched: &mut Watched,
+) -> Result<(Observers, Option<StatementWatcher>)> {
+    let conn = server.conn();
+    let standby = server.standby().map(|s| s.conn());
+    let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables, standby).await?;
+    let watcher = match source.any_in_own_session() {
+        true => observers.watcher(conn, &pending.runner).await?,
+        false => None,
+    };
+    watched.hot_tables = observers.hot_tables.clone();
+    watched.limitations = server.limitations().to_vec();
+    watched.limitations.extend(observers.limitations.iter().cloned());
+    Ok((observers, watcher))
 }
 
 /// A migration observed and waiting to be judged: where it is, the relations before and after it.
@@ -136,6 +99,22 @@ struct Unjudged {
     index: usize,
     before: RelationSnapshot,
     after: RelationSnapshot,
+}
+
+/// Says a migration finished, and what of the running app it breaks.
+fn finished(m: &MigrationFacts, i: usize, total: usize, events: &dyn EventSink) {
+    events.emit(Event::MigrationFinished {
+        index: i + 1,
+        total,
+        id: m.planned.id.clone(),
+        status: m.status(),
+        elapsed: std::time::Duration::from_millis(m.applied.as_ref().map_or(0, |a| a.duration_ms)),
+    });
+    if let Some(c) = m.compat.as_ref().filter(|c| !c.broken.is_empty()) {
+        let first = summary::broken_line(&c.broken[0], 60, false);
+        let n = summary::queries(c.broken.len());
+        events.emit(Event::Note(format!("{} breaks {n} of the running app: {first}", m.planned.id)));
+    }
 }
 
 /// The final holds of earlier migrations' locks, whose transaction ended
@@ -199,6 +178,63 @@ struct Step {
 }
 
 impl Rehearsal<'_> {
+    /// Each migration in turn (applied and observed, the app's queries
+    /// checked, judged once its transaction ended), until one does not
+    /// apply or a signal arrives; whatever is left open is judged at the end.
+    async fn in_order(
+        &self,
+        migrations: &[Migration],
+        facts: &mut [MigrationFacts],
+        mut compat: Option<&mut Checker<'_>>,
+        events: &dyn EventSink,
+    ) -> Result<()> {
+        let total = migrations.len();
+        // Observed, not yet judged: their transaction is still open.
+        let mut open: Vec<Unjudged> = Vec::new();
+        let mut stopped = Ok(());
+        for (i, migration) in migrations.iter().enumerate() {
+            events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
+            let step = match self.one(migration, &mut facts[i], compat.as_deref_mut()).await {
+                Ok(step) => step,
+                Err(e) => {
+                    stopped = Err(e);
+                    break;
+                }
+            };
+            release(&step.released, &open, facts);
+            open.push(Unjudged { index: i, before: step.before, after: step.after });
+            if !step.transaction_open {
+                self.judge_all(migrations, facts, &mut open).await?;
+            }
+            finished(&facts[i], i, total, events);
+            if step.interrupted {
+                stopped = Err(Error::Interrupted);
+                break;
+            }
+            if matches!(facts[i].status(), MigrationStatus::Failed | MigrationStatus::TimedOut) {
+                break;
+            }
+        }
+        // A release that stopped early: its process goes, its open transaction with it.
+        self.source.close().await;
+        self.judge_all(migrations, facts, &mut open).await?;
+        stopped
+    }
+
+    /// Judges the migrations waiting in `open`.
+    async fn judge_all(
+        &self,
+        migrations: &[Migration],
+        facts: &mut [MigrationFacts],
+        open: &mut Vec<Unjudged>,
+    ) -> Result<()> {
+        for o in open.drain(..) {
+            let m = &mut facts[o.index];
+            m.findings = self.judge(&migrations[o.index], m, &o).await?;
+        }
+        Ok(())
+    }
+
     /// Applies, observes and checks one migration into `m` (judged apart, by [`Rehearsal::judge`]).
     async fn one(
         &self,
