@@ -167,7 +167,7 @@ struct Rehearsal<'a> {
 
 /// What applying and observing one migration left for the runner.
 struct Step {
-    /// A signal interrupted it (or the check after it).
+    /// A signal interrupted it (or the check of the app's queries after it).
     interrupted: bool,
     /// Its transaction is still open: it is judged once that ends.
     transaction_open: bool,
@@ -194,13 +194,20 @@ impl Rehearsal<'_> {
         let mut stopped = Ok(());
         for (i, migration) in migrations.iter().enumerate() {
             events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
-            let step = match self.one(migration, &mut facts[i], compat.as_deref_mut()).await {
+            let mut step = match self.apply(migration, &mut facts[i]).await {
                 Ok(step) => step,
                 Err(e) => {
                     stopped = Err(e);
                     break;
                 }
             };
+            match self.check_app(&mut facts[i], &step, compat.as_deref_mut()).await {
+                Ok(interrupted) => step.interrupted |= interrupted,
+                Err(e) => {
+                    stopped = Err(e);
+                    break;
+                }
+            }
             release(&step.released, &open, facts);
             open.push(Unjudged { index: i, before: step.before, after: step.after });
             if !step.transaction_open {
@@ -235,13 +242,9 @@ impl Rehearsal<'_> {
         Ok(())
     }
 
-    /// Applies, observes and checks one migration into `m` (judged apart, by [`Rehearsal::judge`]).
-    async fn one(
-        &self,
-        migration: &Migration,
-        m: &mut MigrationFacts,
-        compat: Option<&mut Checker<'_>>,
-    ) -> Result<Step> {
+    /// Applies and observes one migration into `m` (its queries checked by
+    /// [`Rehearsal::check_app`], judged by [`Rehearsal::judge`]).
+    async fn apply(&self, migration: &Migration, m: &mut MigrationFacts) -> Result<Step> {
         let source = self.source.of(migration)?;
         // Before observing: a tool's start-up (an Alembic process) is not the migration's.
         let target = Target {
@@ -278,28 +281,33 @@ impl Rehearsal<'_> {
         self.runner.batch_execute("RESET ALL /*rehearse*/").await.map_err(|e| {
             Error::environment_because(format!("cannot reset the migration session after {}", migration.id), e)
         })?;
-        // Checked once observation ended, so the checks are neither in its
-        // time nor in its locks. After a migration that did not apply there
-        // is nothing to check: it rolled back, or left a state its recovery
-        // describes, and the rehearsal stops there. Nor while its transaction
-        // is still open: the app sees nothing of it until the commit (the
-        // migration that ends it is checked for the whole transaction), and
-        // the checks would wait on its locks.
-        let mut check_interrupted = false;
-        if let (Some(checker), MigrationStatus::Applied, false) = (compat, m.status(), applied.transaction_open) {
-            match checker.after_migration().await {
-                Ok(report) => m.compat = Some(report),
-                Err(Error::Interrupted) => check_interrupted = true,
-                Err(e) => return Err(e),
-            }
-        }
         Ok(Step {
-            interrupted: (applied.interrupted && !timed_out) || check_interrupted,
+            interrupted: applied.interrupted && !timed_out,
             transaction_open: applied.transaction_open,
             released: std::mem::take(&mut applied.released),
             before: observed.before,
             after: observed.after,
         })
+    }
+
+    /// The running app's queries against the migration's result, into its
+    /// facts; whether a signal interrupted the check. Checked once
+    /// observation ended, so the checks are neither in its time nor in its
+    /// locks. After a migration that did not apply there is nothing to
+    /// check: it rolled back, or left a state its recovery describes, and the
+    /// rehearsal stops there. Nor while its transaction is still open: the
+    /// app sees nothing of it until the commit (the migration that ends it is
+    /// checked for the whole transaction), and the checks would wait on its locks.
+    async fn check_app(&self, m: &mut MigrationFacts, step: &Step, compat: Option<&mut Checker<'_>>) -> Result<bool> {
+        let (Some(checker), MigrationStatus::Applied, false) = (compat, m.status(), step.transaction_open) else {
+            return Ok(false);
+        };
+        match checker.after_migration().await {
+            Ok(report) => m.compat = Some(report),
+            Err(Error::Interrupted) => return Ok(true),
+            Err(e) => return Err(e),
+        }
+        Ok(false)
     }
 
     /// Judges an observed migration: hazards, destructive changes, the
