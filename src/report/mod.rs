@@ -22,7 +22,7 @@ pub use markdown::render as render_markdown;
 pub use model::*;
 pub use race::*;
 pub use table::{render as render_table, render_for_width as render_table_for_width};
-pub use units::{count, format_bytes, format_ms};
+pub use units::{count, format_bytes, format_ms, range_ms};
 
 /// A report format, as `report.formats` and `--format` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]

@@ -11,7 +11,8 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
-use super::{format_bytes, format_ms, summary, BlockReport, MigrationReport, Report};
+use super::summary::{self, verdict};
+use super::{format_bytes, format_ms, range_ms, BlockReport, MigrationReport, Report};
 use crate::pg::RelationKind;
 
 /// The table for this process's terminal: its width when stdout is a
@@ -394,61 +395,6 @@ fn rewritten_tables(m: &MigrationReport) -> String {
         "-".into()
     } else {
         tables.join(", ")
-    }
-}
-
-/// "4.2s (3.1s–6.0s)": an estimate's mid, then its range; one figure when
-/// nothing was scaled, `-` for nothing at all (no blocking lock).
-pub fn range_ms(r: super::Range) -> String {
-    match r {
-        super::Range { low: 0, mid: 0, high: 0 } => "-".into(),
-        _ if r.low == r.high => format_ms(r.mid),
-        _ => format!("{} ({}–{})", format_ms(r.mid), format_ms(r.low), format_ms(r.high)),
-    }
-}
-
-/// One line saying how the run ended, for the terminal and the Markdown.
-pub fn verdict(report: &Report) -> String {
-    let t = &report.totals;
-    let timed_out = if t.timed_out > 0 { format!(", {} timed out", t.timed_out) } else { String::new() };
-    let interrupted = if t.interrupted > 0 { format!(", {} interrupted", t.interrupted) } else { String::new() };
-    let mut summary = format!(
-        "{} applied, {} failed{timed_out}{interrupted}, {} skipped; migrations took {}, wrote {} of WAL",
-        t.applied,
-        t.failed,
-        t.skipped,
-        format_ms(t.duration_ms),
-        format_bytes(t.wal_bytes)
-    );
-    if let Some(e) = &t.estimate {
-        summary.push_str(&format!("; at production scale about {}", range_ms(e.duration_ms)));
-    }
-    if let Some(b) = &report.baseline {
-        summary.push_str(&format!("; {} regression(s) against the baseline", b.regressions.len()));
-    }
-    match summary::broken_by_release(report) {
-        0 => {}
-        n => summary.push_str(&format!("; breaks {} of the running app", summary::queries(n))),
-    }
-    if let Some(race) = &report.race {
-        summary.push_str(&format!("; race of {} replicas: {}", race.replicas, race.verdict.as_str()));
-    }
-    if let Some(drift) = &report.drift {
-        summary.push_str(&match (&drift.error, drift.findings.len()) {
-            (Some(_), _) => "; drift: the history could not be built from empty".to_string(),
-            (None, 0) => "; no drift from the history".to_string(),
-            (None, n) => format!("; drift: {n} difference{} from the history", if n == 1 { "" } else { "s" }),
-        });
-    }
-    let stage = report.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
-    match report.status {
-        super::RunStatus::Passed => format!("PASSED: {summary}."),
-        super::RunStatus::BudgetExceeded => format!("BUDGET EXCEEDED: {summary}."),
-        super::RunStatus::Failed => match &report.error {
-            Some(e) => format!("FAILED during {stage}: {}", e.lines().next().unwrap_or("")),
-            None => format!("FAILED: {summary}."),
-        },
-        super::RunStatus::Interrupted => format!("INTERRUPTED during {stage}: {summary}."),
     }
 }
 
