@@ -15,13 +15,8 @@ use super::summary::{self, verdict};
 use super::{format_bytes, format_ms, range_ms, BlockReport, MigrationReport, Report};
 use crate::pg::RelationKind;
 
-/// The table for this process's terminal: its width when stdout is a
-/// terminal, else `$COLUMNS` when set, else as wide as the content (a CI log).
-pub fn render(report: &Report) -> String {
-    render_for_width(report, terminal_width())
-}
-
-/// The table laid out for `width` columns (None: no limit).
+/// The table laid out for `width` columns (None: as wide as the content).
+/// The plan chose `width` for this process's terminal (`OutputOptions`).
 pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     let mut out = String::new();
     // Regressions come first, so a CI log shows them without scrolling.
@@ -76,16 +71,6 @@ fn fold(line: &str, width: usize) -> String {
     lines.push(current);
     let rest: String = lines[1..].iter().map(|l| format!("\n{indent}{l}")).collect();
     format!("{lead}{}{rest}", lines[0])
-}
-
-fn terminal_width() -> Option<usize> {
-    use std::io::IsTerminal;
-    if std::io::stdout().is_terminal() {
-        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout()) {
-            return Some(w as usize);
-        }
-    }
-    std::env::var("COLUMNS").ok()?.trim().parse().ok()
 }
 
 /// A column: its header, how its cells wrap, and when it goes.

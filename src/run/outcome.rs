@@ -1,5 +1,5 @@
 //! The end of a run: the report stage (totals, the gate's verdict, the
-//! checklist, every format rendered), the exit code, and the files written.
+//! checklist, the formats rendered), the exit code, and the files written.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -38,17 +38,21 @@ pub async fn finish(
         p.report.dump.bytes = *bytes;
         p.report.dump.sha256 = Some(sha.clone());
     }
-    // The report stage: the model and every format rendered once to time
-    // them, then written with that time in (rendered again: milliseconds).
+    // The report stage: the model, and the formats that do not show the
+    // stages' times. Those that do (Markdown, JSON) show this stage's too,
+    // so they are rendered once its clock has stopped. Each format is
+    // rendered once and written as rendered.
     let t = Instant::now();
     let formats: Vec<&str> = plan.report.formats.iter().map(|f| f.as_str()).collect();
     p.events().emit(crate::pipeline::Event::StageStarted { stage: Stage::Report, detail: formats.join(", ") });
     finish_report(plan, &mut p.report, stopped.as_ref(), started.elapsed());
-    let _ = report::render_all(&p.report, &plan.report.formats);
+    let mut rendered = report::Rendered::new(&plan.report.formats, &plan.report.output);
+    rendered.render(&p.report, |format| !format.lists_stages());
     p.finished(Stage::Report, t, String::new());
     let report = p.report;
+    rendered.render(&report, |_| true);
     let mut error = stopped.map(|s| s.error);
-    let files = match report::write_files(&report, &plan.report.dir, &plan.report.formats) {
+    let files = match rendered.write(&plan.report.dir) {
         Ok(files) => files,
         Err(e) => {
             error.get_or_insert(e);
@@ -64,7 +68,7 @@ pub async fn finish(
             RunStatus::Interrupted => exit::INTERRUPTED,
         },
     };
-    let table = plan.report.formats.contains(&ReportFormat::Table).then(|| report::render_table(&report));
+    let table = rendered.text(ReportFormat::Table).map(str::to_string);
     Outcome { exit_code, report, table, files, kept, error }
 }
 
