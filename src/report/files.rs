@@ -191,8 +191,10 @@ mod tests {
         assert!(rendered.text(ReportFormat::Table).is_some() && rendered.text(ReportFormat::Junit).is_some());
         assert_eq!((rendered.text(ReportFormat::Markdown), rendered.text(ReportFormat::Json)), (None, None));
         let junit = rendered.text(ReportFormat::Junit).unwrap().to_string();
-        // The report stage's own time, as the run adds it when the stage's clock stops.
+        // The report stage's own time, as the run adds it when the stage's clock stops; and
+        // a change JUnit would show, to see that a format rendered already is not rendered again.
         report.stages.push(crate::report::StageTime { stage: crate::report::Stage::Report, duration_ms: 4321 });
+        report.totals.run_duration_ms += 60_000;
         rendered.render(&report, |_| true);
         assert_eq!(rendered.text(ReportFormat::Junit), Some(junit.as_str()), "rendered once, not again");
         assert!(rendered.text(ReportFormat::Json).unwrap().contains("4321"));
