@@ -21,7 +21,7 @@ pub fn render(report: &Report, format: ReportFormat, output: &OutputOptions) -> 
 }
 
 /// The file a format is written to; None for the terminal table.
-pub fn file_name(format: ReportFormat) -> Option<&'static str> {
+fn file_name(format: ReportFormat) -> Option<&'static str> {
     match format {
         ReportFormat::Table => None,
         ReportFormat::Markdown => Some("report.md"),

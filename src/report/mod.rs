@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use files::{file_name, render, render_json, write_atomically, Rendered};
+pub use files::{render, render_json, write_atomically, Rendered};
 pub use junit::render as render_junit;
 pub use markdown::render as render_markdown;
 pub use model::*;
