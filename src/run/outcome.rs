@@ -1,5 +1,5 @@
 //! The end of a run: the report stage (totals, the gate's verdict, the
-//! checklist, every format rendered), the exit code, and the files written.
+//! checklist, the formats rendered), the exit code, and the files written.
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
@@ -45,22 +45,24 @@ pub async fn finish(
         error: (!matches!(s.error, Error::Interrupted)).then(|| s.error.with_causes()),
     });
     p.facts.end = Some(End { finished_at: SystemTime::now(), run: started.elapsed(), stopped: stopped_at });
-    // The report stage: the gate's judgement and every format rendered once
-    // to time them, then written with that time in (rendered again: milliseconds).
+    // The report stage: the gate's judgement, and the formats that do not
+    // show the stages' times. Those that do (Markdown, JSON) show this
+    // stage's too, so they are rendered once its clock has stopped. Each
+    // format is rendered once and written as rendered.
     let formats: Vec<&str> = plan.report.formats.iter().map(|f| f.as_str()).collect();
     let facts = p.facts.clone();
+    let mut rendered = report::Rendered::new(&plan.report.formats, &plan.report.output);
     let judged = p.always(Stage::Report, formats.join(", "), async || {
         let judgement = judge(plan, &facts);
-        let _ = report::render_all(
-            &report::build(&Rehearsal { judgement: judgement.clone(), ..facts }),
-            &plan.report.formats,
-        );
+        let report = report::build(&Rehearsal { judgement: judgement.clone(), ..facts });
+        rendered.render(&report, |format| !format.lists_stages());
         Ok(Judged(judgement))
     });
     p.facts.judgement = judged.await.expect("judging cannot fail").0;
     let report = report::build(&p.facts);
+    rendered.render(&report, |_| true);
     let mut error = stopped.map(|s| s.error);
-    let files = match report::write_files(&report, &plan.report.dir, &plan.report.formats) {
+    let files = match rendered.write(&plan.report.dir) {
         Ok(files) => files,
         Err(e) => {
             error.get_or_insert(e);
@@ -76,7 +78,7 @@ pub async fn finish(
             RunStatus::Interrupted => exit::INTERRUPTED,
         },
     };
-    let table = plan.report.formats.contains(&ReportFormat::Table).then(|| report::render_table(&report));
+    let table = rendered.text(ReportFormat::Table).map(str::to_string);
     Outcome { exit_code, report, table, files, kept, error }
 }
 
