@@ -8,6 +8,7 @@
 #   /app                          scenarios/alembic-demo (the demo's Alembic project)
 #   /fixtures/alembic_dburl       tests/fixtures/alembic_dburl and alembic_versions
 #   /fixtures/alembic_versions    (the tests' tree: a branch, a merge, a failing revision)
+#   /fixtures/alembic_common      what the fixtures' env.py files share (fixture_env.py)
 #   /fixtures/alembic_race        tests/fixtures/alembic_race (racing replicas)
 #
 # WORKDIR /app, ENTRYPOINT ["alembic"], CMD ["upgrade", "head"]. The Docker
@@ -44,7 +45,7 @@ trees() {
     --exclude=__pycache__ \
     --transform 's,^scenarios/alembic-demo,app,' \
     --transform 's,^tests/fixtures/,fixtures/,' \
-    -cf - scenarios/alembic-demo tests/fixtures/alembic_dburl tests/fixtures/alembic_versions \
+    -cf - scenarios/alembic-demo tests/fixtures/alembic_common tests/fixtures/alembic_dburl tests/fixtures/alembic_versions \
     tests/fixtures/alembic_race
 }
 DIGEST="$(trees | sha256sum | cut -c1-16)"
