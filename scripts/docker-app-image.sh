@@ -63,11 +63,14 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
     exit 0
   fi
   say "updating the migration trees in $IMAGE"
-  id="$(docker create --entrypoint /bin/true "$IMAGE")"
+  # The old trees go first: a file the repository no longer has (a revision
+  # removed) would otherwise stay in the image's tree and change its history.
+  id="$(docker create --user 0 --entrypoint /bin/rm "$IMAGE" -rf /app /fixtures)"
+  docker start --attach "$id" >/dev/null
   put_trees "$id"
-  # The container's --entrypoint would be committed as the image's: set it back.
-  docker commit --change "LABEL $LABEL=$DIGEST" --change 'ENTRYPOINT ["alembic"]' --change 'CMD ["upgrade", "head"]' \
-    "$id" "$IMAGE" >/dev/null
+  # The container's --user, --entrypoint and command would be committed as the image's: set them back.
+  docker commit --change "LABEL $LABEL=$DIGEST" --change 'USER 10001' --change 'ENTRYPOINT ["alembic"]' \
+    --change 'CMD ["upgrade", "head"]' "$id" "$IMAGE" >/dev/null
   docker rm "$id" >/dev/null
   exit 0
 fi
