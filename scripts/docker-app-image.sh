@@ -8,6 +8,7 @@
 #   /app                          scenarios/alembic-demo (the demo's Alembic project)
 #   /fixtures/alembic_dburl       tests/fixtures/alembic_dburl and alembic_versions
 #   /fixtures/alembic_versions    (the tests' tree: a branch, a merge, a failing revision)
+#   /fixtures/alembic_common      what the fixtures' env.py files share (fixture_env.py)
 #   /fixtures/alembic_race        tests/fixtures/alembic_race (racing replicas)
 #
 # WORKDIR /app, ENTRYPOINT ["alembic"], CMD ["upgrade", "head"]. The Docker
@@ -44,7 +45,7 @@ trees() {
     --exclude=__pycache__ \
     --transform 's,^scenarios/alembic-demo,app,' \
     --transform 's,^tests/fixtures/,fixtures/,' \
-    -cf - scenarios/alembic-demo tests/fixtures/alembic_dburl tests/fixtures/alembic_versions \
+    -cf - scenarios/alembic-demo tests/fixtures/alembic_common tests/fixtures/alembic_dburl tests/fixtures/alembic_versions \
     tests/fixtures/alembic_race
 }
 DIGEST="$(trees | sha256sum | cut -c1-16)"
@@ -62,11 +63,14 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
     exit 0
   fi
   say "updating the migration trees in $IMAGE"
-  id="$(docker create --entrypoint /bin/true "$IMAGE")"
+  # The old trees go first: a file the repository no longer has (a revision
+  # removed) would otherwise stay in the image's tree and change its history.
+  id="$(docker create --user 0 --entrypoint /bin/rm "$IMAGE" -rf /app /fixtures)"
+  docker start --attach "$id" >/dev/null
   put_trees "$id"
-  # The container's --entrypoint would be committed as the image's: set it back.
-  docker commit --change "LABEL $LABEL=$DIGEST" --change 'ENTRYPOINT ["alembic"]' --change 'CMD ["upgrade", "head"]' \
-    "$id" "$IMAGE" >/dev/null
+  # The container's --user, --entrypoint and command would be committed as the image's: set them back.
+  docker commit --change "LABEL $LABEL=$DIGEST" --change 'USER 10001' --change 'ENTRYPOINT ["alembic"]' \
+    --change 'CMD ["upgrade", "head"]' "$id" "$IMAGE" >/dev/null
   docker rm "$id" >/dev/null
   exit 0
 fi

@@ -34,8 +34,24 @@ fn check(area: &'static str, ok: bool, finding: impl Into<String>, fix: Option<S
 }
 
 pub async fn diagnose(cancel: &CancellationToken) -> Diagnosis {
-    let mut checks = Vec::new();
+    let (mut checks, local_ok) = local_checks(cancel).await;
+    let (docker, docker_ok) = docker_checks(cancel).await;
+    checks.extend(docker);
+    checks.push(client_tools_check(cancel).await);
+    checks.extend(python_checks(cancel).await);
+    checks.push(isolation_check());
+    let auto_backend = match (local_ok, docker_ok) {
+        (true, _) => Some("local"),
+        (false, true) => Some("docker"),
+        (false, false) => None,
+    };
+    Diagnosis { checks, auto_backend }
+}
 
+/// The local backend's checks: server binaries found, who the server would
+/// run as, how binaries are looked for; and whether the backend can run.
+async fn local_checks(cancel: &CancellationToken) -> (Vec<Check>, bool) {
+    let mut checks = Vec::new();
     let bins = local::all_binaries(cancel).await;
     for bin in &bins {
         checks.push(check(
@@ -70,68 +86,53 @@ pub async fn diagnose(cancel: &CancellationToken) -> Diagnosis {
             None,
         ));
     }
+    (checks, local_ok)
+}
 
-    let docker_ok = match docker::engine_version(cancel).await {
-        Ok(version) => {
-            checks.push(check("docker", true, format!("Docker engine {version} reachable"), None));
-            let images = docker::postgres_images(cancel).await.unwrap_or_default();
-            let default = format!("postgres:{}", docker::DEFAULT_VERSION);
-            checks.push(match images.is_empty() {
-                true => check(
-                    "docker",
-                    false,
-                    "no PostgreSQL images on this machine",
-                    Some(format!("docker pull {default}")),
-                ),
-                false => check("docker", true, format!("images: {}", images.join(", ")), None),
-            });
-            if !images.contains(&default) {
-                checks.push(check(
-                    "docker",
-                    false,
-                    format!("the default image {default} is not here (pulled on first use; needs a registry)"),
-                    Some(format!("docker pull {default}   (or name a present image with --image)")),
-                ));
-            }
-            true
-        }
+/// The docker backend's checks: the engine, the PostgreSQL images it has,
+/// the default image; and whether the engine answers.
+async fn docker_checks(cancel: &CancellationToken) -> (Vec<Check>, bool) {
+    let version = match docker::engine_version(cancel).await {
+        Ok(version) => version,
         Err(why) => {
-            checks.push(check(
-                "docker",
-                false,
-                format!("Docker not usable: {why}"),
-                Some(
-                    "sudo apt-get install docker.io && sudo systemctl start docker   (no systemd: sudo dockerd &)"
-                        .into(),
-                ),
-            ));
-            false
+            let fix = "sudo apt-get install docker.io && sudo systemctl start docker   (no systemd: sudo dockerd &)";
+            return (vec![check("docker", false, format!("Docker not usable: {why}"), Some(fix.into()))], false);
         }
     };
+    let mut checks = vec![check("docker", true, format!("Docker engine {version} reachable"), None)];
+    let images = docker::postgres_images(cancel).await.unwrap_or_default();
+    let default = format!("postgres:{}", docker::DEFAULT_VERSION);
+    checks.push(match images.is_empty() {
+        true => check("docker", false, "no PostgreSQL images on this machine", Some(format!("docker pull {default}"))),
+        false => check("docker", true, format!("images: {}", images.join(", ")), None),
+    });
+    if !images.contains(&default) {
+        checks.push(check(
+            "docker",
+            false,
+            format!("the default image {default} is not here (pulled on first use; needs a registry)"),
+            Some(format!("docker pull {default}   (or name a present image with --image)")),
+        ));
+    }
+    (checks, true)
+}
 
+/// The client tools the url backend runs (pg_restore, psql).
+async fn client_tools_check(cancel: &CancellationToken) -> Check {
     match local::find_client_binaries(None, cancel).await {
-        Ok(bin) => checks.push(check(
+        Ok(bin) => check(
             "url",
             true,
             format!("client tools pg_restore and psql {} in {}", bin.version, bin.dir.display()),
             None,
-        )),
-        Err(_) => checks.push(check(
+        ),
+        Err(_) => check(
             "url",
             false,
             "no pg_restore and psql for the url backend",
             Some("sudo apt-get install postgresql-client-15".into()),
-        )),
+        ),
     }
-
-    checks.extend(python_checks(cancel).await);
-    checks.push(isolation_check());
-    let auto_backend = match (local_ok, docker_ok) {
-        (true, _) => Some("local"),
-        (false, true) => Some("docker"),
-        (false, false) => None,
-    };
-    Diagnosis { checks, auto_backend }
 }
 
 /// Whether a migration tool can run in a network namespace of its own

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::report::{
-    format_bytes, format_ms, summary, Breach, BudgetKey, BudgetsApplyTo, BudgetsInfo, MigrationLimits, MigrationReport,
-    MigrationStatus, OnExceed, RaceVerdict, Report, Unit,
+    format_bytes, format_ms, summary, Breach, BudgetKey, BudgetsApplyTo, BudgetsInfo, Estimate, MigrationLimits,
+    MigrationReport, MigrationStatus, OnExceed, RaceVerdict, Report, Unit,
 };
 
 /// The budgets of a run, resolved: per-migration limits with their
@@ -42,99 +42,32 @@ impl Budgets {
         self.0.overrides.keys().filter(|key| !used(key)).cloned().collect()
     }
 
-    /// Records a migration's breaches, as data and as messages.
-    pub fn judge_migration(&self, m: &mut MigrationReport) {
-        m.breaches = self.check_migration(m);
-        m.budget_breaches = m.breaches.iter().map(|b| b.message.clone()).collect();
-    }
-
     /// The breaches of one migration, each naming the figure and the budget.
     pub fn check_migration(&self, m: &MigrationReport) -> Vec<Breach> {
         let (l, overridden) = self.for_migration(&m.id);
-        let mut out = Vec::new();
-        let mut push =
-            |budget: BudgetKey, figure: u64, limit: u64, unit: Unit, relation: Option<&str>, text: String| {
-                let note = if overridden { " (override for this migration)" } else { "" };
-                out.push(Breach {
-                    budget,
-                    figure,
-                    limit,
-                    unit,
-                    relation: relation.map(String::from),
-                    overridden,
-                    message: format!("{budget}: {text}{note}"),
-                });
-            };
         // With `apply_to: estimate`, time, lock holds and WAL are judged at
         // production's scale (the estimate's mid); a timeout and probe waits
         // are what happened here.
         let estimate = m.estimate.as_ref().filter(|_| self.0.apply_to == BudgetsApplyTo::Estimate);
-        let at_scale = if estimate.is_some() { " at production scale (estimate)" } else { "" };
-        if let Some(limit) = l.max_runtime_ms {
-            let duration = estimate.map_or(m.duration_ms, |e| e.duration_ms.mid);
-            if m.status == MigrationStatus::TimedOut {
-                let text = format!(
-                    "cancelled after {}, budget {} (on_exceed: cancel)",
-                    format_ms(m.duration_ms),
-                    format_ms(limit)
-                );
-                push(BudgetKey::MaxRuntime, m.duration_ms, limit, Unit::Ms, None, text);
-            } else if duration > limit {
-                let text = format!("took {}{at_scale}, budget {}", format_ms(duration), format_ms(limit));
-                push(BudgetKey::MaxRuntime, duration, limit, Unit::Ms, None, text);
-            }
-        }
-        for (key, limit, block, scaled, what) in [
-            (
-                BudgetKey::MaxExclusiveLock,
-                l.max_exclusive_lock_ms,
-                &m.longest_read_block,
-                estimate.map(|e| e.longest_read_block_ms.mid),
-                "reads",
-            ),
-            (
-                BudgetKey::MaxWriteBlock,
-                l.max_write_block_ms,
-                &m.longest_write_block,
-                estimate.map(|e| e.longest_write_block_ms.mid),
-                "writes",
-            ),
-        ] {
-            if let (Some(limit), Some(b)) = (limit, block) {
-                let held = scaled.unwrap_or(b.held_ms);
-                if held > limit {
-                    let text = format!(
-                        "{} on {} blocked {what} for {}{at_scale}, budget {}",
-                        b.mode,
-                        b.relation,
-                        format_ms(held),
-                        format_ms(limit)
-                    );
-                    push(key, held, limit, Unit::Ms, Some(&b.relation), text);
-                }
-            }
-        }
-        if let Some(limit) = l.max_wal_bytes {
-            let wal = estimate.map_or(m.wal.bytes, |e| e.wal_bytes.mid);
-            if wal > limit {
-                let text = format!("wrote {} of WAL{at_scale}, budget {}", format_bytes(wal), format_bytes(limit));
-                push(BudgetKey::MaxWal, wal, limit, Unit::Bytes, None, text);
-            }
-        }
-        if let Some(limit) = l.max_probe_wait_ms {
-            let waits = m.probes.iter().flat_map(|p| [(p, "read", p.reads.max_ms), (p, "write", p.writes.max_ms)]);
-            if let Some((p, kind, max)) = waits.max_by(|a, b| a.2.total_cmp(&b.2)) {
-                let waited = max.round() as u64;
-                if waited > limit {
-                    let text =
-                        format!("a {kind} on {} waited {}, budget {}", p.relation, format_ms(waited), format_ms(limit));
-                    push(BudgetKey::MaxProbeWait, waited, limit, Unit::Ms, Some(&p.relation), text);
-                }
-            }
-        }
-        for (key, figure, limit, relation, text) in standby_breaches(l, m) {
-            push(key, figure, limit, Unit::Ms, relation.as_deref(), text);
-        }
+        let mut found: Vec<Over> = Vec::new();
+        found.extend(runtime(l, m, estimate));
+        found.extend(blocks(l, m, estimate));
+        found.extend(wal(l, m, estimate));
+        found.extend(probe_wait(l, m));
+        found.extend(standby_breaches(l, m));
+        let note = if overridden { " (override for this migration)" } else { "" };
+        let mut out: Vec<Breach> = found
+            .into_iter()
+            .map(|o| Breach {
+                budget: o.budget,
+                figure: o.figure,
+                limit: o.limit,
+                unit: o.unit,
+                relation: o.relation,
+                overridden,
+                message: format!("{}: {}{note}", o.budget, o.text),
+            })
+            .collect();
         out.extend(self.check_compat(m));
         out
     }
@@ -237,7 +170,108 @@ impl Budgets {
 
 /// `max_standby_lag` and `max_standby_read_wait`, judged on what the
 /// standby measured: (budget, figure, limit, relation, text) of each breach.
-fn standby_breaches(l: &MigrationLimits, m: &MigrationReport) -> Vec<(BudgetKey, u64, u64, Option<String>, String)> {
+/// A figure of one migration over its budget.
+struct Over {
+    budget: BudgetKey,
+    figure: u64,
+    limit: u64,
+    unit: Unit,
+    relation: Option<String>,
+    /// What happened, against the budget, for the breach's message.
+    text: String,
+}
+
+/// " at production scale (estimate)" when the figures are the estimate's.
+fn at_scale(estimate: Option<&Estimate>) -> &'static str {
+    if estimate.is_some() {
+        " at production scale (estimate)"
+    } else {
+        ""
+    }
+}
+
+/// `max_runtime`: cancelled at it (`on_exceed: cancel`), or over it.
+fn runtime(l: &MigrationLimits, m: &MigrationReport, estimate: Option<&Estimate>) -> Option<Over> {
+    let limit = l.max_runtime_ms?;
+    let over = |figure: u64, text: String| Over {
+        budget: BudgetKey::MaxRuntime,
+        figure,
+        limit,
+        unit: Unit::Ms,
+        relation: None,
+        text,
+    };
+    if m.status == MigrationStatus::TimedOut {
+        let text =
+            format!("cancelled after {}, budget {} (on_exceed: cancel)", format_ms(m.duration_ms), format_ms(limit));
+        return Some(over(m.duration_ms, text));
+    }
+    let duration = estimate.map_or(m.duration_ms, |e| e.duration_ms.mid);
+    let text = format!("took {}{}, budget {}", format_ms(duration), at_scale(estimate), format_ms(limit));
+    (duration > limit).then(|| over(duration, text))
+}
+
+/// `max_exclusive_lock` and `max_write_block`: the longest block of reads and of writes.
+fn blocks(l: &MigrationLimits, m: &MigrationReport, estimate: Option<&Estimate>) -> Vec<Over> {
+    let reads = (BudgetKey::MaxExclusiveLock, l.max_exclusive_lock_ms, &m.longest_read_block, "reads");
+    let writes = (BudgetKey::MaxWriteBlock, l.max_write_block_ms, &m.longest_write_block, "writes");
+    let scaled = |budget| match budget {
+        BudgetKey::MaxExclusiveLock => estimate.map(|e| e.longest_read_block_ms.mid),
+        _ => estimate.map(|e| e.longest_write_block_ms.mid),
+    };
+    let mut out = Vec::new();
+    for (budget, limit, block, what) in [reads, writes] {
+        let (Some(limit), Some(b)) = (limit, block) else { continue };
+        let held = scaled(budget).unwrap_or(b.held_ms);
+        if held > limit {
+            let (scale, limit_shown) = (at_scale(estimate), format_ms(limit));
+            let text = format!(
+                "{} on {} blocked {what} for {}{scale}, budget {limit_shown}",
+                b.mode,
+                b.relation,
+                format_ms(held)
+            );
+            out.push(Over { budget, figure: held, limit, unit: Unit::Ms, relation: Some(b.relation.clone()), text });
+        }
+    }
+    out
+}
+
+/// `max_wal`.
+fn wal(l: &MigrationLimits, m: &MigrationReport, estimate: Option<&Estimate>) -> Option<Over> {
+    let limit = l.max_wal_bytes?;
+    let wal = estimate.map_or(m.wal.bytes, |e| e.wal_bytes.mid);
+    let text = format!("wrote {} of WAL{}, budget {}", format_bytes(wal), at_scale(estimate), format_bytes(limit));
+    (wal > limit).then_some(Over {
+        budget: BudgetKey::MaxWal,
+        figure: wal,
+        limit,
+        unit: Unit::Bytes,
+        relation: None,
+        text,
+    })
+}
+
+/// `max_probe_wait`: the longest wait of a read or write probe.
+fn probe_wait(l: &MigrationLimits, m: &MigrationReport) -> Option<Over> {
+    let limit = l.max_probe_wait_ms?;
+    let waits = m.probes.iter().flat_map(|p| [(p, "read", p.reads.max_ms), (p, "write", p.writes.max_ms)]);
+    let (p, kind, max) = waits.max_by(|a, b| a.2.total_cmp(&b.2))?;
+    let waited = max.round() as u64;
+    let text = format!("a {kind} on {} waited {}, budget {}", p.relation, format_ms(waited), format_ms(limit));
+    let relation = Some(p.relation.clone());
+    (waited > limit).then_some(Over {
+        budget: BudgetKey::MaxProbeWait,
+        figure: waited,
+        limit,
+        unit: Unit::Ms,
+        relation,
+        text,
+    })
+}
+
+/// `max_standby_lag` and `max_standby_read_wait`.
+fn standby_breaches(l: &MigrationLimits, m: &MigrationReport) -> Vec<Over> {
     let Some(s) = &m.standby else { return Vec::new() };
     let mut out = Vec::new();
     if let Some(limit) = l.max_standby_lag_ms.filter(|limit| s.max_lag_ms > *limit) {
@@ -247,7 +281,14 @@ fn standby_breaches(l: &MigrationLimits, m: &MigrationReport) -> Vec<(BudgetKey,
             format_bytes(s.max_lag_bytes),
             format_ms(limit)
         );
-        out.push((BudgetKey::MaxStandbyLag, s.max_lag_ms, limit, None, text));
+        out.push(Over {
+            budget: BudgetKey::MaxStandbyLag,
+            figure: s.max_lag_ms,
+            limit,
+            unit: Unit::Ms,
+            relation: None,
+            text,
+        });
     }
     let longest = s.read_waits.iter().max_by(|a, b| a.max_ms.total_cmp(&b.max_ms));
     if let (Some(limit), Some(w)) = (l.max_standby_read_wait_ms, longest) {
@@ -259,7 +300,15 @@ fn standby_breaches(l: &MigrationLimits, m: &MigrationReport) -> Vec<(BudgetKey,
                 format_ms(waited),
                 format_ms(limit)
             );
-            out.push((BudgetKey::MaxStandbyReadWait, waited, limit, Some(w.relation.clone()), text));
+            let relation = Some(w.relation.clone());
+            out.push(Over {
+                budget: BudgetKey::MaxStandbyReadWait,
+                figure: waited,
+                limit,
+                unit: Unit::Ms,
+                relation,
+                text,
+            });
         }
     }
     out

@@ -96,82 +96,21 @@ struct EnvVar {
 /// Reads the one Job in `path` (a file of one or more YAML documents) and
 /// its container `container`, or its only one.
 pub fn read(path: &Path, container: Option<&str>) -> Result<JobSpec> {
-    let shown = path.display();
+    let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::bad_input_because(
             format!("cannot read the Job manifest migrations.job {shown}: render it with `helm template` into a file"),
             e,
         )
     })?;
-    let mut jobs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc)
-            .map_err(|e| Error::bad_input_because(format!("migrations.job {shown} is not YAML"), e))?;
-        if value.get("kind").and_then(|k| k.as_str()) != Some("Job") {
-            continue;
-        }
-        let job: Document = serde_yaml::from_value(value).map_err(|e| {
-            Error::bad_input_because(format!("migrations.job {shown}: a Job without a pod template"), e)
-        })?;
-        jobs.push(job);
-    }
-    let job = match jobs.len() {
-        1 => jobs.remove(0),
-        0 => {
-            return Err(Error::bad_input(format!(
-                "migrations.job {shown} holds no `kind: Job`: point it at the Job that runs the migrations \
-                 (e.g. `helm template ... --show-only templates/migrate-job.yaml > migrate-job.yaml`)"
-            )))
-        }
-        _ => {
-            let names: Vec<String> = jobs.iter().map(|j| j.metadata.name.clone().unwrap_or_default()).collect();
-            return Err(Error::bad_input(format!(
-                "migrations.job {shown} holds {} Jobs ({}): keep the one that runs the migrations in a file of its own",
-                names.len(),
-                names.join(", ")
-            )));
-        }
-    };
-    debug_assert_eq!(job.kind.as_deref(), Some("Job"));
+    let job = the_job(&text, &shown)?;
     let name = job.metadata.name.unwrap_or_else(|| "(unnamed)".into());
     let containers = job.spec.map(|s| s.template.spec.containers).unwrap_or_default();
-    let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
-    let chosen = match container {
-        Some(wanted) => containers.into_iter().find(|c| c.name == wanted).ok_or_else(|| {
-            Error::bad_input(format!(
-                "migrations.job_container {wanted} is not a container of Job {name} in {shown} (it has: {})",
-                names.join(", ")
-            ))
-        })?,
-        None if containers.len() == 1 => containers.into_iter().next().expect("one container"),
-        None => {
-            return Err(Error::bad_input(format!(
-                "Job {name} in {shown} has {} containers ({}): name the one that runs the migrations with \
-                 migrations.job_container",
-                names.len(),
-                names.join(", ")
-            )))
-        }
-    };
+    let chosen = the_container(containers, container, &name, &shown)?;
     let image = chosen.image.ok_or_else(|| {
         Error::bad_input(format!("container {} of Job {name} in {shown} names no image", chosen.name))
     })?;
-    let mut env = Vec::new();
-    let mut from_cluster = Vec::new();
-    for var in chosen.env {
-        match (var.value, var.value_from) {
-            (_, Some(_)) => from_cluster.push(var.name),
-            (value, None) => env.push((var.name, value.unwrap_or_default())),
-        }
-    }
-    for source in chosen.env_from {
-        let kinds: Vec<String> = source
-            .iter()
-            .filter(|(k, _)| k.ends_with("Ref"))
-            .map(|(k, v)| format!("envFrom {k} {}", v.get("name").and_then(|n| n.as_str()).unwrap_or("?")))
-            .collect();
-        from_cluster.extend(kinds);
-    }
+    let (env, from_cluster) = environment(chosen.env, chosen.env_from);
     Ok(JobSpec {
         name,
         container: chosen.name,
@@ -182,6 +121,86 @@ pub fn read(path: &Path, container: Option<&str>) -> Result<JobSpec> {
         from_cluster,
         working_dir: chosen.working_dir,
     })
+}
+
+/// The one `kind: Job` document among the YAML documents of `text`.
+fn the_job(text: &str, shown: &str) -> Result<Document> {
+    let mut jobs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_yaml::Value::deserialize(doc)
+            .map_err(|e| Error::bad_input_because(format!("migrations.job {shown} is not YAML"), e))?;
+        if value.get("kind").and_then(|k| k.as_str()) != Some("Job") {
+            continue;
+        }
+        let job: Document = serde_yaml::from_value(value).map_err(|e| {
+            Error::bad_input_because(format!("migrations.job {shown}: a Job without a pod template"), e)
+        })?;
+        jobs.push(job);
+    }
+    match jobs.len() {
+        1 => {
+            let job = jobs.remove(0);
+            debug_assert_eq!(job.kind.as_deref(), Some("Job"));
+            Ok(job)
+        }
+        0 => Err(Error::bad_input(format!(
+            "migrations.job {shown} holds no `kind: Job`: point it at the Job that runs the migrations \
+             (e.g. `helm template ... --show-only templates/migrate-job.yaml > migrate-job.yaml`)"
+        ))),
+        _ => {
+            let names: Vec<String> = jobs.iter().map(|j| j.metadata.name.clone().unwrap_or_default()).collect();
+            Err(Error::bad_input(format!(
+                "migrations.job {shown} holds {} Jobs ({}): keep the one that runs the migrations in a file of its own",
+                names.len(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// The container named `wanted` of Job `name`, or its only one.
+fn the_container(containers: Vec<Container>, wanted: Option<&str>, name: &str, shown: &str) -> Result<Container> {
+    let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    match wanted {
+        Some(wanted) => containers.into_iter().find(|c| c.name == wanted).ok_or_else(|| {
+            Error::bad_input(format!(
+                "migrations.job_container {wanted} is not a container of Job {name} in {shown} (it has: {})",
+                names.join(", ")
+            ))
+        }),
+        None if containers.len() == 1 => Ok(containers.into_iter().next().expect("one container")),
+        None => Err(Error::bad_input(format!(
+            "Job {name} in {shown} has {} containers ({}): name the one that runs the migrations with \
+             migrations.job_container",
+            names.len(),
+            names.join(", ")
+        ))),
+    }
+}
+
+/// The container's literal `env` values, in order, and what a cluster would
+/// fill in: `valueFrom` entries by name, `envFrom` sources.
+fn environment(
+    vars: Vec<EnvVar>,
+    sources: Vec<BTreeMap<String, serde_yaml::Value>>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut env = Vec::new();
+    let mut from_cluster = Vec::new();
+    for var in vars {
+        match (var.value, var.value_from) {
+            (_, Some(_)) => from_cluster.push(var.name),
+            (value, None) => env.push((var.name, value.unwrap_or_default())),
+        }
+    }
+    for source in sources {
+        let kinds: Vec<String> = source
+            .iter()
+            .filter(|(k, _)| k.ends_with("Ref"))
+            .map(|(k, v)| format!("envFrom {k} {}", v.get("name").and_then(|n| n.as_str()).unwrap_or("?")))
+            .collect();
+        from_cluster.extend(kinds);
+    }
+    (env, from_cluster)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::progress::SeenCommand;
 use super::relations::RelationSnapshot;
 use crate::pg::{LockMode, RelationKind};
 use crate::report::{
-    BlockReport, LockReport, LockSource, MigrationReport, ProbeReport, ProgressReport, StatementLock, StatementReport,
+    BlockReport, LockReport, LockSource, Observation, ProbeReport, ProgressReport, StatementLock, StatementReport,
 };
 
 /// Tracking tables (and their indexes) the migration tools write after each
@@ -178,20 +178,29 @@ fn sort(out: &mut [LockReport]) {
     });
 }
 
-/// A lock of `m` held longer than `m` ran: its transaction stayed open into
-/// later migrations and ended during one of them, after `held_ms` (rehearse's
-/// pauses between migrations left out). The hold, and the longest blocks, say so.
-pub fn extend_hold(m: &mut MigrationReport, before: &RelationSnapshot, relation: &str, mode: LockMode, held_ms: u64) {
-    if let Some(l) = m.locks.iter_mut().find(|l| l.relation == relation && l.mode == mode) {
+/// A lock of a migration held longer than it ran: its transaction stayed
+/// open into later migrations and ended during one of them, after
+/// `held_ms` (rehearse's pauses between migrations left out). The hold, in
+/// what was observed and in the statement that took it, and the longest
+/// blocks, say so.
+pub fn extend_hold(
+    observed: &mut Observation,
+    statements: &mut [StatementReport],
+    before: &RelationSnapshot,
+    relation: &str,
+    mode: LockMode,
+    held_ms: u64,
+) {
+    if let Some(l) = observed.locks.iter_mut().find(|l| l.relation == relation && l.mode == mode) {
         l.held_ms = l.held_ms.max(held_ms);
     }
-    let mut taken = m.statements.iter_mut().flat_map(|s| s.locks.iter_mut());
+    let mut taken = statements.iter_mut().flat_map(|s| s.locks.iter_mut());
     if let Some(l) = taken.find(|l| l.relation == relation && l.mode == mode) {
         l.held_ms = l.held_ms.max(held_ms);
     }
-    sort(&mut m.locks);
-    m.longest_read_block = longest_block(&m.locks, before, LockMode::blocks_reads);
-    m.longest_write_block = longest_block(&m.locks, before, LockMode::blocks_writes);
+    sort(&mut observed.locks);
+    observed.longest_read_block = longest_block(&observed.locks, before, LockMode::blocks_reads);
+    observed.longest_write_block = longest_block(&observed.locks, before, LockMode::blocks_writes);
 }
 
 fn add_source(lock: &mut LockReport, source: LockSource) {
@@ -318,13 +327,11 @@ mod tests {
 
     #[test]
     fn a_hold_released_by_a_later_migration_is_extended_past_this_one() {
-        let mut m: MigrationReport = serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json"))
-            .map(|r: crate::report::Report| r.migrations[0].clone())
-            .unwrap();
         let before = RelationSnapshot::default();
-        m.locks = merge_locks(&before, readings(vec![sampled("public.store", 30)]), &[], 40);
-        extend_hold(&mut m, &before, "public.store", LockMode::ShareRowExclusiveLock, 9000);
-        assert_eq!(m.locks[0].held_ms, 9000);
+        let locks = merge_locks(&before, readings(vec![sampled("public.store", 30)]), &[], 40);
+        let mut observed = Observation { locks, ..Default::default() };
+        extend_hold(&mut observed, &mut [], &before, "public.store", LockMode::ShareRowExclusiveLock, 9000);
+        assert_eq!(observed.locks[0].held_ms, 9000);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio_postgres::Client;
 use crate::catalog::{self, WalCounters};
 use crate::error::{Error, Result};
 use crate::pg::{LockMode, PgVersion};
-use crate::report::{LockReport, MigrationReport, ProbeReport, Rewrite, TopStatement, Wal};
+use crate::report::{Observation, StatementReport, TopStatement, Wal};
 use crate::sys::db::{self, ConnInfo};
 use locks::{Sampler, Sighting};
 pub use merge::extend_hold;
@@ -120,14 +120,9 @@ pub struct Observing {
     started: Instant,
 }
 
-/// What was observed of one migration, in the report's terms.
+/// What was observed of one migration, and the relations before and after it.
 pub struct Observed {
-    pub wal: Wal,
-    pub locks: Vec<LockReport>,
-    pub probes: Vec<ProbeReport>,
-    pub rewrites: Vec<Rewrite>,
-    pub size_changes: Vec<Rewrite>,
-    pub top_statements: Vec<TopStatement>,
+    pub observation: Observation,
     /// The relations as they were before the migration (sizes, rows).
     pub before: RelationSnapshot,
     pub after: RelationSnapshot,
@@ -267,17 +262,20 @@ impl Observers {
         })
     }
 
-    /// Stops observing and computes the migration's figures into `m`
-    /// (whose statements carry the exact per-statement locks). `runner` is
-    /// the migration's own session when rehearse runs it (its statistics are
-    /// flushed first). Returns the snapshots before and after.
+    /// Stops observing and computes the migration's figures. `statements`
+    /// carry the exact per-statement locks (relations the migration dropped
+    /// are named here, and the locks the manual documents for a statement
+    /// no reading caught are added); `duration_ms` is the migration's own
+    /// time, the ceiling of every hold. `runner` is the migration's own
+    /// session when rehearse runs it (its statistics are flushed first).
     pub async fn finish(
         &self,
         mut o: Observing,
         runner: Option<&Client>,
-        m: &mut MigrationReport,
+        statements: &mut [StatementReport],
+        duration_ms: u64,
         inherited: &[(String, LockMode)],
-    ) -> Result<(RelationSnapshot, RelationSnapshot)> {
+    ) -> Result<Observed> {
         let env = |e| Error::environment_because("cannot read the server's state after a migration", e);
         if let (Some(runner), true) = (runner, self.version.at_least(15)) {
             // A session whose statistics are not flushed would leave its WAL out of pg_stat_wal.
@@ -301,26 +299,33 @@ impl Observers {
             Some(p) => p.finish().await,
             None => Vec::new(),
         };
-        m.standby = match (&self.standby, o.standby.take()) {
+        let standby = match (&self.standby, o.standby.take()) {
             (Some(observer), Some(watch)) => Some(observer.finish(watch).await?),
             _ => None,
         };
         let after = RelationSnapshot::take(&self.observer).await.map_err(env)?;
-        m.wal = self.wal(&o, wal_after, elapsed).await.map_err(env)?;
+        let wal = self.wal(&o, wal_after, elapsed).await.map_err(env)?;
         let sampled = self.name_unnamed(&o.before, sampled).await;
-        merge::name_dropped(&o.before, &mut m.statements);
+        merge::name_dropped(&o.before, statements);
         if self.options.enabled {
-            merge::infer_unseen(&o.before, &mut m.statements, &sampled);
+            merge::infer_unseen(&o.before, statements, &sampled);
         }
         let readings = merge::Readings { sampled, inherited, probes: &probes };
-        m.locks = merge::merge_locks(&o.before, readings, &m.statements, m.duration_ms);
-        m.longest_read_block = merge::longest_block(&m.locks, &o.before, LockMode::blocks_reads);
-        m.longest_write_block = merge::longest_block(&m.locks, &o.before, LockMode::blocks_writes);
-        (m.rewrites, m.size_changes) = relations::compare(&o.before, &after);
-        m.progress = merge::progress(&o.before, &after, progress, o.started);
-        m.probes = probes;
-        m.top_statements = self.top_statements().await.map_err(env)?;
-        Ok((o.before, after))
+        let locks = merge::merge_locks(&o.before, readings, statements, duration_ms);
+        let (rewrites, size_changes) = relations::compare(&o.before, &after);
+        let observation = Observation {
+            wal,
+            longest_read_block: merge::longest_block(&locks, &o.before, LockMode::blocks_reads),
+            longest_write_block: merge::longest_block(&locks, &o.before, LockMode::blocks_writes),
+            locks,
+            probes,
+            rewrites,
+            size_changes,
+            progress: merge::progress(&o.before, &after, progress, o.started),
+            top_statements: self.top_statements().await.map_err(env)?,
+            standby,
+        };
+        Ok(Observed { observation, before: o.before, after })
     }
 
     /// WAL written between `begin` and now: bytes by LSN, records and

@@ -1,8 +1,9 @@
 //! The stage runner: owns what every stage shares, so a stage is only its
 //! work. It emits StageStarted and StageFinished, times the stage into the
-//! report's `stages`, stops at a signal, and tags an error with the stage it
-//! happened in. A stage is an async function from its typed input (captured)
-//! to its typed output, given the report to fill; `run` is their list.
+//! rehearsal's `stages`, stops at a signal, and tags an error with the stage
+//! it happened in. A stage is an async function from its typed input
+//! (captured) to its typed output, the facts it established, which the
+//! caller keeps in the [`Rehearsal`]; `run` is their list.
 //!
 //! Cancellation is cooperative first: when a signal arrives, the stage gets
 //! [`WIND_DOWN`] to finish by itself (its children get SIGTERM and their
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, EventSink};
 use crate::error::{Error, Result};
-use crate::report::{Report, Stage, StageTime};
+use crate::report::{Rehearsal, Stage, StageTime};
 
 /// How long a stage may take to stop by itself after a signal: longer than
 /// a child's grace period (`sys::process::GRACE`), so a child that ignores
@@ -51,16 +52,16 @@ pub trait Summary {
 
 impl Summary for () {}
 
-/// The run in progress: the report it fills, where events go, the signal token.
+/// The run in progress: the facts it gathered, where events go, the signal token.
 pub struct Pipeline<'a> {
     events: &'a dyn EventSink,
     cancel: CancellationToken,
-    pub report: Report,
+    pub facts: Rehearsal,
 }
 
 impl<'a> Pipeline<'a> {
-    pub fn new(events: &'a dyn EventSink, cancel: CancellationToken, report: Report) -> Pipeline<'a> {
-        Pipeline { events, cancel, report }
+    pub fn new(events: &'a dyn EventSink, cancel: CancellationToken, facts: Rehearsal) -> Pipeline<'a> {
+        Pipeline { events, cancel, facts }
     }
 
     pub fn events(&self) -> &'a dyn EventSink {
@@ -83,7 +84,7 @@ impl<'a> Pipeline<'a> {
         &mut self,
         stage: Stage,
         detail: impl Into<String>,
-        work: impl AsyncFnOnce(&mut Report) -> Result<T>,
+        work: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<T, Stopped> {
         let cancel = self.cancel.clone();
         if cancel.is_cancelled() {
@@ -91,7 +92,7 @@ impl<'a> Pipeline<'a> {
         }
         self.events.emit(Event::StageStarted { stage, detail: detail.into() });
         let started = Instant::now();
-        let result = until_stopped(work(&mut self.report), &cancel, WIND_DOWN).await;
+        let result = until_stopped(work(), &cancel, WIND_DOWN).await;
         let output = match result {
             _ if cancel.is_cancelled() => return Err(Stopped::interrupted(stage)),
             Err(error) => return Err(Stopped { stage, error }),
@@ -101,10 +102,26 @@ impl<'a> Pipeline<'a> {
         Ok(output)
     }
 
-    /// Records a stage that finished: its time in the report, its "done" line.
-    pub fn finished(&mut self, stage: Stage, started: Instant, detail: String) {
+    /// Runs a stage that runs whatever stopped the run (cleanup, the
+    /// report): after a signal too, to its end; its error is its own, for
+    /// the caller to note, and it is timed only when it succeeds.
+    pub async fn always<T: Summary>(
+        &mut self,
+        stage: Stage,
+        detail: impl Into<String>,
+        work: impl AsyncFnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.events.emit(Event::StageStarted { stage, detail: detail.into() });
+        let started = Instant::now();
+        let output = work().await?;
+        self.finished(stage, started, output.summary());
+        Ok(output)
+    }
+
+    /// Records a stage that finished: its time in the facts, its "done" line.
+    fn finished(&mut self, stage: Stage, started: Instant, detail: String) {
         let elapsed = started.elapsed();
-        self.report.stages.push(StageTime { stage, duration_ms: elapsed.as_millis() as u64 });
+        self.facts.stages.push(StageTime { stage, duration_ms: elapsed.as_millis() as u64 });
         self.events.emit(Event::StageFinished { stage, elapsed, detail });
     }
 }
@@ -139,31 +156,30 @@ mod tests {
     use super::*;
     use crate::pipeline::events::Silent;
 
-    fn report() -> Report {
-        serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).expect("the fixture is a report")
+    fn facts() -> Rehearsal {
+        crate::report::Rehearsal::new(crate::report::Planned::example())
     }
 
     #[tokio::test]
     async fn a_stage_is_timed_and_its_error_tagged() {
-        let mut p = Pipeline::new(&Silent, CancellationToken::new(), report());
-        p.report.stages.clear();
-        p.stage(Stage::Discover, "x", async |_: &mut Report| Ok::<(), Error>(())).await.unwrap();
-        assert_eq!(p.report.stages.len(), 1);
-        let e = p.stage(Stage::Prepare, "y", async |_: &mut Report| Err::<(), _>(Error::bad_input("no"))).await;
+        let mut p = Pipeline::new(&Silent, CancellationToken::new(), facts());
+        p.stage(Stage::Discover, "x", async || Ok::<(), Error>(())).await.unwrap();
+        assert_eq!(p.facts.stages.len(), 1);
+        let e = p.stage(Stage::Prepare, "y", async || Err::<(), _>(Error::bad_input("no"))).await;
         let stopped = e.unwrap_err();
         assert_eq!(stopped.stage, Stage::Prepare);
         assert_eq!(stopped.error.exit_code(), crate::error::exit::BAD_INPUT);
-        assert_eq!(p.report.stages.len(), 1, "a failed stage is not timed as finished");
+        assert_eq!(p.facts.stages.len(), 1, "a failed stage is not timed as finished");
     }
 
     #[tokio::test]
     async fn a_signal_stops_the_stage_after_its_wind_down_and_skips_the_next() {
         let cancel = CancellationToken::new();
-        let mut p = Pipeline::new(&Silent, cancel.clone(), report());
+        let mut p = Pipeline::new(&Silent, cancel.clone(), facts());
         let c = cancel.clone();
         let started = Instant::now();
         let stopped = p
-            .stage(Stage::Restore, "slow", async move |_: &mut Report| {
+            .stage(Stage::Restore, "slow", async move || {
                 c.cancel();
                 // A stage that ignores the signal is dropped after the wind-down.
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -174,7 +190,7 @@ mod tests {
         assert!(matches!(stopped.error, Error::Interrupted) && stopped.stage == Stage::Restore);
         assert!(started.elapsed() < WIND_DOWN + Duration::from_secs(2));
         assert!(started.elapsed() >= WIND_DOWN, "a stage gets its whole wind-down");
-        let next = p.stage(Stage::Analyze, "never", async |_: &mut Report| Ok::<(), Error>(())).await.unwrap_err();
+        let next = p.stage(Stage::Analyze, "never", async || Ok::<(), Error>(())).await.unwrap_err();
         assert_eq!(next.stage, Stage::Analyze);
     }
 }

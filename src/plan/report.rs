@@ -1,7 +1,10 @@
 //! The scenario's `report:` and the flags that override it: where the files
 //! go (a directory that can hold them, checked before the run starts), which
-//! formats, the baseline (read and checked now), the thresholds.
+//! formats, the baseline (read and checked now), the thresholds, and the
+//! output choices this process's environment makes (the terminal's width,
+//! GitHub's step summary).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::scenario::ReportSection;
@@ -9,7 +12,7 @@ use super::{Origin, Overrides};
 use crate::error::{Error, Result};
 use crate::gate::{baseline, Baseline};
 use crate::report::checklist::ChecklistSettings;
-use crate::report::{RegressionThresholds, ReportFormat};
+use crate::report::{OutputOptions, RegressionThresholds, ReportFormat};
 
 #[derive(Debug)]
 pub struct ReportPlan {
@@ -23,6 +26,8 @@ pub struct ReportPlan {
     /// Time a `pg_dump -Fc` of the rehearsal database before cleanup.
     pub measure_backup: bool,
     pub checklist: ChecklistSettings,
+    /// The terminal's width and the step summary, read once, here.
+    pub output: OutputOptions,
 }
 
 pub(super) fn plan(r: &ReportSection, name: &str, overrides: &Overrides, origin: &Origin) -> Result<ReportPlan> {
@@ -56,7 +61,30 @@ pub(super) fn plan(r: &ReportSection, name: &str, overrides: &Overrides, origin:
             deploy_window: r.deploy_window.unwrap_or(defaults.deploy_window),
             replica_apply_rate: r.replica_apply_rate.map(|r| r.0).unwrap_or(defaults.replica_apply_rate),
         },
+        output: output_options(stdout_width(), |name| std::env::var_os(name), &origin.cwd),
     })
+}
+
+/// The output choices, from the terminal's width (None when stdout is not a
+/// terminal) and the environment (`var`): the table fits the terminal, else
+/// `$COLUMNS` when set (a CI log), else is as wide as its content; under
+/// GitHub Actions (`GITHUB_STEP_SUMMARY` set and not empty) the Markdown
+/// also goes to the job's summary, a relative path starting in `cwd`.
+fn output_options(terminal: Option<usize>, var: impl Fn(&str) -> Option<OsString>, cwd: &Path) -> OutputOptions {
+    let columns = || var("COLUMNS")?.to_str()?.trim().parse().ok();
+    OutputOptions {
+        width: terminal.or_else(columns),
+        step_summary: var("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()).map(|p| cwd.join(p)),
+    }
+}
+
+/// Stdout's width in columns, when it is a terminal.
+fn stdout_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(terminal_size::Width(w), _)| w as usize)
 }
 
 /// Room the report files must have before the run starts: 8 MiB. A report
@@ -117,4 +145,31 @@ pub(super) fn check_room(plan: &ReportPlan) -> Result<()> {
     tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| Error::environment_because(format!("cannot write in {shown}: make it writable, {remedy}"), e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(terminal: Option<usize>, vars: &[(&str, &str)]) -> OutputOptions {
+        let var = |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| OsString::from(v));
+        output_options(terminal, var, Path::new("/work"))
+    }
+
+    #[test]
+    fn the_width_is_the_terminals_else_columns_else_none() {
+        assert_eq!(resolved(Some(120), &[("COLUMNS", "80")]).width, Some(120));
+        assert_eq!(resolved(None, &[("COLUMNS", " 80\n")]).width, Some(80));
+        assert_eq!(resolved(None, &[("COLUMNS", "wide")]).width, None);
+        assert_eq!(resolved(None, &[]).width, None);
+    }
+
+    #[test]
+    fn the_step_summary_is_a_set_github_step_summary_made_absolute() {
+        let summary = |value: &str| resolved(None, &[("GITHUB_STEP_SUMMARY", value)]).step_summary;
+        assert_eq!(summary("/gh/step_summary"), Some(PathBuf::from("/gh/step_summary")));
+        assert_eq!(summary("summary.md"), Some(PathBuf::from("/work/summary.md")));
+        assert_eq!(summary(""), None);
+        assert_eq!(resolved(None, &[]).step_summary, None);
+    }
 }

@@ -16,8 +16,7 @@
 
 use std::fmt::Write;
 
-use super::summary;
-use super::table::verdict;
+use super::summary::{self, verdict};
 use super::{format_bytes, format_ms, MigrationReport, MigrationStatus, RaceVerdict, Report, RunStatus};
 
 pub fn render(r: &Report) -> String {

@@ -10,21 +10,25 @@ pub mod junit;
 mod markdown;
 mod model;
 mod race;
+mod rehearsal;
 pub mod summary;
 mod table;
 mod units;
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::kinds::closed_set;
 
-pub use files::{render_all, render_json, write_atomically, write_files};
+pub use files::{render, render_json, write_atomically, Rendered};
 pub use junit::render as render_junit;
 pub use markdown::render as render_markdown;
 pub use model::*;
 pub use race::*;
-pub use table::{render as render_table, render_for_width as render_table_for_width};
-pub use units::{count, format_bytes, format_ms};
+pub use rehearsal::*;
+pub use table::render_for_width as render_table_for_width;
+pub use units::{count, format_bytes, format_ms, range_ms};
 
 closed_set! {
     /// A report format, as `report.formats` and `--format` name it.
@@ -39,6 +43,25 @@ closed_set! {
         /// `junit.xml`, for CI test views (GitHub, GitLab, Jenkins).
         Junit = "junit",
     }
+}
+
+impl ReportFormat {
+    /// Whether it shows each stage's time (`stages`), the report stage's
+    /// own included: such a format is rendered after that stage's clock stops.
+    pub fn lists_stages(self) -> bool {
+        matches!(self, ReportFormat::Markdown | ReportFormat::Json)
+    }
+}
+
+/// The output choices that depend on where rehearse runs, resolved with
+/// the plan (`plan::report`) so that no writer reads the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// Columns the terminal table is laid out for; None: as wide as its content.
+    pub width: Option<usize>,
+    /// GitHub Actions' job summary file (`GITHUB_STEP_SUMMARY`), to which
+    /// the Markdown report is appended.
+    pub step_summary: Option<PathBuf>,
 }
 
 /// One line for stderr when the run did not pass: which migration failed or

@@ -1,11 +1,56 @@
-//! What every format shows first: the riskiest migration, the budget
-//! breaches, and the regressions against the baseline — plain text lines,
+//! What every format shows first: the verdict, the riskiest migration, the
+//! budget breaches, and the regressions against the baseline — plain text lines,
 //! which each writer decorates.
 
 use super::{
-    count, format_ms, AdvisoryLockKind, BrokenQuery, CompatInfo, DriftCause, DriftReport, MigrationReport,
-    MigrationStatus, RaceFailure, RaceLock, RaceReport, RaceVerdict, Report,
+    count, format_bytes, format_ms, range_ms, AdvisoryLockKind, BrokenQuery, CompatInfo, DriftCause, DriftReport,
+    MigrationReport, MigrationStatus, RaceFailure, RaceLock, RaceReport, RaceVerdict, Report, RunStatus,
 };
+
+/// One line saying how the run ended, for the terminal, the Markdown and JUnit.
+pub fn verdict(report: &Report) -> String {
+    let t = &report.totals;
+    let timed_out = if t.timed_out > 0 { format!(", {} timed out", t.timed_out) } else { String::new() };
+    let interrupted = if t.interrupted > 0 { format!(", {} interrupted", t.interrupted) } else { String::new() };
+    let mut summary = format!(
+        "{} applied, {} failed{timed_out}{interrupted}, {} skipped; migrations took {}, wrote {} of WAL",
+        t.applied,
+        t.failed,
+        t.skipped,
+        format_ms(t.duration_ms),
+        format_bytes(t.wal_bytes)
+    );
+    if let Some(e) = &t.estimate {
+        summary.push_str(&format!("; at production scale about {}", range_ms(e.duration_ms)));
+    }
+    if let Some(b) = &report.baseline {
+        summary.push_str(&format!("; {} regression(s) against the baseline", b.regressions.len()));
+    }
+    match broken_by_release(report) {
+        0 => {}
+        n => summary.push_str(&format!("; breaks {} of the running app", queries(n))),
+    }
+    if let Some(race) = &report.race {
+        summary.push_str(&format!("; race of {} replicas: {}", race.replicas, race.verdict.as_str()));
+    }
+    if let Some(drift) = &report.drift {
+        summary.push_str(&match (&drift.error, drift.findings.len()) {
+            (Some(_), _) => "; drift: the history could not be built from empty".to_string(),
+            (None, 0) => "; no drift from the history".to_string(),
+            (None, n) => format!("; drift: {n} difference{} from the history", if n == 1 { "" } else { "s" }),
+        });
+    }
+    let stage = report.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
+    match report.status {
+        RunStatus::Passed => format!("PASSED: {summary}."),
+        RunStatus::BudgetExceeded => format!("BUDGET EXCEEDED: {summary}."),
+        RunStatus::Failed => match &report.error {
+            Some(e) => format!("FAILED during {stage}: {}", e.lines().next().unwrap_or("")),
+            None => format!("FAILED: {summary}."),
+        },
+        RunStatus::Interrupted => format!("INTERRUPTED during {stage}: {summary}."),
+    }
+}
 
 /// The migration most likely to hurt production: one cancelled at its
 /// deadline first, then by the longest hold of a lock that blocks the app,

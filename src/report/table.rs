@@ -11,16 +11,12 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
-use super::{format_bytes, format_ms, summary, BlockReport, MigrationReport, Report};
+use super::summary::{self, verdict};
+use super::{format_bytes, format_ms, range_ms, BlockReport, MigrationReport, Report};
 use crate::pg::RelationKind;
 
-/// The table for this process's terminal: its width when stdout is a
-/// terminal, else `$COLUMNS` when set, else as wide as the content (a CI log).
-pub fn render(report: &Report) -> String {
-    render_for_width(report, terminal_width())
-}
-
-/// The table laid out for `width` columns (None: no limit).
+/// The table laid out for `width` columns (None: as wide as the content).
+/// The plan chose `width` for this process's terminal (`OutputOptions`).
 pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     let mut out = String::new();
     // Regressions come first, so a CI log shows them without scrolling.
@@ -75,16 +71,6 @@ fn fold(line: &str, width: usize) -> String {
     lines.push(current);
     let rest: String = lines[1..].iter().map(|l| format!("\n{indent}{l}")).collect();
     format!("{lead}{}{rest}", lines[0])
-}
-
-fn terminal_width() -> Option<usize> {
-    use std::io::IsTerminal;
-    if std::io::stdout().is_terminal() {
-        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout()) {
-            return Some(w as usize);
-        }
-    }
-    std::env::var("COLUMNS").ok()?.trim().parse().ok()
 }
 
 /// A column: its header, how its cells wrap, and when it goes.
@@ -394,61 +380,6 @@ fn rewritten_tables(m: &MigrationReport) -> String {
         "-".into()
     } else {
         tables.join(", ")
-    }
-}
-
-/// "4.2s (3.1s–6.0s)": an estimate's mid, then its range; one figure when
-/// nothing was scaled, `-` for nothing at all (no blocking lock).
-pub fn range_ms(r: super::Range) -> String {
-    match r {
-        super::Range { low: 0, mid: 0, high: 0 } => "-".into(),
-        _ if r.low == r.high => format_ms(r.mid),
-        _ => format!("{} ({}–{})", format_ms(r.mid), format_ms(r.low), format_ms(r.high)),
-    }
-}
-
-/// One line saying how the run ended, for the terminal and the Markdown.
-pub fn verdict(report: &Report) -> String {
-    let t = &report.totals;
-    let timed_out = if t.timed_out > 0 { format!(", {} timed out", t.timed_out) } else { String::new() };
-    let interrupted = if t.interrupted > 0 { format!(", {} interrupted", t.interrupted) } else { String::new() };
-    let mut summary = format!(
-        "{} applied, {} failed{timed_out}{interrupted}, {} skipped; migrations took {}, wrote {} of WAL",
-        t.applied,
-        t.failed,
-        t.skipped,
-        format_ms(t.duration_ms),
-        format_bytes(t.wal_bytes)
-    );
-    if let Some(e) = &t.estimate {
-        summary.push_str(&format!("; at production scale about {}", range_ms(e.duration_ms)));
-    }
-    if let Some(b) = &report.baseline {
-        summary.push_str(&format!("; {} regression(s) against the baseline", b.regressions.len()));
-    }
-    match summary::broken_by_release(report) {
-        0 => {}
-        n => summary.push_str(&format!("; breaks {} of the running app", summary::queries(n))),
-    }
-    if let Some(race) = &report.race {
-        summary.push_str(&format!("; race of {} replicas: {}", race.replicas, race.verdict.as_str()));
-    }
-    if let Some(drift) = &report.drift {
-        summary.push_str(&match (&drift.error, drift.findings.len()) {
-            (Some(_), _) => "; drift: the history could not be built from empty".to_string(),
-            (None, 0) => "; no drift from the history".to_string(),
-            (None, n) => format!("; drift: {n} difference{} from the history", if n == 1 { "" } else { "s" }),
-        });
-    }
-    let stage = report.stopped_at_stage.map(|s| s.as_str()).unwrap_or("the run");
-    match report.status {
-        super::RunStatus::Passed => format!("PASSED: {summary}."),
-        super::RunStatus::BudgetExceeded => format!("BUDGET EXCEEDED: {summary}."),
-        super::RunStatus::Failed => match &report.error {
-            Some(e) => format!("FAILED during {stage}: {}", e.lines().next().unwrap_or("")),
-            None => format!("FAILED: {summary}."),
-        },
-        super::RunStatus::Interrupted => format!("INTERRUPTED during {stage}: {summary}."),
     }
 }
 

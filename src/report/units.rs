@@ -31,6 +31,16 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// "4.2s (3.1s–6.0s)": an estimate's mid, then its range; one figure when
+/// nothing was scaled, `-` for nothing at all (no blocking lock).
+pub fn range_ms(r: super::Range) -> String {
+    match r {
+        super::Range { low: 0, mid: 0, high: 0 } => "-".into(),
+        _ if r.low == r.high => format_ms(r.mid),
+        _ => format!("{} ({}–{})", format_ms(r.mid), format_ms(r.low), format_ms(r.high)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target, Tracing};
 use crate::pg::{quote_ident, DriftKind};
 use crate::pipeline::{Pipeline, Stopped};
 use crate::plan::drift::DriftPlan;
-use crate::report::{DriftReport, Report, Stage};
+use crate::report::{DriftReport, Stage};
 use crate::sys::db::{connect, ConnInfo};
 
 const APP_NAME: &str = "rehearse-drift";
@@ -37,7 +37,7 @@ pub async fn run(
     server: &mut Throwaway,
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
-    let unapplied = super::unapplied(&p.report);
+    let unapplied = p.facts.unapplied();
     if !unapplied.is_empty() {
         p.note(format!(
             "drift check skipped: the rehearsal did not apply {}, so there is no end state to compare with the history",
@@ -50,13 +50,13 @@ pub async fn run(
         "the whole history built from empty in {}_drift, compared with the rehearsed database",
         server.conn().dbname
     );
-    p.stage(Stage::Drift, detail, async |r: &mut Report| {
+    let checked = p.stage(Stage::Drift, detail, async || {
         let database = server.copy_database("drift", Template::Empty).await?;
-        r.drift = Some(check(plan, sources, server.conn(), &database, network, &cancel).await?);
-        Ok(())
-    })
-    .await?;
-    if let Some(error) = p.report.drift.as_ref().and_then(|d| d.error.clone()) {
+        check(plan, sources, server.conn(), &database, network, &cancel).await.map(super::Fact)
+    });
+    let checked = checked.await?;
+    let drift = p.facts.drift.insert(checked.0);
+    if let Some(error) = drift.error.clone() {
         p.note(format!("drift check: {error} (the rehearsal's results stand; the report says so)"));
     }
     Ok(())

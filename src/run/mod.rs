@@ -33,15 +33,18 @@ use crate::pipeline::events::EventSink;
 use crate::pipeline::{Pipeline, Stopped, Summary, Supervisor};
 use crate::plan::Plan;
 use crate::prepare;
-use crate::report::{self, Report, Setting, Stage};
+use crate::report::{
+    self, IsolationInfo, MigrationFacts, Rehearsal, RestoreInfo, ServerFacts, Setting, SourceReport, Stage,
+};
 use crate::restore;
 pub use outcome::Outcome;
+use rehearse::Rehearsed;
 use snapshot::{DumpIdentity, SnapshotPlan};
 
 /// Runs a resolved plan. Never returns without cleaning up.
 pub async fn run(plan: Plan, events: &dyn EventSink, sup: &Supervisor) -> Outcome {
     let started = Instant::now();
-    let mut p = Pipeline::new(events, sup.token().clone(), outcome::new_report(&plan));
+    let mut p = Pipeline::new(events, sup.token().clone(), Rehearsal::new(outcome::planned(&plan)));
     for warning in &plan.warnings {
         p.note(warning.clone());
     }
@@ -55,7 +58,8 @@ pub async fn run(plan: Plan, events: &dyn EventSink, sup: &Supervisor) -> Outcom
     let mut stopped = stages(&plan, &mut p, &dump, &mut server, &network).await.err();
     // Before the server goes: nothing may stay connected through a relay.
     network.close();
-    isolation_facts(&mut p.report, &network, &launches);
+    p.facts.isolation = network.facts(&launches);
+    p.facts.watched.limitations.extend(host_network_limitation(p.facts.isolation.as_ref()));
     let kept = match server {
         Some(server) => finish_server(&plan, &mut p, server).await,
         None => None,
@@ -85,12 +89,9 @@ async fn stages(
         crate::backend::BackendPlan::Clone(c) => format!("clone (postgres.clone.create: `{}`)", c.program()),
         other => other.name().to_string(),
     };
-    let provisioned = p.stage(Stage::Provision, detail, async |r: &mut Report| {
-        let server = provision(plan, snapshot.as_ref(), &cancel).await?;
-        r.dump.clone = server.clone_source();
-        Ok(server)
-    });
+    let provisioned = p.stage(Stage::Provision, detail, async || provision(plan, snapshot.as_ref(), &cancel).await);
     let server = server.insert(provisioned.await?);
+    p.facts.clone = server.clone_source();
     on_server(plan, p, server, snapshot.as_ref(), network).await
 }
 
@@ -109,50 +110,25 @@ async fn on_server(
     snapshot: Option<&SnapshotPlan>,
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
-    let cancel = p.cancel().clone();
-    let c = &cancel;
     match (snapshot.and_then(|s| s.hit.as_ref()), &plan.dump) {
         // A clone holds production's data, statistics included: nothing to restore or analyze.
         (_, None) => {}
         (Some(entry), _) => {
             let detail = format!("from the snapshot cache ({})", entry.dir.display());
-            p.stage(Stage::Restore, detail, async |r: &mut Report| Ok(snapshot::restored_from(entry, r))).await?;
+            let hit = p.stage(Stage::Restore, detail, async || Ok(snapshot::restored_from(entry))).await?;
+            p.facts.restore = hit.0;
         }
-        (None, Some(file)) => {
-            let detail = format!("{} ({}, {} job(s))", file.path.display(), file.format, plan.restore_jobs);
-            let admin =
-                p.stage(Stage::Restore, detail, async |r: &mut Report| restore(plan, file, server, r, c).await).await?;
-            let analyze = "VACUUM ANALYZE, CHECKPOINT";
-            p.stage(Stage::Analyze, analyze, async |_: &mut Report| {
-                prepare::settle(server, &admin.0, plan.restore_jobs, c).await
-            })
-            .await?;
-            drop(admin);
-            if let Some(s) = snapshot {
-                let detail = format!("saving to {}", s.cache.root().display());
-                let events = p.events();
-                p.stage(Stage::Snapshot, detail, async |r: &mut Report| snapshot::save(server, s, r, events, c).await)
-                    .await?;
-            }
-        }
+        (None, Some(file)) => restore_stages(plan, p, server, file, snapshot).await?,
     }
-    let prepared =
-        p.stage(Stage::Prepare, "prod-like settings", async |r: &mut Report| prepare(plan, server, r, c).await).await?;
+    let c = &p.cancel().clone();
+    let prepared = p.stage(Stage::Prepare, "prod-like settings", async || prepare(plan, server, c).await).await?;
+    p.facts.server = Some(prepared.server.clone());
     let race_database = match plan.race {
         Some(_) => Some(race::copy(p, server).await?),
         None => None,
     };
     if let Some(options) = plan.observe.standby.as_ref().filter(|_| plan.observe.enabled) {
-        let detail = match options.url {
-            Some(_) => "the standby observe.standby_url names",
-            None => "pg_basebackup of the primary, hot standby",
-        };
-        p.stage(Stage::Standby, detail, async |r: &mut Report| {
-            let standby = server.start_standby(&plan.backend, options, c).await?;
-            r.standby = Some(standby::describe(standby, options).await?);
-            Ok(())
-        })
-        .await?;
+        standby_stage(plan, p, server, options).await?;
     }
     let tracing = Tracing { exact_locks: plan.observe.enabled, statements: plan.observe.trace };
     let source = Sources::new(&plan.migrations, tracing);
@@ -160,17 +136,10 @@ async fn on_server(
         1 => format!("pending {} migrations", source.tools()),
         n => format!("pending {} migrations of {n} apps", source.tools()),
     };
-    let pending = p
-        .stage(Stage::Discover, detail, async |r: &mut Report| {
-            discover(&source, server, &prepared, r, network, c).await
-        })
-        .await?;
-    let events = p.events();
-    let detail = format!("{} migration(s), one at a time", pending.migrations.len());
-    p.stage(Stage::Rehearse, detail, async |r: &mut Report| {
-        rehearse::each(plan, server, &source, pending, r, events, c).await
-    })
-    .await?;
+    let mut pending =
+        p.stage(Stage::Discover, detail, async || discover(&source, server, &prepared, network, c).await).await?;
+    p.facts.sources = std::mem::take(&mut pending.sources);
+    rehearse_stage(plan, p, server, &source, pending).await?;
     // The plan allows a race with one source only.
     if let (Some(race), Some(database), Some(single)) = (&plan.race, &race_database, source.single()) {
         race::run(p, race, server, single, database, network).await?;
@@ -178,78 +147,165 @@ async fn on_server(
     if let Some(d) = &plan.drift {
         drift::run(p, d, &plan.migrations, server, network).await?;
     }
-    if plan.report.measure_backup && p.report.dump.database_bytes.is_some() {
-        p.stage(Stage::Backup, backup::COMMAND, async |r: &mut Report| {
-            r.backup = Some(backup::measure(server, c).await);
-            Ok(())
-        })
-        .await?;
+    if plan.report.measure_backup && p.facts.server.is_some() {
+        let measured =
+            p.stage(Stage::Backup, backup::COMMAND, async || Ok(Fact(backup::measure(server, c).await))).await?;
+        p.facts.backup = Some(measured.0);
     }
     Ok(())
 }
 
+/// Restore the dump, analyze it, and save it into the snapshot cache when there is one.
+async fn restore_stages(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    server: &mut Throwaway,
+    file: &crate::plan::DumpFile,
+    snapshot: Option<&SnapshotPlan>,
+) -> Result<(), Stopped> {
+    let c = &p.cancel().clone();
+    let detail = format!("{} ({}, {} job(s))", file.path.display(), file.format, plan.restore_jobs);
+    let restored = p.stage(Stage::Restore, detail, async || restore(plan, file, server, c).await).await?;
+    p.facts.restore = restored.info;
+    let analyze = "VACUUM ANALYZE, CHECKPOINT";
+    p.stage(Stage::Analyze, analyze, async || prepare::settle(server, &restored.admin, plan.restore_jobs, c).await)
+        .await?;
+    drop(restored.admin);
+    if let Some(s) = snapshot {
+        let detail = format!("saving to {}", s.cache.root().display());
+        let (events, restore) = (p.events(), p.facts.restore.clone());
+        let saved = p
+            .stage(Stage::Snapshot, detail, async || snapshot::save(server, s, &restore, events, c).await.map(Fact))
+            .await?;
+        (p.facts.restore.cache_key, p.facts.restore.cache) = (Some(s.key.hex.clone()), Some(saved.0));
+    }
+    Ok(())
+}
+
+/// The standby the observers watch: started from the primary, or the one the scenario names.
+async fn standby_stage(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    server: &mut Throwaway,
+    options: &crate::observe::StandbyOptions,
+) -> Result<(), Stopped> {
+    let c = &p.cancel().clone();
+    let detail = match options.url {
+        Some(_) => "the standby observe.standby_url names",
+        None => "pg_basebackup of the primary, hot standby",
+    };
+    let standby = p
+        .stage(Stage::Standby, detail, async || {
+            let standby = server.start_standby(&plan.backend, options, c).await?;
+            standby::describe(standby, options).await.map(Fact)
+        })
+        .await?;
+    p.facts.standby = Some(standby.0);
+    Ok(())
+}
+
+/// Each pending migration, one at a time. What the stage established stays
+/// in the facts however it ended.
+async fn rehearse_stage(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    server: &Throwaway,
+    source: &Sources,
+    pending: Pending,
+) -> Result<(), Stopped> {
+    let (events, c) = (p.events(), &p.cancel().clone());
+    let detail = format!("{} migration(s), one at a time", pending.migrations.len());
+    let mut rehearsed = Rehearsed {
+        migrations: pending.migrations.iter().map(|m| MigrationFacts::pending(outcome::planned_migration(m))).collect(),
+        watched: Default::default(),
+        compat: None,
+    };
+    let result = p
+        .stage(Stage::Rehearse, detail, async || {
+            rehearse::each(plan, server, source, pending, &mut rehearsed, events, c).await
+        })
+        .await;
+    p.facts.migrations = rehearsed.migrations;
+    p.facts.watched = rehearsed.watched;
+    p.facts.compat = rehearsed.compat;
+    result
+}
+
 impl Summary for Throwaway {}
 
-/// An admin session made after the restore's restart.
-struct Admin(Client);
+/// A stage's facts, with nothing to add to its "done" line.
+struct Fact<T>(T);
 
-impl Summary for Admin {}
+impl<T> Summary for Fact<T> {}
+
+/// The restore, and an admin session made after its restart.
+struct Restored {
+    info: RestoreInfo,
+    admin: Client,
+}
+
+impl Summary for Restored {}
 
 async fn restore(
     plan: &Plan,
     file: &crate::plan::DumpFile,
     server: &mut Throwaway,
-    r: &mut Report,
     cancel: &CancellationToken,
-) -> Result<Admin> {
+) -> Result<Restored> {
     let admin = prepare::fast_restore_settings(server, "rehearse-admin", cancel).await?;
     let dump =
         restore::Dump { path: &file.path, format: file.format, jobs: plan.restore_jobs, room: plan.room.as_ref() };
     let restored = restore::restore(server, &admin, dump, cancel).await?;
-    r.restore.duration_ms = millis(restored.duration);
-    r.restore.jobs = restored.jobs;
-    r.restore.roles_created = restored.roles_created;
-    r.restore.restored_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
-    Ok(Admin(admin))
+    let info = RestoreInfo {
+        duration_ms: millis(restored.duration),
+        jobs: restored.jobs,
+        roles_created: restored.roles_created,
+        restored_at: Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string()),
+        ..RestoreInfo::default()
+    };
+    Ok(Restored { info, admin })
 }
 
-/// What the stages after prepare need: the address of the server, and the
-/// largest tables (probed when the scenario names no hot tables).
+/// The server and its data after prod-like settings: what the report says
+/// of them, and the largest tables (probed when the scenario names no hot tables).
 struct Prepared {
-    largest_tables: Vec<String>,
+    server: ServerFacts,
 }
 
 impl Summary for Prepared {}
 
 /// Prod-like settings, then what the report says of the server and the
 /// restored data.
-async fn prepare(plan: &Plan, server: &mut Throwaway, r: &mut Report, cancel: &CancellationToken) -> Result<Prepared> {
+async fn prepare(plan: &Plan, server: &mut Throwaway, cancel: &CancellationToken) -> Result<Prepared> {
     let admin = prepare::reconnect(server, "rehearse-admin", cancel).await?;
     prepare::apply_settings(server, &admin, &plan.settings, cancel).await?;
     drop(admin);
     let observer = prepare::reconnect(server, "rehearse-observer", cancel).await?;
     let env = |e| Error::environment_because("cannot read the restored database's catalog", e);
-    r.postgres.version = Some(catalog::server_version(&observer).await.map_err(env)?);
-    r.postgres.settings = catalog::settings(&observer, &prepare::REPORTED[1..])
-        .await
-        .map_err(env)?
-        .into_iter()
-        .map(|(name, value)| Setting { name, value })
-        .collect();
-    r.dump.tables = catalog::table_sizes(&observer)
-        .await
-        .map_err(env)?
-        .into_iter()
-        .map(|t| report::TableInfo { name: t.name, rows: t.rows, bytes: t.bytes })
-        .collect();
-    r.dump.database_bytes = Some(catalog::database_size(&observer).await.map_err(env)?);
-    Ok(Prepared { largest_tables: r.dump.tables.iter().map(|t| t.name.clone()).collect() })
+    let server = ServerFacts {
+        version: catalog::server_version(&observer).await.map_err(env)?,
+        settings: catalog::settings(&observer, &prepare::REPORTED[1..])
+            .await
+            .map_err(env)?
+            .into_iter()
+            .map(|(name, value)| Setting { name, value })
+            .collect(),
+        tables: catalog::table_sizes(&observer)
+            .await
+            .map_err(env)?
+            .into_iter()
+            .map(|t| report::TableInfo { name: t.name, rows: t.rows, bytes: t.bytes })
+            .collect(),
+        database_bytes: catalog::database_size(&observer).await.map_err(env)?,
+    };
+    Ok(Prepared { server })
 }
 
-/// The pending migrations, the session rehearse runs them on, and the
-/// network the tools that run them start on.
+/// The pending migrations, where they came from, the session rehearse runs
+/// them on, and the network the tools that run them start on.
 struct Pending {
     migrations: Vec<Migration>,
+    sources: Vec<SourceReport>,
     runner: Client,
     largest_tables: Vec<String>,
     /// How the migration tools start and reach the database.
@@ -266,7 +322,6 @@ async fn discover(
     source: &Sources,
     server: &Throwaway,
     prepared: &Prepared,
-    r: &mut Report,
     network: &ToolNetwork,
     cancel: &CancellationToken,
 ) -> Result<Pending> {
@@ -274,9 +329,8 @@ async fn discover(
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
     let target = Target { client: &runner, conn, cancel, watcher: None, network };
     let (migrations, sources) = source.pending(&target).await?;
-    r.migrations = migrations.iter().map(outcome::new_migration_report).collect();
-    r.sources = sources;
-    Ok(Pending { migrations, runner, largest_tables: prepared.largest_tables.clone(), network: network.clone() })
+    let largest_tables = prepared.server.tables.iter().map(|t| t.name.clone()).collect();
+    Ok(Pending { migrations, sources, runner, largest_tables, network: network.clone() })
 }
 
 /// Every launch of a migration tool the plan holds: the sources' (SQL
@@ -295,16 +349,13 @@ fn tool_launches(plan: &Plan) -> Vec<&Launch> {
     launches
 }
 
-/// The report's `isolation`, and, when a tool ran on the host's network,
-/// the limitation that comes with it.
-fn isolation_facts(r: &mut Report, network: &ToolNetwork, launches: &[&Launch]) {
-    r.isolation = network.facts(launches);
-    if let Some(why) = r.isolation.as_ref().and_then(|i| i.why.as_ref()) {
-        r.observation.limitations.push(format!(
-            "the migration tool ran on the host's network ({why}): it could have reached servers other than the \
-             copy, so rehearse relies on its checks instead (proof that the copy's migration history advanced)"
-        ));
-    }
+/// When a tool ran on the host's network, the limitation that comes with it.
+fn host_network_limitation(isolation: Option<&IsolationInfo>) -> Option<String> {
+    let why = isolation.and_then(|i| i.why.as_ref())?;
+    Some(format!(
+        "the migration tool ran on the host's network ({why}): it could have reached servers other than the copy, \
+         so rehearse relies on its checks instead (proof that the copy's migration history advanced)"
+    ))
 }
 
 /// How long a restarted server may take to accept connections.
@@ -316,23 +367,11 @@ async fn finish_server(plan: &Plan, p: &mut Pipeline<'_>, server: Throwaway) -> 
     if plan.keep {
         return Some(server.keep());
     }
-    let started = Instant::now();
-    p.events().emit(crate::pipeline::Event::StageStarted { stage: Stage::Cleanup, detail: server.cleanup_detail() });
-    match server.cleanup().await {
-        Ok(()) => p.finished(Stage::Cleanup, started, String::new()),
-        Err(e) => p.note(e.render()),
+    let detail = server.cleanup_detail();
+    if let Err(e) = p.always(Stage::Cleanup, detail, async || server.cleanup().await).await {
+        p.note(e.render());
     }
     None
-}
-
-/// The migrations the rehearsal did not apply, as `id (status)`: the
-/// stages that need its end state (race, drift) are skipped, saying these.
-fn unapplied(r: &Report) -> Vec<String> {
-    r.migrations
-        .iter()
-        .filter(|m| m.status != report::MigrationStatus::Applied)
-        .map(|m| format!("{} ({})", m.id, m.status.as_str()))
-        .collect()
 }
 
 fn millis(d: Duration) -> u64 {

@@ -1,8 +1,8 @@
 //! The end of a run: the report stage (totals, the gate's verdict, the
-//! checklist, every format rendered), the exit code, and the files written.
+//! checklist, the formats rendered), the exit code, and the files written.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use super::millis;
 use super::snapshot::DumpIdentity;
@@ -10,7 +10,10 @@ use crate::error::{exit, Error};
 use crate::migrations::{Migration, OfflineSql};
 use crate::pipeline::{Pipeline, Stopped};
 use crate::plan::Plan;
-use crate::report::{self, MigrationReport, MigrationStatus, Report, ReportFormat, RunStatus, Setting, Stage, Wal};
+use crate::report::{
+    self, End, Judgement, Planned, PlannedMigration, Rehearsal, Report, ReportFormat, RunStatus, Setting, Stage,
+    StoppedAt,
+};
 
 /// What a run produced: the report, the files written, and the exit code.
 pub struct Outcome {
@@ -35,20 +38,31 @@ pub async fn finish(
     started: Instant,
 ) -> Outcome {
     if let Some((bytes, sha)) = dump.get().await {
-        p.report.dump.bytes = *bytes;
-        p.report.dump.sha256 = Some(sha.clone());
+        p.facts.dump_file = Some((*bytes, sha.clone()));
     }
-    // The report stage: the model and every format rendered once to time
-    // them, then written with that time in (rendered again: milliseconds).
-    let t = Instant::now();
+    let stopped_at = stopped.as_ref().map(|s| StoppedAt {
+        stage: s.stage,
+        error: (!matches!(s.error, Error::Interrupted)).then(|| s.error.with_causes()),
+    });
+    p.facts.end = Some(End { finished_at: SystemTime::now(), run: started.elapsed(), stopped: stopped_at });
+    // The report stage: the gate's judgement, and the formats that do not
+    // show the stages' times. Those that do (Markdown, JSON) show this
+    // stage's too, so they are rendered once its clock has stopped. Each
+    // format is rendered once and written as rendered.
     let formats: Vec<&str> = plan.report.formats.iter().map(|f| f.as_str()).collect();
-    p.events().emit(crate::pipeline::Event::StageStarted { stage: Stage::Report, detail: formats.join(", ") });
-    finish_report(plan, &mut p.report, stopped.as_ref(), started.elapsed());
-    let _ = report::render_all(&p.report, &plan.report.formats);
-    p.finished(Stage::Report, t, String::new());
-    let report = p.report;
+    let facts = p.facts.clone();
+    let mut rendered = report::Rendered::new(&plan.report.formats, &plan.report.output);
+    let judged = p.always(Stage::Report, formats.join(", "), async || {
+        let judgement = judge(plan, &facts);
+        let report = report::build(&Rehearsal { judgement: judgement.clone(), ..facts });
+        rendered.render(&report, |format| !format.lists_stages());
+        Ok(Judged(judgement))
+    });
+    p.facts.judgement = judged.await.expect("judging cannot fail").0;
+    let report = report::build(&p.facts);
+    rendered.render(&report, |_| true);
     let mut error = stopped.map(|s| s.error);
-    let files = match report::write_files(&report, &plan.report.dir, &plan.report.formats) {
+    let files = match rendered.write(&plan.report.dir) {
         Ok(files) => files,
         Err(e) => {
             error.get_or_insert(e);
@@ -64,146 +78,62 @@ pub async fn finish(
             RunStatus::Interrupted => exit::INTERRUPTED,
         },
     };
-    let table = plan.report.formats.contains(&ReportFormat::Table).then(|| report::render_table(&report));
+    let table = rendered.text(ReportFormat::Table).map(str::to_string);
     Outcome { exit_code, report, table, files, kept, error }
 }
 
-/// The report as a run starts: what the plan says, nothing measured yet.
-pub fn new_report(plan: &Plan) -> Report {
-    Report {
-        schema: report::SCHEMA.into(),
-        rehearse_version: env!("CARGO_PKG_VERSION").into(),
+struct Judged(Judgement);
+
+impl crate::pipeline::Summary for Judged {}
+
+/// The gate: every budget judged once, against the rehearsal as the report
+/// shows it, with the release at production's scale and the hazard ignores
+/// that named no pending migration.
+fn judge(plan: &Plan, facts: &Rehearsal) -> Judgement {
+    let mut draft = report::build(facts);
+    draft.totals.estimate = plan.estimate.as_ref().and_then(|e| e.totals(&draft.migrations));
+    let mut judgement =
+        crate::gate::judge(&plan.budgets, plan.report.baseline.as_ref(), &plan.report.regression, &draft);
+    judgement.unused_ignores = plan.hazard_ignore.unused(&draft.migrations);
+    judgement
+}
+
+/// What the plan says, as the report shows it.
+pub fn planned(plan: &Plan) -> Planned {
+    Planned {
         scenario: plan.name.clone(),
-        status: RunStatus::Passed,
-        started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        finished_at: None,
-        stopped_at_stage: None,
-        error: None,
-        postgres: report::PostgresInfo {
-            version: None,
-            backend: plan.backend.name(),
-            settings: Vec::new(),
-            scenario_settings: plan
-                .settings
-                .iter()
-                .map(|(n, v)| Setting { name: n.clone(), value: v.clone() })
-                .collect(),
-        },
+        backend: plan.backend.name(),
+        scenario_settings: plan.settings.iter().map(|(n, v)| Setting { name: n.clone(), value: v.clone() }).collect(),
+        dump_path: plan.dump.as_ref().map(|d| d.path.display().to_string()).unwrap_or_default(),
+        dump_format: plan.dump.as_ref().map(|d| d.format),
+        sample_interval_ms: millis(plan.observe.interval),
+        budgets: plan.budgets.0.clone(),
+        hazard_ignores: plan.hazard_ignore.info().ignore,
+        estimate: plan.estimate.as_ref().map(|e| e.info(plan.budgets.0.apply_to)),
+        launch: plan.launch.clone(),
+        checklist: plan.report.checklist.clone(),
         machine: report::MachineInfo {
             cpus: crate::sys::machine::cpus(),
             memory_bytes: crate::sys::machine::memory_bytes(),
         },
-        dump: report::DumpInfo {
-            path: plan.dump.as_ref().map(|d| d.path.display().to_string()).unwrap_or_default(),
-            format: plan.dump.as_ref().map(|d| d.format),
-            ..Default::default()
-        },
-        restore: Default::default(),
-        stages: Vec::new(),
-        migrations: Vec::new(),
-        totals: Default::default(),
-        budget_breaches: Vec::new(),
-        observation: report::ObservationInfo {
-            sample_interval_ms: millis(plan.observe.interval),
-            hot_tables: Vec::new(),
-            limitations: Vec::new(),
-        },
-        baseline: None,
-        breaches: Vec::new(),
-        budgets: plan.budgets.0.clone(),
-        hazards: plan.hazard_ignore.info(),
-        backup: None,
-        checklist: Default::default(),
-        estimate: plan.estimate.as_ref().map(|e| e.info(plan.budgets.0.apply_to)),
-        standby: None,
-        launch: plan.launch.clone(),
-        isolation: None,
-        compat: None,
-        race: None,
-        sources: Vec::new(),
-        drift: None,
     }
 }
 
-/// A migration's report before it runs: skipped until it is applied.
-pub fn new_migration_report(m: &Migration) -> MigrationReport {
+/// A pending migration as discovery found it.
+pub fn planned_migration(m: &Migration) -> PlannedMigration {
     let (offline_sql, offline_sql_unavailable) = match &m.offline_sql {
         Some(OfflineSql::Sql(sql)) => (Some(sql.clone()), None),
         Some(OfflineSql::Unavailable(why)) => (None, Some(why.clone())),
         None => (None, None),
     };
-    MigrationReport {
+    PlannedMigration {
         id: m.shown_id(),
         app: m.app.clone(),
         kind: m.kind,
         description: m.description.clone(),
         version: m.version.clone(),
         file: m.file.as_ref().map(|f| f.display().to_string()),
-        status: MigrationStatus::Skipped,
-        duration_ms: 0,
-        wal: Wal::default(),
-        statements: Vec::new(),
-        locks: Vec::new(),
-        longest_read_block: None,
-        longest_write_block: None,
-        probes: Vec::new(),
-        rewrites: Vec::new(),
-        size_changes: Vec::new(),
-        progress: Vec::new(),
-        top_statements: Vec::new(),
-        hazards: Vec::new(),
-        ignored_hazards: Vec::new(),
-        budget_breaches: Vec::new(),
-        error: None,
-        startup_ms: None,
         offline_sql,
         offline_sql_unavailable,
-        recovery: None,
-        breaches: Vec::new(),
-        destructive_changes: Vec::new(),
-        estimate: None,
-        standby: None,
-        compat: None,
     }
-}
-
-/// Totals, the gate's verdict, the run's status and the checklist.
-fn finish_report(plan: &Plan, report: &mut Report, stopped: Option<&Stopped>, elapsed: Duration) {
-    report.finished_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
-    let ms = &report.migrations;
-    let count = |status: MigrationStatus| ms.iter().filter(|m| m.status == status).count();
-    report.totals = report::Totals {
-        duration_ms: ms.iter().map(|m| m.duration_ms).sum(),
-        wal_bytes: ms.iter().map(|m| m.wal.bytes).sum(),
-        applied: count(MigrationStatus::Applied),
-        failed: count(MigrationStatus::Failed),
-        skipped: count(MigrationStatus::Skipped),
-        run_duration_ms: millis(elapsed),
-        timed_out: count(MigrationStatus::TimedOut),
-        interrupted: count(MigrationStatus::Interrupted),
-        estimate: plan.estimate.as_ref().and_then(|e| e.totals(ms)),
-    };
-    crate::gate::judge(&plan.budgets, plan.report.baseline.as_ref(), &plan.report.regression, report);
-    report.hazards.unused_ignores = plan.hazard_ignore.unused(&report.migrations);
-    let migration_failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);
-    let breached =
-        !report.budget_breaches.is_empty() || report.migrations.iter().any(|m| !m.budget_breaches.is_empty());
-    report.status = match stopped {
-        Some(s) => {
-            report.stopped_at_stage = Some(s.stage);
-            if matches!(s.error, Error::Interrupted) {
-                RunStatus::Interrupted
-            } else {
-                report.error = Some(s.error.with_causes());
-                RunStatus::Failed
-            }
-        }
-        None if migration_failed => {
-            report.stopped_at_stage = Some(Stage::Rehearse);
-            RunStatus::Failed
-        }
-        None if breached => RunStatus::BudgetExceeded,
-        None => RunStatus::Passed,
-    };
-    report.checklist = report::checklist::fill(report, &plan.report.checklist);
 }

@@ -19,7 +19,7 @@ use tokio_postgres::Client;
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::migrations::{Migration, MigrationTool};
-use crate::report::{MigrationReport, MigrationStatus};
+use crate::report::{MigrationFacts, MigrationStatus};
 
 /// How the message ends: where the usual cause is, and what to do.
 const OWN_SETTINGS: &str = "the tool connects through settings of its own (an env.py or settings module that reads \
@@ -82,14 +82,14 @@ impl History {
 
     /// Fails when every migration of this source applied and the copy's
     /// history does not hold the last of them.
-    pub async fn check(&self, client: &Client, migrations: &[Migration], reports: &[MigrationReport]) -> Result<()> {
+    pub async fn check(&self, client: &Client, migrations: &[Migration], facts: &[MigrationFacts]) -> Result<()> {
         if self.tool != MigrationTool::Alembic {
             return Ok(());
         }
-        let ours: Vec<(&Migration, &MigrationReport)> =
-            migrations.iter().zip(reports).filter(|(m, _)| m.app == self.app).collect();
+        let ours: Vec<(&Migration, &MigrationFacts)> =
+            migrations.iter().zip(facts).filter(|(m, _)| m.app == self.app).collect();
         let Some((last, _)) = ours.last() else { return Ok(()) };
-        if ours.iter().any(|(_, r)| r.status != MigrationStatus::Applied) {
+        if ours.iter().any(|(_, f)| f.status() != MigrationStatus::Applied) {
             return Ok(());
         }
         let now = version_rows(client, &self.table).await?;

@@ -12,7 +12,7 @@ use crate::migrations::network::ToolNetwork;
 use crate::migrations::MigrationSource;
 use crate::pipeline::{EventSink, Pipeline, Stopped, Summary};
 use crate::race::{race, RaceInputs, RacePlan};
-use crate::report::{Report, Stage};
+use crate::report::Stage;
 use crate::sys::db::ConnInfo;
 
 /// The race's database.
@@ -27,7 +27,7 @@ impl Summary for RaceDatabase {
 /// Copies the restored database for the race, before anything connects to it.
 pub async fn copy(p: &mut Pipeline<'_>, server: &mut Throwaway) -> Result<RaceDatabase, Stopped> {
     let detail = format!("{} as the template of a fresh database for the race", server.conn().dbname);
-    p.stage(Stage::RaceCopy, detail, async |_: &mut Report| {
+    p.stage(Stage::RaceCopy, detail, async || {
         Ok(RaceDatabase(server.copy_database("race", crate::backend::copy::Template::Rehearsal).await?))
     })
     .await
@@ -43,7 +43,7 @@ pub async fn run(
     database: &RaceDatabase,
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
-    let unapplied = super::unapplied(&p.report);
+    let unapplied = p.facts.unapplied();
     if !unapplied.is_empty() {
         p.note(format!(
             "race skipped: the sequential rehearsal did not apply {}, so there is no end state to race to",
@@ -51,24 +51,25 @@ pub async fn run(
         ));
         return Ok(());
     }
-    let sequential = p.report.stages.iter().rev().find(|s| s.stage == Stage::Rehearse).map(|s| s.duration_ms);
-    let sequential = Duration::from_millis(sequential.unwrap_or(0));
+    let sequential = Duration::from_millis(p.facts.stage_ms(Stage::Rehearse).unwrap_or(0));
+    let applied = p.facts.migrations.len();
     let detail = format!("{} replicas of `{}` at once on {}", plan.replicas, plan.command.shown(), database.0.dbname);
     let (events, cancel): (&dyn EventSink, CancellationToken) = (p.events(), p.cancel().clone());
-    p.stage(Stage::Race, detail, async |r: &mut Report| {
+    let raced = p.stage(Stage::Race, detail, async || {
         let inputs = RaceInputs {
             plan,
             rehearsed: server.conn(),
             copy: &database.0,
             source,
             sequential,
-            applied: r.migrations.len(),
+            applied,
             events,
             network,
             cancel: &cancel,
         };
-        r.race = Some(race(inputs).await?);
-        Ok(())
-    })
-    .await
+        race(inputs).await.map(super::Fact)
+    });
+    let raced = raced.await?;
+    p.facts.race = Some(raced.0);
+    Ok(())
 }

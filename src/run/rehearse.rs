@@ -25,7 +25,16 @@ use crate::observe::{Observers, StatementWatcher};
 use crate::pipeline::events::{Event, EventSink};
 use crate::pipeline::Deadline;
 use crate::plan::Plan;
-use crate::report::{summary, MigrationReport, MigrationStatus, Report};
+use crate::report::{summary, AppliedMigration, CompatInfo, Findings, MigrationFacts, MigrationStatus, Watched};
+
+/// What the rehearse stage establishes, kept as it goes (a run stopped
+/// halfway reports what it had): each migration's facts, what the
+/// observers watched, and the running app's queries before the first.
+pub struct Rehearsed {
+    pub migrations: Vec<MigrationFacts>,
+    pub watched: Watched,
+    pub compat: Option<CompatInfo>,
+}
 
 /// Rehearses every pending migration; stops at the first that does not apply.
 pub async fn each(
@@ -33,20 +42,11 @@ pub async fn each(
     server: &Throwaway,
     source: &Sources,
     pending: Pending,
-    r: &mut Report,
+    r: &mut Rehearsed,
     events: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let conn = server.conn();
-    let standby = server.standby().map(|s| s.conn());
-    let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables, standby).await?;
-    let watcher = match source.any_in_own_session() {
-        true => observers.watcher(conn, &pending.runner).await?,
-        false => None,
-    };
-    r.observation.hot_tables = observers.hot_tables.clone();
-    r.observation.limitations = server.limitations().to_vec();
-    r.observation.limitations.extend(observers.limitations.iter().cloned());
+    let (observers, watcher) = observers(plan, server, source, &pending, &mut r.watched).await?;
     if pending.migrations.is_empty() {
         events.emit(Event::Note("no pending migrations: the restored database already has every migration".into()));
     }
@@ -65,74 +65,67 @@ pub async fn each(
     for (app, tool, table) in source.histories() {
         histories.push(proof::History::read(observers.observer(), app, tool, table).await?);
     }
-    let total = pending.migrations.len();
-    // Observed, not yet judged: their transaction is still open.
-    let mut open: Vec<Observed> = Vec::new();
-    let mut stopped = Ok(());
-    for (i, migration) in pending.migrations.iter().enumerate() {
-        events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
-        let step = match rehearsal.one(migration, &mut r.migrations[i], compat.as_mut()).await {
-            Ok(step) => step,
-            Err(e) => {
-                stopped = Err(e);
-                break;
-            }
-        };
-        release(&step.released, &open, r);
-        let transaction_open = step.transaction_open;
-        let interrupted = step.interrupted;
-        open.push(Observed { index: i, before: step.before, after: step.after });
-        if !transaction_open {
-            for o in open.drain(..) {
-                rehearsal.judge(&pending.migrations[o.index], &mut r.migrations[o.index], &o).await?;
-            }
-        }
-        let m = &r.migrations[i];
-        events.emit(Event::MigrationFinished {
-            index: i + 1,
-            total,
-            id: migration.shown_id(),
-            status: m.status,
-            elapsed: std::time::Duration::from_millis(m.duration_ms),
-        });
-        if let Some(c) = m.compat.as_ref().filter(|c| !c.broken.is_empty()) {
-            let first = summary::broken_line(&c.broken[0], 60, false);
-            let n = summary::queries(c.broken.len());
-            events.emit(Event::Note(format!("{} breaks {n} of the running app: {first}", m.id)));
-        }
-        if interrupted {
-            stopped = Err(Error::Interrupted);
-            break;
-        }
-        if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
-            break;
-        }
-    }
-    // A release that stopped early: its process goes, its open transaction with it.
-    source.close().await;
-    for o in open.drain(..) {
-        rehearsal.judge(&pending.migrations[o.index], &mut r.migrations[o.index], &o).await?;
-    }
-    stopped?;
+    rehearsal.in_order(&pending.migrations, &mut r.migrations, compat.as_mut(), events).await?;
     for history in &histories {
         history.check(observers.observer(), &pending.migrations, &r.migrations).await?;
     }
     Ok(())
 }
 
+/// The observers, the statement watcher when a migration runs in rehearse's
+/// own session, and what they watch (and cannot) into `watched`.
+async fn observers(
+    plan: &Plan,
+    server: &Throwaway,
+    source: &Sources,
+    pending: &Pending,
+    watched: &mut Watched,
+) -> Result<(Observers, Option<StatementWatcher>)> {
+    let conn = server.conn();
+    let standby = server.standby().map(|s| s.conn());
+    let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables, standby).await?;
+    let watcher = match source.any_in_own_session() {
+        true => observers.watcher(conn, &pending.runner).await?,
+        false => None,
+    };
+    watched.hot_tables = observers.hot_tables.clone();
+    watched.limitations = server.limitations().to_vec();
+    watched.limitations.extend(observers.limitations.iter().cloned());
+    Ok((observers, watcher))
+}
+
 /// A migration observed and waiting to be judged: where it is, the relations before and after it.
-struct Observed {
+struct Unjudged {
     index: usize,
     before: RelationSnapshot,
     after: RelationSnapshot,
 }
 
+/// Says a migration finished, and what of the running app it breaks.
+fn finished(m: &MigrationFacts, i: usize, total: usize, events: &dyn EventSink) {
+    events.emit(Event::MigrationFinished {
+        index: i + 1,
+        total,
+        id: m.planned.id.clone(),
+        status: m.status(),
+        elapsed: std::time::Duration::from_millis(m.applied.as_ref().map_or(0, |a| a.duration_ms)),
+    });
+    if let Some(c) = m.compat.as_ref().filter(|c| !c.broken.is_empty()) {
+        let first = summary::broken_line(&c.broken[0], 60, false);
+        let n = summary::queries(c.broken.len());
+        events.emit(Event::Note(format!("{} breaks {n} of the running app: {first}", m.planned.id)));
+    }
+}
+
 /// The final holds of earlier migrations' locks, whose transaction ended
-/// during a later one, into their reports (those still waiting in `open`).
-fn release(released: &[ReleasedHold], open: &[Observed], r: &mut Report) {
+/// during a later one, into their facts (those still waiting in `open`).
+fn release(released: &[ReleasedHold], open: &[Unjudged], migrations: &mut [MigrationFacts]) {
     for hold in released {
-        let Some(o) = open.iter().find(|o| r.migrations[o.index].id == hold.migration) else { continue };
-        crate::observe::extend_hold(&mut r.migrations[o.index], &o.before, &hold.relation, hold.mode, hold.held_ms);
+        let Some(o) = open.iter().find(|o| migrations[o.index].planned.id == hold.migration) else { continue };
+        let m = &mut migrations[o.index];
+        let (Some(observed), Some(applied)) = (m.observed.as_mut(), m.applied.as_mut()) else { continue };
+        let statements = &mut applied.statements;
+        crate::observe::extend_hold(observed, statements, &o.before, &hold.relation, hold.mode, hold.held_ms);
     }
 }
 
@@ -141,7 +134,7 @@ fn release(released: &[ReleasedHold], open: &[Observed], r: &mut Report) {
 async fn check_before_first<'a>(
     plan: &'a Plan,
     server: &Throwaway,
-    r: &mut Report,
+    r: &mut Rehearsed,
     events: &dyn EventSink,
     cancel: &'a CancellationToken,
 ) -> Result<Option<Checker<'a>>> {
@@ -174,7 +167,7 @@ struct Rehearsal<'a> {
 
 /// What applying and observing one migration left for the runner.
 struct Step {
-    /// A signal interrupted it (or the check after it).
+    /// A signal interrupted it (or the check of the app's queries after it).
     interrupted: bool,
     /// Its transaction is still open: it is judged once that ends.
     transaction_open: bool,
@@ -185,13 +178,73 @@ struct Step {
 }
 
 impl Rehearsal<'_> {
-    /// Applies, observes and checks one migration into `m` (judged apart, by [`Rehearsal::judge`]).
-    async fn one(
+    /// Each migration in turn (applied and observed, the app's queries
+    /// checked, judged once its transaction ended), until one does not
+    /// apply or a signal arrives; whatever is left open is judged at the end.
+    async fn in_order(
         &self,
-        migration: &Migration,
-        m: &mut MigrationReport,
-        compat: Option<&mut Checker<'_>>,
-    ) -> Result<Step> {
+        migrations: &[Migration],
+        facts: &mut [MigrationFacts],
+        mut compat: Option<&mut Checker<'_>>,
+        events: &dyn EventSink,
+    ) -> Result<()> {
+        let total = migrations.len();
+        // Observed, not yet judged: their transaction is still open.
+        let mut open: Vec<Unjudged> = Vec::new();
+        let mut stopped = Ok(());
+        for (i, migration) in migrations.iter().enumerate() {
+            events.emit(Event::MigrationStarted { index: i + 1, total, id: migration.shown_id() });
+            let mut step = match self.apply(migration, &mut facts[i]).await {
+                Ok(step) => step,
+                Err(e) => {
+                    stopped = Err(e);
+                    break;
+                }
+            };
+            match self.check_app(&mut facts[i], &step, compat.as_deref_mut()).await {
+                Ok(interrupted) => step.interrupted |= interrupted,
+                Err(e) => {
+                    stopped = Err(e);
+                    break;
+                }
+            }
+            release(&step.released, &open, facts);
+            open.push(Unjudged { index: i, before: step.before, after: step.after });
+            if !step.transaction_open {
+                self.judge_all(migrations, facts, &mut open).await?;
+            }
+            finished(&facts[i], i, total, events);
+            if step.interrupted {
+                stopped = Err(Error::Interrupted);
+                break;
+            }
+            if matches!(facts[i].status(), MigrationStatus::Failed | MigrationStatus::TimedOut) {
+                break;
+            }
+        }
+        // A release that stopped early: its process goes, its open transaction with it.
+        self.source.close().await;
+        self.judge_all(migrations, facts, &mut open).await?;
+        stopped
+    }
+
+    /// Judges the migrations waiting in `open`.
+    async fn judge_all(
+        &self,
+        migrations: &[Migration],
+        facts: &mut [MigrationFacts],
+        open: &mut Vec<Unjudged>,
+    ) -> Result<()> {
+        for o in open.drain(..) {
+            let m = &mut facts[o.index];
+            m.findings = self.judge(&migrations[o.index], m, &o).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies and observes one migration into `m` (its queries checked by
+    /// [`Rehearsal::check_app`], judged by [`Rehearsal::judge`]).
+    async fn apply(&self, migration: &Migration, m: &mut MigrationFacts) -> Result<Step> {
         let source = self.source.of(migration)?;
         // Before observing: a tool's start-up (an Alembic process) is not the migration's.
         let target = Target {
@@ -203,7 +256,7 @@ impl Rehearsal<'_> {
         };
         source.ready(migration, &target).await?;
         let observing = self.observers.begin().await?;
-        let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.id));
+        let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.planned.id));
         let target = Target { cancel: deadline.token(), ..target };
         let sessions_before = match source.tool() {
             MigrationTool::Command => proof::sessions(self.observers.observer()).await?,
@@ -217,74 +270,90 @@ impl Rehearsal<'_> {
         if timed_out {
             deadline.explain(&mut applied.error);
         }
-        record(m, &mut applied, timed_out);
+        let record = m.applied.insert(record(&mut applied, timed_out));
         let own_session = source.runs_in_own_session().then_some(self.runner);
-        let (before, after) = self.observers.finish(observing, own_session, m, &applied.inherited).await?;
+        let (statements, duration_ms) = (&mut record.statements, record.duration_ms);
+        let observed =
+            self.observers.finish(observing, own_session, statements, duration_ms, &applied.inherited).await?;
+        m.observed = Some(observed.observation);
         // A migration's session settings (SET lock_timeout, search_path, ...)
         // must not leak into the next one.
         self.runner.batch_execute("RESET ALL /*rehearse*/").await.map_err(|e| {
             Error::environment_because(format!("cannot reset the migration session after {}", migration.id), e)
         })?;
-        // Checked once observation ended, so the checks are neither in its
-        // time nor in its locks. After a migration that did not apply there
-        // is nothing to check: it rolled back, or left a state its recovery
-        // describes, and the rehearsal stops there. Nor while its transaction
-        // is still open: the app sees nothing of it until the commit (the
-        // migration that ends it is checked for the whole transaction), and
-        // the checks would wait on its locks.
-        let mut check_interrupted = false;
-        if let (Some(checker), MigrationStatus::Applied, false) = (compat, m.status, applied.transaction_open) {
-            match checker.after_migration().await {
-                Ok(report) => m.compat = Some(report),
-                Err(Error::Interrupted) => check_interrupted = true,
-                Err(e) => return Err(e),
-            }
-        }
         Ok(Step {
-            interrupted: (applied.interrupted && !timed_out) || check_interrupted,
+            interrupted: applied.interrupted && !timed_out,
             transaction_open: applied.transaction_open,
             released: std::mem::take(&mut applied.released),
-            before,
-            after,
+            before: observed.before,
+            after: observed.after,
         })
     }
 
+    /// The running app's queries against the migration's result, into its
+    /// facts; whether a signal interrupted the check. Checked once
+    /// observation ended, so the checks are neither in its time nor in its
+    /// locks. After a migration that did not apply there is nothing to
+    /// check: it rolled back, or left a state its recovery describes, and the
+    /// rehearsal stops there. Nor while its transaction is still open: the
+    /// app sees nothing of it until the commit (the migration that ends it is
+    /// checked for the whole transaction), and the checks would wait on its locks.
+    async fn check_app(&self, m: &mut MigrationFacts, step: &Step, compat: Option<&mut Checker<'_>>) -> Result<bool> {
+        let (Some(checker), MigrationStatus::Applied, false) = (compat, m.status(), step.transaction_open) else {
+            return Ok(false);
+        };
+        match checker.after_migration().await {
+            Ok(report) => m.compat = Some(report),
+            Err(Error::Interrupted) => return Ok(true),
+            Err(e) => return Err(e),
+        }
+        Ok(false)
+    }
+
     /// Judges an observed migration: hazards, destructive changes, the
-    /// estimate, budgets and, when it failed, what is left to recover.
-    async fn judge(&self, migration: &Migration, m: &mut MigrationReport, o: &Observed) -> Result<()> {
-        let checked = hazards::check(m, &o.before, &self.plan.hazard_ignore);
-        (m.hazards, m.ignored_hazards) = (checked.hazards, checked.ignored);
-        m.destructive_changes = destructive::detect(m);
+    /// estimate and, when it failed, what is left to recover. (The budgets
+    /// are the gate's, once every fact is in.) The findings read the
+    /// migration as the report will show it.
+    async fn judge(&self, migration: &Migration, facts: &MigrationFacts, o: &Unjudged) -> Result<Findings> {
+        let m = facts.record(&[]);
+        let checked = hazards::check(&m, &o.before, &self.plan.hazard_ignore);
+        let mut findings = Findings {
+            hazards: checked.hazards,
+            ignored_hazards: checked.ignored,
+            destructive_changes: destructive::detect(&m),
+            ..Findings::default()
+        };
         if let Some(estimator) = &self.plan.estimate {
-            let mut estimate = estimator.migration(m, &o.before);
+            let mut estimate = estimator.migration(&m, &o.before);
             if m.status != MigrationStatus::Applied {
                 estimate.basis.insert(0, format!("the migration {}: this estimates what ran of it", m.status.as_str()));
             }
-            m.estimate = Some(estimate);
+            findings.estimate = Some(estimate);
         }
-        self.plan.budgets.judge_migration(m);
         if matches!(m.status, MigrationStatus::Failed | MigrationStatus::TimedOut) {
             let source = self.source.of(migration)?;
             let history = source.history_table();
             let observer = self.observers.observer();
-            let assessed = recovery::assess(observer, &o.before, &o.after, m, source.tool(), history.as_deref()).await;
+            let assessed = recovery::assess(observer, &o.before, &o.after, &m, source.tool(), history.as_deref()).await;
             let env = |e| Error::environment_because(format!("cannot read what the failed migration {} left", m.id), e);
-            m.recovery = Some(assessed.map_err(env)?);
+            findings.recovery = Some(assessed.map_err(env)?);
         }
-        Ok(())
+        Ok(findings)
     }
 }
 
-/// What the migration source reported, into the migration's report.
-fn record(m: &mut MigrationReport, applied: &mut Applied, timed_out: bool) {
-    m.duration_ms = millis(applied.duration);
-    m.startup_ms = applied.startup.map(millis);
-    m.statements = std::mem::take(&mut applied.statements);
-    m.status = match (&applied.error, applied.interrupted) {
-        (_, true) if timed_out => MigrationStatus::TimedOut,
-        (_, true) => MigrationStatus::Interrupted,
-        (Some(_), false) => MigrationStatus::Failed,
-        (None, false) => MigrationStatus::Applied,
-    };
-    m.error = applied.error.take();
+/// What the migration source reported, as the migration's facts.
+fn record(applied: &mut Applied, timed_out: bool) -> AppliedMigration {
+    AppliedMigration {
+        duration_ms: millis(applied.duration),
+        startup_ms: applied.startup.map(millis),
+        statements: std::mem::take(&mut applied.statements),
+        status: match (&applied.error, applied.interrupted) {
+            (_, true) if timed_out => MigrationStatus::TimedOut,
+            (_, true) => MigrationStatus::Interrupted,
+            (Some(_), false) => MigrationStatus::Failed,
+            (None, false) => MigrationStatus::Applied,
+        },
+        error: applied.error.take(),
+    }
 }

@@ -13,7 +13,7 @@ use crate::backend::{BackendPlan, Throwaway};
 use crate::error::{Error, Result};
 use crate::pipeline::events::{Event, EventSink};
 use crate::plan::Plan;
-use crate::report::{CacheStatus, Report};
+use crate::report::{CacheStatus, RestoreInfo};
 use crate::restore;
 
 /// Reading the dump's size and sha256 on a blocking thread.
@@ -56,6 +56,8 @@ pub struct SnapshotPlan {
     pub cache: SnapshotCache,
     pub key: CacheKey,
     pub dump_sha256: String,
+    /// The dump as the report names it, for the entry's manifest.
+    pub dump_path: String,
     pub server_version: String,
     pub hit: Option<cache::Entry>,
 }
@@ -82,11 +84,12 @@ pub async fn plan(
             hit = None;
         }
     }
-    Some(SnapshotPlan { cache: cache.clone(), key, dump_sha256: sha.clone(), server_version, hit })
+    let dump_path = plan.dump.as_ref().map(|d| d.path.display().to_string()).unwrap_or_default();
+    Some(SnapshotPlan { cache: cache.clone(), key, dump_sha256: sha.clone(), dump_path, server_version, hit })
 }
 
 /// A restore the snapshot cache made unnecessary.
-pub struct CacheHit;
+pub struct CacheHit(pub RestoreInfo);
 
 impl crate::pipeline::Summary for CacheHit {
     fn summary(&self) -> String {
@@ -94,16 +97,18 @@ impl crate::pipeline::Summary for CacheHit {
     }
 }
 
-/// The report's restore section for a run started from the cache.
-pub fn restored_from(entry: &cache::Entry, r: &mut Report) -> CacheHit {
-    r.restore.cache = Some(CacheStatus::Hit);
-    r.restore.cache_key = Some(entry.manifest.key.clone());
-    r.restore.jobs = entry.manifest.jobs;
-    r.restore.roles_created = entry.manifest.roles_created.clone();
-    r.restore.cached_restore_ms = Some(entry.manifest.restore_ms);
+/// The restore's facts for a run started from the cache.
+pub fn restored_from(entry: &cache::Entry) -> CacheHit {
     let made = std::time::UNIX_EPOCH + Duration::from_secs(entry.manifest.created);
-    r.restore.restored_at = Some(humantime::format_rfc3339_seconds(made).to_string());
-    CacheHit
+    CacheHit(RestoreInfo {
+        cache: Some(CacheStatus::Hit),
+        cache_key: Some(entry.manifest.key.clone()),
+        jobs: entry.manifest.jobs,
+        roles_created: entry.manifest.roles_created.clone(),
+        cached_restore_ms: Some(entry.manifest.restore_ms),
+        restored_at: Some(humantime::format_rfc3339_seconds(made).to_string()),
+        ..RestoreInfo::default()
+    })
 }
 
 /// Saves the fresh restore into the cache. A failure to save is a note, not
@@ -111,25 +116,23 @@ pub fn restored_from(entry: &cache::Entry, r: &mut Report) -> CacheHit {
 pub async fn save(
     server: &mut Throwaway,
     s: &SnapshotPlan,
-    r: &mut Report,
+    restored: &RestoreInfo,
     events: &dyn EventSink,
     cancel: &CancellationToken,
-) -> Result<()> {
-    r.restore.cache_key = Some(s.key.hex.clone());
-    r.restore.cache = Some(match seal(server, s, r, cancel).await {
+) -> Result<CacheStatus> {
+    Ok(match seal(server, s, restored, cancel).await {
         Ok(()) => CacheStatus::Saved,
         Err(Error::Interrupted) => return Err(Error::Interrupted),
         Err(e) => {
             events.emit(Event::Note(format!("the snapshot cache was not updated: {}", e.render())));
             CacheStatus::NotSaved
         }
-    });
-    Ok(())
+    })
 }
 
 /// Stops the server, copies its data dir (or commits its container) into
 /// the cache, starts it again, and seals the entry.
-async fn seal(server: &mut Throwaway, s: &SnapshotPlan, r: &Report, cancel: &CancellationToken) -> Result<()> {
+async fn seal(server: &mut Throwaway, s: &SnapshotPlan, r: &RestoreInfo, cancel: &CancellationToken) -> Result<()> {
     let staging = s.cache.staging_dir(&s.key)?;
     let image = match server.save_snapshot(&staging, &s.key.hex, cancel).await {
         Ok(image) => image,
@@ -140,16 +143,16 @@ async fn seal(server: &mut Throwaway, s: &SnapshotPlan, r: &Report, cancel: &Can
     };
     let manifest = cache::Manifest {
         key: s.key.hex.clone(),
-        dump_path: r.dump.path.clone(),
+        dump_path: s.dump_path.clone(),
         dump_sha256: s.dump_sha256.clone(),
         server_version: s.server_version.clone(),
         created: cache::now_secs(),
         files: 0,
         bytes: image.as_ref().map_or(0, |(_, bytes)| *bytes),
         password: server.password().expose().to_string(),
-        roles_created: r.restore.roles_created.clone(),
-        restore_ms: r.restore.duration_ms,
-        jobs: r.restore.jobs,
+        roles_created: r.roles_created.clone(),
+        restore_ms: r.duration_ms,
+        jobs: r.jobs,
         image: image.map(|(id, _)| id),
     };
     s.cache.seal(&staging, manifest).map(|_| ())

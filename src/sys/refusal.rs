@@ -29,58 +29,69 @@ pub fn message(what: &str, server: &ConnInfo, e: &tokio_postgres::Error) -> Stri
 
 /// Why, and what to do, from the server's answer or the socket's error.
 fn reason(server: &ConnInfo, e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db_error) => refused(server, db_error),
+        None => unreachable(server, e),
+    }
+}
+
+/// Why the server refused the connection, from its answer.
+fn refused(server: &ConnInfo, db_error: &tokio_postgres::error::DbError) -> String {
     let (user, db) = (&server.user, &server.dbname);
     let who = format!("role {user} connecting to database {db} from this machine");
-    if let Some(db_error) = e.as_db_error() {
-        let text = db_error.message();
-        return match db_error.code() {
-            // PostgreSQL 14+ ends the message with the connection's
-            // encryption: "no encryption" (before 14: "SSL off").
-            c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && text.contains("no pg_hba.conf entry") => {
-                match text.ends_with("no encryption") || text.ends_with("SSL off") {
-                    true => format!(
-                        "its pg_hba.conf has no line for {who} without encryption, and rehearse does not support \
-                         TLS yet: add a `host` line for them (a `hostssl` line admits TLS connections only), or use \
-                         a server that accepts connections without TLS"
-                    ),
-                    false => format!("its pg_hba.conf has no line for {who}: add a `host` line for them"),
-                }
+    let text = db_error.message();
+    match db_error.code() {
+        // PostgreSQL 14+ ends the message with the connection's
+        // encryption: "no encryption" (before 14: "SSL off").
+        c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && text.contains("no pg_hba.conf entry") => {
+            match text.ends_with("no encryption") || text.ends_with("SSL off") {
+                true => format!(
+                    "its pg_hba.conf has no line for {who} without encryption, and rehearse does not support \
+                     TLS yet: add a `host` line for them (a `hostssl` line admits TLS connections only), or use \
+                     a server that accepts connections without TLS"
+                ),
+                false => format!("its pg_hba.conf has no line for {who}: add a `host` line for them"),
             }
-            c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && text.contains("pg_hba.conf rejects") => {
-                format!(
-                    "its pg_hba.conf rejects {who} (a `reject` line): put a `host` line for them above it \
-                     (rehearse connects without TLS)"
-                )
-            }
-            // Role refusals, and pg_hba.conf's in a server that words them in another language.
-            c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
-                "the server refused {who}: check the user in the URL, that the role has LOGIN (ALTER ROLE {} \
-                 LOGIN), and that pg_hba.conf has a `host` line for it (rehearse connects without TLS)",
-                quote_ident(user)
-            ),
-            c if *c == SqlState::INVALID_PASSWORD => {
-                format!("the server refused the password of role {user}: check the password in the URL (or PGPASSWORD)")
-            }
-            c if *c == SqlState::INSUFFICIENT_PRIVILEGE => format!(
-                "role {user} may not connect to database {db}: grant it CONNECT (GRANT CONNECT ON DATABASE {} TO {})",
-                quote_ident(db),
-                quote_ident(user)
-            ),
-            c if *c == SqlState::INVALID_CATALOG_NAME => {
-                format!("database {db} does not exist on that server: check the database in the URL")
-            }
-            c if *c == SqlState::TOO_MANY_CONNECTIONS => {
-                "the server has no free connection slot (too many clients): try again when fewer are connected"
-                    .to_string()
-            }
-            c if *c == SqlState::CANNOT_CONNECT_NOW => {
-                "the server is starting up or shutting down: try again once it accepts connections".to_string()
-            }
-            _ => "the server refused the connection: check the URL and the server's pg_hba.conf \
-                  (rehearse connects without TLS)"
-                .to_string(),
-        };
+        }
+        c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && text.contains("pg_hba.conf rejects") => {
+            format!(
+                "its pg_hba.conf rejects {who} (a `reject` line): put a `host` line for them above it \
+                 (rehearse connects without TLS)"
+            )
+        }
+        // Role refusals, and pg_hba.conf's in a server that words them in another language.
+        c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
+            "the server refused {who}: check the user in the URL, that the role has LOGIN (ALTER ROLE {} \
+             LOGIN), and that pg_hba.conf has a `host` line for it (rehearse connects without TLS)",
+            quote_ident(user)
+        ),
+        c if *c == SqlState::INVALID_PASSWORD => {
+            format!("the server refused the password of role {user}: check the password in the URL (or PGPASSWORD)")
+        }
+        c if *c == SqlState::INSUFFICIENT_PRIVILEGE => format!(
+            "role {user} may not connect to database {db}: grant it CONNECT (GRANT CONNECT ON DATABASE {} TO {})",
+            quote_ident(db),
+            quote_ident(user)
+        ),
+        c if *c == SqlState::INVALID_CATALOG_NAME => {
+            format!("database {db} does not exist on that server: check the database in the URL")
+        }
+        c if *c == SqlState::TOO_MANY_CONNECTIONS => {
+            "the server has no free connection slot (too many clients): try again when fewer are connected".to_string()
+        }
+        c if *c == SqlState::CANNOT_CONNECT_NOW => {
+            "the server is starting up or shutting down: try again once it accepts connections".to_string()
+        }
+        _ => "the server refused the connection: check the URL and the server's pg_hba.conf \
+              (rehearse connects without TLS)"
+            .to_string(),
     }
+}
+
+/// Why no server answered, from the socket's error (or the driver's, for an
+/// authentication method it does not support).
+fn unreachable(server: &ConnInfo, e: &tokio_postgres::Error) -> String {
+    let user = &server.user;
     let at = format!("{} port {}", server.host, server.port);
     match io_kind(e) {
         Some(ErrorKind::ConnectionRefused) => {

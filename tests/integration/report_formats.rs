@@ -170,3 +170,19 @@ fn the_markdown_fills_every_checklist_item_with_the_evidence_it_has() {
     assert!(out.stderr.contains(&format!("wrote {}", summary.display())));
     sandbox.assert_no_leaks();
 }
+
+#[test]
+fn the_step_summary_gets_report_md_as_written() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_add.sql", "ALTER TABLE public.orders ADD COLUMN state text;\n")]);
+    let summary = sandbox.write("step-summary.md", "earlier step\n");
+    let scenario = sandbox.scenario(&dumps().path("custom"), "");
+    let out = sandbox
+        .rehearse_env(&["run", scenario.to_str().unwrap()], &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())]);
+    out.assert_code(0);
+    // The Markdown rendered once: the report stage's time in it is the same in both.
+    let md = out.markdown();
+    assert!(md.contains(" · report "), "the stage times, the report's included:\n{md}");
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), format!("earlier step\n{md}\n"));
+    sandbox.assert_no_leaks();
+}

@@ -286,6 +286,33 @@ impl AlembicProject {
     }
 
     pub async fn pending(&self, target: &Target<'_>) -> Result<Vec<Migration>> {
+        let run = self.helper(&self.discover_args(), target, LISTING_DEADLINE).await?;
+        let mut found = None;
+        let mut history = None;
+        for event in run.events {
+            match event {
+                HelperEvent::History { current, version_table, version_table_schema } => {
+                    history = Some(self.history(current, version_table, version_table_schema)?);
+                }
+                HelperEvent::Discovered { pending } => found = Some(pending),
+                other => {
+                    if let Some(refused) = self.discovery_refused(other, target) {
+                        return Err(refused);
+                    }
+                }
+            }
+        }
+        let Some(found) = found else { return Err(self.not_listed(run.failure, target)) };
+        if let Some(history) = &history {
+            self.check_history_is_the_copys(history, target).await?;
+        }
+        let mut pending: Vec<Migration> = found.into_iter().map(migration).collect();
+        self.attach_offline_sql(&mut pending, target).await?;
+        Ok(pending)
+    }
+
+    /// The helper's `discover` command line, with the version table the scenario names.
+    fn discover_args(&self) -> Vec<&str> {
         let mut args = vec!["discover", "--target", &self.plan.target];
         let declared = self.plan.version_table.as_deref().map(|t| match t.split_once('.') {
             Some((schema, table)) => (Some(schema), table),
@@ -295,71 +322,64 @@ impl AlembicProject {
             args.extend(["--version-table", table]);
             args.extend(schema.map(|s| ["--version-table-schema", s]).into_iter().flatten());
         }
-        let run = self.helper(&args, target, LISTING_DEADLINE).await?;
-        let dir = self.plan.dir.display();
-        let mut found = None;
-        let mut history = None;
-        for event in run.events {
-            match event {
-                HelperEvent::History { current, version_table, version_table_schema } => {
-                    let table = version_table.unwrap_or_else(|| DEFAULT_VERSION_TABLE.into());
-                    let table = match version_table_schema {
-                        Some(schema) => format!("{schema}.{table}"),
-                        None => table,
-                    };
-                    // Set before any refusal below: two apps sharing a table are told apart by it.
-                    let _ = self.version_table.set(table.clone());
-                    self.check_version_table(&table)?;
-                    history = Some(History { current, table });
-                }
-                HelperEvent::UnknownRevision { revision, heads } => {
-                    return Err(Error::bad_input(format!(
-                        "the restored database is at Alembic revision {revision}, which the migration tree in {dir} \
-                         does not contain (production is ahead of this code, or history was edited); its heads are \
-                         {}: rehearse the code production runs, or a dump that matches this tree",
-                        heads.join(", ")
-                    )))
-                }
-                HelperEvent::BadTarget { message, current } => {
-                    return Err(Error::bad_input(format!(
-                        "Alembic cannot upgrade to migrations.target {} from the database's revision(s) {}: {}; \
-                         with several heads, set migrations.target to one revision, `<branch>@head`, or `heads`",
-                        self.plan.target,
-                        if current.is_empty() { "(none)".to_string() } else { current.join(", ") },
-                        target.redact(&message)
-                    )))
-                }
-                HelperEvent::Missing { message } => {
-                    return Err(Error::environment(format!(
-                        "{} cannot import Alembic: {message}",
-                        self.plan.python.display()
-                    )))
-                }
-                HelperEvent::Discovered { pending } => found = Some(pending),
-                _ => {}
-            }
-        }
-        let Some(found) = found else {
-            return Err(match run.failure {
-                Some(ChildError::Cancelled { .. }) => Error::Interrupted,
-                Some(e) => match e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s)) {
-                    // The tool connected elsewhere: this machine's doing, not the scenario's.
-                    Some(hint) => {
-                        Error::environment_because(format!("Alembic could not list the revisions of {dir}: {hint}"), e)
-                    }
-                    None => Error::bad_input_because(format!("Alembic could not list the revisions of {dir}"), e),
-                },
-                None => Error::environment(format!(
-                    "the Alembic helper ended without listing the revisions of {dir}: rerun, and report it if it persists"
-                )),
-            });
+        args
+    }
+
+    /// The history env.py read: its heads, in the version table it
+    /// configured, which must be the one the scenario says.
+    fn history(&self, current: Vec<String>, table: Option<String>, schema: Option<String>) -> Result<History> {
+        let table = table.unwrap_or_else(|| DEFAULT_VERSION_TABLE.into());
+        let table = match schema {
+            Some(schema) => format!("{schema}.{table}"),
+            None => table,
         };
-        if let Some(history) = &history {
-            self.check_history_is_the_copys(history, target).await?;
+        // Set before any refusal below: two apps sharing a table are told apart by it.
+        let _ = self.version_table.set(table.clone());
+        self.check_version_table(&table)?;
+        Ok(History { current, table })
+    }
+
+    /// The error for a discovery event that stops the run: a revision the
+    /// tree does not have, a target Alembic cannot reach, no Alembic.
+    fn discovery_refused(&self, event: HelperEvent, target: &Target<'_>) -> Option<Error> {
+        let dir = self.plan.dir.display();
+        match event {
+            HelperEvent::UnknownRevision { revision, heads } => Some(Error::bad_input(format!(
+                "the restored database is at Alembic revision {revision}, which the migration tree in {dir} \
+                 does not contain (production is ahead of this code, or history was edited); its heads are \
+                 {}: rehearse the code production runs, or a dump that matches this tree",
+                heads.join(", ")
+            ))),
+            HelperEvent::BadTarget { message, current } => Some(Error::bad_input(format!(
+                "Alembic cannot upgrade to migrations.target {} from the database's revision(s) {}: {}; \
+                 with several heads, set migrations.target to one revision, `<branch>@head`, or `heads`",
+                self.plan.target,
+                if current.is_empty() { "(none)".to_string() } else { current.join(", ") },
+                target.redact(&message)
+            ))),
+            HelperEvent::Missing { message } => {
+                Some(Error::environment(format!("{} cannot import Alembic: {message}", self.plan.python.display())))
+            }
+            _ => None,
         }
-        let mut pending: Vec<Migration> = found.into_iter().map(migration).collect();
-        self.attach_offline_sql(&mut pending, target).await?;
-        Ok(pending)
+    }
+
+    /// The error when the helper listed no revisions: how it ended.
+    fn not_listed(&self, failure: Option<ChildError>, target: &Target<'_>) -> Error {
+        let dir = self.plan.dir.display();
+        match failure {
+            Some(ChildError::Cancelled { .. }) => Error::Interrupted,
+            Some(e) => match e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s)) {
+                // The tool connected elsewhere: this machine's doing, not the scenario's.
+                Some(hint) => {
+                    Error::environment_because(format!("Alembic could not list the revisions of {dir}: {hint}"), e)
+                }
+                None => Error::bad_input_because(format!("Alembic could not list the revisions of {dir}"), e),
+            },
+            None => Error::environment(format!(
+                "the Alembic helper ended without listing the revisions of {dir}: rerun, and report it if it persists"
+            )),
+        }
     }
 
     /// The table env.py records revisions in must be the one the scenario

@@ -218,18 +218,8 @@ impl Session {
         target: &Target<'_>,
         version_table: &str,
     ) -> Result<Applied> {
-        let mut applied = Applied::default();
         if let Some(ended) = self.early.take() {
-            outcome(&mut applied, ended, migration, target);
-            if applied.error.is_none() {
-                // It exited cleanly without running the revision discovery listed.
-                applied.error = Some(MigrationError::new(format!(
-                    "the Alembic process ended without running {}: does env.py call context.run_migrations() \
-                     for this database?",
-                    migration.id
-                )));
-            }
-            return Ok(applied);
+            return Ok(ended_before_running(ended, migration, target));
         }
         let Some((revision, go)) = self.waiting.take() else {
             return Err(Error::environment(format!(
@@ -237,8 +227,11 @@ impl Session {
                 migration.id
             )));
         };
-        applied.startup = self.startup.take();
-        applied.inherited = self.open.iter().map(|l| (l.relation.clone(), l.mode)).collect();
+        let mut applied = Applied {
+            startup: self.startup.take(),
+            inherited: self.open.iter().map(|l| (l.relation.clone(), l.mode)).collect(),
+            ..Applied::default()
+        };
         let shown = migration.shown_id();
         let sent = Instant::now();
         self.child
@@ -246,29 +239,52 @@ impl Session {
             .await
             .map_err(|e| Error::environment_because("cannot tell the Alembic helper to go on", e))?;
         let mut run = Revision { go, end: None, ended: Ended::default(), rolled_back: Vec::new() };
+        self.read_revision(&shown, &mut run, &mut applied, target, version_table).await?;
+        let end = run.end.unwrap_or(go + sent.elapsed().as_secs_f64());
+        self.holds_at_end(end, &shown, &mut applied);
+        applied.duration = Duration::from_secs_f64((end - go).max(0.0));
+        conclude(&mut applied, run, migration, target);
+        Ok(applied)
+    }
+
+    /// Reads the running revision's events into `run` and `applied`, up to
+    /// its end, or the process's.
+    async fn read_revision(
+        &mut self,
+        shown: &str,
+        run: &mut Revision,
+        applied: &mut Applied,
+        target: &Target<'_>,
+        version_table: &str,
+    ) -> Result<()> {
         loop {
             match self.next(target.cancel).await? {
                 Next::Event(e) => {
-                    if self.event(e, &shown, &mut run, &mut applied, target, version_table) {
-                        break;
+                    if self.event(e, shown, run, applied, target, version_table) {
+                        return Ok(());
                     }
                 }
                 Next::Eof => {
                     run.ended.exit = self.child.finish(CLOSE_DEADLINE).await.err();
                     self.ended = true;
-                    break;
+                    return Ok(());
                 }
                 Next::Stopped(e) => {
                     run.ended.exit = Some(e);
                     self.ended = true;
-                    break;
+                    return Ok(());
                 }
             }
         }
-        let end = run.end.unwrap_or(go + sent.elapsed().as_secs_f64());
+    }
+
+    /// The revision's locks as its end (`end`, the helper's clock) leaves
+    /// them: its own still held at least until then, those a transaction's
+    /// end made final, and the earlier revisions' holds released meanwhile.
+    fn holds_at_end(&mut self, end: f64, shown: &str, applied: &mut Applied) {
         if self.ended && !self.open.is_empty() {
             // The process is gone, so is its connection: the transaction rolled back.
-            self.transaction_ended(end, &shown, Some(&mut applied));
+            self.transaction_ended(end, shown, Some(&mut *applied));
         }
         for lock in self.open.iter().filter(|l| l.migration == shown) {
             // Held at least until the revision's end; the transaction's end makes it final.
@@ -279,24 +295,6 @@ impl Session {
         }
         applied.transaction_open = !self.open.is_empty();
         applied.released = std::mem::take(&mut self.released);
-        applied.duration = Duration::from_secs_f64((end - go).max(0.0));
-        let reported = run.end.is_some() || run.ended.failed.is_some() || run.ended.exit.is_some();
-        outcome(&mut applied, run.ended, migration, target);
-        if !reported {
-            applied.error =
-                Some(MigrationError::new("the Alembic helper ended without reporting the revision's outcome"));
-        }
-        if let (Some(error), false) = (applied.error.as_mut(), run.rolled_back.is_empty()) {
-            error.message = format!(
-                "{}\n\n(Alembic ran {} in the same transaction, so the rollback undid {} too: production's \
-                 `alembic upgrade` would leave the database as it was before {})",
-                error.message,
-                run.rolled_back.join(", "),
-                if run.rolled_back.len() == 1 { "it" } else { "them" },
-                run.rolled_back[0]
-            );
-        }
-        Ok(applied)
     }
 
     /// Takes one event of the running revision into `applied`; whether the
@@ -425,6 +423,43 @@ struct Revision {
     ended: Ended,
     /// Earlier revisions a rollback in this one undid.
     rolled_back: Vec<String>,
+}
+
+/// The revision's outcome when the process ended before it could start
+/// (env.py raised, the connection was refused, a signal), or exited
+/// cleanly without running it.
+fn ended_before_running(ended: Ended, migration: &Migration, target: &Target<'_>) -> Applied {
+    let mut applied = Applied::default();
+    outcome(&mut applied, ended, migration, target);
+    if applied.error.is_none() {
+        // It exited cleanly without running the revision discovery listed.
+        applied.error = Some(MigrationError::new(format!(
+            "the Alembic process ended without running {}: does env.py call context.run_migrations() \
+             for this database?",
+            migration.id
+        )));
+    }
+    applied
+}
+
+/// The revision's error from what `run` saw: its failure or its process's
+/// exit, no report of its end at all, and the earlier revisions a rollback undid.
+fn conclude(applied: &mut Applied, run: Revision, migration: &Migration, target: &Target<'_>) {
+    let reported = run.end.is_some() || run.ended.failed.is_some() || run.ended.exit.is_some();
+    outcome(applied, run.ended, migration, target);
+    if !reported {
+        applied.error = Some(MigrationError::new("the Alembic helper ended without reporting the revision's outcome"));
+    }
+    if let (Some(error), false) = (applied.error.as_mut(), run.rolled_back.is_empty()) {
+        error.message = format!(
+            "{}\n\n(Alembic ran {} in the same transaction, so the rollback undid {} too: production's \
+             `alembic upgrade` would leave the database as it was before {})",
+            error.message,
+            run.rolled_back.join(", "),
+            if run.rolled_back.len() == 1 { "it" } else { "them" },
+            run.rolled_back[0]
+        );
+    }
 }
 
 /// The revision's error from how its process ended, if it did.

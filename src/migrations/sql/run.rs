@@ -164,18 +164,7 @@ impl FileRun<'_, '_> {
             db.batch_execute("BEGIN /*rehearse*/").await.map_err(failed)?;
             self.held.clear();
         }
-        let mut report = StatementReport {
-            query: stmt.sql.to_string(),
-            // A line of the migration's file; a callback's statement has none there.
-            line: located.part.main.then_some(stmt.line),
-            duration_ms: 0,
-            rows: 0,
-            count: 1,
-            wal_bytes: None,
-            locks: Vec::new(),
-            lock_timeout_ms: Some(self.lock_timeout_ms),
-            started_ms: millis(self.started.elapsed()),
-        };
+        let mut report = self.starting(located);
         let watching = match (stmt.needs_own_transaction && !stmt.controls_transaction, self.target.watcher) {
             (true, Some(watcher)) if self.exact_locks => Some(watcher.watch()),
             _ => None,
@@ -202,13 +191,7 @@ impl FileRun<'_, '_> {
                 return Err(statement_error(file, stmt, &e));
             }
         };
-        report.rows = messages
-            .iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                _ => None,
-            })
-            .sum();
+        report.rows = rows(&messages);
         if self.exact_locks {
             self.read_own_locks(&mut report).await?;
         }
@@ -216,13 +199,38 @@ impl FileRun<'_, '_> {
             self.held.clear();
         }
         if wrap {
-            db.batch_execute("COMMIT /*rehearse*/").await.map_err(failed)?;
-            let held_ms = millis(self.started.elapsed()).saturating_sub(report.started_ms);
-            for lock in report.locks.iter_mut().filter(|l| l.source == LockSource::Statement) {
-                (lock.held_ms, lock.exact_hold) = (held_ms, true);
-            }
+            self.commit_wrapped(&mut report).await?;
         }
         self.applied.statements.push(report);
+        Ok(())
+    }
+
+    /// The statement's report as it starts: what runs, where it stands in
+    /// the migration's file, when, under which lock_timeout.
+    fn starting(&self, located: &Located<'_>) -> StatementReport {
+        let stmt = &located.stmt;
+        StatementReport {
+            query: stmt.sql.to_string(),
+            // A line of the migration's file; a callback's statement has none there.
+            line: located.part.main.then_some(stmt.line),
+            duration_ms: 0,
+            rows: 0,
+            count: 1,
+            wal_bytes: None,
+            locks: Vec::new(),
+            lock_timeout_ms: Some(self.lock_timeout_ms),
+            started_ms: millis(self.started.elapsed()),
+        }
+    }
+
+    /// Commits the transaction rehearse wrapped the statement in: the
+    /// statement's own locks were held from its start until now.
+    async fn commit_wrapped(&mut self, report: &mut StatementReport) -> Result<(), MigrationError> {
+        self.target.client.batch_execute("COMMIT /*rehearse*/").await.map_err(failed)?;
+        let held_ms = millis(self.started.elapsed()).saturating_sub(report.started_ms);
+        for lock in report.locks.iter_mut().filter(|l| l.source == LockSource::Statement) {
+            (lock.held_ms, lock.exact_hold) = (held_ms, true);
+        }
         Ok(())
     }
 
@@ -294,6 +302,17 @@ fn watched_locks(seen: Vec<WatchedLock>, duration_ms: u64) -> Vec<StatementLock>
             exact_hold: false,
         })
         .collect()
+}
+
+/// The rows the statement's commands report (INSERT, UPDATE, DELETE, ...).
+fn rows(messages: &[SimpleQueryMessage]) -> u64 {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .sum()
 }
 
 fn failed(e: tokio_postgres::Error) -> MigrationError {

@@ -36,12 +36,12 @@ pub(super) fn production_scale(f: &Facts) -> String {
             .into();
     };
     let longest = f.ran.iter().max_by_key(|m| duration(m)).and_then(|m| {
-        m.estimate.as_ref().map(|e| format!(", longest `{}` {}", m.id, super::super::table::range_ms(e.duration_ms)))
+        m.estimate.as_ref().map(|e| format!(", longest `{}` {}", m.id, super::super::range_ms(e.duration_ms)))
     });
     format!(
         "At production scale: {} in total{} (estimated from production's statistics `{}`, database `{}` read {}, \
          speed ×{}; per migration under \"At production scale\"). Cache state, concurrent load and disk speed still differ.",
-        super::super::table::range_ms(total.duration_ms),
+        super::super::range_ms(total.duration_ms),
         longest.unwrap_or_default(),
         info.production,
         info.database,

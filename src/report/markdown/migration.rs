@@ -58,9 +58,9 @@ fn figures(w: &mut String, m: &MigrationReport) {
         put!(
             w,
             "- At production scale: {}; longest block of reads {}, of writes {} ({})",
-            crate::report::table::range_ms(e.duration_ms),
-            crate::report::table::range_ms(e.longest_read_block_ms),
-            crate::report::table::range_ms(e.longest_write_block_ms),
+            crate::report::range_ms(e.duration_ms),
+            crate::report::range_ms(e.longest_read_block_ms),
+            crate::report::range_ms(e.longest_write_block_ms),
             e.basis.join("; ")
         );
     }

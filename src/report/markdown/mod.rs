@@ -11,9 +11,8 @@ mod standby;
 use std::fmt::Write;
 
 use super::checklist::replica_lag;
-use super::summary;
-use super::table::{range_ms, verdict};
-use super::{format_bytes, format_ms, Change, Metric, Range, Report};
+use super::summary::{self, verdict};
+use super::{format_bytes, format_ms, range_ms, Change, Metric, Range, Report};
 
 /// Appends one line (`writeln!` into a String cannot fail).
 macro_rules! put {
