@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 
 /// The Job's container, as rehearse runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ struct EnvVar {
 pub fn read(path: &Path, container: Option<&str>) -> Result<JobSpec> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::bad_input_because(
+        ErrorKind::MigrationsInvalid.because(
             format!("cannot read the Job manifest migrations.job {shown}: render it with `helm template` into a file"),
             e,
         )
@@ -106,26 +106,26 @@ pub fn read(path: &Path, container: Option<&str>) -> Result<JobSpec> {
     let mut jobs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let value = serde_yaml::Value::deserialize(doc)
-            .map_err(|e| Error::bad_input_because(format!("migrations.job {shown} is not YAML"), e))?;
+            .map_err(|e| ErrorKind::MigrationsInvalid.because(format!("migrations.job {shown} is not YAML"), e))?;
         if value.get("kind").and_then(|k| k.as_str()) != Some("Job") {
             continue;
         }
         let job: Document = serde_yaml::from_value(value).map_err(|e| {
-            Error::bad_input_because(format!("migrations.job {shown}: a Job without a pod template"), e)
+            ErrorKind::MigrationsInvalid.because(format!("migrations.job {shown}: a Job without a pod template"), e)
         })?;
         jobs.push(job);
     }
     let job = match jobs.len() {
         1 => jobs.remove(0),
         0 => {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::MigrationsInvalid.error(format!(
                 "migrations.job {shown} holds no `kind: Job`: point it at the Job that runs the migrations \
                  (e.g. `helm template ... --show-only templates/migrate-job.yaml > migrate-job.yaml`)"
             )))
         }
         _ => {
             let names: Vec<String> = jobs.iter().map(|j| j.metadata.name.clone().unwrap_or_default()).collect();
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::MigrationsInvalid.error(format!(
                 "migrations.job {shown} holds {} Jobs ({}): keep the one that runs the migrations in a file of its own",
                 names.len(),
                 names.join(", ")
@@ -138,14 +138,14 @@ pub fn read(path: &Path, container: Option<&str>) -> Result<JobSpec> {
     let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
     let chosen = match container {
         Some(wanted) => containers.into_iter().find(|c| c.name == wanted).ok_or_else(|| {
-            Error::bad_input(format!(
+            ErrorKind::MigrationsInvalid.error(format!(
                 "migrations.job_container {wanted} is not a container of Job {name} in {shown} (it has: {})",
                 names.join(", ")
             ))
         })?,
         None if containers.len() == 1 => containers.into_iter().next().expect("one container"),
         None => {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::MigrationsInvalid.error(format!(
                 "Job {name} in {shown} has {} containers ({}): name the one that runs the migrations with \
                  migrations.job_container",
                 names.len(),
@@ -154,7 +154,7 @@ pub fn read(path: &Path, container: Option<&str>) -> Result<JobSpec> {
         }
     };
     let image = chosen.image.ok_or_else(|| {
-        Error::bad_input(format!("container {} of Job {name} in {shown} names no image", chosen.name))
+        ErrorKind::MigrationsInvalid.error(format!("container {} of Job {name} in {shown} names no image", chosen.name))
     })?;
     let mut env = Vec::new();
     let mut from_cluster = Vec::new();
