@@ -40,8 +40,9 @@ pub enum ErrorKind {
     /// contradicts another, or is refused by the server or the restored
     /// database (`postgres.settings`, `observe.hot_tables`, `drift.role`).
     ScenarioInvalid,
-    /// A command-line flag is wrong, or does not fit the scenario (a
-    /// `--pg-bin` without initdb, a flag naming a server of another backend).
+    /// A command-line flag is wrong, or flags and scenario keys name servers
+    /// of different backends (`--url` with `backend: clone`, a `--pg-bin`
+    /// without initdb).
     ArgumentsInvalid,
     /// A connection URL (`postgres.url`, `--url`, `observe.standby_url`)
     /// is not one.
@@ -107,10 +108,11 @@ pub enum ErrorKind {
     /// `rehearse queries`: pg_stat_statements is not created, not loaded, or
     /// holds no query the role may see.
     StatementStatisticsUnavailable,
-    /// A read of production ran past its `--timeout`.
+    /// A read of production (`stats`, `queries`) or a `calibrate` round ran
+    /// past `--timeout`.
     TimedOut,
-    /// Something rehearse made could not be removed (a database, a cluster
-    /// directory, a container, a clone, a snapshot image).
+    /// Something rehearse made could not be removed (a database on a shared
+    /// server, a cluster directory, a container, a clone).
     CleanupFailed,
     /// The report directory cannot be made or written, has too little room,
     /// or a report file cannot be written.
@@ -298,11 +300,119 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
     use super::*;
+
+    fn exit_codes_doc() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/exit-codes.md")).unwrap()
+    }
+
+    /// The kinds docs/exit-codes.md lists under each `### Exit N` of its
+    /// "Error kinds" section, by their JSON names.
+    fn documented_kinds(doc: &str) -> BTreeMap<String, i32> {
+        let section = doc.split("\n## Error kinds\n").nth(1).expect("docs/exit-codes.md has an Error kinds section");
+        let mut code = None;
+        let mut kinds = BTreeMap::new();
+        for line in section.lines() {
+            if let Some(n) = line.strip_prefix("### Exit ") {
+                code = Some(n.trim().parse::<i32>().expect("### Exit <code>"));
+            } else if let Some(row) = line.strip_prefix("| `") {
+                let name = row.split('`').next().unwrap().to_string();
+                let code = code.unwrap_or_else(|| panic!("{name} is listed before any ### Exit heading"));
+                assert!(kinds.insert(name.clone(), code).is_none(), "{name} is listed twice");
+            }
+        }
+        kinds
+    }
+
+    /// The codes in the first column of the table at the top of docs/exit-codes.md.
+    fn documented_codes(doc: &str) -> BTreeSet<i32> {
+        doc.lines().filter_map(|l| l.strip_prefix("| ")?.split(" |").next()?.trim().parse().ok()).collect()
+    }
+
+    #[test]
+    fn every_kind_is_listed_under_its_exit_code_in_docs_exit_codes() {
+        let doc = exit_codes_doc();
+        let listed = documented_kinds(&doc);
+        for kind in ErrorKind::ALL {
+            let name = serde_json::to_value(kind).unwrap().as_str().unwrap().to_string();
+            assert_eq!(listed.get(&name), Some(&kind.exit_code()), "{name} under ### Exit {}", kind.exit_code());
+        }
+        for name in listed.keys() {
+            let kind: Result<ErrorKind, _> = serde_json::from_value(serde_json::Value::String(name.clone()));
+            assert!(kind.is_ok(), "docs/exit-codes.md lists {name}, which is no ErrorKind");
+        }
+    }
+
+    #[test]
+    fn each_exit_code_an_error_can_have_is_documented_and_has_a_kind() {
+        let doc = exit_codes_doc();
+        let codes = documented_codes(&doc);
+        assert!(codes.is_superset(&[exit::OK, exit::BUDGET_BREACHED, exit::MIGRATION_FAILED].into()), "{codes:?}");
+        // 0, 1 and 2 are outcomes (the report's status), not errors.
+        let error_codes: BTreeSet<i32> = codes.into_iter().filter(|c| *c > exit::MIGRATION_FAILED).collect();
+        let kind_codes: BTreeSet<i32> = ErrorKind::ALL.iter().map(|k| k.exit_code()).collect();
+        assert_eq!(kind_codes, error_codes, "exit codes of the kinds vs of docs/exit-codes.md's table");
+    }
+
+    #[test]
+    fn all_holds_every_kind_once() {
+        // No wildcard: a new kind does not compile here until it is given
+        // its place, and the assertion fails until ALL holds it there.
+        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            use ErrorKind::*;
+            let place = match kind {
+                ScenarioInvalid => 0,
+                ArgumentsInvalid => 1,
+                UrlInvalid => 2,
+                TlsRequested => 3,
+                DumpUnreadable => 4,
+                DumpUnsupported => 5,
+                DumpRejected => 6,
+                MigrationsInvalid => 7,
+                BaselineInvalid => 8,
+                StatisticsInvalid => 9,
+                AppQueriesInvalid => 10,
+                ReportDirInvalid => 11,
+                OtherBadInput => 12,
+                ServerBinariesMissing => 13,
+                DockerUnavailable => 14,
+                ImageUnavailable => 15,
+                BackendUnavailable => 16,
+                ServerStartFailed => 17,
+                ConnectionFailed => 18,
+                MigrationToolMissing => 19,
+                WrongDatabase => 20,
+                DiskFull => 21,
+                ExtensionMissing => 22,
+                CatalogReadFailed => 23,
+                StatementStatisticsUnavailable => 24,
+                TimedOut => 25,
+                CleanupFailed => 26,
+                ReportUnwritable => 27,
+                OtherEnvironment => 28,
+                Interrupted => 29,
+            };
+            assert_eq!(place, i, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn the_kind_decides_the_exit_code_and_survives_context() {
+        let e = ErrorKind::DumpUnreadable.error("dump x cannot be read");
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::DumpUnreadable, exit::BAD_INPUT));
+        let e = ErrorKind::ConnectionFailed.because("cannot connect", std::io::Error::other("refused")).context("app");
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::ConnectionFailed, exit::ENVIRONMENT));
+        assert_eq!(e.with_causes(), "app: cannot connect\n  caused by: refused");
+        assert_eq!(Error::bad_input("x").kind(), ErrorKind::OtherBadInput);
+        assert_eq!(Error::environment("x").kind(), ErrorKind::OtherEnvironment);
+        assert_eq!((Error::Interrupted.kind(), Error::Interrupted.exit_code()), (ErrorKind::Interrupted, 130));
+    }
 
     #[test]
     fn an_interruption_is_the_interrupted_line_docs_exit_codes_quotes() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/exit-codes.md")).unwrap();
+        let doc = exit_codes_doc();
         let line = Error::Interrupted.render();
         assert!(line.starts_with("interrupted: ") && !line.contains('\n'), "{line}");
         assert!(doc.contains(&format!("`{line}`")), "docs/exit-codes.md does not quote {line:?}");
