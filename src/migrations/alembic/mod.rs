@@ -338,18 +338,13 @@ impl AlembicProject {
             }
         }
         let Some(found) = found else {
+            let listing = format!("Alembic could not list the revisions of {dir}");
             return Err(match run.failure {
                 Some(ChildError::Cancelled { .. }) => Error::Interrupted,
                 Some(e) => match e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s)) {
                     // The tool connected elsewhere: this machine's doing, not the scenario's.
-                    Some(hint) => {
-                        let message = format!("Alembic could not list the revisions of {dir}: {hint}");
-                        ErrorKind::WrongDatabase.because(message, e)
-                    }
-                    None => {
-                        let message = format!("Alembic could not list the revisions of {dir}");
-                        ErrorKind::MigrationsInvalid.because(message, e)
-                    }
+                    Some(hint) => ErrorKind::WrongDatabase.because(format!("{listing}: {hint}"), e),
+                    None => ErrorKind::MigrationsInvalid.because(listing, e),
                 },
                 None => Error::environment(format!(
                     "the Alembic helper ended without listing the revisions of {dir}: rerun, and report it if it persists"

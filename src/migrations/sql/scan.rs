@@ -27,6 +27,7 @@ pub struct Folder {
 
 /// Reads `dir` and every folder under it; `placeholders`: the scenario's values.
 pub fn scan(dir: &Path, placeholders: &BTreeMap<String, String>) -> Result<Folder> {
+    let invalid = ErrorKind::MigrationsInvalid;
     let mut found = Vec::new();
     let mut folder = Folder::default();
     let mut seen = BTreeSet::new();
@@ -48,9 +49,7 @@ pub fn scan(dir: &Path, placeholders: &BTreeMap<String, String>) -> Result<Folde
                 folder.skipped.push(SkippedFile { file: script.clone(), reason });
                 continue;
             }
-            FileName::Invalid => {
-                return Err(ErrorKind::MigrationsInvalid.error(format!("{}: {}", dir.display(), invalid_name(&script))))
-            }
+            FileName::Invalid => return Err(invalid.error(format!("{}: {}", dir.display(), invalid_name(&script)))),
             FileName::Versioned { version, description } => {
                 let f = file(version.clone(), description, Role::Versioned);
                 (f.clone(), versioned.insert(version, f))
@@ -66,11 +65,7 @@ pub fn scan(dir: &Path, placeholders: &BTreeMap<String, String>) -> Result<Folde
             }
         };
         if let Some(other) = clash {
-            return Err(ErrorKind::MigrationsInvalid.error(format!(
-                "{}: {}",
-                dir.display(),
-                clash_message(&other, &file)
-            )));
+            return Err(invalid.error(format!("{}: {}", dir.display(), clash_message(&other, &file))));
         }
         check_placeholders(dir, &file, placeholders)?;
     }
@@ -90,7 +85,7 @@ pub fn scan(dir: &Path, placeholders: &BTreeMap<String, String>) -> Result<Folde
         ))
     });
     if folder.versioned.is_empty() && folder.repeatables.is_empty() && folder.callbacks.is_empty() {
-        return Err(ErrorKind::MigrationsInvalid.error(format!(
+        return Err(invalid.error(format!(
             "migrations folder {} holds no *.sql migration files (subfolders included): add files such as \
              0001_add_users.sql",
             dir.display()
