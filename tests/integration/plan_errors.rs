@@ -35,15 +35,16 @@ fn resolve(scenario: &Path, overrides: &Overrides) -> rehearse::Result<Plan> {
     rt.block_on(Plan::resolve(scenario, overrides, &CancellationToken::new()))
 }
 
-/// The plan is refused as bad input of `kind` (exit 3), its message with
-/// every cause holding each of `expected`: what it names, what to do.
+/// The plan is refused with an error of `kind`, and its exit code (3 for
+/// bad input), the message with every cause holding each of `expected`:
+/// what it names, what to do.
 fn refused(result: rehearse::Result<Plan>, kind: ErrorKind, expected: &[&str]) {
     let err = match result {
         Ok(plan) => panic!("the plan resolved, yet bad input was expected: {plan:#?}"),
         Err(err) => err,
     };
     let text = err.render();
-    assert_eq!((err.kind(), err.exit_code()), (kind, 3), "{text}");
+    assert_eq!((err.kind(), err.exit_code()), (kind, kind.exit_code()), "{text}");
     for e in expected {
         assert!(text.contains(e), "expected {e:?} in:\n{text}");
     }
@@ -629,4 +630,43 @@ fn hazards_ignore_takes_known_rules_only() {
         ErrorKind::ScenarioInvalid,
         &["scenario.yaml:10:", "unknown field `migration`", "expected `rule` or `migrations`"],
     );
+}
+
+// The checks of this machine that follow the input's: each its own kind of
+// failure (exit 3 or 4), the run stopped before it starts anything.
+
+#[test]
+fn a_file_in_place_of_the_report_dir_is_its_own_kind_of_bad_input() {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let scenario = s.scenario(&dumps().path("custom"), "");
+    let file = s.write("reports.txt", "not a directory\n");
+    let flags = Overrides { out: Some(file.join("nightly")), ..Overrides::default() };
+    refused(resolve(&scenario, &flags), ErrorKind::ReportDirInvalid, &["(--out)"]);
+}
+
+#[test]
+fn a_pg_bin_without_initdb_is_an_argument_to_fix_not_a_missing_install() {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let scenario = s.scenario(&dumps().path("custom"), "");
+    for backend in ["local", "auto"] {
+        let scenario =
+            std::fs::read_to_string(&scenario).unwrap().replace("backend: local", &format!("backend: {backend}"));
+        let scenario = s.write("on.yaml", &scenario);
+        let flags = Overrides { pg_bin: Some(s.path().to_path_buf()), ..Overrides::default() };
+        refused(resolve(&scenario, &flags), ErrorKind::ArgumentsInvalid, &["holds no initdb"]);
+    }
+}
+
+#[test]
+fn a_python_that_is_not_there_is_a_missing_migration_tool() {
+    let s = Sandbox::new();
+    let alembic = format!("{}/tests/fixtures/alembic_dburl", crate::support::REPO);
+    let yaml = format!(
+        "dump: {}\nmigrations:\n  tool: alembic\n  dir: {alembic}\n  python: /nonexistent/python3\n",
+        dumps().path("custom").display()
+    );
+    let path = s.write("bad.yaml", &yaml);
+    refused(resolve(&path, &Overrides::default()), ErrorKind::MigrationToolMissing, &["migrations.python"]);
 }
