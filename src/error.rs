@@ -1,12 +1,17 @@
-//! The one error type the library returns, and the exit code each kind maps to.
+//! The one error type the library returns, its kinds, and the exit code each
+//! kind maps to.
 //!
 //! Migration failures and budget breaches are not errors: they are outcomes
 //! recorded in the report (see `report::RunStatus`). An `Error` means the run
-//! could not do its job at all.
+//! could not do its job at all, and its [`ErrorKind`] says which class of
+//! failure that was, for a caller (a CI script reading `report.json`'s
+//! `error_kind`, a test) to tell apart without reading the message.
 
 use std::error::Error as StdError;
 
-/// Exit codes, as documented in DESIGN.md and the README.
+use serde::{Deserialize, Serialize};
+
+/// Exit codes, as documented in docs/exit-codes.md.
 pub mod exit {
     /// Every migration applied within budget.
     pub const OK: i32 = 0;
@@ -24,20 +29,184 @@ pub mod exit {
 
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
+/// Which class of failure stopped a run: a closed set, each kind one exit
+/// code ([`ErrorKind::exit_code`]), listed under its code in
+/// docs/exit-codes.md and written as `error_kind` in `report.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    // Exit 3: the user fixes their input.
+    /// The scenario file cannot be read or parsed, or a value in it is wrong,
+    /// contradicts another, or is refused by the server or the restored
+    /// database (`postgres.settings`, `observe.hot_tables`, `drift.role`).
+    ScenarioInvalid,
+    /// A command-line flag is wrong, or flags and scenario keys name servers
+    /// of different backends (`--url` with `backend: clone`, a `--pg-bin`
+    /// without initdb).
+    ArgumentsInvalid,
+    /// A connection URL (`postgres.url`, `--url`, `observe.standby_url`)
+    /// is not one.
+    UrlInvalid,
+    /// A connection URL asks for TLS, which rehearse does not support yet.
+    TlsRequested,
+    /// The dump is missing, unreadable or empty.
+    DumpUnreadable,
+    /// The dump is not in a format rehearse restores, or a newer pg_dump made it.
+    DumpUnsupported,
+    /// pg_restore or psql could not restore the dump.
+    DumpRejected,
+    /// The migrations cannot run as given: a misnamed, clashing or unreadable
+    /// file, an unknown placeholder, a dirty or unreadable history table, a
+    /// database at a revision the tree lacks, a `migrations.target` that
+    /// does not fit, two apps sharing a history table, a failing
+    /// `migrations.list`, a Job manifest without the Job.
+    MigrationsInvalid,
+    /// The baseline (`--baseline`, `report.baseline`) is missing or not a
+    /// `rehearse.report/v1` report.
+    BaselineInvalid,
+    /// Production's statistics (`estimate.production`) are missing or not
+    /// what `rehearse stats` writes.
+    StatisticsInvalid,
+    /// The running app's queries (`compat.queries`) are missing, empty or
+    /// not SQL.
+    AppQueriesInvalid,
+    /// The report directory (`--out`, `report.dir`) is a file or lies under one.
+    ReportDirInvalid,
+    /// Any other bad input.
+    OtherBadInput,
+
+    // Exit 4: the user installs, starts or frees something on this machine.
+    /// No PostgreSQL server or client binaries, or not the version asked for.
+    ServerBinariesMissing,
+    /// The docker CLI is not installed, or the Docker engine does not answer.
+    DockerUnavailable,
+    /// A docker image (the server's, or the app's `migrations.image`) is not
+    /// on this machine and could not be pulled (or was not to be).
+    ImageUnavailable,
+    /// `backend: auto` found no backend that can run here.
+    BackendUnavailable,
+    /// The throwaway server, its database or its standby could not be made
+    /// or started (initdb, pg_ctl, the container, `postgres.clone.create`).
+    ServerStartFailed,
+    /// A server did not accept rehearse's connection, or never answered
+    /// (a pg_hba.conf with no line for it without TLS included: the server
+    /// does not say whether a `hostssl` line would have admitted it).
+    ConnectionFailed,
+    /// The migration tool cannot run: no such Python, no Alembic or
+    /// SQLAlchemy in it, or no PostgreSQL driver SQLAlchemy can load.
+    MigrationToolMissing,
+    /// The migrations did not run against the throwaway database: the tool
+    /// connected elsewhere, read another history, never opened a session on
+    /// the copy, or the copy's history did not move.
+    WrongDatabase,
+    /// No room for the restore, up front or when the disk filled during it.
+    DiskFull,
+    /// The dump creates an extension the server does not have installed.
+    ExtensionMissing,
+    /// A query rehearse runs to prepare, observe or read a server failed.
+    CatalogReadFailed,
+    /// `rehearse queries`: pg_stat_statements is not created, not loaded, or
+    /// holds no query the role may see.
+    StatementStatisticsUnavailable,
+    /// A read of production (`stats`, `queries`) or a `calibrate` round ran
+    /// past `--timeout`.
+    TimedOut,
+    /// Something rehearse made could not be removed (a database on a shared
+    /// server, a cluster directory, a container, a clone).
+    CleanupFailed,
+    /// The report directory cannot be made or written, has too little room,
+    /// or a report file cannot be written.
+    ReportUnwritable,
+    /// Any other environment problem.
+    OtherEnvironment,
+
+    /// SIGINT or SIGTERM arrived (exit 130).
+    Interrupted,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order declared.
+    pub const ALL: [ErrorKind; 30] = [
+        ErrorKind::ScenarioInvalid,
+        ErrorKind::ArgumentsInvalid,
+        ErrorKind::UrlInvalid,
+        ErrorKind::TlsRequested,
+        ErrorKind::DumpUnreadable,
+        ErrorKind::DumpUnsupported,
+        ErrorKind::DumpRejected,
+        ErrorKind::MigrationsInvalid,
+        ErrorKind::BaselineInvalid,
+        ErrorKind::StatisticsInvalid,
+        ErrorKind::AppQueriesInvalid,
+        ErrorKind::ReportDirInvalid,
+        ErrorKind::OtherBadInput,
+        ErrorKind::ServerBinariesMissing,
+        ErrorKind::DockerUnavailable,
+        ErrorKind::ImageUnavailable,
+        ErrorKind::BackendUnavailable,
+        ErrorKind::ServerStartFailed,
+        ErrorKind::ConnectionFailed,
+        ErrorKind::MigrationToolMissing,
+        ErrorKind::WrongDatabase,
+        ErrorKind::DiskFull,
+        ErrorKind::ExtensionMissing,
+        ErrorKind::CatalogReadFailed,
+        ErrorKind::StatementStatisticsUnavailable,
+        ErrorKind::TimedOut,
+        ErrorKind::CleanupFailed,
+        ErrorKind::ReportUnwritable,
+        ErrorKind::OtherEnvironment,
+        ErrorKind::Interrupted,
+    ];
+
+    /// The process exit code of a run stopped by this kind of error: the one
+    /// place each kind meets its code (docs/exit-codes.md lists them).
+    pub fn exit_code(self) -> i32 {
+        use ErrorKind::*;
+        match self {
+            ScenarioInvalid | ArgumentsInvalid | UrlInvalid | TlsRequested | DumpUnreadable | DumpUnsupported
+            | DumpRejected | MigrationsInvalid | BaselineInvalid | StatisticsInvalid | AppQueriesInvalid
+            | ReportDirInvalid | OtherBadInput => exit::BAD_INPUT,
+            ServerBinariesMissing
+            | DockerUnavailable
+            | ImageUnavailable
+            | BackendUnavailable
+            | ServerStartFailed
+            | ConnectionFailed
+            | MigrationToolMissing
+            | WrongDatabase
+            | DiskFull
+            | ExtensionMissing
+            | CatalogReadFailed
+            | StatementStatisticsUnavailable
+            | TimedOut
+            | CleanupFailed
+            | ReportUnwritable
+            | OtherEnvironment => exit::ENVIRONMENT,
+            Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// An error of this kind: `ErrorKind::DumpUnreadable.error(message)` is
+    /// [`Error::new`] in the shape call sites format best.
+    pub fn error(self, message: impl Into<String>) -> Error {
+        Error::new(self, message)
+    }
+
+    /// An error of this kind caused by `source`: [`Error::because`].
+    pub fn because(self, message: impl Into<String>, source: impl Into<BoxError>) -> Error {
+        Error::because(self, message, source)
+    }
+}
+
 /// Why a run could not complete. Each message says what failed, with which
 /// input, and what to do next; causes hang off `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The scenario, the dump or the arguments are wrong: the user fixes them.
+    /// The run could not do its job; `kind` says which class of failure.
     #[error("{message}")]
-    BadInput {
-        message: String,
-        #[source]
-        source: Option<BoxError>,
-    },
-    /// This machine cannot do what was asked: the user installs or starts something.
-    #[error("{message}")]
-    Environment {
+    Failed {
+        kind: ErrorKind,
         message: String,
         #[source]
         source: Option<BoxError>,
@@ -48,39 +217,56 @@ pub enum Error {
 }
 
 impl Error {
+    /// An error of `kind` (not [`ErrorKind::Interrupted`]: that is [`Error::Interrupted`]).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        debug_assert_ne!(kind, ErrorKind::Interrupted, "an interruption is Error::Interrupted");
+        Error::Failed { kind, message: message.into(), source: None }
+    }
+
+    /// An error of `kind` caused by `source` (shown as `caused by:` lines, never in the message).
+    pub fn because(kind: ErrorKind, message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        debug_assert_ne!(kind, ErrorKind::Interrupted, "an interruption is Error::Interrupted");
+        Error::Failed { kind, message: message.into(), source: Some(source.into()) }
+    }
+
+    /// Bad input of no more specific kind ([`ErrorKind::OtherBadInput`]).
     pub fn bad_input(message: impl Into<String>) -> Self {
-        Error::BadInput { message: message.into(), source: None }
+        Error::new(ErrorKind::OtherBadInput, message)
     }
 
     pub fn bad_input_because(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::BadInput { message: message.into(), source: Some(source.into()) }
+        Error::because(ErrorKind::OtherBadInput, message, source)
     }
 
+    /// An environment problem of no more specific kind ([`ErrorKind::OtherEnvironment`]).
     pub fn environment(message: impl Into<String>) -> Self {
-        Error::Environment { message: message.into(), source: None }
+        Error::new(ErrorKind::OtherEnvironment, message)
     }
 
     pub fn environment_because(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::Environment { message: message.into(), source: Some(source.into()) }
+        Error::because(ErrorKind::OtherEnvironment, message, source)
+    }
+
+    /// Which class of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Failed { kind, .. } => *kind,
+            Error::Interrupted => ErrorKind::Interrupted,
+        }
     }
 
     /// The same error, its message prefixed with where it happened ("app billing: ...").
     pub fn context(self, prefix: impl std::fmt::Display) -> Self {
         match self {
-            Error::BadInput { message, source } => Error::BadInput { message: format!("{prefix}: {message}"), source },
-            Error::Environment { message, source } => {
-                Error::Environment { message: format!("{prefix}: {message}"), source }
+            Error::Failed { kind, message, source } => {
+                Error::Failed { kind, message: format!("{prefix}: {message}"), source }
             }
             Error::Interrupted => Error::Interrupted,
         }
     }
 
     pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::BadInput { .. } => exit::BAD_INPUT,
-            Error::Environment { .. } => exit::ENVIRONMENT,
-            Error::Interrupted => exit::INTERRUPTED,
-        }
+        self.kind().exit_code()
     }
 
     /// The message followed by every cause, one per line, as the user sees
@@ -114,11 +300,119 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
     use super::*;
+
+    fn exit_codes_doc() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/exit-codes.md")).unwrap()
+    }
+
+    /// The kinds docs/exit-codes.md lists under each `### Exit N` of its
+    /// "Error kinds" section, by their JSON names.
+    fn documented_kinds(doc: &str) -> BTreeMap<String, i32> {
+        let section = doc.split("\n## Error kinds\n").nth(1).expect("docs/exit-codes.md has an Error kinds section");
+        let mut code = None;
+        let mut kinds = BTreeMap::new();
+        for line in section.lines() {
+            if let Some(n) = line.strip_prefix("### Exit ") {
+                code = Some(n.trim().parse::<i32>().expect("### Exit <code>"));
+            } else if let Some(row) = line.strip_prefix("| `") {
+                let name = row.split('`').next().unwrap().to_string();
+                let code = code.unwrap_or_else(|| panic!("{name} is listed before any ### Exit heading"));
+                assert!(kinds.insert(name.clone(), code).is_none(), "{name} is listed twice");
+            }
+        }
+        kinds
+    }
+
+    /// The codes in the first column of the table at the top of docs/exit-codes.md.
+    fn documented_codes(doc: &str) -> BTreeSet<i32> {
+        doc.lines().filter_map(|l| l.strip_prefix("| ")?.split(" |").next()?.trim().parse().ok()).collect()
+    }
+
+    #[test]
+    fn every_kind_is_listed_under_its_exit_code_in_docs_exit_codes() {
+        let doc = exit_codes_doc();
+        let listed = documented_kinds(&doc);
+        for kind in ErrorKind::ALL {
+            let name = serde_json::to_value(kind).unwrap().as_str().unwrap().to_string();
+            assert_eq!(listed.get(&name), Some(&kind.exit_code()), "{name} under ### Exit {}", kind.exit_code());
+        }
+        for name in listed.keys() {
+            let kind: Result<ErrorKind, _> = serde_json::from_value(serde_json::Value::String(name.clone()));
+            assert!(kind.is_ok(), "docs/exit-codes.md lists {name}, which is no ErrorKind");
+        }
+    }
+
+    #[test]
+    fn each_exit_code_an_error_can_have_is_documented_and_has_a_kind() {
+        let doc = exit_codes_doc();
+        let codes = documented_codes(&doc);
+        assert!(codes.is_superset(&[exit::OK, exit::BUDGET_BREACHED, exit::MIGRATION_FAILED].into()), "{codes:?}");
+        // 0, 1 and 2 are outcomes (the report's status), not errors.
+        let error_codes: BTreeSet<i32> = codes.into_iter().filter(|c| *c > exit::MIGRATION_FAILED).collect();
+        let kind_codes: BTreeSet<i32> = ErrorKind::ALL.iter().map(|k| k.exit_code()).collect();
+        assert_eq!(kind_codes, error_codes, "exit codes of the kinds vs of docs/exit-codes.md's table");
+    }
+
+    #[test]
+    fn all_holds_every_kind_once() {
+        // No wildcard: a new kind does not compile here until it is given
+        // its place, and the assertion fails until ALL holds it there.
+        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            use ErrorKind::*;
+            let place = match kind {
+                ScenarioInvalid => 0,
+                ArgumentsInvalid => 1,
+                UrlInvalid => 2,
+                TlsRequested => 3,
+                DumpUnreadable => 4,
+                DumpUnsupported => 5,
+                DumpRejected => 6,
+                MigrationsInvalid => 7,
+                BaselineInvalid => 8,
+                StatisticsInvalid => 9,
+                AppQueriesInvalid => 10,
+                ReportDirInvalid => 11,
+                OtherBadInput => 12,
+                ServerBinariesMissing => 13,
+                DockerUnavailable => 14,
+                ImageUnavailable => 15,
+                BackendUnavailable => 16,
+                ServerStartFailed => 17,
+                ConnectionFailed => 18,
+                MigrationToolMissing => 19,
+                WrongDatabase => 20,
+                DiskFull => 21,
+                ExtensionMissing => 22,
+                CatalogReadFailed => 23,
+                StatementStatisticsUnavailable => 24,
+                TimedOut => 25,
+                CleanupFailed => 26,
+                ReportUnwritable => 27,
+                OtherEnvironment => 28,
+                Interrupted => 29,
+            };
+            assert_eq!(place, i, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn the_kind_decides_the_exit_code_and_survives_context() {
+        let e = ErrorKind::DumpUnreadable.error("dump x cannot be read");
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::DumpUnreadable, exit::BAD_INPUT));
+        let e = ErrorKind::ConnectionFailed.because("cannot connect", std::io::Error::other("refused")).context("app");
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::ConnectionFailed, exit::ENVIRONMENT));
+        assert_eq!(e.with_causes(), "app: cannot connect\n  caused by: refused");
+        assert_eq!(Error::bad_input("x").kind(), ErrorKind::OtherBadInput);
+        assert_eq!(Error::environment("x").kind(), ErrorKind::OtherEnvironment);
+        assert_eq!((Error::Interrupted.kind(), Error::Interrupted.exit_code()), (ErrorKind::Interrupted, 130));
+    }
 
     #[test]
     fn an_interruption_is_the_interrupted_line_docs_exit_codes_quotes() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/exit-codes.md")).unwrap();
+        let doc = exit_codes_doc();
         let line = Error::Interrupted.render();
         assert!(line.starts_with("interrupted: ") && !line.contains('\n'), "{line}");
         assert!(doc.contains(&format!("`{line}`")), "docs/exit-codes.md does not quote {line:?}");

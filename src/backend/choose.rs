@@ -20,7 +20,7 @@ use super::docker::{self, DockerPlan};
 use super::local;
 use super::url::{self, UrlPlan};
 use super::{BackendKind, BackendPlan};
-use crate::error::{Error, Result};
+use crate::error::{exit, Error, ErrorKind, Result};
 
 /// The scenario's and the flags' say on the backend.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ pub async fn choose(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Res
 /// The backend the flags and the scenario ask for, or why they contradict each other.
 fn effective_kind(req: &BackendRequest<'_>) -> Result<BackendKind> {
     let shown = req.shown;
-    let refuse = |message: String| Err(Error::bad_input(format!("{shown}: {message}")));
+    let refuse = |message: String| Err(ErrorKind::ArgumentsInvalid.error(format!("{shown}: {message}")));
     if req.kind == BackendKind::Clone && (req.flags.url || req.flags.image) {
         let flag = if req.flags.url { "--url" } else { "--image" };
         return refuse(format!(
@@ -114,7 +114,7 @@ async fn local_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Res
     if let Some(wanted) = req.version {
         let wanted_major = wanted.split('.').next().unwrap_or("");
         if wanted_major != bin.major.to_string() {
-            return Err(Error::environment(format!(
+            return Err(ErrorKind::ServerBinariesMissing.error(format!(
                 "{} asks for PostgreSQL {wanted} but the local server binaries in {} are {}: \
                  install postgresql-{wanted_major} and pass --pg-bin, use `backend: docker`, or change postgres.version",
                 req.shown,
@@ -128,7 +128,7 @@ async fn local_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Res
 
 async fn docker_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
     if let Err(why) = docker::engine_version(cancel).await {
-        return Err(Error::environment(format!(
+        return Err(ErrorKind::DockerUnavailable.error(format!(
             "{}: the docker backend needs a running Docker engine, and here {why}: {}",
             req.shown,
             docker_remedy(&image(req))
@@ -144,7 +144,7 @@ async fn docker_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Re
 
 async fn url_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
     let Some(raw) = req.url else {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{}: `backend: url` needs the server's URL: set postgres.url (e.g. ${{STAGING_URL}}) or pass --url URL",
             req.shown
         )));
@@ -156,7 +156,7 @@ async fn url_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Resul
 
 async fn clone_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Result<BackendPlan> {
     let Some(clone) = &req.clone else {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{}: `backend: clone` needs the commands that make and remove the clone: set postgres.clone.create \
              (prints the clone's connection URL) and postgres.clone.destroy (see docs/clones.md)",
             req.shown
@@ -174,7 +174,7 @@ async fn auto_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Resu
     let local_problem = match local_plan(req, cancel).await {
         Ok(plan) => return Ok(plan),
         // A wrong --pg-bin is the user's to fix, not a reason to switch backends.
-        Err(e @ Error::BadInput { .. }) => return Err(e),
+        Err(e) if e.exit_code() == exit::BAD_INPUT => return Err(e),
         Err(e @ Error::Interrupted) => return Err(e),
         Err(e) => e.to_string(),
     };
@@ -182,7 +182,7 @@ async fn auto_plan(req: &BackendRequest<'_>, cancel: &CancellationToken) -> Resu
         Ok(_) => return docker_plan(req, cancel).await,
         Err(why) => why,
     };
-    Err(Error::environment(format!(
+    Err(ErrorKind::BackendUnavailable.error(format!(
         "{}: no backend can run on this machine (backend: auto).\n  \
          local: {local_problem}\n  \
          docker: {docker_problem}\n\

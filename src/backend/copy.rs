@@ -11,7 +11,7 @@
 use tokio_postgres::Client;
 
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys::db::{quote_ident, quote_literal, ConnInfo};
 
 /// The copy's name: the rehearsal database's, with a suffix.
@@ -33,7 +33,7 @@ pub enum Template {
 pub async fn create(admin: &Client, conn: &ConnInfo, name: &str, template: Template) -> Result<ConnInfo> {
     let version = catalog::server_version_num(admin)
         .await
-        .map_err(|e| Error::environment_because("cannot read the server's version", e))?;
+        .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the server's version", e))?;
     let strategy = if version.at_least(15) { " STRATEGY FILE_COPY" } else { "" };
     let from = match template {
         Template::Rehearsal => quote_ident(&conn.dbname),
@@ -51,7 +51,7 @@ pub async fn create(admin: &Client, conn: &ConnInfo, name: &str, template: Templ
                 "cannot create the empty database {name} to build the migration history in (the role needs CREATEDB)"
             ),
         };
-        Error::environment_because(why, e)
+        ErrorKind::ServerStartFailed.because(why, e)
     })?;
     Ok(ConnInfo { dbname: name.to_string(), ..conn.clone() })
 }

@@ -325,10 +325,8 @@ impl Throwaway {
         }
         let conn = self.conn().clone();
         let admin = crate::sys::db::connect(&conn, &conn.admin_dbname, "rehearse-admin").await.map_err(|e| {
-            crate::error::Error::environment_because(
-                format!("cannot connect to {}", conn.masked(&conn.admin_dbname)),
-                e,
-            )
+            crate::error::ErrorKind::ConnectionFailed
+                .because(format!("cannot connect to {}", conn.masked(&conn.admin_dbname)), e)
         })?;
         let created = copy::create(&admin, &conn, &name, template).await?;
         copy::copy_settings(&admin, &conn.dbname, &name).await?;

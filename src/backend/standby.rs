@@ -8,7 +8,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::{BackendKind, DockerContainer, LocalCluster};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys::db::ConnInfo;
 
 #[derive(Debug)]
@@ -70,7 +70,7 @@ impl Standby {
             match tried {
                 Ok(_) => return Ok(()),
                 Err(e) if started.elapsed() > std::time::Duration::from_secs(60) => {
-                    return Err(Error::environment_because(
+                    return Err(ErrorKind::ConnectionFailed.because(
                         format!(
                             "the standby ({}) did not serve the run's database within a minute: is it a streaming \
                              standby of postgres.url's server, and does pg_hba.conf let this user in?",

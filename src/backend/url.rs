@@ -23,7 +23,7 @@ use tokio_postgres::Client;
 use super::local::PgBin;
 use super::settings::FAST_RESTORE;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::pg::PgVersion;
 use crate::sys::conn_string::{self, TlsRefused};
 use crate::sys::db::{self, quote_ident, quote_literal, ConnInfo, Secret};
@@ -49,8 +49,8 @@ pub fn parse(url: &str) -> Result<ConnInfo> {
 /// [`parse`], errors naming the URL as `input` (`observe.standby_url`).
 pub fn parse_as(url: &str, input: &str) -> Result<ConnInfo> {
     parse_config(url).map_err(|e| match e {
-        UrlError::Tls(refused) => Error::bad_input(refused.explain(input)),
-        UrlError::Syntax(e) => Error::bad_input_because(
+        UrlError::Tls(refused) => ErrorKind::TlsRequested.error(refused.explain(input)),
+        UrlError::Syntax(e) => ErrorKind::UrlInvalid.because(
             format!(
                 "{input} is not a PostgreSQL connection string: \
                  write postgres://USER:PASSWORD@HOST:PORT/DATABASE (or ${{VAR}} to take it from the environment)"
@@ -136,7 +136,8 @@ impl UrlDatabase {
         let server = &plan.server;
         let admin = connect_admin(server, URL).await?;
         let version = catalog::server_version_num(&admin).await.map_err(|e| {
-            Error::environment_because(format!("cannot read the version of {}", server.masked(&server.dbname)), e)
+            ErrorKind::CatalogReadFailed
+                .because(format!("cannot read the version of {}", server.masked(&server.dbname)), e)
         })?;
         let name = format!("rehearse_{}", random_suffix());
         // From here on, an error drops `database`, whose Drop drops it (IF EXISTS).
@@ -154,7 +155,7 @@ impl UrlDatabase {
         // server's template1 has collected.
         admin.batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name))).await.map_err(
             |e| {
-                Error::environment_because(
+                ErrorKind::ServerStartFailed.because(
                     format!(
                         "cannot create the throwaway database {name} on {}: the role needs CREATEDB \
                          (ALTER ROLE {} CREATEDB), or use a URL with a role that has it",
@@ -185,18 +186,16 @@ impl UrlDatabase {
             |e| match e {
                 // The driver's own error, worded as for any server the user
                 // named, not the retry loop's message about a server log.
-                Error::Environment { source: Some(cause), .. } => match cause.downcast::<tokio_postgres::Error>() {
+                Error::Failed { source: Some(cause), .. } => match cause.downcast::<tokio_postgres::Error>() {
                     Ok(driver) => refusal::cannot_connect(shown, &conn, *driver),
-                    Err(cause) => Error::Environment {
-                        message: format!("cannot connect to {shown} ({})", conn.masked(&conn.dbname)),
-                        source: Some(cause),
-                    },
+                    Err(cause) => ErrorKind::ConnectionFailed
+                        .because(format!("cannot connect to {shown} ({})", conn.masked(&conn.dbname)), cause),
                 },
                 other => other,
             },
         )?;
         let version = catalog::server_version_num(&client).await.map_err(|e| {
-            Error::environment_because(format!("cannot read the version of {}", conn.masked(&conn.dbname)), e)
+            ErrorKind::CatalogReadFailed.because(format!("cannot read the version of {}", conn.masked(&conn.dbname)), e)
         })?;
         let admin_db = if conn.dbname == "postgres" { "template1" } else { "postgres" };
         Ok(UrlDatabase {
@@ -325,8 +324,10 @@ impl UrlDatabase {
     async fn set_for_database(&self, client: &Client, name: &str, value: &str) -> Result<Vec<String>> {
         let setting = catalog::setting_context(client, name)
             .await
-            .map_err(|e| Error::environment_because("cannot read the server's settings", e))?
-            .ok_or_else(|| Error::bad_input(format!("postgres.settings.{name}: the server has no such setting")))?;
+            .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the server's settings", e))?
+            .ok_or_else(|| {
+                ErrorKind::ScenarioInvalid.error(format!("postgres.settings.{name}: the server has no such setting"))
+            })?;
         if setting.context == "user" || (setting.context == "superuser" && setting.superuser) {
             let sql = format!(
                 "ALTER DATABASE {} SET {} = {}",
@@ -335,7 +336,8 @@ impl UrlDatabase {
                 quote_literal(value)
             );
             client.batch_execute(&sql).await.map_err(|e| {
-                Error::bad_input_because(format!("postgres.settings.{name} = `{value}` was refused by the server"), e)
+                ErrorKind::ScenarioInvalid
+                    .because(format!("postgres.settings.{name} = `{value}` was refused by the server"), e)
             })?;
             return Ok(Vec::new());
         }
@@ -415,7 +417,7 @@ pub async fn drop_on(server: &ConnInfo, name: &str, version: PgVersion, shown: &
         ),
     };
     admin.batch_execute(&sql).await.map_err(|e| {
-        Error::environment_because(
+        ErrorKind::CleanupFailed.because(
             format!(
                 "could not drop the throwaway database {name} on {}: drop it with DROP DATABASE {ident} WITH (FORCE)",
                 server.masked(&server.dbname)
@@ -430,7 +432,7 @@ pub async fn leftover_databases(server: &ConnInfo, shown: &str) -> Result<Vec<(S
     let admin = connect_admin(server, shown).await?;
     catalog::rehearse_databases(&admin)
         .await
-        .map_err(|e| Error::environment_because("cannot list the server's databases", e))
+        .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot list the server's databases", e))
 }
 
 /// The server's version as `server_version_num` (`shown` names the server in messages).
@@ -438,7 +440,7 @@ pub async fn server_version_num(server: &ConnInfo, shown: &str) -> Result<PgVers
     let admin = connect_admin(server, shown).await?;
     catalog::server_version_num(&admin)
         .await
-        .map_err(|e| Error::environment_because("cannot read the server's version", e))
+        .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the server's version", e))
 }
 
 fn random_suffix() -> String {

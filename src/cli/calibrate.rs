@@ -10,7 +10,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::local::{find_binaries, LocalCluster};
-use crate::error::{exit, Error, Result};
+use crate::error::{exit, Error, ErrorKind, Result};
 use crate::estimate::calibrate;
 use crate::report::format_ms;
 use crate::sys::db::{self, ConnInfo};
@@ -82,7 +82,11 @@ async fn measure_on(server: &ConnInfo, what: &str, timeout: Duration) -> Result<
         .await
         .map_err(|e| crate::sys::refusal::cannot_connect(what, server, e))?;
     calibrate::measure(&client, timeout).await.map_err(|e| {
-        Error::environment_because(
+        let kind = match e.code() {
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => ErrorKind::TimedOut,
+            _ => ErrorKind::OtherEnvironment,
+        };
+        kind.because(
             format!(
                 "the benchmark failed on {what} ({}) (a statement_timeout means it ran past --timeout {})",
                 server.masked(&server.dbname),

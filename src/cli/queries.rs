@@ -14,7 +14,7 @@ use super::production::{self, ProductionArgs};
 use crate::backend::url;
 use crate::catalog::{self, AppStatements};
 use crate::compat::{is_utility, AppQueries, QUERIES_SCHEMA};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys::db::{quote_ident, ConnInfo};
 
 #[derive(Debug, Args)]
@@ -76,7 +76,7 @@ pub async fn read(server: &ConnInfo, top: usize, timeout: Duration) -> Result<(A
     let hidden = statements.hidden;
     let (utility, queries): (Vec<_>, Vec<_>) = statements.statements.into_iter().partition(|s| is_utility(&s.query));
     if queries.is_empty() {
-        return Err(Error::environment(nothing_recorded(server, &database, hidden)));
+        return Err(ErrorKind::StatementStatisticsUnavailable.error(nothing_recorded(server, &database, hidden)));
     }
     let queries = queries.into_iter().take(top).collect();
     let file = AppQueries { schema: QUERIES_SCHEMA.to_string(), taken_at, server_version, database, queries };
@@ -95,7 +95,7 @@ async fn read_in_transaction(
     let (database, _) = catalog::database_and_recovery(client).await.map_err(failed)?;
     let extension = catalog::statement_statistics_extension(client).await.map_err(failed)?;
     let Some((schema, version)) = extension else {
-        return Err(Error::environment(not_created(server, &database)));
+        return Err(ErrorKind::StatementStatisticsUnavailable.error(not_created(server, &database)));
     };
     let statements = catalog::app_statements(client, &schema, &version).await.map_err(failed)?;
     client.batch_execute("COMMIT").await.map_err(failed)?;
@@ -158,5 +158,10 @@ fn read_error(server: &ConnInfo, timeout: Duration, e: tokio_postgres::Error) ->
         _ => production::recovery_conflict(server, &e)
             .unwrap_or_else(|| format!("cannot read the statements of {shown}")),
     };
-    Error::environment_because(message, e)
+    let kind = match e.code() {
+        Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => ErrorKind::StatementStatisticsUnavailable,
+        Some(&SqlState::QUERY_CANCELED) => ErrorKind::TimedOut,
+        _ => ErrorKind::CatalogReadFailed,
+    };
+    kind.because(message, e)
 }

@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 use super::production::{self, ProductionArgs};
 use crate::backend::url;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::estimate::stats::{ProductionStats, DDL_SETTINGS, STATS_SCHEMA};
 use crate::report::format_bytes;
 use crate::sys::db::{quote_ident, ConnInfo};
@@ -101,5 +101,9 @@ fn read_error(server: &ConnInfo, timeout: Duration, e: tokio_postgres::Error) ->
         _ => production::recovery_conflict(server, &e)
             .unwrap_or_else(|| format!("cannot read the statistics of {shown}")),
     };
-    Error::environment_because(message, e)
+    let kind = match e.code() {
+        Some(&SqlState::QUERY_CANCELED) => ErrorKind::TimedOut,
+        _ => ErrorKind::CatalogReadFailed,
+    };
+    kind.because(message, e)
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::corpus::{AppQuery, Corpus};
 use super::statement::{InsertTarget, Supplied};
 use crate::catalog::{self, MARK};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::report::{BrokenQuery, CompatInfo, CompatReport};
 use crate::sys::db::{self, ConnInfo};
 
@@ -45,7 +45,9 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub async fn connect(conn: &ConnInfo, corpus: &'a Corpus, cancel: &'a CancellationToken) -> Result<Checker<'a>> {
-        let env = |e| Error::environment_because("cannot start the session that checks the running app's queries", e);
+        let env = |e| {
+            ErrorKind::CatalogReadFailed.because("cannot start the session that checks the running app's queries", e)
+        };
         let session = db::connect(conn, &conn.dbname, "rehearse-compat").await.map_err(env)?;
         session.batch_execute(&format!("{MARK} SET lock_timeout = '{LOCK_TIMEOUT}'")).await.map_err(env)?;
         let checked = (0..corpus.queries.len()).collect();
@@ -158,7 +160,7 @@ fn check_failed(query: &AppQuery, e: tokio_postgres::Error) -> Error {
         ),
         _ => format!("cannot check the running app's query `{what}`"),
     };
-    Error::environment_because(message, e)
+    ErrorKind::CatalogReadFailed.because(message, e)
 }
 
 /// The first required column (by position) `insert` gives no value.

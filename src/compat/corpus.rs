@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::statement::{self, InsertTarget, Parsed};
 pub use crate::catalog::QueryStats;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::sql::Pieces;
 use crate::sys::json::{read_versioned, Refusal};
 
@@ -68,7 +68,7 @@ impl Corpus {
     pub fn load(path: &Path, cancel: &CancellationToken) -> Result<Corpus> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::bad_input_because(
+            ErrorKind::AppQueriesInvalid.because(
                 format!(
                     "cannot read the running app's queries {shown} (compat.queries): give a .sql file of its queries, \
                      or what `rehearse queries --url URL --out FILE` exports from production"
@@ -84,7 +84,7 @@ impl Corpus {
             false => corpus.add_sql(&text, cancel)?,
         }
         if corpus.queries.is_empty() {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::AppQueriesInvalid.error(format!(
                 "the running app's queries {shown} (compat.queries) hold no query to check ({} utility statement(s), \
                  {} unparsable): list the SELECT, INSERT, UPDATE, DELETE and MERGE statements the app runs",
                 corpus.ignored_utility, corpus.ignored_unparsable
@@ -97,7 +97,7 @@ impl Corpus {
     fn add_sql(&mut self, text: &str, cancel: &CancellationToken) -> Result<()> {
         let shown = self.path.display().to_string();
         let not_sql = |e: String| {
-            Error::bad_input(format!(
+            ErrorKind::AppQueriesInvalid.error(format!(
                 "the running app's queries {shown} (compat.queries) are not SQL PostgreSQL can parse: {e}"
             ))
         };
@@ -113,7 +113,8 @@ impl Corpus {
     /// The statements of a `rehearse queries` file.
     fn add_exported(&mut self, text: &str, cancel: &CancellationToken) -> Result<()> {
         let shown = self.path.display().to_string();
-        let exported: AppQueries = read_versioned(text, QUERIES_SCHEMA, |refusal| match refusal {
+        let kind = ErrorKind::AppQueriesInvalid;
+        let exported: AppQueries = read_versioned(text, QUERIES_SCHEMA, kind, |refusal| match refusal {
             Refusal::NotJson => {
                 format!("the running app's queries {shown} are not JSON: make them again with `rehearse queries`")
             }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use crate::catalog::RelationStats;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::sys::json::{read_versioned, Refusal};
 
 pub const STATS_SCHEMA: &str = "rehearse.stats/v1";
@@ -42,7 +42,7 @@ impl ProductionStats {
     pub fn load(path: &Path) -> Result<ProductionStats> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::bad_input_because(
+            ErrorKind::StatisticsInvalid.because(
                 format!(
                     "cannot read production statistics {shown}: make them with `rehearse stats --url URL --out FILE` \
                      and point estimate.production at that file"
@@ -50,7 +50,8 @@ impl ProductionStats {
                 e,
             )
         })?;
-        let value: serde_json::Value = read_versioned(&text, STATS_SCHEMA, |refusal| match refusal {
+        let kind = ErrorKind::StatisticsInvalid;
+        let value: serde_json::Value = read_versioned(&text, STATS_SCHEMA, kind, |refusal| match refusal {
             Refusal::NotJson => {
                 format!("production statistics {shown} are not JSON: make them again with `rehearse stats`")
             }
@@ -62,15 +63,15 @@ impl ProductionStats {
         })?;
         if let Some(relations) = value.get("relations").and_then(|r| r.as_array()) {
             check_relations(relations).map_err(|problem| {
-                Error::bad_input(format!(
+                kind.error(format!(
                     "production statistics {shown}: {problem}; make them again with `rehearse stats` (or correct \
                      that entry)"
                 ))
             })?;
         }
-        let stats = ProductionStats::deserialize(value).map_err(|e| Error::bad_input_because(incomplete(&shown), e))?;
+        let stats = ProductionStats::deserialize(value).map_err(|e| kind.because(incomplete(&shown), e))?;
         if stats.relations.is_empty() {
-            return Err(Error::bad_input(format!(
+            return Err(kind.error(format!(
                 "production statistics {shown} list no relations: were they read from the right database?"
             )));
         }

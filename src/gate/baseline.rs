@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::report::{
     format_bytes, format_ms, BaselineComparison, Change, Metric, MigrationDelta, MigrationStatus, Regression,
     RegressionThresholds, Report, SCHEMA,
@@ -80,7 +80,7 @@ impl Baseline {
     pub fn load(path: &Path) -> Result<Baseline> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::bad_input_because(
+            ErrorKind::BaselineInvalid.because(
                 format!(
                     "cannot read baseline {shown}: pass the report.json of an earlier run (--baseline or \
                      report.baseline), or leave the baseline out for the first night"
@@ -88,7 +88,8 @@ impl Baseline {
                 e,
             )
         })?;
-        let report: PreviousReport = read_versioned(&text, SCHEMA, |refusal| match refusal {
+        let kind = ErrorKind::BaselineInvalid;
+        let report: PreviousReport = read_versioned(&text, SCHEMA, kind, |refusal| match refusal {
             Refusal::NotJson => format!("baseline {shown} is not JSON: pass the report.json of an earlier run"),
             Refusal::OtherSchema(other) => format!(
                 "baseline {shown} is not a rehearse report (its schema is {}, expected \"{SCHEMA}\"): \

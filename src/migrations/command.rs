@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::launch::Container;
 use super::CommandPlan;
 use super::{expand_placeholders, Applied, Migration, Target};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::report::MigrationError;
 use crate::sys::db::ConnInfo;
 use crate::sys::process::{ChildCommand, ChildError};
@@ -64,7 +64,7 @@ impl CommandTool {
                         // Pasted, not attached as a source: the tool's output may
                         // hold the password (DATABASE_URL), so it is redacted first.
                         let hint = e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s));
-                        return Err(Error::bad_input(format!(
+                        return Err(ErrorKind::MigrationsInvalid.error(format!(
                             "migrations.list `{list}` failed: {}\n  ({})",
                             target.redact(&e.to_string()),
                             hint.unwrap_or("it must print the pending migration ids, one per line")

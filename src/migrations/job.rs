@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 
 /// The Job's container, as rehearse runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ struct EnvVar {
 pub fn read(path: &Path, container: Option<&str>) -> Result<JobSpec> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::bad_input_because(
+        ErrorKind::MigrationsInvalid.because(
             format!("cannot read the Job manifest migrations.job {shown}: render it with `helm template` into a file"),
             e,
         )
@@ -108,7 +108,7 @@ pub fn read(path: &Path, container: Option<&str>) -> Result<JobSpec> {
     let containers = job.spec.map(|s| s.template.spec.containers).unwrap_or_default();
     let chosen = the_container(containers, container, &name, &shown)?;
     let image = chosen.image.ok_or_else(|| {
-        Error::bad_input(format!("container {} of Job {name} in {shown} names no image", chosen.name))
+        ErrorKind::MigrationsInvalid.error(format!("container {} of Job {name} in {shown} names no image", chosen.name))
     })?;
     let (env, from_cluster) = environment(chosen.env, chosen.env_from);
     Ok(JobSpec {
@@ -128,12 +128,12 @@ fn the_job(text: &str, shown: &str) -> Result<Document> {
     let mut jobs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(text) {
         let value = serde_yaml::Value::deserialize(doc)
-            .map_err(|e| Error::bad_input_because(format!("migrations.job {shown} is not YAML"), e))?;
+            .map_err(|e| ErrorKind::MigrationsInvalid.because(format!("migrations.job {shown} is not YAML"), e))?;
         if value.get("kind").and_then(|k| k.as_str()) != Some("Job") {
             continue;
         }
         let job: Document = serde_yaml::from_value(value).map_err(|e| {
-            Error::bad_input_because(format!("migrations.job {shown}: a Job without a pod template"), e)
+            ErrorKind::MigrationsInvalid.because(format!("migrations.job {shown}: a Job without a pod template"), e)
         })?;
         jobs.push(job);
     }
@@ -143,13 +143,13 @@ fn the_job(text: &str, shown: &str) -> Result<Document> {
             debug_assert_eq!(job.kind.as_deref(), Some("Job"));
             Ok(job)
         }
-        0 => Err(Error::bad_input(format!(
+        0 => Err(ErrorKind::MigrationsInvalid.error(format!(
             "migrations.job {shown} holds no `kind: Job`: point it at the Job that runs the migrations \
              (e.g. `helm template ... --show-only templates/migrate-job.yaml > migrate-job.yaml`)"
         ))),
         _ => {
             let names: Vec<String> = jobs.iter().map(|j| j.metadata.name.clone().unwrap_or_default()).collect();
-            Err(Error::bad_input(format!(
+            Err(ErrorKind::MigrationsInvalid.error(format!(
                 "migrations.job {shown} holds {} Jobs ({}): keep the one that runs the migrations in a file of its own",
                 names.len(),
                 names.join(", ")
@@ -163,13 +163,13 @@ fn the_container(containers: Vec<Container>, wanted: Option<&str>, name: &str, s
     let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
     match wanted {
         Some(wanted) => containers.into_iter().find(|c| c.name == wanted).ok_or_else(|| {
-            Error::bad_input(format!(
+            ErrorKind::MigrationsInvalid.error(format!(
                 "migrations.job_container {wanted} is not a container of Job {name} in {shown} (it has: {})",
                 names.join(", ")
             ))
         }),
         None if containers.len() == 1 => Ok(containers.into_iter().next().expect("one container")),
-        None => Err(Error::bad_input(format!(
+        None => Err(ErrorKind::MigrationsInvalid.error(format!(
             "Job {name} in {shown} has {} containers ({}): name the one that runs the migrations with \
              migrations.job_container",
             names.len(),

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::docker::{self, LABEL_HOST, LABEL_PID, LABEL_RUN};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::RunsIn;
 use crate::report::{LaunchInfo, Setting};
 use crate::sys::db::ConnInfo;
@@ -180,7 +180,7 @@ impl Launch {
             Ok(out) => out,
             Err(ChildError::Cancelled { .. }) => return Err(Error::Interrupted),
             Err(e) => {
-                return Err(Error::environment_because(
+                return Err(ErrorKind::MigrationToolMissing.because(
                     format!(
                         "{where_} cannot import Alembic and SQLAlchemy: install them in it, or set migrations.python \
                          to the interpreter that has them"
@@ -220,7 +220,7 @@ impl ImageLaunch {
     /// The image is on this machine (pulled first with `pull`), and Docker answers.
     async fn ensure_image(&self, cancel: &CancellationToken) -> Result<()> {
         if let Err(why) = docker::engine_version(cancel).await {
-            return Err(Error::environment(format!(
+            return Err(ErrorKind::DockerUnavailable.error(format!(
                 "migrations.image {} runs the migrations in a container, and the Docker engine {why}: start Docker \
                  (`sudo systemctl start docker`, or `scripts/docker-test-image.sh` starts dockerd here), or remove \
                  migrations.image / migrations.job to run the tool on this machine",
@@ -235,11 +235,13 @@ impl ImageLaunch {
                 .await
                 .map_err(|e| match e {
                     ChildError::Cancelled { .. } => Error::Interrupted,
-                    e => Error::environment_because(format!("cannot pull {} (migrations.pull)", self.image), e),
+                    e => {
+                        ErrorKind::ImageUnavailable.because(format!("cannot pull {} (migrations.pull)", self.image), e)
+                    }
                 })?;
         }
         if image_id(&self.image, cancel).await.is_none() {
-            return Err(Error::environment(format!(
+            return Err(ErrorKind::ImageUnavailable.error(format!(
                 "the app image {} is not on this machine, and rehearse does not pull it unless asked: \
                  `docker pull {}` (or build it), or set migrations.pull: true",
                 self.image, self.image

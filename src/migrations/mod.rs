@@ -377,7 +377,7 @@ impl MigrationSource {
     /// records as applied, Alembic's `alembic_version`, or, for a tool
     /// known only by its command line, every known history table's rows.
     pub async fn version_state(&self, client: &Client) -> Result<Vec<String>> {
-        let env = |e| crate::Error::environment_because("cannot read the migration history", e);
+        let env = |e| crate::error::ErrorKind::CatalogReadFailed.because("cannot read the migration history", e);
         match self {
             MigrationSource::Sql(s) => s.applied(client).await,
             MigrationSource::Alembic(a) => {

@@ -5,7 +5,7 @@
 //! With one source nothing is named: ids stay as the tool prints them.
 
 use super::{Found, Migration, MigrationSource, MigrationsPlan, Target, Tracing};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::report::SourceReport;
 
 /// One source of a run, as the plan resolved it.
@@ -115,7 +115,7 @@ impl Sources {
             return Ok(());
         };
         let name = |p: &SourcePlan| p.app.clone().unwrap_or_else(|| "(unnamed)".into());
-        Err(Error::bad_input(format!(
+        Err(ErrorKind::MigrationsInvalid.error(format!(
             "apps {} and {} both record their history in {table}, as their configuration says: each app needs its \
              own history table (an Alembic app: pass version_table=... to context.configure in its env.py)",
             name(other),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use crate::catalog::{self, WalCounters};
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::pg::{LockMode, PgVersion};
 use crate::report::{Observation, StatementReport, TopStatement, Wal};
 use crate::sys::db::{self, ConnInfo};
@@ -137,7 +137,7 @@ impl Observers {
         largest_tables: &[String],
         standby: Option<&ConnInfo>,
     ) -> Result<Observers> {
-        let env = |e| Error::environment_because("cannot start the observer sessions", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot start the observer sessions", e);
         let observer = db::connect(conn, &conn.dbname, "rehearse-observer").await.map_err(env)?;
         let (db_oid, observer_pid) = catalog::database_oid_and_pid(&observer).await.map_err(env)?;
         let version = catalog::server_version_num(&observer).await.map_err(env)?;
@@ -199,7 +199,7 @@ impl Observers {
         if !self.options.enabled {
             return Ok(None);
         }
-        let env = |e| Error::environment_because("cannot start the statement watcher session", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot start the statement watcher session", e);
         let target = catalog::backend_pid(session).await.map_err(env)?;
         let watcher = StatementWatcher::connect(conn, target, self.options.interval).await.map_err(env)?;
         self.own_pids.push(watcher.pid);
@@ -208,7 +208,7 @@ impl Observers {
 
     /// Snapshots the server and starts sampling and probing.
     pub async fn begin(&self) -> Result<Observing> {
-        let env = |e| Error::environment_because("cannot read the server's state before a migration", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the server's state before a migration", e);
         let before = RelationSnapshot::take(&self.observer).await.map_err(env)?;
         let counters_before = match self.version.at_least(15) {
             true => Some(catalog::wal_counters(&self.observer).await.map_err(env)?),
@@ -276,7 +276,7 @@ impl Observers {
         duration_ms: u64,
         inherited: &[(String, LockMode)],
     ) -> Result<Observed> {
-        let env = |e| Error::environment_because("cannot read the server's state after a migration", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the server's state after a migration", e);
         if let (Some(runner), true) = (runner, self.version.at_least(15)) {
             // A session whose statistics are not flushed would leave its WAL out of pg_stat_wal.
             catalog::force_stats_flush(runner).await.map_err(env)?;
@@ -284,15 +284,17 @@ impl Observers {
         let wal_after = catalog::wal_position(&self.observer).await.map_err(env)?;
         let elapsed = o.started.elapsed();
         let sampled = match o.sampler.take() {
-            Some(s) => {
-                s.finish().await.map_err(|e| Error::environment_because("the lock sampler's query failed", e))?
-            }
+            Some(s) => s
+                .finish()
+                .await
+                .map_err(|e| ErrorKind::CatalogReadFailed.because("the lock sampler's query failed", e))?,
             None => Vec::new(),
         };
         let progress = match o.progress.take() {
-            Some(p) => {
-                p.finish().await.map_err(|e| Error::environment_because("the progress views' query failed", e))?
-            }
+            Some(p) => p
+                .finish()
+                .await
+                .map_err(|e| ErrorKind::CatalogReadFailed.because("the progress views' query failed", e))?,
             None => Vec::new(),
         };
         let probes = match o.probes.take() {
@@ -429,11 +431,11 @@ async fn statement_statistics(conn: &ConnInfo, limitations: &mut Vec<String>) ->
 async fn resolve_hot_tables(observer: &Client, tables: &[String]) -> Result<Vec<String>> {
     let mut resolved = Vec::new();
     for t in tables {
-        let found = catalog::canonical_name(observer, t)
-            .await
-            .map_err(|e| Error::environment_because(format!("cannot look up observe.hot_tables entry {t}"), e))?;
+        let found = catalog::canonical_name(observer, t).await.map_err(|e| {
+            ErrorKind::CatalogReadFailed.because(format!("cannot look up observe.hot_tables entry {t}"), e)
+        })?;
         resolved.push(found.ok_or_else(|| {
-            Error::bad_input(format!(
+            ErrorKind::ScenarioInvalid.error(format!(
                 "observe.hot_tables names {t}, which the restored database does not have: \
                  name a table as `schema.table` or `table`"
             ))

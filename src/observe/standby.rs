@@ -32,7 +32,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::probes::{self, ProbeSession, RunningProbes};
 use super::{Pace, StandbyOptions};
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::report::{StandbyReadWait, StandbyReport};
 use crate::sys::db::{self, ConnInfo};
 
@@ -131,7 +131,7 @@ impl StandbyObserver {
     pub async fn begin(&self) -> Result<StandbyWatch> {
         let conflicts_before = catalog::recovery_conflicts(&self.standby, &self.dbname)
             .await
-            .map_err(|e| Error::environment_because("cannot read the standby's recovery conflicts", e))?;
+            .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the standby's recovery conflicts", e))?;
         let stop = CancellationToken::new();
         let (primary, standby, token, interval) =
             (self.primary.clone(), self.standby.clone(), stop.clone(), self.options.interval);
@@ -154,7 +154,7 @@ impl StandbyObserver {
     /// the primary is now (at most [`CATCH_UP_LIMIT`]), then stops reading
     /// and probing and sums up.
     pub async fn finish(&self, w: StandbyWatch) -> Result<StandbyReport> {
-        let env = |e| Error::environment_because("cannot read the standby's position after a migration", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the standby's position after a migration", e);
         let ended = Instant::now();
         let target = catalog::primary_position(&self.primary).await.map_err(env)?;
         let mut caught_up = None;
@@ -193,7 +193,7 @@ async fn wait_for_heartbeat(standby: &ConnInfo) -> Result<Client> {
             Err(e) => e,
         };
         if started.elapsed() > Duration::from_secs(60) {
-            return Err(Error::environment_because(
+            return Err(ErrorKind::ServerStartFailed.because(
                 format!(
                     "the standby ({}) did not replay the heartbeat table {} within a minute: is it streaming from \
                      the primary?",

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::kinds::closed_set;
 
 /// How much of the dump is read to tell its format.
@@ -33,13 +33,14 @@ impl DumpFormat {
     pub fn detect(path: &Path) -> Result<DumpFormat> {
         let shown = path.display();
         let meta = std::fs::metadata(path).map_err(|e| {
-            Error::bad_input_because(format!("dump {shown} cannot be read: check the path (or pass --dump PATH)"), e)
+            ErrorKind::DumpUnreadable
+                .because(format!("dump {shown} cannot be read: check the path (or pass --dump PATH)"), e)
         })?;
         if meta.is_dir() {
             return if path.join("toc.dat").is_file() {
                 Ok(DumpFormat::Directory)
             } else {
-                Err(Error::bad_input(format!(
+                Err(ErrorKind::DumpUnsupported.error(format!(
                     "dump {shown} is a directory without toc.dat, so not a pg_dump directory-format (-Fd) dump"
                 )))
             };
@@ -47,9 +48,11 @@ impl DumpFormat {
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         File::open(path)
             .and_then(|f| f.take(SNIFF_BYTES as u64).read_to_end(&mut head))
-            .map_err(|e| Error::bad_input_because(format!("dump {shown} cannot be read"), e))?;
+            .map_err(|e| ErrorKind::DumpUnreadable.because(format!("dump {shown} cannot be read"), e))?;
         if head.is_empty() {
-            return Err(Error::bad_input(format!("dump {shown} is empty (0 bytes): make it again with pg_dump")));
+            return Err(
+                ErrorKind::DumpUnreadable.error(format!("dump {shown} is empty (0 bytes): make it again with pg_dump"))
+            );
         }
         if head.starts_with(b"PGDMP") {
             return Ok(DumpFormat::Custom);
@@ -61,14 +64,15 @@ impl DumpFormat {
         if head.starts_with(&[0x1f, 0x8b]) {
             let mut text = Vec::with_capacity(SNIFF_BYTES);
             let _ = flate2::read::GzDecoder::new(
-                File::open(path).map_err(|e| Error::bad_input_because(format!("dump {shown} cannot be read"), e))?,
+                File::open(path)
+                    .map_err(|e| ErrorKind::DumpUnreadable.because(format!("dump {shown} cannot be read"), e))?,
             )
             .take(SNIFF_BYTES as u64)
             .read_to_end(&mut text);
             return if looks_like_sql(&text) {
                 Ok(DumpFormat::PlainGzip)
             } else {
-                Err(Error::bad_input(format!(
+                Err(ErrorKind::DumpUnsupported.error(format!(
                     "dump {shown} is gzip-compressed but does not hold a plain SQL dump (or is truncated): \
                      rehearse reads gzip only around `pg_dump -Fp`; use pg_dump -Fc for compressed dumps"
                 )))
@@ -78,7 +82,7 @@ impl DumpFormat {
             return Ok(DumpFormat::Plain);
         }
         let preview: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        Err(Error::bad_input(format!(
+        Err(ErrorKind::DumpUnsupported.error(format!(
             "dump {shown} is not pg_dump output (it starts with bytes {}): expected custom (-Fc), directory (-Fd), \
              tar (-Ft), plain SQL (-Fp) or gzip-compressed plain SQL",
             preview.join(" ")

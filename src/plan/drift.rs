@@ -5,7 +5,7 @@
 
 use super::scenario::{MigrationTool, Scenario};
 use super::Origin;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 
 /// `drift:` resolved.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +24,7 @@ pub(super) fn plan(s: &Scenario, forced: bool, origin: &Origin) -> Result<Option
     let section = s.drift.as_ref();
     if !forced && !section.is_some_and(|d| d.enabled) {
         if s.budgets.fail_on_drift {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: budgets.fail_on_drift is true, but the scenario has no `drift: true`: add it, or run \
                  `rehearse drift {}`",
                 origin.path.display()
@@ -35,7 +35,7 @@ pub(super) fn plan(s: &Scenario, forced: bool, origin: &Origin) -> Result<Option
     for (i, m) in s.migrations.sources.iter().enumerate() {
         if m.tool == MigrationTool::Command && m.build.is_none() {
             let which = m.name.clone().unwrap_or_else(|| format!("migrations[{i}]"));
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: drift builds the whole history from empty, and {which} is a command tool without \
                  migrations.build: give the command that builds the schema from an empty database (`{{url}}` is \
                  replaced), e.g. `build: ./migrate.sh up --url {{url}}`"
@@ -45,6 +45,6 @@ pub(super) fn plan(s: &Scenario, forced: bool, origin: &Origin) -> Result<Option
     let keys = section.map(|d| &d.keys);
     let ignore_text: Vec<String> = keys.map(|k| k.ignore.clone()).unwrap_or_default();
     let ignore = crate::drift::Ignore::parse(&ignore_text)
-        .map_err(|e| Error::bad_input(format!("{shown}: drift.ignore: {e}")))?;
+        .map_err(|e| ErrorKind::ScenarioInvalid.error(format!("{shown}: drift.ignore: {e}")))?;
     Ok(Some(DriftPlan { role: keys.and_then(|k| k.role.clone()), ignore, ignore_text }))
 }

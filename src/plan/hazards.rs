@@ -4,7 +4,7 @@
 
 use super::scenario::HazardsSection;
 use super::Origin;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::findings::ignore::{HazardIgnore, IgnoredRule};
 
 pub(super) fn ignore(section: &HazardsSection, origin: &Origin) -> Result<HazardIgnore> {
@@ -12,7 +12,7 @@ pub(super) fn ignore(section: &HazardsSection, origin: &Origin) -> Result<Hazard
     for item in &section.ignore {
         let keys = &item.0;
         if keys.migrations.as_ref().is_some_and(|m| m.is_empty()) {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{}: hazards.ignore: `{}` lists no migration: name the migrations to ignore it for, or give the \
                  rule alone to ignore it for every migration",
                 origin.shown(),

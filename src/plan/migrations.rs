@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scenario::{MigrationTool, MigrationsList, MigrationsSection};
 use super::Origin;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::migrations::alembic::DEFAULT_VERSION_TABLE;
 use crate::migrations::launch::{ImageLaunch, Launch, Network};
 use crate::migrations::sources::SourcePlan;
@@ -21,7 +21,7 @@ use crate::report::{LaunchInfo, Setting};
 pub(super) fn scan_all(list: &MigrationsList, origin: &Origin) -> Result<Vec<SourcePlan>> {
     let shown = origin.shown();
     if list.sources.is_empty() {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations: is an empty list: give one source (tool, dir) or a list of apps, each with a name"
         )));
     }
@@ -29,7 +29,7 @@ pub(super) fn scan_all(list: &MigrationsList, origin: &Origin) -> Result<Vec<Sou
     for (i, m) in list.sources.iter().enumerate() {
         let app = app_name(m, i, list.listed, origin)?;
         if let Some(other) = plans.iter().find(|p| p.app == app) {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: two apps are named {}: give each app in migrations: its own name",
                 other.app.as_deref().unwrap_or_default()
             )));
@@ -55,7 +55,7 @@ fn app_name(m: &MigrationsSection, index: usize, listed: bool, origin: &Origin) 
     let shown = origin.shown();
     let Some(name) = &m.name else {
         return match listed {
-            true => Err(Error::bad_input(format!(
+            true => Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: migrations[{index}] has no name: with several apps each needs `name:` (ids in the report \
                  become name/revision)"
             ))),
@@ -66,7 +66,7 @@ fn app_name(m: &MigrationsSection, index: usize, listed: bool, origin: &Origin) 
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric());
     if !plain {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations name {name:?} must be a plain word (letters, digits, `_`, `-`, `.`): it prefixes ids \
              as name/revision"
         )));
@@ -101,7 +101,7 @@ fn check_histories(list: &MigrationsList, plans: &[SourcePlan], origin: &Origin)
         };
         let app = p.app.as_deref().unwrap_or("(unnamed)");
         if let Some((_, other)) = seen.iter().find(|(t, _)| *t == table) {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{}: apps {other} and {app} both record their history in {table}: each app needs its own history \
                  table (set {key}{} as the app's own configuration does)",
                 origin.shown(),
@@ -138,14 +138,14 @@ fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
         ("build", m.build.is_some(), MigrationTool::Command),
     ];
     if let Some((key, _, tool)) = misplaced.iter().find(|(_, set, tool)| *set && *tool != m.tool) {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations.{key} is for tool: {}, and this source's tool is {}: remove it",
             tool.as_str(),
             m.tool.as_str()
         )));
     }
     if m.driver.is_some() && m.tool == MigrationTool::Sql {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations.driver is the SQLAlchemy driver of tool: alembic or command; with tool: sql \
              rehearse applies the files itself: remove it"
         )));
@@ -153,11 +153,12 @@ fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
     Ok(match m.tool {
         MigrationTool::Sql => {
             let dir = m.dir.as_ref().ok_or_else(|| {
-                Error::bad_input(format!("{shown}: migrations.dir is required when migrations.tool is sql"))
+                ErrorKind::ScenarioInvalid
+                    .error(format!("{shown}: migrations.dir is required when migrations.tool is sql"))
             })?;
             let dir = origin.in_scenario(dir.as_str());
             if !dir.is_dir() {
-                return Err(Error::bad_input(format!(
+                return Err(ErrorKind::ScenarioInvalid.error(format!(
                     "{shown}: migrations.dir {} is not a directory: create it or fix the path (relative paths \
                      start at the scenario's folder)",
                     dir.display()
@@ -228,14 +229,16 @@ fn launch(m: &MigrationsSection, origin: &Origin) -> Result<(Launch, Vec<(String
     let shown = origin.shown();
     let own_env: Vec<(String, String)> = m.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
     if m.image.is_some() && m.job.is_some() {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: set migrations.image or migrations.job, not both: the Job names the image it runs"
         )));
     }
     let job = match &m.job {
         Some(path) => Some(job::read(&origin.in_scenario(path.as_str()), m.job_container.as_deref())?),
         None if m.job_container.is_some() => {
-            return Err(Error::bad_input(format!("{shown}: migrations.job_container needs migrations.job")))
+            return Err(
+                ErrorKind::ScenarioInvalid.error(format!("{shown}: migrations.job_container needs migrations.job"))
+            )
         }
         None => None,
     };
@@ -243,26 +246,27 @@ fn launch(m: &MigrationsSection, origin: &Origin) -> Result<(Launch, Vec<(String
         (Some(image), _) => image.0.clone(),
         (None, Some(job)) => job.image.clone(),
         (None, None) if m.pull => {
-            return Err(Error::bad_input(format!("{shown}: migrations.pull needs migrations.image or migrations.job")))
+            return Err(ErrorKind::ScenarioInvalid
+                .error(format!("{shown}: migrations.pull needs migrations.image or migrations.job")))
         }
         (None, None) => return Ok((Launch::Here(m.network.unwrap_or_default()), own_env)),
     };
     if m.network == Some(Network::Isolated) {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations.network: isolated cannot be given to the app image {image}: its container runs on \
              the host's network (it reaches the throwaway server on the host's loopback); remove migrations.network, \
              or run the tool on this machine (without migrations.image / migrations.job) to isolate it"
         )));
     }
     if m.tool == MigrationTool::Sql {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations.image and migrations.job run a migration tool in the app's image; with tool: sql \
              rehearse applies the files itself: use tool: alembic or tool: command"
         )));
     }
     let workdir = m.dir.as_ref().map(|d| d.0.clone()).or_else(|| job.as_ref().and_then(|j| j.working_dir.clone()));
     let Some(workdir) = workdir.filter(|w| w.starts_with('/')) else {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: with the app image {image}, migrations.dir is the folder inside the image the tool runs in \
              (e.g. /app, where alembic.ini is): give it as an absolute path, or set workingDir in the Job"
         )));
@@ -300,14 +304,14 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
         });
     }
     let dir = m.dir.as_ref().ok_or_else(|| {
-        Error::bad_input(format!(
+        ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations.dir (the folder holding alembic.ini) is required when migrations.tool is alembic"
         ))
     })?;
     let dir = origin.in_scenario(dir.as_str());
     let config = dir.join(m.config.as_ref().map_or("alembic.ini", |c| c.as_str()));
     if !config.is_file() {
-        return Err(Error::bad_input(match &m.config {
+        return Err(ErrorKind::ScenarioInvalid.error(match &m.config {
             Some(c) => format!(
                 "{shown}: migrations.config {} is not a file in {}: give the ini file's path relative to \
                  migrations.dir, the folder `alembic -c <config>` runs in",
@@ -349,7 +353,7 @@ fn driver(m: &MigrationsSection, env: &[(String, String)], origin: &Origin) -> R
     if let Some(name) = &m.driver {
         let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !plain {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{}: migrations.driver {name:?} is not a driver name: write the part after `postgresql+` in a \
                  SQLAlchemy URL, e.g. psycopg2 or psycopg",
                 origin.shown()
@@ -393,7 +397,7 @@ pub(super) fn needs_driver_for_sqlalchemy_url(
     if driver.is_some() {
         return Ok(());
     }
-    Err(Error::bad_input(format!(
+    Err(ErrorKind::ScenarioInvalid.error(format!(
         "{}: migrations.env {name} uses {{sqlalchemy_url}}, which names a SQLAlchemy driver, and {what} runs a \
          shell command, which rehearse cannot ask: set migrations.driver to the driver your app uses (psycopg2 or \
          psycopg), or use {{url}} (the plain libpq URL)",
@@ -404,13 +408,13 @@ pub(super) fn needs_driver_for_sqlalchemy_url(
 fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {
     let shown = origin.shown();
     let apply = m.apply.as_ref().ok_or_else(|| {
-        Error::bad_input(format!(
+        ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations.apply is required when migrations.tool is command, e.g. \
              `apply: ./migrate.sh up {{rev}} --url {{url}}`"
         ))
     })?;
     if m.list.is_none() && m.revisions.is_none() {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: migrations.tool command needs `list:` (a command printing pending ids, one per line) \
              or `revisions: [...]`"
         )));

@@ -23,7 +23,7 @@ use crate::backend::cache::SnapshotCache;
 use crate::backend::choose::NamedOnCommandLine;
 use crate::backend::{BackendKind, BackendPlan, BackendRequest, ClonePlan, Throwaway};
 use crate::compat::Corpus;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::estimate::{Estimator, ProductionStats};
 use crate::gate::Budgets;
 use crate::migrations::sources::SourcePlan;
@@ -291,11 +291,9 @@ fn dump_file(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Result<Opt
     match (path, clone) {
         (Some(path), false) => Ok(Some(DumpFile { format: DumpFormat::detect(&path)?, path })),
         (None, true) => Ok(None),
-        (None, false) => Err(Error::bad_input(format!(
-            "{}: no dump to restore: set `dump:` in the scenario or pass --dump PATH",
-            origin.shown()
-        ))),
-        (Some(path), true) => Err(Error::bad_input(format!(
+        (None, false) => Err(ErrorKind::ScenarioInvalid
+            .error(format!("{}: no dump to restore: set `dump:` in the scenario or pass --dump PATH", origin.shown()))),
+        (Some(path), true) => Err(ErrorKind::ScenarioInvalid.error(format!(
             "{}: postgres.backend is clone, so the data comes from the clone postgres.clone.create makes and \
              the dump {} would be unused: remove `dump:` (or --dump), or use another backend to restore it",
             origin.shown(),
@@ -310,14 +308,14 @@ fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
     let Some(c) = &s.postgres.clone else { return Ok(None) };
     let shown = origin.shown();
     if s.postgres.backend != BackendKind::Clone {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: postgres.clone names the commands of the clone backend, but postgres.backend is not clone: \
              set `backend: clone`, or remove postgres.clone"
         )));
     }
     for (key, command) in [("create", &c.create), ("destroy", &c.destroy)] {
         if command.as_str().trim().is_empty() {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: postgres.clone.{key} is empty: give the shell command that {} (see docs/clones.md)",
                 if key == "create" { "makes the clone and prints its URL" } else { "removes the clone" }
             )));
@@ -325,9 +323,8 @@ fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
     }
     let timeout = c.timeout.unwrap_or(crate::backend::clone::DEFAULT_TIMEOUT);
     if timeout.is_zero() {
-        return Err(Error::bad_input(format!(
-            "{shown}: postgres.clone.timeout must be above zero (30m is the default)"
-        )));
+        return Err(ErrorKind::ScenarioInvalid
+            .error(format!("{shown}: postgres.clone.timeout must be above zero (30m is the default)")));
     }
     Ok(Some(ClonePlan {
         create: c.create.0.clone(),
@@ -344,7 +341,7 @@ fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
 fn app_queries(s: &Scenario, origin: &Origin, cancel: &CancellationToken) -> Result<Option<Corpus>> {
     match &s.compat {
         Some(c) => Corpus::load(&origin.in_scenario(c.queries.as_str()), cancel).map(Some),
-        None if s.budgets.fail_on_incompatible => Err(Error::bad_input(format!(
+        None if s.budgets.fail_on_incompatible => Err(ErrorKind::ScenarioInvalid.error(format!(
             "{}: budgets.fail_on_incompatible is true, but the scenario has no `compat:` section: add \
              `compat: {{ queries: app-queries.sql }}` (the running app's queries, or what `rehearse queries` \
              exports), or remove fail_on_incompatible",
@@ -360,7 +357,7 @@ fn estimator(s: &Scenario, origin: &Origin) -> Result<Option<Estimator>> {
     let shown = origin.shown();
     let Some(e) = &s.estimate else {
         if s.budgets.apply_to == crate::report::BudgetsApplyTo::Estimate {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: budgets.apply_to is estimate, but the scenario has no `estimate:` section: add \
                  `estimate: {{ production: prod-stats.json }}` (made by `rehearse stats`), or remove apply_to"
             )));
@@ -369,7 +366,7 @@ fn estimator(s: &Scenario, origin: &Origin) -> Result<Option<Estimator>> {
     };
     let speed = e.speed.unwrap_or(1.0);
     if !(speed.is_finite() && speed > 0.0) {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: estimate.speed is {speed}: it must be a positive number, how many times faster production's \
              server is than this one (1.0 = the same; `rehearse calibrate --url URL` measures it)"
         )));
@@ -384,10 +381,8 @@ fn estimator(s: &Scenario, origin: &Origin) -> Result<Option<Estimator>> {
 fn observe_options(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Result<ObserveOptions> {
     let interval = s.observe.sample_interval.unwrap_or(DEFAULT_SAMPLE_INTERVAL);
     if interval < Duration::from_millis(1) {
-        return Err(Error::bad_input(format!(
-            "{}: observe.sample_interval must be at least 1ms (10ms is the default)",
-            origin.shown()
-        )));
+        return Err(ErrorKind::ScenarioInvalid
+            .error(format!("{}: observe.sample_interval must be at least 1ms (10ms is the default)", origin.shown())));
     }
     Ok(ObserveOptions {
         interval,
@@ -414,7 +409,7 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
     let url = match (&o.standby_url, backend) {
         (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse_as(u.as_str(), "observe.standby_url")?),
         (Some(_), other) => {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: observe.standby_url names an existing standby, which only the url backend uses \
                  (this run uses the {} backend): use `observe.standby: true` to have it start one, or \
                  `postgres.backend: url` with the primary's postgres.url",
@@ -422,14 +417,14 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
             )))
         }
         (_, BackendPlan::Clone(_)) if o.standby || o.standby_url.is_some() => {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: observe.standby and observe.standby_url are not available on the clone backend: \
                  rehearse cannot start a standby of a clone it does not run; remove them (or rehearse with the \
                  local or docker backend to measure a standby)"
             )))
         }
         (None, BackendPlan::Url(_)) if o.standby => {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: observe.standby with the url backend: rehearse cannot start a standby of a server it \
                  does not own; name an existing hot standby of it with observe.standby_url"
             )))
@@ -438,7 +433,7 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
     };
     if url.is_none() && !o.standby {
         if !o.standby_settings.is_empty() || standby_budget {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: observe.standby_settings and the max_standby_* budgets need a standby: set \
                  `observe.standby: true` (or observe.standby_url with the url backend)"
             )));
@@ -446,16 +441,15 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
         return Ok(None);
     }
     if url.is_some() && !o.standby_settings.is_empty() {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: observe.standby_settings cannot be applied to a standby rehearse does not own \
              (observe.standby_url): set them on that standby, or remove them"
         )));
     }
     let interval = o.standby_interval.unwrap_or(DEFAULT_STANDBY_INTERVAL);
     if interval < Duration::from_millis(10) {
-        return Err(Error::bad_input(format!(
-            "{shown}: observe.standby_interval must be at least 10ms (100ms is the default)"
-        )));
+        return Err(ErrorKind::ScenarioInvalid
+            .error(format!("{shown}: observe.standby_interval must be at least 10ms (100ms is the default)")));
     }
     Ok(Some(StandbyOptions {
         url,

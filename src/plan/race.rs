@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::migrations::needs_driver_for_sqlalchemy_url;
 use super::scenario::Scenario;
 use super::Origin;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::migrations::launch::Launch;
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::{Driver, MigrationsPlan};
@@ -25,7 +25,7 @@ pub(super) fn plan(s: &Scenario, sources: &[SourcePlan], origin: &Origin) -> Res
     let shown = origin.shown();
     let Some(race) = &s.race else {
         if s.budgets.fail_on_race {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: budgets.fail_on_race is true, but the scenario has no `race:` section: add `race: {{}}` \
                  (three replicas running the full upgrade at once), or remove fail_on_race"
             )));
@@ -33,7 +33,7 @@ pub(super) fn plan(s: &Scenario, sources: &[SourcePlan], origin: &Origin) -> Res
         return Ok(None);
     };
     let [SourcePlan { plan: migrations, .. }] = sources else {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: a race runs one app's start-up upgrade, and migrations: lists {} apps: rehearse the race in a \
              scenario of its own with that app alone",
             sources.len()
@@ -41,19 +41,19 @@ pub(super) fn plan(s: &Scenario, sources: &[SourcePlan], origin: &Origin) -> Res
     };
     let replicas = race.replicas.unwrap_or(DEFAULT_REPLICAS);
     if !(2..=MAX_REPLICAS).contains(&replicas) {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: race.replicas is {replicas}: a race needs at least 2 replicas and at most {MAX_REPLICAS} \
              (3 is the default)"
         )));
     }
     if race.timeout.is_some_and(|t| t < Duration::from_secs(1)) {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: race.timeout must be at least 1s (the default is 10 × the sequential rehearsal, at least 30s)"
         )));
     }
     let command = race.command.as_ref().map(|c| c.0.trim().to_string());
     if command.as_deref() == Some("") {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
             "{shown}: race.command is empty: write the command a replica runs at start-up, or remove it"
         )));
     }
@@ -95,7 +95,7 @@ fn copy_command(
         }
         (MigrationsPlan::Command(c), Some(script)) => shell(c.dir.clone(), &c.env, &c.launch, &c.driver, script),
         (MigrationsPlan::Sql(dir), Some(_)) if dir.table().is_none() => {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: a race with migrations.tool sql needs migrations.table: the history table your tool \
                  records applied migrations in (flyway_schema_history, schema_migrations, _sqlx_migrations), so \
                  where the replicas leave it can be compared with the sequential rehearsal"
@@ -105,14 +105,14 @@ fn copy_command(
             shell(origin.base.clone(), &Vec::new(), &Launch::Here(network.unwrap_or_default()), &None, script)
         }
         (MigrationsPlan::Command(_), None) => {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: race.command is required when migrations.tool is command: migrations.apply runs one \
                  migration ({{rev}}), not the full upgrade a replica runs at start-up; write that, e.g. \
                  `race: {{ command: ./migrate.sh up }}`"
             )))
         }
         (MigrationsPlan::Sql(_), None) => {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: race.command is required when migrations.tool is sql: rehearse applies the files itself, \
                  but replicas run your migration tool; write what they run at start-up, e.g. \
                  `race: {{ command: flyway migrate }}` or `migrate -path migrations -database \"$DATABASE_URL\" up`"

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::scenario::ReportSection;
 use super::{Origin, Overrides};
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::gate::{baseline, Baseline};
 use crate::report::checklist::ChecklistSettings;
 use crate::report::{OutputOptions, RegressionThresholds, ReportFormat};
@@ -101,7 +101,7 @@ fn can_be_a_directory(dir: &Path, named_by: &str) -> Result<()> {
         match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => return Ok(()),
             Ok(_) => {
-                return Err(Error::bad_input(format!(
+                return Err(ErrorKind::ReportDirInvalid.error(format!(
                     "the report directory {} ({named_by}) cannot be made: {} is a file, not a directory: name a \
                      directory (it is created when missing)",
                     dir.display(),
@@ -129,21 +129,22 @@ pub(super) fn check_room(plan: &ReportPlan) -> Result<()> {
     // The room first, where the directory is or will be made: a refused run makes nothing.
     let existing = dir.ancestors().find(|a| a.is_dir()).unwrap_or(dir);
     let free = crate::restore::space::free_bytes(existing)
-        .map_err(|e| Error::environment_because(format!("cannot tell how much room {shown} has"), e))?;
+        .map_err(|e| ErrorKind::ReportUnwritable.because(format!("cannot tell how much room {shown} has"), e))?;
     if free < REPORT_ROOM {
-        return Err(Error::environment(format!(
+        return Err(ErrorKind::ReportUnwritable.error(format!(
             "{shown} has {} free, and the reports need up to {}: free some space there, {remedy}",
             crate::report::format_bytes(free),
             crate::report::format_bytes(REPORT_ROOM)
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| {
-        Error::environment_because(format!("cannot create {shown}: make its parent writable, {remedy}"), e)
+        ErrorKind::ReportUnwritable.because(format!("cannot create {shown}: make its parent writable, {remedy}"), e)
     })?;
     // A file made and removed: the one proof of writing that holds for a
     // read-only mount and for root alike (root ignores the mode bits).
-    tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| Error::environment_because(format!("cannot write in {shown}: make it writable, {remedy}"), e))?;
+    tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        ErrorKind::ReportUnwritable.because(format!("cannot write in {shown}: make it writable, {remedy}"), e)
+    })?;
     Ok(())
 }
 

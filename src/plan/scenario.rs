@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 pub use super::values::{expand_env, ByteRate, ByteSize, EnvString, SettingValue};
 pub use crate::backend::BackendKind;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 pub use crate::findings::hazards::Rule;
 pub use crate::migrations::MigrationTool;
 pub use crate::report::{BudgetsApplyTo, OnExceed, ReportFormat};
@@ -414,7 +414,7 @@ pub struct RegressionSection {
 /// Reads and parses a scenario file. Errors name the file, line and column.
 pub fn load(path: &Path) -> Result<Scenario> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::bad_input_because(
+        ErrorKind::ScenarioInvalid.because(
             format!(
                 "cannot read scenario file {}: check the path (scenarios live in scenarios/*.yaml)",
                 path.display()
@@ -428,10 +428,8 @@ pub fn load(path: &Path) -> Result<Scenario> {
 pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
     serde_yaml::from_str(text).map_err(|e| {
         let location = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-        Error::bad_input_because(
-            format!("invalid scenario {}{location} (every key is in docs/scenario.md)", path.display()),
-            e,
-        )
+        ErrorKind::ScenarioInvalid
+            .because(format!("invalid scenario {}{location} (every key is in docs/scenario.md)", path.display()), e)
     })
 }
 

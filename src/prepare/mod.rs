@@ -25,7 +25,7 @@ mod vacuum;
 use crate::backend::settings::{fast_restore_names, FAST_RESTORE, FAST_RESTORE_AT_START};
 use crate::backend::Throwaway;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys::db::{self, quote_ident, quote_literal};
 
 /// Settings shown in the report's environment section.
@@ -67,13 +67,13 @@ pub async fn fast_restore_settings(server: &mut Throwaway, app: &str, cancel: &C
     for (name, value) in FAST_RESTORE.iter().chain(FAST_RESTORE_AT_START) {
         alter_system(&admin, name, Some(value))
             .await
-            .map_err(|e| Error::environment_because(format!("cannot set {name} for the restore"), e))?;
+            .map_err(|e| ErrorKind::CatalogReadFailed.because(format!("cannot set {name} for the restore"), e))?;
     }
     drop(admin);
     // The database is still empty, so this restart is quick (its shutdown checkpoint has nothing to write).
     server.restart(cancel).await?;
     let admin = reconnect(server, app, cancel).await?;
-    let env = |e| Error::environment_because("cannot read server settings", e);
+    let env = |e| ErrorKind::CatalogReadFailed.because("cannot read server settings", e);
     let now = catalog::settings(&admin, &["fsync", "wal_level"]).await.map_err(env)?;
     if now.iter().map(|(_, v)| v.as_str()).ne(["off", "minimal"]) {
         let running: Vec<String> = now.iter().map(|(n, v)| format!("{n}={v}")).collect();
@@ -90,7 +90,7 @@ pub async fn fast_restore_settings(server: &mut Throwaway, app: &str, cancel: &C
 /// settings: the state a snapshot cache entry saves. `wal_level` is back at
 /// the next restart: the snapshot's, or [`apply_settings`]'s.
 pub async fn settle(server: &Throwaway, db: &Client, jobs: u32, cancel: &CancellationToken) -> Result<()> {
-    let env = |e| Error::environment_because("preparing the restored database failed", e);
+    let env = |e| ErrorKind::CatalogReadFailed.because("preparing the restored database failed", e);
     vacuum::vacuum_analyze(server, db, jobs, cancel).await?;
     if server.shared_database().is_some() {
         // Never CHECKPOINT, ALTER SYSTEM or reload a server rehearse does not own.
@@ -111,7 +111,7 @@ pub async fn apply_settings(
     settings: &[(String, String)],
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let env = |e| Error::environment_because("applying the scenario's settings failed", e);
+    let env = |e| ErrorKind::CatalogReadFailed.because("applying the scenario's settings failed", e);
     if let Some(shared) = server.shared_database() {
         // Never ALTER SYSTEM, reload or restart a server rehearse does not own.
         let limitations = shared.prod_settings(db, settings).await?;
@@ -120,7 +120,8 @@ pub async fn apply_settings(
     }
     for (name, value) in settings {
         alter_system(db, name, Some(value)).await.map_err(|e| {
-            Error::bad_input_because(format!("postgres.settings.{name} = `{value}` was refused by the server"), e)
+            ErrorKind::ScenarioInvalid
+                .because(format!("postgres.settings.{name} = `{value}` was refused by the server"), e)
         })?;
     }
     client_reload(db).await?;
@@ -129,7 +130,7 @@ pub async fn apply_settings(
     if !needs_restart.is_empty() {
         server.restart(cancel).await?;
     } else if let Some((name, why)) = unapplied.first() {
-        return Err(Error::bad_input(format!("postgres.settings.{name} could not be applied: {why}")));
+        return Err(ErrorKind::ScenarioInvalid.error(format!("postgres.settings.{name} could not be applied: {why}")));
     }
     Ok(())
 }
@@ -138,7 +139,7 @@ async fn client_reload(client: &Client) -> Result<()> {
     client
         .batch_execute("SELECT pg_reload_conf()")
         .await
-        .map_err(|e| Error::environment_because("cannot reload the server configuration", e))
+        .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot reload the server configuration", e))
 }
 
 /// Reloads the configuration and waits until `probe` reads `expected`, since
@@ -149,7 +150,7 @@ async fn reload(client: &Client, probe: &str, expected: &str) -> Result<()> {
     loop {
         let now = catalog::settings(client, &[probe])
             .await
-            .map_err(|e| Error::environment_because("cannot read server settings", e))?;
+            .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read server settings", e))?;
         if now.first().map(|(_, v)| v.as_str()) == Some(expected) {
             return Ok(());
         }

@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 use super::reconnect;
 use crate::backend::Throwaway;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// `VACUUM ANALYZE` of every table, `jobs` sessions at a time, largest
 /// first, as `vacuumdb --jobs` does: one database-wide VACUUM works through
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// at its root, which covers its partitions. A table we may not vacuum is
 /// skipped with a warning by the server, as a database-wide VACUUM would.
 pub async fn vacuum_analyze(server: &Throwaway, db: &Client, jobs: u32, cancel: &CancellationToken) -> Result<()> {
-    let env = |e| Error::environment_because("VACUUM ANALYZE of the restored database failed", e);
+    let env = |e| ErrorKind::CatalogReadFailed.because("VACUUM ANALYZE of the restored database failed", e);
     let tables = catalog::tables_to_vacuum(db).await.map_err(env)?;
     let queue = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(tables)));
     // A JoinSet aborts its sessions when dropped, so an interrupted run stops them all.

@@ -23,7 +23,7 @@ use super::verdict::{self, CopyEnd, Evidence};
 use super::watch::{self, Watch, INTERVAL};
 use super::{hang, RacePlan};
 use crate::catalog::{self, SchemaObject};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::{redact, MigrationSource};
 use crate::pipeline::{Event, EventSink};
@@ -336,13 +336,14 @@ impl Copies {
 /// The version rows and the schema of `db`'s database.
 async fn end_state(source: &MigrationSource, db: &ConnInfo) -> Result<(Vec<String>, Vec<SchemaObject>)> {
     let client = db::connect(db, &db.dbname, "rehearse-race-check").await.map_err(|e| {
-        Error::environment_because(format!("cannot connect to {} to read its schema", db.masked(&db.dbname)), e)
+        ErrorKind::ConnectionFailed
+            .because(format!("cannot connect to {} to read its schema", db.masked(&db.dbname)), e)
     })?;
     let versions = source.version_state(&client).await?;
     let except = [crate::migrations::sql::DEFAULT_TABLE, catalog::HEARTBEAT_TABLE];
     let schema = catalog::schema_objects(&client, &except)
         .await
-        .map_err(|e| Error::environment_because(format!("cannot read the schema of {}", db.dbname), e))?;
+        .map_err(|e| ErrorKind::CatalogReadFailed.because(format!("cannot read the schema of {}", db.dbname), e))?;
     Ok((versions, schema))
 }
 

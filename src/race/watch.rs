@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::catalog::{self, AdvisoryLockRow, RaceSession};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::pg::ActivityState;
 use crate::report::{AdvisoryLockKind, RaceKill, RaceLock, StaleLock, Survivor};
 use crate::sys::db::{self, ConnInfo};
@@ -96,7 +96,7 @@ impl Watch {
     pub async fn connect(conn: &ConnInfo, database: &str) -> Result<Watch> {
         let client = db::connect(conn, &conn.dbname, "rehearse-race-watch")
             .await
-            .map_err(|e| Error::environment_because("cannot connect to watch the racing copies", e))?;
+            .map_err(|e| ErrorKind::ConnectionFailed.because("cannot connect to watch the racing copies", e))?;
         Ok(Watch {
             client,
             database: database.to_string(),
@@ -112,7 +112,7 @@ impl Watch {
     /// Reads the server once and adds the reading up; the copies' lock
     /// waits only once `released` (a wait at the barrier is rehearse's).
     pub async fn sample(&mut self, at: Duration, released: bool) -> Result<Sample> {
-        let env = |e| Error::environment_because("cannot read the racing copies' sessions and locks", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the racing copies' sessions and locks", e);
         let sessions = catalog::race_sessions(&self.client, &self.database, APP_PREFIX).await.map_err(env)?;
         let locks = catalog::advisory_locks(&self.client, &self.database).await.map_err(env)?;
         let sample = Sample { at, sessions, locks };

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{junit, markdown, table, OutputOptions, Report, ReportFormat};
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 
 /// `format` rendered: a pure function of the report and the output options.
 pub fn render(report: &Report, format: ReportFormat, output: &OutputOptions) -> String {
@@ -94,7 +94,8 @@ const STEP_SUMMARY_LIMIT: usize = 1000 * 1024;
 
 fn append_step_summary(path: &Path, markdown: &str) -> Result<()> {
     let fail = |e: std::io::Error| {
-        Error::environment_because(format!("cannot append the report to GITHUB_STEP_SUMMARY ({})", path.display()), e)
+        ErrorKind::ReportUnwritable
+            .because(format!("cannot append the report to GITHUB_STEP_SUMMARY ({})", path.display()), e)
     };
     let mut text = markdown.to_string();
     if text.len() > STEP_SUMMARY_LIMIT {
@@ -119,7 +120,7 @@ pub fn render_json(report: &Report) -> String {
 pub fn write_atomically(path: &Path, bytes: &[u8], what: &str, check: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| {
-        Error::environment_because(format!("cannot write {what} {} (check {check})", path.display()), e)
+        ErrorKind::ReportUnwritable.because(format!("cannot write {what} {} (check {check})", path.display()), e)
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use super::facts::*;
+use crate::error::ErrorKind;
 use crate::kinds::{closed_set, BackendKind, MigrationTool, Rule, RunsIn};
 use crate::pg::{Blocked, DriftKind, DumpFormat, LockMode, RelationKind};
 
@@ -25,6 +26,10 @@ pub struct Report {
     pub stopped_at_stage: Option<Stage>,
     /// Why the run stopped, when it was not a migration failing.
     pub error: Option<String>,
+    /// The kind of `error`, for a caller to tell failures apart without
+    /// reading the message (docs/exit-codes.md lists each with its exit code).
+    #[serde(default)]
+    pub error_kind: Option<ErrorKind>,
     /// The comparison with the previous report (`--baseline`, `report.baseline`).
     #[serde(default)]
     pub baseline: Option<BaselineComparison>,

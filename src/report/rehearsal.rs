@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::checklist::{self, ChecklistSettings};
 use super::model::*;
+use crate::error::ErrorKind;
 use crate::kinds::BackendKind;
 use crate::pg::DumpFormat;
 
@@ -96,8 +97,16 @@ pub struct End {
 #[derive(Debug, Clone)]
 pub struct StoppedAt {
     pub stage: Stage,
-    /// Why, with its causes; None: a signal interrupted it.
-    pub error: Option<String>,
+    /// Why; None: a signal interrupted it.
+    pub error: Option<StopError>,
+}
+
+/// The error that stopped a run, as the report shows it.
+#[derive(Debug, Clone)]
+pub struct StopError {
+    pub kind: ErrorKind,
+    /// The message with its causes.
+    pub message: String,
 }
 
 /// What the gate judged of the whole run: every budget once, the baseline,
@@ -290,6 +299,7 @@ pub fn build(r: &Rehearsal) -> Report {
         finished_at: r.end.as_ref().map(|e| rfc3339(e.finished_at)),
         stopped_at_stage: None,
         error: None,
+        error_kind: None,
         postgres: PostgresInfo {
             version: server.map(|s| s.version.clone()),
             backend: p.backend,
@@ -331,7 +341,9 @@ pub fn build(r: &Rehearsal) -> Report {
         sources: r.sources.clone(),
         drift: r.drift.clone(),
     };
-    (report.status, report.stopped_at_stage, report.error) = status(&report, r.end.as_ref());
+    let (status, stage, error) = status(&report, r.end.as_ref());
+    (report.status, report.stopped_at_stage) = (status, stage);
+    (report.error, report.error_kind) = (error.map(|e| e.message.clone()), error.map(|e| e.kind));
     report.checklist = checklist::fill(&report, &p.checklist);
     report
 }
@@ -353,13 +365,13 @@ fn totals(ms: &[MigrationReport], r: &Rehearsal) -> Totals {
 
 /// The run's status, the stage it stopped in and why: a stage's error or a
 /// signal first, then a migration that failed, then a breached budget.
-fn status(report: &Report, end: Option<&End>) -> (RunStatus, Option<Stage>, Option<String>) {
+fn status<'a>(report: &Report, end: Option<&'a End>) -> (RunStatus, Option<Stage>, Option<&'a StopError>) {
     let failed = report.migrations.iter().any(|m| m.status == MigrationStatus::Failed);
     let breached =
         !report.budget_breaches.is_empty() || report.migrations.iter().any(|m| !m.budget_breaches.is_empty());
     match end.and_then(|e| e.stopped.as_ref()) {
         Some(StoppedAt { stage, error: None }) => (RunStatus::Interrupted, Some(*stage), None),
-        Some(StoppedAt { stage, error: Some(e) }) => (RunStatus::Failed, Some(*stage), Some(e.clone())),
+        Some(StoppedAt { stage, error: Some(e) }) => (RunStatus::Failed, Some(*stage), Some(e)),
         None if failed => (RunStatus::Failed, Some(Stage::Rehearse), None),
         None if breached => (RunStatus::BudgetExceeded, None, None),
         None => (RunStatus::Passed, None, None),
@@ -523,14 +535,16 @@ mod tests {
         });
         assert_eq!(build(&facts).status, RunStatus::BudgetExceeded);
         let end = facts.end.as_mut().expect("ended");
-        end.stopped = Some(StoppedAt { stage: Stage::Drift, error: Some("the drift build failed".into()) });
+        let error = StopError { kind: ErrorKind::CatalogReadFailed, message: "the drift build failed".into() };
+        end.stopped = Some(StoppedAt { stage: Stage::Drift, error: Some(error) });
         let r = build(&facts);
         assert_eq!(
-            (r.status, r.stopped_at_stage, r.error.as_deref()),
-            (RunStatus::Failed, Some(Stage::Drift), Some("the drift build failed"))
+            (r.status, r.stopped_at_stage, r.error.as_deref(), r.error_kind),
+            (RunStatus::Failed, Some(Stage::Drift), Some("the drift build failed"), Some(ErrorKind::CatalogReadFailed))
         );
         facts.end.as_mut().expect("ended").stopped = Some(StoppedAt { stage: Stage::Rehearse, error: None });
-        assert_eq!(build(&facts).status, RunStatus::Interrupted);
+        let r = build(&facts);
+        assert_eq!((r.status, r.error, r.error_kind), (RunStatus::Interrupted, None, None));
     }
 
     #[test]

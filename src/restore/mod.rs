@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Throwaway;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::pg::DumpFormat;
 use crate::sys::db::quote_ident;
 use crate::sys::process::{ChildError, ChildInput};
@@ -83,7 +83,7 @@ pub async fn restore(
 }
 
 fn unreadable(dump: &Path, e: std::io::Error) -> Error {
-    Error::bad_input_because(format!("cannot read dump {}", dump.display()), e)
+    ErrorKind::DumpUnreadable.because(format!("cannot read dump {}", dump.display()), e)
 }
 
 /// The roles the dump names as owners and grantees.
@@ -99,8 +99,9 @@ async fn roles_named(server: &Throwaway, dump: Dump<'_>, cancel: &CancellationTo
             .run(cancel)
             .await
             .map_err(|e| rejected(dump, server, e))?;
-        return roles_in_script(out.stdout.as_bytes())
-            .map_err(|e| Error::bad_input_because(format!("cannot read the schema of {}", dump.path.display()), e));
+        return roles_in_script(out.stdout.as_bytes()).map_err(|e| {
+            ErrorKind::DumpUnreadable.because(format!("cannot read the schema of {}", dump.path.display()), e)
+        });
     }
     let (path, format) = (dump.path.to_path_buf(), dump.format);
     tokio::task::spawn_blocking(move || format.open_text(&path).and_then(|r| roles_in_script(BufReader::new(r))))
@@ -120,7 +121,7 @@ async fn create_missing_roles(
 ) -> Result<(Vec<String>, bool)> {
     let existing: BTreeSet<String> = catalog::role_names(admin)
         .await
-        .map_err(|e| Error::environment_because("cannot list roles on the throwaway server", e))?
+        .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot list roles on the throwaway server", e))?
         .into_iter()
         .collect();
     let missing: Vec<String> = roles.difference(&existing).cloned().collect();
@@ -161,13 +162,13 @@ fn rejected(dump: Dump<'_>, server: &Throwaway, e: ChildError) -> Error {
         ChildError::Failed { .. } if is_out_of_room(&e) && dump.room.is_some() => {
             space::out_of_room(dump.room.expect("checked above"), e)
         }
-        ChildError::Failed { .. } if is_out_of_room(&e) => Error::environment_because(
+        ChildError::Failed { .. } if is_out_of_room(&e) => ErrorKind::DiskFull.because(
             format!("the server ran out of disk space restoring dump {shown}: free space where its data lives"),
             e,
         ),
         ChildError::Failed { label, stderr, .. } if missing.is_some() => {
             let extension = missing.expect("checked above");
-            Error::environment(format!(
+            ErrorKind::ExtensionMissing.error(format!(
                 "dump {shown} needs the extension {extension}, which the server does not have installed; {label} \
                  said:\n{}\n  ({}. The dump is fine.)",
                 last_lines(&stderr, 15),
@@ -175,19 +176,18 @@ fn rejected(dump: Dump<'_>, server: &Throwaway, e: ChildError) -> Error {
             ))
         }
         ChildError::Failed { label, stderr, .. } => {
-            let advice = if stderr.contains("unsupported version") {
-                format!(
+            let (kind, advice) = if stderr.contains("unsupported version") {
+                let advice = format!(
                     "the dump was made by a newer pg_dump than this pg_restore {}: rehearse it with the \
                      PostgreSQL version production runs (--pg-bin DIR, or the docker backend with its image)",
                     server.client_version()
-                )
+                );
+                (ErrorKind::DumpUnsupported, advice)
             } else {
-                "fix or re-make the dump; rehearse restores it exactly, owners and grants included".to_string()
+                let advice = "fix or re-make the dump; rehearse restores it exactly, owners and grants included";
+                (ErrorKind::DumpRejected, advice.to_string())
             };
-            Error::bad_input(format!(
-                "{label} could not restore dump {shown}:\n{}\n  ({advice})",
-                last_lines(&stderr, 15)
-            ))
+            kind.error(format!("{label} could not restore dump {shown}:\n{}\n  ({advice})", last_lines(&stderr, 15)))
         }
         other => Error::environment_because(format!("restoring dump {shown} failed"), other),
     }

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::pg::DumpFormat;
 use crate::report::format_bytes;
 
@@ -70,14 +70,14 @@ pub fn dump_bytes(path: &Path) -> std::io::Result<u64> {
 /// Checks that a restore of `dump` can fit in `dir`: an error when it
 /// plainly cannot; the room (with a warning to give, if any) otherwise.
 pub fn check(dump: &Path, format: DumpFormat, dir: &Path, what: &str) -> Result<(Room, Option<String>)> {
-    let dump_bytes =
-        dump_bytes(dump).map_err(|e| Error::bad_input_because(format!("cannot read dump {}", dump.display()), e))?;
+    let dump_bytes = dump_bytes(dump)
+        .map_err(|e| ErrorKind::DumpUnreadable.because(format!("cannot read dump {}", dump.display()), e))?;
     let free = free_bytes(dir).map_err(|e| {
         Error::environment_because(format!("cannot tell how much room {} ({what}) has", dir.display()), e)
     })?;
     let room = Room { dir: dir.to_path_buf(), free, need: need(dump_bytes, format), dump_bytes, what: what.into() };
     if free < room.need.at_least {
-        return Err(Error::environment(format!(
+        return Err(ErrorKind::DiskFull.error(format!(
             "not enough room to restore dump {} ({}) in {} ({what}): it has {} free, and the restored database \
              needs at least {} (likely about {}). Free some space there, or {}",
             dump.display(),
@@ -115,7 +115,7 @@ fn remedy(what: &str) -> &'static str {
 /// The error for a restore that ran out of room: where, how much it had,
 /// what it needs. `cause` is the tool's failure, with the server's message.
 pub fn out_of_room(room: &Room, cause: impl Into<crate::error::BoxError>) -> Error {
-    Error::environment_because(
+    ErrorKind::DiskFull.because(
         format!(
             "the restore ran out of disk space in {} ({}): it had {} free when the run started, and a {} dump \
              likely needs about {} restored. Free space there, or {}",

@@ -17,7 +17,7 @@ use crate::backend::copy::Template;
 use crate::backend::Throwaway;
 use crate::catalog::{self, SchemaEntry};
 use crate::drift::{changed_keys, compare};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target, Tracing};
@@ -94,10 +94,8 @@ async fn check(
         // As production's database is the migrations' role's: CREATE in public (PostgreSQL 15's pg_database_owner).
         let sql = format!("ALTER DATABASE {} OWNER TO {}", quote_ident(&database.dbname), quote_ident(role));
         production.batch_execute(&sql).await.map_err(|e| {
-            Error::bad_input_because(
-                format!("cannot build the history as role {role}: set drift.role to a role the dump has"),
-                e,
-            )
+            ErrorKind::ScenarioInvalid
+                .because(format!("cannot build the history as role {role}: set drift.role to a role the dump has"), e)
         })?;
     }
     let mut report = DriftReport {
@@ -199,7 +197,7 @@ async fn history_owner(
 /// migration file names (a DBA's `CREATE EXTENSION`, not the history's);
 /// those a migration names are left for it to create. Returns them.
 async fn extensions(production: &Client, built: &Client, sources: &[SourcePlan]) -> Result<Vec<String>> {
-    let read = |e| Error::environment_because("cannot read production's extensions", e);
+    let read = |e| ErrorKind::CatalogReadFailed.because("cannot read production's extensions", e);
     let texts = migration_texts(sources);
     let mut created = Vec::new();
     for (name, schema) in catalog::extensions(production).await.map_err(read)? {
@@ -258,7 +256,8 @@ impl Build<'_> {
     /// the migration that created or last altered it.
     async fn run(&self) -> Result<BTreeMap<(DriftKind, String), String>> {
         let runner = connect(self.database, &self.database.dbname, APP_NAME).await.map_err(|e| {
-            Error::environment_because(format!("cannot connect to {}", self.database.masked(&self.database.dbname)), e)
+            ErrorKind::ConnectionFailed
+                .because(format!("cannot connect to {}", self.database.masked(&self.database.dbname)), e)
         })?;
         let mut credited = BTreeMap::new();
         let mut before = self.snapshot().await?;
@@ -304,9 +303,9 @@ impl Build<'_> {
     }
 
     async fn snapshot(&self) -> Result<Vec<SchemaEntry>> {
-        catalog::schema_snapshot(self.built, self.except)
-            .await
-            .map_err(|e| Error::environment_because("cannot read the schema of the database built from empty", e))
+        catalog::schema_snapshot(self.built, self.except).await.map_err(|e| {
+            ErrorKind::CatalogReadFailed.because("cannot read the schema of the database built from empty", e)
+        })
     }
 
     /// rehearse's own session (SQL files run there) as the role, settings a
@@ -317,7 +316,7 @@ impl Build<'_> {
             None => "RESET ALL".to_string(),
         };
         runner.batch_execute(&sql).await.map_err(|e| {
-            Error::bad_input_because(
+            ErrorKind::ScenarioInvalid.because(
                 format!(
                     "cannot build the history as role {}: set drift.role to the role production's migrations run as",
                     self.role.unwrap_or("?")

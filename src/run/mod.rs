@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::BackendPlan;
 use crate::backend::Throwaway;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::migrations::launch::Launch;
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::Sources;
@@ -281,7 +281,7 @@ async fn prepare(plan: &Plan, server: &mut Throwaway, cancel: &CancellationToken
     prepare::apply_settings(server, &admin, &plan.settings, cancel).await?;
     drop(admin);
     let observer = prepare::reconnect(server, "rehearse-observer", cancel).await?;
-    let env = |e| Error::environment_because("cannot read the restored database's catalog", e);
+    let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the restored database's catalog", e);
     let server = ServerFacts {
         version: catalog::server_version(&observer).await.map_err(env)?,
         settings: catalog::settings(&observer, &prepare::REPORTED[1..])

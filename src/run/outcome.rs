@@ -12,7 +12,7 @@ use crate::pipeline::{Pipeline, Stopped};
 use crate::plan::Plan;
 use crate::report::{
     self, End, Judgement, Planned, PlannedMigration, Rehearsal, Report, ReportFormat, RunStatus, Setting, Stage,
-    StoppedAt,
+    StopError, StoppedAt,
 };
 
 /// What a run produced: the report, the files written, and the exit code.
@@ -42,7 +42,8 @@ pub async fn finish(
     }
     let stopped_at = stopped.as_ref().map(|s| StoppedAt {
         stage: s.stage,
-        error: (!matches!(s.error, Error::Interrupted)).then(|| s.error.with_causes()),
+        error: (!matches!(s.error, Error::Interrupted))
+            .then(|| StopError { kind: s.error.kind(), message: s.error.with_causes() }),
     });
     p.facts.end = Some(End { finished_at: SystemTime::now(), run: started.elapsed(), stopped: stopped_at });
     // The report stage: the gate's judgement, and the formats that do not

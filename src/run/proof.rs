@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::migrations::{Migration, MigrationTool};
 use crate::report::{MigrationFacts, MigrationStatus};
 
@@ -34,9 +34,9 @@ const FLUSH_WAIT: Duration = Duration::from_secs(3);
 /// Sessions established on the copy's database so far; None before
 /// PostgreSQL 14 (no `pg_stat_database.sessions`).
 pub async fn sessions(client: &Client) -> Result<Option<i64>> {
-    catalog::sessions_established(client)
-        .await
-        .map_err(|e| Error::environment_because("cannot read how many sessions the throwaway database has had", e))
+    catalog::sessions_established(client).await.map_err(|e| {
+        ErrorKind::CatalogReadFailed.because("cannot read how many sessions the throwaway database has had", e)
+    })
 }
 
 /// Fails unless a session was established on the copy since `before`
@@ -53,7 +53,7 @@ pub async fn command_connected(client: &Client, before: Option<i64>, migration: 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(Error::environment(format!(
+    Err(ErrorKind::WrongDatabase.error(format!(
         "the migrations did not run against the throwaway database: migrations.apply for {} exited 0 without \
          opening a session on it (pg_stat_database.sessions did not move); {OWN_SETTINGS}",
         migration.shown_id()
@@ -105,7 +105,7 @@ impl History {
             true => format!("stayed at {}", shown(&now)),
             false => format!("went from {} to {}", shown(&self.before), shown(&now)),
         };
-        Err(Error::environment(format!(
+        Err(ErrorKind::WrongDatabase.error(format!(
             "the migrations did not run against the throwaway database: Alembic reported applying {} revision(s) up \
              to {}, but the copy's {} {stayed}; {OWN_SETTINGS}",
             ours.len(),
@@ -118,5 +118,5 @@ impl History {
 async fn version_rows(client: &Client, table: &str) -> Result<Option<Vec<String>>> {
     catalog::alembic_version(client, table)
         .await
-        .map_err(|e| Error::environment_because(format!("cannot read {table} on the throwaway database"), e))
+        .map_err(|e| ErrorKind::CatalogReadFailed.because(format!("cannot read {table} on the throwaway database"), e))
 }

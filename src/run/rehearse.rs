@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{millis, proof, Pending};
 use crate::backend::Throwaway;
 use crate::compat::Checker;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::findings::{destructive, hazards, recovery};
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::Sources;
@@ -335,7 +335,9 @@ impl Rehearsal<'_> {
             let history = source.history_table();
             let observer = self.observers.observer();
             let assessed = recovery::assess(observer, &o.before, &o.after, &m, source.tool(), history.as_deref()).await;
-            let env = |e| Error::environment_because(format!("cannot read what the failed migration {} left", m.id), e);
+            let env = |e| {
+                ErrorKind::CatalogReadFailed.because(format!("cannot read what the failed migration {} left", m.id), e)
+            };
             findings.recovery = Some(assessed.map_err(env)?);
         }
         Ok(findings)

@@ -2,7 +2,7 @@
 
 use crate::backend::Standby;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::observe::StandbyOptions;
 use crate::report::{Setting, StandbyInfo};
 use crate::sys::db;
@@ -14,11 +14,11 @@ const SETTINGS: [&str; 3] = ["max_standby_streaming_delay", "hot_standby_feedbac
 pub async fn describe(standby: &Standby, options: &StandbyOptions) -> Result<StandbyInfo> {
     let conn = standby.conn();
     let client = db::connect(conn, &conn.dbname, "rehearse-standby").await.map_err(|e| {
-        Error::environment_because(format!("cannot connect to the standby ({})", conn.masked(&conn.dbname)), e)
+        ErrorKind::ConnectionFailed.because(format!("cannot connect to the standby ({})", conn.masked(&conn.dbname)), e)
     })?;
     let settings = catalog::settings(&client, &SETTINGS)
         .await
-        .map_err(|e| Error::environment_because("cannot read the standby's settings", e))?;
+        .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the standby's settings", e))?;
     Ok(StandbyInfo {
         source: standby.source(),
         server: conn.masked(&conn.dbname),

@@ -9,7 +9,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 pub use crate::pg::{quote_ident, quote_literal};
 
 /// A password: shown as asterisks by Debug and Display.
@@ -157,7 +157,7 @@ pub async fn connect_when_ready(
             }
             Err(e) => {
                 let waited = humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
-                return Err(Error::environment_because(
+                return Err(ErrorKind::ConnectionFailed.because(
                     format!(
                         "cannot connect to the throwaway server ({}) after {waited} (deadline {}); check the server log named above",
                         info.masked(dbname),

@@ -1,11 +1,11 @@
 //! rehearse's own JSON files read back (`rehearse.report/v1`,
 //! `rehearse.stats/v1`, `rehearse.queries/v1`): parsed, their `schema`
 //! checked before anything else is read, then read as their type. Each
-//! refusal is bad input, in the words of the file's reader.
+//! refusal is bad input of the reader's kind, in the reader's words.
 
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 
 /// Why a file was refused, for the reader to put in its own words.
 pub enum Refusal<'a> {
@@ -16,13 +16,17 @@ pub enum Refusal<'a> {
     Incomplete,
 }
 
-/// `text` as a `T` of `schema`; `refuse` says why not.
-pub fn read_versioned<T: DeserializeOwned>(text: &str, schema: &str, refuse: impl Fn(Refusal) -> String) -> Result<T> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Error::bad_input_because(refuse(Refusal::NotJson), e))?;
+/// `text` as a `T` of `schema`; `refuse` says why not, in an error of `kind`.
+pub fn read_versioned<T: DeserializeOwned>(
+    text: &str,
+    schema: &str,
+    kind: ErrorKind,
+    refuse: impl Fn(Refusal) -> String,
+) -> Result<T> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| kind.because(refuse(Refusal::NotJson), e))?;
     match value.get("schema").and_then(|s| s.as_str()) {
         Some(s) if s == schema => {}
-        other => return Err(Error::bad_input(refuse(Refusal::OtherSchema(other)))),
+        other => return Err(kind.error(refuse(Refusal::OtherSchema(other)))),
     }
-    T::deserialize(value).map_err(|e| Error::bad_input_because(refuse(Refusal::Incomplete), e))
+    T::deserialize(value).map_err(|e| kind.because(refuse(Refusal::Incomplete), e))
 }

@@ -14,12 +14,12 @@ use std::io::ErrorKind;
 use tokio_postgres::error::SqlState;
 
 use super::db::{quote_ident, ConnInfo};
-use crate::error::Error;
+use crate::error::{self, Error};
 
 /// The error for a failed connection to `server` (database `server.dbname`),
 /// which messages call `what` ("postgres.url", "--url", "the clone ...").
 pub fn cannot_connect(what: &str, server: &ConnInfo, e: tokio_postgres::Error) -> Error {
-    Error::environment_because(message(what, server, &e), e)
+    error::ErrorKind::ConnectionFailed.because(message(what, server, &e), e)
 }
 
 /// "cannot connect to --url (host=... dbname=app): <why>: <what to do>".

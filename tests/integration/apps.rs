@@ -2,6 +2,7 @@
 //! table, and an Alembic project run with `-c` from its package's parent:
 //! real Alembic from PyPI, real Postgres.
 
+use rehearse::error::ErrorKind;
 use rehearse::pg::LockMode;
 use rehearse::report::{MigrationStatus, RunStatus};
 
@@ -136,7 +137,7 @@ fn two_apps_really_sharing_alembic_version_are_refused_before_anything_applies()
         ),
     );
     let out = sandbox.rehearse(&["run", path.to_str().unwrap()]);
-    out.assert_code(3);
+    out.assert_stopped_by(ErrorKind::MigrationsInvalid);
     assert!(
         out.stderr.contains("apps shop and other both record their history in public.alembic_version"),
         "{}",
@@ -168,7 +169,7 @@ fn a_version_table_env_py_does_not_use_is_bad_input_naming_the_one_it_does() {
     let sandbox = Sandbox::new();
     let scenario = two_apps(&sandbox, "    version_table: invoices_version\n", "");
     let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
-    out.assert_code(3);
+    out.assert_stopped_by(ErrorKind::MigrationsInvalid);
     assert!(
         out.stderr.contains("app billing") && out.stderr.contains("records revisions in billing_alembic_version"),
         "{}",

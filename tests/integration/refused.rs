@@ -7,6 +7,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use rehearse::error::ErrorKind;
+
 use crate::support::{tiny_demo_dump, OwnedServer, RunOutput, Sandbox};
 
 /// The `error:` line of a command that could not connect: (what it named
@@ -57,6 +59,9 @@ fn every_command_says_in_one_wording_that_a_tls_only_server_refused_it() {
     let mut reasons = Vec::new();
     for (args, named) in commands {
         let out = sandbox.rehearse(args);
+        if args[0] == "run" {
+            out.assert_stopped_by(ErrorKind::ConnectionFailed);
+        }
         let (what, shown, why) = refusal(&out);
         assert_eq!((what.as_str(), shown.as_str()), (named, conn.as_str()), "rehearse {}", args[0]);
         assert!(!out.stderr.contains(server.conn.password.expose()), "{}", out.stderr);

@@ -4,6 +4,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use rehearse::error::ErrorKind;
+
 use crate::support::{dumps, Sandbox};
 
 #[test]
@@ -68,5 +70,6 @@ fn a_dump_from_a_newer_pg_dump_names_the_versions() {
     std::fs::write(s.path().join("future.dump"), &bytes).unwrap();
     let p = s.write("s.yaml", "dump: future.dump\nmigrations: {tool: sql, dir: migrations}\n");
     let out = s.rehearse_bad_input(&["run", p.to_str().unwrap()], &["unsupported version (1.99", "pg_restore 15"]);
+    out.assert_stopped_by(ErrorKind::DumpUnsupported);
     assert_eq!(out.report().stopped_at_stage.map(|st| st.as_str()), Some("restore"), "pg_restore is the judge");
 }

@@ -71,12 +71,11 @@ impl Lease {
                     error.with_causes()
                 );
                 // Still the user's input to fix (a URL asking for TLS): exit 3, not 4.
-                match error {
-                    Error::BadInput { .. } => Error::bad_input(message),
-                    _ => Error::environment(message),
-                }
+                error.kind().error(message)
             }
-            (Err(destroy), error) => Error::environment(format!("{}\n{}", error.with_causes(), destroy.with_causes())),
+            (Err(destroy), error) => {
+                ErrorKind::CleanupFailed.error(format!("{}\n{}", error.with_causes(), destroy.with_causes()))
+            }
         }
     }
 
@@ -130,7 +129,7 @@ pub async fn destroy(marker: &Marker, path: &Path) -> Result<()> {
         Err(ChildError::Failed { status, stderr, .. }) => format!("failed ({status}): {}", last_lines(&stderr, 20)),
         Err(e) => e.to_string(),
     };
-    Err(Error::environment(marker.redact(&format!(
+    Err(ErrorKind::CleanupFailed.error(marker.redact(&format!(
         "postgres.clone.destroy (`{}`) {why}\nThe clone {} may still exist: fix the command and run `rehearse cleanup` \
          (the marker {} keeps what it needs), or remove the clone with the engine's own tools",
         program(&marker.destroy),

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::copy::Template;
 use super::local::PgBin;
 use super::url::{self, UrlDatabase};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys::db::ConnInfo;
 use crate::sys::process::{ChildCommand, ChildError};
 use crate::sys::text::last_lines;
@@ -238,22 +238,20 @@ fn create_failed(plan: &ClonePlan, marker: &Marker, e: ChildError) -> Error {
     };
     match e {
         ChildError::Cancelled { .. } => Error::Interrupted,
-        ChildError::Failed { status, stderr, .. } => Error::environment(format!(
+        ChildError::Failed { status, stderr, .. } => ErrorKind::ServerStartFailed.error(format!(
             "{what} failed ({status}) in {}{}\nFix the command (run it there by hand to see why); it must print \
              the clone's connection URL on stdout",
             plan.dir.display(),
             tail(&stderr)
         )),
-        ChildError::Deadline { deadline, stderr, .. } => Error::environment(format!(
+        ChildError::Deadline { deadline, stderr, .. } => ErrorKind::ServerStartFailed.error(format!(
             "{what} did not finish within {} (postgres.clone.timeout) and was stopped{}\nRaise \
              postgres.clone.timeout, or see why the engine is slow; {named}",
             humantime::format_duration(deadline),
             tail(&stderr)
         )),
-        other => Error::environment_because(
-            format!("{what} could not run (with /bin/sh -c in {})", plan.dir.display()),
-            other,
-        ),
+        other => ErrorKind::ServerStartFailed
+            .because(format!("{what} could not run (with /bin/sh -c in {})", plan.dir.display()), other),
     }
 }
 
@@ -275,7 +273,7 @@ async fn connect(
 ) -> Result<UrlDatabase> {
     let what = format!("postgres.clone.create (`{}`)", plan.program());
     let Some(url) = &printed.url else {
-        return Err(Error::environment(format!(
+        return Err(ErrorKind::ServerStartFailed.error(format!(
             "{what} printed no connection URL on stdout{}\nIt must print the clone's URL \
              (postgres://USER:PASSWORD@HOST:PORT/DATABASE) on a line of its stdout, and may print id=<id> on \
              another; everything else goes to stderr (>&2)",
@@ -283,8 +281,10 @@ async fn connect(
         )));
     };
     let conn = url::parse_config(url).map_err(|e| match e {
-        url::UrlError::Tls(refused) => Error::bad_input(refused.explain(&format!("the URL {what} printed"))),
-        url::UrlError::Syntax(e) => Error::environment_because(
+        url::UrlError::Tls(refused) => {
+            ErrorKind::TlsRequested.error(refused.explain(&format!("the URL {what} printed")))
+        }
+        url::UrlError::Syntax(e) => ErrorKind::ServerStartFailed.because(
             format!(
                 "{what} printed a line on stdout that is not a PostgreSQL connection URL (the first one that is not \
                  id=...): print only the clone's URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) and id=<id> on \

@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::local::free_port;
 use super::settings;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys::db::{self, ConnInfo, Secret};
 use crate::sys::process::{ChildCommand, ChildError};
 use crate::sys::text::last_lines;
@@ -160,7 +160,7 @@ impl DockerContainer {
                 Err(e) => return Err(container.failure(&format!("cannot start a container of {image}"), e).await),
             }
         }
-        Err(Error::environment_because(
+        Err(ErrorKind::ServerStartFailed.because(
             "no free port on 127.0.0.1 for the container after three attempts",
             last_error.expect("three attempts were made"),
         ))
@@ -233,7 +233,7 @@ impl DockerContainer {
                 .await
                 .map_err(|e| child_error("cannot inspect the container", e))?;
             if state.stdout.trim() != "running" {
-                return Err(Error::environment(format!(
+                return Err(ErrorKind::ServerStartFailed.error(format!(
                     "the container {} stopped during start-up ({}); its log ends with:\n{}",
                     short(self.id()),
                     state.stdout.trim(),
@@ -241,7 +241,7 @@ impl DockerContainer {
                 )));
             }
             if started.elapsed() > START_DEADLINE {
-                return Err(Error::environment(format!(
+                return Err(ErrorKind::ServerStartFailed.error(format!(
                     "the server in container {} did not log \"{READY_LINE}\" within {}; its log ends with:\n{}",
                     short(self.id()),
                     humantime::format_duration(START_DEADLINE),
@@ -331,7 +331,7 @@ impl DockerContainer {
         let never = CancellationToken::new();
         self.empty_data_dir(&id, &never).await;
         docker(&["rm", "--force", "--volumes", &id]).run(&never).await.map(|_| ()).map_err(|e| {
-            Error::environment_because(
+            ErrorKind::CleanupFailed.because(
                 format!(
                     "could not remove the throwaway container {}: remove it with `docker rm -f -v {id}`",
                     short(&id)
@@ -374,7 +374,8 @@ impl DockerContainer {
         let logs = self.logs(&CancellationToken::new()).await.unwrap_or_default();
         match logs.trim().is_empty() {
             true => child_error(what, e),
-            false => Error::environment_because(format!("{what}; its log ends with:\n{}", last_lines(&logs, 10)), e),
+            false => ErrorKind::ServerStartFailed
+                .because(format!("{what}; its log ends with:\n{}", last_lines(&logs, 10)), e),
         }
     }
 }
@@ -428,7 +429,7 @@ async fn ensure_image(image: &str, cancel: &CancellationToken) -> Result<()> {
     docker(&["pull", "--quiet", image]).deadline(Duration::from_secs(1800)).run(cancel).await.map(|_| ()).map_err(|e| {
         match e {
             ChildError::Cancelled { .. } => Error::Interrupted,
-            e => Error::environment_because(
+            e => ErrorKind::ImageUnavailable.because(
                 format!(
                     "docker image {image} is not on this machine and could not be pulled: pull it where a registry \
                      is reachable (`docker pull {image}`, or `docker save` there and `docker load` here), or name \
@@ -472,7 +473,7 @@ fn is_port_taken(e: &ChildError) -> bool {
 fn child_error(what: &str, e: ChildError) -> Error {
     match e {
         ChildError::Cancelled { .. } => Error::Interrupted,
-        ChildError::Spawn { .. } => Error::environment_because(
+        ChildError::Spawn { .. } => ErrorKind::DockerUnavailable.because(
             format!("{what}: the docker CLI is not installed (install Docker, e.g. `sudo apt-get install docker.io`)"),
             e,
         ),

@@ -89,7 +89,7 @@ impl DockerContainer {
             let running = state.stdout.trim() == "running";
             if !running || started.elapsed() > Duration::from_secs(6 * 3600) {
                 let logs = self.logs(cancel).await.unwrap_or_default();
-                return Err(Error::environment(format!(
+                return Err(ErrorKind::ServerStartFailed.error(format!(
                     "the standby in container {} {}; its log ends with:\n{}",
                     short(self.id()),
                     if running { "did not accept connections within 6 hours" } else { "stopped during start-up" },

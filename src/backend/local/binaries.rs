@@ -27,7 +27,7 @@ pub const SEARCH_ENV: &str = "REHEARSE_PG_SEARCH";
 pub async fn find_binaries(explicit: Option<&Path>, cancel: &CancellationToken) -> Result<PgBin> {
     if let Some(dir) = explicit {
         if !dir.join("initdb").is_file() {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::ArgumentsInvalid.error(format!(
                 "--pg-bin {} holds no initdb: point it at a PostgreSQL bin directory such as /usr/lib/postgresql/15/bin",
                 dir.display()
             )));
@@ -39,7 +39,7 @@ pub async fn find_binaries(explicit: Option<&Path>, cancel: &CancellationToken) 
             return describe_binaries(&dir, cancel).await;
         }
     }
-    Err(Error::environment(
+    Err(ErrorKind::ServerBinariesMissing.error(
         "no PostgreSQL server binaries found (looked for initdb via pg_config --bindir, PATH and /usr/lib/postgresql/*/bin): \
          install them with `sudo apt-get install postgresql-15` (or `make deps`), or pass --pg-bin DIR",
     ))
@@ -55,7 +55,7 @@ pub async fn find_client_binaries(explicit: Option<&Path>, cancel: &Cancellation
     };
     match dirs.into_iter().find(|d| has_clients(d)) {
         Some(dir) => describe_tool(&dir, "pg_restore", cancel).await,
-        None => Err(Error::environment(
+        None => Err(ErrorKind::ServerBinariesMissing.error(
             "the url backend restores with the local pg_restore and psql, and none were found \
              (looked in --pg-bin, pg_config --bindir, PATH and /usr/lib/postgresql/*/bin): \
              install them with `sudo apt-get install postgresql-client-15`, or pass --pg-bin DIR",

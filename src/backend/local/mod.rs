@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::settings;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys::db::{self, ConnInfo, Secret};
 use crate::sys::process::{ChildCommand, ChildError, RunAs};
 use crate::sys::text::last_lines;
@@ -90,14 +90,12 @@ impl LocalCluster {
             .prefix("rehearse-")
             .tempdir()
             .map_err(|e| {
-                Error::environment_because(
-                    "cannot create a private temp dir for the throwaway cluster (check TMPDIR)",
-                    e,
-                )
+                ErrorKind::ServerStartFailed
+                    .because("cannot create a private temp dir for the throwaway cluster (check TMPDIR)", e)
             })?
             .keep();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::environment_because(format!("cannot make {} private", root.display()), e))?;
+            .map_err(|e| ErrorKind::ServerStartFailed.because(format!("cannot make {} private", root.display()), e))?;
         Ok(LocalCluster {
             conn: ConnInfo {
                 host: root.display().to_string(),
@@ -142,11 +140,13 @@ impl LocalCluster {
     fn claimed_private_dir(bin: PgBin, password: Secret) -> Result<LocalCluster> {
         let cluster = LocalCluster::new_private_dir(bin, password)?;
         let marker = Marker { pid: std::process::id(), bin: Some(cluster.bin.dir.clone()) };
-        std::fs::write(cluster.root.join(MARKER_FILE), marker.render())
-            .map_err(|e| Error::environment_because(format!("cannot write to {}", cluster.root.display()), e))?;
+        std::fs::write(cluster.root.join(MARKER_FILE), marker.render()).map_err(|e| {
+            ErrorKind::ServerStartFailed.because(format!("cannot write to {}", cluster.root.display()), e)
+        })?;
         if let Some(who) = &cluster.run_as {
             std::os::unix::fs::chown(&cluster.root, Some(who.uid), Some(who.gid)).map_err(|e| {
-                Error::environment_because(format!("cannot hand {} to {}", cluster.root.display(), who.name), e)
+                ErrorKind::ServerStartFailed
+                    .because(format!("cannot hand {} to {}", cluster.root.display(), who.name), e)
             })?;
         }
         Ok(cluster)
@@ -180,7 +180,7 @@ impl LocalCluster {
             .await
             .map_err(|e| match e {
                 ChildError::Cancelled { .. } => Error::Interrupted,
-                other => Error::environment_because(
+                other => ErrorKind::ServerStartFailed.because(
                     "pg_basebackup could not copy the throwaway primary for the standby (observe.standby)",
                     other,
                 ),
@@ -224,7 +224,7 @@ impl LocalCluster {
     async fn init(&mut self, cancel: &CancellationToken) -> Result<()> {
         let marker = Marker { pid: std::process::id(), bin: Some(self.bin.dir.clone()) };
         std::fs::write(self.root.join(MARKER_FILE), marker.render())
-            .map_err(|e| Error::environment_because(format!("cannot write to {}", self.root.display()), e))?;
+            .map_err(|e| ErrorKind::ServerStartFailed.because(format!("cannot write to {}", self.root.display()), e))?;
         let pwfile = self.root.join("pwfile");
         write_private(&pwfile, self.conn.password.expose())?;
         // A pgpass file for `--keep`: connect without ever seeing the password.
@@ -232,7 +232,8 @@ impl LocalCluster {
         if let Some(who) = &self.run_as {
             for path in [self.root.clone(), pwfile.clone(), self.root.join(MARKER_FILE)] {
                 std::os::unix::fs::chown(&path, Some(who.uid), Some(who.gid)).map_err(|e| {
-                    Error::environment_because(format!("cannot hand {} to the {} user", path.display(), who.name), e)
+                    ErrorKind::ServerStartFailed
+                        .because(format!("cannot hand {} to the {} user", path.display(), who.name), e)
                 })?;
             }
         }
@@ -254,9 +255,9 @@ impl LocalCluster {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&conf)
-            .map_err(|e| Error::environment_because(format!("cannot edit {}", conf.display()), e))?;
+            .map_err(|e| ErrorKind::ServerStartFailed.because(format!("cannot edit {}", conf.display()), e))?;
         writeln!(f, "\n# rehearse: connection and observation settings\ninclude 'rehearse.conf'")
-            .map_err(|e| Error::environment_because(format!("cannot edit {}", conf.display()), e))?;
+            .map_err(|e| ErrorKind::ServerStartFailed.because(format!("cannot edit {}", conf.display()), e))?;
         Ok(())
     }
 
@@ -278,7 +279,7 @@ impl LocalCluster {
                     client
                         .batch_execute(&format!("CREATE DATABASE {}", db::quote_ident(DATABASE)))
                         .await
-                        .map_err(|e| Error::environment_because("cannot create the rehearsal database", e))?;
+                        .map_err(|e| ErrorKind::ServerStartFailed.because("cannot create the rehearsal database", e))?;
                     return Ok(());
                 }
                 Err(e) => {
@@ -315,7 +316,8 @@ impl LocalCluster {
         // 0600 like PostgreSQL's own files (the data dir goes into the
         // snapshot cache), so it must belong to the server's user to be read.
         let path = self.data_dir().join("rehearse.conf");
-        let fail = |e: std::io::Error| Error::environment_because(format!("cannot write {}", path.display()), e);
+        let fail =
+            |e: std::io::Error| ErrorKind::ServerStartFailed.because(format!("cannot write {}", path.display()), e);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -358,7 +360,7 @@ impl LocalCluster {
         if !tail.is_empty() {
             message.push_str(&format!("; server log:\n{tail}"));
         }
-        Error::environment_because(message, e)
+        ErrorKind::ServerStartFailed.because(message, e)
     }
 
     /// Restarts the server (for settings that only take effect at start).
@@ -384,7 +386,8 @@ impl LocalCluster {
         let root = self.root.clone();
         let removed = tokio::task::spawn_blocking(move || crate::sys::tree::remove_tree(&root)).await;
         removed.unwrap_or_else(|e| Err(std::io::Error::other(e))).map_err(|e| {
-            Error::environment_because(format!("could not remove the throwaway cluster dir {}", self.root.display()), e)
+            ErrorKind::CleanupFailed
+                .because(format!("could not remove the throwaway cluster dir {}", self.root.display()), e)
         })
     }
 
@@ -434,7 +437,7 @@ pub(crate) fn server_user() -> Result<Option<RunAs>> {
     }
     match nix::unistd::User::from_name("postgres") {
         Ok(Some(user)) => Ok(Some(RunAs { name: user.name, uid: user.uid.as_raw(), gid: user.gid.as_raw() })),
-        _ => Err(Error::environment(
+        _ => Err(ErrorKind::ServerStartFailed.error(
             "running as root, and PostgreSQL refuses to run as root, but there is no `postgres` user to run it as: \
              install Debian's postgresql package (it creates the user), `useradd --system postgres`, or run rehearse as a normal user",
         )),
@@ -445,7 +448,7 @@ pub(crate) fn free_port() -> Result<u16> {
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| Error::environment_because("cannot find a free port on 127.0.0.1", e))
+        .map_err(|e| ErrorKind::ServerStartFailed.because("cannot find a free port on 127.0.0.1", e))
 }
 
 /// Creates `path` (it must not exist) readable by its owner only (0600), with `content`.
@@ -455,9 +458,9 @@ pub(crate) fn write_private(path: &Path, content: &str) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| Error::environment_because(format!("cannot write {}", path.display()), e))?;
+        .map_err(|e| ErrorKind::ServerStartFailed.because(format!("cannot write {}", path.display()), e))?;
     f.write_all(content.as_bytes())
-        .map_err(|e| Error::environment_because(format!("cannot write {}", path.display()), e))?;
+        .map_err(|e| ErrorKind::ServerStartFailed.because(format!("cannot write {}", path.display()), e))?;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     Ok(())
 }

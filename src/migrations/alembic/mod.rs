@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{expand_placeholders, AlembicPlan, AlembicProcess, Applied, Migration, OfflineSql, Target};
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::report::MigrationError;
 use crate::sys::process::{ChildCommand, ChildError};
 use protocol::{HelperEvent, NoDriver, PendingRevision, WrongDatabase};
@@ -67,7 +67,7 @@ pub async fn check_python(plan: &AlembicPlan, cancel: &CancellationToken) -> Res
     let (stdout, failure) = match out {
         Ok(out) => (out.stdout, None),
         Err(ChildError::Spawn { source, .. }) if plan.launch.image().is_none() => {
-            return Err(Error::environment_because(
+            return Err(ErrorKind::MigrationToolMissing.because(
                 format!(
                     "Python interpreter {python} for Alembic was not found: set migrations.python to your app's \
                      interpreter (e.g. .venv/bin/python), or put `alembic` on PATH"
@@ -93,7 +93,7 @@ pub async fn check_python(plan: &AlembicPlan, cancel: &CancellationToken) -> Res
         Some(e) => e.into(),
         None => "the helper's check ended without a verdict".into(),
     };
-    Err(Error::environment_because(
+    Err(ErrorKind::MigrationToolMissing.because(
         format!(
             "{python} cannot import Alembic and SQLAlchemy, run in {}: install them in that environment \
              (`{python} -m pip install alembic psycopg2-binary`) or set migrations.python to the interpreter that has them",
@@ -128,7 +128,7 @@ fn stops_the_run(event: &HelperEvent, dir: &Path) -> Option<Error> {
 fn no_driver(no: &NoDriver, dir: &Path) -> Error {
     let python = &no.python;
     let install = format!("`{python} -m pip install '{}'`", no.install);
-    Error::environment(match (&no.driver, &no.said_in) {
+    ErrorKind::MigrationToolMissing.error(match (&no.driver, &no.said_in) {
         (Some(driver), said_in) => format!(
             "the PostgreSQL driver {driver} (named by {}) does not load in {python}, run in {}: {}; install it \
              ({install}), or set migrations.driver to the driver your app uses (psycopg, psycopg2)",
@@ -161,7 +161,7 @@ fn wrong_database(wrong: &WrongDatabase) -> Error {
         Some(driver) => format!("{place}, through {}+{driver}", wrong.dialect),
         None => place,
     };
-    Error::environment(format!(
+    ErrorKind::WrongDatabase.error(format!(
         "the migrations did not run against the throwaway database: env.py connected to {place}; env.py connects \
          through its own settings: set them in migrations.env (e.g. AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: \
          \"{{sqlalchemy_url}}\"; {{url}} is the plain libpq URL)"
@@ -239,7 +239,7 @@ impl AlembicProject {
         argv.extend(["--config".into(), self.plan.config.display().to_string()]);
         let identity = catalog::identity(target.client)
             .await
-            .map_err(|e| Error::environment_because("cannot read the throwaway database's identity", e))?;
+            .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the throwaway database's identity", e))?;
         let url = target.url(Some(&target.conn.password), APP_NAME);
         let mut env = expand_placeholders(&self.plan.env, &url, None);
         env.extend(target.tool_env(APP_NAME));
@@ -344,22 +344,23 @@ impl AlembicProject {
     fn discovery_refused(&self, event: HelperEvent, target: &Target<'_>) -> Option<Error> {
         let dir = self.plan.dir.display();
         match event {
-            HelperEvent::UnknownRevision { revision, heads } => Some(Error::bad_input(format!(
+            HelperEvent::UnknownRevision { revision, heads } => Some(ErrorKind::MigrationsInvalid.error(format!(
                 "the restored database is at Alembic revision {revision}, which the migration tree in {dir} \
                  does not contain (production is ahead of this code, or history was edited); its heads are \
                  {}: rehearse the code production runs, or a dump that matches this tree",
                 heads.join(", ")
             ))),
-            HelperEvent::BadTarget { message, current } => Some(Error::bad_input(format!(
+            HelperEvent::BadTarget { message, current } => Some(ErrorKind::MigrationsInvalid.error(format!(
                 "Alembic cannot upgrade to migrations.target {} from the database's revision(s) {}: {}; \
                  with several heads, set migrations.target to one revision, `<branch>@head`, or `heads`",
                 self.plan.target,
                 if current.is_empty() { "(none)".to_string() } else { current.join(", ") },
                 target.redact(&message)
             ))),
-            HelperEvent::Missing { message } => {
-                Some(Error::environment(format!("{} cannot import Alembic: {message}", self.plan.python.display())))
-            }
+            HelperEvent::Missing { message } => Some(
+                ErrorKind::MigrationToolMissing
+                    .error(format!("{} cannot import Alembic: {message}", self.plan.python.display())),
+            ),
             _ => None,
         }
     }
@@ -371,10 +372,11 @@ impl AlembicProject {
             Some(ChildError::Cancelled { .. }) => Error::Interrupted,
             Some(e) => match e.stderr().and_then(|s| target.network.unreachable_hint(&self.plan.launch, s)) {
                 // The tool connected elsewhere: this machine's doing, not the scenario's.
-                Some(hint) => {
-                    Error::environment_because(format!("Alembic could not list the revisions of {dir}: {hint}"), e)
+                Some(hint) => ErrorKind::WrongDatabase
+                    .because(format!("Alembic could not list the revisions of {dir}: {hint}"), e),
+                None => {
+                    ErrorKind::MigrationsInvalid.because(format!("Alembic could not list the revisions of {dir}"), e)
                 }
-                None => Error::bad_input_because(format!("Alembic could not list the revisions of {dir}"), e),
             },
             None => Error::environment(format!(
                 "the Alembic helper ended without listing the revisions of {dir}: rerun, and report it if it persists"
@@ -390,7 +392,7 @@ impl AlembicProject {
         if bare(said) == bare(found) {
             return Ok(());
         }
-        Err(Error::bad_input(format!(
+        Err(ErrorKind::MigrationsInvalid.error(format!(
             "the env.py of {} records revisions in {found}, but the scenario says version_table {said}: set \
              version_table (and version_table_schema) to what env.py passes to context.configure",
             self.plan.dir.display()
@@ -402,7 +404,7 @@ impl AlembicProject {
     /// database's history, and the pending list is not the copy's.
     async fn check_history_is_the_copys(&self, history: &History, target: &Target<'_>) -> Result<()> {
         let on_copy = catalog::alembic_version(target.client, &history.table).await.map_err(|e| {
-            Error::environment_because(format!("cannot read {} on the throwaway database", history.table), e)
+            ErrorKind::CatalogReadFailed.because(format!("cannot read {} on the throwaway database", history.table), e)
         })?;
         let mut on_copy = on_copy.unwrap_or_default();
         let mut reported = history.current.clone();
@@ -415,7 +417,7 @@ impl AlembicProject {
             [] => "no revision".to_string(),
             revs => revs.join(", "),
         };
-        Err(Error::environment(format!(
+        Err(ErrorKind::WrongDatabase.error(format!(
             "env.py of {} reported the database at {}, but {} on the throwaway database holds {}: env.py read \
              another database's history; point it at the throwaway database (it is in DATABASE_URL and \
              sqlalchemy.url, and {{sqlalchemy_url}} in migrations.env)",

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{self, HelperEvent, TransactionEnd};
 use super::{is_bookkeeping, revision_error, stops_the_run};
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::launch::Container;
 use crate::migrations::{taken_by_statement, Applied, Migration, ReleasedHold, Target};
 use crate::pg::LockMode;
@@ -94,7 +94,7 @@ impl Session {
     ) -> Result<Session> {
         let spawned = SystemTime::now();
         let child = cmd.spawn_interactive().map_err(|e| {
-            Error::environment_because(
+            ErrorKind::MigrationToolMissing.because(
                 format!(
                     "cannot start the Alembic helper with {python}: set migrations.python to your app's interpreter"
                 ),
@@ -136,7 +136,9 @@ impl Session {
                     return Ok(());
                 }
                 Next::Event(HelperEvent::Missing { message }) => {
-                    return Err(Error::environment(format!("{python} cannot import Alembic: {message}")))
+                    return Err(
+                        ErrorKind::MigrationToolMissing.error(format!("{python} cannot import Alembic: {message}"))
+                    )
                 }
                 Next::Event(e @ HelperEvent::Failed { .. }) => ended.failed = Some(e),
                 // env.py's own statements before the first revision (the version table's creation).

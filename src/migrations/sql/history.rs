@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use super::files::{normalize, SqlFile};
 use super::DEFAULT_TABLE;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 
 /// What the restored database says is applied.
 pub struct History {
@@ -89,7 +89,7 @@ impl History {
     }
 
     async fn read_own_table(&mut self, db: &Client, app: Option<&str>) -> Result<()> {
-        let env = |e| Error::environment_because("cannot read the migration tracking table", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the migration tracking table", e);
         if !catalog::table_exists(db, DEFAULT_TABLE).await.map_err(env)? {
             return Ok(());
         }
@@ -119,14 +119,15 @@ impl History {
     /// (`version`, `success`, and its repeatables), golang-migrate's
     /// (`version`, `dirty`), sqlx's.
     async fn read_tool_table(&mut self, db: &Client, table: &str) -> Result<()> {
-        let env = |e| Error::environment_because(format!("cannot read the migration history table {table}"), e);
+        let env =
+            |e| ErrorKind::CatalogReadFailed.because(format!("cannot read the migration history table {table}"), e);
         if !catalog::table_exists(db, table).await.map_err(env)? {
             return Ok(());
         }
         let columns = catalog::table_columns(db, table).await.map_err(env)?;
         let has = |c: &str| columns.iter().any(|x| x == c);
         if !has("version") {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::MigrationsInvalid.error(format!(
                 "tracking table {table} has no `version` column; rehearse reads its own, Flyway's, \
                  golang-migrate's and sqlx's layouts"
             )));
@@ -156,13 +157,14 @@ impl History {
     /// `installed_rank`, as Flyway's `getLatestRepeatableRuns` picks it: a
     /// failed run or a `DELETE` marker there makes the script pending.
     async fn read_flyway_repeatables(&mut self, db: &Client, table: &str, has: &dyn Fn(&str) -> bool) -> Result<()> {
-        let env = |e| Error::environment_because(format!("cannot read the repeatable migrations of {table}"), e);
+        let env =
+            |e| ErrorKind::CatalogReadFailed.because(format!("cannot read the repeatable migrations of {table}"), e);
         let success = if has("success") { "success" } else { "true" };
         let sql_type = if has("type") { "\"type\" = 'SQL'" } else { "true" };
         let sql = format!(
             "SELECT DISTINCT ON (description) description::text, checksum::int4, {success} AND {sql_type} \
-               FROM {table} WHERE version IS NULL AND description IS NOT NULL \
-              ORDER BY description, installed_rank DESC"
+             FROM {table} WHERE version IS NULL AND description IS NOT NULL \
+             ORDER BY description, installed_rank DESC"
         );
         for row in db.query(&sql, &[]).await.map_err(env)? {
             let run = RepeatableRun { checksum: row.get(1), applied: row.get::<_, Option<bool>>(2).unwrap_or(false) };

@@ -24,7 +24,7 @@ use std::time::Instant;
 use tokio_postgres::Client;
 
 use super::{Applied, Found, Migration, MigrationKind, SkippedFile, Target};
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::report::MigrationError;
 use callbacks::Event;
 use checksum::flyway_checksum;
@@ -111,11 +111,11 @@ impl SqlDir {
     /// `afterMigrateApplied` when anything is pending, `afterMigrate`. The
     /// rest of the folder is in `skipped`, each file with its reason.
     pub async fn pending(&self, db: &Client) -> Result<Found> {
-        let env = |e| Error::environment_because("cannot read the migration tracking table", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the migration tracking table", e);
         db.batch_execute(CREATE_DEFAULT_TABLE).await.map_err(env)?;
         let history = History::read(db, self.table.as_deref(), self.app.as_deref()).await?;
         if let Some((table, version)) = &history.dirty {
-            return Err(Error::bad_input(format!(
+            return Err(ErrorKind::MigrationsInvalid.error(format!(
                 "tracking table {table} marks version {version} dirty (it failed part way in \
                  production): fix that database first, then re-take the dump"
             )));
@@ -125,7 +125,7 @@ impl SqlDir {
         let versioned: Vec<&SqlFile> = self.folder.versioned.iter().filter(|f| !history.records(f)).collect();
         let mut repeatables = Vec::new();
         for file in &self.folder.repeatables {
-            let text = read(file).map_err(Error::bad_input)?;
+            let text = read(file).map_err(|e| ErrorKind::MigrationsInvalid.error(e))?;
             let replaced = self.replace(file, &text, &built_ins);
             match history.unchanged(file, [flyway_checksum(&replaced), flyway_checksum(&text)]) {
                 Some(reason) => skipped.push(SkippedFile { file: file.script.clone(), reason }),
@@ -240,11 +240,11 @@ impl SqlDir {
         if let Some(b) = self.built_ins.get() {
             return Ok(b.clone());
         }
-        let env = |e| Error::environment_because("cannot read the session's user, database and schema", e);
+        let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the session's user, database and schema", e);
         let row = db
             .query_one(
                 "SELECT session_user::text, current_database()::text, coalesce(current_schema()::text, 'public'), \
-                        to_char(now(), 'YYYY-MM-DD HH24:MI:SS')",
+                 to_char(now(), 'YYYY-MM-DD HH24:MI:SS')",
                 &[],
             )
             .await

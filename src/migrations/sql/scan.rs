@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::files::{classify, invalid_name, FileName, Role, SqlFile};
 use super::placeholders;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::migrations::SkippedFile;
 
 /// What a folder holds, each list in the order it runs.
@@ -27,6 +27,7 @@ pub struct Folder {
 
 /// Reads `dir` and every folder under it; `placeholders`: the scenario's values.
 pub fn scan(dir: &Path, placeholders: &BTreeMap<String, String>) -> Result<Folder> {
+    let invalid = ErrorKind::MigrationsInvalid;
     let mut found = Vec::new();
     let mut folder = Folder::default();
     let mut seen = BTreeSet::new();
@@ -48,7 +49,7 @@ pub fn scan(dir: &Path, placeholders: &BTreeMap<String, String>) -> Result<Folde
                 folder.skipped.push(SkippedFile { file: script.clone(), reason });
                 continue;
             }
-            FileName::Invalid => return Err(Error::bad_input(format!("{}: {}", dir.display(), invalid_name(&script)))),
+            FileName::Invalid => return Err(invalid.error(format!("{}: {}", dir.display(), invalid_name(&script)))),
             FileName::Versioned { version, description } => {
                 let f = file(version.clone(), description, Role::Versioned);
                 (f.clone(), versioned.insert(version, f))
@@ -64,7 +65,7 @@ pub fn scan(dir: &Path, placeholders: &BTreeMap<String, String>) -> Result<Folde
             }
         };
         if let Some(other) = clash {
-            return Err(Error::bad_input(format!("{}: {}", dir.display(), clash_message(&other, &file))));
+            return Err(invalid.error(format!("{}: {}", dir.display(), clash_message(&other, &file))));
         }
         check_placeholders(dir, &file, placeholders)?;
     }
@@ -84,7 +85,7 @@ pub fn scan(dir: &Path, placeholders: &BTreeMap<String, String>) -> Result<Folde
         ))
     });
     if folder.versioned.is_empty() && folder.repeatables.is_empty() && folder.callbacks.is_empty() {
-        return Err(Error::bad_input(format!(
+        return Err(invalid.error(format!(
             "migrations folder {} holds no *.sql migration files (subfolders included): add files such as \
              0001_add_users.sql",
             dir.display()
@@ -111,8 +112,9 @@ fn walk(
         });
         return Ok(());
     }
-    let entries = std::fs::read_dir(&here)
-        .map_err(|e| Error::bad_input_because(format!("cannot list migrations folder {}", here.display()), e))?;
+    let entries = std::fs::read_dir(&here).map_err(|e| {
+        ErrorKind::MigrationsInvalid.because(format!("cannot list migrations folder {}", here.display()), e)
+    })?;
     let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     for name in names {
@@ -151,13 +153,13 @@ fn clash_message(first: &SqlFile, second: &SqlFile) -> String {
 /// Refuses a `${name}` with no value, naming the file and line.
 fn check_placeholders(dir: &Path, file: &SqlFile, values: &BTreeMap<String, String>) -> Result<()> {
     let text = std::fs::read_to_string(&file.path).map_err(|e| {
-        Error::bad_input_because(
+        ErrorKind::MigrationsInvalid.because(
             format!("cannot read migration file {}: check that it is readable and saved as UTF-8", file.path.display()),
             e,
         )
     })?;
     if let Some((line, name)) = placeholders::first_unknown(&text, values) {
-        return Err(Error::bad_input(format!(
+        return Err(ErrorKind::MigrationsInvalid.error(format!(
             "{}/{} line {line}: unknown placeholder ${{{name}}}: known ones are {}; give it a value under \
              migrations.placeholders in the scenario (Flyway replaces placeholders in comments too)",
             dir.display(),

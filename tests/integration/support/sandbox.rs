@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use rehearse::error::ErrorKind;
 use rehearse::report::Report;
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -196,5 +197,13 @@ impl RunOutput {
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
+    }
+
+    /// The run stopped on an error of `kind`: the report it wrote says so
+    /// (`error_kind`), and so does the exit code.
+    pub fn assert_stopped_by(&self, kind: ErrorKind) -> &Self {
+        let report = self.report();
+        assert_eq!(report.error_kind, Some(kind), "error_kind; error: {:?}\nstderr:\n{}", report.error, self.stderr);
+        self.assert_code(kind.exit_code())
     }
 }
