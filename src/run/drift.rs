@@ -22,44 +22,28 @@ use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::{sql, MigrationSource, MigrationsPlan, Target, Tracing};
 use crate::pg::{quote_ident, DriftKind};
-use crate::pipeline::{Pipeline, Stopped};
 use crate::plan::drift::DriftPlan;
-use crate::report::{DriftReport, Stage};
+use crate::report::DriftReport;
 use crate::sys::db::{connect, ConnInfo};
 
 const APP_NAME: &str = "rehearse-drift";
 
-/// Builds the history from empty and compares, when the rehearsal applied everything.
-pub async fn run(
-    p: &mut Pipeline<'_>,
+/// The drift stage's line: where the history is built.
+pub fn detail(rehearsed: &str) -> String {
+    format!("the whole history built from empty in {rehearsed}_drift, compared with the rehearsed database")
+}
+
+/// Builds the whole history from empty in a fresh database beside the
+/// rehearsed one, and compares the two.
+pub async fn build_and_compare(
     plan: &DriftPlan,
     sources: &[SourcePlan],
     server: &mut Throwaway,
     network: &ToolNetwork,
-) -> Result<(), Stopped> {
-    let unapplied = p.facts.unapplied();
-    if !unapplied.is_empty() {
-        p.note(format!(
-            "drift check skipped: the rehearsal did not apply {}, so there is no end state to compare with the history",
-            unapplied.join(", ")
-        ));
-        return Ok(());
-    }
-    let cancel = p.cancel().clone();
-    let detail = format!(
-        "the whole history built from empty in {}_drift, compared with the rehearsed database",
-        server.conn().dbname
-    );
-    let checked = p.stage(Stage::Drift, detail, async || {
-        let database = server.copy_database("drift", Template::Empty).await?;
-        check(plan, sources, server.conn(), &database, network, &cancel).await.map(super::Fact)
-    });
-    let checked = checked.await?;
-    let drift = p.facts.drift.insert(checked.0);
-    if let Some(error) = drift.error.clone() {
-        p.note(format!("drift check: {error} (the rehearsal's results stand; the report says so)"));
-    }
-    Ok(())
+    cancel: &CancellationToken,
+) -> Result<DriftReport> {
+    let database = server.copy_database("drift", Template::Empty).await?;
+    check(plan, sources, server.conn(), &database, network, cancel).await
 }
 
 /// The drift report: the build, then the comparison (or why there is none).

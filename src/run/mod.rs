@@ -1,17 +1,19 @@
 //! The pipeline of DESIGN.md, as a list of stages: provision → restore
 //! (or the snapshot cache) → analyze → snapshot → prepare → [race copy] →
-//! [standby] → discover → rehearse each → [race] → backup → cleanup → report. Each stage is a function from
-//! what the stages before it produced to what it produces, run by the stage
-//! runner (`pipeline::Pipeline`), which owns events, timing, signals and
-//! stage-tagged errors. A new stage is a function and one line in
-//! [`on_server`]. Whatever happens after provisioning, the throwaway server
-//! is cleaned up (or kept, with `--keep`) and a report is written.
+//! [standby] → discover → rehearse each → [race] → [drift] → [backup] →
+//! cleanup → report. Each stage is a function from what the stages before
+//! it produced to the facts it establishes, run by the stage runner
+//! (`pipeline::Pipeline`), which owns events, timing, signals and
+//! stage-tagged errors; the facts go into the run's `report::Rehearsal`,
+//! and the report is built from them at the end (`outcome.rs`). A new stage
+//! is a function and one line in [`on_server`]. Whatever happens after
+//! provisioning, the throwaway server is cleaned up (or kept, with
+//! `--keep`) and a report is written.
 
 mod backup;
 mod drift;
 mod outcome;
 mod proof;
-mod race;
 mod rehearse;
 mod snapshot;
 mod standby;
@@ -28,15 +30,17 @@ use crate::error::{ErrorKind, Result};
 use crate::migrations::launch::Launch;
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::Sources;
-use crate::migrations::{Migration, MigrationsPlan, Target, Tracing};
+use crate::migrations::{Migration, MigrationSource, MigrationsPlan, Target, Tracing};
 use crate::pipeline::events::EventSink;
 use crate::pipeline::{Pipeline, Stopped, Summary, Supervisor};
 use crate::plan::Plan;
 use crate::prepare;
+use crate::race::{RaceInputs, RacePlan};
 use crate::report::{
     self, IsolationInfo, MigrationFacts, Rehearsal, RestoreInfo, ServerFacts, Setting, SourceReport, Stage,
 };
 use crate::restore;
+use crate::sys::db::ConnInfo;
 pub use outcome::Outcome;
 use rehearse::Rehearsed;
 use snapshot::{DumpIdentity, SnapshotPlan};
@@ -124,7 +128,7 @@ async fn on_server(
     let prepared = p.stage(Stage::Prepare, "prod-like settings", async || prepare(plan, server, c).await).await?;
     p.facts.server = Some(prepared.server.clone());
     let race_database = match plan.race {
-        Some(_) => Some(race::copy(p, server).await?),
+        Some(_) => Some(race_copy(p, server).await?),
         None => None,
     };
     if let Some(options) = plan.observe.standby.as_ref().filter(|_| plan.observe.enabled) {
@@ -142,10 +146,23 @@ async fn on_server(
     rehearse_stage(plan, p, server, &source, pending).await?;
     // The plan allows a race with one source only.
     if let (Some(race), Some(database), Some(single)) = (&plan.race, &race_database, source.single()) {
-        race::run(p, race, server, single, database, network).await?;
+        if applied_all(p, "race skipped: the sequential rehearsal", "race to") {
+            race_stage(p, race, server, single, database, network).await?;
+        }
     }
-    if let Some(d) = &plan.drift {
-        drift::run(p, d, &plan.migrations, server, network).await?;
+    if let Some(d) =
+        plan.drift.as_ref().filter(|_| applied_all(p, "drift check skipped: the rehearsal", "compare with the history"))
+    {
+        let (detail, c) = (drift::detail(&server.conn().dbname), &p.cancel().clone());
+        let built = p
+            .stage(Stage::Drift, detail, async || {
+                drift::build_and_compare(d, &plan.migrations, server, network, c).await.map(Fact)
+            })
+            .await?;
+        if let Some(error) = &built.0.error {
+            p.note(format!("drift check: {error} (the rehearsal's results stand; the report says so)"));
+        }
+        p.facts.drift = Some(built.0);
     }
     if plan.report.measure_backup && p.facts.server.is_some() {
         let measured =
@@ -229,6 +246,68 @@ async fn rehearse_stage(
     p.facts.watched = rehearsed.watched;
     p.facts.compat = rehearsed.compat;
     result
+}
+
+/// Whether the rehearsal applied every migration; if not, says so: what is
+/// skipped (the race, the drift check), and that it has no end state to `what`.
+fn applied_all(p: &Pipeline<'_>, skipped: &str, what: &str) -> bool {
+    let unapplied = p.facts.unapplied();
+    if !unapplied.is_empty() {
+        p.note(format!("{skipped} did not apply {}, so there is no end state to {what}", unapplied.join(", ")));
+    }
+    unapplied.is_empty()
+}
+
+/// The race's database.
+struct RaceDatabase(ConnInfo);
+
+impl Summary for RaceDatabase {
+    fn summary(&self) -> String {
+        self.0.dbname.clone()
+    }
+}
+
+/// A fresh copy of the restored database for the race, made right after
+/// prepare: nobody may be connected to a template.
+async fn race_copy(p: &mut Pipeline<'_>, server: &mut Throwaway) -> Result<RaceDatabase, Stopped> {
+    let detail = format!("{} as the template of a fresh database for the race", server.conn().dbname);
+    p.stage(Stage::RaceCopy, detail, async || {
+        Ok(RaceDatabase(server.copy_database("race", crate::backend::copy::Template::Rehearsal).await?))
+    })
+    .await
+}
+
+/// The replicas racing to run the whole upgrade at start-up, on the race's copy.
+async fn race_stage(
+    p: &mut Pipeline<'_>,
+    plan: &RacePlan,
+    server: &Throwaway,
+    source: &MigrationSource,
+    database: &RaceDatabase,
+    network: &ToolNetwork,
+) -> Result<(), Stopped> {
+    let sequential = Duration::from_millis(p.facts.stage_ms(Stage::Rehearse).unwrap_or(0));
+    let applied = p.facts.migrations.len();
+    let detail = format!("{} replicas of `{}` at once on {}", plan.replicas, plan.command.shown(), database.0.dbname);
+    let (events, cancel) = (p.events(), p.cancel().clone());
+    let raced = p.stage(Stage::Race, detail, async || {
+        let rehearsed = server.conn();
+        let inputs = RaceInputs {
+            plan,
+            rehearsed,
+            copy: &database.0,
+            source,
+            sequential,
+            applied,
+            events,
+            network,
+            cancel: &cancel,
+        };
+        crate::race::race(inputs).await.map(Fact)
+    });
+    let raced = raced.await?;
+    p.facts.race = Some(raced.0);
+    Ok(())
 }
 
 impl Summary for Throwaway {}
