@@ -11,6 +11,8 @@ use std::error::Error as StdError;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::closed_set;
+
 /// Exit codes, as documented in docs/exit-codes.md.
 pub mod exit {
     /// Every migration applied within budget.
@@ -29,136 +31,103 @@ pub mod exit {
 
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// Which class of failure stopped a run: a closed set, each kind one exit
-/// code ([`ErrorKind::exit_code`]), listed under its code in
-/// docs/exit-codes.md and written as `error_kind` in `report.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    // Exit 3: the user fixes their input.
-    /// The scenario file cannot be read or parsed, or a value in it is wrong,
-    /// contradicts another, or is refused by the server or the restored
-    /// database (`postgres.settings`, `observe.hot_tables`, `drift.role`).
-    ScenarioInvalid,
-    /// A command-line flag is wrong, or flags and scenario keys name servers
-    /// of different backends (`--url` with `backend: clone`, a `--pg-bin`
-    /// without initdb).
-    ArgumentsInvalid,
-    /// A connection URL (`postgres.url`, `--url`, `observe.standby_url`)
-    /// is not one.
-    UrlInvalid,
-    /// A connection URL asks for TLS, which rehearse does not support yet.
-    TlsRequested,
-    /// The dump is missing, unreadable or empty.
-    DumpUnreadable,
-    /// The dump is not in a format rehearse restores, or a newer pg_dump made it.
-    DumpUnsupported,
-    /// pg_restore or psql could not restore the dump.
-    DumpRejected,
-    /// The migrations cannot run as given: a misnamed, clashing or unreadable
-    /// file, an unknown placeholder, a dirty or unreadable history table, a
-    /// database at a revision the tree lacks, a `migrations.target` that
-    /// does not fit, two apps sharing a history table, a failing
-    /// `migrations.list`, a Job manifest without the Job.
-    MigrationsInvalid,
-    /// The baseline (`--baseline`, `report.baseline`) is missing or not a
-    /// `rehearse.report/v1` report.
-    BaselineInvalid,
-    /// Production's statistics (`estimate.production`) are missing or not
-    /// what `rehearse stats` writes.
-    StatisticsInvalid,
-    /// The running app's queries (`compat.queries`) are missing, empty or
-    /// not SQL.
-    AppQueriesInvalid,
-    /// The report directory (`--out`, `report.dir`) is a file or lies under one.
-    ReportDirInvalid,
-    /// Any other bad input.
-    OtherBadInput,
+closed_set! {
+    /// Which class of failure stopped a run: a closed set, each kind one exit
+    /// code ([`ErrorKind::exit_code`]), listed under its code in
+    /// docs/exit-codes.md and written as `error_kind` in `report.json`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum ErrorKind {
+        // Exit 3: the user fixes their input.
+        /// The scenario file cannot be read or parsed, or a value in it is wrong,
+        /// contradicts another, or is refused by the server or the restored
+        /// database (`postgres.settings`, `observe.hot_tables`, `drift.role`).
+        ScenarioInvalid = "scenario_invalid",
+        /// A command-line flag is wrong, or flags and scenario keys name servers
+        /// of different backends (`--url` with `backend: clone`, a `--pg-bin`
+        /// without initdb).
+        ArgumentsInvalid = "arguments_invalid",
+        /// A connection URL (`postgres.url`, `--url`, `observe.standby_url`)
+        /// is not one.
+        UrlInvalid = "url_invalid",
+        /// A connection URL asks for TLS, which rehearse does not support yet.
+        TlsRequested = "tls_requested",
+        /// The dump is missing, unreadable or empty.
+        DumpUnreadable = "dump_unreadable",
+        /// The dump is not in a format rehearse restores, or a newer pg_dump made it.
+        DumpUnsupported = "dump_unsupported",
+        /// pg_restore or psql could not restore the dump.
+        DumpRejected = "dump_rejected",
+        /// The migrations cannot run as given: a misnamed, clashing or unreadable
+        /// file, an unknown placeholder, a dirty or unreadable history table, a
+        /// database at a revision the tree lacks, a `migrations.target` that
+        /// does not fit, two apps sharing a history table, a failing
+        /// `migrations.list`, a Job manifest without the Job.
+        MigrationsInvalid = "migrations_invalid",
+        /// The baseline (`--baseline`, `report.baseline`) is missing or not a
+        /// `rehearse.report/v1` report.
+        BaselineInvalid = "baseline_invalid",
+        /// Production's statistics (`estimate.production`) are missing or not
+        /// what `rehearse stats` writes.
+        StatisticsInvalid = "statistics_invalid",
+        /// The running app's queries (`compat.queries`) are missing, empty or
+        /// not SQL.
+        AppQueriesInvalid = "app_queries_invalid",
+        /// The report directory (`--out`, `report.dir`) is a file or lies under one.
+        ReportDirInvalid = "report_dir_invalid",
+        /// Any other bad input.
+        OtherBadInput = "other_bad_input",
 
-    // Exit 4: the user installs, starts or frees something on this machine.
-    /// No PostgreSQL server or client binaries, or not the version asked for.
-    ServerBinariesMissing,
-    /// The docker CLI is not installed, or the Docker engine does not answer.
-    DockerUnavailable,
-    /// A docker image (the server's, or the app's `migrations.image`) is not
-    /// on this machine and could not be pulled (or was not to be).
-    ImageUnavailable,
-    /// `backend: auto` found no backend that can run here.
-    BackendUnavailable,
-    /// The throwaway server, its database or its standby could not be made
-    /// or started (initdb, pg_ctl, the container, `postgres.clone.create`).
-    ServerStartFailed,
-    /// A server did not accept rehearse's connection, or never answered
-    /// (a pg_hba.conf with no line for it without TLS included: the server
-    /// does not say whether a `hostssl` line would have admitted it).
-    ConnectionFailed,
-    /// The migration tool cannot run: no such Python, no Alembic or
-    /// SQLAlchemy in it, or no PostgreSQL driver SQLAlchemy can load.
-    MigrationToolMissing,
-    /// The migrations did not run against the throwaway database: the tool
-    /// connected elsewhere, read another history, never opened a session on
-    /// the copy, or the copy's history did not move.
-    WrongDatabase,
-    /// No room for the restore, up front or when the disk filled during it.
-    DiskFull,
-    /// The dump creates an extension the server does not have installed.
-    ExtensionMissing,
-    /// A query rehearse runs to prepare, observe or read a server failed.
-    CatalogReadFailed,
-    /// `rehearse queries`: pg_stat_statements is not created, not loaded, or
-    /// holds no query the role may see.
-    StatementStatisticsUnavailable,
-    /// A read of production (`stats`, `queries`) or a `calibrate` round ran
-    /// past `--timeout`.
-    TimedOut,
-    /// Something rehearse made could not be removed (a database on a shared
-    /// server, a cluster directory, a container, a clone).
-    CleanupFailed,
-    /// The report directory cannot be made or written, has too little room,
-    /// or a report file cannot be written.
-    ReportUnwritable,
-    /// Any other environment problem.
-    OtherEnvironment,
+        // Exit 4: the user installs, starts or frees something on this machine.
+        /// No PostgreSQL server or client binaries, or not the version asked for.
+        ServerBinariesMissing = "server_binaries_missing",
+        /// The docker CLI is not installed, or the Docker engine does not answer.
+        DockerUnavailable = "docker_unavailable",
+        /// A docker image (the server's, or the app's `migrations.image`) is not
+        /// on this machine and could not be pulled (or was not to be).
+        ImageUnavailable = "image_unavailable",
+        /// `backend: auto` found no backend that can run here.
+        BackendUnavailable = "backend_unavailable",
+        /// The throwaway server, its database or its standby could not be made
+        /// or started (initdb, pg_ctl, the container, `postgres.clone.create`).
+        ServerStartFailed = "server_start_failed",
+        /// A server did not accept rehearse's connection, or never answered
+        /// (a pg_hba.conf with no line for it without TLS included: the server
+        /// does not say whether a `hostssl` line would have admitted it).
+        ConnectionFailed = "connection_failed",
+        /// The migration tool cannot run: no such Python, no Alembic or
+        /// SQLAlchemy in it, or no PostgreSQL driver SQLAlchemy can load.
+        MigrationToolMissing = "migration_tool_missing",
+        /// The migrations did not run against the throwaway database: the tool
+        /// connected elsewhere, read another history, never opened a session on
+        /// the copy, or the copy's history did not move.
+        WrongDatabase = "wrong_database",
+        /// No room for the restore, up front or when the disk filled during it.
+        DiskFull = "disk_full",
+        /// The dump creates an extension the server does not have installed.
+        ExtensionMissing = "extension_missing",
+        /// A query rehearse runs to prepare, observe or read a server failed.
+        CatalogReadFailed = "catalog_read_failed",
+        /// `rehearse queries`: pg_stat_statements is not created, not loaded, or
+        /// holds no query the role may see.
+        StatementStatisticsUnavailable = "statement_statistics_unavailable",
+        /// A read of production (`stats`, `queries`) or a `calibrate` round ran
+        /// past `--timeout`.
+        TimedOut = "timed_out",
+        /// Something rehearse made could not be removed (a database on a shared
+        /// server, a cluster directory, a container, a clone).
+        CleanupFailed = "cleanup_failed",
+        /// The report directory cannot be made or written, has too little room,
+        /// or a report file cannot be written.
+        ReportUnwritable = "report_unwritable",
+        /// Any other environment problem.
+        OtherEnvironment = "other_environment",
 
-    /// SIGINT or SIGTERM arrived (exit 130).
-    Interrupted,
+        /// SIGINT or SIGTERM arrived (exit 130).
+        Interrupted = "interrupted",
+    }
 }
 
 impl ErrorKind {
-    /// Every kind, in the order declared.
-    pub const ALL: [ErrorKind; 30] = [
-        ErrorKind::ScenarioInvalid,
-        ErrorKind::ArgumentsInvalid,
-        ErrorKind::UrlInvalid,
-        ErrorKind::TlsRequested,
-        ErrorKind::DumpUnreadable,
-        ErrorKind::DumpUnsupported,
-        ErrorKind::DumpRejected,
-        ErrorKind::MigrationsInvalid,
-        ErrorKind::BaselineInvalid,
-        ErrorKind::StatisticsInvalid,
-        ErrorKind::AppQueriesInvalid,
-        ErrorKind::ReportDirInvalid,
-        ErrorKind::OtherBadInput,
-        ErrorKind::ServerBinariesMissing,
-        ErrorKind::DockerUnavailable,
-        ErrorKind::ImageUnavailable,
-        ErrorKind::BackendUnavailable,
-        ErrorKind::ServerStartFailed,
-        ErrorKind::ConnectionFailed,
-        ErrorKind::MigrationToolMissing,
-        ErrorKind::WrongDatabase,
-        ErrorKind::DiskFull,
-        ErrorKind::ExtensionMissing,
-        ErrorKind::CatalogReadFailed,
-        ErrorKind::StatementStatisticsUnavailable,
-        ErrorKind::TimedOut,
-        ErrorKind::CleanupFailed,
-        ErrorKind::ReportUnwritable,
-        ErrorKind::OtherEnvironment,
-        ErrorKind::Interrupted,
-    ];
-
     /// The process exit code of a run stopped by this kind of error: the one
     /// place each kind meets its code (docs/exit-codes.md lists them).
     pub fn exit_code(self) -> i32 {
@@ -357,45 +326,9 @@ mod tests {
     }
 
     #[test]
-    fn all_holds_every_kind_once() {
-        // No wildcard: a new kind does not compile here until it is given
-        // its place, and the assertion fails until ALL holds it there.
-        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
-            use ErrorKind::*;
-            let place = match kind {
-                ScenarioInvalid => 0,
-                ArgumentsInvalid => 1,
-                UrlInvalid => 2,
-                TlsRequested => 3,
-                DumpUnreadable => 4,
-                DumpUnsupported => 5,
-                DumpRejected => 6,
-                MigrationsInvalid => 7,
-                BaselineInvalid => 8,
-                StatisticsInvalid => 9,
-                AppQueriesInvalid => 10,
-                ReportDirInvalid => 11,
-                OtherBadInput => 12,
-                ServerBinariesMissing => 13,
-                DockerUnavailable => 14,
-                ImageUnavailable => 15,
-                BackendUnavailable => 16,
-                ServerStartFailed => 17,
-                ConnectionFailed => 18,
-                MigrationToolMissing => 19,
-                WrongDatabase => 20,
-                DiskFull => 21,
-                ExtensionMissing => 22,
-                CatalogReadFailed => 23,
-                StatementStatisticsUnavailable => 24,
-                TimedOut => 25,
-                CleanupFailed => 26,
-                ReportUnwritable => 27,
-                OtherEnvironment => 28,
-                Interrupted => 29,
-            };
-            assert_eq!(place, i, "{kind:?}");
-        }
+    fn every_kind_is_written_as_its_name() {
+        crate::kinds::assert_serde_spells_as_str(&ErrorKind::ALL, ErrorKind::as_str);
+        assert_eq!(serde_json::to_string(&ErrorKind::WrongDatabase).unwrap(), "\"wrong_database\"");
     }
 
     #[test]
