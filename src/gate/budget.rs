@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::report::{
-    format_bytes, format_ms, summary, Breach, BudgetKey, BudgetsApplyTo, BudgetsInfo, Estimate, MigrationLimits,
-    MigrationReport, MigrationStatus, OnExceed, RaceVerdict, Report, Unit,
+    format_bytes, format_ms, summary, Breach, BudgetKey, BudgetsApplyTo, BudgetsInfo, Estimate, LoadInfo, LoadVerdict,
+    MigrationLimits, MigrationReport, MigrationStatus, OnExceed, RaceVerdict, Report, Unit,
 };
 
 /// The budgets of a run, resolved: per-migration limits with their
@@ -55,6 +55,7 @@ impl Budgets {
         found.extend(wal(l, m, estimate));
         found.extend(probe_wait(l, m));
         found.extend(standby_breaches(l, m));
+        found.extend(app_load(l, m));
         let note = if overridden { " (override for this migration)" } else { "" };
         let mut out: Vec<Breach> = found
             .into_iter()
@@ -70,6 +71,32 @@ impl Budgets {
             .collect();
         out.extend(self.check_compat(m));
         out
+    }
+
+    /// Whether the migration can run while the app runs, from its
+    /// `max_app_*` budgets; None without `load:` or without any such budget.
+    /// At the window's rate only the errors are scaled down (a stall and a
+    /// statement's latency come from the locks, not from how many statements
+    /// arrive; judged as measured, which is the conservative side).
+    pub fn load_verdict(&self, m: &MigrationReport, info: Option<&LoadInfo>) -> Option<LoadVerdict> {
+        let (l, _) = self.for_migration(&m.id);
+        let load = m.load.as_ref()?;
+        if l.max_app_p99_ms.is_none() && l.max_app_stall_ms.is_none() && l.max_app_errors.is_none() {
+            return None;
+        }
+        let over = app_load(l, m);
+        if over.is_empty() {
+            return Some(LoadVerdict::NormalHours);
+        }
+        let factor = info.and_then(|i| Some(i.window_rate? / i.rate_asked.max(f64::MIN_POSITIVE)));
+        let within_at_window = |o: &Over| {
+            o.budget == BudgetKey::MaxAppErrors
+                && factor.is_some_and(|f| (load.error_count() as f64 * f).floor() as u64 <= o.limit)
+        };
+        match factor.is_some() && over.iter().all(within_at_window) {
+            true => Some(LoadVerdict::Window),
+            false => Some(LoadVerdict::Unsafe),
+        }
     }
 
     /// `fail_on_incompatible`: the migration broke queries of the running
@@ -268,6 +295,37 @@ fn probe_wait(l: &MigrationLimits, m: &MigrationReport) -> Option<Over> {
         relation,
         text,
     })
+}
+
+/// `max_app_p99`, `max_app_stall` and `max_app_errors`: what the app's
+/// traffic felt while the migration ran (`load:`).
+fn app_load(l: &MigrationLimits, m: &MigrationReport) -> Vec<Over> {
+    let Some(load) = &m.load else { return Vec::new() };
+    let mut out = Vec::new();
+    let p99 = load.latency_ms.p99.round() as u64;
+    if let Some(limit) = l.max_app_p99_ms.filter(|limit| p99 > *limit) {
+        let text = format!(
+            "the app's p99 was {} (baseline {}), budget {}",
+            format_ms(p99),
+            format_ms(load.baseline_ms.p99.round() as u64),
+            format_ms(limit)
+        );
+        out.push(Over { budget: BudgetKey::MaxAppP99, figure: p99, limit, unit: Unit::Ms, relation: None, text });
+    }
+    if let Some(limit) = l.max_app_stall_ms.filter(|limit| load.stall_ms > *limit) {
+        let table = load.stall_table.clone();
+        let on = table.as_deref().map(|t| format!(" on {t}")).unwrap_or_default();
+        let text = format!("the app stalled{on} for {}, budget {}", format_ms(load.stall_ms), format_ms(limit));
+        let (figure, unit) = (load.stall_ms, Unit::Ms);
+        out.push(Over { budget: BudgetKey::MaxAppStall, figure, limit, unit, relation: table, text });
+    }
+    let errors = load.error_count();
+    if let Some(limit) = l.max_app_errors.filter(|limit| errors > *limit) {
+        let codes: Vec<String> = load.errors.iter().map(|(code, n)| format!("{code} x{n}")).collect();
+        let text = format!("{errors} of the app's statements failed ({}), budget {limit}", codes.join(", "));
+        out.push(Over { budget: BudgetKey::MaxAppErrors, figure: errors, limit, unit: Unit::Errors, relation: None, text });
+    }
+    out
 }
 
 /// `max_standby_lag` and `max_standby_read_wait`.

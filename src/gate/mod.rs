@@ -49,5 +49,6 @@ pub fn judge(
         unused_overrides: budgets.unused_overrides(draft),
         unused_ignores: Vec::new(),
         estimate: draft.totals.estimate.clone(),
+        load_verdicts: draft.migrations.iter().map(|m| budgets.load_verdict(m, draft.load.as_ref())).collect(),
     }
 }

@@ -193,6 +193,17 @@ impl Observers {
         &self.observer
     }
 
+    /// rehearse's own sessions, left out of every reading.
+    pub fn own_pids(&self) -> &[i32] {
+        &self.own_pids
+    }
+
+    /// Leaves more sessions out of every reading (the load's: the app's
+    /// locks are not the migration's).
+    pub fn exclude(&mut self, pids: &[i32]) {
+        self.own_pids.extend(pids);
+    }
+
     /// A watcher for the statements of `session` (rehearse's migration
     /// session) that cannot run in a transaction block; None with observation off.
     pub async fn watcher(&mut self, conn: &ConnInfo, session: &Client) -> Result<Option<StatementWatcher>> {

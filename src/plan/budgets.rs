@@ -21,6 +21,9 @@ fn limits(m: &MigrationBudget) -> MigrationLimits {
         max_probe_wait_ms: ms(m.max_probe_wait),
         max_standby_lag_ms: ms(m.max_standby_lag),
         max_standby_read_wait_ms: ms(m.max_standby_read_wait),
+        max_app_p99_ms: ms(m.max_app_p99),
+        max_app_stall_ms: ms(m.max_app_stall),
+        max_app_errors: m.max_app_errors,
     }
 }
 
@@ -36,6 +39,9 @@ fn merge(base: &MigrationLimits, over: &MigrationBudget) -> MigrationLimits {
         max_probe_wait_ms: o.max_probe_wait_ms.or(base.max_probe_wait_ms),
         max_standby_lag_ms: o.max_standby_lag_ms.or(base.max_standby_lag_ms),
         max_standby_read_wait_ms: o.max_standby_read_wait_ms.or(base.max_standby_read_wait_ms),
+        max_app_p99_ms: o.max_app_p99_ms.or(base.max_app_p99_ms),
+        max_app_stall_ms: o.max_app_stall_ms.or(base.max_app_stall_ms),
+        max_app_errors: o.max_app_errors.or(base.max_app_errors),
     }
 }
 

@@ -8,6 +8,7 @@
 mod budgets;
 pub mod drift;
 mod hazards;
+mod load;
 mod migrations;
 mod race;
 mod report;
@@ -72,6 +73,8 @@ pub struct Plan {
     pub race: Option<crate::race::RacePlan>,
     /// Production plus the release against the history built from empty (`drift:`, `rehearse drift`).
     pub drift: Option<drift::DriftPlan>,
+    /// The app's traffic during each migration (`load:`).
+    pub load: Option<crate::load::LoadPlan>,
 }
 
 /// A dump file and its format, detected from its content.
@@ -197,6 +200,7 @@ struct Inputs {
     compat: Option<Corpus>,
     race: Option<crate::race::RacePlan>,
     drift: Option<drift::DriftPlan>,
+    load: Option<crate::load::LoadPlan>,
     hazard_ignore: crate::findings::ignore::HazardIgnore,
 }
 
@@ -218,6 +222,7 @@ impl Inputs {
             compat: app_queries(&s, &origin, cancel)?,
             race: race::plan(&s, &migrations, &origin)?,
             drift: drift::plan(&s, overrides.drift, &origin)?,
+            load: load::plan(&s, &origin)?,
             hazard_ignore: hazards::ignore(&s.hazards, &origin)?,
             migrations,
             name,
@@ -276,6 +281,7 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         compat: i.compat,
         race: i.race,
         drift: i.drift,
+        load: i.load,
     })
 }
 

@@ -50,6 +50,49 @@ pub struct Scenario {
     /// history builds from empty: `drift: true`, or `drift: { role, ignore }`.
     #[serde(default)]
     pub drift: Option<DriftSection>,
+    /// The app's traffic and production's long transactions during each migration.
+    pub load: Option<LoadSection>,
+}
+
+/// `load:`: the app's statements replayed while each migration runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSection {
+    /// The workload: what `rehearse queries` exports, or a `.sql` script (relative to the scenario).
+    pub queries: EnvString,
+    /// `production` (default), a multiple of it (`2x`), or statements per second (`50/s`).
+    pub rate: Option<String>,
+    /// The low-traffic window's rate, in the same forms: a migration over
+    /// the app's budgets at `rate` may still be fine in the window.
+    pub window_rate: Option<String>,
+    /// Sessions replaying the workload (default 8): production's connection pool.
+    pub clients: Option<u32>,
+    /// Transactions held open on a table during each migration: a list of
+    /// `{table, duration}`, or `production` (what `rehearse stats --activity` saw).
+    #[serde(default)]
+    pub long_transactions: Option<LongTransactionsSection>,
+    /// The workload alone right before each migration (default 2s).
+    #[serde(default, with = "humantime_serde")]
+    pub baseline: Option<Duration>,
+    /// A statement waiting longer than this is the app stalling (default 1s).
+    #[serde(default, with = "humantime_serde")]
+    pub stall_threshold: Option<Duration>,
+}
+
+/// `load.long_transactions`: a list, or `production`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum LongTransactionsSection {
+    List(Vec<LongTransactionEntry>),
+    Named(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongTransactionEntry {
+    pub table: String,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -326,6 +369,14 @@ pub struct MigrationBudget {
     pub max_standby_read_wait: Option<Duration>,
     /// What a migration running past `max_runtime` gets: cancelled (default) or left to finish.
     pub on_exceed: Option<OnExceed>,
+    /// The app's p99 latency while it runs (`load:`).
+    #[serde(default, with = "humantime_serde")]
+    pub max_app_p99: Option<Duration>,
+    /// The app's longest stall on a table while it runs (`load:`).
+    #[serde(default, with = "humantime_serde")]
+    pub max_app_stall: Option<Duration>,
+    /// How many of the app's statements may fail while it runs (`load:`).
+    pub max_app_errors: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

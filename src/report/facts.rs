@@ -87,6 +87,9 @@ closed_set! {
         MaxProbeWait = "max_probe_wait",
         MaxStandbyLag = "max_standby_lag",
         MaxStandbyReadWait = "max_standby_read_wait",
+        MaxAppP99 = "max_app_p99",
+        MaxAppStall = "max_app_stall",
+        MaxAppErrors = "max_app_errors",
         TotalMaxRuntime = "total.max_runtime",
         TotalMaxWal = "total.max_wal",
         FailOnRegression = "fail_on_regression",
@@ -107,6 +110,8 @@ closed_set! {
         Queries = "queries",
         /// Reasons a race of replicas is unsafe or inconclusive; drift findings.
         Findings = "findings",
+        /// Failed statements of the app's workload.
+        Errors = "errors",
     }
 }
 

@@ -7,6 +7,7 @@ mod facts;
 mod files;
 mod hazards;
 pub mod junit;
+mod load;
 mod markdown;
 mod model;
 mod race;
@@ -23,6 +24,7 @@ use crate::kinds::closed_set;
 
 pub use files::{render, render_json, write_atomically, Rendered};
 pub use junit::render as render_junit;
+pub use load::*;
 pub use markdown::render as render_markdown;
 pub use model::*;
 pub use race::*;

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::load::{LoadInfo, MigrationLoad};
+
 pub use super::facts::*;
 use crate::error::ErrorKind;
 use crate::kinds::{closed_set, BackendKind, MigrationTool, Rule, RunsIn};
@@ -90,6 +92,9 @@ pub struct Report {
     /// history builds from empty (`drift:`); null without it.
     #[serde(default)]
     pub drift: Option<DriftReport>,
+    /// The app's traffic replayed during each migration (`load:`); absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadInfo>,
 }
 
 /// The drift check: the rehearsed database (production plus the pending
@@ -360,6 +365,15 @@ pub struct MigrationLimits {
     pub max_standby_lag_ms: Option<u64>,
     #[serde(default)]
     pub max_standby_read_wait_ms: Option<u64>,
+    /// The app's p99 latency under `load:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_app_p99_ms: Option<u64>,
+    /// The app's longest stall under `load:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_app_stall_ms: Option<u64>,
+    /// The app's failed statements under `load:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_app_errors: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -655,6 +669,9 @@ pub struct MigrationReport {
     /// without `compat.queries`, and when it did not apply.
     #[serde(default)]
     pub compat: Option<CompatReport>,
+    /// What the app's traffic felt while it ran (`load:`); absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<MigrationLoad>,
 }
 
 impl MigrationReport {

@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::checklist::{self, ChecklistSettings};
+use super::load::{LoadInfo, LoadVerdict, MigrationLoad};
 use super::model::*;
 use crate::error::ErrorKind;
 use crate::kinds::BackendKind;
@@ -40,6 +41,8 @@ pub struct Rehearsal {
     pub drift: Option<DriftReport>,
     pub backup: Option<BackupInfo>,
     pub isolation: Option<IsolationInfo>,
+    /// The app's traffic replayed during each migration (`load:`).
+    pub load: Option<LoadInfo>,
     /// How the run ended; None while it runs.
     pub end: Option<End>,
     /// The gate's judgement of the whole run, once every fact is in.
@@ -122,6 +125,8 @@ pub struct Judgement {
     pub unused_ignores: Vec<UnusedHazardIgnore>,
     /// The sum of the migrations' estimates.
     pub estimate: Option<Estimate>,
+    /// Each migration's verdict under `load:` (same order as `migrations`).
+    pub load_verdicts: Vec<Option<LoadVerdict>>,
 }
 
 /// One pending migration: what discovery found, what applying it did, what
@@ -135,6 +140,8 @@ pub struct MigrationFacts {
     pub observed: Option<Observation>,
     pub compat: Option<CompatReport>,
     pub findings: Findings,
+    /// What the app's traffic felt while it ran (`load:`).
+    pub load: Option<MigrationLoad>,
 }
 
 /// A pending migration as discovery found it.
@@ -205,6 +212,7 @@ impl Rehearsal {
             drift: None,
             backup: None,
             isolation: None,
+            load: None,
             end: None,
             judgement: Judgement::default(),
         }
@@ -228,7 +236,7 @@ impl Rehearsal {
 impl MigrationFacts {
     /// A pending migration not reached yet.
     pub fn pending(planned: PlannedMigration) -> MigrationFacts {
-        MigrationFacts { planned, applied: None, observed: None, compat: None, findings: Findings::default() }
+        MigrationFacts { planned, applied: None, observed: None, compat: None, findings: Findings::default(), load: None }
     }
 
     pub fn status(&self) -> MigrationStatus {
@@ -275,6 +283,7 @@ impl MigrationFacts {
             estimate: f.estimate,
             standby: o.standby,
             compat: self.compat.clone(),
+            load: self.load.clone(),
         }
     }
 }
@@ -287,7 +296,13 @@ pub fn build(r: &Rehearsal) -> Report {
         .migrations
         .iter()
         .enumerate()
-        .map(|(i, m)| m.record(r.judgement.migrations.get(i).unwrap_or(&none)))
+        .map(|(i, m)| {
+            let mut m = m.record(r.judgement.migrations.get(i).unwrap_or(&none));
+            if let Some(load) = m.load.as_mut() {
+                load.verdict = r.judgement.load_verdicts.get(i).copied().flatten();
+            }
+            m
+        })
         .collect();
     let server = r.server.as_ref();
     let mut report = Report {
@@ -340,6 +355,7 @@ pub fn build(r: &Rehearsal) -> Report {
         race: r.race.clone(),
         sources: r.sources.clone(),
         drift: r.drift.clone(),
+        load: r.load.clone(),
     };
     let (status, stage, error) = status(&report, r.end.as_ref());
     (report.status, report.stopped_at_stage) = (status, stage);
@@ -466,6 +482,7 @@ mod tests {
                 estimate: m.estimate.clone(),
                 recovery: m.recovery.clone(),
             },
+            load: m.load.clone(),
         };
         Rehearsal {
             started_at: time(&r.started_at),
@@ -491,6 +508,7 @@ mod tests {
             drift: r.drift.clone(),
             backup: r.backup.clone(),
             isolation: r.isolation.clone(),
+            load: r.load.clone(),
             end: Some(End {
                 finished_at: time(r.finished_at.as_deref().expect("finished")),
                 run: Duration::from_millis(r.totals.run_duration_ms),
@@ -503,6 +521,7 @@ mod tests {
                 unused_overrides: r.budgets.unused_overrides.clone(),
                 unused_ignores: r.hazards.unused_ignores.clone(),
                 estimate: r.totals.estimate.clone(),
+                load_verdicts: r.migrations.iter().map(|m| m.load.as_ref().and_then(|l| l.verdict)).collect(),
             },
             planned,
         }

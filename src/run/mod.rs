@@ -236,6 +236,7 @@ async fn rehearse_stage(
         migrations: pending.migrations.iter().map(|m| MigrationFacts::pending(outcome::planned_migration(m))).collect(),
         watched: Default::default(),
         compat: None,
+        load: None,
     };
     let result = p
         .stage(Stage::Rehearse, detail, async || {
@@ -245,6 +246,7 @@ async fn rehearse_stage(
     p.facts.migrations = rehearsed.migrations;
     p.facts.watched = rehearsed.watched;
     p.facts.compat = rehearsed.compat;
+    p.facts.load = rehearsed.load;
     result
 }
 

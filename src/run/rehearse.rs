@@ -17,6 +17,7 @@ use crate::backend::Throwaway;
 use crate::compat::Checker;
 use crate::error::{Error, ErrorKind, Result};
 use crate::findings::{destructive, hazards, recovery};
+use crate::load::Load;
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::Sources;
 use crate::migrations::{Applied, Migration, MigrationTool, ReleasedHold, Target};
@@ -25,7 +26,14 @@ use crate::observe::{Observers, StatementWatcher};
 use crate::pipeline::events::{Event, EventSink};
 use crate::pipeline::Deadline;
 use crate::plan::Plan;
-use crate::report::{summary, AppliedMigration, CompatInfo, Findings, MigrationFacts, MigrationStatus, Watched};
+use crate::report::{
+    summary, AppliedMigration, CompatInfo, Findings, LoadInfo, MigrationFacts, MigrationStatus, Watched,
+};
+use tokio::sync::Mutex;
+
+/// What the report says of every figure once the app's traffic runs with the migrations.
+const LOAD_LIMITATION: &str = "load: the app's workload ran during each migration and its writes changed the \
+    copy: each migration's WAL, sizes and top statements include the app's share (see each migration's baseline)";
 
 /// What the rehearse stage establishes, kept as it goes (a run stopped
 /// halfway reports what it had): each migration's facts, what the
@@ -34,6 +42,8 @@ pub struct Rehearsed {
     pub migrations: Vec<MigrationFacts>,
     pub watched: Watched,
     pub compat: Option<CompatInfo>,
+    /// The app's traffic (`load:`), as a whole.
+    pub load: Option<LoadInfo>,
 }
 
 /// Rehearses every pending migration; stops at the first that does not apply.
@@ -46,7 +56,19 @@ pub async fn each(
     events: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let (observers, watcher) = observers(plan, server, source, &pending, &mut r.watched).await?;
+    let load = match &plan.load {
+        Some(l) => Some(Mutex::new(Load::connect(l, server.conn()).await?)),
+        None => None,
+    };
+    let load_pids = match &load {
+        Some(l) => l.lock().await.pids(),
+        None => Vec::new(),
+    };
+    let (observers, watcher) = observers(plan, server, source, &pending, &mut r.watched, &load_pids).await?;
+    if let Some(l) = &load {
+        l.lock().await.also_not_migration(observers.own_pids());
+        r.watched.limitations.push(LOAD_LIMITATION.into());
+    }
     if pending.migrations.is_empty() {
         events.emit(Event::Note("no pending migrations: the restored database already has every migration".into()));
     }
@@ -60,12 +82,17 @@ pub async fn each(
         server,
         network: &pending.network,
         cancel,
+        load: load.as_ref(),
     };
     let mut histories = Vec::new();
     for (app, tool, table) in source.histories() {
         histories.push(proof::History::read(observers.observer(), app, tool, table).await?);
     }
-    rehearsal.in_order(&pending.migrations, &mut r.migrations, compat.as_mut(), events).await?;
+    let rehearsed = rehearsal.in_order(&pending.migrations, &mut r.migrations, compat.as_mut(), events).await;
+    if let Some(l) = &load {
+        r.load = Some(l.lock().await.info());
+    }
+    rehearsed?;
     for history in &histories {
         history.check(observers.observer(), &pending.migrations, &r.migrations).await?;
     }
@@ -80,10 +107,12 @@ async fn observers(
     source: &Sources,
     pending: &Pending,
     watched: &mut Watched,
+    load_pids: &[i32],
 ) -> Result<(Observers, Option<StatementWatcher>)> {
     let conn = server.conn();
     let standby = server.standby().map(|s| s.conn());
     let mut observers = Observers::connect(conn, plan.observe.clone(), &pending.largest_tables, standby).await?;
+    observers.exclude(load_pids);
     let watcher = match source.any_in_own_session() {
         true => observers.watcher(conn, &pending.runner).await?,
         false => None,
@@ -163,6 +192,8 @@ struct Rehearsal<'a> {
     server: &'a Throwaway,
     network: &'a ToolNetwork,
     cancel: &'a CancellationToken,
+    /// The app's traffic, when the scenario has `load:`.
+    load: Option<&'a Mutex<Load>>,
 }
 
 /// What applying and observing one migration left for the runner.
@@ -255,6 +286,14 @@ impl Rehearsal<'_> {
             network: self.network,
         };
         source.ready(migration, &target).await?;
+        let mut load = match self.load {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let measuring = match load.as_mut() {
+            Some(l) => Some(l.before_migration(self.cancel).await?),
+            None => None,
+        };
         let observing = self.observers.begin().await?;
         let deadline = Deadline::start(self.cancel, self.plan.budgets.deadline(&m.planned.id));
         let target = Target { cancel: deadline.token(), ..target };
@@ -263,8 +302,12 @@ impl Rehearsal<'_> {
             _ => None,
         };
         let mut applied = source.apply(migration, &target).await?;
+        let ended = std::time::Instant::now();
         if applied.error.is_none() && !applied.interrupted {
             proof::command_connected(self.observers.observer(), sessions_before, migration).await?;
+        }
+        if let (Some(l), Some(measuring)) = (load.as_mut(), measuring) {
+            m.load = Some(l.after_migration(measuring, ended).await);
         }
         let timed_out = applied.interrupted && deadline.expired() && !self.cancel.is_cancelled();
         if timed_out {

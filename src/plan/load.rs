@@ -1,0 +1,72 @@
+//! The scenario's `load:` as a [`LoadPlan`]: the workload read, the rates
+//! and counts checked, before anything starts (bad input exits 3 naming the key).
+
+use std::time::Duration;
+
+use super::scenario::{LongTransactionsSection, Scenario};
+use super::Origin;
+use crate::error::{ErrorKind, Result};
+use crate::load::{workload, LoadPlan, LongTransaction, Rate};
+
+const DEFAULT_CLIENTS: u32 = 8;
+const DEFAULT_BASELINE: Duration = Duration::from_secs(2);
+const DEFAULT_STALL_THRESHOLD: Duration = Duration::from_secs(1);
+
+pub fn plan(s: &Scenario, origin: &Origin) -> Result<Option<LoadPlan>> {
+    let Some(l) = &s.load else { return Ok(None) };
+    let shown = origin.shown();
+    let bad = |text: String| ErrorKind::ScenarioInvalid.error(format!("{shown}: {text}"));
+    let workload = workload::load(&origin.in_scenario(l.queries.as_str()))?;
+    let rate_shown = l.rate.clone().unwrap_or_else(|| "production".into());
+    let rate = parse_rate(&rate_shown, "load.rate").map_err(bad)?;
+    let window_rate = l.window_rate.as_deref().map(|w| parse_rate(w, "load.window_rate")).transpose().map_err(bad)?;
+    if rate == Rate::Production && !workload.has_rates {
+        return Err(bad(format!(
+            "load.rate is production, but load.queries {} has statements without a rate: export it with \
+             `rehearse queries` (which carries each statement's calls per second), put `-- rate: N/s` above each \
+             statement, or give load.rate as statements per second (`rate: 50/s`)",
+            workload.path.display()
+        )));
+    }
+    let clients = l.clients.unwrap_or(DEFAULT_CLIENTS);
+    if clients == 0 {
+        return Err(bad("load.clients is 0: give how many sessions replay the workload (8 by default), \
+                        at least 1"
+            .into()));
+    }
+    let long_transactions = match &l.long_transactions {
+        None => Vec::new(),
+        Some(LongTransactionsSection::List(list)) => list
+            .iter()
+            .map(|t| match t.duration.is_zero() {
+                true => Err(bad(format!("load.long_transactions: the one on {} lasts 0s: give how long it stays open", t.table))),
+                false => Ok(LongTransaction { table: t.table.clone(), duration: t.duration }),
+            })
+            .collect::<Result<_>>()?,
+        Some(LongTransactionsSection::Named(name)) => {
+            return Err(bad(format!(
+                "load.long_transactions is `{name}`: give a list of {{table, duration}}, or `production`"
+            )))
+        }
+    };
+    let baseline = l.baseline.unwrap_or(DEFAULT_BASELINE);
+    if baseline < Duration::from_millis(100) {
+        return Err(bad("load.baseline must be at least 100ms (2s by default)".into()));
+    }
+    Ok(Some(LoadPlan {
+        workload,
+        rate,
+        rate_shown,
+        window_rate,
+        clients,
+        long_transactions,
+        baseline,
+        stall_threshold: l.stall_threshold.unwrap_or(DEFAULT_STALL_THRESHOLD),
+    }))
+}
+
+fn parse_rate(text: &str, key: &str) -> std::result::Result<Rate, String> {
+    Rate::parse(text).ok_or_else(|| {
+        format!("{key} is `{text}`: give `production`, a multiple of it (`2x`, `0.2x`), or statements per second (`50/s`, `600/min`)")
+    })
+}
