@@ -50,8 +50,8 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct Phase {
     pub samples: Vec<Sample>,
-    /// Statements due while every session was busy and the queue full.
-    pub dropped: u64,
+    /// When statements were due while every session was busy and the queue full: not issued.
+    pub dropped: Vec<Instant>,
     /// The generator thread's CPU time during the phase.
     pub cpu: Duration,
     pub elapsed: Duration,
@@ -182,7 +182,7 @@ struct Running {
     stop: CancellationToken,
     /// Cancel the statements still running.
     cut: CancellationToken,
-    dispatcher: tokio::task::JoinHandle<u64>,
+    dispatcher: tokio::task::JoinHandle<Vec<Instant>>,
     sessions: Vec<(tokio::task::JoinHandle<Vec<Sample>>, Arc<Client>)>,
     cpu: Duration,
     started: Instant,
@@ -203,7 +203,7 @@ impl Running {
 
     async fn stop(self, grace: Duration) -> Phase {
         self.stop.cancel();
-        let dropped = self.dispatcher.await.unwrap_or(0);
+        let dropped = self.dispatcher.await.unwrap_or_default();
         let waited = Instant::now();
         let mut samples = Vec::new();
         for (mut task, client) in self.sessions {
@@ -223,15 +223,15 @@ impl Running {
     }
 }
 
-/// Issues the statements at their rates until stopped; returns how many
-/// were due while the queue was full.
+/// Issues the statements at their rates until stopped; returns when
+/// statements were due while the queue was full.
 async fn dispatch(
     statements: Arc<Vec<Replayable>>,
     rates: Vec<f64>,
     jobs: mpsc::Sender<(usize, String)>,
     stop: CancellationToken,
     seed: u64,
-) -> u64 {
+) -> Vec<Instant> {
     let total: f64 = rates.iter().sum();
     let cumulative: Vec<f64> = rates
         .iter()
@@ -242,7 +242,7 @@ async fn dispatch(
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut pace = crate::observe::Pace::new(TICK, stop);
-    let (mut due, mut dropped, mut last) = (0.0_f64, 0_u64, Instant::now());
+    let (mut due, mut dropped, mut last) = (0.0_f64, Vec::new(), Instant::now());
     while pace.tick().await {
         let now = Instant::now();
         due += total * (now - last).as_secs_f64();
@@ -253,7 +253,7 @@ async fn dispatch(
             let i = cumulative.partition_point(|c| *c <= pick).min(statements.len() - 1);
             let sql = format!("{} /*rehearse*/", statements[i].render(&mut rng));
             if jobs.try_send((i, sql)).is_err() {
-                dropped += 1;
+                dropped.push(now);
             }
         }
     }

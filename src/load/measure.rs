@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::fill::Replayable;
-use super::generator::{Outcome, Sample};
+use super::generator::{Outcome, Phase, Sample};
 use crate::report::{Latency, MigrationLoad};
 
 /// Where the phase's samples split: the baseline is what started before
@@ -18,7 +18,8 @@ pub struct Marks {
 }
 
 /// The migration's figures from one phase's samples (the verdict is the gate's).
-pub fn migration(samples: &[Sample], marks: &Marks, statements: &[Replayable], threshold: Duration) -> MigrationLoad {
+pub fn migration(phase: &Phase, marks: &Marks, statements: &[Replayable], threshold: Duration) -> MigrationLoad {
+    let samples = &phase.samples;
     let (baseline, during): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| s.start < marks.migration);
     let during: Vec<&Sample> = during.into_iter().filter(|s| s.start <= marks.end).collect();
     let mut errors = BTreeMap::new();
@@ -32,6 +33,7 @@ pub fn migration(samples: &[Sample], marks: &Marks, statements: &[Replayable], t
         statements: during.len() as u64,
         completed: during.iter().filter(|s| s.outcome == Outcome::Completed).count() as u64,
         cut: during.iter().filter(|s| s.outcome == Outcome::Cut).count() as u64,
+        not_issued: phase.dropped.iter().filter(|t| **t >= marks.migration && **t <= marks.end).count() as u64,
         errors,
         latency_ms: latency(&during),
         baseline_ms: latency(&baseline),
@@ -140,9 +142,11 @@ mod tests {
         let statements = [replayable("public.orders")];
         let mut samples: Vec<Sample> = (0..100).map(|i| sample(0, t0, i * 10, 2)).collect();
         samples.push(sample(0, t0, 1500, 5000));
-        samples[120.min(samples.len() - 1)].outcome = Outcome::Failed("55P03".into());
+        samples[60].outcome = Outcome::Failed("55P03".into());
         let marks = Marks { migration: t0 + Duration::from_millis(500), end: t0 + Duration::from_secs(7) };
-        let m = migration(&samples, &marks, &statements, Duration::from_secs(1));
+        let dropped = vec![t0, t0 + Duration::from_secs(2)];
+        let m = migration(&Phase { samples, dropped, ..Phase::default() }, &marks, &statements, Duration::from_secs(1));
+        assert_eq!(m.not_issued, 1, "the drop during the migration");
         assert_eq!((m.baseline_statements, m.statements), (50, 51));
         assert_eq!(m.baseline_ms.max, 2.0);
         assert_eq!(m.latency_ms.max, 5000.0);

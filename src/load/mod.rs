@@ -242,13 +242,13 @@ impl Load {
         let phase = self.generator.stop(GRACE).await;
         m.holding.end().await;
         let marks = measure::Marks { migration: m.migration, end };
-        let mut load = measure::migration(&phase.samples, &marks, &self.statements, self.stall_threshold);
+        let mut load = measure::migration(&phase, &marks, &self.statements, self.stall_threshold);
         load.max_queue = max_queue;
         self.baseline_issued += load.baseline_statements;
         self.baseline_time += self.baseline;
         self.load_time += phase.elapsed;
         self.cpu += phase.cpu;
-        self.info.dropped += phase.dropped;
+        self.info.dropped += phase.dropped.len() as u64;
         load
     }
 

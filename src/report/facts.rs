@@ -134,6 +134,7 @@ closed_set! {
         Backup = "backup",
         ReplicaLag = "replica_lag",
         OpsComm = "ops_comm",
+        TrafficWindow = "traffic_window",
         StandaloneJob = "standalone_job",
         Rollback = "rollback",
         AppCompatibility = "app_compatibility",

@@ -38,6 +38,9 @@ pub struct MigrationLoad {
     pub completed: u64,
     /// Still running when observation ended (their wait is counted as far as it went).
     pub cut: u64,
+    /// Due while every client was busy (the pool exhausted, typically all
+    /// waiting behind the migration): not issued.
+    pub not_issued: u64,
     /// Failed statements by SQLSTATE (`connection`: the session failed).
     pub errors: BTreeMap<String, u64>,
     pub latency_ms: Latency,

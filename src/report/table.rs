@@ -12,7 +12,7 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
 use super::summary::{self, verdict};
-use super::{format_bytes, format_ms, range_ms, BlockReport, MigrationReport, Report};
+use super::{format_bytes, format_ms, range_ms, BlockReport, MigrationLoad, MigrationReport, Report};
 use crate::pg::RelationKind;
 
 /// The table laid out for `width` columns (None: as wide as the content).
@@ -89,11 +89,13 @@ enum Column {
     AtScale,
     /// How far the streaming standby fell behind, when the run has one.
     StandbyLag,
+    /// What the app's traffic felt (`load:`): its stall, p99 and verdict.
+    App,
 }
 
 impl Column {
     /// Left to right.
-    const ALL: [Column; 11] = [
+    const ALL: [Column; 12] = [
         Column::Number,
         Column::Migration,
         Column::Status,
@@ -103,6 +105,7 @@ impl Column {
         Column::BlocksWrites,
         Column::Wal,
         Column::StandbyLag,
+        Column::App,
         Column::Rewrites,
         Column::Hazards,
     ];
@@ -110,11 +113,12 @@ impl Column {
     /// Dropped first when the terminal is too narrow: what other columns or
     /// the report say too. Blocked writes stay longest: a lock that blocks
     /// reads blocks writes as well, so that column names the worst block.
-    const DROP_ORDER: [Column; 8] = [
+    const DROP_ORDER: [Column; 9] = [
         Column::Rewrites,
         Column::Hazards,
         Column::Number,
         Column::BlocksReads,
+        Column::App,
         Column::Wal,
         Column::StandbyLag,
         Column::Time,
@@ -134,6 +138,7 @@ impl Column {
             Column::Hazards => "Hazards",
             Column::AtScale => "At prod scale",
             Column::StandbyLag => "Standby lag",
+            Column::App => "App under load",
         }
     }
 
@@ -174,6 +179,7 @@ impl Column {
                 Some(s) => format!("{} {}", format_ms(s.max_lag_ms), format_bytes(s.max_lag_bytes)),
                 None => dash(),
             },
+            Column::App => m.load.as_ref().map_or_else(dash, app_cell),
             _ => dash(),
         }
     }
@@ -190,6 +196,7 @@ impl Grid {
             .iter()
             .filter(|&&c| c != Column::AtScale || report.estimate.is_some())
             .filter(|&&c| c != Column::StandbyLag || report.standby.is_some())
+            .filter(|&&c| c != Column::App || report.load.is_some())
             .map(|&c| {
                 let mut cells = vec![c.header().to_string()];
                 cells.extend(report.migrations.iter().enumerate().map(|(i, m)| c.cell(i, m)));
@@ -360,6 +367,21 @@ fn table(report: &Report, width: Option<usize>) -> String {
 }
 
 /// A relation as the terminal shows it: without the `public.` everyone has.
+/// `stalled 5.0s orders` or `p99 12ms`, then the errors and the verdict when there are.
+fn app_cell(l: &MigrationLoad) -> String {
+    let mut cell = match &l.stall_table {
+        Some(t) if l.stall_ms > 0 => format!("stalled {} {}", format_ms(l.stall_ms), short_name(t)),
+        _ => format!("p99 {}", format_ms(l.latency_ms.p99.round() as u64)),
+    };
+    if l.error_count() > 0 {
+        cell.push_str(&format!(", {} errors", l.error_count()));
+    }
+    if let Some(v) = l.verdict {
+        cell.push_str(&format!(" ({})", v.as_str()));
+    }
+    cell
+}
+
 fn short_name(relation: &str) -> &str {
     relation.strip_prefix("public.").unwrap_or(relation)
 }

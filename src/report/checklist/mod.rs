@@ -14,6 +14,7 @@ mod monitoring;
 mod ops;
 mod rollback;
 mod runtime;
+mod traffic;
 
 use backup::backup;
 use compat::app_compatibility;
@@ -24,6 +25,7 @@ use monitoring::monitoring;
 use ops::ops_comm;
 use rollback::rollback;
 use runtime::runtime_estimate;
+use traffic::traffic_window;
 
 use super::{
     count, format_bytes, format_ms, summary, Checklist, ChecklistId, ChecklistItem, MigrationReport, MigrationStatus,
@@ -236,6 +238,7 @@ pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
             backup(&f),
             replica_lag_plan(&f),
             ops_comm(&f),
+            traffic_window(&f),
             standalone_job(&f),
             rollback(&f),
             app_compatibility(&f),

@@ -65,6 +65,9 @@ fn figures(w: &mut String, m: &MigrationReport) {
         );
     }
     super::standby::migration_line(w, m);
+    if let Some(l) = &m.load {
+        super::load::migration_line(w, l);
+    }
     let wal = &m.wal;
     let mut wal_line = format!("- WAL: {} ({} bytes)", format_bytes(wal.bytes), wal.bytes);
     if let (Some(records), Some(fpi)) = (wal.records, wal.fpi) {

@@ -3,6 +3,7 @@
 
 mod drift;
 mod hazards;
+mod load;
 mod migration;
 mod race;
 mod sources;
@@ -32,6 +33,7 @@ pub fn render(r: &Report) -> String {
     sources::section(w, r);
     production_scale(w, r);
     standby::section(w, r);
+    load::section(w, r);
     baseline_table(w, r);
     compatibility(w, r);
     race::section(w, r);
@@ -341,6 +343,14 @@ fn environment(w: &mut String, r: &Report) {
     }
     if let Some(i) = &r.isolation {
         put!(w, "- {}", tool_network(i));
+    }
+    if let Some(l) = &r.load {
+        put!(
+            w,
+            "- Load generator: {} ms of CPU ({:.0}% of one core while it ran), on the same machine as the server",
+            l.generator_cpu_ms,
+            l.generator_cpu_share * 100.0
+        );
     }
     bullets(
         w,
