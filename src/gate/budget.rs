@@ -323,7 +323,14 @@ fn app_load(l: &MigrationLimits, m: &MigrationReport) -> Vec<Over> {
     if let Some(limit) = l.max_app_errors.filter(|limit| errors > *limit) {
         let codes: Vec<String> = load.errors.iter().map(|(code, n)| format!("{code} x{n}")).collect();
         let text = format!("{errors} of the app's statements failed ({}), budget {limit}", codes.join(", "));
-        out.push(Over { budget: BudgetKey::MaxAppErrors, figure: errors, limit, unit: Unit::Errors, relation: None, text });
+        out.push(Over {
+            budget: BudgetKey::MaxAppErrors,
+            figure: errors,
+            limit,
+            unit: Unit::Errors,
+            relation: None,
+            text,
+        });
     }
     out
 }

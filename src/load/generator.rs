@@ -193,7 +193,8 @@ impl Running {
         let (stop, cut) = (CancellationToken::new(), CancellationToken::new());
         let (jobs, queue) = mpsc::channel::<(usize, String)>(clients.len() * 2);
         let queue = Arc::new(Mutex::new(queue));
-        let dispatcher = tokio::spawn(dispatch(workload.statements.clone(), workload.rates.clone(), jobs, stop.clone(), seed));
+        let dispatcher =
+            tokio::spawn(dispatch(workload.statements.clone(), workload.rates.clone(), jobs, stop.clone(), seed));
         let sessions = clients
             .iter()
             .map(|c| (tokio::spawn(session(c.clone(), queue.clone(), stop.clone(), cut.clone())), c.clone()))

@@ -1,7 +1,8 @@
 //! Production's long transactions, held on the copy: before each
-//! migration, each in a session of its own takes ACCESS SHARE on its table
-//! (what a report's SELECT or `pg_dump` holds) and keeps its transaction
-//! open for its duration, or until the migration ended.
+//! migration, each in a session of its own reads its table in a REPEATABLE
+//! READ transaction (what `pg_dump` or a long report does: ACCESS SHARE on
+//! the table, and a snapshot) and keeps it open for its duration, or until
+//! the migration ended.
 
 use std::time::Duration;
 
@@ -30,7 +31,10 @@ pub struct Holding {
 }
 
 impl LongSessions {
-    pub async fn connect(conn: &ConnInfo, transactions: &[LongTransaction]) -> Result<LongSessions, tokio_postgres::Error> {
+    pub async fn connect(
+        conn: &ConnInfo,
+        transactions: &[LongTransaction],
+    ) -> Result<LongSessions, tokio_postgres::Error> {
         let mut sessions = Vec::new();
         let mut pids = Vec::new();
         for t in transactions {
@@ -46,8 +50,16 @@ impl LongSessions {
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         for (client, t) in &self.sessions {
-            // The table is canonical (`format('%I.%I')`), so already quoted.
-            client.batch_execute(&format!("BEGIN /*rehearse*/; LOCK TABLE {} IN ACCESS SHARE MODE /*rehearse*/", t.table)).await?;
+            // As pg_dump and a report do: a snapshot for the whole transaction
+            // (REPEATABLE READ, taken by the first query), which index builds
+            // CONCURRENTLY wait for, and ACCESS SHARE on the table, which
+            // ACCESS EXCLUSIVE waits for. The table is canonical
+            // (`format('%I.%I')`), so already quoted.
+            let open = format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ /*rehearse*/; SELECT 1 FROM {} LIMIT 0 /*rehearse*/",
+                t.table
+            );
+            client.batch_execute(&open).await?;
             let (client, duration, stop) = (client.clone(), t.duration, stop.clone());
             tasks.push(tokio::spawn(async move {
                 tokio::select! {

@@ -74,10 +74,10 @@ mod tests {
     fn app_sessions_queued_behind_the_migration_directly_or_through_another() {
         // 1 and 2: the app; 10: a long transaction; 50: the migration.
         let waiting = HashMap::from([
-            (50, vec![10]),  // the migration waits on the long transaction
-            (1, vec![50]),   // the app behind the migration
-            (2, vec![1]),    // behind an app session that waits on the migration
-            (3, vec![10]),   // an app session behind the long transaction only
+            (50, vec![10]), // the migration waits on the long transaction
+            (1, vec![50]),  // the app behind the migration
+            (2, vec![1]),   // behind an app session that waits on the migration
+            (3, vec![10]),  // an app session behind the long transaction only
         ]);
         assert_eq!(queued(&waiting, &[1, 2, 3], &[10]), 2);
         assert_eq!(queued(&HashMap::new(), &[1], &[10]), 0);

@@ -39,7 +39,10 @@ pub fn plan(s: &Scenario, origin: &Origin) -> Result<Option<LoadPlan>> {
         Some(LongTransactionsSection::List(list)) => list
             .iter()
             .map(|t| match t.duration.is_zero() {
-                true => Err(bad(format!("load.long_transactions: the one on {} lasts 0s: give how long it stays open", t.table))),
+                true => Err(bad(format!(
+                    "load.long_transactions: the one on {} lasts 0s: give how long it stays open",
+                    t.table
+                ))),
                 false => Ok(LongTransaction { table: t.table.clone(), duration: t.duration }),
             })
             .collect::<Result<_>>()?,

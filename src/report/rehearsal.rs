@@ -236,7 +236,14 @@ impl Rehearsal {
 impl MigrationFacts {
     /// A pending migration not reached yet.
     pub fn pending(planned: PlannedMigration) -> MigrationFacts {
-        MigrationFacts { planned, applied: None, observed: None, compat: None, findings: Findings::default(), load: None }
+        MigrationFacts {
+            planned,
+            applied: None,
+            observed: None,
+            compat: None,
+            findings: Findings::default(),
+            load: None,
+        }
     }
 
     pub fn status(&self) -> MigrationStatus {

@@ -43,6 +43,7 @@ mod stats;
 mod support;
 mod test_containers;
 mod tls;
+mod traffic;
 mod trust;
 mod trust_isolation;
 mod url_backend;

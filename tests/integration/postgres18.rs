@@ -47,7 +47,7 @@ fn check_pg18_bin(value: Option<&str>) -> Result<String, String> {
 }
 
 /// The PostgreSQL 18 bin directory, or a failure that names the fix.
-fn pg18_bin() -> String {
+pub(crate) fn pg18_bin() -> String {
     check_pg18_bin(std::env::var(ENV).ok().as_deref()).unwrap_or_else(|why| panic!("{why}"))
 }
 

@@ -21,7 +21,10 @@ pub(super) fn traffic_window(f: &Facts) -> ChecklistItem {
             [] => String::new(),
             list => format!(
                 " with long transactions on {}",
-                list.iter().map(|t| format!("`{}` ({})", t.table, format_ms(t.duration_ms))).collect::<Vec<_>>().join(", ")
+                list.iter()
+                    .map(|t| format!("`{}` ({})", t.table, format_ms(t.duration_ms)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     ));
@@ -29,7 +32,8 @@ pub(super) fn traffic_window(f: &Facts) -> ChecklistItem {
         f.ran.iter().copied().filter(|m| m.load.as_ref().and_then(|l| l.verdict) == Some(verdict)).collect()
     };
     let ids = |ms: &[&MigrationReport]| ms.iter().map(|m| format!("`{}`", m.id)).collect::<Vec<_>>().join(", ");
-    let (normal, window, unsafe_) = (with(LoadVerdict::NormalHours), with(LoadVerdict::Window), with(LoadVerdict::Unsafe));
+    let (normal, window, unsafe_) =
+        (with(LoadVerdict::NormalHours), with(LoadVerdict::Window), with(LoadVerdict::Unsafe));
     if !normal.is_empty() {
         item = item.evidence(format!("Normal hours: {}.", ids(&normal)));
     }
@@ -38,7 +42,11 @@ pub(super) fn traffic_window(f: &Facts) -> ChecklistItem {
     }
     for m in &unsafe_ {
         let l = m.load.as_ref().expect("has a verdict");
-        let stall = l.stall_table.as_ref().map(|t| format!("stalled `{t}` for {}, ", format_ms(l.stall_ms))).unwrap_or_default();
+        let stall = l
+            .stall_table
+            .as_ref()
+            .map(|t| format!("stalled `{t}` for {}, ", format_ms(l.stall_ms)))
+            .unwrap_or_default();
         item = item.evidence(format!(
             "Unsafe even in a window: `{}` ({stall}p99 {} against {} before it, {} failed statements).",
             m.id,

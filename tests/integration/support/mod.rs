@@ -1,5 +1,6 @@
 //! Fixtures and assertions shared by the integration tests, by concern.
 
+mod app_watch;
 mod containers;
 mod docker;
 mod dumps;
@@ -11,6 +12,7 @@ mod sandbox;
 mod signals;
 mod standby;
 
+pub use app_watch::*;
 pub use containers::*;
 pub use docker::*;
 pub use dumps::*;

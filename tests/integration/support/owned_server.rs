@@ -25,10 +25,15 @@ pub struct OwnedServer {
 
 impl OwnedServer {
     pub fn start() -> OwnedServer {
+        OwnedServer::start_with(None)
+    }
+
+    /// One of the binaries in `bin` (PostgreSQL 18's, say); the machine's without.
+    pub fn start_with(bin: Option<&Path>) -> OwnedServer {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let cluster = rt.block_on(async {
             let cancel = CancellationToken::new();
-            let cluster = LocalCluster::start(find_binaries(None, &cancel).await.unwrap(), &cancel).await.unwrap();
+            let cluster = LocalCluster::start(find_binaries(bin, &cancel).await.unwrap(), &cancel).await.unwrap();
             let client = rehearse::sys::db::connect(cluster.conn(), "postgres", "test").await.unwrap();
             client.batch_execute(KEEP_ME).await.unwrap();
             cluster

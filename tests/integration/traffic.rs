@@ -1,0 +1,106 @@
+//! `load:`: the app's traffic and a long transaction during each migration,
+//! on real servers (15, and 18 from REHEARSE_PG18_BIN), each figure held
+//! against what a client of the test's own saw on the same database.
+
+use std::path::Path;
+
+use rehearse::report::{LoadVerdict, Report, RunStatus};
+
+use crate::support::{dumps, AppWatch, Felt, OwnedServer, Sandbox};
+
+/// The app: reads and writes of orders, reads of customers, with their rates.
+const WORKLOAD: &str = "\
+-- The app's statements, with production's rates.
+-- rate: 30/s
+SELECT id, total FROM public.orders WHERE id = 1;
+-- rate: 10/s
+UPDATE public.orders SET total = total WHERE id = 2;
+-- rate: 20/s
+SELECT count(*) FROM public.customers WHERE id < 10;
+";
+
+/// A catalog-only change to orders: a few milliseconds on an idle copy.
+const ADD_COLUMN: (&str, &str) = ("0001_add_gift_note.sql", "ALTER TABLE public.orders ADD COLUMN gift_note text;\n");
+
+/// Rehearses `migration` on a server of the test's own (binaries in `bin`)
+/// under the workload and a 5s long transaction on orders, with the test's
+/// own client reading orders meanwhile.
+fn under_load(bin: Option<&Path>, migration: (&str, &str), extra: &str) -> (Report, Felt, i32) {
+    let server = OwnedServer::start_with(bin);
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[migration]);
+    sandbox.write("workload.sql", WORKLOAD);
+    let scenario = sandbox.scenario_on(
+        &format!("backend: url\n  url: {}", server.url()),
+        &dumps().path("custom"),
+        &format!(
+            "load:\n  queries: workload.sql\n  clients: 4\n  long_transactions:\n    - {{table: orders, duration: 5s}}\n\
+             budgets:\n  migration: {{max_app_stall: 2s, max_app_p99: 1s}}\n{extra}"
+        ),
+    );
+    let watch = AppWatch::start(&server.conn, "SELECT id FROM public.orders WHERE id = 3");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    let felt = watch.finish();
+    (out.report(), felt, out.code)
+}
+
+/// The stall rehearse reports and the wait the test's own client felt are
+/// the long transaction's duration (5s), within what a loaded 2-core box adds.
+fn assert_stalled_for_the_long_transaction(report: &Report, felt: &Felt) {
+    let m = &report.migrations[0];
+    let load = m.load.as_ref().expect("migrations[].load");
+    assert!(felt.reads > 20, "the test's own client read {} times", felt.reads);
+    assert!((4000..=7000).contains(&felt.longest_read_ms), "the test's own client waited {}ms", felt.longest_read_ms);
+    assert!((4000..=7000).contains(&load.stall_ms), "rehearse reports a {}ms stall", load.stall_ms);
+    assert_eq!(load.stall_table.as_deref(), Some("public.orders"));
+    let apart = (load.stall_ms as i64 - felt.longest_read_ms as i64).abs();
+    assert!(apart <= 1500, "stall {}ms, the test's own wait {}ms", load.stall_ms, felt.longest_read_ms);
+    assert!(load.latency_ms.p99 >= 4000.0 && load.baseline_ms.p99 < 1000.0, "{load:?}");
+    // The queue: the load's sessions waiting behind the migration, as the
+    // test's own count of them waiting on a lock saw (the same moments or close).
+    assert!(load.max_queue >= 1 && felt.most_load_sessions_waiting >= 1, "{load:?} {felt:?}");
+    assert!(load.max_queue as i64 <= felt.most_load_sessions_waiting + 1, "{load:?} {felt:?}");
+    assert!(load.max_queue as i64 >= felt.most_load_sessions_waiting - 1, "{load:?} {felt:?}");
+    assert_eq!(load.verdict, Some(LoadVerdict::Unsafe));
+    // The migration itself took the long transaction's time: it waited for its lock.
+    assert!(m.duration_ms >= 4500, "{}ms", m.duration_ms);
+    // The load's own locks are not the migration's.
+    assert!(m.locks.iter().all(|l| l.relation != "public.customers"), "{:?}", m.locks);
+}
+
+#[test]
+fn a_long_transaction_ahead_of_a_cheap_migration_stalls_the_app_for_its_duration() {
+    let (report, felt, code) = under_load(None, ADD_COLUMN, "");
+    assert_eq!(code, 1, "max_app_stall is breached");
+    assert_eq!(report.status, RunStatus::BudgetExceeded);
+    assert_stalled_for_the_long_transaction(&report, &felt);
+    let load = report.load.as_ref().unwrap();
+    assert_eq!((load.clients, load.replayed, load.rate_asked), (4, 3, 60.0));
+    assert!(load.rate_reached >= 54.0, "the machine reached {}/s of 60", load.rate_reached);
+    assert_eq!(load.long_transactions[0].table, "public.orders");
+    let budgets: Vec<&str> = report.migrations[0].breaches.iter().map(|b| b.budget.as_str()).collect();
+    assert_eq!(budgets, ["max_app_p99", "max_app_stall"]);
+}
+
+#[test]
+fn on_postgresql_18_too() {
+    let bin = crate::postgres18::pg18_bin();
+    let (report, felt, _) = under_load(Some(Path::new(&bin)), ADD_COLUMN, "");
+    assert!(report.postgres.version.as_deref().unwrap().starts_with("18."));
+    assert_stalled_for_the_long_transaction(&report, &felt);
+}
+
+#[test]
+fn an_index_built_concurrently_waits_for_the_long_transaction_without_stalling_the_app() {
+    let cic = ("0001_index.sql", "CREATE INDEX CONCURRENTLY orders_total_idx ON public.orders (total);\n");
+    let (report, felt, code) = under_load(None, cic, "");
+    let m = &report.migrations[0];
+    let load = m.load.as_ref().unwrap();
+    assert_eq!(code, 0, "{load:?}");
+    // It waited for the long transaction's snapshot: the app did not.
+    assert!(m.duration_ms >= 4500, "{}ms", m.duration_ms);
+    assert!(felt.longest_read_ms < 1000, "the test's own client waited {}ms", felt.longest_read_ms);
+    assert_eq!(load.stall_ms, 0, "{load:?}");
+    assert_eq!(load.max_queue, 0, "{load:?}");
+    assert_eq!(load.verdict, Some(LoadVerdict::NormalHours));
+}
