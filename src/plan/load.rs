@@ -73,3 +73,75 @@ fn parse_rate(text: &str, key: &str) -> std::result::Result<Rate, String> {
         format!("{key} is `{text}`: give `production`, a multiple of it (`2x`, `0.2x`), or statements per second (`50/s`, `600/min`)")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::scenario::parse;
+
+    /// The plan of a scenario whose `load:` is `load` (a workload file `w.sql` beside it).
+    fn planned(load: &str, workload: &str) -> Result<Option<LoadPlan>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.sql"), workload).unwrap();
+        let path = dir.path().join("s.yaml");
+        let s = parse(&format!("migrations: {{tool: sql}}\nload:\n{load}"), &path)?;
+        plan(&s, &Origin::new(&path))
+    }
+
+    const RATED: &str = "-- rate: 5/s\nSELECT 1 FROM t;\n";
+
+    fn refused(load: &str, workload: &str, expected: &[&str]) {
+        let e = planned(load, workload).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ScenarioInvalid, "{}", e.render());
+        assert_eq!(e.kind().exit_code(), 3);
+        for x in expected {
+            assert!(e.render().contains(x), "expected {x:?} in {}", e.render());
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let p = planned("  queries: w.sql\n", RATED).unwrap().unwrap();
+        assert_eq!(
+            (p.rate, p.clients, p.baseline, p.stall_threshold),
+            (Rate::Production, 8, DEFAULT_BASELINE, DEFAULT_STALL_THRESHOLD)
+        );
+        assert!(p.long_transactions.is_empty() && p.window_rate.is_none());
+        let p = planned(
+            "  queries: w.sql\n  rate: 2x\n  window_rate: 0.2x\n  long_transactions:\n    - {table: orders, duration: 30s}\n",
+            RATED,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((p.rate, p.window_rate), (Rate::Times(2.0), Some(Rate::Times(0.2))));
+        assert_eq!(
+            p.long_transactions,
+            [LongTransaction { table: "orders".into(), duration: Duration::from_secs(30) }]
+        );
+    }
+
+    #[test]
+    fn bad_input_names_the_key() {
+        refused("  queries: w.sql\n  rate: fast\n", RATED, &["load.rate is `fast`", "50/s"]);
+        refused("  queries: w.sql\n  window_rate: 3\n", RATED, &["load.window_rate is `3`"]);
+        refused("  queries: w.sql\n  clients: 0\n", RATED, &["load.clients is 0"]);
+        refused(
+            "  queries: w.sql\n",
+            "SELECT 1 FROM t;\n",
+            &["load.rate is production", "without a rate", "rehearse queries"],
+        );
+        refused("  queries: w.sql\n  baseline: 10ms\n", RATED, &["load.baseline"]);
+        refused(
+            "  queries: w.sql\n  long_transactions: sometimes\n",
+            RATED,
+            &["load.long_transactions is `sometimes`"],
+        );
+        refused("  queries: w.sql\n  long_transactions:\n    - {table: t, duration: 0s}\n", RATED, &["lasts 0s"]);
+        refused("  queries: w.sql\n  clientz: 3\n", RATED, &["clientz"]);
+        refused("  queries: missing.sql\n", RATED, &["missing.sql"]);
+        assert!(
+            planned("  queries: w.sql\n  rate: 50/s\n", "SELECT 1 FROM t;\n").is_ok(),
+            "a rate of its own needs none in the file"
+        );
+    }
+}

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
+use nix::sys::signal::Signal;
 use rehearse::report::{LoadVerdict, Report, RunStatus};
 
-use crate::support::{dumps, AppWatch, Felt, OwnedServer, Sandbox};
+use crate::support::{dumps, run_and_signal, AppWatch, Felt, OwnedServer, Sandbox};
 
 /// The app: reads and writes of orders, reads of customers, with their rates.
 const WORKLOAD: &str = "\
@@ -103,4 +104,32 @@ fn an_index_built_concurrently_waits_for_the_long_transaction_without_stalling_t
     assert_eq!(load.stall_ms, 0, "{load:?}");
     assert_eq!(load.max_queue, 0, "{load:?}");
     assert_eq!(load.verdict, Some(LoadVerdict::NormalHours));
+}
+
+#[test]
+fn a_signal_during_the_load_stops_its_clients_and_leaves_nothing_running() {
+    let server = OwnedServer::start();
+    let before = server.state();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_slow.sql", "SELECT pg_sleep(30);\n")]);
+    sandbox.write("workload.sql", WORKLOAD);
+    let scenario = sandbox.scenario_on(
+        &format!("backend: url\n  url: {}", server.url()),
+        &dumps().path("custom"),
+        "load:\n  queries: workload.sql\n  clients: 4\n  baseline: 300ms\n  long_transactions:\n    - {table: orders, duration: 20s}\n",
+    );
+    let started = std::time::Instant::now();
+    let out = run_and_signal(&sandbox, &["run", scenario.to_str().unwrap()], "migration 1/1", Signal::SIGINT);
+    out.assert_code(130);
+    assert!(started.elapsed().as_secs() < 20, "stopped in {:?}, not after the long transaction", started.elapsed());
+    // No session of the run is left on the server (its database is gone with them).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let left: i64 = rt.block_on(async {
+        let c = rehearse::sys::db::connect(&server.conn, "postgres", "test").await.unwrap();
+        let row = c.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'rehearse%'", &[]);
+        row.await.unwrap().get(0)
+    });
+    assert_eq!(left, 0, "sessions of the run are still on the server");
+    assert_eq!(server.state(), before, "the run left something on the server");
+    sandbox.assert_no_leaks();
 }
