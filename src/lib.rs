@@ -23,6 +23,7 @@ pub mod estimate;
 pub mod findings;
 pub mod gate;
 pub mod kinds;
+pub mod load;
 pub mod migrations;
 pub mod observe;
 pub mod pg;

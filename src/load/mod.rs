@@ -1,0 +1,2 @@
+pub mod fill;
+pub mod workload;
