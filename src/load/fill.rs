@@ -17,7 +17,7 @@ use tokio_postgres::Client;
 use super::workload::{Segment, Variable, Workload, WorkloadStatement};
 use crate::catalog;
 use crate::error::{ErrorKind, Result};
-use crate::pg::{quote_ident, quote_literal};
+use crate::pg::{format_ident, quote_ident, quote_literal};
 
 /// What LIMIT $n and OFFSET $n are filled with: a page of an app's list.
 const LIMIT: &str = "20";
@@ -179,7 +179,7 @@ async fn prepare_one(
                 };
                 match sampled(client, samples, &table, &column).await? {
                     values if values.is_empty() => {
-                        return Ok(Err(format!("{table}.{} has no non-null value on the copy", quote_ident(&column))))
+                        return Ok(Err(format!("{table}.{} has no non-null value on the copy", format_ident(&column))))
                     }
                     values => Filler::Sampled(values),
                 }
@@ -306,6 +306,10 @@ fn walk(v: &Value, tree: &mut Tree) {
         Value::Array(items) => items.iter().for_each(|i| walk(i, tree)),
         Value::Object(fields) => {
             for (key, value) in fields {
+                // `FOR UPDATE OF u` names an alias of the FROM clause, as a RangeVar.
+                if key == "LockingClause" {
+                    continue;
+                }
                 visit(key, value, tree);
                 walk(value, tree);
             }
@@ -500,7 +504,8 @@ mod tests {
         names.sort();
         assert_eq!(names, [("", "orders"), ("", "x"), ("app", "users")]);
         assert_eq!((tree.ctes, tree.writes), (vec!["x".to_string()], false));
-        assert!(read_tree("SELECT * FROM t WHERE id = $1 FOR UPDATE").unwrap().writes);
+        let locking = read_tree("SELECT * FROM t x WHERE id = $1 FOR UPDATE OF x").unwrap();
+        assert_eq!((locking.ranges.len(), locking.writes), (1, true), "OF x names an alias, not a table");
         assert!(read_tree("DELETE FROM t WHERE id = $1").unwrap().writes);
         assert!(read_tree("SET x = 1").unwrap_err().contains("not a query"));
     }
