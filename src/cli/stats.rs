@@ -32,7 +32,11 @@ pub struct StatsArgs {
 
 /// An `--activity` duration.
 fn parse_activity(text: &str) -> Result<Duration, String> {
-    super::duration_within(text, Duration::from_secs(1)..=Duration::from_secs(24 * 3600), "between 1s and 24h, e.g. 60s")
+    super::duration_within(
+        text,
+        Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
+        "between 1s and 24h, e.g. 60s",
+    )
 }
 
 /// Runs `rehearse stats` and returns the exit code.

@@ -80,7 +80,9 @@ impl Replayable {
             match segment {
                 Segment::Text(t) => out.push_str(t),
                 Segment::Param(n) => match self.fillers.iter().find(|(m, _)| m == n).map(|(_, f)| f) {
-                    Some(Filler::Sampled(values)) => out.push_str(&quote_literal(&values[rng.random_range(0..values.len())])),
+                    Some(Filler::Sampled(values)) => {
+                        out.push_str(&quote_literal(&values[rng.random_range(0..values.len())]))
+                    }
                     Some(Filler::Constant(c)) => out.push_str(c),
                     // prepare() fills every $n of a Replayable.
                     None => out.push_str("NULL"),
@@ -263,7 +265,10 @@ struct Range {
 enum Binding {
     /// A column, through the table or alias that qualifies it (if any);
     /// `#N` for the Nth column of an INSERT without a column list.
-    Column { qualifier: Option<String>, column: String },
+    Column {
+        qualifier: Option<String>,
+        column: String,
+    },
     Limit,
     Offset,
 }
@@ -499,7 +504,8 @@ mod tests {
 
     #[test]
     fn tables_writes_and_with_queries() {
-        let tree = read_tree("WITH x AS (SELECT id FROM app.users) SELECT * FROM x JOIN orders o ON o.uid = x.id").unwrap();
+        let tree =
+            read_tree("WITH x AS (SELECT id FROM app.users) SELECT * FROM x JOIN orders o ON o.uid = x.id").unwrap();
         let mut names: Vec<(&str, &str)> = tree.ranges.iter().map(|r| (r.schema.as_str(), r.name.as_str())).collect();
         names.sort();
         assert_eq!(names, [("", "orders"), ("", "x"), ("app", "users")]);

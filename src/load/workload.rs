@@ -144,7 +144,9 @@ fn exported(path: &Path, text: &str) -> Result<Vec<WorkloadStatement>> {
             other.map(|s| format!("`{s}`")).unwrap_or_else(|| "missing".into())
         ),
         Refusal::Incomplete => {
-            format!("the workload {shown} (load.queries) lacks what a replay needs: make it again with `rehearse queries`")
+            format!(
+                "the workload {shown} (load.queries) lacks what a replay needs: make it again with `rehearse queries`"
+            )
         }
     })?;
     let mut statements = Vec::new();
@@ -373,7 +375,8 @@ pub(crate) fn segments(sql: &str) -> std::result::Result<Vec<Segment>, String> {
         let cut = if t.token == Token::Param as i32 {
             sql[start + 1..end].parse().ok().map(|n| (Segment::Param(n), end))
         } else if t.token == Token::Ascii58 as i32 {
-            let name_len = sql[end..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(sql.len() - end);
+            let name_len =
+                sql[end..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(sql.len() - end);
             (name_len > 0).then(|| (Segment::Variable(sql[end..end + name_len].to_string()), end + name_len))
         } else {
             None

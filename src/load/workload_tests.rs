@@ -45,7 +45,8 @@ fn exported_files_carry_rates_and_mean_times() {
           {"query": "SELECT a[1:2] FROM t", "calls": 100, "mean_ms": 1.5, "calls_per_second": 1.0}]}"#;
     let w = load(&write(&dir, "q.json", json)).unwrap();
     assert!(w.has_rates);
-    let got: Vec<(usize, Option<f64>, Option<f64>)> = w.statements.iter().map(|s| (s.line, s.rate, s.mean_ms)).collect();
+    let got: Vec<(usize, Option<f64>, Option<f64>)> =
+        w.statements.iter().map(|s| (s.line, s.rate, s.mean_ms)).collect();
     assert_eq!(got, [(1, Some(5.0), Some(0.2)), (2, Some(1.0), Some(1.5))]);
     assert_eq!(w.statements[1].parsable(), "SELECT a[1:2] FROM t", "no pgbench variables in production's text");
     // A file of an earlier `rehearse queries` loads, without rates.
@@ -62,8 +63,16 @@ fn bad_workloads_name_the_file_the_line_and_the_key() {
         let text = err.render();
         assert!(text.contains(expected) && text.contains(name) && text.contains("(load.queries)"), "{text}");
     };
-    check("set.sql", "SELECT 1;\n\\set uid random(5)\nSELECT :uid;\n", "line 2 (load.queries) has `\\set uid random(5)`");
-    check("order.sql", "\\set uid random(9, 1)\nSELECT :uid;\n", "line 1 (load.queries) has `\\set uid random(9, 1)`: random(LO, HI) needs LO <= HI");
+    check(
+        "set.sql",
+        "SELECT 1;\n\\set uid random(5)\nSELECT :uid;\n",
+        "line 2 (load.queries) has `\\set uid random(5)`",
+    );
+    check(
+        "order.sql",
+        "\\set uid random(9, 1)\nSELECT :uid;\n",
+        "line 1 (load.queries) has `\\set uid random(9, 1)`: random(LO, HI) needs LO <= HI",
+    );
     check("unset.sql", "SELECT 1;\n\n\\set a 1\nSELECT 2;\nSELECT :a + :b;\n", "line 5 (load.queries) uses :a");
     check("rate.sql", "-- rate: fast\nSELECT 1;\n", "line 1 (load.queries) has `-- rate: fast`");
     check("zero.sql", "-- rate: 0/s\nSELECT 1;\n", "a rate is above 0");
@@ -72,7 +81,11 @@ fn bad_workloads_name_the_file_the_line_and_the_key() {
     check("begin.sql", "BEGIN;\nSELECT 1;\n", "line 1 (load.queries) is a utility statement");
     check("trailing.sql", "SELECT 1;\n-- rate: 5/s\n", "line 2 (load.queries) ends with");
     check("meta.sql", "\\sleep 10ms\nSELECT 1;\n", "line 1 (load.queries) has `\\sleep`");
-    check("inside.sql", "SELECT 1,\n\\set a 1\n2;\n", "line 2 (load.queries) has a `-- rate:` or `\\set` line inside a statement");
+    check(
+        "inside.sql",
+        "SELECT 1,\n\\set a 1\n2;\n",
+        "line 2 (load.queries) has a `-- rate:` or `\\set` line inside a statement",
+    );
     check("notsql.sql", "SELEC 1;\n", "is not SQL PostgreSQL can parse");
     check("empty.sql", "-- nothing\n", "holds no statement");
     check("other.json", r#"{"schema": "rehearse.stats/v1"}"#, "is not rehearse.queries/v1");

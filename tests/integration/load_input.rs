@@ -50,7 +50,8 @@ fn prepare_fills_each_parameter_from_the_copy_and_lists_what_it_cannot() {
     let client: Client = run(&rt, rehearse::sys::db::connect(&server.conn, "postgres", "test")).unwrap();
     run(&rt, client.batch_execute(COPY)).unwrap();
     let sandbox = Sandbox::new();
-    let workload = workload::load(&sandbox.write("workload.sql", WORKLOAD)).unwrap_or_else(|e| panic!("{}", e.render()));
+    let workload =
+        workload::load(&sandbox.write("workload.sql", WORKLOAD)).unwrap_or_else(|e| panic!("{}", e.render()));
     let (replayable, not_replayed) =
         run(&rt, fill::prepare(&client, &workload)).unwrap_or_else(|e| panic!("{}", e.render()));
 
