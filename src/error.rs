@@ -72,6 +72,10 @@ closed_set! {
         /// The running app's queries (`compat.queries`) are missing, empty or
         /// not SQL.
         AppQueriesInvalid = "app_queries_invalid",
+        /// The workload replayed under load (`load.queries`) is missing, in
+        /// no known format, empty, or wrong at a line (a `\set` or `-- rate:`
+        /// that does not parse, a `:name` never set, a utility statement).
+        WorkloadInvalid = "workload_invalid",
         /// The report directory (`--out`, `report.dir`) is a file or lies under one.
         ReportDirInvalid = "report_dir_invalid",
         /// Any other bad input.
@@ -135,7 +139,7 @@ impl ErrorKind {
         match self {
             ScenarioInvalid | ArgumentsInvalid | UrlInvalid | TlsRequested | DumpUnreadable | DumpUnsupported
             | DumpRejected | MigrationsInvalid | BaselineInvalid | StatisticsInvalid | AppQueriesInvalid
-            | ReportDirInvalid | OtherBadInput => exit::BAD_INPUT,
+            | WorkloadInvalid | ReportDirInvalid | OtherBadInput => exit::BAD_INPUT,
             ServerBinariesMissing
             | DockerUnavailable
             | ImageUnavailable

@@ -93,3 +93,50 @@ pub async fn production_relations(client: &Client) -> Result<Vec<RelationStats>,
         })
         .collect())
 }
+
+/// A session seen holding a lock on a table of the connected database, with
+/// how long its transaction had run then: what `rehearse stats --activity`
+/// samples. Never its query, role or application: production's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableLockHolder {
+    /// `schema.name`, as `format('%I.%I')` writes it.
+    pub table: String,
+    pub pid: i32,
+    /// `now() - xact_start`, in milliseconds.
+    pub xact_age_ms: i64,
+}
+
+/// The client sessions (`backend_type`, 10+) other than this one holding a
+/// granted lock on a table, partitioned table or materialized view of the
+/// connected database, from `pg_locks` joined to `pg_stat_activity`, one
+/// row per (table, session). Light: both views are read from shared memory,
+/// no table is touched, and no lock is taken but on the catalogs the join
+/// reads. Runs outside a transaction block, so each call sees a fresh
+/// snapshot of pg_stat_activity (which a transaction would keep, the
+/// manual's "Viewing Statistics"). Other roles' sessions show no
+/// `xact_start` to a role without pg_read_all_stats: they are left out.
+/// System catalogs and autovacuum are left out (autovacuum gives way to a
+/// conflicting lock request on its own).
+pub async fn table_lock_holders(client: &Client) -> Result<Vec<TableLockHolder>, Error> {
+    let rows = client
+        .query(
+            "/*rehearse*/ SELECT DISTINCT format('%I.%I', n.nspname, c.relname), a.pid,
+                    (extract(epoch FROM now() - a.xact_start) * 1000)::int8
+               FROM pg_locks l
+               JOIN pg_stat_activity a ON a.pid = l.pid
+               JOIN pg_class c ON c.oid = l.relation
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE l.locktype = 'relation' AND l.granted
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+                AND a.xact_start IS NOT NULL
+                AND c.relkind IN ('r', 'p', 'm')
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TableLockHolder { table: r.get(0), pid: r.get(1), xact_age_ms: r.get::<_, i64>(2).max(0) })
+        .collect())
+}

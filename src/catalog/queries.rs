@@ -16,6 +16,54 @@ pub struct QueryStats {
     pub calls: i64,
     /// Its mean execution time (ms).
     pub mean_ms: f64,
+    /// `calls` over the statistics' window ([`StatisticsWindow`]): how often
+    /// production runs it. Absent in files written before it was exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_second: Option<f64>,
+}
+
+/// The span pg_stat_statements' counts cover: from its last reset, or the
+/// server's start, to now (the transaction's start).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatisticsWindow {
+    /// When it starts, in seconds since the Unix epoch.
+    pub start_epoch: f64,
+    /// Its length in seconds.
+    pub seconds: f64,
+}
+
+/// The window of [`app_statements`]' counts. pg_stat_statements_info
+/// (extension 1.9+, PostgreSQL 14+; the manual's "The
+/// pg_stat_statements_info View",
+/// <https://www.postgresql.org/docs/current/pgstatstatements.html#PGSTATSTATEMENTS-PG-STAT-STATEMENTS-INFO>:
+/// `stats_reset` is the time at which all statistics in the
+/// pg_stat_statements view were last reset) says when the counts started;
+/// the extension sets it when its shared memory is first made, so it is
+/// the server's start unless reset since. Before 1.9, or were it NULL, the server's start
+/// (`pg_postmaster_start_time()`) is the best bound there is: counts saved
+/// across a clean restart then make the rates read high, and a reset of
+/// some entries only (`pg_stat_statements_reset(userid, dbid, queryid)`)
+/// does not move stats_reset, so those read low. `now()` is the
+/// transaction's start, the same snapshot the statements are read in.
+pub async fn statement_statistics_window(
+    client: &Client,
+    schema: &str,
+    version: &str,
+) -> Result<StatisticsWindow, Error> {
+    let reset = match extension_minor(version).is_some_and(|v| v >= 9) {
+        true => format!("(SELECT stats_reset FROM {}.pg_stat_statements_info)", quote_ident(schema)),
+        false => "NULL::timestamptz".to_string(),
+    };
+    let row = client
+        .query_one(
+            &format!(
+                "/*rehearse*/ SELECT extract(epoch FROM s)::float8, extract(epoch FROM now() - s)::float8
+                   FROM (SELECT coalesce({reset}, pg_postmaster_start_time()) AS s) w"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(StatisticsWindow { start_epoch: row.get(0), seconds: row.get(1) })
 }
 
 /// Where pg_stat_statements is created in the connected database: the
@@ -85,6 +133,7 @@ pub async fn app_statements(client: &Client, schema: &str, version: &str) -> Res
             query: r.get(0),
             calls: r.get(1),
             mean_ms: (r.get::<_, f64>(2) * 1000.0).round() / 1000.0,
+            calls_per_second: None,
         })
         .collect();
     Ok(AppStatements { statements, hidden })

@@ -4,7 +4,7 @@
 //! transaction, and written as JSON for `compat.queries`. Normalized text
 //! only (constants are `$1`, `$2`, ...): no row of any table is read.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use tokio_postgres::error::SqlState;
@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 use super::production::{self, ProductionArgs};
 use crate::backend::url;
-use crate::catalog::{self, AppStatements};
+use crate::catalog::{self, AppStatements, QueryStats, StatisticsWindow};
 use crate::compat::{is_utility, AppQueries, QUERIES_SCHEMA};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::db::{quote_ident, ConnInfo};
@@ -72,23 +72,44 @@ pub struct LeftOut {
 pub async fn read(server: &ConnInfo, top: usize, timeout: Duration) -> Result<(AppQueries, LeftOut)> {
     let client = production::connect(server, "queries").await?;
     let taken_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let (server_version, database, statements) = read_in_transaction(&client, server, timeout).await?;
+    let (server_version, database, statements, window) = read_in_transaction(&client, server, timeout).await?;
     let hidden = statements.hidden;
     let (utility, queries): (Vec<_>, Vec<_>) = statements.statements.into_iter().partition(|s| is_utility(&s.query));
     if queries.is_empty() {
         return Err(ErrorKind::StatementStatisticsUnavailable.error(nothing_recorded(server, &database, hidden)));
     }
-    let queries = queries.into_iter().take(top).collect();
-    let file = AppQueries { schema: QUERIES_SCHEMA.to_string(), taken_at, server_version, database, queries };
+    let queries = queries.into_iter().take(top).map(|q| with_rate(q, &window)).collect();
+    let window_start = UNIX_EPOCH + Duration::from_secs_f64(window.start_epoch.max(0.0));
+    let file = AppQueries {
+        schema: QUERIES_SCHEMA.to_string(),
+        taken_at,
+        server_version,
+        database,
+        queries,
+        window_seconds: Some(round3(window.seconds)),
+        window_start: Some(humantime::format_rfc3339_seconds(window_start).to_string()),
+    };
     Ok((file, LeftOut { utility: utility.len(), hidden }))
 }
 
-/// (server version, database, statements), in one read-only transaction.
+/// `q` with its calls per second over `window`. A window under a
+/// millisecond (a reset just now) gives no rate rather than an absurd one.
+fn with_rate(q: QueryStats, window: &StatisticsWindow) -> QueryStats {
+    let calls_per_second = (window.seconds >= 0.001).then(|| round3(q.calls as f64 / window.seconds));
+    QueryStats { calls_per_second, ..q }
+}
+
+/// `x` to three decimals, as the file's other figures are.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// (server version, database, statements, their window), in one read-only transaction.
 async fn read_in_transaction(
     client: &Client,
     server: &ConnInfo,
     timeout: Duration,
-) -> Result<(String, String, AppStatements)> {
+) -> Result<(String, String, AppStatements, StatisticsWindow)> {
     let failed = |e| read_error(server, timeout, e);
     production::begin_read_only(client, timeout).await.map_err(failed)?;
     let server_version = catalog::server_version(client).await.map_err(failed)?;
@@ -98,8 +119,9 @@ async fn read_in_transaction(
         return Err(ErrorKind::StatementStatisticsUnavailable.error(not_created(server, &database)));
     };
     let statements = catalog::app_statements(client, &schema, &version).await.map_err(failed)?;
+    let window = catalog::statement_statistics_window(client, &schema, &version).await.map_err(failed)?;
     client.batch_execute("COMMIT").await.map_err(failed)?;
-    Ok((server_version, database, statements))
+    Ok((server_version, database, statements, window))
 }
 
 fn not_created(server: &ConnInfo, database: &str) -> String {

@@ -3,7 +3,7 @@
 //! read-only transaction of catalog reads, and written as JSON for an
 //! estimate. Sizes only: no row of any table is read.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 use tokio_postgres::error::SqlState;
@@ -13,7 +13,7 @@ use super::production::{self, ProductionArgs};
 use crate::backend::url;
 use crate::catalog;
 use crate::error::{Error, ErrorKind, Result};
-use crate::estimate::stats::{ProductionStats, DDL_SETTINGS, STATS_SCHEMA};
+use crate::estimate::stats::{Activity, ProductionStats, DDL_SETTINGS, STATS_SCHEMA};
 use crate::report::format_bytes;
 use crate::sys::db::{quote_ident, ConnInfo};
 
@@ -21,6 +21,22 @@ use crate::sys::db::{quote_ident, ConnInfo};
 pub struct StatsArgs {
     #[command(flatten)]
     pub production: ProductionArgs,
+
+    /// Also sample production's pg_stat_activity and pg_locks once a second for this long (e.g. 60s, between 1s
+    /// and 24h) and record, per table, the oldest transaction seen holding a lock on it (a report, a pg_dump, a
+    /// long batch): the long transactions a migration's lock would queue behind (`activity` in the file; tables
+    /// and ages only, no query text). Read-only and light. Other roles' sessions need pg_read_all_stats.
+    #[arg(long, value_name = "DURATION", value_parser = parse_activity)]
+    pub activity: Option<Duration>,
+}
+
+/// An `--activity` duration.
+fn parse_activity(text: &str) -> Result<Duration, String> {
+    super::duration_within(
+        text,
+        Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
+        "between 1s and 24h, e.g. 60s",
+    )
 }
 
 /// Runs `rehearse stats` and returns the exit code.
@@ -29,9 +45,10 @@ pub async fn command(args: StatsArgs) -> i32 {
 }
 
 async fn stats(args: &StatsArgs) -> Result<()> {
+    let activity = args.activity;
     let args = &args.production;
     let server = url::parse(&args.url)?;
-    let stats = read(&server, args.timeout).await?;
+    let stats = read(&server, args.timeout, activity).await?;
     production::write_json(&stats, args.out.as_deref(), "statistics")?;
     let total: i64 = stats.relations.iter().map(|r| r.bytes).sum();
     eprintln!(
@@ -42,18 +59,66 @@ async fn stats(args: &StatsArgs) -> Result<()> {
         stats.server_version,
         if stats.in_recovery { "hot standby" } else { "primary" },
     );
+    if let Some(activity) = &stats.activity {
+        let longest = activity.long_transactions.first();
+        eprintln!(
+            "sampled the sessions of {} for {:.0} s: {} table(s) locked by a transaction{}",
+            stats.database,
+            activity.sampled_seconds,
+            activity.long_transactions.len(),
+            longest.map(|l| format!(", the oldest {} ms old on {}", l.max_age_ms, l.table)).unwrap_or_default()
+        );
+    }
     if let Some(path) = &args.out {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
 }
 
-/// Reads production's statistics from `server` over one connection.
-pub async fn read(server: &ConnInfo, timeout: Duration) -> Result<ProductionStats> {
+/// Reads production's statistics from `server` over one connection, then
+/// samples its sessions for `activity` when given.
+pub async fn read(server: &ConnInfo, timeout: Duration, activity: Option<Duration>) -> Result<ProductionStats> {
     let client = production::connect(server, "stats").await?;
     let taken_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let stats = read_in_transaction(&client, taken_at, timeout).await.map_err(|e| read_error(server, timeout, e))?;
+    let mut stats =
+        read_in_transaction(&client, taken_at, timeout).await.map_err(|e| read_error(server, timeout, e))?;
+    if let Some(duration) = activity {
+        stats.activity =
+            Some(sample_activity(&client, duration, timeout).await.map_err(|e| read_error(server, timeout, e))?);
+    }
     Ok(stats)
+}
+
+/// Samples the sessions holding locks on tables once a second for
+/// `duration`, the first sample at once and the last `duration` after it.
+/// Each sample is its own statement outside a transaction block: in one,
+/// pg_stat_activity would show the same snapshot throughout. The session
+/// is read-only by default and each sample bounded by `timeout`.
+async fn sample_activity(
+    client: &Client,
+    duration: Duration,
+    timeout: Duration,
+) -> Result<Activity, tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "SET default_transaction_read_only = on; SET statement_timeout = '{}ms'",
+            timeout.as_millis()
+        ))
+        .await?;
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    // A slow sample delays the next rather than bunching samples up.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut samples = Vec::new();
+    loop {
+        ticks.tick().await;
+        samples.push(catalog::table_lock_holders(client).await?);
+        if started.elapsed() >= duration {
+            break;
+        }
+    }
+    let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    Ok(Activity::from_samples(seconds, samples.iter().map(Vec::as_slice)))
 }
 
 /// One read-only transaction ([`production::begin_read_only`]); its
@@ -78,6 +143,7 @@ async fn read_in_transaction(
         in_recovery,
         settings,
         relations,
+        activity: None,
     })
 }
 

@@ -29,6 +29,14 @@ pub struct AppQueries {
     pub database: String,
     /// Most called first.
     pub queries: Vec<QueryStats>,
+    /// How many seconds the calls were counted over (pg_stat_statements'
+    /// last reset, or the server's start, to `taken_at`). Absent in files
+    /// written before rates were exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<f64>,
+    /// When that window starts (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<String>,
 }
 
 /// One query of the running app, ready to check.

@@ -34,6 +34,59 @@ pub struct ProductionStats {
     pub settings: BTreeMap<String, String>,
     /// Every table, index, materialized view and TOAST table.
     pub relations: Vec<RelationStats>,
+    /// What `--activity` saw of production's transactions; absent without it
+    /// (and in files written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<Activity>,
+}
+
+/// Production's long transactions, sampled from pg_stat_activity and
+/// pg_locks by `rehearse stats --activity`: per table, the oldest
+/// transaction seen holding a lock on it. Tables and ages only: no query
+/// text, role or application.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// How long the sampling ran (seconds; a sample a second).
+    pub sampled_seconds: f64,
+    /// Each table some session held a lock on, the longest-held first.
+    pub long_transactions: Vec<LongTransaction>,
+}
+
+/// A table and the longest transaction seen holding a lock on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LongTransaction {
+    /// `schema.name`, as `format('%I.%I')` writes it.
+    pub table: String,
+    /// The oldest age (`now() - xact_start`) of a transaction seen holding
+    /// a lock on it, in milliseconds.
+    pub max_age_ms: i64,
+    /// How many sessions (by pid) were seen holding a lock on it.
+    pub sessions_seen: usize,
+}
+
+impl Activity {
+    /// The activity of `samples`, each what [`crate::catalog::table_lock_holders`] returned once.
+    pub fn from_samples<'a>(
+        sampled_seconds: f64,
+        samples: impl IntoIterator<Item = &'a [crate::catalog::TableLockHolder]>,
+    ) -> Activity {
+        let mut tables: BTreeMap<&str, (i64, std::collections::BTreeSet<i32>)> = BTreeMap::new();
+        for holder in samples.into_iter().flatten() {
+            let (age, pids) = tables.entry(&holder.table).or_default();
+            *age = (*age).max(holder.xact_age_ms);
+            pids.insert(holder.pid);
+        }
+        let mut long_transactions: Vec<LongTransaction> = tables
+            .into_iter()
+            .map(|(table, (max_age_ms, pids))| LongTransaction {
+                table: table.to_string(),
+                max_age_ms,
+                sessions_seen: pids.len(),
+            })
+            .collect();
+        long_transactions.sort_by(|a, b| b.max_age_ms.cmp(&a.max_age_ms).then_with(|| a.table.cmp(&b.table)));
+        Activity { sampled_seconds, long_transactions }
+    }
 }
 
 impl ProductionStats {
@@ -155,6 +208,19 @@ fn check_relation(name: &str, entry: &serde_json::Value) -> std::result::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::TableLockHolder;
+
+    #[test]
+    fn activity_keeps_the_oldest_age_and_counts_sessions_per_table() {
+        let holder = |table: &str, pid, xact_age_ms| TableLockHolder { table: table.into(), pid, xact_age_ms };
+        let first = [holder("public.t", 10, 1000), holder("public.u", 11, 50)];
+        let second = [holder("public.t", 10, 2000), holder("public.t", 12, 10), holder("public.u", 11, 1050)];
+        let activity = Activity::from_samples(2.0, [&first[..], &second[..]]);
+        let rows: Vec<(&str, i64, usize)> =
+            activity.long_transactions.iter().map(|l| (l.table.as_str(), l.max_age_ms, l.sessions_seen)).collect();
+        assert_eq!(rows, [("public.t", 2000, 2), ("public.u", 1050, 1)]);
+        assert_eq!(Activity::from_samples(1.0, []).long_transactions, []);
+    }
 
     #[test]
     fn foreign_and_incomplete_files_are_bad_input() {
@@ -176,6 +242,17 @@ mod tests {
             "relations",
         );
         check("not json", "are not JSON");
+        let relations = r#"[{"relation": "public.t", "kind": "table", "table": null, "rows": 1, "pages": 1,
+            "bytes": 8192, "total_bytes": 8192}]"#;
+        let head = r#""schema": "rehearse.stats/v1", "taken_at": "x", "server_version": "15", "database": "d""#;
+        let old = ProductionStats::load(&write(&format!(r#"{{{head}, "settings": {{}}, "relations": {relations}}}"#)));
+        assert_eq!(old.unwrap().activity, None, "files without activity load");
+        let activity = r#"{"sampled_seconds": 2.0, "long_transactions":
+            [{"table": "public.t", "max_age_ms": 2400, "sessions_seen": 1}]}"#;
+        let new = ProductionStats::load(&write(&format!(
+            r#"{{{head}, "settings": {{}}, "relations": {relations}, "activity": {activity}}}"#
+        )));
+        assert_eq!(new.unwrap().activity.unwrap().long_transactions[0].max_age_ms, 2400);
         assert!(ProductionStats::load(&dir.path().join("missing.json"))
             .unwrap_err()
             .render()

@@ -25,6 +25,7 @@ mod flyway;
 mod hazards;
 mod image;
 mod kubernetes;
+mod load_input;
 mod observe;
 mod plan_errors;
 mod postgres18;

@@ -166,6 +166,57 @@ fn queries_export_the_apps_statements_and_load_back_as_a_corpus() {
     assert_eq!(broken, [(BY_ID, "42703", Some(3)), (SIGN_UP, "42703", Some(1))]);
 }
 
+/// (stats_reset, now()) as epoch seconds, read by the test itself from
+/// pg_stat_statements_info (PostgreSQL 14+).
+fn reset_and_now(production: &Production) -> (f64, f64) {
+    let client = production.superuser("app");
+    let row = production
+        .rt
+        .block_on(client.query_one(
+            "SELECT extract(epoch FROM stats_reset)::float8, extract(epoch FROM now())::float8 \
+               FROM pg_stat_statements_info",
+            &[],
+        ))
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn queries_carry_calls_per_second_over_the_statistics_window() {
+    let production = Production::start();
+    // A window long enough that its bounds below are tight.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let app = production.client(&production.conn("app", "app"), "app");
+    for i in 0..30 {
+        production.sql(&app, &format!("SELECT full_name FROM users WHERE id = {i}"));
+    }
+    let (reset, before) = reset_and_now(&production);
+    let sandbox = Sandbox::new();
+    let out = sandbox.rehearse(&["queries", "--url", &url(&production.conn("exporter", "app"))]);
+    out.assert_code(0);
+    let (reset_after, after) = reset_and_now(&production);
+    assert_eq!(reset, reset_after, "nothing reset the statistics meanwhile");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+
+    // The window is from the reset to the export's own now(), between the test's two readings.
+    let window = json["window_seconds"].as_f64().unwrap();
+    assert!(window >= before - reset - 0.001 && window <= after - reset + 0.001, "{window} in {before}..{after}");
+    let start = humantime::parse_rfc3339(json["window_start"].as_str().unwrap()).unwrap();
+    let start = start.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((start - reset.floor()).abs() < 1.0, "window_start {start} vs stats_reset {reset}");
+
+    let by_id = json["queries"].as_array().unwrap().iter().find(|q| q["query"] == BY_ID).unwrap();
+    assert_eq!(by_id["calls"].as_i64(), Some(30));
+    let rate = by_id["calls_per_second"].as_f64().unwrap();
+    let (low, high) = (30.0 / (after - reset), 30.0 / (before - reset));
+    assert!(rate >= low - 0.001 && rate <= high + 0.001, "{rate} calls/s, expected {low}..{high}");
+    assert!(high < 30.0, "the window is over a second long: {high}");
+    assert!(by_id["mean_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    // And the file loads back as a corpus.
+    let file = sandbox.write("q.json", &out.stdout);
+    Corpus::load(&file, &CancellationToken::new()).unwrap_or_else(|e| panic!("{}", e.render()));
+}
+
 #[test]
 fn queries_without_pg_stat_statements_or_its_texts_exit_4_saying_what_to_do() {
     let mut production = Production::start();

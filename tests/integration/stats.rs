@@ -392,3 +392,61 @@ fn stats_refused_or_timed_out_say_what_to_do() {
     );
     drop(migration);
 }
+
+/// `--activity`: a transaction of the test's own holds ACCESS SHARE on `t`
+/// (as a report does) while `rehearse stats --activity 2s` samples, as a
+/// role with pg_read_all_stats and no privilege on `t`. The file names `t`
+/// with an age the test's own clock bounds: at least the sampling's length
+/// (its last sample is 2 s after its first, which is after the test's
+/// BEGIN), at most the time from BEGIN to the command's exit. No query
+/// text: the secret in the test's query is not in the file.
+#[test]
+fn stats_activity_records_the_longest_transaction_per_table() {
+    let server = OwnedServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (holder, idle) = rt.block_on(async {
+        let admin = rehearse::sys::db::connect(&server.conn, "postgres", "test").await.unwrap();
+        admin
+            .batch_execute(
+                "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10); CREATE TABLE idle (id int);
+                 CREATE ROLE reader LOGIN PASSWORD 'stats-s3cret-pw' IN ROLE pg_read_all_stats",
+            )
+            .await
+            .unwrap();
+        let holder = rehearse::sys::db::connect(&server.conn, "postgres", "report").await.unwrap();
+        (holder, admin)
+    });
+    let sandbox = Sandbox::new();
+    let out_file = sandbox.path().join("stats.json");
+    let reader = server.role("reader", PASSWORD, "postgres");
+
+    let begun = std::time::Instant::now();
+    rt.block_on(holder.batch_execute("BEGIN; SELECT count(*) AS secret_report_4711 FROM t")).unwrap();
+    let out =
+        sandbox.rehearse(&["stats", "--url", &url(&reader), "--activity", "2s", "--out", out_file.to_str().unwrap()]);
+    let held_ms = begun.elapsed().as_millis() as i64;
+    rt.block_on(holder.batch_execute("COMMIT")).unwrap();
+    drop(idle);
+    out.assert_code(0);
+    assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+    assert!(out.stderr.contains("sampled the sessions of postgres for 2 s: 1 table(s)"), "{}", out.stderr);
+
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    assert!(!text.contains("secret_report_4711") && !text.contains("report"), "{text}");
+    let stats = ProductionStats::load(&out_file).unwrap_or_else(|e| panic!("{}", e.render()));
+    let activity = stats.activity.expect("--activity writes activity");
+    assert!((2.0..3.0).contains(&activity.sampled_seconds), "{}", activity.sampled_seconds);
+    let tables: Vec<(&str, usize)> =
+        activity.long_transactions.iter().map(|l| (l.table.as_str(), l.sessions_seen)).collect();
+    assert_eq!(tables, [("public.t", 1)], "only the table the test's transaction holds, not the idle one");
+    let age = activity.long_transactions[0].max_age_ms;
+    assert!((2000..=held_ms).contains(&age), "max_age_ms {age}, expected 2000..={held_ms}");
+
+    // Without --activity, no activity key at all.
+    let out = sandbox.rehearse(&["stats", "--url", &url(&reader)]);
+    out.assert_code(0);
+    assert!(!out.stdout.contains("\"activity\""), "{}", out.stdout);
+    let help = sandbox.rehearse(&["stats", "--help"]);
+    assert!(help.stdout.contains("--activity <DURATION>") && help.stdout.contains("oldest transaction"));
+    sandbox.rehearse_bad_input(&["stats", "--url", &url(&reader), "--activity", "0s"], &["--activity"]);
+}
