@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::fill::Replayable;
 use super::generator::{Outcome, Phase, Sample};
 use crate::report::{Latency, MigrationLoad};
 
@@ -18,7 +17,8 @@ pub struct Marks {
 }
 
 /// The migration's figures from one phase's samples (the verdict is the gate's).
-pub fn migration(phase: &Phase, marks: &Marks, statements: &[Replayable], threshold: Duration) -> MigrationLoad {
+/// `tables`: each replayed statement's tables, in the generator's order.
+pub fn migration(phase: &Phase, marks: &Marks, tables: &[Vec<String>], threshold: Duration) -> MigrationLoad {
     let samples = &phase.samples;
     let (baseline, during): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| s.start < marks.migration);
     let during: Vec<&Sample> = during.into_iter().filter(|s| s.start <= marks.end).collect();
@@ -28,7 +28,7 @@ pub fn migration(phase: &Phase, marks: &Marks, statements: &[Replayable], thresh
             *errors.entry(code.clone()).or_insert(0) += 1;
         }
     }
-    let (stall, stall_table) = stall(&during, statements, threshold);
+    let (stall, stall_table) = stall(&during, tables, threshold);
     MigrationLoad {
         statements: during.len() as u64,
         completed: during.iter().filter(|s| s.outcome == Outcome::Completed).count() as u64,
@@ -71,10 +71,10 @@ pub fn latency(samples: &[&Sample]) -> Latency {
 /// The longest stall and its table: per table, the union of the spans of
 /// the statements on it that waited longer than `threshold`, and its
 /// longest continuous stretch.
-fn stall(samples: &[&Sample], statements: &[Replayable], threshold: Duration) -> (Duration, Option<String>) {
+fn stall(samples: &[&Sample], tables: &[Vec<String>], threshold: Duration) -> (Duration, Option<String>) {
     let mut spans: BTreeMap<&str, Vec<(Instant, Instant)>> = BTreeMap::new();
     for s in samples.iter().filter(|s| s.latency > threshold) {
-        for table in &statements[s.statement].tables {
+        for table in &tables[s.statement] {
             spans.entry(table).or_default().push((s.start, s.start + s.latency));
         }
     }
@@ -105,8 +105,8 @@ fn stall(samples: &[&Sample], statements: &[Replayable], threshold: Duration) ->
 mod tests {
     use super::*;
 
-    fn replayable(table: &str) -> Replayable {
-        Replayable { sql: "SELECT 1".into(), line: 1, rate: None, tables: vec![table.into()], writes: false }
+    fn replayable(table: &str) -> Vec<String> {
+        vec![table.into()]
     }
 
     fn sample(statement: usize, t0: Instant, start_ms: u64, latency_ms: u64) -> Sample {

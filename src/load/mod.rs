@@ -30,7 +30,6 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, ErrorKind, Result};
 use crate::report::{LoadInfo, LongTransactionInfo, MigrationLoad, NotReplayedInfo};
 use crate::sys::db::{self, ConnInfo};
-use fill::Replayable;
 use generator::Generator;
 pub use long::LongTransaction;
 use long::{Holding, LongSessions};
@@ -113,7 +112,8 @@ pub struct Load {
     long: LongSessions,
     queue: Arc<Client>,
     queue_pid: i32,
-    statements: Arc<Vec<Replayable>>,
+    /// Each replayed statement's tables, in the generator's order.
+    tables: Vec<Vec<String>>,
     baseline: Duration,
     stall_threshold: Duration,
     /// Sessions that are neither the app's nor the migration's.
@@ -189,7 +189,7 @@ impl Load {
             long,
             queue: Arc::new(queue),
             queue_pid,
-            statements,
+            tables: statements.iter().map(|s| s.tables.clone()).collect(),
             baseline: plan.baseline,
             stall_threshold: plan.stall_threshold,
             not_migration,
@@ -242,7 +242,7 @@ impl Load {
         let phase = self.generator.stop(GRACE).await;
         m.holding.end().await;
         let marks = measure::Marks { migration: m.migration, end };
-        let mut load = measure::migration(&phase, &marks, &self.statements, self.stall_threshold);
+        let mut load = measure::migration(&phase, &marks, &self.tables, self.stall_threshold);
         load.max_queue = max_queue;
         self.baseline_issued += load.baseline_statements;
         self.baseline_time += self.baseline;
