@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use pg_query::protobuf::Token;
 
-use crate::compat::{is_utility, AppQueries, QUERIES_SCHEMA};
+use crate::compat::{AppQueries, QUERIES_SCHEMA};
 use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::sql::Pieces;
 use crate::sys::json::{read_versioned, Refusal};
@@ -259,18 +259,13 @@ fn statement(path: &Path, sql: &str, line: usize, pending: Pending) -> Result<Wo
             }
         }
     }
-    let parsable = s.parsable();
-    if let Err(e) = pg_query::parse(&parsable, 0) {
+    if let Err(e) = pg_query::parse(&s.parsable(), 0) {
         return Err(invalid(path, Some(line), &format!("is not SQL PostgreSQL can parse: {e}")));
     }
-    if is_utility(&parsable) {
-        return Err(invalid(
-            path,
-            Some(line),
-            "is a utility statement (SET, BEGIN, DDL, ...): a workload replays the app's queries and writes \
-             (SELECT, INSERT, UPDATE, DELETE, MERGE); leave it out",
-        ));
-    }
+    // A utility statement (the `SET TIME ZONE` each of the app's
+    // connections sends, say) is kept: `fill::prepare` lists it as not
+    // replayed, as it does those of an exported file, and the same file
+    // serves `compat.queries`, which ignores them.
     Ok(s)
 }
 

@@ -138,7 +138,9 @@ mod tests {
         );
         refused("  queries: w.sql\n  long_transactions:\n    - {table: t, duration: 0s}\n", RATED, &["lasts 0s"]);
         refused("  queries: w.sql\n  clientz: 3\n", RATED, &["clientz"]);
-        refused("  queries: missing.sql\n", RATED, &["missing.sql"]);
+        let missing = planned("  queries: missing.sql\n", RATED).unwrap_err();
+        assert_eq!((missing.kind(), missing.kind().exit_code()), (ErrorKind::WorkloadInvalid, 3));
+        assert!(missing.render().contains("missing.sql (load.queries)"), "{}", missing.render());
         assert!(
             planned("  queries: w.sql\n  rate: 50/s\n", "SELECT 1 FROM t;\n").is_ok(),
             "a rate of its own needs none in the file"
