@@ -6,13 +6,14 @@ use std::time::Duration;
 use super::scenario::{LongTransactionsSection, Scenario};
 use super::Origin;
 use crate::error::{ErrorKind, Result};
+use crate::estimate::Estimator;
 use crate::load::{workload, LoadPlan, LongTransaction, Rate};
 
 const DEFAULT_CLIENTS: u32 = 8;
 const DEFAULT_BASELINE: Duration = Duration::from_secs(2);
 const DEFAULT_STALL_THRESHOLD: Duration = Duration::from_secs(1);
 
-pub fn plan(s: &Scenario, origin: &Origin) -> Result<Option<LoadPlan>> {
+pub fn plan(s: &Scenario, origin: &Origin, estimate: Option<&Estimator>) -> Result<Option<LoadPlan>> {
     let Some(l) = &s.load else { return Ok(None) };
     let shown = origin.shown();
     let bad = |text: String| ErrorKind::ScenarioInvalid.error(format!("{shown}: {text}"));
@@ -34,6 +35,7 @@ pub fn plan(s: &Scenario, origin: &Origin) -> Result<Option<LoadPlan>> {
                         at least 1"
             .into()));
     }
+    let stall_threshold = l.stall_threshold.unwrap_or(DEFAULT_STALL_THRESHOLD);
     let long_transactions = match &l.long_transactions {
         None => Vec::new(),
         Some(LongTransactionsSection::List(list)) => list
@@ -46,6 +48,9 @@ pub fn plan(s: &Scenario, origin: &Origin) -> Result<Option<LoadPlan>> {
                 false => Ok(LongTransaction { table: t.table.clone(), duration: t.duration }),
             })
             .collect::<Result<_>>()?,
+        Some(LongTransactionsSection::Named(name)) if name == "production" => {
+            from_production(estimate, stall_threshold).map_err(bad)?
+        }
         Some(LongTransactionsSection::Named(name)) => {
             return Err(bad(format!(
                 "load.long_transactions is `{name}`: give a list of {{table, duration}}, or `production`"
@@ -64,8 +69,39 @@ pub fn plan(s: &Scenario, origin: &Origin) -> Result<Option<LoadPlan>> {
         clients,
         long_transactions,
         baseline,
-        stall_threshold: l.stall_threshold.unwrap_or(DEFAULT_STALL_THRESHOLD),
+        stall_threshold,
     }))
+}
+
+/// `long_transactions: production`: what `rehearse stats --activity` saw
+/// (the stats file of `estimate.production`), each table with the oldest
+/// transaction seen on it, those at least as old as the stall threshold
+/// (shorter ones cannot stall the app by that measure). Not capped: a
+/// migration waits on production's longest transaction as long as it lasts
+/// (`max_runtime` with `on_exceed: cancel` bounds the rehearsal).
+fn from_production(
+    estimate: Option<&Estimator>,
+    threshold: Duration,
+) -> std::result::Result<Vec<LongTransaction>, String> {
+    let Some(e) = estimate else {
+        return Err("load.long_transactions is production, but the scenario has no `estimate.production`: give the \
+                    file `rehearse stats --url URL --activity 60s` writes as estimate.production, or list the long \
+                    transactions as {table, duration}"
+            .into());
+    };
+    let Some(activity) = &e.stats.activity else {
+        return Err(format!(
+            "load.long_transactions is production, but {} was made without --activity: run `rehearse stats --url \
+             URL --activity 60s` (it samples production's transactions for that long), or list them as {{table, duration}}",
+            e.path.display()
+        ));
+    };
+    Ok(activity
+        .long_transactions
+        .iter()
+        .filter(|t| t.max_age_ms >= threshold.as_millis() as i64)
+        .map(|t| LongTransaction { table: t.table.clone(), duration: Duration::from_millis(t.max_age_ms as u64) })
+        .collect())
 }
 
 fn parse_rate(text: &str, key: &str) -> std::result::Result<Rate, String> {
@@ -85,7 +121,7 @@ mod tests {
         std::fs::write(dir.path().join("w.sql"), workload).unwrap();
         let path = dir.path().join("s.yaml");
         let s = parse(&format!("migrations: {{tool: sql}}\nload:\n{load}"), &path)?;
-        plan(&s, &Origin::new(&path))
+        plan(&s, &Origin::new(&path), None)
     }
 
     const RATED: &str = "-- rate: 5/s\nSELECT 1 FROM t;\n";
@@ -145,5 +181,37 @@ mod tests {
             planned("  queries: w.sql\n  rate: 50/s\n", "SELECT 1 FROM t;\n").is_ok(),
             "a rate of its own needs none in the file"
         );
+    }
+
+    #[test]
+    fn long_transactions_from_what_stats_activity_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.sql"), RATED).unwrap();
+        let demo = include_str!("../../snapshots/demo-prod-stats.json");
+        let mut stats: serde_json::Value = serde_json::from_str(demo).unwrap();
+        std::fs::write(dir.path().join("plain.json"), stats.to_string()).unwrap();
+        stats["activity"] = serde_json::json!({"sampled_seconds": 60.0, "long_transactions": [
+            {"table": "public.orders", "max_age_ms": 42000, "sessions_seen": 2},
+            {"table": "public.users", "max_age_ms": 12, "sessions_seen": 9}]});
+        std::fs::write(dir.path().join("stats.json"), stats.to_string()).unwrap();
+        let path = dir.path().join("s.yaml");
+        let planned = |estimate: &str| {
+            let text = format!(
+                "migrations: {{tool: sql}}\n{estimate}load:\n  queries: w.sql\n  long_transactions: production\n"
+            );
+            let s = parse(&text, &path)?;
+            let origin = Origin::new(&path);
+            plan(&s, &origin, super::super::estimator(&s, &origin)?.as_ref())
+        };
+        let p = planned("estimate: {production: stats.json}\n").unwrap().unwrap();
+        assert_eq!(
+            p.long_transactions,
+            [LongTransaction { table: "public.orders".into(), duration: Duration::from_secs(42) }],
+            "the 12ms one on users is no long transaction"
+        );
+        let e = planned("").unwrap_err().render();
+        assert!(e.contains("no `estimate.production`") && e.contains("--activity"), "{e}");
+        let e = planned("estimate: {production: plain.json}\n").unwrap_err().render();
+        assert!(e.contains("plain.json was made without --activity"), "{e}");
     }
 }

@@ -212,17 +212,18 @@ impl Inputs {
         let clone = clone_plan(&s, &origin)?;
         let dump = dump_file(&s, overrides, &origin)?;
         let migrations = migrations::scan_all(&s.migrations, &origin)?;
+        let estimate = estimator(&s, &origin)?;
         Ok(Inputs {
             clone,
             dump,
             report: report::plan(&s.report, &name, overrides, &origin)?,
             settings: s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
             observe: observe_options(&s, overrides, &origin)?,
-            estimate: estimator(&s, &origin)?,
+            load: load::plan(&s, &origin, estimate.as_ref())?,
+            estimate,
             compat: app_queries(&s, &origin, cancel)?,
             race: race::plan(&s, &migrations, &origin)?,
             drift: drift::plan(&s, overrides.drift, &origin)?,
-            load: load::plan(&s, &origin)?,
             hazard_ignore: hazards::ignore(&s.hazards, &origin)?,
             migrations,
             name,
