@@ -157,8 +157,20 @@ impl Column {
         match self {
             Column::Number => (i + 1).to_string(),
             Column::Migration => m.id.clone(),
-            Column::Status if m.budget_breaches.is_empty() => m.status.as_str().to_string(),
-            Column::Status => format!("{} (over budget)", m.status.as_str()),
+            Column::Status => {
+                // No column of its own: a migration that needed `migrations.retry` says so here.
+                let notes: Vec<String> = [
+                    m.retried().map(|(tries, _, _)| format!("{tries} tries")),
+                    (!m.budget_breaches.is_empty()).then(|| "over budget".to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                match notes.is_empty() {
+                    true => m.status.as_str().to_string(),
+                    false => format!("{} ({})", m.status.as_str(), notes.join(", ")),
+                }
+            }
             Column::Time if ran => format_ms(m.duration_ms),
             Column::BlocksReads if ran => block(&m.longest_read_block),
             Column::BlocksWrites if ran => block(&m.longest_write_block),
