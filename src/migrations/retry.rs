@@ -36,7 +36,6 @@ impl RetryPolicy {
         let doubled = self.backoff.saturating_mul(2u32.saturating_pow(failed.saturating_sub(1).min(31)));
         doubled.min(cap)
     }
-
 }
 
 /// `lock_timeout`'s value as the server takes it: whole milliseconds, at
@@ -81,7 +80,11 @@ mod tests {
     use super::*;
 
     fn policy(backoff_ms: u64) -> RetryPolicy {
-        RetryPolicy { lock_timeout: Duration::from_millis(300), attempts: 10, backoff: Duration::from_millis(backoff_ms) }
+        RetryPolicy {
+            lock_timeout: Duration::from_millis(300),
+            attempts: 10,
+            backoff: Duration::from_millis(backoff_ms),
+        }
     }
 
     #[test]
