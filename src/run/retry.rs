@@ -69,7 +69,14 @@ pub(super) async fn apply(
                     tries.gave_up = Some(GaveUp { policy, cannot_retry: Some(why) });
                     true
                 }
-                None => !pause(policy.pause(tries.attempts.len() as u32), target, &mut applied).await,
+                None if pause(policy.pause(tries.attempts.len() as u32), target, &mut applied).await => false,
+                None => {
+                    // Stopped in the pause: all of it was lost, up to now.
+                    applied.released = released;
+                    applied.duration = first.elapsed();
+                    tries.lost_ms = Some(millis(applied.duration));
+                    return Ok((applied, tries));
+                }
             },
         };
         if last {

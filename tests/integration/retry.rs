@@ -231,3 +231,27 @@ fn an_alembic_revision_is_retried_by_a_new_process_when_each_revision_commits_on
     assert!(message.contains("cannot be tried again alone"), "{message}");
     assert!(message.contains("transaction_per_migration=True"), "{message}");
 }
+
+/// `max_runtime` covers every try and pause: the deadline ends a pause,
+/// and the migration is timed out then, not after the pause.
+#[test]
+fn the_migrations_max_runtime_covers_its_tries_and_ends_a_pause() {
+    let server = OwnedServer::start();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("1_wait.sql", &format!("{WAIT};\n")), ("2_add.sql", &format!("{ALTER};\n"))]);
+    let extra = "  retry:\n    lock_timeout: 300ms\n    attempts: 20\n    backoff: 3s\n\
+                 budgets:\n  migration:\n    max_runtime: 1500ms\n";
+    let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), extra);
+    let reads = hold_orders_during_the_release(server.conn.clone());
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
+    reads.join().unwrap();
+    out.assert_code(1);
+    let report = out.report();
+    let m = &report.migrations[1];
+    assert_eq!(m.status, MigrationStatus::TimedOut, "{:?}", m.error);
+    assert_eq!(m.attempts.len(), 1, "the deadline came in the first pause: {:?}", m.attempts);
+    assert_eq!(m.attempts[0].sqlstate.as_deref(), Some("55P03"));
+    assert!((1500..2500).contains(&m.duration_ms), "timed out {} ms in, not after the 3 s pause", m.duration_ms);
+    let message = &m.error.as_ref().unwrap().message;
+    assert!(message.contains("ran past its max_runtime budget of 1.5s"), "{message}");
+}
