@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::launch::Container;
+use super::retry::{says_lock_not_available, LOCK_NOT_AVAILABLE};
 use super::CommandPlan;
 use super::{expand_placeholders, Applied, Migration, Target};
 use crate::error::{Error, ErrorKind, Result};
@@ -40,6 +41,7 @@ impl CommandTool {
         let url = target.url(Some(&target.conn.password), APP_NAME);
         let mut env = expand_placeholders(&self.plan.env, &url, self.plan.driver.as_ref().map(|d| d.name.as_str()));
         env.extend(target.tool_env(APP_NAME));
+        super::retry::with_lock_timeout(&mut env, target.lock_timeout);
         let args = ["-c".to_string(), script.to_string()];
         target.network.command(&self.plan.launch, "/bin/sh", &args, &env, &self.plan.dir)
     }
@@ -91,14 +93,17 @@ impl CommandTool {
                 applied.interrupted = true;
                 applied.error = Some(MigrationError::new("interrupted by a signal while the command ran"));
             }
-            Err(ChildError::Failed { status, stderr, .. }) => {
+            Err(ChildError::Failed { status, stderr, stdout, .. }) => {
                 let tail = last_lines(&stderr, 25);
+                // The tool's exit status is all a command says: a lock_timeout
+                // is read from what it printed (see `says_lock_not_available`).
+                let gave_up = says_lock_not_available(&stderr) || says_lock_not_available(&stdout);
                 applied.error = Some(MigrationError {
                     message: target.redact(&format!("`{script}` failed ({status}):\n{tail}")),
                     statement: None,
                     file: None,
                     line: None,
-                    sqlstate: None,
+                    sqlstate: gave_up.then(|| LOCK_NOT_AVAILABLE.to_string()),
                 });
             }
             Err(e) => applied.error = Some(MigrationError::new(target.redact(&format!("`{script}`: {e}")))),

@@ -7,6 +7,7 @@ pub mod isolation;
 pub mod job;
 pub mod launch;
 pub mod network;
+pub mod retry;
 pub mod sources;
 pub mod sql;
 
@@ -195,6 +196,10 @@ pub struct Target<'a> {
     pub watcher: Option<&'a crate::observe::StatementWatcher>,
     /// How tools' processes start and reach the database (namespace, relays).
     pub network: &'a network::ToolNetwork,
+    /// `migrations.retry.lock_timeout`: what the migration's statements run
+    /// under (`SET lock_timeout` in rehearse's session, `PGOPTIONS` for a
+    /// tool's process); None: whatever the server's and the migration's settings say.
+    pub lock_timeout: Option<Duration>,
 }
 
 impl Target<'_> {
@@ -403,6 +408,32 @@ impl MigrationSource {
         if let MigrationSource::Alembic(a) = self {
             a.close().await
         }
+    }
+
+    /// Why `migration`, which just failed, cannot be tried again alone;
+    /// None when it can. An SQL file in a transaction and a command's
+    /// failure leave nothing of the try; an Alembic revision can be tried
+    /// again when the earlier revisions are committed, which env.py's
+    /// default (one transaction for the release) does not do: its failure
+    /// rolled them back with it, and a new `alembic upgrade` would start
+    /// with them (read from the version table: what the database has now).
+    pub async fn why_not_again(&self, migration: &Migration, client: &Client) -> Result<Option<String>> {
+        let MigrationSource::Alembic(a) = self else { return Ok(None) };
+        let table = a.version_table();
+        let rows = crate::catalog::alembic_version(client, &table).await.map_err(|e| {
+            crate::error::ErrorKind::CatalogReadFailed.because(format!("cannot read {table} to try again"), e)
+        })?;
+        let rows = rows.unwrap_or_default();
+        let missing: Vec<&str> = migration.parents.iter().filter(|p| !rows.contains(p)).map(String::as_str).collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "its failure rolled back {} too (env.py runs the release in one transaction, Alembic's default), so a \
+             new try would start before it: set transaction_per_migration=True in env.py's context.configure, or \
+             migrations.process: per_revision, so each revision commits on its own",
+            missing.join(", ")
+        )))
     }
 
     /// Applies one migration. An error is the harness failing (a helper that

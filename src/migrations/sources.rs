@@ -16,6 +16,8 @@ pub struct SourcePlan {
     /// The folder its migrations live in (as the tool sees it), for the report.
     pub dir: std::path::PathBuf,
     pub plan: MigrationsPlan,
+    /// `migrations.retry`: lock_timeout with retries.
+    pub retry: Option<super::retry::RetryPolicy>,
 }
 
 /// The migration sources of a run, in apply order.
@@ -60,6 +62,11 @@ impl Sources {
     pub fn histories(&self) -> Vec<(Option<String>, super::MigrationTool, String)> {
         let known = |(p, s): &(SourcePlan, MigrationSource)| s.history_table().map(|t| (p.app.clone(), s.tool(), t));
         self.list.iter().filter_map(known).collect()
+    }
+
+    /// The retry policy of the source a migration came from (`migrations.retry`).
+    pub fn retry_of(&self, migration: &Migration) -> Option<super::retry::RetryPolicy> {
+        self.list.iter().find(|(p, _)| p.app == migration.app).and_then(|(p, _)| p.retry)
     }
 
     /// The source a migration came from.

@@ -11,6 +11,7 @@ use super::Origin;
 use crate::error::{ErrorKind, Result};
 use crate::migrations::alembic::DEFAULT_VERSION_TABLE;
 use crate::migrations::launch::{ImageLaunch, Launch, Network};
+use crate::migrations::retry::RetryPolicy;
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::sql::{SqlDir, SqlOptions};
 use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, Driver, MigrationsPlan};
@@ -34,19 +35,51 @@ pub(super) fn scan_all(list: &MigrationsList, origin: &Origin) -> Result<Vec<Sou
                 other.app.as_deref().unwrap_or_default()
             )));
         }
-        let plan = scan(m, origin).map_err(|e| match &app {
+        let in_app = |e: crate::error::Error| match &app {
             Some(app) => e.context(format!("app {app}")),
             None => e,
-        })?;
+        };
+        let retry = retry_policy(m, origin).map_err(in_app)?;
+        let plan = scan(m, origin).map_err(in_app)?;
         let dir = match &plan {
             MigrationsPlan::Sql(_) => m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_default(),
             MigrationsPlan::Alembic(a) => a.dir.clone(),
             MigrationsPlan::Command(c) => c.dir.clone(),
         };
-        plans.push(SourcePlan { app, dir, plan });
+        plans.push(SourcePlan { app, dir, plan, retry });
     }
     check_histories(list, &plans, origin)?;
     Ok(plans)
+}
+
+/// `migrations.retry` as a policy: a lock_timeout above zero is required
+/// (without one there is no failure to retry), and at least one try.
+fn retry_policy(m: &MigrationsSection, origin: &Origin) -> Result<Option<RetryPolicy>> {
+    let Some(r) = &m.retry else { return Ok(None) };
+    let shown = origin.shown();
+    let lock_timeout = match r.lock_timeout {
+        Some(t) if !t.is_zero() => t,
+        Some(_) => {
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
+                "{shown}: migrations.retry.lock_timeout is 0, which turns the timeout off: give how long a statement \
+                 may wait for a lock before it gives up (e.g. lock_timeout: 2s)"
+            )))
+        }
+        None => {
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
+                "{shown}: migrations.retry has no lock_timeout: the policy retries a migration that failed on its \
+                 lock_timeout (SQLSTATE 55P03), so give migrations.retry.lock_timeout (e.g. lock_timeout: 2s)"
+            )))
+        }
+    };
+    let attempts = r.attempts.unwrap_or(RetryPolicy::DEFAULT_ATTEMPTS);
+    if attempts == 0 {
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
+            "{shown}: migrations.retry.attempts is 0: it counts every try, the first included; give 1 or more"
+        )));
+    }
+    let backoff = r.backoff.unwrap_or(RetryPolicy::DEFAULT_BACKOFF);
+    Ok(Some(RetryPolicy { lock_timeout, attempts, backoff }))
 }
 
 /// The app's name: required in a list (ids become `name/revision`), and a

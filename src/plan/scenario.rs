@@ -263,6 +263,23 @@ pub struct MigrationsSection {
     /// The network the migration tool runs on: `isolated` (the default: a
     /// namespace of its own, reaching the copy only) or `host`.
     pub network: Option<crate::migrations::launch::Network>,
+    /// Run each migration's statements under `lock_timeout` and retry one
+    /// that failed on it (SQLSTATE 55P03) after a backoff.
+    pub retry: Option<RetrySection>,
+}
+
+/// `migrations.retry`: the safe-migration guides' lock_timeout with retries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySection {
+    /// Required: how long a statement may wait for a lock before it fails.
+    #[serde(default, with = "humantime_serde")]
+    pub lock_timeout: Option<Duration>,
+    /// Tries in all, the first included (default 5).
+    pub attempts: Option<u32>,
+    /// The first pause between two tries (default 1s), doubled after each, up to 30s.
+    #[serde(default, with = "humantime_serde")]
+    pub backoff: Option<Duration>,
 }
 
 /// `migrations:` as a single source (a map) or several apps' sources (a

@@ -672,9 +672,37 @@ pub struct MigrationReport {
     /// What the app's traffic felt while it ran (`load:`); absent without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<MigrationLoad>,
+    /// Each try, with `migrations.retry` (absent without it): a try that
+    /// gave up on its lock_timeout, then the one that ended the migration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// With `migrations.retry`: the time in failed tries and the pauses
+    /// after them (in `duration_ms`, before the last try started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_lost_ms: Option<u64>,
+}
+
+/// One try of a migration under `migrations.retry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When it started, ms after the migration's first try started.
+    pub started_ms: u64,
+    pub duration_ms: u64,
+    /// Why it failed (`55P03`: it gave up on its lock_timeout); null for
+    /// the try that succeeded, and for a failure without one.
+    pub sqlstate: Option<String>,
+    /// The lock_timeout it ran under (ms).
+    pub lock_timeout_ms: u64,
 }
 
 impl MigrationReport {
+    /// The tries that gave up on their lock_timeout: `(tries, ms lost, lock_timeout ms)`
+    /// when the migration took more than one.
+    pub fn retried(&self) -> Option<(usize, u64, u64)> {
+        let last = self.attempts.last().filter(|_| self.attempts.len() > 1)?;
+        Some((self.attempts.len(), self.retry_lost_ms.unwrap_or(0), last.lock_timeout_ms))
+    }
+
     /// The longest hold of a lock that blocks reads or writes of an existing
     /// table (0 when none did): what the app felt most.
     pub fn longest_block(&self) -> u64 {

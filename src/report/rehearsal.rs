@@ -165,6 +165,10 @@ pub struct AppliedMigration {
     pub startup_ms: Option<u64>,
     pub statements: Vec<StatementReport>,
     pub error: Option<MigrationError>,
+    /// Each try under `migrations.retry`; empty without it.
+    pub attempts: Vec<Attempt>,
+    /// Under `migrations.retry`: the time in failed tries and their pauses.
+    pub retry_lost_ms: Option<u64>,
 }
 
 /// What the observers saw while a migration ran.
@@ -254,8 +258,10 @@ impl MigrationFacts {
     pub fn record(&self, breaches: &[Breach]) -> MigrationReport {
         let p = &self.planned;
         let a = self.applied.clone();
-        let (duration_ms, startup_ms, statements, error) =
-            a.map_or((0, None, Vec::new(), None), |a| (a.duration_ms, a.startup_ms, a.statements, a.error));
+        let (duration_ms, startup_ms, statements, error, attempts, retry_lost_ms) = a
+            .map_or((0, None, Vec::new(), None, Vec::new(), None), |a| {
+                (a.duration_ms, a.startup_ms, a.statements, a.error, a.attempts, a.retry_lost_ms)
+            });
         let o = self.observed.clone().unwrap_or_default();
         let f = self.findings.clone();
         MigrationReport {
@@ -291,6 +297,8 @@ impl MigrationFacts {
             standby: o.standby,
             compat: self.compat.clone(),
             load: self.load.clone(),
+            attempts,
+            retry_lost_ms,
         }
     }
 }
@@ -468,6 +476,8 @@ mod tests {
                 startup_ms: m.startup_ms,
                 statements: m.statements.clone(),
                 error: m.error.clone(),
+                attempts: m.attempts.clone(),
+                retry_lost_ms: m.retry_lost_ms,
             }),
             observed: Some(Observation {
                 wal: m.wal.clone(),

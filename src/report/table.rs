@@ -162,8 +162,20 @@ impl Column {
         match self {
             Column::Number => (i + 1).to_string(),
             Column::Migration => m.id.clone(),
-            Column::Status if m.budget_breaches.is_empty() => m.status.as_str().to_string(),
-            Column::Status => format!("{} (over budget)", m.status.as_str()),
+            Column::Status => {
+                // No column of its own: a migration that needed `migrations.retry` says so here.
+                let notes: Vec<String> = [
+                    m.retried().map(|(tries, _, _)| format!("{tries} tries")),
+                    (!m.budget_breaches.is_empty()).then(|| "over budget".to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                match notes.is_empty() {
+                    true => m.status.as_str().to_string(),
+                    false => format!("{} ({})", m.status.as_str(), notes.join(", ")),
+                }
+            }
             Column::Time if ran => format_ms(m.duration_ms),
             Column::BlocksReads if ran => block(&m.longest_read_block),
             Column::BlocksWrites if ran => block(&m.longest_write_block),
@@ -408,6 +420,34 @@ fn rewritten_tables(m: &MigrationReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Attempt;
+
+    #[test]
+    fn a_migration_that_needed_retries_says_how_many_tries_in_the_table_and_the_markdown() {
+        let mut report: Report =
+            serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).unwrap();
+        let try_ = |started_ms, sqlstate: Option<&str>| Attempt {
+            started_ms,
+            duration_ms: 300,
+            sqlstate: sqlstate.map(String::from),
+            lock_timeout_ms: 300,
+        };
+        let plain_table = table(&report, Some(200));
+        let plain_markdown = crate::report::render_markdown(&report);
+        report.migrations[1].attempts = vec![try_(0, Some("55P03")), try_(500, Some("55P03")), try_(1200, None)];
+        report.migrations[1].retry_lost_ms = Some(1200);
+        report.migrations[2].attempts = vec![try_(0, None)];
+        report.migrations[2].retry_lost_ms = Some(0);
+        let id = &report.migrations[1].id;
+        let table = table(&report, Some(200));
+        let row = table.lines().find(|l| l.contains(id.as_str())).unwrap();
+        assert!(row.contains("applied (3 tries)"), "{table}");
+        assert_eq!(table.matches("tries").count(), 1, "one try is no note: {table}");
+        let markdown = crate::report::render_markdown(&report);
+        assert!(markdown.contains("- Retried: 3 attempts, 1.2s lost to lock_timeout 300ms"), "{markdown}");
+        assert_eq!(markdown.matches("- Retried:").count(), 1, "{markdown}");
+        assert!(!plain_table.contains("tries") && !plain_markdown.contains("Retried"));
+    }
 
     #[test]
     fn ids_wrap_after_underscores_never_inside_a_word() {

@@ -254,6 +254,7 @@ impl Build<'_> {
                 cancel: self.cancel,
                 watcher: None,
                 network: self.network,
+                lock_timeout: None,
             };
             let found = source.pending(&target).await?;
             for m in &found.migrations {

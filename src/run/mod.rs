@@ -15,6 +15,7 @@ mod drift;
 mod outcome;
 mod proof;
 mod rehearse;
+mod retry;
 mod snapshot;
 mod standby;
 
@@ -408,7 +409,7 @@ async fn discover(
 ) -> Result<Pending> {
     let conn = server.conn();
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
-    let target = Target { client: &runner, conn, cancel, watcher: None, network };
+    let target = Target { client: &runner, conn, cancel, watcher: None, network, lock_timeout: None };
     let (migrations, sources) = source.pending(&target).await?;
     let largest_tables = prepared.server.tables.iter().map(|t| t.name.clone()).collect();
     Ok(Pending { migrations, sources, runner, largest_tables, network: network.clone() })

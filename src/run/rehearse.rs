@@ -277,6 +277,7 @@ impl Rehearsal<'_> {
     /// [`Rehearsal::check_app`], judged by [`Rehearsal::judge`]).
     async fn apply(&self, migration: &Migration, m: &mut MigrationFacts) -> Result<Step> {
         let source = self.source.of(migration)?;
+        let policy = self.source.retry_of(migration);
         // Before observing: a tool's start-up (an Alembic process) is not the migration's.
         let target = Target {
             client: self.runner,
@@ -284,6 +285,7 @@ impl Rehearsal<'_> {
             cancel: self.cancel,
             watcher: self.watcher,
             network: self.network,
+            lock_timeout: policy.map(|p| p.lock_timeout),
         };
         source.ready(migration, &target).await?;
         let mut load = match self.load {
@@ -301,7 +303,7 @@ impl Rehearsal<'_> {
             MigrationTool::Command => proof::sessions(self.observers.observer()).await?,
             _ => None,
         };
-        let mut applied = source.apply(migration, &target).await?;
+        let (mut applied, tries) = super::retry::apply(source, migration, &target, policy).await?;
         let ended = std::time::Instant::now();
         if applied.error.is_none() && !applied.interrupted {
             proof::command_connected(self.observers.observer(), sessions_before, migration).await?;
@@ -313,11 +315,12 @@ impl Rehearsal<'_> {
         if timed_out {
             deadline.explain(&mut applied.error);
         }
-        let record = m.applied.insert(record(&mut applied, timed_out));
+        let record = m.applied.insert(record(&mut applied, timed_out, &tries));
         let own_session = source.runs_in_own_session().then_some(self.runner);
         let (statements, duration_ms) = (&mut record.statements, record.duration_ms);
         let observed =
             self.observers.finish(observing, own_session, statements, duration_ms, &applied.inherited).await?;
+        super::retry::explain(&mut record.error, &tries, &observed.observation.locks);
         m.observed = Some(observed.observation);
         // A migration's session settings (SET lock_timeout, search_path, ...)
         // must not leak into the next one.
@@ -388,7 +391,7 @@ impl Rehearsal<'_> {
 }
 
 /// What the migration source reported, as the migration's facts.
-fn record(applied: &mut Applied, timed_out: bool) -> AppliedMigration {
+fn record(applied: &mut Applied, timed_out: bool, tries: &super::retry::Tries) -> AppliedMigration {
     AppliedMigration {
         duration_ms: millis(applied.duration),
         startup_ms: applied.startup.map(millis),
@@ -400,5 +403,7 @@ fn record(applied: &mut Applied, timed_out: bool) -> AppliedMigration {
             (None, false) => MigrationStatus::Applied,
         },
         error: applied.error.take(),
+        attempts: tries.attempts.clone(),
+        retry_lost_ms: tries.lost_ms,
     }
 }

@@ -37,6 +37,7 @@ mod report_dir;
 mod report_formats;
 mod restore_formats;
 mod restore_room;
+mod retry;
 mod signals;
 mod sql_migrations;
 mod standby;

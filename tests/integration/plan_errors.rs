@@ -670,3 +670,21 @@ fn a_python_that_is_not_there_is_a_missing_migration_tool() {
     let path = s.write("bad.yaml", &yaml);
     refused(resolve(&path, &Overrides::default()), ErrorKind::MigrationToolMissing, &["migrations.python"]);
 }
+
+#[test]
+fn a_retry_policy_without_lock_timeout_exits_3_naming_the_key_before_anything_starts() {
+    let s = Sandbox::new();
+    s.migrations(&[("0001_a.sql", "SELECT 1;")]);
+    let dump = dumps().path("custom").display().to_string();
+    let path = s.write(
+        "bad.yaml",
+        &format!("dump: {dump}\nmigrations:\n  tool: sql\n  dir: migrations\n  retry: {{attempts: 3}}\n"),
+    );
+    s.rehearse_bad_input(&["run", path.to_str().unwrap()], &["migrations.retry.lock_timeout"]).assert_nothing_ran();
+    let policy = |retry: &str| format!("dump: {dump}\nmigrations:\n  tool: sql\n  dir: migrations\n  retry: {retry}\n");
+    let kind = ErrorKind::ScenarioInvalid;
+    fails_with(&s, &policy("{attempts: 3}"), kind, &["migrations.retry has no lock_timeout", "lock_timeout: 2s"]);
+    fails_with(&s, &policy("{lock_timeout: 0s}"), kind, &["migrations.retry.lock_timeout is 0"]);
+    fails_with(&s, &policy("{lock_timeout: 1s, attempts: 0}"), kind, &["migrations.retry.attempts is 0"]);
+    fails_with(&s, &policy("{lock_timeout: 1s, tries: 3}"), kind, &["bad.yaml:5:", "unknown field `tries`"]);
+}

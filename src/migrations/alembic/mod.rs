@@ -244,6 +244,7 @@ impl AlembicProject {
         let mut env = expand_placeholders(&self.plan.env, &url, None);
         env.extend(target.tool_env(APP_NAME));
         env.extend(driver_env(&self.plan));
+        super::retry::with_lock_timeout(&mut env, target.lock_timeout);
         env.extend([
             url_env(url),
             ("REHEARSE_IDENTITY_SQL".to_string(), catalog::IDENTITY.to_string()),

@@ -133,6 +133,13 @@ struct FileRun<'a, 'b> {
 impl FileRun<'_, '_> {
     async fn execute(&mut self, statements: &[Located<'_>]) -> Result<(), MigrationError> {
         let db = self.target.client;
+        if let Some(timeout) = self.target.lock_timeout {
+            // Session-wide, before the file's transaction: the file's own SET
+            // lock_timeout still wins for what follows it, and rehearse
+            // resets the session after each migration.
+            let set = format!("SET lock_timeout = '{}' /*rehearse*/", crate::migrations::retry::setting(timeout));
+            db.batch_execute(&set).await.map_err(failed)?;
+        }
         if self.exact_locks {
             let now = catalog::own_locks(db).await.map_err(failed)?;
             (self.wal, self.lock_timeout_ms) = (now.wal, now.lock_timeout_ms);

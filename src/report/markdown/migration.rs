@@ -48,6 +48,9 @@ fn figures(w: &mut String, m: &MigrationReport) {
         }
         None => put!(w, "- Time: {}", format_ms(m.duration_ms)),
     }
+    if let Some((tries, lost_ms, lock_timeout_ms)) = m.retried() {
+        put!(w, "- Retried: {tries} attempts, {} lost to lock_timeout {lock_timeout_ms}ms", format_ms(lost_ms));
+    }
     for (what, block) in [("reads", &m.longest_read_block), ("writes", &m.longest_write_block)] {
         match block {
             Some(b) => put!(w, "- Longest block of {what}: {} ({} on `{}`)", format_ms(b.held_ms), b.mode, b.relation),
