@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race test test-fast fuzz bench bench-load bench-estimate bench-corpus bench-tracing clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load test test-fast fuzz bench bench-load bench-estimate bench-corpus bench-tracing clean
 
 deps:
 	@scripts/deps.sh
@@ -88,6 +88,13 @@ demo-race: build
 # The same release with a streaming hot standby: its lag and standby read waits, measured.
 demo-standby: build
 	$(REHEARSE) run scenarios/demo-standby.yaml
+
+# The demo's next migrations under the app's traffic and a 5s long transaction on orders
+# (docs/load.md): a cheap column stalls the app (unsafe: the run exits 1 on max_app_stall,
+# so make goes on), then the same column under migrations.retry, bounded by its lock_timeout.
+demo-load: build
+	-$(REHEARSE) run scenarios/demo-load.yaml
+	$(REHEARSE) run scenarios/demo-load-retry.yaml
 
 # tests/integration/postgres18.rs runs on REHEARSE_PG18_BIN: the one given,
 # else the bin directory scripts/pg18.sh installs and prints.

@@ -10,10 +10,12 @@ use super::generator::{Outcome, Phase, Sample};
 use crate::report::{Latency, MigrationLoad};
 
 /// Where the phase's samples split: the baseline is what started before
-/// `migration`, the migration's what started from then to `end`.
+/// `migration`, the migration's what started from then to `end`; and the
+/// table the app's sessions queued on behind the migration, if they did.
 pub struct Marks {
     pub migration: Instant,
     pub end: Instant,
+    pub queued_on: Option<String>,
 }
 
 /// The migration's figures from one phase's samples (the verdict is the gate's).
@@ -28,7 +30,7 @@ pub fn migration(phase: &Phase, marks: &Marks, tables: &[Vec<String>], threshold
             *errors.entry(code.clone()).or_insert(0) += 1;
         }
     }
-    let (stall, stall_table) = stall(&during, tables, threshold);
+    let (stall, stall_table) = stall(&during, tables, threshold, marks.queued_on.as_deref());
     MigrationLoad {
         statements: during.len() as u64,
         completed: during.iter().filter(|s| s.outcome == Outcome::Completed).count() as u64,
@@ -68,37 +70,55 @@ pub fn latency(samples: &[&Sample]) -> Latency {
     }
 }
 
-/// The longest stall and its table: per table, the union of the spans of
-/// the statements on it that waited longer than `threshold`, and its
-/// longest continuous stretch.
-fn stall(samples: &[&Sample], tables: &[Vec<String>], threshold: Duration) -> (Duration, Option<String>) {
+/// The stall and its table: per table, the union of the spans of the
+/// statements on it that waited longer than `threshold`; the stall is the
+/// longest continuous stretch of any. Its table is the one the app queued
+/// on behind the migration (`queued_on`, from the lock queue: the cause,
+/// where a join or a foreign key's check stalls statements that name other
+/// tables, or only other tables), otherwise the stretch's own.
+fn stall(
+    samples: &[&Sample],
+    tables: &[Vec<String>],
+    threshold: Duration,
+    queued_on: Option<&str>,
+) -> (Duration, Option<String>) {
+    let stretches = stretches(samples, tables, threshold);
+    let longest = stretches.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
+    match longest {
+        Some((table, d)) => (d, Some(queued_on.map_or(table, str::to_string))),
+        None => (Duration::ZERO, None),
+    }
+}
+
+/// Per table with a statement over `threshold`, its longest continuous
+/// stretch of slow statements.
+fn stretches(samples: &[&Sample], tables: &[Vec<String>], threshold: Duration) -> Vec<(String, Duration)> {
     let mut spans: BTreeMap<&str, Vec<(Instant, Instant)>> = BTreeMap::new();
     for s in samples.iter().filter(|s| s.latency > threshold) {
         for table in &tables[s.statement] {
             spans.entry(table).or_default().push((s.start, s.start + s.latency));
         }
     }
-    let mut longest = (Duration::ZERO, None);
+    let mut found = Vec::new();
     for (table, mut spans) in spans {
         spans.sort();
-        let mut current: Option<(Instant, Instant)> = None;
+        let (mut longest, mut current): (Duration, Option<(Instant, Instant)>) = (Duration::ZERO, None);
         for (start, end) in spans {
             current = match current {
                 Some((s, e)) if start <= e => Some((s, e.max(end))),
                 Some((s, e)) => {
-                    if e - s > longest.0 {
-                        longest = (e - s, Some(table.to_string()));
-                    }
+                    longest = longest.max(e - s);
                     Some((start, end))
                 }
                 None => Some((start, end)),
             };
         }
-        if let Some((s, e)) = current.filter(|(s, e)| *e - *s > longest.0) {
-            longest = (e - s, Some(table.to_string()));
+        if let Some((s, e)) = current {
+            longest = longest.max(e - s);
         }
+        found.push((table.to_string(), longest));
     }
-    longest
+    found
 }
 
 #[cfg(test)]
@@ -130,10 +150,19 @@ mod tests {
             sample(0, t0, 100, 5),     // fast: not a stall
         ];
         let refs: Vec<&Sample> = samples.iter().collect();
-        let (ms, table) = stall(&refs, &statements, Duration::from_secs(1));
+        let (ms, table) = stall(&refs, &statements, Duration::from_secs(1), None);
         assert_eq!((ms.as_millis(), table.as_deref()), (4500, Some("public.orders")));
-        let (none, _) = stall(&refs, &statements, Duration::from_secs(10));
+        let (none, _) = stall(&refs, &statements, Duration::from_secs(10), None);
         assert_eq!(none, Duration::ZERO);
+        // The table the app queued on behind the migration names the stall,
+        // whether its own statements stalled as long or none names it (a
+        // foreign key's check waits on the parent's lock).
+        for queued_on in ["public.users", "public.coupons"] {
+            let (ms, table) = stall(&refs, &statements, Duration::from_secs(1), Some(queued_on));
+            assert_eq!((ms.as_millis(), table.as_deref()), (4500, Some(queued_on)));
+        }
+        let (none, table) = stall(&refs, &statements, Duration::from_secs(10), Some("public.users"));
+        assert_eq!((none, table), (Duration::ZERO, None), "no stall, no table");
     }
 
     #[test]
@@ -143,7 +172,7 @@ mod tests {
         let mut samples: Vec<Sample> = (0..100).map(|i| sample(0, t0, i * 10, 2)).collect();
         samples.push(sample(0, t0, 1500, 5000));
         samples[60].outcome = Outcome::Failed("55P03".into());
-        let marks = Marks { migration: t0 + Duration::from_millis(500), end: t0 + Duration::from_secs(7) };
+        let marks = Marks { migration: t0 + Duration::from_millis(500), end: t0 + Duration::from_secs(7), queued_on: None };
         let dropped = vec![t0, t0 + Duration::from_secs(2)];
         let m = migration(&Phase { samples, dropped, ..Phase::default() }, &marks, &statements, Duration::from_secs(1));
         assert_eq!(m.not_issued, 1, "the drop during the migration");

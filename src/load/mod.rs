@@ -238,12 +238,12 @@ impl Load {
 
     /// Stops the load once the migration ended (at `end`): what the app felt.
     pub async fn after_migration(&mut self, m: Measuring, end: Instant) -> MigrationLoad {
-        let max_queue = m.queue.finish().await;
+        let queue = m.queue.finish().await;
         let phase = self.generator.stop(GRACE).await;
         m.holding.end().await;
-        let marks = measure::Marks { migration: m.migration, end };
+        let marks = measure::Marks { migration: m.migration, end, queued_on: queue.table };
         let mut load = measure::migration(&phase, &marks, &self.tables, self.stall_threshold);
-        load.max_queue = max_queue;
+        load.max_queue = queue.longest;
         self.baseline_issued += load.baseline_statements;
         self.baseline_time += self.baseline;
         self.load_time += phase.elapsed;

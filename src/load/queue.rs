@@ -15,12 +15,29 @@ use tokio_util::sync::CancellationToken;
 /// The sampler of one migration's queue.
 pub struct QueueSampler {
     stop: CancellationToken,
-    task: JoinHandle<u64>,
+    task: JoinHandle<Queue>,
 }
 
-/// Sessions waiting on a lock, with their blockers.
-const WAITING: &str = "/*rehearse*/ SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity
-    WHERE datname = current_database() AND wait_event_type = 'Lock'";
+/// What the sampler saw of the queue.
+#[derive(Debug, Default, PartialEq)]
+pub struct Queue {
+    /// The most of the app's sessions queued at one sample.
+    pub longest: u64,
+    /// The table the queued sessions waited for in the most samples
+    /// (schema-qualified): where the app stalled, whatever tables its
+    /// statements name (an INSERT into a child waits for its parent's lock
+    /// through the foreign key's check).
+    pub table: Option<String>,
+}
+
+/// Sessions waiting on a lock, with their blockers and the table of the
+/// lock they wait for (null for a lock that is not a table's).
+const WAITING: &str = "/*rehearse*/ SELECT a.pid, pg_blocking_pids(a.pid),
+      (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_locks l
+         JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE l.pid = a.pid AND NOT l.granted AND l.locktype = 'relation' LIMIT 1)
+    FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.wait_event_type = 'Lock'";
 
 impl QueueSampler {
     /// `app`: the generator's sessions; `not_migration`: every other session
@@ -29,26 +46,38 @@ impl QueueSampler {
         let stop = CancellationToken::new();
         let mut pace = crate::observe::Pace::new(interval, stop.clone());
         let task = tokio::spawn(async move {
-            let mut longest = 0;
+            let (mut longest, mut tables) = (0, HashMap::<String, u64>::new());
             while pace.tick().await {
                 let Ok(rows) = client.query(WAITING, &[]).await else { continue };
                 let waiting: HashMap<i32, Vec<i32>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-                longest = longest.max(queued(&waiting, &app, &not_migration));
+                let queued = queued(&waiting, &app, &not_migration);
+                longest = longest.max(queued.len() as u64);
+                for row in rows.iter().filter(|r| queued.contains(&r.get::<_, i32>(0))) {
+                    if let Some(table) = row.get::<_, Option<String>>(2) {
+                        *tables.entry(table).or_default() += 1;
+                    }
+                }
             }
-            longest
+            Queue { longest, table: most_waited(tables) }
         });
         QueueSampler { stop, task }
     }
 
-    /// The longest queue seen.
-    pub async fn finish(self) -> u64 {
+    /// What it saw.
+    pub async fn finish(self) -> Queue {
         self.stop.cancel();
-        self.task.await.unwrap_or(0)
+        self.task.await.unwrap_or_default()
     }
 }
 
-/// How many of the app's sessions wait on a chain leading to the migration.
-fn queued(waiting: &HashMap<i32, Vec<i32>>, app: &[i32], not_migration: &[i32]) -> u64 {
+/// The table waited for in the most samples (by name on a tie, so the
+/// choice does not depend on the map's order).
+fn most_waited(tables: HashMap<String, u64>) -> Option<String> {
+    tables.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0))).map(|(table, _)| table)
+}
+
+/// The app's sessions that wait on a chain leading to the migration.
+fn queued(waiting: &HashMap<i32, Vec<i32>>, app: &[i32], not_migration: &[i32]) -> Vec<i32> {
     let leads_to_migration = |start: i32| {
         let (mut seen, mut next) = (HashSet::new(), vec![start]);
         while let Some(pid) = next.pop() {
@@ -63,7 +92,7 @@ fn queued(waiting: &HashMap<i32, Vec<i32>>, app: &[i32], not_migration: &[i32]) 
         }
         false
     };
-    app.iter().filter(|pid| waiting.contains_key(pid) && leads_to_migration(**pid)).count() as u64
+    app.iter().copied().filter(|pid| waiting.contains_key(pid) && leads_to_migration(*pid)).collect()
 }
 
 #[cfg(test)]
@@ -79,7 +108,15 @@ mod tests {
             (2, vec![1]),   // behind an app session that waits on the migration
             (3, vec![10]),  // an app session behind the long transaction only
         ]);
-        assert_eq!(queued(&waiting, &[1, 2, 3], &[10]), 2);
-        assert_eq!(queued(&HashMap::new(), &[1], &[10]), 0);
+        assert_eq!(queued(&waiting, &[1, 2, 3], &[10]), [1, 2]);
+        assert!(queued(&HashMap::new(), &[1], &[10]).is_empty());
+    }
+
+    #[test]
+    fn the_table_waited_for_most_and_by_name_on_a_tie() {
+        let counts = |pairs: &[(&str, u64)]| pairs.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        assert_eq!(most_waited(counts(&[("public.b", 3), ("public.a", 9)])).as_deref(), Some("public.a"));
+        assert_eq!(most_waited(counts(&[("public.b", 4), ("public.a", 4)])).as_deref(), Some("public.a"));
+        assert_eq!(most_waited(HashMap::new()), None);
     }
 }

@@ -1,0 +1,1 @@
+../migrations/0011_add_orders_gift_note.sql
