@@ -21,6 +21,9 @@
 //! `report-ignored.json` is a real run of the demo with `hazards.ignore`
 //! (no-lock-timeout everywhere, create-index-non-concurrent for 0004 and for
 //! a migration that is not pending), written with `/repo` the same way.
+//! `report-load.json` is a real run of `scenarios/demo-load.yaml` (`make
+//! demo-load`'s first: the app's traffic and a long transaction, one
+//! migration `unsafe` and one `normal_hours`), written with `/repo` the same way.
 //!
 //! What differs by machine and run is pinned in the model before rendering
 //! (`normalize`), not patched in the text afterwards: the timestamps, the
@@ -97,6 +100,9 @@ fn pin_directories(r: Report) -> Report {
     }
     if let Some(c) = &r.compat {
         add(&c.queries, "[queries-dir]");
+    }
+    if let Some(l) = &r.load {
+        add(&l.queries, "[queries-dir]");
     }
     // Longest first, so a directory inside another is replaced whole.
     dirs.sort_by_key(|(dir, _)| std::cmp::Reverse(dir.len()));
@@ -209,6 +215,7 @@ const SNAPSHOTS: &[(&str, &[Format])] = &[
     ("apps", &[Table(Some(120)), Markdown, Junit]),
     ("drift", &[Table(Some(120)), Markdown, Json, Junit]),
     ("ignored", &[Table(Some(120)), Markdown, Json]),
+    ("load", &[Table(Some(80)), Table(Some(120)), Markdown, Json, Junit]),
 ];
 
 /// The snapshot's name, as its file is named: `table_demo_80`, `markdown_failed`.

@@ -172,7 +172,8 @@ mod tests {
         let mut samples: Vec<Sample> = (0..100).map(|i| sample(0, t0, i * 10, 2)).collect();
         samples.push(sample(0, t0, 1500, 5000));
         samples[60].outcome = Outcome::Failed("55P03".into());
-        let marks = Marks { migration: t0 + Duration::from_millis(500), end: t0 + Duration::from_secs(7), queued_on: None };
+        let marks =
+            Marks { migration: t0 + Duration::from_millis(500), end: t0 + Duration::from_secs(7), queued_on: None };
         let dropped = vec![t0, t0 + Duration::from_secs(2)];
         let m = migration(&Phase { samples, dropped, ..Phase::default() }, &marks, &statements, Duration::from_secs(1));
         assert_eq!(m.not_issued, 1, "the drop during the migration");

@@ -50,6 +50,8 @@ pub struct MigrationLoad {
     /// The longest stretch during which the app's statements on one table
     /// waited longer than `load.stall_threshold`.
     pub stall_ms: u64,
+    /// The table the app queued on behind the migration (its lock in
+    /// `pg_locks`), else the one of the stretch's statements.
     pub stall_table: Option<String>,
     /// The most app sessions seen queued behind the migration's locks at once.
     pub max_queue: u64,
@@ -111,5 +113,19 @@ impl LoadInfo {
     /// Whether the machine fell short of the asked rate (by more than a tenth).
     pub fn below_asked(&self) -> bool {
         self.rate_reached < self.rate_asked * 0.9
+    }
+
+    /// The terminal's note when this machine did not reach the rate asked.
+    pub fn below_asked_line(&self) -> Option<String> {
+        self.below_asked().then(|| {
+            format!(
+                "the load reached {:.1} statements/s of the {:.1} asked on this machine (the generator used {:.0}% \
+                 of a core): the app's figures are at the rate reached; raise load.clients when its statements were \
+                 dropped with every client busy, else rehearse on a bigger machine",
+                self.rate_reached,
+                self.rate_asked,
+                self.generator_cpu_share * 100.0
+            )
+        })
     }
 }

@@ -34,6 +34,9 @@ pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     for line in summary::breach_lines(report, false) {
         out.push_str(&format!("over budget: {line}\n"));
     }
+    if let Some(line) = report.load.as_ref().and_then(|l| l.below_asked_line()) {
+        out.push_str(&format!("note: {line}\n"));
+    }
     if let Some(line) = summary::unused_overrides_line(report, false) {
         out.push_str(&format!("note: {line}\n"));
     }
@@ -113,14 +116,16 @@ impl Column {
     /// Dropped first when the terminal is too narrow: what other columns or
     /// the report say too. Blocked writes stay longest: a lock that blocks
     /// reads blocks writes as well, so that column names the worst block.
+    /// What the app felt under `load:` outlasts WAL and lag: it is what the
+    /// rehearsal under traffic is for.
     const DROP_ORDER: [Column; 9] = [
         Column::Rewrites,
         Column::Hazards,
         Column::Number,
         Column::BlocksReads,
-        Column::App,
         Column::Wal,
         Column::StandbyLag,
+        Column::App,
         Column::Time,
         Column::AtScale,
     ];

@@ -94,7 +94,11 @@ fn assert_bounded_by_retries(report: &Report, felt: &Felt, code: i32) {
     let load = m.load.as_ref().unwrap();
     assert_eq!(code, 0, "{load:?} {:?}", m.attempts);
     assert!(m.attempts.len() >= 2, "{:?}", m.attempts);
-    assert!(m.attempts[..m.attempts.len() - 1].iter().all(|a| a.sqlstate.as_deref() == Some("55P03")), "{:?}", m.attempts);
+    assert!(
+        m.attempts[..m.attempts.len() - 1].iter().all(|a| a.sqlstate.as_deref() == Some("55P03")),
+        "{:?}",
+        m.attempts
+    );
     assert!(felt.reads > 20, "the test's own client read {} times", felt.reads);
     assert!(felt.longest_read_ms < 1500, "the test's own client waited {}ms", felt.longest_read_ms);
     assert!(load.latency_ms.max < 1500.0, "rehearse saw a statement take {}ms", load.latency_ms.max);
@@ -255,4 +259,30 @@ fn a_stall_through_a_foreign_key_is_named_after_the_table_locked() {
     assert!((2000..=5000).contains(&load.stall_ms), "{load:?}");
     assert_eq!(load.stall_table.as_deref(), Some("public.customers"), "{load:?}");
     assert!(load.max_queue >= 1, "{load:?}");
+}
+
+/// A rate this machine cannot reach is not run lower silently: the report
+/// says the rate reached, within what two clients of 50ms statements can
+/// issue at most, and the terminal and report.md say so.
+#[test]
+fn a_rate_out_of_reach_is_reported_as_the_rate_reached() {
+    let server = OwnedServer::start();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[ADD_COLUMN]);
+    sandbox.write("workload.sql", "SELECT pg_sleep(0.05);\n");
+    let scenario = sandbox.scenario_on(
+        &format!("backend: url\n  url: {}", server.url()),
+        &dumps().path("custom"),
+        "load:\n  queries: workload.sql\n  rate: 200/s\n  clients: 2\n  baseline: 1s\n",
+    );
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let load = out.report().load.unwrap();
+    // Two clients of 50ms statements issue at most 40/s.
+    assert_eq!(load.rate_asked, 200.0);
+    assert!(load.rate_reached > 20.0 && load.rate_reached <= 42.0, "{load:?}");
+    assert!(load.dropped > 0, "{load:?}");
+    let note = format!("the load reached {:.1} statements/s of the 200.0 asked", load.rate_reached);
+    assert!(out.stdout.contains(&note), "{}", out.stdout);
+    assert!(out.markdown().contains(&format!("This machine reached {:.1} statements/s", load.rate_reached)));
 }
