@@ -230,3 +230,19 @@ fn a_signal_during_the_abort_stops_it_and_leaves_nothing_running() {
     assert_eq!(server.state(), before, "the run left something on the server");
     sandbox.assert_no_leaks();
 }
+
+/// `make demo-abort`: the demo's 0010 (about 120ms on snapshots/demo.dump)
+/// cancelled halfway still lands inside the build: its INVALID index is
+/// left, dropped by the recovery, and the index builds again.
+#[test]
+fn the_abort_demo_leaves_an_invalid_index_on_orders_that_the_recovery_drops() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.rehearse(&["run", &format!("{}/scenarios/demo-abort.yaml", crate::support::REPO)]);
+    out.assert_code(0);
+    let report = out.report();
+    let a = the_abort(&report);
+    let left: Vec<(&str, bool)> = a.leftovers.iter().map(|l| (l.object.as_str(), l.invalid)).collect();
+    assert_eq!(left, [("public.orders_created_at_idx", true)], "{a:?}");
+    assert_eq!(a.recovery, ["DROP INDEX CONCURRENTLY IF EXISTS public.orders_created_at_idx;"]);
+    assert!(a.recovered && a.rerun_ok, "{a:?}");
+}
