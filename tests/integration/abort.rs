@@ -246,3 +246,39 @@ fn the_abort_demo_leaves_an_invalid_index_on_orders_that_the_recovery_drops() {
     assert_eq!(a.recovery, ["DROP INDEX CONCURRENTLY IF EXISTS public.orders_created_at_idx;"]);
     assert!(a.recovered && a.rerun_ok, "{a:?}");
 }
+
+/// A command tool (psql running the file) gets SIGINT to its process
+/// group, as a terminal's Ctrl-C: psql sends the server a cancel request,
+/// the build stops and leaves its INVALID index, and psql exits on the error.
+#[test]
+fn a_command_tool_gets_sigint_and_its_cancelled_index_is_recovered() {
+    let server = OwnedServer::start();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[
+        ("0001_big.sql", BIG),
+        ("0002_index.sql", "CREATE INDEX CONCURRENTLY big_note_idx ON public.big (note);\n"),
+    ]);
+    let scenario = sandbox.write(
+        "command.yaml",
+        &format!(
+            "name: command\ndump: {}\npostgres:\n  backend: url\nmigrations:\n  tool: command\n  revisions: \
+             [0001_big, 0002_index]\n  apply: {}/psql -X -q -v ON_ERROR_STOP=1 -f migrations/{{rev}}.sql\n\
+             abort:\n  migrations: [0002_index]\n  at: 50%\n",
+            tiny_demo_dump().display(),
+            crate::support::pg_bin_dir()
+        ),
+    );
+    let watch = watch_the_copy(server.conn.clone(), "ShareUpdateExclusiveLock");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--url", &server.url()]);
+    let seen = watch.join().unwrap();
+    out.assert_code(0);
+    let report = out.report();
+    let a = the_abort(&report);
+    assert_eq!(a.error, None, "{a:?}");
+    let left: Vec<(&str, bool)> = a.leftovers.iter().map(|l| (l.object.as_str(), l.invalid)).collect();
+    assert_eq!(left, [("public.big_note_idx", true)], "{a:?}");
+    assert!(a.recovered && a.rerun_ok, "{a:?}");
+    assert_eq!(seen.index_states, [Some(false), None, Some(false), Some(true)], "{seen:?}");
+    assert!(a.locks_released_ms.unwrap() < 1000, "psql's cancel request took {a:?}");
+    assert_hold_matches(a, &seen);
+}
