@@ -19,6 +19,10 @@ use crate::support::{run_and_signal, tiny_demo_dump, OwnedServer, Sandbox};
 const BIG: &str =
     "CREATE TABLE public.big AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 2000000) g;\n";
 
+/// The big table, then an index on it built concurrently.
+const BIG_THEN_INDEX: [(&str, &str); 2] =
+    [("0001_big.sql", BIG), ("0002_index.sql", "CREATE INDEX CONCURRENTLY big_note_idx ON public.big (note);\n")];
+
 /// What the test saw on the abort's copy.
 #[derive(Debug, Default)]
 struct Seen {
@@ -99,14 +103,23 @@ fn assert_hold_matches(a: &AbortReport, seen: &Seen) {
     assert!(reported.abs_diff(seen) < 400, "the report says the lock was held {reported} ms, the test saw {seen} ms");
 }
 
+/// big_note_idx left INVALID by the cancel, dropped by the recovery, built
+/// again: in the report, and in the test's own reading of pg_index on the
+/// copy (invalid while built and once cancelled, gone after the recovery,
+/// invalid again while the re-run builds it, then valid).
+fn assert_index_left_and_recovered(a: &AbortReport, seen: &Seen) {
+    let left: Vec<(&str, bool)> = a.leftovers.iter().map(|l| (l.object.as_str(), l.invalid)).collect();
+    assert_eq!(left, [("public.big_note_idx", true)], "{a:?}");
+    assert_eq!(a.recovery, ["DROP INDEX CONCURRENTLY IF EXISTS public.big_note_idx;"]);
+    assert!(a.recovered && a.rerun_ok, "{a:?}");
+    assert_eq!(seen.index_states, [Some(false), None, Some(false), Some(true)], "{seen:?}");
+}
+
 #[test]
 fn a_cancelled_concurrent_index_leaves_an_invalid_index_the_recovery_drops() {
     let server = OwnedServer::start();
     let sandbox = Sandbox::new();
-    sandbox.migrations(&[
-        ("0001_big.sql", BIG),
-        ("0002_index.sql", "CREATE INDEX CONCURRENTLY big_note_idx ON public.big (note);\n"),
-    ]);
+    sandbox.migrations(&BIG_THEN_INDEX);
     let extra = "abort:\n  migrations: [0002_index]\n  at: 50%\n";
     let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), extra);
     let watch = watch_the_copy(server.conn.clone(), "ShareUpdateExclusiveLock");
@@ -120,15 +133,8 @@ fn a_cancelled_concurrent_index_leaves_an_invalid_index_the_recovery_drops() {
     assert!(rehearsed > 600, "the index took {rehearsed} ms: too quick for a cancel halfway");
     let at = a.cancelled_at_ms.unwrap();
     assert!(at.abs_diff(rehearsed / 2) < 250, "cancelled at {at} ms, half of {rehearsed} ms asked");
-    let left: Vec<(&str, bool)> = a.leftovers.iter().map(|l| (l.object.as_str(), l.invalid)).collect();
-    assert_eq!(left, [("public.big_note_idx", true)], "{:?}", a.leftovers);
-    assert_eq!(a.recovery, ["DROP INDEX CONCURRENTLY IF EXISTS public.big_note_idx;"]);
-    assert!(a.recovered && a.rerun_ok, "{a:?}");
+    assert_index_left_and_recovered(a, &seen);
     assert_eq!(a.version_table.as_ref().map(|v| v.state), Some(VersionTableMove::Unchanged));
-    // The test's own reading of pg_index on the copy: invalid while built
-    // and once cancelled, gone after the recovery, invalid again while the
-    // re-run builds it, then valid.
-    assert_eq!(seen.index_states, [Some(false), None, Some(false), Some(true)], "{seen:?}");
     assert_hold_matches(a, &seen);
     // A concurrent build blocks neither reads nor writes: the app's read went through at once.
     assert!(a.app_resumed_ms.unwrap() < 500, "{a:?}");
@@ -254,10 +260,7 @@ fn the_abort_demo_leaves_an_invalid_index_on_orders_that_the_recovery_drops() {
 fn a_command_tool_gets_sigint_and_its_cancelled_index_is_recovered() {
     let server = OwnedServer::start();
     let sandbox = Sandbox::new();
-    sandbox.migrations(&[
-        ("0001_big.sql", BIG),
-        ("0002_index.sql", "CREATE INDEX CONCURRENTLY big_note_idx ON public.big (note);\n"),
-    ]);
+    sandbox.migrations(&BIG_THEN_INDEX);
     let scenario = sandbox.write(
         "command.yaml",
         &format!(
@@ -275,10 +278,7 @@ fn a_command_tool_gets_sigint_and_its_cancelled_index_is_recovered() {
     let report = out.report();
     let a = the_abort(&report);
     assert_eq!(a.error, None, "{a:?}");
-    let left: Vec<(&str, bool)> = a.leftovers.iter().map(|l| (l.object.as_str(), l.invalid)).collect();
-    assert_eq!(left, [("public.big_note_idx", true)], "{a:?}");
-    assert!(a.recovered && a.rerun_ok, "{a:?}");
-    assert_eq!(seen.index_states, [Some(false), None, Some(false), Some(true)], "{seen:?}");
+    assert_index_left_and_recovered(a, &seen);
     assert!(a.locks_released_ms.unwrap() < 1000, "psql's cancel request took {a:?}");
     assert_hold_matches(a, &seen);
 }
