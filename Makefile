@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load test test-fast fuzz bench bench-load bench-estimate bench-corpus bench-tracing clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort test test-fast fuzz bench bench-load bench-estimate bench-corpus bench-tracing clean
 
 deps:
 	@scripts/deps.sh
@@ -95,6 +95,10 @@ demo-standby: build
 demo-load: build
 	-$(REHEARSE) run scenarios/demo-load.yaml
 	$(REHEARSE) run scenarios/demo-load-retry.yaml
+
+# The demo's 0010 (CREATE INDEX CONCURRENTLY) cancelled halfway on a fresh copy: the INVALID index it leaves, and the recovery proved.
+demo-abort: build
+	$(REHEARSE) run scenarios/demo-abort.yaml
 
 # tests/integration/postgres18.rs runs on REHEARSE_PG18_BIN: the one given,
 # else the bin directory scripts/pg18.sh installs and prints.

@@ -10,6 +10,7 @@
 //! visible in pg_class -- created in another session's open transaction,
 //! or a rewrite's transient heap -- come back as '' and are named later or by oid.
 
+mod abort;
 mod locks;
 mod production;
 mod progress;
@@ -22,6 +23,7 @@ mod server;
 mod standby;
 mod stats;
 
+pub use abort::*;
 pub use locks::*;
 pub use production::*;
 pub use progress::*;

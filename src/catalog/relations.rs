@@ -164,15 +164,16 @@ pub async fn invalid_indexes(client: &Client) -> Result<Vec<String>, Error> {
 /// The revisions in Alembic's version table (`alembic_version`, or the
 /// `[schema.]table` an app's env.py configures), if the table exists.
 pub async fn alembic_version(client: &Client, table: &str) -> Result<Option<Vec<String>>, Error> {
-    let Some(table): Option<String> =
-        client.query_one("/*rehearse*/ SELECT to_regclass($1)::text", &[&table]).await?.get(0)
-    else {
-        return Ok(None);
-    };
-    // to_regclass's text form is quoted where needed: safe to splice.
+    let Some(table) = regclass(client, table).await? else { return Ok(None) };
     let sql = format!("/*rehearse*/ SELECT version_num::text FROM {table} ORDER BY 1");
     let rows = client.query(&sql, &[]).await?;
     Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+}
+
+/// `table` (`[schema.]name`) as `to_regclass`'s text spells it, quoted
+/// where needed and so safe to splice into SQL; None when there is no such relation.
+pub async fn regclass(client: &Client, table: &str) -> Result<Option<String>, Error> {
+    Ok(client.query_one("/*rehearse*/ SELECT to_regclass($1)::text", &[&table]).await?.get(0))
 }
 
 /// The owner of a table (`schema.name`), None when there is no such table.

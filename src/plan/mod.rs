@@ -5,6 +5,7 @@
 //! checked before the environment, so a typo is reported as such even on a
 //! machine that could not run the rehearsal.
 
+pub mod abort;
 mod budgets;
 pub mod drift;
 mod hazards;
@@ -75,6 +76,8 @@ pub struct Plan {
     pub drift: Option<drift::DriftPlan>,
     /// The app's traffic during each migration (`load:`).
     pub load: Option<crate::load::LoadPlan>,
+    /// Migrations cancelled part-way on a fresh copy (`abort:`).
+    pub abort: Option<abort::AbortPlan>,
 }
 
 /// A dump file and its format, detected from its content.
@@ -201,6 +204,7 @@ struct Inputs {
     race: Option<crate::race::RacePlan>,
     drift: Option<drift::DriftPlan>,
     load: Option<crate::load::LoadPlan>,
+    abort: Option<abort::AbortPlan>,
     hazard_ignore: crate::findings::ignore::HazardIgnore,
 }
 
@@ -224,6 +228,7 @@ impl Inputs {
             compat: app_queries(&s, &origin, cancel)?,
             race: race::plan(&s, &migrations, &origin)?,
             drift: drift::plan(&s, overrides.drift, &origin)?,
+            abort: abort::plan(&s, &origin)?,
             hazard_ignore: hazards::ignore(&s.hazards, &origin)?,
             migrations,
             name,
@@ -283,6 +288,7 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         race: i.race,
         drift: i.drift,
         load: i.load,
+        abort: i.abort,
     })
 }
 

@@ -52,6 +52,27 @@ pub struct Scenario {
     pub drift: Option<DriftSection>,
     /// The app's traffic and production's long transactions during each migration.
     pub load: Option<LoadSection>,
+    /// Cancel a migration part-way, as an operator would, on a fresh copy:
+    /// what is left behind and what brings the database back.
+    pub abort: Option<AbortSection>,
+}
+
+/// `abort:`: which migrations are cancelled, and when.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortSection {
+    /// A list of migration ids, or `longest` (the longest rehearsed migration).
+    pub migrations: AbortMigrationsSection,
+    /// `50%` (of its rehearsed time), `lock_granted`, or a duration (`10s`).
+    pub at: String,
+}
+
+/// `abort.migrations`: ids, or a keyword.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum AbortMigrationsSection {
+    Ids(Vec<String>),
+    Keyword(String),
 }
 
 /// `load:`: the app's statements replayed while each migration runs.

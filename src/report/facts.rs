@@ -16,12 +16,16 @@ closed_set! {
         Prepare = "prepare",
         /// The fresh copy of the restored database the race runs on.
         RaceCopy = "race_copy",
+        /// The fresh copies of the prepared database the aborts run on (`abort:`).
+        AbortCopy = "abort_copy",
         Standby = "standby",
         Discover = "discover",
         Rehearse = "rehearse",
         Race = "race",
         /// The history built from empty and compared (`drift:`).
         Drift = "drift",
+        /// Migrations cancelled part-way, and the recovery proved (`abort:`).
+        Abort = "abort",
         Backup = "backup",
         Report = "report",
         Cleanup = "cleanup",
@@ -137,6 +141,8 @@ closed_set! {
         TrafficWindow = "traffic_window",
         StandaloneJob = "standalone_job",
         Rollback = "rollback",
+        /// Have an abort plan: what a cancel leaves, and the recovery (`abort:`).
+        AbortPlan = "abort_plan",
         AppCompatibility = "app_compatibility",
         Monitoring = "monitoring",
     }

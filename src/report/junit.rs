@@ -22,7 +22,8 @@ use super::{format_bytes, format_ms, MigrationReport, MigrationStatus, RaceVerdi
 pub fn render(r: &Report) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let cases: Vec<Case> = r.migrations.iter().map(|m| migration_case(r, m)).collect();
-    let run: Vec<Case> = std::iter::once(run_case(r)).chain(race_case(r)).chain(drift_case(r)).collect();
+    let run: Vec<Case> =
+        std::iter::once(run_case(r)).chain(race_case(r)).chain(drift_case(r)).chain(abort_cases(r)).collect();
     let failures = cases.iter().chain(&run).filter(|c| c.failure.is_some()).count();
     let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
     let _ = writeln!(
@@ -215,6 +216,26 @@ fn drift_case(r: &Report) -> Option<Case> {
         skipped: None,
         out: std::iter::once(line).chain(findings).collect::<Vec<_>>().join("\n"),
     })
+}
+
+/// One case per abort (`abort:`): failing when the recovery was not
+/// proved (the schema not back, or the migration not running again).
+fn abort_cases(r: &Report) -> Vec<Case> {
+    r.abort
+        .iter()
+        .map(|a| {
+            let line = a.line(false);
+            let out: Vec<String> = std::iter::once(line.clone()).chain(a.recovery.iter().cloned()).collect();
+            Case {
+                name: format!("abort {}", a.migration),
+                classname: format!("rehearse.{}", r.scenario),
+                time_ms: None,
+                failure: (!a.proved()).then(|| ("abort_not_recovered".to_string(), line, out.join("\n"))),
+                skipped: None,
+                out: out.join("\n"),
+            }
+        })
+        .collect()
 }
 
 /// The race of replicas (`race:`): failing when it was unsafe or

@@ -2,6 +2,7 @@
 //! (terminal table, Markdown, JSON, JUnit), each a set of small functions
 //! over that model; files written atomically.
 
+mod abort;
 pub mod checklist;
 mod facts;
 mod files;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kinds::closed_set;
 
+pub use abort::*;
 pub use files::{render, render_json, write_atomically, Rendered};
 pub use junit::render as render_junit;
 pub use load::*;

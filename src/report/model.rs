@@ -95,6 +95,9 @@ pub struct Report {
     /// The app's traffic replayed during each migration (`load:`); absent without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadInfo>,
+    /// Migrations cancelled part-way on a fresh copy (`abort:`); absent without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub abort: Vec<super::AbortReport>,
 }
 
 /// The drift check: the rehearsed database (production plus the pending

@@ -37,6 +37,9 @@ pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     if let Some(line) = report.load.as_ref().and_then(|l| l.below_asked_line()) {
         out.push_str(&format!("note: {line}\n"));
     }
+    for a in &report.abort {
+        out.push_str(&format!("{}\n", a.line(false)));
+    }
     if let Some(line) = summary::unused_overrides_line(report, false) {
         out.push_str(&format!("note: {line}\n"));
     }

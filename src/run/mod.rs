@@ -10,6 +10,7 @@
 //! provisioning, the throwaway server is cleaned up (or kept, with
 //! `--keep`) and a report is written.
 
+mod abort;
 mod backup;
 mod drift;
 mod outcome;
@@ -132,6 +133,10 @@ async fn on_server(
         Some(_) => Some(race_copy(p, server).await?),
         None => None,
     };
+    let abort_copies = match &plan.abort {
+        Some(a) => abort_copies(p, server, abort::copies_needed(a)).await?,
+        None => Vec::new(),
+    };
     if let Some(options) = plan.observe.standby.as_ref().filter(|_| plan.observe.enabled) {
         standby_stage(plan, p, server, options).await?;
     }
@@ -141,10 +146,16 @@ async fn on_server(
         1 => format!("pending {} migrations", source.tools()),
         n => format!("pending {} migrations of {n} apps", source.tools()),
     };
-    let mut pending =
-        p.stage(Stage::Discover, detail, async || discover(&source, server, &prepared, network, c).await).await?;
+    let mut pending = p
+        .stage(Stage::Discover, detail, async || {
+            discover(&source, server, &prepared, network, plan.abort.as_ref(), c).await
+        })
+        .await?;
     p.facts.sources = std::mem::take(&mut pending.sources);
     rehearse_stage(plan, p, server, &source, pending).await?;
+    if let Some(a) = plan.abort.as_ref().filter(|_| applied_all(p, "abort skipped: the rehearsal", "cancel from")) {
+        abort_stage(plan, a, p, server, &abort_copies, network).await?;
+    }
     // The plan allows a race with one source only.
     if let (Some(race), Some(database), Some(single)) = (&plan.race, &race_database, source.single()) {
         if applied_all(p, "race skipped: the sequential rehearsal", "race to") {
@@ -280,6 +291,58 @@ async fn race_copy(p: &mut Pipeline<'_>, server: &mut Throwaway) -> Result<RaceD
     .await
 }
 
+/// The abort rehearsal's copies of the prepared database, made right after
+/// prepare as the race's is (see `abort`).
+async fn abort_copies(p: &mut Pipeline<'_>, server: &mut Throwaway, n: usize) -> Result<Vec<ConnInfo>, Stopped> {
+    let detail = format!("{} as the template of {n} fresh database(s) for the abort rehearsal", server.conn().dbname);
+    let made = p.stage(Stage::AbortCopy, detail, async || abort::make_copies(server, n).await.map(Fact)).await?;
+    Ok(made.0)
+}
+
+/// Each aborted migration cancelled on its copy, what it left, the recovery proved.
+async fn abort_stage(
+    plan: &Plan,
+    a: &crate::plan::abort::AbortPlan,
+    p: &mut Pipeline<'_>,
+    server: &Throwaway,
+    copies: &[ConnInfo],
+    network: &ToolNetwork,
+) -> Result<(), Stopped> {
+    let detail = format!("{} cancelled at {} on a fresh copy", abort_names(a), a.at_text);
+    let (cancel, rehearsed) = (p.cancel().clone(), p.facts.migrations.clone());
+    let inputs = abort::Inputs {
+        plan: a,
+        sources: &plan.migrations,
+        rehearsed: &rehearsed,
+        server,
+        copies,
+        network,
+        cancel: &cancel,
+    };
+    let reports = p.stage(Stage::Abort, detail, async || abort::rehearse(&inputs).await.map(Fact)).await?;
+    for r in reports.0.iter().filter(|r| !r.proved()) {
+        p.note(format!("abort of {}: {}", r.migration, abort_problem(r)));
+    }
+    p.facts.abort = reports.0;
+    Ok(())
+}
+
+fn abort_names(a: &crate::plan::abort::AbortPlan) -> String {
+    match &a.migrations {
+        crate::plan::abort::AbortMigrations::Named(ids) => ids.join(", "),
+        crate::plan::abort::AbortMigrations::Longest => "the longest migration".into(),
+    }
+}
+
+/// What an abort that did not prove its recovery says in the run's notes.
+fn abort_problem(r: &crate::report::AbortReport) -> String {
+    match (&r.error, r.recovered, r.rerun_ok) {
+        (Some(e), _, _) => e.clone(),
+        (None, false, _) => "the recovery did not bring the schema back (see the report's abort section)".into(),
+        _ => "the migration did not apply again after the recovery (see the report's abort section)".into(),
+    }
+}
+
 /// The replicas racing to run the whole upgrade at start-up, on the race's copy.
 async fn race_stage(
     p: &mut Pipeline<'_>,
@@ -405,12 +468,17 @@ async fn discover(
     server: &Throwaway,
     prepared: &Prepared,
     network: &ToolNetwork,
+    abort: Option<&crate::plan::abort::AbortPlan>,
     cancel: &CancellationToken,
 ) -> Result<Pending> {
     let conn = server.conn();
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
     let target = Target { client: &runner, conn, cancel, watcher: None, network, lock_timeout: None };
     let (migrations, sources) = source.pending(&target).await?;
+    if let Some(a) = abort {
+        // Before the first migration runs: a scenario that names no pending migration is wrong input.
+        a.check_pending(&migrations.iter().map(Migration::shown_id).collect::<Vec<_>>())?;
+    }
     let largest_tables = prepared.server.tables.iter().map(|t| t.name.clone()).collect();
     Ok(Pending { migrations, sources, runner, largest_tables, network: network.clone() })
 }

@@ -336,6 +336,31 @@ impl Drop for GroupGuard {
     }
 }
 
+/// SIGINT to the process group of every child rehearse started that leads
+/// one (each child does: see [`ChildCommand::command`]), as a terminal's
+/// Ctrl-C reaches the foreground job: the abort rehearsal's cancel of a
+/// migration tool, which it runs as the only child at that moment. Found
+/// in /proc (Linux: each `/proc/<pid>/stat` gives the parent and the
+/// group); elsewhere nothing is sent. Returns the groups signalled.
+pub fn interrupt_children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut groups = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid pgrp ...`: comm may hold spaces and parentheses, so read after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(pgrp)) = (fields.get(1), fields.get(2)) else { continue };
+        if ppid.parse() == Ok(me) && pgrp.parse() == Ok(pid) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGINT);
+            groups.push(pid);
+        }
+    }
+    groups
+}
+
 /// SIGTERM to the child's group, `grace` to exit (cut short by a second
 /// signal: `interrupt::hurry`), then SIGKILL to the group.
 pub(super) async fn stop_group(child: &mut tokio::process::Child, pgid: Option<Pid>, grace: Duration) {

@@ -2,6 +2,7 @@
 //! test, the real `rehearse` binary, no mocks. One binary, one module per
 //! capability; `support` holds the fixtures and assertions.
 
+mod abort;
 mod alembic;
 mod alembic_env;
 mod alembic_process;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+mod abort;
 mod backup;
 mod compat;
 mod data;
@@ -16,6 +17,7 @@ mod rollback;
 mod runtime;
 mod traffic;
 
+use abort::abort_plan;
 use backup::backup;
 use compat::app_compatibility;
 use data::prod_shaped_data;
@@ -241,6 +243,7 @@ pub fn fill(r: &Report, s: &ChecklistSettings) -> Checklist {
             traffic_window(&f),
             standalone_job(&f),
             rollback(&f),
+            abort_plan(&f),
             app_compatibility(&f),
             monitoring(&f),
         ],

@@ -1,6 +1,7 @@
 //! `report.md`: for humans and release tickets. One function per section,
 //! in the order a reader meets them; `migration.rs` renders each migration's.
 
+mod abort;
 mod drift;
 mod hazards;
 mod load;
@@ -38,6 +39,7 @@ pub fn render(r: &Report) -> String {
     compatibility(w, r);
     race::section(w, r);
     drift::section(w, r);
+    abort::section(w, r);
     hazards::section(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);
