@@ -64,7 +64,7 @@ fn junit_has_one_case_per_migration_with_the_right_failures() {
     sandbox.assert_no_leaks();
 }
 
-const TITLES: [&str; 10] = [
+const TITLES: [&str; 11] = [
     "Tested in staging with prod-shaped data",
     "Estimated runtime documented",
     "Backup available",
@@ -73,6 +73,7 @@ const TITLES: [&str; 10] = [
     "Low-traffic window or normal hours",
     "Runs as a standalone job, not multi-replica app start-up",
     "Rollback strategy (forward)",
+    "Have abort plan",
     "Compatible with the running app version (expand-contract)",
     "Monitoring active",
 ];
@@ -122,6 +123,7 @@ fn the_markdown_fills_every_checklist_item_with_the_evidence_it_has() {
             "traffic_window",
             "standalone_job",
             "rollback",
+            "abort_plan",
             "app_compatibility",
             "monitoring"
         ]
@@ -165,6 +167,8 @@ fn the_markdown_fills_every_checklist_item_with_the_evidence_it_has() {
         assert!(text.contains("rename_column public.customers.name → full_name (`0002_contract`, line 2)"), "{text}");
     }
     assert!(item("Monitoring active").starts_with("- [ ]"));
+    let abort = item("Have abort plan");
+    assert!(abort.starts_with("- [ ]") && abort.contains("Not rehearsed"), "{abort}");
     let kinds: Vec<DestructiveKind> = report.migrations[1].destructive_changes.iter().map(|c| c.kind).collect();
     assert_eq!(kinds, [DestructiveKind::DropColumn, DestructiveKind::RenameColumn]);
     assert!(report.migrations[0].destructive_changes.is_empty(), "adding a column is not destructive");
