@@ -197,3 +197,17 @@ pub async fn extensions(client: &Client) -> Result<Vec<(String, String)>, Error>
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// How many rows of `table` hold a value in `column` (non-null), or how
+/// many rows it has when `column` is None; None when there is no such table
+/// or column. Reads the whole table (a count, never a value); any version.
+pub async fn rows_with_values(client: &Client, table: &str, column: Option<&str>) -> Result<Option<u64>, Error> {
+    let Some(name) = canonical_name(client, table).await? else { return Ok(None) };
+    let sql = match column {
+        Some(c) if !table_columns(client, &name).await?.iter().any(|have| have == c) => return Ok(None),
+        Some(c) => format!("/*rehearse*/ SELECT count(*) FROM {name} WHERE {} IS NOT NULL", crate::pg::quote_ident(c)),
+        None => format!("/*rehearse*/ SELECT count(*) FROM {name}"),
+    };
+    let rows: i64 = client.query_one(&sql, &[]).await?.get(0);
+    Ok(Some(rows.max(0) as u64))
+}

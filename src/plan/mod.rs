@@ -12,6 +12,7 @@ mod load;
 mod migrations;
 mod race;
 mod report;
+pub mod rollback;
 pub mod scenario;
 mod values;
 
@@ -75,6 +76,8 @@ pub struct Plan {
     pub drift: Option<drift::DriftPlan>,
     /// The app's traffic during each migration (`load:`).
     pub load: Option<crate::load::LoadPlan>,
+    /// The release that undoes this one, rehearsed after it (`rollback:`).
+    pub rollback: Option<rollback::RollbackPlan>,
 }
 
 /// A dump file and its format, detected from its content.
@@ -201,6 +204,7 @@ struct Inputs {
     race: Option<crate::race::RacePlan>,
     drift: Option<drift::DriftPlan>,
     load: Option<crate::load::LoadPlan>,
+    rollback: Option<rollback::RollbackPlan>,
     hazard_ignore: crate::findings::ignore::HazardIgnore,
 }
 
@@ -224,6 +228,7 @@ impl Inputs {
             compat: app_queries(&s, &origin, cancel)?,
             race: race::plan(&s, &migrations, &origin)?,
             drift: drift::plan(&s, overrides.drift, &origin)?,
+            rollback: rollback::plan(&s, &migrations, &origin)?,
             hazard_ignore: hazards::ignore(&s.hazards, &origin)?,
             migrations,
             name,
@@ -244,6 +249,13 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         p.standby = true;
     }
     let (migrations, launch) = migrations::check_all(i.migrations, cancel).await?;
+    let rollback = match i.rollback {
+        Some(rollback::RollbackPlan::Forward(plans)) => {
+            let checked = migrations::check_all(plans, cancel).await.map_err(|e| e.context("rollback.migrations"))?;
+            Some(rollback::RollbackPlan::Forward(checked.0))
+        }
+        other => other,
+    };
     let (room, warnings) = match dump {
         Some(d) => room_for_restore(&backend, &d.path, d.format, cancel).await?,
         None => (None, Vec::new()),
@@ -283,6 +295,7 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         race: i.race,
         drift: i.drift,
         load: i.load,
+        rollback,
     })
 }
 

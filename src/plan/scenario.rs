@@ -52,6 +52,20 @@ pub struct Scenario {
     pub drift: Option<DriftSection>,
     /// The app's traffic and production's long transactions during each migration.
     pub load: Option<LoadSection>,
+    /// The forward rollback release rehearsed after the release: `migrations:`
+    /// (the shapes of the top-level key) or `downgrade: true` (Alembic).
+    #[serde(default, deserialize_with = "present")]
+    pub rollback: Option<RollbackSection>,
+}
+
+/// `rollback:`: the release that undoes this one, applied after it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackSection {
+    /// The rollback release, in the shapes of the top-level `migrations:`.
+    pub migrations: Option<MigrationsList>,
+    /// Alembic only: `alembic downgrade` from the release's heads back to production's revision.
+    pub downgrade: Option<bool>,
 }
 
 /// `load:`: the app's statements replayed while each migration runs.

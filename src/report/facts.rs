@@ -23,6 +23,10 @@ closed_set! {
         /// The history built from empty and compared (`drift:`).
         Drift = "drift",
         Backup = "backup",
+        /// The copy of the database before the release, which the rollback is compared with (`rollback:`).
+        RollbackCopy = "rollback_copy",
+        /// The release that undoes this one, applied after it (`rollback:`).
+        Rollback = "rollback",
         Report = "report",
         Cleanup = "cleanup",
     }

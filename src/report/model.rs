@@ -95,6 +95,9 @@ pub struct Report {
     /// The app's traffic replayed during each migration (`load:`); absent without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadInfo>,
+    /// The release that undoes this one, rehearsed after it (`rollback:`); absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<super::RollbackReport>,
 }
 
 /// The drift check: the rehearsed database (production plus the pending

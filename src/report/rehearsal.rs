@@ -43,6 +43,8 @@ pub struct Rehearsal {
     pub isolation: Option<IsolationInfo>,
     /// The app's traffic replayed during each migration (`load:`).
     pub load: Option<LoadInfo>,
+    /// The rollback release rehearsed after the release (`rollback:`).
+    pub rollback: Option<super::RollbackFacts>,
     /// How the run ended; None while it runs.
     pub end: Option<End>,
     /// The gate's judgement of the whole run, once every fact is in.
@@ -217,6 +219,7 @@ impl Rehearsal {
             backup: None,
             isolation: None,
             load: None,
+            rollback: None,
             end: None,
             judgement: Judgement::default(),
         }
@@ -371,6 +374,7 @@ pub fn build(r: &Rehearsal) -> Report {
         sources: r.sources.clone(),
         drift: r.drift.clone(),
         load: r.load.clone(),
+        rollback: r.rollback.as_ref().map(|b| b.report()),
     };
     let (status, stage, error) = status(&report, r.end.as_ref());
     (report.status, report.stopped_at_stage) = (status, stage);
@@ -526,6 +530,7 @@ mod tests {
             backup: r.backup.clone(),
             isolation: r.isolation.clone(),
             load: r.load.clone(),
+            rollback: None,
             end: Some(End {
                 finished_at: time(r.finished_at.as_deref().expect("finished")),
                 run: Duration::from_millis(r.totals.run_duration_ms),

@@ -150,7 +150,7 @@ fn source_histories(sources: &[SourcePlan]) -> Vec<String> {
 /// Bookkeeping, never compared: the sources' history tables, rehearse's own
 /// tables, and every other tool's known history table (a dump may carry
 /// another tool's, as the demo's carries both Alembic's and rehearse's).
-fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
+pub(super) fn history_tables(sources: &[SourcePlan]) -> Vec<String> {
     let mut out = vec![sql::DEFAULT_TABLE.to_string(), catalog::HEARTBEAT_TABLE.to_string()];
     out.extend(catalog::HISTORY_TABLES.iter().map(|(t, _)| format!("public.{t}")));
     out.extend(source_histories(sources));

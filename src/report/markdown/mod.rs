@@ -6,6 +6,7 @@ mod hazards;
 mod load;
 mod migration;
 mod race;
+mod rollback;
 mod sources;
 mod standby;
 
@@ -38,6 +39,7 @@ pub fn render(r: &Report) -> String {
     compatibility(w, r);
     race::section(w, r);
     drift::section(w, r);
+    rollback::section(w, r);
     hazards::section(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);
