@@ -21,13 +21,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::{SourcePlan, Sources};
 use crate::migrations::{Migration, Target, Tracing};
-use crate::pg::SchemaEntryKind;
+use crate::pg::{DriftKind, SchemaEntryKind};
 use crate::pipeline::events::EventSink;
 use crate::plan::rollback::RollbackPlan;
 use crate::plan::Plan;
 use crate::report::{
-    BrokenQuery, CompatInfo, DataLoss, DataLossKind, DestructiveKind, DroppedBy, MigrationFacts, MigrationStatus,
-    RollbackFacts, SchemaChange, SchemaDifference,
+    BrokenQuery, CompatInfo, DataLoss, DataLossKind, DestructiveChange, DestructiveKind, DroppedBy, MigrationFacts,
+    MigrationStatus, RollbackFacts, SchemaChange, SchemaDifference,
 };
 use crate::sys::db::{connect, connect_when_ready, ConnInfo};
 
@@ -198,10 +198,15 @@ fn history_tables(plan: &Plan, rollback: &RollbackPlan) -> Vec<String> {
     super::drift::history_tables(&sources)
 }
 
+/// The extension rehearse's observers create (`catalog::stats`) on a
+/// database without it: rehearse's doing, not the release's nor the rollback's.
+const OBSERVERS_EXTENSION: (DriftKind, &str) = (DriftKind::Extension, "pg_stat_statements");
+
 /// What differs between the schema before the release and after the
 /// rollback: objects left behind, missing, or defined differently.
 fn schema_diff(before: &[SchemaEntry], after: &[SchemaEntry]) -> Vec<SchemaDifference> {
-    let added = changed_keys(before, after);
+    let mut added = changed_keys(before, after);
+    added.retain(|(kind, object)| (*kind, object.as_str()) != OBSERVERS_EXTENSION);
     let removed = changed_keys(after, before);
     let mut out: Vec<SchemaDifference> = added
         .iter()
@@ -315,10 +320,16 @@ async fn dropped_by_rollback(
             continue;
         }
         let bare = |o: &str| o.replace('"', "");
-        let migration = rollback
-            .iter()
-            .find(|m| m.findings.destructive_changes.iter().any(|c| bare(&c.object) == bare(&a.object)))
-            .map_or_else(String::new, |m| m.planned.id.clone());
+        // Gone: dropped (a rename back, say, keeps the values under the old name).
+        let dropped = |c: &&DestructiveChange| {
+            bare(&c.object) == bare(&a.object)
+                && (now.is_some() || matches!(c.kind, DestructiveKind::DropColumn | DestructiveKind::DropTable))
+        };
+        let by = rollback.iter().find(|m| m.findings.destructive_changes.iter().any(|c| dropped(&c)));
+        if now.is_none() && by.is_none() {
+            continue;
+        }
+        let migration = by.map_or_else(String::new, |m| m.planned.id.clone());
         let (object, kind, rows) = (a.object, a.kind, a.rows);
         out.push(DataLoss { object, kind, migration, dropped_by: DroppedBy::Rollback, rows, rows_after_rollback: now });
     }
@@ -328,7 +339,6 @@ async fn dropped_by_rollback(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::DriftKind;
 
     fn entry(kind: SchemaEntryKind, name: &str, definition: &str) -> SchemaEntry {
         SchemaEntry { kind, name: name.into(), definition: definition.into(), label: None, parent: None }
@@ -355,7 +365,8 @@ mod tests {
             ]
         );
         assert!(schema_diff(&before, &before).is_empty());
-        let _ = DriftKind::Column;
+        let observers = [entry(SchemaEntryKind::Extension, "pg_stat_statements", "1.10")];
+        assert!(schema_diff(&before, &[&before[..], &observers[..]].concat()).is_empty(), "rehearse's own extension");
     }
 
     #[test]
