@@ -227,7 +227,9 @@ fn drift_case(r: &Report) -> Option<Case> {
 /// come back; skipped when the release did not apply whole.
 fn rollback_cases(r: &Report) -> Vec<Case> {
     let Some(b) = &r.rollback else { return Vec::new() };
-    let mut cases: Vec<Case> = b.migrations.iter().map(|m| migration_case(r, m)).collect();
+    // Named apart from the release's cases: a downgrade's ids are the release's.
+    let named = |m: &MigrationReport| Case { name: format!("rollback {}", m.id), ..migration_case(r, m) };
+    let mut cases: Vec<Case> = b.migrations.iter().map(named).collect();
     let mut problems: Vec<String> = b.still_broken.iter().map(|q| format!("- still broken: {}", q.query)).collect();
     problems.extend(b.schema_diff.iter().map(|d| format!("- {} {}: {}", d.kind, d.object, d.change.in_words())));
     let mut out = vec![b.line()];

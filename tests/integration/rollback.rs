@@ -78,7 +78,7 @@ fn rename_and_back(server: &OwnedServer) {
     assert!(out.markdown().contains("## Rollback rehearsal"));
     assert!(out.stdout.contains("rollback 0004_rename_back: applied"), "{}", out.stdout);
     let junit = out.junit();
-    assert!(junit.contains("test: rollback") && junit.contains("name=\"0004_rename_back\""), "{junit}");
+    assert!(junit.contains("test: rollback") && junit.contains("name=\"rollback 0004_rename_back\""), "{junit}");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::{code_cell, escape, put};
-use crate::report::{format_bytes, format_ms, summary, Report, RollbackReport};
+use crate::report::{format_bytes, format_ms, range_ms, summary, Report, RollbackReport};
 
 pub(super) fn section(w: &mut String, r: &Report) {
     let Some(b) = &r.rollback else { return };
@@ -67,16 +67,17 @@ fn migrations(w: &mut String, b: &RollbackReport) {
         put!(w, "The rollback had no migration to apply.\n");
         return;
     }
-    put!(w, "| Migration | Status | Time | WAL | Longest block | Hazards |");
-    put!(w, "|---|---|---:|---:|---:|---|");
+    put!(w, "| Migration | Status | Time | At prod scale | WAL | Longest block | Hazards |");
+    put!(w, "|---|---|---:|---:|---:|---:|---|");
     for m in &b.migrations {
         let hazards: Vec<String> = m.hazards.iter().map(|h| format!("`{}`", h.rule)).collect();
         put!(
             w,
-            "| `{}` | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} |",
             m.id,
             m.status.as_str(),
             format_ms(m.duration_ms),
+            m.estimate.as_ref().map_or("-".to_string(), |e| range_ms(e.duration_ms)),
             format_bytes(m.wal.bytes),
             format_ms(m.longest_block()),
             if hazards.is_empty() { "-".to_string() } else { hazards.join(", ") }
