@@ -203,3 +203,63 @@ fn bad_rollback_sections_are_refused_before_anything_starts() {
     let typo = sandbox.scenario(tiny_demo_dump(), "rollback:\n  downgrade: true\n  migration: {}\n");
     sandbox.rehearse_bad_input(&["run", typo.to_str().unwrap()], &["migration"]);
 }
+
+#[test]
+fn a_rollback_that_does_not_undo_the_rename_leaves_the_query_broken_and_fails_in_junit() {
+    let server = OwnedServer::start();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0003_rename.sql", "ALTER TABLE public.users RENAME COLUMN full_name TO name;\n")]);
+    std::fs::create_dir_all(sandbox.path().join("rollback")).unwrap();
+    sandbox.write("rollback/0004_index.sql", "CREATE INDEX users_country_idx ON public.users (country);\n");
+    sandbox
+        .write("queries.sql", "SELECT full_name FROM public.users WHERE id = $1;\nSELECT email FROM public.users;\n");
+    let extra = "report:\n  formats: [json, junit]\ncompat:\n  queries: queries.sql\nrollback:\n  migrations:\n    tool: sql\n    dir: rollback\n";
+    let scenario = sandbox.scenario_on("backend: url", tiny_demo_dump(), extra);
+    let (report, out) = run(&sandbox, &scenario, &server);
+    let b = report.rollback.as_ref().expect("report.rollback");
+    assert_eq!(b.compat_restored, Some(false));
+    let broken: Vec<&str> = b.still_broken.iter().map(|q| q.query.as_str()).collect();
+    assert_eq!(broken, ["SELECT full_name FROM public.users WHERE id = $1"]);
+    assert_eq!(b.still_broken[0].code, "42703", "undefined column");
+    // The test's own reading of the kept database: the new name stayed, the index was added.
+    let kept = kept(&server);
+    let name: String = read(
+        &server.conn,
+        &kept.rehearsed,
+        "SELECT string_agg(attname::text, ',') FROM pg_attribute WHERE attrelid = 'public.users'::regclass \
+         AND attname IN ('full_name', 'name') AND NOT attisdropped",
+    );
+    assert_eq!(name, "name");
+    let change = |object: &str| b.schema_diff.iter().find(|d| d.object == object).map(|d| d.change);
+    assert_eq!(change("public.users.name"), Some(SchemaChange::LeftBehind), "{:?}", b.schema_diff);
+    assert_eq!(change("public.users.full_name"), Some(SchemaChange::Missing), "{:?}", b.schema_diff);
+    assert!(b.schema_diff.iter().any(|d| d.object.contains("users_country_idx")), "{:?}", b.schema_diff);
+    assert!(out.junit().contains("type=\"rollback_not_restored\""), "{}", out.junit());
+    assert_eq!(out.code, 0, "the run's status is the release's: the JUnit suite and the checklist carry the rollback");
+    let item = report.checklist.items.iter().find(|i| i.title.starts_with("Rollback")).unwrap();
+    assert!(!item.done && item.todo.as_deref().unwrap_or("").contains("queries"), "{item:?}");
+}
+
+#[test]
+fn a_release_that_fails_skips_the_rollback_and_says_so() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0003_fail.sql", "ALTER TABLE public.users ADD COLUMN x int NOT NULL CHECK (x > 0);\n")]);
+    std::fs::create_dir_all(sandbox.path().join("rollback")).unwrap();
+    sandbox.write("rollback/0004_undo.sql", "ALTER TABLE public.users DROP COLUMN IF EXISTS x;\n");
+    let extra =
+        "report:\n  formats: [json, junit, markdown]\nrollback:\n  migrations:\n    tool: sql\n    dir: rollback\n";
+    let scenario = sandbox.scenario(tiny_demo_dump(), extra);
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(2);
+    let report = out.report();
+    assert_eq!(report.migrations[0].status, MigrationStatus::Failed);
+    let b = report.rollback.as_ref().expect("report.rollback, skipped");
+    assert!(b.skipped.as_deref().unwrap_or("").contains("0003_fail (failed)"), "{:?}", b.skipped);
+    assert!(b.migrations.is_empty() && b.compat_restored.is_none());
+    assert!(!report.stages.iter().any(|s| s.stage.as_str() == "rollback"), "no rollback stage ran");
+    assert!(out.stderr.contains("rollback skipped"), "{}", out.stderr);
+    assert!(out.junit().contains("<skipped message=\"the release did not apply whole"), "{}", out.junit());
+    let item = report.checklist.items.iter().find(|i| i.title.starts_with("Rollback")).unwrap();
+    assert!(!item.done && item.todo.as_deref().unwrap_or("").contains("Re-run"), "{item:?}");
+    sandbox.assert_no_leaks();
+}
