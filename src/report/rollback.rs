@@ -71,7 +71,8 @@ pub struct DataLoss {
     /// Rows that held a value before the drop (before the release, on the
     /// copy; before the rollback): non-null values of a column, every row of a table.
     pub rows: u64,
-    /// The same count after the rollback; null when the object is not there again.
+    /// The same count after the rollback; null when the object is not there
+    /// again, and for a type change (the values are the rollback's cast back).
     pub rows_after_rollback: Option<u64>,
 }
 
@@ -90,6 +91,8 @@ closed_set! {
     pub enum DataLossKind {
         DropColumn = "drop_column",
         DropTable = "drop_table",
+        /// A column whose type the release changed: values that do not survive the new type.
+        AlterType = "alter_type",
     }
 }
 
@@ -219,6 +222,7 @@ impl DataLoss {
         let what = match self.kind {
             DataLossKind::DropColumn => "rows held a value",
             DataLossKind::DropTable => "rows",
+            DataLossKind::AlterType => "values do not survive the new type",
         };
         let by = match self.dropped_by {
             DroppedBy::Release => format!("dropped by the release's {}", self.migration),

@@ -93,12 +93,17 @@ fn a_rollback_that_renames_back_restores_the_old_apps_query_on_postgresql_18_too
 }
 
 #[test]
-fn a_lossy_rollback_names_the_dropped_column_with_the_rows_that_held_a_value() {
+fn a_lossy_rollback_names_the_dropped_column_and_the_narrowed_one_with_the_rows_that_held_a_value() {
     let server = OwnedServer::start();
     let sandbox = Sandbox::new();
-    sandbox.migrations(&[("0001_drop_note.sql", "ALTER TABLE public.orders DROP COLUMN note;\n")]);
+    sandbox.migrations(&[
+        ("0001_drop_note.sql", "ALTER TABLE public.orders DROP COLUMN note;\n"),
+        ("0002_total_integer.sql", "ALTER TABLE public.orders ALTER COLUMN total TYPE integer;\n"),
+    ]);
     std::fs::create_dir_all(sandbox.path().join("rollback")).unwrap();
-    sandbox.write("rollback/0002_note_back.sql", "ALTER TABLE public.orders ADD COLUMN note text;\n");
+    sandbox.write("rollback/0003_note_back.sql", "ALTER TABLE public.orders ADD COLUMN note text;\n");
+    sandbox
+        .write("rollback/0004_total_back.sql", "ALTER TABLE public.orders ALTER COLUMN total TYPE numeric(10, 2);\n");
     let extra = "rollback:\n  migrations:\n    tool: sql\n    dir: rollback\n";
     let scenario = sandbox.scenario_on("backend: url", &dumps().path("custom"), extra);
     let (report, out) = run(&sandbox, &scenario, &server);
@@ -109,13 +114,21 @@ fn a_lossy_rollback_names_the_dropped_column_with_the_rows_that_held_a_value() {
     let held: i64 = read(&server.conn, &kept.before, "SELECT count(*) FROM public.orders WHERE note IS NOT NULL");
     let now: i64 = read(&server.conn, &kept.rehearsed, "SELECT count(*) FROM public.orders WHERE note IS NOT NULL");
     assert!(held > 0 && now == 0, "the dump's notes: {held} before, {now} after");
-    let [loss] = b.data_loss.as_slice() else { panic!("one loss: {:?}", b.data_loss) };
+    let [loss, narrowed] = b.data_loss.as_slice() else { panic!("two losses: {:?}", b.data_loss) };
     assert_eq!(
         (loss.object.as_str(), loss.kind, loss.dropped_by),
         ("public.orders.note", DataLossKind::DropColumn, DroppedBy::Release)
     );
     assert_eq!((loss.rows, loss.rows_after_rollback), (held as u64, Some(0)));
     assert_eq!(loss.migration, "0001_drop_note");
+    // The cents an integer total rounded away: the test's own count, on the copy before the release.
+    let cents: i64 = read(&server.conn, &kept.before, "SELECT count(*) FROM public.orders WHERE total <> round(total)");
+    assert!(cents > 0);
+    assert_eq!((narrowed.object.as_str(), narrowed.kind), ("public.orders.total", DataLossKind::AlterType));
+    assert_eq!(
+        (narrowed.rows, narrowed.rows_after_rollback, narrowed.migration.as_str()),
+        (cents as u64, None, "0002_total_integer")
+    );
     let item = report.checklist.items.iter().find(|i| i.title.starts_with("Rollback")).unwrap();
     assert!(!item.done && item.todo.as_deref().unwrap_or("").contains("backup"), "{item:?}");
     // A count, never a value: the dump's notes hold "intruder".

@@ -9,7 +9,11 @@
 //! after prepare (`<db>_before`, `CREATE DATABASE ... TEMPLATE`: nobody may
 //! be connected to a template), so the counts are measured, not guessed.
 
+mod loss;
+
 use tokio_util::sync::CancellationToken;
+
+use loss::{added_with_values, data_loss, dropped_by_rollback, retyped};
 
 use super::rehearse::{self, Rehearsed};
 use super::{outcome, Pending, READY};
@@ -21,13 +25,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::network::ToolNetwork;
 use crate::migrations::sources::{SourcePlan, Sources};
 use crate::migrations::{Migration, Target, Tracing};
-use crate::pg::{DriftKind, SchemaEntryKind};
+use crate::pg::DriftKind;
 use crate::pipeline::events::EventSink;
 use crate::plan::rollback::RollbackPlan;
 use crate::plan::Plan;
 use crate::report::{
-    BrokenQuery, CompatInfo, DataLoss, DataLossKind, DestructiveChange, DestructiveKind, DroppedBy, MigrationFacts,
-    MigrationStatus, RollbackFacts, SchemaChange, SchemaDifference,
+    BrokenQuery, CompatInfo, MigrationFacts, MigrationStatus, RollbackFacts, SchemaChange, SchemaDifference,
 };
 use crate::sys::db::{connect, connect_when_ready, ConnInfo};
 
@@ -75,6 +78,7 @@ pub async fn rehearse(i: Inputs<'_>, facts: &mut RollbackFacts) -> Result<()> {
     let pending = pending(&i, &sources).await?;
     let released = catalog::schema_snapshot(&pending.runner, &except).await.map_err(read("after the release"))?;
     let added = added_with_values(&was, &released, &pending.runner).await?;
+    let retyped = retyped(i.release_facts, &before, &pending.runner).await?;
     facts.migrations =
         pending.migrations.iter().map(|m| MigrationFacts::pending(outcome::planned_migration(m))).collect();
     let migrations = std::mem::take(&mut facts.migrations);
@@ -97,6 +101,7 @@ pub async fn rehearse(i: Inputs<'_>, facts: &mut RollbackFacts) -> Result<()> {
     let is = catalog::schema_snapshot(&after, &except).await.map_err(read("after the rollback"))?;
     facts.schema_diff = schema_diff(&was, &is);
     facts.data_loss = data_loss(i.release_facts, &before, &after).await?;
+    facts.data_loss.extend(retyped);
     facts.data_loss.extend(dropped_by_rollback(added, &facts.migrations, &after).await?);
     Ok(())
 }
@@ -227,118 +232,10 @@ fn schema_diff(before: &[SchemaEntry], after: &[SchemaEntry]) -> Vec<SchemaDiffe
     out
 }
 
-/// The columns and tables the release dropped that held values before it
-/// (counted on the copy), with the same count after the rollback.
-async fn data_loss(
-    release: &[MigrationFacts],
-    before: &tokio_postgres::Client,
-    after: &tokio_postgres::Client,
-) -> Result<Vec<DataLoss>> {
-    let mut out = Vec::new();
-    for m in release {
-        for change in &m.findings.destructive_changes {
-            let (kind, table, column) = match change.kind {
-                DestructiveKind::DropColumn => match change.object.rsplit_once('.') {
-                    Some((table, column)) => (DataLossKind::DropColumn, table, Some(column)),
-                    None => continue,
-                },
-                DestructiveKind::DropTable => (DataLossKind::DropTable, change.object.as_str(), None),
-                _ => continue,
-            };
-            let count = |client| catalog::rows_with_values(client, table, column);
-            let env =
-                |e| ErrorKind::CatalogReadFailed.because(format!("cannot count the rows of {}", change.object), e);
-            let Some(rows) = count(before).await.map_err(env)?.filter(|rows| *rows > 0) else { continue };
-            let rows_after_rollback = count(after).await.map_err(env)?;
-            let object = change.object.clone();
-            let (migration, dropped_by) = (m.planned.id.clone(), DroppedBy::Release);
-            out.push(DataLoss { object, kind, migration, dropped_by, rows, rows_after_rollback });
-        }
-    }
-    Ok(out)
-}
-
-/// A column or table the release added, and the rows holding a value in it before the rollback.
-struct Added {
-    object: String,
-    kind: DataLossKind,
-    rows: u64,
-}
-
-/// The columns and tables the release added that hold values before the
-/// rollback (the release's backfill here; in production, also what the app
-/// wrote since): a rollback that drops them drops those values.
-async fn added_with_values(
-    was: &[SchemaEntry],
-    released: &[SchemaEntry],
-    db: &tokio_postgres::Client,
-) -> Result<Vec<Added>> {
-    let tables: Vec<&str> = released
-        .iter()
-        .filter(|e| e.kind == SchemaEntryKind::Table && !was.iter().any(|w| w.kind == e.kind && w.name == e.name))
-        .map(|e| e.name.as_str())
-        .collect();
-    let mut out = Vec::new();
-    for e in released.iter().filter(|e| !was.iter().any(|w| w.kind == e.kind && w.name == e.name)) {
-        let (kind, table, column) = match (e.kind, &e.parent) {
-            (SchemaEntryKind::Table, _) => (DataLossKind::DropTable, e.name.as_str(), None),
-            // A new table's columns are its rows' values: counted once, as the table.
-            (SchemaEntryKind::Column, Some((_, table))) if !tables.contains(&table.as_str()) => {
-                let column = e.name.strip_prefix(&format!("{table}.")).unwrap_or(&e.name);
-                (DataLossKind::DropColumn, table.as_str(), Some(column.trim_matches('"')))
-            }
-            _ => continue,
-        };
-        let counted = catalog::rows_with_values(db, table, column).await;
-        let counted = counted.map_err(|e| ErrorKind::CatalogReadFailed.because(format!("cannot count {table}"), e))?;
-        if let Some(rows) = counted.filter(|rows| *rows > 0) {
-            out.push(Added { object: e.name.clone(), kind, rows });
-        }
-    }
-    Ok(out)
-}
-
-/// Of what the release added with values, what is gone (or emptied) after
-/// the rollback, credited to the rollback migration that dropped it.
-async fn dropped_by_rollback(
-    added: Vec<Added>,
-    rollback: &[MigrationFacts],
-    after: &tokio_postgres::Client,
-) -> Result<Vec<DataLoss>> {
-    let mut out = Vec::new();
-    for a in added {
-        let (table, column) = match a.kind {
-            DataLossKind::DropColumn => match a.object.rsplit_once('.') {
-                Some((t, c)) => (t, Some(c.trim_matches('"'))),
-                None => continue,
-            },
-            DataLossKind::DropTable => (a.object.as_str(), None),
-        };
-        let now = catalog::rows_with_values(after, table, column).await;
-        let now = now.map_err(|e| ErrorKind::CatalogReadFailed.because(format!("cannot count {}", a.object), e))?;
-        if now.is_some_and(|n| n >= a.rows) {
-            continue;
-        }
-        let bare = |o: &str| o.replace('"', "");
-        // Gone: dropped (a rename back, say, keeps the values under the old name).
-        let dropped = |c: &&DestructiveChange| {
-            bare(&c.object) == bare(&a.object)
-                && (now.is_some() || matches!(c.kind, DestructiveKind::DropColumn | DestructiveKind::DropTable))
-        };
-        let by = rollback.iter().find(|m| m.findings.destructive_changes.iter().any(|c| dropped(&c)));
-        if now.is_none() && by.is_none() {
-            continue;
-        }
-        let migration = by.map_or_else(String::new, |m| m.planned.id.clone());
-        let (object, kind, rows) = (a.object, a.kind, a.rows);
-        out.push(DataLoss { object, kind, migration, dropped_by: DroppedBy::Rollback, rows, rows_after_rollback: now });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::SchemaEntryKind;
 
     fn entry(kind: SchemaEntryKind, name: &str, definition: &str) -> SchemaEntry {
         SchemaEntry { kind, name: name.into(), definition: definition.into(), label: None, parent: None }
