@@ -198,11 +198,13 @@ struct Release {
 /// A copy of the prepared database, as it was before the release, made
 /// right after prepare (nobody may be connected to a template): what the
 /// rollback is compared with, and where the values the release drops are counted.
-async fn before_copy(p: &mut Pipeline<'_>, server: &mut Throwaway) -> Result<RaceDatabase, Stopped> {
+async fn before_copy(p: &mut Pipeline<'_>, server: &mut Throwaway) -> Result<rollback::BeforeRelease, Stopped> {
     let detail =
         format!("{} as the template of the database before the release, for the rollback", server.conn().dbname);
     p.stage(Stage::RollbackCopy, detail, async || {
-        Ok(RaceDatabase(server.copy_database(rollback::BEFORE, crate::backend::copy::Template::Rehearsal).await?))
+        Ok(rollback::BeforeRelease(
+            server.copy_database(rollback::BEFORE, crate::backend::copy::Template::Rehearsal).await?,
+        ))
     })
     .await
 }
@@ -213,7 +215,7 @@ async fn rollback_stage(
     p: &mut Pipeline<'_>,
     server: &Throwaway,
     (rollback, release, discovered): (&crate::plan::rollback::RollbackPlan, &Sources, &Release),
-    before: &RaceDatabase,
+    before: &rollback::BeforeRelease,
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let (events, cancel) = (p.events(), &p.cancel().clone());

@@ -39,6 +39,15 @@ const APP_NAME: &str = "rehearse-rollback";
 /// The copy's suffix: `<db>_before`.
 pub const BEFORE: &str = "before";
 
+/// The copy of the prepared database before the release (`<db>_before`).
+pub struct BeforeRelease(pub ConnInfo);
+
+impl crate::pipeline::Summary for BeforeRelease {
+    fn summary(&self) -> String {
+        self.0.dbname.clone()
+    }
+}
+
 /// What the rollback stage works from: the run's plan, the release as
 /// discovered and rehearsed, and the copy of the database before it.
 pub struct Inputs<'a> {
