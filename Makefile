@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort test test-fast fuzz bench bench-load bench-estimate bench-corpus bench-tracing clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort demo-rollback test test-fast fuzz bench bench-load bench-estimate bench-corpus bench-tracing clean
 
 deps:
 	@scripts/deps.sh
@@ -84,6 +84,12 @@ demo-image: image
 # The Alembic release raced by three replicas running `alembic upgrade head` at start-up.
 demo-race: build
 	$(REHEARSE) run scenarios/alembic-race.yaml
+
+# The demo release, then its forward rollback release (scenarios/demo/rollback/):
+# measured like it, the packing slip's query restored, the values it drops counted;
+# and 0010 cancelled halfway on a fresh copy, its INVALID index recovered (docs/rollback.md, docs/abort.md).
+demo-rollback: build
+	$(REHEARSE) run scenarios/demo-rollback.yaml
 
 # The same release with a streaming hot standby: its lag and standby read waits, measured.
 demo-standby: build

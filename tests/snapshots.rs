@@ -24,6 +24,9 @@
 //! `report-load.json` is a real run of `scenarios/demo-load.yaml` (`make
 //! demo-load`'s first: the app's traffic and a long transaction, one
 //! migration `unsafe` and one `normal_hours`), written with `/repo` the same way.
+//! `report-rollback.json` is a real run of `make demo-rollback` (the demo
+//! release, then its forward rollback release: the packing slip restored, the
+//! values the rollback drops counted), written with `/repo` the same way.
 //!
 //! What differs by machine and run is pinned in the model before rendering
 //! (`normalize`), not patched in the text afterwards: the timestamps, the
@@ -216,6 +219,7 @@ const SNAPSHOTS: &[(&str, &[Format])] = &[
     ("drift", &[Table(Some(120)), Markdown, Json, Junit]),
     ("ignored", &[Table(Some(120)), Markdown, Json]),
     ("load", &[Table(Some(80)), Table(Some(120)), Markdown, Json, Junit]),
+    ("rollback", &[Table(Some(120)), Markdown, Json, Junit]),
 ];
 
 /// The snapshot's name, as its file is named: `table_demo_80`, `markdown_failed`.

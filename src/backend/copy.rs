@@ -43,7 +43,7 @@ pub async fn create(admin: &Client, conn: &ConnInfo, name: &str, template: Templ
     admin.batch_execute(&sql).await.map_err(|e| {
         let why = match template {
             Template::Rehearsal => format!(
-                "cannot copy the rehearsal database {} to {name} for the race (CREATE DATABASE ... TEMPLATE needs \
+                "cannot copy the rehearsal database {} to {name} (the race's or the rollback's copy; CREATE DATABASE ... TEMPLATE needs \
                  the role to own the template or CREATEDB, and nobody connected to the template)",
                 conn.dbname
             ),

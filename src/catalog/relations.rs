@@ -198,3 +198,47 @@ pub async fn extensions(client: &Client) -> Result<Vec<(String, String)>, Error>
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// How many rows of `table` hold a value in `column` (non-null), or how
+/// many rows it has when `column` is None; None when there is no such table
+/// or column. Reads the whole table (a count, never a value); any version.
+pub async fn rows_with_values(client: &Client, table: &str, column: Option<&str>) -> Result<Option<u64>, Error> {
+    let Some(name) = canonical_name(client, table).await? else { return Ok(None) };
+    let sql = match column {
+        Some(c) if !table_columns(client, &name).await?.iter().any(|have| have == c) => return Ok(None),
+        Some(c) => format!("/*rehearse*/ SELECT count(*) FROM {name} WHERE {} IS NOT NULL", crate::pg::quote_ident(c)),
+        None => format!("/*rehearse*/ SELECT count(*) FROM {name}"),
+    };
+    let rows: i64 = client.query_one(&sql, &[]).await?.get(0);
+    Ok(Some(rows.max(0) as u64))
+}
+
+/// The type of `table`.`column` as `format_type` spells it (`numeric(10,2)`);
+/// None when there is no such column. Any version.
+pub async fn column_type(client: &Client, table: &str, column: &str) -> Result<Option<String>, Error> {
+    let row = client
+        .query_opt(
+            "/*rehearse*/ SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
+            &[&table, &column],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// How many non-null values of `table`.`column` (of type `from`) do not
+/// survive a cast to `to` and back: what a column retyped to `to` lost.
+/// `from` and `to` come from `format_type` ([`column_type`]); a value the
+/// cast refuses (out of range) is an error, as the release would have been.
+pub async fn values_changed_by_cast(
+    client: &Client,
+    table: &str,
+    column: &str,
+    (from, to): (&str, &str),
+) -> Result<Option<u64>, Error> {
+    let Some(name) = canonical_name(client, table).await? else { return Ok(None) };
+    let c = crate::pg::quote_ident(column);
+    let sql = format!("/*rehearse*/ SELECT count(*) FROM {name} WHERE {c} IS DISTINCT FROM ({c}::{to})::{from}");
+    let rows: i64 = client.query_one(&sql, &[]).await?.get(0);
+    Ok(Some(rows.max(0) as u64))
+}

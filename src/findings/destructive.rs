@@ -27,6 +27,27 @@ pub fn detect(m: &MigrationReport) -> Vec<DestructiveChange> {
     out
 }
 
+/// The columns whose type a statement changes (`ALTER COLUMN ... TYPE`),
+/// as (table, column): their values may not survive the new type.
+pub fn retyped_columns(sql: &str) -> Vec<(String, String)> {
+    let Ok(parsed) = pg_query::parse(sql, 0) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for node in parsed.protobuf.stmts.iter().filter_map(|raw| raw.stmt.as_ref().and_then(|s| s.node.as_ref())) {
+        let NodeEnum::AlterTableStmt(a) = node else { continue };
+        let table = a.relation.as_ref().map(range_var_name).unwrap_or_default();
+        for cmd in &a.cmds {
+            if let Some(NodeEnum::AlterTableCmd(c)) = &cmd.node {
+                if c.subtype == AlterTableType::AtAlterColumnType as i32 {
+                    out.push((table.clone(), c.name.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The destructive changes one statement (or a few, as a DO-less script) makes.
 pub fn in_statement(sql: &str) -> Vec<DestructiveChange> {
     let Ok(parsed) = pg_query::parse(sql, 0) else {

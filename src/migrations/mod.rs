@@ -58,6 +58,9 @@ pub struct AlembicPlan {
     /// Each revision in a transaction of its own whatever env.py says (the
     /// drift build, which reads the schema between revisions).
     pub commit_each: bool,
+    /// `alembic downgrade <target>` rather than upgrade (`rollback.downgrade`),
+    /// always in one process.
+    pub downgrade: bool,
 }
 
 /// `migrations.process`: how many Alembic processes a release takes.
@@ -116,6 +119,8 @@ pub struct Migration {
     pub kind: MigrationKind,
     /// The app it belongs to, when the scenario lists several (set by `Sources`).
     pub app: Option<String>,
+    /// Its downgrade (`rollback.downgrade`): applied, the history no longer holds it.
+    pub downgrade: bool,
 }
 
 impl Migration {

@@ -30,6 +30,20 @@ impl Sources {
         Sources { list: plans.iter().map(|p| (p.clone(), MigrationSource::new(&p.plan, tracing))).collect() }
     }
 
+    /// The release's one Alembic project turned around (`rollback.downgrade`):
+    /// `alembic downgrade <to>` in one process, recording in the version
+    /// table discovery read; None when the release is not one Alembic project.
+    pub fn downgrade(&self, to: &str, tracing: Tracing) -> Option<Sources> {
+        let [(plan, MigrationSource::Alembic(project))] = self.list.as_slice() else { return None };
+        let MigrationsPlan::Alembic(mut alembic) = plan.plan.clone() else { return None };
+        alembic.downgrade = true;
+        alembic.target = to.to_string();
+        alembic.process = super::AlembicProcess::One;
+        alembic.version_table = Some(project.version_table());
+        let plan = SourcePlan { plan: MigrationsPlan::Alembic(alembic), ..plan.clone() };
+        Some(Sources::new(&[plan], tracing))
+    }
+
     /// Ends what every source still runs (see [`MigrationSource::close`]).
     pub async fn close(&self) {
         for (_, source) in &self.list {

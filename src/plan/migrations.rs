@@ -334,6 +334,7 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
             launch,
             process: m.process.unwrap_or_default(),
             commit_each: false,
+            downgrade: false,
         });
     }
     let dir = m.dir.as_ref().ok_or_else(|| {
@@ -376,6 +377,7 @@ fn alembic_plan(m: &MigrationsSection, origin: &Origin) -> Result<AlembicPlan> {
         launch,
         process: m.process.unwrap_or_default(),
         commit_each: false,
+        downgrade: false,
     })
 }
 

@@ -13,6 +13,7 @@ mod load;
 mod migrations;
 mod race;
 mod report;
+pub mod rollback;
 pub mod scenario;
 mod values;
 
@@ -78,6 +79,8 @@ pub struct Plan {
     pub load: Option<crate::load::LoadPlan>,
     /// Migrations cancelled part-way on a fresh copy (`abort:`).
     pub abort: Option<abort::AbortPlan>,
+    /// The release that undoes this one, rehearsed after it (`rollback:`).
+    pub rollback: Option<rollback::RollbackPlan>,
 }
 
 /// A dump file and its format, detected from its content.
@@ -205,6 +208,7 @@ struct Inputs {
     drift: Option<drift::DriftPlan>,
     load: Option<crate::load::LoadPlan>,
     abort: Option<abort::AbortPlan>,
+    rollback: Option<rollback::RollbackPlan>,
     hazard_ignore: crate::findings::ignore::HazardIgnore,
 }
 
@@ -229,6 +233,7 @@ impl Inputs {
             race: race::plan(&s, &migrations, &origin)?,
             drift: drift::plan(&s, overrides.drift, &origin)?,
             abort: abort::plan(&s, &origin)?,
+            rollback: rollback::plan(&s, &migrations, &origin)?,
             hazard_ignore: hazards::ignore(&s.hazards, &origin)?,
             migrations,
             name,
@@ -249,6 +254,13 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         p.standby = true;
     }
     let (migrations, launch) = migrations::check_all(i.migrations, cancel).await?;
+    let rollback = match i.rollback {
+        Some(rollback::RollbackPlan::Forward(plans)) => {
+            let checked = migrations::check_all(plans, cancel).await.map_err(|e| e.context("rollback.migrations"))?;
+            Some(rollback::RollbackPlan::Forward(checked.0))
+        }
+        other => other,
+    };
     let (room, warnings) = match dump {
         Some(d) => room_for_restore(&backend, &d.path, d.format, cancel).await?,
         None => (None, Vec::new()),
@@ -289,6 +301,7 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         drift: i.drift,
         load: i.load,
         abort: i.abort,
+        rollback,
     })
 }
 

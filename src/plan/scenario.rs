@@ -55,6 +55,10 @@ pub struct Scenario {
     /// Cancel a migration part-way, as an operator would, on a fresh copy:
     /// what is left behind and what brings the database back.
     pub abort: Option<AbortSection>,
+    /// The forward rollback release rehearsed after the release: `migrations:`
+    /// (the shapes of the top-level key) or `downgrade: true` (Alembic).
+    #[serde(default, deserialize_with = "present")]
+    pub rollback: Option<RollbackSection>,
 }
 
 /// `abort:`: which migrations are cancelled, and when.
@@ -73,6 +77,16 @@ pub struct AbortSection {
 pub enum AbortMigrationsSection {
     Ids(Vec<String>),
     Keyword(String),
+}
+
+/// `rollback:`: the release that undoes this one, applied after it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackSection {
+    /// The rollback release, in the shapes of the top-level `migrations:`.
+    pub migrations: Option<MigrationsList>,
+    /// Alembic only: `alembic downgrade` from the release's heads back to production's revision.
+    pub downgrade: Option<bool>,
 }
 
 /// `load:`: the app's statements replayed while each migration runs.

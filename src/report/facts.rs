@@ -27,6 +27,10 @@ closed_set! {
         /// Migrations cancelled part-way, and the recovery proved (`abort:`).
         Abort = "abort",
         Backup = "backup",
+        /// The copy of the database before the release, which the rollback is compared with (`rollback:`).
+        RollbackCopy = "rollback_copy",
+        /// The release that undoes this one, applied after it (`rollback:`).
+        Rollback = "rollback",
         Report = "report",
         Cleanup = "cleanup",
     }

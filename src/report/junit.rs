@@ -24,17 +24,21 @@ pub fn render(r: &Report) -> String {
     let cases: Vec<Case> = r.migrations.iter().map(|m| migration_case(r, m)).collect();
     let run: Vec<Case> =
         std::iter::once(run_case(r)).chain(race_case(r)).chain(drift_case(r)).chain(abort_cases(r)).collect();
-    let failures = cases.iter().chain(&run).filter(|c| c.failure.is_some()).count();
-    let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
+    let rollback = rollback_cases(r);
+    let failures = cases.iter().chain(&run).chain(&rollback).filter(|c| c.failure.is_some()).count();
+    let skipped = cases.iter().chain(&rollback).filter(|c| c.skipped.is_some()).count();
     let _ = writeln!(
         x,
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{}\">",
         attr(&format!("rehearse: {}", r.scenario)),
-        cases.len() + run.len(),
+        cases.len() + run.len() + rollback.len(),
         seconds(r.totals.run_duration_ms)
     );
     suite(&mut x, r, "run", &run, r.totals.run_duration_ms);
     suite(&mut x, r, "migrations", &cases, r.totals.duration_ms);
+    if let Some(b) = &r.rollback {
+        suite(&mut x, r, "rollback", &rollback, b.migrations.iter().map(|m| m.duration_ms).sum());
+    }
     x.push_str("</testsuites>\n");
     x
 }
@@ -236,6 +240,32 @@ fn abort_cases(r: &Report) -> Vec<Case> {
             }
         })
         .collect()
+}
+
+/// The rollback (`rollback:`): one case per rollback migration (failing
+/// as a release's does), then one for what it restored, failing when a
+/// query of the previous app version still fails or the schema did not
+/// come back; skipped when the release did not apply whole.
+fn rollback_cases(r: &Report) -> Vec<Case> {
+    let Some(b) = &r.rollback else { return Vec::new() };
+    // Named apart from the release's cases: a downgrade's ids are the release's.
+    let named = |m: &MigrationReport| Case { name: format!("rollback {}", m.id), ..migration_case(r, m) };
+    let mut cases: Vec<Case> = b.migrations.iter().map(named).collect();
+    let mut problems: Vec<String> = b.still_broken.iter().map(|q| format!("- still broken: {}", q.query)).collect();
+    problems.extend(b.schema_diff.iter().map(|d| format!("- {} {}: {}", d.kind, d.object, d.change.in_words())));
+    let mut out = vec![b.line()];
+    out.extend(problems.iter().cloned());
+    out.extend(b.data_loss.iter().map(|d| d.line()));
+    let failing = b.skipped.is_none() && b.failed().is_none() && !problems.is_empty();
+    cases.push(Case {
+        name: "rollback".into(),
+        classname: format!("rehearse.{}", r.scenario),
+        time_ms: None,
+        failure: failing.then(|| ("rollback_not_restored".to_string(), b.line(), problems.join("\n"))),
+        skipped: b.skipped.clone(),
+        out: out.join("\n"),
+    });
+    cases
 }
 
 /// The race of replicas (`race:`): failing when it was unsafe or

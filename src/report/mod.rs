@@ -13,6 +13,7 @@ mod markdown;
 mod model;
 mod race;
 mod rehearsal;
+mod rollback;
 pub mod summary;
 mod table;
 mod units;
@@ -31,6 +32,7 @@ pub use markdown::render as render_markdown;
 pub use model::*;
 pub use race::*;
 pub use rehearsal::*;
+pub use rollback::*;
 pub use table::render_for_width as render_table_for_width;
 pub use units::{count, format_bytes, format_ms, range_ms};
 

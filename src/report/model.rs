@@ -98,6 +98,9 @@ pub struct Report {
     /// Migrations cancelled part-way on a fresh copy (`abort:`); absent without it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub abort: Vec<super::AbortReport>,
+    /// The release that undoes this one, rehearsed after it (`rollback:`); absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<super::RollbackReport>,
 }
 
 /// The drift check: the rehearsed database (production plus the pending

@@ -45,6 +45,8 @@ pub struct Rehearsal {
     pub load: Option<LoadInfo>,
     /// The migrations cancelled part-way (`abort:`).
     pub abort: Vec<super::AbortReport>,
+    /// The rollback release rehearsed after the release (`rollback:`).
+    pub rollback: Option<super::RollbackFacts>,
     /// How the run ended; None while it runs.
     pub end: Option<End>,
     /// The gate's judgement of the whole run, once every fact is in.
@@ -220,6 +222,7 @@ impl Rehearsal {
             isolation: None,
             load: None,
             abort: Vec::new(),
+            rollback: None,
             end: None,
             judgement: Judgement::default(),
         }
@@ -375,6 +378,7 @@ pub fn build(r: &Rehearsal) -> Report {
         drift: r.drift.clone(),
         load: r.load.clone(),
         abort: r.abort.clone(),
+        rollback: r.rollback.as_ref().map(|b| b.report()),
     };
     let (status, stage, error) = status(&report, r.end.as_ref());
     (report.status, report.stopped_at_stage) = (status, stage);
@@ -531,6 +535,7 @@ mod tests {
             isolation: r.isolation.clone(),
             load: r.load.clone(),
             abort: r.abort.clone(),
+            rollback: None,
             end: Some(End {
                 finished_at: time(r.finished_at.as_deref().expect("finished")),
                 run: Duration::from_millis(r.totals.run_duration_ms),

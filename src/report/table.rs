@@ -34,6 +34,9 @@ pub fn render_for_width(report: &Report, width: Option<usize>) -> String {
     for line in summary::breach_lines(report, false) {
         out.push_str(&format!("over budget: {line}\n"));
     }
+    for line in report.rollback.iter().flat_map(|b| b.text_lines()) {
+        out.push_str(&format!("{line}\n"));
+    }
     if let Some(line) = report.load.as_ref().and_then(|l| l.below_asked_line()) {
         out.push_str(&format!("note: {line}\n"));
     }

@@ -1,7 +1,7 @@
 //! The pipeline of DESIGN.md, as a list of stages: provision → restore
 //! (or the snapshot cache) → analyze → snapshot → prepare → [race copy] →
 //! [standby] → discover → rehearse each → [race] → [drift] → [backup] →
-//! cleanup → report. Each stage is a function from what the stages before
+//! [rollback] → cleanup → report. Each stage is a function from what the stages before
 //! it produced to the facts it establishes, run by the stage runner
 //! (`pipeline::Pipeline`), which owns events, timing, signals and
 //! stage-tagged errors; the facts go into the run's `report::Rehearsal`,
@@ -17,6 +17,7 @@ mod outcome;
 mod proof;
 mod rehearse;
 mod retry;
+mod rollback;
 mod snapshot;
 mod standby;
 
@@ -137,6 +138,10 @@ async fn on_server(
         Some(a) => abort_copies(p, server, abort::copies_needed(a)).await?,
         None => Vec::new(),
     };
+    let before_release = match plan.rollback {
+        Some(_) => Some(before_copy(p, server).await?),
+        None => None,
+    };
     if let Some(options) = plan.observe.standby.as_ref().filter(|_| plan.observe.enabled) {
         standby_stage(plan, p, server, options).await?;
     }
@@ -152,6 +157,7 @@ async fn on_server(
         })
         .await?;
     p.facts.sources = std::mem::take(&mut pending.sources);
+    let release = Release { migrations: pending.migrations.clone(), largest_tables: pending.largest_tables.clone() };
     rehearse_stage(plan, p, server, &source, pending).await?;
     if let Some(a) = plan.abort.as_ref().filter(|_| applied_all(p, "abort skipped: the rehearsal", "cancel from")) {
         abort_stage(plan, a, p, server, &abort_copies, network).await?;
@@ -181,7 +187,73 @@ async fn on_server(
             p.stage(Stage::Backup, backup::COMMAND, async || Ok(Fact(backup::measure(server, c).await))).await?;
         p.facts.backup = Some(measured.0);
     }
+    if let (Some(rollback), Some(before)) = (&plan.rollback, &before_release) {
+        let (downgrade, skipped) = (rollback.downgrade(), "rollback skipped: the rehearsal");
+        match applied_all(p, skipped, "roll back from") {
+            true => rollback_stage(plan, p, server, (rollback, &source, &release), before, network).await?,
+            false => {
+                let skipped = Some(format!("the release did not apply whole: {}", p.facts.unapplied().join(", ")));
+                p.facts.rollback = Some(report::RollbackFacts { downgrade, skipped, ..Default::default() });
+            }
+        }
+    }
     Ok(())
+}
+
+/// The release as discovered, for the rollback stage.
+struct Release {
+    migrations: Vec<Migration>,
+    largest_tables: Vec<String>,
+}
+
+/// A copy of the prepared database, as it was before the release, made
+/// right after prepare (nobody may be connected to a template): what the
+/// rollback is compared with, and where the values the release drops are counted.
+async fn before_copy(p: &mut Pipeline<'_>, server: &mut Throwaway) -> Result<rollback::BeforeRelease, Stopped> {
+    let detail =
+        format!("{} as the template of the database before the release, for the rollback", server.conn().dbname);
+    p.stage(Stage::RollbackCopy, detail, async || {
+        Ok(rollback::BeforeRelease(
+            server.copy_database(rollback::BEFORE, crate::backend::copy::Template::Rehearsal).await?,
+        ))
+    })
+    .await
+}
+
+/// The rollback release on the rehearsed database, then compared with the copy before the release.
+async fn rollback_stage(
+    plan: &Plan,
+    p: &mut Pipeline<'_>,
+    server: &Throwaway,
+    (rollback, release, discovered): (&crate::plan::rollback::RollbackPlan, &Sources, &Release),
+    before: &rollback::BeforeRelease,
+    network: &ToolNetwork,
+) -> Result<(), Stopped> {
+    let (events, cancel) = (p.events(), &p.cancel().clone());
+    let what = match rollback.downgrade() {
+        true => "alembic downgrade to production's revision",
+        false => "the rollback release",
+    };
+    let detail = format!("{what}, then compared with {}", before.0.dbname);
+    let mut facts = report::RollbackFacts { downgrade: rollback.downgrade(), ..Default::default() };
+    let (release_facts, compat) = (p.facts.migrations.clone(), p.facts.compat.clone());
+    let inputs = rollback::Inputs {
+        plan,
+        rollback,
+        server,
+        release,
+        release_migrations: &discovered.migrations,
+        release_facts: &release_facts,
+        compat: compat.as_ref(),
+        before: &before.0,
+        network,
+        largest_tables: discovered.largest_tables.clone(),
+        events,
+        cancel,
+    };
+    let done = p.stage(Stage::Rollback, detail, async || rollback::rehearse(inputs, &mut facts).await.map(Fact)).await;
+    p.facts.rollback = Some(facts);
+    done.map(|_| ())
 }
 
 /// Restore the dump, analyze it, and save it into the snapshot cache when there is one.
@@ -249,6 +321,7 @@ async fn rehearse_stage(
         watched: Default::default(),
         compat: None,
         load: None,
+        rollback: false,
     };
     let result = p
         .stage(Stage::Rehearse, detail, async || {

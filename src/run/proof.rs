@@ -93,7 +93,9 @@ impl History {
             return Ok(());
         }
         let now = version_rows(client, &self.table).await?;
-        if now.as_ref().is_some_and(|rows| rows.contains(&last.id)) {
+        // A downgrade's last revision is the release's first: undone, the history no longer holds it.
+        let holds = now.as_ref().is_some_and(|rows| rows.contains(&last.id));
+        if holds != last.downgrade {
             return Ok(());
         }
         let shown = |rows: &Option<Vec<String>>| match rows {
@@ -106,8 +108,9 @@ impl History {
             false => format!("went from {} to {}", shown(&self.before), shown(&now)),
         };
         Err(ErrorKind::WrongDatabase.error(format!(
-            "the migrations did not run against the throwaway database: Alembic reported applying {} revision(s) up \
+            "the migrations did not run against the throwaway database: Alembic reported {} {} revision(s) up \
              to {}, but the copy's {} {stayed}; {OWN_SETTINGS}",
+            if last.downgrade { "downgrading" } else { "applying" },
             ours.len(),
             last.shown_id(),
             self.table

@@ -44,6 +44,10 @@ pub struct Rehearsed {
     pub compat: Option<CompatInfo>,
     /// The app's traffic (`load:`), as a whole.
     pub load: Option<LoadInfo>,
+    /// The rollback release (`rollback:`): without the app's traffic
+    /// (`load:` replays the release's app), and the app's queries checked
+    /// once, after its end, against the schema before the release (`run/rollback.rs`).
+    pub rollback: bool,
 }
 
 /// Rehearses every pending migration; stops at the first that does not apply.
@@ -56,7 +60,7 @@ pub async fn each(
     events: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let load = match &plan.load {
+    let load = match plan.load.as_ref().filter(|_| !r.rollback) {
         Some(l) => Some(Mutex::new(Load::connect(l, server.conn()).await?)),
         None => None,
     };
@@ -167,7 +171,7 @@ async fn check_before_first<'a>(
     events: &dyn EventSink,
     cancel: &'a CancellationToken,
 ) -> Result<Option<Checker<'a>>> {
-    let Some(corpus) = &plan.compat else { return Ok(None) };
+    let Some(corpus) = plan.compat.as_ref().filter(|_| !r.rollback) else { return Ok(None) };
     let mut checker = Checker::connect(server.conn(), corpus, cancel).await?;
     let info = checker.before_first_migration().await?;
     if !info.already_broken.is_empty() {

@@ -39,6 +39,7 @@ mod report_formats;
 mod restore_formats;
 mod restore_room;
 mod retry;
+mod rollback;
 mod signals;
 mod sql_migrations;
 mod standby;

@@ -13,6 +13,8 @@
 #            [--no-trace] [--commit-each]   before each revision it says revision_start and waits for a line
 #                                         `go REV` on stdin (rehearse starts observing), after it revision_end;
 #                                         statements traced in batches, transactions' ends reported
+#   downgrade --config INI --target REV   `alembic downgrade REV`, paced and traced as upgrade is
+#                                         (rollback.downgrade: each revision's downgrade() in turn)
 #   offline  --config INI --revisions JSON  `upgrade prev:rev --sql` for each revision
 #
 # The database URL (with its password) comes in REHEARSE_ALEMBIC_URL, never on
@@ -464,6 +466,16 @@ def commit_each_revision():
 
 
 def upgrade(args):
+    return migrate(args, command.upgrade)
+
+
+def downgrade(args):
+    # A downgrade step's info names the revision it undoes as up_revision_id
+    # (RevisionStep.info), so pace_revisions paces it as it paces an upgrade.
+    return migrate(args, command.downgrade)
+
+
+def migrate(args, run):
     cfg = config(args.config)
     pace = Pace()
     tracer = None if args.no_trace else Tracer(pace)
@@ -475,7 +487,7 @@ def upgrade(args):
         commit_each_revision()
     emit("ready", started=STARTED, at=time.time())
     try:
-        command.upgrade(cfg, args.target)
+        run(cfg, args.target)
     except Stopped:
         return 130
     except Exception as e:
@@ -509,7 +521,7 @@ def offline(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["check", "discover", "upgrade", "offline"])
+    parser.add_argument("action", choices=["check", "discover", "upgrade", "downgrade", "offline"])
     parser.add_argument("--config", required=True)
     parser.add_argument("--target")
     parser.add_argument("--revision")
@@ -519,7 +531,8 @@ def main():
     parser.add_argument("--no-trace", action="store_true")
     parser.add_argument("--commit-each", action="store_true")
     args = parser.parse_args()
-    return {"check": check, "discover": discover, "upgrade": upgrade, "offline": offline}[args.action](args)
+    actions = {"check": check, "discover": discover, "upgrade": upgrade, "downgrade": downgrade, "offline": offline}
+    return actions[args.action](args)
 
 
 if __name__ == "__main__":

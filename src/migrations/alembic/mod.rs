@@ -487,19 +487,21 @@ impl AlembicProject {
                 migration.id
             )));
         }
-        let alembic_target = match self.plan.process {
-            AlembicProcess::One => self.plan.target.as_str(),
-            AlembicProcess::PerRevision => migration.id.as_str(),
+        // A downgrade runs in one process: per revision, each target would be its parent.
+        let (action, alembic_target) = match (self.plan.downgrade, self.plan.process) {
+            (true, _) => ("downgrade", self.plan.target.as_str()),
+            (false, AlembicProcess::One) => ("upgrade", self.plan.target.as_str()),
+            (false, AlembicProcess::PerRevision) => ("upgrade", migration.id.as_str()),
         };
-        let mut args = vec!["upgrade", "--target", alembic_target];
+        let mut args = vec![action, "--target", alembic_target];
         args.extend(self.plan.commit_each.then_some("--commit-each"));
         args.extend((!self.trace).then_some("--no-trace"));
         let (cmd, container) = self.helper_command(&args, target).await?;
         let started = Session::start(cmd, container, &python, &self.plan.dir, target.cancel).await?;
         if let Some(other) = started.waiting().filter(|r| *r != migration.id) {
             return Err(Error::environment(format!(
-                "Alembic's upgrade to {alembic_target} starts with {other}, where rehearse expected {} (the order \
-                 discovery listed): report it",
+                "Alembic's {action} to {alembic_target} starts with {other}, where rehearse expected {} (the \
+                 order discovery listed): report it",
                 migration.id
             )));
         }

@@ -92,6 +92,12 @@ impl SqlDir {
         &self.folder.versioned
     }
 
+    /// Each versioned file's id and version as the history records it
+    /// (`0003_add_x`, `3`): what two folders on one history must not share.
+    pub fn versions(&self) -> Vec<(String, String)> {
+        self.folder.versioned.iter().map(|f| (f.id(), files::normalize(&f.version))).collect()
+    }
+
     /// Files the folder's names say are not applied (down and undo scripts,
     /// callbacks of events a rehearsal does not fire, files that are not
     /// SQL), each with its reason; `pending` adds the unchanged repeatables.

@@ -7,6 +7,7 @@ mod hazards;
 mod load;
 mod migration;
 mod race;
+mod rollback;
 mod sources;
 mod standby;
 
@@ -40,6 +41,7 @@ pub fn render(r: &Report) -> String {
     race::section(w, r);
     drift::section(w, r);
     abort::section(w, r);
+    rollback::section(w, r);
     hazards::section(w, r);
     for m in &r.migrations {
         migration::render(w, m, r);
