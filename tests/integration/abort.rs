@@ -238,19 +238,34 @@ fn a_signal_during_the_abort_stops_it_and_leaves_nothing_running() {
 }
 
 /// `make demo-abort`: the demo's 0010 (about 120ms on snapshots/demo.dump)
-/// cancelled halfway still lands inside the build: its INVALID index is
-/// left, dropped by the recovery, and the index builds again.
+/// cancelled halfway lands inside the build: its INVALID index is left,
+/// dropped by the recovery, and the index builds again. Halfway is a
+/// fraction of the time the rehearsal measured, so on this shared machine a
+/// rehearsal slowed by the other tests can put it past the end of a faster
+/// abort run: that run must then say so (nothing cancelled), and the demo
+/// is run again, up to three times; one of them must land.
 #[test]
 fn the_abort_demo_leaves_an_invalid_index_on_orders_that_the_recovery_drops() {
     let sandbox = Sandbox::new();
-    let out = sandbox.rehearse(&["run", &format!("{}/scenarios/demo-abort.yaml", crate::support::REPO)]);
-    out.assert_code(0);
-    let report = out.report();
-    let a = the_abort(&report);
-    let left: Vec<(&str, bool)> = a.leftovers.iter().map(|l| (l.object.as_str(), l.invalid)).collect();
-    assert_eq!(left, [("public.orders_created_at_idx", true)], "{a:?}");
-    assert_eq!(a.recovery, ["DROP INDEX CONCURRENTLY IF EXISTS public.orders_created_at_idx;"]);
-    assert!(a.recovered && a.rerun_ok, "{a:?}");
+    let scenario = format!("{}/scenarios/demo-abort.yaml", crate::support::REPO);
+    for _ in 0..3 {
+        let out = sandbox.rehearse(&["run", &scenario]);
+        out.assert_code(0);
+        let report = out.report();
+        let a = the_abort(&report);
+        if a.cancelled_at_ms.is_none() {
+            let error = a.error.as_deref().unwrap_or_default();
+            assert!(error.contains("before `at: 50%` came: nothing was cancelled"), "{a:?}");
+            assert!(a.leftovers.is_empty() && a.recovery.is_empty(), "{a:?}");
+            continue;
+        }
+        let left: Vec<(&str, bool)> = a.leftovers.iter().map(|l| (l.object.as_str(), l.invalid)).collect();
+        assert_eq!(left, [("public.orders_created_at_idx", true)], "{a:?}");
+        assert_eq!(a.recovery, ["DROP INDEX CONCURRENTLY IF EXISTS public.orders_created_at_idx;"]);
+        assert!(a.recovered && a.rerun_ok, "{a:?}");
+        return;
+    }
+    panic!("in three runs of the demo, the cancel at 50% never landed inside 0010's build");
 }
 
 /// A command tool (psql running the file) gets SIGINT to its process
