@@ -13,7 +13,7 @@ use super::production::{self, ProductionArgs};
 use crate::backend::url;
 use crate::catalog;
 use crate::error::{Error, ErrorKind, Result};
-use crate::estimate::stats::{Activity, ProductionStats, DDL_SETTINGS, STATS_SCHEMA};
+use crate::estimate::stats::{Activity, ProductionStats, DDL_SETTINGS, MIGRATION_SETTINGS, STATS_SCHEMA};
 use crate::report::format_bytes;
 use crate::sys::db::{quote_ident, ConnInfo};
 
@@ -28,6 +28,11 @@ pub struct StatsArgs {
     /// and ages only, no query text). Read-only and light. Other roles' sessions need pg_read_all_stats.
     #[arg(long, value_name = "DURATION", value_parser = parse_activity)]
     pub activity: Option<Duration>,
+
+    /// The role production's migrations run as (default: the user of --url): its attributes, memberships and
+    /// login settings are recorded (`role` in the file), for a scenario's `production: { as_role: true }`.
+    #[arg(long, value_name = "NAME")]
+    pub role: Option<String>,
 }
 
 /// An `--activity` duration.
@@ -45,10 +50,11 @@ pub async fn command(args: StatsArgs) -> i32 {
 }
 
 async fn stats(args: &StatsArgs) -> Result<()> {
-    let activity = args.activity;
+    let (activity, role_args) = (args.activity, args);
     let args = &args.production;
     let server = url::parse(&args.url)?;
-    let stats = read(&server, args.timeout, activity).await?;
+    let role = role_args.role.clone().unwrap_or_else(|| server.user.clone());
+    let stats = read(&server, args.timeout, activity, &role).await?;
     production::write_json(&stats, args.out.as_deref(), "statistics")?;
     let total: i64 = stats.relations.iter().map(|r| r.bytes).sum();
     eprintln!(
@@ -59,6 +65,15 @@ async fn stats(args: &StatsArgs) -> Result<()> {
         stats.server_version,
         if stats.in_recovery { "hot standby" } else { "primary" },
     );
+    if let Some(role) = &stats.role {
+        eprintln!(
+            "recorded the role {}{} with {} login setting(s), and {} server setting(s)",
+            role.name,
+            if role.superuser { " (a superuser)" } else { "" },
+            role.settings.len(),
+            stats.server_settings.len()
+        );
+    }
     if let Some(activity) = &stats.activity {
         let longest = activity.long_transactions.first();
         eprintln!(
@@ -77,11 +92,22 @@ async fn stats(args: &StatsArgs) -> Result<()> {
 
 /// Reads production's statistics from `server` over one connection, then
 /// samples its sessions for `activity` when given.
-pub async fn read(server: &ConnInfo, timeout: Duration, activity: Option<Duration>) -> Result<ProductionStats> {
+pub async fn read(
+    server: &ConnInfo,
+    timeout: Duration,
+    activity: Option<Duration>,
+    role: &str,
+) -> Result<ProductionStats> {
     let client = production::connect(server, "stats").await?;
     let taken_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut stats =
-        read_in_transaction(&client, taken_at, timeout).await.map_err(|e| read_error(server, timeout, e))?;
+        read_in_transaction(&client, taken_at, timeout, role).await.map_err(|e| read_error(server, timeout, e))?;
+    if stats.role.is_none() {
+        return Err(ErrorKind::StatisticsInvalid.error(format!(
+            "--role {role}: no such role on {}: name the role production's migrations run as",
+            server.masked(&server.dbname)
+        )));
+    }
     if let Some(duration) = activity {
         stats.activity =
             Some(sample_activity(&client, duration, timeout).await.map_err(|e| read_error(server, timeout, e))?);
@@ -128,12 +154,15 @@ async fn read_in_transaction(
     client: &Client,
     taken_at: String,
     timeout: Duration,
+    role: &str,
 ) -> Result<ProductionStats, tokio_postgres::Error> {
     production::begin_read_only(client, timeout).await?;
     let server_version = catalog::server_version(client).await?;
     let (database, in_recovery) = catalog::database_and_recovery(client).await?;
     let settings = catalog::settings(client, &DDL_SETTINGS).await?.into_iter().collect();
     let relations = catalog::production_relations(client).await?;
+    let role = catalog::migration_role(client, role).await?;
+    let server_settings = catalog::server_settings(client, &MIGRATION_SETTINGS).await?.into_iter().collect();
     client.batch_execute("COMMIT").await?;
     Ok(ProductionStats {
         schema: STATS_SCHEMA.to_string(),
@@ -144,6 +173,8 @@ async fn read_in_transaction(
         settings,
         relations,
         activity: None,
+        role,
+        server_settings,
     })
 }
 

@@ -7,11 +7,26 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::catalog::RelationStats;
+pub use crate::catalog::{MigrationRole, RelationStats};
 use crate::error::{ErrorKind, Result};
 use crate::sys::json::{read_versioned, Refusal};
 
 pub const STATS_SCHEMA: &str = "rehearse.stats/v1";
+
+/// The server settings that change a migration's time or outcome, recorded
+/// for `production.settings` (`data_checksums` is fixed at initdb: recorded,
+/// never applied).
+pub const MIGRATION_SETTINGS: [&str; 9] = [
+    "maintenance_work_mem",
+    "max_parallel_maintenance_workers",
+    "work_mem",
+    "max_wal_size",
+    "wal_compression",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "data_checksums",
+];
 
 /// The settings that drive how fast DDL runs, read with the statistics.
 pub const DDL_SETTINGS: [&str; 4] =
@@ -38,6 +53,13 @@ pub struct ProductionStats {
     /// (and in files written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity: Option<Activity>,
+    /// The migration role (`--role`, default the connecting user); absent
+    /// in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<MigrationRole>,
+    /// The server-level values of [`MIGRATION_SETTINGS`] (empty in older files).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_settings: BTreeMap<String, String>,
 }
 
 /// Production's long transactions, sampled from pg_stat_activity and

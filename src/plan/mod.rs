@@ -11,6 +11,7 @@ pub mod drift;
 mod hazards;
 mod load;
 mod migrations;
+pub mod production;
 mod race;
 mod report;
 pub mod rollback;
@@ -81,6 +82,8 @@ pub struct Plan {
     pub abort: Option<abort::AbortPlan>,
     /// The release that undoes this one, rehearsed after it (`rollback:`).
     pub rollback: Option<rollback::RollbackPlan>,
+    /// Production's migration role and settings on the copy (`production:`).
+    pub production: Option<production::ProductionPlan>,
 }
 
 /// A dump file and its format, detected from its content.
@@ -209,6 +212,7 @@ struct Inputs {
     load: Option<crate::load::LoadPlan>,
     abort: Option<abort::AbortPlan>,
     rollback: Option<rollback::RollbackPlan>,
+    production: Option<production::ProductionPlan>,
     hazard_ignore: crate::findings::ignore::HazardIgnore,
 }
 
@@ -221,11 +225,18 @@ impl Inputs {
         let dump = dump_file(&s, overrides, &origin)?;
         let migrations = migrations::scan_all(&s.migrations, &origin)?;
         let estimate = estimator(&s, &origin)?;
+        let production = production::plan(s.production.as_ref(), &origin)?;
+        let settings: Vec<(String, String)> =
+            s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         Ok(Inputs {
             clone,
             dump,
             report: report::plan(&s.report, &name, overrides, &origin)?,
-            settings: s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+            settings: match &production {
+                Some(p) => p.merged_settings(&settings),
+                None => settings,
+            },
+            production,
             observe: observe_options(&s, overrides, &origin)?,
             load: load::plan(&s, &origin, estimate.as_ref())?,
             estimate,
@@ -302,6 +313,7 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         load: i.load,
         abort: i.abort,
         rollback,
+        production: i.production,
     })
 }
 

@@ -59,6 +59,22 @@ pub struct Scenario {
     /// (the shapes of the top-level key) or `downgrade: true` (Alembic).
     #[serde(default, deserialize_with = "present")]
     pub rollback: Option<RollbackSection>,
+    /// Production's migration role and settings (`rehearse stats --role`), reproduced on the copy.
+    pub production: Option<ProductionSection>,
+}
+
+/// `production:`: what `rehearse stats --role` recorded, and what of it the copy takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductionSection {
+    /// `rehearse stats --role NAME` of production (a path, relative to the scenario).
+    pub stats: EnvString,
+    /// Run the migrations as the recorded role, with its login settings.
+    #[serde(default)]
+    pub as_role: bool,
+    /// Apply the recorded server settings to the throwaway server.
+    #[serde(default)]
+    pub settings: bool,
 }
 
 /// `abort:`: which migrations are cancelled, and when.

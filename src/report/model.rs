@@ -58,6 +58,9 @@ pub struct Report {
     /// A measured `pg_dump -Fc` of the rehearsal database (`report.measure_backup`).
     #[serde(default)]
     pub backup: Option<BackupInfo>,
+    /// Production's migration role and settings on the copy (`production:`); absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production: Option<super::ProductionReport>,
     /// The production checklist, filled where the run has evidence.
     #[serde(default)]
     pub checklist: Checklist,

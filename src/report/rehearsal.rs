@@ -40,6 +40,8 @@ pub struct Rehearsal {
     pub race: Option<super::RaceReport>,
     pub drift: Option<DriftReport>,
     pub backup: Option<BackupInfo>,
+    /// Production's role and settings as reproduced (`production:`).
+    pub production: Option<super::ProductionReport>,
     pub isolation: Option<IsolationInfo>,
     /// The app's traffic replayed during each migration (`load:`).
     pub load: Option<LoadInfo>,
@@ -219,6 +221,7 @@ impl Rehearsal {
             race: None,
             drift: None,
             backup: None,
+            production: None,
             isolation: None,
             load: None,
             abort: Vec::new(),
@@ -367,6 +370,7 @@ pub fn build(r: &Rehearsal) -> Report {
         budgets: BudgetsInfo { unused_overrides: r.judgement.unused_overrides.clone(), ..p.budgets.clone() },
         hazards: HazardsInfo { ignore: p.hazard_ignores.clone(), unused_ignores: r.judgement.unused_ignores.clone() },
         backup: r.backup.clone(),
+        production: r.production.clone(),
         checklist: Checklist::default(),
         estimate: p.estimate.clone(),
         standby: r.standby.clone(),
@@ -532,6 +536,7 @@ mod tests {
             race: r.race.clone(),
             drift: r.drift.clone(),
             backup: r.backup.clone(),
+            production: r.production.clone(),
             isolation: r.isolation.clone(),
             load: r.load.clone(),
             abort: r.abort.clone(),

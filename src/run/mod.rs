@@ -14,6 +14,7 @@ mod abort;
 mod backup;
 mod drift;
 mod outcome;
+mod production;
 mod proof;
 mod rehearse;
 mod retry;
@@ -130,6 +131,7 @@ async fn on_server(
     let c = &p.cancel().clone();
     let prepared = p.stage(Stage::Prepare, "prod-like settings", async || prepare(plan, server, c).await).await?;
     p.facts.server = Some(prepared.server.clone());
+    p.facts.production = prepared.production.as_ref().map(|a| a.report.clone());
     let race_database = match plan.race {
         Some(_) => Some(race_copy(p, server).await?),
         None => None,
@@ -488,6 +490,8 @@ async fn restore(
 /// of them, and the largest tables (probed when the scenario names no hot tables).
 struct Prepared {
     server: ServerFacts,
+    /// Production's role and settings (`production:`), and the role's login.
+    production: Option<production::AsProduction>,
 }
 
 impl Summary for Prepared {}
@@ -498,6 +502,15 @@ async fn prepare(plan: &Plan, server: &mut Throwaway, cancel: &CancellationToken
     let admin = prepare::reconnect(server, "rehearse-admin", cancel).await?;
     prepare::apply_settings(server, &admin, &plan.settings, cancel).await?;
     drop(admin);
+    let has_sql = plan.migrations.iter().any(|s| matches!(s.plan, MigrationsPlan::Sql(_)));
+    let production = match &plan.production {
+        // A new session: applying the settings may have restarted the server.
+        Some(pp) => {
+            let admin = prepare::reconnect(server, "rehearse-admin", cancel).await?;
+            Some(production::reproduce(pp, server, &admin, has_sql).await?)
+        }
+        None => None,
+    };
     let observer = prepare::reconnect(server, "rehearse-observer", cancel).await?;
     let env = |e| ErrorKind::CatalogReadFailed.because("cannot read the restored database's catalog", e);
     let server = ServerFacts {
@@ -516,7 +529,7 @@ async fn prepare(plan: &Plan, server: &mut Throwaway, cancel: &CancellationToken
             .collect(),
         database_bytes: catalog::database_size(&observer).await.map_err(env)?,
     };
-    Ok(Prepared { server })
+    Ok(Prepared { server, production })
 }
 
 /// The pending migrations, where they came from, the session rehearse runs
@@ -528,6 +541,8 @@ struct Pending {
     largest_tables: Vec<String>,
     /// How the migration tools start and reach the database.
     network: ToolNetwork,
+    /// The login the migrations run as (the role's with `production.as_role`).
+    conn: ConnInfo,
 }
 
 impl Summary for Pending {
@@ -544,7 +559,8 @@ async fn discover(
     abort: Option<&crate::plan::abort::AbortPlan>,
     cancel: &CancellationToken,
 ) -> Result<Pending> {
-    let conn = server.conn();
+    // As production's role when `production.as_role`: its login settings apply to this session.
+    let conn = prepared.production.as_ref().and_then(|a| a.conn.as_ref()).unwrap_or(server.conn());
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
     let target = Target { client: &runner, conn, cancel, watcher: None, network, lock_timeout: None };
     let (migrations, sources) = source.pending(&target).await?;
@@ -553,7 +569,7 @@ async fn discover(
         a.check_pending(&migrations.iter().map(Migration::shown_id).collect::<Vec<_>>())?;
     }
     let largest_tables = prepared.server.tables.iter().map(|t| t.name.clone()).collect();
-    Ok(Pending { migrations, sources, runner, largest_tables, network: network.clone() })
+    Ok(Pending { migrations, sources, runner, largest_tables, network: network.clone(), conn: conn.clone() })
 }
 
 /// Every launch of a migration tool the plan holds: the sources' (SQL

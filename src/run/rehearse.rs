@@ -29,6 +29,7 @@ use crate::plan::Plan;
 use crate::report::{
     summary, AppliedMigration, CompatInfo, Findings, LoadInfo, MigrationFacts, MigrationStatus, Watched,
 };
+use crate::sys::db::ConnInfo;
 use tokio::sync::Mutex;
 
 /// What the report says of every figure once the app's traffic runs with the migrations.
@@ -82,8 +83,8 @@ pub async fn each(
         source,
         observers: &observers,
         runner: &pending.runner,
+        conn: &pending.conn,
         watcher: watcher.as_ref(),
-        server,
         network: &pending.network,
         cancel,
         load: load.as_ref(),
@@ -192,8 +193,9 @@ struct Rehearsal<'a> {
     observers: &'a Observers,
     /// rehearse's own session, on which SQL files run.
     runner: &'a Client,
+    /// The login the migrations run as (production's role with `production.as_role`).
+    conn: &'a ConnInfo,
     watcher: Option<&'a StatementWatcher>,
-    server: &'a Throwaway,
     network: &'a ToolNetwork,
     cancel: &'a CancellationToken,
     /// The app's traffic, when the scenario has `load:`.
@@ -285,7 +287,7 @@ impl Rehearsal<'_> {
         // Before observing: a tool's start-up (an Alembic process) is not the migration's.
         let target = Target {
             client: self.runner,
-            conn: self.server.conn(),
+            conn: self.conn,
             cancel: self.cancel,
             watcher: self.watcher,
             network: self.network,

@@ -47,6 +47,16 @@ const CREATE_DEFAULT_TABLE: &str = "CREATE TABLE IF NOT EXISTS public.rehearse_s
 );
 ALTER TABLE public.rehearse_schema_migrations ADD COLUMN IF NOT EXISTS checksum integer";
 
+/// Makes rehearse's tracking table (as the superuser) and gives it to
+/// `role`, the role the migrations run as (`production.as_role`): in
+/// production the migration tool's own history table belongs to that role,
+/// which may not be allowed to create tables in `public` (PostgreSQL 15
+/// and 18 grant PUBLIC no CREATE there).
+pub async fn give_tracking_table(db: &Client, role: &str) -> Result<(), tokio_postgres::Error> {
+    db.batch_execute(CREATE_DEFAULT_TABLE).await?;
+    db.batch_execute(&format!("ALTER TABLE {DEFAULT_TABLE} OWNER TO {}", crate::sys::db::quote_ident(role))).await
+}
+
 /// What the scenario says of an SQL source besides its folder.
 #[derive(Debug, Clone, Default)]
 pub struct SqlOptions {

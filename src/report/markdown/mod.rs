@@ -341,6 +341,9 @@ fn environment(w: &mut String, r: &Report) {
     if !r.postgres.scenario_settings.is_empty() {
         put!(w, "- Prod-like settings from the scenario: {}", settings(&r.postgres.scenario_settings));
     }
+    if let Some(p) = &r.production {
+        put!(w, "- {}", p.line());
+    }
     if !r.stages.is_empty() {
         let list: Vec<String> = r.stages.iter().map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms))).collect();
         put!(w, "- Stages: {}", list.join(" · "));

@@ -168,6 +168,7 @@ async fn pending(i: &Inputs<'_>, sources: &Sources) -> Result<Pending> {
         runner,
         largest_tables: i.largest_tables.clone(),
         network: i.network.clone(),
+        conn: conn.clone(),
     })
 }
 
