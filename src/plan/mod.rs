@@ -225,9 +225,9 @@ impl Inputs {
         let dump = dump_file(&s, overrides, &origin)?;
         let migrations = migrations::scan_all(&s.migrations, &origin)?;
         let estimate = estimator(&s, &origin)?;
-        let production = production::plan(s.production.as_ref(), &origin)?;
         let settings: Vec<(String, String)> =
             s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let production = production::plan(s.production.as_ref(), &origin, &settings)?;
         Ok(Inputs {
             clone,
             dump,

@@ -26,7 +26,12 @@ pub struct ProductionPlan {
 }
 
 /// The scenario's `production:`, its stats file read and checked.
-pub(super) fn plan(section: Option<&ProductionSection>, origin: &Origin) -> Result<Option<ProductionPlan>> {
+/// `scenario`: `postgres.settings`, which win over production's on a name both set.
+pub(super) fn plan(
+    section: Option<&ProductionSection>,
+    origin: &Origin,
+    scenario: &[(String, String)],
+) -> Result<Option<ProductionPlan>> {
     let Some(p) = section else { return Ok(None) };
     let path = origin.in_scenario(p.stats.as_str());
     let stats = ProductionStats::load(&path).map_err(|e| e.context("production.stats"))?;
@@ -54,25 +59,28 @@ pub(super) fn plan(section: Option<&ProductionSection>, origin: &Origin) -> Resu
     }
     let (mut settings, mut not_applied) = (Vec::new(), Vec::new());
     for (name, value) in stats.server_settings.into_iter().filter(|_| p.settings) {
-        match FIXED.iter().find(|(fixed, _)| *fixed == name) {
-            Some((_, why)) => not_applied.push((format!("{name} = {value}"), why.to_string())),
-            None => settings.push((name, value)),
+        let theirs = scenario.iter().find(|(n, _)| *n == name);
+        match (FIXED.iter().find(|(fixed, _)| *fixed == name), theirs) {
+            (Some((_, why)), _) => not_applied.push((format!("{name} = {value}"), why.to_string())),
+            (None, Some((_, v))) => {
+                not_applied.push((format!("{name} = {value}"), format!("postgres.settings sets it to {v}")))
+            }
+            (None, None) => settings.push((name, value)),
         }
     }
     Ok(Some(ProductionPlan { stats: path, role, settings, not_applied }))
 }
 
 impl ProductionPlan {
-    /// The scenario's settings with production's added where the scenario
-    /// sets none of the same name (`postgres.settings` wins: the user said so).
+    /// The scenario's settings with production's added (none share a name).
     pub fn merged_settings(&self, scenario: &[(String, String)]) -> Vec<(String, String)> {
-        let mut all = scenario.to_vec();
-        for (name, value) in &self.settings {
-            if !scenario.iter().any(|(n, _)| n == name) {
-                all.push((name.clone(), value.clone()));
-            }
-        }
+        let mut all: Vec<(String, String)> = scenario.iter().chain(&self.settings).cloned().collect();
         all.sort();
         all
+    }
+
+    /// Whether `name` is one of production's server settings, not the scenario's.
+    pub fn sets(&self, name: &str) -> bool {
+        self.settings.iter().any(|(n, _)| n == name)
     }
 }

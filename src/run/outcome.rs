@@ -104,7 +104,13 @@ pub fn planned(plan: &Plan) -> Planned {
     Planned {
         scenario: plan.name.clone(),
         backend: plan.backend.name(),
-        scenario_settings: plan.settings.iter().map(|(n, v)| Setting { name: n.clone(), value: v.clone() }).collect(),
+        scenario_settings: plan
+            .settings
+            .iter()
+            // Production's are in report.production.
+            .filter(|(n, _)| !plan.production.as_ref().is_some_and(|p| p.sets(n)))
+            .map(|(n, v)| Setting { name: n.clone(), value: v.clone() })
+            .collect(),
         dump_path: plan.dump.as_ref().map(|d| d.path.display().to_string()).unwrap_or_default(),
         dump_format: plan.dump.as_ref().map(|d| d.format),
         sample_interval_ms: millis(plan.observe.interval),
