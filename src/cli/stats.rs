@@ -47,7 +47,8 @@ pub async fn command(args: StatsArgs) -> i32 {
 async fn stats(args: &StatsArgs) -> Result<()> {
     let activity = args.activity;
     let args = &args.production;
-    let server = url::parse(&args.url)?;
+    let server =
+        url::with_password_command(url::parse(&args.url)?, args.password_command.as_deref(), "--password-command");
     let stats = read(&server, args.timeout, activity).await?;
     production::write_json(&stats, args.out.as_deref(), "statistics")?;
     let total: i64 = stats.relations.iter().map(|r| r.bytes).sum();
