@@ -11,9 +11,9 @@ use super::db::Secret;
 /// output are never shown: Debug names only the key it came from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordCommand {
-    command: String,
+    command: std::sync::Arc<str>,
     /// The scenario key or flag it came from, for messages.
-    pub key: String,
+    pub key: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for PasswordCommand {
@@ -32,14 +32,14 @@ pub struct PasswordCommandFailed {
 
 impl PasswordCommand {
     pub fn new(command: String, key: impl Into<String>) -> PasswordCommand {
-        PasswordCommand { command, key: key.into() }
+        PasswordCommand { command: command.into(), key: key.into().into() }
     }
 
     /// Runs it (`sh -c`, stdin closed, at most 60 s) and returns its trimmed
     /// stdout. Its stderr is dropped with its stdout: either may hold the password.
     pub async fn run(&self) -> Result<Secret, PasswordCommandFailed> {
         use super::process::{ChildCommand, ChildError};
-        let fail = |why: String| PasswordCommandFailed { key: self.key.clone(), why };
+        let fail = |why: String| PasswordCommandFailed { key: self.key.to_string(), why };
         let out = ChildCommand::new("sh")
             .label("password command")
             .args(["-c", &self.command])

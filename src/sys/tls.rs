@@ -143,8 +143,9 @@ fn setup_error(key: &'static str, why: impl Into<String>) -> TlsSetupError {
 pub struct Tls {
     pub mode: SslMode,
     config: Option<Arc<ClientConfig>>,
-    /// The settings it was made from, for client tools (PGSSLMODE, ...).
-    pub params: TlsParams,
+    /// The settings it was made from, for client tools (PGSSLMODE, ...);
+    /// shared, as every `ConnInfo` carries a `Tls`.
+    params: Arc<TlsParams>,
 }
 
 impl Default for Tls {
@@ -161,7 +162,7 @@ fn default_file(name: &str) -> Option<PathBuf> {
 
 impl Tls {
     pub fn disabled() -> Tls {
-        Tls { mode: SslMode::Disable, config: None, params: TlsParams::default() }
+        Tls { mode: SslMode::Disable, config: None, params: Arc::default() }
     }
 
     /// Reads the files `params` name (or libpq's defaults) and builds the rustls configuration.
@@ -187,10 +188,10 @@ impl Tls {
             (m, _) => m.unwrap_or(SslMode::Prefer),
         };
         if mode == SslMode::Disable {
-            return Ok(Tls { mode, config: None, params });
+            return Ok(Tls { mode, config: None, params: Arc::new(params) });
         }
         let config = client_config(mode, &params)?;
-        Ok(Tls { mode, config: Some(Arc::new(config)), params })
+        Ok(Tls { mode, config: Some(Arc::new(config)), params: Arc::new(params) })
     }
 
     /// tokio-postgres's mode for one attempt (`allow` tries plain first: see `db::connect`).
