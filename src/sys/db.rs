@@ -137,11 +137,16 @@ pub async fn connect(info: &ConnInfo, dbname: &str, application_name: &str) -> R
     }
     let connector = info.tls.connector(refusal.clone());
     let first = config.connect(connector.clone()).await;
+    // As libpq: the other way only when the server answered (it refused,
+    // or the TLS handshake failed), not when it cannot be reached at all.
+    let answered = |e: &tokio_postgres::Error| {
+        e.as_db_error().is_some() || e.to_string().starts_with("error performing TLS handshake")
+    };
     let retry = match (info.tls.mode, &first) {
         (_, Ok(_)) => None,
         _ if refusal.is_some() || info.host.starts_with('/') => None,
-        (SslMode::Allow, Err(_)) => Some(Pg::Require),
-        (SslMode::Prefer, Err(_)) => Some(Pg::Disable),
+        (SslMode::Allow, Err(e)) if answered(e) => Some(Pg::Require),
+        (SslMode::Prefer, Err(e)) if answered(e) => Some(Pg::Disable),
         _ => None,
     };
     let (client, connection) = match retry {

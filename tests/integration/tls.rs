@@ -204,3 +204,28 @@ fn a_failing_password_command_is_exit_4_naming_the_flag() {
 fn yaml_quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
+
+/// `~/.pgpass` (here `PGPASSFILE`): used when the URL has no password, and
+/// ignored, with libpq's warning, when others may read it.
+#[test]
+fn the_password_file_is_read_when_the_url_has_none_unless_others_may_read_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let (server, certs) = tls_server();
+    let sandbox = Sandbox::new();
+    let file = sandbox.path().join("pgpass");
+    let port = server.conn.port;
+    std::fs::write(&file, format!("# comment\nlocalhost:{port}:other:app:wrong\nlocalhost:{port}:*:app:{PASSWORD}\n"))
+        .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let no_password = format!("postgres://app@localhost:{port}/postgres?{}", verify_full(&certs));
+    let env = [("PGPASSFILE", file.to_str().unwrap())];
+    let out = sandbox.rehearse_env(&["stats", "--url", &no_password, "--out", "s.json"], &env);
+    out.assert_code(0);
+    assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = sandbox.rehearse_env(&["stats", "--url", &no_password, "--out", "s.json"], &env);
+    out.assert_code(4);
+    assert!(out.stderr.contains("has group or world access"), "{}", out.stderr);
+    assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+}
