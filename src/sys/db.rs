@@ -98,7 +98,7 @@ impl ConnInfo {
     /// travels in the environment, never on a command line.
     /// A `password_command` is run for it (a failure leaves the last known password).
     pub fn libpq_env(&self, dbname: &str, application_name: &str) -> Vec<(String, String)> {
-        let password = self.password_command.as_ref().and_then(|c| c.run_blocking()).unwrap_or(self.password.clone());
+        let password = self.current_password();
         let mut env: Vec<(String, String)> = vec![
             ("PGHOST".into(), self.host.clone()),
             ("PGPORT".into(), self.port.to_string()),
@@ -112,6 +112,12 @@ impl ConnInfo {
         ];
         env.extend(self.tls.libpq_env());
         env
+    }
+
+    /// The password to hand a client tool now: a `password_command`'s, fresh
+    /// (if it fails, the tool's login fails and says so), else `password`.
+    pub fn current_password(&self) -> Secret {
+        self.password_command.as_ref().and_then(|c| c.run_blocking()).unwrap_or_else(|| self.password.clone())
     }
 
     /// `host=... port=... user=... dbname=...`, without the password.

@@ -9,12 +9,25 @@ use super::db::Secret;
 
 /// A shell command whose stdout (trimmed) is the password. Its text and
 /// output are never shown: Debug names only the key it came from.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PasswordCommand {
     command: std::sync::Arc<str>,
     /// The scenario key or flag it came from, for messages.
     pub key: std::sync::Arc<str>,
+    /// The passwords it printed (the last [`REMEMBERED`]), for tools' output to be redacted of.
+    printed: std::sync::Arc<std::sync::Mutex<Vec<Secret>>>,
 }
+
+/// How many of a command's passwords are kept to redact tools' output of.
+const REMEMBERED: usize = 256;
+
+impl PartialEq for PasswordCommand {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.command, &self.key) == (&other.command, &other.key)
+    }
+}
+
+impl Eq for PasswordCommand {}
 
 impl std::fmt::Debug for PasswordCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,7 +45,7 @@ pub struct PasswordCommandFailed {
 
 impl PasswordCommand {
     pub fn new(command: String, key: impl Into<String>) -> PasswordCommand {
-        PasswordCommand { command: command.into(), key: key.into().into() }
+        PasswordCommand { command: command.into(), key: key.into().into(), printed: Default::default() }
     }
 
     /// Runs it (`sh -c`, stdin closed, at most 60 s) and returns its trimmed
@@ -55,8 +68,24 @@ impl PasswordCommand {
             })?;
         match out.stdout.trim() {
             "" => Err(fail("printed nothing".into())),
-            password => Ok(Secret::from_string(password.to_string())),
+            password => Ok(self.remember(Secret::from_string(password.to_string()))),
         }
+    }
+
+    fn remember(&self, password: Secret) -> Secret {
+        let mut printed = self.printed.lock().expect("no panic while holding it");
+        if !printed.contains(&password) {
+            if printed.len() == REMEMBERED {
+                printed.remove(0);
+            }
+            printed.push(password.clone());
+        }
+        password
+    }
+
+    /// The passwords it printed so far (the last few hundred).
+    pub fn printed(&self) -> Vec<Secret> {
+        self.printed.lock().expect("no panic while holding it").clone()
     }
 
     /// [`PasswordCommand::run`] for synchronous callers (client tools' environment).
@@ -68,7 +97,7 @@ impl PasswordCommand {
             .output()
             .ok()?;
         let password = String::from_utf8(out.stdout).ok()?.trim().to_string();
-        (out.status.success() && !password.is_empty()).then(|| Secret::from_string(password))
+        (out.status.success() && !password.is_empty()).then(|| self.remember(Secret::from_string(password)))
     }
 }
 
@@ -149,6 +178,9 @@ mod tests {
     async fn a_command_that_prints_nothing_or_fails_is_named_without_its_output() {
         let ok = PasswordCommand::new("echo '  tok3n  '".into(), "postgres.password_command");
         assert_eq!(ok.run().await.unwrap().expose(), "tok3n");
+        assert_eq!(ok.run_blocking().unwrap().expose(), "tok3n");
+        // Remembered once, for tools' output to be redacted of.
+        assert_eq!(ok.printed(), [Secret::from_string("tok3n".into())]);
         let empty = PasswordCommand::new("true".into(), "postgres.password_command");
         assert!(empty.run().await.unwrap_err().to_string().contains("printed nothing"));
         let failed = PasswordCommand::new("echo s3cret; exit 3".into(), "--password-command");
