@@ -5,13 +5,14 @@
 //! refused). The server certificate names `localhost` only, so
 //! `verify-full` to 127.0.0.1 must be refused, saying why. Also: a role
 //! that logs in with a client certificate (`cert`), and `password_command`
-//! run before each connection (a migration changes the password mid-run).
+//! run before each connection (a migration changes the password mid-run);
+//! `~/.pgpass`; and a url standby observed over `verify-full`.
 
 use rehearse::kinds::BackendKind;
 use rehearse::sys::db::{ConnInfo, Secret};
 use rehearse::sys::tls::{Tls, TlsParams};
 
-use crate::support::{tiny_demo_dump, Certs, OwnedServer, RunOutput, Sandbox};
+use crate::support::{tiny_demo_dump, Certs, HotStandby, OwnedServer, RunOutput, Sandbox};
 
 const PASSWORD: &str = "tls-s3cret-pw";
 
@@ -228,4 +229,30 @@ fn the_password_file_is_read_when_the_url_has_none_unless_others_may_read_it() {
     out.assert_code(4);
     assert!(out.stderr.contains("has group or world access"), "{}", out.stderr);
     assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+}
+
+/// `observe.standby_url` over TLS: a standby of the TLS primary (its copy
+/// of the certificates and the hostssl-only pg_hba.conf), observed with
+/// `verify-full`, its password from `observe.standby_password_command`.
+#[test]
+fn a_url_standby_is_observed_over_verify_full() {
+    let (primary, certs) = tls_server();
+    let standby = HotStandby::of(&primary);
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_add.sql", "ALTER TABLE public.orders ADD COLUMN state text;\n")]);
+    let standby_port = standby.conn(&primary.conn).port;
+    let standby_url = format!("postgres://app@localhost:{standby_port}/postgres?{}", verify_full(&certs));
+    let observe = format!(
+        "observe:\n  standby_url: '{standby_url}'\n  standby_password_command: {}\n",
+        yaml_quoted(&format!("echo {PASSWORD}"))
+    );
+    let postgres = format!("backend: url\n  url: '{}'", url(&primary, "localhost", &verify_full(&certs)));
+    let scenario = sandbox.scenario_on(&postgres, tiny_demo_dump(), &observe);
+    let run = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    run.assert_code(0);
+    let report = run.report();
+    let observed = report.standby.as_ref().unwrap_or_else(|| panic!("no standby in the report:\n{}", run.stderr));
+    assert_eq!(observed.source, BackendKind::Url);
+    assert!(observed.server.contains(&format!("port={standby_port}")), "{}", observed.server);
+    assert!(!run.stderr.contains(PASSWORD));
 }

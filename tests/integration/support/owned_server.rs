@@ -118,7 +118,8 @@ impl OwnedServer {
                 std::os::unix::fs::chown(&to, Some(owner.uid()), Some(owner.gid())).unwrap();
             }
             let hba_file: String = c.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
-            std::fs::write(&hba_file, format!("local all all scram-sha-256\n{hba}\n")).unwrap();
+            let local = "local all all scram-sha-256\nlocal replication all scram-sha-256";
+            std::fs::write(&hba_file, format!("{local}\n{hba}\n")).unwrap();
             // ALTER SYSTEM may not run in a transaction block: one statement at a time.
             for sql in [
                 "ALTER SYSTEM SET ssl = on",
