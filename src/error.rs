@@ -49,7 +49,8 @@ closed_set! {
         /// A connection URL (`postgres.url`, `--url`, `observe.standby_url`)
         /// is not one.
         UrlInvalid = "url_invalid",
-        /// A connection URL asks for TLS, which rehearse does not support yet.
+        /// A connection URL has a TLS setting rehearse does not support
+        /// (`sslcrl`, `sslpassword`, `sslnegotiation=direct`, ...).
         TlsRequested = "tls_requested",
         /// The dump is missing, unreadable or empty.
         DumpUnreadable = "dump_unreadable",
@@ -95,8 +96,8 @@ closed_set! {
         /// or started (initdb, pg_ctl, the container, `postgres.clone.create`).
         ServerStartFailed = "server_start_failed",
         /// A server did not accept rehearse's connection, or never answered
-        /// (a pg_hba.conf with no line for it without TLS included: the server
-        /// does not say whether a `hostssl` line would have admitted it).
+        /// (a pg_hba.conf with no line for it without TLS included), its TLS
+        /// failed or could not be set up, or a `password_command` failed.
         ConnectionFailed = "connection_failed",
         /// The migration tool cannot run: no such Python, no Alembic or
         /// SQLAlchemy in it, or no PostgreSQL driver SQLAlchemy can load.

@@ -74,7 +74,8 @@ impl CleanupReport {
 
 /// Looks for leftovers in `temp_dir`, in Docker, and on `url` when given.
 pub async fn cleanup(temp_dir: &Path, url: Option<&str>, cancel: &CancellationToken) -> Result<CleanupReport> {
-    // A URL that is wrong (or asks for TLS) is refused before anything is removed.
+    // A URL that is wrong (or has a TLS setting rehearse does not support) is
+    // refused before anything is removed.
     let server = url.map(url::parse).transpose()?;
     let mut report = CleanupReport::default();
     for dir in cluster_dirs(temp_dir) {

@@ -27,8 +27,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::pg::PgVersion;
 use crate::sys::conn_string::{self, TlsRefused};
 use crate::sys::db::{self, quote_ident, quote_literal, ConnInfo, Secret};
+use crate::sys::password::{self, PgpassQuery};
 use crate::sys::process::ChildCommand;
 use crate::sys::refusal;
+use crate::sys::tls::{Tls, TlsSetupError};
 
 /// Where the throwaway databases go, as the plan resolved it.
 #[derive(Debug, Clone)]
@@ -50,6 +52,7 @@ pub fn parse(url: &str) -> Result<ConnInfo> {
 pub fn parse_as(url: &str, input: &str) -> Result<ConnInfo> {
     parse_config(url).map_err(|e| match e {
         UrlError::Tls(refused) => ErrorKind::TlsRequested.error(refused.explain(input)),
+        UrlError::TlsSetup(e) => e.explain(input),
         UrlError::Syntax(e) => ErrorKind::UrlInvalid.because(
             format!(
                 "{input} is not a PostgreSQL connection string: \
@@ -63,21 +66,33 @@ pub fn parse_as(url: &str, input: &str) -> Result<ConnInfo> {
 /// Why a connection string was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
-    /// It asks for TLS, which rehearse cannot give yet (bad input, exit 3).
+    /// It asks for a TLS setting rehearse does not support (bad input, exit 3).
     #[error("{0}")]
     Tls(#[from] TlsRefused),
+    /// Its TLS settings name files that cannot be used (exit 4).
+    #[error("{0}")]
+    TlsSetup(#[from] TlsSetupError),
     #[error(transparent)]
     Syntax(#[from] tokio_postgres::Error),
 }
 
 /// [`parse`] with the parser's own error, for callers that name the input
-/// their way. The password, when the URL has none, comes from PGPASSWORD.
-/// Every connection string rehearse takes passes here, so this is where
-/// TLS parameters are refused (rehearse connects without TLS): none is
-/// ever dropped on the way to a plain connection.
+/// their way. The password, when the URL has none, comes from PGPASSWORD,
+/// else the password file (`PGPASSFILE`, `~/.pgpass`), as libpq does. Every
+/// connection string rehearse takes passes here, so this is where its TLS
+/// settings (and libpq's PGSSL* environment defaults) are read: see
+/// `sys::tls`; none is ever dropped on the way to a weaker connection.
 pub fn parse_config(url: &str) -> Result<ConnInfo, UrlError> {
-    conn_string::check_env_sslmode(std::env::var("PGSSLMODE").ok().as_deref())?;
-    Ok(conn_info(conn_string::without_tls(url)?.parse()?))
+    let (rest, params) = conn_string::take_tls(url)?;
+    let tls = Tls::from_params(params.with_env(|var| std::env::var(var).ok()))?;
+    Ok(ConnInfo { tls, ..conn_info(rest.parse()?) })
+}
+
+/// `server` logging in with the password `command` prints (`key` names it in
+/// messages), run before each connection; unchanged without one.
+pub fn with_password_command(server: ConnInfo, command: Option<&str>, key: &str) -> ConnInfo {
+    let password_command = command.map(|c| password::PasswordCommand::new(c.to_string(), key));
+    ConnInfo { password_command: password_command.or(server.password_command.clone()), ..server }
 }
 
 /// The password [`parse_config`] would log in with (decoded), TLS
@@ -93,22 +108,27 @@ fn conn_info(config: tokio_postgres::Config) -> ConnInfo {
         Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
         None => "localhost".into(),
     };
-    let password = match config.get_password() {
-        Some(p) => String::from_utf8_lossy(p).into_owned(),
-        None => std::env::var("PGPASSWORD").unwrap_or_default(),
-    };
     let user = match config.get_user() {
         Some(u) => u.to_string(),
         None => std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".into()),
     };
     let dbname = config.get_dbname().unwrap_or("postgres").to_string();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let password = match (config.get_password(), std::env::var("PGPASSWORD")) {
+        (Some(p), _) => Secret::from_string(String::from_utf8_lossy(p).into_owned()),
+        (None, Ok(p)) => Secret::from_string(p),
+        (None, Err(_)) => password::from_pgpass(&PgpassQuery { host: &host, port, dbname: &dbname, user: &user })
+            .unwrap_or_else(|| Secret::from_string(String::new())),
+    };
     ConnInfo {
         host,
-        port: config.get_ports().first().copied().unwrap_or(5432),
+        port,
         user,
-        password: Secret::from_string(password),
+        password,
         admin_dbname: dbname.clone(),
         dbname,
+        tls: Tls::disabled(),
+        password_command: None,
     }
 }
 

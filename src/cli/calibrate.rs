@@ -22,6 +22,10 @@ pub struct CalibrateArgs {
     /// nothing is written. Without it, only this machine is measured.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// A shell command that prints the password (e.g. `aws rds generate-db-auth-token ...`), run before
+    /// each connection; its output is never shown. For passwords that expire (cloud IAM tokens).
+    #[arg(long, value_name = "COMMAND")]
+    pub password_command: Option<String>,
 
     /// Directory of the PostgreSQL server binaries for the local throwaway server.
     #[arg(long, value_name = "DIR")]
@@ -60,7 +64,11 @@ pub async fn command(args: CalibrateArgs, cancel: &CancellationToken) -> i32 {
 pub async fn calibrate(args: &CalibrateArgs, cancel: &CancellationToken) -> Result<Calibration> {
     // Parse the URL first: a typo is exit 3 before any server starts.
     let server = match &args.url {
-        Some(url) => Some(crate::backend::url::parse(url)?),
+        Some(url) => Some(crate::backend::url::with_password_command(
+            crate::backend::url::parse(url)?,
+            args.password_command.as_deref(),
+            "--password-command",
+        )),
         None => None,
     };
     let bin = find_binaries(args.pg_bin.as_deref(), cancel).await?;

@@ -23,6 +23,10 @@ pub struct ProductionArgs {
     /// standby. Without a password in the URL, PGPASSWORD is used.
     #[arg(long, value_name = "URL")]
     pub url: String,
+    /// A shell command that prints the password (e.g. `aws rds generate-db-auth-token ...`), run before
+    /// each connection; its output is never shown. For passwords that expire (cloud IAM tokens).
+    #[arg(long, value_name = "COMMAND")]
+    pub password_command: Option<String>,
 
     /// Write the JSON to FILE (atomically: the whole file or none) instead of stdout.
     #[arg(long, value_name = "FILE")]

@@ -34,7 +34,8 @@ pub async fn command(args: QueriesArgs) -> i32 {
 
 async fn queries(args: &QueriesArgs) -> Result<()> {
     let (top, args) = (args.top as usize, &args.production);
-    let server = url::parse(&args.url)?;
+    let server =
+        url::with_password_command(url::parse(&args.url)?, args.password_command.as_deref(), "--password-command");
     let (queries, read) = read(&server, top, args.timeout).await?;
     production::write_json(&queries, args.out.as_deref(), "queries")?;
     let calls: i64 = queries.queries.iter().map(|q| q.calls).sum();

@@ -52,7 +52,8 @@ pub async fn command(args: StatsArgs) -> i32 {
 async fn stats(args: &StatsArgs) -> Result<()> {
     let (activity, role_args) = (args.activity, args);
     let args = &args.production;
-    let server = url::parse(&args.url)?;
+    let server =
+        url::with_password_command(url::parse(&args.url)?, args.password_command.as_deref(), "--password-command");
     let role = role_args.role.clone().unwrap_or_else(|| server.user.clone());
     let stats = read(&server, args.timeout, activity, &role).await?;
     production::write_json(&stats, args.out.as_deref(), "statistics")?;

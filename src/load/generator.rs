@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot, Mutex};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::fill::Replayable;
@@ -162,7 +162,7 @@ async fn serve(
         match command {
             Command::Start(reply) => {
                 seed += 1;
-                running = Some(Running::start(&clients, &workload, seed));
+                running = Some(Running::start(&clients, &workload, seed, conn.tls.clone()));
                 let _ = reply.send(());
             }
             Command::Stop(grace, reply) => {
@@ -186,10 +186,12 @@ struct Running {
     sessions: Vec<(tokio::task::JoinHandle<Vec<Sample>>, Arc<Client>)>,
     cpu: Duration,
     started: Instant,
+    /// For cancel requests, over the sessions' TLS.
+    tls: crate::sys::tls::Tls,
 }
 
 impl Running {
-    fn start(clients: &[Arc<Client>], workload: &Workload, seed: u64) -> Running {
+    fn start(clients: &[Arc<Client>], workload: &Workload, seed: u64, tls: crate::sys::tls::Tls) -> Running {
         let (stop, cut) = (CancellationToken::new(), CancellationToken::new());
         let (jobs, queue) = mpsc::channel::<(usize, String)>(clients.len() * 2);
         let queue = Arc::new(Mutex::new(queue));
@@ -199,7 +201,7 @@ impl Running {
             .iter()
             .map(|c| (tokio::spawn(session(c.clone(), queue.clone(), stop.clone(), cut.clone())), c.clone()))
             .collect();
-        Running { stop, cut, dispatcher, sessions, cpu: thread_cpu(), started: Instant::now() }
+        Running { stop, cut, dispatcher, sessions, cpu: thread_cpu(), started: Instant::now(), tls }
     }
 
     async fn stop(self, grace: Duration) -> Phase {
@@ -213,7 +215,7 @@ impl Running {
                 Ok(done) => done,
                 Err(_) => {
                     self.cut.cancel();
-                    let _ = client.cancel_token().cancel_query(NoTls).await;
+                    db::cancel(&self.tls, &client).await;
                     task.await
                 }
             };

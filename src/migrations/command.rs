@@ -38,7 +38,7 @@ impl CommandTool {
     /// `migrations.env`'s `{url}` and `{sqlalchemy_url}` are replaced (see
     /// [`expand_placeholders`]); `target` is the server as the tool reaches it.
     fn shell(&self, script: &str, target: &Target<'_>) -> (ChildCommand, Option<Container>) {
-        let url = target.url(Some(&target.conn.password), APP_NAME);
+        let url = target.url(Some(&target.conn.current_password()), APP_NAME);
         let mut env = expand_placeholders(&self.plan.env, &url, self.plan.driver.as_ref().map(|d| d.name.as_str()));
         env.extend(target.tool_env(APP_NAME));
         super::retry::with_lock_timeout(&mut env, target.lock_timeout);

@@ -229,7 +229,9 @@ impl Target<'_> {
 /// readable only by its owner, unlike its command line).
 pub fn tool_env(conn: &ConnInfo, application_name: &str) -> Vec<(String, String)> {
     let mut env = conn.libpq_env(&conn.dbname, application_name);
-    env.push(("DATABASE_URL".into(), database_url(conn, Some(&conn.password), application_name)));
+    // The password libpq_env chose (a `password_command`'s, fresh), not a stale one.
+    let password = env.iter().find(|(k, _)| k == "PGPASSWORD").map(|(_, v)| Secret::from_string(v.clone()));
+    env.push(("DATABASE_URL".into(), database_url(conn, password.as_ref(), application_name)));
     env
 }
 
@@ -275,12 +277,16 @@ pub fn expand_placeholders(env: &[(String, String)], url: &str, driver: Option<&
 
 /// `text` without `conn`'s password, before a tool's output is shown or stored.
 pub fn redact(conn: &ConnInfo, text: &str) -> String {
-    match conn.password.expose() {
+    let printed = conn.password_command.as_ref().map(|c| c.printed()).unwrap_or_default();
+    let mut text = text.to_string();
+    for password in std::iter::once(&conn.password).chain(&printed) {
         // A server that takes no password (url backend): nothing to hide, and
         // replacing "" would star every character.
-        "" => text.to_string(),
-        password => text.replace(password, "********"),
+        if !password.expose().is_empty() {
+            text = text.replace(password.expose(), "********");
+        }
     }
+    text
 }
 
 /// A lock a statement's session holds right after it (read inside its

@@ -287,6 +287,8 @@ mod tests {
             password: crate::sys::db::Secret::generate(),
             dbname: "rehearse".into(),
             admin_dbname: "postgres".into(),
+            tls: Default::default(),
+            password_command: None,
         }
     }
 

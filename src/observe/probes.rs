@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::locks::Sighting;
@@ -32,6 +32,8 @@ const PAUSE: Duration = Duration::from_millis(50);
 /// One probe session.
 pub struct ProbeSession {
     client: Arc<Client>,
+    /// For cancel requests, over the session's TLS.
+    tls: crate::sys::tls::Tls,
     pub pid: i32,
     table: String,
     write: bool,
@@ -41,7 +43,7 @@ impl ProbeSession {
     pub async fn connect(conn: &ConnInfo, table: &str, write: bool) -> Result<ProbeSession, tokio_postgres::Error> {
         let client = db::connect(conn, &conn.dbname, "rehearse-probe").await?;
         let pid = crate::catalog::backend_pid(&client).await?;
-        Ok(ProbeSession { client: Arc::new(client), pid, table: table.to_string(), write })
+        Ok(ProbeSession { client: Arc::new(client), tls: conn.tls.clone(), pid, table: table.to_string(), write })
     }
 
     /// `table` is a canonical `schema.name` as `format('%I.%I')` writes it, so it is already quoted.
@@ -61,7 +63,7 @@ impl ProbeSession {
 }
 
 /// (table, is the writer, the task returning its waits in ms, its session).
-type RunningProbe = (String, bool, JoinHandle<Vec<f64>>, Arc<Client>);
+type RunningProbe = (String, bool, JoinHandle<Vec<f64>>, Arc<Client>, crate::sys::tls::Tls);
 
 /// Probes running during one migration.
 pub struct RunningProbes {
@@ -78,7 +80,7 @@ pub fn start(sessions: &[ProbeSession], gate: Option<&tokio::sync::watch::Receiv
     let tasks = sessions
         .iter()
         .map(|s| {
-            let client = s.client.clone();
+            let (client, tls) = (s.client.clone(), s.tls.clone());
             let sql = s.sql();
             let token = stop.clone();
             let mut gate = gate.cloned();
@@ -108,7 +110,7 @@ pub fn start(sessions: &[ProbeSession], gate: Option<&tokio::sync::watch::Receiv
                             // transaction that stays open into the next migration):
                             // it waited this long at least, and must not wait on.
                             waits.push(t0.elapsed().as_secs_f64() * 1000.0);
-                            let _ = client.cancel_token().cancel_query(NoTls).await;
+                            db::cancel(&tls, &client).await;
                             let _ = client.batch_execute("ROLLBACK").await;
                             break;
                         }
@@ -126,7 +128,7 @@ pub fn start(sessions: &[ProbeSession], gate: Option<&tokio::sync::watch::Receiv
                 }
                 waits
             });
-            (s.table.clone(), s.write, task, s.client.clone())
+            (s.table.clone(), s.write, task, s.client.clone(), s.tls.clone())
         })
         .collect();
     RunningProbes { stop, tasks }
@@ -137,12 +139,12 @@ impl RunningProbes {
     pub async fn finish(self) -> Vec<ProbeReport> {
         self.stop.cancel();
         let mut reports: Vec<ProbeReport> = Vec::new();
-        for (table, write, mut task, client) in self.tasks {
+        for (table, write, mut task, client, tls) in self.tasks {
             // A probe still waiting cancels its own query when stopped; this is a backstop.
             let waits = match tokio::time::timeout(Duration::from_secs(2), &mut task).await {
                 Ok(w) => w.unwrap_or_default(),
                 Err(_) => {
-                    let _ = client.cancel_token().cancel_query(NoTls).await;
+                    db::cancel(&tls, &client).await;
                     task.await.unwrap_or_default()
                 }
             };

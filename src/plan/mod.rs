@@ -260,6 +260,11 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
     let (s, origin) = (&i.s, &i.origin);
     let dump = i.dump.as_ref();
     let mut backend = choose_backend(s, overrides, origin, dump, i.clone, &i.settings, cancel).await?;
+    if let (BackendPlan::Url(p), Some(command)) = (&mut backend, &s.postgres.password_command) {
+        let server = p.server.clone();
+        p.server =
+            crate::backend::url::with_password_command(server, Some(command.as_str()), "postgres.password_command");
+    }
     let observe = ObserveOptions { standby: standby_options(s, &backend, origin)?, ..i.observe };
     if let (BackendPlan::Docker(p), Some(_)) = (&mut backend, &observe.standby) {
         p.standby = true;
@@ -371,6 +376,7 @@ fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
         dir: origin.base.clone(),
         lazy_load: c.lazy_load,
         bin: None,
+        password_command: c.password_command.as_ref().map(|p| p.as_str().to_string()),
     }))
 }
 
@@ -445,7 +451,11 @@ fn standby_options(s: &Scenario, backend: &BackendPlan, origin: &Origin) -> Resu
     let budgets = [s.budgets.migration.iter().collect::<Vec<_>>(), s.budgets.overrides.values().collect()].concat();
     let standby_budget = budgets.iter().any(|b| b.max_standby_lag.is_some() || b.max_standby_read_wait.is_some());
     let url = match (&o.standby_url, backend) {
-        (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::parse_as(u.as_str(), "observe.standby_url")?),
+        (Some(u), BackendPlan::Url(_)) => Some(crate::backend::url::with_password_command(
+            crate::backend::url::parse_as(u.as_str(), "observe.standby_url")?,
+            o.standby_password_command.as_ref().map(|c| c.as_str()),
+            "observe.standby_password_command",
+        )),
         (Some(_), other) => {
             return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: observe.standby_url names an existing standby, which only the url backend uses \

@@ -236,6 +236,8 @@ pub struct PostgresSection {
     pub version: Option<EnvString>,
     pub image: Option<EnvString>,
     pub url: Option<EnvString>,
+    /// A command printing the password for `url` (`--url`), run before each connection (docs/connections.md).
+    pub password_command: Option<EnvString>,
     /// Directory holding `initdb`, `pg_ctl`, `pg_restore`, `psql`.
     pub pg_bin: Option<EnvString>,
     /// `pg_restore -j`; defaults to two jobs per core (see `plan::restore_jobs`).
@@ -263,6 +265,8 @@ pub struct CloneSection {
     /// The clone's volumes load their blocks lazily from a snapshot (first reads slow): the report says so.
     #[serde(default)]
     pub lazy_load: bool,
+    /// A command printing the password for the URL `create` prints, run before each connection.
+    pub password_command: Option<EnvString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,6 +381,8 @@ pub struct ObserveSection {
     pub standby: bool,
     /// The url backend: an existing hot standby of the server `postgres.url` names.
     pub standby_url: Option<EnvString>,
+    /// A command printing the password for `standby_url`, run before each connection.
+    pub standby_password_command: Option<EnvString>,
     /// How often the standby's lag is read (default 100ms).
     #[serde(default, with = "humantime_serde")]
     pub standby_interval: Option<Duration>,

@@ -39,7 +39,7 @@ pub async fn vacuum_analyze(server: &Throwaway, db: &Client, jobs: u32, cancel: 
             _ = cancel.cancelled() => {
                 // The server goes on with a VACUUM whose client went away: cancel them.
                 for token in &cancels {
-                    let _ = token.cancel_query(tokio_postgres::NoTls).await;
+                    let _ = token.cancel_query(server.conn().tls.connector(None)).await;
                 }
                 return Err(Error::Interrupted);
             }

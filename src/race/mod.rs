@@ -87,7 +87,7 @@ impl CopyCommand {
     /// database `db` (as the copy reaches it: `ToolNetwork::reachable`) and
     /// `application_name` telling the copy's sessions apart.
     pub fn for_copy(&self, db: &ConnInfo, application_name: &str, network: &ToolNetwork) -> Invocation {
-        let url = database_url(db, Some(&db.password), application_name);
+        let url = database_url(db, Some(&db.current_password()), application_name);
         let driver = match &self.program {
             // cli.py chooses the driver, and replaces {sqlalchemy_url} with it.
             Program::Alembic { .. } => None,

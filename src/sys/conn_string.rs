@@ -1,20 +1,23 @@
 //! Connection strings as users write them (`postgres://...?k=v` or
-//! `k=v ...`): the TLS parameters rehearse cannot honour yet are refused,
-//! never dropped. rehearse connects without TLS (`NoTls`), so a URL that asks
-//! for an encrypted or verified connection must not quietly get a plain one.
+//! `k=v ...`): the TLS parameters are taken out (tokio-postgres's parser
+//! knows only `sslmode=disable|prefer|require`) for `sys::tls` to honour
+//! with libpq's semantics, and the few rehearse cannot honour are refused,
+//! never dropped: a connection must not quietly be weaker than asked.
 
 use std::borrow::Cow;
 use std::ops::Range;
+
+use super::tls::TlsParams;
 
 /// A TLS (or GSSAPI encryption) parameter rehearse cannot honour; which
 /// one, never its value unless it is a mode (a value may be a key's password).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TlsRefused {
-    /// A mode that asks for encryption: `sslmode=require`, `verify-ca`, `verify-full`, ...
-    #[error("{key}={value} asks for an encrypted connection")]
+    /// A mode rehearse cannot give: `sslnegotiation=direct`, `gssencmode=require`.
+    #[error("{key}={value} asks for a connection rehearse cannot make")]
     Mode { key: String, value: String },
-    /// A setting only a TLS connection uses: `sslrootcert`, `sslcert`, `sslkey`, ...
-    #[error("{key} is a setting of TLS connections")]
+    /// A TLS setting rehearse does not support: `sslcrl`, `sslpassword`, ...
+    #[error("{key} is a TLS setting rehearse does not support")]
     Setting { key: String },
 }
 
@@ -22,44 +25,47 @@ impl TlsRefused {
     /// The refusal as the user reads it, `input` naming where the string came from.
     pub fn explain(&self, input: &str) -> String {
         format!(
-            "{input}: {self}, and rehearse does not support TLS yet: it would connect without TLS, so it refuses \
-             rather than ignore it. Until TLS is supported, connect with sslmode=prefer or sslmode=disable (and no \
-             other ssl* setting) on a network you trust, or through a local tunnel (e.g. ssh -N -L \
-             5433:DBHOST:5432 BASTION, then a URL to 127.0.0.1:5433)"
+            "{input}: {self}; rehearse supports sslmode, sslrootcert, sslcert and sslkey (docs/connections.md), \
+             and refuses the rest rather than ignore them: remove it from the connection string"
         )
     }
 }
 
 /// What a parameter asks of the connection's encryption.
 enum Asks {
-    /// Nothing rehearse cannot give, or a value libpq does not know: kept
-    /// for the parser (which names an unknown value as such).
+    /// Not about encryption, or a value libpq does not know: kept for the
+    /// parser (which names an unknown value as such).
     Nothing,
-    /// A plain connection is fine: removed, since the parser rejects some of
-    /// these (`allow`, `requiressl=0`, `gssencmode`) and rehearse connects without TLS anyway.
+    /// One of the settings `sys::tls` honours: taken out into [`TlsParams`].
+    Taken,
+    /// Asks only what rehearse gives anyway: removed (the parser rejects
+    /// `requiressl`, `gssencmode`, `sslnegotiation`).
     Plain,
     Refused(TlsRefused),
 }
 
-/// The parameters that choose how a connection is encrypted, by libpq's
-/// list (PostgreSQL 17's `libpq-connect` page; `sslnegotiation` is 17+):
-/// (name, values that settle for a plain connection, values that ask for more).
+/// The parameters that choose how a connection is encrypted besides
+/// `sslmode`, by libpq's list (PostgreSQL 17's `libpq-connect` page;
+/// `sslnegotiation` is 17+): (name, values removed, values refused).
+/// `channel_binding` is left to tokio-postgres's parser, which knows it.
 const MODES: &[(&str, &[&str], &[&str])] = &[
-    // `allow` and `prefer` try a plain connection when TLS is not offered.
-    ("sslmode", &["disable", "allow", "prefer"], &["require", "verify-ca", "verify-full"]),
-    // Deprecated: 1 means sslmode=require.
-    ("requiressl", &["0"], &["1"]),
-    // `direct` starts with a TLS handshake.
+    // Deprecated: 1 means sslmode=require (taken as such, below).
+    ("requiressl", &["0"], &[]),
+    // `direct` starts with a TLS handshake, which tokio-postgres 0.7 does not do here.
     ("sslnegotiation", &["postgres"], &["direct"]),
-    // SCRAM channel binding binds to the TLS channel: `require` cannot be met without one.
-    ("channel_binding", &["disable", "prefer"], &["require"]),
-    // GSSAPI encryption: not TLS, but an encrypted connection rehearse cannot make either.
+    // GSSAPI encryption: not TLS, and not something rehearse can make.
     ("gssencmode", &["disable", "prefer"], &["require"]),
 ];
 
-/// What `key=value` asks; any other `ssl*` parameter only matters to a TLS
-/// connection (`sslrootcert`, `sslcert`, `sslkey`, `sslpassword`, ...).
-fn asks(key: &str, value: &str) -> Asks {
+/// What `key=value` asks; taken settings go into `params`.
+fn asks(key: &str, value: &str, params: &mut TlsParams) -> Asks {
+    if key == "requiressl" && value == "1" {
+        params.sslmode.get_or_insert_with(|| "require".to_string());
+        return Asks::Taken;
+    }
+    if params.set(key, value) {
+        return Asks::Taken;
+    }
     match MODES.iter().find(|(name, ..)| *name == key) {
         Some((_, plain, _)) if plain.contains(&value) => Asks::Plain,
         Some((_, _, more)) if more.contains(&value) => {
@@ -71,29 +77,19 @@ fn asks(key: &str, value: &str) -> Asks {
     }
 }
 
-/// Refuses a `PGSSLMODE` (libpq's environment default for `sslmode`) that
-/// asks for encryption, whatever the string says: refusing more than libpq
-/// would is safe, connecting in the clear when TLS was asked for is not.
-pub fn check_env_sslmode(value: Option<&str>) -> Result<(), TlsRefused> {
-    match value.map(|v| asks("sslmode", v)) {
-        Some(Asks::Refused(_)) => {
-            Err(TlsRefused::Mode { key: "PGSSLMODE".into(), value: value.unwrap_or_default().to_string() })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// `text` without the parameters that settle for a plain connection, or the
-/// first parameter that asks for more. A string this cannot read is returned
+/// `text` without its TLS parameters, and what they said; or the first
+/// parameter rehearse cannot honour. A string this cannot read is returned
 /// as it is, for the connection string parser to explain.
-pub fn without_tls(text: &str) -> Result<Cow<'_, str>, TlsRefused> {
-    remove_tls(text, Refuse::Yes)
+pub fn take_tls(text: &str) -> Result<(Cow<'_, str>, TlsParams), TlsRefused> {
+    let mut params = TlsParams::default();
+    let rest = remove_tls(text, Refuse::Yes, &mut params)?;
+    Ok((rest, params))
 }
 
 /// `text` without any TLS parameter, refused or not: only to read what else
 /// it holds (its password, to keep it out of messages).
 pub fn stripped_of_tls(text: &str) -> Cow<'_, str> {
-    remove_tls(text, Refuse::No).unwrap_or(Cow::Borrowed(text))
+    remove_tls(text, Refuse::No, &mut TlsParams::default()).unwrap_or(Cow::Borrowed(text))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -102,13 +98,13 @@ enum Refuse {
     No,
 }
 
-fn remove_tls(text: &str, refuse: Refuse) -> Result<Cow<'_, str>, TlsRefused> {
+fn remove_tls<'a>(text: &'a str, refuse: Refuse, params: &mut TlsParams) -> Result<Cow<'a, str>, TlsRefused> {
     if let Some(prefix) = ["postgres://", "postgresql://"].into_iter().find(|p| text.starts_with(p)) {
-        return url_without_tls(text, prefix.len(), refuse);
+        return url_without_tls(text, prefix.len(), refuse, params);
     }
     let mut removed = Vec::new();
     for (key, value, span) in key_value_params(text) {
-        if removes(&key, &value, refuse)? {
+        if removes(&key, &value, refuse, params)? {
             removed.push(span);
         }
     }
@@ -118,13 +114,13 @@ fn remove_tls(text: &str, refuse: Refuse) -> Result<Cow<'_, str>, TlsRefused> {
     })
 }
 
-/// Whether `key=value` is removed: it asks only what a plain connection
-/// gives (or anything, when not refusing); false for parameters that are
-/// not about encryption.
-fn removes(key: &str, value: &str, refuse: Refuse) -> Result<bool, TlsRefused> {
-    match asks(key, value) {
+/// Whether `key=value` is removed: a TLS setting (taken into `params`), or
+/// one asking only what rehearse gives (or anything, when not refusing);
+/// false for parameters that are not about encryption.
+fn removes(key: &str, value: &str, refuse: Refuse, params: &mut TlsParams) -> Result<bool, TlsRefused> {
+    match asks(key, value, params) {
         Asks::Nothing => Ok(false),
-        Asks::Plain => Ok(true),
+        Asks::Taken | Asks::Plain => Ok(true),
         Asks::Refused(_) if refuse == Refuse::No => Ok(true),
         Asks::Refused(r) => Err(r),
     }
@@ -134,7 +130,12 @@ fn removes(key: &str, value: &str, refuse: Refuse) -> Result<bool, TlsRefused> {
 /// tokio-postgres reads it: the credentials end at the first `@`, the query
 /// starts at the first `?` after them, its parameters are separated by `&`
 /// and percent-encoded.
-fn url_without_tls(text: &str, prefix: usize, refuse: Refuse) -> Result<Cow<'_, str>, TlsRefused> {
+fn url_without_tls<'a>(
+    text: &'a str,
+    prefix: usize,
+    refuse: Refuse,
+    params: &mut TlsParams,
+) -> Result<Cow<'a, str>, TlsRefused> {
     let after_credentials = text.find('@').map_or(prefix, |at| at + 1);
     let Some(mark) = text[after_credentials..].find('?').map(|q| after_credentials + q) else {
         return Ok(Cow::Borrowed(text));
@@ -143,7 +144,7 @@ fn url_without_tls(text: &str, prefix: usize, refuse: Refuse) -> Result<Cow<'_, 
     let mut kept = Vec::new();
     for param in text[mark + 1..].split('&') {
         match param.split_once('=') {
-            Some((key, value)) if removes(&decode(key), &decode(value), refuse)? => {}
+            Some((key, value)) if removes(&decode(key), &decode(value), refuse, params)? => {}
             _ => kept.push(param),
         }
     }
@@ -243,79 +244,58 @@ fn remove(text: &str, spans: &[Range<usize>]) -> String {
 mod tests {
     use super::*;
 
-    fn refused(text: &str) -> TlsRefused {
-        without_tls(text).expect_err(text)
+    fn taken(text: &str) -> (String, TlsParams) {
+        let (rest, params) = take_tls(text).expect(text);
+        (rest.into_owned(), params)
     }
 
     #[test]
-    fn modes_that_ask_for_encryption_are_refused_in_both_forms() {
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let want = TlsRefused::Mode { key: "sslmode".into(), value: mode.into() };
-            assert_eq!(refused(&format!("postgres://u:p@db:5432/app?sslmode={mode}")), want);
-            assert_eq!(refused(&format!("host=db sslmode='{mode}' dbname=app")), want);
-        }
-        assert_eq!(
-            refused("postgresql://db/app?connect_timeout=5&sslmode=verify%2Dfull"),
-            TlsRefused::Mode { key: "sslmode".into(), value: "verify-full".into() }
-        );
-        assert!(matches!(refused("host=db requiressl=1"), TlsRefused::Mode { .. }));
-        assert!(matches!(refused("postgres://db/app?sslnegotiation=direct"), TlsRefused::Mode { .. }));
-        assert!(matches!(refused("postgres://db/app?gssencmode=require"), TlsRefused::Mode { .. }));
-        // Neon's URLs.
-        assert!(matches!(refused("postgres://db/app?channel_binding=require"), TlsRefused::Mode { .. }));
+    fn tls_settings_are_taken_out_in_both_forms() {
+        let (rest, params) =
+            taken("postgres://u:p@db:5432/app?sslmode=verify%2Dfull&connect_timeout=5&sslrootcert=/ca.pem");
+        assert_eq!(rest, "postgres://u:p@db:5432/app?connect_timeout=5");
+        assert_eq!(params.sslmode.as_deref(), Some("verify-full"));
+        assert_eq!(params.sslrootcert.as_deref(), Some("/ca.pem"));
+        let (rest, params) = taken("host=db sslmode='require' sslcert=/c.pem sslkey = '/k e y.pem' dbname=app");
+        assert_eq!(rest, "host=db    dbname=app");
+        assert!(rest.parse::<tokio_postgres::Config>().is_ok());
+        assert_eq!(params.sslkey.as_deref(), Some("/k e y.pem"));
+        assert_eq!(taken("host=db requiressl=1").1.sslmode.as_deref(), Some("require"));
+        // Neon's URLs: channel_binding is the parser's.
+        assert_eq!(taken("postgres://db/app?channel_binding=require").0, "postgres://db/app?channel_binding=require");
     }
 
     #[test]
-    fn tls_settings_are_refused_by_name_without_their_value() {
-        for key in ["sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "sslsni", "ssl_min_protocol_version"] {
+    fn what_rehearse_cannot_honour_is_refused_by_name_without_its_value() {
+        for key in ["sslpassword", "sslcrl", "sslsni", "ssl_min_protocol_version"] {
             let url = format!("postgres://u:p@db/app?sslmode=prefer&{key}=s3cret");
-            assert_eq!(refused(&url), TlsRefused::Setting { key: key.into() });
-            assert!(!TlsRefused::Setting { key: key.into() }.explain("--url").contains("s3cret"));
-            assert_eq!(refused(&format!("sslmode=disable {key} = 's3cret'")), TlsRefused::Setting { key: key.into() });
+            let refused = take_tls(&url).unwrap_err();
+            assert_eq!(refused, TlsRefused::Setting { key: key.into() });
+            assert!(!refused.explain("--url").contains("s3cret"));
         }
+        assert!(matches!(take_tls("postgres://db/app?sslnegotiation=direct"), Err(TlsRefused::Mode { .. })));
+        assert!(matches!(take_tls("host=db gssencmode=require"), Err(TlsRefused::Mode { .. })));
     }
 
     #[test]
-    fn plain_modes_are_removed_and_the_rest_is_kept_for_the_parser() {
+    fn plain_settings_are_removed_and_the_rest_is_kept_for_the_parser() {
         let cases = [
-            ("postgres://u:p@db:5432/app?sslmode=prefer", "postgres://u:p@db:5432/app"),
-            ("postgres://u:p@db/app?sslmode=allow&connect_timeout=5", "postgres://u:p@db/app?connect_timeout=5"),
-            ("postgres://db/app?connect_timeout=5&sslmode=disable", "postgres://db/app?connect_timeout=5"),
-            (
-                "postgres://db/app?application_name=a&sslmode=disable&connect_timeout=5",
-                "postgres://db/app?application_name=a&connect_timeout=5",
-            ),
             ("postgres://db?requiressl=0&gssencmode=disable", "postgres://db"),
-            ("postgres://db/app?channel_binding=prefer", "postgres://db/app"),
-            (
-                "postgres://db/app?application_name=a&sslmode=disable&gssencmode=prefer",
-                "postgres://db/app?application_name=a",
-            ),
-            ("host=db sslmode = 'allow' dbname=app", "host=db  dbname=app"),
+            ("postgres://db/app?application_name=a&sslnegotiation=postgres", "postgres://db/app?application_name=a"),
             ("host=db password='a b\\' sslmode=require' sslmode=prefer", "host=db password='a b\\' sslmode=require' "),
         ];
         for (text, want) in cases {
-            let got = without_tls(text).unwrap();
-            assert_eq!(got, want, "{text}");
-            assert!(got.parse::<tokio_postgres::Config>().is_ok(), "{got} parses");
+            assert_eq!(taken(text).0, want, "{text}");
         }
         for untouched in ["postgres://u:p@db/app", "postgres://u:p@db/app?connect_timeout=5", "host=db dbname=app", ""]
         {
-            assert!(matches!(without_tls(untouched), Ok(Cow::Borrowed(_))), "{untouched}");
+            assert!(matches!(take_tls(untouched), Ok((Cow::Borrowed(_), _))), "{untouched}");
         }
-    }
-
-    #[test]
-    fn pgsslmode_asking_for_encryption_is_refused() {
-        assert!(check_env_sslmode(None).is_ok());
-        assert!(check_env_sslmode(Some("prefer")).is_ok());
-        let refused = check_env_sslmode(Some("verify-full")).unwrap_err();
-        assert_eq!(refused.to_string(), "PGSSLMODE=verify-full asks for an encrypted connection");
     }
 
     #[test]
     fn stripped_of_tls_removes_refused_ones_too() {
-        let text = "postgres://u:p%40ss@db/app?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=5";
+        let text = "postgres://u:p%40ss@db/app?sslmode=verify-full&sslcrl=/crl.pem&connect_timeout=5";
         assert_eq!(stripped_of_tls(text), "postgres://u:p%40ss@db/app?connect_timeout=5");
         assert_eq!(stripped_of_tls("host=db sslmode=require sslkey=k"), "host=db  ");
     }
@@ -323,18 +303,7 @@ mod tests {
     #[test]
     fn a_password_that_looks_like_a_parameter_is_not_one() {
         // The credentials end at the first `@`; a `?` in the password is not a query.
-        assert!(without_tls("postgres://u:pa?sslmode=require@db/app").is_ok());
-        assert!(without_tls("user=u password=sslmode=require host=db").is_ok());
-    }
-
-    #[test]
-    fn what_cannot_be_read_is_left_to_the_parser() {
-        let unknown_values = ["host=db sslmode=REQUIRE", "postgres://db/app?sslmode=", "host=db gssencmode=maybe"];
-        for text in ["host=db sslmode", "host=db sslmode='require", "postgres://db/app?sslmode"]
-            .into_iter()
-            .chain(unknown_values)
-        {
-            assert!(without_tls(text).is_ok(), "{text}");
-        }
+        assert_eq!(taken("postgres://u:pa?sslmode=require@db/app").1, TlsParams::default());
+        assert_eq!(taken("user=u password=sslmode=require host=db").1, TlsParams::default());
     }
 }

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::password::PasswordCommand;
+use super::tls::{SslMode, Tls};
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::pg::{quote_ident, quote_literal};
 
@@ -66,15 +68,21 @@ pub struct ConnInfo {
     /// server rehearse does not own (url backend) it is `dbname` itself:
     /// nothing else on that server may be written to.
     pub admin_dbname: String,
+    /// How the connection is encrypted: disabled for the servers rehearse
+    /// starts itself, libpq's settings for the servers the user names.
+    pub tls: Tls,
+    /// Run before each connection for a fresh password (`password_command`); `password` otherwise.
+    pub password_command: Option<PasswordCommand>,
 }
 
 impl ConnInfo {
     pub fn config(&self, dbname: &str, application_name: &str) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         if self.host.starts_with('/') {
-            config.host_path(PathBuf::from(&self.host));
+            // libpq never uses TLS over a unix socket.
+            config.host_path(PathBuf::from(&self.host)).ssl_mode(tokio_postgres::config::SslMode::Disable);
         } else {
-            config.host(&self.host);
+            config.host(&self.host).ssl_mode(self.tls.first_attempt());
         }
         config
             .port(self.port)
@@ -88,18 +96,28 @@ impl ConnInfo {
 
     /// libpq environment for client tools (psql, pg_restore): the password
     /// travels in the environment, never on a command line.
+    /// A `password_command` is run for it (a failure leaves the last known password).
     pub fn libpq_env(&self, dbname: &str, application_name: &str) -> Vec<(String, String)> {
-        vec![
+        let password = self.current_password();
+        let mut env: Vec<(String, String)> = vec![
             ("PGHOST".into(), self.host.clone()),
             ("PGPORT".into(), self.port.to_string()),
             ("PGUSER".into(), self.user.clone()),
-            ("PGPASSWORD".into(), self.password.expose().to_string()),
+            ("PGPASSWORD".into(), password.expose().to_string()),
             ("PGDATABASE".into(), dbname.to_string()),
             ("PGAPPNAME".into(), application_name.to_string()),
             // A user's ~/.psqlrc or service file must not change what we run.
             ("PSQLRC".into(), "/dev/null".into()),
             ("PGSERVICEFILE".into(), "/dev/null".into()),
-        ]
+        ];
+        env.extend(self.tls.libpq_env());
+        env
+    }
+
+    /// The password to hand a client tool now: a `password_command`'s, fresh
+    /// (if it fails, the tool's login fails and says so), else `password`.
+    pub fn current_password(&self) -> Secret {
+        self.password_command.as_ref().and_then(|c| c.run_blocking()).unwrap_or_else(|| self.password.clone())
     }
 
     /// `host=... port=... user=... dbname=...`, without the password.
@@ -108,14 +126,50 @@ impl ConnInfo {
     }
 }
 
-/// Connects once; the connection's driver runs on its own task.
+/// Connects once (twice for `allow` and `prefer`, as libpq does: the other
+/// way when the first fails); the connection's driver runs on its own task.
+/// A `password_command` runs first; its failure comes back as the
+/// connection's error (the TLS connector fails with it: the one way to make
+/// a `tokio_postgres::Error` of our own), which `refusal` words.
 pub async fn connect(info: &ConnInfo, dbname: &str, application_name: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = info.config(dbname, application_name).connect(NoTls).await?;
+    use tokio_postgres::config::SslMode as Pg;
+    let mut config = info.config(dbname, application_name);
+    let mut refusal: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>> = None;
+    if let Some(command) = &info.password_command {
+        match command.run().await {
+            Ok(password) => _ = config.password(password.expose()),
+            Err(e) => refusal = Some(std::sync::Arc::new(e)),
+        }
+    }
+    let connector = info.tls.connector(refusal.clone());
+    let first = config.connect(connector.clone()).await;
+    // As libpq: the other way only when the server answered (it refused,
+    // or the TLS handshake failed), not when it cannot be reached at all.
+    let answered = |e: &tokio_postgres::Error| {
+        e.as_db_error().is_some() || e.to_string().starts_with("error performing TLS handshake")
+    };
+    let retry = match (info.tls.mode, &first) {
+        (_, Ok(_)) => None,
+        _ if refusal.is_some() || info.host.starts_with('/') => None,
+        (SslMode::Allow, Err(e)) if answered(e) => Some(Pg::Require),
+        (SslMode::Prefer, Err(e)) if answered(e) => Some(Pg::Disable),
+        _ => None,
+    };
+    let (client, connection) = match retry {
+        Some(mode) => config.ssl_mode(mode).connect(connector).await?,
+        None => first?,
+    };
     tokio::spawn(async move {
         // The error surfaces on the client's next call; nothing to add here.
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// Cancels what `client` runs, over the same TLS as its connection.
+pub async fn cancel(tls: &Tls, client: &Client) {
+    // A failed cancel is not worth reporting: the caller is already giving up on the query.
+    let _ = client.cancel_token().cancel_query(tls.connector(None)).await;
 }
 
 /// Sets `password` for `info.user`, connecting with the current one (a
@@ -217,6 +271,8 @@ mod tests {
             password: Secret::generate(),
             dbname: "x".into(),
             admin_dbname: "x".into(),
+            tls: Tls::disabled(),
+            password_command: None,
         };
         let cancel = CancellationToken::new();
         let c = cancel.clone();

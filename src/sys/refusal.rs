@@ -4,16 +4,19 @@
 //! cause in the first line, in the user's words, then what to do. The
 //! driver's own error stays attached as the `caused by:` lines.
 //!
-//! rehearse connects without TLS (the driver runs with `NoTls`), so a
-//! `hostssl`-only pg_hba.conf refuses it; the server says so only in the
-//! text of its message (SQLSTATE 28000 covers every pg_hba.conf refusal),
-//! which is why that text is read here.
+//! A `hostssl`-only pg_hba.conf refuses a connection made without TLS
+//! (`sslmode=disable`, or `allow`); the server says so only in the text of
+//! its message (SQLSTATE 28000 covers every pg_hba.conf refusal), which is
+//! why that text is read here. TLS failures (a certificate for another
+//! host, an unknown issuer, a server without TLS) and a failed
+//! `password_command` are read from the error's causes.
 
 use std::io::ErrorKind;
 
 use tokio_postgres::error::SqlState;
 
 use super::db::{quote_ident, ConnInfo};
+use super::password::PasswordCommandFailed;
 use crate::error::{self, Error};
 
 /// The error for a failed connection to `server` (database `server.dbname`),
@@ -29,6 +32,12 @@ pub fn message(what: &str, server: &ConnInfo, e: &tokio_postgres::Error) -> Stri
 
 /// Why, and what to do, from the server's answer or the socket's error.
 fn reason(server: &ConnInfo, e: &tokio_postgres::Error) -> String {
+    if let Some(failed) = cause::<PasswordCommandFailed>(e) {
+        return failed.to_string();
+    }
+    if let Some(tls) = tls_failure(server, e) {
+        return tls;
+    }
     match e.as_db_error() {
         Some(db_error) => refused(server, db_error),
         None => unreachable(server, e),
@@ -46,27 +55,28 @@ fn refused(server: &ConnInfo, db_error: &tokio_postgres::error::DbError) -> Stri
         c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && text.contains("no pg_hba.conf entry") => {
             match text.ends_with("no encryption") || text.ends_with("SSL off") {
                 true => format!(
-                    "its pg_hba.conf has no line for {who} without encryption, and rehearse does not support \
-                     TLS yet: add a `host` line for them (a `hostssl` line admits TLS connections only), or use \
-                     a server that accepts connections without TLS"
+                    "its pg_hba.conf has no line for {who} without encryption (sslmode={}): it may admit them \
+                     over TLS only (a `hostssl` line): connect with sslmode=require or verify-full",
+                    server.tls.mode.as_str()
                 ),
                 false => format!("its pg_hba.conf has no line for {who}: add a `host` line for them"),
             }
         }
         c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && text.contains("pg_hba.conf rejects") => {
-            format!(
-                "its pg_hba.conf rejects {who} (a `reject` line): put a `host` line for them above it \
-                 (rehearse connects without TLS)"
-            )
+            format!("its pg_hba.conf rejects {who} (a `reject` line): put a `host` or `hostssl` line for them above it")
         }
         // Role refusals, and pg_hba.conf's in a server that words them in another language.
         c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
             "the server refused {who}: check the user in the URL, that the role has LOGIN (ALTER ROLE {} \
-             LOGIN), and that pg_hba.conf has a `host` line for it (rehearse connects without TLS)",
+             LOGIN), and that pg_hba.conf has a `host` or `hostssl` line for it (or, for `cert`, that \
+             sslcert/sslkey name its client certificate)",
             quote_ident(user)
         ),
         c if *c == SqlState::INVALID_PASSWORD => {
-            format!("the server refused the password of role {user}: check the password in the URL (or PGPASSWORD)")
+            format!(
+                "the server refused the password of role {user}: check the password in the URL (or \
+                 PGPASSWORD, ~/.pgpass, the password command)"
+            )
         }
         c if *c == SqlState::INSUFFICIENT_PRIVILEGE => format!(
             "role {user} may not connect to database {db}: grant it CONNECT (GRANT CONNECT ON DATABASE {} TO {})",
@@ -82,9 +92,7 @@ fn refused(server: &ConnInfo, db_error: &tokio_postgres::error::DbError) -> Stri
         c if *c == SqlState::CANNOT_CONNECT_NOW => {
             "the server is starting up or shutting down: try again once it accepts connections".to_string()
         }
-        _ => "the server refused the connection: check the URL and the server's pg_hba.conf \
-              (rehearse connects without TLS)"
-            .to_string(),
+        _ => "the server refused the connection: check the URL and the server's pg_hba.conf".to_string(),
     }
 }
 
@@ -116,14 +124,55 @@ fn unreachable(server: &ConnInfo, e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Why the TLS handshake failed, in the user's words; None if it was not TLS.
+fn tls_failure(server: &ConnInfo, e: &tokio_postgres::Error) -> Option<String> {
+    use rustls::{AlertDescription, CertificateError};
+    let (host, mode) = (&server.host, server.tls.mode.as_str());
+    if e.to_string().contains("server does not support TLS") {
+        return Some(format!(
+            "the server does not accept TLS connections (its ssl setting is off), and sslmode={mode} asks for \
+             TLS: turn ssl on there, or use sslmode=prefer on a network you trust"
+        ));
+    }
+    let why = match cause::<rustls::Error>(e)? {
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName)
+        | rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => format!(
+            "its certificate does not name the host {host}, and sslmode=verify-full checks that it does: connect \
+             to a host name the certificate names, or use sslmode=verify-ca to check the certificate's chain only"
+        ),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+            "its certificate is not signed by a certificate in sslrootcert (sslmode={mode} checks the chain): \
+             set sslrootcert to the CA that signed the server's certificate"
+        ),
+        refused @ rustls::Error::InvalidCertificate(_) => {
+            format!("its certificate was refused ({refused}, sslmode={mode}): check the server's certificate")
+        }
+        rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => {
+            "the server asks for a client certificate: set sslcert and sslkey".to_string()
+        }
+        other => format!("the TLS handshake failed ({other}): check the server's TLS settings"),
+    };
+    Some(why)
+}
+
 /// The kind of the socket error under the driver's, if that is what failed.
 fn io_kind(e: &tokio_postgres::Error) -> Option<ErrorKind> {
+    cause::<std::io::Error>(e).map(std::io::Error::kind)
+}
+
+/// The first cause of `e` that is a `T`, looking inside io errors too
+/// (whose `source` skips the error they wrap).
+fn cause<T: std::error::Error + 'static>(e: &tokio_postgres::Error) -> Option<&T> {
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
+        if let Some(found) = c.downcast_ref::<T>() {
+            return Some(found);
         }
-        cause = c.source();
+        let inner = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if let Some(found) = inner.and_then(|i| i.downcast_ref::<T>()) {
+            return Some(found);
+        }
+        cause = inner.map(|i| i as &(dyn std::error::Error + 'static)).or_else(|| c.source());
     }
     None
 }
@@ -141,6 +190,8 @@ mod tests {
             password: Secret::from_string("s3cret".into()),
             dbname: "app".into(),
             admin_dbname: "app".into(),
+            tls: Default::default(),
+            password_command: None,
         }
     }
 

@@ -136,6 +136,8 @@ fn the_test_image_serves_connections_with_its_default_command() {
         password: rehearse::sys::db::Secret::from_string(password.into()),
         dbname: "postgres".into(),
         admin_dbname: "postgres".into(),
+        tls: Default::default(),
+        password_command: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let started = std::time::Instant::now();

@@ -1,6 +1,7 @@
 //! A server the user named that refuses rehearse's connection: its
-//! pg_hba.conf admits TLS connections only (`hostssl`), and rehearse does
-//! not speak TLS yet. Every command that connects to such a server (`run`
+//! pg_hba.conf admits TLS connections only (`hostssl`), and the server has
+//! no TLS (ssl = off), so libpq's default `sslmode=prefer` connects without
+//! (tls.rs has servers with TLS on). Every command that connects to such a server (`run`
 //! on the url and clone backends, `cleanup --url`, `stats`, `queries`,
 //! `calibrate --url`) says why in the same words, in its first line, and
 //! exits 4.
@@ -71,7 +72,8 @@ fn every_command_says_in_one_wording_that_a_tls_only_server_refused_it() {
     assert!(
         why.contains("pg_hba.conf has no line for role")
             && why.contains("without encryption")
-            && why.contains("rehearse does not support TLS yet"),
+            && why.contains("sslmode=prefer")
+            && why.contains("connect with sslmode=require"),
         "the cause is in the first line: {why}"
     );
     for (command, other) in &reasons {

@@ -16,7 +16,7 @@ use rehearse::pg::RelationKind;
 use rehearse::sys::db::ConnInfo;
 use tokio_postgres::Client;
 
-use crate::support::{dumps, HotStandby, OwnedServer, Sandbox};
+use crate::support::{dumps, Certs, HotStandby, OwnedServer, Sandbox};
 
 const PASSWORD: &str = "stats-s3cret-pw";
 
@@ -154,8 +154,14 @@ fn url(conn: &ConnInfo) -> String {
 /// Runs `rehearse stats --url URL --out stats.json` in `sandbox`: exit 0, the
 /// file a rehearse.stats/v1 the estimate's loader accepts, the password nowhere.
 fn read_stats(sandbox: &Sandbox, conn: &ConnInfo) -> ProductionStats {
+    read_stats_with(sandbox, conn, "")
+}
+
+/// [`read_stats`] with `query` (`?sslmode=...`) after the URL.
+fn read_stats_with(sandbox: &Sandbox, conn: &ConnInfo, query: &str) -> ProductionStats {
     let out_file = sandbox.path().join("stats.json");
-    let out = sandbox.rehearse(&["stats", "--url", &url(conn), "--out", out_file.to_str().unwrap()]);
+    let url = format!("{}{query}", url(conn));
+    let out = sandbox.rehearse(&["stats", "--url", &url, "--out", out_file.to_str().unwrap()]);
     out.assert_code(0);
     assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD), "{}", out.stderr);
     assert!(out.stdout.is_empty(), "with --out, nothing on stdout: {}", out.stdout);
@@ -259,6 +265,16 @@ fn stats_write_no_wal_on_a_primary() {
     let after = wal.insert_position();
     let written = wal.records_not_background(&before, &after);
     assert!(written.is_empty(), "rehearse stats wrote WAL between {before} and {after}: {written:?}");
+
+    // Over TLS too (a hostssl-only server, its CA verified).
+    let certs = Certs::make();
+    production.server.enable_tls(&certs, "hostssl all all 127.0.0.1/32 scram-sha-256");
+    let verified = format!("?sslmode=verify-ca&sslrootcert={}", certs.path_str("ca.crt"));
+    let before = wal.insert_position();
+    read_stats_with(&sandbox, &production.conn("reader", "app"), &verified);
+    let after = wal.insert_position();
+    let written = wal.records_not_background(&before, &after);
+    assert!(written.is_empty(), "rehearse stats over TLS wrote WAL between {before} and {after}: {written:?}");
 
     // The check sees a session's write (else it would prove nothing).
     let before = wal.insert_position();

@@ -58,6 +58,8 @@ pub struct ClonePlan {
     pub lazy_load: bool,
     /// Local client tools (`pg_dump` for `report.measure_backup`), when found.
     pub bin: Option<PgBin>,
+    /// `postgres.clone.password_command`: the password for the URL `create` printed.
+    pub password_command: Option<String>,
 }
 
 impl ClonePlan {
@@ -284,6 +286,7 @@ async fn connect(
         url::UrlError::Tls(refused) => {
             ErrorKind::TlsRequested.error(refused.explain(&format!("the URL {what} printed")))
         }
+        url::UrlError::TlsSetup(e) => e.explain(&format!("the URL {what} printed")),
         url::UrlError::Syntax(e) => ErrorKind::ServerStartFailed.because(
             format!(
                 "{what} printed a line on stdout that is not a PostgreSQL connection URL (the first one that is not \
@@ -293,6 +296,7 @@ async fn connect(
             marker.redact(&e.to_string()),
         ),
     })?;
+    let conn = url::with_password_command(conn, plan.password_command.as_deref(), "postgres.clone.password_command");
     UrlDatabase::given(conn, plan.bin.clone(), SHOWN, cancel).await
 }
 

@@ -138,6 +138,8 @@ impl DockerContainer {
                     password: cached_password.clone().unwrap_or_else(|| fresh.clone()),
                     dbname: DATABASE.into(),
                     admin_dbname: "postgres".into(),
+                    tls: Default::default(),
+                    password_command: None,
                 },
                 env_password: fresh,
                 image: image.to_string(),

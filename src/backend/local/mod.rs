@@ -104,6 +104,8 @@ impl LocalCluster {
                 password,
                 dbname: DATABASE.into(),
                 admin_dbname: "postgres".into(),
+                tls: Default::default(),
+                password_command: None,
             },
             bin,
             root,

@@ -240,7 +240,7 @@ impl AlembicProject {
         let identity = catalog::identity(target.client)
             .await
             .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the throwaway database's identity", e))?;
-        let url = target.url(Some(&target.conn.password), APP_NAME);
+        let url = target.url(Some(&target.conn.current_password()), APP_NAME);
         let mut env = expand_placeholders(&self.plan.env, &url, None);
         env.extend(target.tool_env(APP_NAME));
         env.extend(driver_env(&self.plan));

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+use tokio_postgres::SimpleQueryMessage;
 
 use super::split::{split, Statement};
 use super::DEFAULT_TABLE;
@@ -180,7 +180,7 @@ impl FileRun<'_, '_> {
         let outcome = tokio::select! {
             r = db.simple_query(stmt.sql) => r,
             _ = self.target.cancel.cancelled() => {
-                let _ = db.cancel_token().cancel_query(NoTls).await;
+                crate::sys::db::cancel(&self.target.conn.tls, db).await;
                 return Err(self.interrupted(stmt, file, report, t0));
             }
         };

@@ -61,6 +61,8 @@ impl ServerContainer {
             password,
             dbname: "postgres".into(),
             admin_dbname: "postgres".into(),
+            tls: Default::default(),
+            password_command: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {

@@ -1,6 +1,7 @@
 //! Fixtures and assertions shared by the integration tests, by concern.
 
 mod app_watch;
+mod certs;
 mod containers;
 mod docker;
 mod dumps;
@@ -13,6 +14,7 @@ mod signals;
 mod standby;
 
 pub use app_watch::*;
+pub use certs::*;
 pub use containers::*;
 pub use docker::*;
 pub use dumps::*;

@@ -77,6 +77,8 @@ impl OwnedServer {
             password: rehearse::sys::db::Secret::from_string(password.into()),
             dbname: dbname.into(),
             admin_dbname: dbname.into(),
+            tls: Default::default(),
+            password_command: None,
         }
     }
 
@@ -98,6 +100,62 @@ impl OwnedServer {
             }
             panic!("pg_hba.conf with {lines:?} still lets TCP connections in after 5s");
         })
+    }
+
+    /// Turns TLS on with `certs`' server certificate (and its CA for client
+    /// certificates), replaces the TCP lines of pg_hba.conf with `hba`, and
+    /// reloads (`ssl` takes effect at a reload, PostgreSQL 10+), returning
+    /// once a TLS connection as the superuser gets in.
+    pub fn enable_tls(&self, certs: &super::Certs, hba: &str) {
+        self.rt.block_on(async {
+            let c = rehearse::sys::db::connect(&self.conn, "postgres", "test").await.unwrap();
+            let data: String = c.query_one("SHOW data_directory", &[]).await.unwrap().get(0);
+            let owner = std::fs::metadata(&data).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            for file in ["server.crt", "server.key", "ca.crt"] {
+                let to = std::path::Path::new(&data).join(format!("test-{file}"));
+                std::fs::copy(certs.path(file), &to).unwrap();
+                std::os::unix::fs::chown(&to, Some(owner.uid()), Some(owner.gid())).unwrap();
+            }
+            let hba_file: String = c.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
+            let local = "local all all scram-sha-256\nlocal replication all scram-sha-256";
+            std::fs::write(&hba_file, format!("{local}\n{hba}\n")).unwrap();
+            // ALTER SYSTEM may not run in a transaction block: one statement at a time.
+            for sql in [
+                "ALTER SYSTEM SET ssl = on",
+                "ALTER SYSTEM SET ssl_cert_file = 'test-server.crt'",
+                "ALTER SYSTEM SET ssl_key_file = 'test-server.key'",
+                "ALTER SYSTEM SET ssl_ca_file = 'test-ca.crt'",
+                "SELECT pg_reload_conf()",
+            ] {
+                c.batch_execute(sql).await.unwrap();
+            }
+            let params = rehearse::sys::tls::TlsParams { sslmode: Some("require".into()), ..Default::default() };
+            let tcp = ConnInfo {
+                tls: rehearse::sys::tls::Tls::from_params(params).unwrap(),
+                ..self.role(&self.conn.user, self.conn.password.expose(), "postgres")
+            };
+            for _ in 0..100 {
+                if rehearse::sys::db::connect(&tcp, "postgres", "test").await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("no TLS connection 5s after turning ssl on");
+        })
+    }
+
+    /// Runs `sql` as the superuser, through its unix socket.
+    pub fn sql(&self, dbname: &str, sql: &str) {
+        self.rt.block_on(async {
+            let c = rehearse::sys::db::connect(&self.conn, dbname, "test").await.unwrap();
+            c.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        })
+    }
+
+    /// The directory of the server's binaries (psql, for a test's own commands).
+    pub fn bin_dir(&self) -> std::path::PathBuf {
+        self.cluster.as_ref().unwrap().bin().dir.clone()
     }
 
     pub fn url(&self) -> String {
