@@ -6,6 +6,7 @@
 
 mod activity;
 mod dump;
+pub mod guc;
 mod lock;
 mod names;
 mod relation;

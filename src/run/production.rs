@@ -13,6 +13,7 @@ use crate::backend::Throwaway;
 use crate::error::{ErrorKind, Result};
 use crate::estimate::stats::MigrationRole;
 use crate::migrations::sql;
+use crate::pg::guc;
 use crate::plan::production::ProductionPlan;
 use crate::report::{AppliedSetting, NotReproduced, ProductionReport, SettingOrigin};
 use crate::sys::db::{quote_ident, quote_literal, ConnInfo, Secret};
@@ -120,7 +121,11 @@ async fn make_role(
             SettingScope::Database => (format!("DATABASE {}", quote_ident(dbname)), SettingOrigin::Database),
         };
         admin
-            .batch_execute(&format!("ALTER {target} SET {} = {}", quote_ident(&s.name), quote_literal(&s.value)))
+            .batch_execute(&format!(
+                "ALTER {target} SET {} TO {}",
+                quote_ident(&s.name),
+                guc::set_value(&s.name, &s.value)
+            ))
             .await?;
         report.applied.push(AppliedSetting { name: s.name.clone(), value: s.value.clone(), from });
     }

@@ -25,6 +25,8 @@ CREATE ROLE migrator LOGIN PASSWORD 'migrator-pw' CREATEDB;
 GRANT CREATE ON SCHEMA public TO migrator;
 GRANT pg_read_all_stats TO migrator;
 ALTER ROLE migrator SET statement_timeout = '2s';
+CREATE SCHEMA app AUTHORIZATION migrator;
+ALTER ROLE migrator SET search_path = app, public;
 ALTER SYSTEM SET max_parallel_maintenance_workers = 1;
 SELECT pg_reload_conf();
 ";
@@ -82,13 +84,16 @@ fn production_s_role_and_settings_change_the_verdict() {
     assert!(stats.server_settings.contains_key("data_checksums"), "{:?}", stats.server_settings);
 
     // What the migration's own session runs as, said by the copy itself.
-    let seen = "DO $$ BEGIN RAISE EXCEPTION 'seen % % % %', current_user, current_setting('statement_timeout'), \
+    // search_path is a list (two schemas), not the one schema named "app, public".
+    let seen = "DO $$ BEGIN RAISE EXCEPTION 'seen % % % % [%]', current_user, current_setting('statement_timeout'), \
                 current_setting('max_parallel_maintenance_workers'), \
-                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user); END $$;";
+                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                array_to_string(current_schemas(false), ','); END $$;";
     let out = run(&sandbox, seen, true);
     let report = out.report();
     let (_, message) = failure(&report);
-    assert!(message.contains("seen migrator 2s 1 f"), "{message}");
+    assert!(message.contains("seen migrator 2s 1 f [app,public]"), "{message}");
+    assert!(role.settings.iter().any(|s| s.name == "search_path" && s.value == "app, public"), "{role:?}");
     let p = report.production.as_ref().expect("report.production");
     assert_eq!(p.role.as_deref(), Some("migrator"));
     assert!(p.applied.iter().any(|s| s.name == "statement_timeout" && s.from == SettingOrigin::Role), "{p:?}");
