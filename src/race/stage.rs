@@ -35,8 +35,11 @@ pub struct RaceInputs<'a> {
     pub plan: &'a RacePlan,
     /// The rehearsal database, as the sequential rehearsal left it.
     pub rehearsed: &'a ConnInfo,
-    /// The fresh copy the copies race on.
+    /// The fresh copy the copies race on (rehearse's own login: the barrier, the reads).
     pub copy: &'a ConnInfo,
+    /// The same database as the migrations' role logs in to it (production's
+    /// with `production.as_role`, else `copy`): what each copy is given.
+    pub login: &'a ConnInfo,
     pub source: &'a MigrationSource,
     /// How long the sequential rehearsal took (for the default deadline).
     pub sequential: Duration,
@@ -58,7 +61,8 @@ pub async fn race(i: RaceInputs<'_>) -> Result<RaceReport> {
     let (expected_versions, expected_schema) = end_state(i.source, i.rehearsed).await?;
     let mut watch = Watch::connect(i.rehearsed, &i.copy.dbname).await?;
     let deadline = i.plan.deadline(i.sequential);
-    let mut barrier = Barrier::hold(i.copy, i.source, deadline / 2).await?;
+    // As the copies' role: its timeouts bound the wait (see `barrier`).
+    let mut barrier = Barrier::hold(i.login, i.source, deadline / 2).await?;
     let mut copies = Copies::new(&i, deadline + BACKSTOP)?;
     for n in 1..=i.plan.replicas {
         copies.start(n, jitter(i.plan.jitter));
@@ -71,7 +75,7 @@ pub async fn race(i: RaceInputs<'_>) -> Result<RaceReport> {
     let hang = watched?;
     released?;
     stopped?;
-    let redact = |t: &str| redact(i.copy, t);
+    let redact = |t: &str| redact(i.copy, &redact(i.login, t));
     let (found_versions, found_schema) = end_state(i.source, i.copy).await?;
     let versions = VersionState { expected: expected_versions, found: found_versions };
     let schema_differences = verdict::schema_differences(&expected_schema, &found_schema);
@@ -166,7 +170,7 @@ async fn watch_until_done(
             return Ok(None);
         }
         if at >= deadline {
-            let redact = |t: &str| redact(i.copy, t);
+            let redact = |t: &str| redact(i.copy, &redact(i.login, t));
             let hang = hang::explain(&sample, at, &redact);
             i.events.emit(Event::Note(format!(
                 "race: {} copies still running at the deadline: killed",
@@ -237,7 +241,7 @@ impl Copies {
             fresh_started: false,
             started: Instant::now(),
             command: i.plan.command.clone(),
-            database: i.network.reachable(&i.plan.command.launch, i.copy)?,
+            database: i.network.reachable(&i.plan.command.launch, i.login)?,
             network: i.network.clone(),
             backstop,
             cancel: i.cancel.clone(),

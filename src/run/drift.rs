@@ -13,6 +13,7 @@ use std::time::Instant;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::production::AsProduction;
 use crate::backend::copy::Template;
 use crate::backend::Throwaway;
 use crate::catalog::{self, SchemaEntry};
@@ -39,11 +40,20 @@ pub async fn build_and_compare(
     plan: &DriftPlan,
     sources: &[SourcePlan],
     server: &mut Throwaway,
-    network: &ToolNetwork,
+    (network, production): (&ToolNetwork, Option<&AsProduction>),
     cancel: &CancellationToken,
 ) -> Result<DriftReport> {
     let database = server.copy_database("drift", Template::Empty).await?;
-    check(plan, sources, server.conn(), &database, network, cancel).await
+    // Production's role (`production.as_role`), unless drift.role names
+    // another: the build logs in as it, with its login settings, as the
+    // rehearsal's migrations did (`production::login_on`).
+    let login = match production.and_then(|p| p.conn.as_ref()) {
+        Some(l) if plan.role.as_ref().is_none_or(|r| *r == l.user) => {
+            Some(super::production::login_on(production, server, &database).await?)
+        }
+        _ => None,
+    };
+    check(plan, sources, server.conn(), (&database, login.as_ref()), network, cancel).await
 }
 
 /// The drift report: the build, then the comparison (or why there is none).
@@ -51,7 +61,7 @@ async fn check(
     plan: &DriftPlan,
     sources: &[SourcePlan],
     rehearsed: &ConnInfo,
-    database: &ConnInfo,
+    (database, login): (&ConnInfo, Option<&ConnInfo>),
     network: &ToolNetwork,
     cancel: &CancellationToken,
 ) -> Result<DriftReport> {
@@ -67,9 +77,10 @@ async fn check(
         .map_err(env(&format!("cannot connect to {}", database.masked(&database.dbname))))?;
     let except = history_tables(sources);
     let except: Vec<&str> = except.iter().map(String::as_str).collect();
-    let role = match &plan.role {
-        Some(role) => Some(role.clone()),
-        None => history_owner(&production, sources, &rehearsed.user)
+    let role = match (login, &plan.role) {
+        (Some(login), _) => Some(login.user.clone()),
+        (None, Some(role)) => Some(role.clone()),
+        (None, None) => history_owner(&production, sources, &rehearsed.user)
             .await
             .map_err(env("cannot read who owns the history table"))?,
     }
@@ -90,7 +101,16 @@ async fn check(
     };
     report.extensions_created = extensions(&production, &built, sources).await?;
     let started = Instant::now();
-    let build = Build { sources, database, built: &built, role: role.as_deref(), except: &except, network, cancel };
+    let build = Build {
+        sources,
+        database: login.unwrap_or(database),
+        built: &built,
+        // A login as the role needs no SET ROLE.
+        role: role.as_deref().filter(|_| login.is_none()),
+        except: &except,
+        network,
+        cancel,
+    };
     let credited = build.run().await;
     report.build_ms = started.elapsed().as_millis() as u64;
     let credited = match credited {
@@ -226,9 +246,12 @@ fn migration_texts(sources: &[SourcePlan]) -> Vec<String> {
 /// The history built from empty, one migration at a time.
 struct Build<'a> {
     sources: &'a [SourcePlan],
+    /// The built database as the migrations log in to it.
     database: &'a ConnInfo,
     /// A superuser session on the built database, for reading its schema.
     built: &'a Client,
+    /// The role rehearse's session and the tools become (SET ROLE,
+    /// PGOPTIONS) when they do not log in as it.
     role: Option<&'a str>,
     except: &'a [&'a str],
     network: &'a ToolNetwork,

@@ -132,6 +132,8 @@ async fn on_server(
     let prepared = p.stage(Stage::Prepare, "prod-like settings", async || prepare(plan, server, c).await).await?;
     p.facts.server = Some(prepared.server.clone());
     p.facts.production = prepared.production.as_ref().map(|a| a.report.clone());
+    // The login the migrations run as, on the rehearsed database and on each copy (`production::login_on`).
+    let as_production = prepared.production.as_ref();
     let race_database = match plan.race {
         Some(_) => Some(race_copy(p, server).await?),
         None => None,
@@ -162,12 +164,12 @@ async fn on_server(
     let release = Release { migrations: pending.migrations.clone(), largest_tables: pending.largest_tables.clone() };
     rehearse_stage(plan, p, server, &source, pending).await?;
     if let Some(a) = plan.abort.as_ref().filter(|_| applied_all(p, "abort skipped: the rehearsal", "cancel from")) {
-        abort_stage(plan, a, p, server, &abort_copies, network).await?;
+        abort_stage(plan, a, p, server, (&abort_copies, as_production), network).await?;
     }
     // The plan allows a race with one source only.
     if let (Some(race), Some(database), Some(single)) = (&plan.race, &race_database, source.single()) {
         if applied_all(p, "race skipped: the sequential rehearsal", "race to") {
-            race_stage(p, race, server, single, database, network).await?;
+            race_stage(p, race, server, single, (database, as_production), network).await?;
         }
     }
     if let Some(d) =
@@ -176,7 +178,7 @@ async fn on_server(
         let (detail, c) = (drift::detail(&server.conn().dbname), &p.cancel().clone());
         let built = p
             .stage(Stage::Drift, detail, async || {
-                drift::build_and_compare(d, &plan.migrations, server, network, c).await.map(Fact)
+                drift::build_and_compare(d, &plan.migrations, server, (network, as_production), c).await.map(Fact)
             })
             .await?;
         if let Some(error) = &built.0.error {
@@ -192,7 +194,10 @@ async fn on_server(
     if let (Some(rollback), Some(before)) = (&plan.rollback, &before_release) {
         let (downgrade, skipped) = (rollback.downgrade(), "rollback skipped: the rehearsal");
         match applied_all(p, skipped, "roll back from") {
-            true => rollback_stage(plan, p, server, (rollback, &source, &release), before, network).await?,
+            true => {
+                let releases = (rollback, &source, &release);
+                rollback_stage(plan, p, server, releases, (before, as_production), network).await?
+            }
             false => {
                 let skipped = Some(format!("the release did not apply whole: {}", p.facts.unapplied().join(", ")));
                 p.facts.rollback = Some(report::RollbackFacts { downgrade, skipped, ..Default::default() });
@@ -228,7 +233,7 @@ async fn rollback_stage(
     p: &mut Pipeline<'_>,
     server: &Throwaway,
     (rollback, release, discovered): (&crate::plan::rollback::RollbackPlan, &Sources, &Release),
-    before: &rollback::BeforeRelease,
+    (before, as_production): (&rollback::BeforeRelease, Option<&production::AsProduction>),
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let (events, cancel) = (p.events(), &p.cancel().clone());
@@ -248,6 +253,7 @@ async fn rollback_stage(
         release_facts: &release_facts,
         compat: compat.as_ref(),
         before: &before.0,
+        as_production,
         network,
         largest_tables: discovered.largest_tables.clone(),
         events,
@@ -380,7 +386,7 @@ async fn abort_stage(
     a: &crate::plan::abort::AbortPlan,
     p: &mut Pipeline<'_>,
     server: &Throwaway,
-    copies: &[ConnInfo],
+    (copies, as_production): (&[ConnInfo], Option<&production::AsProduction>),
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let detail = format!("{} cancelled at {} on a fresh copy", abort_names(a), a.at_text);
@@ -391,6 +397,7 @@ async fn abort_stage(
         rehearsed: &rehearsed,
         server,
         copies,
+        as_production,
         network,
         cancel: &cancel,
     };
@@ -424,7 +431,7 @@ async fn race_stage(
     plan: &RacePlan,
     server: &Throwaway,
     source: &MigrationSource,
-    database: &RaceDatabase,
+    (database, as_production): (&RaceDatabase, Option<&production::AsProduction>),
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let sequential = Duration::from_millis(p.facts.stage_ms(Stage::Rehearse).unwrap_or(0));
@@ -433,10 +440,12 @@ async fn race_stage(
     let (events, cancel) = (p.events(), p.cancel().clone());
     let raced = p.stage(Stage::Race, detail, async || {
         let rehearsed = server.conn();
+        let login = production::login_on(as_production, server, &database.0).await?;
         let inputs = RaceInputs {
             plan,
             rehearsed,
             copy: &database.0,
+            login: &login,
             source,
             sequential,
             applied,

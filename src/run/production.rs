@@ -10,19 +10,49 @@
 use tokio_postgres::Client;
 
 use crate::backend::Throwaway;
+use crate::catalog::{RoleSetting, SettingScope};
 use crate::error::{ErrorKind, Result};
 use crate::estimate::stats::MigrationRole;
 use crate::migrations::sql;
 use crate::pg::guc;
 use crate::plan::production::ProductionPlan;
 use crate::report::{AppliedSetting, NotReproduced, ProductionReport, SettingOrigin};
-use crate::sys::db::{quote_ident, quote_literal, ConnInfo, Secret};
+use crate::sys::db::{connect, quote_ident, quote_literal, ConnInfo, Secret};
 
 /// The login the migrations run as, and what the report says of it.
 pub struct AsProduction {
     /// The role's login on the copy; None: the superuser's.
     pub conn: Option<ConnInfo>,
+    /// The role's login settings kept per database (see [`login_on`]).
+    per_database: Vec<RoleSetting>,
     pub report: ProductionReport,
+}
+
+/// The login the migrations run as on `database`: the rehearsed database,
+/// or a copy of it the race, the abort or the rollback runs on. With
+/// production's role (`production.as_role`), the role's login on that
+/// database, with the login settings that are kept per database set there
+/// first: roles are cluster-wide, but `ALTER ROLE ... IN DATABASE` and
+/// `ALTER DATABASE ... SET` are rows of pg_db_role_setting keyed by the
+/// database, and "database-level configuration parameters (set via ALTER
+/// DATABASE) ... are not copied from the template database" (CREATE
+/// DATABASE, PostgreSQL 15 and 18). Without it, `database` itself.
+pub async fn login_on(production: Option<&AsProduction>, server: &Throwaway, database: &ConnInfo) -> Result<ConnInfo> {
+    let Some((p, login)) = production.and_then(|p| Some((p, p.conn.as_ref()?))) else {
+        return Ok(database.clone());
+    };
+    if database.dbname != login.dbname && !p.per_database.is_empty() {
+        let conn = server.conn();
+        let failed = |e| {
+            ErrorKind::ConnectionFailed.because(
+                format!("cannot set production's role {}'s login settings in {}", login.user, database.dbname),
+                e,
+            )
+        };
+        let admin = connect(conn, &conn.admin_dbname, "rehearse-admin").await.map_err(failed)?;
+        set_login_settings(&admin, &login.user, &database.dbname, &p.per_database).await.map_err(failed)?;
+    }
+    Ok(ConnInfo { user: login.user.clone(), password: login.password.clone(), ..database.clone() })
 }
 
 /// Reproduces production's role and reports its settings, on `admin`
@@ -54,14 +84,14 @@ pub async fn reproduce(
     report
         .not_applied
         .extend(plan.not_applied.iter().map(|(what, why)| NotReproduced { what: what.clone(), why: why.clone() }));
-    let Some(role) = &plan.role else { return Ok(AsProduction { conn: None, report }) };
+    let Some(role) = &plan.role else { return Ok(AsProduction { conn: None, per_database: Vec::new(), report }) };
     if shared {
         report.not_applied.push(NotReproduced {
             what: format!("role {}", role.name),
             why: "the url backend creates no roles on a shared server: the migrations ran as postgres.url's user"
                 .into(),
         });
-        return Ok(AsProduction { conn: None, report });
+        return Ok(AsProduction { conn: None, per_database: Vec::new(), report });
     }
     let conn = server.conn();
     let failed =
@@ -72,7 +102,8 @@ pub async fn reproduce(
     }
     report.role = Some(role.name.clone());
     let login = ConnInfo { user: role.name.clone(), password, ..conn.clone() };
-    Ok(AsProduction { conn: Some(login), report })
+    let per_database = role.settings.iter().filter(|s| s.scope != SettingScope::Role).cloned().collect();
+    Ok(AsProduction { conn: Some(login), per_database, report })
 }
 
 /// Creates the role (or takes the one the dump's roles made) with
@@ -111,25 +142,38 @@ async fn make_role(
             }),
         }
     }
+    set_login_settings(admin, &role.name, dbname, &role.settings).await?;
     for s in &role.settings {
-        use crate::catalog::SettingScope;
-        let (target, from) = match s.scope {
-            SettingScope::RoleInDatabase => {
-                (format!("ROLE {name} IN DATABASE {}", quote_ident(dbname)), SettingOrigin::RoleInDatabase)
-            }
-            SettingScope::Role => (format!("ROLE {name}"), SettingOrigin::Role),
-            SettingScope::Database => (format!("DATABASE {}", quote_ident(dbname)), SettingOrigin::Database),
+        let from = match s.scope {
+            SettingScope::RoleInDatabase => SettingOrigin::RoleInDatabase,
+            SettingScope::Role => SettingOrigin::Role,
+            SettingScope::Database => SettingOrigin::Database,
         };
-        admin
-            .batch_execute(&format!(
-                "ALTER {target} SET {} TO {}",
-                quote_ident(&s.name),
-                guc::set_value(&s.name, &s.value)
-            ))
-            .await?;
         report.applied.push(AppliedSetting { name: s.name.clone(), value: s.value.clone(), from });
     }
     Ok(password)
+}
+
+/// `settings` of role `role`, as `ALTER ROLE/DATABASE ... SET`, for `dbname`
+/// where they are kept per database. A list setting is given back one
+/// literal per element, as pg_dumpall does (`pg::guc`).
+async fn set_login_settings(
+    admin: &Client,
+    role: &str,
+    dbname: &str,
+    settings: &[RoleSetting],
+) -> Result<(), tokio_postgres::Error> {
+    let (role, dbname) = (quote_ident(role), quote_ident(dbname));
+    for s in settings {
+        let target = match s.scope {
+            SettingScope::RoleInDatabase => format!("ROLE {role} IN DATABASE {dbname}"),
+            SettingScope::Role => format!("ROLE {role}"),
+            SettingScope::Database => format!("DATABASE {dbname}"),
+        };
+        let value = guc::set_value(&s.name, &s.value);
+        admin.batch_execute(&format!("ALTER {target} SET {} TO {value}", quote_ident(&s.name))).await?;
+    }
+    Ok(())
 }
 
 /// Production's attributes, each said either way: a role the dump's roles

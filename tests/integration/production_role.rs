@@ -14,7 +14,7 @@ use rehearse::report::{MigrationStatus, Report, SettingOrigin};
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{tiny_demo_dump, OwnedServer, RunOutput, Sandbox};
+use crate::support::{pg_bin_dir, tiny_demo_dump, OwnedServer, RunOutput, Sandbox};
 
 /// Production: `migrator` may create in public but is no superuser; its
 /// sessions time out at 2 s; the server runs one parallel maintenance worker.
@@ -27,6 +27,7 @@ GRANT pg_read_all_stats TO migrator;
 ALTER ROLE migrator SET statement_timeout = '2s';
 CREATE SCHEMA app AUTHORIZATION migrator;
 ALTER ROLE migrator SET search_path = app, public;
+ALTER ROLE migrator IN DATABASE postgres SET rehearse_test.site = 'prod';
 ALTER SYSTEM SET max_parallel_maintenance_workers = 1;
 SELECT pg_reload_conf();
 ";
@@ -34,10 +35,16 @@ SELECT pg_reload_conf();
 /// Starts production, dumps it into `sandbox`'s prod.dump (its grants to
 /// `migrator` with it, as a real dump has them) and records its stats into prod-stats.json.
 fn production_stats(sandbox: &Sandbox) -> (OwnedServer, ProductionStats) {
+    production_stats_with(sandbox, "")
+}
+
+/// Like `production_stats`, with `more` (statements ending in ";\n") run on production after PRODUCTION_SQL.
+fn production_stats_with(sandbox: &Sandbox, more: &str) -> (OwnedServer, ProductionStats) {
     let server = OwnedServer::start();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let client = rt.block_on(rehearse::sys::db::connect(&server.conn, "postgres", "test")).unwrap();
-    for statement in PRODUCTION_SQL.split(";\n").filter(|s| !s.trim().is_empty()) {
+    let sql = format!("{PRODUCTION_SQL}{more}");
+    for statement in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
         rt.block_on(client.batch_execute(statement)).unwrap_or_else(|e| panic!("{statement}: {e:?}"));
     }
     let dump = Command::new(bin_dir().join("pg_dump"))
@@ -111,6 +118,62 @@ fn production_s_role_and_settings_change_the_verdict() {
     let three_seconds = "SELECT pg_sleep(3);";
     assert_eq!(failure(&run(&sandbox, three_seconds, true).report()).0, "57014");
     assert_eq!(run(&sandbox, three_seconds, false).report().migrations[0].status, MigrationStatus::Applied);
+}
+
+/// Fails unless its session is production's role with the setting production
+/// gives it in its database only (`ALTER ROLE ... IN DATABASE`).
+const AS_PRODUCTION: &str = "DO $$ BEGIN IF current_user <> 'migrator' OR \
+    current_setting('rehearse_test.site', true) IS DISTINCT FROM 'prod' THEN RAISE EXCEPTION \
+    'not as production: % %', current_user, current_setting('rehearse_test.site', true); END IF; END $$;\n";
+
+/// Every place a migration runs besides the rehearsal runs it as
+/// production's role, with its login settings in that database: the race's
+/// copy (each replica prints who it is), the abort's copy (the migration
+/// fails at once unless it is the role, so the cancel and the re-run prove
+/// it), the rollback release, and the drift build from empty. Each is a
+/// database of its own, where `IN DATABASE` settings must be set again.
+#[test]
+fn the_race_the_abort_the_rollback_and_the_drift_build_run_as_production_s_role() {
+    let sandbox = Sandbox::new();
+    let (_production, _) = production_stats(&sandbox);
+    sandbox.migrations(&[("0001_release.sql", &format!("{AS_PRODUCTION}SELECT pg_sleep(1.5);\n"))]);
+    std::fs::create_dir_all(sandbox.path().join("rollback")).unwrap();
+    sandbox.write("rollback/0002_undo.sql", AS_PRODUCTION);
+    let race = sandbox.write(
+        "race.sh",
+        &format!(
+            "{}/psql -X -At \"$DATABASE_URL\" -c \"SELECT 'seen ' || current_user || ' ' || \
+             current_setting('rehearse_test.site', true)\"\n",
+            pg_bin_dir()
+        ),
+    );
+    let scenario = sandbox.write(
+        "scenario.yaml",
+        &format!(
+            "name: test\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: sql\n  dir: migrations\n  \
+             table: rehearse_schema_migrations\nproduction:\n  stats: prod-stats.json\n  as_role: true\n\
+             race:\n  replicas: 2\n  command: sh {}\nabort:\n  migrations: longest\n  at: 50%\n\
+             rollback:\n  migrations:\n    tool: sql\n    dir: rollback\ndrift: true\n",
+            sandbox.path().join("prod.dump").display(),
+            race.display()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    let report = out.report();
+    let status = |m: &rehearse::report::MigrationReport| (m.status, m.error.as_ref().map(|e| e.message.clone()));
+    assert_eq!(status(&report.migrations[0]), (MigrationStatus::Applied, None), "{}", out.stderr);
+    let race = report.race.as_ref().expect("a race");
+    assert_eq!(race.copies.len(), 2, "{race:?}");
+    for copy in &race.copies {
+        assert!(copy.output.contains("seen migrator prod"), "race copy {}: {:?}", copy.copy, copy.output);
+    }
+    let abort = report.abort.first().expect("an abort");
+    assert_eq!(abort.error, None, "{abort:?}");
+    assert!(abort.cancelled_at_ms.is_some() && abort.rerun_ok, "{abort:?}");
+    let rollback = report.rollback.as_ref().expect("a rollback");
+    assert_eq!(status(&rollback.migrations[0]), (MigrationStatus::Applied, None), "{rollback:?}");
+    let drift = report.drift.as_ref().expect("a drift check");
+    assert_eq!((drift.error.as_deref(), drift.role.as_deref()), (None, Some("migrator")), "{drift:?}");
 }
 
 #[test]

@@ -60,6 +60,8 @@ pub struct Inputs<'a> {
     pub rehearsed: &'a [MigrationFacts],
     pub server: &'a Throwaway,
     pub copies: &'a [ConnInfo],
+    /// Production's role (`production.as_role`): the migrations log in to each copy as it.
+    pub as_production: Option<&'a super::production::AsProduction>,
     pub network: &'a ToolNetwork,
     pub cancel: &'a CancellationToken,
 }
@@ -112,10 +114,11 @@ struct Sessions {
 }
 
 impl Sessions {
-    async fn connect(copy: &ConnInfo) -> Result<Sessions> {
+    /// `login`: the copy as the migrations log in to it (the runner's).
+    async fn connect(copy: &ConnInfo, login: &ConnInfo) -> Result<Sessions> {
         let env =
             |e| ErrorKind::ConnectionFailed.because(format!("cannot connect to the abort's copy {}", copy.dbname), e);
-        let runner = connect(copy, &copy.dbname, "rehearse-migration").await.map_err(env)?;
+        let runner = connect(login, &login.dbname, "rehearse-migration").await.map_err(env)?;
         let observer = connect(copy, &copy.dbname, APP_NAME).await.map_err(env)?;
         let prober = connect(copy, &copy.dbname, "rehearse-abort-probe").await.map_err(env)?;
         let mut own = Vec::new();
@@ -129,12 +132,19 @@ impl Sessions {
 
 /// One abort on its copy, into `report`.
 async fn one(x: &Inputs<'_>, id: &str, rehearsed_ms: u64, copy: &ConnInfo, report: &mut AbortReport) -> Result<()> {
-    let s = Sessions::connect(copy).await?;
+    let login = super::production::login_on(x.as_production, x.server, copy).await?;
+    let s = Sessions::connect(copy, &login).await?;
     // The tool is stopped through this token when it outlasts the operator's SIGINT.
     let stop = x.cancel.child_token();
     let sources = Sources::new(x.sources, Tracing::default());
-    let target =
-        Target { client: &s.runner, conn: copy, cancel: &stop, watcher: None, network: x.network, lock_timeout: None };
+    let target = Target {
+        client: &s.runner,
+        conn: &login,
+        cancel: &stop,
+        watcher: None,
+        network: x.network,
+        lock_timeout: None,
+    };
     let (pending, _) = sources.pending(&target).await?;
     let Some(index) = pending.iter().position(|m| m.shown_id() == id) else {
         return Err(Error::bad_input(format!("{id} is not pending on the abort's copy {}", copy.dbname)));

@@ -62,6 +62,8 @@ pub struct Inputs<'a> {
     /// The previous app version's queries before the release.
     pub compat: Option<&'a CompatInfo>,
     pub before: &'a ConnInfo,
+    /// Production's role (`production.as_role`): the rollback's migrations run as it, as the release's did.
+    pub as_production: Option<&'a super::production::AsProduction>,
     pub network: &'a ToolNetwork,
     pub largest_tables: Vec<String>,
     pub events: &'a dyn EventSink,
@@ -85,9 +87,14 @@ pub async fn rehearse(i: Inputs<'_>, facts: &mut RollbackFacts) -> Result<()> {
     let read = |what: &'static str| env(format!("cannot read the schema {what}"));
     let was = catalog::schema_snapshot(&before, &except).await.map_err(read("before the release (on the copy)"))?;
     let pending = pending(&i, &sources).await?;
-    let released = catalog::schema_snapshot(&pending.runner, &except).await.map_err(read("after the release"))?;
-    let added = added_with_values(&was, &released, &pending.runner).await?;
-    let retyped = retyped(i.release_facts, &before, &pending.runner).await?;
+    // rehearse's own session: the migrations' (production's role's) may not read every table.
+    let rehearsed = connect(i.server.conn(), &i.server.conn().dbname, APP_NAME)
+        .await
+        .map_err(env("cannot connect to the rehearsed database after the release".into()))?;
+    let released = catalog::schema_snapshot(&rehearsed, &except).await.map_err(read("after the release"))?;
+    let added = added_with_values(&was, &released, &rehearsed).await?;
+    let retyped = retyped(i.release_facts, &before, &rehearsed).await?;
+    drop(rehearsed);
     facts.migrations =
         pending.migrations.iter().map(|m| MigrationFacts::pending(outcome::planned_migration(m))).collect();
     let migrations = std::mem::take(&mut facts.migrations);
@@ -144,7 +151,8 @@ async fn downgrade_sources(i: &Inputs<'_>, before: &tokio_postgres::Client, trac
 /// release's pending migrations (none may share an id with the release's),
 /// or the release's revisions downgraded, last first.
 async fn pending(i: &Inputs<'_>, sources: &Sources) -> Result<Pending> {
-    let conn = i.server.conn();
+    let login = super::production::login_on(i.as_production, i.server, i.server.conn()).await?;
+    let conn = &login;
     let runner = connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, i.cancel).await?;
     let migrations = match i.rollback {
         RollbackPlan::Forward(_) => {
