@@ -14,7 +14,10 @@ use rehearse::report::{MigrationStatus, Report, SettingOrigin};
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{pg_bin_dir, tiny_demo_dump, OwnedServer, RunOutput, Sandbox};
+use crate::support::{
+    assert_no_containers, docker_backend, docker_lock, pg_bin_dir, tiny_demo_dump, venv_python, OwnedServer, RunOutput,
+    Sandbox, REPO,
+};
 
 /// Production: `migrator` may create in public but is no superuser; its
 /// sessions time out at 2 s; the server runs one parallel maintenance worker.
@@ -174,6 +177,85 @@ fn the_race_the_abort_the_rollback_and_the_drift_build_run_as_production_s_role(
     assert_eq!(status(&rollback.migrations[0]), (MigrationStatus::Applied, None), "{rollback:?}");
     let drift = report.drift.as_ref().expect("a drift check");
     assert_eq!((drift.error.as_deref(), drift.role.as_deref()), (None, Some("migrator")), "{drift:?}");
+}
+
+/// The docker backend runs the migrations as production's role too: the
+/// role is made in the container's server and rehearse logs in as it.
+#[test]
+fn on_the_docker_backend_the_migrations_run_as_production_s_role() {
+    let _docker = docker_lock();
+    let sandbox = Sandbox::new();
+    let (_production, _) = production_stats(&sandbox);
+    sandbox.migrations(&[("0001_release.sql", AS_PRODUCTION)]);
+    let extra = "production:\n  stats: prod-stats.json\n  as_role: true\n";
+    let scenario = sandbox.scenario_on(&docker_backend(), &sandbox.path().join("prod.dump"), extra);
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    let report = out.report();
+    assert_eq!(report.postgres.backend, rehearse::kinds::BackendKind::Docker);
+    let m = report.migrations.first().unwrap_or_else(|| panic!("no migration: {}", out.stderr));
+    assert_eq!((m.status, m.error.as_ref().map(|e| &e.message)), (MigrationStatus::Applied, None));
+    assert_eq!(report.production.and_then(|p| p.role).as_deref(), Some("migrator"));
+    sandbox.assert_no_leaks();
+    assert_no_containers();
+}
+
+/// An Alembic project and a command tool (psql given DATABASE_URL) log in
+/// as production's role: their migration fails unless its session is the
+/// role with its `IN DATABASE` setting. (Production's search_path is reset
+/// here: Alembic would make its version table in the role's first schema.)
+#[test]
+fn alembic_and_command_migrations_run_as_production_s_role() {
+    let sandbox = Sandbox::new();
+    let (_production, _) = production_stats_with(&sandbox, "ALTER ROLE migrator RESET search_path;\n");
+    // No % in it: SQLAlchemy's psycopg2 dialect reads % as a parameter marker.
+    let check = "DO $$ BEGIN IF current_user <> 'migrator' OR current_setting('rehearse_test.site', true) \
+                 IS DISTINCT FROM 'prod' THEN RAISE EXCEPTION USING MESSAGE = 'not as production: ' || current_user; \
+                 END IF; END $$";
+    std::fs::create_dir_all(sandbox.path().join("alembic/versions")).unwrap();
+    sandbox.write(
+        "alembic/alembic.ini",
+        "[alembic]\nscript_location = %(here)s\nsqlalchemy.url = postgresql://nobody@localhost/not-used\n",
+    );
+    sandbox.write(
+        "alembic/env.py",
+        &format!(
+            "import sys\nsys.path.insert(0, '{REPO}/tests/fixtures/alembic_common')\n\
+             from fixture_env import run_migrations\nrun_migrations()\n"
+        ),
+    );
+    sandbox.write(
+        "alembic/versions/a1_as_production.py",
+        &format!(
+            "from alembic import op\nrevision = 'a1_as_production'\ndown_revision = None\nbranch_labels = None\n\
+             depends_on = None\n\ndef upgrade():\n    op.execute(\"\"\"{check}\"\"\")\n\ndef downgrade():\n    pass\n"
+        ),
+    );
+    sandbox.write(
+        "apply.sh",
+        &format!(
+            "{}/psql -X -q -v ON_ERROR_STOP=1 \"$DATABASE_URL\" -c \"{}\"\n",
+            pg_bin_dir(),
+            check.replace('$', "\\$")
+        ),
+    );
+    let sources = [
+        format!("tool: alembic\n  dir: alembic\n  target: head\n  python: {}", venv_python()),
+        format!("tool: command\n  revisions: [one]\n  apply: sh {}", sandbox.path().join("apply.sh").display()),
+    ];
+    for source in sources {
+        let scenario = sandbox.write(
+            "scenario.yaml",
+            &format!(
+                "name: test\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  {source}\n\
+                 production:\n  stats: prod-stats.json\n  as_role: true\n",
+                sandbox.path().join("prod.dump").display()
+            ),
+        );
+        let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+        let report = out.report();
+        let m = report.migrations.first().unwrap_or_else(|| panic!("{source}: no migration: {}", out.stderr));
+        assert_eq!((m.status, m.error.as_ref().map(|e| &e.message)), (MigrationStatus::Applied, None), "{source}");
+    }
 }
 
 #[test]
