@@ -236,18 +236,28 @@ pub fn tool_env(conn: &ConnInfo, application_name: &str) -> Vec<(String, String)
 }
 
 /// `postgresql://user[:password]@/db?host=...&port=...`: libpq, psycopg,
-/// SQLAlchemy and most drivers read the socket directory from `host`.
+/// SQLAlchemy and most drivers read the socket directory from `host`. Over
+/// TCP, the connection's TLS settings follow as libpq's query parameters
+/// (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`): a tool that reads only
+/// the URL (not PGSSLMODE) reaches a server that accepts only TLS.
 pub fn database_url(conn: &ConnInfo, password: Option<&Secret>, application_name: &str) -> String {
     let auth = match password {
         Some(p) => format!("{}:{}", conn.user, p.expose()),
         None => conn.user.clone(),
     };
-    format!(
+    let mut url = format!(
         "postgresql://{auth}@/{}?host={}&port={}&application_name={application_name}",
         conn.dbname,
         percent_encode(&conn.host),
         conn.port
-    )
+    );
+    // libpq never uses TLS over a unix socket: nothing to say there.
+    if !conn.host.starts_with('/') {
+        for (key, value) in conn.tls.url_params() {
+            url.push_str(&format!("&{key}={}", percent_encode(&value)));
+        }
+    }
+    url
 }
 
 /// `url` (see [`database_url`]) as SQLAlchemy takes it with `driver`: `postgresql+<driver>://...`.

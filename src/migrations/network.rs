@@ -124,7 +124,7 @@ impl ToolNetwork {
         let mut relays = self.0.relays.lock().unwrap_or_else(|e| e.into_inner());
         let relay = match relays.entry((upstream.clone(), only.clone())) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(Relay::start(upstream, conn.port, only).map_err(|e| {
+            Entry::Vacant(e) => e.insert(Relay::start(upstream, conn.port, only, conn.tls.clone()).map_err(|e| {
                 Error::environment_because(
                     format!(
                         "cannot start the relay through which the migration tool, in a network namespace of its own, \
@@ -136,7 +136,9 @@ impl ToolNetwork {
             })?),
         };
         self.0.forwarded.store(true, Ordering::Relaxed);
-        Ok(ConnInfo { host: relay.dir().display().to_string(), port: relay.port(), ..conn.clone() })
+        // The relay speaks TLS to the server (`sys::forward`); the tool's side is a plain unix socket.
+        let tls = crate::sys::tls::Tls::disabled();
+        Ok(ConnInfo { host: relay.dir().display().to_string(), port: relay.port(), tls, ..conn.clone() })
     }
 
     /// `program args` as `launch` runs it (see `Launch::command`), without

@@ -13,12 +13,20 @@
 //! through; a StartupMessage for a database other than the rehearsal's is
 //! refused with an ErrorResponse (SQLSTATE 28000), before the server hears
 //! of it. Each relay stops, and its connections with it, when dropped.
+//!
+//! To a TCP upstream the relay speaks TLS itself, with the server's own
+//! settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`: `Tls::negotiate`):
+//! a server that accepts only TLS (`hostssl` in pg_hba.conf, a managed
+//! platform's force_ssl) is reached by a tool that cannot ask for it over
+//! the unix socket.
 
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
+
+use super::tls::{Negotiated, Tls};
 
 /// The opening codes that share a StartupMessage's framing (length, then
 /// an Int32 in place of the protocol version).
@@ -50,15 +58,17 @@ pub struct Relay {
 impl Relay {
     /// Listens on `<private dir>/.s.PGSQL.<port>` and relays each connection
     /// to `upstream`; with `only`, connections to any other database are
-    /// refused. Needs a tokio runtime.
-    pub fn start(upstream: Upstream, port: u16, only: Option<String>) -> std::io::Result<Relay> {
+    /// refused. `tls`: how the relay reaches a TCP upstream (the server's
+    /// own TLS settings: its client speaks plain on the unix socket). Needs
+    /// a tokio runtime.
+    pub fn start(upstream: Upstream, port: u16, only: Option<String>, tls: Tls) -> std::io::Result<Relay> {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new().prefix("rehearse-relay-").tempdir()?;
         // Private whatever the umask: the socket leads to a copy of production.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         let listener = UnixListener::bind(dir.path().join(format!(".s.PGSQL.{port}")))?;
         let stop = CancellationToken::new();
-        tokio::spawn(accept(listener, upstream, only, stop.clone()));
+        tokio::spawn(accept(listener, upstream, only, tls, stop.clone()));
         Ok(Relay { dir, port, stop })
     }
 
@@ -79,7 +89,7 @@ impl Drop for Relay {
     }
 }
 
-async fn accept(listener: UnixListener, upstream: Upstream, only: Option<String>, stop: CancellationToken) {
+async fn accept(listener: UnixListener, upstream: Upstream, only: Option<String>, tls: Tls, stop: CancellationToken) {
     loop {
         let client = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -89,11 +99,11 @@ async fn accept(listener: UnixListener, upstream: Upstream, only: Option<String>
             },
             _ = stop.cancelled() => return,
         };
-        let (upstream, only, stop) = (upstream.clone(), only.clone(), stop.clone());
+        let (upstream, only, stop, tls) = (upstream.clone(), only.clone(), stop.clone(), tls.clone());
         tokio::spawn(async move {
             tokio::select! {
                 // The relay's errors end the client's connection; the client reports it.
-                _ = serve(client, &upstream, only.as_deref()) => {}
+                _ = serve(client, &upstream, only.as_deref(), &tls) => {}
                 _ = stop.cancelled() => {}
             }
         });
@@ -102,7 +112,7 @@ async fn accept(listener: UnixListener, upstream: Upstream, only: Option<String>
 
 /// One client: its opening read (when the server is shared), then bytes
 /// both ways until either side closes.
-async fn serve(mut client: UnixStream, upstream: &Upstream, only: Option<&str>) -> std::io::Result<()> {
+async fn serve(mut client: UnixStream, upstream: &Upstream, only: Option<&str>, tls: &Tls) -> std::io::Result<()> {
     let opening = match only {
         None => Vec::new(),
         Some(database) => match read_opening(&mut client).await? {
@@ -117,7 +127,13 @@ async fn serve(mut client: UnixStream, upstream: &Upstream, only: Option<&str>) 
         },
     };
     match upstream {
-        Upstream::Tcp { host, port } => pipe(client, TcpStream::connect((host.as_str(), *port)).await?, &opening).await,
+        Upstream::Tcp { host, port } => {
+            let server = TcpStream::connect((host.as_str(), *port)).await?;
+            match tls.negotiate(server, host).await? {
+                Negotiated::Tls(server) => pipe(client, server, &opening).await,
+                Negotiated::Plain(server) => pipe(client, server, &opening).await,
+            }
+        }
         Upstream::Unix(path) => pipe(client, UnixStream::connect(path).await?, &opening).await,
     }
 }

@@ -209,20 +209,63 @@ impl Tls {
         Connector { config: self.config.clone(), refusal }
     }
 
+    /// Encrypts `stream` to the server at `host` as libpq would, for a byte
+    /// relay (`sys::forward`) whose client cannot ask for TLS itself (libpq
+    /// never uses TLS over a unix socket): an SSLRequest, then the handshake
+    /// when the server answers 'S' (Frontend/Backend Protocol, "SSL Session
+    /// Encryption", PostgreSQL 15 and 18). `disable` and `allow` stay plain
+    /// (`allow` tries plain first); a server that answers 'N' is refused
+    /// unless the mode is `prefer`.
+    pub async fn negotiate<S>(&self, mut stream: S, host: &str) -> io::Result<Negotiated<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Some(config) = self.config.clone().filter(|_| self.mode >= SslMode::Prefer) else {
+            return Ok(Negotiated::Plain(stream));
+        };
+        // Length 8, then the SSLRequest code 80877103.
+        stream.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+        match stream.read_u8().await? {
+            b'S' => {
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                Ok(Negotiated::Tls(Box::new(tokio_rustls::TlsConnector::from(config).connect(name, stream).await?)))
+            }
+            b'N' if self.mode == SslMode::Prefer => Ok(Negotiated::Plain(stream)),
+            b'N' => Err(io::Error::other(format!(
+                "the server does not accept TLS, and sslmode={} requires it",
+                self.mode.as_str()
+            ))),
+            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected SSLRequest answer {other}"))),
+        }
+    }
+
+    /// libpq's connection parameters for a URL a client tool is given
+    /// (`DATABASE_URL`, `{url}`): sslmode and the files, as query parameters.
+    pub fn url_params(&self) -> Vec<(&'static str, String)> {
+        let mut params = vec![("sslmode", self.mode.as_str().to_string())];
+        for (key, value) in [
+            ("sslrootcert", &self.params.sslrootcert),
+            ("sslcert", &self.params.sslcert),
+            ("sslkey", &self.params.sslkey),
+        ] {
+            params.extend(value.as_ref().map(|v| (key, v.clone())));
+        }
+        params
+    }
+
     /// libpq's environment for client tools (psql, pg_restore) to connect as rehearse does.
     pub fn libpq_env(&self) -> Vec<(String, String)> {
-        let mut env = vec![("PGSSLMODE".to_string(), self.mode.as_str().to_string())];
-        for (var, value) in [
-            ("PGSSLROOTCERT", &self.params.sslrootcert),
-            ("PGSSLCERT", &self.params.sslcert),
-            ("PGSSLKEY", &self.params.sslkey),
-        ] {
-            if let Some(v) = value {
-                env.push((var.to_string(), v.clone()));
-            }
-        }
-        env
+        // PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY.
+        self.url_params().into_iter().map(|(key, value)| (format!("PG{}", key.to_uppercase()), value)).collect()
     }
+}
+
+/// A relayed connection to a server: encrypted, or plain as the mode allowed.
+pub enum Negotiated<S> {
+    Tls(Box<tokio_rustls::client::TlsStream<S>>),
+    Plain(S),
 }
 
 fn provider() -> Arc<CryptoProvider> {

@@ -256,3 +256,54 @@ fn a_url_standby_is_observed_over_verify_full() {
     assert!(observed.server.contains(&format!("port={standby_port}")), "{}", observed.server);
     assert!(!run.stderr.contains(PASSWORD));
 }
+
+/// A migration tool that reads only `DATABASE_URL` (PGSSL* and the other
+/// PG* variables unset, as a driver that ignores them) reaches a server
+/// that takes only TLS with a client certificate: on the host's network
+/// through the URL's sslmode, sslrootcert, sslcert and sslkey; in its
+/// network namespace (the default) through the relay, which speaks TLS to
+/// the server with them. The migration says what its session saw
+/// (pg_stat_ssl, read by the server), so the test reads it back from the
+/// failure it raises.
+#[test]
+fn a_command_tool_given_only_database_url_reaches_a_tls_only_server() {
+    let (server, certs) = tls_server();
+    server.sql("postgres", "ALTER ROLE certuser SUPERUSER");
+    let psql = server.bin_dir().join("psql");
+    for network in ["isolated", "host"] {
+        let sandbox = Sandbox::new();
+        let apply = sandbox.write(
+            "apply.sh",
+            &format!(
+                "env -u PGSSLMODE -u PGSSLROOTCERT -u PGSSLCERT -u PGSSLKEY -u PGHOST -u PGPORT -u PGUSER \
+                 -u PGDATABASE {psql} -X -q -v ON_ERROR_STOP=1 \"$DATABASE_URL\" -c \"DO \\$\\$ BEGIN RAISE \
+                 EXCEPTION 'reached as % ssl=%', current_user, (SELECT ssl FROM pg_stat_ssl WHERE pid = \
+                 pg_backend_pid()); END \\$\\$\"\n",
+                psql = psql.display()
+            ),
+        );
+        let url = format!(
+            "postgres://certuser@localhost:{}/postgres?{}&sslcert={}&sslkey={}",
+            server.conn.port,
+            verify_full(&certs),
+            certs.path_str("certuser.crt"),
+            certs.path_str("certuser.key")
+        );
+        let scenario = sandbox.write(
+            "scenario.yaml",
+            &format!(
+                "name: test\ndump: {}\npostgres:\n  backend: url\n  url: '{url}'\nmigrations:\n  tool: command\n  \
+                 revisions: [one]\n  apply: sh {}\n  network: {network}\n",
+                tiny_demo_dump().display(),
+                apply.display()
+            ),
+        );
+        // No ~/.postgresql/postgresql.crt for libpq to fall back on.
+        let out =
+            sandbox.rehearse_env(&["run", scenario.to_str().unwrap()], &[("HOME", sandbox.path().to_str().unwrap())]);
+        let report = out.report();
+        let m = report.migrations.first().unwrap_or_else(|| panic!("{network}: no migration: {}", out.stderr));
+        let message = m.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+        assert!(message.contains("reached as certuser ssl=t"), "{network}: {message}\n{}", out.stderr);
+    }
+}

@@ -264,7 +264,8 @@ fn the_relay_refuses_another_database_with_28000() {
         let admin = rehearse::sys::db::connect(&server.conn, "postgres", "test").await.unwrap();
         admin.batch_execute("CREATE DATABASE only_this").await.unwrap();
         let upstream = Upstream::Tcp { host: "127.0.0.1".into(), port: server.conn.port };
-        let relay = Relay::start(upstream, server.conn.port, Some("only_this".into())).unwrap();
+        let relay =
+            Relay::start(upstream, server.conn.port, Some("only_this".into()), server.conn.tls.clone()).unwrap();
         let mode = std::fs::metadata(relay.dir()).unwrap().permissions();
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o700, "a private directory");
         let through = ConnInfo { host: relay.dir().display().to_string(), port: relay.port(), ..server.conn.clone() };
