@@ -12,7 +12,11 @@ use rehearse::kinds::BackendKind;
 use rehearse::sys::db::{ConnInfo, Secret};
 use rehearse::sys::tls::{Tls, TlsParams};
 
-use crate::support::{tiny_demo_dump, Certs, HotStandby, OwnedServer, RunOutput, Sandbox};
+use std::path::PathBuf;
+
+use nix::sys::signal::Signal;
+
+use crate::support::{run_and_signal_with, tiny_demo_dump, Certs, HotStandby, OwnedServer, RunOutput, Sandbox};
 
 const PASSWORD: &str = "tls-s3cret-pw";
 
@@ -306,4 +310,86 @@ fn a_command_tool_given_only_database_url_reaches_a_tls_only_server() {
         let message = m.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
         assert!(message.contains("reached as certuser ssl=t"), "{network}: {message}\n{}", out.stderr);
     }
+}
+
+/// A clone engine on the TLS server, as the clone tests' scripts: `create`
+/// makes a database there (the test's table in it) and prints its URL
+/// (`verify-full` and the CA; with the password unless `password_command`
+/// is given, then `postgres.clone.password_command` prints it) and its id;
+/// `destroy` drops it and appends the id to destroyed.log.
+fn clone_sandbox(server: &OwnedServer, certs: &Certs, password_command: bool, extra: &str) -> (Sandbox, PathBuf) {
+    let sandbox = Sandbox::new();
+    let psql = format!(
+        "PGPASSWORD='{}' {} -X -q -v ON_ERROR_STOP=1 -h {} -p {} -U {} -d postgres",
+        server.conn.password.expose(),
+        server.bin_dir().join("psql").display(),
+        server.conn.host,
+        server.conn.port,
+        server.conn.user
+    );
+    let auth = if password_command { "app".to_string() } else { format!("app:{PASSWORD}") };
+    sandbox.write(
+        "create.sh",
+        &format!(
+            "set -e\nname=clone_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \\n')\n\
+             {psql} -c \"CREATE DATABASE $name OWNER app\" >&2\n\
+             {psql} -d $name -c 'CREATE TABLE public.accounts (id int PRIMARY KEY)' >&2\n\
+             echo \"postgres://{auth}@localhost:{}/$name?{}\"\necho \"id=$name\"\n",
+            server.conn.port,
+            verify_full(certs)
+        ),
+    );
+    sandbox.write(
+        "destroy.sh",
+        &format!("set -e\n{psql} -c \"DROP DATABASE IF EXISTS $1 WITH (FORCE)\"\necho \"$1\" >> destroyed.log\n"),
+    );
+    let keys = match password_command {
+        true => format!("    password_command: echo {PASSWORD}\n"),
+        false => String::new(),
+    };
+    let scenario = sandbox.write(
+        "scenario.yaml",
+        &format!(
+            "name: test\npostgres:\n  backend: clone\n  clone:\n    create: sh create.sh\n    destroy: sh destroy.sh {{id}}\n\
+             {keys}migrations:\n  tool: sql\n  dir: migrations\n{extra}"
+        ),
+    );
+    (sandbox, scenario)
+}
+
+/// The databases on `server` whose name starts with `clone_`.
+fn clones(server: &OwnedServer) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = rt.block_on(rehearse::sys::db::connect(&server.conn, "postgres", "test")).unwrap();
+    let rows =
+        rt.block_on(client.query("SELECT datname FROM pg_database WHERE datname LIKE 'clone\\_%' ORDER BY 1", &[]));
+    rows.unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+fn destroyed(sandbox: &Sandbox) -> Vec<String> {
+    let log = std::fs::read_to_string(sandbox.path().join("destroyed.log")).unwrap_or_default();
+    log.lines().map(String::from).collect()
+}
+
+/// `rehearse cleanup` after a SIGKILL, when `create` printed a URL without
+/// a password and `postgres.clone.password_command` gives it: the copy the
+/// run made on the clone's server (the abort's, made right after prepare)
+/// is dropped with the command's password before `destroy` runs.
+#[test]
+fn rehearse_cleanup_runs_the_clone_s_password_command_to_drop_its_copies() {
+    let (server, certs) = tls_server();
+    let (sandbox, scenario) = clone_sandbox(&server, &certs, true, "abort:\n  migrations: longest\n  at: 50%\n");
+    sandbox.migrations(&[("0001_slow.sql", "SELECT pg_sleep(60);\n")]);
+    let cmd = sandbox.command(&["run", scenario.to_str().unwrap()]);
+    let out = run_and_signal_with(cmd, &sandbox, "migration 1/1", Signal::SIGKILL);
+    assert_eq!(out.code, -1, "killed by SIGKILL");
+    let left = clones(&server);
+    assert_eq!(left.len(), 2, "SIGKILL leaves the clone and the abort's copy behind: {left:?}");
+    assert!(left.iter().any(|d| d.ends_with("_abort")), "{left:?}");
+
+    let cleaned = sandbox.rehearse(&["cleanup"]);
+    cleaned.assert_code(0);
+    assert_eq!(destroyed(&sandbox).len(), 1, "cleanup ran destroy once: {}", cleaned.stdout);
+    assert_eq!(clones(&server), Vec::<String>::new(), "the copy and the clone are gone: {}", cleaned.stdout);
+    assert!(!cleaned.stdout.contains(PASSWORD) && !cleaned.stderr.contains(PASSWORD));
 }

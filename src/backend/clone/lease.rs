@@ -29,6 +29,7 @@ impl Lease {
             url: String::new(),
             id: None,
             copies: Vec::new(),
+            password_command: plan.password_command.clone(),
         };
         let path = std::env::temp_dir().join(format!("{MARKER_PREFIX}{suffix}.json"));
         marker.write(&path)?;
@@ -147,6 +148,8 @@ pub(super) async fn drop_copies(marker: &Marker) -> Result<()> {
         Error::environment_because("the marker's URL is not a connection URL", marker.redact(&e.to_string()))
     })?;
     let admin_db = if conn.dbname == "postgres" { "template1" } else { "postgres" };
+    // The run's password_command, when the URL create printed has no password.
+    let conn = url::with_password_command(conn, marker.password_command.as_deref(), "postgres.clone.password_command");
     let server = ConnInfo { dbname: admin_db.into(), admin_dbname: admin_db.into(), ..conn };
     let version = url::server_version_num(&server, SHOWN).await?;
     for copy in &marker.copies {

@@ -19,6 +19,11 @@ pub struct Marker {
     pub id: Option<String>,
     /// Databases rehearse made on the clone's server (race, drift), dropped before `destroy`.
     pub copies: Vec<String>,
+    /// `postgres.clone.password_command`: the password for `url` when it has
+    /// none, run again by `rehearse cleanup` to drop the copies. The command,
+    /// never a password it printed.
+    #[serde(default)]
+    pub password_command: Option<String>,
 }
 
 impl Marker {

@@ -334,6 +334,7 @@ mod tests {
             url: "postgres://app:p%40ss@db:5432/app".into(),
             id: None,
             copies: Vec::new(),
+            password_command: None,
         };
         let text = marker.redact("psql postgres://app:p%40ss@db/app: password p@ss rejected");
         assert!(!text.contains("p%40ss") && !text.contains("p@ss"), "{text}");
