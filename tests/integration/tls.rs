@@ -371,6 +371,29 @@ fn destroyed(sandbox: &Sandbox) -> Vec<String> {
     log.lines().map(String::from).collect()
 }
 
+/// The clone backend on a server that takes only TLS: every connection
+/// rehearse makes to the clone (`verify-full`, the CA from the URL `create`
+/// printed), the abort's copy on its server included, gets in only
+/// encrypted, and `destroy` runs once.
+#[test]
+fn the_clone_backend_reaches_a_tls_only_clone_over_verify_full() {
+    let (server, certs) = tls_server();
+    let (sandbox, scenario) = clone_sandbox(&server, &certs, false, "abort:\n  migrations: longest\n  at: 50%\n");
+    sandbox
+        .migrations(&[("0001_add.sql", "SELECT pg_sleep(1);\nALTER TABLE public.accounts ADD COLUMN state text;\n")]);
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let report = out.report();
+    assert_eq!(report.postgres.backend, BackendKind::Clone);
+    assert_eq!(report.migrations[0].status, rehearse::report::MigrationStatus::Applied);
+    assert_eq!(report.abort.first().and_then(|a| a.error.clone()), None, "{:?}", report.abort);
+    assert_eq!(destroyed(&sandbox).len(), 1, "destroy ran once\n{}", out.stderr);
+    assert_eq!(clones(&server), Vec::<String>::new(), "the clone and the abort's copy are gone");
+    for text in [&out.stdout, &out.stderr, &std::fs::read_to_string(sandbox.reports().join("report.json")).unwrap()] {
+        assert!(!text.contains(PASSWORD), "the clone's password shown");
+    }
+}
+
 /// `rehearse cleanup` after a SIGKILL, when `create` printed a URL without
 /// a password and `postgres.clone.password_command` gives it: the copy the
 /// run made on the clone's server (the abort's, made right after prepare)
