@@ -569,7 +569,7 @@ async fn discover(
     cancel: &CancellationToken,
 ) -> Result<Pending> {
     // As production's role when `production.as_role`: its login settings apply to this session.
-    let conn = prepared.production.as_ref().and_then(|a| a.conn.as_ref()).unwrap_or(server.conn());
+    let conn = &production::login_on(prepared.production.as_ref(), server, server.conn()).await?;
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
     let target = Target { client: &runner, conn, cancel, watcher: None, network, lock_timeout: None };
     let (migrations, sources) = source.pending(&target).await?;
