@@ -38,16 +38,10 @@ SELECT pg_reload_conf();
 /// Starts production, dumps it into `sandbox`'s prod.dump (its grants to
 /// `migrator` with it, as a real dump has them) and records its stats into prod-stats.json.
 fn production_stats(sandbox: &Sandbox) -> (OwnedServer, ProductionStats) {
-    production_stats_with(sandbox, "")
-}
-
-/// Like `production_stats`, with `more` (statements ending in ";\n") run on production after PRODUCTION_SQL.
-fn production_stats_with(sandbox: &Sandbox, more: &str) -> (OwnedServer, ProductionStats) {
     let server = OwnedServer::start();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let client = rt.block_on(rehearse::sys::db::connect(&server.conn, "postgres", "test")).unwrap();
-    let sql = format!("{PRODUCTION_SQL}{more}");
-    for statement in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+    for statement in PRODUCTION_SQL.split(";\n").filter(|s| !s.trim().is_empty()) {
         rt.block_on(client.batch_execute(statement)).unwrap_or_else(|e| panic!("{statement}: {e:?}"));
     }
     let dump = Command::new(bin_dir().join("pg_dump"))
@@ -201,12 +195,12 @@ fn on_the_docker_backend_the_migrations_run_as_production_s_role() {
 
 /// An Alembic project and a command tool (psql given DATABASE_URL) log in
 /// as production's role: their migration fails unless its session is the
-/// role with its `IN DATABASE` setting. (Production's search_path is reset
-/// here: Alembic would make its version table in the role's first schema.)
+/// role with its `IN DATABASE` setting (production's search_path, `app,
+/// public`, applies to them too).
 #[test]
 fn alembic_and_command_migrations_run_as_production_s_role() {
     let sandbox = Sandbox::new();
-    let (_production, _) = production_stats_with(&sandbox, "ALTER ROLE migrator RESET search_path;\n");
+    let (_production, _) = production_stats(&sandbox);
     // No % in it: SQLAlchemy's psycopg2 dialect reads % as a parameter marker.
     let check = "DO $$ BEGIN IF current_user <> 'migrator' OR current_setting('rehearse_test.site', true) \
                  IS DISTINCT FROM 'prod' THEN RAISE EXCEPTION USING MESSAGE = 'not as production: ' || current_user; \
