@@ -489,4 +489,24 @@ mod tests {
         // Without a driver, {sqlalchemy_url} is left for the Alembic helper.
         assert_eq!(expand_placeholders(&env, url, None)[0].1, "{sqlalchemy_url}");
     }
+
+    #[test]
+    fn over_tcp_the_url_carries_the_tls_settings_and_over_a_socket_none() {
+        use crate::sys::tls::{Tls, TlsParams};
+        let params = TlsParams { sslmode: Some("require".into()), ..Default::default() };
+        let conn = ConnInfo {
+            host: "db.internal".into(),
+            port: 5432,
+            user: "app".into(),
+            password: Secret::from_string("pw".into()),
+            dbname: "rehearse_1".into(),
+            admin_dbname: "rehearse_1".into(),
+            tls: Tls::from_params(params).unwrap(),
+            password_command: None,
+        };
+        let url = database_url(&conn, None, "a");
+        assert!(url.ends_with("&application_name=a&sslmode=require"), "{url}");
+        let socket = ConnInfo { host: "/tmp/relay".into(), ..conn };
+        assert!(database_url(&socket, None, "a").ends_with("&application_name=a"));
+    }
 }

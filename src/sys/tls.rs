@@ -213,15 +213,16 @@ impl Tls {
     /// relay (`sys::forward`) whose client cannot ask for TLS itself (libpq
     /// never uses TLS over a unix socket): an SSLRequest, then the handshake
     /// when the server answers 'S' (Frontend/Backend Protocol, "SSL Session
-    /// Encryption", PostgreSQL 15 and 18). `disable` and `allow` stay plain
-    /// (`allow` tries plain first); a server that answers 'N' is refused
-    /// unless the mode is `prefer`.
+    /// Encryption", PostgreSQL 15 and 18). `disable` stays plain; `allow`,
+    /// which libpq tries plain then encrypted, is tried encrypted then plain
+    /// (the relay cannot replay a refused login), as `prefer`; a server that
+    /// answers 'N' is refused under `require` and stricter.
     pub async fn negotiate<S>(&self, mut stream: S, host: &str) -> io::Result<Negotiated<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Some(config) = self.config.clone().filter(|_| self.mode >= SslMode::Prefer) else {
+        let Some(config) = self.config.clone().filter(|_| self.mode >= SslMode::Allow) else {
             return Ok(Negotiated::Plain(stream));
         };
         // Length 8, then the SSLRequest code 80877103.
@@ -232,7 +233,7 @@ impl Tls {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 Ok(Negotiated::Tls(Box::new(tokio_rustls::TlsConnector::from(config).connect(name, stream).await?)))
             }
-            b'N' if self.mode == SslMode::Prefer => Ok(Negotiated::Plain(stream)),
+            b'N' if self.mode <= SslMode::Prefer => Ok(Negotiated::Plain(stream)),
             b'N' => Err(io::Error::other(format!(
                 "the server does not accept TLS, and sslmode={} requires it",
                 self.mode.as_str()
