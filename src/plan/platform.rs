@@ -43,7 +43,7 @@ impl PlatformPlan {
     /// binaries'); otherwise the run checks it once the server answers.
     pub(super) fn check_version(&self, version: &str, origin: &Origin) -> Result<()> {
         let Some(major) = version.split('.').next().and_then(|m| m.parse().ok()) else { return Ok(()) };
-        self.extensions_for(major).map(|_| ()).map_err(|e| e.context(&origin.shown()))
+        self.extensions_for(major).map(|_| ()).map_err(|e| e.context(origin.shown()))
     }
 
     /// The extensions offered for `major`, or the bad-input error that says

@@ -11,9 +11,7 @@
 
 use rehearse::report::{MigrationStatus, Report};
 
-use std::process::Command;
-
-use crate::support::{tiny_demo_dump, OwnedServer, RunOutput, Sandbox};
+use crate::support::{failed_migration, production_with_role, tiny_demo_dump, RunOutput, Sandbox};
 
 /// Production on "RDS": `migrator` is the master user (CREATEDB CREATEROLE,
 /// no superuser) and a member of `rds_superuser`, as RDS makes them.
@@ -26,29 +24,6 @@ GRANT rds_superuser TO migrator;
 GRANT CREATE ON SCHEMA public TO migrator;
 ALTER TABLE public.accounts OWNER TO migrator;
 ";
-
-/// Starts production, dumps it into `sandbox`'s prod.dump and records
-/// `migrator` into prod-stats.json.
-fn production(sandbox: &Sandbox) -> OwnedServer {
-    let server = OwnedServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let client = rt.block_on(rehearse::sys::db::connect(&server.conn, "postgres", "test")).unwrap();
-    rt.block_on(client.batch_execute(PRODUCTION_SQL)).unwrap();
-    let bin = rt
-        .block_on(rehearse::backend::local::find_binaries(None, &tokio_util::sync::CancellationToken::new()))
-        .unwrap()
-        .dir;
-    let dump = Command::new(bin.join("pg_dump"))
-        .args(["-Fc", "-f"])
-        .arg(sandbox.path().join("prod.dump"))
-        .envs(server.conn.libpq_env("postgres", "test"))
-        .output()
-        .unwrap();
-    assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
-    let out = sandbox.rehearse(&["stats", "--url", &server.url(), "--role", "migrator", "--out", "prod-stats.json"]);
-    out.assert_code(0);
-    server
-}
 
 /// One migration, on `prod.dump`, with `platform` (or none) and, with `as_role`, as production's role.
 fn run(sandbox: &Sandbox, migration: &str, platform: Option<&str>, as_role: bool) -> RunOutput {
@@ -65,13 +40,6 @@ fn run(sandbox: &Sandbox, migration: &str, platform: Option<&str>, as_role: bool
     sandbox.rehearse(&["run", scenario.to_str().unwrap()])
 }
 
-fn failure(report: &Report) -> (String, String) {
-    let m = report.migrations.first().unwrap_or_else(|| panic!("no migration: {:?} {:?}", report.status, report.error));
-    assert_eq!(m.status, MigrationStatus::Failed, "{m:?}");
-    let e = m.error.as_ref().expect("a failed migration says why");
-    (e.sqlstate.clone().unwrap_or_default(), e.message.clone())
-}
-
 fn applied(report: &Report) {
     let m = report.migrations.first().unwrap_or_else(|| panic!("no migration: {:?} {:?}", report.status, report.error));
     assert_eq!(m.status, MigrationStatus::Applied, "{:?}", m.error);
@@ -80,12 +48,12 @@ fn applied(report: &Report) {
 #[test]
 fn an_extension_rds_does_not_offer_fails_naming_rds_and_passes_without_the_platform() {
     let sandbox = Sandbox::new();
-    let _production = production(&sandbox);
+    let _production = production_with_role(&sandbox, PRODUCTION_SQL, "migrator");
 
     // As the copy's superuser (no production.as_role): only the allowlist changes the verdict.
     let out = run(&sandbox, "CREATE EXTENSION file_fdw;", Some("rds"), false);
     let report = out.report();
-    let (sqlstate, message) = failure(&report);
+    let (sqlstate, message) = failed_migration(&report);
     assert_eq!(sqlstate, "0A000");
     assert!(
         message.contains("extension \"file_fdw\" is not offered by Amazon RDS for PostgreSQL 15")
@@ -108,7 +76,7 @@ fn an_extension_rds_does_not_offer_fails_naming_rds_and_passes_without_the_platf
 #[test]
 fn production_s_role_on_rds_is_no_superuser_and_meets_rds_s_limits() {
     let sandbox = Sandbox::new();
-    let _production = production(&sandbox);
+    let _production = production_with_role(&sandbox, PRODUCTION_SQL, "migrator");
 
     // What the migration's own session sees of itself and of rds_superuser, from pg_roles.
     let seen = "DO $$ BEGIN RAISE EXCEPTION 'seen % % % % % %', current_user,
@@ -118,7 +86,7 @@ fn production_s_role_on_rds_is_no_superuser_and_meets_rds_s_limits() {
                 pg_has_role('rds_superuser', 'pg_signal_backend', 'MEMBER'),
                 has_database_privilege('rds_superuser', current_database(), 'CREATE'); END $$;";
     let report = run(&sandbox, seen, Some("rds"), true).report();
-    let (_, message) = failure(&report);
+    let (_, message) = failed_migration(&report);
     assert!(message.contains("seen migrator f t f t t"), "{message}");
     let p = report.platform.as_ref().expect("report.platform");
     let role = p.pseudo_superuser.as_ref().expect("rds_superuser made");
@@ -129,10 +97,11 @@ fn production_s_role_on_rds_is_no_superuser_and_meets_rds_s_limits() {
     assert!(report.production.as_ref().unwrap().member_of.contains(&"rds_superuser".to_string()));
 
     // Untrusted and not offered: refused naming RDS before PostgreSQL's own permission check would say 42501.
-    let (sqlstate, message) = failure(&run(&sandbox, "CREATE EXTENSION adminpack;", Some("rds"), true).report());
+    let (sqlstate, message) =
+        failed_migration(&run(&sandbox, "CREATE EXTENSION adminpack;", Some("rds"), true).report());
     assert_eq!(sqlstate, "0A000");
     assert!(message.contains("extension \"adminpack\" is not offered by Amazon RDS for PostgreSQL 15"), "{message}");
-    let (sqlstate, message) = failure(&run(&sandbox, "CREATE EXTENSION adminpack;", None, true).report());
+    let (sqlstate, message) = failed_migration(&run(&sandbox, "CREATE EXTENSION adminpack;", None, true).report());
     assert_eq!(sqlstate, "42501");
     assert!(!message.contains("RDS"), "{message}");
 
@@ -140,12 +109,14 @@ fn production_s_role_on_rds_is_no_superuser_and_meets_rds_s_limits() {
     applied(&run(&sandbox, "CREATE EXTENSION IF NOT EXISTS \"hstore\";", Some("rds"), true).report());
 
     // Offered, but only a superuser may create it on vanilla PostgreSQL: said so.
-    let (sqlstate, message) = failure(&run(&sandbox, "CREATE EXTENSION pg_buffercache;", Some("rds"), true).report());
+    let (sqlstate, message) =
+        failed_migration(&run(&sandbox, "CREATE EXTENSION pg_buffercache;", Some("rds"), true).report());
     assert_eq!(sqlstate, "42501");
     assert!(message.contains("is offered by Amazon RDS for PostgreSQL 15 to members of rds_superuser"), "{message}");
 
     // No superuser: what RDS refuses a non-superuser fails as there.
-    let (sqlstate, _) = failure(&run(&sandbox, "ALTER SYSTEM SET work_mem = '8MB';", Some("rds"), true).report());
+    let (sqlstate, _) =
+        failed_migration(&run(&sandbox, "ALTER SYSTEM SET work_mem = '8MB';", Some("rds"), true).report());
     assert_eq!(sqlstate, "42501");
 }
 
