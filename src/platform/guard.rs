@@ -17,7 +17,9 @@
 //!   ("permission denied to create extension", 42501), which would hide the
 //!   platform's refusal. `ddl_command_start` fires before the check, but
 //!   knows only the command tag: it reads the names from `current_query()`
-//!   (comments removed) and judges only those untrusted ones. A statement
+//!   (comments removed) and judges those untrusted ones, and those this
+//!   server does not have at all (whose "could not open extension control
+//!   file" would come first too). A statement
 //!   string that creates several extensions is refused at its first
 //!   `CREATE EXTENSION` when any of them is refused.
 //!
@@ -92,9 +94,9 @@ pub fn create_sql(g: &Guard<'_>) -> String {
            present text[] := {present};
            ext text;
            untrusted boolean;
+           su boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
          BEGIN
            IF tg_event = 'ddl_command_start' THEN
-             IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN RETURN; END IF;
              FOR ext IN
                SELECT CASE WHEN m[1] LIKE '\"%' THEN replace(substr(m[1], 2, length(m[1]) - 2), '\"\"', '\"')
                            ELSE lower(m[1]) END
@@ -107,11 +109,11 @@ pub fn create_sql(g: &Guard<'_>) -> String {
                  FROM pg_available_extension_versions v
                  JOIN pg_available_extensions a ON a.name = v.name AND a.default_version = v.version
                 WHERE v.name = ext;
-               -- Trusted or unknown: PostgreSQL's own checks and the end trigger judge it.
-               CONTINUE WHEN untrusted IS NOT TRUE;
-               IF ext <> ALL (offered) THEN
+               -- Not installed here (untrusted is null) or refused a non-superuser here: judged now,
+               -- as PostgreSQL's own error would come first. Trusted: the end trigger judges it.
+               IF ext <> ALL (offered) AND (untrusted IS NULL OR (untrusted AND NOT su)) THEN
                  RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = format({not_offered}, ext);
-               ELSIF pg_has_role(current_user, {pseudo}, 'MEMBER') THEN
+               ELSIF ext = ANY (offered) AND untrusted AND NOT su AND pg_has_role(current_user, {pseudo}, 'MEMBER') THEN
                  RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE = format({untrusted}, ext);
                END IF;
              END LOOP;

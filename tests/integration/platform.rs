@@ -69,6 +69,12 @@ fn an_extension_rds_does_not_offer_fails_naming_rds_and_passes_without_the_platf
     assert!(out.markdown().contains("Platform `rds` (Amazon RDS for PostgreSQL 15)"));
     applied(&run(&sandbox, "CREATE EXTENSION file_fdw;", None, false).report());
 
+    // Not offered and not even installed here: the platform's refusal, not "could not open extension control file".
+    let (sqlstate, message) =
+        failed_migration(&run(&sandbox, "CREATE EXTENSION pg_cron_fake;", Some("rds"), false).report());
+    assert_eq!(sqlstate, "0A000");
+    assert!(message.contains("extension \"pg_cron_fake\" is not offered by Amazon RDS"), "{message}");
+
     // Offered and trusted: created.
     applied(&run(&sandbox, "CREATE EXTENSION hstore;", Some("rds"), false).report());
 }
