@@ -138,3 +138,24 @@ fn an_unknown_platform_or_one_without_a_list_for_the_major_is_bad_input() {
     let scenario = sandbox.scenario_on("backend: local\n  platform: self-managed", tiny_demo_dump(), "");
     sandbox.rehearse(&["run", scenario.to_str().unwrap()]).assert_code(0);
 }
+
+/// On PostgreSQL 18 the 18 list applies (named in the message), and a
+/// platform without a list for 18 is refused before anything starts.
+#[test]
+fn on_postgres_18_rds_s_18_list_applies_and_aurora_without_one_is_bad_input() {
+    let bin = crate::postgres18::pg18_bin();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[("0001_release.sql", "CREATE EXTENSION file_fdw;")]);
+    let scenario = sandbox.scenario_on("backend: local\n  platform: rds", tiny_demo_dump(), "");
+    let report = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--pg-bin", &bin]).report();
+    let (sqlstate, message) = failed_migration(&report);
+    assert_eq!(sqlstate, "0A000");
+    assert!(message.contains("extension \"file_fdw\" is not offered by Amazon RDS for PostgreSQL 18"), "{message}");
+    assert_eq!(report.platform.as_ref().map(|p| p.major), Some(18));
+
+    let scenario = sandbox.scenario_on("backend: local\n  platform: aurora", tiny_demo_dump(), "");
+    sandbox.rehearse_bad_input(
+        &["run", scenario.to_str().unwrap(), "--pg-bin", &bin],
+        &["data/platforms/aurora.yaml has no extension list for PostgreSQL 18", "lists for 15"],
+    );
+}
