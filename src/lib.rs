@@ -29,6 +29,7 @@ pub mod observe;
 pub mod pg;
 pub mod pipeline;
 pub mod plan;
+pub mod platform;
 pub mod prepare;
 pub mod race;
 pub mod report;

@@ -12,6 +12,7 @@
 
 mod abort;
 mod locks;
+mod platform;
 mod production;
 mod progress;
 mod queries;
@@ -26,6 +27,7 @@ mod stats;
 
 pub use abort::*;
 pub use locks::*;
+pub use platform::*;
 pub use production::*;
 pub use progress::*;
 pub use queries::*;

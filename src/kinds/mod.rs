@@ -8,10 +8,12 @@
 
 mod backend;
 mod closed_set;
+mod platform;
 mod rule;
 mod tool;
 
 pub use backend::BackendKind;
+pub use platform::Platform;
 pub use rule::Rule;
 pub use tool::{MigrationTool, RunsIn};
 
@@ -29,5 +31,6 @@ mod tests {
         assert_serde_spells_as_str(&MigrationTool::ALL, MigrationTool::as_str);
         assert_serde_spells_as_str(&RunsIn::ALL, RunsIn::as_str);
         assert_serde_spells_as_str(&Rule::ALL, Rule::as_str);
+        assert_serde_spells_as_str(&Platform::ALL, Platform::as_str);
     }
 }

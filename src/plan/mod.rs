@@ -11,6 +11,7 @@ pub mod drift;
 mod hazards;
 mod load;
 mod migrations;
+pub mod platform;
 pub mod production;
 mod race;
 mod report;
@@ -84,6 +85,8 @@ pub struct Plan {
     pub rollback: Option<rollback::RollbackPlan>,
     /// Production's migration role and settings on the copy (`production:`).
     pub production: Option<production::ProductionPlan>,
+    /// The managed platform whose limits the copy reproduces (`postgres.platform`).
+    pub platform: Option<platform::PlatformPlan>,
 }
 
 /// A dump file and its format, detected from its content.
@@ -213,6 +216,7 @@ struct Inputs {
     abort: Option<abort::AbortPlan>,
     rollback: Option<rollback::RollbackPlan>,
     production: Option<production::ProductionPlan>,
+    platform: Option<platform::PlatformPlan>,
     hazard_ignore: crate::findings::ignore::HazardIgnore,
 }
 
@@ -228,6 +232,7 @@ impl Inputs {
         let settings: Vec<(String, String)> =
             s.postgres.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         let production = production::plan(s.production.as_ref(), &origin, &settings)?;
+        let platform = platform::plan(s.postgres.platform, production.as_ref(), &origin)?;
         Ok(Inputs {
             clone,
             dump,
@@ -237,6 +242,7 @@ impl Inputs {
                 None => settings,
             },
             production,
+            platform,
             observe: observe_options(&s, overrides, &origin)?,
             load: load::plan(&s, &origin, estimate.as_ref())?,
             estimate,
@@ -281,6 +287,9 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         Some(d) => room_for_restore(&backend, &d.path, d.format, cancel).await?,
         None => (None, Vec::new()),
     };
+    if let (Some(p), BackendPlan::Local { bin }) = (&i.platform, &backend) {
+        p.check_version(&bin.version, origin)?;
+    }
     // Last: a report directory that does not exist yet is made, and only for a run that starts.
     report::check_room(&i.report)?;
     let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
@@ -319,6 +328,7 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         abort: i.abort,
         rollback,
         production: i.production,
+        platform: i.platform,
     })
 }
 

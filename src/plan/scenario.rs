@@ -247,6 +247,8 @@ pub struct PostgresSection {
     pub settings: BTreeMap<String, SettingValue>,
     /// `backend: clone`: the commands that make and remove a clone of production.
     pub clone: Option<CloneSection>,
+    /// The managed platform production runs on, whose limits the copy reproduces (docs/production.md).
+    pub platform: Option<crate::kinds::Platform>,
 }
 
 /// `postgres.clone`: a clone of production made by another engine (Database

@@ -61,6 +61,9 @@ pub struct Report {
     /// Production's migration role and settings on the copy (`production:`); absent without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub production: Option<super::ProductionReport>,
+    /// The managed platform's limits on the copy (`postgres.platform`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<super::PlatformReport>,
     /// The production checklist, filled where the run has evidence.
     #[serde(default)]
     pub checklist: Checklist,

@@ -42,6 +42,8 @@ pub struct Rehearsal {
     pub backup: Option<BackupInfo>,
     /// Production's role and settings as reproduced (`production:`).
     pub production: Option<super::ProductionReport>,
+    /// The managed platform's limits as applied (`postgres.platform`).
+    pub platform: Option<super::PlatformReport>,
     pub isolation: Option<IsolationInfo>,
     /// The app's traffic replayed during each migration (`load:`).
     pub load: Option<LoadInfo>,
@@ -222,6 +224,7 @@ impl Rehearsal {
             drift: None,
             backup: None,
             production: None,
+            platform: None,
             isolation: None,
             load: None,
             abort: Vec::new(),
@@ -371,6 +374,7 @@ pub fn build(r: &Rehearsal) -> Report {
         hazards: HazardsInfo { ignore: p.hazard_ignores.clone(), unused_ignores: r.judgement.unused_ignores.clone() },
         backup: r.backup.clone(),
         production: r.production.clone(),
+        platform: r.platform.clone(),
         checklist: Checklist::default(),
         estimate: p.estimate.clone(),
         standby: r.standby.clone(),
@@ -537,6 +541,7 @@ mod tests {
             drift: r.drift.clone(),
             backup: r.backup.clone(),
             production: r.production.clone(),
+            platform: r.platform.clone(),
             isolation: r.isolation.clone(),
             load: r.load.clone(),
             abort: r.abort.clone(),

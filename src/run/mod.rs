@@ -14,6 +14,7 @@ mod abort;
 mod backup;
 mod drift;
 mod outcome;
+mod platform;
 mod production;
 mod proof;
 mod rehearse;
@@ -132,6 +133,7 @@ async fn on_server(
     let prepared = p.stage(Stage::Prepare, "prod-like settings", async || prepare(plan, server, c).await).await?;
     p.facts.server = Some(prepared.server.clone());
     p.facts.production = prepared.production.as_ref().map(|a| a.report.clone());
+    p.facts.platform = prepared.platform.clone();
     // The login the migrations run as, on the rehearsed database and on each copy (`production::login_on`).
     let as_production = prepared.production.as_ref();
     let race_database = match plan.race {
@@ -501,6 +503,8 @@ struct Prepared {
     server: ServerFacts,
     /// Production's role and settings (`production:`), and the role's login.
     production: Option<production::AsProduction>,
+    /// The managed platform's limits on the copy (`postgres.platform`).
+    platform: Option<report::PlatformReport>,
 }
 
 impl Summary for Prepared {}
@@ -512,6 +516,15 @@ async fn prepare(plan: &Plan, server: &mut Throwaway, cancel: &CancellationToken
     prepare::apply_settings(server, &admin, &plan.settings, cancel).await?;
     drop(admin);
     let has_sql = plan.migrations.iter().any(|s| matches!(s.plan, MigrationsPlan::Sql(_)));
+    // Before production's role: it may be a member of the platform's pseudo-superuser.
+    let platform = match &plan.platform {
+        Some(pp) => {
+            let admin = prepare::reconnect(server, "rehearse-admin", cancel).await?;
+            let as_role = plan.production.as_ref().is_some_and(|p| p.role.is_some());
+            Some(platform::reproduce(pp, server, &admin, as_role).await?)
+        }
+        None => None,
+    };
     let production = match &plan.production {
         // A new session: applying the settings may have restarted the server.
         Some(pp) => {
@@ -538,7 +551,7 @@ async fn prepare(plan: &Plan, server: &mut Throwaway, cancel: &CancellationToken
             .collect(),
         database_bytes: catalog::database_size(&observer).await.map_err(env)?,
     };
-    Ok(Prepared { server, production })
+    Ok(Prepared { server, production, platform })
 }
 
 /// The pending migrations, where they came from, the session rehearse runs

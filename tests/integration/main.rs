@@ -29,6 +29,7 @@ mod kubernetes;
 mod load_input;
 mod observe;
 mod plan_errors;
+mod platform;
 mod postgres18;
 mod production_role;
 mod queries;

@@ -8,15 +8,11 @@
 //! says which role and settings it ran with (read by the migration itself,
 //! not from rehearse's report); bad input is exit 3.
 
-use rehearse::estimate::stats::ProductionStats;
-use rehearse::report::{MigrationStatus, Report, SettingOrigin};
-
-use std::path::PathBuf;
-use std::process::Command;
+use rehearse::report::{MigrationStatus, SettingOrigin};
 
 use crate::support::{
-    assert_no_containers, docker_backend, docker_lock, pg_bin_dir, tiny_demo_dump, venv_python, OwnedServer, RunOutput,
-    Sandbox, REPO,
+    assert_no_containers, docker_backend, docker_lock, failed_migration, pg_bin_dir, production_with_role,
+    tiny_demo_dump, venv_python, RunOutput, Sandbox, REPO,
 };
 
 /// Production: `migrator` may create in public but is no superuser; its
@@ -35,29 +31,6 @@ ALTER SYSTEM SET max_parallel_maintenance_workers = 1;
 SELECT pg_reload_conf();
 ";
 
-/// Starts production, dumps it into `sandbox`'s prod.dump (its grants to
-/// `migrator` with it, as a real dump has them) and records its stats into prod-stats.json.
-fn production_stats(sandbox: &Sandbox) -> (OwnedServer, ProductionStats) {
-    let server = OwnedServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let client = rt.block_on(rehearse::sys::db::connect(&server.conn, "postgres", "test")).unwrap();
-    for statement in PRODUCTION_SQL.split(";\n").filter(|s| !s.trim().is_empty()) {
-        rt.block_on(client.batch_execute(statement)).unwrap_or_else(|e| panic!("{statement}: {e:?}"));
-    }
-    let dump = Command::new(bin_dir().join("pg_dump"))
-        .args(["-Fc", "-f"])
-        .arg(sandbox.path().join("prod.dump"))
-        .envs(server.conn.libpq_env("postgres", "test"))
-        .output()
-        .unwrap();
-    assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
-    let out_file = sandbox.path().join("prod-stats.json");
-    let out = sandbox.rehearse(&["stats", "--url", &server.url(), "--role", "migrator", "--out", "prod-stats.json"]);
-    out.assert_code(0);
-    let stats = ProductionStats::load(&out_file).unwrap_or_else(|e| panic!("{}", e.render()));
-    (server, stats)
-}
-
 fn run(sandbox: &Sandbox, migration: &str, production: bool) -> RunOutput {
     sandbox.migrations(&[("0001_release.sql", migration)]);
     let extra = match production {
@@ -68,17 +41,10 @@ fn run(sandbox: &Sandbox, migration: &str, production: bool) -> RunOutput {
     sandbox.rehearse(&["run", scenario.to_str().unwrap()])
 }
 
-fn failure(report: &Report) -> (String, String) {
-    let m = report.migrations.first().unwrap_or_else(|| panic!("no migration: {:?} {:?}", report.status, report.error));
-    assert_eq!(m.status, MigrationStatus::Failed, "{m:?}");
-    let e = m.error.as_ref().expect("a failed migration says why");
-    (e.sqlstate.clone().unwrap_or_default(), e.message.clone())
-}
-
 #[test]
 fn production_s_role_and_settings_change_the_verdict() {
     let sandbox = Sandbox::new();
-    let (_production, stats) = production_stats(&sandbox);
+    let (_production, stats) = production_with_role(&sandbox, PRODUCTION_SQL, "migrator");
     let role = stats.role.as_ref().expect("--role recorded");
     assert_eq!(role.name, "migrator");
     assert!(!role.superuser && role.createdb && !role.createrole, "{role:?}");
@@ -95,7 +61,7 @@ fn production_s_role_and_settings_change_the_verdict() {
                 array_to_string(current_schemas(false), ','); END $$;";
     let out = run(&sandbox, seen, true);
     let report = out.report();
-    let (_, message) = failure(&report);
+    let (_, message) = failed_migration(&report);
     assert!(message.contains("seen migrator 2s 1 f [app,public]"), "{message}");
     assert!(role.settings.iter().any(|s| s.name == "search_path" && s.value == "app, public"), "{role:?}");
     let p = report.production.as_ref().expect("report.production");
@@ -108,12 +74,12 @@ fn production_s_role_and_settings_change_the_verdict() {
     // The program reads what it is given: one that exits first (`true`) can
     // fail the COPY with "Broken pipe" as a superuser too.
     let superuser_only = "COPY (SELECT 1) TO PROGRAM 'cat > /dev/null';";
-    assert_eq!(failure(&run(&sandbox, superuser_only, true).report()).0, "42501");
+    assert_eq!(failed_migration(&run(&sandbox, superuser_only, true).report()).0, "42501");
     let plain = run(&sandbox, superuser_only, false).report();
     assert_eq!(plain.migrations[0].status, MigrationStatus::Applied, "{:?}", plain.migrations[0].error);
 
     let three_seconds = "SELECT pg_sleep(3);";
-    assert_eq!(failure(&run(&sandbox, three_seconds, true).report()).0, "57014");
+    assert_eq!(failed_migration(&run(&sandbox, three_seconds, true).report()).0, "57014");
     assert_eq!(run(&sandbox, three_seconds, false).report().migrations[0].status, MigrationStatus::Applied);
 }
 
@@ -132,7 +98,7 @@ const AS_PRODUCTION: &str = "DO $$ BEGIN IF current_user <> 'migrator' OR \
 #[test]
 fn the_race_the_abort_the_rollback_and_the_drift_build_run_as_production_s_role() {
     let sandbox = Sandbox::new();
-    let (_production, _) = production_stats(&sandbox);
+    let (_production, _) = production_with_role(&sandbox, PRODUCTION_SQL, "migrator");
     sandbox.migrations(&[("0001_release.sql", &format!("{AS_PRODUCTION}SELECT pg_sleep(1.5);\n"))]);
     std::fs::create_dir_all(sandbox.path().join("rollback")).unwrap();
     sandbox.write("rollback/0002_undo.sql", AS_PRODUCTION);
@@ -179,7 +145,7 @@ fn the_race_the_abort_the_rollback_and_the_drift_build_run_as_production_s_role(
 fn on_the_docker_backend_the_migrations_run_as_production_s_role() {
     let _docker = docker_lock();
     let sandbox = Sandbox::new();
-    let (_production, _) = production_stats(&sandbox);
+    let (_production, _) = production_with_role(&sandbox, PRODUCTION_SQL, "migrator");
     sandbox.migrations(&[("0001_release.sql", AS_PRODUCTION)]);
     let extra = "production:\n  stats: prod-stats.json\n  as_role: true\n";
     let scenario = sandbox.scenario_on(&docker_backend(), &sandbox.path().join("prod.dump"), extra);
@@ -200,7 +166,7 @@ fn on_the_docker_backend_the_migrations_run_as_production_s_role() {
 #[test]
 fn alembic_and_command_migrations_run_as_production_s_role() {
     let sandbox = Sandbox::new();
-    let (_production, _) = production_stats(&sandbox);
+    let (_production, _) = production_with_role(&sandbox, PRODUCTION_SQL, "migrator");
     // No % in it: SQLAlchemy's psycopg2 dialect reads % as a parameter marker.
     let check = "DO $$ BEGIN IF current_user <> 'migrator' OR current_setting('rehearse_test.site', true) \
                  IS DISTINCT FROM 'prod' THEN RAISE EXCEPTION USING MESSAGE = 'not as production: ' || current_user; \
@@ -265,10 +231,4 @@ fn a_stats_file_without_a_role_or_not_a_stats_file_is_bad_input() {
         "rows": 1, "pages": 1, "bytes": 8192, "total_bytes": 8192}]}"#;
     sandbox.write("prod-stats.json", old);
     sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &["production.as_role", "--role"]);
-}
-
-fn bin_dir() -> PathBuf {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    rt.block_on(rehearse::backend::local::find_binaries(None, &cancel)).unwrap().dir
 }

@@ -344,6 +344,9 @@ fn environment(w: &mut String, r: &Report) {
     if let Some(p) = &r.production {
         put!(w, "- {}", p.line());
     }
+    if let Some(p) = &r.platform {
+        put!(w, "- {}", p.line());
+    }
     if !r.stages.is_empty() {
         let list: Vec<String> = r.stages.iter().map(|s| format!("{} {}", s.stage, format_ms(s.duration_ms))).collect();
         put!(w, "- Stages: {}", list.join(" · "));

@@ -52,3 +52,44 @@ pub fn scale_stats(path: &Path, relations: &[&str], factor: i64) {
     }
     std::fs::write(path, serde_json::to_string_pretty(&stats).unwrap()).unwrap();
 }
+
+/// A "production" of the test's own: starts a server, runs `sql` on it
+/// (statement by statement: ALTER SYSTEM refuses a transaction block),
+/// dumps its database into `sandbox`'s prod.dump (its grants with it, as a
+/// real dump has them) and records `rehearse stats --role role` into
+/// prod-stats.json, which it returns read.
+pub fn production_with_role(
+    sandbox: &super::Sandbox,
+    sql: &str,
+    role: &str,
+) -> (super::OwnedServer, rehearse::estimate::stats::ProductionStats) {
+    let server = super::OwnedServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = rt.block_on(rehearse::sys::db::connect(&server.conn, "postgres", "test")).unwrap();
+    for statement in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+        rt.block_on(client.batch_execute(statement)).unwrap_or_else(|e| panic!("{statement}: {e:?}"));
+    }
+    // The binaries the local backend restores with: a newer pg_dump's archive would not restore.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let bin = rt.block_on(rehearse::backend::local::find_binaries(None, &cancel)).unwrap().dir;
+    let dump = Command::new(bin.join("pg_dump"))
+        .args(["-Fc", "-f"])
+        .arg(sandbox.path().join("prod.dump"))
+        .envs(server.conn.libpq_env("postgres", "test"))
+        .output()
+        .unwrap();
+    assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
+    let out = sandbox.rehearse(&["stats", "--url", &server.url(), "--role", role, "--out", "prod-stats.json"]);
+    out.assert_code(0);
+    let path = sandbox.path().join("prod-stats.json");
+    let stats = rehearse::estimate::stats::ProductionStats::load(&path).unwrap_or_else(|e| panic!("{}", e.render()));
+    (server, stats)
+}
+
+/// The first migration of `report`, which must have failed: its SQLSTATE and message.
+pub fn failed_migration(report: &rehearse::report::Report) -> (String, String) {
+    let m = report.migrations.first().unwrap_or_else(|| panic!("no migration: {:?} {:?}", report.status, report.error));
+    assert_eq!(m.status, rehearse::report::MigrationStatus::Failed, "{m:?}");
+    let e = m.error.as_ref().expect("a failed migration says why");
+    (e.sqlstate.clone().unwrap_or_default(), e.message.clone())
+}
