@@ -562,7 +562,8 @@ async fn discover(
     // As production's role when `production.as_role`: its login settings apply to this session.
     let conn = prepared.production.as_ref().and_then(|a| a.conn.as_ref()).unwrap_or(server.conn());
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
-    let target = Target { client: &runner, conn, cancel, watcher: None, network, lock_timeout: None };
+    let target =
+        Target { client: &runner, conn, cancel, watcher: None, network, lock_timeout: None, explain_memory: false };
     let (migrations, sources) = source.pending(&target).await?;
     if let Some(a) = abort {
         // Before the first migration runs: a scenario that names no pending migration is wrong input.

@@ -292,6 +292,7 @@ impl Rehearsal<'_> {
             watcher: self.watcher,
             network: self.network,
             lock_timeout: policy.map(|p| p.lock_timeout),
+            explain_memory: self.plan.estimate.is_some(),
         };
         source.ready(migration, &target).await?;
         let mut load = match self.load {

@@ -30,6 +30,7 @@ mod load_input;
 mod observe;
 mod plan_errors;
 mod postgres18;
+mod production_limits;
 mod production_role;
 mod queries;
 mod race;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::SimpleQueryMessage;
 
+use super::explain;
 use super::split::{split, Statement};
 use super::DEFAULT_TABLE;
 use crate::catalog;
@@ -176,9 +177,11 @@ impl FileRun<'_, '_> {
             (true, Some(watcher)) if self.exact_locks => Some(watcher.watch()),
             _ => None,
         };
+        let explained = self.target.explain_memory && explain::explainable(stmt.sql);
+        let sent = if explained { explain::wrap(stmt.sql) } else { stmt.sql.to_string() };
         let t0 = Instant::now();
         let outcome = tokio::select! {
-            r = db.simple_query(stmt.sql) => r,
+            r = db.simple_query(&sent) => r,
             _ = self.target.cancel.cancelled() => {
                 crate::sys::db::cancel(&self.target.conn.tls, db).await;
                 return Err(self.interrupted(stmt, file, report, t0));
@@ -199,6 +202,9 @@ impl FileRun<'_, '_> {
             }
         };
         report.rows = rows(&messages);
+        if explained {
+            (report.rows, report.memory) = explain::read(&messages);
+        }
         if self.exact_locks {
             self.read_own_locks(&mut report).await?;
         }
@@ -227,6 +233,7 @@ impl FileRun<'_, '_> {
             locks: Vec::new(),
             lock_timeout_ms: Some(self.lock_timeout_ms),
             started_ms: millis(self.started.elapsed()),
+            memory: Vec::new(),
         }
     }
 

@@ -133,8 +133,15 @@ async fn one(x: &Inputs<'_>, id: &str, rehearsed_ms: u64, copy: &ConnInfo, repor
     // The tool is stopped through this token when it outlasts the operator's SIGINT.
     let stop = x.cancel.child_token();
     let sources = Sources::new(x.sources, Tracing::default());
-    let target =
-        Target { client: &s.runner, conn: copy, cancel: &stop, watcher: None, network: x.network, lock_timeout: None };
+    let target = Target {
+        client: &s.runner,
+        conn: copy,
+        cancel: &stop,
+        watcher: None,
+        network: x.network,
+        lock_timeout: None,
+        explain_memory: false,
+    };
     let (pending, _) = sources.pending(&target).await?;
     let Some(index) = pending.iter().position(|m| m.shown_id() == id) else {
         return Err(Error::bad_input(format!("{id} is not pending on the abort's copy {}", copy.dbname)));
