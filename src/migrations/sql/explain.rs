@@ -33,7 +33,7 @@ pub fn explainable(sql: &str) -> bool {
 
 /// `sql` run under EXPLAIN ANALYZE.
 pub fn wrap(sql: &str) -> String {
-    format!("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY OFF, FORMAT JSON) {sql}")
+    format!("{}{sql}", crate::catalog::EXPLAIN_MEMORY)
 }
 
 /// What the explained statement did: the rows it changed (the rows its
