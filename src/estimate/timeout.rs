@@ -35,10 +35,30 @@ pub fn over(statements: &[(&StatementReport, Range)], limits: &Limits) -> Vec<Ov
                 timeout_ms: *timeout_ms,
                 timeout_from: from.clone(),
                 fails: time.mid >= *timeout_ms,
+                fix: fix(&stmt.query).into(),
             });
         }
     }
     out
+}
+
+/// The fix for a statement that outlasts the timeout: every kind can raise
+/// the timeout for the migration alone; a data change can be split into
+/// batches (each a statement of its own, each under the timeout), an index
+/// build run CONCURRENTLY (its phases still count as one statement, so the
+/// timeout must still be raised for it).
+fn fix(sql: &str) -> &'static str {
+    let node = pg_query::parse(sql, 0).ok().and_then(|p| p.protobuf.stmts.first()?.stmt.as_ref()?.node.clone());
+    match node {
+        Some(NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) | NodeEnum::InsertStmt(_) | NodeEnum::MergeStmt(_)) => {
+            "batch it (a few thousand rows a statement, each under the timeout), or SET statement_timeout for this \
+             migration"
+        }
+        Some(NodeEnum::IndexStmt(_)) => {
+            "SET statement_timeout = 0 for this migration (and build the index CONCURRENTLY, so writes go on meanwhile)"
+        }
+        _ => "SET statement_timeout for this migration (at its top, or SET LOCAL inside its transaction)",
+    }
 }
 
 /// `Some(Some(ms))` for `SET [LOCAL] statement_timeout = v`, `Some(None)`

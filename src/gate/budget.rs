@@ -257,15 +257,15 @@ fn statement_timeout(m: &MigrationReport) -> Vec<Over> {
             relation: None,
             text: format!(
                 "`{}`{} takes {} ({}–{}) at production scale, over production's statement_timeout {} ({}): \
-                 production cancels it (SQLSTATE 57014); SET statement_timeout for this migration, batch the \
-                 work, or build CONCURRENTLY",
+                 production cancels it (SQLSTATE 57014); {}",
                 crate::sys::text::one_line(&o.statement, 80),
                 o.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
                 format_ms(o.estimate_ms.mid),
                 format_ms(o.estimate_ms.low),
                 format_ms(o.estimate_ms.high),
                 format_ms(o.timeout_ms),
-                o.timeout_from
+                o.timeout_from,
+                o.fix
             ),
         })
         .collect()

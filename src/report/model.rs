@@ -1084,6 +1084,9 @@ pub struct OverTimeout {
     /// The mid is over it: production cancels the statement (SQLSTATE
     /// 57014) and the migration fails; otherwise only the high end is.
     pub fails: bool,
+    /// What to do, for this kind of statement.
+    #[serde(default)]
+    pub fix: String,
 }
 
 /// What the run's estimates rest on: production's statistics and the speed ratio.

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::put;
-use crate::report::{format_bytes, format_ms, range_ms, Estimate};
+use crate::report::{format_bytes, format_ms, range_ms, Estimate, MemoryNode};
 use crate::sys::text::one_line;
 
 /// One migration's notes, indented under its basis line.
@@ -15,7 +15,11 @@ pub fn notes(w: &mut String, e: &Estimate) {
             w,
             "  - Spills to disk in production: `{}`: its {} needs about {}, over {} ({})",
             one_line(&s.statement, 80),
-            s.node,
+            match s.node {
+                MemoryNode::Sort => "sort",
+                MemoryNode::Hash => "hash join's table",
+                MemoryNode::HashAggregate => "hashed aggregate",
+            },
             format_bytes(s.need_bytes),
             s.limit_setting,
             format_bytes(s.limit_bytes)
@@ -28,13 +32,13 @@ pub fn notes(w: &mut String, e: &Estimate) {
         };
         put!(
             w,
-            "  - Over production's statement_timeout {} ({}): `{}`{} takes {} at production scale; {verdict}. Fix: \
-             `SET statement_timeout` for this migration, batch the work, or build CONCURRENTLY",
+            "  - Over production's statement_timeout {} ({}): `{}`{} takes {} at production scale; {verdict}. Fix: {}",
             format_ms(o.timeout_ms),
             o.timeout_from,
             one_line(&o.statement, 80),
             o.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
-            range_ms(o.estimate_ms)
+            range_ms(o.estimate_ms),
+            o.fix
         );
     }
 }
