@@ -127,3 +127,27 @@ fn under_a_longer_statement_timeout_and_a_larger_work_mem_nothing_is_flagged() {
     assert!(!backfill(&report).statements[0].memory.is_empty(), "the memory is still read");
     assert!(!md.contains("Spills to disk") && !md.contains("statement_timeout"), "{md}");
 }
+
+/// Run under EXPLAIN ANALYZE, a data change that fails still fails as
+/// itself: its SQLSTATE, and the line of the error in the file (the
+/// position PostgreSQL gives counts the EXPLAIN it was sent under).
+#[test]
+fn a_failing_data_change_under_explain_is_reported_at_its_own_line() {
+    let sandbox = Sandbox::new();
+    production(&sandbox, &[("statement_timeout", "1h")]);
+    sandbox.migrations(&[(
+        "0001_bad_update.sql",
+        "SELECT 1;\nUPDATE public.orders\n   SET no_such_column = 1\n WHERE id > 0\n   AND total >= 0;\n",
+    )]);
+    let scenario = sandbox.scenario(&dumps().path("custom"), "estimate:\n  production: stats.json\n");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    let report = out.report();
+    let error = backfill(&report).error.as_ref().expect("the migration failed");
+    assert_eq!((error.sqlstate.as_deref(), error.line), (Some("42703"), Some(3)), "{error:?}");
+    assert_eq!(
+        error.statement.as_deref(),
+        Some("UPDATE public.orders\n   SET no_such_column = 1\n WHERE id > 0\n   AND total >= 0"),
+        "{error:?}"
+    );
+    sandbox.assert_no_leaks();
+}

@@ -198,7 +198,9 @@ impl FileRun<'_, '_> {
                     let _ = db.batch_execute("ROLLBACK /*rehearse*/").await;
                 }
                 self.applied.statements.push(report);
-                return Err(statement_error(file, stmt, &e));
+                // An error's position counts from the start of what was sent.
+                let offset = if explained { crate::catalog::EXPLAIN_MEMORY.chars().count() } else { 0 };
+                return Err(statement_error(file, stmt, &e, offset));
             }
         };
         report.rows = rows(&messages);
@@ -337,11 +339,13 @@ fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-fn statement_error(file: &Path, stmt: &Statement<'_>, e: &tokio_postgres::Error) -> MigrationError {
+/// The failed statement's error, at its line in the file: `offset` is how
+/// many characters were sent before the statement's own (an EXPLAIN).
+fn statement_error(file: &Path, stmt: &Statement<'_>, e: &tokio_postgres::Error, offset: usize) -> MigrationError {
     let mut line = stmt.line;
     let db = e.as_db_error();
     if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.and_then(|d| d.position()) {
-        let before: String = stmt.sql.chars().take((*pos as usize).saturating_sub(1)).collect();
+        let before: String = stmt.sql.chars().take((*pos as usize).saturating_sub(1 + offset)).collect();
         line += before.matches('\n').count();
     }
     MigrationError {
