@@ -77,9 +77,9 @@ impl Estimator {
         }
     }
 
-    /// Migration `m` (observed, with the relations as they were before it)
-    /// at production's scale.
-    pub fn migration(&self, m: &MigrationReport, before: &RelationSnapshot) -> Estimate {
+    /// Migration `m` (observed, with the relations as they were before and
+    /// after it) at production's scale.
+    pub fn migration(&self, m: &MigrationReport, before: &RelationSnapshot, after: &RelationSnapshot) -> Estimate {
         let mut basis = Vec::new();
         if m.statements.is_empty() {
             return self.whole(m, before);
@@ -90,8 +90,13 @@ impl Estimator {
         for stmt in &m.statements {
             let work = work::classify(stmt, m, before);
             let ratio = work.table().and_then(|t| scale::rows_ratio(t, before, &self.stats)).unwrap_or(1.0);
+            let built = match &work {
+                Work::IndexBuild(table) => spill::index_build(stmt, table, ratio, &limits, (before, after)),
+                _ => None,
+            };
             let mut span = self.span(stmt.started_ms, stmt.duration_ms, work, m, before);
-            let found = spill::spills(stmt, ratio, &limits);
+            let mut found = spill::spills(stmt, ratio, &limits);
+            found.extend(built);
             let widened = spill::widen(span.time, stmt, &found);
             span.basis.extend(found.iter().map(|s| spill::basis(s, &limits, widened != span.time)));
             span.time = widened;
@@ -111,7 +116,7 @@ impl Estimator {
         if self.speed != 1.0 {
             basis.push(format!("statement times ÷ {} (estimate.speed)", self.speed));
         }
-        if m.statements.iter().any(|s| !s.memory.is_empty()) {
+        if m.statements.iter().any(|s| !s.memory.is_empty()) || !spills.is_empty() {
             basis.push(limits.basis());
         }
         let timed: Vec<_> = m.statements.iter().zip(&scaled).map(|(s, x)| (s, x.time)).collect();

@@ -932,6 +932,8 @@ closed_set! {
         Sort = "sort",
         Hash = "hash",
         HashAggregate = "hash_aggregate",
+        /// An index build's sort (CREATE INDEX, REINDEX, an inline UNIQUE or PRIMARY KEY).
+        IndexBuild = "index_build",
     }
 }
 

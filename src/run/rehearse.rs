@@ -377,7 +377,7 @@ impl Rehearsal<'_> {
             ..Findings::default()
         };
         if let Some(estimator) = &self.plan.estimate {
-            let mut estimate = estimator.migration(&m, &o.before);
+            let mut estimate = estimator.migration(&m, &o.before, &o.after);
             if m.status != MigrationStatus::Applied {
                 estimate.basis.insert(0, format!("the migration {}: this estimates what ran of it", m.status.as_str()));
             }

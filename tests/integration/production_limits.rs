@@ -151,3 +151,42 @@ fn a_failing_data_change_under_explain_is_reported_at_its_own_line() {
     );
     sandbox.assert_no_leaks();
 }
+
+/// The size of `index` once the test itself builds it (`create`) on a fresh
+/// restore of the same dump.
+fn built_index_bytes(create: &str, index: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cluster = restored_cluster(&dumps().path("custom"), "index-check").await;
+        let conn = cluster.conn().clone();
+        let client = rehearse::sys::db::connect(&conn, &conn.dbname, "index-check").await.unwrap();
+        client.batch_execute(create).await.unwrap();
+        let row = client.query_one("SELECT pg_relation_size($1::text::regclass)", &[&index]).await.unwrap();
+        cluster.stop().await.unwrap();
+        row.get(0)
+    })
+}
+
+/// An index build whose sort outgrows production's maintenance_work_mem
+/// (the role's 1MB) at 20× the copy's rows is flagged: one sort entry per
+/// row, the index tuple the test's own build shows plus the sort's ~40
+/// bytes; its high end widens, its mid does not.
+#[test]
+fn an_index_build_over_production_maintenance_work_mem_is_flagged() {
+    let sandbox = Sandbox::new();
+    production(&sandbox, &[("maintenance_work_mem", "1MB")]);
+    let create = "CREATE INDEX orders_total_idx ON public.orders (total)";
+    sandbox.migrations(&[("0001_index_orders_total.sql", &format!("{create};\n"))]);
+    let scenario = sandbox.scenario(&dumps().path("custom"), "estimate:\n  production: stats.json\n");
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(0);
+    let report = out.report();
+    let e = backfill(&report).estimate.as_ref().unwrap();
+    let spill = e.spills.iter().find(|s| s.node == MemoryNode::IndexBuild).unwrap_or_else(|| panic!("{e:?}"));
+    let bytes = built_index_bytes(create, "public.orders_total_idx") as f64;
+    let expected = 12_000.0 * 20.0 * (40.0 + (bytes / 12_000.0).max(16.0));
+    assert!((spill.need_bytes as f64 - expected).abs() <= expected * 0.05, "{spill:?} vs {expected} ({bytes} B here)");
+    assert_eq!((spill.limit_setting.as_str(), spill.limit_bytes), ("maintenance_work_mem", 1 << 20));
+    assert!(e.basis.iter().any(|b| b.contains("high end ×1.5")), "{:?}", e.basis);
+    sandbox.assert_no_leaks();
+}

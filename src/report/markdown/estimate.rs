@@ -19,6 +19,7 @@ pub fn notes(w: &mut String, e: &Estimate) {
                 MemoryNode::Sort => "sort",
                 MemoryNode::Hash => "hash join's table",
                 MemoryNode::HashAggregate => "hashed aggregate",
+                MemoryNode::IndexBuild => "index build's sort",
             },
             format_bytes(s.need_bytes),
             s.limit_setting,
