@@ -27,7 +27,26 @@ pub(super) fn runtime_estimate(f: &Facts) -> ChecklistItem {
     item.verdict(match (f.restored, &f.unfinished) {
         (false, _) => Some("Nothing was measured: fix the restore and re-run.".into()),
         (true, Some(u)) => Some(format!("{u}, so the total is unknown: fix and re-run for a complete estimate.")),
-        (true, None) => None,
+        (true, None) => cancelled_in_production(f),
+    })
+}
+
+/// The to-do when a statement's estimated mid reaches production's
+/// statement_timeout: production would cancel it, so the runtime is not one
+/// production will see.
+fn cancelled_in_production(f: &Facts) -> Option<String> {
+    let ids: Vec<String> = f
+        .ran
+        .iter()
+        .filter(|m| m.estimate.as_ref().is_some_and(|e| e.over_statement_timeout.iter().any(|o| o.fails)))
+        .map(|m| format!("`{}`", m.id))
+        .collect();
+    (!ids.is_empty()).then(|| {
+        format!(
+            "{} would be cancelled by production's statement_timeout at its scale: SET statement_timeout for \
+             those migrations or batch them, then re-run.",
+            ids.join(", ")
+        )
     })
 }
 
