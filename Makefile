@@ -49,8 +49,9 @@ pg18:
 build: deps
 	$(CARGO) build --locked
 
+# Exits 1 by design: at production's scale three statements outlast its migration role's statement_timeout.
 demo: build
-	$(REHEARSE) run scenarios/demo.yaml
+	-$(REHEARSE) run scenarios/demo.yaml
 
 # The same release as an Alembic project (production is part way through its history).
 demo-alembic: build

@@ -11,7 +11,10 @@ TOAST table and TOAST index. The result says in `database` that it was scaled.
 snapshots/demo-prod-stats.json was made with it from `rehearse stats` of a
 server holding snapshots/demo.dump (restored, then VACUUM ANALYZE), scaled
 50 times: a production 50x the demo's data, for scenarios/demo.yaml's
-`estimate:` section.
+`estimate:` section. Its `role` (migrator: not a superuser, a member of
+app, statement_timeout 60s and maintenance_work_mem 256MB at role level)
+and `server_settings` were written in by hand, as a plausible production's,
+for that scenario's `production:` section and the estimate's limits.
 """
 import json
 import sys

@@ -12,8 +12,11 @@
 //! whole by their largest rewritten or write-locked table.
 
 pub mod calibrate;
+pub mod limits;
 mod scale;
+mod spill;
 pub mod stats;
+mod timeout;
 mod work;
 
 use std::path::PathBuf;
@@ -21,6 +24,7 @@ use std::path::PathBuf;
 use crate::observe::relations::RelationSnapshot;
 use crate::pg::RelationKind;
 use crate::report::{format_ms, BlockReport, Estimate, EstimateInfo, LockReport, MigrationReport, Range};
+pub use limits::Limits;
 pub use stats::{ProductionStats, RelationStats, DDL_SETTINGS, STATS_SCHEMA};
 use work::Work;
 
@@ -73,18 +77,30 @@ impl Estimator {
         }
     }
 
-    /// Migration `m` (observed, with the relations as they were before it)
-    /// at production's scale.
-    pub fn migration(&self, m: &MigrationReport, before: &RelationSnapshot) -> Estimate {
+    /// Migration `m` (observed, with the relations as they were before and
+    /// after it) at production's scale.
+    pub fn migration(&self, m: &MigrationReport, before: &RelationSnapshot, after: &RelationSnapshot) -> Estimate {
         let mut basis = Vec::new();
         if m.statements.is_empty() {
             return self.whole(m, before);
         }
-        let mut scaled = Vec::new();
+        let limits = Limits::of(&self.stats);
+        let (mut scaled, mut spills) = (Vec::new(), Vec::new());
         let (mut time, mut wal) = (Range::default(), Range::default());
         for stmt in &m.statements {
             let work = work::classify(stmt, m, before);
-            let span = self.span(stmt.started_ms, stmt.duration_ms, work, m, before);
+            let ratio = work.table().and_then(|t| scale::rows_ratio(t, before, &self.stats)).unwrap_or(1.0);
+            let built = match &work {
+                Work::IndexBuild(table) => spill::index_build(stmt, table, ratio, &limits, (before, after)),
+                _ => None,
+            };
+            let mut span = self.span(stmt.started_ms, stmt.duration_ms, work, m, before);
+            let mut found = spill::spills(stmt, ratio, &limits);
+            found.extend(built);
+            let widened = spill::widen(span.time, stmt, &found);
+            span.basis.extend(found.iter().map(|s| spill::basis(s, &limits, widened != span.time)));
+            span.time = widened;
+            spills.extend(found);
             for line in span.basis {
                 push_once(&mut basis, line);
             }
@@ -100,7 +116,14 @@ impl Estimator {
         if self.speed != 1.0 {
             basis.push(format!("statement times ÷ {} (estimate.speed)", self.speed));
         }
+        if m.statements.iter().any(|s| !s.memory.is_empty()) || !spills.is_empty() {
+            basis.push(limits.basis());
+        }
+        let timed: Vec<_> = m.statements.iter().zip(&scaled).map(|(s, x)| (s, x.time)).collect();
+        let over_statement_timeout = timeout::over(&timed, &limits);
         Estimate {
+            spills,
+            over_statement_timeout,
             longest_read_block_ms: self.hold(m.longest_read_block.as_ref(), m, &scaled, duration),
             longest_write_block_ms: self.hold(m.longest_write_block.as_ref(), m, &scaled, duration),
             duration_ms: duration,
@@ -142,6 +165,7 @@ impl Estimator {
             longest_write_block_ms: m.longest_write_block.as_ref().map_or(Range::default(), |b| ratio(b.held_ms)),
             wal_bytes: widen(Range::exactly(wal), time),
             basis,
+            ..Default::default()
         }
     }
 
@@ -234,6 +258,7 @@ impl Estimator {
                 "the sum of {} migration estimate(s); the longest blocks are the longest of any migration",
                 estimated.len()
             )],
+            ..Default::default()
         })
     }
 }

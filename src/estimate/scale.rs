@@ -65,6 +65,13 @@ pub fn factor(work: &Work, before: &RelationSnapshot, stats: &ProductionStats) -
     })
 }
 
+/// How many times more rows `table` has in production (its bytes' ratio
+/// when production never analyzed it); None when it did not exist before
+/// the migration or production's statistics do not list it.
+pub fn rows_ratio(table: &str, before: &RelationSnapshot, stats: &ProductionStats) -> Option<f64> {
+    Sizes::of(table, before, stats)?.ok().map(|s| s.rows)
+}
+
 /// One relation's size here and in production.
 struct Sizes<'a> {
     table: &'a str,

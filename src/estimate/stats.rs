@@ -28,9 +28,11 @@ pub const MIGRATION_SETTINGS: [&str; 9] = [
     "data_checksums",
 ];
 
-/// The settings that drive how fast DDL runs, read with the statistics.
-pub const DDL_SETTINGS: [&str; 4] =
-    ["maintenance_work_mem", "max_parallel_maintenance_workers", "work_mem", "shared_buffers"];
+/// The settings that drive how fast DDL runs, read with the statistics:
+/// `hash_mem_multiplier` with `work_mem` is a hash's memory before it
+/// spills (PostgreSQL 13+; see `limits.rs`).
+pub const DDL_SETTINGS: [&str; 5] =
+    ["maintenance_work_mem", "max_parallel_maintenance_workers", "work_mem", "hash_mem_multiplier", "shared_buffers"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProductionStats {

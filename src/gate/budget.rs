@@ -56,6 +56,7 @@ impl Budgets {
         found.extend(probe_wait(l, m));
         found.extend(standby_breaches(l, m));
         found.extend(app_load(l, m));
+        found.extend(statement_timeout(m));
         let note = if overridden { " (override for this migration)" } else { "" };
         let mut out: Vec<Breach> = found
             .into_iter()
@@ -236,6 +237,38 @@ fn runtime(l: &MigrationLimits, m: &MigrationReport, estimate: Option<&Estimate>
     let duration = estimate.map_or(m.duration_ms, |e| e.duration_ms.mid);
     let text = format!("took {}{}, budget {}", format_ms(duration), at_scale(estimate), format_ms(limit));
     (duration > limit).then(|| over(duration, text))
+}
+
+/// Production's statement_timeout: a statement whose estimated mid at
+/// production's scale reaches it would be cancelled there (57014), so the
+/// migration fails as a budget breach does, whatever `apply_to` says. A
+/// statement whose high end only reaches it is a warning in the estimate
+/// (`over_statement_timeout` with `fails: false`), not a breach.
+fn statement_timeout(m: &MigrationReport) -> Vec<Over> {
+    let Some(e) = &m.estimate else { return Vec::new() };
+    e.over_statement_timeout
+        .iter()
+        .filter(|o| o.fails)
+        .map(|o| Over {
+            budget: BudgetKey::StatementTimeout,
+            figure: o.estimate_ms.mid,
+            limit: o.timeout_ms,
+            unit: Unit::Ms,
+            relation: None,
+            text: format!(
+                "`{}`{} takes {} ({}–{}) at production scale, over production's statement_timeout {} ({}): \
+                 production cancels it (SQLSTATE 57014); {}",
+                crate::sys::text::one_line(&o.statement, 80),
+                o.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
+                format_ms(o.estimate_ms.mid),
+                format_ms(o.estimate_ms.low),
+                format_ms(o.estimate_ms.high),
+                format_ms(o.timeout_ms),
+                o.timeout_from,
+                o.fix
+            ),
+        })
+        .collect()
 }
 
 /// `max_exclusive_lock` and `max_write_block`: the longest block of reads and of writes.

@@ -205,6 +205,9 @@ pub struct Target<'a> {
     /// under (`SET lock_timeout` in rehearse's session, `PGOPTIONS` for a
     /// tool's process); None: whatever the server's and the migration's settings say.
     pub lock_timeout: Option<Duration>,
+    /// Run data changes of SQL files under EXPLAIN ANALYZE to read their
+    /// sorts' and hashes' memory (`estimate:` judges it at production's size).
+    pub explain_memory: bool,
 }
 
 impl Target<'_> {

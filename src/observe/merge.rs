@@ -269,6 +269,7 @@ mod tests {
             locks,
             lock_timeout_ms: Some(0),
             started_ms: 0,
+            memory: Vec::new(),
         }
     }
 

@@ -104,6 +104,10 @@ closed_set! {
         FailOnIncompatible = "fail_on_incompatible",
         FailOnRace = "fail_on_race",
         FailOnDrift = "fail_on_drift",
+        /// A statement's production-scale mid reaches production's
+        /// statement_timeout (`estimate:` with a recorded timeout): not a
+        /// scenario key, production's own limit.
+        StatementTimeout = "statement_timeout",
     }
 }
 

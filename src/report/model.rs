@@ -922,6 +922,32 @@ pub struct StatementReport {
     /// When the statement started, ms after the migration started.
     #[serde(default)]
     pub started_ms: u64,
+    /// The memory its sorts and hashes needed here (EXPLAIN ANALYZE of a
+    /// data change, SQL sources with `estimate:`); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory: Vec<NodeMemory>,
+}
+
+closed_set! {
+    /// A plan node that holds its input in memory up to a limit, then spills to disk.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum MemoryNode {
+        Sort = "sort",
+        Hash = "hash",
+        HashAggregate = "hash_aggregate",
+        /// An index build's sort (CREATE INDEX, REINDEX, an inline UNIQUE or PRIMARY KEY).
+        IndexBuild = "index_build",
+    }
+}
+
+/// One sort or hash of a statement's plan, as EXPLAIN ANALYZE showed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeMemory {
+    pub node: MemoryNode,
+    /// What it held in memory, plus what it wrote to disk when it spilled.
+    pub need_bytes: u64,
+    /// It spilled here already.
+    pub spilled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1026,6 +1052,46 @@ pub struct Estimate {
     /// What was scaled and by how much ("rewrite of public.orders ×40.2"),
     /// and what was not (a relation production's statistics lack).
     pub basis: Vec<String>,
+    /// Sorts and hashes whose input at production's size outgrows
+    /// production's memory setting: they spill to disk there.
+    #[serde(default)]
+    pub spills: Vec<Spill>,
+    /// Statements whose production-scale time reaches production's
+    /// statement_timeout (the recorded role's, or the server's).
+    #[serde(default)]
+    pub over_statement_timeout: Vec<OverTimeout>,
+}
+
+/// A sort or hash that spills to disk at production's size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spill {
+    /// The statement, as the migration has it.
+    pub statement: String,
+    pub node: MemoryNode,
+    /// Its memory need at production's size.
+    pub need_bytes: u64,
+    /// `work_mem`, `work_mem × hash_mem_multiplier` or `maintenance_work_mem`.
+    pub limit_setting: String,
+    pub limit_bytes: u64,
+}
+
+/// A statement whose estimate reaches production's statement_timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverTimeout {
+    pub statement: String,
+    /// Line in the migration's file.
+    pub line: Option<usize>,
+    /// Its estimated time at production's scale.
+    pub estimate_ms: Range,
+    pub timeout_ms: u64,
+    /// Where the timeout comes from: "role migrator", "the server", "the migration's SET".
+    pub timeout_from: String,
+    /// The mid is over it: production cancels the statement (SQLSTATE
+    /// 57014) and the migration fails; otherwise only the high end is.
+    pub fails: bool,
+    /// What to do, for this kind of statement.
+    #[serde(default)]
+    pub fix: String,
 }
 
 /// What the run's estimates rest on: production's statistics and the speed ratio.

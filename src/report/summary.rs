@@ -22,6 +22,7 @@ pub fn verdict(report: &Report) -> String {
     );
     if let Some(e) = &t.estimate {
         summary.push_str(&format!("; at production scale about {}", range_ms(e.duration_ms)));
+        summary.push_str(&production_limits(report));
     }
     if let Some(b) = &report.baseline {
         summary.push_str(&format!("; {} regression(s) against the baseline", b.regressions.len()));
@@ -50,6 +51,30 @@ pub fn verdict(report: &Report) -> String {
         },
         RunStatus::Interrupted => format!("INTERRUPTED during {stage}: {summary}."),
     }
+}
+
+/// "; 1 statement over production's statement_timeout at scale (1 cancelled
+/// there), 1 sort or hash spilling to disk": what the estimate found
+/// against production's limits, empty when nothing.
+fn production_limits(report: &Report) -> String {
+    let estimates = || report.migrations.iter().filter_map(|m| m.estimate.as_ref());
+    let over: Vec<_> = estimates().flat_map(|e| &e.over_statement_timeout).collect();
+    let spills = estimates().map(|e| e.spills.len()).sum::<usize>();
+    let mut out = String::new();
+    if !over.is_empty() {
+        let cancelled = over.iter().filter(|o| o.fails).count();
+        out.push_str(&format!(
+            "; {} over production's statement_timeout at scale ({cancelled} cancelled there)",
+            count(over.len(), "statement", "statements")
+        ));
+    }
+    if spills > 0 {
+        out.push_str(&format!(
+            "; {} spilling to disk at production's size",
+            count(spills, "sort or hash", "sorts or hashes")
+        ));
+    }
+    out
 }
 
 /// The migration most likely to hurt production: one cancelled at its

@@ -278,6 +278,7 @@ impl Build<'_> {
                 watcher: None,
                 network: self.network,
                 lock_timeout: None,
+                explain_memory: false,
             };
             let found = source.pending(&target).await?;
             for m in &found.migrations {

@@ -584,7 +584,8 @@ async fn discover(
     // As production's role when `production.as_role`: its login settings apply to this session.
     let conn = &production::login_on(prepared.production.as_ref(), server, server.conn()).await?;
     let runner = crate::sys::db::connect_when_ready(conn, &conn.dbname, "rehearse-migration", READY, cancel).await?;
-    let target = Target { client: &runner, conn, cancel, watcher: None, network, lock_timeout: None };
+    let target =
+        Target { client: &runner, conn, cancel, watcher: None, network, lock_timeout: None, explain_memory: false };
     let (migrations, sources) = source.pending(&target).await?;
     if let Some(a) = abort {
         // Before the first migration runs: a scenario that names no pending migration is wrong input.

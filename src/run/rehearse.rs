@@ -292,6 +292,7 @@ impl Rehearsal<'_> {
             watcher: self.watcher,
             network: self.network,
             lock_timeout: policy.map(|p| p.lock_timeout),
+            explain_memory: self.plan.estimate.is_some(),
         };
         source.ready(migration, &target).await?;
         let mut load = match self.load {
@@ -376,7 +377,7 @@ impl Rehearsal<'_> {
             ..Findings::default()
         };
         if let Some(estimator) = &self.plan.estimate {
-            let mut estimate = estimator.migration(&m, &o.before);
+            let mut estimate = estimator.migration(&m, &o.before, &o.after);
             if m.status != MigrationStatus::Applied {
                 estimate.basis.insert(0, format!("the migration {}: this estimates what ran of it", m.status.as_str()));
             }

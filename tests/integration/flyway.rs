@@ -253,8 +253,15 @@ fn pending_lists_unchanged_repeatables_and_unapplied_files_as_skipped() {
         let cancel = CancellationToken::new();
         // SQL files run in rehearse's own session: no tool, no relay.
         let network = rehearse::migrations::network::ToolNetwork::new(false);
-        let target =
-            Target { client: &db, conn: &conn, cancel: &cancel, watcher: None, network: &network, lock_timeout: None };
+        let target = Target {
+            client: &db,
+            conn: &conn,
+            cancel: &cancel,
+            watcher: None,
+            network: &network,
+            lock_timeout: None,
+            explain_memory: false,
+        };
         for m in &found.migrations {
             let applied = sql.apply(m, &target).await;
             assert!(applied.error.is_none(), "{}: {:?}", m.id, applied.error);

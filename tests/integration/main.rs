@@ -31,6 +31,7 @@ mod observe;
 mod plan_errors;
 mod platform;
 mod postgres18;
+mod production_limits;
 mod production_role;
 mod queries;
 mod race;

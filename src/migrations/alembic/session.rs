@@ -387,6 +387,7 @@ impl Session {
             locks,
             lock_timeout_ms: *lock_timeout,
             started_ms: millis(clock - go),
+            memory: Vec::new(),
         });
     }
 

@@ -9,6 +9,7 @@
 
 mod callbacks;
 mod checksum;
+mod explain;
 mod files;
 mod history;
 mod placeholders;

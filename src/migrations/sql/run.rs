@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::SimpleQueryMessage;
 
+use super::explain;
 use super::split::{split, Statement};
 use super::DEFAULT_TABLE;
 use crate::catalog;
@@ -176,9 +177,11 @@ impl FileRun<'_, '_> {
             (true, Some(watcher)) if self.exact_locks => Some(watcher.watch()),
             _ => None,
         };
+        let explained = self.target.explain_memory && explain::explainable(stmt.sql);
+        let sent = if explained { explain::wrap(stmt.sql) } else { stmt.sql.to_string() };
         let t0 = Instant::now();
         let outcome = tokio::select! {
-            r = db.simple_query(stmt.sql) => r,
+            r = db.simple_query(&sent) => r,
             _ = self.target.cancel.cancelled() => {
                 crate::sys::db::cancel(&self.target.conn.tls, db).await;
                 return Err(self.interrupted(stmt, file, report, t0));
@@ -195,10 +198,15 @@ impl FileRun<'_, '_> {
                     let _ = db.batch_execute("ROLLBACK /*rehearse*/").await;
                 }
                 self.applied.statements.push(report);
-                return Err(statement_error(file, stmt, &e));
+                // An error's position counts from the start of what was sent.
+                let offset = if explained { crate::catalog::EXPLAIN_MEMORY.chars().count() } else { 0 };
+                return Err(statement_error(file, stmt, &e, offset));
             }
         };
         report.rows = rows(&messages);
+        if explained {
+            (report.rows, report.memory) = explain::read(&messages);
+        }
         if self.exact_locks {
             self.read_own_locks(&mut report).await?;
         }
@@ -227,6 +235,7 @@ impl FileRun<'_, '_> {
             locks: Vec::new(),
             lock_timeout_ms: Some(self.lock_timeout_ms),
             started_ms: millis(self.started.elapsed()),
+            memory: Vec::new(),
         }
     }
 
@@ -330,11 +339,13 @@ fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-fn statement_error(file: &Path, stmt: &Statement<'_>, e: &tokio_postgres::Error) -> MigrationError {
+/// The failed statement's error, at its line in the file: `offset` is how
+/// many characters were sent before the statement's own (an EXPLAIN).
+fn statement_error(file: &Path, stmt: &Statement<'_>, e: &tokio_postgres::Error, offset: usize) -> MigrationError {
     let mut line = stmt.line;
     let db = e.as_db_error();
     if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.and_then(|d| d.position()) {
-        let before: String = stmt.sql.chars().take((*pos as usize).saturating_sub(1)).collect();
+        let before: String = stmt.sql.chars().take((*pos as usize).saturating_sub(1 + offset)).collect();
         line += before.matches('\n').count();
     }
     MigrationError {

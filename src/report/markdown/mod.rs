@@ -3,6 +3,7 @@
 
 mod abort;
 mod drift;
+mod estimate;
 mod hazards;
 mod load;
 mod migration;
@@ -152,6 +153,7 @@ fn production_scale(w: &mut String, r: &Report) {
     for m in r.migrations.iter().filter(|m| m.ran()) {
         let Some(e) = &m.estimate else { continue };
         put!(w, "- `{}`: {}", m.id, e.basis.join("; "));
+        estimate::notes(w, e);
     }
     put!(w);
 }

@@ -144,6 +144,7 @@ async fn one(x: &Inputs<'_>, id: &str, rehearsed_ms: u64, copy: &ConnInfo, repor
         watcher: None,
         network: x.network,
         lock_timeout: None,
+        explain_memory: false,
     };
     let (pending, _) = sources.pending(&target).await?;
     let Some(index) = pending.iter().position(|m| m.shown_id() == id) else {

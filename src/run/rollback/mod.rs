@@ -163,6 +163,7 @@ async fn pending(i: &Inputs<'_>, sources: &Sources) -> Result<Pending> {
                 watcher: None,
                 network: i.network,
                 lock_timeout: None,
+                explain_memory: false,
             };
             let (found, _) = sources.pending(&target).await.map_err(|e| e.context("rollback.migrations"))?;
             refuse_clash(&found, i.release_migrations)?;
