@@ -1,0 +1,191 @@
+//! `physical:`: a rehearsal on a copy of production's own physical backup.
+//! The test's "production" is a server of its own with a bloated table
+//! (half its rows deleted, never VACUUM FULLed); the test takes the base
+//! backups itself with pg_basebackup, and reads the kept copy's relation
+//! sizes, settings and rows with its own queries.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rehearse::sys::db::{ConnInfo, Secret};
+
+use crate::support::{OwnedServer, RunOutput, Sandbox};
+
+/// Production's data: a table with half its rows deleted (its pages keep
+/// their dead tuples' room), in a database of its own next to `postgres`.
+const BLOATED: &str = "CREATE TABLE items (id int PRIMARY KEY, note text);
+     INSERT INTO items SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
+     DELETE FROM items WHERE id % 2 = 0;";
+
+/// A production server with the `app` database and its bloated table.
+fn production() -> OwnedServer {
+    let server = OwnedServer::start();
+    server.sql("postgres", "CREATE DATABASE app");
+    // Autovacuum would make the freed room reusable, but never gives it back to the file system mid-table.
+    server.sql("app", BLOATED);
+    server
+}
+
+/// `pg_basebackup -D DIR ARGS` of `server`, as a backup job would take it.
+fn basebackup(server: &OwnedServer, dir: &Path, args: &[&str]) {
+    let out = Command::new(server.bin_dir().join("pg_basebackup"))
+        .arg("-D")
+        .arg(dir)
+        .args(args)
+        // A spread checkpoint would make the test wait minutes for the backup to start.
+        .arg("--checkpoint=fast")
+        .args(["-h", &server.conn.host, "-p", &server.conn.port.to_string(), "-U", &server.conn.user])
+        .env("PGPASSWORD", server.conn.password.expose())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_basebackup {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A scenario rehearsing `migrations/` on database `app` of the backup described by `physical` (YAML lines).
+fn scenario(sandbox: &Sandbox, physical: &str) -> PathBuf {
+    sandbox.write(
+        "scenario.yaml",
+        &format!(
+            "name: physical\nphysical:\n  {physical}\ndatabase: app\npostgres:\n  backend: local\n\
+             migrations:\n  tool: sql\n  dir: migrations\n"
+        ),
+    )
+}
+
+const MIGRATION: (&str, &str) =
+    ("0001_state.sql", "ALTER TABLE items ADD COLUMN state text; CREATE INDEX items_note ON items (note);");
+
+/// The kept cluster's dir, and a connection to `dbname` on it as rehearse's superuser.
+fn kept(sandbox: &Sandbox, dbname: &str) -> (PathBuf, ConnInfo) {
+    let cluster =
+        std::fs::read_dir(sandbox.path().join("tmp")).unwrap().flatten().next().expect("the kept copy").path();
+    let pgpass = std::fs::read_to_string(cluster.join("pgpass")).unwrap();
+    let conf = std::fs::read_to_string(cluster.join("data/rehearse.conf")).unwrap();
+    let port = conf.lines().find_map(|l| l.strip_prefix("port = ")).unwrap().parse().unwrap();
+    let conn = ConnInfo {
+        host: cluster.display().to_string(),
+        port,
+        user: "rehearse".into(),
+        password: Secret::from_string(pgpass.trim().rsplit(':').next().unwrap().to_string()),
+        dbname: dbname.into(),
+        admin_dbname: dbname.into(),
+        tls: Default::default(),
+        password_command: None,
+    };
+    (cluster, conn)
+}
+
+/// Stops and removes the kept copy the way `--keep` says.
+fn remove_kept(out: &RunOutput, sandbox: &Sandbox) {
+    let stop = out.stderr.lines().find(|l| l.contains("stop && rm -rf")).expect("stop instructions");
+    assert!(Command::new("sh").args(["-c", stop.trim()]).status().unwrap().success());
+    sandbox.assert_no_leaks();
+}
+
+/// `sql`'s single value, as text, on `conn`.
+fn value(conn: &ConnInfo, dbname: &str, sql: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = rehearse::sys::db::connect(conn, dbname, "test").await.unwrap();
+        c.query_one(&format!("SELECT ({sql})::text"), &[]).await.unwrap().get(0)
+    })
+}
+
+const RELATION_SIZES: &str = "SELECT string_agg(relname || '=' || pg_relation_size(oid), ',' ORDER BY relname) \
+                              FROM pg_class WHERE relname IN ('items', 'items_pkey')";
+
+#[test]
+fn a_tar_backup_with_streamed_wal_is_recovered_and_keeps_production_s_bloat() {
+    let server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Ft", "-X", "stream", "--label", "nightly"]);
+    // A change after the backup: not in the copy (the backup ends at its own end).
+    server.sql("app", "INSERT INTO items VALUES (100001, 'after the backup')");
+    let source_sizes = value(&server.conn, "app", RELATION_SIZES);
+    let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
+
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
+    out.assert_code(0);
+    let report = out.report();
+    assert_eq!(report.migrations.len(), 1);
+    let physical = report.dump.physical.as_ref().expect("dump.physical");
+    assert_eq!(report.dump.source, rehearse::report::DumpSource::Physical);
+    assert_eq!(physical.kind, rehearse::report::PhysicalKind::BasebackupTar);
+    assert_eq!(physical.label.as_deref(), Some("nightly"));
+    assert!(physical.start_lsn.is_some() && physical.end_lsn.is_some(), "{physical:?}");
+    assert!(physical.databases.contains(&"app".to_string()) && physical.databases.contains(&"postgres".into()));
+    let stages: Vec<_> = report.stages.iter().map(|s| s.stage.to_string()).collect();
+    assert!(stages.contains(&"copy".into()) && stages.contains(&"recovery".into()), "{stages:?}");
+    assert!(!stages.contains(&"analyze".into()) && !stages.contains(&"restore".into()), "{stages:?}");
+
+    let (_, copy) = kept(&sandbox, "app");
+    assert_eq!(value(&copy, "app", "current_setting('archive_mode')"), "off");
+    assert_eq!(value(&copy, "app", "SELECT count(*) FROM items WHERE note = 'after the backup'"), "0");
+    assert_eq!(value(&copy, "app", "SELECT count(*) FROM items"), "10000");
+    assert_eq!(
+        value(
+            &copy,
+            "app",
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'state'"
+        ),
+        "1",
+        "migrated"
+    );
+    // Production's bytes, dead tuples' room included: the same sizes as the source's (before the migration
+    // touched items: adding a nullable column rewrites nothing).
+    assert_eq!(value(&copy, "app", RELATION_SIZES), source_sizes);
+    remove_kept(&out, &sandbox);
+}
+
+#[test]
+fn a_plain_backup_with_fetched_wal_is_recovered_and_rehearsed() {
+    let server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Fp", "-X", "fetch"]);
+    let source_sizes = value(&server.conn, "app", RELATION_SIZES);
+    let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
+    out.assert_code(0);
+    let physical = out.report().dump.physical.expect("dump.physical");
+    assert_eq!(physical.kind, rehearse::report::PhysicalKind::BasebackupPlain);
+    let (_, copy) = kept(&sandbox, "app");
+    assert_eq!(value(&copy, "app", RELATION_SIZES), source_sizes);
+    assert_eq!(value(&copy, "app", "current_setting('archive_mode')"), "off");
+    remove_kept(&out, &sandbox);
+    // The backup itself is untouched: still production's configuration, no signal file.
+    assert!(!backup.join("recovery.signal").exists() && !backup.join("postgresql.conf.production").exists());
+}
+
+#[test]
+fn a_tar_that_is_not_a_base_backup_is_bad_input_and_leaves_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let dir = sandbox.path().join("backup");
+    std::fs::create_dir(&dir).unwrap();
+    sandbox.write("notes.txt", "not a backup");
+    let status = Command::new("tar")
+        .args(["-cf", dir.join("base.tar").to_str().unwrap(), "-C", sandbox.path().to_str().unwrap(), "notes.txt"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let scenario = scenario(&sandbox, &format!("basebackup: {}", dir.display()));
+    let out =
+        sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &["is not a base backup", "pg_basebackup"]);
+    out.assert_stopped_by(rehearse::error::ErrorKind::BackupInvalid);
+}
+
+#[test]
+fn a_backup_without_its_wal_is_bad_input_and_leaves_nothing() {
+    let server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Ft", "-X", "none"]);
+    let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
+    let out = sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &["holds no WAL", "-X stream"]);
+    out.assert_stopped_by(rehearse::error::ErrorKind::BackupInvalid);
+}
