@@ -189,3 +189,92 @@ fn a_backup_without_its_wal_is_bad_input_and_leaves_nothing() {
     let out = sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &["holds no WAL", "-X stream"]);
     out.assert_stopped_by(rehearse::error::ErrorKind::BackupInvalid);
 }
+
+/// Production archiving its WAL into `archive` (owned by the server's user), as a PITR setup does.
+fn archiving(server: &mut OwnedServer, archive: &Path) {
+    std::fs::create_dir(archive).unwrap();
+    let status = Command::new("chown").args(["postgres:postgres", archive.to_str().unwrap()]).status().unwrap();
+    assert!(status.success());
+    server.sql("postgres", "ALTER SYSTEM SET archive_mode = on");
+    server.sql("postgres", &format!("ALTER SYSTEM SET archive_command = 'cp %p {}/%f'", archive.display()));
+    server.restart();
+}
+
+/// Every file of `dir` with its size and modification time.
+fn listing(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            (e.file_name().to_string_lossy().into_owned(), m.len(), m.modified().unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_point_in_time_target_excludes_a_later_change_and_the_archive_is_never_written() {
+    let mut server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let archive = sandbox.path().join("archive");
+    archiving(&mut server, &archive);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Ft", "-X", "stream"]);
+    server.sql("app", "INSERT INTO items VALUES (100001, 'before the target')");
+    let target = value(&server.conn, "app", "clock_timestamp()");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.sql("app", "INSERT INTO items VALUES (100002, 'after the target')");
+    // Hand the segment with both commits to the archive, and wait until it is there.
+    let segment = value(&server.conn, "app", "pg_walfile_name(pg_switch_wal())");
+    for _ in 0..100 {
+        if archive.join(&segment).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(archive.join(&segment).exists(), "{segment} was not archived");
+    let before = listing(&archive);
+    let scenario = scenario(
+        &sandbox,
+        &format!(
+            "basebackup: {}\n  restore_command: cp {}/%f %p\n  target_time: \"{target}\"",
+            backup.display(),
+            archive.display()
+        ),
+    );
+
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
+    out.assert_code(0);
+    let physical = out.report().dump.physical.expect("dump.physical");
+    assert_eq!(physical.target, rehearse::report::RecoveryTargetKind::Time);
+    assert!(physical.recovered_to.is_some(), "{physical:?}");
+    let (_, copy) = kept(&sandbox, "app");
+    let notes = "SELECT string_agg(note, ',' ORDER BY id) FROM items WHERE id > 100000";
+    assert_eq!(value(&copy, "app", notes), "before the target");
+    // The copy was promoted to a timeline of its own, and wrote nothing into production's archive.
+    assert_eq!(value(&copy, "app", "current_setting('archive_mode')"), "off");
+    assert_eq!(value(&copy, "app", "pg_is_in_recovery()"), "false");
+    remove_kept(&out, &sandbox);
+    assert_eq!(listing(&archive), before, "the archive changed");
+}
+
+#[test]
+fn a_backup_of_a_version_without_binaries_is_exit_4_naming_both_versions() {
+    let server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Fp", "-X", "fetch"]);
+    // A backup of a major version this machine has no binaries for.
+    std::fs::write(backup.join("PG_VERSION"), "11\n").unwrap();
+    let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_stopped_by(rehearse::error::ErrorKind::ServerBinariesMissing);
+    for expected in ["PostgreSQL 11 (its PG_VERSION)", "are PostgreSQL 15", "postgresql-11"] {
+        assert!(out.stderr.contains(expected), "expected {expected:?} in:\n{}", out.stderr);
+    }
+    sandbox.assert_no_leaks();
+}
