@@ -278,3 +278,32 @@ fn a_backup_of_a_version_without_binaries_is_exit_4_naming_both_versions() {
     }
     sandbox.assert_no_leaks();
 }
+
+#[test]
+fn sigint_during_recovery_leaves_no_server_no_data_directory_and_no_restore_command() {
+    let mut server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let archive = sandbox.path().join("archive");
+    archiving(&mut server, &archive);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Ft", "-X", "stream"]);
+    // A slow archive: each restore_command the recovering copy runs takes 20s.
+    let scenario = scenario(
+        &sandbox,
+        &format!("basebackup: {}\n  restore_command: sleep 20; cp {}/%f %p", backup.display(), archive.display()),
+    );
+    let started = std::time::Instant::now();
+    let out = crate::support::run_and_signal(
+        &sandbox,
+        &["run", scenario.to_str().unwrap()],
+        "recovery:",
+        nix::sys::signal::Signal::SIGINT,
+    );
+    out.assert_code(130);
+    assert!(started.elapsed().as_secs() < 20, "the recovery was stopped, not waited for");
+    let report = out.report();
+    assert_eq!(report.stopped_at_stage.map(|s| s.as_str()), Some("recovery"), "{}", out.stderr);
+    // No server, no data directory, no restore_command left sleeping (it inherits the run's TMPDIR).
+    sandbox.assert_no_leaks();
+}
