@@ -526,6 +526,7 @@ mod tests {
             started_at: time(&r.started_at),
             stages: r.stages.clone(),
             clone: r.dump.clone.clone(),
+            physical: r.dump.physical.clone(),
             restore: r.restore.clone(),
             server: Some(ServerFacts {
                 version: r.postgres.version.clone().expect("the demo has a version"),
