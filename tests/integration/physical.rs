@@ -120,6 +120,12 @@ fn a_tar_backup_with_streamed_wal_is_recovered_and_keeps_production_s_bloat() {
     assert!(stages.contains(&"copy".into()) && stages.contains(&"recovery".into()), "{stages:?}");
     assert!(!stages.contains(&"analyze".into()) && !stages.contains(&"restore".into()), "{stages:?}");
 
+    let markdown = out.markdown();
+    for expected in
+        ["recovered from the physical backup", "Recovered to: consistent", "present and untouched: postgres"]
+    {
+        assert!(markdown.contains(expected), "expected {expected:?} in:\n{markdown}");
+    }
     let (_, copy) = kept(&sandbox, "app");
     assert_eq!(value(&copy, "app", "current_setting('archive_mode')"), "off");
     assert_eq!(value(&copy, "app", "SELECT count(*) FROM items WHERE note = 'after the backup'"), "0");
