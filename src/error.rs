@@ -246,6 +246,16 @@ impl Error {
         }
     }
 
+    /// The same error, `suffix` appended to its message (what a log said, say).
+    pub fn context_after(self, suffix: impl std::fmt::Display) -> Self {
+        match self {
+            Error::Failed { kind, message, source } => {
+                Error::Failed { kind, message: format!("{message}{suffix}"), source }
+            }
+            Error::Interrupted => Error::Interrupted,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         self.kind().exit_code()
     }

@@ -123,8 +123,9 @@ pub fn refused_target(log: &str, target: &str) -> Option<Error> {
     }
     if has("could not locate required checkpoint record") || has("could not find redo location") {
         return Some(ErrorKind::BackupInvalid.error(
-            "the backup's WAL is missing (the checkpoint its backup_label names is not in pg_wal or the archive): \
-             take the backup with `-X stream` or `-X fetch`, or give physical.restore_command for the archive",
+            "the backup's WAL is missing (the checkpoint its backup_label names is not in pg_wal, and \
+             physical.restore_command, if any, did not fetch it: see the log below): take the backup with \
+             `-X stream` or `-X fetch`, or give a physical.restore_command that reads the archive",
         ));
     }
     None

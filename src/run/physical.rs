@@ -193,7 +193,11 @@ async fn recover(
             RecoveryTarget::Lsn(l) => Some(("recovery_target_lsn", l.clone())),
             _ => None,
         },
-        restore_command: plan.restore_command.clone(),
+        // `{datadir}` too: pgBackRest's archive-get checks its --pg1-path is the server's directory.
+        restore_command: plan
+            .restore_command
+            .as_ref()
+            .map(|c| c.replace("{datadir}", &cluster.data_path().display().to_string())),
         // Crash recovery replays the backup's own pg_wal to its end; the archive or a target needs archive recovery.
         archive_recovery: plan.restore_command.is_some() || plan.target.value().is_some(),
     };
@@ -204,7 +208,13 @@ async fn recover(
         let target = plan.target.value().unwrap_or("the end of the WAL");
         return Err(match e {
             Error::Interrupted => Error::Interrupted,
-            e => backup::refused_target(&log, target).unwrap_or_else(|| as_recovery_failure(e)),
+            e => match backup::refused_target(&log, target) {
+                // The log's tail says what the server (and its restore_command) tried.
+                Some(refused) => {
+                    refused.context_after(format!("; server log:\n{}", crate::sys::text::last_lines(&log, 10)))
+                }
+                None => as_recovery_failure(e),
+            },
         });
     }
     cluster.rehearse_database(&plan.database);

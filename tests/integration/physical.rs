@@ -313,3 +313,84 @@ fn sigint_during_recovery_leaves_no_server_no_data_directory_and_no_restore_comm
     // No server, no data directory, no restore_command left sleeping (it inherits the run's TMPDIR).
     sandbox.assert_no_leaks();
 }
+
+/// `pgbackrest ARGS` as the server's user, with `conf` and the superuser's password (for stanza-create, backup).
+fn pgbackrest(server: &OwnedServer, conf: &Path, args: &[&str]) {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--", "pgbackrest", &format!("--config={}", conf.display()), "--stanza=main"])
+        .args(args)
+        .env("PGPASSWORD", server.conn.password.expose())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pgbackrest {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_pgbackrest_backup_is_restored_by_its_command_and_recovered_from_its_repository() {
+    if !Path::new("/usr/bin/pgbackrest").exists() {
+        panic!("pgbackrest is not installed: `make deps` installs it");
+    }
+    let mut server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let repo = sandbox.path().join("pgbackrest");
+    for dir in ["repo", "log", "lock"] {
+        std::fs::create_dir_all(repo.join(dir)).unwrap();
+    }
+    let data = value(&server.conn, "postgres", "current_setting('data_directory')");
+    let conf = repo.join("pgbackrest.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\nrepo1-path={r}/repo\nlog-path={r}/log\nlock-path={r}/lock\nstart-fast=y\n\
+             log-level-console=warn\n[main]\npg1-path={data}\npg1-socket-path={socket}\npg1-port={port}\npg1-user=rehearse\n",
+            r = repo.display(),
+            socket = server.conn.host,
+            port = server.conn.port,
+        ),
+    )
+    .unwrap();
+    assert!(Command::new("chown")
+        .args(["-R", "postgres:postgres", repo.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    server.sql("postgres", "ALTER SYSTEM SET archive_mode = on");
+    server.sql(
+        "postgres",
+        &format!(
+            "ALTER SYSTEM SET archive_command = 'pgbackrest --config={} --stanza=main archive-push %p'",
+            conf.display()
+        ),
+    );
+    server.restart();
+    pgbackrest(&server, &conf, &["stanza-create"]);
+    pgbackrest(&server, &conf, &["--type=full", "backup"]);
+    let source_sizes = value(&server.conn, "app", RELATION_SIZES);
+    let before = listing(&repo.join("repo/archive/main"));
+
+    let scenario = scenario(
+        &sandbox,
+        &format!(
+            "restore: pgbackrest --config={c} --stanza=main --pg1-path={{datadir}} restore\n  \
+             restore_command: pgbackrest --config={c} --stanza=main --pg1-path={{datadir}} archive-get %f \"%p\"",
+            c = conf.display()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
+    out.assert_code(0);
+    let physical = out.report().dump.physical.expect("dump.physical");
+    assert_eq!(physical.kind, rehearse::report::PhysicalKind::RestoreCommand);
+    assert_eq!(physical.source, "pgbackrest", "the program only, never its arguments");
+    let (_, copy) = kept(&sandbox, "app");
+    assert_eq!(value(&copy, "app", RELATION_SIZES), source_sizes);
+    assert_eq!(value(&copy, "app", "current_setting('archive_mode')"), "off");
+    remove_kept(&out, &sandbox);
+    // The repository's archive holds what it held: the promoted copy pushed nothing.
+    assert_eq!(listing(&repo.join("repo/archive/main")), before);
+}
