@@ -394,3 +394,16 @@ fn a_pgbackrest_backup_is_restored_by_its_command_and_recovered_from_its_reposit
     // The repository's archive holds what it held: the promoted copy pushed nothing.
     assert_eq!(listing(&repo.join("repo/archive/main")), before);
 }
+
+#[test]
+fn a_recovery_target_before_the_backup_s_end_is_bad_input_and_leaves_nothing() {
+    let server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Fp", "-X", "fetch"]);
+    // The very start of the WAL: long before the backup's checkpoint.
+    let scenario = scenario(&sandbox, &format!("basebackup: {}\n  target_lsn: 0/1000000", backup.display()));
+    let out = sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &["lies before the end of the backup"]);
+    out.assert_stopped_by(rehearse::error::ErrorKind::BackupInvalid);
+}
