@@ -407,3 +407,31 @@ fn a_recovery_target_before_the_backup_s_end_is_bad_input_and_leaves_nothing() {
     let out = sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &["lies before the end of the backup"]);
     out.assert_stopped_by(rehearse::error::ErrorKind::BackupInvalid);
 }
+
+#[test]
+fn a_postgresql_18_backup_recovers_on_18_s_binaries_and_is_exit_4_on_15_s() {
+    let pg18 = crate::postgres18::pg18_bin();
+    let server = OwnedServer::start_with(Some(Path::new(&pg18)));
+    server.sql("postgres", "CREATE DATABASE app");
+    server.sql("app", BLOATED);
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Ft", "-X", "stream"]);
+    let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
+    let fifteen = crate::support::pg_bin_dir();
+
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--pg-bin", &fifteen]);
+    out.assert_stopped_by(rehearse::error::ErrorKind::ServerBinariesMissing);
+    for expected in ["PostgreSQL 18 (its PG_VERSION)", "are PostgreSQL 15", "postgresql-18"] {
+        assert!(out.stderr.contains(expected), "expected {expected:?} in:\n{}", out.stderr);
+    }
+    sandbox.assert_no_leaks();
+
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--pg-bin", &pg18]);
+    out.assert_code(0);
+    let report = out.report();
+    assert!(report.postgres.version.as_deref().is_some_and(|v| v.starts_with("18")), "{:?}", report.postgres);
+    assert_eq!(report.dump.physical.and_then(|p| p.pg_version).as_deref(), Some("18"));
+    sandbox.assert_no_leaks();
+}
