@@ -53,9 +53,10 @@ one_scale() { # scale: appends one JSON line to $WORK/rows.jsonl
   runbook="$(python3 -c "print(round($t1 - $t0, 2))")"
   stop_staging
 
-  # A rewrite of the bloated table: a volatile default rewrites every row (PostgreSQL 11+).
+  # A rewrite of the bloated table: a volatile default rewrites every row (PostgreSQL 11+);
+  # numbered after the demo history the dump has already applied.
   echo "ALTER TABLE $table ADD COLUMN bench_rewrite float8 NOT NULL DEFAULT random();" \
-    > "$dir/migrations/0001_rewrite.sql"
+    > "$dir/migrations/9001_bench_rewrite.sql"
   local kind
   for kind in logical physical; do
     local source
