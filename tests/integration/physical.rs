@@ -435,3 +435,36 @@ fn a_postgresql_18_backup_recovers_on_18_s_binaries_and_is_exit_4_on_15_s() {
     assert_eq!(report.dump.physical.and_then(|p| p.pg_version).as_deref(), Some("18"));
     sandbox.assert_no_leaks();
 }
+
+#[test]
+fn a_physical_scenario_that_contradicts_itself_is_bad_input_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let dir = sandbox.path().join("backup");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("PG_VERSION"), "15\n").unwrap();
+    let cases = [
+        (format!("name: t\nphysical:\n  basebackup: {}\npostgres:\n  backend: local\n", dir.display()), "database: NAME"),
+        (
+            format!("name: t\ndump: x.dump\nphysical:\n  basebackup: {}\ndatabase: app\n", dir.display()),
+            "would be unused",
+        ),
+        (
+            format!(
+                "name: t\nphysical:\n  basebackup: {}\ndatabase: app\npostgres:\n  settings:\n    archive_command: cp %p /x\n",
+                dir.display()
+            ),
+            "postgres.settings.archive_command is refused on a physical copy",
+        ),
+        (format!("name: t\ndatabase: app\ndump: {}\n", crate::support::tiny_demo_dump().display()), "there is no `physical:`"),
+        (
+            format!("name: t\nphysical:\n  basebackup: {}\n  target: latest\ndatabase: app\n", dir.display()),
+            "no physical.restore_command",
+        ),
+        (format!("name: t\nphysical:\n  basebackup: {}/nope\ndatabase: app\n", dir.display()), "does not exist"),
+    ];
+    for (yaml, expected) in cases {
+        let scenario = sandbox.write("bad.yaml", &format!("{yaml}migrations:\n  tool: sql\n  dir: migrations\n"));
+        sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &[expected]);
+    }
+}
