@@ -468,3 +468,22 @@ fn a_physical_scenario_that_contradicts_itself_is_bad_input_before_anything_runs
         sandbox.rehearse_bad_input(&["run", scenario.to_str().unwrap()], &[expected]);
     }
 }
+
+#[test]
+fn sigint_during_the_copy_leaves_no_data_directory_and_no_restore_command() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    // A backup tool's restore that takes its time.
+    let scenario = scenario(&sandbox, "restore: sleep 30; touch {datadir}/PG_VERSION");
+    let started = std::time::Instant::now();
+    let out = crate::support::run_and_signal(
+        &sandbox,
+        &["run", scenario.to_str().unwrap()],
+        "copy:",
+        nix::sys::signal::Signal::SIGINT,
+    );
+    out.assert_code(130);
+    assert!(started.elapsed().as_secs() < 30, "the restore command was stopped, not waited for");
+    assert_eq!(out.report().stopped_at_stage.map(|s| s.as_str()), Some("copy"), "{}", out.stderr);
+    sandbox.assert_no_leaks();
+}
