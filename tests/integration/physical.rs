@@ -126,6 +126,7 @@ fn a_tar_backup_with_streamed_wal_is_recovered_and_keeps_production_s_bloat() {
     {
         assert!(markdown.contains(expected), "expected {expected:?} in:\n{markdown}");
     }
+    assert!(out.stderr.contains("dbname=app"), "--keep says how to reach the rehearsed database:\n{}", out.stderr);
     let (_, copy) = kept(&sandbox, "app");
     assert_eq!(value(&copy, "app", "current_setting('archive_mode')"), "off");
     assert_eq!(value(&copy, "app", "SELECT count(*) FROM items WHERE note = 'after the backup'"), "0");

@@ -405,7 +405,7 @@ impl LocalCluster {
              (the password is in {root}/pgpass). Stop and delete it with:\n  \
              {as_user}{pg_ctl} -D {root}/data stop && rm -rf {root}",
             root = self.root.display(),
-            conn = self.conn.masked(DATABASE),
+            conn = self.conn.masked(&self.conn.dbname),
             pg_ctl = self.bin.tool("pg_ctl").display(),
         )
     }
