@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort demo-rollback test test-fast fuzz bench bench-load bench-estimate bench-corpus bench-tracing clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort demo-rollback test test-fast fuzz bench bench-physical bench-load bench-estimate bench-corpus bench-tracing clean
 
 deps:
 	@scripts/deps.sh
@@ -133,6 +133,10 @@ bench: build
 # What the load generator (`load:`) costs the migrations and which rate it reaches here; writes bench/LOAD.md.
 bench-load: build
 	bench/load.sh
+
+# A cold rehearsal on a physical backup vs the logical restore, at two sizes, and a bloated table's fidelity; writes bench/PHYSICAL.md.
+bench-physical: build
+	bench/physical.sh
 
 # Tracing's cost on an Alembic revision of 10,000 statements (untraced, traced, observed, by hand); writes bench/TRACING.md.
 bench-tracing: build

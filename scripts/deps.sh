@@ -82,6 +82,9 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v git >/dev/null 2>&1 || missing+=(git)
 have_venv || missing+=(python3-venv)
+# pgBackRest, for physical.restore's tests (a local repository): Debian's
+# package puts the one binary in /usr/bin.
+any_file /usr/bin/pgbackrest || missing+=(pgbackrest)
 
 # Debian's name for PostgreSQL 15's server, or Ubuntu's default one.
 pg_package() {

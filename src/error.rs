@@ -58,6 +58,9 @@ closed_set! {
         DumpUnsupported = "dump_unsupported",
         /// pg_restore or psql could not restore the dump.
         DumpRejected = "dump_rejected",
+        /// The physical source (`physical:`) is not a base backup, lacks its
+        /// WAL, or its recovery target cannot be reached from it.
+        BackupInvalid = "backup_invalid",
         /// The migrations cannot run as given: a misnamed, clashing or unreadable
         /// file, an unknown placeholder, a dirty or unreadable history table, a
         /// database at a revision the tree lacks, a `migrations.target` that
@@ -106,6 +109,9 @@ closed_set! {
         /// connected elsewhere, read another history, never opened a session on
         /// the copy, or the copy's history did not move.
         WrongDatabase = "wrong_database",
+        /// The copy of a physical backup did not recover: the server stopped
+        /// during WAL replay, or the restore command failed.
+        RecoveryFailed = "recovery_failed",
         /// No room for the restore, up front or when the disk filled during it.
         DiskFull = "disk_full",
         /// The dump creates an extension the server does not have installed.
@@ -139,8 +145,8 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             ScenarioInvalid | ArgumentsInvalid | UrlInvalid | TlsRequested | DumpUnreadable | DumpUnsupported
-            | DumpRejected | MigrationsInvalid | BaselineInvalid | StatisticsInvalid | AppQueriesInvalid
-            | WorkloadInvalid | ReportDirInvalid | OtherBadInput => exit::BAD_INPUT,
+            | DumpRejected | BackupInvalid | MigrationsInvalid | BaselineInvalid | StatisticsInvalid
+            | AppQueriesInvalid | WorkloadInvalid | ReportDirInvalid | OtherBadInput => exit::BAD_INPUT,
             ServerBinariesMissing
             | DockerUnavailable
             | ImageUnavailable
@@ -149,6 +155,7 @@ impl ErrorKind {
             | ConnectionFailed
             | MigrationToolMissing
             | WrongDatabase
+            | RecoveryFailed
             | DiskFull
             | ExtensionMissing
             | CatalogReadFailed
@@ -234,6 +241,16 @@ impl Error {
         match self {
             Error::Failed { kind, message, source } => {
                 Error::Failed { kind, message: format!("{prefix}: {message}"), source }
+            }
+            Error::Interrupted => Error::Interrupted,
+        }
+    }
+
+    /// The same error, `suffix` appended to its message (what a log said, say).
+    pub fn context_after(self, suffix: impl std::fmt::Display) -> Self {
+        match self {
+            Error::Failed { kind, message, source } => {
+                Error::Failed { kind, message: format!("{message}{suffix}"), source }
             }
             Error::Interrupted => Error::Interrupted,
         }

@@ -90,3 +90,9 @@ fn postgres_needs_every_tool_and_pg_stat_statements() {
     // Without pg_basebackup, which starts the standby (observe.standby).
     assert!(with(&[&without("pg_basebackup"), &LIBCLANG_DEV]).iter().any(|p| p.starts_with("postgresql")));
 }
+
+#[test]
+fn pgbackrest_is_asked_for_until_its_binary_is_there() {
+    assert!(with(&[&PG15, &LIBCLANG_DEV]).contains(&"pgbackrest".to_string()));
+    assert!(!with(&[&PG15, &LIBCLANG_DEV, &["/usr/bin/pgbackrest*"]]).contains(&"pgbackrest".to_string()));
+}

@@ -95,6 +95,30 @@ impl Throwaway {
         Ok(Throwaway { server, limitations, standby: None })
     }
 
+    /// A private directory for a physical backup's copy (local backend
+    /// only): nothing copied or started yet, but cleaned up like a server.
+    pub fn provision_physical(plan: &BackendPlan) -> Result<Throwaway> {
+        match plan {
+            BackendPlan::Local { bin } => Ok(Throwaway {
+                server: Server::Local(LocalCluster::for_physical(bin.clone())?),
+                limitations: Vec::new(),
+                standby: None,
+            }),
+            other => Err(crate::error::Error::environment(format!(
+                "a physical backup is recovered by the local backend, not {}",
+                other.name()
+            ))),
+        }
+    }
+
+    /// The local backend's cluster (a physical copy is made in it).
+    pub fn local_cluster_mut(&mut self) -> Option<&mut LocalCluster> {
+        match &mut self.server {
+            Server::Local(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Starts a copy of a snapshot cache entry (local backend only).
     pub async fn provision_from_snapshot(
         plan: &BackendPlan,

@@ -61,6 +61,14 @@ pub async fn backend_pid(client: &Client) -> Result<i32, Error> {
     Ok(client.query_one("/*rehearse*/ SELECT pg_backend_pid()", &[]).await?.get(0))
 }
 
+/// Every database but the templates, by name (`pg_database`; PostgreSQL 15 and 18).
+pub async fn database_names(client: &Client) -> Result<Vec<String>, Error> {
+    let rows = client
+        .query("/*rehearse*/ SELECT datname::text FROM pg_database WHERE NOT datistemplate ORDER BY datname", &[])
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Size of the current database (`pg_database_size`).
 pub async fn database_size(client: &Client) -> Result<i64, Error> {
     Ok(client.query_one("SELECT pg_database_size(current_database())", &[]).await?.get(0))

@@ -11,6 +11,7 @@ pub mod drift;
 mod hazards;
 mod load;
 mod migrations;
+pub mod physical;
 pub mod platform;
 pub mod production;
 mod race;
@@ -47,6 +48,8 @@ pub struct Plan {
     pub scenario_path: PathBuf,
     /// The dump to restore; None on the clone backend, whose data is already on the server.
     pub dump: Option<DumpFile>,
+    /// Production's physical backup, recovered instead of a dump (`physical:`).
+    pub physical: Option<physical::PhysicalPlan>,
     pub backend: BackendPlan,
     pub restore_jobs: u32,
     /// The scenario's prod-like settings, in file order (sorted by name).
@@ -204,6 +207,7 @@ struct Inputs {
     name: String,
     clone: Option<ClonePlan>,
     dump: Option<DumpFile>,
+    physical: Option<physical::PhysicalPlan>,
     migrations: Vec<SourcePlan>,
     report: ReportPlan,
     settings: Vec<(String, String)>,
@@ -227,6 +231,7 @@ impl Inputs {
         });
         let clone = clone_plan(&s, &origin)?;
         let dump = dump_file(&s, overrides, &origin)?;
+        let physical = physical::plan(&s, &origin, overrides.pg_bin.is_some() || s.postgres.pg_bin.is_some())?;
         let migrations = migrations::scan_all(&s.migrations, &origin)?;
         let estimate = estimator(&s, &origin)?;
         let settings: Vec<(String, String)> =
@@ -236,6 +241,7 @@ impl Inputs {
         Ok(Inputs {
             clone,
             dump,
+            physical,
             report: report::plan(&s.report, &name, overrides, &origin)?,
             settings: match &production {
                 Some(p) => p.merged_settings(&settings),
@@ -266,6 +272,14 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
     let (s, origin) = (&i.s, &i.origin);
     let dump = i.dump.as_ref();
     let mut backend = choose_backend(s, overrides, origin, dump, i.clone, &i.settings, cancel).await?;
+    if i.physical.is_some() && !matches!(backend, BackendPlan::Local { .. }) {
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
+            "{}: `physical:` is recovered by the local backend, and this run would use the {} backend: \
+             drop --url/--image, or install PostgreSQL's server binaries (`make deps`)",
+            origin.shown(),
+            backend.name()
+        )));
+    }
     if let (BackendPlan::Url(p), Some(command)) = (&mut backend, &s.postgres.password_command) {
         let server = p.server.clone();
         p.server =
@@ -292,7 +306,9 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
     }
     // Last: a report directory that does not exist yet is made, and only for a run that starts.
     report::check_room(&i.report)?;
-    let cache = (!overrides.no_cache && Throwaway::caches(&backend)).then(SnapshotCache::locate);
+    // A physical copy is not cached yet: its key would be the backup's identity (label, start LSN, target).
+    let cache =
+        (!overrides.no_cache && i.physical.is_none() && Throwaway::caches(&backend)).then(SnapshotCache::locate);
     let server_version = match &backend {
         BackendPlan::Local { bin } => bin.version.clone(),
         // The docker backend keys its cache by the image's id, read when the run starts.
@@ -302,6 +318,7 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         name: i.name,
         scenario_path: i.origin.path.clone(),
         dump: i.dump,
+        physical: i.physical,
         backend,
         restore_jobs: s.postgres.restore_jobs.unwrap_or_else(default_restore_jobs).max(1),
         settings: i.settings,
@@ -340,6 +357,17 @@ fn dump_file(s: &Scenario, overrides: &Overrides, origin: &Origin) -> Result<Opt
         (None, Some(d)) => Some(origin.in_scenario(d.as_str())),
         (None, None) => None,
     };
+    if s.physical.is_some() {
+        return match path {
+            None => Ok(None),
+            Some(path) => Err(ErrorKind::ScenarioInvalid.error(format!(
+                "{}: `physical:` is the data to rehearse on, so the dump {} would be unused: remove `dump:` \
+                 (or --dump), or `physical:`",
+                origin.shown(),
+                path.display()
+            ))),
+        };
+    }
     let clone = s.postgres.backend == BackendKind::Clone;
     match (path, clone) {
         (Some(path), false) => Ok(Some(DumpFile { format: DumpFormat::detect(&path)?, path })),

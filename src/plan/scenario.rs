@@ -25,6 +25,10 @@ pub struct Scenario {
     pub name: Option<String>,
     /// The dump to restore; `--dump` overrides it.
     pub dump: Option<EnvString>,
+    /// Production's physical backup, recovered instead of restoring a dump (`docs/restore.md`).
+    pub physical: Option<PhysicalSection>,
+    /// The database to rehearse on a physical copy (it holds all of production's).
+    pub database: Option<String>,
     #[serde(default)]
     pub postgres: PostgresSection,
     /// One source, or a list of apps' sources on the same database.
@@ -61,6 +65,24 @@ pub struct Scenario {
     pub rollback: Option<RollbackSection>,
     /// Production's migration role and settings (`rehearse stats --role`), reproduced on the copy.
     pub production: Option<ProductionSection>,
+}
+
+/// `physical:`: a base backup (or a backup tool's restore) and how far to recover it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhysicalSection {
+    /// A `pg_basebackup` output: a `-Fp` directory, or a `-Ft` directory or `base.tar[.gz]`.
+    pub basebackup: Option<EnvString>,
+    /// A command that fills `{datadir}` with a backup (pgBackRest, WAL-G).
+    pub restore: Option<EnvString>,
+    /// The archive's `restore_command` (`%f`, `%p`), for WAL beyond the backup's own.
+    pub restore_command: Option<EnvString>,
+    /// Recover up to this time (`recovery_target_time`), then promote.
+    pub target_time: Option<String>,
+    /// Recover up to this WAL location (`recovery_target_lsn`), then promote.
+    pub target_lsn: Option<String>,
+    /// `latest`: recover to the end of the archive (the default with a `restore_command`).
+    pub target: Option<String>,
 }
 
 /// `production:`: what `rehearse stats --role` recorded, and what of it the copy takes.

@@ -11,6 +11,10 @@ closed_set! {
     pub enum Stage {
         Provision = "provision",
         Restore = "restore",
+        /// A physical backup copied into the private data directory (`physical:`).
+        Copy = "copy",
+        /// WAL replayed on the copy to its target, then promoted (`physical:`).
+        Recovery = "recovery",
         Analyze = "analyze",
         Snapshot = "snapshot",
         Prepare = "prepare",

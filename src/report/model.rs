@@ -567,6 +567,12 @@ pub struct DumpInfo {
     /// not a restore of `path` (then empty); null on the other backends.
     #[serde(default)]
     pub clone: Option<CloneSource>,
+    /// Where the data came from: `logical` (a dump), `physical` (a backup), `clone`.
+    #[serde(default)]
+    pub source: super::DumpSource,
+    /// The physical backup and its recovery (`physical:`); null otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical: Option<super::PhysicalInfo>,
 }
 
 /// Where the clone backend's data came from.

@@ -22,6 +22,8 @@ pub struct Rehearsal {
     pub stages: Vec<StageTime>,
     /// Provision: where the clone backend's data came from.
     pub clone: Option<CloneSource>,
+    /// Copy and recovery: the physical backup the data came from.
+    pub physical: Option<super::PhysicalInfo>,
     /// Restore, or the snapshot cache it came from, and whether it was saved there.
     pub restore: RestoreInfo,
     /// Prepare: the server and the data restored into it.
@@ -212,6 +214,7 @@ impl Rehearsal {
             started_at: SystemTime::now(),
             stages: Vec::new(),
             clone: None,
+            physical: None,
             restore: RestoreInfo::default(),
             server: None,
             dump_file: None,
@@ -357,6 +360,12 @@ pub fn build(r: &Rehearsal) -> Report {
             tables: server.map(|s| s.tables.clone()).unwrap_or_default(),
             database_bytes: server.map(|s| s.database_bytes),
             clone: r.clone.clone(),
+            source: match (&r.clone, &r.physical) {
+                (Some(_), _) => super::DumpSource::Clone,
+                (None, Some(_)) => super::DumpSource::Physical,
+                (None, None) => super::DumpSource::Logical,
+            },
+            physical: r.physical.clone(),
         },
         restore: r.restore.clone(),
         stages: r.stages.clone(),
@@ -521,6 +530,7 @@ mod tests {
             started_at: time(&r.started_at),
             stages: r.stages.clone(),
             clone: r.dump.clone.clone(),
+            physical: r.dump.physical.clone(),
             restore: r.restore.clone(),
             server: Some(ServerFacts {
                 version: r.postgres.version.clone().expect("the demo has a version"),

@@ -2,6 +2,7 @@
 //! `pg_restore -j` or `psql` streaming it in; the room it needs is checked
 //! before the run starts (`space.rs`).
 
+pub mod physical;
 pub mod roles;
 pub mod space;
 

@@ -14,6 +14,7 @@ mod abort;
 mod backup;
 mod drift;
 mod outcome;
+mod physical;
 mod platform;
 mod production;
 mod proof;
@@ -105,6 +106,9 @@ async fn stages(
 }
 
 async fn provision(plan: &Plan, snapshot: Option<&SnapshotPlan>, cancel: &CancellationToken) -> Result<Throwaway> {
+    if plan.physical.is_some() {
+        return Throwaway::provision_physical(&plan.backend);
+    }
     match snapshot.and_then(|s| s.hit.as_ref()) {
         Some(entry) => Throwaway::provision_from_snapshot(&plan.backend, entry, cancel).await,
         None => Throwaway::provision(&plan.backend, cancel).await,
@@ -120,6 +124,7 @@ async fn on_server(
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     match (snapshot.and_then(|s| s.hit.as_ref()), &plan.dump) {
+        _ if plan.physical.is_some() => physical::stages(p, server, plan.physical.as_ref().expect("checked")).await?,
         // A clone holds production's data, statistics included: nothing to restore or analyze.
         (_, None) => {}
         (Some(entry), _) => {

@@ -28,6 +28,7 @@ mod image;
 mod kubernetes;
 mod load_input;
 mod observe;
+mod physical;
 mod plan_errors;
 mod platform;
 mod postgres18;

@@ -11,8 +11,10 @@
 //! plus removing the dir, with `Drop` as a backstop.
 
 mod binaries;
+mod physical;
 
 pub use binaries::*;
+pub use physical::RecoverySettings;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -403,7 +405,7 @@ impl LocalCluster {
              (the password is in {root}/pgpass). Stop and delete it with:\n  \
              {as_user}{pg_ctl} -D {root}/data stop && rm -rf {root}",
             root = self.root.display(),
-            conn = self.conn.masked(DATABASE),
+            conn = self.conn.masked(&self.conn.dbname),
             pg_ctl = self.bin.tool("pg_ctl").display(),
         )
     }
@@ -470,7 +472,7 @@ pub(crate) fn write_private(path: &Path, content: &str) -> Result<()> {
 /// `cp -a --reflink=auto`: a copy-on-write clone where the filesystem can
 /// (btrfs, XFS), a plain copy elsewhere; ownership and modes are kept, so a
 /// data dir owned by `postgres` stays usable by the server.
-async fn copy_tree(from: &Path, to: &Path, cancel: &CancellationToken) -> Result<()> {
+pub(crate) async fn copy_tree(from: &Path, to: &Path, cancel: &CancellationToken) -> Result<()> {
     ChildCommand::new("cp")
         .args(["-a", "--reflink=auto"])
         .arg(from)

@@ -7,6 +7,7 @@ mod estimate;
 mod hazards;
 mod load;
 mod migration;
+mod physical;
 mod race;
 mod rollback;
 mod sources;
@@ -72,9 +73,10 @@ fn headline(w: &mut String, r: &Report) {
         put!(w, "**{}.**\n", summary::capitalize(&heading));
         bullets(w, None, &summary::regression_lines(r, true));
     }
-    let data = match &r.dump.clone {
-        Some(c) => format!("on a clone made by `create` (`{}`)", c.create),
-        None => format!("restored from `{}`", r.dump.path),
+    let data = match (&r.dump.clone, &r.dump.physical) {
+        (Some(c), _) => format!("on a clone made by `create` (`{}`)", c.create),
+        (None, Some(p)) => physical::origin(p),
+        (None, None) => format!("restored from `{}`", r.dump.path),
     };
     put!(
         w,
@@ -287,6 +289,9 @@ fn dump(w: &mut String, r: &Report) {
     put!(w, "## Dump\n");
     if let Some(c) = &r.dump.clone {
         return clone_source(w, r, c);
+    }
+    if let Some(p) = &r.dump.physical {
+        return physical::source(w, r, p);
     }
     put!(w, "- Path: `{}`", r.dump.path);
     if let Some(f) = r.dump.format {
