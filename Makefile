@@ -50,8 +50,8 @@ build: deps
 	$(CARGO) build --locked
 
 # Exits 1 by design: at production's scale three statements outlast its migration role's statement_timeout.
-# The demo ends BUDGET EXCEEDED (exit 1) on purpose: at production's scale two
-# statements outlast its migration role's statement_timeout. Any other exit is a failure.
+# The demo ends BUDGET EXCEEDED (exit 1) on purpose: at production's scale its
+# rewrites outlast its migration role's statement_timeout (30s). Any other exit is a failure.
 demo: build
 	$(REHEARSE) run scenarios/demo.yaml || [ $$? -eq 1 ]
 

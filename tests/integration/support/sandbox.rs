@@ -194,6 +194,25 @@ impl RunOutput {
         self
     }
 
+    /// The demo's verdict (scenarios/demo.yaml and its variants): every
+    /// migration applied, and the only breaches production's
+    /// statement_timeout (30s for its migration role, in
+    /// snapshots/demo-prod-stats.json) reached at 50× by the rewrites and the
+    /// backfill; how many depends on this machine's speed, so exit 0 with
+    /// none and exit 1 with some.
+    pub fn assert_demo_verdict(&self) -> Report {
+        use rehearse::report::{BudgetKey, MigrationStatus, RunStatus};
+        let report = self.report();
+        assert!(report.migrations.iter().all(|m| m.status == MigrationStatus::Applied), "{}", self.stdout);
+        let breaches: Vec<_> = report.migrations.iter().flat_map(|m| &m.breaches).collect();
+        assert!(breaches.iter().all(|b| b.budget == BudgetKey::StatementTimeout), "{breaches:?}");
+        match breaches.is_empty() {
+            true => assert_eq!((self.code, report.status), (0, RunStatus::Passed), "{}", self.stderr),
+            false => assert_eq!((self.code, report.status), (1, RunStatus::BudgetExceeded), "{}", self.stderr),
+        }
+        report
+    }
+
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
