@@ -184,14 +184,14 @@ fn the_same_backup_recovers_once_then_starts_from_the_snapshot_cache_and_a_new_b
     let backup = sandbox.path().join("backup");
     basebackup(&server, &backup, &["-Ft", "-X", "stream", "--label", "nightly"]);
     let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
-    let cold = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    let cold = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache"]);
     cold.assert_code(0);
     let cold = cold.report();
     let (status, key) = cache_of(&cold);
     assert_eq!(status, Some("saved"), "{:?}", stages_of(&cold));
     assert!(stages_of(&cold).contains(&"snapshot".into()));
 
-    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep", "--use-cache"]);
     out.assert_code(0);
     let warm = out.report();
     assert_eq!(cache_of(&warm), (Some("hit"), key.clone()), "the same backup and target: a hit");
@@ -217,7 +217,7 @@ fn the_same_backup_recovers_once_then_starts_from_the_snapshot_cache_and_a_new_b
     server.sql("app", "INSERT INTO items VALUES (100001, 'tonight')");
     std::fs::remove_dir_all(&backup).unwrap();
     basebackup(&server, &backup, &["-Ft", "-X", "stream", "--label", "nightly"]);
-    let next = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    let next = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache"]);
     next.assert_code(0);
     let next = next.report();
     let (status, new_key) = cache_of(&next);
@@ -443,7 +443,7 @@ fn a_pgbackrest_backup_is_restored_by_its_command_and_recovered_from_its_reposit
             c = conf.display()
         ),
     );
-    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep", "--use-cache"]);
     out.assert_code(0);
     let report = out.report();
     assert_eq!(cache_of(&report), (None, None), "the backup tool's restore is never cached");
