@@ -8,7 +8,9 @@
 //! An entry is keyed by the dump's sha256, the server's identity (the local
 //! binaries' exact version, or the docker image's id) and the cache layout
 //! version; anything else the scenario changes (settings, migrations) is
-//! applied after the entry is used. An entry is complete only when its
+//! applied after the entry is used. A physical copy's entry (recovered, not
+//! restored) is keyed the same way, with the backup's identity and recovery
+//! target in the dump's place (`run::physical_cache`). An entry is complete only when its
 //! `COMPLETE` file exists (written last), and its manifest records the data
 //! dir's file count and bytes, so a half-written or truncated entry is
 //! detected and rebuilt, never used (an image entry is checked against the
@@ -65,6 +67,9 @@ pub struct Manifest {
     /// The docker backend's snapshot image id; None for a local data dir copy.
     #[serde(default)]
     pub image: Option<String>,
+    /// A physical copy's backup and recovery, as its report said when the entry was made.
+    #[serde(default)]
+    pub physical: Option<crate::report::PhysicalInfo>,
 }
 
 #[derive(Debug, Clone)]

@@ -111,6 +111,19 @@ impl Throwaway {
         }
     }
 
+    /// Starts a copy of a snapshot cache entry of a recovered physical copy,
+    /// on `bin`: the binaries of the backup's major version it was recovered with.
+    pub async fn provision_physical_from_snapshot(
+        bin: &PgBin,
+        entry: &cache::Entry,
+        cancel: &CancellationToken,
+    ) -> Result<Throwaway> {
+        let password = crate::sys::db::Secret::from(entry.manifest.password.clone());
+        let cluster =
+            LocalCluster::start_physical_from_snapshot(bin.clone(), &entry.data_dir(), password, cancel).await?;
+        Ok(Throwaway { server: Server::Local(cluster), limitations: Vec::new(), standby: None })
+    }
+
     /// The local backend's cluster (a physical copy is made in it).
     pub fn local_cluster_mut(&mut self) -> Option<&mut LocalCluster> {
         match &mut self.server {

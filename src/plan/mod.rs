@@ -297,7 +297,7 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
         }
         other => other,
     };
-    let (room, warnings) = match dump {
+    let (room, mut warnings) = match dump {
         Some(d) => room_for_restore(&backend, &d.path, d.format, cancel).await?,
         None => (None, Vec::new()),
     };
@@ -306,9 +306,10 @@ async fn environment(i: Inputs, overrides: &Overrides, cancel: &CancellationToke
     }
     // Last: a report directory that does not exist yet is made, and only for a run that starts.
     report::check_room(&i.report)?;
-    // A physical copy is not cached yet: its key would be the backup's identity (label, start LSN, target).
-    let cache =
-        (!overrides.no_cache && i.physical.is_none() && Throwaway::caches(&backend)).then(SnapshotCache::locate);
+    // A physical copy is keyed by the backup's identity (run/physical_cache.rs), when it has one before the copy.
+    let uncached = i.physical.as_ref().and_then(|p| p.uncached()).filter(|_| !overrides.no_cache);
+    warnings.extend(uncached.map(|why| format!("the snapshot cache is off for this run: {why}")));
+    let cache = (!overrides.no_cache && uncached.is_none() && Throwaway::caches(&backend)).then(SnapshotCache::locate);
     let server_version = match &backend {
         BackendPlan::Local { bin } => bin.version.clone(),
         // The docker backend keys its cache by the image's id, read when the run starts.

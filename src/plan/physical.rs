@@ -87,6 +87,29 @@ impl PhysicalPlan {
             PhysicalSource::Restore(c) => c.split_whitespace().next().unwrap_or("").to_string(),
         }
     }
+
+    /// Why the snapshot cache cannot keep this copy, if it cannot: the
+    /// cache is keyed by what makes the recovered copy what it is, read
+    /// before the copy, and these sources have no such key.
+    pub fn uncached(&self) -> Option<&'static str> {
+        if let PhysicalSource::Restore(_) = self.source {
+            // Keying after the restore would save the recovery only, the cheap part, at the cost of
+            // a second full copy on disk: not worth an entry.
+            return Some(
+                "physical.restore is not cached: the backup tool picks its backup (pgBackRest's newest set, \
+                 WAL-G's LATEST) only when its command runs, so which backup it is is known only once the \
+                 copy is made; each run restores again",
+            );
+        }
+        if self.target == RecoveryTarget::Latest {
+            return Some(
+                "a copy recovered to `latest` is not cached: the end of the archive moves as production \
+                 archives WAL, so a cached copy would be stale; name a point with physical.target_time or \
+                 target_lsn to cache it",
+            );
+        }
+        None
+    }
 }
 
 /// Settings a physical copy must never take from the scenario: they would
@@ -216,6 +239,25 @@ fn layout(path: &Path) -> Result<BackupLayout> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_base_backup_recovered_to_a_fixed_point_is_cached() {
+        let plan = |source, target| PhysicalPlan {
+            source,
+            restore_command: None,
+            target,
+            database: "app".into(),
+            pg_bin_named: false,
+        };
+        let base = PhysicalSource::BaseBackup(BaseBackup { path: "/backup".into(), layout: BackupLayout::Plain });
+        assert_eq!(plan(base.clone(), RecoveryTarget::Consistent).uncached(), None);
+        assert_eq!(plan(base.clone(), RecoveryTarget::Lsn("0/3000060".into())).uncached(), None);
+        assert!(plan(base, RecoveryTarget::Latest).uncached().is_some_and(|why| why.contains("latest")));
+        let restore = PhysicalSource::Restore("wal-g backup-fetch {datadir} LATEST".into());
+        assert!(plan(restore, RecoveryTarget::Consistent)
+            .uncached()
+            .is_some_and(|why| why.contains("physical.restore")));
+    }
 
     #[test]
     fn an_lsn_is_two_hexadecimal_numbers() {

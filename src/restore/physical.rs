@@ -33,6 +33,37 @@ impl BackupLabel {
     }
 }
 
+/// The text of the `backup_label` a base backup holds, read before it is
+/// copied: the file of a `-Fp` directory, or the member of a `-Ft` base tar.
+/// pg_basebackup writes `backup_label` as the base tar's first member
+/// (PostgreSQL 15 and 18, `src/backend/backup/basebackup.c`: "In the main
+/// tar, include the backup_label first"), so `--occurrence=1` stops tar (and
+/// its decompressor) right after it instead of reading the whole archive.
+/// None when there is none: the copy then says what is wrong.
+pub async fn label_text(backup: &Path, tar: bool, cancel: &CancellationToken) -> Option<String> {
+    if !tar {
+        return std::fs::read_to_string(backup.join("backup_label")).ok();
+    }
+    let out = ChildCommand::new("tar")
+        .args(["--occurrence=1", "-xOf"])
+        .arg(backup)
+        .arg("backup_label")
+        .deadline(Duration::from_secs(600))
+        .run(cancel)
+        .await
+        .ok()?;
+    Some(out.stdout).filter(|text| text.contains("START WAL LOCATION:"))
+}
+
+/// `backup_manifest`'s own checksum (`Manifest-Checksum`, PostgreSQL 13+):
+/// a digest of the manifest, which lists every file of the backup with its
+/// size and checksum.
+pub fn manifest_checksum(manifest: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("Manifest-Checksum")?.as_str().map(str::to_string)
+}
+
 /// The end of the backup's WAL range: the last `End-LSN` of
 /// `backup_manifest`'s `WAL-Ranges` (PostgreSQL 13+ writes the manifest).
 pub fn manifest_end_lsn(manifest: &Path) -> Option<String> {

@@ -15,6 +15,7 @@ mod backup;
 mod drift;
 mod outcome;
 mod physical;
+mod physical_cache;
 mod platform;
 mod production;
 mod proof;
@@ -90,9 +91,10 @@ async fn stages(
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     let cancel = p.cancel().clone();
-    let snapshot = match &plan.cache {
-        Some(cache) => snapshot::plan(plan, cache, dump, &cancel).await,
-        None => None,
+    let snapshot = match (&plan.cache, &plan.physical) {
+        (Some(cache), Some(physical)) => physical_cache::plan(plan, physical, cache, &cancel).await,
+        (Some(cache), None) => snapshot::plan(plan, cache, dump, &cancel).await,
+        (None, _) => None,
     };
     let detail = match &plan.backend {
         // The program only: create's arguments may hold secrets.
@@ -107,7 +109,10 @@ async fn stages(
 
 async fn provision(plan: &Plan, snapshot: Option<&SnapshotPlan>, cancel: &CancellationToken) -> Result<Throwaway> {
     if plan.physical.is_some() {
-        return Throwaway::provision_physical(&plan.backend);
+        return match snapshot.and_then(|s| s.hit.as_ref().zip(s.binaries.as_ref())) {
+            Some((entry, bin)) => Throwaway::provision_physical_from_snapshot(bin, entry, cancel).await,
+            None => Throwaway::provision_physical(&plan.backend),
+        };
     }
     match snapshot.and_then(|s| s.hit.as_ref()) {
         Some(entry) => Throwaway::provision_from_snapshot(&plan.backend, entry, cancel).await,
@@ -124,7 +129,9 @@ async fn on_server(
     network: &ToolNetwork,
 ) -> Result<(), Stopped> {
     match (snapshot.and_then(|s| s.hit.as_ref()), &plan.dump) {
-        _ if plan.physical.is_some() => physical::stages(p, server, plan.physical.as_ref().expect("checked")).await?,
+        _ if plan.physical.is_some() => {
+            physical::stages(p, server, plan.physical.as_ref().expect("checked"), snapshot).await?
+        }
         // A clone holds production's data, statistics included: nothing to restore or analyze.
         (_, None) => {}
         (Some(entry), _) => {
@@ -291,7 +298,9 @@ async fn restore_stages(
         let detail = format!("saving to {}", s.cache.root().display());
         let (events, restore) = (p.events(), p.facts.restore.clone());
         let saved = p
-            .stage(Stage::Snapshot, detail, async || snapshot::save(server, s, &restore, events, c).await.map(Fact))
+            .stage(Stage::Snapshot, detail, async || {
+                snapshot::save(server, s, (&restore, None), events, c).await.map(Fact)
+            })
             .await?;
         (p.facts.restore.cache_key, p.facts.restore.cache) = (Some(s.key.hex.clone()), Some(saved.0));
     }

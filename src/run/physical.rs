@@ -18,9 +18,29 @@ use crate::report::{PhysicalInfo, PhysicalKind, RestoreInfo, Stage};
 use crate::restore::physical::{self as backup, BackupLabel, Replayed};
 use crate::sys::process::{ChildCommand, ChildError};
 
-/// The copy and the recovery, each a stage; their facts go into the report's `dump.physical`.
-pub(super) async fn stages(p: &mut Pipeline<'_>, server: &mut Throwaway, plan: &PhysicalPlan) -> Result<(), Stopped> {
+use super::physical_cache;
+use super::snapshot::{self, SnapshotPlan};
+
+/// The copy and the recovery, each a stage, then saved into the snapshot
+/// cache when there is one; or, on a cache hit, the cached copy. Their facts
+/// go into the report's `dump.physical`.
+pub(super) async fn stages(
+    p: &mut Pipeline<'_>,
+    server: &mut Throwaway,
+    plan: &PhysicalPlan,
+    snapshot: Option<&SnapshotPlan>,
+) -> Result<(), Stopped> {
     let c = &p.cancel().clone();
+    if let Some(entry) = snapshot.and_then(|s| s.hit.as_ref()) {
+        let detail = format!("from the snapshot cache ({})", entry.dir.display());
+        let hit = p
+            .stage(Stage::Restore, detail, async || {
+                physical_cache::restored_from(entry, cluster(server)?, plan, c).await
+            })
+            .await?;
+        (p.facts.restore, p.facts.physical) = (hit.restore, Some(hit.physical));
+        return Ok(());
+    }
     let detail = format!("{} into the private data directory", plan.shown());
     let copied = p.stage(Stage::Copy, detail, async || copy(plan, cluster(server)?, c).await).await?;
     let detail = match plan.target.value() {
@@ -35,7 +55,32 @@ pub(super) async fn stages(p: &mut Pipeline<'_>, server: &mut Throwaway, plan: &
         restored_at: Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string()),
         ..RestoreInfo::default()
     };
-    p.facts.physical = Some(info);
+    p.facts.physical = Some(info.clone());
+    if let Some(s) = snapshot {
+        save(p, server, s, &info).await?;
+    }
+    Ok(())
+}
+
+/// The recovered copy, saved into the snapshot cache under the key of the
+/// binaries it was recovered with.
+async fn save(
+    p: &mut Pipeline<'_>,
+    server: &mut Throwaway,
+    s: &SnapshotPlan,
+    info: &PhysicalInfo,
+) -> Result<(), Stopped> {
+    let (events, restore, c) = (p.events(), p.facts.restore.clone(), &p.cancel().clone());
+    let detail = format!("saving to {}", s.cache.root().display());
+    let saved = p
+        .stage(Stage::Snapshot, detail, async || {
+            let s = physical_cache::recovered_on(s, cluster(server)?.bin());
+            let status = snapshot::save(server, &s, (&restore, Some(info)), events, c).await?;
+            Ok(super::Fact((status, s.key.hex)))
+        })
+        .await?;
+    let (status, key) = saved.0;
+    (p.facts.restore.cache_key, p.facts.restore.cache) = (Some(key), Some(status));
     Ok(())
 }
 
@@ -259,7 +304,7 @@ fn as_recovery_failure(e: Error) -> Error {
 }
 
 /// The copy's databases (but the templates); exit 3 when `database:` is not one of them.
-async fn databases(cluster: &LocalCluster, wanted: &str, cancel: &CancellationToken) -> Result<Vec<String>> {
+pub(super) async fn databases(cluster: &LocalCluster, wanted: &str, cancel: &CancellationToken) -> Result<Vec<String>> {
     let conn = cluster.conn();
     let admin =
         crate::sys::db::connect_when_ready(conn, "template1", "rehearse-admin", Duration::from_secs(30), cancel)

@@ -9,11 +9,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::cache::{self, CacheKey, SnapshotCache};
-use crate::backend::{BackendPlan, Throwaway};
+use crate::backend::{BackendPlan, PgBin, Throwaway};
 use crate::error::{Error, Result};
 use crate::pipeline::events::{Event, EventSink};
 use crate::plan::Plan;
-use crate::report::{CacheStatus, RestoreInfo};
+use crate::report::{CacheStatus, PhysicalInfo, RestoreInfo};
 use crate::restore;
 
 /// Reading the dump's size and sha256 on a blocking thread.
@@ -52,6 +52,7 @@ impl DumpIdentity {
 }
 
 /// The snapshot cache for this run: its key, and the entry when there is one.
+#[derive(Clone)]
 pub struct SnapshotPlan {
     pub cache: SnapshotCache,
     pub key: CacheKey,
@@ -60,6 +61,8 @@ pub struct SnapshotPlan {
     pub dump_path: String,
     pub server_version: String,
     pub hit: Option<cache::Entry>,
+    /// A physical copy's hit: the installed binaries it was recovered with.
+    pub binaries: Option<PgBin>,
 }
 
 /// The cache key and entry for this run; None when the dump or the server's
@@ -85,7 +88,15 @@ pub async fn plan(
         }
     }
     let dump_path = plan.dump.as_ref().map(|d| d.path.display().to_string()).unwrap_or_default();
-    Some(SnapshotPlan { cache: cache.clone(), key, dump_sha256: sha.clone(), dump_path, server_version, hit })
+    Some(SnapshotPlan {
+        cache: cache.clone(),
+        key,
+        dump_sha256: sha.clone(),
+        dump_path,
+        server_version,
+        hit,
+        binaries: None,
+    })
 }
 
 /// A restore the snapshot cache made unnecessary.
@@ -111,16 +122,17 @@ pub fn restored_from(entry: &cache::Entry) -> CacheHit {
     })
 }
 
-/// Saves the fresh restore into the cache. A failure to save is a note, not
-/// the run's failure: the rehearsal goes on with the server as it is.
+/// Saves the fresh restore (or recovered physical copy) into the cache. A
+/// failure to save is a note, not the run's failure: the rehearsal goes on
+/// with the server as it is.
 pub async fn save(
     server: &mut Throwaway,
     s: &SnapshotPlan,
-    restored: &RestoreInfo,
+    (restored, physical): (&RestoreInfo, Option<&PhysicalInfo>),
     events: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<CacheStatus> {
-    Ok(match seal(server, s, restored, cancel).await {
+    Ok(match seal(server, s, (restored, physical), cancel).await {
         Ok(()) => CacheStatus::Saved,
         Err(Error::Interrupted) => return Err(Error::Interrupted),
         Err(e) => {
@@ -132,7 +144,12 @@ pub async fn save(
 
 /// Stops the server, copies its data dir (or commits its container) into
 /// the cache, starts it again, and seals the entry.
-async fn seal(server: &mut Throwaway, s: &SnapshotPlan, r: &RestoreInfo, cancel: &CancellationToken) -> Result<()> {
+async fn seal(
+    server: &mut Throwaway,
+    s: &SnapshotPlan,
+    (r, physical): (&RestoreInfo, Option<&PhysicalInfo>),
+    cancel: &CancellationToken,
+) -> Result<()> {
     let staging = s.cache.staging_dir(&s.key)?;
     let image = match server.save_snapshot(&staging, &s.key.hex, cancel).await {
         Ok(image) => image,
@@ -154,6 +171,7 @@ async fn seal(server: &mut Throwaway, s: &SnapshotPlan, r: &RestoreInfo, cancel:
         restore_ms: r.duration_ms,
         jobs: r.jobs,
         image: image.map(|(id, _)| id),
+        physical: physical.cloned(),
     };
     s.cache.seal(&staging, manifest).map(|_| ())
 }

@@ -167,6 +167,66 @@ fn a_plain_backup_with_fetched_wal_is_recovered_and_rehearsed() {
     assert!(!backup.join("recovery.signal").exists() && !backup.join("postgresql.conf.production").exists());
 }
 
+/// The report's snapshot cache status and key, as strings.
+fn cache_of(report: &rehearse::report::Report) -> (Option<&str>, Option<String>) {
+    (report.restore.cache.map(|c| c.as_str()), report.restore.cache_key.clone())
+}
+
+fn stages_of(report: &rehearse::report::Report) -> Vec<String> {
+    report.stages.iter().map(|s| s.stage.to_string()).collect()
+}
+
+#[test]
+fn the_same_backup_recovers_once_then_starts_from_the_snapshot_cache_and_a_new_backup_misses() {
+    let server = production();
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    let backup = sandbox.path().join("backup");
+    basebackup(&server, &backup, &["-Ft", "-X", "stream", "--label", "nightly"]);
+    let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
+    let cold = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache"]);
+    cold.assert_code(0);
+    let cold = cold.report();
+    let (status, key) = cache_of(&cold);
+    assert_eq!(status, Some("saved"), "{:?}", stages_of(&cold));
+    assert!(stages_of(&cold).contains(&"snapshot".into()));
+
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep", "--use-cache"]);
+    out.assert_code(0);
+    let warm = out.report();
+    assert_eq!(cache_of(&warm), (Some("hit"), key.clone()), "the same backup and target: a hit");
+    let stages = stages_of(&warm);
+    assert!(!stages.contains(&"copy".into()) && !stages.contains(&"recovery".into()), "{stages:?}");
+    // The backup's identity stays in the report, and the migration did the same.
+    let (was, is) = (cold.dump.physical.as_ref().unwrap(), warm.dump.physical.as_ref().unwrap());
+    assert_eq!((is.label.as_deref(), &is.start_lsn), (Some("nightly"), &was.start_lsn));
+    let results = |r: &rehearse::report::Report| {
+        r.migrations.iter().map(|m| (m.id.clone(), m.status, m.statements.len())).collect::<Vec<_>>()
+    };
+    assert_eq!(results(&warm), results(&cold));
+    assert!(out.markdown().contains("From the snapshot cache"), "{}", out.markdown());
+    // The test's own reading of the cached copy: production's rows, migrated, archiving off.
+    let (_, copy) = kept(&sandbox, "app");
+    assert_eq!(value(&copy, "app", "SELECT count(*) FROM items"), "10000");
+    let migrated = "SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'state'";
+    assert_eq!(value(&copy, "app", migrated), "1");
+    assert_eq!(value(&copy, "app", "current_setting('archive_mode')"), "off");
+    remove_kept(&out, &sandbox);
+
+    // Tonight's backup, after a change: another start LSN, another key.
+    server.sql("app", "INSERT INTO items VALUES (100001, 'tonight')");
+    std::fs::remove_dir_all(&backup).unwrap();
+    basebackup(&server, &backup, &["-Ft", "-X", "stream", "--label", "nightly"]);
+    let next = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--use-cache"]);
+    next.assert_code(0);
+    let next = next.report();
+    let (status, new_key) = cache_of(&next);
+    assert_eq!(status, Some("saved"), "a new backup never reuses an entry");
+    assert_ne!(new_key, key);
+    assert!(stages_of(&next).contains(&"recovery".into()), "{:?}", stages_of(&next));
+    sandbox.assert_no_leaks();
+}
+
 #[test]
 fn a_tar_that_is_not_a_base_backup_is_bad_input_and_leaves_nothing() {
     let sandbox = Sandbox::new();
@@ -383,11 +443,14 @@ fn a_pgbackrest_backup_is_restored_by_its_command_and_recovered_from_its_reposit
             c = conf.display()
         ),
     );
-    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep"]);
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep", "--use-cache"]);
     out.assert_code(0);
-    let physical = out.report().dump.physical.expect("dump.physical");
+    let report = out.report();
+    assert_eq!(cache_of(&report), (None, None), "the backup tool's restore is never cached");
+    let physical = report.dump.physical.expect("dump.physical");
     assert_eq!(physical.kind, rehearse::report::PhysicalKind::RestoreCommand);
     assert_eq!(physical.source, "pgbackrest", "the program only, never its arguments");
+    assert!(out.stderr.contains("physical.restore is not cached"), "the run says why:\n{}", out.stderr);
     let (_, copy) = kept(&sandbox, "app");
     assert_eq!(value(&copy, "app", RELATION_SIZES), source_sizes);
     assert_eq!(value(&copy, "app", "current_setting('archive_mode')"), "off");

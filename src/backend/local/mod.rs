@@ -125,9 +125,20 @@ impl LocalCluster {
         password: Secret,
         cancel: &CancellationToken,
     ) -> Result<LocalCluster> {
-        let cluster = LocalCluster::claimed_private_dir(bin, password)?;
+        LocalCluster::from_snapshot(bin, data, password, Vec::new(), cancel).await
+    }
+
+    /// `start_from_snapshot`, with `extra_conf` in its rehearse.conf from the first start.
+    async fn from_snapshot(
+        bin: PgBin,
+        data: &Path,
+        password: Secret,
+        extra_conf: Vec<(String, String)>,
+        cancel: &CancellationToken,
+    ) -> Result<LocalCluster> {
+        let mut cluster = LocalCluster::claimed_private_dir(bin, password)?;
         copy_tree(data, &cluster.data_dir(), cancel).await?;
-        let mut cluster = cluster;
+        cluster.extra_conf = extra_conf;
         cluster.boot(false, cancel).await?;
         let fresh = Secret::generate();
         db::set_password(&cluster.conn, &fresh, cancel).await?;

@@ -48,10 +48,25 @@ const RECOVERY_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 /// archive), and the server log speaks English for the lines rehearse reads.
 const COPY_SETTINGS: &[(&str, &str)] = &[("archive_mode", "off"), ("lc_messages", "C")];
 
+fn copy_settings() -> Vec<(String, String)> {
+    COPY_SETTINGS.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+}
+
 impl LocalCluster {
     /// A private dir for a physical copy, with the run's marker: nothing copied or started yet.
     pub fn for_physical(bin: PgBin) -> Result<LocalCluster> {
         LocalCluster::claimed_private_dir(bin, Secret::generate())
+    }
+
+    /// A snapshot cache entry of a recovered copy, started: with the copy's
+    /// settings (`archive_mode = off`) from its first start, as `recover` leaves it.
+    pub async fn start_physical_from_snapshot(
+        bin: PgBin,
+        data: &Path,
+        password: Secret,
+        cancel: &CancellationToken,
+    ) -> Result<LocalCluster> {
+        LocalCluster::from_snapshot(bin, data, password, copy_settings(), cancel).await
     }
 
     /// The user the server runs as (when rehearse runs as root).
@@ -123,7 +138,7 @@ impl LocalCluster {
             .map_err(|e| self.child_error("the copy of the backup did not recover", e))?;
         let replay = started.elapsed();
         self.pg_ctl(&["-m", "fast", "-w", "-t", "600", "stop"], cancel).await?;
-        self.extra_conf = COPY_SETTINGS.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        self.extra_conf = copy_settings();
         self.make_superuser(cancel).await?;
         self.boot(false, cancel).await?;
         write_private(&self.root.join("pgpass"), &format!("*:*:*:{}:{}\n", SUPERUSER, self.conn.password.expose()))?;
@@ -164,8 +179,7 @@ impl LocalCluster {
         if settings.archive_recovery {
             self.write_owned(&data.join("recovery.signal"), "")?;
         }
-        let mut conf: Vec<(String, String)> =
-            COPY_SETTINGS.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let mut conf = copy_settings();
         conf.push(("hot_standby".into(), "off".into()));
         if let Some((name, value)) = &settings.target {
             conf.push((name.to_string(), value.clone()));

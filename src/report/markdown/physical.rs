@@ -1,10 +1,10 @@
 //! The "Dump" section of a physical copy: which backup, recovered how far,
-//! and what the copy and the recovery took.
+//! and what the copy and the recovery took (or that the snapshot cache held it).
 
 use std::fmt::Write;
 
 use super::put;
-use crate::report::{format_bytes, format_ms, PhysicalInfo, Report};
+use crate::report::{format_bytes, format_ms, CacheStatus, PhysicalInfo, Report};
 
 /// The opening line's "where the data came from".
 pub(super) fn origin(p: &PhysicalInfo) -> String {
@@ -39,6 +39,11 @@ pub(super) fn source(w: &mut String, r: &Report, p: &PhysicalInfo) {
         format_ms(p.copy_ms),
         format_ms(p.recovery_ms)
     );
+    if r.restore.cache == Some(CacheStatus::Hit) {
+        let made = r.restore.restored_at.as_deref().unwrap_or("?");
+        let key = r.restore.cache_key.as_deref().unwrap_or("?");
+        put!(w, "- From the snapshot cache (entry `{key}`, made {made}): nothing copied or replayed in this run");
+    }
     let others: Vec<&str> = p.databases.iter().map(String::as_str).filter(|d| *d != p.database).collect();
     match others.is_empty() {
         true => put!(w, "- Rehearsed database: `{}`", p.database),
