@@ -134,7 +134,7 @@ async fn clean_cluster_dir(dir: &Path, cancel: &CancellationToken) -> Leftover {
     let Some(marker) = Marker::read(dir) else {
         return Leftover { what, outcome: Outcome::Kept("its marker file cannot be read".into()) };
     };
-    if process_alive(marker.pid) {
+    if crate::sys::process::process_alive(marker.pid) {
         return Leftover { what, outcome: Outcome::Kept(format!("in use by a running rehearse (pid {})", marker.pid)) };
     }
     if dir.join("data/postmaster.pid").exists() {
@@ -222,20 +222,7 @@ fn still_owned(pid: u32, host: &str) -> Option<String> {
     if host != here {
         return Some(format!("started from host `{host}`, not this one (`{here}`): run `rehearse cleanup` there"));
     }
-    process_alive(pid).then(|| format!("in use by a running rehearse (pid {pid})"))
-}
-
-/// `kill(pid, 0)`: delivered or refused for permission means the process exists.
-fn process_alive(pid: u32) -> bool {
-    use nix::errno::Errno;
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
-        Ok(()) => true,
-        Err(Errno::EPERM) => true,
-        Err(_) => false,
-    }
+    crate::sys::process::process_alive(pid).then(|| format!("in use by a running rehearse (pid {pid})"))
 }
 
 /// (pid, host) from a database comment `rehearse pid=123 host=ci-7`.
@@ -253,14 +240,5 @@ mod tests {
     fn owners_are_read_from_database_comments() {
         assert_eq!(owner_from_comment("rehearse pid=42 host=ci-7"), Some((42, "ci-7".into())));
         assert_eq!(owner_from_comment("someone else's"), None);
-    }
-
-    #[test]
-    fn own_process_is_alive_and_a_dead_one_is_not() {
-        assert!(process_alive(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        assert!(!process_alive(pid));
     }
 }

@@ -336,6 +336,19 @@ impl Drop for GroupGuard {
     }
 }
 
+/// `kill(pid, 0)`: delivered or refused for permission means the process exists.
+pub fn process_alive(pid: u32) -> bool {
+    use nix::errno::Errno;
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) => true,
+        Err(Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
 /// SIGINT to the process group of every child rehearse started that leads
 /// one (each child does: see [`ChildCommand::command`]), as a terminal's
 /// Ctrl-C reaches the foreground job: the abort rehearsal's cancel of a
@@ -516,5 +529,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out.stdout, "hello");
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_dead_one_is_not() {
+        assert!(process_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_alive(pid));
     }
 }

@@ -294,20 +294,24 @@ fn a_point_in_time_target_excludes_a_later_change_and_the_archive_is_never_writt
     let target = value(&server.conn, "app", "clock_timestamp()");
     std::thread::sleep(std::time::Duration::from_millis(300));
     server.sql("app", "INSERT INTO items VALUES (100002, 'after the target')");
-    // Hand the segment with both commits to the archive, and wait until it is there.
+    // Hand the segment with both commits to the archive, and wait until the
+    // archiver reports it done: the file appears while `cp` is still writing it.
     let segment = value(&server.conn, "app", "pg_walfile_name(pg_switch_wal())");
-    for _ in 0..100 {
-        if archive.join(&segment).exists() {
+    let archived = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver";
+    for _ in 0..300 {
+        if value(&server.conn, "app", archived) >= segment {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(archive.join(&segment).exists(), "{segment} was not archived");
+    assert!(value(&server.conn, "app", archived) >= segment, "{segment} was not archived");
     let before = listing(&archive);
     let scenario = scenario(
         &sandbox,
         &format!(
-            "basebackup: {}\n  restore_command: cp {}/%f %p\n  target_time: \"{target}\"",
+            // A slow archive (every fetch waits a second): replay outlasts the server's start, as a
+            // real archive's does, and the run must wait for the end of replay, not for the start.
+            "basebackup: {}\n  restore_command: sleep 1 && cp {}/%f %p\n  target_time: \"{target}\"",
             backup.display(),
             archive.display()
         ),
@@ -317,8 +321,9 @@ fn a_point_in_time_target_excludes_a_later_change_and_the_archive_is_never_writt
     out.assert_code(0);
     let physical = out.report().dump.physical.expect("dump.physical");
     assert_eq!(physical.target, rehearse::report::RecoveryTargetKind::Time);
-    assert!(physical.recovered_to.is_some(), "{physical:?}");
-    let (_, copy) = kept(&sandbox, "app");
+    let (cluster, copy) = kept(&sandbox, "app");
+    let log = std::fs::read_to_string(cluster.join("server.log")).unwrap_or_default();
+    assert!(physical.recovered_to.is_some(), "{physical:?}\nthe copy's log:\n{log}");
     let notes = "SELECT string_agg(note, ',' ORDER BY id) FROM items WHERE id > 100000";
     assert_eq!(value(&copy, "app", notes), "before the target");
     // The copy was promoted to a timeline of its own, and wrote nothing into production's archive.

@@ -369,13 +369,22 @@ impl LocalCluster {
         if matches!(e, ChildError::Cancelled { .. }) {
             return Error::Interrupted;
         }
+        ErrorKind::ServerStartFailed.because(self.with_log_tail(what), e)
+    }
+
+    /// The server failed to start (or to finish starting), with its log's tail.
+    fn start_failure(&self, what: &str) -> Error {
+        ErrorKind::ServerStartFailed.error(self.with_log_tail(what))
+    }
+
+    fn with_log_tail(&self, what: &str) -> String {
         let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
         let tail = last_lines(&log, 10);
         let mut message = what.to_string();
         if !tail.is_empty() {
             message.push_str(&format!("; server log:\n{tail}"));
         }
-        ErrorKind::ServerStartFailed.because(message, e)
+        message
     }
 
     /// Restarts the server (for settings that only take effect at start).

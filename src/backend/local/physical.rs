@@ -119,11 +119,9 @@ impl LocalCluster {
         self.conn.port = free_port()?;
         self.write_server_conf()?;
         let started = Instant::now();
-        // hot_standby = off: pg_ctl -w then returns once the server accepts
-        // connections as a primary, i.e. after replay and promotion
-        // (PostgreSQL 15 and 18, pg_ctl: -w waits for the server to accept
-        // connections; hot_standby off keeps it from accepting any before).
-        // A slow replay is not a failed start: the deadline is the replay's.
+        // hot_standby = off: the server accepts no connection before it is
+        // promoted. pg_ctl -w returns as soon as replay begins, though
+        // (`wait_promoted` says why), so the end of replay is waited for after.
         ChildCommand::new(self.bin.tool("pg_ctl"))
             .arg("-D")
             .arg(self.data_dir())
@@ -136,6 +134,7 @@ impl LocalCluster {
             .run(cancel)
             .await
             .map_err(|e| self.child_error("the copy of the backup did not recover", e))?;
+        self.wait_promoted(started + RECOVERY_DEADLINE, cancel).await?;
         let replay = started.elapsed();
         self.pg_ctl(&["-m", "fast", "-w", "-t", "600", "stop"], cancel).await?;
         self.extra_conf = copy_settings();
@@ -143,6 +142,42 @@ impl LocalCluster {
         self.boot(false, cancel).await?;
         write_private(&self.root.join("pgpass"), &format!("*:*:*:{}:{}\n", SUPERUSER, self.conn.password.expose()))?;
         Ok(replay)
+    }
+
+    /// Waits until the server has replayed its WAL and promoted itself.
+    /// With hot_standby off, the postmaster marks itself `standby` in
+    /// postmaster.pid as soon as archive recovery starts, and pg_ctl -w
+    /// takes that as started (PostgreSQL 15 and 18, postmaster.c: "If we
+    /// aren't planning to enter hot standby mode later, treat RECOVERY
+    /// STARTED as meaning we're out of startup"; pg_ctl.c accepts `ready`
+    /// or `standby`). The status line becomes `ready` once the startup
+    /// process has ended recovery and the server opens for connections.
+    /// A server that stops instead (a FATAL in replay: an unreachable
+    /// target, a missing segment) removes its postmaster.pid on exit.
+    async fn wait_promoted(&self, deadline: Instant, cancel: &CancellationToken) -> Result<()> {
+        let pid_file = self.data_dir().join("postmaster.pid");
+        loop {
+            let status = std::fs::read_to_string(&pid_file).ok();
+            let pid = status.as_deref().and_then(|s| s.lines().next()?.trim().parse::<u32>().ok());
+            if status.as_deref().and_then(|s| s.lines().nth(7)).map(str::trim) == Some("ready") {
+                return Ok(());
+            }
+            if !pid.is_some_and(crate::sys::process::process_alive) {
+                return Err(
+                    self.start_failure("the copy of the backup did not recover: the server stopped during replay")
+                );
+            }
+            if Instant::now() > deadline {
+                return Err(self.start_failure(&format!(
+                    "the copy of the backup did not recover within {}: WAL replay is still running",
+                    humantime::format_duration(RECOVERY_DEADLINE)
+                )));
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(Error::Interrupted),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
     }
 
     /// The database the rehearsal runs on (a physical copy holds all of production's).
