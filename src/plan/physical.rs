@@ -188,7 +188,12 @@ fn target(p: &PhysicalSection, origin: &Origin) -> Result<RecoveryTarget> {
         (Some(_), Some(_), _) | (Some(_), _, true) | (_, Some(_), true) => {
             bad("physical.target_time, target_lsn and target: latest are alternatives: keep one")
         }
-        (Some(t), None, false) => Ok(RecoveryTarget::Time(t.clone())),
+        (Some(t), None, false) if is_zoned_time(t) => Ok(RecoveryTarget::Time(t.clone())),
+        (Some(_), None, false) => {
+            bad("physical.target_time is a date and time with its zone, as `SELECT now()` prints it: \
+             2026-12-05 23:00:00+00 (or 2026-12-05T23:00:00Z, +01:00): a time without a zone would be read in \
+             the copy's zone (UTC), not production's")
+        }
         (None, Some(lsn), false) if is_lsn(lsn) => Ok(RecoveryTarget::Lsn(lsn.clone())),
         (None, Some(_), false) => bad("physical.target_lsn is a WAL location like 0/3000060 (pg_current_wal_lsn())"),
         (None, None, true) if p.restore_command.is_none() => {
@@ -199,6 +204,51 @@ fn target(p: &PhysicalSection, origin: &Origin) -> Result<RecoveryTarget> {
         (None, None, false) if p.restore_command.is_some() => Ok(RecoveryTarget::Latest),
         (None, None, false) => Ok(RecoveryTarget::Consistent),
     }
+}
+
+/// `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]]` and a zone (`Z`, `UTC`, `±HH`, `±HH:MM`,
+/// `±HHMM`): the ISO 8601 subset of what `timestamptz` input accepts
+/// (PostgreSQL 15 and 18, "Date/Time Input"), which `recovery_target_time`
+/// takes without its special values. Hand-written: no crate in the tree
+/// parses PostgreSQL's `+00` offsets, and only the shape is checked here
+/// (the server still parses the value itself).
+fn is_zoned_time(text: &str) -> bool {
+    let digits = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_digit());
+    let within = |s: &str, lo: u32, hi: u32| s.parse::<u32>().is_ok_and(|v| (lo..=hi).contains(&v));
+    let Some((date, rest)) = text.trim().split_once([' ', 'T']) else { return false };
+    let date_ok = match date.split('-').collect::<Vec<_>>()[..] {
+        [y, m, d] => digits(y, 4) && digits(m, 2) && digits(d, 2) && within(m, 1, 12) && within(d, 1, 31),
+        _ => false,
+    };
+    let rest = rest.trim();
+    let (clock, zone) = match rest.find(['+', '-', 'Z', 'U', ' ']) {
+        Some(at) => (&rest[..at], rest[at..].trim()),
+        None => return false,
+    };
+    let clock_ok = match clock.split(':').collect::<Vec<_>>()[..] {
+        [h, m] => digits(h, 2) && digits(m, 2) && within(h, 0, 23) && within(m, 0, 59),
+        [h, m, s] => {
+            let (whole, fraction) = s.split_once('.').unwrap_or((s, "0"));
+            digits(h, 2)
+                && digits(m, 2)
+                && digits(whole, 2)
+                && within(h, 0, 23)
+                && within(m, 0, 59)
+                && within(whole, 0, 60)
+                && (1..=6).contains(&fraction.len())
+                && fraction.chars().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    };
+    let zone_ok = match zone {
+        "Z" | "UTC" => true,
+        z if z.starts_with(['+', '-']) => {
+            let offset = z[1..].replace(':', "");
+            (digits(&offset, 2) || digits(&offset, 4)) && within(&offset[..2], 0, 15)
+        }
+        _ => false,
+    };
+    date_ok && clock_ok && zone_ok
 }
 
 /// `X/Y`, two hexadecimal numbers: how `pg_lsn` is written.
@@ -257,6 +307,31 @@ mod tests {
         assert!(plan(restore, RecoveryTarget::Consistent)
             .uncached()
             .is_some_and(|why| why.contains("physical.restore")));
+    }
+
+    #[test]
+    fn a_target_time_has_its_zone() {
+        for good in [
+            "2026-12-05 23:00:00+00",
+            "2026-12-06 04:09:49.770984+00",
+            "2026-12-05T23:00:00Z",
+            "2026-12-05 23:00+01:00",
+            "2026-12-05 23:00:00 UTC",
+            "2026-12-05 23:00:00-0530",
+        ] {
+            assert!(is_zoned_time(good), "{good}");
+        }
+        for bad in [
+            "2026-12-05 23:00:00",
+            "yesterday",
+            "2026-13-05 23:00:00+00",
+            "2026-12-05 25:00:00+00",
+            "2026-12-05 23:00:00+0",
+            "05/12/2026 23:00+00",
+            "2026-12-05 23:00:00.1234567+00",
+        ] {
+            assert!(!is_zoned_time(bad), "{bad}");
+        }
     }
 
     #[test]

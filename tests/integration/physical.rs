@@ -531,6 +531,10 @@ fn a_physical_scenario_that_contradicts_itself_is_bad_input_before_anything_runs
             "no physical.restore_command",
         ),
         (format!("name: t\nphysical:\n  basebackup: {}/nope\ndatabase: app\n", dir.display()), "does not exist"),
+        (
+            format!("name: t\nphysical:\n  basebackup: {}\n  target_time: \"2026-12-05 23:00\"\ndatabase: app\n", dir.display()),
+            "a time without a zone would be read in the copy's zone",
+        ),
     ];
     for (yaml, expected) in cases {
         let scenario = sandbox.write("bad.yaml", &format!("{yaml}migrations:\n  tool: sql\n  dir: migrations\n"));
