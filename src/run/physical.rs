@@ -195,8 +195,7 @@ async fn matching_binaries(
     }
     if !plan.pg_bin_named {
         if let Some(bin) = all_binaries(cancel).await.into_iter().find(|b| b.major == major) {
-            cluster.use_binaries(bin);
-            return Ok(());
+            return cluster.use_binaries(bin);
         }
     }
     let named = match plan.pg_bin_named {
@@ -262,8 +261,7 @@ async fn recover(
             },
         });
     }
-    cluster.rehearse_database(&plan.database);
-    let databases = databases(cluster, &plan.database, cancel).await?;
+    let databases = use_databases(cluster, &plan.database, cancel).await?;
     let replayed = Replayed::read(&log);
     let start_lsn = copied.label.as_ref().and_then(|l| l.start_lsn.clone());
     let wal_replayed_bytes = match (&start_lsn, &replayed.redo_end_lsn) {
@@ -303,8 +301,16 @@ fn as_recovery_failure(e: Error) -> Error {
     }
 }
 
-/// The copy's databases (but the templates); exit 3 when `database:` is not one of them.
-pub(super) async fn databases(cluster: &LocalCluster, wanted: &str, cancel: &CancellationToken) -> Result<Vec<String>> {
+/// Points the copy's sessions at its databases: the rehearsal at
+/// `wanted`, rehearse's own at `postgres` when production kept it (else
+/// template1). Returns the copy's databases (but the templates); exit 3
+/// when `database:` is not one of them.
+pub(super) async fn use_databases(
+    cluster: &mut LocalCluster,
+    wanted: &str,
+    cancel: &CancellationToken,
+) -> Result<Vec<String>> {
+    cluster.rehearse_database(wanted);
     let conn = cluster.conn();
     let admin =
         crate::sys::db::connect_when_ready(conn, "template1", "rehearse-admin", Duration::from_secs(30), cancel)
@@ -317,6 +323,9 @@ pub(super) async fn databases(cluster: &LocalCluster, wanted: &str, cancel: &Can
             "`database: {wanted}` is not in the backup, which holds {}: name one of them",
             names.join(", ")
         )));
+    }
+    if names.iter().any(|n| n == "postgres") {
+        cluster.use_admin_database("postgres");
     }
     Ok(names)
 }

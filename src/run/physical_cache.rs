@@ -146,8 +146,7 @@ pub(super) async fn restored_from(
             entry.dir.display()
         ))
     })?;
-    cluster.rehearse_database(&plan.database);
-    physical.databases = super::physical::databases(cluster, &plan.database, cancel).await?;
+    physical.databases = super::physical::use_databases(cluster, &plan.database, cancel).await?;
     physical.database = plan.database.clone();
     physical.source = plan.shown();
     Ok(PhysicalHit { restore: snapshot::restored_from(entry).0, physical })

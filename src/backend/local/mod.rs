@@ -125,7 +125,7 @@ impl LocalCluster {
         password: Secret,
         cancel: &CancellationToken,
     ) -> Result<LocalCluster> {
-        LocalCluster::from_snapshot(bin, data, password, Vec::new(), cancel).await
+        LocalCluster::from_snapshot(bin, data, password, Vec::new(), "postgres", cancel).await
     }
 
     /// `start_from_snapshot`, with `extra_conf` in its rehearse.conf from the first start.
@@ -134,11 +134,13 @@ impl LocalCluster {
         data: &Path,
         password: Secret,
         extra_conf: Vec<(String, String)>,
+        admin_dbname: &str,
         cancel: &CancellationToken,
     ) -> Result<LocalCluster> {
         let mut cluster = LocalCluster::claimed_private_dir(bin, password)?;
         copy_tree(data, &cluster.data_dir(), cancel).await?;
         cluster.extra_conf = extra_conf;
+        cluster.conn.admin_dbname = admin_dbname.to_string();
         cluster.boot(false, cancel).await?;
         let fresh = Secret::generate();
         db::set_password(&cluster.conn, &fresh, cancel).await?;
@@ -150,14 +152,18 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// The run's marker: this process, and the binaries `rehearse cleanup` stops the server with.
+    fn write_marker(&self) -> Result<()> {
+        let marker = Marker { pid: std::process::id(), bin: Some(self.bin.dir.clone()) };
+        std::fs::write(self.root.join(MARKER_FILE), marker.render())
+            .map_err(|e| ErrorKind::ServerStartFailed.because(format!("cannot write to {}", self.root.display()), e))
+    }
+
     /// A new private dir with the run's marker in it, handed to the server's
     /// user: for a data dir that comes from elsewhere (a copy, a base backup).
     fn claimed_private_dir(bin: PgBin, password: Secret) -> Result<LocalCluster> {
         let cluster = LocalCluster::new_private_dir(bin, password)?;
-        let marker = Marker { pid: std::process::id(), bin: Some(cluster.bin.dir.clone()) };
-        std::fs::write(cluster.root.join(MARKER_FILE), marker.render()).map_err(|e| {
-            ErrorKind::ServerStartFailed.because(format!("cannot write to {}", cluster.root.display()), e)
-        })?;
+        cluster.write_marker()?;
         if let Some(who) = &cluster.run_as {
             std::os::unix::fs::chown(&cluster.root, Some(who.uid), Some(who.gid)).map_err(|e| {
                 ErrorKind::ServerStartFailed
@@ -212,7 +218,8 @@ impl LocalCluster {
         self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"], cancel).await?;
         let copied = copy_tree(&self.data_dir(), dest, cancel).await;
         self.pg_ctl(&["-w", "-t", "60", "start"], cancel).await?;
-        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30), cancel).await?;
+        db::connect_when_ready(&self.conn, &self.conn.admin_dbname, "rehearse", Duration::from_secs(30), cancel)
+            .await?;
         copied
     }
 
@@ -285,9 +292,14 @@ impl LocalCluster {
             self.write_server_conf()?;
             match self.pg_ctl(&["-w", "-t", "60", "start"], cancel).await {
                 Ok(()) => {
-                    let client =
-                        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30), cancel)
-                            .await?;
+                    let client = db::connect_when_ready(
+                        &self.conn,
+                        &self.conn.admin_dbname,
+                        "rehearse",
+                        Duration::from_secs(30),
+                        cancel,
+                    )
+                    .await?;
                     if !create_database {
                         return Ok(());
                     }
@@ -390,7 +402,9 @@ impl LocalCluster {
     /// Restarts the server (for settings that only take effect at start).
     pub async fn restart(&mut self, cancel: &CancellationToken) -> Result<()> {
         self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "restart"], cancel).await?;
-        db::connect_when_ready(&self.conn, "postgres", "rehearse", Duration::from_secs(30), cancel).await.map(|_| ())
+        db::connect_when_ready(&self.conn, &self.conn.admin_dbname, "rehearse", Duration::from_secs(30), cancel)
+            .await
+            .map(|_| ())
     }
 
     /// Stops the server and deletes every file of the cluster.

@@ -55,7 +55,9 @@ fn copy_settings() -> Vec<(String, String)> {
 impl LocalCluster {
     /// A private dir for a physical copy, with the run's marker: nothing copied or started yet.
     pub fn for_physical(bin: PgBin) -> Result<LocalCluster> {
-        LocalCluster::claimed_private_dir(bin, Secret::generate())
+        let mut cluster = LocalCluster::claimed_private_dir(bin, Secret::generate())?;
+        cluster.use_admin_database("template1");
+        Ok(cluster)
     }
 
     /// A snapshot cache entry of a recovered copy, started: with the copy's
@@ -66,7 +68,8 @@ impl LocalCluster {
         password: Secret,
         cancel: &CancellationToken,
     ) -> Result<LocalCluster> {
-        LocalCluster::from_snapshot(bin, data, password, copy_settings(), cancel).await
+        // template1 until the copy's databases are read (`use_admin_database`).
+        LocalCluster::from_snapshot(bin, data, password, copy_settings(), "template1", cancel).await
     }
 
     /// The user the server runs as (when rehearse runs as root).
@@ -84,9 +87,19 @@ impl LocalCluster {
         self.log_file()
     }
 
-    /// Switches to other binaries (the backup's major version), before the server first starts.
-    pub fn use_binaries(&mut self, bin: PgBin) {
+    /// Switches to other binaries (the backup's major version), before the
+    /// server first starts; the marker names them, so `rehearse cleanup`
+    /// stops a crashed run's server with the binaries that started it.
+    pub fn use_binaries(&mut self, bin: PgBin) -> Result<()> {
         self.bin = bin;
+        self.write_marker()
+    }
+
+    /// The database rehearse's own sessions connect to: production may have
+    /// dropped `postgres`, so a physical copy starts with `template1`, which
+    /// every cluster has (PostgreSQL 15 and 18, "Template Databases").
+    pub fn use_admin_database(&mut self, name: &str) {
+        self.conn.admin_dbname = name.to_string();
     }
 
     /// Hands the copied data directory to the server's user, private (0700)
