@@ -42,8 +42,20 @@ pub struct BaseBackup {
 pub enum BackupLayout {
     /// `-Fp`: a data directory.
     Plain,
-    /// `-Ft`: `base.tar[.gz|.lz4|.zst]`, and `pg_wal.tar[...]` with `-X stream`.
-    Tar { base: PathBuf, wal: Option<PathBuf> },
+    /// `-Ft`: `base.tar[.gz|.lz4|.zst]`, `pg_wal.tar[...]` with `-X stream`,
+    /// and one `<oid>.tar[...]` per tablespace other than the default ones.
+    Tar { base: PathBuf, wal: Option<PathBuf>, tablespaces: Vec<(String, PathBuf)> },
+}
+
+impl BaseBackup {
+    /// Whether the backup holds tablespaces of its own (`-Fp`: links in
+    /// `pg_tblspc`; `-Ft`: a tar per tablespace).
+    pub fn has_tablespaces(&self) -> bool {
+        match &self.layout {
+            BackupLayout::Plain => std::fs::read_dir(self.path.join("pg_tblspc")).is_ok_and(|mut d| d.next().is_some()),
+            BackupLayout::Tar { tablespaces, .. } => !tablespaces.is_empty(),
+        }
+    }
 }
 
 /// How far the copy is recovered before it is promoted.
@@ -100,6 +112,14 @@ impl PhysicalPlan {
                  WAL-G's LATEST) only when its command runs, so which backup it is is known only once the \
                  copy is made; each run restores again",
             );
+        }
+        if let PhysicalSource::BaseBackup(b) = &self.source {
+            if b.has_tablespaces() {
+                return Some(
+                    "a backup with tablespaces is not cached yet: the cache keeps the data directory, and \
+                     a tablespace lives outside it; each run copies the backup again",
+                );
+            }
         }
         if self.target == RecoveryTarget::Latest {
             return Some(
@@ -270,7 +290,7 @@ fn layout(path: &Path) -> Result<BackupLayout> {
             return Ok(BackupLayout::Plain);
         }
         if let Some(base) = find(path, "base") {
-            return Ok(BackupLayout::Tar { base, wal: find(path, "pg_wal") });
+            return Ok(BackupLayout::Tar { base, wal: find(path, "pg_wal"), tablespaces: tablespace_tars(path) });
         }
         return Err(ErrorKind::BackupInvalid.error(format!(
             "physical.basebackup {shown} is not a base backup: a pg_basebackup -Fp directory holds PG_VERSION, \
@@ -279,11 +299,31 @@ fn layout(path: &Path) -> Result<BackupLayout> {
     }
     if path.is_file() {
         let dir = path.parent().unwrap_or(Path::new("/"));
-        return Ok(BackupLayout::Tar { base: path.to_path_buf(), wal: find(dir, "pg_wal") });
+        return Ok(BackupLayout::Tar {
+            base: path.to_path_buf(),
+            wal: find(dir, "pg_wal"),
+            tablespaces: tablespace_tars(dir),
+        });
     }
     Err(ErrorKind::BackupInvalid.error(format!(
         "physical.basebackup {shown} does not exist (or cannot be read): point it at pg_basebackup's -D directory"
     )))
+}
+
+/// `-Ft`'s tablespace tars in `dir`: `<oid>.tar[...]`, by oid.
+fn tablespace_tars(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let oid = TAR_NAMES.iter().find_map(|ext| name.strip_suffix(ext))?;
+            (!oid.is_empty() && oid.chars().all(|c| c.is_ascii_digit())).then(|| (oid.to_string(), e.path()))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `backup_manifest`), whether a copied data directory is one that can
 //! recover, and what recovering it wrote in the server log.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -188,6 +188,68 @@ pub async fn extract(archive: &Path, into: &Path, cancel: &CancellationToken) ->
             ),
             other => Error::environment_because(format!("tar could not extract {}", archive.display()), other),
         })
+}
+
+/// A `-Ft` backup's tablespaces moved inside the copy: each `<oid>.tar`
+/// extracted into `into/<oid>`, and `tablespace_map` rewritten to point
+/// there. pg_basebackup's tar format records each tablespace's location in
+/// `tablespace_map` (one `<oid> <path>` line each) instead of the
+/// `pg_tblspc` links, and the server makes the links from it when recovery
+/// starts (PostgreSQL 15 and 18, "Making a Base Backup Using the Low Level
+/// API" and pg_basebackup `-Ft`): left as it is, the copy would write into
+/// production's tablespace directories.
+pub async fn extract_tablespaces(
+    tars: &[(String, PathBuf)],
+    data: &Path,
+    into: &Path,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let map_path = data.join("tablespace_map");
+    let map = std::fs::read_to_string(&map_path).unwrap_or_default();
+    let mut lines = Vec::new();
+    for (oid, tar) in tars {
+        if !map.lines().any(|l| l.split_once(' ').is_some_and(|(o, _)| o == oid)) {
+            return Err(ErrorKind::BackupInvalid.error(format!(
+                "{} is a tablespace's tar, but the backup's tablespace_map does not name tablespace {oid}: \
+                 point physical.basebackup at one pg_basebackup -Ft directory, as it was written",
+                tar.display()
+            )));
+        }
+        let dir = into.join(oid);
+        extract(tar, &dir, cancel).await?;
+        lines.push(format!("{oid} {}\n", dir.display()));
+    }
+    std::fs::write(&map_path, lines.concat())
+        .map_err(|e| Error::environment_because(format!("cannot write {}", map_path.display()), e))
+}
+
+/// Tablespaces linked from outside the copy, moved inside it. A `-Fp`
+/// backup's `pg_tblspc/<oid>` (and a backup tool's restore) is a symbolic
+/// link to a directory outside the data directory: the backup's own copy of
+/// the tablespace, or production's path itself. Each such directory is
+/// copied into `into/<oid>` and the link re-pointed there, so the copy
+/// never writes outside its own directory. Returns how many were moved.
+pub async fn relocate_tablespace_links(data: &Path, into: &Path, cancel: &CancellationToken) -> Result<usize> {
+    let links = data.join("pg_tblspc");
+    let Ok(entries) = std::fs::read_dir(&links) else { return Ok(0) };
+    let mut moved = 0;
+    for entry in entries.flatten() {
+        let link = entry.path();
+        let Ok(target) = std::fs::read_link(&link) else { continue };
+        if target.starts_with(into) {
+            continue;
+        }
+        let fail = |what: String, e: std::io::Error| Error::environment_because(what, e);
+        std::fs::create_dir_all(into).map_err(|e| fail(format!("cannot create {}", into.display()), e))?;
+        let dir = into.join(entry.file_name());
+        crate::backend::local::copy_tree(&target, &dir, cancel)
+            .await
+            .map_err(|e| e.context_after(format!("; the tablespace {} links to must be readable", link.display())))?;
+        std::fs::remove_file(&link).map_err(|e| fail(format!("cannot remove {}", link.display()), e))?;
+        std::os::unix::fs::symlink(&dir, &link).map_err(|e| fail(format!("cannot re-point {}", link.display()), e))?;
+        moved += 1;
+    }
+    Ok(moved)
 }
 
 /// The bytes of the regular files under `dir`.

@@ -114,10 +114,13 @@ async fn copy(plan: &PhysicalPlan, cluster: &mut LocalCluster, cancel: &Cancella
                 crate::backend::local::copy_tree(&b.path, &data, cancel).await?;
                 (PhysicalKind::BasebackupPlain, data.join("backup_manifest"))
             }
-            BackupLayout::Tar { base, wal } => {
+            BackupLayout::Tar { base, wal, tablespaces } => {
                 backup::extract(base, &data, cancel).await?;
                 if let Some(wal) = wal {
                     backup::extract(wal, &data.join("pg_wal"), cancel).await?;
+                }
+                if !tablespaces.is_empty() {
+                    backup::extract_tablespaces(tablespaces, &data, &cluster.tablespaces_path(), cancel).await?;
                 }
                 let dir = base.parent().map(Path::to_path_buf).unwrap_or_default();
                 (PhysicalKind::BasebackupTar, dir.join("backup_manifest"))
@@ -128,6 +131,7 @@ async fn copy(plan: &PhysicalPlan, cluster: &mut LocalCluster, cancel: &Cancella
             (PhysicalKind::RestoreCommand, data.join("backup_manifest"))
         }
     };
+    backup::relocate_tablespace_links(&data, &cluster.tablespaces_path(), cancel).await?;
     cluster.claim_data_dir(cancel).await?;
     let pg_version = backup::check_base_backup(&data, &shown)?;
     if plan.restore_command.is_none() && !backup::has_wal(&data) {
@@ -143,7 +147,7 @@ async fn copy(plan: &PhysicalPlan, cluster: &mut LocalCluster, cancel: &Cancella
         label: BackupLabel::read(&data),
         end_lsn: backup::manifest_end_lsn(&manifest),
         pg_version,
-        bytes: backup::tree_bytes(&data),
+        bytes: backup::tree_bytes(&data) + backup::tree_bytes(&cluster.tablespaces_path()),
         took: started.elapsed(),
     })
 }

@@ -337,6 +337,62 @@ fn a_point_in_time_target_excludes_a_later_change_and_the_archive_is_never_writt
     assert_eq!(listing(&archive), before, "the archive changed");
 }
 
+/// Every file under `dir`, with its size and modification time.
+fn tree_listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = std::fs::symlink_metadata(entry.path()).unwrap();
+        if m.is_dir() {
+            files.extend(tree_listing(&entry.path()));
+        } else {
+            files.push((entry.path(), m.len(), m.modified().unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_backup_with_a_tablespace_is_recovered_inside_the_copy_in_both_formats_and_never_written() {
+    let server = production();
+    let sandbox = Sandbox::new();
+    // A rewrite of a table in the tablespace: the copy writes new files there.
+    sandbox.migrations(&[("0001_hot.sql", "ALTER TABLE hot ALTER COLUMN id TYPE bigint;")]);
+    let location = sandbox.path().join("production_tablespace");
+    std::fs::create_dir(&location).unwrap();
+    assert!(Command::new("chown").args(["postgres:postgres", location.to_str().unwrap()]).status().unwrap().success());
+    server.sql("postgres", &format!("CREATE TABLESPACE fast LOCATION '{}'", location.display()));
+    server.sql("app", "CREATE TABLE hot (id int, note text) TABLESPACE fast");
+    server.sql("app", "INSERT INTO hot SELECT g, 'x' FROM generate_series(1, 1000) g");
+    let tar = sandbox.path().join("backup_tar");
+    basebackup(&server, &tar, &["-Ft", "-X", "stream"]);
+    // A plain backup on production's host must map the tablespace elsewhere (-T): its own copy.
+    let plain = sandbox.path().join("backup_plain");
+    let plain_tablespace = sandbox.path().join("backup_plain_tablespace");
+    let mapping = format!("--tablespace-mapping={}={}", location.display(), plain_tablespace.display());
+    basebackup(&server, &plain, &["-Fp", "-X", "stream", &mapping]);
+    let backups_before = (tree_listing(&tar), tree_listing(&plain), tree_listing(&plain_tablespace));
+
+    for backup in [&tar, &plain] {
+        let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
+        let out = sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--keep", "--use-cache"]);
+        out.assert_code(0);
+        assert_eq!(out.report().migrations.len(), 1);
+        assert!(out.stderr.contains("a backup with tablespaces is not cached"), "{}", out.stderr);
+        let (cluster, copy) = kept(&sandbox, "app");
+        assert_eq!(value(&copy, "app", "SELECT count(*) FROM hot"), "1000");
+        let hot_type = "SELECT format_type(atttypid, NULL) FROM pg_attribute \
+                        WHERE attrelid = 'hot'::regclass AND attname = 'id'";
+        assert_eq!(value(&copy, "app", hot_type), "bigint", "the migration ran on the copy");
+        // The test's own reading: the copy's tablespace is inside the copy's directory.
+        let at = value(&copy, "app", "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'fast'");
+        assert!(Path::new(&at).starts_with(&cluster), "{backup:?}: the tablespace is at {at}, outside {cluster:?}");
+        remove_kept(&out, &sandbox);
+    }
+    let backups_after = (tree_listing(&tar), tree_listing(&plain), tree_listing(&plain_tablespace));
+    assert_eq!(backups_after, backups_before, "a backup changed");
+}
+
 #[test]
 fn a_backup_of_a_version_without_binaries_is_exit_4_naming_both_versions() {
     let server = production();

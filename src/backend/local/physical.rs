@@ -82,6 +82,12 @@ impl LocalCluster {
         self.data_dir()
     }
 
+    /// Where the copy's tablespaces go: inside the cluster's own directory,
+    /// so they are deleted with it.
+    pub fn tablespaces_path(&self) -> PathBuf {
+        self.root.join("tablespaces")
+    }
+
     /// The server's log (recovery's lines are read from it).
     pub fn log_path(&self) -> PathBuf {
         self.log_file()
@@ -106,10 +112,12 @@ impl LocalCluster {
     /// as PostgreSQL requires of a data directory.
     pub async fn claim_data_dir(&self, cancel: &CancellationToken) -> Result<()> {
         let data = self.data_dir();
+        let tablespaces = self.tablespaces_path();
         if let Some(who) = &self.run_as {
             ChildCommand::new("chown")
                 .args(["-R", &format!("{}:{}", who.uid, who.gid)])
                 .arg(&data)
+                .args(tablespaces.exists().then_some(&tablespaces))
                 .deadline(Duration::from_secs(3600))
                 .run(cancel)
                 .await
