@@ -36,6 +36,7 @@ mod production_limits;
 mod production_role;
 mod queries;
 mod race;
+mod real_projects;
 mod refused;
 mod reliability;
 mod report_dir;

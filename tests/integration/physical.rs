@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rehearse::sys::db::{ConnInfo, Secret};
+use rehearse::sys::db::ConnInfo;
 
 use crate::support::{OwnedServer, RunOutput, Sandbox};
 
@@ -55,31 +55,12 @@ fn scenario(sandbox: &Sandbox, physical: &str) -> PathBuf {
 const MIGRATION: (&str, &str) =
     ("0001_state.sql", "ALTER TABLE items ADD COLUMN state text; CREATE INDEX items_note ON items (note);");
 
-/// The kept cluster's dir, and a connection to `dbname` on it as rehearse's superuser.
 fn kept(sandbox: &Sandbox, dbname: &str) -> (PathBuf, ConnInfo) {
-    let cluster =
-        std::fs::read_dir(sandbox.path().join("tmp")).unwrap().flatten().next().expect("the kept copy").path();
-    let pgpass = std::fs::read_to_string(cluster.join("pgpass")).unwrap();
-    let conf = std::fs::read_to_string(cluster.join("data/rehearse.conf")).unwrap();
-    let port = conf.lines().find_map(|l| l.strip_prefix("port = ")).unwrap().parse().unwrap();
-    let conn = ConnInfo {
-        host: cluster.display().to_string(),
-        port,
-        user: "rehearse".into(),
-        password: Secret::from_string(pgpass.trim().rsplit(':').next().unwrap().to_string()),
-        dbname: dbname.into(),
-        admin_dbname: dbname.into(),
-        tls: Default::default(),
-        password_command: None,
-    };
-    (cluster, conn)
+    sandbox.kept_copy(dbname)
 }
 
-/// Stops and removes the kept copy the way `--keep` says.
 fn remove_kept(out: &RunOutput, sandbox: &Sandbox) {
-    let stop = out.stderr.lines().find(|l| l.contains("stop && rm -rf")).expect("stop instructions");
-    assert!(Command::new("sh").args(["-c", stop.trim()]).status().unwrap().success());
-    sandbox.assert_no_leaks();
+    sandbox.remove_kept(out)
 }
 
 /// `sql`'s single value, as text, on `conn`.

@@ -128,6 +128,34 @@ impl Sandbox {
     }
 
     /// Nothing of a run is left: no temp dir, no server process.
+    /// The cluster dir a `--keep` local run left, and a connection to
+    /// `dbname` on it as rehearse's superuser.
+    pub fn kept_copy(&self, dbname: &str) -> (PathBuf, rehearse::sys::db::ConnInfo) {
+        let cluster =
+            std::fs::read_dir(self.path().join("tmp")).unwrap().flatten().next().expect("the kept copy").path();
+        let pgpass = std::fs::read_to_string(cluster.join("pgpass")).unwrap();
+        let conf = std::fs::read_to_string(cluster.join("data/rehearse.conf")).unwrap();
+        let port = conf.lines().find_map(|l| l.strip_prefix("port = ")).unwrap().parse().unwrap();
+        let conn = rehearse::sys::db::ConnInfo {
+            host: cluster.display().to_string(),
+            port,
+            user: "rehearse".into(),
+            password: rehearse::sys::db::Secret::from_string(pgpass.trim().rsplit(':').next().unwrap().to_string()),
+            dbname: dbname.into(),
+            admin_dbname: dbname.into(),
+            tls: Default::default(),
+            password_command: None,
+        };
+        (cluster, conn)
+    }
+
+    /// Stops and removes the copy `--keep` left, with the command the run printed; nothing may be left.
+    pub fn remove_kept(&self, out: &RunOutput) {
+        let stop = out.stderr.lines().find(|l| l.contains("stop && rm -rf")).expect("stop instructions");
+        assert!(Command::new("sh").args(["-c", stop.trim()]).status().unwrap().success());
+        self.assert_no_leaks();
+    }
+
     pub fn assert_no_leaks(&self) {
         let tmp = self.path().join("tmp");
         let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
