@@ -584,6 +584,22 @@ fn a_physical_scenario_that_contradicts_itself_is_bad_input_before_anything_runs
 }
 
 #[test]
+fn a_backup_tool_s_restore_that_fails_or_writes_nothing_is_bad_input_and_leaves_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    for (command, expected) in [
+        ("false {datadir}", "physical.restore (`false ...`) failed: run it by hand"),
+        ("true {datadir}", "exited 0 but wrote nothing into {datadir}"),
+    ] {
+        let scenario = scenario(&sandbox, &format!("restore: {command}"));
+        let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+        out.assert_stopped_by(rehearse::error::ErrorKind::BackupInvalid);
+        assert!(out.stderr.contains(expected), "expected {expected:?} in:\n{}", out.stderr);
+        sandbox.assert_no_leaks();
+    }
+}
+
+#[test]
 fn sigint_during_the_copy_leaves_no_data_directory_and_no_restore_command() {
     let sandbox = Sandbox::new();
     sandbox.migrations(&[MIGRATION]);

@@ -127,7 +127,6 @@ impl Sandbox {
         out
     }
 
-    /// Nothing of a run is left: no temp dir, no server process.
     /// The cluster dir a `--keep` local run left, and a connection to
     /// `dbname` on it as rehearse's superuser.
     pub fn kept_copy(&self, dbname: &str) -> (PathBuf, rehearse::sys::db::ConnInfo) {
@@ -156,6 +155,7 @@ impl Sandbox {
         self.assert_no_leaks();
     }
 
+    /// Nothing of a run is left: no temp dir, no server process.
     pub fn assert_no_leaks(&self) {
         let tmp = self.path().join("tmp");
         let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
