@@ -55,6 +55,13 @@ fn scenario(sandbox: &Sandbox, physical: &str) -> PathBuf {
 const MIGRATION: (&str, &str) =
     ("0001_state.sql", "ALTER TABLE items ADD COLUMN state text; CREATE INDEX items_note ON items (note);");
 
+/// A sandbox with the one migration the physical tests rehearse.
+fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.migrations(&[MIGRATION]);
+    sandbox
+}
+
 fn kept(sandbox: &Sandbox, dbname: &str) -> (PathBuf, ConnInfo) {
     sandbox.kept_copy(dbname)
 }
@@ -78,8 +85,7 @@ const RELATION_SIZES: &str = "SELECT string_agg(relname || '=' || pg_relation_si
 #[test]
 fn a_tar_backup_with_streamed_wal_is_recovered_and_keeps_production_s_bloat() {
     let server = production();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let backup = sandbox.path().join("backup");
     basebackup(&server, &backup, &["-Ft", "-X", "stream", "--label", "nightly"]);
     // A change after the backup: not in the copy (the backup ends at its own end).
@@ -130,8 +136,7 @@ fn a_tar_backup_with_streamed_wal_is_recovered_and_keeps_production_s_bloat() {
 #[test]
 fn a_plain_backup_with_fetched_wal_is_recovered_and_rehearsed() {
     let server = production();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let backup = sandbox.path().join("backup");
     basebackup(&server, &backup, &["-Fp", "-X", "fetch"]);
     let source_sizes = value(&server.conn, "app", RELATION_SIZES);
@@ -163,8 +168,7 @@ fn the_same_backup_recovers_once_then_starts_from_the_snapshot_cache_and_a_new_b
     // `postgres` is only a convenience database: production may have dropped it, and the
     // copy's own sessions (start, cache restart) must then use another.
     server.sql("app", "DROP DATABASE postgres");
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let backup = sandbox.path().join("backup");
     basebackup(&server, &backup, &["-Ft", "-X", "stream", "--label", "nightly"]);
     let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
@@ -214,8 +218,7 @@ fn the_same_backup_recovers_once_then_starts_from_the_snapshot_cache_and_a_new_b
 
 #[test]
 fn a_tar_that_is_not_a_base_backup_is_bad_input_and_leaves_nothing() {
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let dir = sandbox.path().join("backup");
     std::fs::create_dir(&dir).unwrap();
     sandbox.write("notes.txt", "not a backup");
@@ -233,8 +236,7 @@ fn a_tar_that_is_not_a_base_backup_is_bad_input_and_leaves_nothing() {
 #[test]
 fn a_backup_without_its_wal_is_bad_input_and_leaves_nothing() {
     let server = production();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let backup = sandbox.path().join("backup");
     basebackup(&server, &backup, &["-Ft", "-X", "none"]);
     let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
@@ -269,8 +271,7 @@ fn listing(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
 #[test]
 fn a_point_in_time_target_excludes_a_later_change_and_the_archive_is_never_written() {
     let mut server = production();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let archive = sandbox.path().join("archive");
     archiving(&mut server, &archive);
     let backup = sandbox.path().join("backup");
@@ -377,8 +378,7 @@ fn a_backup_with_a_tablespace_is_recovered_inside_the_copy_in_both_formats_and_n
 #[test]
 fn a_backup_of_a_version_without_binaries_is_exit_4_naming_both_versions() {
     let server = production();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let backup = sandbox.path().join("backup");
     basebackup(&server, &backup, &["-Fp", "-X", "fetch"]);
     // A backup of a major version this machine has no binaries for.
@@ -395,8 +395,7 @@ fn a_backup_of_a_version_without_binaries_is_exit_4_naming_both_versions() {
 #[test]
 fn sigint_during_recovery_leaves_no_server_no_data_directory_and_no_restore_command() {
     let mut server = production();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let archive = sandbox.path().join("archive");
     archiving(&mut server, &archive);
     let backup = sandbox.path().join("backup");
@@ -443,8 +442,7 @@ fn a_pgbackrest_backup_is_restored_by_its_command_and_recovered_from_its_reposit
         panic!("pgbackrest is not installed: `make deps` installs it");
     }
     let mut server = production();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let repo = sandbox.path().join("pgbackrest");
     for dir in ["repo", "log", "lock"] {
         std::fs::create_dir_all(repo.join(dir)).unwrap();
@@ -508,8 +506,7 @@ fn a_pgbackrest_backup_is_restored_by_its_command_and_recovered_from_its_reposit
 #[test]
 fn a_recovery_target_before_the_backup_s_end_is_bad_input_and_leaves_nothing() {
     let server = production();
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let backup = sandbox.path().join("backup");
     basebackup(&server, &backup, &["-Fp", "-X", "fetch"]);
     // The very start of the WAL: long before the backup's checkpoint.
@@ -524,8 +521,7 @@ fn a_postgresql_18_backup_recovers_on_18_s_binaries_and_is_exit_4_on_15_s() {
     let server = OwnedServer::start_with(Some(Path::new(&pg18)));
     server.sql("postgres", "CREATE DATABASE app");
     server.sql("app", BLOATED);
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let backup = sandbox.path().join("backup");
     basebackup(&server, &backup, &["-Ft", "-X", "stream"]);
     let scenario = scenario(&sandbox, &format!("basebackup: {}", backup.display()));
@@ -548,8 +544,7 @@ fn a_postgresql_18_backup_recovers_on_18_s_binaries_and_is_exit_4_on_15_s() {
 
 #[test]
 fn a_physical_scenario_that_contradicts_itself_is_bad_input_before_anything_runs() {
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     let dir = sandbox.path().join("backup");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("PG_VERSION"), "15\n").unwrap();
@@ -585,8 +580,7 @@ fn a_physical_scenario_that_contradicts_itself_is_bad_input_before_anything_runs
 
 #[test]
 fn a_backup_tool_s_restore_that_fails_or_writes_nothing_is_bad_input_and_leaves_nothing() {
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     for (command, expected) in [
         ("false {datadir}", "physical.restore (`false ...`) failed: run it by hand"),
         ("true {datadir}", "exited 0 but wrote nothing into {datadir}"),
@@ -601,8 +595,7 @@ fn a_backup_tool_s_restore_that_fails_or_writes_nothing_is_bad_input_and_leaves_
 
 #[test]
 fn sigint_during_the_copy_leaves_no_data_directory_and_no_restore_command() {
-    let sandbox = Sandbox::new();
-    sandbox.migrations(&[MIGRATION]);
+    let sandbox = sandbox();
     // A backup tool's restore that takes its time.
     let scenario = scenario(&sandbox, "restore: sleep 30; touch {datadir}/PG_VERSION");
     let started = std::time::Instant::now();
