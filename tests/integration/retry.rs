@@ -17,8 +17,12 @@ use crate::support::{pg_bin_dir, tiny_demo_dump, venv_python, OwnedServer, Sandb
 
 /// The first migration: long enough for the test's session to take its lock before the second starts.
 const WAIT: &str = "SELECT pg_sleep(1)";
-/// How long the test's session holds its lock, from the first migration on.
+/// How long the test's session holds its lock at least, from the first migration on.
 const HOLD: Duration = Duration::from_secs(3);
+/// ... and at most, whatever the tries.
+const HOLD_CAP: Duration = Duration::from_secs(30);
+/// The ALTER's waits the holder sees before it lets go: the tries that give up, and one more.
+const TRIES_SEEN: usize = 3;
 const ALTER: &str = "ALTER TABLE public.orders ADD COLUMN retry_note text";
 
 /// What the app's reads saw while the lock was held.
@@ -29,9 +33,14 @@ struct Reads {
 
 /// Waits (in a thread of its own) for the rehearsal's database on `server`
 /// to run the first migration's `SELECT pg_sleep(1)`, then holds ACCESS
-/// SHARE on public.orders for [`HOLD`] in an open transaction while a
-/// third session SELECTs from it in a loop, timing each, until a second
-/// after the commit or the end of the rehearsal.
+/// SHARE on public.orders in an open transaction while a third session
+/// SELECTs from it in a loop, timing each, until a second after the
+/// commit or the end of the rehearsal. The lock is held until the ALTER
+/// has been seen waiting for it [`TRIES_SEEN`] times (each try is a new
+/// wait: a new session, or a new statement start), at least [`HOLD`] and
+/// at most [`HOLD_CAP`]: on a loaded machine a try may take seconds to
+/// start (a new Alembic process), and a fixed hold would end before the
+/// second try came.
 fn hold_orders_during_the_release(conn: ConnInfo) -> JoinHandle<Reads> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -40,15 +49,35 @@ fn hold_orders_during_the_release(conn: ConnInfo) -> JoinHandle<Reads> {
             let holder = rehearse::sys::db::connect(&conn, &db, "test-holder").await.unwrap();
             holder.batch_execute("BEGIN; LOCK TABLE public.orders IN ACCESS SHARE MODE").await.unwrap();
             let app = rehearse::sys::db::connect(&conn, &db, "test-app").await.unwrap();
+            // Not the holder's session: inside its transaction pg_stat_activity would stay as first read.
+            let watcher = rehearse::sys::db::connect(&conn, "postgres", "test-watcher").await.unwrap();
             let start = Instant::now();
+            let released = std::cell::Cell::new(None::<Instant>);
             let hold = async {
-                tokio::time::sleep(HOLD).await;
+                let mut tries = std::collections::BTreeSet::new();
+                while start.elapsed() < HOLD_CAP && (tries.len() < TRIES_SEEN || start.elapsed() < HOLD) {
+                    let waiting = watcher
+                        .query(
+                            "SELECT pid, query_start::text FROM pg_stat_activity WHERE datname = $1 \
+                             AND wait_event_type = 'Lock' AND query LIKE $2",
+                            &[&db, &format!("%{ALTER}%")],
+                        )
+                        .await;
+                    let Ok(waiting) = waiting else { break };
+                    let gone = "SELECT NOT EXISTS (SELECT FROM pg_database WHERE datname = $1)";
+                    if watcher.query_one(gone, &[&db]).await.is_ok_and(|r| r.get::<_, bool>(0)) {
+                        break; // the rehearsal is over (the failing case)
+                    }
+                    tries.extend(waiting.iter().map(|r| (r.get::<_, i32>(0), r.get::<_, String>(1))));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 // The rehearsal may be over and its database dropped (the failing case).
                 let _ = holder.batch_execute("COMMIT").await;
+                released.set(Some(Instant::now()));
             };
             let reads = async {
                 let mut reads = Reads { longest: Duration::ZERO, count: 0 };
-                while start.elapsed() < HOLD + Duration::from_secs(1) {
+                while released.get().is_none_or(|at| at.elapsed() < Duration::from_secs(1)) {
                     let t0 = Instant::now();
                     if app.query_one("SELECT count(*) FROM public.orders", &[]).await.is_err() {
                         break; // the rehearsal is over: its database was dropped
