@@ -55,3 +55,4 @@ mod traffic;
 mod trust;
 mod trust_isolation;
 mod url_backend;
+mod watch;
