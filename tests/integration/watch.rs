@@ -168,6 +168,16 @@ fn watch_follows_a_psql_release_its_lock_queue_and_standby_and_exits_on_a_breach
     assert_eq!(code, 1, "a timeout is exit 1: {stderr}");
     assert!(stderr.contains("default_transaction_read_only=on"), "the session is read-only: {stderr}");
     assert_no_session_wal(&production, &before);
+    // SIGINT ends it: exit 130, its session gone.
+    let interrupted = watch(&["--standby-url", &standby_url]);
+    let watching =
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'rehearse watch' AND datname = 'app'";
+    production.wait_for("the watch's session", watching);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(interrupted.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+    let (code, stderr) = finish(interrupted, Duration::from_secs(30));
+    assert_eq!(code, 130, "{stderr}");
+    assert!(stderr.contains("watch ended: interrupted"), "{stderr}");
 
     let (all, breach) = (sandbox.path().join("all.jsonl"), sandbox.path().join("breach.jsonl"));
     let (all_arg, breach_arg) = (all.to_str().unwrap(), breach.to_str().unwrap());
