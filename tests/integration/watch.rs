@@ -15,7 +15,7 @@ use rehearse::sys::db::ConnInfo;
 use serde_json::Value;
 use tokio_postgres::Client;
 
-use crate::support::{HotStandby, OwnedServer, Sandbox};
+use crate::support::{dumps, restored_cluster, venv_python, HotStandby, OwnedServer, Sandbox, REPO};
 
 /// Production: users big enough for an index build to show in
 /// pg_stat_progress_create_index, and golang-migrate's history table at version 1.
@@ -361,9 +361,102 @@ fn watch_refuses_bad_input_without_the_password() {
         &["--report other.json is not a report this rehearse reads", "\"rehearse.report/v0\""],
     );
     sandbox.rehearse_bad_input(&["watch", "--url", url, "--report", "x.json", "--interval", "0s"], &["between 200ms"]);
-    let fixture = format!("{}/tests/fixtures/report-v1-demo.json", crate::support::REPO);
+    let fixture = format!("{REPO}/tests/fixtures/report-v1-demo.json");
     let out = sandbox.rehearse(&["watch", "--url", url, "--report", &fixture]);
     out.assert_code(4);
     assert!(out.stderr.contains("cannot connect to --url"), "{}", out.stderr);
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+#[test]
+fn watch_follows_an_alembic_release_by_its_statements_and_its_version_row() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let production = rt.block_on(restored_cluster(&dumps().path("custom"), "production"));
+    let conn = production.conn().clone();
+    let sandbox = Sandbox::new();
+    let (fixtures, python) = (format!("{REPO}/tests/fixtures"), venv_python());
+    let scenario = sandbox.write(
+        "alembic.yaml",
+        &format!(
+            "name: alembic-release\ndump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: alembic\n  \
+             dir: {fixtures}/alembic_url\n  target: r6_index_state\n  python: {python}\n",
+            dumps().path("custom").display()
+        ),
+    );
+    sandbox.rehearse(&["run", scenario.to_str().unwrap(), "--format", "json"]).assert_code(0);
+    let report = sandbox.reports().join("report.json");
+    let ids: Vec<String> = rehearse_ids(&sandbox);
+    assert_eq!(ids.len(), 5, "r3a, r3b, r4, r5, r6: {ids:?}");
+
+    // Production's release: `alembic upgrade` with production's URL, one
+    // transaction for the release (Alembic's default), while a report holds
+    // customers: r3b's ALTER waits, in sight, until the test lets it go.
+    let (user, password, port, db) = (&conn.user, conn.password.expose(), conn.port, &conn.dbname);
+    sandbox.write(
+        "production.ini",
+        &format!(
+            "[alembic]\nscript_location = {fixtures}/alembic_url\nversion_locations = {fixtures}/alembic_versions\n\
+             sqlalchemy.url = postgresql://{user}:{password}@127.0.0.1:{port}/{db}\n"
+        ),
+    );
+    let url = format!("postgres://{user}:{password}@127.0.0.1:{port}/{db}");
+    let events_path = sandbox.path().join("events.jsonl");
+    let watch = sandbox.spawn(&[
+        "watch",
+        "--url",
+        &url,
+        "--report",
+        report.to_str().unwrap(),
+        "--interval",
+        "200ms",
+        "--events",
+        events_path.to_str().unwrap(),
+    ]);
+    let client = rt.block_on(rehearse::sys::db::connect(&conn, db, "test")).unwrap();
+    let holds = |sql: &str| rt.block_on(client.query_one(sql, &[])).unwrap().get::<_, bool>(0);
+    let started = Instant::now();
+    while !holds("SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'rehearse watch'") {
+        assert!(started.elapsed() < Duration::from_secs(30), "the watch never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its own session: in a transaction, pg_stat_activity keeps the snapshot of its first read.
+    let report_session = rt.block_on(rehearse::sys::db::connect(&conn, db, "report")).unwrap();
+    rt.block_on(report_session.batch_execute("BEGIN; SELECT count(*) FROM customers")).unwrap();
+    let mut alembic = Command::new(&python);
+    alembic.args(["-m", "alembic", "-c", "production.ini", "upgrade", "r6_index_state"]).current_dir(sandbox.path());
+    let mut alembic = alembic.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    while !holds("SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE 'ALTER TABLE customers%'") {
+        assert!(started.elapsed() < Duration::from_secs(60), "r3b's ALTER never waited");
+        if alembic.try_wait().unwrap().is_some() {
+            let out = alembic.wait_with_output().unwrap();
+            panic!("alembic ended before r3b waited: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    rt.block_on(report_session.batch_execute("COMMIT")).unwrap();
+    let out = alembic.wait_with_output().unwrap();
+    assert!(out.status.success(), "alembic: {}", String::from_utf8_lossy(&out.stderr));
+    let (code, stderr) = finish(watch, Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+
+    let seen = events(&events_path);
+    // r3b was seen by its statement, in the session that ran it; every
+    // revision finished when the release's transaction committed its version row, in order.
+    let r3b = of(&seen, "migration_started", "r3b_customers_tier");
+    assert!(r3b.len() == 1 && r3b[0]["pid"].as_i64().is_some(), "{seen:#?}");
+    let finished: Vec<&str> =
+        seen.iter().filter(|e| e["event"] == "migration_finished").map(|e| e["migration"].as_str().unwrap()).collect();
+    assert_eq!(finished, ids, "{seen:#?}");
+    let queue = of(&seen, "lock_queue", "r3b_customers_tier");
+    assert!(queue.iter().any(|e| e["waiting_for"] == "AccessExclusiveLock on public.customers"), "{queue:?}");
+    rt.block_on(production.stop()).unwrap();
+}
+
+/// The ids of the migrations the sandbox's rehearsal applied.
+fn rehearse_ids(sandbox: &Sandbox) -> Vec<String> {
+    let text = std::fs::read_to_string(sandbox.reports().join("report.json")).unwrap();
+    let report: Value = serde_json::from_str(&text).unwrap();
+    let migrations = report["migrations"].as_array().unwrap();
+    migrations.iter().filter(|m| m["status"] == "applied").map(|m| m["id"].as_str().unwrap().to_string()).collect()
 }
