@@ -70,6 +70,8 @@ pub enum Event {
         wal_bytes_per_second: Option<u64>,
         /// The most the rehearsal's standby fell behind during this migration.
         rehearsed_peak_bytes: Option<u64>,
+        /// The WAL rate this migration wrote at in the rehearsal.
+        rehearsed_wal_bytes_per_second: Option<u64>,
         /// The standby did not answer (it keeps being retried).
         unreachable: bool,
     },
@@ -158,13 +160,31 @@ pub fn line(event: &Event) -> String {
                 own.unwrap_or_default()
             )
         }
-        Event::Lag { standby, lag_bytes, lag_ms, wal_bytes_per_second, unreachable, .. } => match unreachable {
+        Event::Lag {
+            standby,
+            lag_bytes,
+            lag_ms,
+            wal_bytes_per_second,
+            rehearsed_peak_bytes,
+            rehearsed_wal_bytes_per_second,
+            unreachable,
+            ..
+        } => match unreachable {
             true => format!("standby {standby} does not answer: its lag is unknown until it does"),
             false => format!(
-                "standby {standby} {} behind{}{}",
+                "standby {standby} {} behind{}{}{}",
                 lag_bytes.map(format_bytes).unwrap_or_else(|| "?".into()),
                 lag_ms.map(|ms| format!(" ({})", format_ms(ms))).unwrap_or_default(),
-                wal_bytes_per_second.map(|r| format!("; WAL {}/s", format_bytes(r))).unwrap_or_default()
+                rehearsed_peak_bytes.map(|b| format!(", rehearsed peak {}", format_bytes(b))).unwrap_or_default(),
+                wal_bytes_per_second
+                    .map(|r| format!(
+                        "; WAL {}/s{}",
+                        format_bytes(r),
+                        rehearsed_wal_bytes_per_second
+                            .map(|w| format!(" (rehearsed {}/s)", format_bytes(w)))
+                            .unwrap_or_default()
+                    ))
+                    .unwrap_or_default()
             ),
         },
         Event::Breach { message, abort, .. } => {

@@ -54,6 +54,8 @@ pub struct Expected {
     pub limits: MigrationLimits,
     /// The most bytes the rehearsal's standby fell behind while it ran.
     pub standby_peak_bytes: Option<u64>,
+    /// The WAL rate it wrote at on the copy (`wal.bytes_per_second`).
+    pub wal_bytes_per_second: Option<u64>,
     /// The recovery commands the abort rehearsal proved for it; empty when none ran.
     pub abort_recovery: Vec<String>,
 }
@@ -137,6 +139,7 @@ fn expected(report: &Report, m: &MigrationReport) -> Expected {
         estimate_ms: m.estimate.as_ref().map(|e| e.duration_ms),
         limits,
         standby_peak_bytes: m.standby.as_ref().map(|s| s.max_lag_bytes),
+        wal_bytes_per_second: m.wal.bytes_per_second.map(|r| r.max(0.0) as u64),
         abort_recovery: abort.map(|a| a.recovery.clone()).unwrap_or_default(),
     }
 }

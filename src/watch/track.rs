@@ -246,6 +246,8 @@ impl Tracker {
                     lag_ms: lag.ms,
                     wal_bytes_per_second: lag.wal_bytes_per_second,
                     rehearsed_peak_bytes: running.and_then(|i| self.release.migrations[i].standby_peak_bytes),
+                    rehearsed_wal_bytes_per_second: running
+                        .and_then(|i| self.release.migrations[i].wal_bytes_per_second),
                     unreachable: lag.unreachable,
                 });
             }

@@ -101,11 +101,16 @@ impl Production {
 
     /// Polls `sql` (one boolean) until it is true, for up to 30 s.
     fn wait_for(&self, what: &str, sql: &str) {
-        let started = Instant::now();
-        while !self.query(sql)[0].get::<_, bool>(0) {
-            assert!(started.elapsed() < Duration::from_secs(30), "waited 30s for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(&self.rt, &self.client, what, sql);
+    }
+}
+
+/// Polls `sql` (one boolean) on `client` until it is true, for up to 30 s.
+fn wait_until(rt: &tokio::runtime::Runtime, client: &Client, what: &str, sql: &str) {
+    let started = Instant::now();
+    while !rt.block_on(client.query_one(sql, &[])).unwrap_or_else(|e| panic!("{sql}: {e:?}")).get::<_, bool>(0) {
+        assert!(started.elapsed() < Duration::from_secs(30), "waited 30s for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -159,19 +164,26 @@ fn watch_follows_a_psql_release_its_lock_queue_and_standby_and_exits_on_a_breach
         sandbox.spawn(&args)
     };
 
-    // Nothing runs yet: a watch that times out wrote no WAL on the primary.
+    // Nothing runs yet: a watch that times out writes no WAL on the primary.
     for sql in ["CREATE EXTENSION pg_walinspect", "VACUUM", "CHECKPOINT"] {
         production.server.sql("app", sql);
     }
+    // A second standby goes away while it is watched: the watch says so and goes on.
+    let doomed = HotStandby::of(&production.server);
+    let doomed_url = doomed.url(&production.server.conn, "app");
     let before = production.query("SELECT pg_current_wal_insert_lsn()::text")[0].get::<_, String>(0);
-    let (code, stderr) = finish(watch(&["--timeout", "2s", "--standby-url", &standby_url]), Duration::from_secs(30));
+    let timing_out = watch(&["--timeout", "3s", "--standby-url", &standby_url, "--standby-url", &doomed_url]);
+    let watching =
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'rehearse watch' AND datname = 'app'";
+    production.wait_for("the watch's session", watching);
+    drop(doomed);
+    let (code, stderr) = finish(timing_out, Duration::from_secs(30));
     assert_eq!(code, 1, "a timeout is exit 1: {stderr}");
     assert!(stderr.contains("default_transaction_read_only=on"), "the session is read-only: {stderr}");
+    assert!(stderr.contains("does not answer") && stderr.contains("watch ended: timeout"), "{stderr}");
     assert_no_session_wal(&production, &before);
     // SIGINT ends it: exit 130, its session gone.
     let interrupted = watch(&["--standby-url", &standby_url]);
-    let watching =
-        "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'rehearse watch' AND datname = 'app'";
     production.wait_for("the watch's session", watching);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(interrupted.id() as i32), nix::sys::signal::Signal::SIGINT)
         .unwrap();
