@@ -26,6 +26,8 @@ pub struct Release {
     pub not_applied: Vec<String>,
     /// `budgets.migration.max_standby_lag` and the rehearsal's worst lag, for lag lines outside a migration.
     pub max_standby_lag_ms: Option<u64>,
+    /// The `estimate.speed` the rehearsal's estimates were made with; null without `estimate:`.
+    pub estimate_speed: Option<f64>,
 }
 
 /// A history table and the app whose rows it holds.
@@ -105,6 +107,7 @@ impl Release {
             histories,
             not_applied: not_applied.into_iter().map(|m| m.id.clone()).collect(),
             max_standby_lag_ms: report.budgets.migration.max_standby_lag_ms,
+            estimate_speed: report.estimate.as_ref().map(|e| e.speed),
         }
     }
 

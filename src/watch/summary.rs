@@ -29,9 +29,13 @@ pub struct WatchSummary {
     pub ending: String,
     pub migrations: Vec<WatchedMigration>,
     /// Production's time ÷ the rehearsal's, summed over the migrations whose
-    /// start and end were both seen: the calibration of `estimate.speed`
-    /// (which is its inverse for work that does not grow with the data).
+    /// start and end were both seen.
     pub production_over_rehearsal: Option<f64>,
+    /// The `estimate.speed` that would have made the estimates' mids equal
+    /// production's times, over the same migrations (the rehearsal's speed ×
+    /// Σ estimated mid ÷ Σ production's time); null without estimates.
+    #[serde(default)]
+    pub calibrated_speed: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +85,13 @@ impl WatchSummary {
             .collect();
         let timed: Vec<_> = migrations.iter().filter_map(|m| Some((m.duration_ms?, m.rehearsed_ms))).collect();
         let (production, rehearsed) = timed.iter().fold((0, 0), |(p, r), (dp, dr)| (p + dp, r + dr));
+        let estimated: Vec<_> = migrations.iter().filter_map(|m| Some((m.duration_ms?, m.estimate_ms?.mid))).collect();
+        let (in_production, mid) = estimated.iter().fold((0, 0), |(p, e), (dp, de)| (p + dp, e + de));
+        let calibrated_speed = tracker
+            .release
+            .estimate_speed
+            .filter(|_| in_production > 0)
+            .map(|speed| round2(speed * mid as f64 / in_production as f64));
         WatchSummary {
             schema: WATCH_SCHEMA.to_string(),
             scenario: tracker.release.scenario.clone(),
@@ -90,11 +101,18 @@ impl WatchSummary {
             ended_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             ending: ending.to_string(),
             migrations,
-            production_over_rehearsal: (rehearsed > 0)
-                .then(|| (production as f64 / rehearsed as f64 * 100.0).round() / 100.0),
+            production_over_rehearsal: (rehearsed > 0).then(|| round2(production as f64 / rehearsed as f64)),
+            calibrated_speed,
         }
     }
+}
 
+/// `x` to two decimals.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+impl WatchSummary {
     /// Writes `watch.json` and `watch.md` into `dir`; returns their paths.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         let json = serde_json::to_string_pretty(self).unwrap_or_default() + "\n";
@@ -162,10 +180,14 @@ impl WatchSummary {
             }
         }
         if let Some(ratio) = self.production_over_rehearsal {
+            let _ =
+                writeln!(out, "\nProduction took {ratio}× the rehearsal's time for the migrations seen start to end.");
+        }
+        if let Some(speed) = self.calibrated_speed {
             let _ = writeln!(
                 out,
-                "\nProduction took {ratio}× the rehearsal's time for the migrations seen start to end: \
-                 the calibration of `estimate.speed` for the next rehearsal."
+                "With `estimate.speed: {speed}` the estimates' mids would have matched production's times: the \
+                 calibration for the next rehearsal."
             );
         }
     }

@@ -380,7 +380,11 @@ fn breach(
     if seen.breaches.iter().any(|(b, _)| b == budget) {
         return;
     }
-    let message = format!("{}: {what}, over {budget} {} (the rehearsal's budget)", m.id, format_ms(limit));
+    let message = format!(
+        "{}: {what}, over {budget} {} ({figure} ms > {limit} ms, the rehearsal's budget)",
+        m.id,
+        format_ms(limit)
+    );
     seen.breaches.push((budget.to_string(), message.clone()));
     events.push(Event::Breach {
         migration: m.id.clone(),
