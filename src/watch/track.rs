@@ -190,8 +190,8 @@ impl Tracker {
                 events.push(queue.event(&m.id, pid));
             }
             seen.queue = shape;
-            for (budget, figure, limit, what) in crossed(&m, &queue, elapsed_ms) {
-                breach(seen, &m, pid, budget, figure, limit, what, events);
+            for crossing in crossed(&m, &queue, elapsed_ms) {
+                breach(seen, &m, pid, crossing, events);
             }
         }
         let expected = m.estimate_ms.map_or(m.rehearsed_ms, |e| e.mid);
@@ -263,7 +263,8 @@ impl Tracker {
         let (Some(limit), Some(ms), Some(pid)) = (limit, lag.ms, self.seen[i].pid) else { return };
         if ms > limit {
             let what = format!("standby {} is {} behind", lag.standby, format_ms(ms));
-            breach(&mut self.seen[i], &m, pid, "max_standby_lag", ms, limit, what, events);
+            let crossing = Crossing { budget: "max_standby_lag", figure: ms, limit, what };
+            breach(&mut self.seen[i], &m, pid, crossing, events);
         }
     }
 }
@@ -339,19 +340,27 @@ impl Queue {
     }
 }
 
-/// The budgets the running migration crosses now: (key, figure, limit, what crossed it).
+/// A budget crossed: its key, the figure and the limit (ms), and what crossed it.
+pub struct Crossing {
+    pub budget: &'static str,
+    pub figure: u64,
+    pub limit: u64,
+    pub what: String,
+}
+
+/// The budgets the running migration crosses now.
 /// The app's sessions waiting behind it are judged by `max_probe_wait`
 /// (what the rehearsal's probes waited); the migration waiting for a lock
 /// that blocks reads (writes) by `max_exclusive_lock` (`max_write_block`),
 /// because while it waits in the queue every later request that conflicts
 /// with its lock waits behind it ("Table-Level Locks", PostgreSQL 15 and 18).
-fn crossed(m: &Expected, q: &Queue, elapsed_ms: u64) -> Vec<(&'static str, u64, u64, String)> {
+fn crossed(m: &Expected, q: &Queue, elapsed_ms: u64) -> Vec<Crossing> {
     let l = &m.limits;
     let own = q.waiting_for.clone().unwrap_or_default();
     let mut out = Vec::new();
-    let mut check = |key, applies: bool, figure: u64, limit: Option<u64>, what: String| {
+    let mut check = |budget, applies: bool, figure: u64, limit: Option<u64>, what: String| {
         if let Some(limit) = limit.filter(|&limit| applies && figure > limit) {
-            out.push((key, figure, limit, what));
+            out.push(Crossing { budget, figure, limit, what });
         }
     };
     let app = format!("{} session(s) of the app wait behind it, the longest {}", q.queue, format_ms(q.longest_wait_ms));
@@ -366,17 +375,8 @@ fn crossed(m: &Expected, q: &Queue, elapsed_ms: u64) -> Vec<(&'static str, u64, 
 }
 
 /// A breach line, once per migration and budget.
-#[allow(clippy::too_many_arguments)]
-fn breach(
-    seen: &mut Seen,
-    m: &Expected,
-    pid: i32,
-    budget: &str,
-    figure: u64,
-    limit: u64,
-    what: String,
-    events: &mut Vec<Event>,
-) {
+fn breach(seen: &mut Seen, m: &Expected, pid: i32, crossing: Crossing, events: &mut Vec<Event>) {
+    let Crossing { budget, figure, limit, what } = crossing;
     if seen.breaches.iter().any(|(b, _)| b == budget) {
         return;
     }
@@ -409,4 +409,65 @@ pub fn abort_plan(m: &Expected, pid: i32) -> Vec<String> {
         false => plan.extend(m.abort_recovery.iter().cloned()),
     }
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::LockWait;
+    use crate::pg::LockMode;
+    use crate::report::Report;
+
+    fn tracker() -> Tracker {
+        let report: Report =
+            serde_json::from_str(include_str!("../../tests/fixtures/report-v1-demo.json")).expect("a report");
+        let mut release = Release::of(&report);
+        release.migrations[0].limits.max_probe_wait_ms = Some(500);
+        Tracker::new(release)
+    }
+
+    fn session(pid: i32, query: &str, waiting: Option<LockWait>) -> WatchedSession {
+        let (application_name, state) = (String::new(), "active".to_string());
+        WatchedSession { pid, application_name, state, query: query.to_string(), query_ms: 10, waiting }
+    }
+
+    fn reading(applied: &[usize], sessions: Vec<WatchedSession>) -> Reading {
+        let applied = applied.iter().copied().collect();
+        Reading { now: SystemTime::now(), applied, sessions, progress: Vec::new(), lags: Vec::new() }
+    }
+
+    fn kinds(events: &[Event]) -> Vec<String> {
+        events.iter().map(|e| serde_json::to_value(e).unwrap()["event"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn a_breach_is_told_once_and_a_release_in_order() {
+        let mut t = tracker();
+        let first = t.release.migrations[0].statements[0].clone();
+        let app = LockWait {
+            object: "public.users".into(),
+            mode: Some(LockMode::AccessShareLock),
+            waited_ms: 800,
+            blocked_by: vec![41],
+        };
+        let now = reading(&[], vec![session(41, &first, None), session(42, "select 1", Some(app))]);
+        let events = t.observe(&now);
+        assert_eq!(kinds(&events), ["migration_started", "lock_queue", "breach", "progress"]);
+        let Event::Breach { budget, abort, .. } = &events[2] else { panic!("{events:?}") };
+        assert_eq!(budget, "max_probe_wait");
+        assert!(abort[0].starts_with("SELECT pg_cancel_backend(41);"), "{abort:?}");
+        assert!(!kinds(&t.observe(&now)).contains(&"breach".to_string()), "told once");
+
+        // One reading sees the first's row and the second's statement: the end is told first.
+        let second = t.release.migrations[1].statements[0].clone();
+        let events = t.observe(&reading(&[0], vec![session(43, &second, None)]));
+        assert_eq!(kinds(&events)[..2], ["migration_finished", "migration_started"]);
+        assert!(t.seen[0].duration_ms().is_some() && t.running() == Some(1));
+    }
+
+    #[test]
+    fn lag_is_told_again_when_it_doubles_past_a_megabyte_or_halves() {
+        assert!(lag_moved(0, 2 << 20) && lag_moved(1 << 20, 2 << 20) && lag_moved(4 << 20, 1 << 20));
+        assert!(!lag_moved(0, 1000) && !lag_moved(3 << 20, 4 << 20));
+    }
 }

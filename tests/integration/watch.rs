@@ -249,6 +249,9 @@ fn watch_follows_a_psql_release_its_lock_queue_and_standby_and_exits_on_a_breach
     assert!(!breaches.is_empty(), "{stderr}");
     assert!(breaches.iter().all(|b| b["figure"].as_u64() > b["limit"].as_u64()), "{breaches:?}");
 
+    // The other watch reads the queue past the budget too before it is let go.
+    std::thread::sleep(Duration::from_millis(700));
+
     // The standby stops replaying while the index is built (the test's own reading of its position).
     let standby_conn = standby.conn(&production.server.conn);
     let standby_client = production.rt.block_on(rehearse::sys::db::connect(&standby_conn, "app", "test")).unwrap();
