@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort demo-rollback test test-fast fuzz bench bench-physical bench-load bench-estimate bench-corpus bench-tracing clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort demo-rollback demo-watch test test-fast fuzz bench bench-physical bench-load bench-estimate bench-corpus bench-tracing clean
 
 deps:
 	@scripts/deps.sh
@@ -108,6 +108,11 @@ demo-load: build
 # The demo's 0010 (CREATE INDEX CONCURRENTLY) cancelled halfway on a fresh copy: the INVALID index it leaves, and the recovery proved.
 demo-abort: build
 	$(REHEARSE) run scenarios/demo-abort.yaml
+
+# The demo release applied with psql to the demo dump restored as "production", while
+# `rehearse watch` follows it with the rehearsal's report (docs/watch.md): reports/demo-watch/watch.md.
+demo-watch: build
+	REHEARSE=$(REHEARSE) scripts/demo-watch.sh
 
 # tests/integration/postgres18.rs runs on REHEARSE_PG18_BIN: the one given,
 # else the bin directory scripts/pg18.sh installs and prints.

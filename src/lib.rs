@@ -36,5 +36,6 @@ pub mod report;
 pub mod restore;
 pub mod run;
 pub mod sys;
+pub mod watch;
 
 pub use error::{Error, Result};

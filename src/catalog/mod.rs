@@ -24,6 +24,7 @@ mod schema;
 mod server;
 mod standby;
 mod stats;
+mod watch;
 
 pub use abort::*;
 pub use locks::*;
@@ -39,6 +40,7 @@ pub use schema::*;
 pub use server::*;
 pub use standby::*;
 pub use stats::*;
+pub use watch::*;
 
 /// Marker in every query rehearse sends while a migration runs, or to production.
 pub const MARK: &str = "/*rehearse*/";

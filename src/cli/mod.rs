@@ -9,6 +9,7 @@ mod doctor;
 mod production;
 mod queries;
 mod stats;
+mod watch;
 
 use crate::error::{exit, Error};
 use crate::pipeline::events::{EventSink, Silent};
@@ -18,6 +19,7 @@ use crate::report::ReportFormat;
 pub use calibrate::CalibrateArgs;
 pub use queries::QueriesArgs;
 pub use stats::StatsArgs;
+pub use watch::WatchArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -160,6 +162,32 @@ pub enum Command {
             rehearse calibrate --url postgres://rehearse_stats@db-replica.internal:5432/app"
     )]
     Calibrate(CalibrateArgs),
+
+    /// Follow a release while it runs in production, against its rehearsal's report: which migration runs,
+    /// its time against the rehearsed and estimated one, who waits behind it, the standbys' lag, and the
+    /// budgets it crosses, with the abort plan. Read-only.
+    #[command(
+        long_about = "Follow a release while it runs in production, against what its rehearsal measured \
+            (--report: the rehearsal's report.json).\n\n\
+            Each reading (--interval) tells which migration runs (from the history table the report names, \
+            and from pg_stat_activity: a session running one of the migration's rehearsed statements), how \
+            long it has run against its rehearsed time and production-scale estimate, what \
+            pg_stat_progress_* shows it doing, which sessions wait behind it (pg_blocking_pids), and how far \
+            each standby lags (pg_stat_replication, and each --standby-url's replay position). A threshold \
+            crossed (the scenario's budgets, as the rehearsal judged them) prints one BREACH line with the \
+            abort plan; watch never cancels anything itself.\n\n\
+            Safe on production: one connection per server, default_transaction_read_only, \
+            application_name 'rehearse watch', a statement_timeout and a lock_timeout on every read; it \
+            writes no WAL. See docs/watch.md.",
+        after_help = "Exit codes: 0 every migration of the report is applied (or already was) · 1 a threshold \
+            was crossed under --on-breach exit, or --timeout came first · 3 bad arguments or report · 4 cannot \
+            connect or read production · 130 interrupted.\n\n\
+            Examples:\n  \
+            rehearse watch --url postgres://watch@db.internal/app --report reports/release/report.json\n  \
+            rehearse watch --url $PROD --report report.json --standby-url postgres://watch@replica/app \\\n      \
+            --on-breach exit --events watch.jsonl --out watch/"
+    )]
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +321,7 @@ pub fn main() -> i32 {
             Command::Cleanup(args) => cleanup_command(args).await,
             Command::Stats(args) => stats::command(args).await,
             Command::Queries(args) => queries::command(args).await,
+            Command::Watch(args) => watch::command(args).await,
             Command::Calibrate(args) => match Supervisor::install() {
                 Ok(sup) => calibrate::command(args, sup.token()).await,
                 Err(e) => {

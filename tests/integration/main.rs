@@ -56,3 +56,4 @@ mod traffic;
 mod trust;
 mod trust_isolation;
 mod url_backend;
+mod watch;
