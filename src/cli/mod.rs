@@ -12,7 +12,7 @@ mod stats;
 
 use crate::error::{exit, Error};
 use crate::pipeline::events::{EventSink, Silent};
-use crate::pipeline::{Progress, Supervisor};
+use crate::pipeline::{Progress, Redacting, Supervisor};
 use crate::plan::{Overrides, Plan};
 use crate::report::ReportFormat;
 pub use calibrate::CalibrateArgs;
@@ -348,7 +348,11 @@ async fn run_command(args: RunArgs, drift: bool) -> i32 {
             return e.exit_code();
         }
     };
-    let events: Box<dyn EventSink> = if args.quiet { Box::new(Silent) } else { Box::new(Progress::for_stderr()) };
+    let redact = plan.report.redact;
+    let mut events: Box<dyn EventSink> = if args.quiet { Box::new(Silent) } else { Box::new(Progress::for_stderr()) };
+    if redact {
+        events = Box::new(Redacting(events));
+    }
     let outcome = crate::run::run(plan, events.as_ref(), &sup).await;
     drop(events);
     if let Some(table) = &outcome.table {
@@ -386,6 +390,7 @@ async fn cache_command(action: CacheAction) -> i32 {
         };
         format!(
             "{}  {:>9}  {server}  {} old  {}",
+        Some(e) if redact => eprintln!("{}", crate::sys::redact::values(&e.render())),
             e.manifest.key,
             format_bytes(e.manifest.bytes),
             humantime::format_duration(std::time::Duration::from_secs(age.as_secs() / 60 * 60)),

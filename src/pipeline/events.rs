@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::report::{MigrationStatus, Stage};
+use crate::sys::redact;
 
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -34,6 +35,25 @@ pub enum Event {
 
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: Event);
+}
+
+/// Passes events on with production's row values taken out of their texts
+/// (`report.redact`): a stage's detail or a note may quote an error.
+pub struct Redacting(pub Box<dyn EventSink>);
+
+impl EventSink for Redacting {
+    fn emit(&self, event: Event) {
+        let text = |t: String| redact::values(&t).into_owned();
+        self.0.emit(match event {
+            Event::StageStarted { stage, detail } => Event::StageStarted { stage, detail: text(detail) },
+            Event::StageFinished { stage, elapsed, detail } => {
+                Event::StageFinished { stage, elapsed, detail: text(detail) }
+            }
+            Event::Note(note) => Event::Note(text(note)),
+            started @ Event::MigrationStarted { .. } => started,
+            finished @ Event::MigrationFinished { .. } => finished,
+        })
+    }
 }
 
 /// Discards events (tests, `--quiet`).

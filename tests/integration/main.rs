@@ -34,6 +34,7 @@ mod platform;
 mod postgres18;
 mod production_limits;
 mod production_role;
+mod privacy;
 mod queries;
 mod race;
 mod refused;
