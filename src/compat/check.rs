@@ -97,13 +97,16 @@ impl<'a> Checker<'a> {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
-            let failed = |e| check_failed(&self.corpus.shown(query), e);
+            let failed = |e| check_failed(&self.corpus.shown(query, None), e);
             let failure = match self.prepare(query).await.map_err(failed)? {
                 Some(failure) => Some(failure),
                 None => self.omitted_not_null(query).await.map_err(failed)?,
             };
             if let Some((code, message)) = failure {
-                failures.insert(i, BrokenQuery { query: self.corpus.shown(query), code, message, calls: query.calls });
+                failures.insert(
+                    i,
+                    BrokenQuery { query: self.corpus.shown(query, Some(&message)), code, message, calls: query.calls },
+                );
             }
         }
         Ok(failures)
