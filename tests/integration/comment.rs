@@ -104,7 +104,7 @@ fn github_first_run_creates_the_next_edits_it_past_a_hundred_comments_and_leaves
         "{}",
         first.stderr
     );
-    assert!(created[0].1.contains("### Migration rehearsal: nightly") && created[0].1.contains(url));
+    assert!(created[0].1.contains("## Migration rehearsal: nightly") && created[0].1.contains(url));
     // The list was read to its last page (151 comments: 2 pages of 100) before creating.
     let lists = server.requests().iter().filter(|r| r.starts_with("GET /repos/acme/shop/issues/12/comments")).count();
     assert_eq!(lists, 2, "{:?}", server.requests());
@@ -219,7 +219,7 @@ fn print_shows_the_body_and_posts_nothing() {
     let ran = comment(sandbox.path(), &[nightly.to_str().unwrap(), "--print"], &[]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(
-        ran.stdout.starts_with("<!-- rehearse-comment scenario=nightly -->\n### Migration rehearsal: nightly"),
+        ran.stdout.starts_with("<!-- rehearse-comment scenario=nightly -->\n## Migration rehearsal: nightly"),
         "{}",
         ran.stdout
     );

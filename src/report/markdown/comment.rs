@@ -75,7 +75,7 @@ fn sections(r: &Report, artifact_url: Option<&str>) -> Vec<String> {
 /// Title, verdict, the failed migration, the link to the artifact.
 fn head(r: &Report, artifact_url: Option<&str>) -> String {
     let mut w = String::new();
-    put!(w, "### Migration rehearsal: {}\n", r.scenario);
+    put!(w, "## Migration rehearsal: {}\n", r.scenario);
     put!(w, "**{}**\n", verdict(r));
     if let Some(m) = summary::failed(r) {
         put!(w, "**Failed migration:** `{}`: {}\n", m.id, summary::first_error_line(m));
@@ -147,7 +147,7 @@ mod tests {
     fn the_body_starts_with_its_marker_and_folds_each_migration() {
         let r = demo();
         let body = body(&r, Some("https://ci.example/artifacts/1"), 65_536);
-        assert!(body.starts_with(&format!("{}\n### Migration rehearsal: {}", marker(&r.scenario), r.scenario)));
+        assert!(body.starts_with(&format!("{}\n## Migration rehearsal: {}", marker(&r.scenario), r.scenario)));
         assert_eq!(body.matches("<details>").count(), r.migrations.len());
         assert!(body.contains("[Full report](https://ci.example/artifacts/1)"));
         assert!(!body.contains("Cut to fit"));
