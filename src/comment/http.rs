@@ -53,7 +53,11 @@ pub struct Client {
 impl Client {
     pub fn new(token: Token, headers: Vec<(&'static str, &'static str)>) -> Client {
         // A 4xx or 5xx is an answer to explain, not a transport error.
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(TIMEOUT)).build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots()).build())
+            .build();
         Client { agent: agent.new_agent(), token, headers }
     }
 
@@ -89,6 +93,21 @@ impl Client {
             .find_map(|k| json.get(k).map(|m| m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string())))
             .unwrap_or_else(|| crate::sys::text::one_line(&text, 200));
         Ok(Answer { status, json, message: self.token.strike(&message), next })
+    }
+}
+
+/// The roots a server's certificate is verified with: this machine's
+/// (rustls-native-certs, which honours SSL_CERT_FILE and SSL_CERT_DIR), so
+/// GitHub Enterprise Server or a self-managed GitLab behind a company CA
+/// verifies as curl would there; Mozilla's (webpki-roots) when the machine
+/// has none, as in a bare container.
+fn roots() -> ureq::tls::RootCerts {
+    let found = rustls_native_certs::load_native_certs().certs;
+    match found.is_empty() {
+        true => ureq::tls::RootCerts::WebPki,
+        false => {
+            found.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect::<Vec<_>>().into()
+        }
     }
 }
 
