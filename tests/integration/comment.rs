@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support::{ReviewServer, Sandbox, REPO, TOKEN};
+use crate::support::{Certs, ReviewServer, Sandbox, REPO, TOKEN};
 
 /// A finished run's output.
 struct Ran {
@@ -226,4 +226,26 @@ fn print_shows_the_body_and_posts_nothing() {
     let ran = comment(sandbox.path(), &[sandbox.path().join("nothing").to_str().unwrap()], &[]);
     assert_eq!(ran.code, 3);
     assert!(ran.stderr.contains("cannot read the report"), "{}", ran.stderr);
+}
+
+#[test]
+fn an_api_behind_a_company_ca_verifies_with_this_machines_roots() {
+    let (sandbox, certs) = (Sandbox::new(), Certs::make());
+    let server = ReviewServer::start_tls(&certs.path("server.crt"), &certs.path("server.key"));
+    let nightly = report(&sandbox, "nightly");
+    let mut env = github(&sandbox, &server, TOKEN);
+    // Not among the machine's roots (nor Mozilla's): the certificate is refused, nothing is sent.
+    let ran = comment(sandbox.path(), &[nightly.to_str().unwrap()], &env);
+    assert_eq!(ran.code, 4, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("got no answer") && ran.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        ran.stderr
+    );
+    assert!(server.requests().is_empty());
+    // The company CA as this machine's roots (SSL_CERT_FILE, as curl and OpenSSL read it).
+    env.push(("SSL_CERT_FILE", certs.path_str("ca.crt")));
+    let ran = comment(sandbox.path(), &[nightly.to_str().unwrap()], &env);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(marked(&server, "nightly").len(), 1);
 }

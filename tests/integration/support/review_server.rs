@@ -6,9 +6,12 @@
 //! CI_API_V4_URL, as GitHub Enterprise and self-managed GitLab are.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 
 /// What the server holds and was asked.
@@ -38,14 +41,42 @@ impl ReviewServer {
     /// Listens on 127.0.0.1; one thread answers each connection (the
     /// server lives as long as the test binary, on a port of its own).
     pub fn start() -> ReviewServer {
+        ReviewServer::listen(None)
+    }
+
+    /// The same over TLS with `cert` and `key` (PEM), at https://localhost:PORT.
+    pub fn start_tls(cert: &Path, key: &Path) -> ReviewServer {
+        let certs = CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        ReviewServer::listen(Some(Arc::new(config)))
+    }
+
+    fn listen(tls: Option<Arc<rustls::ServerConfig>>) -> ReviewServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         let state = Arc::new(Mutex::new(ReviewState { base: url.clone(), ..ReviewState::default() }));
         let shared = state.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let state = shared.clone();
-                std::thread::spawn(move || answer(stream, &state));
+                let (state, tls) = (shared.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        let Ok(connection) = rustls::ServerConnection::new(config) else { return };
+                        answer(rustls::StreamOwned::new(connection, stream), &state)
+                    }
+                    None => answer(stream, &state),
+                });
             }
         });
         ReviewServer { url, state }
@@ -76,7 +107,7 @@ struct Request {
     body: Value,
 }
 
-fn read(stream: &TcpStream) -> Option<Request> {
+fn read(stream: &mut impl Read) -> Option<Request> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -103,8 +134,8 @@ fn read(stream: &TcpStream) -> Option<Request> {
     Some(Request { method, path, query, token, body: serde_json::from_slice(&body).unwrap_or(Value::Null) })
 }
 
-fn answer(mut stream: TcpStream, state: &Mutex<ReviewState>) {
-    let Some(req) = read(&stream) else { return };
+fn answer(mut stream: impl Read + Write, state: &Mutex<ReviewState>) {
+    let Some(req) = read(&mut stream) else { return };
     let (status, headers, body) = respond(&req, &mut state.lock().unwrap());
     let text = body.to_string();
     let mut out = format!(
@@ -117,6 +148,7 @@ fn answer(mut stream: TcpStream, state: &Mutex<ReviewState>) {
     out.push_str("\r\n");
     out.push_str(&text);
     let _ = stream.write_all(out.as_bytes());
+    let _ = stream.flush();
 }
 
 fn respond(req: &Request, s: &mut ReviewState) -> (u16, Vec<(String, String)>, Value) {
