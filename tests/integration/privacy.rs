@@ -37,6 +37,8 @@ const VALUES: [&str; 4] = ["alice.secret", "carol.secret", "grace.secret", "henr
 struct Case {
     migrations: &'static [(&'static str, &'static str)],
     extra: String,
+    /// The server binaries (`--pg-bin`); None: this machine's PostgreSQL 15.
+    pg_bin: Option<String>,
 }
 
 /// What one run left for a reader: every artifact it wrote, and the terminal.
@@ -54,10 +56,11 @@ impl Seen {
         let summary = sandbox.path().join("step-summary.md");
         let _ = std::fs::remove_file(&summary);
         let _ = std::fs::remove_dir_all(sandbox.reports());
-        let out = sandbox.rehearse_env(
-            &["run", scenario.to_str().unwrap(), "--format", "table,markdown,json,junit"],
-            &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
-        );
+        let mut args = vec!["run", scenario.to_str().unwrap(), "--format", "table,markdown,json,junit"];
+        if let Some(bin) = &case.pg_bin {
+            args.extend(["--pg-bin", bin.as_str()]);
+        }
+        let out = sandbox.rehearse_env(&args, &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())]);
         let mut texts = vec![("stdout".to_string(), out.stdout.clone()), ("stderr".to_string(), out.stderr.clone())];
         let mut files: Vec<PathBuf> =
             std::fs::read_dir(sandbox.reports()).unwrap().flatten().map(|e| e.path()).collect();
@@ -118,6 +121,7 @@ fn a_unique_index_on_duplicate_emails_fails_without_naming_the_email() {
     let case = Case {
         migrations: &[("0001_unique_email.sql", "CREATE UNIQUE INDEX users_email_key ON public.users (email);\n")],
         extra: String::new(),
+        pg_bin: None,
     };
     let report = redacted_then_shown(&case, &["Key (email)=(…) is duplicated."], &["alice.secret"]);
     assert_eq!(report.migrations[0].status, MigrationStatus::Failed);
@@ -128,9 +132,30 @@ fn a_check_constraint_fails_on_a_row_without_showing_the_row() {
     let case = Case {
         migrations: &[("0001_negative_age.sql", "UPDATE public.users SET age = -1 WHERE id = 3;\n")],
         extra: String::new(),
+        pg_bin: None,
     };
     let report = redacted_then_shown(&case, &["Failing row contains (…)."], &["carol.secret"]);
     assert_eq!(report.migrations[0].status, MigrationStatus::Failed);
+}
+
+/// PostgreSQL 18 words these messages as 15 does (its errdetail for a
+/// duplicate key and a failing row is unchanged), so the same shapes match.
+#[test]
+fn a_unique_index_and_a_check_constraint_on_postgresql_18_show_no_value_either() {
+    let bin = Some(crate::postgres18::pg18_bin());
+    let unique = Case {
+        migrations: &[("0001_unique_email.sql", "CREATE UNIQUE INDEX users_email_key ON public.users (email);\n")],
+        extra: String::new(),
+        pg_bin: bin.clone(),
+    };
+    let report = redacted_then_shown(&unique, &["Key (email)=(…) is duplicated."], &["alice.secret"]);
+    assert!(report.postgres.version.as_deref().is_some_and(|v| v.starts_with("18.")), "{:?}", report.postgres);
+    let check = Case {
+        migrations: &[("0001_negative_age.sql", "UPDATE public.users SET age = -1 WHERE id = 3;\n")],
+        extra: String::new(),
+        pg_bin: bin,
+    };
+    redacted_then_shown(&check, &["Failing row contains (…)."], &["carol.secret"]);
 }
 
 #[test]
@@ -145,6 +170,7 @@ fn a_race_copy_on_a_duplicate_key_and_an_app_query_on_a_value_show_neither() {
         extra: format!(
             "  table: public.schema_migrations\ncompat:\n  queries: queries.sql\nrace:\n  replicas: 2\n  command: '{psql} \"$DATABASE_URL\" -X -v ON_ERROR_STOP=1 -c \"INSERT INTO public.accounts SELECT * FROM public.accounts\"'\n"
         ),
+        pg_bin: None,
     };
     let sandbox = Sandbox::new();
     sandbox.write("queries.sql", sandbox_corpus);
