@@ -62,3 +62,33 @@ pub struct Silent;
 impl EventSink for Silent {
     fn emit(&self, _: Event) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Keeps what it is sent.
+    struct Kept(Arc<Mutex<Vec<Event>>>);
+
+    impl EventSink for Kept {
+        fn emit(&self, event: Event) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    #[test]
+    fn redacting_takes_values_out_of_details_and_notes_only() {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let sink = Redacting(Box::new(Kept(kept.clone())));
+        let detail = "DETAIL: Key (email)=(alice@example.com) already exists.";
+        sink.emit(Event::StageStarted { stage: Stage::Race, detail: detail.into() });
+        sink.emit(Event::Note(format!("drift check: {detail}")));
+        sink.emit(Event::MigrationStarted { index: 1, total: 1, id: "0001_key_(x)=(y)".into() });
+        let shown = format!("{:?}", kept.lock().unwrap());
+        assert!(!shown.contains("alice@example.com"), "{shown}");
+        assert_eq!(shown.matches("Key (email)=(…) already exists.").count(), 2, "{shown}");
+        assert!(shown.contains("0001_key_(x)=(y)"), "a migration's id is a file name: kept");
+    }
+}
