@@ -71,13 +71,18 @@ enum End {
 const AFTER_KEY: &[&str] =
     &[" already exists", " is duplicated", " is not present", " is still referenced", " conflicts with"];
 
+/// What follows a failing row's values.
+const ROW_END: &[&str] = &[".\n", ". "];
+
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     let rule = |start: &str, end| Rule { start: Regex::new(start).expect("a valid pattern"), end };
     vec![
         // Lazily to the first `)=(`: an expression index's columns hold parentheses.
         rule(r"(?i)\bkey \([^\n]*?\)=\(", End::Paren(AFTER_KEY)),
-        rule(r"Failing row contains \(", End::Paren(&[".\n", "."])),
-        rule(r"failing row contains \([^)\n]*\) = \(", End::Paren(&[".\n", "."])),
+        // The row ends at `).` closing the DETAIL line (a proposed change to
+        // PostgreSQL appends `Check constraint expression: (...).` after a space).
+        rule(r"Failing row contains \(", End::Paren(ROW_END)),
+        rule(r"failing row contains \([^)\n]*\) = \(", End::Paren(ROW_END)),
         rule(
             r#"(invalid input syntax for (type )?[^:\n"]+|invalid input value for enum [^:\n"]+|date/time field value out of range|COPY [^,\n]+, line \d+(, column [^:\n]+)?): ""#,
             End::Quote,
@@ -97,9 +102,7 @@ impl Rule {
                 continue;
             }
             let line_end = text[m.end()..].find('\n').map_or(text.len(), |i| m.end() + i);
-            let Some(value_end) = self.value_end(&text[m.end()..line_end]).map(|i| m.end() + i) else {
-                continue;
-            };
+            let value_end = m.end() + self.value_end(&text[m.end()..], line_end - m.end());
             if self.is_quote() && text[m.start()..m.end()].starts_with("value") {
                 // `value "x" is out of range`: only that message quotes a value after `value`.
                 if !text[value_end..line_end].starts_with("\" is out of range") {
@@ -118,15 +121,22 @@ impl Rule {
         matches!(self.end, End::Quote)
     }
 
-    /// Where the value ends in `line` (the text after the start, to the end
-    /// of its line); None when it has no end (nothing to take out).
-    fn value_end(&self, line: &str) -> Option<usize> {
+    /// Where the value ends in `rest` (the text after the start), whose
+    /// first line is `line_len` long. A value PostgreSQL closes with `)` may
+    /// span lines (a text value holding a newline is written as it is), so
+    /// its end is looked for in the whole rest; a value with no end in sight
+    /// takes the rest of its line: when in doubt, more is taken out, never less.
+    fn value_end(&self, rest: &str, line_len: usize) -> usize {
+        let line = &rest[..line_len];
         match self.end {
             End::Paren(after) => {
-                after.iter().filter_map(|a| line.find(&format!("){a}"))).min().or_else(|| line.rfind(')'))
+                // The end of the text ends a message too.
+                let padded = format!("{rest}\n");
+                let closed = after.iter().filter_map(|a| padded.find(&format!("){a}"))).min();
+                closed.or_else(|| line.rfind(')')).unwrap_or(line_len)
             }
-            End::Quote => line.rfind('"'),
-            End::Line => Some(line.strip_suffix(']').map_or(line.len(), str::len)),
+            End::Quote => line.rfind('"').unwrap_or(line_len),
+            End::Line => line.strip_suffix(']').map_or(line_len, str::len),
         }
     }
 }
@@ -173,6 +183,22 @@ mod tests {
             "DETAIL: Partition key of the failing row contains (created) = (2026-12-06).",
             "DETAIL: Partition key of the failing row contains (created) = (…).",
         );
+    }
+
+    #[test]
+    fn a_value_across_lines_or_without_its_end_is_taken_out_whole() {
+        check(
+            "DETAIL: Failing row contains (7, first line\nsecond line, -3).\nHINT: x",
+            "DETAIL: Failing row contains (…).\nHINT: x",
+        );
+        check("DETAIL: Key (note)=(one\ntwo) already exists.", "DETAIL: Key (note)=(…) already exists.");
+        check(
+            "DETAIL: Failing row contains (1, 15). Check constraint expression: (age >= 18).",
+            "DETAIL: Failing row contains (…). Check constraint expression: (age >= 18).",
+        );
+        // A tail cut in the middle of a value: the rest of its line goes.
+        check("DETAIL: Key (email)=(alice@exam", "DETAIL: Key (email)=(…");
+        check("invalid input syntax for type integer: \"12a", "invalid input syntax for type integer: \"…");
     }
 
     #[test]
