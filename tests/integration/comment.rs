@@ -249,3 +249,35 @@ fn an_api_behind_a_company_ca_verifies_with_this_machines_roots() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(marked(&server, "nightly").len(), 1);
 }
+
+#[test]
+fn a_body_over_githubs_limit_is_cut_at_a_section_and_still_posted() {
+    let (sandbox, server) = (Sandbox::new(), ReviewServer::start());
+    // The demo's eight migrations five times over: about 115 kB of body.
+    let dir = report(&sandbox, "big");
+    let file = dir.join("report.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let migrations = json["migrations"].as_array().unwrap().clone();
+    let many: Vec<serde_json::Value> = (0..5)
+        .flat_map(|round| {
+            migrations.iter().map(move |m| {
+                let mut m = m.clone();
+                m["id"] = format!("{}_{round}", m["id"].as_str().unwrap()).into();
+                m
+            })
+        })
+        .collect();
+    json["migrations"] = many.into();
+    std::fs::write(&file, json.to_string()).unwrap();
+    let whole = comment(sandbox.path(), &[dir.to_str().unwrap(), "--print"], &[]).stdout;
+    assert!(whole.len() > 65_536, "{} bytes: not over the limit", whole.len());
+    let ran = comment(sandbox.path(), &[dir.to_str().unwrap()], &github(&sandbox, &server, TOKEN));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let posted = &marked(&server, "big")[0].1;
+    assert!(posted.len() <= 65_536, "{} bytes posted", posted.len());
+    let kept = posted.split("\n*Cut to fit the comment: ").next().unwrap();
+    assert!(whole.starts_with(kept) && kept.ends_with("</details>\n\n"), "cut after a whole migration's section");
+    assert!(
+        posted.contains("section(s) left out; the full report (report.md among the job's artifacts) has every one.")
+    );
+}
