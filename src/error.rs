@@ -130,6 +130,10 @@ closed_set! {
         /// The report directory cannot be made or written, has too little room,
         /// or a report file cannot be written.
         ReportUnwritable = "report_unwritable",
+        /// `rehearse comment` could not read or write the pull or merge
+        /// request's comments: the API did not answer, refused the token
+        /// (401), did not let it write (403), or has no such pull request (404).
+        CommentFailed = "comment_failed",
         /// Any other environment problem.
         OtherEnvironment = "other_environment",
 
@@ -163,6 +167,7 @@ impl ErrorKind {
             | TimedOut
             | CleanupFailed
             | ReportUnwritable
+            | CommentFailed
             | OtherEnvironment => exit::ENVIRONMENT,
             Interrupted => exit::INTERRUPTED,
         }

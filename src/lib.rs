@@ -16,6 +16,7 @@
 pub mod backend;
 pub mod catalog;
 pub mod cli;
+pub mod comment;
 pub mod compat;
 pub mod drift;
 pub mod error;

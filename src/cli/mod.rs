@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod calibrate;
+mod comment;
 mod doctor;
 mod production;
 mod queries;
@@ -13,10 +14,11 @@ mod watch;
 
 use crate::error::{exit, Error};
 use crate::pipeline::events::{EventSink, Silent};
-use crate::pipeline::{Progress, Supervisor};
+use crate::pipeline::{Progress, Redacting, Supervisor};
 use crate::plan::{Overrides, Plan};
 use crate::report::ReportFormat;
 pub use calibrate::CalibrateArgs;
+pub use comment::CommentArgs;
 pub use queries::QueriesArgs;
 pub use stats::StatsArgs;
 pub use watch::WatchArgs;
@@ -188,6 +190,26 @@ pub enum Command {
             --on-breach exit --events watch.jsonl --out watch/"
     )]
     Watch(WatchArgs),
+
+    /// Post the report on the pull request (GitHub) or merge request (GitLab) under review: one comment per
+    /// scenario, edited in place on every run.
+    #[command(
+        long_about = "Post the report on the pull request (GitHub) or merge request (GitLab) under review: the \
+            verdict, what needs a reviewer first (budget breaches, regressions against the baseline, the running \
+            app's queries it breaks, hazards), a table of the migrations with their production-scale estimate, and \
+            each migration's details folded.\n\n\
+            One comment per scenario: a hidden marker finds it again on the next run, which edits it in place. A \
+            body over the platform's limit is cut at a section boundary, with a note. Under GitHub Actions and \
+            GitLab CI everything is read from the job's variables; the flags override each.",
+        after_help = "Exit codes: 0 posted (or unchanged with --changed-since) · 3 bad input (no report, not on a \
+            pull request, no token) · 4 the API did not answer, refused the token (401), may not write (403), or \
+            has no such pull request (404).\n\n\
+            Examples:\n  \
+            rehearse comment reports/nightly --artifact-url \"$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID\"\n  \
+            rehearse comment reports/nightly/report.json --changed-since previous/report.json --pr 123\n  \
+            rehearse comment reports/demo --print"
+    )]
+    Comment(CommentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +344,7 @@ pub fn main() -> i32 {
             Command::Stats(args) => stats::command(args).await,
             Command::Queries(args) => queries::command(args).await,
             Command::Watch(args) => watch::command(args).await,
+            Command::Comment(args) => comment::command(args),
             Command::Calibrate(args) => match Supervisor::install() {
                 Ok(sup) => calibrate::command(args, sup.token()).await,
                 Err(e) => {
@@ -377,7 +400,11 @@ async fn run_command(args: RunArgs, drift: bool) -> i32 {
             return e.exit_code();
         }
     };
-    let events: Box<dyn EventSink> = if args.quiet { Box::new(Silent) } else { Box::new(Progress::for_stderr()) };
+    let redact = plan.report.redact;
+    let mut events: Box<dyn EventSink> = if args.quiet { Box::new(Silent) } else { Box::new(Progress::for_stderr()) };
+    if redact {
+        events = Box::new(Redacting(events));
+    }
     let outcome = crate::run::run(plan, events.as_ref(), &sup).await;
     drop(events);
     if let Some(table) = &outcome.table {
@@ -392,6 +419,7 @@ async fn run_command(args: RunArgs, drift: bool) -> i32 {
     // An interrupted run has a (partial) report, whose outcome line says so
     // and where to look; other errors are printed as they are.
     match outcome.error.as_ref().filter(|e| !matches!(e, Error::Interrupted)) {
+        Some(e) if redact => eprintln!("{}", crate::sys::redact::values(&e.render())),
         Some(e) => eprintln!("{}", e.render()),
         None => {
             if let Some(line) = crate::report::outcome_line(&outcome.report) {

@@ -97,13 +97,16 @@ impl<'a> Checker<'a> {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
-            let failed = |e| check_failed(query, e);
+            let failed = |e| check_failed(&self.corpus.shown(query, None), e);
             let failure = match self.prepare(query).await.map_err(failed)? {
                 Some(failure) => Some(failure),
                 None => self.omitted_not_null(query).await.map_err(failed)?,
             };
             if let Some((code, message)) = failure {
-                failures.insert(i, BrokenQuery { query: query.sql.clone(), code, message, calls: query.calls });
+                failures.insert(
+                    i,
+                    BrokenQuery { query: self.corpus.shown(query, Some(&message)), code, message, calls: query.calls },
+                );
             }
         }
         Ok(failures)
@@ -151,8 +154,8 @@ impl<'a> Checker<'a> {
 }
 
 /// A check that could not be made: the session, not the query.
-fn check_failed(query: &AppQuery, e: tokio_postgres::Error) -> Error {
-    let what = crate::sys::text::one_line(&query.sql, 80);
+fn check_failed(query: &str, e: tokio_postgres::Error) -> Error {
+    let what = crate::sys::text::one_line(query, 80);
     let message = match e.code() {
         Some(&SqlState::LOCK_NOT_AVAILABLE) => format!(
             "checking the running app's query `{what}` waited {LOCK_TIMEOUT} for a lock another session holds \

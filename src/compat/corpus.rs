@@ -66,9 +66,26 @@ pub struct Corpus {
     pub ignored_utility: usize,
     /// Statements of a `rehearse queries` file whose normalized text does not parse.
     pub ignored_unparsable: usize,
+    /// Show a query whose error quoted a value with its constants as `$1`,
+    /// `$2`, … (`report.redact`): the value came from a constant, and a
+    /// corpus taken from a log holds those production ran it with. The
+    /// check itself prepares the text as the corpus has it.
+    pub redact_constants: bool,
 }
 
 impl Corpus {
+    /// A query's text as the report and the messages show it, given the
+    /// error it failed with (None: an error of the check's own, shown
+    /// without constants). The constants of a query whose error quoted none
+    /// are kept: they explain errors such as `repeat(unknown, bigint)`.
+    pub fn shown(&self, query: &AppQuery, error: Option<&str>) -> String {
+        let quoted_a_value = error.is_none_or(|e| crate::sys::redact::values(e) != e);
+        match self.redact_constants && quoted_a_value {
+            true => crate::sys::redact::sql_constants(&query.sql),
+            false => query.sql.clone(),
+        }
+    }
+
     /// Reads a corpus; a missing file, SQL that does not parse, JSON that
     /// is not `rehearse.queries/v1`, or no query at all is bad input naming
     /// the file. Linear in the file's size; `cancel` (a signal) stops it
@@ -84,8 +101,13 @@ impl Corpus {
                 e,
             )
         })?;
-        let mut corpus =
-            Corpus { path: path.to_path_buf(), queries: Vec::new(), ignored_utility: 0, ignored_unparsable: 0 };
+        let mut corpus = Corpus {
+            path: path.to_path_buf(),
+            queries: Vec::new(),
+            ignored_utility: 0,
+            ignored_unparsable: 0,
+            redact_constants: false,
+        };
         // SQL cannot start with `{`; a JSON object does.
         match text.trim_start().starts_with('{') {
             true => corpus.add_exported(&text, cancel)?,

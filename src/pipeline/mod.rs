@@ -10,7 +10,7 @@ pub mod runner;
 pub mod signals;
 
 pub use deadline::Deadline;
-pub use events::{Event, EventSink, Silent};
+pub use events::{Event, EventSink, Redacting, Silent};
 pub use progress::Progress;
 pub use runner::{Pipeline, Stopped, Summary};
 pub use signals::Supervisor;

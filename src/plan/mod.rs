@@ -423,7 +423,8 @@ fn clone_plan(s: &Scenario, origin: &Origin) -> Result<Option<ClonePlan>> {
 /// long read); `budgets.fail_on_incompatible` needs them.
 fn app_queries(s: &Scenario, origin: &Origin, cancel: &CancellationToken) -> Result<Option<Corpus>> {
     match &s.compat {
-        Some(c) => Corpus::load(&origin.in_scenario(c.queries.as_str()), cancel).map(Some),
+        Some(c) => Corpus::load(&origin.in_scenario(c.queries.as_str()), cancel)
+            .map(|corpus| Some(Corpus { redact_constants: report::redact(&s.report), ..corpus })),
         None if s.budgets.fail_on_incompatible => Err(ErrorKind::ScenarioInvalid.error(format!(
             "{}: budgets.fail_on_incompatible is true, but the scenario has no `compat:` section: add \
              `compat: {{ queries: app-queries.sql }}` (the running app's queries, or what `rehearse queries` \

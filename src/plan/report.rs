@@ -28,6 +28,8 @@ pub struct ReportPlan {
     pub checklist: ChecklistSettings,
     /// The terminal's width and the step summary, read once, here.
     pub output: OutputOptions,
+    /// Row values taken out of the report, the events and the errors shown (`report.redact`).
+    pub redact: bool,
 }
 
 pub(super) fn plan(r: &ReportSection, name: &str, overrides: &Overrides, origin: &Origin) -> Result<ReportPlan> {
@@ -62,7 +64,13 @@ pub(super) fn plan(r: &ReportSection, name: &str, overrides: &Overrides, origin:
             replica_apply_rate: r.replica_apply_rate.map(|r| r.0).unwrap_or(defaults.replica_apply_rate),
         },
         output: output_options(stdout_width(), |name| std::env::var_os(name), &origin.cwd),
+        redact: redact(r),
     })
+}
+
+/// `report.redact`: on unless the scenario turns it off.
+pub(super) fn redact(r: &ReportSection) -> bool {
+    r.redact.unwrap_or(true)
 }
 
 /// The output choices, from the terminal's width (None when stdout is not a

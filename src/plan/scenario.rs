@@ -546,6 +546,9 @@ pub struct ReportSection {
     /// A migration longer than this should not run on the deploy's critical path.
     #[serde(default, with = "humantime_serde")]
     pub deploy_window: Option<Duration>,
+    /// Take production's row values out of every artifact and the terminal
+    /// (default true; `false` only for a copy that holds no real data).
+    pub redact: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -107,6 +107,10 @@ pub struct Report {
     /// The release that undoes this one, rehearsed after it (`rollback:`); absent without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<super::RollbackReport>,
+    /// Row values were taken out of every text of the report (`report.redact`,
+    /// the default; docs/privacy.md); absent when they were not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 /// The drift check: the rehearsed database (production plus the pending

@@ -396,6 +396,7 @@ pub fn build(r: &Rehearsal) -> Report {
         load: r.load.clone(),
         abort: r.abort.clone(),
         rollback: r.rollback.as_ref().map(|b| b.report()),
+        redacted: false,
     };
     let (status, stage, error) = status(&report, r.end.as_ref());
     (report.status, report.stopped_at_stage) = (status, stage);

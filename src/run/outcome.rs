@@ -55,12 +55,12 @@ pub async fn finish(
     let mut rendered = report::Rendered::new(&plan.report.formats, &plan.report.output);
     let judged = p.always(Stage::Report, formats.join(", "), async || {
         let judgement = judge(plan, &facts);
-        let report = report::build(&Rehearsal { judgement: judgement.clone(), ..facts });
+        let report = shown(plan, report::build(&Rehearsal { judgement: judgement.clone(), ..facts }));
         rendered.render(&report, |format| !format.lists_stages());
         Ok(Judged(judgement))
     });
     p.facts.judgement = judged.await.expect("judging cannot fail").0;
-    let report = report::build(&p.facts);
+    let report = shown(plan, report::build(&p.facts));
     rendered.render(&report, |_| true);
     let mut error = stopped.map(|s| s.error);
     let files = match rendered.write(&plan.report.dir) {
@@ -81,6 +81,15 @@ pub async fn finish(
     };
     let table = rendered.text(ReportFormat::Table).map(str::to_string);
     Outcome { exit_code, report, table, files, kept, error }
+}
+
+/// The report as every format shows it: with production's row values taken
+/// out (`report.redact`, the default). The gate judges the report as built.
+fn shown(plan: &Plan, report: Report) -> Report {
+    match plan.report.redact {
+        true => report::redacted(&report),
+        false => report,
+    }
 }
 
 struct Judged(Judgement);

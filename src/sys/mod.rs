@@ -14,6 +14,7 @@ pub mod machine;
 pub mod netns;
 pub mod password;
 pub mod process;
+pub mod redact;
 pub mod refusal;
 pub mod text;
 pub mod tls;

@@ -2,6 +2,7 @@
 //! in the order a reader meets them; `migration.rs` renders each migration's.
 
 mod abort;
+pub mod comment;
 mod drift;
 mod estimate;
 mod hazards;
