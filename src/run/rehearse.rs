@@ -370,10 +370,15 @@ impl Rehearsal<'_> {
     async fn judge(&self, migration: &Migration, facts: &MigrationFacts, o: &Unjudged) -> Result<Findings> {
         let m = facts.record(&[]);
         let checked = hazards::check(&m, &o.before, &self.plan.hazard_ignore);
+        // A command's statements are not traced: pg_stat_statements recorded them.
+        let destructive_changes = match self.source.of(migration)?.tool() {
+            MigrationTool::Command if m.statements.is_empty() => destructive::in_recorded(&m),
+            _ => destructive::detect(&m),
+        };
         let mut findings = Findings {
             hazards: checked.hazards,
             ignored_hazards: checked.ignored,
-            destructive_changes: destructive::detect(&m),
+            destructive_changes,
             ..Findings::default()
         };
         if let Some(estimator) = &self.plan.estimate {
