@@ -665,7 +665,12 @@ pub struct MigrationReport {
     /// The migration tool's own start-up (interpreter and imports), not
     /// included in `duration_ms`; null when rehearse runs the migration itself.
     pub startup_ms: Option<u64>,
-    /// Alembic: what `alembic upgrade <parent>:<rev> --sql` prints.
+    /// Django: what `manage.py migrate` did after the release's last migration
+    /// (re-rendering the models, the post_migrate handlers), reported with
+    /// that migration and not included in its `duration_ms`; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_migrate_ms: Option<u64>,
+    /// Alembic: what `alembic upgrade <parent>:<rev> --sql` prints; Django: `manage.py sqlmigrate`.
     pub offline_sql: Option<String>,
     /// Alembic: why offline SQL is not available for this revision.
     pub offline_sql_unavailable: Option<String>,

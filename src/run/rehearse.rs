@@ -407,6 +407,7 @@ fn record(applied: &mut Applied, timed_out: bool, tries: &super::retry::Tries) -
     AppliedMigration {
         duration_ms: millis(applied.duration),
         startup_ms: applied.startup.map(millis),
+        post_migrate_ms: applied.epilogue.map(millis),
         statements: std::mem::take(&mut applied.statements),
         status: match (&applied.error, applied.interrupted) {
             (_, true) if timed_out => MigrationStatus::TimedOut,

@@ -16,6 +16,7 @@ mod calibrate;
 mod cleanup;
 mod clone;
 mod compat;
+mod django;
 mod docker;
 mod drift;
 mod drift_catalog;
