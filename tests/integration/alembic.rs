@@ -136,6 +136,28 @@ fn a_command_runner_is_rehearsed_with_rev_and_url() {
     sandbox.assert_no_leaks();
 }
 
+/// A command's statements are not traced, but pg_stat_statements recorded
+/// them: its DROP COLUMN is a destructive change, and the checklist says so.
+#[test]
+fn a_commands_dropped_column_is_found_in_what_pg_stat_statements_recorded() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write(
+        "drop.yaml",
+        &format!(
+            "dump: {}\nmigrations:\n  tool: command\n  revisions: [x1_drop_note]\n  \
+             apply: \"{}/psql -Xq -c 'ALTER TABLE orders DROP COLUMN note'\"\n",
+            dumps().path("custom").display(),
+            crate::support::pg_bin_dir()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", path.to_str().unwrap()]);
+    let report = out.report();
+    let changes = &report.migrations[0].destructive_changes;
+    assert!(changes.iter().any(|c| c.object == "public.orders.note" || c.object == "orders.note"), "{changes:?}");
+    assert!(out.markdown().contains("Destructive changes: drop_column"), "{}", out.markdown());
+    sandbox.assert_no_leaks();
+}
+
 #[test]
 fn a_python_without_alembic_is_an_environment_error_naming_the_fix() {
     let sandbox = Sandbox::new();
