@@ -303,3 +303,45 @@ fn a_conflict_and_a_settings_module_on_sqlite_are_refused() {
     assert!(!sandbox.path().join("shop.sqlite3").exists(), "nothing ran on the SQLite file");
     sandbox.assert_no_leaks();
 }
+
+/// A non-atomic migration that fails part-way: Django's error with its
+/// SQLSTATE, what it left (its index, built outside a transaction), and
+/// the recovery steps from django_migrations as the failure left it.
+#[test]
+fn a_failed_non_atomic_migration_gets_recovery_steps_from_django_migrations() {
+    let python = django_python();
+    let sandbox = Sandbox::new();
+    let scenario = sandbox.write(
+        "django.yaml",
+        &format!(
+            "dump: {}\npostgres:\n  backend: local\nmigrations:\n  tool: django\n  dir: {}\n  settings: shop.settings_fails\n  \
+             python: {python}\n  env:\n    SHOP_DB_NAME: elsewhere\n",
+            dumps().path("custom").display(),
+            shop_dir()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", scenario.to_str().unwrap()]);
+    out.assert_code(2);
+    let report = out.report();
+    let failed = report.migrations.iter().find(|m| m.status == MigrationStatus::Failed).unwrap();
+    assert_eq!(failed.id, "fails.0002_code_index");
+    let error = failed.error.as_ref().unwrap();
+    assert_eq!(error.sqlstate.as_deref(), Some("42703"), "{error:?}");
+    assert!(failed.statements.iter().any(|s| s.query.starts_with("CREATE INDEX CONCURRENTLY")), "{failed:?}");
+    let recovery = failed.recovery.as_ref().unwrap();
+    assert!(recovery.leftovers.iter().any(|l| l.contains("fails_item_code_idx")), "{recovery:?}");
+    let steps = recovery.steps.join("\n");
+    assert!(
+        steps.contains("does not record fails.0002_code_index (its last migration of fails is fails.0001_initial)")
+            && steps.contains("`python manage.py migrate --fake fails 0002_code_index`"),
+        "{steps}"
+    );
+    // The applied migrations before it are what django_migrations holds; the later ones did not run.
+    assert!(report.migrations.iter().any(|m| m.id.starts_with("auth.") && m.status == MigrationStatus::Applied));
+    assert!(report
+        .migrations
+        .iter()
+        .filter(|m| m.id.starts_with("orders."))
+        .all(|m| m.status == MigrationStatus::Skipped));
+    sandbox.assert_no_leaks();
+}
