@@ -682,6 +682,11 @@ pub struct MigrationReport {
     /// Dropped or renamed tables and columns, from the executed statements.
     #[serde(default)]
     pub destructive_changes: Vec<DestructiveChange>,
+    /// What rehearse could not evaluate for this migration's tool, each
+    /// with why (a command's statement hazards: its statements are not
+    /// traced); the table shows "not evaluated" rather than "-". Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_evaluated: Vec<String>,
     /// At production's scale (`estimate:` in the scenario); null without it.
     #[serde(default)]
     pub estimate: Option<Estimate>,

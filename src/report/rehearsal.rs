@@ -204,6 +204,8 @@ pub struct Findings {
     pub hazards: Vec<Hazard>,
     pub ignored_hazards: Vec<Hazard>,
     pub destructive_changes: Vec<DestructiveChange>,
+    /// What could not be evaluated for the migration's tool, with why.
+    pub not_evaluated: Vec<String>,
     pub estimate: Option<Estimate>,
     pub recovery: Option<Recovery>,
 }
@@ -312,6 +314,7 @@ impl MigrationFacts {
             recovery: f.recovery,
             breaches: breaches.to_vec(),
             destructive_changes: f.destructive_changes,
+            not_evaluated: f.not_evaluated,
             estimate: f.estimate,
             standby: o.standby,
             compat: self.compat.clone(),
@@ -526,6 +529,7 @@ mod tests {
                 hazards: m.hazards.clone(),
                 ignored_hazards: m.ignored_hazards.clone(),
                 destructive_changes: m.destructive_changes.clone(),
+                not_evaluated: m.not_evaluated.clone(),
                 estimate: m.estimate.clone(),
                 recovery: m.recovery.clone(),
             },

@@ -371,14 +371,20 @@ impl Rehearsal<'_> {
         let m = facts.record(&[]);
         let checked = hazards::check(&m, &o.before, &self.plan.hazard_ignore);
         // A command's statements are not traced: pg_stat_statements recorded them.
-        let destructive_changes = match self.source.of(migration)?.tool() {
-            MigrationTool::Command if m.statements.is_empty() => destructive::in_recorded(&m),
-            _ => destructive::detect(&m),
+        let untraced = self.source.of(migration)?.tool() == MigrationTool::Command && m.statements.is_empty();
+        let destructive_changes = match untraced {
+            true => destructive::in_recorded(&m),
+            false => destructive::detect(&m),
+        };
+        let not_evaluated = match untraced && m.ran() {
+            true => vec![NOT_TRACED.to_string()],
+            false => Vec::new(),
         };
         let mut findings = Findings {
             hazards: checked.hazards,
             ignored_hazards: checked.ignored,
             destructive_changes,
+            not_evaluated,
             ..Findings::default()
         };
         if let Some(estimator) = &self.plan.estimate {
@@ -401,6 +407,10 @@ impl Rehearsal<'_> {
         Ok(findings)
     }
 }
+
+/// Why a command's statement hazards are not evaluated.
+const NOT_TRACED: &str = "the hazards that read a migration's statements (a command tool's statements are not \
+     traced: its locks, WAL, rewrites and destructive changes are read from the server)";
 
 /// What the migration source reported, as the migration's facts.
 fn record(applied: &mut Applied, timed_out: bool, tries: &super::retry::Tries) -> AppliedMigration {

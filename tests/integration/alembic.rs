@@ -137,7 +137,8 @@ fn a_command_runner_is_rehearsed_with_rev_and_url() {
 }
 
 /// A command's statements are not traced, but pg_stat_statements recorded
-/// them: its DROP COLUMN is a destructive change, and the checklist says so.
+/// them: its DROP COLUMN is a destructive change, and the checklist says so;
+/// the hazards that read statements are "not evaluated", not "-".
 #[test]
 fn a_commands_dropped_column_is_found_in_what_pg_stat_statements_recorded() {
     let sandbox = Sandbox::new();
@@ -155,6 +156,10 @@ fn a_commands_dropped_column_is_found_in_what_pg_stat_statements_recorded() {
     let changes = &report.migrations[0].destructive_changes;
     assert!(changes.iter().any(|c| c.object == "public.orders.note" || c.object == "orders.note"), "{changes:?}");
     assert!(out.markdown().contains("Destructive changes: drop_column"), "{}", out.markdown());
+    // Its statement hazards were not looked for: said so, never "-".
+    assert!(report.migrations[0].hazards.is_empty() && !report.migrations[0].not_evaluated.is_empty());
+    assert!(out.stdout.contains("not evaluated"), "{}", out.stdout);
+    assert!(out.markdown().contains("**Not evaluated** for x1_drop_note"), "{}", out.markdown());
     sandbox.assert_no_leaks();
 }
 

@@ -151,6 +151,9 @@ fn recovery_steps(w: &mut String, r: &Recovery) {
 
 /// Every finding, then the rules `hazards.ignore` set aside here, counted.
 fn hazards(w: &mut String, m: &MigrationReport) {
+    for what in &m.not_evaluated {
+        put!(w, "\n**Not evaluated:** {what}.");
+    }
     if m.hazards.is_empty() && m.ignored_hazards.is_empty() {
         return;
     }
