@@ -332,6 +332,11 @@ fn a_failed_non_atomic_migration_gets_recovery_steps_from_django_migrations() {
     let error = failed.error.as_ref().unwrap();
     assert_eq!(error.sqlstate.as_deref(), Some("42703"), "{error:?}");
     assert!(failed.statements.iter().any(|s| s.query.starts_with("CREATE INDEX CONCURRENTLY")), "{failed:?}");
+    // A RunPython inserting 500 rows one by one: one batch of 500 statements, not 500 entries.
+    let initial = report.migrations.iter().find(|m| m.id == "fails.0001_initial").unwrap();
+    let inserts: Vec<_> = initial.statements.iter().filter(|s| s.query.starts_with("INSERT INTO fails_item")).collect();
+    assert!(inserts.len() == 1 && inserts[0].count == 500 && inserts[0].rows == 500, "{inserts:?}");
+    assert_eq!(inserts[0].query, "INSERT INTO fails_item (id, code) VALUES ($1, $2)", "no values");
     let recovery = failed.recovery.as_ref().unwrap();
     assert!(recovery.leftovers.iter().any(|l| l.contains("fails_item_code_idx")), "{recovery:?}");
     let steps = recovery.steps.join("\n");

@@ -260,11 +260,20 @@ def discover(args):
     return 0
 
 
+# Statements that may share a batch: data statements, whose consecutive
+# runs of one text (Django sends the values apart) take the same locks.
+DATA = ("select", "insert", "update", "delete", "with", "values")
+
+
 class Tracer:
     """Every statement the migrating connection sends, through Django's
-    connection.execute_wrapper(): each is one batch (executemany is one
-    statement of many rows), followed by OWN_LOCKS on the same session, in
-    its transaction, so the locks it took are read exactly. Statements of
+    connection.execute_wrapper(), in batches: consecutive data statements of
+    one text (a RunPython saving objects one by one) are one batch, any other
+    statement is a batch of its own (executemany is one statement of many
+    rows). After each batch, and before its transaction ends, OWN_LOCKS runs
+    on the same session, in its transaction, so the locks it took are read
+    exactly, once a batch rather than once a statement (what keeps tracing
+    cheap on a data migration of thousands of statements). Statements of
     Django's introspection (constraint names before a RemoveField, the
     history table's existence) are run untraced: they read the catalogs."""
 
@@ -275,19 +284,42 @@ class Tracer:
         self.introspecting = 0
         self.last = None
         self.epilogue = False
+        # [text, ms, rows, count, began] of the data statements not reported yet.
+        self.batch = None
 
     def __call__(self, execute, sql, params, many, context):
         if self.introspecting or self.epilogue:
             return execute(sql, params, many, context)
         self.last = sql
+        shown = numbered(sql, () if many else params)
+        data = sql.lstrip()[:6].lower().startswith(DATA)
+        if self.batch is not None and (not data or self.batch[0] != shown):
+            self.flush()
         began = self.pace.clock()
-        result = execute(sql, params, many, context)
+        try:
+            result = execute(sql, params, many, context)
+        except Exception:
+            self.flush()
+            raise
         ms = (self.pace.clock() - began) * 1000.0
         cursor = context.get("cursor")
         rows = max(getattr(cursor, "rowcount", -1) or 0, 0)
         count = len(params) if many and params is not None and hasattr(params, "__len__") else 1
-        self.report(numbered(sql, () if many else params), ms, rows, count, began)
+        if not data:
+            self.report(shown, ms, rows, count, began)
+            return result
+        if self.batch is None:
+            self.batch = [shown, 0.0, 0, 0, began]
+        self.batch[1] += ms
+        self.batch[2] += rows
+        self.batch[3] += count
         return result
+
+    def flush(self):
+        """Reports the pending batch of data statements, if any."""
+        if self.batch is not None:
+            batch, self.batch = self.batch, None
+            self.report(*batch)
 
     def report(self, sql, ms, rows, count, began):
         new, wal, timeout = [], None, None
@@ -335,6 +367,9 @@ def trace_transactions(connection, tracer, pace):
 
     def ending(original, state):
         def end(*a, **kw):
+            if tracer is not None:
+                # Read in the transaction: its locks are gone once it ends.
+                tracer.flush()
             try:
                 return original(*a, **kw)
             finally:
@@ -382,6 +417,8 @@ def pace_migrations(tracer, pace):
             emit("revision_start", revision=revision, at=time.time(), clock=pace.clock())
             pace.wait_for_go(revision)
             result = original(executor, project_state, migration, *a, **kw)
+            if tracer is not None:
+                tracer.flush()
             state["left"] -= 1
             emit("revision_end", revision=revision, clock=pace.clock(), last=state["left"] <= 0)
             return result
@@ -393,9 +430,10 @@ def pace_migrations(tracer, pace):
     def migrate(executor, targets, plan=None, *a, **kw):
         state["left"] = len(plan if plan is not None else executor.migration_plan(targets))
         result = original_migrate(executor, targets, plan, *a, **kw)
-        state["epilogue"] = pace.clock()
         if tracer is not None:
+            tracer.flush()
             tracer.epilogue = True
+        state["epilogue"] = pace.clock()
         emit("epilogue", clock=state["epilogue"])
         return result
 
