@@ -133,6 +133,8 @@ fn a_command_runner_is_rehearsed_with_rev_and_url() {
     let share = index.locks.iter().find(|l| l.relation == "public.orders" && l.mode == LockMode::ShareLock);
     let share = share.unwrap_or_else(|| panic!("the sampler sees an external tool's locks: {:?}", index.locks));
     assert!(share.held_ms >= 150 && share.held_ms <= index.duration_ms, "{share:?} in {} ms", index.duration_ms);
+    // Each command's start-up (sh, the runner, psql's connect) until its first session: apart.
+    assert!(report.migrations.iter().all(|m| m.startup_ms.is_some()), "{:?}", report.migrations[0]);
     sandbox.assert_no_leaks();
 }
 
