@@ -132,8 +132,9 @@ fn check_histories(list: &MigrationsList, plans: &[SourcePlan], origin: &Origin)
                 None => continue,
             },
             MigrationTool::Command => continue,
-            // django_migrations: two Django sources on one database share it.
-            MigrationTool::Django => ("public.django_migrations".to_string(), "database"),
+            // Always django_migrations: two Django sources on one database
+            // are refused at discovery (`Sources::pending`), by that table.
+            MigrationTool::Django => continue,
         };
         let app = p.app.as_deref().unwrap_or("(unnamed)");
         if let Some((_, other)) = seen.iter().find(|(t, _)| *t == table) {
