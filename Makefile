@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
 REHEARSE_IMAGE ?= rehearse:$(VERSION)
 export REHEARSE_IMAGE
 
-.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort demo-rollback demo-watch test test-fast fuzz bench bench-physical bench-load bench-estimate bench-corpus bench-tracing clean
+.PHONY: deps docker-test-image docker-app-image image release pg18 build demo demo-image demo-alembic demo-apps demo-drift demo-standby demo-job demo-race demo-load demo-abort demo-rollback demo-watch demo-django test test-fast fuzz bench bench-physical bench-load bench-estimate bench-corpus bench-tracing clean
 
 deps:
 	@scripts/deps.sh
@@ -58,6 +58,12 @@ demo: build
 # The same release as an Alembic project (production is part way through its history).
 demo-alembic: build
 	$(REHEARSE) run scenarios/alembic-demo.yaml
+
+# django-auditlog from PyPI upgraded from 2.2.2 to 3.4.1 on 200,000 log
+# entries: rehearse's table, then each migration against `manage.py migrate
+# -v 3` by hand on a copy of the same dump (docs/django.md).
+demo-django:
+	$(CARGO) test --locked --test integration -- django::a_real_app_from_pypi_upgraded_between_two_releases --nocapture
 
 # Two apps' Alembic trees on one database, each with its own version table.
 demo-apps: build

@@ -170,6 +170,14 @@ pub async fn alembic_version(client: &Client, table: &str) -> Result<Option<Vec<
     Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
 }
 
+/// Django's applied migrations (`django_migrations`), as `app.name`,
+/// sorted; empty when the table does not exist yet. Any PostgreSQL version.
+pub async fn django_history(client: &Client) -> Result<Vec<String>, Error> {
+    let Some(table) = regclass(client, "django_migrations").await? else { return Ok(Vec::new()) };
+    let sql = format!("/*rehearse*/ SELECT app::text || '.' || name::text FROM {table} ORDER BY 1");
+    Ok(client.query(&sql, &[]).await?.iter().map(|r| r.get(0)).collect())
+}
+
 /// `table` (`[schema.]name`) as `to_regclass`'s text spells it, quoted
 /// where needed and so safe to splice into SQL; None when there is no such relation.
 pub async fn regclass(client: &Client, table: &str) -> Result<Option<String>, Error> {

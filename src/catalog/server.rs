@@ -159,3 +159,19 @@ pub async fn sessions_established(client: &Client) -> Result<Option<i64>, Error>
         .await?;
     Ok(Some(row.get(0)))
 }
+
+/// Whether a session of a migration tool is connected to the current
+/// database: a client backend whose application_name is `tool`'s (libpq
+/// tools take it from PGAPPNAME) or none of rehearse's own sessions'
+/// (`rehearse...`: a JDBC tool names itself). pg_stat_activity, any version.
+pub async fn tool_session_connected(client: &Client, tool: &str) -> Result<bool, Error> {
+    let row = client
+        .query_one(
+            "/*rehearse*/ SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+                AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+                AND (application_name = $1 OR application_name NOT LIKE 'rehearse%'))",
+            &[&tool],
+        )
+        .await?;
+    Ok(row.get(0))
+}

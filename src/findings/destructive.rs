@@ -27,6 +27,20 @@ pub fn detect(m: &MigrationReport) -> Vec<DestructiveChange> {
     out
 }
 
+/// A command tool's destructive changes: its statements are known only
+/// from pg_stat_statements (normalized, the migration's top statements by
+/// time), where a DROP is found unless the migration ran more statements
+/// than the report lists.
+pub fn in_recorded(m: &MigrationReport) -> Vec<DestructiveChange> {
+    let mut out = Vec::new();
+    for s in &m.top_statements {
+        for change in in_statement(&s.query) {
+            out.push(DestructiveChange { statement: s.query.clone(), ..change });
+        }
+    }
+    out
+}
+
 /// The columns whose type a statement changes (`ALTER COLUMN ... TYPE`),
 /// as (table, column): their values may not survive the new type.
 pub fn retyped_columns(sql: &str) -> Vec<(String, String)> {

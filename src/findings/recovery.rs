@@ -61,6 +61,8 @@ pub async fn assess(
              so Alembic does not run it again.",
             m.version, m.version
         ));
+    } else if tool == MigrationTool::Django {
+        r.steps.extend(django_steps(&catalog::django_history(observer).await?, &m.version));
     } else if tool == MigrationTool::Sql {
         r.steps.push(format!(
             "{} is not recorded in the tracking table, so it runs again on the next attempt: fix it first.",
@@ -70,6 +72,29 @@ pub async fn assess(
         r.steps.push(format!("Check the tool's own version table before re-running {}.", m.id));
     }
     Ok(r)
+}
+
+/// Django's steps, from `django_migrations` as the failure left it
+/// (`applied`: `app.name` rows) for the migration `id` (`app.name`): it is
+/// not recorded, so `migrate` runs it again; finished by hand, `--fake`
+/// records it.
+fn django_steps(applied: &[String], id: &str) -> Vec<String> {
+    let (app, name) = id.split_once('.').unwrap_or((id, id));
+    let last = applied.iter().filter(|a| a.split_once('.').is_some_and(|(x, _)| x == app)).max();
+    let at = match last {
+        Some(last) => format!("its last migration of {app} is {last}"),
+        None => format!("it records no migration of {app}"),
+    };
+    vec![
+        format!(
+            "The database's django_migrations does not record {id} ({at}), so `python manage.py migrate` runs it \
+             again. Fix the migration, rehearse again, then deploy."
+        ),
+        format!(
+            "If production hits this and you finish {id}'s changes by hand instead, record it with \
+             `python manage.py migrate --fake {app} {name}` so Django does not run it again."
+        ),
+    ]
 }
 
 /// `public.orders_x_idx` is assumed to belong with a new table when both are

@@ -11,6 +11,7 @@ closed_set! {
         Sql = "sql",
         Alembic = "alembic",
         Command = "command",
+        Django = "django",
     }
 }
 

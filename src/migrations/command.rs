@@ -24,6 +24,22 @@ const LIST_DEADLINE: Duration = Duration::from_secs(300);
 /// How long one `apply` may take; budgets (max_runtime) are the real limit.
 const APPLY_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
+/// How often the copy is asked whether the tool's first session appeared.
+const SESSION_POLL: Duration = Duration::from_millis(5);
+
+/// Waits for the tool's first session on the copy (rehearse's own session
+/// is idle while the command runs, so it asks); false when it cannot ask.
+/// A tool that never connects keeps it waiting until the command ends.
+async fn first_session(client: &tokio_postgres::Client) -> bool {
+    loop {
+        match crate::catalog::tool_session_connected(client, APP_NAME).await {
+            Ok(true) => return true,
+            Ok(false) => tokio::time::sleep(SESSION_POLL).await,
+            Err(_) => return false,
+        }
+    }
+}
+
 pub struct CommandTool {
     plan: CommandPlan,
 }
@@ -85,8 +101,24 @@ impl CommandTool {
         let script = self.plan.apply.replace("{rev}", &migration.id).replace("{url}", &target.url(None, APP_NAME));
         let started = Instant::now();
         let (cmd, _container) = self.shell(&script, target);
-        let out = cmd.deadline(APPLY_DEADLINE).run(target.cancel).await;
-        let mut applied = Applied { duration: started.elapsed(), ..Applied::default() };
+        let run = cmd.deadline(APPLY_DEADLINE).run(target.cancel);
+        tokio::pin!(run);
+        let mut watching = true;
+        let mut startup = None;
+        let out = loop {
+            tokio::select! {
+                out = &mut run => break out,
+                seen = first_session(target.client), if watching => {
+                    watching = false;
+                    startup = seen.then(|| started.elapsed());
+                }
+            }
+        };
+        // The tool's start-up (its interpreter or JVM, its config, its connect)
+        // is reported apart, as a tool run in-process reports it.
+        let elapsed = started.elapsed();
+        let mut applied =
+            Applied { duration: elapsed.saturating_sub(startup.unwrap_or_default()), startup, ..Applied::default() };
         match out {
             Ok(_) => {}
             Err(ChildError::Cancelled { .. }) => {

@@ -3,6 +3,7 @@
 
 pub mod alembic;
 pub mod command;
+pub mod django;
 pub mod isolation;
 pub mod job;
 pub mod launch;
@@ -32,6 +33,24 @@ pub enum MigrationsPlan {
     Sql(sql::SqlDir),
     Alembic(AlembicPlan),
     Command(CommandPlan),
+    Django(DjangoPlan),
+}
+
+/// A Django project (`migrations.tool: django`).
+#[derive(Debug, Clone)]
+pub struct DjangoPlan {
+    /// The folder holding manage.py; the helper runs there, with it first on sys.path.
+    pub dir: PathBuf,
+    /// `migrations.settings`: DJANGO_SETTINGS_MODULE; None: the environment's (or manage.py's default).
+    pub settings: Option<String>,
+    /// `migrations.database`: the alias in settings.DATABASES (default `default`).
+    pub database: String,
+    /// `all`, `APP`, or `APP NAME`, as `manage.py migrate` takes them.
+    pub target: String,
+    /// The interpreter of the project's environment, with Django importable.
+    pub python: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub launch: launch::Launch,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +194,9 @@ pub struct Applied {
     pub duration: Duration,
     /// Interpreter start and imports of the tool, when it is a separate process.
     pub startup: Option<Duration>,
+    /// What the tool did after the release's last migration, reported with
+    /// it and not in its duration (Django: the post_migrate handlers).
+    pub epilogue: Option<Duration>,
     pub statements: Vec<StatementReport>,
     /// Set when the migration failed.
     pub error: Option<MigrationError>,
@@ -332,6 +354,7 @@ pub enum MigrationSource {
     Sql(sql::SqlDir),
     Alembic(alembic::AlembicProject),
     Command(command::CommandTool),
+    Django(django::DjangoProject),
 }
 
 /// What a source reads of the statements it runs.
@@ -356,6 +379,9 @@ impl MigrationSource {
                 MigrationSource::Alembic(alembic::AlembicProject::new(p.clone(), tracing.statements))
             }
             MigrationsPlan::Command(p) => MigrationSource::Command(command::CommandTool::new(p.clone())),
+            MigrationsPlan::Django(p) => {
+                MigrationSource::Django(django::DjangoProject::new(p.clone(), tracing.statements))
+            }
         }
     }
 
@@ -364,6 +390,7 @@ impl MigrationSource {
             MigrationSource::Sql(_) => MigrationTool::Sql,
             MigrationSource::Alembic(_) => MigrationTool::Alembic,
             MigrationSource::Command(_) => MigrationTool::Command,
+            MigrationSource::Django(_) => MigrationTool::Django,
         }
     }
 
@@ -379,6 +406,7 @@ impl MigrationSource {
             MigrationSource::Sql(s) => Some(s.table().unwrap_or(sql::DEFAULT_TABLE).to_string()),
             MigrationSource::Alembic(a) => Some(a.version_table()),
             MigrationSource::Command(_) => None,
+            MigrationSource::Django(_) => Some(django::HISTORY_TABLE.to_string()),
         }
     }
 
@@ -390,6 +418,7 @@ impl MigrationSource {
             MigrationSource::Sql(s) => s.table().map(str::to_string),
             MigrationSource::Alembic(a) => Some(a.version_table()),
             MigrationSource::Command(_) => None,
+            MigrationSource::Django(_) => Some(django::HISTORY_TABLE.to_string()),
         }
     }
 
@@ -399,6 +428,7 @@ impl MigrationSource {
             MigrationSource::Sql(s) => s.pending(target.client).await,
             MigrationSource::Alembic(a) => Ok(a.pending(target).await?.into()),
             MigrationSource::Command(c) => Ok(c.pending(target).await?.into()),
+            MigrationSource::Django(d) => Ok(d.pending(target).await?.into()),
         }
     }
 
@@ -413,6 +443,7 @@ impl MigrationSource {
                 Ok(crate::catalog::alembic_version(client, &a.version_table()).await.map_err(env)?.unwrap_or_default())
             }
             MigrationSource::Command(_) => crate::catalog::history_rows(client).await.map_err(env),
+            MigrationSource::Django(_) => crate::catalog::django_history(client).await.map_err(env),
         }
     }
 
@@ -422,6 +453,7 @@ impl MigrationSource {
     pub async fn ready(&self, migration: &Migration, target: &Target<'_>) -> Result<()> {
         match self {
             MigrationSource::Alembic(a) => a.ready(migration, target).await,
+            MigrationSource::Django(d) => d.ready(migration, target).await,
             _ => Ok(()),
         }
     }
@@ -429,8 +461,10 @@ impl MigrationSource {
     /// Ends what the source still runs (an Alembic process whose release
     /// stopped early: its open transaction rolls back).
     pub async fn close(&self) {
-        if let MigrationSource::Alembic(a) = self {
-            a.close().await
+        match self {
+            MigrationSource::Alembic(a) => a.close().await,
+            MigrationSource::Django(d) => d.close().await,
+            _ => {}
         }
     }
 
@@ -467,6 +501,7 @@ impl MigrationSource {
             MigrationSource::Sql(s) => Ok(s.apply(migration, target).await),
             MigrationSource::Alembic(a) => a.apply(migration, target).await,
             MigrationSource::Command(c) => c.apply(migration, target).await,
+            MigrationSource::Django(d) => d.apply(migration, target).await,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::migrations::launch::{ImageLaunch, Launch, Network};
 use crate::migrations::retry::RetryPolicy;
 use crate::migrations::sources::SourcePlan;
 use crate::migrations::sql::{SqlDir, SqlOptions};
-use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, Driver, MigrationsPlan};
+use crate::migrations::{alembic, job, AlembicPlan, CommandPlan, DjangoPlan, Driver, MigrationsPlan};
 use crate::report::{LaunchInfo, Setting};
 
 /// Every source of `migrations:` (one, or a list of apps), scanned; each
@@ -45,6 +45,7 @@ pub(super) fn scan_all(list: &MigrationsList, origin: &Origin) -> Result<Vec<Sou
             MigrationsPlan::Sql(_) => m.dir.as_ref().map(|d| origin.in_scenario(d.as_str())).unwrap_or_default(),
             MigrationsPlan::Alembic(a) => a.dir.clone(),
             MigrationsPlan::Command(c) => c.dir.clone(),
+            MigrationsPlan::Django(d) => d.dir.clone(),
         };
         plans.push(SourcePlan { app, dir, plan, retry });
     }
@@ -131,6 +132,9 @@ fn check_histories(list: &MigrationsList, plans: &[SourcePlan], origin: &Origin)
                 None => continue,
             },
             MigrationTool::Command => continue,
+            // Always django_migrations: two Django sources on one database
+            // are refused at discovery (`Sources::pending`), by that table.
+            MigrationTool::Django => continue,
         };
         let app = p.app.as_deref().unwrap_or("(unnamed)");
         if let Some((_, other)) = seen.iter().find(|(t, _)| *t == table) {
@@ -169,6 +173,8 @@ fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
         ("version_table_schema", m.version_table_schema.is_some(), MigrationTool::Alembic),
         ("process", m.process.is_some(), MigrationTool::Alembic),
         ("build", m.build.is_some(), MigrationTool::Command),
+        ("settings", m.settings.is_some(), MigrationTool::Django),
+        ("database", m.database.is_some(), MigrationTool::Django),
     ];
     if let Some((key, _, tool)) = misplaced.iter().find(|(_, set, tool)| *set && *tool != m.tool) {
         return Err(ErrorKind::ScenarioInvalid.error(format!(
@@ -208,6 +214,7 @@ fn scan(m: &MigrationsSection, origin: &Origin) -> Result<MigrationsPlan> {
         }
         MigrationTool::Alembic => MigrationsPlan::Alembic(alembic_plan(m, origin)?),
         MigrationTool::Command => MigrationsPlan::Command(command_plan(m, origin)?),
+        MigrationTool::Django => MigrationsPlan::Django(django_plan(m, origin)?),
     })
 }
 
@@ -250,6 +257,12 @@ async fn check(plan: &MigrationsPlan, cancel: &CancellationToken) -> Result<Opti
             Some(info)
         }
         MigrationsPlan::Command(c) => Some(c.launch.describe(None, cancel).await?),
+        MigrationsPlan::Django(d) => {
+            let django = crate::migrations::django::check_python(d, cancel).await?;
+            let mut info = d.launch.describe(None, cancel).await?;
+            info.tool_versions.push(Setting { name: "django".into(), value: django });
+            Some(info)
+        }
         MigrationsPlan::Sql(_) => None,
     };
     Ok(info)
@@ -438,6 +451,58 @@ pub(super) fn needs_driver_for_sqlalchemy_url(
          psycopg), or use {{url}} (the plain libpq URL)",
         origin.shown()
     )))
+}
+
+fn django_plan(m: &MigrationsSection, origin: &Origin) -> Result<DjangoPlan> {
+    let shown = origin.shown();
+    let (launch, env) = launch(m, origin)?;
+    if m.driver.is_some() {
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
+            "{shown}: migrations.driver is SQLAlchemy's; Django's ENGINE in the settings module chooses its driver: \
+             remove it"
+        )));
+    }
+    let dir = match &launch {
+        Launch::Image(i) => PathBuf::from(i.workdir.clone().unwrap_or_default()),
+        Launch::Here(_) => {
+            let dir = m.dir.as_ref().ok_or_else(|| {
+                ErrorKind::ScenarioInvalid.error(format!(
+                    "{shown}: migrations.dir (the folder holding manage.py) is required when migrations.tool is django"
+                ))
+            })?;
+            let dir = origin.in_scenario(dir.as_str());
+            if !dir.join("manage.py").is_file() {
+                return Err(ErrorKind::ScenarioInvalid.error(format!(
+                    "{shown}: migrations.dir {} holds no manage.py: point it at the folder you run \
+                     `python manage.py migrate` in",
+                    dir.display()
+                )));
+            }
+            dir
+        }
+    };
+    let python = match &m.python {
+        Some(p) if p.as_str().contains('/') => origin.in_scenario(p.as_str()),
+        Some(p) => PathBuf::from(p.as_str()),
+        None => crate::migrations::django::default_python(),
+    };
+    let target = m.target.clone().unwrap_or_else(|| "all".into());
+    let words = target.split_whitespace().count();
+    if words == 0 || words > 2 {
+        return Err(ErrorKind::ScenarioInvalid.error(format!(
+            "{shown}: migrations.target {target:?} is not what `manage.py migrate` takes: give `all`, an app label \
+             (`orders`), or an app and a migration (`orders 0007`)"
+        )));
+    }
+    Ok(DjangoPlan {
+        dir,
+        settings: m.settings.clone(),
+        database: m.database.clone().unwrap_or_else(|| "default".into()),
+        target,
+        python,
+        env,
+        launch,
+    })
 }
 
 fn command_plan(m: &MigrationsSection, origin: &Origin) -> Result<CommandPlan> {

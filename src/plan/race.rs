@@ -94,6 +94,15 @@ fn copy_command(
             shell(a.dir.clone(), &a.env, &a.launch, &a.driver, script)
         }
         (MigrationsPlan::Command(c), Some(script)) => shell(c.dir.clone(), &c.env, &c.launch, &c.driver, script),
+        (MigrationsPlan::Django(d), Some(script)) => shell(d.dir.clone(), &d.env, &d.launch, &None, script),
+        (MigrationsPlan::Django(_), None) => {
+            return Err(ErrorKind::ScenarioInvalid.error(format!(
+                "{shown}: race.command is required when migrations.tool is django: write what each replica runs \
+                 at start-up, e.g. `race: {{ command: python manage.py migrate --no-input }}`; its settings must \
+                 read DATABASE_URL (or the PG* variables), which hold the copy (rehearse's own DATABASES override \
+                 is for the sequential rehearsal)"
+            )))
+        }
         (MigrationsPlan::Sql(dir), Some(_)) if dir.table().is_none() => {
             return Err(ErrorKind::ScenarioInvalid.error(format!(
                 "{shown}: a race with migrations.tool sql needs migrations.table: the history table your tool \

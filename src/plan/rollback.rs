@@ -72,6 +72,7 @@ fn tool(plan: &MigrationsPlan) -> &'static str {
         MigrationsPlan::Sql(_) => "sql",
         MigrationsPlan::Alembic(_) => "alembic",
         MigrationsPlan::Command(_) => "command",
+        MigrationsPlan::Django(_) => "django",
     }
 }
 

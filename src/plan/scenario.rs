@@ -329,6 +329,10 @@ pub struct MigrationsSection {
     /// Command: builds the whole history from empty (`drift:`); `{url}` is replaced.
     pub build: Option<EnvString>,
     pub revisions: Option<Vec<String>>,
+    /// Django: the settings module (DJANGO_SETTINGS_MODULE).
+    pub settings: Option<String>,
+    /// Django: the alias in settings.DATABASES the migrations run on (default `default`).
+    pub database: Option<String>,
     /// Alembic and command: run the tool in a container of the app's image.
     pub image: Option<EnvString>,
     /// Alembic and command: a Kubernetes Job manifest (after `helm template`)

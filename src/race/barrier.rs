@@ -145,6 +145,7 @@ fn history_tables(source: &MigrationSource) -> Vec<String> {
         MigrationSource::Alembic(a) => vec![a.version_table()],
         MigrationSource::Sql(s) => s.table().map(str::to_string).into_iter().collect(),
         MigrationSource::Command(_) => HISTORY_TABLES.iter().map(|(t, _)| t.to_string()).collect(),
+        MigrationSource::Django(_) => vec![crate::migrations::django::HISTORY_TABLE.to_string()],
     }
 }
 

@@ -669,7 +669,12 @@ pub struct MigrationReport {
     /// The migration tool's own start-up (interpreter and imports), not
     /// included in `duration_ms`; null when rehearse runs the migration itself.
     pub startup_ms: Option<u64>,
-    /// Alembic: what `alembic upgrade <parent>:<rev> --sql` prints.
+    /// Django: what `manage.py migrate` did after the release's last migration
+    /// (re-rendering the models, the post_migrate handlers), reported with
+    /// that migration and not included in its `duration_ms`; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_migrate_ms: Option<u64>,
+    /// Alembic: what `alembic upgrade <parent>:<rev> --sql` prints; Django: `manage.py sqlmigrate`.
     pub offline_sql: Option<String>,
     /// Alembic: why offline SQL is not available for this revision.
     pub offline_sql_unavailable: Option<String>,
@@ -681,6 +686,11 @@ pub struct MigrationReport {
     /// Dropped or renamed tables and columns, from the executed statements.
     #[serde(default)]
     pub destructive_changes: Vec<DestructiveChange>,
+    /// What rehearse could not evaluate for this migration's tool, each
+    /// with why (a command's statement hazards: its statements are not
+    /// traced); the table shows "not evaluated" rather than "-". Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_evaluated: Vec<String>,
     /// At production's scale (`estimate:` in the scenario); null without it.
     #[serde(default)]
     pub estimate: Option<Estimate>,

@@ -173,6 +173,8 @@ pub struct AppliedMigration {
     pub status: MigrationStatus,
     pub duration_ms: u64,
     pub startup_ms: Option<u64>,
+    /// What the tool did after the release's last migration (Django's post_migrate handlers).
+    pub post_migrate_ms: Option<u64>,
     pub statements: Vec<StatementReport>,
     pub error: Option<MigrationError>,
     /// Each try under `migrations.retry`; empty without it.
@@ -202,6 +204,8 @@ pub struct Findings {
     pub hazards: Vec<Hazard>,
     pub ignored_hazards: Vec<Hazard>,
     pub destructive_changes: Vec<DestructiveChange>,
+    /// What could not be evaluated for the migration's tool, with why.
+    pub not_evaluated: Vec<String>,
     pub estimate: Option<Estimate>,
     pub recovery: Option<Recovery>,
 }
@@ -273,6 +277,7 @@ impl MigrationFacts {
     pub fn record(&self, breaches: &[Breach]) -> MigrationReport {
         let p = &self.planned;
         let a = self.applied.clone();
+        let post_migrate_ms = a.as_ref().and_then(|a| a.post_migrate_ms);
         let (duration_ms, startup_ms, statements, error, attempts, retry_lost_ms) = a
             .map_or((0, None, Vec::new(), None, Vec::new(), None), |a| {
                 (a.duration_ms, a.startup_ms, a.statements, a.error, a.attempts, a.retry_lost_ms)
@@ -303,11 +308,13 @@ impl MigrationFacts {
             budget_breaches: breaches.iter().map(|b| b.message.clone()).collect(),
             error,
             startup_ms,
+            post_migrate_ms,
             offline_sql: p.offline_sql.clone(),
             offline_sql_unavailable: p.offline_sql_unavailable.clone(),
             recovery: f.recovery,
             breaches: breaches.to_vec(),
             destructive_changes: f.destructive_changes,
+            not_evaluated: f.not_evaluated,
             estimate: f.estimate,
             standby: o.standby,
             compat: self.compat.clone(),
@@ -500,6 +507,7 @@ mod tests {
                 status: m.status,
                 duration_ms: m.duration_ms,
                 startup_ms: m.startup_ms,
+                post_migrate_ms: m.post_migrate_ms,
                 statements: m.statements.clone(),
                 error: m.error.clone(),
                 attempts: m.attempts.clone(),
@@ -522,6 +530,7 @@ mod tests {
                 hazards: m.hazards.clone(),
                 ignored_hazards: m.ignored_hazards.clone(),
                 destructive_changes: m.destructive_changes.clone(),
+                not_evaluated: m.not_evaluated.clone(),
                 estimate: m.estimate.clone(),
                 recovery: m.recovery.clone(),
             },

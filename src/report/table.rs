@@ -193,6 +193,8 @@ impl Column {
             Column::Wal if ran => format_bytes(m.wal.bytes),
             Column::Rewrites if ran => rewritten_tables(m),
             Column::Hazards if !m.hazards.is_empty() => m.hazards.len().to_string(),
+            // "-" would read as clean: a command's statement hazards were not looked for.
+            Column::Hazards if ran && !m.not_evaluated.is_empty() => "not evaluated".into(),
             Column::AtScale => match &m.estimate {
                 Some(e) => range_ms(e.duration_ms),
                 None => dash(),

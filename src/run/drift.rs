@@ -356,6 +356,11 @@ impl Build<'_> {
                 c.revisions = Some(vec!["build".into()]);
                 MigrationsPlan::Command(c)
             }
+            MigrationsPlan::Django(mut d) => {
+                // Django commits each migration on its own: the schema read after it shows what it did.
+                d.env.extend(option);
+                MigrationsPlan::Django(d)
+            }
             sql => sql,
         }
     }

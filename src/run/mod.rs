@@ -618,6 +618,7 @@ fn tool_launches(plan: &Plan) -> Vec<&Launch> {
         .filter_map(|s| match &s.plan {
             MigrationsPlan::Alembic(a) => Some(&a.launch),
             MigrationsPlan::Command(c) => Some(&c.launch),
+            MigrationsPlan::Django(d) => Some(&d.launch),
             MigrationsPlan::Sql(_) => None,
         })
         .collect();

@@ -7,6 +7,8 @@
 //! - Alembic: after the release, the version table on the copy must hold
 //!   the last revision each app applied (read on the copy, not through
 //!   env.py);
+//! - Django: likewise, `django_migrations` on the copy must hold the last
+//!   migration applied (`app.name`);
 //! - a command tool: each `apply` that exited 0 must have opened a session
 //!   on the copy (`pg_stat_database.sessions`, PostgreSQL 14+).
 //!
@@ -74,7 +76,7 @@ impl History {
         // Only Alembic's table is checked (`check`), and only it has `version_num`:
         // reading an SQL source's history that way fails on a dump that has one.
         let before = match tool {
-            MigrationTool::Alembic => version_rows(client, &table).await?,
+            MigrationTool::Alembic | MigrationTool::Django => rows_of(tool, client, &table).await?,
             _ => None,
         };
         Ok(History { app, tool, table, before })
@@ -83,7 +85,7 @@ impl History {
     /// Fails when every migration of this source applied and the copy's
     /// history does not hold the last of them.
     pub async fn check(&self, client: &Client, migrations: &[Migration], facts: &[MigrationFacts]) -> Result<()> {
-        if self.tool != MigrationTool::Alembic {
+        if !matches!(self.tool, MigrationTool::Alembic | MigrationTool::Django) {
             return Ok(());
         }
         let ours: Vec<(&Migration, &MigrationFacts)> =
@@ -92,7 +94,7 @@ impl History {
         if ours.iter().any(|(_, f)| f.status() != MigrationStatus::Applied) {
             return Ok(());
         }
-        let now = version_rows(client, &self.table).await?;
+        let now = rows_of(self.tool, client, &self.table).await?;
         // A downgrade's last revision is the release's first: undone, the history no longer holds it.
         let holds = now.as_ref().is_some_and(|rows| rows.contains(&last.id));
         if holds != last.downgrade {
@@ -108,13 +110,27 @@ impl History {
             false => format!("went from {} to {}", shown(&self.before), shown(&now)),
         };
         Err(ErrorKind::WrongDatabase.error(format!(
-            "the migrations did not run against the throwaway database: Alembic reported {} {} revision(s) up \
+            "the migrations did not run against the throwaway database: {} reported {} {} migration(s) up \
              to {}, but the copy's {} {stayed}; {OWN_SETTINGS}",
+            match self.tool {
+                MigrationTool::Django => "Django",
+                _ => "Alembic",
+            },
             if last.downgrade { "downgrading" } else { "applying" },
             ours.len(),
             last.shown_id(),
             self.table
         )))
+    }
+}
+
+/// The history rows of a tool whose table rehearse knows.
+async fn rows_of(tool: MigrationTool, client: &Client, table: &str) -> Result<Option<Vec<String>>> {
+    match tool {
+        MigrationTool::Django => catalog::django_history(client).await.map(Some).map_err(|e| {
+            ErrorKind::CatalogReadFailed.because(format!("cannot read {table} on the throwaway database"), e)
+        }),
+        _ => version_rows(client, table).await,
     }
 }
 

@@ -370,10 +370,21 @@ impl Rehearsal<'_> {
     async fn judge(&self, migration: &Migration, facts: &MigrationFacts, o: &Unjudged) -> Result<Findings> {
         let m = facts.record(&[]);
         let checked = hazards::check(&m, &o.before, &self.plan.hazard_ignore);
+        // A command's statements are not traced: pg_stat_statements recorded them.
+        let untraced = self.source.of(migration)?.tool() == MigrationTool::Command && m.statements.is_empty();
+        let destructive_changes = match untraced {
+            true => destructive::in_recorded(&m),
+            false => destructive::detect(&m),
+        };
+        let not_evaluated = match untraced && m.ran() {
+            true => vec![NOT_TRACED.to_string()],
+            false => Vec::new(),
+        };
         let mut findings = Findings {
             hazards: checked.hazards,
             ignored_hazards: checked.ignored,
-            destructive_changes: destructive::detect(&m),
+            destructive_changes,
+            not_evaluated,
             ..Findings::default()
         };
         if let Some(estimator) = &self.plan.estimate {
@@ -397,11 +408,16 @@ impl Rehearsal<'_> {
     }
 }
 
+/// Why a command's statement hazards are not evaluated.
+const NOT_TRACED: &str = "the hazards that read a migration's statements (a command tool's statements are not \
+     traced: its locks, WAL, rewrites and destructive changes are read from the server)";
+
 /// What the migration source reported, as the migration's facts.
 fn record(applied: &mut Applied, timed_out: bool, tries: &super::retry::Tries) -> AppliedMigration {
     AppliedMigration {
         duration_ms: millis(applied.duration),
         startup_ms: applied.startup.map(millis),
+        post_migrate_ms: applied.epilogue.map(millis),
         statements: std::mem::take(&mut applied.statements),
         status: match (&applied.error, applied.interrupted) {
             (_, true) if timed_out => MigrationStatus::TimedOut,

@@ -133,6 +133,35 @@ fn a_command_runner_is_rehearsed_with_rev_and_url() {
     let share = index.locks.iter().find(|l| l.relation == "public.orders" && l.mode == LockMode::ShareLock);
     let share = share.unwrap_or_else(|| panic!("the sampler sees an external tool's locks: {:?}", index.locks));
     assert!(share.held_ms >= 150 && share.held_ms <= index.duration_ms, "{share:?} in {} ms", index.duration_ms);
+    // Each command's start-up (sh, the runner, psql's connect) until its first session: apart.
+    assert!(report.migrations.iter().all(|m| m.startup_ms.is_some()), "{:?}", report.migrations[0]);
+    sandbox.assert_no_leaks();
+}
+
+/// A command's statements are not traced, but pg_stat_statements recorded
+/// them: its DROP COLUMN is a destructive change, and the checklist says so;
+/// the hazards that read statements are "not evaluated", not "-".
+#[test]
+fn a_commands_dropped_column_is_found_in_what_pg_stat_statements_recorded() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write(
+        "drop.yaml",
+        &format!(
+            "dump: {}\nmigrations:\n  tool: command\n  revisions: [x1_drop_note]\n  \
+             apply: \"{}/psql -Xq -c 'ALTER TABLE orders DROP COLUMN note'\"\n",
+            dumps().path("custom").display(),
+            crate::support::pg_bin_dir()
+        ),
+    );
+    let out = sandbox.rehearse(&["run", path.to_str().unwrap()]);
+    let report = out.report();
+    let changes = &report.migrations[0].destructive_changes;
+    assert!(changes.iter().any(|c| c.object == "public.orders.note" || c.object == "orders.note"), "{changes:?}");
+    assert!(out.markdown().contains("Destructive changes: drop_column"), "{}", out.markdown());
+    // Its statement hazards were not looked for: said so, never "-".
+    assert!(report.migrations[0].hazards.is_empty() && !report.migrations[0].not_evaluated.is_empty());
+    assert!(out.stdout.contains("not evaluated"), "{}", out.stdout);
+    assert!(out.markdown().contains("**Not evaluated** for x1_drop_note"), "{}", out.markdown());
     sandbox.assert_no_leaks();
 }
 

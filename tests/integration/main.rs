@@ -18,6 +18,7 @@ mod cleanup;
 mod clone;
 mod comment;
 mod compat;
+mod django;
 mod docker;
 mod drift;
 mod drift_catalog;

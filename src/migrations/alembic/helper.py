@@ -196,29 +196,6 @@ def discover(args):
     return 0
 
 
-class Stopped(Exception):
-    """rehearse said something other than "go" (or closed stdin): the run ends here."""
-
-
-class Pace:
-    """rehearse's pauses between revisions, and a clock that leaves them out:
-    every time the helper reports is on this clock, so no revision, statement
-    or lock hold counts the time rehearse spent observing between two."""
-
-    def __init__(self):
-        self.paused = 0.0
-
-    def clock(self):
-        return time.perf_counter() - self.paused
-
-    def wait_for_go(self, revision):
-        began = time.perf_counter()
-        line = sys.stdin.readline()
-        self.paused += time.perf_counter() - began
-        if line.strip() != "go " + revision:
-            raise Stopped("rehearse did not start revision %s (it said %r)" % (revision, line.strip()))
-
-
 # Statements that may share a batch: data statements, whose consecutive
 # runs of one shape (literals stripped) take the same locks.
 DATA = ("select", "insert", "update", "delete", "with", "values")

@@ -8,8 +8,8 @@
 //! each batch, read with the query rehearse gives it) and its transactions'
 //! ends reported. The helper's output is a typed protocol (`protocol.rs`).
 
-mod protocol;
-mod session;
+pub(crate) mod protocol;
+pub(crate) mod session;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,7 +27,7 @@ use session::Session;
 /// What every Python rehearse runs with the project's interpreter starts
 /// with: sys.path without the working folder, and the driver choice.
 pub const PRELUDE: &str = include_str!("prelude.py");
-const HELPER: &str = concat!(include_str!("prelude.py"), include_str!("helper.py"));
+const HELPER: &str = concat!(include_str!("prelude.py"), include_str!("../pace.py"), include_str!("helper.py"));
 /// `alembic` itself, with the database rehearse names as its sqlalchemy.url (cli.py).
 const CLI: &str = concat!(include_str!("prelude.py"), include_str!("cli.py"));
 /// Where the helper and cli.py read the database URL (with its password) from.
@@ -114,14 +114,54 @@ pub fn driver_env(plan: &AlembicPlan) -> Vec<(String, String)> {
     }
 }
 
+/// A tool whose helper speaks this protocol (Alembic, Django), as a
+/// [`Session`] names it in its messages.
+pub(crate) struct HelperTool {
+    /// "Alembic", "Django".
+    pub name: &'static str,
+    /// The command the helper runs, as the user knows it (`alembic upgrade`).
+    pub command: &'static str,
+    /// Why a process may end without running a migration it listed.
+    pub never_ran: &'static str,
+    /// What the tool does after the last migration, when it reports an epilogue.
+    pub epilogue: &'static str,
+    /// Where the tool connected, when it is not the throwaway database, and what to do.
+    pub wrong_database: fn(&WrongDatabase) -> Error,
+}
+
+pub(crate) const ALEMBIC: HelperTool = HelperTool {
+    name: "Alembic",
+    command: "alembic upgrade",
+    never_ran: "does env.py call context.run_migrations() for this database?",
+    epilogue: "after alembic upgrade",
+    wrong_database,
+};
+
 /// Whatever the action, these stop the run: nothing may go on against
 /// another database, nor without a driver.
-fn stops_the_run(event: &HelperEvent, dir: &Path) -> Option<Error> {
+pub(crate) fn stops_the_run(event: &HelperEvent, dir: &Path, tool: &HelperTool) -> Option<Error> {
     match event {
-        HelperEvent::WrongDatabase(wrong) => Some(wrong_database(wrong)),
+        HelperEvent::WrongDatabase(wrong) => Some((tool.wrong_database)(wrong)),
         HelperEvent::NoDriver(no) => Some(no_driver(no, dir)),
         _ => None,
     }
+}
+
+/// What a helper needs from rehearse, whatever the tool: the copy's
+/// identity (every connection is checked against it) and the queries it
+/// runs (its session's locks, the statistics' flush), passed rather than copied.
+pub(crate) async fn helper_env(target: &Target<'_>) -> Result<Vec<(String, String)>> {
+    let identity = catalog::identity(target.client)
+        .await
+        .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the throwaway database's identity", e))?;
+    Ok(vec![
+        ("REHEARSE_IDENTITY_SQL".to_string(), catalog::IDENTITY.to_string()),
+        ("REHEARSE_EXPECTED_IDENTITY".to_string(), serde_json::json!([identity.0, identity.1]).to_string()),
+        ("REHEARSE_OWN_LOCKS_SQL".to_string(), catalog::OWN_LOCKS.to_string()),
+        ("REHEARSE_FLUSH_STATS_SQL".to_string(), catalog::FORCE_STATS_FLUSH.to_string()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+        ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
+    ])
 }
 
 /// No PostgreSQL driver SQLAlchemy can load: what to install.
@@ -148,14 +188,10 @@ fn no_driver(no: &NoDriver, dir: &Path) -> Error {
 /// env.py connected somewhere else than the throwaway database: where, and how to point it there.
 fn wrong_database(wrong: &WrongDatabase) -> Error {
     let database = wrong.database.as_deref().unwrap_or("?");
-    let place = match wrong.dialect.as_str() {
-        "postgresql" => format!(
-            "database {database} on host {} port {} (not the throwaway database)",
-            wrong.host.as_deref().unwrap_or("(default)"),
-            wrong.port.as_deref().unwrap_or("(default)")
-        ),
-        "sqlite" => format!("sqlite:///{database}"),
-        other => format!("a {other} database ({database})"),
+    let place = match (wrong.postgres_place(), wrong.dialect.as_str()) {
+        (Some(place), _) => place,
+        (None, "sqlite") => format!("sqlite:///{database}"),
+        (None, other) => format!("a {other} database ({database})"),
     };
     let place = match &wrong.driver {
         Some(driver) => format!("{place}, through {}+{driver}", wrong.dialect),
@@ -237,23 +273,13 @@ impl AlembicProject {
         let mut argv: Vec<String> = vec!["-c".into(), HELPER.into()];
         argv.extend(args.iter().map(|a| a.to_string()));
         argv.extend(["--config".into(), self.plan.config.display().to_string()]);
-        let identity = catalog::identity(target.client)
-            .await
-            .map_err(|e| ErrorKind::CatalogReadFailed.because("cannot read the throwaway database's identity", e))?;
         let url = target.url(Some(&target.conn.current_password()), APP_NAME);
         let mut env = expand_placeholders(&self.plan.env, &url, None);
         env.extend(target.tool_env(APP_NAME));
         env.extend(driver_env(&self.plan));
         super::retry::with_lock_timeout(&mut env, target.lock_timeout);
-        env.extend([
-            url_env(url),
-            ("REHEARSE_IDENTITY_SQL".to_string(), catalog::IDENTITY.to_string()),
-            ("REHEARSE_EXPECTED_IDENTITY".to_string(), serde_json::json!([identity.0, identity.1]).to_string()),
-            ("REHEARSE_OWN_LOCKS_SQL".to_string(), catalog::OWN_LOCKS.to_string()),
-            ("REHEARSE_FLUSH_STATS_SQL".to_string(), catalog::FORCE_STATS_FLUSH.to_string()),
-            ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
-            ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
-        ]);
+        env.push(url_env(url));
+        env.extend(helper_env(&target).await?);
         let python = self.plan.python.display().to_string();
         let (cmd, container) = target.network.command(&self.plan.launch, &python, &argv, &env, &self.plan.dir);
         Ok((cmd.label("the Alembic helper"), container))
@@ -280,7 +306,7 @@ impl AlembicProject {
                 e,
             )
         })?;
-        if let Some(stop) = events.iter().find_map(|e| stops_the_run(e, &self.plan.dir)) {
+        if let Some(stop) = events.iter().find_map(|e| stops_the_run(e, &self.plan.dir, &ALEMBIC)) {
             return Err(stop);
         }
         Ok(HelperRun { events, failure })
@@ -472,20 +498,15 @@ impl AlembicProject {
     pub async fn ready(&self, migration: &Migration, target: &Target<'_>) -> Result<()> {
         let mut session = self.session.lock().await;
         let python = self.plan.python.display().to_string();
-        if let Some(running) = session.as_mut().filter(|s| s.between()) {
-            running.advance(target.cancel, None, &python).await?;
-        }
-        if session.as_ref().is_some_and(|s| s.ready_for(&migration.id)) {
-            return Ok(());
-        }
-        if let Some(running) = session.as_mut().filter(|s| !s.ended()) {
-            let other = running.waiting().unwrap_or("another revision").to_string();
-            running.close().await;
-            return Err(Error::environment(format!(
+        let other = |other: &str| {
+            Error::environment(format!(
                 "Alembic is about to run {other} where rehearse expected {} (the order discovery listed): \
                  rerun with migrations.process: per_revision, and report it",
                 migration.id
-            )));
+            ))
+        };
+        if Session::reach(&mut session, &migration.id, target.cancel, &python, other).await? {
+            return Ok(());
         }
         // A downgrade runs in one process: per revision, each target would be its parent.
         let (action, alembic_target) = match (self.plan.downgrade, self.plan.process) {
@@ -497,7 +518,7 @@ impl AlembicProject {
         args.extend(self.plan.commit_each.then_some("--commit-each"));
         args.extend((!self.trace).then_some("--no-trace"));
         let (cmd, container) = self.helper_command(&args, target).await?;
-        let started = Session::start(cmd, container, &python, &self.plan.dir, target.cancel).await?;
+        let started = Session::start(&ALEMBIC, cmd, container, &python, &self.plan.dir, target.cancel).await?;
         if let Some(other) = started.waiting().filter(|r| *r != migration.id) {
             return Err(Error::environment(format!(
                 "Alembic's {action} to {alembic_target} starts with {other}, where rehearse expected {} (the \
@@ -514,11 +535,7 @@ impl AlembicProject {
     pub async fn apply(&self, migration: &Migration, target: &Target<'_>) -> Result<Applied> {
         self.ready(migration, target).await?;
         let mut session = self.session.lock().await;
-        let running = session.as_mut().expect("ready started one");
-        let mut applied = running.run(migration, target, &self.version_table()).await?;
-        if running.ended() {
-            *session = None;
-        }
+        let mut applied = Session::run_in(&mut session, migration, target, &self.version_table()).await?;
         target.network.explain(&self.plan.launch, &mut applied.error);
         Ok(applied)
     }
@@ -544,7 +561,7 @@ fn migration(r: PendingRevision) -> Migration {
 }
 
 /// The revision's own failure: the exception, the statement, the traceback's end.
-pub(super) fn revision_error(failed: &HelperEvent, migration: &Migration, target: &Target<'_>) -> MigrationError {
+pub(crate) fn revision_error(failed: &HelperEvent, migration: &Migration, target: &Target<'_>) -> MigrationError {
     let HelperEvent::Failed { message, sqlstate, statement, traceback, .. } = failed else {
         return MigrationError::new("the revision raised an exception");
     };
@@ -567,7 +584,7 @@ fn names(sql: &str, table: &str) -> bool {
 /// Statements SQLAlchemy and Alembic send for themselves: dialect probes on
 /// connect and the version table's bookkeeping (`alembic_version`, or the
 /// `[schema.]table` env.py configures). Their locks still count.
-pub(super) fn is_bookkeeping(sql: &str, version_table: &str) -> bool {
+pub(crate) fn is_bookkeeping(sql: &str, version_table: &str) -> bool {
     let s = sql.trim_start().to_ascii_lowercase();
     let table = version_table.rsplit('.').next().unwrap_or(version_table).to_ascii_lowercase();
     names(&s, &table)

@@ -69,8 +69,11 @@ pub enum HelperEvent {
     Transaction { state: TransactionEnd, clock: f64 },
     /// The revision raised.
     Failed { message: String, sqlstate: Option<String>, statement: Option<String>, traceback: String, clock: f64 },
-    /// `alembic upgrade` returned.
-    Done {},
+    /// What the tool does after its last migration starts (Django: the
+    /// models' re-rendering and the post_migrate handlers): no migration's.
+    Epilogue { clock: f64 },
+    /// `alembic upgrade` (`manage.py migrate`) returned.
+    Done { clock: Option<f64> },
     /// What `alembic upgrade <range> --sql` printed for a revision, or why it could not.
     Offline { revision: String, sql: Option<String>, error: Option<String> },
 }
@@ -106,6 +109,20 @@ pub struct WrongDatabase {
     pub port: Option<String>,
     /// The database connected to (`current_database()`), or the file of a SQLite one.
     pub database: Option<String>,
+}
+
+impl WrongDatabase {
+    /// Where a PostgreSQL connection went (never a password); None for another dialect.
+    pub fn postgres_place(&self) -> Option<String> {
+        (self.dialect == "postgresql").then(|| {
+            format!(
+                "database {} on host {} port {} (not the throwaway database)",
+                self.database.as_deref().unwrap_or("?"),
+                self.host.as_deref().unwrap_or("(default)"),
+                self.port.as_deref().unwrap_or("(default)")
+            )
+        })
+    }
 }
 
 /// One pending revision as Alembic's ScriptDirectory describes it.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, HelperEvent, TransactionEnd};
-use super::{is_bookkeeping, revision_error, stops_the_run};
+use super::{is_bookkeeping, revision_error, stops_the_run, HelperTool};
 use crate::catalog;
 use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::launch::Container;
@@ -32,7 +32,9 @@ const REVISION_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 /// How long a process told to stop (stdin closed: it rolls back) may take to exit.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
 
-pub(super) struct Session {
+pub(crate) struct Session {
+    /// Which tool's helper runs (Alembic, Django): names it in messages.
+    tool: &'static HelperTool,
     child: InteractiveChild,
     _container: Option<Container>,
     /// The project's folder, for the messages of events that stop the run.
@@ -85,7 +87,8 @@ enum Next {
 
 impl Session {
     /// Starts the helper and reads up to the first revision it is about to run.
-    pub(super) async fn start(
+    pub(crate) async fn start(
+        tool: &'static HelperTool,
         cmd: ChildCommand,
         container: Option<Container>,
         python: &str,
@@ -96,12 +99,14 @@ impl Session {
         let child = cmd.spawn_interactive().map_err(|e| {
             ErrorKind::MigrationToolMissing.because(
                 format!(
-                    "cannot start the Alembic helper with {python}: set migrations.python to your app's interpreter"
+                    "cannot start the {} helper with {python}: set migrations.python to your app's interpreter",
+                    tool.name
                 ),
                 e,
             )
         })?;
         let mut s = Session {
+            tool,
             child,
             _container: container,
             dir: dir.to_path_buf(),
@@ -120,12 +125,7 @@ impl Session {
 
     /// Reads up to the next revision the helper is about to run (the
     /// start-up, from `spawned`, when it is the process's first), or to its end.
-    pub(super) async fn advance(
-        &mut self,
-        cancel: &CancellationToken,
-        spawned: Option<SystemTime>,
-        python: &str,
-    ) -> Result<()> {
+    async fn advance(&mut self, cancel: &CancellationToken, spawned: Option<SystemTime>, python: &str) -> Result<()> {
         let mut ended = Ended::default();
         loop {
             match self.next(cancel).await? {
@@ -136,9 +136,8 @@ impl Session {
                     return Ok(());
                 }
                 Next::Event(HelperEvent::Missing { message }) => {
-                    return Err(
-                        ErrorKind::MigrationToolMissing.error(format!("{python} cannot import Alembic: {message}"))
-                    )
+                    return Err(ErrorKind::MigrationToolMissing
+                        .error(format!("{python} cannot import {}: {message}", self.tool.name)))
                 }
                 Next::Event(e @ HelperEvent::Failed { .. }) => ended.failed = Some(e),
                 // env.py's own statements before the first revision (the version table's creation).
@@ -160,28 +159,75 @@ impl Session {
         Ok(())
     }
 
+    /// Brings a release's running process (if any) to `id`: read on to the
+    /// migration it runs next when it is between two. True when it waits
+    /// for `id` (or ended before any, which `run` reports); false when a
+    /// process must be started. A process about to run another migration
+    /// is closed, and `other` says why that is an error.
+    pub(crate) async fn reach(
+        slot: &mut Option<Box<Session>>,
+        id: &str,
+        cancel: &CancellationToken,
+        python: &str,
+        other: impl FnOnce(&str) -> Error,
+    ) -> Result<bool> {
+        if let Some(running) = slot.as_mut().filter(|s| s.between()) {
+            running.advance(cancel, None, python).await?;
+        }
+        if slot.as_ref().is_some_and(|s| s.ready_for(id)) {
+            return Ok(true);
+        }
+        if let Some(running) = slot.as_mut().filter(|s| !s.ended()) {
+            let waiting = running.waiting().unwrap_or("another migration").to_string();
+            running.close().await;
+            return Err(other(&waiting));
+        }
+        Ok(false)
+    }
+
+    /// Runs `migration` in the slot's process (readied by `reach` or
+    /// `start`), and empties the slot once that process ended.
+    pub(crate) async fn run_in(
+        slot: &mut Option<Box<Session>>,
+        migration: &Migration,
+        target: &Target<'_>,
+        history_table: &str,
+    ) -> Result<Applied> {
+        let Some(running) = slot.as_mut() else {
+            return Err(Error::environment(format!(
+                "no helper process is ready to run {}: report this as a bug",
+                migration.id
+            )));
+        };
+        let applied = running.run(migration, target, history_table).await?;
+        if running.ended() {
+            *slot = None;
+        }
+        Ok(applied)
+    }
+
     /// The revision the helper waits to start.
-    pub(super) fn waiting(&self) -> Option<&str> {
+    pub(crate) fn waiting(&self) -> Option<&str> {
         self.waiting.as_ref().map(|(r, _)| r.as_str())
     }
 
     /// Whether it is ready to run `revision`, or ended before any revision
     /// (which `run` turns into that revision's failure).
-    pub(super) fn ready_for(&self, revision: &str) -> bool {
+    fn ready_for(&self, revision: &str) -> bool {
         self.waiting() == Some(revision) || self.early.is_some()
     }
 
-    pub(super) fn ended(&self) -> bool {
+    pub(crate) fn ended(&self) -> bool {
         self.ended
     }
 
     /// Between two revisions, before the helper said which is next.
-    pub(super) fn between(&self) -> bool {
+    fn between(&self) -> bool {
         !self.ended && self.waiting.is_none() && self.early.is_none()
     }
 
     /// Tells the helper to stop (stdin closed: its open transaction rolls back) and waits for it.
-    pub(super) async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         if !self.ended {
             let _ = self.child.finish(CLOSE_DEADLINE).await;
             self.ended = true;
@@ -198,13 +244,16 @@ impl Session {
             let Some(event) = protocol::read_line(&line) else { continue };
             let event = event.map_err(|e| {
                 Error::environment_because(
-                    "the Alembic helper printed output rehearse cannot read (a different helper version, or an \
-                     env.py printing rehearse's marker): rerun, and report it if it persists",
+                    format!(
+                        "the {} helper printed output rehearse cannot read (a different helper version, or the \
+                         project printing rehearse's marker): rerun, and report it if it persists",
+                        self.tool.name
+                    ),
                     e,
                 )
             })?;
             // A connection to another database, or no driver: the run stops here.
-            if let Some(stop) = stops_the_run(&event, &self.dir) {
+            if let Some(stop) = stops_the_run(&event, &self.dir, self.tool) {
                 self.close().await;
                 return Err(stop);
             }
@@ -214,19 +263,19 @@ impl Session {
 
     /// Runs the revision the helper waits for (`ready_for(migration.id)`)
     /// and reads what it did, up to its end (or the process's, after the last).
-    pub(super) async fn run(
+    pub(crate) async fn run(
         &mut self,
         migration: &Migration,
         target: &Target<'_>,
         version_table: &str,
     ) -> Result<Applied> {
         if let Some(ended) = self.early.take() {
-            return Ok(ended_before_running(ended, migration, target));
+            return Ok(ended_before_running(self.tool, ended, migration, target));
         }
         let Some((revision, go)) = self.waiting.take() else {
             return Err(Error::environment(format!(
-                "the Alembic process is not waiting to run {}: report this as a bug",
-                migration.id
+                "the {} process is not waiting to run {}: report this as a bug",
+                self.tool.name, migration.id
             )));
         };
         let mut applied = Applied {
@@ -236,16 +285,15 @@ impl Session {
         };
         let shown = migration.shown_id();
         let sent = Instant::now();
-        self.child
-            .send(&format!("go {revision}"))
-            .await
-            .map_err(|e| Error::environment_because("cannot tell the Alembic helper to go on", e))?;
-        let mut run = Revision { go, end: None, ended: Ended::default(), rolled_back: Vec::new() };
+        self.child.send(&format!("go {revision}")).await.map_err(|e| {
+            Error::environment_because(format!("cannot tell the {} helper to go on", self.tool.name), e)
+        })?;
+        let mut run = Revision { go, end: None, ended: Ended::default(), rolled_back: Vec::new(), epilogue: None };
         self.read_revision(&shown, &mut run, &mut applied, target, version_table).await?;
         let end = run.end.unwrap_or(go + sent.elapsed().as_secs_f64());
         self.holds_at_end(end, &shown, &mut applied);
         applied.duration = Duration::from_secs_f64((end - go).max(0.0));
-        conclude(&mut applied, run, migration, target);
+        conclude(self.tool, &mut applied, run, migration, target);
         Ok(applied)
     }
 
@@ -334,8 +382,22 @@ impl Session {
                 return true;
             }
             HelperEvent::Failed { clock, .. } => {
-                run.end = Some(clock);
+                // A failure after the last migration leaves that migration's time as it was.
+                if run.epilogue.is_none() {
+                    run.end = Some(clock);
+                }
                 run.ended.failed = Some(event);
+            }
+            HelperEvent::Epilogue { clock } => {
+                // From the last migration's end: what the tool did after it
+                // (Django's check_replacements, then its post_migrate handlers).
+                run.epilogue = Some(run.end.unwrap_or(clock));
+                run.end = run.end.or(Some(clock));
+            }
+            HelperEvent::Done { clock: Some(clock), .. } => {
+                if let Some(began) = run.epilogue {
+                    applied.epilogue = Some(Duration::from_secs_f64((clock - began).max(0.0)));
+                }
             }
             _ => {}
         }
@@ -426,20 +488,22 @@ struct Revision {
     ended: Ended,
     /// Earlier revisions a rollback in this one undid.
     rolled_back: Vec<String>,
+    /// When the tool's own work after its last migration started (Django's
+    /// post_migrate handlers): none of it is the migration's.
+    epilogue: Option<f64>,
 }
 
 /// The revision's outcome when the process ended before it could start
 /// (env.py raised, the connection was refused, a signal), or exited
 /// cleanly without running it.
-fn ended_before_running(ended: Ended, migration: &Migration, target: &Target<'_>) -> Applied {
+fn ended_before_running(tool: &HelperTool, ended: Ended, migration: &Migration, target: &Target<'_>) -> Applied {
     let mut applied = Applied::default();
-    outcome(&mut applied, ended, migration, target);
+    outcome(tool, &mut applied, ended, migration, target);
     if applied.error.is_none() {
-        // It exited cleanly without running the revision discovery listed.
+        // It exited cleanly without running the migration discovery listed.
         applied.error = Some(MigrationError::new(format!(
-            "the Alembic process ended without running {}: does env.py call context.run_migrations() \
-             for this database?",
-            migration.id
+            "the {} process ended without running {}: {}",
+            tool.name, migration.id, tool.never_ran
         )));
     }
     applied
@@ -447,11 +511,19 @@ fn ended_before_running(ended: Ended, migration: &Migration, target: &Target<'_>
 
 /// The revision's error from what `run` saw: its failure or its process's
 /// exit, no report of its end at all, and the earlier revisions a rollback undid.
-fn conclude(applied: &mut Applied, run: Revision, migration: &Migration, target: &Target<'_>) {
+fn conclude(tool: &HelperTool, applied: &mut Applied, run: Revision, migration: &Migration, target: &Target<'_>) {
     let reported = run.end.is_some() || run.ended.failed.is_some() || run.ended.exit.is_some();
-    outcome(applied, run.ended, migration, target);
+    let after_last = run.epilogue.is_some() && run.ended.failed.is_some();
+    outcome(tool, applied, run.ended, migration, target);
     if !reported {
-        applied.error = Some(MigrationError::new("the Alembic helper ended without reporting the revision's outcome"));
+        applied.error = Some(MigrationError::new(format!(
+            "the {} helper ended without reporting the migration's outcome",
+            tool.name
+        )));
+    }
+    if let (Some(error), true) = (applied.error.as_mut(), after_last) {
+        // The migration itself ran: what failed is the tool's work after the release's last migration.
+        error.message = format!("after the last migration ({}): {}", tool.epilogue, error.message);
     }
     if let (Some(error), false) = (applied.error.as_mut(), run.rolled_back.is_empty()) {
         error.message = format!(
@@ -466,7 +538,7 @@ fn conclude(applied: &mut Applied, run: Revision, migration: &Migration, target:
 }
 
 /// The revision's error from how its process ended, if it did.
-fn outcome(applied: &mut Applied, ended: Ended, migration: &Migration, target: &Target<'_>) {
+fn outcome(tool: &HelperTool, applied: &mut Applied, ended: Ended, migration: &Migration, target: &Target<'_>) {
     match (ended.failed, ended.exit) {
         (Some(f), _) => applied.error = Some(revision_error(&f, migration, target)),
         (None, Some(ChildError::Cancelled { .. })) => {
@@ -478,7 +550,7 @@ fn outcome(applied: &mut Applied, ended: Ended, migration: &Migration, target: &
                 ChildError::Failed { stderr, .. } => last_lines(stderr, 25),
                 e => e.to_string(),
             };
-            let message = format!("alembic upgrade {} failed:\n{text}", migration.id);
+            let message = format!("{} {} failed:\n{text}", tool.command, migration.id);
             applied.error = Some(MigrationError::new(target.redact(&message)));
         }
         (None, None) => {}

@@ -15,10 +15,16 @@ pub(super) fn section(w: &mut String, r: &Report) {
     let found = hazards::found(r);
     let ignored = hazards::ignored_line(r, true);
     let unused = hazards::unused_ignores(&r.hazards.unused_ignores, true);
-    if found.is_empty() && ignored.is_none() && unused.is_none() {
+    let unevaluated: Vec<&str> =
+        r.migrations.iter().filter(|m| !m.not_evaluated.is_empty()).map(|m| m.id.as_str()).collect();
+    if found.is_empty() && ignored.is_none() && unused.is_none() && unevaluated.is_empty() {
         return;
     }
     put!(w, "## Hazards\n");
+    if !unevaluated.is_empty() {
+        // Not "no hazards": for these, the rules that read statements had nothing to read.
+        put!(w, "**Not evaluated** for {}: each one's section says what and why.\n", unevaluated.join(", "));
+    }
     if !found.is_empty() {
         put!(
             w,

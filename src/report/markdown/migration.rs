@@ -48,6 +48,9 @@ fn figures(w: &mut String, m: &MigrationReport) {
         }
         None => put!(w, "- Time: {}", format_ms(m.duration_ms)),
     }
+    if let Some(after) = m.post_migrate_ms {
+        put!(w, "- After it: {} in Django's post_migrate handlers (not in its time)", format_ms(after));
+    }
     if let Some((tries, lost_ms, lock_timeout_ms)) = m.retried() {
         put!(w, "- Retried: {tries} attempts, {} lost to lock_timeout {lock_timeout_ms}ms", format_ms(lost_ms));
     }
@@ -148,6 +151,9 @@ fn recovery_steps(w: &mut String, r: &Recovery) {
 
 /// Every finding, then the rules `hazards.ignore` set aside here, counted.
 fn hazards(w: &mut String, m: &MigrationReport) {
+    for what in &m.not_evaluated {
+        put!(w, "\n**Not evaluated:** {what}.");
+    }
     if m.hazards.is_empty() && m.ignored_hazards.is_empty() {
         return;
     }

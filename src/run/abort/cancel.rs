@@ -162,7 +162,7 @@ impl Cancel<'_> {
                     Error::environment_because("cannot cancel the migration's statement (pg_cancel_backend)", e)
                 })?;
             }
-            MigrationTool::Alembic | MigrationTool::Command => {
+            MigrationTool::Alembic | MigrationTool::Command | MigrationTool::Django => {
                 crate::sys::process::interrupt_children();
             }
         }
