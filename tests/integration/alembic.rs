@@ -133,8 +133,11 @@ fn a_command_runner_is_rehearsed_with_rev_and_url() {
     let share = index.locks.iter().find(|l| l.relation == "public.orders" && l.mode == LockMode::ShareLock);
     let share = share.unwrap_or_else(|| panic!("the sampler sees an external tool's locks: {:?}", index.locks));
     assert!(share.held_ms >= 150 && share.held_ms <= index.duration_ms, "{share:?} in {} ms", index.duration_ms);
-    // Each command's start-up (sh, the runner, psql's connect) until its first session: apart.
-    assert!(report.migrations.iter().all(|m| m.startup_ms.is_some()), "{:?}", report.migrations[0]);
+    // The command's start-up (sh, the runner, psql's connect) until its first session: apart. The index
+    // build's session lasts long enough to be seen; m1's may start and end between two polls, and then
+    // its start-up is unknown (None), never guessed.
+    assert!(index.startup_ms.is_some(), "{index:?}");
+    assert!(report.migrations.iter().all(|m| m.startup_ms.is_none_or(|s| s > 0)), "{:?}", report.migrations[0]);
     sandbox.assert_no_leaks();
 }
 
