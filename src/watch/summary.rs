@@ -91,7 +91,7 @@ impl WatchSummary {
             .release
             .estimate_speed
             .filter(|_| in_production > 0)
-            .map(|speed| round2(speed * mid as f64 / in_production as f64));
+            .map(|speed| significant3(speed * mid as f64 / in_production as f64));
         WatchSummary {
             schema: WATCH_SCHEMA.to_string(),
             scenario: tracker.release.scenario.clone(),
@@ -110,6 +110,27 @@ impl WatchSummary {
 /// `x` to two decimals.
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// `x` to three significant figures: a speed far below 1 (production much
+/// slower than the estimate's mid, e.g. a migration that waited on a lock)
+/// must not read as 0, which `estimate.speed` refuses.
+fn significant3(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(2 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
+}
+
+#[cfg(test)]
+mod rounding {
+    #[test]
+    fn a_small_speed_keeps_three_significant_figures() {
+        assert_eq!(super::significant3(0.004048), 0.00405);
+        assert_eq!(super::significant3(72.5123), 72.5);
+        assert_eq!(super::significant3(0.0), 0.0);
+    }
 }
 
 impl WatchSummary {
