@@ -123,16 +123,6 @@ fn significant3(x: f64) -> f64 {
     (x * scale).round() / scale
 }
 
-#[cfg(test)]
-mod rounding {
-    #[test]
-    fn a_small_speed_keeps_three_significant_figures() {
-        assert_eq!(super::significant3(0.004048), 0.00405);
-        assert_eq!(super::significant3(72.5123), 72.5);
-        assert_eq!(super::significant3(0.0), 0.0);
-    }
-}
-
 impl WatchSummary {
     /// Writes `watch.json` and `watch.md` into `dir`; returns their paths.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -211,5 +201,15 @@ impl WatchSummary {
                  calibration for the next rehearsal."
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod rounding {
+    #[test]
+    fn a_small_speed_keeps_three_significant_figures() {
+        assert_eq!(super::significant3(0.004048), 0.00405);
+        assert_eq!(super::significant3(72.5123), 72.5);
+        assert_eq!(super::significant3(0.0), 0.0);
     }
 }
